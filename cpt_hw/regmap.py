@@ -1,0 +1,177 @@
+"""The accelerator's AXI4-Lite register map, derived from the config alone.
+
+The layout is the one Vivado/Vitis HLS gives an ``ap_ctrl_hs`` kernel with an ``s_axilite`` bundle
+``control``: 0x00 CTRL, 0x04 GIE, 0x08 IER, 0x0C ISR, then the top function's arguments in order from
+0x10.  HLS's allocation rules, which :func:`_allocate` mirrors:
+
+* input scalar of <= 32 bits: data word, then one reserved word (stride 8);
+* input of 64 bits (an ``m_axi`` pointer with ``offset=slave`` or a 64-bit scalar): data[31:0],
+  data[63:32], one reserved word (stride 12);
+* output scalar: its data word(s), then a control word whose bit 0 is ``<name>_ap_vld`` (clear on read).
+
+The HLS kernel, the Verilog twin, the testbenches and every driver backend read this one object (or its
+``regmap.json`` export); the bitstream flow checks the HLS export against it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .config import INTERFACE_VERSION, HardwareConfig
+
+KERNEL_NAME = "cpt_gemm"
+
+#: CTRL (0x00) bits, as HLS defines them.
+CTRL_BITS = {"AP_START": 0, "AP_DONE": 1, "AP_IDLE": 2, "AP_READY": 3, "AUTO_RESTART": 7, "INTERRUPT": 9}
+#: IER / ISR bits.
+IRQ_BITS = {"DONE": 0, "READY": 1}
+#: ``flags`` argument bits.
+FLAG_BITS = {"A_SIGNED": 0, "B_SIGNED": 1}
+#: ``status`` output bits: a non-zero status means the call was refused and memory was not touched
+#: (AXI_RESP: a bus error response arrived during the run).
+STATUS_BITS = {
+    "ERR_DIM": 0,      # M, N or K is zero, M or N > max_dim, or K > k_max
+    "ERR_BITS": 1,     # a_bits or b_bits is 0 or > operand_bits
+    "ERR_ALIGN": 2,    # a, b or c is not aligned to word_bytes
+    "ERR_WINDOW": 3,   # an operand or result range lies outside [win_base, win_limit)
+    "ERR_FLAGS": 4,    # a reserved flags bit is set
+    "ERR_AXI_RESP": 5,  # SLVERR/DECERR on a read or write
+}
+STATUS_DOC = {
+    "ERR_DIM": "M, N or K is zero, M or N > max_dim, or K > k_max",
+    "ERR_BITS": "a_bits or b_bits is 0 or above the operand precision",
+    "ERR_ALIGN": "a, b or c is not aligned to word_bytes",
+    "ERR_WINDOW": "an operand or result byte range lies outside [win_base, win_limit)",
+    "ERR_FLAGS": "a reserved flags bit is set",
+    "ERR_AXI_RESP": "an AXI read or write returned SLVERR/DECERR",
+}
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument of the HLS top function ``cpt_gemm``."""
+
+    name: str
+    bits: int          # 32 or 64
+    direction: str     # "in" or "out"
+    kind: str          # "pointer" (m_axi gmem, offset=slave) or "scalar"
+    doc: str
+
+
+def arguments(cfg: HardwareConfig) -> list[Argument]:
+    """The top function's arguments, in the order of its C signature."""
+    aw = cfg.axi_addr_width
+    return [
+        Argument("a", aw, "in", "pointer", "A operand: M x K, packed bit planes (docs/ddr-layout.md)"),
+        Argument("b", aw, "in", "pointer", "B operand: K x N, stored transposed as packed bit planes"),
+        Argument("c", aw, "in", "pointer", "C result: M rows x round_up(N, cols) int32, row-major"),
+        Argument("m", 32, "in", "scalar", "rows of A and C, 1..max_dim"),
+        Argument("n", 32, "in", "scalar", "columns of B and C, 1..max_dim"),
+        Argument("k", 32, "in", "scalar", "reduction length, 1..k_max"),
+        Argument("a_bits", 32, "in", "scalar", "precision of A in bits, 1..operand_bits"),
+        Argument("b_bits", 32, "in", "scalar", "precision of B in bits, 1..operand_bits"),
+        Argument("flags", 32, "in", "scalar", "bit 0: A signed, bit 1: B signed; others reserved (0)"),
+        Argument("win_base", aw, "in", "scalar", "DMA window: lowest byte address the kernel may touch"),
+        Argument("win_limit", aw, "in", "scalar", "DMA window: first byte address past the window"),
+        Argument("status", 32, "out", "scalar", "error bits of the last call (0: success)"),
+        Argument("cycles", 64, "out", "scalar", "clock cycles from ap_start to ap_done of the last call"),
+        Argument("id", 32, "out", "scalar", "ID/version word: hash of the config (HardwareConfig.id_word)"),
+    ]
+
+
+@dataclass(frozen=True)
+class Register:
+    """One 32-bit word of the control register file."""
+
+    name: str          # e.g. "a_lo", "m", "status", "status_ctrl", "CTRL"
+    offset: int
+    access: str        # "rw", "r", "r/cor" (clear on read), "r/tow" ...
+    doc: str
+    arg: str | None = None       # the argument this word belongs to
+    word: int = 0                # which 32-bit word of the argument (0 = bits 31:0)
+
+
+@dataclass(frozen=True)
+class RegisterMap:
+    """Every register of the ``control`` bundle, with HLS's offsets."""
+
+    config: HardwareConfig
+    registers: tuple[Register, ...]
+
+    @property
+    def addr_width(self) -> int:
+        """Address bits of the s_axi_control port, as HLS sizes it."""
+        return max(4, (self.registers[-1].offset + 3).bit_length())
+
+    def offset(self, name: str) -> int:
+        for r in self.registers:
+            if r.name == name:
+                return r.offset
+        raise KeyError(f"no register named {name!r}")
+
+    def arg_offset(self, arg: str) -> int:
+        """Offset of an argument's first data word."""
+        for r in self.registers:
+            if r.arg == arg and r.word == 0 and not r.name.endswith("_ctrl"):
+                return r.offset
+        raise KeyError(f"no argument named {arg!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "kernel": KERNEL_NAME,
+            "bundle": "control",
+            "config": cfg.name,
+            "id_word": cfg.id_word,
+            "interface_version": INTERFACE_VERSION,
+            "addr_width": self.addr_width,
+            "registers": [asdict(r) for r in self.registers],
+            "arguments": [asdict(a) for a in arguments(cfg)],
+            "ctrl_bits": CTRL_BITS,
+            "irq_bits": IRQ_BITS,
+            "flag_bits": FLAG_BITS,
+            "status_bits": STATUS_BITS,
+            "status_doc": STATUS_DOC,
+            "layout": {
+                "word_bytes": cfg.word_bytes,
+                "dot_width": cfg.dot_width,
+                "rows": cfg.rows,
+                "cols": cfg.cols,
+                "operand_bits": cfg.operand_bits,
+                "k_max": cfg.k_max,
+                "max_dim": cfg.max_dim,
+                "result_bytes": 4,
+            },
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+
+def _allocate(args: list[Argument]) -> list[Register]:
+    regs = [
+        Register("CTRL", 0x00, "rw", "bit0 ap_start, bit1 ap_done (COR), bit2 ap_idle, bit3 ap_ready (COR), "
+                 "bit7 auto_restart, bit9 interrupt"),
+        Register("GIE", 0x04, "rw", "bit0 global interrupt enable"),
+        Register("IER", 0x08, "rw", "bit0 ap_done interrupt enable, bit1 ap_ready interrupt enable"),
+        Register("ISR", 0x0C, "r/tow", "bit0 ap_done, bit1 ap_ready interrupt status (toggle on write)"),
+    ]
+    off = 0x10
+    for a in args:
+        words = a.bits // 32
+        for w in range(words):
+            name = a.name if words == 1 else f"{a.name}_{'lo' if w == 0 else 'hi'}"
+            access = "rw" if a.direction == "in" else "r"
+            regs.append(Register(name, off, access, a.doc, arg=a.name, word=w))
+            off += 4
+        if a.direction == "out":
+            regs.append(Register(f"{a.name}_ctrl", off, "r/cor", f"bit0 {a.name}_ap_vld", arg=a.name, word=words))
+        off += 4  # the reserved word of an input, the control word of an output
+    return regs
+
+
+def register_map(cfg: HardwareConfig) -> RegisterMap:
+    """The register map of the accelerator described by ``cfg``."""
+    return RegisterMap(cfg, tuple(_allocate(arguments(cfg))))

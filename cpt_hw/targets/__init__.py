@@ -1,0 +1,1 @@
+"""Generator targets: one module per artefact family (driver, rtl, hls, vivado)."""
