@@ -44,17 +44,29 @@ class GemmEngine(Protocol):
 
     def check_bits(self, fw: int, bw: int) -> None: ...
 
+    def stats(self) -> dict: ...
+
 
 class ExactEngine:
     """``golden.gemm`` itself: the reference every other engine is tested against."""
 
     name = "exact"
 
+    def __init__(self) -> None:
+        self.calls = 0
+        self.binary_ops = 0
+
     def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int) -> np.ndarray:
+        self.calls += 1
+        self.binary_ops += golden.gemm_cost(a.shape[0], b.shape[1], a.shape[1], a_bits, b_bits)
         return golden.gemm(a, b, a_bits, b_bits, a_signed=False, b_signed=False)
 
     def check_bits(self, fw: int, bw: int) -> None:
         """Any precision the quantizers accept is exact here."""
+
+    def stats(self) -> dict:
+        """GEMM calls and useful binary operations (M N K a_bits b_bits summed) so far."""
+        return {"backend": self.name, "gemm_calls": self.calls, "binary_ops": self.binary_ops}
 
 
 def _gemm(engine: GemmEngine, a: torch.Tensor, b: torch.Tensor, a_bits: int, b_bits: int) -> torch.Tensor:
