@@ -42,6 +42,8 @@ class QuantLayerMixin:
 
     def _init_quant(self) -> None:
         self.backend = None
+        #: Set by cpt_hw.fast.enable_fast: device-resident precision of the CUDA fast path (None: off).
+        self.fast_precision = None
         # Fallback numbering by construction order; build_model/number_layers renumber deterministically.
         self.layer_id = next(_construction_order) % (1 << 34)
         self.register_buffer("act_min", torch.zeros(()))  # type: ignore[attr-defined]
@@ -91,6 +93,8 @@ class QConv2d(QuantLayerMixin, nn.Conv2d):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (torch's name)
         """input (B, C_in, H, W) float -> (B, C_out, H_out, W_out)."""
+        if self.fast_precision is not None:
+            return _fast_forward(self, input, ConvOps.of(self))
         if not get_precision().quantized:
             return super().forward(input)
         return self._quant_forward(input, ConvOps.of(self))
@@ -105,7 +109,15 @@ class QLinear(QuantLayerMixin, nn.Linear):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
         """input (..., in_features) float -> (..., out_features)."""
+        if self.fast_precision is not None:
+            return _fast_forward(self, input, _LINEAR)
         return self._quant_forward(input, _LINEAR)
+
+
+def _fast_forward(layer: QuantLayerMixin, x: torch.Tensor, ops: ConvOps | LinearOps) -> torch.Tensor:
+    from ..fast.layers import fast_forward  # late import: the fast path is optional (CUDA)
+
+    return fast_forward(layer, x, ops)
 
 
 def quantized_layers(model: nn.Module) -> Iterator[tuple[str, QuantLayerMixin]]:

@@ -1,0 +1,95 @@
+"""The CUDA fast path of the quantized layers: device-resident precision, fused quantizers, no host sync.
+
+:func:`enable_fast` switches every quantized layer of a model to this path; the trainer then sets the
+precision once per iteration with :meth:`DevicePrecision.set` (three tensor writes), which a captured
+CUDA graph reads at replay.  Numerics are those of the ``torch`` backend (docs/numerics.md): "paper"
+(dX = E_hat W_hat) or "hardware" (dX = E_tilde (Q_w + z_w/s_w), E_tilde the stochastic quantization of
+E diag(s_w)); forward and weight gradient are the same in both.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..nn.layers import ACT_MOMENTUM, QuantLayerMixin, quantized_layers
+from ..nn.ops import ConvOps, LinearOps
+from .quant import fq_channel_fused, fq_error_fused, fq_tensor_range_fused, fq_tensor_train_fused, stream_key
+
+Ops = ConvOps | LinearOps
+STREAM_ERROR, STREAM_SCALED_ERROR = 0, 1
+
+
+class DevicePrecision:
+    """Forward/backward precision and iteration number as 0-d device tensors (read by the fused kernels).
+
+    ``fw``/``bw`` = 0 (full precision) is not representable here: the fast path quantizes every
+    iteration, and full-precision training uses the plain float layers.
+    """
+
+    def __init__(self, device: torch.device | str, seed: int = 0, hardware: bool = False) -> None:
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.hardware = bool(hardware)
+        self.fw_levels = torch.full((), 255.0, dtype=torch.float32, device=self.device)
+        self.bw_levels = torch.full((), 255.0, dtype=torch.float32, device=self.device)
+        self.step = torch.zeros((), dtype=torch.int64, device=self.device)
+
+    def set(self, fw: int, bw: int, step: int) -> None:
+        """Precision of iteration ``step``: fw, bw in 1..16 bits.  No host synchronisation."""
+        if not (1 <= fw <= 16 and 1 <= bw <= 16):
+            raise ValueError(f"fast path: fw = {fw}, bw = {bw}: must be in 1..16 (0 = float: use plain layers)")
+        self.fw_levels.fill_(float(2**fw - 1))
+        self.bw_levels.fill_(float(2**bw - 1))
+        self.step.fill_(step)
+
+
+class _FastQuantGemm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, b, layer, ops: Ops, dp: DevicePrecision):  # type: ignore[override]
+        if layer.training:  # batch range; running range for eval updated with momentum 0.9 (reference)
+            x_hat = fq_tensor_train_fused(x, dp.fw_levels, layer.act_min, layer.act_max, ACT_MOMENTUM)
+        else:
+            x_hat = fq_tensor_range_fused(x, layer.act_min, layer.act_max, dp.fw_levels)
+        w_hat, qw, sw, zw = fq_channel_fused(w, dp.fw_levels)
+        ctx.ops, ctx.dp, ctx.keys, ctx.x_shape, ctx.has_bias = ops, dp, layer.fast_keys, x.shape, b is not None
+        ctx.save_for_backward(x_hat, w_hat, qw, sw, zw)
+        return ops.forward(x_hat, w_hat, b)
+
+    @staticmethod
+    def backward(ctx, e):  # type: ignore[override]
+        x_hat, w_hat, qw, sw, zw = ctx.saved_tensors
+        ops, dp = ctx.ops, ctx.dp
+        keys = ctx.keys
+        e_hat = fq_error_fused(e, dp.bw_levels, keys[STREAM_ERROR], dp.step)
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            if dp.hardware:
+                scale = ops.channel_view(sw.reshape(-1), e.dim())
+                e_tilde = fq_error_fused(e, dp.bw_levels, keys[STREAM_SCALED_ERROR], dp.step, scale)
+                dx = ops.grad_input(e_tilde, qw + zw / sw, ctx.x_shape)
+            else:
+                dx = ops.grad_input(e_hat, w_hat, ctx.x_shape)
+        if ctx.needs_input_grad[1]:
+            dw = ops.grad_weight(x_hat, e_hat, w_hat.shape)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = ops.grad_bias(e_hat)
+        return dx, dw, db, None, None, None
+
+
+def fast_forward(layer: QuantLayerMixin, x: torch.Tensor, ops: Ops) -> torch.Tensor:
+    """Forward of a quantized layer on the fast path (``layer.fast_precision`` is set)."""
+    return _FastQuantGemm.apply(x, layer.weight, layer.bias, layer, ops, layer.fast_precision)  # type: ignore
+
+
+def enable_fast(model: nn.Module, dp: DevicePrecision | None) -> int:
+    """Route every quantized layer of ``model`` through the fast path with ``dp`` (None: back to the
+    backend machinery).  Returns the number of layers switched."""
+    count = 0
+    for _, layer in quantized_layers(model):
+        layer.fast_precision = dp  # type: ignore[attr-defined]
+        if dp is not None:  # noise-stream keys live on the device (created here, never during a capture)
+            keys = [stream_key(dp.seed, layer.layer_id, s) for s in (STREAM_ERROR, STREAM_SCALED_ERROR)]
+            layer.fast_keys = torch.tensor(keys, dtype=torch.int64, device=dp.device).unbind()  # type: ignore
+        count += 1
+    return count

@@ -1,0 +1,107 @@
+"""The CUDA fast path (cpt_hw.fast): its fused quantizers equal the golden model bit for bit; its layers
+compute the torch backend's forward exactly; the graph step and the GPU pipeline run where CUDA exists."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cpt_hw import golden as g
+from cpt_hw import nn as cnn
+from cpt_hw.fast import DevicePrecision, enable_fast
+from cpt_hw.fast.data import GpuBatches
+from cpt_hw.fast.quant import (fq_channel, fq_error, fq_tensor_range, fq_tensor_train, stream_key)
+from cpt_hw.models import build_model
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8])
+def test_fused_quantizers_equal_golden(bits):
+    torch.manual_seed(bits)
+    x = torch.randn(2, 3, 5, 7) * 3
+    levels = torch.tensor(float(2**bits - 1))
+    run_min, run_max = torch.zeros(()), torch.zeros(())
+    x_hat = fq_tensor_train(x, levels, run_min, run_max, 0.9)
+    lo, hi = x.min().numpy(), x.max().numpy()
+    np.testing.assert_array_equal(x_hat.numpy(), g.dequantize(g.quantize(x.numpy(), bits, lo, hi), lo, hi, bits))
+    assert run_min.item() == pytest.approx(0.1 * lo) and run_max.item() == pytest.approx(0.1 * hi)
+    np.testing.assert_array_equal(fq_tensor_range(x, torch.tensor(lo), torch.tensor(hi), levels).numpy(), x_hat.numpy())
+    w_hat, q, scale, zp = fq_channel(x, levels)
+    wl, wh = x.numpy().reshape(2, -1).min(1)[:, None, None, None], x.numpy().reshape(2, -1).max(1)[:, None, None, None]
+    np.testing.assert_array_equal(q.numpy(), g.quantize(x.numpy(), bits, wl, wh))
+    np.testing.assert_array_equal(w_hat.numpy(), g.dequantize(q.numpy(), wl, wh, bits))
+    key, step = stream_key(5, 2, 0), 17
+    seed = int(g.counter_hash(key, np.int64(step)))
+    e_hat = fq_error(x, levels, torch.tensor(key), torch.tensor(step))
+    qe = g.quantize(x.numpy(), bits, lo, hi, stochastic=True, seed=seed)
+    np.testing.assert_array_equal(e_hat.numpy(), g.dequantize(qe, lo, hi, bits))
+
+
+def test_precision_change_is_a_tensor_write():
+    dp = DevicePrecision("cpu")
+    dp.set(3, 8, 5)
+    assert dp.fw_levels.item() == 7 and dp.bw_levels.item() == 255 and dp.step.item() == 5
+    with pytest.raises(ValueError, match="must be in 1..16"):
+        dp.set(0, 8, 0)
+
+
+@pytest.mark.parametrize("hardware", [False, True])
+def test_fast_layers_match_torch_backend_forward_and_train(hardware):
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    with cnn.use_backend("torch:hardware" if hardware else "torch"), cnn.precision(fw=4, bw=8, step=0):
+        ref = model(x)
+    dp = DevicePrecision("cpu", hardware=hardware)
+    dp.set(4, 8, 0)
+    assert enable_fast(model, dp) == 21  # stem + 18 block convs + 2 downsample
+    out = model(x)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    F.cross_entropy(out, y).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    # with nearly float errors (16 bits), the gradients approach those of the float error path
+    model.zero_grad()
+    dp.set(4, 16, 1)
+    F.cross_entropy(model(x), y).backward()
+    fast = [p.grad.clone() for p in model.parameters()]
+    enable_fast(model, None)
+    model.zero_grad()
+    with cnn.use_backend("torch"), cnn.precision(fw=4, bw=0, step=1):
+        F.cross_entropy(model(x), y).backward()
+    for a, b in zip(fast, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-3)
+
+
+def test_gpu_batches_are_a_function_of_the_step():
+    pixels = np.random.default_rng(0).integers(0, 256, (300, 3, 32, 32), dtype=np.uint8)
+    b = GpuBatches(pixels, np.arange(300) % 10, 128, seed=3, device="cpu", mean=(0.5,) * 3, std=(0.25,) * 3)
+    x1, y1 = b.get(3)
+    b2 = GpuBatches(pixels, np.arange(300) % 10, 128, seed=3, device="cpu", mean=(0.5,) * 3, std=(0.25,) * 3)
+    x2, y2 = b2.get(3)
+    assert x1.shape == (128, 3, 32, 32) and torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not torch.equal(b.get(4)[0], x1)
+    # crops are 32x32 windows of the 4-padded image: every value is a normalised pixel or padding
+    raw = (x1 * 0.25 * 255 + 0.5 * 255).round()
+    assert raw.min() >= 0 and raw.max() <= 255
+    with pytest.raises(ValueError, match="batch = 0"):
+        GpuBatches(pixels, np.arange(300) % 10, 0, 0, "cpu", (0.5,) * 3, (0.25,) * 3)
+
+
+@cuda
+def test_graph_step_trains_on_cuda():
+    from cpt_hw.fast.graph import GraphedTrainStep
+
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10).cuda()
+    dp = DevicePrecision("cuda")
+    enable_fast(model, dp)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x, y = torch.randn(32, 3, 32, 32, device="cuda"), torch.randint(0, 10, (32,), device="cuda")
+    step = GraphedTrainStep(model, opt, F.cross_entropy, x, y)
+    losses = []
+    for t in range(30):
+        dp.set(3 + t % 6, 8, t)
+        step.step(x, y)
+        losses.append(step.read_metrics()[0])
+    assert losses[-1] < losses[0]
