@@ -1,0 +1,89 @@
+"""``cpt-hw landscape CKPT [CKPT ...]``: 2-D loss contours around trained models (the paper's Fig. 2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from itertools import islice
+from pathlib import Path
+
+from ..errors import CptHwError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("landscape", help="loss landscape around trained checkpoints (Li et al. 2018)",
+                       description="Draw the 2-D loss contour around each checkpoint along two filter-normalised "
+                                   "random directions; several checkpoints are drawn side by side on shared levels.")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint.pt files written by cpt-hw train")
+    p.add_argument("--labels", nargs="+", help="one title per checkpoint (default: model and schedule)")
+    p.add_argument("--steps", type=int, default=21, help="grid points per axis (default 21)")
+    p.add_argument("--span", type=float, default=1.0, help="grid half-width in units of the directions (default 1)")
+    p.add_argument("--samples", type=int, default=2048, help="training images the loss averages over (default 2048)")
+    p.add_argument("--bits", default="last",
+                   help="forward/backward precision to evaluate at: 'last' (the run's last iteration), N, or 0 (float)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random directions (same for every checkpoint)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", default="runs/landscape", help="output directory (landscape.png, one JSON per checkpoint)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def _label(cfg) -> str:
+    return f"{cfg.model} {cfg.schedule} {cfg.bits}/{cfg.grad_bits}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .. import nn as qnn
+    from ..data import load_dataset
+    from ..landscape import compute_landscape, plot_landscapes, save_landscape
+    from ..schedules import PrecisionSchedule, parse_bits_range, parse_shape
+    from ..train import checkpoint, frontend
+    from ..train.batches import eval_batches
+    from ..train.config import TrainConfig
+
+    if args.labels and len(args.labels) != len(args.checkpoints):
+        raise CptHwError(f"--labels: {len(args.labels)} given for {len(args.checkpoints)} checkpoints")
+    if args.samples < 1:
+        raise CptHwError(f"--samples {args.samples}: must be positive")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CptHwError(f"--device {args.device}: CUDA is not available on this machine")
+    out = Path(args.out)
+    results = {}
+    for i, path in enumerate(args.checkpoints):
+        ck = checkpoint.load(path)
+        cfg = TrainConfig.from_dict(ck["config"])
+        data = load_dataset(cfg.dataset, cfg.data, cfg.data_cache)
+        model = frontend.build_model(cfg.model, data.num_classes)
+        model.load_state_dict(ck["model"])
+        model.to(args.device)
+        qnn.set_default_backend("torch:hardware" if cfg.backend != "torch" else "torch")
+        steps_per_epoch = len(data.train) // cfg.batch_size
+        total = cfg.total_iters(steps_per_epoch)
+        if args.bits == "last":
+            bits = parse_bits_range(cfg.bits, "--bits") if cfg.bits != "auto" else tuple(ck["range_test"]["bounds"])
+            sched = PrecisionSchedule.build(cfg.schedule, bits, parse_bits_range(cfg.grad_bits, "--grad-bits"), total,
+                                            cfg.cycles, parse_shape(cfg.shape) if cfg.shape else None)
+            fw, bw = sched.at(max(int(ck["step"]) - 1, 0))
+        else:
+            try:
+                fw = bw = int(args.bits)
+            except ValueError:
+                raise CptHwError(f"--bits {args.bits!r}: expected 'last', 0 or a number of bits") from None
+        n_batches = -(-args.samples // 256)
+        batches = [(x[: args.samples], y[: args.samples]) for x, y in
+                   islice(eval_batches(data, data.train, 256, device=args.device), n_batches)]
+        with frontend.precision(fw, bw):
+            ls = compute_landscape(model, batches, steps=args.steps, span=args.span, seed=args.seed,
+                                   progress=not args.no_progress)
+        label = args.labels[i] if args.labels else _label(cfg)
+        ls.meta.update(checkpoint=str(path), label=label, fw_bits=fw, bw_bits=bw, samples=args.samples)
+        save_landscape(ls, out / f"landscape_{i}.json")
+        results[label] = ls
+        centre = ls.loss[args.steps // 2, args.steps // 2]
+        print(json.dumps({"label": label, "fw_bits": fw, "centre_loss": round(float(centre), 4),
+                          "min_loss": round(float(ls.loss.min()), 4)}))
+    png = plot_landscapes(results, out / "landscape.png")
+    print(f"wrote {png}")
+    return 0
