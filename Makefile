@@ -31,5 +31,14 @@ test: setup
 test-all: setup
 	@$(ENV) $(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
+# HLS C simulation (g++ + hls4ml's ap_types) of the sim and zc706 configs, bit-exact against the golden model.
+CSIM_PRESETS ?= sim zc706
+csim: setup
+	@for p in $(CSIM_PRESETS); do $(ENV) $(PY) -m cpt_hw csim --preset $$p || exit $$?; done
+
+# Vitis/Vivado HLS + Vivado to build/$(PRESET)/overlay/$(PRESET).{bit,hwh}; RTL=1 packages the Verilog twin.
+bitstream: setup
+	@$(ENV) $(PY) -m cpt_hw bitstream --preset $(PRESET) $(if $(RTL),--rtl)
+
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis
