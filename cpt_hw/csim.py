@@ -168,7 +168,7 @@ def precision_workload(cfg: HardwareConfig, seed: int, max_bits: int = 8, size_s
             for a_signed in (False, True):
                 for b_signed in (False, True):
                     m = int(rng.integers(1, max(2, int((2 * cfg.rows + 2) * size_scale))))
-                    n = int(rng.integers(1, max(2, int((cfg.b_block_cols + 2 * cfg.cols + 1) * size_scale))))
+                    n = int(rng.integers(1, max(2, int((2 * cfg.b_block_cols + cfg.cols + 1) * size_scale))))
                     k = int(rng.integers(1, max(2, min(cfg.k_max, int(3 * cfg.dot_width * size_scale)))))
                     w.add_gemm(m, n, k, ab, bb, a_signed, b_signed, window=("tight", "loose")[int(rng.integers(2))])
     return w
@@ -204,10 +204,11 @@ def refused_workload(cfg: HardwareConfig, seed: int) -> Workload:
         w.add_refused(note, **changes)
     base = w.add_gemm(2, 3, cfg.dot_width + 1, 2, 3, window="tight", note="(anchor)")
     w.expected.pop()
+    # misaligned by less than a word, inside a window one word wider: only ERR_ALIGN
     misaligned = {"a misaligned": {"a": base.a + wb // 2}, "b misaligned": {"b": base.b + 1},
                   "c misaligned": {"c": base.c + wb // 2 + 1}}
     for note, changes in misaligned.items():
-        w.add_refused(note, **changes)
+        w.add_refused(note, **{**base.__dict__, "win_limit": base.win_limit + wb, **changes})
     # One byte short at either end of the window, for each operand in turn.
     for note, key in (("window: a below base", "a"), ("window: b below base", "b"), ("window: c below base", "c")):
         ref = w.add_gemm(2, 3, cfg.dot_width + 1, 2, 3, window="tight", note="(ref)")

@@ -195,5 +195,5 @@ def decode_results(raw: bytes) -> Results:
         ids.append(i)
         off += 16
     (size,) = struct.unpack_from("<Q", raw, off)
-    image = np.frombuffer(raw, dtype=np.uint8, count=size, offset=off + 8)
+    image = np.frombuffer(raw, dtype=np.uint8, count=size, offset=off + 8).copy()
     return Results(status, cycles, ids, image)

@@ -65,18 +65,24 @@ def buffer_bram36(cfg: HardwareConfig) -> int:
 def check(cfg: HardwareConfig) -> None:
     """Refuse a config the HLS kernel cannot implement, naming the field and the rule."""
     part = cfg.part_info
-    need = buffer_bram36(cfg)
-    if need > part.bram36:
-        raise ConfigError(
-            f"k_words = {cfg.k_words}: the HLS kernel's buffers (2 x rows = {2 * cfg.rows} A banks and "
-            f"cols = {cfg.cols} B banks of b_block_cols/cols x operand_bits x k_words words of "
-            f"{cfg.dot_width} bits) need {need} BRAM36, {cfg.part} has {part.bram36}: lower k_words or "
-            "b_block_cols")
     luts = cfg.peak_binary_ops_per_cycle * LUTS_PER_POPCOUNT_BIT
     if luts > part.lut:
         raise ConfigError(
             f"dot_width = {cfg.dot_width}: rows x cols x dot_width = {cfg.peak_binary_ops_per_cycle} "
             f"AND+popcount bits need about {luts:.0f} LUTs, {cfg.part} has {part.lut}: shrink the array")
+    banks = 2 * cfg.rows + cfg.cols
+    widest = banks * bram36_banks(cfg.dot_width, cfg.dot_width)  # every bank at least one word deep
+    if widest > part.bram36:
+        raise ConfigError(
+            f"dot_width = {cfg.dot_width}: 2 x rows + cols = {banks} buffer banks of {cfg.dot_width}-bit words "
+            f"need at least {widest} BRAM36, {cfg.part} has {part.bram36}: narrow dot_width or the array")
+    need = buffer_bram36(cfg)
+    if need > part.bram36:
+        raise ConfigError(
+            f"k_words = {cfg.k_words}: the HLS kernel's buffers ({2 * cfg.rows} A banks of operand_bits x "
+            f"k_words words, {cfg.cols} B banks of b_block_cols/cols x operand_bits x k_words words, "
+            f"{cfg.dot_width} bits each) need {need} BRAM36, {cfg.part} has {part.bram36}: lower k_words or "
+            "b_block_cols")
 
 
 def constants(cfg: HardwareConfig) -> list[tuple[str, str, str]]:
