@@ -47,9 +47,9 @@ void run(typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::addr_t a, typenam
     hls::stream<typename T::bus_t> results("cpt_results");
 #pragma HLS STREAM variable = results depth = wr_depth
     hls::stream<typename T::count_t> n_rd("cpt_n_rd"), n_cmp("cpt_n_cmp"), n_wr("cpt_n_wr");
-    const uint32_t kw = (k + T::D - 1) / T::D;
 
-    read_operands<Cfg>(mem, a, b, m, n, kw, a_bits, b_bits, words, n_rd);
+    // Canonical dataflow: nothing but process calls, each reading the scalars it needs.
+    read_operands<Cfg>(mem, a, b, m, n, k, a_bits, b_bits, words, n_rd);
     Compute<Cfg>::run(words, results, m, n, k, a_bits, b_bits, flags, n_cmp);
     write_results<Cfg>(mem, c, m, n, results, n_wr);
     combine_counts<Cfg>(n_rd, n_cmp, n_wr, busy);

@@ -36,14 +36,15 @@ read_beats:
     beats += n;
 }
 
-//: The load process of the dataflow region.  a, b: byte addresses; kw = ceil(K / D).
+//: The load process of the dataflow region.  a, b: byte addresses.
 template <class Cfg>
 void read_operands(const typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::addr_t a,
-                   typename Types<Cfg>::addr_t b, uint32_t m, uint32_t n, uint32_t kw, uint32_t a_bits,
+                   typename Types<Cfg>::addr_t b, uint32_t m, uint32_t n, uint32_t k, uint32_t a_bits,
                    uint32_t b_bits, hls::stream<typename Types<Cfg>::word_t> &out,
                    hls::stream<typename Types<Cfg>::count_t> &count) {
 #pragma HLS INLINE off
     typedef Types<Cfg> T;
+    const uint32_t kw = (k + T::D - 1) / T::D;  // D-bit words per plane row
     const ap_uint<64> a_beat = a / T::BUS_BYTES, b_beat = b / T::BUS_BYTES;
     const ap_uint<64> a_row_words = ap_uint<64>(a_bits) * kw;  // D-bit words of one packed A row
     const ap_uint<64> b_col_words = ap_uint<64>(b_bits) * kw;  // ... of one packed B column

@@ -30,7 +30,6 @@ blocks:
             for (uint32_t ct = 0; ct < col_tiles; ++ct) {
             tile_rows:
                 for (uint32_t r = 0; r < rows; ++r) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = T::R
                     const ap_uint<64> base = c_beat + (m0 + r) * stride + ap_uint<64>(n0 / T::C + ct) * T::BPR;
                 row_beats:
                     for (unsigned q = 0; q < T::BPR; ++q) {
