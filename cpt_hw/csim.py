@@ -66,17 +66,25 @@ def _cache_key(cxx: str, flags: list[str], sources: list[Path]) -> str:
     return h.hexdigest()[:32]
 
 
-def build(cfg: HardwareConfig, out_dir: str | Path | None = None) -> Path:
-    """Generate the HLS sources of ``cfg`` and compile the C-simulation binary; returns its path."""
+#: AddressSanitizer build: any access outside the simulated DDR (or any other heap object) aborts.
+ASAN_FLAGS = ("-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer")
+
+
+def build(cfg: HardwareConfig, out_dir: str | Path | None = None, *, sanitize: bool = False) -> Path:
+    """Generate the HLS sources of ``cfg`` and compile the C-simulation binary; returns its path.
+
+    ``sanitize``: a separate AddressSanitizer binary (``cpt_gemm_tb_asan``).
+    """
     out = Path(out_dir) if out_dir else build_dir(cfg.name)
     generate(cfg, out, ["hls"])
     gen, kernel, ap = out / "hls", source_root() / "hls", ap_types_dir()
     cxx = compiler()
-    flags = [*CXXFLAGS, f"-I{gen}", f"-I{kernel}", "-isystem", str(ap)]
+    base = [f for f in CXXFLAGS if f != "-O2"] + list(ASAN_FLAGS) if sanitize else list(CXXFLAGS)
+    flags = [*base, f"-I{gen}", f"-I{kernel}", "-isystem", str(ap)]
     units = [gen / "tb_cpt_gemm.cpp", gen / "cpt_gemm.cpp"]
     sources = sorted([*gen.glob("*.h"), *units, *kernel.glob("*.h"), *ap.rglob("*.h")])
     key = _cache_key(cxx, flags, sources)
-    binary = out / "csim" / BINARY
+    binary = out / "csim" / (BINARY + ("_asan" if sanitize else ""))
     binary.parent.mkdir(parents=True, exist_ok=True)
     with open(binary.with_name(".lock"), "w") as lock:  # parallel test workers compile once
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -87,7 +95,7 @@ def _compile(cxx: str, flags: list[str], units: list[Path], binary: Path, key: s
     stamp = binary.with_suffix(".key")
     if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
         return binary
-    tmp = binary.with_name(f".{BINARY}.{os.getpid()}.tmp")  # nobody ever runs half a binary
+    tmp = binary.with_name(f".{binary.name}.{os.getpid()}.tmp")  # nobody ever runs half a binary
     proc = subprocess.run([cxx, *flags, *map(str, units), "-o", str(tmp)], capture_output=True, text=True)
     if proc.returncode != 0:
         log = binary.with_name("compile.log")

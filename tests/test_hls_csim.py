@@ -111,3 +111,18 @@ def test_cycles_are_the_busy_count_of_the_stages(sim_binary):
 def test_binary_is_cached(sim_binary):
     mtime = sim_binary.stat().st_mtime_ns
     assert csim.build(SIM) == sim_binary and sim_binary.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_address_sanitizer_finds_no_stray_access():
+    """Every sim suite on an AddressSanitizer build: no access outside the simulated DDR or any buffer."""
+    binary = csim.build(SIM, sanitize=True)
+    for wl in (csim.precision_workload(SIM, 21), csim.edge_workload(SIM, 22), csim.refused_workload(SIM, 23)):
+        run_checked(SIM, wl, binary)
+
+
+@pytest.mark.slow
+def test_zc706_full_sweep():
+    results = csim.sweep(ZC706, seed=706)
+    assert [r.name for r in results] == ["precisions", "edges", "refused"]
+    assert all(r.problems == [] for r in results), [p for r in results for p in r.problems]

@@ -80,3 +80,11 @@ def test_cosim_vectors_check_themselves(tmp_path):
     (tmp_path / "bad.bin").write_bytes(bytes(bad))
     fail = subprocess.run([binary, vec, tmp_path / "out2.bin", tmp_path / "bad.bin"], capture_output=True, text=True)
     assert fail.returncode == 1 and "DDR differs" in fail.stderr
+
+
+def test_csim_command(cli):
+    proc = cli("csim", "--preset", "sim", "--quick", "--seed", "4")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] in (["precisions"], ["edges"], ["refused"])]
+    assert [r[0] for r in rows] == ["precisions", "edges", "refused"] and all(r[-1] == "bit-exact" for r in rows)
+    assert int(rows[0][1]) == 256
