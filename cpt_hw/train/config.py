@@ -15,7 +15,7 @@ from ..errors import CptHwError
 from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS, parse_bits_range, parse_shape
 
 #: Fields a resumed run may change (where it runs and how it reports, never what it computes).
-RESUME_OVERRIDABLE = ("device", "backend", "preset", "out", "stop_at", "log_every", "eval_every",
+RESUME_OVERRIDABLE = ("device", "threads", "backend", "preset", "out", "stop_at", "log_every", "eval_every",
                       "checkpoint_every", "eval_batch", "data", "data_cache", "progress")
 
 
@@ -47,6 +47,7 @@ class TrainConfig:
     backend: str = "torch"
     preset: str = "zc706"
     device: str = "cpu"
+    threads: int | None = None
     seed: int = 0
     out: str = "runs/latest"
     stop_at: int | None = None
@@ -69,7 +70,7 @@ class TrainConfig:
             parse_shape(self.shape)
         if (self.epochs is None) == (self.iters is None):
             raise TrainConfigError("give exactly one of --epochs and --iters")
-        for name in ("epochs", "iters", "batch_size", "cycles", "eval_batch", "log_every"):
+        for name in ("epochs", "iters", "batch_size", "cycles", "eval_batch", "log_every", "threads"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise TrainConfigError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,10 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None) -> None:
         self.cfg, self._resume = cfg, resume
+        if cfg.threads is not None:
+            # Small GEMMs (the digits CNN, im2col on the host) run far faster on one thread than on several
+            # that spin against each other; float reduction order, hence bit-exactness, depends on it.
+            torch.set_num_threads(cfg.threads)
         self.dist = distributed.init(cfg.device)
         self.device = distributed.device_for(cfg.device, self.dist)
         self.out = Path(cfg.out)
@@ -135,8 +140,8 @@ class Trainer:
         result = run_range_test(probe, self.batches, self.cfg, grad_bits=grad_bits[1], cap=self.top_bits(),
                                 num_classes=self.data.num_classes, dist=self.dist, meter=self.meter)
         self.state.range_test = result.to_dict()
-        if self.dist.is_main:
-            tqdm.write(result.table())
+        if self.dist.is_main:  # on stderr with the progress bars: stdout stays the summary (or its JSON)
+            tqdm.write(result.table(), file=sys.stderr)
         return result.bounds
 
     def _restore(self, ck: dict[str, Any]) -> None:
@@ -203,14 +208,19 @@ class Trainer:
             raise TrainingDiverged(f"weights are not finite after iteration {self.state.step}; stopped. "
                                    f"{self._last_good()}")
         self.state.checkpoint_step = self.state.step
+        cycles = self._total_cycles()  # a collective under DDP: every rank checkpoints at the same iterations
         if not self.dist.is_main:
             return
-        cycles = self.state.cycles + frontend.accelerator_cycles()
         checkpoint.save(self.out / CHECKPOINT, {
             "config": self.cfg.to_dict(), "step": self.state.step, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "rng": checkpoint.rng_state(), "bitops": self.meter.total,
-            "cycles": cycles, "metrics_bytes": writer.tell(), "window": self.state.window, "range_test": self.state.range_test,
-            "last_eval": self.state.last_eval})
+            "cycles": cycles, "metrics_bytes": writer.tell(), "window": self.state.window,
+            "range_test": self.state.range_test, "last_eval": self.state.last_eval})
+
+    def _total_cycles(self) -> int:
+        """Accelerator cycles of the whole run: those restored from the checkpoint plus every rank's since."""
+        local = torch.tensor([float(frontend.accelerator_cycles())], dtype=torch.float64, device=self.device)
+        return self.state.cycles + int(distributed.all_sum(local, self.dist).item())
 
     def _due(self, every: int, t1: int) -> bool:
         """After iteration t1 - 1: every N iterations, or at each epoch end when N = 0."""
@@ -275,8 +285,7 @@ class Trainer:
 
     def _summary(self, wall_s: float) -> dict[str, Any]:
         cfg = self.cfg
-        cycles = torch.tensor([frontend.accelerator_cycles()], dtype=torch.float64)
-        cycles = int(distributed.all_sum(cycles.to(self.device), self.dist).item()) + self.state.cycles
+        cycles = self._total_cycles()
         static = bitops.report(self.layers, cfg.batch_size, self.schedule, self.total)
         summary: dict[str, Any] = {
             "model": cfg.model, "dataset": cfg.dataset, "backend": cfg.backend, "schedule": cfg.schedule,
