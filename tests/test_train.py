@@ -160,3 +160,16 @@ def test_ddp_two_gloo_processes_under_torchrun(tmp_path):
     ck = checkpoint.load(tmp_path / "ddp" / "checkpoint.pt")
     assert ck["step"] == 8 and all(torch.isfinite(v).all() for v in ck["model"].values())
     assert [r["iter"] for r in _records(tmp_path / "ddp") if r["kind"] == "train"] == [2, 4, 6, 8]
+
+
+@pytest.mark.parametrize("schedule, extra, expected", [
+    ("progressive", [], lambda t: 3 + min(t * 6 // 6, 5)),
+    ("custom", ["--shape", "1,0"], lambda t: round(3 + 5 * (1 - (t % 6) / 6))),  # a falling ramp, T = 6
+    ("static", ["--grad-bits", "6"], lambda t: 8),
+])
+def test_other_schedules_drive_the_precision(tmp_path, schedule, extra, expected):
+    assert main(BASE + ["--cycles", "2", "--iters", "12", "--log-every", "1", "--schedule", schedule,
+                        "--out", str(tmp_path), *extra]) == 0
+    train = [r for r in _records(tmp_path) if r["kind"] == "train"]
+    assert [r["fw_bits"] for r in train] == [expected(r["iter"] - 1) for r in train]
+    assert {r["bw_bits"] for r in train} == ({6} if schedule == "static" else {8})

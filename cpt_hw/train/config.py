@@ -8,7 +8,7 @@ it from there, so its schedule, data order and learning rate continue where they
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CptHwError
@@ -58,7 +58,6 @@ class TrainConfig:
     range_threshold: float = 0.05
     range_steps: int | None = None
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULE_KINDS:

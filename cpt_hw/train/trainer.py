@@ -57,22 +57,29 @@ class RunState:
 class Trainer:
     """One run of :class:`TrainConfig`; ``run()`` returns the summary dict (rank 0's view)."""
 
-    def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None) -> None:
-        self.cfg, self._resume = cfg, resume
+    def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None, data: Dataset | None = None) -> None:
+        """``data`` replaces loading ``cfg.dataset`` (an API user's own :class:`Dataset`, a benchmark's)."""
+        self.cfg, self._resume, self._data = cfg, resume, data
         if cfg.threads is not None:
             # Small GEMMs (the digits CNN, im2col on the host) run far faster on one thread than on several
             # that spin against each other; float reduction order, hence bit-exactness, depends on it.
             torch.set_num_threads(cfg.threads)
         self.dist = distributed.init(cfg.device)
         self.device = distributed.device_for(cfg.device, self.dist)
+        # Stochastic-rounding noise: rank 0 uses the run's seed (a single process is rank 0); other ranks get
+        # their own streams, so the ranks' rounding errors do not repeat each other inside the all-reduce.
+        self.noise_seed = (cfg.seed ^ (self.dist.rank * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF
         self.out = Path(cfg.out)
         self.state = RunState()
 
     # ------------------------------------------------------------------ setup
     def _load_data(self) -> Dataset:
+        if self._data is not None:
+            return self._data
         if self.dist.enabled and not self.dist.is_main:
             distributed.barrier(self.dist)  # rank 0 fills the decode cache first
-        data = load_dataset(self.cfg.dataset, self.cfg.data, self.cfg.data_cache)
+        data = load_dataset(self.cfg.dataset, self.cfg.data, self.cfg.data_cache,
+                            progress=self.cfg.progress and self.dist.is_main)
         if self.dist.enabled and self.dist.is_main:
             distributed.barrier(self.dist)
         return data
@@ -160,7 +167,7 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def _train_step(self, t: int) -> torch.Tensor:
         fw, bw = self.schedule.at(t)
-        frontend.set_precision(fw, bw, t, self.cfg.seed)
+        frontend.set_precision(fw, bw, t, self.noise_seed)
         lr = self.cfg.lr_at(t, self.total)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
