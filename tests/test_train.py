@@ -142,6 +142,11 @@ def test_resume_refuses_a_changed_schedule(tmp_path, capsys):
     assert main(BASE + ["--iters", "4", "--out", str(tmp_path), "--stop-at", "2"]) == 0
     assert main(["train", "--resume", str(tmp_path / "checkpoint.pt"), "--bits", "4-8"]) == 2
     assert "--bits '4-8' differs from the checkpoint's '3-8'" in capsys.readouterr().err
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes((tmp_path / "checkpoint.pt").read_bytes()[:-200])  # an interrupted copy
+    assert main(["train", "--resume", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt or unreadable" in err and err.count("\n") == 1
 
 
 def test_ddp_two_gloo_processes_under_torchrun(tmp_path):
