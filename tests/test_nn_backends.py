@@ -90,7 +90,8 @@ def test_exact_equals_float64_formulas(geometry):
     np.testing.assert_allclose(layer.weight.grad, ops.grad_weight(x_hat, e_hat, w_hat.shape), rtol=1e-5, atol=1e-5)
     scaled = e * qpw.scale.reshape(1, -1, 1, 1)
     e_t = quant.dequantize(*quant.quantize_error(scaled, 4, cnn.noise_seed(8, 1, 2, 0, STREAM_SCALED_ERROR))).to(d)
-    dx = ops.grad_input(e_t, qw.to(d), x.shape) + ops.grad_input(e_hat, qpw.zero_point.to(d).expand_as(w_hat), x.shape)
+    o = (qpw.zero_point.to(d) / qpw.scale.to(d)).expand_as(w_hat)
+    dx = ops.grad_input(e_t, qw.to(d) + o, x.shape)
     np.testing.assert_allclose(x.grad, dx, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(layer.bias.grad, e_hat.sum((0, 2, 3)), rtol=1e-5, atol=1e-5)
 
