@@ -147,3 +147,24 @@ def test_backend_specs_parse_and_select():
     assert cnn.set_backend(model, "exact") == 2 and model[0].backend.kind == "exact"
     cnn.set_backend(model, None)
     assert model[2].backend is None
+
+
+@pytest.mark.skipif(not _accel_available(), reason="cpt_driver.Accelerator (host driver branch) not present")
+def test_accel_refuses_bits_beyond_the_config_and_counts_its_work():
+    from cpt_hw.config import HardwareConfig
+
+    cfg = HardwareConfig.from_preset("sim")
+    torch.manual_seed(8)
+    layer = cnn.QConv2d(2, 3, 3, padding=1, bias=False)
+    cnn.set_backend(layer, "accel:emu", config="sim")
+    x = torch.randn(2, 2, 4, 4, requires_grad=True)
+    with pytest.raises(cnn.BackendError, match="up to"):
+        with cnn.precision(fw=cfg.max_bits + 1, bw=4):
+            layer(x)
+    engine = cnn.get_impl(layer.backend).engine
+    before = engine.stats()
+    with cnn.precision(fw=cfg.max_bits, bw=cfg.max_grad_bits):
+        layer(x).sum().backward()
+    after = engine.stats()
+    assert after["gemm_calls"] - before["gemm_calls"] == 3  # forward, weight gradient, input gradient
+    assert after["cycles"] > before["cycles"] and after["seconds"] > 0
