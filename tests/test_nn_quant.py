@@ -67,6 +67,12 @@ def test_counter_uniform_is_identical_on_torch_and_numpy():
         np.testing.assert_array_equal(t, n)
 
 
+def test_fast_torch_noise_equals_golden_counter_uniform():
+    for seed in (0, 12345, 2**40 + 7, 2**64 - 1):
+        ref = golden.counter_uniform(seed, np.arange(3 * 5 * 7, dtype=np.int64).reshape(3, 5, 7)).astype(np.float32)
+        np.testing.assert_array_equal(quant.uniform_noise(seed, (3, 5, 7), "cpu").numpy(), ref)
+
+
 def test_fake_quant_is_straight_through():
     x = torch.randn(5, 7, requires_grad=True)
     mn, mx = quant.tensor_range(x)
