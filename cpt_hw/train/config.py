@@ -67,6 +67,8 @@ class TrainConfig:
         parse_bits_range(self.grad_bits, "--grad-bits")
         if self.shape is not None:
             parse_shape(self.shape)
+            if self.schedule != "custom":
+                raise TrainConfigError(f"--shape {self.shape!r} needs --schedule custom (got {self.schedule!r})")
         if (self.epochs is None) == (self.iters is None):
             raise TrainConfigError("give exactly one of --epochs and --iters")
         for name in ("epochs", "iters", "batch_size", "cycles", "eval_batch", "log_every", "threads"):

@@ -195,6 +195,7 @@ class Trainer:
     def evaluate(self, done: int) -> dict[str, Any]:
         """Test accuracy after ``done`` iterations, at the precision of the last one (as the paper evaluates)."""
         fw, bw = self.schedule.at(min(max(done - 1, 0), self.total - 1))
+        distributed.broadcast_buffers(self.model, self.dist)  # BN and activation ranges: rank 0's, as checkpointed
         self.model.eval()
         sums = torch.zeros(3, dtype=torch.float64)
         with frontend.precision(fw, bw):
