@@ -23,7 +23,7 @@ generate: setup
 	@$(ENV) $(PY) -m cpt_hw generate --preset $(PRESET)
 
 demo: setup
-	@$(ENV) $(PY) -m cpt_hw generate --preset $(PRESET) && $(PY) -m cpt_hw config show --preset $(PRESET)
+	@$(ENV) $(PY) -m cpt_hw demo --preset $(PRESET)
 
 test: setup
 	@$(ENV) $(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow"

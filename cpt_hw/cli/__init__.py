@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import CptHwError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("config", "generate", "csim", "bitstream")
+COMMANDS: tuple[str, ...] = ("config", "generate", "csim", "bitstream", "train", "range_test", "bitops", "demo")
 
 
 class _Parser(argparse.ArgumentParser):

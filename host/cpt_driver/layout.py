@@ -88,3 +88,102 @@ def unpack_result(raw: np.ndarray, m: int, n: int, cols: int) -> np.ndarray:
     words = np.asarray(raw).reshape(-1).view(np.uint8).view("<i4")
     stride = result_stride(n, cols)
     return words[: m * stride].reshape(m, stride)[:, :n].astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- fast paths (bits <= 8)
+# Additive: these produce exactly the bytes of pack_rows and the values of unpack_rows
+# (tests/test_driver_layout.py proves it), 8 elements at a time.  Eight consecutive byte codes viewed
+# as one little-endian uint64 form an 8 x 8 bit matrix (byte j = element j, bit i = plane i); its
+# transpose has byte i = the packed byte of plane i (bit j = element j), which is exactly the layout
+# above.  So packing and unpacking are the same in-register 8 x 8 bit transpose (Hacker's Delight
+# 7-3), applied to row chunks small enough to stay in cache, and write into caller-provided memory so
+# the driver can pack straight into a DMA buffer.
+
+_TRANSPOSE8_STEPS = tuple((np.uint64(mask), np.uint64(shift)) for mask, shift in (
+    (0x00AA00AA00AA00AA, 7), (0x0000CCCC0000CCCC, 14), (0x00000000F0F0F0F0, 28)))
+#: uint64 words per chunk: 128 KiB of words plus one temporary stays in L2.
+_CHUNK_WORDS = 16384
+
+
+def _transpose8(x: np.ndarray, tmp: np.ndarray) -> None:
+    """In place: transpose the 8 x 8 bit matrix (byte = row, bit = column) held in each uint64 of x."""
+    for mask, shift in _TRANSPOSE8_STEPS:
+        np.right_shift(x, shift, out=tmp)
+        np.bitwise_xor(tmp, x, out=tmp)
+        np.bitwise_and(tmp, mask, out=tmp)
+        np.bitwise_xor(x, tmp, out=x)
+        np.left_shift(tmp, shift, out=tmp)
+        np.bitwise_xor(x, tmp, out=x)
+
+
+def pack_rows_into(x: np.ndarray, bits: int, dot_width: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Same bytes as :func:`pack_rows`, written into ``out``: uint8 of shape (R, bits, Kw*D/8).
+
+    x: (R, K) integers (any integer dtype, or a strided view such as B transposed) whose values are
+    already known to fit ``bits``; the bits-bit two's-complement code of each value is packed.
+    Precisions above 8 bits fall back to :func:`pack_rows`.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"pack_rows_into: expected a 2-D array, got shape {x.shape}")
+    r, k = x.shape
+    row_bytes = plane_row_bytes(k, dot_width)
+    if out is None:
+        out = np.empty((r, bits, row_bytes), dtype=np.uint8)
+    if out.shape != (r, bits, row_bytes) or out.dtype != np.uint8:
+        raise ValueError(f"pack_rows_into: out must be uint8 of shape {(r, bits, row_bytes)}, "
+                         f"got {out.dtype} {out.shape}")
+    if bits > 8:
+        out[...] = pack_rows(x, bits, dot_width)
+        return out
+    # Only the first ceil(K/8) bytes of a plane row carry data; the zero padding up to a whole D-bit
+    # word is written directly instead of being transposed.
+    used = -(-k // 8)
+    if used < row_bytes:
+        if out.flags.c_contiguous:
+            out.reshape(-1).fill(0)  # one memset beats a strided fill of the short padding runs
+        else:
+            out[:, :, used:] = 0
+    chunk = max(1, _CHUNK_WORDS // used)
+    codes = np.empty((min(chunk, r), used * 8), dtype=np.uint8)
+    tmp = np.empty((codes.shape[0], used), dtype="<u8")
+    for r0 in range(0, r, chunk):
+        c = min(chunk, r - r0)
+        block = codes[:c]
+        np.copyto(block[:, :k], x[r0:r0 + c], casting="unsafe")  # low 8 bits of the code
+        block[:, k:] = 0  # the transpose of the previous chunk left plane bytes here
+        _transpose8(block.view("<u8"), tmp[:c])
+        out[r0:r0 + c, :, :used] = block.reshape(c, used, 8).transpose(0, 2, 1)[:, :bits]
+    return out
+
+
+def unpack_rows_into(packed: np.ndarray, bits: int, signed: bool, k: int,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """Same values as :func:`unpack_rows`: (R, bits, Kw*D/8) uint8 -> ``out`` (R, K), default int64.
+
+    ``out`` may be any integer (or float) array wide enough for the values.  bits <= 8 only.
+    """
+    packed = np.asarray(packed, dtype=np.uint8)
+    r, planes, row_bytes = packed.shape
+    if planes != bits or not 1 <= bits <= 8:
+        raise ValueError(f"unpack_rows_into: packed holds {planes} planes, bits = {bits} (fast path: 1..8)")
+    if not 0 <= k <= row_bytes * 8:
+        raise ValueError(f"unpack_rows_into: k = {k} does not fit plane rows of {row_bytes} bytes")
+    if out is None:
+        out = np.empty((r, k), dtype=np.int64)
+    used = max(1, -(-k // 8))  # bytes of a plane row that hold elements 0..K-1
+    chunk = max(1, _CHUNK_WORDS // used)
+    block = np.empty((min(chunk, r), used, 8), dtype=np.uint8)
+    tmp = np.empty((block.shape[0], used), dtype="<u8")
+    for r0 in range(0, r, chunk):
+        c = min(chunk, r - r0)
+        blk = block[:c]
+        blk[:, :, :bits] = packed[r0:r0 + c, :, :used].transpose(0, 2, 1)
+        blk[:, :, bits:] = 0  # absent planes; the previous chunk's transpose left codes here
+        _transpose8(blk.reshape(c, used * 8).view("<u8"), tmp[:c])
+        code = blk.reshape(c, used * 8)[:, :k]
+        if signed:
+            # Sign-extend the bits-bit code: its top bit moves to bit 7, then an arithmetic shift back.
+            code = np.right_shift(np.left_shift(code, np.uint8(8 - bits)).view(np.int8), np.int8(8 - bits))
+        np.copyto(out[r0:r0 + c], code, casting="unsafe")
+    return out

@@ -1,0 +1,120 @@
+"""``cpt-hw train``: CPT (or static/progressive/cyclic) training of a quantized model on a chosen backend."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..data import DATASETS
+from ..errors import CptHwError
+from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS
+
+#: argparse destination -> TrainConfig field, for the options a user can give (all default to None so a
+#: resumed run can tell what was given on the command line).
+_FIELDS = ("model", "dataset", "data", "data_cache", "schedule", "bits", "grad_bits", "cycles", "shape",
+           "epochs", "iters", "batch_size", "lr", "momentum", "weight_decay", "lr_steps", "backend", "preset",
+           "device", "threads", "seed", "out", "stop_at", "log_every", "eval_every", "checkpoint_every", "eval_batch",
+           "range_threshold", "range_steps", "progress")
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    """Model, data, backend and optimiser options shared by ``train`` and ``range-test``."""
+    p.add_argument("--model", help="model name, e.g. resnet74, mobilenetv2, or the digits CNN (see docs/training.md)")
+    p.add_argument("--dataset", choices=DATASETS, help="data set (default: digits, bundled, no download)")
+    p.add_argument("--data", metavar="PATH", help="CIFAR python-batches folder, image-folder tree, or its .tar.gz")
+    p.add_argument("--data-cache", metavar="DIR", help="where decoded archives are cached "
+                   "(default: $CPT_HW_CACHE or ~/.cache/cpt-hw)")
+    p.add_argument("--batch-size", type=int, help="global batch size over all processes (default: 128)")
+    p.add_argument("--lr", type=float, help="initial learning rate (default: 0.1)")
+    p.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9)")
+    p.add_argument("--weight-decay", type=float, help="weight decay (default: 1e-4)")
+    p.add_argument("--backend", help="where the quantized GEMMs run: torch, torch:hardware, exact, accel:emu, "
+                   "accel:rtl, accel:pynq (default: torch)")
+    p.add_argument("--preset", help="hardware config of an accel backend: preset name or .toml (default: zc706)")
+    p.add_argument("--device", help="torch device: cpu or cuda (default: cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is fastest for small "
+                   "models such as the digits CNN)")
+    p.add_argument("--seed", type=int, help="seed of initialisation, data order, augmentation and rounding noise")
+    p.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bar")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a quantized model with cyclic precision (CPT)",
+                       description="Train a quantized model with a precision schedule; every GEMM of the "
+                                   "quantized layers runs on the chosen backend.  Outputs go to --out: "
+                                   "metrics.jsonl, checkpoint.pt, summary.json and PNG plots.")
+    add_training_args(p)
+    p.add_argument("--schedule", choices=SCHEDULE_KINDS, help="precision schedule (default: cpt)")
+    p.add_argument("--bits", help="forward (weight/activation) bits: N, LO-HI, or auto (precision range test); "
+                   "default 3-8")
+    p.add_argument("--grad-bits", help="gradient (error) bits: N or LO-HI, scheduled like --bits (default: 8)")
+    p.add_argument("--cycles", type=int, help=f"number of precision cycles (default: {DEFAULT_CYCLES})")
+    p.add_argument("--shape", help="custom schedule shape: fractions over one cycle, e.g. 0,1,0.5")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="training length in epochs")
+    length.add_argument("--iters", type=int, help="training length in iterations (the paper: 64000)")
+    p.add_argument("--lr-steps", help="lr x 0.1 at these fractions of the iterations (default: 0.5,0.75)")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<model>-<dataset>; with --resume: "
+                   "the checkpoint's folder)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt, bit for bit")
+    p.add_argument("--stop-at", type=int, metavar="ITER", help="stop (with a checkpoint) after this iteration")
+    p.add_argument("--log-every", type=int, help="iterations per metrics line (default: 10)")
+    p.add_argument("--eval-every", type=int, help="test-set evaluation every N iterations (default: each epoch)")
+    p.add_argument("--checkpoint-every", type=int, help="checkpoint every N iterations (default: each epoch)")
+    p.add_argument("--eval-batch", type=int, help="evaluation batch size (default: 500)")
+    p.add_argument("--range-threshold", type=float, help="--bits auto: accuracy change that marks bmin "
+                   "(fraction, default 0.05)")
+    p.add_argument("--range-steps", type=int, help="--bits auto: iterations per precision (default: an epoch "
+                   "spread over the precisions, at least 8)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    values = {k: getattr(args, k) for k in _FIELDS if getattr(args, k, None) is not None}
+    if "lr_steps" in values:
+        try:
+            values["lr_steps"] = tuple(float(v) for v in values["lr_steps"].split(","))
+        except ValueError:
+            raise CptHwError(f"--lr-steps {args.lr_steps!r}: expected fractions such as 0.5,0.75") from None
+    return values
+
+
+def build_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None]:
+    """TrainConfig from the arguments, or from the checkpoint when resuming (plus the checkpoint)."""
+    from ..train import checkpoint
+    from ..train.config import RESUME_OVERRIDABLE, TrainConfig
+
+    given = _given(args)
+    if args.resume is None:
+        if "model" not in given:
+            raise CptHwError("--model is required (or --resume a checkpoint)")
+        if "epochs" not in given and "iters" not in given:
+            raise CptHwError("give --epochs or --iters")
+        given.setdefault("out", f"runs/{given['model']}-{given.get('dataset', 'digits')}")
+        return TrainConfig(**given), None
+    ck = checkpoint.load(args.resume)
+    cfg = TrainConfig.from_dict(ck["config"])
+    given.setdefault("out", str(Path(args.resume).parent))
+    given.setdefault("stop_at", None)  # a stop belongs to one invocation, not to the run
+    for key, value in given.items():
+        if key not in RESUME_OVERRIDABLE and value != getattr(cfg, key) and value is not None:
+            raise CptHwError(f"--{key.replace('_', '-')} {value!r} differs from the checkpoint's "
+                             f"{getattr(cfg, key)!r}; a resumed run keeps what it computes")
+    return cfg.replace(**{k: v for k, v in given.items() if k in RESUME_OVERRIDABLE}), ck
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train.trainer import Trainer, format_summary
+
+    cfg, ck = build_config(args)
+    trainer = Trainer(cfg, resume=ck)
+    summary = trainer.run()
+    if trainer.dist.is_main:
+        print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+        if not args.json and "plots" in summary:
+            print(f"wrote {cfg.out}/: metrics.jsonl, summary.json, checkpoint.pt, "
+                  + ", ".join(Path(p).name for p in summary["plots"]))
+    return 0

@@ -1,0 +1,181 @@
+"""The integer backends (``exact``, ``accel``): three integer GEMMs per layer and step, host corrections.
+
+A layer call is lowered to G GEMMs (:mod:`cpt_hw.nn.ops`); per group, with integer codes Q, per-tensor
+activation scale/zero point (s_x, z_x), per-channel weight (s_w[n], z_w[n]), per-tensor error (s_e, z_e),
+padding mask Mk (P x K, 1 where an im2col entry is a real input) and m = (b, p):
+
+forward   Y[m,n]  = s_x s_w[n] (Q_x Q_w^T)[m,n] + s_x z_w[n] sum_k Q_x[m,k]
+                    + z_x s_w[n] (Mk Q_w^T)[p,n] + z_x z_w[n] sum_k Mk[p,k]
+weight    dW[n,k] = s_e s_x (Q_e^T Q_x)[n,k] + s_e z_x (sum_b Q_e)^T Mk [n,k]
+                    + z_e s_x sum_m Q_x[m,k] + z_e z_x B sum_p Mk[p,k]
+input     dX[m,k] = s_t (Q_t Q_w)[m,k] + z_t sum_n Q_w[n,k] + (s_t Q_t o + z_t sum_n o)[m],  o = z_w / s_w
+
+The three products Q_x Q_w^T (fw x fw bits), Q_e^T Q_x (bw x fw) and Q_t Q_w (bw x fw) run on the
+engine: ``golden.gemm`` (exact) or the accelerator (accel), unsigned operands.  Everything else is
+O(M N + M K + N K + P K N) host work, exact integer sums in float64 followed by float64 scaling.
+Q_t are the codes of E_t = E diag(s_w) quantized per tensor at bw bits (stochastic, its own noise stream),
+so dX = E_t (Q_w + z_w / s_w): the hardware-true way to get W's per-channel scales out of a GEMM that
+reduces over channels (docs/numerics.md).  With bw = 0 the backward pass runs in float on the host.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .. import golden
+from .backends import BackendError
+from .ops import ConvOps, LinearOps
+from .quant import channel_range, dequantize, quant_params, quantize_codes, quantize_error
+from .torch_backend import LayerCall
+
+Ops = ConvOps | LinearOps
+_F64 = torch.float64
+
+
+class GemmEngine(Protocol):
+    """Computes C = A.B for unsigned integer operands, exactly as ``cpt_hw.golden.gemm``."""
+
+    name: str
+
+    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int) -> np.ndarray: ...
+
+    def check_bits(self, fw: int, bw: int) -> None: ...
+
+    def stats(self) -> dict: ...
+
+
+class ExactEngine:
+    """``golden.gemm`` itself: the reference every other engine is tested against."""
+
+    name = "exact"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.binary_ops = 0
+
+    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int) -> np.ndarray:
+        self.calls += 1
+        self.binary_ops += golden.gemm_cost(a.shape[0], b.shape[1], a.shape[1], a_bits, b_bits)
+        return golden.gemm(a, b, a_bits, b_bits, a_signed=False, b_signed=False)
+
+    def check_bits(self, fw: int, bw: int) -> None:
+        """Any precision the quantizers accept is exact here."""
+
+    def stats(self) -> dict:
+        """GEMM calls and useful binary operations (M N K a_bits b_bits summed) so far."""
+        return {"backend": self.name, "gemm_calls": self.calls, "binary_ops": self.binary_ops}
+
+
+def _gemm(engine: GemmEngine, a: torch.Tensor, b: torch.Tensor, a_bits: int, b_bits: int) -> torch.Tensor:
+    """Batched over groups: a (G, M, K), b (G, K, N) float codes -> (G, M, N) float64 (exact integers)."""
+    out = [engine.gemm(a[g].to(torch.int64).cpu().numpy(), b[g].to(torch.int64).cpu().numpy(), a_bits, b_bits)
+           for g in range(a.shape[0])]
+    return torch.from_numpy(np.stack(out)).to(device=a.device, dtype=_F64)
+
+
+class _IntegerGemm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, b, ops: Ops, call: LayerCall, engine: GemmEngine):  # type: ignore[override]
+        fw = call.fw
+        qpx = quant_params(call.x_min, call.x_max, fw)
+        qx = quantize_codes(x, fw, qpx)
+        qpw = quant_params(*channel_range(w), fw)
+        qw = quantize_codes(w, fw, qpw)
+
+        xl = ops.lower(qx).to(_F64)                                       # (G, M, K)
+        wl = ops.lower_weight(qw).to(_F64)                                # (G, N, K)
+        g, m, _ = xl.shape
+        n = wl.shape[1]
+        p = ops.positions(x.shape)
+        mask = ops.mask(x.shape, x.device)
+        sx, zx = qpx.scale.to(_F64), qpx.zero_point.to(_F64)
+        sw, zw = qpw.scale.to(_F64).reshape(g, 1, n), qpw.zero_point.to(_F64).reshape(g, 1, n)
+
+        acc = _gemm(engine, xl, wl.transpose(1, 2), fw, fw)              # (G, M, N)
+        row = xl.sum(2, keepdim=True)                                     # (G, M, 1)
+        if mask is None:
+            border, count = wl.sum(2).reshape(g, 1, n), float(xl.shape[2])
+        else:
+            mk = mask.to(_F64)
+            border = (mk @ wl.transpose(1, 2)).repeat(1, m // p, 1)       # (G, M, N): (Mk Q_w^T)[p(m), n]
+            count = mk.sum(1).repeat(m // p).reshape(1, m, 1)
+        y = sx * sw * acc + sx * zw * row + zx * sw * border + zx * zw * count
+        y = ops.raise_out(y.to(x.dtype), x.shape)
+        if b is not None:
+            y = y + ops.channel_view(b, y.dim())
+
+        ctx.ops, ctx.call, ctx.engine, ctx.x_shape, ctx.has_bias = ops, call, engine, x.shape, b is not None
+        ctx.save_for_backward(qx, qw, qpx.scale, qpx.zero_point, qpw.scale, qpw.zero_point)
+        return y
+
+    @staticmethod
+    def backward(ctx, e):  # type: ignore[override]
+        qx, qw, sx, zx, sw, zw = ctx.saved_tensors
+        ops, err, engine, fw = ctx.ops, ctx.call.error, ctx.engine, ctx.call.fw
+        if err is None:  # float errors: the backward GEMMs cannot run on integer hardware
+            x_hat, w_hat = qx * sx + zx, qw * sw + zw
+            dx = ops.grad_input(e, w_hat, ctx.x_shape) if ctx.needs_input_grad[0] else None
+            dw = ops.grad_weight(x_hat, e, w_hat.shape) if ctx.needs_input_grad[1] else None
+            db = ops.grad_bias(e) if ctx.has_bias and ctx.needs_input_grad[2] else None
+            return dx, dw, db, None, None, None
+
+        bits = err.bits
+        qe, qpe = quantize_error(e, bits, err.seed)
+        el = ops.lower_out(qe).to(_F64)                                   # (G, M, N)
+        xl = ops.lower(qx).to(_F64)                                       # (G, M, K)
+        wl = ops.lower_weight(qw).to(_F64)                                # (G, N, K)
+        g, m, n = el.shape
+        p = ops.positions(ctx.x_shape)
+        se, ze = qpe.scale.to(_F64), qpe.zero_point.to(_F64)
+
+        dx = dw = db = None
+        if ctx.needs_input_grad[1]:
+            sx64, zx64 = sx.to(_F64), zx.to(_F64)
+            acc = _gemm(engine, el.transpose(1, 2), xl, bits, fw)         # (G, N, K)
+            col = xl.sum(1, keepdim=True)                                 # (G, 1, K)
+            mask = ops.mask(ctx.x_shape, e.device)
+            if mask is None:
+                border, count = el.sum(1).reshape(g, n, 1), float(m)
+            else:
+                mk = mask.to(_F64)
+                esum = el.reshape(g, m // p, p, n).sum(1)                 # (G, P, N)
+                border, count = esum.transpose(1, 2) @ mk, (m // p) * mk.sum(0)
+            dwl = se * sx64 * acc + se * zx64 * border + ze * sx64 * col + ze * zx64 * count
+            dw = dwl.to(e.dtype).reshape(qw.shape)
+        if ctx.needs_input_grad[0]:
+            q_t, qp_t = quantize_error(e * ops.channel_view(sw, e.dim()), bits, err.seed_scaled)
+            tl = ops.lower_out(q_t).to(_F64)                              # (G, M, N)
+            st, zt = qp_t.scale.to(_F64), qp_t.zero_point.to(_F64)
+            acc = _gemm(engine, tl, wl, bits, fw)                         # (G, M, K)
+            o = (zw.to(_F64) / sw.to(_F64)).reshape(g, n, 1)               # zero points in code units
+            rows = st * (tl @ o) + zt * o.sum(1, keepdim=True)             # (G, M, 1): E_t o
+            dxl = st * acc + zt * wl.sum(1, keepdim=True) + rows
+            dx = ops.fold(dxl.to(e.dtype), ctx.x_shape)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = ops.grad_bias(dequantize(qe, qpe).to(e.dtype))
+        return dx, dw, db, None, None, None
+
+
+class IntegerBackend:
+    """Quantized layers whose GEMMs run on an integer :class:`GemmEngine`."""
+
+    def __init__(self, engine: GemmEngine) -> None:
+        self.engine = engine
+
+    def check_bits(self, fw: int, bw: int) -> None:
+        self.engine.check_bits(fw, bw)
+
+    def run(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, ops: Ops,
+            call: LayerCall) -> torch.Tensor:
+        return _IntegerGemm.apply(x, w, b, ops, call, self.engine)
+
+
+def check_engine_bits(limit_fw: int, limit_bw: int, fw: int, bw: int, what: str) -> None:
+    """Raise a one-line BackendError when fw/bw exceed what ``what`` supports."""
+    if fw > limit_fw:
+        raise BackendError(f"fw = {fw} bits: {what} supports weights/activations up to {limit_fw} bits")
+    if bw > limit_bw:
+        raise BackendError(f"bw = {bw} bits: {what} supports errors up to {limit_bw} bits")

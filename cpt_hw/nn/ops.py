@@ -1,0 +1,166 @@
+"""The two layer types as data: their float GEMMs and their lowering to integer GEMMs.
+
+Every quantized layer computes Y = X W^T in some layout.  :class:`LinearOps` and :class:`ConvOps` say,
+side by side, how to run that product and its two gradients in float (torch backend) and how to lower a
+call to G independent GEMMs (one per convolution group) for the integer backends:
+
+    X_low: (G, M, Kg)   M = batch x output positions, Kg = C_in/G x kh x kw   (im2col, ``F.unfold``)
+    W_low: (G, Ng, Kg)  Ng = C_out/G
+    Y_low: (G, M, Ng)
+
+Zero padding matters for the integer form: a padded input is exactly 0, not a quantized code, so the
+zero-point corrections count only real input positions.  ``mask`` is the im2col of an all-ones input,
+(P, Kg) with P = output positions per sample; None means "no padding, every position is real".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .backends import BackendError
+
+
+def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class LinearOps:
+    """Y = X W^T + b for X (..., K), W (N, K)."""
+
+    groups = 1
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        return F.linear(x, w, b)
+
+    def grad_input(self, e: torch.Tensor, w: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        return (e @ w).reshape(x_shape)
+
+    def grad_weight(self, x: torch.Tensor, e: torch.Tensor, w_shape: torch.Size) -> torch.Tensor:
+        return (e.reshape(-1, e.shape[-1]).t() @ x.reshape(-1, x.shape[-1])).reshape(w_shape)
+
+    def grad_bias(self, e: torch.Tensor) -> torch.Tensor:
+        return e.reshape(-1, e.shape[-1]).sum(0)
+
+    def channel_view(self, v: torch.Tensor, ndim: int) -> torch.Tensor:
+        """A per-output-channel vector (N,) shaped to broadcast against an output of ``ndim`` dims."""
+        return v.reshape(-1)
+
+    # lowering ------------------------------------------------------------------------------------------
+    def lower(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(1, -1, x.shape[-1])
+
+    def fold(self, d: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        return d.reshape(x_shape)
+
+    def lower_weight(self, w: torch.Tensor) -> torch.Tensor:
+        return w.reshape(1, w.shape[0], w.shape[1])
+
+    def lower_out(self, y: torch.Tensor) -> torch.Tensor:
+        return y.reshape(1, -1, y.shape[-1])
+
+    def raise_out(self, y_low: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        return y_low.reshape(*x_shape[:-1], y_low.shape[-1])
+
+    def positions(self, x_shape: torch.Size) -> int:
+        return 1
+
+    def mask(self, x_shape: torch.Size, device: torch.device) -> torch.Tensor | None:
+        return None
+
+
+@dataclass(frozen=True)
+class ConvOps:
+    """2-D convolution (zero padding) with its geometry; Y (B, N, Ho, Wo)."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+
+    @classmethod
+    def of(cls, conv: torch.nn.Conv2d) -> "ConvOps":
+        """Geometry of an ``nn.Conv2d`` (zero padding; 'valid' or 'same' with odd kernels)."""
+        if conv.padding_mode != "zeros":
+            raise BackendError(f"padding_mode {conv.padding_mode!r}: quantized convolutions support 'zeros' only")
+        kernel, dilation = _pair(conv.kernel_size), _pair(conv.dilation)
+        pad = conv.padding
+        if pad == "valid":
+            pad = (0, 0)
+        elif pad == "same":
+            if any(k % 2 == 0 for k in kernel):
+                raise BackendError(f"padding='same' with even kernel {kernel}: not supported when quantized")
+            pad = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+        return cls(kernel, _pair(conv.stride), _pair(pad), dilation, conv.groups)
+
+    def _kw(self) -> dict:
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        return F.conv2d(x, w, b, **self._kw())
+
+    def grad_input(self, e: torch.Tensor, w: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        return torch.nn.grad.conv2d_input(x_shape, w, e, **self._kw())
+
+    def grad_weight(self, x: torch.Tensor, e: torch.Tensor, w_shape: torch.Size) -> torch.Tensor:
+        return torch.nn.grad.conv2d_weight(x, w_shape, e, **self._kw())
+
+    def grad_bias(self, e: torch.Tensor) -> torch.Tensor:
+        return e.sum((0, 2, 3))
+
+    def channel_view(self, v: torch.Tensor, ndim: int) -> torch.Tensor:
+        return v.reshape(1, -1, 1, 1)
+
+    # lowering ------------------------------------------------------------------------------------------
+    def _unfold(self, x: torch.Tensor) -> torch.Tensor:
+        return F.unfold(x, self.kernel, dilation=self.dilation, padding=self.padding, stride=self.stride)
+
+    def out_size(self, x_shape: torch.Size) -> tuple[int, int]:
+        return tuple(  # type: ignore[return-value]
+            (x_shape[2 + i] + 2 * self.padding[i] - self.dilation[i] * (self.kernel[i] - 1) - 1) // self.stride[i] + 1
+            for i in range(2))
+
+    def positions(self, x_shape: torch.Size) -> int:
+        ho, wo = self.out_size(x_shape)
+        return ho * wo
+
+    def lower(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (G, B*P, Kg): im2col, rows ordered (b, position), columns (c, i, j)."""
+        cols = self._unfold(x)  # (B, C*kh*kw, P)
+        b, k, p = cols.shape
+        g = self.groups
+        return cols.reshape(b, g, k // g, p).permute(1, 0, 3, 2).reshape(g, b * p, k // g)
+
+    def fold(self, d: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        """(G, B*P, Kg) -> (B, C, H, W): col2im, summing overlaps and dropping the padding."""
+        g, _, kg = d.shape
+        b, p = x_shape[0], self.positions(x_shape)
+        cols = d.reshape(g, b, p, kg).permute(1, 0, 3, 2).reshape(b, g * kg, p)
+        return F.fold(cols, tuple(x_shape[2:]), self.kernel, dilation=self.dilation, padding=self.padding,
+                      stride=self.stride)
+
+    def lower_weight(self, w: torch.Tensor) -> torch.Tensor:
+        g = self.groups
+        return w.reshape(g, w.shape[0] // g, -1)
+
+    def lower_out(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, N, Ho, Wo) -> (G, B*P, Ng)."""
+        b, n = y.shape[:2]
+        g = self.groups
+        return y.reshape(b, g, n // g, -1).permute(1, 0, 3, 2).reshape(g, -1, n // g)
+
+    def raise_out(self, y_low: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        g, _, ng = y_low.shape
+        b = x_shape[0]
+        ho, wo = self.out_size(x_shape)
+        return y_low.reshape(g, b, ho * wo, ng).permute(1, 0, 3, 2).reshape(b, g * ng, ho, wo).contiguous()
+
+    def mask(self, x_shape: torch.Size, device: torch.device) -> torch.Tensor | None:
+        """(P, Kg) 0/1: which im2col entries are real input positions; None without padding."""
+        if self.padding == (0, 0):
+            return None
+        ones = torch.ones((1, x_shape[1] // self.groups, *x_shape[2:]), device=device)
+        return self._unfold(ones)[0].t()

@@ -1,0 +1,114 @@
+"""What one training run is: a frozen, validated :class:`TrainConfig` (what ``cpt-hw train`` builds).
+
+Paper defaults (cpt-reference-facts.md): SGD, lr 0.1, momentum 0.9, weight decay 1e-4, lr x 0.1 at 50 % and
+75 % of the iterations, CPT with 32 cycles.  The config is stored in every checkpoint; a resumed run takes
+it from there, so its schedule, data order and learning rate continue where they stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CptHwError
+from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS, parse_bits_range, parse_shape
+
+#: Fields a resumed run may change (where it runs and how it reports, never what it computes).
+RESUME_OVERRIDABLE = ("device", "threads", "backend", "preset", "out", "stop_at", "log_every", "eval_every",
+                      "checkpoint_every", "eval_batch", "data", "data_cache", "progress")
+
+
+class TrainConfigError(CptHwError, ValueError):
+    """A training option breaks a rule; the message names the option."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """One training run.  ``bits``/``grad_bits`` are "N", "LO-HI" or (bits only) "auto"."""
+
+    model: str
+    dataset: str = "digits"
+    data: str | None = None
+    data_cache: str | None = None
+    schedule: str = "cpt"
+    bits: str = "3-8"
+    grad_bits: str = "8"
+    cycles: int = DEFAULT_CYCLES
+    shape: str | None = None
+    epochs: int | None = None
+    iters: int | None = None
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_steps: tuple[float, ...] = (0.5, 0.75)
+    lr_gamma: float = 0.1
+    backend: str = "torch"
+    preset: str = "zc706"
+    device: str = "cpu"
+    threads: int | None = None
+    seed: int = 0
+    out: str = "runs/latest"
+    stop_at: int | None = None
+    log_every: int = 10
+    eval_every: int = 0
+    checkpoint_every: int = 0
+    eval_batch: int = 500
+    range_threshold: float = 0.05
+    range_steps: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULE_KINDS:
+            raise TrainConfigError(f"--schedule {self.schedule!r}: unknown (known: {', '.join(SCHEDULE_KINDS)})")
+        if self.bits != "auto":
+            parse_bits_range(self.bits, "--bits")
+        parse_bits_range(self.grad_bits, "--grad-bits")
+        if self.shape is not None:
+            parse_shape(self.shape)
+            if self.schedule != "custom":
+                raise TrainConfigError(f"--shape {self.shape!r} needs --schedule custom (got {self.schedule!r})")
+        if (self.epochs is None) == (self.iters is None):
+            raise TrainConfigError("give exactly one of --epochs and --iters")
+        for name in ("epochs", "iters", "batch_size", "cycles", "eval_batch", "log_every", "threads"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise TrainConfigError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")
+        for name in ("eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise TrainConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
+        if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise TrainConfigError(f"--lr {self.lr}, --momentum {self.momentum}, --weight-decay "
+                                   f"{self.weight_decay}: need lr > 0, 0 <= momentum < 1, weight decay >= 0")
+        if any(not 0 < s < 1 for s in self.lr_steps) or list(self.lr_steps) != sorted(self.lr_steps):
+            raise TrainConfigError(f"--lr-steps {self.lr_steps}: must be increasing fractions in (0, 1)")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise TrainConfigError(f"--device {self.device!r}: must be cpu or cuda")
+        if not 0 < self.range_threshold < 1:
+            raise TrainConfigError(f"--range-threshold {self.range_threshold}: must be a fraction in (0, 1)")
+
+    # ------------------------------------------------------------------ derived
+    def total_iters(self, steps_per_epoch: int) -> int:
+        return self.iters if self.iters is not None else self.epochs * steps_per_epoch  # type: ignore[operator]
+
+    def lr_at(self, t: int, total_iters: int) -> float:
+        """Step decay: lr x gamma^(number of milestones int(s x total_iters) <= t)."""
+        drops = sum(1 for s in self.lr_steps if t >= int(s * total_iters))
+        return self.lr * self.lr_gamma ** drops
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["lr_steps"] = list(self.lr_steps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in d.items() if k in names}
+        values["lr_steps"] = tuple(values.get("lr_steps", (0.5, 0.75)))
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)

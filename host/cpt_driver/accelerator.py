@@ -1,0 +1,294 @@
+"""The driver: one GEMM API over every backend.
+
+>>> acc = Accelerator()                      # emu backend, zc706 config
+>>> c = acc.gemm(a, b, a_bits=8, b_bits=8)  # (M, N) int64, any M, N, K
+
+One accelerator call computes at most max_dim x max_dim outputs over K <= k_max; :meth:`Accelerator.gemm`
+tiles larger problems and sums the K partials in int64 on the host.  Every call goes through the same
+register sequence on every backend (docs/driver.md):
+
+1. CTRL is read: the kernel must be idle (this also clears a stale ap_done);
+2. A and B are packed (vectorised, straight into a DMA buffer of the pool) and flushed;
+3. the argument registers are written, then ap_start;
+4. ``backend.wait_done`` (polling CTRL or an interrupt) up to a deadline;
+5. status and cycles are read; a non-zero status raises; C is invalidated and read.
+
+The DMA window is programmed to the pool's arena whenever the arena changes, so the device can only
+touch memory the driver allocated; every argument is checked before the first register write.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import layout
+from .backend import Backend, DmaBuffer
+from .checks import check_gemm_args
+from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
+from .pool import BufferPool, _round_up
+from .quant import qgemm_corrections
+from .spec import DeviceSpec, resolve_spec
+
+#: Default DMA memory budget.  PYNQ images reserve 128..512 MiB of CMA; the tiler keeps every call below this.
+DEFAULT_POOL_BYTES = 64 << 20
+#: Generous deadline floor: the slowest legal clock (50 MHz) and a 32-bit bus, times 4, plus 1 s.
+_TIMEOUT_CLOCK_HZ = 50e6
+_TIMEOUT_BASE_S = 1.0
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One accelerator call: its arguments and the cycles the device reported."""
+
+    m: int
+    n: int
+    k: int
+    a_bits: int
+    b_bits: int
+    flags: int
+    cycles: int
+
+
+def _make_backend(name: str, spec: DeviceSpec, options: dict[str, Any]) -> Backend:
+    if name == "emu":
+        from .backends.emu import EmuBackend
+        return EmuBackend(spec, **options)
+    if name == "pynq":
+        from .backends.pynq import PynqBackend
+        return PynqBackend(spec, **options)
+    if name == "rtl":
+        from .backends.rtl import RtlBackend
+        return RtlBackend(spec, **options)
+    raise ArgumentError(f"backend = {name!r}: must be 'emu', 'pynq', 'rtl' or a Backend instance")
+
+
+class Accelerator:
+    """A cpt_gemm accelerator behind one of the backends.
+
+    backend: ``"emu"`` (default; in-process emulation), ``"pynq"`` (ZC706 overlay; needs ``bitfile=``),
+    ``"rtl"`` (generated Verilog under cocotb; needs ``dut=``), or a :class:`Backend` instance.
+    config: a ``HardwareConfig``, a regmap.json path or dict, or a config name (see :func:`resolve_spec`).
+    timeout_s: deadline per call; default scales with the call's size.  pool_bytes: DMA memory budget.
+    check_id: refuse a device whose ID register differs from the config's ID word (default True).
+    Other keyword arguments go to the backend's constructor.
+    """
+
+    def __init__(self, backend: str | Backend = "emu", config: Any = None, *, timeout_s: float | None = None,
+                 pool_bytes: int = DEFAULT_POOL_BYTES, check_id: bool = True, history: int = 256,
+                 **backend_options: Any):
+        if isinstance(backend, Backend):
+            if config is not None or backend_options:
+                raise ArgumentError("config and backend options belong to the backend instance already given")
+            self.backend = backend
+        else:
+            self.backend = _make_backend(backend, resolve_spec(config), backend_options)
+        self.spec: DeviceSpec = self.backend.spec
+        self.timeout_s = timeout_s
+        self.history: deque[CallRecord] = deque(maxlen=history)
+        self.calls = 0
+        self.total_cycles = 0
+        self._lock = threading.RLock()
+        s = self.spec
+        self._reg = s.registers
+        self._ctrl_start = 1 << s.ctrl_bits["AP_START"]
+        self._ctrl_idle = 1 << s.ctrl_bits["AP_IDLE"]
+        self.pool = BufferPool(self.backend, budget=pool_bytes, align=s.word_bytes, on_new_arena=self._program_window)
+        self._ensure_idle(timeout_s if timeout_s is not None else _TIMEOUT_BASE_S)
+        self._write_arg("win_base", 0)   # an empty window until the pool exists: every access is refused
+        self._write_arg("win_limit", 0)
+        self.device_id = self._read_id()
+        if check_id and self.device_id != s.id_word:
+            raise IdMismatchError(f"{self.backend.name}: device ID 0x{self.device_id:08x} does not match config "
+                                  f"{s.name!r} (ID 0x{s.id_word:08x}, from {s.source}): wrong bitstream or regmap.json")
+
+    # ------------------------------------------------------------------ public API
+    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, a_signed: bool = False,
+             b_signed: bool = False) -> np.ndarray:
+        """C = A . B exactly, as int64 (M, N).
+
+        a: (M, K) and b: (K, N) integer arrays whose values fit ``a_bits``/``b_bits`` (1..operand_bits),
+        two's complement when ``*_signed``.  Any M, N, K >= 0; the driver tiles to the device's limits.
+        """
+        a, b, a_bits, b_bits, a_signed, b_signed = check_gemm_args(
+            a, b, a_bits, b_bits, a_signed, b_signed, self.spec.operand_bits)
+        m, k = a.shape
+        n = b.shape[1]
+        if m == 0 or n == 0 or k == 0:
+            return np.zeros((m, n), dtype=np.int64)
+        flags = (self.spec.flag("A_SIGNED") if a_signed else 0) | (self.spec.flag("B_SIGNED") if b_signed else 0)
+        with self._lock:
+            return self._gemm_tiled(a, b, a_bits, b_bits, flags)
+
+    def qgemm(self, qa: np.ndarray, qb: np.ndarray, a_bits: int, b_bits: int, a_scale: Any, a_zero: Any,
+              b_scale: Any, b_zero: Any, *, a_signed: bool = False, b_signed: bool = False,
+              dtype: Any = np.float32) -> np.ndarray:
+        """Y = (s_a qa + z_a) . (s_b qb + z_b) from integer codes, ARCHITECTURE.md section 3.
+
+        qa: (M, K) codes at a_bits with a_scale/a_zero per tensor (scalars) or per row of A (M,);
+        qb: (K, N) codes at b_bits with b_scale/b_zero per tensor or per column of B (N,).  Forward of a
+        layer Y = X W^T: qa = q_x, qb = q_w^T with per-output-channel (s_w, z_w).  The integer GEMM runs on
+        the device; row/column code sums and the scale/zero-point corrections are computed on the host.
+        """
+        return qgemm_corrections(self.gemm, qa, qb, a_bits, b_bits, a_scale, a_zero, b_scale, b_zero,
+                                 a_signed=a_signed, b_signed=b_signed, dtype=dtype)
+
+    @property
+    def last_cycles(self) -> int:
+        return self.history[-1].cycles if self.history else 0
+
+    def close(self) -> None:
+        with self._lock:
+            self.pool.close()
+            self.backend.close()
+
+    def __enter__(self) -> "Accelerator":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ tiling
+    def tile_shape(self, m: int, n: int, k: int, a_bits: int, b_bits: int) -> tuple[int, int, int]:
+        """(mt, nt, kt): the largest tile within the device limits whose buffers fit the pool budget."""
+        s = self.spec
+        kt = min(k, s.k_max)
+        mt, nt = min(m, s.max_dim), min(n, s.max_dim)
+        while self._tile_bytes(mt, nt, kt, a_bits, b_bits) > self.pool.budget:
+            if mt <= s.rows and nt <= s.cols:
+                break  # the pool raises PoolExhaustedError with the numbers
+            if mt * a_bits >= nt * b_bits and mt > s.rows:
+                mt = _round_up(-(-mt // 2), s.rows)
+            else:
+                nt = _round_up(-(-nt // 2), s.cols)
+        return mt, nt, kt
+
+    def _tile_bytes(self, mt: int, nt: int, kt: int, a_bits: int, b_bits: int) -> int:
+        d = self.spec.dot_width
+        return self.pool.need((layout.operand_bytes(mt, kt, a_bits, d), layout.operand_bytes(nt, kt, b_bits, d),
+                               layout.result_bytes(mt, nt, self.spec.cols)))
+
+    def _gemm_tiled(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, flags: int) -> np.ndarray:
+        m, k = a.shape
+        n = b.shape[1]
+        d, cols = self.spec.dot_width, self.spec.cols
+        mt, nt, kt = self.tile_shape(m, n, k, a_bits, b_bits)
+        self._ensure_arena(self._tile_bytes(mt, nt, kt, a_bits, b_bits))
+        out = np.empty((m, n), dtype=np.int64)
+        for k0 in range(0, k, kt):
+            k1 = min(k, k0 + kt)
+            for n0 in range(0, n, nt):
+                n1 = min(n, n0 + nt)
+                b_tile = b[k0:k1, n0:n1].T  # B is stored transposed: column n is a plane row
+                with self.pool.lease((layout.operand_bytes(n1 - n0, k1 - k0, b_bits, d),)) as (rb,):
+                    layout.pack_rows_into(b_tile, b_bits, d, out=rb.array.reshape(n1 - n0, b_bits, -1))
+                    rb.flush()
+                    for m0 in range(0, m, mt):
+                        m1 = min(m, m0 + mt)
+                        self._call(a[m0:m1, k0:k1], rb, n1 - n0, a_bits, b_bits, flags,
+                                   out[m0:m1, n0:n1], accumulate=k0 > 0)
+        return out
+
+    def _ensure_arena(self, need: int) -> None:
+        if self.pool.arena_bytes < need:
+            with self.pool.lease((need,)):
+                pass  # grows the idle arena once; the tiles below then never allocate
+
+    # ------------------------------------------------------------------ one device call
+    def _call(self, a_tile: np.ndarray, rb: Any, n: int, a_bits: int, b_bits: int, flags: int,
+              out: np.ndarray, accumulate: bool) -> None:
+        m, k = a_tile.shape
+        d, cols = self.spec.dot_width, self.spec.cols
+        c_bytes = layout.result_bytes(m, n, cols)
+        with self.pool.lease((layout.operand_bytes(m, k, a_bits, d), c_bytes)) as (ra, rc):
+            layout.pack_rows_into(a_tile, a_bits, d, out=ra.array.reshape(m, a_bits, -1))
+            ra.flush()
+            self._run(ra.phys, rb.phys, rc.phys, m, n, k, a_bits, b_bits, flags)
+            rc.invalidate()
+            c = rc.array.view("<i4").reshape(m, layout.result_stride(n, cols))[:, :n]
+            if accumulate:
+                np.add(out, c, out=out)
+            else:
+                np.copyto(out, c)
+
+    def _run(self, a: int, b: int, c: int, m: int, n: int, k: int, a_bits: int, b_bits: int, flags: int) -> int:
+        """Program one call, start it, wait, check status.  Returns the device's cycle count."""
+        self._ensure_idle(0.0)
+        for name, value in (("a", a), ("b", b), ("c", c), ("m", m), ("n", n), ("k", k), ("a_bits", a_bits),
+                            ("b_bits", b_bits), ("flags", flags)):
+            self._write_arg(name, value)
+        self.backend.write_reg(self._reg["CTRL"], self._ctrl_start)
+        timeout = self.timeout_s if self.timeout_s is not None else self._default_timeout(m, n, k, a_bits, b_bits)
+        if not self.backend.wait_done(timeout):
+            raise DeviceTimeoutError(f"{self.backend.name}: cpt_gemm did not set ap_done within {timeout:.3g} s "
+                                     f"(M={m} N={n} K={k} a_bits={a_bits} b_bits={b_bits}); {self._register_state()}")
+        status = self._read_arg("status")
+        cycles = self._read_arg("cycles")
+        self.calls += 1
+        self.total_cycles += cycles
+        self.history.append(CallRecord(m, n, k, a_bits, b_bits, flags, cycles))
+        if status:
+            raise DeviceStatusError(f"{self.backend.name}: cpt_gemm refused the call: status 0x{status:x} = "
+                                    f"{self.spec.decode_status(status)}", status)
+        return cycles
+
+    def _default_timeout(self, m: int, n: int, k: int, a_bits: int, b_bits: int) -> float:
+        s = self.spec
+        kw = -(-k // s.dot_width)
+        compute = -(-m // s.rows) * -(-n // s.cols) * (a_bits * b_bits * kw + s.rows + s.cols)
+        traffic = (layout.operand_bytes(m, k, a_bits, s.dot_width) * -(-n // s.cols)
+                   + layout.operand_bytes(n, k, b_bits, s.dot_width) + layout.result_bytes(m, n, s.cols)) // 4
+        return _TIMEOUT_BASE_S + 4 * (compute + traffic) / _TIMEOUT_CLOCK_HZ
+
+    # ------------------------------------------------------------------ registers
+    def _write_arg(self, name: str, value: int) -> None:
+        words = self.spec.arg_words[name]
+        if value >> (32 * len(words)):
+            raise DeviceError(f"{name} = 0x{value:x} does not fit the {32 * len(words)}-bit register")
+        for i, off in enumerate(words):
+            self.backend.write_reg(off, (value >> (32 * i)) & 0xFFFFFFFF)
+
+    def _read_arg(self, name: str) -> int:
+        return sum(self.backend.read_reg(off) << (32 * i) for i, off in enumerate(self.spec.arg_words[name]))
+
+    def _program_window(self, arena: DmaBuffer) -> None:
+        self._write_arg("win_base", arena.phys)
+        self._write_arg("win_limit", arena.phys + arena.nbytes)
+
+    def _register_state(self) -> str:
+        r = self.backend.read_reg
+        return (f"{self.spec.decode_ctrl(r(self._reg['CTRL']))}, GIE=0x{r(self._reg['GIE']):x}, "
+                f"IER=0x{r(self._reg['IER']):x}, ISR=0x{r(self._reg['ISR']):x}, status=0x{self._read_arg('status'):x}")
+
+    def _ensure_idle(self, timeout_s: float) -> None:
+        """Raise DeviceBusyError unless CTRL shows ap_idle (waiting up to timeout_s).  Clears a stale ap_done."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ctrl = self.backend.read_reg(self._reg["CTRL"])
+            if ctrl & self._ctrl_idle and not ctrl & self._ctrl_start:
+                return
+            if time.monotonic() >= deadline:
+                raise DeviceBusyError(f"{self.backend.name}: cpt_gemm is not idle: {self.spec.decode_ctrl(ctrl)} "
+                                      "(a previous call timed out or another process uses the device)")
+            time.sleep(1e-3)
+
+    def _read_id(self) -> int:
+        """The ID register.  The HLS kernel writes it on every call, so a device that reads 0 gets one
+        probe call with M = 0, which the kernel refuses (ERR_DIM) without touching memory."""
+        dev_id = self._read_arg("id")
+        if dev_id:
+            return dev_id
+        self._write_arg("m", 0)
+        self.backend.write_reg(self._reg["CTRL"], self._ctrl_start)
+        if not self.backend.wait_done(self.timeout_s if self.timeout_s is not None else _TIMEOUT_BASE_S):
+            raise DeviceTimeoutError(f"{self.backend.name}: the ID probe call did not complete; {self._register_state()}")
+        status = self._read_arg("status")
+        if not status >> self.spec.status_bits["ERR_DIM"] & 1:
+            raise DeviceError(f"{self.backend.name}: the ID probe (M = 0) was not refused: status 0x{status:x}")
+        return self._read_arg("id")

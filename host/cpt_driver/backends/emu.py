@@ -1,0 +1,68 @@
+"""The ``emu`` backend: the driver's default, an emulated cpt_gemm in the same process (CI, development).
+
+Same register semantics as the HLS kernel (see :mod:`.emu_device`), a byte-addressed memory with physical
+addresses, results from ``cpt_hw.golden`` and cycles from ``cpt_hw.cycle_model``.  Buffers are views of
+the emulated memory, so flush/invalidate are no-ops (the memory is coherent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import Backend, DmaBuffer
+from ..errors import SpecError
+from ..spec import DeviceSpec
+from .emu_device import EmuDevice, EmuMemory
+
+
+class EmuBuffer(DmaBuffer):
+    def __init__(self, memory: EmuMemory, phys: int, array: np.ndarray):
+        self.memory = memory
+        self.phys = phys
+        self.array = array
+
+    def flush(self, offset: int, nbytes: int) -> None:
+        pass  # coherent: the device reads the host's bytes
+
+    def invalidate(self, offset: int, nbytes: int) -> None:
+        pass
+
+    def free(self) -> None:
+        self.memory.free(self.phys)
+
+
+def hardware_config_for(spec: DeviceSpec) -> Any:
+    """The HardwareConfig behind ``spec``: the one it was built from, else the preset of its name."""
+    from cpt_hw.config import HardwareConfig
+
+    cfg = spec.hw_config if spec.hw_config is not None else HardwareConfig.from_preset(spec.name)
+    if cfg.id_word != spec.id_word:
+        raise SpecError(f"{spec.source}: ID 0x{spec.id_word:08x} is not that of config {cfg.name!r} "
+                        f"(0x{cfg.id_word:08x}); pass the HardwareConfig it was generated from")
+    return cfg
+
+
+class EmuBackend(Backend):
+    """spec: the register map; hw_config: the HardwareConfig (default: the one of spec, or its preset)."""
+
+    name = "emu"
+
+    def __init__(self, spec: DeviceSpec, hw_config: Any = None):
+        super().__init__(spec)
+        self.config = hw_config if hw_config is not None else hardware_config_for(spec)
+        if self.config.id_word != spec.id_word:
+            raise SpecError(f"hw_config {self.config.name!r} does not match the register map of {spec.source}")
+        self.memory = EmuMemory(addr_bits=self.config.axi_addr_width)
+        self.device = EmuDevice(self.config, spec, self.memory)
+
+    def read_reg(self, offset: int) -> int:
+        return self.device.read(offset)
+
+    def write_reg(self, offset: int, value: int) -> None:
+        self.device.write(offset, value)
+
+    def allocate(self, nbytes: int) -> EmuBuffer:
+        phys, array = self.memory.allocate(nbytes)
+        return EmuBuffer(self.memory, phys, array)

@@ -1,0 +1,262 @@
+"""An in-process cpt_gemm: the HLS kernel's register semantics over a byte-addressed memory.
+
+:class:`EmuMemory` holds DMA buffers at physical addresses with unmapped gaps between them (an access
+that leaves a buffer is an AXI decode error, as on a real bus).  :class:`EmuDevice` implements the
+``control`` register file exactly as docs/registers.md describes the HLS kernel:
+
+* CTRL: writing bit 0 starts the kernel; bit 1 ap_done and bit 3 ap_ready are cleared by the read that
+  returns them; bit 2 ap_idle; bit 7 auto_restart (ap_start stays set and the kernel runs again after
+  each completion is read); bit 9 the interrupt line;
+* GIE / IER plain registers, ISR toggle-on-write, interrupt = GIE and any ISR bit;
+* outputs status / cycles / id with ``*_ctrl`` ap_vld bits cleared on read; like the HLS kernel, ``id``
+  reads 0 until the first call has run;
+* every status error bit is decided before any memory access, and a refused call touches no memory;
+  the DMA window is enforced on the exact byte ranges of A, B and C.
+
+A call completes as soon as it starts (the emulator has no notion of wall time); ``cycles`` comes from
+``cpt_hw.cycle_model`` and C from ``cpt_hw.golden``.  ``hang = True`` injects a kernel that never
+finishes, for the driver's timeout path.  This module is a development/CI component and imports cpt_hw.
+"""
+
+from __future__ import annotations
+
+import bisect
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from cpt_hw import golden
+from cpt_hw.config import HardwareConfig
+from cpt_hw.cycle_model import gemm_cycles
+
+from .. import layout
+from ..spec import DeviceSpec
+
+#: Elements of A per golden.gemm call (1 MiB of int64: in cache; see execute).
+_BLOCK_ELEMENTS = 1 << 17
+#: The kernel's output arguments (each with an ``<name>_ctrl`` ap_vld word).
+OUTPUTS = ("status", "cycles", "id")
+#: Cycles a refused call reports: the kernel reads its arguments, decides and completes.
+REFUSED_CYCLES = 2
+
+
+class EmuMemory:
+    """Sparse physical memory: zero-initialised regions at ``align``-aligned addresses, unmapped guards between."""
+
+    def __init__(self, *, base: int = 0x1000_0000, align: int = 4096, guard: int = 4096, addr_bits: int = 64):
+        self._next = base
+        self.align = align
+        self.guard = guard
+        self.limit = 1 << addr_bits
+        self._bases: list[int] = []
+        self._regions: dict[int, np.ndarray] = {}
+
+    def allocate(self, nbytes: int) -> tuple[int, np.ndarray]:
+        phys = -(-self._next // self.align) * self.align
+        if phys + nbytes > self.limit:
+            raise MemoryError(f"emulated physical address space exhausted ({self.limit:#x} bytes)")
+        arr = np.zeros(int(nbytes), dtype=np.uint8)
+        self._next = phys + nbytes + self.guard
+        bisect.insort(self._bases, phys)
+        self._regions[phys] = arr
+        return phys, arr
+
+    def free(self, phys: int) -> None:
+        del self._regions[phys]
+        self._bases.remove(phys)
+
+    def view(self, addr: int, nbytes: int) -> np.ndarray | None:
+        """The bytes [addr, addr + nbytes) if they lie inside one region, else None (decode error)."""
+        i = bisect.bisect_right(self._bases, addr) - 1
+        if i < 0:
+            return None
+        base = self._bases[i]
+        arr = self._regions[base]
+        if addr + nbytes > base + arr.size:
+            return None
+        return arr[addr - base:addr - base + nbytes]
+
+    def regions(self) -> dict[int, np.ndarray]:
+        """{physical base: bytes} of every mapped region (live views; copy them to snapshot)."""
+        return dict(self._regions)
+
+
+@lru_cache(maxsize=4096)
+def _model_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int) -> int:
+    return gemm_cycles(cfg, m, n, k, a_bits, b_bits).total
+
+
+class EmuDevice:
+    """The control register file and datapath of one emulated cpt_gemm instance."""
+
+    def __init__(self, cfg: HardwareConfig, spec: DeviceSpec, memory: EmuMemory):
+        self.cfg = cfg
+        self.spec = spec
+        self.memory = memory
+        self.hang = False
+        self._names = {off: name for name, off in spec.registers.items()}
+        self._inputs: dict[str, int] = {r: 0 for r in spec.registers
+                                        if r not in ("CTRL", "ISR") and not self._is_output(r)}
+        cb = spec.ctrl_bits
+        self._bit = {name: 1 << b for name, b in cb.items()}
+        self.ap_start = self.ap_done = self.ap_ready = self.auto_restart = False
+        self.ap_idle = True
+        self.isr = 0
+        self.outputs = {"status": 0, "cycles": 0, "id": 0}
+        self.valid = {"status": False, "cycles": False, "id": False}
+        self.runs = 0
+        self._scratch: dict[str, np.ndarray] = {}
+
+    @staticmethod
+    def _is_output(reg: str) -> bool:
+        return any(reg == o or reg.startswith(o + "_") for o in OUTPUTS)
+
+    # ------------------------------------------------------------------ bus side
+    @property
+    def interrupt(self) -> bool:
+        return bool(self._inputs["GIE"] & 1) and self.isr != 0
+
+    def read(self, offset: int) -> int:
+        name = self._names.get(offset)
+        if name is None:
+            return 0
+        if name == "CTRL":
+            b = self._bit
+            value = ((b["AP_START"] if self.ap_start else 0) | (b["AP_DONE"] if self.ap_done else 0)
+                     | (b["AP_IDLE"] if self.ap_idle else 0) | (b["AP_READY"] if self.ap_ready else 0)
+                     | (b["AUTO_RESTART"] if self.auto_restart else 0) | (b["INTERRUPT"] if self.interrupt else 0))
+            reported_done = self.ap_done
+            self.ap_done = self.ap_ready = False  # clear on read
+            if reported_done and self.ap_start and self.auto_restart:
+                self._start()
+            return value
+        if name == "ISR":
+            return self.isr
+        if name in self._inputs:
+            return self._inputs[name]
+        arg, _, suffix = name.partition("_")
+        if suffix == "ctrl":
+            valid = self.valid[arg]
+            self.valid[arg] = False  # ap_vld clears on read
+            return int(valid)
+        value = self.outputs[arg]
+        return (value >> 32) & 0xFFFFFFFF if suffix == "hi" else value & 0xFFFFFFFF
+
+    def write(self, offset: int, value: int) -> None:
+        name = self._names.get(offset)
+        value &= 0xFFFFFFFF
+        if name == "CTRL":
+            self.auto_restart = bool(value & self._bit["AUTO_RESTART"])
+            if value & self._bit["AP_START"]:
+                self.ap_start = True
+                if self.ap_idle:
+                    self._start()
+        elif name == "ISR":
+            self.isr ^= value & self._irq_mask()
+        elif name == "GIE":
+            self._inputs[name] = value & 1
+        elif name == "IER":
+            self._inputs[name] = value & self._irq_mask()
+        elif name in self._inputs:
+            self._inputs[name] = value
+        # writes to read-only or unmapped offsets are ignored, as by the HLS adapter
+
+    def _irq_mask(self) -> int:
+        return sum(1 << b for b in self.spec.irq_bits.values())
+
+    def _arg(self, name: str) -> int:
+        words = self.spec.arg_words[name]
+        inv = self._names
+        return sum(self._inputs[inv[off]] << (32 * i) for i, off in enumerate(words))
+
+    # ------------------------------------------------------------------ kernel
+    def _start(self) -> None:
+        self.ap_idle = False
+        if self.hang:
+            return
+        self.finish()
+
+    def finish(self) -> None:
+        """Run the started call to completion (also ends an injected hang)."""
+        status, cycles = self.execute()
+        self.runs += 1
+        self.outputs.update(status=status, cycles=cycles, id=self.cfg.id_word)
+        self.valid = {k: True for k in self.valid}
+        self.ap_done = self.ap_ready = self.ap_idle = True
+        if not self.auto_restart:
+            self.ap_start = False
+        irq = self.spec.irq_bits
+        self.isr |= self._inputs["IER"] & ((1 << irq["DONE"]) | (1 << irq["READY"]))
+
+    def check(self, args: dict[str, int]) -> int:
+        """Status bits of a call, decided from the arguments alone (docs/registers.md)."""
+        cfg, bits = self.cfg, self.spec.status_bits
+        m, n, k, ab, bb = (args[x] for x in ("m", "n", "k", "a_bits", "b_bits"))
+        status = 0
+        if not (1 <= m <= cfg.max_dim and 1 <= n <= cfg.max_dim and 1 <= k <= cfg.k_max):
+            status |= 1 << bits["ERR_DIM"]
+        if not (1 <= ab <= cfg.operand_bits and 1 <= bb <= cfg.operand_bits):
+            status |= 1 << bits["ERR_BITS"]
+        if any(args[p] % cfg.word_bytes for p in ("a", "b", "c")):
+            status |= 1 << bits["ERR_ALIGN"]
+        if args["flags"] & ~(self.spec.flag("A_SIGNED") | self.spec.flag("B_SIGNED")):
+            status |= 1 << bits["ERR_FLAGS"]
+        if status & ((1 << bits["ERR_DIM"]) | (1 << bits["ERR_BITS"])) == 0:
+            lo, hi = args["win_base"], args["win_limit"]
+            for addr, size in self.ranges(args):
+                if not (lo <= addr and addr + size <= hi):
+                    status |= 1 << bits["ERR_WINDOW"]
+        return status
+
+    def ranges(self, args: dict[str, int]) -> list[tuple[int, int]]:
+        """(address, bytes) of A, B and C for legal dims and bits (docs/ddr-layout.md)."""
+        d, m, n, k = self.cfg.dot_width, args["m"], args["n"], args["k"]
+        return [(args["a"], layout.operand_bytes(m, k, args["a_bits"], d)),
+                (args["b"], layout.operand_bytes(n, k, args["b_bits"], d)),
+                (args["c"], layout.result_bytes(m, n, self.cfg.cols))]
+
+    def execute(self) -> tuple[int, int]:
+        """One call on the current argument registers.  Returns (status, cycles)."""
+        args = {a: self._arg(a) for a in ("a", "b", "c", "m", "n", "k", "a_bits", "b_bits", "flags",
+                                          "win_base", "win_limit")}
+        status = self.check(args)
+        if status:
+            return status, REFUSED_CYCLES
+        (pa, sa), (pb, sb), (pc, sc) = self.ranges(args)
+        a_mem, b_mem, c_mem = (self.memory.view(p, s) for p, s in ((pa, sa), (pb, sb), (pc, sc)))
+        if a_mem is None or b_mem is None or c_mem is None:
+            return 1 << self.spec.status_bits["ERR_AXI_RESP"], REFUSED_CYCLES
+        m, n, k, ab, bb, flags = (args[x] for x in ("m", "n", "k", "a_bits", "b_bits", "flags"))
+        a_signed = bool(flags & self.spec.flag("A_SIGNED"))
+        b_signed = bool(flags & self.spec.flag("B_SIGNED"))
+        bt = self._unpack("b", b_mem.reshape(n, bb, -1), k, bb, b_signed)
+        out = c_mem.view("<i4").reshape(m, layout.result_stride(n, self.cfg.cols))
+        out[:, n:] = 0
+        # Pass the accumulator width only when this call could wrap it (the config rules that out for every
+        # legal call; golden then skips the wrap pass).
+        acc_width = self.cfg.acc_width if k << (ab + bb) >= 1 << (self.cfg.acc_width - 1) else None
+        # Rows of C are independent: golden.gemm on blocks of A rows keeps every temporary in cache.  A block
+        # has at least 4 N rows so that golden's conversion of B stays a small share of the work.
+        a_planes = a_mem.reshape(m, ab, -1)
+        step = max(_BLOCK_ELEMENTS // k, 4 * n, 64)
+        for r0 in range(0, m, step):
+            r1 = min(m, r0 + step)
+            a = self._unpack("a", a_planes[r0:r1], k, ab, a_signed)
+            np.copyto(out[r0:r1, :n], golden.gemm(a, bt.T, ab, bb, a_signed, b_signed, acc_width), casting="unsafe")
+        return 0, _model_cycles(self.cfg, m, n, k, ab, bb)
+
+    def _unpack(self, which: str, packed: np.ndarray, k: int, bits: int, signed: bool) -> np.ndarray:
+        """(rows, bits, row_bytes) plane rows -> (rows, K) int64 values, in a reused scratch array."""
+        if bits > 8:
+            return layout.unpack_rows(packed, bits, signed, k)
+        rows = packed.shape[0]
+        buf = self._scratch.get(which)
+        if buf is None or buf.size < rows * k:
+            buf = self._scratch[which] = np.empty(rows * k, dtype=np.int64)
+        return layout.unpack_rows_into(packed, bits, signed, k, out=buf[:rows * k].reshape(rows, k))
+
+    def registers_snapshot(self) -> dict[str, Any]:
+        """For tests and messages: every input register, the CTRL state and the outputs."""
+        return {**self._inputs, "ap_start": self.ap_start, "ap_idle": self.ap_idle, "isr": self.isr,
+                **self.outputs}

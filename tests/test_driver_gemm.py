@@ -1,0 +1,115 @@
+"""Accelerator.gemm / qgemm on the emu backend against cpt_hw.golden: every precision, tiling, cycles."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cpt_driver import Accelerator
+from cpt_hw import golden as g
+from cpt_hw.config import HardwareConfig
+from cpt_hw.cycle_model import gemm_cycles
+
+SIM = HardwareConfig.from_preset("sim")
+
+
+@pytest.fixture(scope="module")
+def acc():
+    with Accelerator("emu", config=SIM) as a:
+        yield a
+
+
+def operands(rng, m, k, n, a_bits, b_bits, a_signed, b_signed):
+    lo, hi = g.operand_range(a_bits, a_signed)
+    a = rng.integers(lo, hi + 1, size=(m, k))
+    lo, hi = g.operand_range(b_bits, b_signed)
+    return a, rng.integers(lo, hi + 1, size=(k, n))
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(1, 9), k=st.integers(1, 70), n=st.integers(1, 9), a_bits=st.integers(1, 8),
+       b_bits=st.integers(1, 8), a_signed=st.booleans(), b_signed=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_gemm_matches_golden(acc, m, k, n, a_bits, b_bits, a_signed, b_signed, seed):
+    a, b = operands(np.random.default_rng(seed), m, k, n, a_bits, b_bits, a_signed, b_signed)
+    c = acc.gemm(a, b, a_bits, b_bits, a_signed, b_signed)
+    assert c.dtype == np.int64 and c.shape == (m, n)
+    np.testing.assert_array_equal(c, g.gemm_bitplanes(a, b, a_bits, b_bits, a_signed, b_signed))
+
+
+def test_every_precision_pair_one_call(acc):
+    rng = np.random.default_rng(0)
+    for a_bits in range(1, 9):
+        for b_bits in range(1, 9):
+            for a_signed, b_signed in [(False, False), (True, True), (True, False)]:
+                a, b = operands(rng, 4, 40, 3, a_bits, b_bits, a_signed, b_signed)
+                calls = acc.calls
+                np.testing.assert_array_equal(acc.gemm(a, b, a_bits, b_bits, a_signed, b_signed), a @ b)
+                assert acc.calls == calls + 1
+                rec = acc.history[-1]
+                assert rec.cycles == gemm_cycles(SIM, 4, 3, 40, a_bits, b_bits).total
+
+
+def test_tiling_over_k_m_and_n():
+    """K beyond k_max is summed on the host in int64; M and N beyond max_dim (and the pool) are tiled."""
+    cfg = SIM.replace(max_dim=16)
+    with Accelerator("emu", config=cfg) as acc:
+        rng = np.random.default_rng(1)
+        a, b = operands(rng, 37, 3 * cfg.k_max + 5, 35, 8, 8, True, True)
+        c = acc.gemm(a, b, 8, 8, True, True)
+        np.testing.assert_array_equal(c, a @ b)
+        # ceil(37/16) x ceil(35/16) x ceil(K/k_max) = 3 x 3 x 4 calls, each legal for the device
+        assert acc.calls == 36
+        assert all(r.m <= 16 and r.n <= 16 and r.k <= cfg.k_max for r in acc.history)
+        # K-partials beyond the int32 result word: the host sum is exact in int64
+        big_a = np.full((2, 40000), 255)
+        big_b = np.full((40000, 2), 255)
+        c = acc.gemm(big_a, big_b, 8, 8)
+        assert c[0, 0] == 255 * 255 * 40000 > 2**31
+        np.testing.assert_array_equal(c, big_a @ big_b)
+
+
+def test_pool_budget_shrinks_tiles():
+    with Accelerator("emu", config=SIM, pool_bytes=8192) as acc:
+        rng = np.random.default_rng(2)
+        a, b = operands(rng, 200, 256, 40, 8, 8, False, False)
+        np.testing.assert_array_equal(acc.gemm(a, b, 8, 8), a @ b)
+        assert acc.pool.arena_bytes <= 8192 and acc.calls > 1
+
+
+def test_zc706_shapes_and_dtypes():
+    with Accelerator() as acc:  # the defaults: emu, zc706
+        assert acc.spec.name == "zc706"
+        rng = np.random.default_rng(3)
+        a = rng.integers(0, 256, size=(300, 576)).astype(np.uint8)
+        b = rng.integers(-128, 128, size=(576, 70)).astype(np.int8)
+        np.testing.assert_array_equal(acc.gemm(a, b, 8, 8, False, True), a.astype(np.int64) @ b)
+        np.testing.assert_array_equal(acc.gemm(a[:, :5] > 100, b[:5] > 0, 1, 1),
+                                      (a[:, :5] > 100).astype(np.int64) @ (b[:5] > 0))
+
+
+def test_empty_dimensions(acc):
+    calls = acc.calls
+    assert acc.gemm(np.zeros((0, 5), int), np.zeros((5, 3), int), 4, 4).shape == (0, 3)
+    np.testing.assert_array_equal(acc.gemm(np.zeros((2, 0), int), np.zeros((0, 3), int), 4, 4), np.zeros((2, 3)))
+    assert acc.calls == calls
+
+
+def test_qgemm_matches_dequantized_float(acc):
+    """Forward of a layer: per-tensor X, per-output-channel W, Y = X_hat . W_hat^T."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(20, 50)).astype(np.float32)
+    w = rng.normal(size=(7, 50)).astype(np.float32)
+    qx = g.quantize(x, 6, x.min(), x.max())
+    wmin, wmax = w.min(axis=1, keepdims=True), w.max(axis=1, keepdims=True)
+    qw = g.quantize(w, 4, wmin, wmax)
+    sx, zx = g.quant_params(x.min(), x.max(), 6)
+    sw, zw = g.quant_params(wmin[:, 0], wmax[:, 0], 4)
+    y = acc.qgemm(qx, qw.T, 6, 4, sx, zx, sw, zw)
+    ref = g.dequantize(qx, x.min(), x.max(), 6).astype(np.float64) @ g.dequantize(qw, wmin, wmax, 4).T.astype(np.float64)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-4)
+    # per-row A, per-tensor B, float64 out
+    sa = rng.uniform(0.5, 2, size=20)
+    y2 = acc.qgemm(qx, qw.T, 6, 4, sa, -sa, 0.25, 1.5, dtype=np.float64)
+    ref2 = (sa[:, None] * qx - sa[:, None]) @ (0.25 * qw.T + 1.5)
+    np.testing.assert_allclose(y2, ref2, rtol=1e-12)

@@ -1,0 +1,180 @@
+"""Backends against each other: exact (integer, golden GEMMs) vs torch hardware numerics vs float64
+formulas; exact vs accel (emu) bit-identical; backend selection."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from cpt_hw import golden
+from cpt_hw import nn as cnn
+from cpt_hw.models.resnet import BasicBlock
+from cpt_hw.nn import quant
+from cpt_hw.nn.context import STREAM_ERROR, STREAM_SCALED_ERROR
+from cpt_hw.nn.integer import ExactEngine
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """These tensors are tiny: torch's intra-op threads only spin against each other on 2 shared cores
+    (a 10 s test took 110 s with 2 threads under load)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def _run(model: torch.nn.Module, backend: str, x: torch.Tensor, fw: int, bw: int, steps: int = 1):
+    """Train-mode forward + backward under ``backend``; returns output, input grad, parameter grads."""
+    model = copy.deepcopy(model)
+    cnn.set_backend(model, backend)
+    outs = []
+    for step in range(steps):
+        model.zero_grad()
+        xi = x.clone().requires_grad_()
+        with cnn.precision(fw=fw, bw=bw, step=step, seed=3):
+            y = model(xi)
+        y.backward(torch.linspace(-1, 1, y.numel()).reshape(y.shape) * y.detach().abs().mean())
+        outs.append((y.detach(), xi.grad, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    return outs[-1]
+
+
+def _assert_close(a, b, rel: float) -> None:
+    ya, gxa, pa = a
+    yb, gxb, pb = b
+    for u, v, what in [(ya, yb, "output"), (gxa, gxb, "input grad")] + [(pa[k], pb[k], k) for k in pa]:
+        tol = rel * max(float(v.abs().max()), 1e-12)
+        assert (u - v).abs().max() <= tol, f"{what}: max diff {(u - v).abs().max():.3g} > {tol:.3g}"
+
+
+def _block(downsample: bool) -> torch.nn.Module:
+    torch.manual_seed(0)
+    block = BasicBlock(8, 16, stride=2) if downsample else BasicBlock(8, 8)
+    cnn.number_layers(block)
+    return block
+
+
+@pytest.mark.parametrize("downsample", [True, False])
+def test_resnet_block_torch_hardware_matches_exact(downsample):
+    block = _block(downsample)
+    x = torch.randn(4, 8, 8, 8)
+    _assert_close(_run(block, "torch:hardware", x, 4, 6), _run(block, "exact", x, 4, 6), rel=2e-3)
+
+
+def test_paper_and_hardware_numerics_share_forward_and_weight_gradient():
+    torch.manual_seed(5)
+    layer = cnn.QConv2d(4, 6, 3, padding=1, bias=False)
+    x = torch.randn(3, 4, 6, 6)
+    paper, hw = _run(layer, "torch", x, 3, 8), _run(layer, "torch:hardware", x, 3, 8)
+    assert torch.equal(paper[0], hw[0]) and torch.equal(paper[2]["weight"], hw[2]["weight"])
+    assert not torch.equal(paper[1], hw[1])  # the input gradients differ by design
+    rel = (paper[1] - hw[1]).norm() / paper[1].norm()
+    assert rel < 0.1, f"hardware input gradient strays {rel:.3f} from the paper's at 8-bit errors"
+
+
+@pytest.mark.parametrize("geometry", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=1, stride=2),
+                                      dict(kernel_size=3, padding=1, groups=4), dict(kernel_size=3, padding=2,
+                                                                                    dilation=2)])
+def test_exact_equals_float64_formulas(geometry):
+    """exact: forward = conv(X_hat, W_hat); dW = conv_weight(X_hat, E_hat); dX = hardware formula."""
+    torch.manual_seed(6)
+    layer = cnn.QConv2d(4, 8, bias=True, **geometry)
+    layer.layer_id = 2
+    cnn.set_backend(layer, "exact")
+    x = torch.randn(2, 4, 7, 7, requires_grad=True)
+    with cnn.precision(fw=5, bw=4, step=1, seed=8):
+        y = layer(x)
+    e = torch.randn_like(y)
+    y.backward(e)
+    d = torch.float64
+    x_hat = quant.fake_quant(x.detach(), 5, *quant.tensor_range(x)).to(d)
+    qpw = quant.quant_params(*quant.channel_range(layer.weight), 5)
+    qw = quant.quantize_codes(layer.weight.detach(), 5, qpw)
+    w_hat = quant.dequantize(qw, qpw).to(d)
+    ops = cnn.layers.ConvOps.of(layer)
+    np.testing.assert_allclose(y.detach(), ops.forward(x_hat, w_hat, layer.bias.detach().to(d)), rtol=1e-5, atol=1e-5)
+    e_hat = quant.dequantize(*quant.quantize_error(e, 4, cnn.noise_seed(8, 1, 2, 0, STREAM_ERROR))).to(d)
+    np.testing.assert_allclose(layer.weight.grad, ops.grad_weight(x_hat, e_hat, w_hat.shape), rtol=1e-5, atol=1e-5)
+    scaled = e * qpw.scale.reshape(1, -1, 1, 1)
+    e_t = quant.dequantize(*quant.quantize_error(scaled, 4, cnn.noise_seed(8, 1, 2, 0, STREAM_SCALED_ERROR))).to(d)
+    o = (qpw.zero_point.to(d) / qpw.scale.to(d)).expand_as(w_hat)
+    dx = ops.grad_input(e_t, qw.to(d) + o, x.shape)
+    np.testing.assert_allclose(x.grad, dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.bias.grad, e_hat.sum((0, 2, 3)), rtol=1e-5, atol=1e-5)
+
+
+def test_linear_torch_hardware_matches_exact():
+    torch.manual_seed(7)
+    layer = torch.nn.Sequential(cnn.QLinear(12, 9), torch.nn.ReLU(), cnn.QLinear(9, 5, bias=False))
+    cnn.number_layers(layer)
+    x = torch.randn(3, 4, 12)
+    _assert_close(_run(layer, "torch:hardware", x, 3, 5), _run(layer, "exact", x, 3, 5), rel=2e-3)
+
+
+def test_exact_engine_is_golden_gemm():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 8, (5, 70)), rng.integers(0, 32, (70, 3))
+    np.testing.assert_array_equal(ExactEngine().gemm(a, b, 3, 5), golden.gemm_bitplanes(a, b, 3, 5))
+    with pytest.raises(ValueError):
+        ExactEngine().gemm(a, b, 2, 5)  # codes that do not fit their bits are refused
+
+
+def _accel_available() -> bool:
+    try:
+        from cpt_driver import Accelerator  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _accel_available(), reason="cpt_driver.Accelerator (host driver branch) not present")
+@pytest.mark.parametrize("downsample", [True, False])
+def test_resnet_block_accel_emu_is_bit_identical_to_exact(downsample):
+    block = _block(downsample)
+    x = torch.randn(4, 8, 8, 8)
+    ex, ac = _run(block, "exact", x, 3, 8, steps=2), _run(block, "accel:emu", x, 3, 8, steps=2)
+    assert torch.equal(ex[0], ac[0]) and torch.equal(ex[1], ac[1])
+    for k in ex[2]:
+        assert torch.equal(ex[2][k], ac[2][k]), k
+
+
+def test_backend_specs_parse_and_select():
+    assert cnn.parse_backend("torch").name == "torch"
+    assert cnn.parse_backend("torch:hardware").numerics == "hardware"
+    assert cnn.parse_backend("exact").numerics == "hardware"
+    assert cnn.parse_backend("accel").device == "emu"
+    assert cnn.parse_backend("accel:rtl", config="sim").config == "sim"
+    for bad in ("gpu", "torch:fast", "accel:fpga", "exact:x", 3):
+        with pytest.raises(cnn.BackendError):
+            cnn.parse_backend(bad)
+    with cnn.use_backend("exact"):
+        assert cnn.get_default_backend().kind == "exact"
+    assert cnn.get_default_backend().kind == "torch"
+    model = torch.nn.Sequential(cnn.QConv2d(1, 2, 1), torch.nn.Conv2d(2, 2, 1), cnn.QLinear(2, 2))
+    assert cnn.set_backend(model, "exact") == 2 and model[0].backend.kind == "exact"
+    cnn.set_backend(model, None)
+    assert model[2].backend is None
+
+
+@pytest.mark.skipif(not _accel_available(), reason="cpt_driver.Accelerator (host driver branch) not present")
+def test_accel_refuses_bits_beyond_the_config_and_counts_its_work():
+    from cpt_hw.config import HardwareConfig
+
+    cfg = HardwareConfig.from_preset("sim")
+    torch.manual_seed(8)
+    layer = cnn.QConv2d(2, 3, 3, padding=1, bias=False)
+    cnn.set_backend(layer, "accel:emu", config="sim")
+    x = torch.randn(2, 2, 4, 4, requires_grad=True)
+    with pytest.raises(cnn.BackendError, match="up to"):
+        with cnn.precision(fw=cfg.max_bits + 1, bw=4):
+            layer(x)
+    engine = cnn.get_impl(layer.backend).engine
+    before = engine.stats()
+    with cnn.precision(fw=cfg.max_bits, bw=cfg.max_grad_bits):
+        layer(x).sum().backward()
+    after = engine.stats()
+    assert after["gemm_calls"] - before["gemm_calls"] == 3  # forward, weight gradient, input gradient
+    assert after["cycles"] > before["cycles"] and after["seconds"] > 0
