@@ -23,13 +23,22 @@ generate: setup
 	@$(ENV) $(PY) -m cpt_hw generate --preset $(PRESET)
 
 demo: setup
-	@$(ENV) $(PY) -m cpt_hw generate --preset $(PRESET) && $(PY) -m cpt_hw config show --preset $(PRESET)
+	@$(ENV) $(PY) -m cpt_hw demo --preset $(PRESET)
 
 test: setup
 	@$(ENV) $(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow"
 
 test-all: setup
 	@$(ENV) $(PY) -m pytest -q -n $(PYTEST_WORKERS)
+
+# HLS C simulation (g++ + hls4ml's ap_types) of the sim and zc706 configs, bit-exact against the golden model.
+CSIM_PRESETS ?= sim zc706
+csim: setup
+	@for p in $(CSIM_PRESETS); do $(ENV) $(PY) -m cpt_hw csim --preset $$p || exit $$?; done
+
+# Vitis/Vivado HLS + Vivado to build/$(PRESET)/overlay/$(PRESET).{bit,hwh}; RTL=1 packages the Verilog twin.
+bitstream: setup
+	@$(ENV) $(PY) -m cpt_hw bitstream --preset $(PRESET) $(if $(RTL),--rtl)
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis

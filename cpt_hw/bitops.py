@@ -99,9 +99,10 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...],
         found.append(LayerMacs(names.get(module, "?"), type(module).__name__, _module_macs(module, out, 1)))
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if is_counted(m)]
-    was_training = model.training
+    was_training, threads = model.training, torch.get_num_threads()
     try:
         model.eval()
+        torch.set_num_threads(1)  # one sample: more threads only spin against each other on a busy machine
         param = next(model.parameters(), None)
         x = torch.zeros((1, *input_shape), device=param.device if param is not None else "cpu")
         with torch.no_grad():
@@ -110,6 +111,7 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...],
         for h in handles:
             h.remove()
         model.train(was_training)
+        torch.set_num_threads(threads)
     return found
 
 

@@ -101,8 +101,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cpt-hw"
 
 
-def load_dataset(name: str, path: str | Path | None = None, cache_dir: str | Path | None = None) -> Dataset:
-    """Load ``name`` (one of :data:`DATASETS`); CIFAR and image folders read ``path``."""
+def load_dataset(name: str, path: str | Path | None = None, cache_dir: str | Path | None = None,
+                 progress: bool = True) -> Dataset:
+    """Load ``name`` (one of :data:`DATASETS`); CIFAR and image folders read ``path``.
+
+    ``progress``: a progress bar while a large image-folder tree is decoded (once; then it is cached).
+    """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
     if name == "digits":
@@ -116,7 +120,7 @@ def load_dataset(name: str, path: str | Path | None = None, cache_dir: str | Pat
     if not path.exists():
         raise DataError(f"data path {path}: not found")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    train, test, classes = _cached(path, cache, lambda: _read_source(path))
+    train, test, classes = _cached(path, cache, lambda: _read_source(path, progress))
     if name in _CLASSES and len(classes) != _CLASSES[name]:
         raise DataError(f"data path {path}: holds {len(classes)} classes, {name} has {_CLASSES[name]}")
     if train.pixels.shape[1:] != test.pixels.shape[1:]:
@@ -199,14 +203,14 @@ def _cached(path: Path, cache: Path, build: Callable[[], tuple[ImageSet, ImageSe
 # ----------------------------------------------------------------------------- sources
 
 
-def _read_source(path: Path) -> tuple[ImageSet, ImageSet, list[str]]:
+def _read_source(path: Path, progress: bool = True) -> tuple[ImageSet, ImageSet, list[str]]:
     try:
         if path.is_dir():
-            return _from_entries(path, _dir_entries(path))
+            return _from_entries(path, _dir_entries(path), progress)
         if not tarfile.is_tarfile(path):
             raise DataError(f"data path {path}: not a folder or a .tar(.gz) archive")
         with tarfile.open(path, "r:*") as tf:
-            return _from_entries(path, _tar_entries(tf))
+            return _from_entries(path, _tar_entries(tf), progress)
     except DataError:
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError, pickle.UnpicklingError, ValueError, KeyError,
@@ -234,7 +238,7 @@ def _tar_entries(tf: tarfile.TarFile) -> Iterator[tuple[str, Callable[[], bytes]
             yield name, data.read
 
 
-def _from_entries(path: Path, entries: Iterable[tuple[str, Callable[[], bytes]]]
+def _from_entries(path: Path, entries: Iterable[tuple[str, Callable[[], bytes]]], progress: bool = True
                   ) -> tuple[ImageSet, ImageSet, list[str]]:
     """Sort entries into CIFAR python batches or an image-folder tree, and decode them."""
     batches: dict[str, bytes] = {}
@@ -254,7 +258,7 @@ def _from_entries(path: Path, entries: Iterable[tuple[str, Callable[[], bytes]]]
     if any(k.startswith("data_batch_") for k in batches) or ("train" in batches and "test" in batches):
         return _from_python_batches(path, batches)
     if images["train"] and images["test"]:
-        return _from_images(path, images)
+        return _from_images(path, images, progress)
     raise DataError(f"data path {path}: neither CIFAR python batches (data_batch_1.., test_batch) nor an "
                     "image-folder tree (train/<class>/*.jpg and test/<class>/*.jpg)")
 
@@ -306,7 +310,7 @@ def _decode_image(blob: bytes, name: str) -> np.ndarray:
         raise DataError(f"image {name}: corrupt or unreadable ({e})") from None
 
 
-def _from_images(path: Path, images: dict[str, list[tuple[str, str, bytes]]]
+def _from_images(path: Path, images: dict[str, list[tuple[str, str, bytes]]], progress: bool = True
                  ) -> tuple[ImageSet, ImageSet, list[str]]:
     classes = sorted({cls for cls, _, _ in images["train"]})
     index = {c: i for i, c in enumerate(classes)}
@@ -316,7 +320,7 @@ def _from_images(path: Path, images: dict[str, list[tuple[str, str, bytes]]]
     splits = []
     for split in ("train", "test"):
         items = sorted(images[split], key=lambda it: it[1])
-        bar = tqdm(items, desc=f"decoding {split} images", unit="img", leave=False, disable=len(items) < 2000)
+        bar = tqdm(items, desc=f"decoding {split} images", unit="img", leave=False, disable=not progress or len(items) < 2000)
         pixels = [_decode_image(blob, name) for _, name, blob in bar]
         shapes = {p.shape for p in pixels}
         if len(shapes) != 1:

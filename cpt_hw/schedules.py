@@ -59,7 +59,8 @@ def _check_cycles(num_cycles: int, total_iters: int) -> None:
     _check_iters(total_iters)
     if not isinstance(num_cycles, (int, np.integer)) or isinstance(num_cycles, bool) \
             or not 1 <= num_cycles <= total_iters:
-        raise ScheduleError(f"num_cycles = {num_cycles!r}: must be an integer in 1..total_iters ({total_iters})")
+        raise ScheduleError(f"num_cycles (--cycles) = {num_cycles!r}: must be an integer in 1..total_iters "
+                            f"({total_iters}): a cycle needs at least one iteration")
 
 
 class Schedule:

@@ -17,6 +17,16 @@ from cpt_hw.nn.context import STREAM_ERROR, STREAM_SCALED_ERROR
 from cpt_hw.nn.integer import ExactEngine
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """These tensors are tiny: torch's intra-op threads only spin against each other on 2 shared cores
+    (a 10 s test took 110 s with 2 threads under load)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 def _run(model: torch.nn.Module, backend: str, x: torch.Tensor, fw: int, bw: int, steps: int = 1):
     """Train-mode forward + backward under ``backend``; returns output, input grad, parameter grads."""
     model = copy.deepcopy(model)
@@ -90,7 +100,8 @@ def test_exact_equals_float64_formulas(geometry):
     np.testing.assert_allclose(layer.weight.grad, ops.grad_weight(x_hat, e_hat, w_hat.shape), rtol=1e-5, atol=1e-5)
     scaled = e * qpw.scale.reshape(1, -1, 1, 1)
     e_t = quant.dequantize(*quant.quantize_error(scaled, 4, cnn.noise_seed(8, 1, 2, 0, STREAM_SCALED_ERROR))).to(d)
-    dx = ops.grad_input(e_t, qw.to(d), x.shape) + ops.grad_input(e_hat, qpw.zero_point.to(d).expand_as(w_hat), x.shape)
+    o = (qpw.zero_point.to(d) / qpw.scale.to(d)).expand_as(w_hat)
+    dx = ops.grad_input(e_t, qw.to(d) + o, x.shape)
     np.testing.assert_allclose(x.grad, dx, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(layer.bias.grad, e_hat.sum((0, 2, 3)), rtol=1e-5, atol=1e-5)
 
@@ -146,3 +157,24 @@ def test_backend_specs_parse_and_select():
     assert cnn.set_backend(model, "exact") == 2 and model[0].backend.kind == "exact"
     cnn.set_backend(model, None)
     assert model[2].backend is None
+
+
+@pytest.mark.skipif(not _accel_available(), reason="cpt_driver.Accelerator (host driver branch) not present")
+def test_accel_refuses_bits_beyond_the_config_and_counts_its_work():
+    from cpt_hw.config import HardwareConfig
+
+    cfg = HardwareConfig.from_preset("sim")
+    torch.manual_seed(8)
+    layer = cnn.QConv2d(2, 3, 3, padding=1, bias=False)
+    cnn.set_backend(layer, "accel:emu", config="sim")
+    x = torch.randn(2, 2, 4, 4, requires_grad=True)
+    with pytest.raises(cnn.BackendError, match="up to"):
+        with cnn.precision(fw=cfg.max_bits + 1, bw=4):
+            layer(x)
+    engine = cnn.get_impl(layer.backend).engine
+    before = engine.stats()
+    with cnn.precision(fw=cfg.max_bits, bw=cfg.max_grad_bits):
+        layer(x).sum().backward()
+    after = engine.stats()
+    assert after["gemm_calls"] - before["gemm_calls"] == 3  # forward, weight gradient, input gradient
+    assert after["cycles"] > before["cycles"] and after["seconds"] > 0

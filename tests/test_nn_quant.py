@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,16 @@ from cpt_hw import golden
 from cpt_hw import nn as cnn
 from cpt_hw.nn import quant
 from cpt_hw.nn.context import STREAM_ERROR
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """These tensors are tiny: torch's intra-op threads only spin against each other on 2 shared cores
+    (a 10 s test took 110 s with 2 threads under load)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
 
 
 def _golden(x: torch.Tensor, bits: int, mn: torch.Tensor, mx: torch.Tensor, **kw) -> np.ndarray:
@@ -63,6 +75,12 @@ def test_counter_uniform_is_identical_on_torch_and_numpy():
         t = golden.counter_uniform(seed, torch.from_numpy(counter)).to(torch.float32).numpy()
         n = golden.counter_uniform(seed, counter).astype(np.float32)
         np.testing.assert_array_equal(t, n)
+
+
+def test_fast_torch_noise_equals_golden_counter_uniform():
+    for seed in (0, 12345, 2**40 + 7, 2**64 - 1):
+        ref = golden.counter_uniform(seed, np.arange(3 * 5 * 7, dtype=np.int64).reshape(3, 5, 7)).astype(np.float32)
+        np.testing.assert_array_equal(quant.uniform_noise(seed, (3, 5, 7), "cpu").numpy(), ref)
 
 
 def test_fake_quant_is_straight_through():
@@ -174,3 +192,39 @@ def test_precision_context_validates_and_restores():
     for bad in (dict(fw=-1), dict(bw=17), dict(fw=2.5), dict(step=-3)):
         with pytest.raises(cnn.PrecisionError):
             cnn.set_precision(**bad)
+
+
+def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: range) -> None:
+    g = torch.Generator().manual_seed(99)
+    data = [(torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g)) for _ in range(4)]
+    for t in steps:
+        x, y = data[t]
+        with cnn.precision(fw=3 + t, bw=6, step=t, seed=5):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def test_resume_from_state_dict_continues_bit_for_bit():
+    """Running ranges live in the state dict and the noise depends on (seed, step, layer): a fresh process
+    that loads the checkpoint of step 2 continues exactly as the uninterrupted run."""
+    from cpt_hw.models import build_model
+
+    def fresh():
+        torch.manual_seed(0)
+        m = build_model("digits_cnn")
+        return m, torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+
+    full, opt = fresh()
+    _train(full, opt, range(4))
+    first, opt1 = fresh()
+    _train(first, opt1, range(2))
+    ckpt = copy.deepcopy({"model": first.state_dict(), "opt": opt1.state_dict()})
+    resumed, opt2 = fresh()
+    _train(resumed, opt2, range(1))  # a different history, overwritten by the checkpoint
+    resumed.load_state_dict(ckpt["model"])
+    opt2.load_state_dict(ckpt["opt"])
+    _train(resumed, opt2, range(2, 4))
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k

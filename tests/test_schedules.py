@@ -87,8 +87,8 @@ def test_static_runs_at_the_top_precision():
 
 @pytest.mark.parametrize("args, match", [
     ((5, 3, 32, 100), "bmin = 5 > bmax = 3"),
-    ((3, 8, 0, 100), "num_cycles = 0"),
-    ((3, 8, 200, 100), "num_cycles = 200"),
+    ((3, 8, 0, 100), r"num_cycles \(--cycles\) = 0"),
+    ((3, 8, 200, 100), r"num_cycles \(--cycles\) = 200"),
     ((3, 8, 32, 0), "total_iters = 0"),
     ((-1, 8, 32, 100), "bmin = -1"),
 ])

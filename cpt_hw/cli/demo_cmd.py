@@ -14,7 +14,7 @@ import argparse
 
 #: The demo run; `cpt-hw train` with these options reproduces it.
 DEMO_ARGS = {"model": "digits_cnn", "dataset": "digits", "schedule": "cpt", "bits": "3-8", "grad_bits": "8",
-             "cycles": 8, "epochs": 12, "batch_size": 64, "lr": 0.05, "backend": "accel:emu", "seed": 0,
+             "cycles": 8, "epochs": 12, "batch_size": 64, "lr": 0.05, "backend": "accel:emu", "threads": 1, "seed": 0,
              "eval_every": 0, "log_every": 5}
 
 

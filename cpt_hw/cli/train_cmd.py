@@ -15,7 +15,7 @@ from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS
 #: resumed run can tell what was given on the command line).
 _FIELDS = ("model", "dataset", "data", "data_cache", "schedule", "bits", "grad_bits", "cycles", "shape",
            "epochs", "iters", "batch_size", "lr", "momentum", "weight_decay", "lr_steps", "backend", "preset",
-           "device", "seed", "out", "stop_at", "log_every", "eval_every", "checkpoint_every", "eval_batch",
+           "device", "threads", "seed", "out", "stop_at", "log_every", "eval_every", "checkpoint_every", "eval_batch",
            "range_threshold", "range_steps", "progress")
 
 
@@ -34,6 +34,8 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    "accel:rtl, accel:pynq (default: torch)")
     p.add_argument("--preset", help="hardware config of an accel backend: preset name or .toml (default: zc706)")
     p.add_argument("--device", help="torch device: cpu or cuda (default: cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is fastest for small "
+                   "models such as the digits CNN)")
     p.add_argument("--seed", type=int, help="seed of initialisation, data order, augmentation and rounding noise")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bar")
 

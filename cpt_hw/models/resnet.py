@@ -7,6 +7,9 @@ and the 1x1 stride-2 downsample convs of the shortcuts are quantized too, as in 
 Depth = 6 n + 2 for every name, the paper's "ResNet-164" included: its cost (~6.0e8 GBitOPs at 8/8)
 matches a basic-block ResNet with n = 27 (380.6 M conv MACs per 32x32 sample), not He et al.'s
 bottleneck ResNet-164 (~3.9e8).  See cpt-reference-facts.md.
+
+Parameter counts are He et al.'s (ResNet-20: 272,474 with 10 classes); the authors' code also creates an
+unused BatchNorm in every block without a downsample path, which changes nothing but its parameter count.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import golden
 from ..config import HardwareConfig
 from ..errors import CptHwError
 from .backends import BackendError, BackendSpec
@@ -40,5 +41,16 @@ class AccelEngine:
 
     def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int) -> np.ndarray:
         self.calls += 1
-        self.binary_ops += a.shape[0] * a.shape[1] * b.shape[1] * a_bits * b_bits
+        self.binary_ops += golden.gemm_cost(a.shape[0], b.shape[1], a.shape[1], a_bits, b_bits)
         return self.accelerator.gemm(a, b, a_bits, b_bits, a_signed=False, b_signed=False)
+
+    @property
+    def cycles(self) -> int:
+        """Accelerator cycles of every call so far, as the device reported them (its cycles register)."""
+        return int(self.accelerator.total_cycles)
+
+    def stats(self) -> dict:
+        """GEMM calls, binary operations, device calls (after tiling), cycles and seconds at the config's clock."""
+        return {"backend": self.name, "config": self.config.name, "gemm_calls": self.calls,
+                "binary_ops": self.binary_ops, "device_calls": int(self.accelerator.calls), "cycles": self.cycles,
+                "seconds": self.cycles / (self.config.clock_mhz * 1e6)}

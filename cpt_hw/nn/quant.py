@@ -49,10 +49,39 @@ def quant_params(x_min: torch.Tensor, x_max: torch.Tensor, bits: int) -> QParams
     return QParams(scale, x_min)
 
 
+_M32 = 0xFFFFFFFF
+
+
+def _fmix32_(h: torch.Tensor) -> torch.Tensor:
+    """MurmurHash3's finaliser in place on int64 values < 2^32.  The products may pass 2^63 and wrap,
+    but only their low 32 bits are kept, which wrapping leaves intact."""
+    h ^= h >> 16
+    h.mul_(0x85EBCA6B).bitwise_and_(_M32)
+    h ^= h >> 13
+    h.mul_(0xC2B2AE35).bitwise_and_(_M32)
+    h ^= h >> 16
+    return h
+
+
 def uniform_noise(seed: int, shape: torch.Size | tuple[int, ...], device: torch.device | str) -> torch.Tensor:
-    """counter_uniform(seed, i) for i = 0..numel-1 in row-major order, as float32 of ``shape`` (exact)."""
-    counter = torch.arange(int(torch.Size(shape).numel()), dtype=torch.int64, device=device).reshape(shape)
-    return counter_uniform(seed, counter).to(torch.float32)
+    """counter_uniform(seed, i) for i = 0..numel-1 in row-major order, as float32 of ``shape`` (exact).
+
+    Computes golden's hash with fewer, in-place tensor operations (tests check it against golden bit for
+    bit): the seed words are mixed once in Python and counters below 2^32 have no high word.
+    """
+    n = int(torch.Size(shape).numel())
+    if n >= 1 << 32:  # not a tensor size training meets; golden's generic path is exact everywhere
+        counter = torch.arange(n, dtype=torch.int64, device=device).reshape(shape)
+        return counter_uniform(seed, counter).to(torch.float32)
+    s0 = int(_fmix32_(torch.tensor([(seed & _M32) ^ 0x9E3779B9], dtype=torch.int64))[0])
+    s1 = int(_fmix32_(torch.tensor([((seed >> 32) & _M32) ^ 0x7F4A7C15], dtype=torch.int64))[0])
+    h = torch.arange(n, dtype=torch.int64, device=device)
+    h ^= s0
+    _fmix32_(h)
+    h ^= s1
+    _fmix32_(h)
+    h >>= 8
+    return (h.to(torch.float32) * (1.0 / (1 << 24)) - 0.5).reshape(shape)
 
 
 def quantize_codes(x: torch.Tensor, bits: int, qp: QParams, noise_seed: int | None = None) -> torch.Tensor:

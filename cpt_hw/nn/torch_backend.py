@@ -5,7 +5,7 @@ Backward, with E_hat the per-tensor stochastic quantization of the error E at ``
 
 * weight gradient (both): dW = E_hat^T X_hat, passed straight through to W;
 * input gradient, paper:     dX = E_hat W_hat                 (what the authors' code computes);
-* input gradient, hardware:  dX = E_tilde Q_w + E_hat z_w 1^T (what the integer backends compute),
+* input gradient, hardware:  dX = E_tilde (Q_w + z_w / s_w)   (what the integer backends compute),
   E_tilde = per-tensor stochastic quantization of E diag(s_w) at ``bw`` bits, Q_w the integer weight codes.
 
 Everything stays on the tensors' device; there is no host synchronisation.
@@ -65,8 +65,7 @@ class _FakeQuantGemm(torch.autograd.Function):
             else:
                 q_s, qp_s = quantize_error(e * ops.channel_view(sw, e.dim()), err.bits, err.seed_scaled)
                 e_tilde = dequantize(q_s, qp_s).to(e.dtype)
-                dx = ops.grad_input(e_tilde, qw.to(e.dtype), ctx.x_shape) \
-                    + ops.grad_input(e_hat, zw.to(e.dtype).expand_as(w_hat), ctx.x_shape)
+                dx = ops.grad_input(e_tilde, (qw + zw / sw).to(e.dtype), ctx.x_shape)
         if ctx.needs_input_grad[1]:
             dw = ops.grad_weight(x_hat, e_hat, w_hat.shape)
         if ctx.has_bias and ctx.needs_input_grad[2]:

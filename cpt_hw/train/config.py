@@ -8,14 +8,14 @@ it from there, so its schedule, data order and learning rate continue where they
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CptHwError
 from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS, parse_bits_range, parse_shape
 
 #: Fields a resumed run may change (where it runs and how it reports, never what it computes).
-RESUME_OVERRIDABLE = ("device", "backend", "preset", "out", "stop_at", "log_every", "eval_every",
+RESUME_OVERRIDABLE = ("device", "threads", "backend", "preset", "out", "stop_at", "log_every", "eval_every",
                       "checkpoint_every", "eval_batch", "data", "data_cache", "progress")
 
 
@@ -47,6 +47,7 @@ class TrainConfig:
     backend: str = "torch"
     preset: str = "zc706"
     device: str = "cpu"
+    threads: int | None = None
     seed: int = 0
     out: str = "runs/latest"
     stop_at: int | None = None
@@ -57,7 +58,6 @@ class TrainConfig:
     range_threshold: float = 0.05
     range_steps: int | None = None
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULE_KINDS:
@@ -67,9 +67,11 @@ class TrainConfig:
         parse_bits_range(self.grad_bits, "--grad-bits")
         if self.shape is not None:
             parse_shape(self.shape)
+            if self.schedule != "custom":
+                raise TrainConfigError(f"--shape {self.shape!r} needs --schedule custom (got {self.schedule!r})")
         if (self.epochs is None) == (self.iters is None):
             raise TrainConfigError("give exactly one of --epochs and --iters")
-        for name in ("epochs", "iters", "batch_size", "cycles", "eval_batch", "log_every"):
+        for name in ("epochs", "iters", "batch_size", "cycles", "eval_batch", "log_every", "threads"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise TrainConfigError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")

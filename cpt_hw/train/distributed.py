@@ -55,6 +55,17 @@ def all_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
+def broadcast_buffers(model: torch.nn.Module, info: DistInfo) -> None:
+    """Give every rank rank 0's buffers (BN running statistics, running activation ranges).
+
+    DDP broadcasts them at the start of each training forward, but that forward then updates them from each
+    rank's own slice of the batch; evaluation and checkpoints should all see the same ones.
+    """
+    if info.enabled:
+        for buf in model.buffers():
+            dist.broadcast(buf, src=0)
+
+
 def broadcast_object(obj: object, info: DistInfo) -> object:
     if not info.enabled:
         return obj

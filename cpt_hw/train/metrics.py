@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import CptHwError
+
 
 class MetricsWriter:
     """Append-only JSON-lines writer (rank 0 only; other ranks pass ``enabled=False``)."""
@@ -23,14 +25,15 @@ class MetricsWriter:
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if truncate_to is None:
-            self._f = open(self.path, "w")
-        else:
-            self._f = open(self.path, "a")
-            if self.path.stat().st_size < truncate_to:
-                raise OSError(f"{self.path} is shorter than the checkpoint recorded")
-            self._f.truncate(truncate_to)
-            self._f.seek(truncate_to)
+        if truncate_to is None or not self.path.is_file():
+            self._f = open(self.path, "w")  # a new run, or a run resumed into a new folder
+            return
+        if self.path.stat().st_size < truncate_to:
+            raise CptHwError(f"{self.path}: shorter than the {truncate_to} bytes the checkpoint recorded (was it "
+                             "edited?); resume into a new --out folder to start a new metrics file")
+        self._f = open(self.path, "a")
+        self._f.truncate(truncate_to)
+        self._f.seek(truncate_to)
 
     def write(self, record: dict[str, Any]) -> None:
         if self._f is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,18 +57,29 @@ class RunState:
 class Trainer:
     """One run of :class:`TrainConfig`; ``run()`` returns the summary dict (rank 0's view)."""
 
-    def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None) -> None:
-        self.cfg, self._resume = cfg, resume
+    def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None, data: Dataset | None = None) -> None:
+        """``data`` replaces loading ``cfg.dataset`` (an API user's own :class:`Dataset`, a benchmark's)."""
+        self.cfg, self._resume, self._data = cfg, resume, data
+        if cfg.threads is not None:
+            # Small GEMMs (the digits CNN, im2col on the host) run far faster on one thread than on several
+            # that spin against each other; float reduction order, hence bit-exactness, depends on it.
+            torch.set_num_threads(cfg.threads)
         self.dist = distributed.init(cfg.device)
         self.device = distributed.device_for(cfg.device, self.dist)
+        # Stochastic-rounding noise: rank 0 uses the run's seed (a single process is rank 0); other ranks get
+        # their own streams, so the ranks' rounding errors do not repeat each other inside the all-reduce.
+        self.noise_seed = (cfg.seed ^ (self.dist.rank * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF
         self.out = Path(cfg.out)
         self.state = RunState()
 
     # ------------------------------------------------------------------ setup
     def _load_data(self) -> Dataset:
+        if self._data is not None:
+            return self._data
         if self.dist.enabled and not self.dist.is_main:
             distributed.barrier(self.dist)  # rank 0 fills the decode cache first
-        data = load_dataset(self.cfg.dataset, self.cfg.data, self.cfg.data_cache)
+        data = load_dataset(self.cfg.dataset, self.cfg.data, self.cfg.data_cache,
+                            progress=self.cfg.progress and self.dist.is_main)
         if self.dist.enabled and self.dist.is_main:
             distributed.barrier(self.dist)
         return data
@@ -135,8 +147,8 @@ class Trainer:
         result = run_range_test(probe, self.batches, self.cfg, grad_bits=grad_bits[1], cap=self.top_bits(),
                                 num_classes=self.data.num_classes, dist=self.dist, meter=self.meter)
         self.state.range_test = result.to_dict()
-        if self.dist.is_main:
-            tqdm.write(result.table())
+        if self.dist.is_main:  # on stderr with the progress bars: stdout stays the summary (or its JSON)
+            tqdm.write(result.table(), file=sys.stderr)
         return result.bounds
 
     def _restore(self, ck: dict[str, Any]) -> None:
@@ -155,7 +167,7 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def _train_step(self, t: int) -> torch.Tensor:
         fw, bw = self.schedule.at(t)
-        frontend.set_precision(fw, bw, t, self.cfg.seed)
+        frontend.set_precision(fw, bw, t, self.noise_seed)
         lr = self.cfg.lr_at(t, self.total)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -183,6 +195,7 @@ class Trainer:
     def evaluate(self, done: int) -> dict[str, Any]:
         """Test accuracy after ``done`` iterations, at the precision of the last one (as the paper evaluates)."""
         fw, bw = self.schedule.at(min(max(done - 1, 0), self.total - 1))
+        distributed.broadcast_buffers(self.model, self.dist)  # BN and activation ranges: rank 0's, as checkpointed
         self.model.eval()
         sums = torch.zeros(3, dtype=torch.float64)
         with frontend.precision(fw, bw):
@@ -203,14 +216,19 @@ class Trainer:
             raise TrainingDiverged(f"weights are not finite after iteration {self.state.step}; stopped. "
                                    f"{self._last_good()}")
         self.state.checkpoint_step = self.state.step
+        cycles = self._total_cycles()  # a collective under DDP: every rank checkpoints at the same iterations
         if not self.dist.is_main:
             return
-        cycles = self.state.cycles + frontend.accelerator_cycles()
         checkpoint.save(self.out / CHECKPOINT, {
             "config": self.cfg.to_dict(), "step": self.state.step, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "rng": checkpoint.rng_state(), "bitops": self.meter.total,
-            "cycles": cycles, "metrics_bytes": writer.tell(), "window": self.state.window, "range_test": self.state.range_test,
-            "last_eval": self.state.last_eval})
+            "cycles": cycles, "metrics_bytes": writer.tell(), "window": self.state.window,
+            "range_test": self.state.range_test, "last_eval": self.state.last_eval})
+
+    def _total_cycles(self) -> int:
+        """Accelerator cycles of the whole run: those restored from the checkpoint plus every rank's since."""
+        local = torch.tensor([float(frontend.accelerator_cycles())], dtype=torch.float64, device=self.device)
+        return self.state.cycles + int(distributed.all_sum(local, self.dist).item())
 
     def _due(self, every: int, t1: int) -> bool:
         """After iteration t1 - 1: every N iterations, or at each epoch end when N = 0."""
@@ -275,8 +293,7 @@ class Trainer:
 
     def _summary(self, wall_s: float) -> dict[str, Any]:
         cfg = self.cfg
-        cycles = torch.tensor([frontend.accelerator_cycles()], dtype=torch.float64)
-        cycles = int(distributed.all_sum(cycles.to(self.device), self.dist).item()) + self.state.cycles
+        cycles = self._total_cycles()
         static = bitops.report(self.layers, cfg.batch_size, self.schedule, self.total)
         summary: dict[str, Any] = {
             "model": cfg.model, "dataset": cfg.dataset, "backend": cfg.backend, "schedule": cfg.schedule,

@@ -1,0 +1,52 @@
+// cpt-hw HLS kernel: argument checks that decide the status word before any memory access.
+//
+// Mirrors cpt_hw/status.py (call_status) and docs/registers.md: every error bit is evaluated from the
+// register values alone; ERR_WINDOW is evaluated only when the dimensions and precisions are legal,
+// because the operand sizes are meaningless otherwise.  A non-zero status means the kernel returns
+// without reading or writing memory.
+#ifndef CPT_CHECK_H
+#define CPT_CHECK_H
+
+#include "cpt_util.h"
+
+namespace cpt {
+
+//: [x, x + size) lies inside [base, limit).  64-bit arithmetic, no overflow for any register values.
+inline bool in_window(ap_uint<64> x, ap_uint<64> size, ap_uint<64> base, ap_uint<64> limit) {
+#pragma HLS INLINE
+    return x >= base && x <= limit && size <= ap_uint<64>(limit - x);
+}
+
+//: The status word of a call: 0 when it may run, else the OR of the Cfg::err_* bits.
+template <class Cfg>
+ap_uint<32> check_call(typename Types<Cfg>::addr_t a, typename Types<Cfg>::addr_t b,
+                       typename Types<Cfg>::addr_t c, uint32_t m, uint32_t n, uint32_t k, uint32_t a_bits,
+                       uint32_t b_bits, uint32_t flags, typename Types<Cfg>::addr_t win_base,
+                       typename Types<Cfg>::addr_t win_limit) {
+#pragma HLS INLINE off
+    typedef Types<Cfg> T;
+    const bool dim_err = m == 0 || n == 0 || k == 0 || m > Cfg::max_dim || n > Cfg::max_dim || k > Cfg::k_max;
+    const bool bits_err = a_bits == 0 || b_bits == 0 || a_bits > T::P || b_bits > T::P;
+    const bool align_err = a % T::WORD_BYTES != 0 || b % T::WORD_BYTES != 0 || c % T::WORD_BYTES != 0;
+    const bool flags_err = (flags & ~Cfg::flags_mask) != 0;
+    bool window_err = false;
+    if (!dim_err && !bits_err) {
+        const ap_uint<64> kw = (k + T::D - 1) / T::D;
+        const ap_uint<64> size_a = ap_uint<64>(m) * a_bits * kw * T::WORD_BYTES;
+        const ap_uint<64> size_b = ap_uint<64>(n) * b_bits * kw * T::WORD_BYTES;
+        const ap_uint<64> size_c = ap_uint<64>(m) * ((n + T::C - 1) / T::C * T::C) * (T::RES_BITS / 8);
+        window_err = !in_window(a, size_a, win_base, win_limit) || !in_window(b, size_b, win_base, win_limit) ||
+                     !in_window(c, size_c, win_base, win_limit);
+    }
+    ap_uint<32> status = 0;
+    status[Cfg::err_dim_bit] = dim_err;
+    status[Cfg::err_bits_bit] = bits_err;
+    status[Cfg::err_align_bit] = align_err;
+    status[Cfg::err_window_bit] = window_err;
+    status[Cfg::err_flags_bit] = flags_err;
+    return status;
+}
+
+}  // namespace cpt
+
+#endif  // CPT_CHECK_H

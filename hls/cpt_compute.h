@@ -1,0 +1,269 @@
+// cpt-hw HLS kernel: the compute stage, an output-stationary rows x cols array of bit-serial PEs.
+//
+// Per block of b_block_cols columns of B (docs/architecture.md, "Dataflow"):
+//   1. the B block is loaded once into b_buf (cols banks, one per PE column);
+//   2. A tile 0 (`rows` rows) is loaded into one half of the ping-pong buffer a_buf;
+//   3. for every A tile and every column tile of the block, a_bits x b_bits x Kw steps: each step every
+//      PE (r, c) combines word w of A plane i of row r with word w of B plane j of column c (pe_step).
+//      The same pipelined loop also loads the next A tile into the other half of a_buf and drains the
+//      accumulators of the previous column tile (copied to `shadow`) into the store stage, one bus beat
+//      per cycle, so loading and draining hide behind computing whenever there is enough of it.
+// Every loop here is pipelined at II = 1; the sum of their trip counts is this stage's busy count.
+#ifndef CPT_COMPUTE_H
+#define CPT_COMPUTE_H
+
+#include "cpt_pe.h"
+
+namespace cpt {
+
+template <class Cfg>
+struct Compute {
+    typedef Types<Cfg> T;
+    typedef typename T::word_t word_t;
+    typedef typename T::bus_t bus_t;
+    typedef typename T::acc_t acc_t;
+
+    //: Draining state: shadow rows [0, rows) go out one bus beat at a time.
+    struct Drain {
+        ap_uint<32> left;  // beats still to send
+        ap_uint<32> r;     // current row of shadow
+        ap_uint<32> q;     // current beat within the row
+    };
+
+    //: Walks the (row, plane, word) order of an A tile as it arrives from the load stage.
+    struct ALoad {
+        ap_uint<32> left;  // words still to load
+        ap_uint<32> r, i, w;
+        ap_uint<1> half;   // which half of a_buf receives them
+    };
+
+    static void drain_beat(Drain &dr, acc_t shadow[T::R][T::C], hls::stream<bus_t> &out) {
+#pragma HLS INLINE
+        if (dr.left != 0) {
+            bus_t beat = 0;
+            for (unsigned e = 0; e < T::EPB; ++e) {
+#pragma HLS UNROLL
+                // sign-extend the accumulator to the 32-bit DDR element
+                const typename T::res_t v = shadow[dr.r][dr.q * T::EPB + e];
+                beat(T::RES_BITS * e + T::RES_BITS - 1, T::RES_BITS * e) = v(T::RES_BITS - 1, 0);
+            }
+            out.write(beat);
+            --dr.left;
+            if (dr.q == T::BPR - 1) {
+                dr.q = 0;
+                ++dr.r;
+            } else {
+                ++dr.q;
+            }
+        }
+    }
+
+    //: Take one word of the incoming A tile, clear the K padding bits of its last word, store it.
+    static void load_a_word(ALoad &ld, word_t a_buf[2][T::R][T::P][T::KW], hls::stream<word_t> &in,
+                            uint32_t kw, uint32_t a_bits, word_t tail_mask) {
+#pragma HLS INLINE
+        if (ld.left != 0) {
+            word_t x = in.read();
+            if (ld.w == kw - 1) x &= tail_mask;  // padding is ignored, whatever the host left there
+            a_buf[ld.half][ld.r][ld.i][ld.w] = x;
+            --ld.left;
+            if (ld.w == kw - 1) {
+                ld.w = 0;
+                if (ld.i == a_bits - 1) {
+                    ld.i = 0;
+                    ++ld.r;
+                } else {
+                    ++ld.i;
+                }
+            } else {
+                ++ld.w;
+            }
+        }
+    }
+
+    static void start_load(ALoad &ld, uint32_t rows, uint32_t a_bits, uint32_t kw, ap_uint<1> half) {
+#pragma HLS INLINE
+        ld.left = ap_uint<32>(rows) * a_bits * kw;
+        ld.r = 0;
+        ld.i = 0;
+        ld.w = 0;
+        ld.half = half;
+    }
+
+    static void run(hls::stream<word_t> &in, hls::stream<bus_t> &out, uint32_t m, uint32_t n, uint32_t k,
+                    uint32_t a_bits, uint32_t b_bits, uint32_t flags, hls::stream<typename T::count_t> &count) {
+#pragma HLS INLINE off
+        word_t b_buf[T::BT][T::C][T::P][T::KW];
+#pragma HLS ARRAY_PARTITION variable = b_buf complete dim = 2
+        word_t a_buf[2][T::R][T::P][T::KW];
+#pragma HLS ARRAY_PARTITION variable = a_buf complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = a_buf complete dim = 2
+        acc_t acc[T::R][T::C];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
+        acc_t shadow[T::R][T::C];
+#pragma HLS ARRAY_PARTITION variable = shadow complete dim = 0
+
+        const uint32_t kw = (k + T::D - 1) / T::D;
+        const uint32_t k_tail = k % T::D;
+        const word_t tail_mask = k_tail == 0 ? word_t(~word_t(0)) : word_t((word_t(1) << k_tail) - 1);
+        const bool a_signed = (flags >> Cfg::flag_a_signed_bit) & 1;
+        const bool b_signed = (flags >> Cfg::flag_b_signed_bit) & 1;
+        const uint32_t steps = a_bits * b_bits * kw;  // PE steps of one column tile
+        const uint32_t tiles = (m + T::R - 1) / T::R;
+
+        Drain dr;
+        dr.left = 0;
+        dr.r = 0;
+        dr.q = 0;
+        ALoad ld;
+        ap_uint<64> iters = 0;
+
+    blocks:
+        for (uint32_t n0 = 0; n0 < n; n0 += T::BB) {
+            const uint32_t nb = n - n0 < T::BB ? n - n0 : T::BB;
+            const uint32_t col_tiles = (nb + T::C - 1) / T::C;
+
+            // 1. B block: column n0 + ct*C + c, plane j, word w -> b_buf[ct][c][j][w]; the previous
+            //    block's last tile drains meanwhile.
+            {
+                const uint32_t b_words = nb * b_bits * kw;
+                ap_uint<32> bct = 0, bc = 0, bj = 0, bw = 0;
+                const uint32_t trip = b_words;
+                iters += trip;
+            load_b:
+                for (uint32_t it = 0; it < trip; ++it) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
+                    b_buf[bct][bc][bj][bw] = in.read();
+                    if (bw == kw - 1) {
+                        bw = 0;
+                        if (bj == b_bits - 1) {
+                            bj = 0;
+                            if (bc == T::C - 1) {
+                                bc = 0;
+                                ++bct;
+                            } else {
+                                ++bc;
+                            }
+                        } else {
+                            ++bj;
+                        }
+                    } else {
+                        ++bw;
+                    }
+                    drain_beat(dr, shadow, out);
+                }
+            }
+
+            // 2. A tile 0 into half 0.
+            start_load(ld, m < T::R ? m : T::R, a_bits, kw, 0);
+            iters += ld.left;
+        load_a0:
+            while (ld.left != 0) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
+                load_a_word(ld, a_buf, in, kw, a_bits, tail_mask);
+                drain_beat(dr, shadow, out);
+            }
+
+            // 3. Every A tile against every column tile of the block.
+        tiles_loop:
+            for (uint32_t t = 0; t < tiles; ++t) {
+                const uint32_t m0 = t * T::R;
+                const uint32_t rows = m - m0 < T::R ? m - m0 : T::R;
+                const ap_uint<1> cur = t & 1;
+                const ap_uint<1> nxt = cur ^ 1;
+                const uint32_t next_rows = t + 1 < tiles ? (m - m0 - rows < T::R ? m - m0 - rows : T::R) : 0;
+                start_load(ld, next_rows, a_bits, kw, nxt);
+
+            col_tiles_loop:
+                for (uint32_t ct = 0; ct < col_tiles; ++ct) {
+                    bool col_ok[T::C];
+#pragma HLS ARRAY_PARTITION variable = col_ok complete
+                    for (unsigned c = 0; c < T::C; ++c) {
+#pragma HLS UNROLL
+                        col_ok[c] = ct * T::C + c < nb;  // padding columns compute 0
+                    }
+                    for (unsigned r = 0; r < T::R; ++r) {
+#pragma HLS UNROLL
+                        for (unsigned c = 0; c < T::C; ++c) {
+#pragma HLS UNROLL
+                            acc[r][c] = 0;
+                        }
+                    }
+                    // The previous tile's drain must end here: shadow is overwritten after the loop.
+                    const uint32_t trip = steps > dr.left ? steps : uint32_t(dr.left);
+                    iters += trip;
+                    ap_uint<32> si = 0, sj = 0, sw = 0;
+                steps_loop:
+                    for (uint32_t it = 0; it < trip; ++it) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
+#pragma HLS DEPENDENCE variable = a_buf inter false
+#pragma HLS DEPENDENCE variable = a_buf intra false
+                        if (it < steps) {
+                            const bool negate = (a_signed && si == a_bits - 1) != (b_signed && sj == b_bits - 1);
+                            const typename T::shift_t shift = si + sj;
+                            for (unsigned r = 0; r < T::R; ++r) {
+#pragma HLS UNROLL
+                                const word_t aw = a_buf[cur][r][si][sw];
+                                for (unsigned c = 0; c < T::C; ++c) {
+#pragma HLS UNROLL
+                                    const word_t bw = col_ok[c] ? b_buf[ct][c][sj][sw] : word_t(0);
+                                    pe_step<Cfg>(acc[r][c], aw, bw, shift, negate);
+                                }
+                            }
+                            if (sw == kw - 1) {
+                                sw = 0;
+                                if (sj == b_bits - 1) {
+                                    sj = 0;
+                                    ++si;
+                                } else {
+                                    ++sj;
+                                }
+                            } else {
+                                ++sw;
+                            }
+                        }
+                        load_a_word(ld, a_buf, in, kw, a_bits, tail_mask);
+                        drain_beat(dr, shadow, out);
+                    }
+                    for (unsigned r = 0; r < T::R; ++r) {
+#pragma HLS UNROLL
+                        for (unsigned c = 0; c < T::C; ++c) {
+#pragma HLS UNROLL
+                            shadow[r][c] = acc[r][c];
+                        }
+                    }
+                    dr.left = ap_uint<32>(rows) * T::BPR;
+                    dr.r = 0;
+                    dr.q = 0;
+                }
+
+                // The next A tile must be complete before it is computed on.
+                iters += ld.left;
+            finish_load:
+                while (ld.left != 0) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
+                    load_a_word(ld, a_buf, in, kw, a_bits, tail_mask);
+                    drain_beat(dr, shadow, out);
+                }
+            }
+        }
+
+        // 4. The last tile's results.
+        iters += dr.left;
+    drain_last:
+        while (dr.left != 0) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
+            drain_beat(dr, shadow, out);
+        }
+        count.write(iters);
+    }
+};
+
+}  // namespace cpt
+
+#endif  // CPT_COMPUTE_H

@@ -1,0 +1,128 @@
+"""C simulation of the HLS kernel (g++ + hls4ml's ap_types), bit-exact against cpt_hw.golden.
+
+Every call checks status, id, the predicted busy count (cycles) and the whole simulated DDR: results
+where they belong, every other byte unchanged.  The `sim` preset runs the full precision sweep; the
+`zc706` preset a few GEMMs that cross its B blocks and tile edges.
+"""
+
+import numpy as np
+import pytest
+
+from cpt_hw import csim
+from cpt_hw.config import HardwareConfig
+from cpt_hw.hls_io import Workload, flags_word
+from cpt_hw.hls_schedule import busy_counts
+from cpt_hw.regmap import STATUS_BITS
+
+SIM = HardwareConfig.from_preset("sim")
+ZC706 = HardwareConfig.from_preset("zc706")
+ERR = {name: 1 << bit for name, bit in STATUS_BITS.items()}
+
+
+@pytest.fixture(scope="module")
+def sim_binary():
+    return csim.build(SIM)
+
+
+def run_checked(cfg, workload, binary=None):
+    res = csim.run(cfg, workload, binary)
+    assert csim.compare(workload, res) == []
+    return res
+
+
+def test_every_precision_pair_signed_and_unsigned(sim_binary):
+    wl = csim.precision_workload(SIM, seed=11)
+    combos = {(e.call.a_bits, e.call.b_bits, e.call.flags) for e in wl.expected}
+    assert combos == {(a, b, flags_word(sa, sb)) for a in range(1, 9) for b in range(1, 9)
+                      for sa in (False, True) for sb in (False, True)}
+    res = run_checked(SIM, wl, sim_binary)
+    assert all(s == 0 for s in res.status)
+    # the sweep is not trivially small: edge tiles, several B blocks, negative results all occur
+    calls = [e.call for e in wl.expected]
+    assert any(c.m % SIM.rows for c in calls) and any(c.n % SIM.cols for c in calls)
+    assert any(c.k % SIM.dot_width for c in calls) and any(c.n > 2 * SIM.b_block_cols for c in calls)
+    assert any((e.c_matrix < 0).any() for e in wl.expected)
+
+
+def test_tile_and_block_edges_full_k_and_dirty_padding(sim_binary):
+    wl = csim.edge_workload(SIM, seed=5)
+    assert any(e.call.k == SIM.k_max for e in wl.expected)
+    run_checked(SIM, wl, sim_binary)
+
+
+def test_refused_calls_set_their_bits_and_touch_no_memory(sim_binary):
+    wl = csim.refused_workload(SIM, seed=3)
+    res = run_checked(SIM, wl, sim_binary)
+    got = {e.note: s for e, s in zip(wl.expected, res.status)}
+    # spelled out here, independently of cpt_hw.status
+    assert got["M = 0"] == got["K > k_max"] == got["N > max_dim"] == ERR["ERR_DIM"]
+    assert got["a_bits = 0"] == got["b_bits > max"] == ERR["ERR_BITS"]
+    assert got["a misaligned"] == got["c misaligned"] == ERR["ERR_ALIGN"]
+    assert got["flags bit 2"] == got["flags bit 31"] == ERR["ERR_FLAGS"]
+    assert got["window: limit one byte short"] == got["window: b below base"] == ERR["ERR_WINDOW"]
+    assert got["M = 0 and K > k_max and flags"] == ERR["ERR_DIM"] | ERR["ERR_FLAGS"]
+    assert got["bits and window (window not evaluated)"] == ERR["ERR_BITS"]
+    assert got["legal call after refusals"] == 0
+    assert all(c == 0 for c, s in zip(res.cycles, res.status) if s)
+    # memory: only the one legal call's result area changed
+    changed = np.flatnonzero(res.image != wl.initial_image())
+    legal = wl.expected[-1].call
+    assert changed.size and changed.min() >= legal.c and changed.max() < legal.c + legal.m * 2 * 4 * 3
+
+
+def test_compare_reports_wrong_results_and_stray_writes(sim_binary):
+    wl = Workload(SIM, seed=9)
+    wl.add_gemm(4, 3, 40, 3, 3, True, False, note="victim")
+    res = csim.run(SIM, wl, sim_binary)
+    c = wl.expected[0].call
+    res.image[c.c + 4] ^= 1                  # C[0, 1]
+    res.image[c.a - 1] ^= 0x80               # a canary byte before A
+    res.status[0] = ERR["ERR_WINDOW"]
+    problems = csim.compare(wl, res)
+    assert any("status/id/cycles = 0x8/" in p for p in problems)
+    assert any("call 0 (victim) C[0, 1]" in p for p in problems)
+    assert any("outside every result area" in p for p in problems)
+
+
+def test_zc706_blocks_edges_and_refusals():
+    cfg = ZC706
+    wl = Workload(cfg, seed=706)
+    r, c, d, bb = cfg.rows, cfg.cols, cfg.dot_width, cfg.b_block_cols
+    wl.add_gemm(r + 1, bb + c + 3, d + 3, 8, 8, True, True, note="2 blocks, 8x8 signed")
+    wl.add_gemm(2 * r + 5, c + 1, 2 * d - 1, 1, 1, window="tight", note="1x1 unsigned")
+    wl.add_gemm(r - 3, bb + 1, 3 * d + 7, 3, 5, True, False, dirty_padding=True, note="3x5 mixed")
+    wl.add_refused("M = 0", m=0)
+    wl.add_refused("c misaligned", c=wl.expected[0].call.c + 4)
+    run_checked(cfg, wl)
+
+
+def test_cycles_are_the_busy_count_of_the_stages(sim_binary):
+    wl = Workload(SIM, seed=1)
+    shapes = [(7, 9, 200, 8, 8), (7, 9, 20, 1, 1), (1, 1, 1, 1, 1)]
+    for m, n, k, ab, bb in shapes:
+        wl.add_gemm(m, n, k, ab, bb)
+    res = run_checked(SIM, wl, sim_binary)  # compare() asserts cycles == busy_counts(...).cycles
+    compute_bound = busy_counts(SIM, *shapes[0])
+    tiles = -(-7 // SIM.rows) * (-(-9 // SIM.cols))
+    assert compute_bound.cycles == compute_bound.compute_iters >= tiles * 8 * 8 * (-(-200 // SIM.dot_width))
+    assert res.cycles[0] > res.cycles[1] > res.cycles[2] > 0
+
+
+def test_binary_is_cached(sim_binary):
+    mtime = sim_binary.stat().st_mtime_ns
+    assert csim.build(SIM) == sim_binary and sim_binary.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_address_sanitizer_finds_no_stray_access():
+    """Every sim suite on an AddressSanitizer build: no access outside the simulated DDR or any buffer."""
+    binary = csim.build(SIM, sanitize=True)
+    for wl in (csim.precision_workload(SIM, 21), csim.edge_workload(SIM, 22), csim.refused_workload(SIM, 23)):
+        run_checked(SIM, wl, binary)
+
+
+@pytest.mark.slow
+def test_zc706_full_sweep():
+    results = csim.sweep(ZC706, seed=706)
+    assert [r.name for r in results] == ["precisions", "edges", "refused"]
+    assert all(r.problems == [] for r in results), [p for r in results for p in r.problems]
