@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from cpt_hw import golden as g
 from cpt_hw import nn as cnn
 from cpt_hw.fast import DevicePrecision, enable_fast
-from cpt_hw.fast.data import GpuBatches
 from cpt_hw.fast.quant import (fq_channel, fq_error, fq_tensor_range, fq_tensor_train, stream_key)
 from cpt_hw.models import build_model
 
@@ -73,19 +72,32 @@ def test_fast_layers_match_torch_backend_forward_and_train(hardware):
         torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-3)
 
 
-def test_gpu_batches_are_a_function_of_the_step():
-    pixels = np.random.default_rng(0).integers(0, 256, (300, 3, 32, 32), dtype=np.uint8)
-    b = GpuBatches(pixels, np.arange(300) % 10, 128, seed=3, device="cpu", mean=(0.5,) * 3, std=(0.25,) * 3)
-    x1, y1 = b.get(3)
-    b2 = GpuBatches(pixels, np.arange(300) % 10, 128, seed=3, device="cpu", mean=(0.5,) * 3, std=(0.25,) * 3)
-    x2, y2 = b2.get(3)
-    assert x1.shape == (128, 3, 32, 32) and torch.equal(x1, x2) and torch.equal(y1, y2)
-    assert not torch.equal(b.get(4)[0], x1)
-    # crops are 32x32 windows of the 4-padded image: every value is a normalised pixel or padding
-    raw = (x1 * 0.25 * 255 + 0.5 * 255).round()
-    assert raw.min() >= 0 and raw.max() <= 255
-    with pytest.raises(ValueError, match="batch = 0"):
-        GpuBatches(pixels, np.arange(300) % 10, 0, 0, "cpu", (0.5,) * 3, (0.25,) * 3)
+def test_resident_batches_equal_host_batches_on_cpu():
+    from cpt_hw.data import load_dataset
+    from cpt_hw.train.batches import Batches
+
+    data = load_dataset("digits")
+    host = Batches(data, 64, seed=3)
+    resident = Batches(data, 64, seed=3, resident=True)
+    for step in (0, 5, 40):
+        for a, b in zip(host.get(step), resident.get(step)):
+            assert torch.equal(a, b)
+
+
+def test_trainer_fast_path_resumes_bit_for_bit(cli, tmp_path):
+    common = ["train", "--model", "digits_cnn", "--iters", "24", "--cycles", "3", "--batch-size", "64",
+              "--threads", "1", "--fast", "on", "--no-progress", "--log-every", "5"]
+    r = cli(*common, "--out", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stderr
+    r = cli(*common, "--out", str(tmp_path / "b"), "--stop-at", "11")
+    assert r.returncode == 0, r.stderr
+    r = cli("train", "--resume", str(tmp_path / "b/checkpoint.pt"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    a = torch.load(tmp_path / "a/checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b/checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    r = cli(*common, "--backend", "exact", "--out", str(tmp_path / "c"))
+    assert r.returncode == 2 and "--fast on: needs a torch backend" in r.stderr
 
 
 @cuda

@@ -15,7 +15,7 @@ from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS
 #: resumed run can tell what was given on the command line).
 _FIELDS = ("model", "dataset", "data", "data_cache", "schedule", "bits", "grad_bits", "cycles", "shape",
            "epochs", "iters", "batch_size", "lr", "momentum", "weight_decay", "lr_steps", "backend", "preset",
-           "device", "threads", "seed", "out", "stop_at", "log_every", "eval_every", "checkpoint_every", "eval_batch",
+           "device", "fast", "threads", "seed", "out", "stop_at", "log_every", "eval_every", "checkpoint_every", "eval_batch",
            "range_threshold", "range_steps", "progress")
 
 
@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-steps", help="lr x 0.1 at these fractions of the iterations (default: 0.5,0.75)")
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<model>-<dataset>; with --resume: "
                    "the checkpoint's folder)")
+    p.add_argument("--fast", choices=("auto", "on", "off"),
+                   help="CUDA fast path: fused quantizers, GPU-resident data, the iteration as one CUDA graph "
+                        "(default auto: on for --device cuda with a torch backend; see docs/gpu.md)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt, bit for bit")
     p.add_argument("--stop-at", type=int, metavar="ITER", help="stop (with a checkpoint) after this iteration")
     p.add_argument("--log-every", type=int, help="iterations per metrics line (default: 10)")

@@ -20,7 +20,8 @@ import torch.nn as nn
 
 
 class GraphedTrainStep:
-    """``step(x, y)`` = one SGD iteration of ``model`` on (x, y), replayed from a CUDA graph.
+    """``step(x, y)`` = one SGD iteration of ``model`` on (x, y), replayed from a CUDA graph
+    (``graph=False``: the same iteration run eagerly, e.g. on the CPU or under DDP).
 
     x: float32 (B, C, H, W) on the model's device; y: int64 (B,).  Loss and correct-prediction sums
     accumulate on the device (:meth:`read_metrics` synchronises once).
@@ -28,7 +29,7 @@ class GraphedTrainStep:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                 x_example: torch.Tensor, y_example: torch.Tensor, warmup: int = 3) -> None:
+                 x_example: torch.Tensor, y_example: torch.Tensor, warmup: int = 3, graph: bool = True) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.static_x = x_example.detach().clone()
         self.static_y = y_example.detach().clone()
@@ -36,8 +37,10 @@ class GraphedTrainStep:
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=dev)
         self.correct_sum = torch.zeros((), dtype=torch.int64, device=dev)
         self.graph: torch.cuda.CUDAGraph | None = None
-        self._warmup(warmup)
-        self.recapture()
+        self.use_graph = graph
+        if graph:
+            self._warmup(warmup)
+            self.recapture()
 
     # ------------------------------------------------------------------ capture
     def _iteration(self) -> None:
@@ -76,7 +79,9 @@ class GraphedTrainStep:
             self.correct_sum.zero_()
 
     def recapture(self) -> None:
-        """(Re)capture the iteration, e.g. after a learning-rate change."""
+        """(Re)capture the iteration, e.g. after a learning-rate change (no-op when eager)."""
+        if not self.use_graph:
+            return
         self.graph = None
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
@@ -89,8 +94,10 @@ class GraphedTrainStep:
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.static_x.copy_(x, non_blocking=True)
         self.static_y.copy_(y, non_blocking=True)
-        assert self.graph is not None
-        self.graph.replay()
+        if self.graph is None:
+            self._iteration()
+        else:
+            self.graph.replay()
 
     def read_metrics(self, reset: bool = True) -> tuple[float, int]:
         """(sum of losses, number of correct predictions) since the last reset; synchronises."""

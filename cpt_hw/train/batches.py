@@ -24,10 +24,12 @@ from ..errors import CptHwError
 _TAG_PERM, _TAG_AUG = 0x5045524D, 0x41554721  # "PERM", "AUG!": keep the two streams independent
 
 
-def derived_generator(seed: int, tag: int, index: int) -> torch.Generator:
-    """A CPU torch.Generator seeded from (seed, tag, index) through numpy's SeedSequence (well mixed)."""
+def derived_generator(seed: int, tag: int, index: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch.Generator on ``device`` seeded from (seed, tag, index) through numpy's SeedSequence (well mixed).
+
+    Seeding is host-side bookkeeping, so a CUDA generator costs no synchronisation."""
     state = np.random.SeedSequence([seed & 0xFFFFFFFFFFFFFFFF, tag, index]).generate_state(2, dtype=np.uint32)
-    g = torch.Generator()
+    g = torch.Generator(device=device)
     g.manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
     return g
 
@@ -38,10 +40,15 @@ class Batches:
     global_batch: samples per step over all ranks (must divide by ``world``); an epoch is
     ``len(train) // global_batch`` steps (the last partial batch is dropped, every step is full).
     :meth:`get` returns (x float32 (B/W, C, H, W) normalised, y int64 (B/W,)) on ``device``.
+
+    ``resident=True`` keeps the training set on ``device`` (uint8) and draws permutations, crops and flips
+    there too (the GPU pipeline of the CUDA fast path: no host work or transfer per step).  The draws then
+    come from ``device``'s generator, so a resident CUDA run sees other (equally distributed) batches than
+    a host-fed one; on the CPU both modes are identical.
     """
 
     def __init__(self, data: Dataset, global_batch: int, seed: int, *, rank: int = 0, world: int = 1,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", resident: bool = False) -> None:
         if global_batch < 1 or global_batch % world:
             raise CptHwError(f"--batch-size {global_batch}: must be a positive multiple of the number of "
                              f"processes ({world})")
@@ -52,19 +59,21 @@ class Batches:
         self.rank, self.world, self.device = rank, world, torch.device(device)
         self.local_batch = global_batch // world
         self.steps_per_epoch = len(data.train) // global_batch
-        self._pixels = torch.from_numpy(data.train.pixels)
-        self._labels = torch.from_numpy(data.train.labels)
+        # Where the pixels live and the draws happen: the host, or (resident) the training device.
+        self._home = self.device if resident else torch.device("cpu")
+        self._pixels = torch.from_numpy(data.train.pixels).to(self._home)
+        self._labels = torch.from_numpy(data.train.labels).to(self._home)
         self._perm: tuple[int, torch.Tensor] | None = None
-        self._mean = torch.tensor(data.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self._std = torch.tensor(data.std, dtype=torch.float32).view(1, -1, 1, 1)
+        self._mean = torch.tensor(data.mean, dtype=torch.float32, device=self._home).view(1, -1, 1, 1)
+        self._std = torch.tensor(data.std, dtype=torch.float32, device=self._home).view(1, -1, 1, 1)
 
     def epoch_of(self, step: int) -> int:
         return step // self.steps_per_epoch
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if self._perm is None or self._perm[0] != epoch:
-            g = derived_generator(self.seed, _TAG_PERM, epoch)
-            self._perm = (epoch, torch.randperm(len(self.data.train), generator=g))
+            g = derived_generator(self.seed, _TAG_PERM, epoch, self._home)
+            self._perm = (epoch, torch.randperm(len(self.data.train), generator=g, device=self._home))
         return self._perm[1]
 
     def indices(self, step: int) -> torch.Tensor:
@@ -82,20 +91,21 @@ class Batches:
 
     def _augment(self, x: torch.Tensor, step: int) -> torch.Tensor:
         """Random crop (zero padding) + horizontal flip; draws for the whole global batch, sliced per rank."""
-        g = derived_generator(self.seed, _TAG_AUG, step)
+        home = self._home
+        g = derived_generator(self.seed, _TAG_AUG, step, home)
         pad = self.data.crop_padding
         n, _, h, w = x.shape
-        offsets = torch.randint(0, 2 * pad + 1, (self.global_batch, 2), generator=g)
-        flips = torch.rand(self.global_batch, generator=g) < 0.5
+        offsets = torch.randint(0, 2 * pad + 1, (self.global_batch, 2), generator=g, device=home)
+        flips = torch.rand(self.global_batch, generator=g, device=home) < 0.5
         mine = slice(self.rank * self.local_batch, (self.rank + 1) * self.local_batch)
         offsets, flips = offsets[mine], flips[mine]
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-        rows = (offsets[:, 0:1] + torch.arange(h)).view(n, 1, h, 1)
-        cols = (offsets[:, 1:2] + torch.arange(w)).view(n, 1, 1, w)
-        cols = torch.where(flips.view(n, 1, 1, 1), (offsets[:, 1:2] + w - 1 - torch.arange(w)).view(n, 1, 1, w),
-                           cols)
-        batch = torch.arange(n).view(n, 1, 1, 1)
-        chan = torch.arange(x.shape[1]).view(1, -1, 1, 1)
+        ar_h, ar_w = torch.arange(h, device=home), torch.arange(w, device=home)
+        rows = (offsets[:, 0:1] + ar_h).view(n, 1, h, 1)
+        cols = (offsets[:, 1:2] + ar_w).view(n, 1, 1, w)
+        cols = torch.where(flips.view(n, 1, 1, 1), (offsets[:, 1:2] + w - 1 - ar_w).view(n, 1, 1, w), cols)
+        batch = torch.arange(n, device=home).view(n, 1, 1, 1)
+        chan = torch.arange(x.shape[1], device=home).view(1, -1, 1, 1)
         return padded[batch, chan, rows, cols]
 
 

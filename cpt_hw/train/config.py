@@ -47,6 +47,7 @@ class TrainConfig:
     backend: str = "torch"
     preset: str = "zc706"
     device: str = "cpu"
+    fast: str = "auto"
     threads: int | None = None
     seed: int = 0
     out: str = "runs/latest"
@@ -60,6 +61,8 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.fast not in ("auto", "on", "off"):
+            raise TrainConfigError(f"--fast {self.fast!r}: must be auto, on or off")
         if self.schedule not in SCHEDULE_KINDS:
             raise TrainConfigError(f"--schedule {self.schedule!r}: unknown (known: {', '.join(SCHEDULE_KINDS)})")
         if self.bits != "auto":

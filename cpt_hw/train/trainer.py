@@ -30,6 +30,7 @@ from ..schedules import PrecisionSchedule, parse_bits_range, parse_shape
 from . import checkpoint, distributed, frontend
 from .batches import Batches, eval_batches
 from .config import TrainConfig
+from .fast_step import FastStepper, fast_mode
 from .metrics import MetricsWriter, read_metrics
 from .plots import plot_run
 
@@ -94,8 +95,12 @@ class Trainer:
         self.data = self._load_data()
         torch.manual_seed(cfg.seed)
         self.model = frontend.build_model(cfg.model, self.data.num_classes).to(self.device)
+        bits = (2, self.top_bits()) if cfg.bits == "auto" else parse_bits_range(cfg.bits, "--bits")
+        self.fast = fast_mode(cfg.fast, self.device, cfg.backend, bits, parse_bits_range(cfg.grad_bits, "--grad-bits"))
+        if self.fast and self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)  # NHWC convolutions: faster cuDNN kernels
         self.batches = Batches(self.data, cfg.batch_size, cfg.seed, rank=self.dist.rank, world=self.dist.world,
-                               device=self.device)
+                               device=self.device, resident=self.fast)
         self.total = cfg.total_iters(self.batches.steps_per_epoch)
         sample = (self.data.in_channels, self.data.image_size, self.data.image_size)
         self.layers = bitops.count_macs(self.model, sample, run=self._full_precision_forward)
@@ -132,6 +137,11 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.stepper = None
+        if self.fast:
+            self.stepper = FastStepper(self.net, self.model, self.optimizer, self.batches,
+                                       quantized=self.bits[1] > 0, hardware=cfg.backend == "torch:hardware",
+                                       seed=self.noise_seed, graph=self.device.type == "cuda" and not self.dist.enabled)
 
     @staticmethod
     def _full_precision_forward(model: torch.nn.Module, x: torch.Tensor) -> None:
@@ -165,7 +175,27 @@ class Trainer:
             raise CptHwError(f"checkpoint is at iteration {self.state.step}, past the run's {self.total}")
 
     # ------------------------------------------------------------------ steps
+    def _sync_due(self, t1: int) -> bool:
+        """Whether the fast path must read its metrics after iteration t1 - 1 (log, eval, checkpoint, end)."""
+        cfg = self.cfg
+        return (t1 % cfg.log_every == 0 or t1 >= self.total or (cfg.stop_at is not None and t1 >= cfg.stop_at)
+                or self._due(cfg.eval_every, t1) or self._due(cfg.checkpoint_every, t1))
+
+    def _fast_train_step(self, t: int) -> torch.Tensor:
+        fw, bw = self.schedule.at(t)
+        sync = self._sync_due(t + 1)
+        stats = self.stepper.step(t, fw, bw, self.cfg.lr_at(t, self.total), sync)
+        self.meter.add(self.cfg.batch_size, fw, bw)
+        if sync:
+            stats = distributed.all_sum(stats.to(self.device), self.dist).cpu()
+            if not math.isfinite(float(stats[0])):
+                raise TrainingDiverged(f"loss is {float(stats[0] / stats[2])} by iteration {t}; stopped. "
+                                       f"{self._last_good()}")
+        return stats
+
     def _train_step(self, t: int) -> torch.Tensor:
+        if self.stepper is not None:
+            return self._fast_train_step(t)
         fw, bw = self.schedule.at(t)
         frontend.set_precision(fw, bw, t, self.noise_seed)
         lr = self.cfg.lr_at(t, self.total)
@@ -195,6 +225,8 @@ class Trainer:
     def evaluate(self, done: int) -> dict[str, Any]:
         """Test accuracy after ``done`` iterations, at the precision of the last one (as the paper evaluates)."""
         fw, bw = self.schedule.at(min(max(done - 1, 0), self.total - 1))
+        if self.stepper is not None:
+            self.stepper.set_precision(fw, bw, done)
         distributed.broadcast_buffers(self.model, self.dist)  # BN and activation ranges: rank 0's, as checkpointed
         self.model.eval()
         sums = torch.zeros(3, dtype=torch.float64)
