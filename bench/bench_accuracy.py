@@ -40,6 +40,9 @@ def slug(label: str) -> str:
 def run_one(model: str, label: str, args: argparse.Namespace) -> dict:
     out = Path(args.runs) / f"{model}_{slug(label)}"
     summary = out / "summary.json"
+    stale = summary.is_file() and json.loads(summary.read_text()).get("iters") != args.iters
+    if stale:
+        raise SystemExit(f"bench_accuracy: error: {out} holds a run of another length; use another --runs folder")
     if not summary.is_file():
         cmd = [sys.executable, "-m", "cpt_hw", "train", "--model", model, "--dataset", args.dataset,
                "--data", args.data, "--iters", str(args.iters), "--batch-size", "128", "--device", args.device,
