@@ -103,6 +103,8 @@ _TRANSPOSE8_STEPS = tuple((np.uint64(mask), np.uint64(shift)) for mask, shift in
     (0x00AA00AA00AA00AA, 7), (0x0000CCCC0000CCCC, 14), (0x00000000F0F0F0F0, 28)))
 #: uint64 words per chunk: 128 KiB of words plus one temporary stays in L2.
 _CHUNK_WORDS = 16384
+#: Below this many words the ~20 numpy calls of the transpose cost more than the bit-per-byte reference.
+_SMALL_WORDS = 256
 
 
 def _transpose8(x: np.ndarray, tmp: np.ndarray) -> None:
@@ -133,12 +135,12 @@ def pack_rows_into(x: np.ndarray, bits: int, dot_width: int, out: np.ndarray | N
     if out.shape != (r, bits, row_bytes) or out.dtype != np.uint8:
         raise ValueError(f"pack_rows_into: out must be uint8 of shape {(r, bits, row_bytes)}, "
                          f"got {out.dtype} {out.shape}")
-    if bits > 8:
+    used = -(-k // 8)
+    if bits > 8 or r * used < _SMALL_WORDS:
         out[...] = pack_rows(x, bits, dot_width)
         return out
     # Only the first ceil(K/8) bytes of a plane row carry data; the zero padding up to a whole D-bit
     # word is written directly instead of being transposed.
-    used = -(-k // 8)
     if used < row_bytes:
         if out.flags.c_contiguous:
             out.reshape(-1).fill(0)  # one memset beats a strided fill of the short padding runs
@@ -172,6 +174,9 @@ def unpack_rows_into(packed: np.ndarray, bits: int, signed: bool, k: int,
     if out is None:
         out = np.empty((r, k), dtype=np.int64)
     used = max(1, -(-k // 8))  # bytes of a plane row that hold elements 0..K-1
+    if r * used < _SMALL_WORDS:
+        np.copyto(out, unpack_rows(packed, bits, signed, k), casting="unsafe")
+        return out
     chunk = max(1, _CHUNK_WORDS // used)
     block = np.empty((min(chunk, r), used, 8), dtype=np.uint8)
     tmp = np.empty((block.shape[0], used), dtype="<u8")

@@ -5,8 +5,9 @@ that leaves a buffer is an AXI decode error, as on a real bus).  :class:`EmuDevi
 ``control`` register file exactly as docs/registers.md describes the HLS kernel:
 
 * CTRL: writing bit 0 starts the kernel; bit 1 ap_done and bit 3 ap_ready are cleared by the read that
-  returns them; bit 2 ap_idle; bit 7 auto_restart (ap_start stays set and the kernel runs again after
-  each completion is read); bit 9 the interrupt line;
+  returns them; bit 2 ap_idle; bit 7 auto_restart: ap_start stays set at completion, so the kernel runs
+  again (here: when the completion has been read); once auto_restart is cleared, the run in progress
+  (here: one more) clears ap_start; bit 9 the interrupt line;
 * GIE / IER plain registers, ISR toggle-on-write, interrupt = GIE and any ISR bit;
 * outputs status / cycles / id with ``*_ctrl`` ap_vld bits cleared on read; like the HLS kernel, ``id``
   reads 0 until the first call has run;
@@ -128,8 +129,8 @@ class EmuDevice:
                      | (b["AUTO_RESTART"] if self.auto_restart else 0) | (b["INTERRUPT"] if self.interrupt else 0))
             reported_done = self.ap_done
             self.ap_done = self.ap_ready = False  # clear on read
-            if reported_done and self.ap_start and self.auto_restart:
-                self._start()
+            if reported_done and self.ap_start:
+                self._start()  # ap_start still high (auto_restart): the kernel starts again
             return value
         if name == "ISR":
             return self.isr
