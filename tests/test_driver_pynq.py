@@ -139,6 +139,9 @@ def test_gemm_through_pynq_with_cache_maintenance(board, tmp_path):
     assert acc.pool.arena_allocations == 1 and len(b.buffers) == 1
     acc.close()
     assert b.buffers == {}
+    # On the board: <dir>/<name>.bit, <name>.hwh and regmap.json side by side; config defaults to that file
+    acc = Accelerator("pynq", bitfile=str(out / "driver" / "sim.bit"))
+    assert acc.spec.source == str(regmap)
 
 
 def test_interrupt_mode(board):

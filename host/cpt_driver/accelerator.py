@@ -20,8 +20,10 @@ touch memory the driver allocated; every argument is checked before the first re
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,7 +74,8 @@ class Accelerator:
 
     backend: ``"emu"`` (default; in-process emulation), ``"pynq"`` (ZC706 overlay; needs ``bitfile=``),
     ``"rtl"`` (generated Verilog under cocotb; needs ``dut=``), or a :class:`Backend` instance.
-    config: a ``HardwareConfig``, a regmap.json path or dict, or a config name (see :func:`resolve_spec`).
+    config: a ``HardwareConfig``, a regmap.json path or dict, or a config name (see :func:`resolve_spec`);
+    for ``pynq`` the default is the regmap.json next to the bitfile.
     timeout_s: deadline per call; default scales with the call's size.  pool_bytes: DMA memory budget.
     check_id: refuse a device whose ID register differs from the config's ID word (default True).
     Other keyword arguments go to the backend's constructor.
@@ -86,6 +89,10 @@ class Accelerator:
                 raise ArgumentError("config and backend options belong to the backend instance already given")
             self.backend = backend
         else:
+            if config is None and backend == "pynq" and backend_options.get("bitfile"):
+                # On a board the register map travels with the overlay: <dir>/<name>.bit, .hwh, regmap.json
+                candidate = Path(backend_options["bitfile"]).with_name("regmap.json")
+                config = str(candidate) if candidate.is_file() else None
             self.backend = _make_backend(backend, resolve_spec(config), backend_options)
         self.spec: DeviceSpec = self.backend.spec
         self.timeout_s = timeout_s
@@ -266,8 +273,6 @@ class Accelerator:
 
     def _ensure_idle(self, timeout_s: float) -> None:
         """Raise DeviceBusyError unless CTRL shows ap_idle (waiting up to timeout_s).  Clears a stale ap_done."""
-        import time
-
         deadline = time.monotonic() + timeout_s
         while True:
             ctrl = self.backend.read_reg(self._reg["CTRL"])
