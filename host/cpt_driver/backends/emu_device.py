@@ -22,6 +22,7 @@ finishes, for the driver's timeout path.  This module is a development/CI compon
 from __future__ import annotations
 
 import bisect
+import contextlib
 from functools import lru_cache
 from typing import Any
 
@@ -34,7 +35,7 @@ from cpt_hw.cycle_model import gemm_cycles
 from .. import layout
 from ..spec import DeviceSpec
 
-#: Elements of A per golden.gemm call (1 MiB of int64: in cache; see execute).
+#: Elements of the A (or C) block per golden.gemm call: 1 MiB of int64, in cache (see execute).
 _BLOCK_ELEMENTS = 1 << 17
 #: The kernel's output arguments (each with an ``<name>_ctrl`` ap_vld word).
 OUTPUTS = ("status", "cycles", "id")
@@ -81,6 +82,28 @@ class EmuMemory:
     def regions(self) -> dict[int, np.ndarray]:
         """{physical base: bytes} of every mapped region (live views; copy them to snapshot)."""
         return dict(self._regions)
+
+
+_BLAS = None
+
+
+def _blas_single_thread(work: int) -> Any:
+    """A context that runs BLAS on one thread for large calls (threadpoolctl, when installed).
+
+    The blocks handed to BLAS are about 1 MiB: too small for a second thread to pay for its wake-up,
+    and on a machine shared with other jobs OpenBLAS's spinning worker threads slow them down by up
+    to 10x (measured).  Small calls skip the ~30 us the limit itself costs.
+    """
+    global _BLAS
+    if work < 1 << 16:
+        return contextlib.nullcontext()
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _BLAS = ThreadpoolController()
+        except ImportError:
+            _BLAS = False
+    return _BLAS.limit(limits=1, user_api="blas") if _BLAS else contextlib.nullcontext()
 
 
 @lru_cache(maxsize=4096)
@@ -237,14 +260,15 @@ class EmuDevice:
         # Pass the accumulator width only when this call could wrap it (the config rules that out for every
         # legal call; golden then skips the wrap pass).
         acc_width = self.cfg.acc_width if k << (ab + bb) >= 1 << (self.cfg.acc_width - 1) else None
-        # Rows of C are independent: golden.gemm on blocks of A rows keeps every temporary in cache.  A block
-        # has at least 4 N rows so that golden's conversion of B stays a small share of the work.
+        # Rows of C are independent: golden.gemm on blocks of A rows keeps A's and C's temporaries in cache.
         a_planes = a_mem.reshape(m, ab, -1)
-        step = max(_BLOCK_ELEMENTS // k, 4 * n, 64)
-        for r0 in range(0, m, step):
-            r1 = min(m, r0 + step)
-            a = self._unpack("a", a_planes[r0:r1], k, ab, a_signed)
-            np.copyto(out[r0:r1, :n], golden.gemm(a, bt.T, ab, bb, a_signed, b_signed, acc_width), casting="unsafe")
+        step = max(_BLOCK_ELEMENTS // max(k, n), 64)
+        with _blas_single_thread(m * max(k, n)):
+            for r0 in range(0, m, step):
+                r1 = min(m, r0 + step)
+                a = self._unpack("a", a_planes[r0:r1], k, ab, a_signed)
+                np.copyto(out[r0:r1, :n], golden.gemm(a, bt.T, ab, bb, a_signed, b_signed, acc_width),
+                          casting="unsafe")
         return 0, _model_cycles(self.cfg, m, n, k, ab, bb)
 
     def _unpack(self, which: str, packed: np.ndarray, k: int, bits: int, signed: bool) -> np.ndarray:
