@@ -115,6 +115,7 @@ def measure_overhead(acc: Accelerator, calls: int) -> dict:
 
 
 def run(preset: str, batch: int, repeats: int, bits: int, overhead_calls: int) -> dict:
+    load_at_start = os.getloadavg()[0]
     cfg = HardwareConfig.from_preset(preset)
     acc = Accelerator("emu", config=cfg)
     rng = np.random.default_rng(0)
@@ -140,7 +141,8 @@ def run(preset: str, batch: int, repeats: int, bits: int, overhead_calls: int) -
     return {
         "preset": preset, "batch": batch, "bits": bits, "repeats": repeats,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "numpy": np.__version__, "python": platform.python_version()},
+                    "numpy": np.__version__, "python": platform.python_version(),
+                    "load_average_1min_at_start": round(load_at_start, 2)},
         "rows": [asdict(r) for r in rows],
         "training_step": {"emu_s": round(step_emu, 3), "numpy_s": round(step_np, 3),
                           "speedup": round(step_np / step_emu, 2),
@@ -158,7 +160,9 @@ def markdown(res: dict, command: str) -> str:
         "",
         f"ResNet-74 (CIFAR) GEMM shapes at batch {res['batch']}, {res['bits']}x{res['bits']} bits unsigned, "
         f"config `{res['preset']}`; best of {res['repeats']} interleaved runs; results bit-identical. "
-        f"Machine: {res['machine']['cores']} cores, numpy {res['machine']['numpy']}.",
+        f"Machine: {res['machine']['cores']} cores, numpy {res['machine']['numpy']}, 1-minute load average "
+        f"{res['machine']['load_average_1min_at_start']} at the start (the machine is shared; both columns "
+        "see the same load because the runs interleave).",
         "",
         f"Reproduce: `{command}`",
         "",
