@@ -32,7 +32,7 @@ from . import layout
 from .backend import Backend, DmaBuffer
 from .checks import check_gemm_args
 from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
-from .pool import BufferPool, _round_up
+from .pool import BufferPool, Region, round_up
 from .quant import qgemm_corrections
 from .spec import DeviceSpec, resolve_spec
 
@@ -161,17 +161,22 @@ class Accelerator:
 
     # ------------------------------------------------------------------ tiling
     def tile_shape(self, m: int, n: int, k: int, a_bits: int, b_bits: int) -> tuple[int, int, int]:
-        """(mt, nt, kt): the largest tile within the device limits whose buffers fit the pool budget."""
+        """(mt, nt, kt): the largest tile within the device limits whose buffers fit the pool budget.
+
+        Halving follows the bigger operand (M x a_bits against N x b_bits), then K, keeping whole PE tiles.
+        """
         s = self.spec
         kt = min(k, s.k_max)
         mt, nt = min(m, s.max_dim), min(n, s.max_dim)
         while self._tile_bytes(mt, nt, kt, a_bits, b_bits) > self.pool.budget:
-            if mt <= s.rows and nt <= s.cols:
-                break  # the pool raises PoolExhaustedError with the numbers
-            if mt * a_bits >= nt * b_bits and mt > s.rows:
-                mt = _round_up(-(-mt // 2), s.rows)
+            if mt > s.rows and (mt * a_bits >= nt * b_bits or nt <= s.cols):
+                mt = round_up(-(-mt // 2), s.rows)
+            elif nt > s.cols:
+                nt = round_up(-(-nt // 2), s.cols)
+            elif kt > s.dot_width:
+                kt = round_up(-(-kt // 2), s.dot_width)
             else:
-                nt = _round_up(-(-nt // 2), s.cols)
+                break  # one rows x cols x D tile does not fit: the pool raises PoolExhaustedError with the numbers
         return mt, nt, kt
 
     def _tile_bytes(self, mt: int, nt: int, kt: int, a_bits: int, b_bits: int) -> int:
@@ -206,7 +211,7 @@ class Accelerator:
                 pass  # grows the idle arena once; the tiles below then never allocate
 
     # ------------------------------------------------------------------ one device call
-    def _call(self, a_tile: np.ndarray, rb: Any, n: int, a_bits: int, b_bits: int, flags: int,
+    def _call(self, a_tile: np.ndarray, rb: Region, n: int, a_bits: int, b_bits: int, flags: int,
               out: np.ndarray, accumulate: bool) -> None:
         m, k = a_tile.shape
         d, cols = self.spec.dot_width, self.spec.cols
