@@ -154,6 +154,32 @@ def run(preset: str, batch: int, repeats: int, bits: int, overhead_calls: int) -
     }
 
 
+def plot(res: dict, path: Path) -> None:
+    """Horizontal bars: emu and numpy int64 seconds per GEMM shape (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = res["rows"]
+    labels = [f"{r['layer']} {r['gemm']} ({r['m']}x{r['k']}x{r['n']})" for r in rows]
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.2))
+    ax.barh(y - 0.2, [r["numpy_s"] for r in rows], 0.4, label="numpy int64 matmul")
+    ax.barh(y + 0.2, [r["emu_s"] for r in rows], 0.4, label="cpt_driver emu")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds (best of runs, lower is better)")
+    ax.set_title(f"ResNet-74 CIFAR GEMMs, batch {res['batch']}, {res['bits']}x{res['bits']} bits")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)  # atomic, like write_atomic
+
+
 def markdown(res: dict, command: str) -> str:
     lines = [
         "# Driver benchmark: emu backend vs numpy int64 matmul",
@@ -184,6 +210,8 @@ def markdown(res: dict, command: str) -> str:
         f"{ov['per_call_us']} us host time, {ov['register_writes_per_call']:.0f} register writes and "
         f"{ov['register_reads_per_call']:.0f} reads per call.",
         "",
+        "![emu vs numpy int64 per shape](driver.png)",
+        "",
     ]
     return "\n".join(lines)
 
@@ -203,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     write_atomic(out / "driver.json", json.dumps(res, indent=2) + "\n")
     write_atomic(out / "driver.md", markdown(res, command))
+    plot(res, out / "driver.png")
     print(markdown(res, command))
     return 0
 
