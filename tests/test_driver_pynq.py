@@ -152,6 +152,13 @@ def test_interrupt_mode(board):
     assert b.irq_waits == acc.calls + 1  # + the ID probe
     assert b.device.isr == 0  # every interrupt acknowledged
 
+    async def inside_a_running_loop():  # e.g. a Jupyter cell: the backend cannot block on a loop, so it polls
+        check_gemm(acc, seed=3)
+
+    waits = b.irq_waits
+    asyncio.run(inside_a_running_loop())
+    assert b.irq_waits == waits
+
 
 @pytest.mark.parametrize("use_interrupt", [False, True])
 def test_hung_kernel_times_out(board, use_interrupt):

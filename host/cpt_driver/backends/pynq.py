@@ -71,6 +71,13 @@ class PynqBackend(Backend):
                                 "use polling (use_interrupt=False)")
             self.write_reg(spec.registers["GIE"], 1)
             self.write_reg(spec.registers["IER"], 1 << spec.irq_bits["DONE"])
+            # One private event loop for every wait: PYNQ binds the interrupt's asyncio.Event to the loop it
+            # is first awaited in.
+            self._loop = asyncio.new_event_loop()
+
+    def close(self) -> None:
+        if self.use_interrupt:
+            self._loop.close()
 
     def _find_ip(self) -> str:
         hits = [name for name, d in self.overlay.ip_dict.items()
@@ -99,14 +106,14 @@ class PynqBackend(Backend):
         if not self.use_interrupt:
             return super().wait_done(timeout_s)
         try:
-            loop = asyncio.get_event_loop()
+            asyncio.get_running_loop()
+            in_event_loop = True
         except RuntimeError:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-        if loop.is_running():  # called from inside an event loop (e.g. Jupyter): cannot block on it
+            in_event_loop = False
+        if in_event_loop:  # called from inside a running event loop (e.g. Jupyter): cannot block on it; poll
             return super().wait_done(timeout_s)
         try:
-            loop.run_until_complete(asyncio.wait_for(self.ip.interrupt.wait(), timeout_s))
+            self._loop.run_until_complete(asyncio.wait_for(self.ip.interrupt.wait(), timeout_s))
         except asyncio.TimeoutError:
             return False
         # Acknowledge: ISR is toggle-on-write; then consume ap_done (clear on read) as polling would.
