@@ -157,7 +157,9 @@ def test_interrupt_mode(board):
 
     waits = b.irq_waits
     asyncio.run(inside_a_running_loop())
-    assert b.irq_waits == waits
+    assert b.irq_waits == waits and b.device.isr == 0
+    check_gemm(acc, seed=4)  # and back to interrupts
+    assert b.irq_waits > waits
 
 
 @pytest.mark.parametrize("use_interrupt", [False, True])
