@@ -98,9 +98,10 @@ def forge_addresses(rtl, out: dict) -> None:
         be.write_reg(rtl.spec.registers["CTRL"], 1 << rtl.spec.ctrl_bits["AP_START"])
         done = be.wait_done(1e-3)
         status = rtl._read_arg("status")
+        cycles = rtl._read_arg("cycles")
         unchanged = all(bytes(be.ram.read(p, len(v))) == v for p, v in snapshot.items())
         out["forged"].append({"args": {k: hex(v) for k, v in forged.items()}, "done": done, "status": status,
-                              "memory_unchanged": unchanged})
+                              "cycles": cycles, "memory_unchanged": unchanged})
 
 
 try:
