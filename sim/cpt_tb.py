@@ -88,6 +88,7 @@ class CptGemmTB:
                                   reset_active_level=False)
         self.ram = AxiRam(gmem_bus(dut), dut.ap_clk, dut.ap_rst_n,
                           reset_active_level=False, size=mem_size)
+        self.backpressure = 0.0         # probability of a stall per channel and cycle
         self.bus_requests = 0           # AR + AW handshakes seen, once watch_requests() ran
         self._watching = False
         self._next_free = 0x1000
@@ -104,6 +105,7 @@ class CptGemmTB:
         """Random stalls on every channel: the memory delays AR/AW/W acceptance and R/B delivery, the
         control master idles between its transfers.  p_busy = 0 turns them off."""
         rng = random.Random(seed)
+        self.backpressure = p_busy
         chans = [self.ram.read_if.ar_channel, self.ram.read_if.r_channel, self.ram.write_if.aw_channel,
                  self.ram.write_if.w_channel, self.ram.write_if.b_channel,
                  self.ctrl.write_if.aw_channel, self.ctrl.write_if.w_channel, self.ctrl.read_if.ar_channel]
@@ -255,7 +257,8 @@ class CptGemmTB:
             assert not pad.any(), f"{name}: padding columns of C are not zero"
         record(name=name, m=m, n=n, k=k, a_bits=a_bits, b_bits=b_bits, a_signed=a_signed, b_signed=b_signed,
                status=status, cycles=cycles, useful_ops=m * n * k * a_bits * b_bits,
-               peak_ops_per_cycle=cfg.peak_binary_ops_per_cycle)
+               peak_ops_per_cycle=cfg.peak_binary_ops_per_cycle, backpressure=self.backpressure,
+               a_addr=addr_a, b_addr=addr_b, c_addr=addr_c)
         self.free_all()
         return GemmRun(c, status, cycles)
 

@@ -271,3 +271,35 @@ async def test_stress(dut):
         n = int(rng.integers(1, cfg.b_block_cols + cfg.cols + 2))
         k = int(rng.integers(1, 2 * cfg.dot_width + 1))
         await check_gemm(tb, rng, m, n, k, *random_precision(rng, cfg), name="stress", check_untouched=False)
+
+
+def model_shapes(cfg) -> list[tuple[int, int, int, int, int]]:
+    """(M, N, K, a_bits, b_bits) spanning the regimes of the schedule: compute-bound (long tiles),
+    drain- and write-bound (short tiles), several blocks, partial tiles, many A tiles (the cycle
+    model's periodic fast-forward)."""
+    r, c, bbc, d = cfg.rows, cfg.cols, cfg.b_block_cols, cfg.dot_width
+    return [
+        (16 * r, bbc, cfg.k_max, 3, 3),
+        (16 * r, bbc, cfg.k_max, 8, 8),
+        (12 * r + 1, bbc + c + 1, 3 * d + 7, 2, 5),
+        (20 * r, c, d, 1, 1),
+        (10 * r + 2, 2 * bbc + 1, 2 * d, 4, 4),
+        (5 * r, 3 * c, cfg.k_max // 2 + 3, 8, 1),
+    ]
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_model_shapes(dut):
+    """Larger GEMMs without back-pressure: checked bit-exactly here, their cycles against
+    cpt_hw.cycle_model by tests/test_rtl_cycle_model.py, (3,3) vs (8,8) scaling included."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    rng = seeded_rng("model")
+    cycles = {}
+    for m, n, k, ab, bb in model_shapes(tb.cfg):
+        cycles[(m, n, k, ab, bb)] = await check_gemm(tb, rng, m, n, k, ab, bb, True, False, name="model",
+                                                     check_untouched=False)
+    r, bbc, kmax = tb.cfg.rows, tb.cfg.b_block_cols, tb.cfg.k_max
+    ratio = cycles[(16 * r, bbc, kmax, 3, 3)] / cycles[(16 * r, bbc, kmax, 8, 8)]
+    dut._log.info("cycles(3,3) / cycles(8,8) = %.4f (bound 1.15 x 9/64 = %.4f)", ratio, 1.15 * 9 / 64)
+    assert ratio <= 1.15 * 9 / 64, f"precision scaling {ratio:.4f} > {1.15 * 9 / 64:.4f}"
