@@ -106,7 +106,8 @@ module cpt_control #(
                 default: if (s_axi_bready) wstate <= WR_IDLE;
             endcase
         end
-        if (s_axi_awvalid && s_axi_awready) waddr <= s_axi_awaddr;
+        // Registers are words: the byte offset within the word only matters through WSTRB.
+        if (s_axi_awvalid && s_axi_awready) waddr <= {s_axi_awaddr[CTRL_AW-1:2], 2'b00};
     end
 
     // ---------------------------------------------------------------- read channel
@@ -131,7 +132,7 @@ module cpt_control #(
     reg [63:0] out_cycles;
     reg        vld_status, vld_cycles, vld_id;
 
-    wire [CTRL_AW-1:0] ra = s_axi_araddr;
+    wire [CTRL_AW-1:0] ra = {s_axi_araddr[CTRL_AW-1:2], 2'b00};
     wire wr_ctrl = w_hs && hit(waddr, REG_CTRL);
 
     always @(posedge clk) begin

@@ -198,19 +198,32 @@ module cpt_core #(
     );
 
     // ------------------------------------------------------------------ buffer ownership
-    reg  [1:0] a_full;
-    reg        b_full;
-    wire       a_loaded, a_loaded_half, b_loaded, a_release, a_release_half, b_release;
+    // busy: from the reader issuing a load until the feeder releases the buffer (the reader waits on
+    // it); full: from the last word written until the release (the feeder waits on it).
+    reg  [1:0] a_busy, a_full;
+    reg        b_busy, b_full;
+    wire       a_issue, a_issue_half, b_issue, a_loaded, a_loaded_half, b_loaded;
+    wire       a_release, a_release_half, b_release;
 
     always @(posedge clk) begin
         if (rst || run_start) begin
+            a_busy <= 2'b00;
             a_full <= 2'b00;
+            b_busy <= 1'b0;
             b_full <= 1'b0;
         end else begin
+            if (a_issue) a_busy[a_issue_half] <= 1'b1;
             if (a_loaded) a_full[a_loaded_half] <= 1'b1;
-            if (a_release) a_full[a_release_half] <= 1'b0;
+            if (a_release) begin
+                a_busy[a_release_half] <= 1'b0;
+                a_full[a_release_half] <= 1'b0;
+            end
+            if (b_issue) b_busy <= 1'b1;
             if (b_loaded) b_full <= 1'b1;
-            if (b_release) b_full <= 1'b0;
+            if (b_release) begin
+                b_busy <= 1'b0;
+                b_full <= 1'b0;
+            end
         end
     end
 
@@ -233,8 +246,8 @@ module cpt_core #(
         .m_axi_arlen(m_axi_arlen), .m_axi_arsize(m_axi_arsize), .m_axi_arburst(m_axi_arburst),
         .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata),
         .m_axi_rlast(m_axi_rlast), .m_axi_rresp(m_axi_rresp),
-        .a_full(a_full), .b_full(b_full), .a_loaded(a_loaded), .a_loaded_half(a_loaded_half),
-        .b_loaded(b_loaded), .a_we(a_we), .a_waddr(a_waddr), .b_we(b_we), .b_waddr(b_waddr),
+        .a_busy(a_busy), .b_busy(b_busy), .a_issue(a_issue), .a_issue_half(a_issue_half), .b_issue(b_issue),
+        .a_loaded(a_loaded), .a_loaded_half(a_loaded_half), .b_loaded(b_loaded), .a_we(a_we), .a_waddr(a_waddr), .b_we(b_we), .b_waddr(b_waddr),
         .wdata(wdata), .resp_err(reader_err)
     );
 

@@ -5,7 +5,8 @@
 //   block k:  A(0), B(k), A(1), ..., A(T-1)     (the first A tile of a block loads while the feeder
 //                                               still finishes the previous block)
 // A(t) goes to half t mod 2 (counted over the whole call) of the ping-pong A buffer and waits until the
-// feeder has released that half (a_full low); B(k) waits until the feeder has released the B buffer.
+// feeder has released that half (a_busy low); B(k) waits until the feeder has released the B buffer.
+// Issuing a load marks its buffer busy at once (a_issue / b_issue), long before its data is in.
 // A tile is ROWS consecutive rows of A and a B block B_BLOCK_COLS consecutive columns of B, each one
 // contiguous range of the DDR layout, read in bursts of at most BURST_BEATS that never cross 4 KiB.
 //
@@ -59,8 +60,11 @@ module cpt_reader #(
     input  wire              m_axi_rlast,
     input  wire [1:0]        m_axi_rresp,
 
-    input  wire [1:0]        a_full,            // A half h holds a tile the feeder has not released
-    input  wire              b_full,            // the B buffer holds a block the feeder has not released
+    input  wire [1:0]        a_busy,            // A half h is loading or holds a tile not yet released
+    input  wire              b_busy,            // the B buffer is loading or holds an unreleased block
+    output wire              a_issue,           // pulse: a load into A half a_issue_half starts
+    output wire              a_issue_half,
+    output wire              b_issue,           // pulse: a load into the B buffer starts
     output reg               a_loaded,          // pulse: half a_loaded_half now holds its tile
     output reg               a_loaded_half,
     output reg               b_loaded,          // pulse: the B buffer now holds its block
@@ -126,6 +130,10 @@ module cpt_reader #(
     assign m_axi_arsize = LOG_BYTES[2:0];
     assign m_axi_arburst = 2'b01;
 
+    assign a_issue = (cstate == C_NEXT) && !desc_full && !desc_push && !want_b && want_a && !a_busy[half];
+    assign a_issue_half = half;
+    assign b_issue = (cstate == C_NEXT) && !desc_full && !desc_push && want_b && !b_busy;
+
     wire [AW-1:0] a_stop = (a_end - a_addr > a_tile_bytes) ? a_addr + a_tile_bytes : a_end;
     wire [AW-1:0] b_stop = (b_end - b_addr > b_block_bytes) ? b_addr + b_block_bytes : b_end;
 
@@ -146,7 +154,7 @@ module cpt_reader #(
             case (cstate)
                 C_NEXT: if (!desc_full && !desc_push) begin
                     if (want_b) begin
-                        if (!b_full) begin
+                        if (!b_busy) begin
                             cur <= b_addr;
                             cur_end <= b_stop;
                             b_addr <= b_stop;
@@ -156,7 +164,7 @@ module cpt_reader #(
                             cstate <= C_BURST;
                         end
                     end else if (want_a) begin
-                        if (!a_full[half]) begin
+                        if (!a_busy[half]) begin
                             cur <= a_addr;
                             cur_end <= a_stop;
                             a_addr <= a_stop;

@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, ReadOnly
+from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiReadBus, AxiWriteBus
 from cocotbext.axi.axi_channels import AxiARBus, AxiAWBus, AxiBBus, AxiRBus, AxiWBus
 
@@ -78,7 +78,7 @@ class GemmRun:
 class CptGemmTB:
     """AxiLiteMaster on ``s_axi_control``, AxiRam on ``m_axi_gmem``, clock, reset and call helpers."""
 
-    def __init__(self, dut, cfg: HardwareConfig | None = None, mem_size: int = 1 << 20):
+    def __init__(self, dut, cfg: HardwareConfig | None = None, mem_size: int = 1 << 18):
         self.dut = dut
         self.cfg = cfg or sim_config()
         self.regmap = register_map(self.cfg)
@@ -88,10 +88,11 @@ class CptGemmTB:
                                   reset_active_level=False)
         self.ram = AxiRam(gmem_bus(dut), dut.ap_clk, dut.ap_rst_n,
                           reset_active_level=False, size=mem_size)
-        self.bus_requests = 0           # AR + AW handshakes seen (the "memory untouched" checks)
+        self.backpressure = 0.0         # probability of a stall per channel and cycle
+        self.bus_requests = 0           # AR + AW handshakes seen, once watch_requests() ran
+        self._watching = False
         self._next_free = 0x1000
         self._faulty: tuple[int, int] | None = None
-        cocotb.start_soon(self._count_requests())
 
     # ------------------------------------------------------------------ setup
     async def reset(self, cycles: int = 4) -> None:
@@ -104,11 +105,14 @@ class CptGemmTB:
         """Random stalls on every channel: the memory delays AR/AW/W acceptance and R/B delivery, the
         control master idles between its transfers.  p_busy = 0 turns them off."""
         rng = random.Random(seed)
+        self.backpressure = p_busy
         chans = [self.ram.read_if.ar_channel, self.ram.read_if.r_channel, self.ram.write_if.aw_channel,
                  self.ram.write_if.w_channel, self.ram.write_if.b_channel,
                  self.ctrl.write_if.aw_channel, self.ctrl.write_if.w_channel, self.ctrl.read_if.ar_channel]
         for ch in chans:
             ch.set_pause_generator(pause_pattern(p_busy, rng) if p_busy > 0 else None)
+            if p_busy <= 0:
+                ch.pause = False    # a killed generator may leave the channel paused for good
 
     def fail_reads_in(self, lo: int, hi: int) -> None:
         """Make reads of [lo, hi) answer SLVERR (cocotbext-axi turns a failing read into SLVERR)."""
@@ -122,6 +126,12 @@ class CptGemmTB:
             return await plain(read_if, address, length)
 
         read_if._read = faulty
+
+    def watch_requests(self) -> None:
+        """Count AR and AW handshakes from now on (a per-cycle monitor: slows the simulation)."""
+        if not self._watching:
+            self._watching = True
+            cocotb.start_soon(self._count_requests())
 
     async def _count_requests(self) -> None:
         dut = self.dut
@@ -173,7 +183,7 @@ class CptGemmTB:
     # ------------------------------------------------------------------ calls
     async def call(self, *, a: int, b: int, c: int, m: int, n: int, k: int, a_bits: int, b_bits: int,
                    flags: int = 0, win_base: int = 0, win_limit: int | None = None,
-                   timeout_cycles: int = 2_000_000) -> tuple[int, int]:
+                   timeout_cycles: int = 200_000, poll: bool = False) -> tuple[int, int]:
         """Write the arguments, start, wait for ap_done (polling CTRL).  Returns (status, cycles)."""
         if win_limit is None:
             win_limit = self.mem_size
@@ -181,15 +191,27 @@ class CptGemmTB:
                            ("b_bits", b_bits), ("flags", flags), ("win_base", win_base),
                            ("win_limit", win_limit)):
             await self.write_arg(arg, value)
-        await self.write_reg("CTRL", 1 << CTRL_BITS["AP_START"])
-        await self.wait_done(timeout_cycles)
+        await self.start()
+        await self.wait_done(timeout_cycles, poll=poll)
         status = await self.read_arg("status")
         cycles = await self.read_arg("cycles")
         return status, cycles
 
-    async def wait_done(self, timeout_cycles: int) -> None:
-        """Poll CTRL until ap_done (which the read clears)."""
+    async def start(self, auto_restart: bool = False) -> None:
+        await self.write_reg("CTRL", (1 << CTRL_BITS["AP_START"]) | (auto_restart << CTRL_BITS["AUTO_RESTART"]))
+
+    async def wait_done(self, timeout_cycles: int, poll: bool = False) -> None:
+        """Wait for ap_done: on the interrupt line (default; enables GIE/IER, acknowledges ISR) or by
+        polling CTRL as a driver without interrupts does.  Either way ap_done is read (and cleared)."""
         done = 1 << CTRL_BITS["AP_DONE"]
+        if not poll:
+            await self.write_reg("IER", irq_mask("DONE"))
+            await self.write_reg("GIE", 1)
+            if not int(self.dut.interrupt.value):
+                await First(RisingEdge(self.dut.interrupt), ClockCycles(self.dut.ap_clk, timeout_cycles))
+            if not int(self.dut.interrupt.value):
+                raise TimeoutError(f"no interrupt within {timeout_cycles} cycles")
+            await self.write_reg("ISR", await self.read_reg("ISR"))   # toggle-on-write acknowledges
         for _ in range(timeout_cycles // 16 + 1):
             if await self.read_reg("CTRL") & done:
                 return
@@ -198,7 +220,7 @@ class CptGemmTB:
 
     async def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, a_signed: bool = False,
                    b_signed: bool = False, *, name: str = "gemm", window: bool = True,
-                   check_untouched: bool = True) -> GemmRun:
+                   check_untouched: bool = True, poll: bool = False) -> GemmRun:
         """Pack A and B into the DDR layout, run the call, unpack C.  Records cycles for make sim.
 
         With check_untouched, every byte of the RAM outside C must be unchanged after the call.
@@ -219,7 +241,7 @@ class CptGemmTB:
         lo, hi = (min(addr_a, addr_b, addr_c), max(addr_a + pa.size, addr_b + pb.size, addr_c + c_bytes)) \
             if window else (0, self.mem_size)
         status, cycles = await self.call(a=addr_a, b=addr_b, c=addr_c, m=m, n=n, k=k, a_bits=a_bits,
-                                         b_bits=b_bits, flags=flags, win_base=lo, win_limit=hi)
+                                         b_bits=b_bits, flags=flags, win_base=lo, win_limit=hi, poll=poll)
         if check_untouched:
             after = self.snapshot()
             diff = np.flatnonzero(np.frombuffer(before, np.uint8) != np.frombuffer(after, np.uint8))
@@ -235,7 +257,8 @@ class CptGemmTB:
             assert not pad.any(), f"{name}: padding columns of C are not zero"
         record(name=name, m=m, n=n, k=k, a_bits=a_bits, b_bits=b_bits, a_signed=a_signed, b_signed=b_signed,
                status=status, cycles=cycles, useful_ops=m * n * k * a_bits * b_bits,
-               peak_ops_per_cycle=cfg.peak_binary_ops_per_cycle)
+               peak_ops_per_cycle=cfg.peak_binary_ops_per_cycle, backpressure=self.backpressure,
+               a_addr=addr_a, b_addr=addr_b, c_addr=addr_c)
         self.free_all()
         return GemmRun(c, status, cycles)
 
