@@ -7,8 +7,8 @@ with identical calls and writes what it saw to a JSON file, which the pytest sid
 * results bit-exact between emu, RTL and ``cpt_hw.golden`` (every precision pair class, signedness, tiling
   over k_max and max_dim, edge tiles);
 * every call's cycle count of the emu (the cycle model) within 2 % of the RTL's ``cycles`` register;
-* a forged address (outside the DMA window the driver programmed) refused by the RTL with ERR_WINDOW and
-  every byte of the RAM model unchanged, as the emu refuses it.
+* addresses forged past the driver (outside the DMA window it programmed) refused by both devices alike:
+  ERR_WINDOW, the same cycles, every byte of the RAM model / emulated memory unchanged.
 """
 
 from __future__ import annotations
@@ -45,12 +45,13 @@ def compare(tb, clock_period_ns: float) -> dict:
                       timeout_s=1e-3)
     emu = Accelerator("emu", config=tb.cfg)
     rng = np.random.default_rng(2024)
-    out = {"calls": [], "mismatches": [], "errors": [], "forged": []}
+    out = {"calls": [], "mismatches": [], "errors": [], "forged": {"rtl": [], "emu": []}}
     for i, case in enumerate(CASES):
         if not run_case(rtl, emu, case, rng, out):
             return out  # a hung kernel stays busy: nothing more can run on this DUT
         if i == 0:  # the pool and its DMA window exist now
-            forge_addresses(rtl, out)
+            out["forged"]["rtl"] = forge_addresses(rtl, lambda be, p, n: bytes(be.ram.read(p, n)))
+            out["forged"]["emu"] = forge_addresses(emu, lambda be, p, n: be.memory.view(p, n).tobytes())
     return out
 
 
@@ -82,26 +83,30 @@ def run_case(rtl, emu, case, rng, out: dict) -> bool:
     return True
 
 
-def forge_addresses(rtl, out: dict) -> None:
+def forge_addresses(acc, read_memory) -> list[dict]:
     """Memory safety: addresses forged past the driver (as a buggy or hostile caller would write them)
-    must be refused with ERR_WINDOW and leave every byte of the RAM model as it was."""
-    be = rtl.backend
+    must be refused with ERR_WINDOW and leave every byte of device memory as it was.
+
+    read_memory(backend, phys, nbytes) -> bytes reads the device's memory (RAM model or emulated DDR).
+    """
+    be = acc.backend
     victim = be.allocate(4096)  # memory outside the driver's pool
     victim.array[:] = np.arange(4096) % 251
     victim.flush(0, 4096)
-    arena = rtl.pool.arena
-    snapshot = {b.phys: bytes(be.ram.read(b.phys, b.nbytes)) for b in be.buffers}
+    arena = acc.pool.arena
+    regions = [(arena.phys, arena.nbytes), (victim.phys, victim.nbytes)]
+    snapshot = [read_memory(be, p, n) for p, n in regions]
     base = dict(a=arena.phys, b=arena.phys, c=arena.phys + 1024, m=3, n=2, k=32, a_bits=8, b_bits=8, flags=0)
+    seen = []
     for forged in ({"c": victim.phys}, {"a": victim.phys}, {"c": arena.phys + arena.nbytes - 16}):
         for name, value in {**base, **forged}.items():
-            rtl._write_arg(name, value)
-        be.write_reg(rtl.spec.registers["CTRL"], 1 << rtl.spec.ctrl_bits["AP_START"])
+            acc._write_arg(name, value)
+        be.write_reg(acc.spec.registers["CTRL"], 1 << acc.spec.ctrl_bits["AP_START"])
         done = be.wait_done(1e-3)
-        status = rtl._read_arg("status")
-        cycles = rtl._read_arg("cycles")
-        unchanged = all(bytes(be.ram.read(p, len(v))) == v for p, v in snapshot.items())
-        out["forged"].append({"args": {k: hex(v) for k, v in forged.items()}, "done": done, "status": status,
-                              "cycles": cycles, "memory_unchanged": unchanged})
+        unchanged = [read_memory(be, p, n) for p, n in regions] == snapshot
+        seen.append({"forged": sorted(forged), "done": done, "status": acc._read_arg("status"),
+                     "cycles": acc._read_arg("cycles"), "memory_unchanged": unchanged})
+    return seen
 
 
 try:
@@ -128,14 +133,6 @@ if _IN_SIM:
 
 # ----------------------------------------------------------------------------- pytest side
 
-#: Known state of the merged RTL (rtl@0db9eaf), measured by this test: calls with N > b_block_cols hang for
-#: some precision pairs (also with the RTL's own testbench), and cpt_hw.cycle_model is the first-order
-#: model, 20-70 % below the RTL's cycles.  Both belong to the RTL issue; remove this mark once they are fixed.
-KNOWN_RTL_ISSUES = pytest.mark.xfail(reason="RTL hangs on some multi-B-block calls; cycle model not yet fitted to "
-                                     "the RTL (see KNOWN_RTL_ISSUES)", raises=AssertionError, strict=False)
-
-
-@KNOWN_RTL_ISSUES
 @pytest.mark.sim
 @pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_driver_emu_vs_rtl(simulator, tmp_path):
@@ -149,10 +146,12 @@ def test_driver_emu_vs_rtl(simulator, tmp_path):
     assert run.ok and result_file.is_file(), run.summary()
     res = json.loads(result_file.read_text())
     assert res["errors"] == [], res["errors"]
-    assert res["mismatches"] == [] and len(res["forged"]) == 3
+    assert res["mismatches"] == [] and len(res["forged"]["rtl"]) == 3
     assert len(res["calls"]) >= len(CASES) and all(c["same_call"] for c in res["calls"])
     off = [c for c in res["calls"] if abs(c["emu_cycles"] - c["rtl_cycles"]) > 0.02 * c["rtl_cycles"]]
     assert not off, f"cycle model off by more than 2 % of the RTL on {len(off)} of {len(res['calls'])} calls: {off}"
     window = 1 << 3  # ERR_WINDOW
-    assert [f["status"] for f in res["forged"]] == [window] * 3, res["forged"]
-    assert all(f["done"] and f["memory_unchanged"] for f in res["forged"])
+    for side in ("rtl", "emu"):
+        assert [f["status"] for f in res["forged"][side]] == [window] * 3, res["forged"]
+        assert all(f["done"] and f["memory_unchanged"] for f in res["forged"][side]), res["forged"]
+    assert res["forged"]["rtl"] == res["forged"]["emu"]  # refused alike, in the same number of cycles
