@@ -22,7 +22,7 @@ from .paths import build_dir, templates_dir
 from .regmap import register_map
 
 #: Targets in build order; each is ``cpt_hw.targets.<name>``.
-TARGETS: tuple[str, ...] = ("driver", "hls", "vivado")
+TARGETS: tuple[str, ...] = ("driver", "rtl", "hls", "vivado")
 
 
 def banner(cfg: HardwareConfig, comment: str = "//") -> str:
