@@ -31,6 +31,7 @@ import numpy as np
 from cpt_hw import golden
 from cpt_hw.config import HardwareConfig
 from cpt_hw.cycle_model import gemm_cycles, setup_cycles
+from cpt_hw.status import Call, call_status
 
 from .. import layout
 from ..spec import DeviceSpec
@@ -212,24 +213,9 @@ class EmuDevice:
         self.isr |= self._inputs["IER"] & ((1 << irq["DONE"]) | (1 << irq["READY"]))
 
     def check(self, args: dict[str, int]) -> int:
-        """Status bits of a call, decided from the arguments alone (docs/registers.md)."""
-        cfg, bits = self.cfg, self.spec.status_bits
-        m, n, k, ab, bb = (args[x] for x in ("m", "n", "k", "a_bits", "b_bits"))
-        status = 0
-        if not (1 <= m <= cfg.max_dim and 1 <= n <= cfg.max_dim and 1 <= k <= cfg.k_max):
-            status |= 1 << bits["ERR_DIM"]
-        if not (1 <= ab <= cfg.operand_bits and 1 <= bb <= cfg.operand_bits):
-            status |= 1 << bits["ERR_BITS"]
-        if any(args[p] % cfg.word_bytes for p in ("a", "b", "c")):
-            status |= 1 << bits["ERR_ALIGN"]
-        if args["flags"] & ~(self.spec.flag("A_SIGNED") | self.spec.flag("B_SIGNED")):
-            status |= 1 << bits["ERR_FLAGS"]
-        if status & ((1 << bits["ERR_DIM"]) | (1 << bits["ERR_BITS"])) == 0:
-            lo, hi = args["win_base"], args["win_limit"]
-            for addr, size in self.ranges(args):
-                if not (lo <= addr and addr + size <= hi):
-                    status |= 1 << bits["ERR_WINDOW"]
-        return status
+        """Status bits of a call, decided from the arguments alone: the one reference rule every
+        implementation follows (cpt_hw.status.call_status, docs/registers.md)."""
+        return call_status(self.cfg, Call(**args))
 
     def ranges(self, args: dict[str, int]) -> list[tuple[int, int]]:
         """(address, bytes) of A, B and C for legal dims and bits (docs/ddr-layout.md)."""
