@@ -3,8 +3,8 @@
 :func:`enable_fast` switches every quantized layer of a model to this path; the trainer then sets the
 precision once per iteration with :meth:`DevicePrecision.set` (three tensor writes), which a captured
 CUDA graph reads at replay.  Numerics are those of the ``torch`` backend (docs/numerics.md): "paper"
-(dX = E_hat W_hat) or "hardware" (dX = E_tilde (Q_w + z_w/s_w), E_tilde the stochastic quantization of
-E diag(s_w)); forward and weight gradient are the same in both.
+(dX = E_hat W_hat) or "hardware" (dX = r E_tilde (Q_w + z_w/s_w), E_tilde the stochastic quantization of
+E diag(s_w / r), r = max s_w); forward and weight gradient are the same in both.
 """
 
 from __future__ import annotations
@@ -64,10 +64,12 @@ class _FastQuantGemm(torch.autograd.Function):
         e_hat = fq_error_fused(e, dp.bw_levels, keys[STREAM_ERROR], dp.step)
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            if dp.hardware:
-                scale = ops.channel_view(sw.reshape(-1), e.dim())
-                e_tilde = fq_error_fused(e, dp.bw_levels, keys[STREAM_SCALED_ERROR], dp.step, scale)
-                dx = ops.grad_input(e_tilde, qw + zw / sw, ctx.x_shape)
+            if dp.hardware:  # fold s_w / max(s_w) into the error, re-quantize, GEMM with Q_w + z_w/s_w
+                sw_flat = sw.reshape(-1)
+                s_ref = sw_flat.amax()
+                ratio = ops.channel_view(sw_flat / s_ref, e.dim())
+                e_tilde = fq_error_fused(e, dp.bw_levels, keys[STREAM_SCALED_ERROR], dp.step, ratio)
+                dx = ops.grad_input(e_tilde, qw + zw / sw, ctx.x_shape) * s_ref
             else:
                 dx = ops.grad_input(e_hat, w_hat, ctx.x_shape)
         if ctx.needs_input_grad[1]:
