@@ -115,6 +115,7 @@ def measure_overhead(acc: Accelerator, calls: int) -> dict:
 
 
 def run(preset: str, batch: int, repeats: int, bits: int, overhead_calls: int) -> dict:
+    load_at_start = os.getloadavg()[0]
     cfg = HardwareConfig.from_preset(preset)
     acc = Accelerator("emu", config=cfg)
     rng = np.random.default_rng(0)
@@ -140,7 +141,8 @@ def run(preset: str, batch: int, repeats: int, bits: int, overhead_calls: int) -
     return {
         "preset": preset, "batch": batch, "bits": bits, "repeats": repeats,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "numpy": np.__version__, "python": platform.python_version()},
+                    "numpy": np.__version__, "python": platform.python_version(),
+                    "load_average_1min_at_start": round(load_at_start, 2)},
         "rows": [asdict(r) for r in rows],
         "training_step": {"emu_s": round(step_emu, 3), "numpy_s": round(step_np, 3),
                           "speedup": round(step_np / step_emu, 2),
@@ -152,13 +154,41 @@ def run(preset: str, batch: int, repeats: int, bits: int, overhead_calls: int) -
     }
 
 
+def plot(res: dict, path: Path) -> None:
+    """Horizontal bars: emu and numpy int64 seconds per GEMM shape (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = res["rows"]
+    labels = [f"{r['layer']} {r['gemm']} ({r['m']}x{r['k']}x{r['n']})" for r in rows]
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.2))
+    ax.barh(y - 0.2, [r["numpy_s"] for r in rows], 0.4, label="numpy int64 matmul")
+    ax.barh(y + 0.2, [r["emu_s"] for r in rows], 0.4, label="cpt_driver emu")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds (best of runs, lower is better)")
+    ax.set_title(f"ResNet-74 CIFAR GEMMs, batch {res['batch']}, {res['bits']}x{res['bits']} bits")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)  # atomic, like write_atomic
+
+
 def markdown(res: dict, command: str) -> str:
     lines = [
         "# Driver benchmark: emu backend vs numpy int64 matmul",
         "",
         f"ResNet-74 (CIFAR) GEMM shapes at batch {res['batch']}, {res['bits']}x{res['bits']} bits unsigned, "
         f"config `{res['preset']}`; best of {res['repeats']} interleaved runs; results bit-identical. "
-        f"Machine: {res['machine']['cores']} cores, numpy {res['machine']['numpy']}.",
+        f"Machine: {res['machine']['cores']} cores, numpy {res['machine']['numpy']}, 1-minute load average "
+        f"{res['machine']['load_average_1min_at_start']} at the start (the machine is shared; both columns "
+        "see the same load because the runs interleave).",
         "",
         f"Reproduce: `{command}`",
         "",
@@ -180,6 +210,8 @@ def markdown(res: dict, command: str) -> str:
         f"{ov['per_call_us']} us host time, {ov['register_writes_per_call']:.0f} register writes and "
         f"{ov['register_reads_per_call']:.0f} reads per call.",
         "",
+        "![emu vs numpy int64 per shape](driver.png)",
+        "",
     ]
     return "\n".join(lines)
 
@@ -199,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     write_atomic(out / "driver.json", json.dumps(res, indent=2) + "\n")
     write_atomic(out / "driver.md", markdown(res, command))
+    plot(res, out / "driver.png")
     print(markdown(res, command))
     return 0
 

@@ -74,6 +74,11 @@ def test_pool_budget_shrinks_tiles():
         a, b = operands(rng, 200, 256, 40, 8, 8, False, False)
         np.testing.assert_array_equal(acc.gemm(a, b, 8, 8), a @ b)
         assert acc.pool.arena_bytes <= 8192 and acc.calls > 1
+        # a budget below one full-K tile splits K too
+    with Accelerator("emu", config=SIM, pool_bytes=1024) as acc:
+        a, b = operands(rng, 5, 256, 3, 8, 8, False, False)
+        np.testing.assert_array_equal(acc.gemm(a, b, 8, 8), a @ b)
+        assert max(r.k for r in acc.history) < 256
 
 
 def test_zc706_shapes_and_dtypes():

@@ -7,10 +7,17 @@ from cpt_driver import layout as L
 from cpt_hw import golden as g
 
 
+@pytest.fixture(params=["transpose", "small"])
+def path(request, monkeypatch):
+    """Run each case through both implementations: the 8 x 8 bit transpose and the small-array path."""
+    monkeypatch.setattr(L, "_SMALL_WORDS", 0 if request.param == "transpose" else 1 << 30)
+    return request.param
+
+
 @pytest.mark.parametrize("bits", range(1, 9))
 @pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("rows, k, d", [(1, 1, 8), (5, 77, 32), (3, 64, 64), (9, 200, 64), (4, 1000, 1024)])
-def test_fast_pack_matches_contract(bits, signed, rows, k, d):
+def test_fast_pack_matches_contract(path, bits, signed, rows, k, d):
     rng = np.random.default_rng(bits * 7919 + k)
     lo, hi = g.operand_range(bits, signed)
     x = rng.integers(lo, hi + 1, size=(rows, k))
@@ -21,7 +28,7 @@ def test_fast_pack_matches_contract(bits, signed, rows, k, d):
     np.testing.assert_array_equal(L.unpack_rows_into(ref, bits, signed, k), x)
 
 
-def test_many_chunks_and_strided_input():
+def test_many_chunks_and_strided_input(path):
     """Rows beyond one cache chunk, a transposed (B-like) view as input and small-dtype outputs."""
     rng = np.random.default_rng(3)
     b = rng.integers(-128, 128, size=(150, 3000))  # K x N; the driver packs b.T

@@ -20,8 +20,10 @@ touch memory the driver allocated; every argument is checked before the first re
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,7 @@ from . import layout
 from .backend import Backend, DmaBuffer
 from .checks import check_gemm_args
 from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
-from .pool import BufferPool, _round_up
+from .pool import BufferPool, Region, round_up
 from .quant import qgemm_corrections
 from .spec import DeviceSpec, resolve_spec
 
@@ -72,7 +74,8 @@ class Accelerator:
 
     backend: ``"emu"`` (default; in-process emulation), ``"pynq"`` (ZC706 overlay; needs ``bitfile=``),
     ``"rtl"`` (generated Verilog under cocotb; needs ``dut=``), or a :class:`Backend` instance.
-    config: a ``HardwareConfig``, a regmap.json path or dict, or a config name (see :func:`resolve_spec`).
+    config: a ``HardwareConfig``, a regmap.json path or dict, or a config name (see :func:`resolve_spec`);
+    for ``pynq`` the default is the regmap.json next to the bitfile.
     timeout_s: deadline per call; default scales with the call's size.  pool_bytes: DMA memory budget.
     check_id: refuse a device whose ID register differs from the config's ID word (default True).
     Other keyword arguments go to the backend's constructor.
@@ -86,6 +89,10 @@ class Accelerator:
                 raise ArgumentError("config and backend options belong to the backend instance already given")
             self.backend = backend
         else:
+            if config is None and backend == "pynq" and backend_options.get("bitfile"):
+                # On a board the register map travels with the overlay: <dir>/<name>.bit, .hwh, regmap.json
+                candidate = Path(backend_options["bitfile"]).with_name("regmap.json")
+                config = str(candidate) if candidate.is_file() else None
             self.backend = _make_backend(backend, resolve_spec(config), backend_options)
         self.spec: DeviceSpec = self.backend.spec
         self.timeout_s = timeout_s
@@ -154,17 +161,22 @@ class Accelerator:
 
     # ------------------------------------------------------------------ tiling
     def tile_shape(self, m: int, n: int, k: int, a_bits: int, b_bits: int) -> tuple[int, int, int]:
-        """(mt, nt, kt): the largest tile within the device limits whose buffers fit the pool budget."""
+        """(mt, nt, kt): the largest tile within the device limits whose buffers fit the pool budget.
+
+        Halving follows the bigger operand (M x a_bits against N x b_bits), then K, keeping whole PE tiles.
+        """
         s = self.spec
         kt = min(k, s.k_max)
         mt, nt = min(m, s.max_dim), min(n, s.max_dim)
         while self._tile_bytes(mt, nt, kt, a_bits, b_bits) > self.pool.budget:
-            if mt <= s.rows and nt <= s.cols:
-                break  # the pool raises PoolExhaustedError with the numbers
-            if mt * a_bits >= nt * b_bits and mt > s.rows:
-                mt = _round_up(-(-mt // 2), s.rows)
+            if mt > s.rows and (mt * a_bits >= nt * b_bits or nt <= s.cols):
+                mt = round_up(-(-mt // 2), s.rows)
+            elif nt > s.cols:
+                nt = round_up(-(-nt // 2), s.cols)
+            elif kt > s.dot_width:
+                kt = round_up(-(-kt // 2), s.dot_width)
             else:
-                nt = _round_up(-(-nt // 2), s.cols)
+                break  # one rows x cols x D tile does not fit: the pool raises PoolExhaustedError with the numbers
         return mt, nt, kt
 
     def _tile_bytes(self, mt: int, nt: int, kt: int, a_bits: int, b_bits: int) -> int:
@@ -199,7 +211,7 @@ class Accelerator:
                 pass  # grows the idle arena once; the tiles below then never allocate
 
     # ------------------------------------------------------------------ one device call
-    def _call(self, a_tile: np.ndarray, rb: Any, n: int, a_bits: int, b_bits: int, flags: int,
+    def _call(self, a_tile: np.ndarray, rb: Region, n: int, a_bits: int, b_bits: int, flags: int,
               out: np.ndarray, accumulate: bool) -> None:
         m, k = a_tile.shape
         d, cols = self.spec.dot_width, self.spec.cols
@@ -266,8 +278,6 @@ class Accelerator:
 
     def _ensure_idle(self, timeout_s: float) -> None:
         """Raise DeviceBusyError unless CTRL shows ap_idle (waiting up to timeout_s).  Clears a stale ap_done."""
-        import time
-
         deadline = time.monotonic() + timeout_s
         while True:
             ctrl = self.backend.read_reg(self._reg["CTRL"])

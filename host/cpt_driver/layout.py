@@ -23,6 +23,8 @@ All addresses must be multiples of D/8 bytes.  Everything here is vectorised num
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -96,13 +98,17 @@ def unpack_result(raw: np.ndarray, m: int, n: int, cols: int) -> np.ndarray:
 # as one little-endian uint64 form an 8 x 8 bit matrix (byte j = element j, bit i = plane i); its
 # transpose has byte i = the packed byte of plane i (bit j = element j), which is exactly the layout
 # above.  So packing and unpacking are the same in-register 8 x 8 bit transpose (Hacker's Delight
-# 7-3), applied to row chunks small enough to stay in cache, and write into caller-provided memory so
-# the driver can pack straight into a DMA buffer.
+# 7-3), applied to row chunks small enough to stay in cache.  The remaining byte shuffle between
+# "8 plane bytes per word" and "plane rows" is one gather (np.take) with a cached index, which also
+# writes the zero padding: numpy's strided copies would run an inner loop of only ceil(K/8) bytes.
 
 _TRANSPOSE8_STEPS = tuple((np.uint64(mask), np.uint64(shift)) for mask, shift in (
     (0x00AA00AA00AA00AA, 7), (0x0000CCCC0000CCCC, 14), (0x00000000F0F0F0F0, 28)))
+_LOW_BIT_OF_EACH_BYTE = 0x0101010101010101
 #: uint64 words per chunk: 128 KiB of words plus one temporary stays in L2.
 _CHUNK_WORDS = 16384
+#: Below this many words the ~20 numpy calls of the transpose cost more than the bit-per-byte reference.
+_SMALL_WORDS = 256
 
 
 def _transpose8(x: np.ndarray, tmp: np.ndarray) -> None:
@@ -114,6 +120,25 @@ def _transpose8(x: np.ndarray, tmp: np.ndarray) -> None:
         np.bitwise_xor(x, tmp, out=x)
         np.left_shift(tmp, shift, out=tmp)
         np.bitwise_xor(x, tmp, out=x)
+
+
+@lru_cache(maxsize=8)
+def _pack_index(rows: int, used: int, bits: int, row_bytes: int) -> np.ndarray:
+    """Gather index from a transposed code block plus one zero word (flat: rows * used * 8 + 8 bytes)
+    to packed plane rows (rows, bits, row_bytes): byte j of plane i of row r is byte i of word j."""
+    per_row = np.arange(row_bytes)[None, :] * 8 + np.arange(bits)[:, None]  # (bits, row_bytes)
+    idx = np.arange(rows)[:, None, None] * (used * 8) + per_row[None]
+    idx[:, :, used:] = rows * used * 8  # the zero word: padding up to a whole D-bit word
+    return idx.astype(np.intp)
+
+
+@lru_cache(maxsize=8)
+def _unpack_index(rows: int, used: int, bits: int, row_bytes: int) -> np.ndarray:
+    """Gather index from packed plane rows (rows, bits, row_bytes) to words of 8 plane bytes (rows, used, 8).
+    Planes >= bits repeat the top plane; the caller masks them off (or shifts them out)."""
+    plane = np.minimum(np.arange(8), bits - 1)
+    per_row = plane[None, :] * row_bytes + np.arange(used)[:, None]  # (used, 8)
+    return (np.arange(rows)[:, None, None] * (bits * row_bytes) + per_row[None]).astype(np.intp)
 
 
 def pack_rows_into(x: np.ndarray, bits: int, dot_width: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -133,27 +158,23 @@ def pack_rows_into(x: np.ndarray, bits: int, dot_width: int, out: np.ndarray | N
     if out.shape != (r, bits, row_bytes) or out.dtype != np.uint8:
         raise ValueError(f"pack_rows_into: out must be uint8 of shape {(r, bits, row_bytes)}, "
                          f"got {out.dtype} {out.shape}")
-    if bits > 8:
+    used = max(1, -(-k // 8))  # bytes of a plane row that hold elements; the rest is zero padding
+    if bits > 8 or r * used < _SMALL_WORDS:
         out[...] = pack_rows(x, bits, dot_width)
         return out
-    # Only the first ceil(K/8) bytes of a plane row carry data; the zero padding up to a whole D-bit
-    # word is written directly instead of being transposed.
-    used = -(-k // 8)
-    if used < row_bytes:
-        if out.flags.c_contiguous:
-            out.reshape(-1).fill(0)  # one memset beats a strided fill of the short padding runs
-        else:
-            out[:, :, used:] = 0
-    chunk = max(1, _CHUNK_WORDS // used)
-    codes = np.empty((min(chunk, r), used * 8), dtype=np.uint8)
-    tmp = np.empty((codes.shape[0], used), dtype="<u8")
+    chunk = min(r, max(1, _CHUNK_WORDS // used))
+    flat = np.zeros(chunk * used * 8 + 8, dtype=np.uint8)  # codes of a chunk, then one zero word
+    codes = flat[:-8].reshape(chunk, used * 8)
+    tmp = np.empty((chunk, used), dtype="<u8")
+    idx = _pack_index(chunk, used, bits, row_bytes)
     for r0 in range(0, r, chunk):
         c = min(chunk, r - r0)
         block = codes[:c]
         np.copyto(block[:, :k], x[r0:r0 + c], casting="unsafe")  # low 8 bits of the code
-        block[:, k:] = 0  # the transpose of the previous chunk left plane bytes here
+        if k < used * 8:
+            block[:, k:] = 0  # the transpose of the previous chunk left plane bytes here
         _transpose8(block.view("<u8"), tmp[:c])
-        out[r0:r0 + c, :, :used] = block.reshape(c, used, 8).transpose(0, 2, 1)[:, :bits]
+        np.take(flat, idx[:c], out=out[r0:r0 + c], mode="clip")  # "clip": unbuffered (indices are valid)
     return out
 
 
@@ -163,7 +184,7 @@ def unpack_rows_into(packed: np.ndarray, bits: int, signed: bool, k: int,
 
     ``out`` may be any integer (or float) array wide enough for the values.  bits <= 8 only.
     """
-    packed = np.asarray(packed, dtype=np.uint8)
+    packed = np.ascontiguousarray(packed, dtype=np.uint8)
     r, planes, row_bytes = packed.shape
     if planes != bits or not 1 <= bits <= 8:
         raise ValueError(f"unpack_rows_into: packed holds {planes} planes, bits = {bits} (fast path: 1..8)")
@@ -172,18 +193,31 @@ def unpack_rows_into(packed: np.ndarray, bits: int, signed: bool, k: int,
     if out is None:
         out = np.empty((r, k), dtype=np.int64)
     used = max(1, -(-k // 8))  # bytes of a plane row that hold elements 0..K-1
-    chunk = max(1, _CHUNK_WORDS // used)
-    block = np.empty((min(chunk, r), used, 8), dtype=np.uint8)
-    tmp = np.empty((block.shape[0], used), dtype="<u8")
+    if r * used < _SMALL_WORDS:
+        np.copyto(out, unpack_rows(packed, bits, signed, k), casting="unsafe")
+        return out
+    chunk = min(r, max(1, _CHUNK_WORDS // used))
+    block = np.empty((chunk, used, 8), dtype=np.uint8)
+    tmp = np.empty((chunk, used), dtype="<u8")
+    idx = _unpack_index(chunk, used, bits, row_bytes)
+    mask = np.uint64(_LOW_BIT_OF_EACH_BYTE * ((1 << bits) - 1))
+    flat = packed.reshape(-1)
+    per_row = bits * row_bytes
     for r0 in range(0, r, chunk):
         c = min(chunk, r - r0)
         blk = block[:c]
-        blk[:, :, :bits] = packed[r0:r0 + c, :, :used].transpose(0, 2, 1)
-        blk[:, :, bits:] = 0  # absent planes; the previous chunk's transpose left codes here
-        _transpose8(blk.reshape(c, used * 8).view("<u8"), tmp[:c])
+        np.take(flat[r0 * per_row:(r0 + c) * per_row], idx[:c], out=blk, mode="clip")
+        words = blk.reshape(c, used * 8).view("<u8")
+        _transpose8(words, tmp[:c])
         code = blk.reshape(c, used * 8)[:, :k]
         if signed:
-            # Sign-extend the bits-bit code: its top bit moves to bit 7, then an arithmetic shift back.
-            code = np.right_shift(np.left_shift(code, np.uint8(8 - bits)).view(np.int8), np.int8(8 - bits))
+            # Sign-extend the bits-bit code: its top bit moves to bit 7 (the repeated top plane above it is
+            # shifted out), then an arithmetic shift back.
+            if bits < 8:
+                code = np.right_shift(np.left_shift(code, np.uint8(8 - bits)).view(np.int8), np.int8(8 - bits))
+            else:
+                code = code.view(np.int8)
+        elif bits < 8:
+            np.bitwise_and(words, mask, out=words)  # drop the repeated top plane
         np.copyto(out[r0:r0 + c], code, casting="unsafe")
     return out

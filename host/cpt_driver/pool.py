@@ -48,7 +48,8 @@ class Region:
         self.buffer.invalidate(self.offset, self.nbytes if nbytes is None else nbytes)
 
 
-def _round_up(x: int, a: int) -> int:
+def round_up(x: int, a: int) -> int:
+    """x rounded up to a multiple of a."""
     return -(-x // a) * a
 
 
@@ -64,7 +65,7 @@ class BufferPool:
                  on_new_arena: Callable[[DmaBuffer], None] | None = None):
         self.backend = backend
         self.budget = int(budget)
-        self.align = _round_up(max(align, MIN_ALIGN), MIN_ALIGN)
+        self.align = round_up(max(align, MIN_ALIGN), MIN_ALIGN)
         self.on_new_arena = on_new_arena
         self.arena: DmaBuffer | None = None
         self.arena_allocations = 0   # how many times the backend was asked for an arena
@@ -87,7 +88,7 @@ class BufferPool:
 
     def need(self, sizes: Sequence[int]) -> int:
         """Arena bytes a lease of ``sizes`` takes when the arena is empty."""
-        return sum(_round_up(max(int(s), 1), self.align) for s in sizes)
+        return sum(round_up(max(int(s), 1), self.align) for s in sizes)
 
     @contextmanager
     def lease(self, sizes: Sequence[int]) -> Iterator[tuple[Region, ...]]:
@@ -116,13 +117,13 @@ class BufferPool:
         taken: list[int] = []
         try:
             for s in sizes:
-                off = self._first_fit(_round_up(max(int(s), 1), self.align))
+                off = self._first_fit(round_up(max(int(s), 1), self.align))
                 if off is None:
                     if taken or self._leased:
                         raise PoolExhaustedError(f"buffer pool fragmented: {need} bytes requested, free blocks "
                                                  f"{self._free} of an arena of {self.arena_bytes} bytes")
                     self._grow(need)
-                    off = self._first_fit(_round_up(max(int(s), 1), self.align))
+                    off = self._first_fit(round_up(max(int(s), 1), self.align))
                     assert off is not None
                 taken.append(off)
         except BaseException:

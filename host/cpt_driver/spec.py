@@ -47,7 +47,7 @@ class DeviceSpec:
     max_dim: int         # largest M and N of one call
     result_bytes: int    # bytes per C element (4: int32)
     kernel: str = "cpt_gemm"  # HLS top function name: the IP's VLNV is xilinx.com:hls:<kernel>:<version>
-    source: str = "?"    # where the spec came from, for messages
+    source: str = field(default="?", compare=False)  # where the spec came from, for messages
     hw_config: Any = field(default=None, compare=False)  # the HardwareConfig, when one was given
 
     # ------------------------------------------------------------------ construction

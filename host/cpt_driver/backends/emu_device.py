@@ -5,8 +5,9 @@ that leaves a buffer is an AXI decode error, as on a real bus).  :class:`EmuDevi
 ``control`` register file exactly as docs/registers.md describes the HLS kernel:
 
 * CTRL: writing bit 0 starts the kernel; bit 1 ap_done and bit 3 ap_ready are cleared by the read that
-  returns them; bit 2 ap_idle; bit 7 auto_restart (ap_start stays set and the kernel runs again after
-  each completion is read); bit 9 the interrupt line;
+  returns them; bit 2 ap_idle; bit 7 auto_restart: ap_start stays set at completion, so the kernel runs
+  again (here: when the completion has been read); once auto_restart is cleared, the run in progress
+  (here: one more) clears ap_start; bit 9 the interrupt line;
 * GIE / IER plain registers, ISR toggle-on-write, interrupt = GIE and any ISR bit;
 * outputs status / cycles / id with ``*_ctrl`` ap_vld bits cleared on read; like the HLS kernel, ``id``
   reads 0 until the first call has run;
@@ -21,6 +22,7 @@ finishes, for the driver's timeout path.  This module is a development/CI compon
 from __future__ import annotations
 
 import bisect
+import contextlib
 from functools import lru_cache
 from typing import Any
 
@@ -33,7 +35,7 @@ from cpt_hw.cycle_model import gemm_cycles
 from .. import layout
 from ..spec import DeviceSpec
 
-#: Elements of A per golden.gemm call (1 MiB of int64: in cache; see execute).
+#: Elements of the A (or C) block per golden.gemm call: 1 MiB of int64, in cache (see execute).
 _BLOCK_ELEMENTS = 1 << 17
 #: The kernel's output arguments (each with an ``<name>_ctrl`` ap_vld word).
 OUTPUTS = ("status", "cycles", "id")
@@ -82,6 +84,28 @@ class EmuMemory:
         return dict(self._regions)
 
 
+_BLAS = None
+
+
+def _blas_single_thread(work: int) -> Any:
+    """A context that runs BLAS on one thread for large calls (threadpoolctl, when installed).
+
+    The blocks handed to BLAS are about 1 MiB: too small for a second thread to pay for its wake-up,
+    and on a machine shared with other jobs OpenBLAS's spinning worker threads slow them down by up
+    to 10x (measured).  Small calls skip the ~30 us the limit itself costs.
+    """
+    global _BLAS
+    if work < 1 << 16:
+        return contextlib.nullcontext()
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _BLAS = ThreadpoolController()
+        except ImportError:
+            _BLAS = False
+    return _BLAS.limit(limits=1, user_api="blas") if _BLAS else contextlib.nullcontext()
+
+
 @lru_cache(maxsize=4096)
 def _model_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int) -> int:
     return gemm_cycles(cfg, m, n, k, a_bits, b_bits).total
@@ -128,8 +152,8 @@ class EmuDevice:
                      | (b["AUTO_RESTART"] if self.auto_restart else 0) | (b["INTERRUPT"] if self.interrupt else 0))
             reported_done = self.ap_done
             self.ap_done = self.ap_ready = False  # clear on read
-            if reported_done and self.ap_start and self.auto_restart:
-                self._start()
+            if reported_done and self.ap_start:
+                self._start()  # ap_start still high (auto_restart): the kernel starts again
             return value
         if name == "ISR":
             return self.isr
@@ -236,14 +260,15 @@ class EmuDevice:
         # Pass the accumulator width only when this call could wrap it (the config rules that out for every
         # legal call; golden then skips the wrap pass).
         acc_width = self.cfg.acc_width if k << (ab + bb) >= 1 << (self.cfg.acc_width - 1) else None
-        # Rows of C are independent: golden.gemm on blocks of A rows keeps every temporary in cache.  A block
-        # has at least 4 N rows so that golden's conversion of B stays a small share of the work.
+        # Rows of C are independent: golden.gemm on blocks of A rows keeps A's and C's temporaries in cache.
         a_planes = a_mem.reshape(m, ab, -1)
-        step = max(_BLOCK_ELEMENTS // k, 4 * n, 64)
-        for r0 in range(0, m, step):
-            r1 = min(m, r0 + step)
-            a = self._unpack("a", a_planes[r0:r1], k, ab, a_signed)
-            np.copyto(out[r0:r1, :n], golden.gemm(a, bt.T, ab, bb, a_signed, b_signed, acc_width), casting="unsafe")
+        step = max(_BLOCK_ELEMENTS // max(k, n), 64)
+        with _blas_single_thread(m * max(k, n)):
+            for r0 in range(0, m, step):
+                r1 = min(m, r0 + step)
+                a = self._unpack("a", a_planes[r0:r1], k, ab, a_signed)
+                np.copyto(out[r0:r1, :n], golden.gemm(a, bt.T, ab, bb, a_signed, b_signed, acc_width),
+                          casting="unsafe")
         return 0, _model_cycles(self.cfg, m, n, k, ab, bb)
 
     def _unpack(self, which: str, packed: np.ndarray, k: int, bits: int, signed: bool) -> np.ndarray:

@@ -12,6 +12,7 @@ Imports pynq and numpy only (no cpt_hw, no torch).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,13 @@ class PynqBackend(Backend):
                                 "use polling (use_interrupt=False)")
             self.write_reg(spec.registers["GIE"], 1)
             self.write_reg(spec.registers["IER"], 1 << spec.irq_bits["DONE"])
+            # One private event loop for every wait: PYNQ binds the interrupt's asyncio.Event to the loop it
+            # is first awaited in.
+            self._loop = asyncio.new_event_loop()
+
+    def close(self) -> None:
+        if self.use_interrupt:
+            self._loop.close()
 
     def _find_ip(self) -> str:
         hits = [name for name, d in self.overlay.ip_dict.items()
@@ -98,17 +106,28 @@ class PynqBackend(Backend):
     def wait_done(self, timeout_s: float) -> bool:
         if not self.use_interrupt:
             return super().wait_done(timeout_s)
+        deadline = time.monotonic() + timeout_s
         try:
-            loop = asyncio.get_event_loop()
+            asyncio.get_running_loop()
+            in_event_loop = True
         except RuntimeError:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-        if loop.is_running():  # called from inside an event loop (e.g. Jupyter): cannot block on it
-            return super().wait_done(timeout_s)
+            in_event_loop = False
+        if in_event_loop:  # called from inside a running event loop (e.g. Jupyter): cannot block on it; poll
+            done = super().wait_done(timeout_s)
+            self._acknowledge()
+            return done
         try:
-            loop.run_until_complete(asyncio.wait_for(self.ip.interrupt.wait(), timeout_s))
+            self._loop.run_until_complete(asyncio.wait_for(self.ip.interrupt.wait(), timeout_s))
         except asyncio.TimeoutError:
             return False
-        # Acknowledge: ISR is toggle-on-write; then consume ap_done (clear on read) as polling would.
-        self.write_reg(self.spec.registers["ISR"], 1 << self.spec.irq_bits["DONE"])
-        return super().wait_done(0.0)
+        # Acknowledge, then consume ap_done (clear on read) by polling: if the interrupt was a stale one, the
+        # poll simply goes on until this call's ap_done or the deadline.
+        self._acknowledge()
+        return super().wait_done(max(0.0, deadline - time.monotonic()))
+
+    def _acknowledge(self) -> None:
+        """Clear ISR's ap_done bit if set (ISR is toggle-on-write, so write only a set bit)."""
+        isr_off = self.spec.registers["ISR"]
+        pending = self.read_reg(isr_off) & (1 << self.spec.irq_bits["DONE"])
+        if pending:
+            self.write_reg(isr_off, pending)

@@ -1,0 +1,123 @@
+"""Error paths: argument errors before any register write, timeouts naming the register state, refused calls,
+ID checks, and the pool getting every buffer back."""
+
+import numpy as np
+import pytest
+
+from cpt_driver import (Accelerator, ArgumentError, DeviceBusyError, DeviceStatusError, DeviceTimeoutError,
+                        IdMismatchError, OperandTypeError, resolve_spec)
+from cpt_driver import layout as L
+from cpt_driver.backends.emu import EmuBackend
+from cpt_hw.config import HardwareConfig
+
+SIM = HardwareConfig.from_preset("sim")
+
+
+class SpyEmu(EmuBackend):
+    """The emu backend, logging every register write."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.writes: list[tuple[int, int]] = []
+
+    def write_reg(self, offset, value):
+        self.writes.append((offset, value))
+        super().write_reg(offset, value)
+
+
+@pytest.fixture
+def spy():
+    backend = SpyEmu(resolve_spec(SIM))
+    acc = Accelerator(backend, timeout_s=0.05)
+    backend.writes.clear()
+    return acc, backend
+
+
+A = np.ones((4, 10), dtype=np.int64)
+B = np.ones((10, 3), dtype=np.int64)
+
+BAD_CALLS = [
+    ((A.astype(float), B, 8, 8), OperandTypeError, "dtype float64 is not an integer type"),
+    ((A[0], B, 8, 8), ArgumentError, r"a: expected a 2-D array, got shape \(10,\)"),
+    ((A, B[:9], 8, 8), ArgumentError, "inner dimensions differ: a is 4x10, b is 9x3"),
+    ((A * 256, B, 8, 8), ArgumentError, r"a: values 256..256 do not fit 8-bit unsigned \(0..255\)"),
+    ((A, -B, 8, 8), ArgumentError, r"b: values -1..-1 do not fit 8-bit unsigned"),
+    ((A * 4, B, 3, 8, True, False), ArgumentError, r"a: values 4..4 do not fit 3-bit signed \(-4..3\)"),
+    ((A, B, 0, 8), ArgumentError, r"a_bits = 0: must be in 1..8"),
+    ((A, B, 8, 9), ArgumentError, r"b_bits = 9: must be in 1..8"),
+    ((A, B, True, 8), ArgumentError, "a_bits = True: must be an integer"),
+    ((A, B, 8.0, 8), ArgumentError, "a_bits = 8.0: must be an integer"),
+    ((A, B, 8, 8, "yes"), ArgumentError, "a_signed = 'yes': must be True or False"),
+]
+
+
+@pytest.mark.parametrize("args, exc, message", BAD_CALLS)
+def test_bad_arguments_are_refused_before_any_register_write(spy, args, exc, message):
+    acc, backend = spy
+    with pytest.raises(exc, match=message):
+        acc.gemm(*args)
+    assert backend.writes == []
+    assert acc.pool.outstanding == 0
+
+
+def test_a_bad_value_in_a_later_tile_is_caught_before_the_first_tile(spy):
+    acc, backend = spy
+    a = np.ones((10, 3 * SIM.k_max), dtype=np.int64)
+    a[-1, -1] = 300
+    with pytest.raises(ArgumentError, match="a: values 1..300"):
+        acc.gemm(a, np.ones((3 * SIM.k_max, 2), dtype=np.int64), 8, 8)
+    assert backend.writes == []
+
+
+def test_bad_qgemm_scales_before_any_register_write(spy):
+    acc, backend = spy
+    with pytest.raises(ArgumentError, match=r"b_scale: shape \(2,\): expected a scalar or one value per column of B \(3,\)"):
+        acc.qgemm(A, B, 8, 8, 1.0, 0.0, np.ones(2), 0.0)
+    with pytest.raises(ArgumentError, match="a_zero: must be finite"):
+        acc.qgemm(A, B, 8, 8, 1.0, np.nan, 1.0, 0.0)
+    assert backend.writes == []
+
+
+def test_timeout_names_the_register_state_and_the_device_stays_guarded(spy):
+    acc, backend = spy
+    backend.device.hang = True
+    with pytest.raises(DeviceTimeoutError) as err:
+        acc.gemm(A, B, 8, 8)
+    msg = str(err.value)
+    assert "did not set ap_done within 0.05 s" in msg and "M=4 N=3 K=10" in msg
+    assert "CTRL=0x00000000" not in msg and "ap_start=1 ap_done=0 ap_idle=0" in msg and "ISR=0x0" in msg
+    assert acc.pool.outstanding == 0
+    with pytest.raises(DeviceBusyError, match="not idle"):  # no new call while the old one may still write
+        acc.gemm(A, B, 8, 8)
+    backend.device.hang = False
+    backend.device.finish()  # the stuck call ends; its ap_done is consumed by the next call's idle check
+    np.testing.assert_array_equal(acc.gemm(A, B, 8, 8), A @ B)
+
+
+def test_refused_call_raises_with_decoded_status(spy):
+    acc, backend = spy
+    acc.gemm(A, B, 8, 8)
+    arena = acc.pool.arena
+    acc._write_arg("win_limit", arena.phys + 64)  # shrink the window under the driver's feet
+    arena.array[:] = 0xEE
+    with pytest.raises(DeviceStatusError, match=r"status 0x8 = ERR_WINDOW \(an operand or result byte range lies "
+                                                r"outside \[win_base, win_limit\)\)") as err:
+        acc.gemm(A, B, 8, 8)
+    assert err.value.status == 8 and acc.pool.outstanding == 0
+    # The driver packed B, then A, at the start of the arena; the refused device wrote nothing (no C).
+    packed = acc.pool.need([L.operand_bytes(3, 10, 8, SIM.dot_width), L.operand_bytes(4, 10, 8, SIM.dot_width)])
+    assert (arena.array[:packed] != 0xEE).any()
+    assert (arena.array[packed:] == 0xEE).all()
+
+
+def test_id_probe_and_mismatch():
+    backend = EmuBackend(resolve_spec(SIM))
+    assert backend.read_reg(backend.spec.registers["id"]) == 0  # HLS: id is written by the first call
+    acc = Accelerator(backend)
+    assert acc.device_id == SIM.id_word and backend.device.runs == 1  # one refused probe call (M = 0)
+    other = SIM.replace(rows=4)
+    backend2 = EmuBackend(resolve_spec(other))
+    backend2.spec = resolve_spec(SIM)  # a driver built for 'sim' meets a device built from another config
+    with pytest.raises(IdMismatchError, match=rf"device ID 0x{other.id_word:08x} does not match config 'sim' "
+                                              rf"\(ID 0x{SIM.id_word:08x}"):
+        Accelerator(backend2)
