@@ -91,6 +91,28 @@ def measure(records: list[tuple], fw: int, bw: int, draws: int) -> dict[str, dic
     return {k: {m: statistics.mean(v) for m, v in d.items()} for k, d in out.items()}
 
 
+def whole_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, fw: int, bw: int,
+                  draws: int) -> dict[str, float]:
+    """Relative error of all quantized-layer weight gradients (one vector) against float errors (bw = 0),
+    after the error has propagated through the whole network, for paper and hardware numerics."""
+    import copy
+
+    def grads(backend: str, bits: int, step: int) -> torch.Tensor:
+        m = copy.deepcopy(model)
+        cnn.set_backend(m, backend)
+        m.zero_grad()
+        with cnn.precision(fw=fw, bw=bits, step=step, seed=0):
+            F.cross_entropy(m(x), y).backward()
+        return torch.cat([layer.weight.grad.flatten() for _, layer in cnn.quantized_layers(m)])
+
+    ref = grads("torch", 0, 0)
+    out = {}
+    for name, backend in (("paper", "torch"), ("hardware", "torch:hardware")):
+        gs = [grads(backend, bw, s) for s in range(draws)]
+        out[f"{name}_rel_error"] = statistics.mean(float((g - ref).norm() / ref.norm()) for g in gs)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=5, help="float pre-training epochs on digits")
@@ -102,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subset", type=int, default=5000, help="CIFAR: train on a fixed random N images")
     p.add_argument("--batch", type=int, default=256, help="samples in the measured batch")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--network", action="store_true",
+                   help="measure whole-network weight gradients (paper vs hardware) instead of per-layer estimators")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.dataset == "digits":
@@ -128,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
             opt.step()
     model.zero_grad()
+    command = "python bench/numerics_gradients.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.network:
+        return network_report(args, model, xtr[:args.batch], ytr[:args.batch], name, command)
     records = capture(model, xtr[:args.batch], ytr[:args.batch])
     rows = []
     for fw in args.fw:
@@ -135,7 +162,6 @@ def main(argv: list[str] | None = None) -> int:
             r = measure(records, fw, bw, args.draws)
             rows.append({"fw": fw, "bw": bw, **{f"{k}_{m}": v for k, d in r.items() for m, v in d.items()}})
             print(json.dumps(rows[-1]), flush=True)
-    command = "python bench/numerics_gradients.py " + " ".join(argv if argv is not None else sys.argv[1:])
     write_atomic(args.out.with_suffix(".json"), json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     lines = [f"# Input-gradient estimators on integer hardware ({name} on {args.dataset}, all layers but the stem)", "",
              f"`{command}`", "",
@@ -147,6 +173,27 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {r['fw']} | {r['bw']} | " + " | ".join(f"{r[k + '_rel_error']:.4f}" for k in names) + " | "
               + " | ".join(f"{r[k + '_rel_bias']:.4f}" for k in names) + " |" for r in rows]
     write_atomic(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def network_report(args: argparse.Namespace, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, name: str,
+                   command: str) -> int:
+    rows = []
+    for fw in args.fw:
+        for bw in args.bw:
+            rows.append({"fw": fw, "bw": bw, **whole_network(model, x, y, fw, bw, args.draws)})
+            print(json.dumps(rows[-1]), flush=True)
+    out = args.out.with_name(args.out.name + "-network")
+    write_atomic(out.with_suffix(".json"), json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
+    lines = [f"# Whole-network weight gradients, paper vs hardware numerics ({name} on {args.dataset})", "",
+             f"`{command}`", "",
+             "Relative error ||g - g_float|| / ||g_float|| of all quantized layers' weight gradients as one vector, "
+             f"g_float with float errors (bw = 0) and the same quantized forward; mean over {args.draws} noise draws, "
+             f"batch of {args.batch}, after {args.epochs} float epochs.", "",
+             "| fw | bw | paper | hardware |", "|---|---|---|---|"]
+    lines += [f"| {r['fw']} | {r['bw']} | {r['paper_rel_error']:.4f} | {r['hardware_rel_error']:.4f} |" for r in rows]
+    write_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
