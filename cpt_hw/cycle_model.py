@@ -1,22 +1,67 @@
 """Cycle model of the accelerator: how many clock cycles one ``cpt_gemm`` call takes.
 
 The emulated device reports these cycles in its ``cycles`` register; the RTL testbenches check the model
-against the Verilog (within 2 %).  First-order model of the dataflow in docs/architecture.md; the RTL
-issue refines it to the controller's exact schedule.
+against the Verilog twin (within 2 %, tests/test_rtl_cycle_model.py).  It follows the schedule of
+``rtl/`` engine by engine (docs/rtl.md), in one pass over the tiles in the order the hardware runs them:
+
+* setup: argument checks and sizes, ``setup_cycles(cfg)`` before the engines start;
+* reader: in-order load commands (B block, A tiles; the first A tile of a later block before its B
+  block), each waiting until its buffer is released, R data one beat per cycle from
+  ``read_latency`` cycles after the address, one idle beat between commands;
+* feeder: one step per cycle, a * b * Kw steps per column tile, an idle cycle per A tile and two per
+  block; a tile's last step waits until the previous tile has drained;
+* drain: ROWS + COLS + 2 cycles after a last step the shadows are ready; ROWS drain cycles once the
+  C FIFO has room for a tile;
+* writer: two cycles per row on the address channel, ROWS x COLS x 32 / AXI width data beats per tile,
+  write responses ``write_latency`` cycles after a burst's last beat.
+
+Memory timing defaults to cocotbext-axi's AxiRam (the RTL testbenches); pass :class:`MemoryTiming` with a
+longer latency for DDR.  With a memory that stalls (random back-pressure) the RTL takes longer than the
+model; the model is exact up to a few cycles otherwise.
+
+Large calls are periodic: once the per-A-tile duration repeats, whole A tiles are skipped by shifting
+every time stamp (the model stays fast enough for the emulated device's training runs).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from .config import RESULT_BITS, HardwareConfig
+
+#: Cycles from the last step of a tile entering the feeder's RAM read to tile_ready (rtl/pe_array.v).
+def _ready_latency(cfg: HardwareConfig) -> int:
+    return cfg.rows + cfg.cols + 2
+
+
+def setup_cycles(cfg: HardwareConfig) -> int:
+    """Cycles of a refused call: the argument checks (rtl/cpt_setup.v) plus the done cycle."""
+    return _divider_steps(cfg) + 6
+
+
+def _divider_steps(cfg: HardwareConfig) -> int:
+    """Steps of rtl/cpt_setup.v's divider: clog2(max_dim + 1) + 1."""
+    return cfg.max_dim.bit_length() + 1
+
+
+@dataclass(frozen=True)
+class MemoryTiming:
+    """Latencies of the memory behind m_axi_gmem, in cycles (defaults: cocotbext-axi AxiRam)."""
+
+    read_latency: int = 2       # AR handshake to first R beat
+    write_latency: int = 2      # last W beat of a burst to its B response
+
+
+#: A DDR3 controller behind a Zynq HP port, roughly (documentation and benchmarks).
+DDR_TIMING = MemoryTiming(read_latency=40, write_latency=30)
 
 
 @dataclass(frozen=True)
 class CycleEstimate:
     total: int
-    compute: int          # cycles the PE array is stepping
-    memory: int           # cycles the AXI master is busy (beats)
+    compute: int          # steps the PE array performs (cycles it is stepping)
+    memory: int           # beats the AXI master moves (reads + writes)
     useful_binary_ops: int
 
     def utilisation(self, cfg: HardwareConfig) -> float:
@@ -24,25 +69,220 @@ class CycleEstimate:
         return self.useful_binary_ops / (cfg.peak_binary_ops_per_cycle * self.total) if self.total else 0.0
 
 
-def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int) -> CycleEstimate:
-    """Cycles of one legal call (M x K) . (K x N) at a_bits x b_bits."""
+def _bursts(addr: int, beats: int, beat_bytes: int, max_beats: int) -> int:
+    """AXI bursts of a contiguous transfer (at most max_beats, never across 4 KiB)."""
+    n = 0
+    while beats > 0:
+        room = (4096 - (addr & 4095)) // beat_bytes
+        step = min(beats, max_beats, room)
+        addr += step * beat_bytes
+        beats -= step
+        n += 1
+    return n
+
+
+class _Writer:
+    """The write engine (rtl/cpt_writer.v): address side, data side, responses, FIFO pops."""
+
+    def __init__(self, cfg: HardwareConfig, mem: MemoryTiming, stride: int, c_base: int):
+        self.cfg, self.mem = cfg, mem
+        self.stride = stride
+        self.c_base = c_base
+        self.beat_bytes = cfg.axi_data_width // 8
+        self.row_beats = cfg.cols * RESULT_BITS // cfg.axi_data_width
+        self.aw_free = 0          # earliest row_ready of the next row
+        self.w_end = 0            # last beat of the previous burst (0: none yet)
+        self.w_chain = False      # previous W entry was a burst (the next one may chain)
+        self.last_wlast = 0
+        self.pops: deque[int] = deque()   # FIFO pop cycles, oldest first (bounded by the drain)
+        self.beats = 0
+
+    def shift(self, dt: int) -> None:
+        self.aw_free += dt
+        self.w_end += dt
+        self.last_wlast += dt
+        self.pops = deque(p + dt for p in self.pops)
+
+    def tile(self, pushes: list[int], rows_valid: int, row0_addr: int) -> None:
+        """Write one drained tile: pushes[k] is the cycle row ROWS-1-k entered the FIFO."""
+        rows = self.cfg.rows
+        for k, p in enumerate(pushes):
+            r = rows - 1 - k
+            y = max(p + 1, self.aw_free)
+            last_row = k == rows - 1
+            if r >= rows_valid:                      # skip token: closes at once
+                visible = y + 2
+                take = max(visible, self.w_end + 1, p + 1)
+                self.pops.append(take)
+                self.w_end = max(self.w_end, take)   # the data side is busy for the skip cycle
+                self.w_chain = False
+                self.aw_free = y + (2 if last_row else 1)
+                continue
+            addr = row0_addr + r * self.stride
+            nb = _bursts(addr, self.row_beats, self.beat_bytes, self.cfg.burst_beats)
+            left, a = self.row_beats, addr
+            for b in range(nb):
+                room = (4096 - (a & 4095)) // self.beat_bytes
+                length = min(left, self.cfg.burst_beats, room)
+                aw = y + 1 + b
+                visible = aw + 2
+                take = max(visible, self.w_end if self.w_chain else self.w_end + 1)
+                self.w_end = take + length
+                self.w_chain = True
+                self.beats += length
+                left -= length
+                a += length * self.beat_bytes
+            self.pops.append(self.w_end)
+            self.last_wlast = self.w_end
+            self.aw_free = y + nb + (2 if last_row else 1)
+
+    def room_cycle(self, pushed: int, depth: int) -> int:
+        """First cycle at which at most depth - ROWS of `pushed` rows are still in the FIFO."""
+        need = pushed - (depth - self.cfg.rows)      # pops that must have happened
+        if need <= 0:
+            return 0
+        # pops are in increasing order; keep only the ones still needed for future queries
+        idx = need - 1 - self.popped_before
+        assert 0 <= idx < len(self.pops), (need, self.popped_before, len(self.pops))
+        return self.pops[idx] + 1
+
+    popped_before = 0
+
+    def trim(self, pushed: int, depth: int) -> None:
+        """Forget pops no future room query can need."""
+        keep_from = pushed - (depth - self.cfg.rows) - 1   # index of the oldest pop still relevant
+        while self.pops and self.popped_before < keep_from:
+            self.pops.popleft()
+            self.popped_before += 1
+
+    def finish(self) -> int:
+        """Cycle at which the writer reports done (all responses in)."""
+        return self.last_wlast + self.mem.write_latency + 3
+
+
+def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int,
+                timing: MemoryTiming = MemoryTiming(), *, c_addr: int = 0, a_addr: int = 0,
+                b_addr: int = 0) -> CycleEstimate:
+    """Cycles of one legal call (M x K) . (K x N) at a_bits x b_bits, as rtl/ runs it.
+
+    Addresses only matter through 4 KiB boundaries splitting bursts (a few cycles); the defaults assume
+    4 KiB aligned operands.
+    """
+    rows, cols, bbc = cfg.rows, cfg.cols, cfg.b_block_cols
     kw = -(-k // cfg.dot_width)
-    beats_per_word = cfg.dot_width // cfg.axi_data_width
-    fill = cfg.rows + cfg.cols  # systolic skew
-    compute = memory = total = 0
-    for n0 in range(0, n, cfg.b_block_cols):
-        nb = min(cfg.b_block_cols, n - n0)
-        col_tiles = -(-nb // cfg.cols)
-        b_load = nb * b_bits * kw * beats_per_word
-        total += b_load
-        memory += b_load
-        for m0 in range(0, m, cfg.rows):
-            rows = min(cfg.rows, m - m0)
-            a_load = rows * a_bits * kw * beats_per_word
-            steps = col_tiles * (a_bits * b_bits * kw + fill)
-            c_store = col_tiles * rows * cfg.cols * RESULT_BITS // cfg.axi_data_width
-            compute += steps
-            memory += a_load + c_store
-            total += max(steps, a_load + c_store)
-        total += fill
-    return CycleEstimate(total, compute, memory, m * n * k * a_bits * b_bits)
+    beat_bytes = cfg.axi_data_width // 8
+    bpw = cfg.dot_width // cfg.axi_data_width
+    word_bytes = cfg.word_bytes
+    a_row_bytes = a_bits * kw * word_bytes
+    b_col_bytes = b_bits * kw * word_bytes
+    stride = -(-n // cols) * cols * 4
+    steps = a_bits * b_bits * kw
+    depth = 1 << (2 * rows - 1).bit_length()
+    ready_lat = _ready_latency(cfg)
+    t0 = setup_cycles(cfg) + 1               # first cycle the engines run
+
+    writer = _Writer(cfg, timing, stride, c_addr)
+    # reader state
+    ar_next = t0                             # cycle the AR side can decide its next command
+    r_last = t0 - 10                         # last R beat of the previous command
+    read_beats = 0
+
+    def load(addr: int, nbytes: int, free_at: int) -> int:
+        """Issue one load command; returns the cycle its buffer flag is visible to the feeder."""
+        nonlocal ar_next, r_last, read_beats
+        beats = nbytes // beat_bytes
+        x = max(ar_next, free_at)
+        start = max(x + 1 + timing.read_latency, r_last + 2)
+        r_last = start + beats - 1
+        read_beats += beats
+        ar_next = x + 1 + _bursts(addr, beats, beat_bytes, cfg.burst_beats)
+        return r_last + 2
+
+    n_tiles_m = -(-m // rows)
+    blocks = list(range(0, n, bbc))
+    # feeder state
+    t = t0                                   # cycle the feeder enters its next wait state
+    drain_free = 0                           # cycle drain_busy is low again
+    compute = 0
+    pushed = 0                               # rows pushed into the C FIFO so far
+    a_release = [0, 0]                       # cycle each A half is free again (visible to the reader)
+    b_release = 0
+    g = 0                                    # A tile counter over the call (ping-pong half = g % 2)
+    a_ready_next: int | None = None          # first A tile of a block, loaded ahead of its B block
+    total_skip = 0
+
+    for bi, n0 in enumerate(blocks):
+        nb = min(bbc, n - n0)
+        col_tiles = -(-nb // cols)
+        # reader: block 0 loads B then A(0); later blocks load A(0) first (it overlaps the previous block)
+        if bi == 0:
+            b_ready = load(b_addr + n0 * b_col_bytes, nb * b_col_bytes, b_release)
+            a_ready_next = load(a_addr, min(rows, m) * a_row_bytes, a_release[g % 2])
+        else:
+            assert a_ready_next is not None
+            b_ready = load(b_addr + n0 * b_col_bytes, nb * b_col_bytes, b_release)
+        # feeder: wait for B
+        t = max(t, b_ready) + 1
+        ends: list[int] = []
+        mt = 0
+        while mt < n_tiles_m:
+            m0 = mt * rows
+            rows_valid = min(rows, m - m0)
+            assert a_ready_next is not None
+            start_a = max(t, a_ready_next) + 1
+            # the reader loads the next A tile (of this block, or the first of the next block)
+            if mt + 1 < n_tiles_m:
+                nxt = (g + 1) % 2
+                a_ready_next = load(a_addr + (m0 + rows) * a_row_bytes,
+                                    min(rows, m - m0 - rows) * a_row_bytes, a_release[nxt])
+                pending_next = None
+            else:
+                pending_next = bi + 1 < len(blocks)
+            s = start_a
+            for ct in range(col_tiles):
+                e = max(s + steps - 1, drain_free)
+                compute += steps
+                ready = e + ready_lat
+                room = writer.room_cycle(pushed, depth)
+                d = max(ready + 1, room + 1 if room else 0)
+                drain_free = d + rows
+                pushes = [d + i for i in range(rows)]
+                pushed += rows
+                writer.tile(pushes, rows_valid, c_addr + m0 * stride + (n0 + ct * cols) * 4)
+                writer.trim(pushed, depth)
+                s = e + 1
+            a_release[g % 2] = e + 1
+            g += 1
+            t = e + 1
+            if pending_next:                 # first A tile of the next block, into the freed half
+                ar_next += 1                 # (after the reader's block-advance cycle)
+                a_ready_next = load(a_addr, min(rows, m) * a_row_bytes, a_release[g % 2])
+            # periodicity: once three consecutive A tiles ended the same number of cycles apart, skip
+            # whole A tiles (an even number: the ping-pong halves keep their roles)
+            ends.append(e)
+            mt += 1
+            remaining = n_tiles_m - mt - 3   # the last three A tiles (partial ones) stay exact
+            if (len(ends) >= 4 and ends[-1] - ends[-2] == ends[-2] - ends[-3] == ends[-3] - ends[-4]
+                    and remaining >= 2 and mt % 2 == 0):
+                skip = remaining - remaining % 2
+                dt = (ends[-1] - ends[-2]) * skip
+                mt += skip
+                g += skip
+                compute += skip * col_tiles * steps
+                pushed += skip * col_tiles * rows
+                writer.popped_before += skip * col_tiles * rows
+                writer.shift(dt)
+                writer.beats += skip * col_tiles * rows * writer.row_beats
+                read_beats += skip * rows * a_row_bytes // beat_bytes
+                t += dt
+                drain_free += dt
+                ar_next += dt
+                r_last += dt
+                a_ready_next += dt
+                a_release = [x + dt for x in a_release]
+                ends = [x + dt for x in ends]
+                total_skip += skip
+        b_release = t                        # the feeder released B with the block's last step + 1
+
+    total = writer.finish()
+    return CycleEstimate(total, compute, read_beats + writer.beats, m * n * k * a_bits * b_bits)

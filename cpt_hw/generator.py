@@ -22,7 +22,7 @@ from .paths import build_dir, templates_dir
 from .regmap import register_map
 
 #: Targets in build order; each is ``cpt_hw.targets.<name>``.
-TARGETS: tuple[str, ...] = ("driver",)
+TARGETS: tuple[str, ...] = ("driver", "rtl")
 
 
 def banner(cfg: HardwareConfig, comment: str = "//") -> str:

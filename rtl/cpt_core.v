@@ -1,0 +1,334 @@
+// cpt_gemm behind its HLS-named ports: control slave, argument checks, read engine, plane buffers,
+// feeder, PE array, drain and write engine (docs/rtl.md has the block diagram).
+//
+// One call: ap_start -> cpt_setup checks the arguments and derives sizes (no bus traffic); with a
+// non-zero status the call ends there (ap_done, interrupt, memory untouched).  Otherwise the reader,
+// feeder and writer start together and run decoupled, synchronised only by the buffer ownership flags
+// below (a_full per A half, b_full), the drain handshake and the writer's tile queue; the call ends
+// when the writer has every write response.  `cycles` counts the non-idle cycles of the call.
+
+`default_nettype none
+
+module cpt_core #(
+    parameter integer ROWS = 16,                // config rows
+    parameter integer COLS = 16,                // config cols
+    parameter integer D = 64,                   // config dot_width (a power of two here)
+    parameter integer ACC_W = 32,               // config acc_width
+    parameter integer OP_BITS = 8,              // config operand_bits = max(max_bits, max_grad_bits)
+    parameter integer K_WORDS = 72,             // config k_words
+    parameter integer B_BLOCK_COLS = 128,       // config b_block_cols (a multiple of COLS)
+    parameter integer AXI_DW = 64,              // config axi_data_width (divides D and COLS x 32)
+    parameter integer AXI_AW = 64,              // config axi_addr_width
+    parameter integer BURST_BEATS = 16,         // config burst_beats
+    parameter integer MAX_DIM = 65536,          // config max_dim
+    parameter integer CTRL_AW = 8               // s_axi_control address bits (register map)
+) (
+    input  wire                clk,
+    input  wire                rst_n,
+
+    input  wire                s_axi_awvalid,
+    output wire                s_axi_awready,
+    input  wire [CTRL_AW-1:0]  s_axi_awaddr,
+    input  wire                s_axi_wvalid,
+    output wire                s_axi_wready,
+    input  wire [31:0]         s_axi_wdata,
+    input  wire [3:0]          s_axi_wstrb,
+    output wire                s_axi_bvalid,
+    input  wire                s_axi_bready,
+    output wire [1:0]          s_axi_bresp,
+    input  wire                s_axi_arvalid,
+    output wire                s_axi_arready,
+    input  wire [CTRL_AW-1:0]  s_axi_araddr,
+    output wire                s_axi_rvalid,
+    input  wire                s_axi_rready,
+    output wire [31:0]         s_axi_rdata,
+    output wire [1:0]          s_axi_rresp,
+    output wire                interrupt,
+
+    output wire                m_axi_awvalid,
+    input  wire                m_axi_awready,
+    output wire [AXI_AW-1:0]   m_axi_awaddr,
+    output wire [7:0]          m_axi_awlen,
+    output wire [2:0]          m_axi_awsize,
+    output wire [1:0]          m_axi_awburst,
+    output wire                m_axi_wvalid,
+    input  wire                m_axi_wready,
+    output wire [AXI_DW-1:0]   m_axi_wdata,
+    output wire [AXI_DW/8-1:0] m_axi_wstrb,
+    output wire                m_axi_wlast,
+    input  wire                m_axi_bvalid,
+    output wire                m_axi_bready,
+    input  wire [1:0]          m_axi_bresp,
+    output wire                m_axi_arvalid,
+    input  wire                m_axi_arready,
+    output wire [AXI_AW-1:0]   m_axi_araddr,
+    output wire [7:0]          m_axi_arlen,
+    output wire [2:0]          m_axi_arsize,
+    output wire [1:0]          m_axi_arburst,
+    input  wire                m_axi_rvalid,
+    output wire                m_axi_rready,
+    input  wire [AXI_DW-1:0]   m_axi_rdata,
+    input  wire                m_axi_rlast,
+    input  wire [1:0]          m_axi_rresp
+);
+    `include "cpt_gemm_regmap.vh"
+
+    localparam integer DIM_W = $clog2(MAX_DIM + 1);
+    localparam integer KW_W = $clog2(K_WORDS + 1);
+    localparam integer BITS_W = $clog2(OP_BITS + 1);
+    localparam integer RW_W = $clog2(OP_BITS * K_WORDS + 1);
+    localparam integer A_DEPTH = 2 * OP_BITS * K_WORDS;
+    localparam integer B_DEPTH = (B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS;
+    localparam integer A_AW = $clog2(A_DEPTH);
+    localparam integer B_AW = $clog2(B_DEPTH);
+    localparam integer RV_W = $clog2(ROWS + 1);
+    localparam integer FIFO_AW = $clog2(2 * ROWS);
+    localparam integer TI_W = AXI_AW + RV_W + 1;
+
+    initial begin
+        if (ACC_W > 32 || ACC_W < $clog2(D + 1) + 1) begin
+            $display("%m: error: ACC_W = %0d must be in %0d..32", ACC_W, $clog2(D + 1) + 1);
+            $finish;
+        end
+        if (B_BLOCK_COLS % COLS != 0 || (COLS * 32) % AXI_DW != 0 || D % AXI_DW != 0) begin
+            $display("%m: error: need B_BLOCK_COLS %% COLS == 0, COLS x 32 %% AXI_DW == 0, D %% AXI_DW == 0");
+            $finish;
+        end
+    end
+
+    wire rst = !rst_n;
+
+    // ------------------------------------------------------------------ control slave
+    wire ap_start, ap_idle, ap_done;
+    reg  [31:0] status_out;
+    reg  [63:0] cycles_out;
+    wire [AXI_AW-1:0] arg_a, arg_b, arg_c, arg_win_base, arg_win_limit;
+    wire [31:0] arg_m, arg_n, arg_k, arg_a_bits, arg_b_bits, arg_flags;
+
+    cpt_control #(.AW(AXI_AW), .CTRL_AW(CTRL_AW)) control (
+        .clk(clk), .rst(rst),
+        .s_axi_awvalid(s_axi_awvalid), .s_axi_awready(s_axi_awready), .s_axi_awaddr(s_axi_awaddr),
+        .s_axi_wvalid(s_axi_wvalid), .s_axi_wready(s_axi_wready), .s_axi_wdata(s_axi_wdata),
+        .s_axi_wstrb(s_axi_wstrb), .s_axi_bvalid(s_axi_bvalid), .s_axi_bready(s_axi_bready),
+        .s_axi_bresp(s_axi_bresp), .s_axi_arvalid(s_axi_arvalid), .s_axi_arready(s_axi_arready),
+        .s_axi_araddr(s_axi_araddr), .s_axi_rvalid(s_axi_rvalid), .s_axi_rready(s_axi_rready),
+        .s_axi_rdata(s_axi_rdata), .s_axi_rresp(s_axi_rresp), .interrupt(interrupt),
+        .ap_start(ap_start), .ap_idle(ap_idle), .ap_done(ap_done), .status_in(status_out),
+        .cycles_in(cycles_out),
+        .arg_a(arg_a), .arg_b(arg_b), .arg_c(arg_c), .arg_m(arg_m), .arg_n(arg_n), .arg_k(arg_k),
+        .arg_a_bits(arg_a_bits), .arg_b_bits(arg_b_bits), .arg_flags(arg_flags),
+        .arg_win_base(arg_win_base), .arg_win_limit(arg_win_limit)
+    );
+
+    // ------------------------------------------------------------------ call sequencing
+    localparam [1:0] K_IDLE = 2'd0, K_SETUP = 2'd1, K_RUN = 2'd2, K_DONE = 2'd3;
+    reg  [1:0]  kstate;
+    reg  [63:0] cycle_count;
+    reg         setup_start, run_start;
+    wire        setup_done, writer_done, reader_err, writer_err;
+    wire [31:0] setup_status;
+    reg  [31:0] call_status;
+
+    assign ap_idle = (kstate == K_IDLE);
+    // ap_done is high during the one K_DONE cycle: the control block clears ap_start at the same edge
+    // at which this FSM returns to idle, so a finished call is never started again by accident.
+    assign ap_done = (kstate == K_DONE);
+
+    always @(posedge clk) begin
+        setup_start <= 1'b0;
+        run_start <= 1'b0;
+        if (rst) begin
+            kstate <= K_IDLE;
+            status_out <= 32'd0;
+            cycles_out <= 64'd0;
+        end else begin
+            if (kstate != K_IDLE) cycle_count <= cycle_count + 1'b1;
+            case (kstate)
+                K_IDLE: if (ap_start) begin
+                    setup_start <= 1'b1;
+                    cycle_count <= 64'd1;
+                    kstate <= K_SETUP;
+                end
+                K_SETUP: if (setup_done) begin
+                    call_status <= setup_status;
+                    status_out <= setup_status;
+                    cycles_out <= cycle_count + 1'b1;
+                    if (setup_status != 0) kstate <= K_DONE;
+                    else begin
+                        run_start <= 1'b1;
+                        kstate <= K_RUN;
+                    end
+                end
+                K_RUN: if (writer_done) begin
+                    status_out <= call_status | ((reader_err || writer_err) ? 32'd1 << STATUS_ERR_AXI_RESP : 32'd0);
+                    cycles_out <= cycle_count + 1'b1;
+                    kstate <= K_DONE;
+                end
+                default: kstate <= K_IDLE;  // K_DONE: ap_done
+            endcase
+        end
+    end
+
+    // ------------------------------------------------------------------ argument checks, sizes
+    wire [DIM_W-1:0]  m, n;
+    wire [KW_W-1:0]   kw;
+    wire [BITS_W-1:0] a_bits, b_bits;
+    wire              a_signed, b_signed;
+    wire [RW_W-1:0]   a_row_words, b_col_words;
+    wire [AXI_AW-1:0] a_base, b_base, c_base, a_end, b_end, a_tile_bytes, b_block_bytes;
+    wire [AXI_AW-1:0] c_stride, c_tile_step, c_tile_span;
+
+    cpt_setup #(
+        .ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
+        .AW(AXI_AW), .MAX_DIM(MAX_DIM),
+        .ST_DIM(STATUS_ERR_DIM), .ST_BITS(STATUS_ERR_BITS), .ST_ALIGN(STATUS_ERR_ALIGN),
+        .ST_WINDOW(STATUS_ERR_WINDOW), .ST_FLAGS(STATUS_ERR_FLAGS),
+        .FL_A_SIGNED(FLAG_A_SIGNED), .FL_B_SIGNED(FLAG_B_SIGNED)
+    ) setup (
+        .clk(clk), .rst(rst), .start(setup_start),
+        .arg_a(arg_a), .arg_b(arg_b), .arg_c(arg_c), .arg_m(arg_m), .arg_n(arg_n), .arg_k(arg_k),
+        .arg_a_bits(arg_a_bits), .arg_b_bits(arg_b_bits), .arg_flags(arg_flags),
+        .arg_win_base(arg_win_base), .arg_win_limit(arg_win_limit),
+        .done(setup_done), .status(setup_status),
+        .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits), .a_signed(a_signed), .b_signed(b_signed),
+        .a_row_words(a_row_words), .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base),
+        .c_base(c_base), .a_end(a_end), .b_end(b_end), .a_tile_bytes(a_tile_bytes),
+        .b_block_bytes(b_block_bytes), .c_stride(c_stride), .c_tile_step(c_tile_step),
+        .c_tile_span(c_tile_span)
+    );
+
+    // ------------------------------------------------------------------ buffer ownership
+    // busy: from the reader issuing a load until the feeder releases the buffer (the reader waits on
+    // it); full: from the last word written until the release (the feeder waits on it).
+    reg  [1:0] a_busy, a_full;
+    reg        b_busy, b_full;
+    wire       a_issue, a_issue_half, b_issue, a_loaded, a_loaded_half, b_loaded;
+    wire       a_release, a_release_half, b_release;
+
+    always @(posedge clk) begin
+        if (rst || run_start) begin
+            a_busy <= 2'b00;
+            a_full <= 2'b00;
+            b_busy <= 1'b0;
+            b_full <= 1'b0;
+        end else begin
+            if (a_issue) a_busy[a_issue_half] <= 1'b1;
+            if (a_loaded) a_full[a_loaded_half] <= 1'b1;
+            if (a_release) begin
+                a_busy[a_release_half] <= 1'b0;
+                a_full[a_release_half] <= 1'b0;
+            end
+            if (b_issue) b_busy <= 1'b1;
+            if (b_loaded) b_full <= 1'b1;
+            if (b_release) begin
+                b_busy <= 1'b0;
+                b_full <= 1'b0;
+            end
+        end
+    end
+
+    // ------------------------------------------------------------------ read engine and buffers
+    wire [ROWS-1:0] a_we;
+    wire [COLS-1:0] b_we;
+    wire [A_AW-1:0] a_waddr, a_raddr;
+    wire [B_AW-1:0] b_waddr, b_raddr;
+    wire [D-1:0]    wdata;
+    wire            rd_en;
+
+    cpt_reader #(
+        .ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
+        .AXI_DW(AXI_DW), .AW(AXI_AW), .BURST_BEATS(BURST_BEATS), .MAX_DIM(MAX_DIM)
+    ) reader (
+        .clk(clk), .rst(rst), .start(run_start), .m(m), .n(n), .a_row_words(a_row_words),
+        .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base), .a_end(a_end), .b_end(b_end),
+        .a_tile_bytes(a_tile_bytes), .b_block_bytes(b_block_bytes),
+        .m_axi_arvalid(m_axi_arvalid), .m_axi_arready(m_axi_arready), .m_axi_araddr(m_axi_araddr),
+        .m_axi_arlen(m_axi_arlen), .m_axi_arsize(m_axi_arsize), .m_axi_arburst(m_axi_arburst),
+        .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata),
+        .m_axi_rlast(m_axi_rlast), .m_axi_rresp(m_axi_rresp),
+        .a_busy(a_busy), .b_busy(b_busy), .a_issue(a_issue), .a_issue_half(a_issue_half), .b_issue(b_issue),
+        .a_loaded(a_loaded), .a_loaded_half(a_loaded_half), .b_loaded(b_loaded), .a_we(a_we), .a_waddr(a_waddr), .b_we(b_we), .b_waddr(b_waddr),
+        .wdata(wdata), .resp_err(reader_err)
+    );
+
+    wire [ROWS*D-1:0] a_words;
+    wire [COLS*D-1:0] b_words, b_masked;
+    wire [COLS-1:0]   b_mask;
+
+    genvar g;
+    generate
+        for (g = 0; g < ROWS; g = g + 1) begin : a_bank
+            sdp_ram #(.WIDTH(D), .DEPTH(A_DEPTH), .AW(A_AW)) ram (
+                .clk(clk), .we(a_we[g]), .waddr(a_waddr), .wdata(wdata),
+                .re(rd_en), .raddr(a_raddr), .rdata(a_words[g*D +: D])
+            );
+        end
+        for (g = 0; g < COLS; g = g + 1) begin : b_bank
+            sdp_ram #(.WIDTH(D), .DEPTH(B_DEPTH), .AW(B_AW)) ram (
+                .clk(clk), .we(b_we[g]), .waddr(b_waddr), .wdata(wdata),
+                .re(rd_en), .raddr(b_raddr), .rdata(b_words[g*D +: D])
+            );
+            assign b_masked[g*D +: D] = b_words[g*D +: D] & {D{b_mask[g]}};
+        end
+    endgenerate
+
+    // ------------------------------------------------------------------ feeder and array
+    wire [3:0]      ctl;
+    wire            drain_busy, last_emit, tile_full, tile_push, tile_empty, tile_pop;
+    wire [TI_W-1:0] tile_in, tile_out;
+
+    cpt_feeder #(
+        .ROWS(ROWS), .COLS(COLS), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
+        .AW(AXI_AW), .MAX_DIM(MAX_DIM)
+    ) feeder (
+        .clk(clk), .rst(rst), .start(run_start), .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits),
+        .a_signed(a_signed), .b_signed(b_signed), .a_row_words(a_row_words), .b_col_words(b_col_words),
+        .c_base(c_base), .c_tile_step(c_tile_step),
+        .a_full(a_full), .b_full(b_full), .a_release(a_release), .a_release_half(a_release_half),
+        .b_release(b_release), .rd_en(rd_en), .a_raddr(a_raddr), .b_raddr(b_raddr), .ctl(ctl),
+        .b_mask(b_mask), .drain_busy(drain_busy), .last_emit(last_emit), .tile_full(tile_full),
+        .tile_push(tile_push), .tile_info(tile_in), .busy()
+    );
+
+    sync_fifo #(.WIDTH(TI_W), .DEPTH(4), .AW(2)) tile_fifo (
+        .clk(clk), .rst(rst || run_start), .push(tile_push), .din(tile_in), .pop(tile_pop), .dout(tile_out),
+        .empty(tile_empty), .full(tile_full), .count()
+    );
+
+    wire                  tile_ready, drain;
+    wire [COLS*ACC_W-1:0] c_out;
+
+    pe_array #(.ROWS(ROWS), .COLS(COLS), .D(D), .ACC_W(ACC_W)) array (
+        .clk(clk), .rst(rst), .a_in(a_words), .ctl_in(ctl), .b_in(b_masked), .drain(drain),
+        .c_out(c_out), .tile_ready(tile_ready)
+    );
+
+    // ------------------------------------------------------------------ drain, C FIFO, writer
+    wire [FIFO_AW:0]    fifo_count;
+    wire                fifo_push, fifo_pop, fifo_empty;
+    wire [COLS*32-1:0]  fifo_din, fifo_dout;
+
+    cpt_drain #(.ROWS(ROWS), .COLS(COLS), .ACC_W(ACC_W), .FIFO_AW(FIFO_AW)) drainer (
+        .clk(clk), .rst(rst || run_start), .last_emit(last_emit), .drain_busy(drain_busy),
+        .tile_ready(tile_ready), .c_out(c_out), .drain(drain), .fifo_count(fifo_count),
+        .fifo_push(fifo_push), .fifo_din(fifo_din)
+    );
+
+    sync_fifo #(.WIDTH(COLS * 32), .DEPTH(1 << FIFO_AW), .AW(FIFO_AW)) c_fifo (
+        .clk(clk), .rst(rst || run_start), .push(fifo_push), .din(fifo_din), .pop(fifo_pop),
+        .dout(fifo_dout), .empty(fifo_empty), .full(), .count(fifo_count)
+    );
+
+    cpt_writer #(.ROWS(ROWS), .COLS(COLS), .AXI_DW(AXI_DW), .AW(AXI_AW), .BURST_BEATS(BURST_BEATS)) writer (
+        .clk(clk), .rst(rst), .start(run_start), .c_stride(c_stride), .c_tile_span(c_tile_span),
+        .tile_empty(tile_empty), .tile_info(tile_out), .tile_pop(tile_pop),
+        .row_pushed(fifo_push), .fifo_empty(fifo_empty), .fifo_dout(fifo_dout), .fifo_pop(fifo_pop),
+        .m_axi_awvalid(m_axi_awvalid), .m_axi_awready(m_axi_awready), .m_axi_awaddr(m_axi_awaddr),
+        .m_axi_awlen(m_axi_awlen), .m_axi_awsize(m_axi_awsize), .m_axi_awburst(m_axi_awburst),
+        .m_axi_wvalid(m_axi_wvalid), .m_axi_wready(m_axi_wready), .m_axi_wdata(m_axi_wdata),
+        .m_axi_wstrb(m_axi_wstrb), .m_axi_wlast(m_axi_wlast), .m_axi_bvalid(m_axi_bvalid),
+        .m_axi_bready(m_axi_bready), .m_axi_bresp(m_axi_bresp), .done(writer_done), .resp_err(writer_err)
+    );
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,220 @@
+// Feeder: walks the tiles of the call and streams one step per cycle into the PE array.
+//
+// Loop nest (docs/architecture.md): for each block of B_BLOCK_COLS columns (the B buffer), for each A
+// tile of ROWS rows (ping-pong A buffer, half t mod 2), for each column tile of COLS columns of the
+// block (slot of the B banks): a_bits x b_bits x Kw steps in the Horner order of sim/schedule.py --
+// plane pairs (i, j) by falling i + j, the Kw words of each pair in a row; "shift" on the first step
+// of every diagonal but the first, "neg" when exactly one plane is a signed top plane, "last" on the
+// final step.  Bank addresses follow without multipliers: i Kw and j Kw are kept as running sums.
+//
+// A step is emitted in the cycle its bank addresses go to the RAMs; its control word and the mask of
+// B columns past N (the B banks hold stale words there) come out one cycle later, together with
+// the RAM data.  A tile's last step waits while the previous tile is still in flight or draining
+// (drain_busy) or the writer's tile queue is full; emitting it pushes the tile's C address.
+// Each new A tile and each new block costs one idle cycle (the wait states below).
+
+`default_nettype none
+
+module cpt_feeder #(
+    parameter integer ROWS = 16,
+    parameter integer COLS = 16,
+    parameter integer OP_BITS = 8,
+    parameter integer K_WORDS = 72,
+    parameter integer B_BLOCK_COLS = 128,
+    parameter integer AW = 64,
+    parameter integer MAX_DIM = 65536,
+    // derived (not to be overridden)
+    parameter integer DIM_W = $clog2(MAX_DIM + 1),
+    parameter integer KW_W = $clog2(K_WORDS + 1),
+    parameter integer BITS_W = $clog2(OP_BITS + 1),
+    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1),
+    parameter integer A_AW = $clog2(2 * OP_BITS * K_WORDS),
+    parameter integer B_AW = $clog2((B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS),
+    parameter integer RV_W = $clog2(ROWS + 1)
+) (
+    input  wire              clk,
+    input  wire              rst,
+    input  wire              start,
+    input  wire [DIM_W-1:0]  m,
+    input  wire [DIM_W-1:0]  n,
+    input  wire [KW_W-1:0]   kw,
+    input  wire [BITS_W-1:0] a_bits,
+    input  wire [BITS_W-1:0] b_bits,
+    input  wire              a_signed,
+    input  wire              b_signed,
+    input  wire [RW_W-1:0]   a_row_words,
+    input  wire [RW_W-1:0]   b_col_words,
+    input  wire [AW-1:0]     c_base,
+    input  wire [AW-1:0]     c_tile_step,
+
+    input  wire [1:0]        a_full,
+    input  wire              b_full,
+    output wire              a_release,         // pulse: the feeder is done with A half a_release_half
+    output wire              a_release_half,
+    output wire              b_release,         // pulse: the feeder is done with the B block
+
+    output wire              rd_en,
+    output wire [A_AW-1:0]   a_raddr,           // same address for every A bank
+    output wire [B_AW-1:0]   b_raddr,           // same address for every B bank
+    output reg  [3:0]        ctl,               // {last, neg, shift, valid}, with the RAM data
+    output reg  [COLS-1:0]   b_mask,            // with the RAM data: column c holds a real column of B
+
+    input  wire              drain_busy,
+    output wire              last_emit,         // pulse: a tile's last step goes out this cycle
+    input  wire              tile_full,
+    output wire              tile_push,
+    output wire [AW+RV_W:0]  tile_info,         // {final, rows valid, C address of the tile's row 0}
+    output reg               busy
+);
+    localparam integer HALF = OP_BITS * K_WORDS;
+    localparam integer SW = $clog2(2 * OP_BITS);
+
+    localparam [1:0] F_IDLE = 2'd0, F_WAIT_B = 2'd1, F_WAIT_A = 2'd2, F_RUN = 2'd3;
+    reg [1:0] state;
+
+    reg [DIM_W:0] n0, m0, col0;                 // block's first column, tile's first row, column tile's
+    reg           half;
+    reg [AW-1:0]  c_row;                        // C address of row m0
+    reg [B_AW-1:0] slot_base;
+    reg [COLS-1:0] col_mask;
+
+    // Horner walk of one column tile
+    reg [SW-1:0]     s;
+    reg [BITS_W-1:0] i, j, i_lo;
+    reg [KW_W-1:0]   w;
+    reg [RW_W-1:0]   i_kw, j_kw, istart_kw, jstart_kw;
+    reg              first_diag;
+
+    wire [DIM_W:0] m_w = {1'b0, m};
+    wire [DIM_W:0] n_w = {1'b0, n};
+    wire [DIM_W:0] block_end = (n0 + B_BLOCK_COLS < n_w) ? n0 + B_BLOCK_COLS : n_w;
+    wire last_step = (s == 0) && (w == kw - 1'b1);
+    wire last_col_tile = col0 + COLS >= block_end;
+    wire last_tile = m0 + ROWS >= m_w;
+    wire last_block = n0 + B_BLOCK_COLS >= n_w;
+    wire stall = last_step && (drain_busy || tile_full);
+    wire emit = (state == F_RUN) && !stall;
+
+    assign rd_en = emit;
+    assign a_raddr = (half ? HALF[A_AW-1:0] : {A_AW{1'b0}}) + i_kw + w;
+    assign b_raddr = slot_base + j_kw + w;
+    assign last_emit = emit && last_step;
+    assign tile_push = last_emit;
+    // Releases are combinational so that the owner flags drop at the very edge at which this FSM moves
+    // on: a wait state never sees a stale "full".
+    assign a_release = last_emit && last_col_tile;
+    assign a_release_half = half;
+    assign b_release = a_release && last_tile;
+    wire [DIM_W:0] rows_left = m_w - m0;
+    wire [RV_W-1:0] rows_valid = (rows_left > ROWS) ? ROWS[RV_W-1:0] : rows_left[RV_W-1:0];
+    assign tile_info = {last_col_tile && last_tile && last_block, rows_valid, c_row + (col0 << 2)};
+
+    // Columns of a column tile that exist in B (col0 + c < N).
+    function [COLS-1:0] mask_for(input [DIM_W:0] first, input [DIM_W:0] total);
+        integer c;
+        begin
+            for (c = 0; c < COLS; c = c + 1)
+                mask_for[c] = (first + c < total);
+        end
+    endfunction
+
+    task start_col_tile(input [DIM_W:0] first, input [B_AW-1:0] slot);
+        begin
+            col0 <= first;
+            slot_base <= slot;
+            col_mask <= mask_for(first, n_w);
+            s <= a_bits + b_bits - 2'd2;
+            i <= a_bits - 1'b1;
+            i_lo <= a_bits - 1'b1;
+            j <= b_bits - 1'b1;
+            w <= 0;
+            i_kw <= a_row_words - kw;
+            istart_kw <= a_row_words - kw;
+            j_kw <= b_col_words - kw;
+            jstart_kw <= b_col_words - kw;
+            first_diag <= 1'b1;
+        end
+    endtask
+
+    always @(posedge clk) begin
+        ctl <= {emit && last_step,
+                emit && ((a_signed && i == a_bits - 1'b1) != (b_signed && j == b_bits - 1'b1)),
+                emit && w == 0 && i == i_lo && !first_diag,
+                emit};
+        b_mask <= col_mask;
+        if (rst) begin
+            state <= F_IDLE;
+            busy <= 1'b0;
+        end else if (start) begin
+            state <= F_WAIT_B;
+            busy <= 1'b1;
+            n0 <= 0;
+            m0 <= 0;
+            half <= 1'b0;
+            c_row <= c_base;
+        end else begin
+            case (state)
+                F_WAIT_B: if (b_full) state <= F_WAIT_A;
+                F_WAIT_A: if (a_full[half]) begin
+                    start_col_tile(n0, {B_AW{1'b0}});
+                    state <= F_RUN;
+                end
+                F_RUN: if (emit) begin
+                    if (!last_step) begin
+                        if (w != kw - 1'b1) begin
+                            w <= w + 1'b1;
+                        end else begin
+                            w <= 0;
+                            if (i != a_bits - 1'b1 && j != 0) begin       // next pair on the diagonal
+                                i <= i + 1'b1;
+                                j <= j - 1'b1;
+                                i_kw <= i_kw + kw;
+                                j_kw <= j_kw - kw;
+                            end else begin                                  // next diagonal
+                                s <= s - 1'b1;
+                                first_diag <= 1'b0;
+                                if (s - 1'b1 >= b_bits - 1'b1) begin
+                                    i_lo <= i_lo - 1'b1;
+                                    i <= i_lo - 1'b1;
+                                    istart_kw <= istart_kw - kw;
+                                    i_kw <= istart_kw - kw;
+                                    j <= b_bits - 1'b1;
+                                    j_kw <= jstart_kw;
+                                end else begin
+                                    i_lo <= 0;
+                                    i <= 0;
+                                    istart_kw <= 0;
+                                    i_kw <= 0;
+                                    j <= s - 1'b1;
+                                    jstart_kw <= jstart_kw - kw;
+                                    j_kw <= jstart_kw - kw;
+                                end
+                            end
+                        end
+                    end else if (!last_col_tile) begin
+                        start_col_tile(col0 + COLS, slot_base + b_col_words);
+                    end else begin
+                        half <= !half;
+                        if (!last_tile) begin
+                            m0 <= m0 + ROWS;
+                            c_row <= c_row + c_tile_step;
+                            state <= F_WAIT_A;
+                        end else begin
+                            m0 <= 0;
+                            c_row <= c_base;
+                            n0 <= n0 + B_BLOCK_COLS;
+                            if (!last_block) state <= F_WAIT_B;
+                            else begin
+                                state <= F_IDLE;
+                                busy <= 1'b0;
+                            end
+                        end
+                    end
+                end
+                default: ;
+            endcase
+        end
+    end
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,275 @@
+// AXI4 read engine: loads B blocks and A tiles from DDR into the on-chip plane buffers.
+//
+// Command order (one in-order stream, so one AXI ID suffices and R data needs no reordering):
+//   block 0:  B(0), A(0), A(1), ..., A(T-1)
+//   block k:  A(0), B(k), A(1), ..., A(T-1)     (the first A tile of a block loads while the feeder
+//                                               still finishes the previous block)
+// A(t) goes to half t mod 2 (counted over the whole call) of the ping-pong A buffer and waits until the
+// feeder has released that half (a_busy low); B(k) waits until the feeder has released the B buffer.
+// Issuing a load marks its buffer busy at once (a_issue / b_issue), long before its data is in.
+// A tile is ROWS consecutive rows of A and a B block B_BLOCK_COLS consecutive columns of B, each one
+// contiguous range of the DDR layout, read in bursts of at most BURST_BEATS that never cross 4 KiB.
+//
+// The AR side walks the commands and pushes one descriptor per command into a FIFO before issuing its
+// bursts; the R side pops descriptors and steers every D-bit word (D / AXI_DW beats, little endian) to
+// its bank: A row r -> bank r, B column n -> bank n mod COLS at slot n div COLS.  Within a row or
+// column the words are consecutive (plane-major, the layout's order), so a bank address is a counter.
+
+`default_nettype none
+
+module cpt_reader #(
+    parameter integer ROWS = 16,
+    parameter integer COLS = 16,
+    parameter integer D = 64,
+    parameter integer OP_BITS = 8,
+    parameter integer K_WORDS = 72,
+    parameter integer B_BLOCK_COLS = 128,
+    parameter integer AXI_DW = 64,
+    parameter integer AW = 64,
+    parameter integer BURST_BEATS = 16,
+    parameter integer MAX_DIM = 65536,
+    // derived (not to be overridden)
+    parameter integer DIM_W = $clog2(MAX_DIM + 1),
+    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1),
+    parameter integer A_AW = $clog2(2 * OP_BITS * K_WORDS),
+    parameter integer B_AW = $clog2((B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS)
+) (
+    input  wire              clk,
+    input  wire              rst,
+    input  wire              start,             // pulse: run parameters below are valid
+    input  wire [DIM_W-1:0]  m,
+    input  wire [DIM_W-1:0]  n,
+    input  wire [RW_W-1:0]   a_row_words,
+    input  wire [RW_W-1:0]   b_col_words,
+    input  wire [AW-1:0]     a_base,
+    input  wire [AW-1:0]     b_base,
+    input  wire [AW-1:0]     a_end,
+    input  wire [AW-1:0]     b_end,
+    input  wire [AW-1:0]     a_tile_bytes,
+    input  wire [AW-1:0]     b_block_bytes,
+
+    output wire              m_axi_arvalid,
+    input  wire              m_axi_arready,
+    output wire [AW-1:0]     m_axi_araddr,
+    output wire [7:0]        m_axi_arlen,
+    output wire [2:0]        m_axi_arsize,
+    output wire [1:0]        m_axi_arburst,
+    input  wire              m_axi_rvalid,
+    output wire              m_axi_rready,
+    input  wire [AXI_DW-1:0] m_axi_rdata,
+    input  wire              m_axi_rlast,
+    input  wire [1:0]        m_axi_rresp,
+
+    input  wire [1:0]        a_busy,            // A half h is loading or holds a tile not yet released
+    input  wire              b_busy,            // the B buffer is loading or holds an unreleased block
+    output wire              a_issue,           // pulse: a load into A half a_issue_half starts
+    output wire              a_issue_half,
+    output wire              b_issue,           // pulse: a load into the B buffer starts
+    output reg               a_loaded,          // pulse: half a_loaded_half now holds its tile
+    output reg               a_loaded_half,
+    output reg               b_loaded,          // pulse: the B buffer now holds its block
+    output reg  [ROWS-1:0]   a_we,              // bank write enables (one-hot)
+    output reg  [A_AW-1:0]   a_waddr,
+    output reg  [COLS-1:0]   b_we,
+    output reg  [B_AW-1:0]   b_waddr,
+    output reg  [D-1:0]      wdata,             // shared by all banks
+    output reg               resp_err           // sticky per call: SLVERR/DECERR seen
+);
+    localparam integer BYTES = AXI_DW / 8;
+    localparam integer LOG_BYTES = $clog2(BYTES);
+    localparam integer BPW = D / AXI_DW;        // beats per D-bit word
+    localparam integer HALF = OP_BITS * K_WORDS;
+    localparam integer SLOT_MAX = B_BLOCK_COLS / COLS;
+    localparam integer BT_W = AW;               // width of beat counters (commands are < 2^AW bytes)
+
+    initial begin
+        if (BPW < 1 || BPW * AXI_DW != D) begin
+            $display("%m: error: D = %0d must be a multiple of AXI_DW = %0d", D, AXI_DW);
+            $finish;
+        end
+        if (B_BLOCK_COLS % COLS != 0) begin
+            $display("%m: error: B_BLOCK_COLS = %0d must be a multiple of COLS = %0d", B_BLOCK_COLS, COLS);
+            $finish;
+        end
+    end
+
+    // ------------------------------------------------------------------ AR side: command stream
+    localparam [1:0] C_IDLE = 2'd0, C_NEXT = 2'd1, C_BURST = 2'd2;
+    reg [1:0]    cstate;
+    reg [DIM_W:0] n0, m0;                       // current block's first column, next A tile's first row
+    reg [AW-1:0] a_addr, b_addr;                // next A tile / next B block in DDR
+    reg          b_pending, first_block, half;
+    reg [AW-1:0] cur, cur_end;
+
+    wire [DIM_W:0] m_w = {1'b0, m};
+    wire [DIM_W:0] n_w = {1'b0, n};
+    wire want_b = b_pending && (first_block || m0 != 0);
+    wire want_a = !want_b && (m0 < m_w);
+
+    // descriptor: {is_b, half, beats}
+    localparam integer DESC_W = 2 + BT_W;
+    wire              desc_full, desc_empty;
+    wire [DESC_W-1:0] desc_out;
+    reg               desc_push;
+    reg  [DESC_W-1:0] desc_in;
+    wire              desc_pop;
+
+    sync_fifo #(.WIDTH(DESC_W), .DEPTH(4), .AW(2)) desc_fifo (
+        .clk(clk), .rst(rst || start), .push(desc_push), .din(desc_in), .pop(desc_pop), .dout(desc_out),
+        .empty(desc_empty), .full(desc_full), .count()
+    );
+
+    wire [8:0] beats;
+    axi_burst #(.BYTES(BYTES), .MAX_BEATS(BURST_BEATS), .RW(BT_W)) ar_split (
+        .addr(cur[11:0]), .remaining((cur_end - cur) >> LOG_BYTES), .beats(beats)
+    );
+
+    assign m_axi_arvalid = (cstate == C_BURST);
+    assign m_axi_araddr = cur;
+    assign m_axi_arlen = beats[7:0] - 8'd1;
+    assign m_axi_arsize = LOG_BYTES[2:0];
+    assign m_axi_arburst = 2'b01;
+
+    assign a_issue = (cstate == C_NEXT) && !desc_full && !desc_push && !want_b && want_a && !a_busy[half];
+    assign a_issue_half = half;
+    assign b_issue = (cstate == C_NEXT) && !desc_full && !desc_push && want_b && !b_busy;
+
+    wire [AW-1:0] a_stop = (a_end - a_addr > a_tile_bytes) ? a_addr + a_tile_bytes : a_end;
+    wire [AW-1:0] b_stop = (b_end - b_addr > b_block_bytes) ? b_addr + b_block_bytes : b_end;
+
+    always @(posedge clk) begin
+        desc_push <= 1'b0;
+        if (rst) begin
+            cstate <= C_IDLE;
+        end else if (start) begin
+            cstate <= C_NEXT;
+            n0 <= 0;
+            m0 <= 0;
+            a_addr <= a_base;
+            b_addr <= b_base;
+            b_pending <= 1'b1;
+            first_block <= 1'b1;
+            half <= 1'b0;
+        end else begin
+            case (cstate)
+                C_NEXT: if (!desc_full && !desc_push) begin
+                    if (want_b) begin
+                        if (!b_busy) begin
+                            cur <= b_addr;
+                            cur_end <= b_stop;
+                            b_addr <= b_stop;
+                            b_pending <= 1'b0;
+                            desc_in <= {1'b1, 1'b0, (b_stop - b_addr) >> LOG_BYTES};
+                            desc_push <= 1'b1;
+                            cstate <= C_BURST;
+                        end
+                    end else if (want_a) begin
+                        if (!a_busy[half]) begin
+                            cur <= a_addr;
+                            cur_end <= a_stop;
+                            a_addr <= a_stop;
+                            m0 <= m0 + ROWS;
+                            desc_in <= {1'b0, half, (a_stop - a_addr) >> LOG_BYTES};
+                            desc_push <= 1'b1;
+                            half <= !half;
+                            cstate <= C_BURST;
+                        end
+                    end else if (n0 + B_BLOCK_COLS < n_w) begin
+                        n0 <= n0 + B_BLOCK_COLS;
+                        m0 <= 0;
+                        a_addr <= a_base;
+                        b_pending <= 1'b1;
+                        first_block <= 1'b0;
+                    end else begin
+                        cstate <= C_IDLE;
+                    end
+                end
+                C_BURST: if (m_axi_arready) begin
+                    cur <= cur + ({{(AW-9){1'b0}}, beats} << LOG_BYTES);
+                    if (cur + ({{(AW-9){1'b0}}, beats} << LOG_BYTES) == cur_end) cstate <= C_NEXT;
+                end
+                default: ;
+            endcase
+        end
+    end
+
+    // ------------------------------------------------------------------ R side: steer words to banks
+    reg          active, r_is_b, r_half;
+    reg [BT_W-1:0] r_left;                      // beats still expected for the active command
+    reg [RW_W-1:0] word_in_row;
+    reg [$clog2((ROWS > COLS ? ROWS : COLS) + 1)-1:0] bank;
+    reg [B_AW-1:0] slot_base;
+    reg [$clog2(BPW + 1)-1:0] beat_in_word;
+    reg [D-1:0]  assembly;
+
+    assign m_axi_rready = active;
+    assign desc_pop = !active && !desc_empty;
+    wire r_hs = m_axi_rvalid && m_axi_rready;
+    wire [D-1:0] word;                          // the word completed by this beat (little endian)
+    generate
+        if (BPW == 1) begin : one_beat
+            assign word = m_axi_rdata;
+        end else begin : several_beats
+            assign word = {m_axi_rdata, assembly[D-1:AXI_DW]};
+        end
+    endgenerate
+    wire word_done = r_hs && (beat_in_word == BPW - 1);
+    wire [RW_W-1:0] row_words = r_is_b ? b_col_words : a_row_words;
+
+    always @(posedge clk) begin
+        a_we <= 0;
+        b_we <= 0;
+        a_loaded <= 1'b0;
+        b_loaded <= 1'b0;
+        if (rst) begin
+            active <= 1'b0;
+        end else if (desc_pop) begin
+            active <= 1'b1;
+            {r_is_b, r_half, r_left} <= desc_out;
+            word_in_row <= 0;
+            bank <= 0;
+            slot_base <= 0;
+            beat_in_word <= 0;
+        end else if (r_hs) begin
+            assembly <= word;
+            beat_in_word <= (beat_in_word == BPW - 1) ? 0 : beat_in_word + 1'b1;
+            r_left <= r_left - 1'b1;
+            if (word_done) begin
+                wdata <= word;
+                if (r_is_b) begin
+                    b_we <= {{(COLS-1){1'b0}}, 1'b1} << bank;
+                    b_waddr <= slot_base + word_in_row;
+                end else begin
+                    a_we <= {{(ROWS-1){1'b0}}, 1'b1} << bank;
+                    a_waddr <= (r_half ? HALF[A_AW-1:0] : {A_AW{1'b0}}) + word_in_row;
+                end
+                if (word_in_row == row_words - 1) begin
+                    word_in_row <= 0;
+                    if (r_is_b && bank == COLS - 1) begin
+                        bank <= 0;
+                        slot_base <= slot_base + b_col_words;
+                    end else begin
+                        bank <= bank + 1'b1;
+                    end
+                end else begin
+                    word_in_row <= word_in_row + 1'b1;
+                end
+            end
+            if (r_left == 1) begin
+                active <= 1'b0;
+                a_loaded <= !r_is_b;
+                a_loaded_half <= r_half;
+                b_loaded <= r_is_b;
+            end
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rst || start) resp_err <= 1'b0;
+        else if (r_hs && m_axi_rresp[1]) resp_err <= 1'b1;
+    end
+
+    wire unused = &{1'b0, m_axi_rlast, SLOT_MAX[0]};
+endmodule
+
+`default_nettype wire

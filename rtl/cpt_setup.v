@@ -1,0 +1,193 @@
+// Argument checks and derived sizes of one call, computed before any bus transaction.
+//
+// On `start` the arguments are sampled; SETUP_CYCLES cycles later `done` pulses with `status` (the
+// error bits of docs/registers.md, 0 when the call may run) and the derived figures the engines use.
+// Sizes are those of cpt_driver.layout: size_A = M a_bits Kw D/8, size_B = N b_bits Kw D/8,
+// size_C = 4 M round_up(N, COLS).  ERR_WINDOW is only evaluated when M, N, K and the precisions are
+// legal (otherwise the sizes mean nothing); every other bit is evaluated on its own.
+//
+// round_up(N, COLS) needs a division (COLS need not be a power of two): a restoring divider of DIM_W+1
+// steps.  Products are registered one stage each (they map to DSP48s).
+
+`default_nettype none
+
+module cpt_setup #(
+    parameter integer ROWS = 16,
+    parameter integer COLS = 16,
+    parameter integer D = 64,
+    parameter integer OP_BITS = 8,
+    parameter integer K_WORDS = 72,
+    parameter integer B_BLOCK_COLS = 128,
+    parameter integer AW = 64,
+    parameter integer MAX_DIM = 65536,
+    parameter integer ST_DIM = 0,               // status bit positions (from the register map)
+    parameter integer ST_BITS = 1,
+    parameter integer ST_ALIGN = 2,
+    parameter integer ST_WINDOW = 3,
+    parameter integer ST_FLAGS = 4,
+    parameter integer FL_A_SIGNED = 0,          // flags bit positions
+    parameter integer FL_B_SIGNED = 1,
+    // derived widths (not to be overridden)
+    parameter integer DIM_W = $clog2(MAX_DIM + 1),
+    parameter integer KW_W = $clog2(K_WORDS + 1),
+    parameter integer BITS_W = $clog2(OP_BITS + 1),
+    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1)
+) (
+    input  wire              clk,
+    input  wire              rst,
+    input  wire              start,
+    input  wire [AW-1:0]     arg_a,
+    input  wire [AW-1:0]     arg_b,
+    input  wire [AW-1:0]     arg_c,
+    input  wire [31:0]       arg_m,
+    input  wire [31:0]       arg_n,
+    input  wire [31:0]       arg_k,
+    input  wire [31:0]       arg_a_bits,
+    input  wire [31:0]       arg_b_bits,
+    input  wire [31:0]       arg_flags,
+    input  wire [AW-1:0]     arg_win_base,
+    input  wire [AW-1:0]     arg_win_limit,
+
+    output reg               done,              // pulse
+    output reg  [31:0]       status,
+    // derived figures, stable from `done` until the next `start`
+    output reg  [DIM_W-1:0]  m,
+    output reg  [DIM_W-1:0]  n,
+    output reg  [KW_W-1:0]   kw,                // D-bit words per plane row: ceil(K / D)
+    output reg  [BITS_W-1:0] a_bits,
+    output reg  [BITS_W-1:0] b_bits,
+    output reg               a_signed,
+    output reg               b_signed,
+    output reg  [RW_W-1:0]   a_row_words,       // a_bits * Kw
+    output reg  [RW_W-1:0]   b_col_words,       // b_bits * Kw
+    output reg  [AW-1:0]     a_base,
+    output reg  [AW-1:0]     b_base,
+    output reg  [AW-1:0]     c_base,
+    output reg  [AW-1:0]     a_end,             // a + size_A
+    output reg  [AW-1:0]     b_end,             // b + size_B
+    output reg  [AW-1:0]     a_tile_bytes,      // ROWS rows of A
+    output reg  [AW-1:0]     b_block_bytes,     // B_BLOCK_COLS columns of B
+    output reg  [AW-1:0]     c_stride,          // bytes per row of C: 4 round_up(N, COLS)
+    output reg  [AW-1:0]     c_tile_step,       // ROWS rows of C
+    output reg  [AW-1:0]     c_tile_span        // ROWS - 1 rows of C
+);
+    localparam integer WB = D / 8;              // bytes per D-bit word
+    localparam integer LOG_WB = $clog2(WB);
+    localparam integer LOG_D = $clog2(D);
+    localparam integer K_MAX = K_WORDS * D;
+    localparam integer QW = DIM_W + 1;          // divider width
+    localparam integer EW = 68;                 // width of window arithmetic: no overflow possible
+    localparam integer SETUP_CYCLES = QW + 4;
+
+    initial begin
+        if ((1 << LOG_D) != D || D < 8) begin
+            $display("%m: error: D = %0d must be a power of two >= 8", D);
+            $finish;
+        end
+        if (2 * DIM_W + 8 + RW_W + LOG_WB > EW) begin
+            $display("%m: error: MAX_DIM = %0d too large for %0d-bit size arithmetic", MAX_DIM, EW);
+            $finish;
+        end
+    end
+
+    localparam [2:0] S_IDLE = 3'd0, S_DIV = 3'd1, S_MUL1 = 3'd2, S_MUL2 = 3'd3, S_CHECK = 3'd4;
+    reg [2:0] state;
+    reg [$clog2(QW + 1)-1:0] step;
+
+    // sampled arguments
+    reg [31:0] m32, n32, k32, ab32, bb32, flags;
+    reg [AW-1:0] win_base, win_limit;
+
+    // restoring divider: q = floor((n + COLS - 1) / COLS) = number of column tiles
+    reg [QW-1:0] quot, rem;
+    reg [QW-1:0] dividend;
+    wire [QW:0] trial = {rem, dividend[QW-1]} - COLS[QW:0];
+
+    reg [EW-1:0] size_a, size_b, size_c;
+    reg [EW-1:0] stride_elems;
+
+    wire err_dim = (m32 == 0) || (n32 == 0) || (k32 == 0) || (m32 > MAX_DIM) || (n32 > MAX_DIM) || (k32 > K_MAX);
+    wire err_bits = (ab32 == 0) || (bb32 == 0) || (ab32 > OP_BITS) || (bb32 > OP_BITS);
+    wire err_align = (a_base[LOG_WB-1:0] != 0) || (b_base[LOG_WB-1:0] != 0) || (c_base[LOG_WB-1:0] != 0);
+    wire err_flags = (flags & ~((32'd1 << FL_A_SIGNED) | (32'd1 << FL_B_SIGNED))) != 32'd0;
+
+    function in_window(input [AW-1:0] base, input [EW-1:0] size, input [AW-1:0] lo, input [AW-1:0] hi);
+        in_window = (base >= lo) && ({{(EW-AW){1'b0}}, base} + size <= {{(EW-AW){1'b0}}, hi});
+    endfunction
+    wire err_window = !(in_window(a_base, size_a, win_base, win_limit) && in_window(b_base, size_b, win_base, win_limit)
+                        && in_window(c_base, size_c, win_base, win_limit));
+
+    always @(posedge clk) begin
+        done <= 1'b0;
+        if (rst) begin
+            state <= S_IDLE;
+        end else begin
+            case (state)
+                S_IDLE: if (start) begin
+                    m32 <= arg_m;
+                    n32 <= arg_n;
+                    k32 <= arg_k;
+                    ab32 <= arg_a_bits;
+                    bb32 <= arg_b_bits;
+                    flags <= arg_flags;
+                    a_base <= arg_a;
+                    b_base <= arg_b;
+                    c_base <= arg_c;
+                    win_base <= arg_win_base;
+                    win_limit <= arg_win_limit;
+                    dividend <= arg_n[QW-1:0] + (COLS[QW-1:0] - 1'b1);
+                    rem <= 0;
+                    quot <= 0;
+                    step <= 0;
+                    state <= S_DIV;
+                end
+                S_DIV: begin
+                    if (trial[QW]) rem <= {rem[QW-2:0], dividend[QW-1]};
+                    else rem <= trial[QW-1:0];
+                    quot <= {quot[QW-2:0], !trial[QW]};
+                    dividend <= {dividend[QW-2:0], 1'b0};
+                    step <= step + 1'b1;
+                    if (step == QW - 1) state <= S_MUL1;
+                    m <= m32[DIM_W-1:0];
+                    n <= n32[DIM_W-1:0];
+                    a_bits <= ab32[BITS_W-1:0];
+                    b_bits <= bb32[BITS_W-1:0];
+                    a_signed <= flags[FL_A_SIGNED];
+                    b_signed <= flags[FL_B_SIGNED];
+                    kw <= (k32[KW_W+LOG_D-1:0] + (D - 1)) >> LOG_D;
+                end
+                S_MUL1: begin
+                    a_row_words <= a_bits * kw;
+                    b_col_words <= b_bits * kw;
+                    stride_elems <= quot * COLS;
+                    state <= S_MUL2;
+                end
+                S_MUL2: begin
+                    size_a <= (m * a_row_words) << LOG_WB;
+                    size_b <= (n * b_col_words) << LOG_WB;
+                    size_c <= (m * stride_elems) << 2;
+                    c_stride <= stride_elems[AW-1:0] << 2;
+                    a_tile_bytes <= (ROWS * a_row_words) << LOG_WB;
+                    b_block_bytes <= (B_BLOCK_COLS * b_col_words) << LOG_WB;
+                    state <= S_CHECK;
+                end
+                default: begin  // S_CHECK
+                    status <= 32'd0;
+                    status[ST_DIM] <= err_dim;
+                    status[ST_BITS] <= err_bits;
+                    status[ST_ALIGN] <= err_align;
+                    status[ST_FLAGS] <= err_flags;
+                    status[ST_WINDOW] <= !err_dim && !err_bits && err_window;
+                    a_end <= a_base + size_a[AW-1:0];
+                    b_end <= b_base + size_b[AW-1:0];
+                    c_tile_step <= c_stride * ROWS;
+                    c_tile_span <= c_stride * (ROWS - 1);
+                    done <= 1'b1;
+                    state <= S_IDLE;
+                end
+            endcase
+        end
+    end
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,274 @@
+"""Reusable cocotb testbench of the top level ``cpt_gemm`` (the Verilog twin of the HLS kernel).
+
+How to drive the design from your own cocotb test (e.g. a driver backend)::
+
+    import cocotb
+    from cpt_tb import CptGemmTB          # sim/ is on PYTHONPATH when run through cpt_hw.hwsim
+
+    @cocotb.test()
+    async def my_test(dut):
+        tb = CptGemmTB(dut)                # config from the environment (cpt_hw.hwsim sets it)
+        await tb.reset()
+        run = await tb.gemm(a, b, a_bits=3, b_bits=8, a_signed=True)  # packs, loads, runs, unpacks
+        assert (run.c == golden.gemm(a, b, 3, 8, True, False)).all()
+        # lower level: tb.ctrl (cocotbext-axi AxiLiteMaster on s_axi_control), tb.ram (AxiRam on
+        # m_axi_gmem), tb.write_arg / tb.read_reg / tb.call, addresses from tb.alloc
+
+and run it with ``cpt_hw.hwsim.run(cfg, "icarus", "my_test_module", test_dirs=[my_dir])``.
+
+Register offsets come from :func:`cpt_hw.regmap.register_map`, the DDR layout from
+:mod:`cpt_driver.layout`, expected results from :mod:`cpt_hw.golden`: nothing is repeated here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiReadBus, AxiWriteBus
+from cocotbext.axi.axi_channels import AxiARBus, AxiAWBus, AxiBBus, AxiRBus, AxiWBus
+
+from cpt_driver import layout
+from cpt_hw.config import HardwareConfig
+from cpt_hw.regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, register_map
+from tbutil import record, sim_config
+
+#: Clock period of the testbenches in ns (the config's clock is what the cycle counts are scaled by).
+CLOCK_NS = 10
+
+
+def pause_pattern(p_busy: float, rng: random.Random) -> Iterator[bool]:
+    """Random pauses: True with probability p_busy each cycle (cocotbext-axi pause generator)."""
+    while True:
+        yield rng.random() < p_busy
+
+
+class _AWBus(AxiAWBus):
+    # Vivado HLS declares AxLOCK with two bits (AXI3 heritage); the AXI4 model wants one.  The kernel
+    # drives it constant 0, so the model simply leaves it unbound.
+    _optional_signals = [s for s in AxiAWBus._optional_signals if s != "awlock"]
+
+
+class _ARBus(AxiARBus):
+    _optional_signals = [s for s in AxiARBus._optional_signals if s != "arlock"]
+
+
+def gmem_bus(dut, prefix: str = "m_axi_gmem") -> AxiBus:
+    """The m_axi bundle as cocotbext-axi sees it."""
+    return AxiBus(AxiWriteBus(_AWBus.from_prefix(dut, prefix), AxiWBus.from_prefix(dut, prefix),
+                              AxiBBus.from_prefix(dut, prefix)),
+                  AxiReadBus(_ARBus.from_prefix(dut, prefix), AxiRBus.from_prefix(dut, prefix)))
+
+
+@dataclass
+class GemmRun:
+    """Outcome of one call: result (M, N) int64 (None when refused), status bits, cycles register."""
+
+    c: np.ndarray | None
+    status: int
+    cycles: int
+
+
+class CptGemmTB:
+    """AxiLiteMaster on ``s_axi_control``, AxiRam on ``m_axi_gmem``, clock, reset and call helpers."""
+
+    def __init__(self, dut, cfg: HardwareConfig | None = None, mem_size: int = 1 << 18):
+        self.dut = dut
+        self.cfg = cfg or sim_config()
+        self.regmap = register_map(self.cfg)
+        self.mem_size = mem_size
+        Clock(dut.ap_clk, CLOCK_NS, unit="ns").start()
+        self.ctrl = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk, dut.ap_rst_n,
+                                  reset_active_level=False)
+        self.ram = AxiRam(gmem_bus(dut), dut.ap_clk, dut.ap_rst_n,
+                          reset_active_level=False, size=mem_size)
+        self.backpressure = 0.0         # probability of a stall per channel and cycle
+        self.bus_requests = 0           # AR + AW handshakes seen, once watch_requests() ran
+        self._watching = False
+        self._next_free = 0x1000
+        self._faulty: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------------ setup
+    async def reset(self, cycles: int = 4) -> None:
+        self.dut.ap_rst_n.value = 0
+        await ClockCycles(self.dut.ap_clk, cycles)
+        self.dut.ap_rst_n.value = 1
+        await ClockCycles(self.dut.ap_clk, 2)
+
+    def set_backpressure(self, p_busy: float, seed: int = 1) -> None:
+        """Random stalls on every channel: the memory delays AR/AW/W acceptance and R/B delivery, the
+        control master idles between its transfers.  p_busy = 0 turns them off."""
+        rng = random.Random(seed)
+        self.backpressure = p_busy
+        chans = [self.ram.read_if.ar_channel, self.ram.read_if.r_channel, self.ram.write_if.aw_channel,
+                 self.ram.write_if.w_channel, self.ram.write_if.b_channel,
+                 self.ctrl.write_if.aw_channel, self.ctrl.write_if.w_channel, self.ctrl.read_if.ar_channel]
+        for ch in chans:
+            ch.set_pause_generator(pause_pattern(p_busy, rng) if p_busy > 0 else None)
+            if p_busy <= 0:
+                ch.pause = False    # a killed generator may leave the channel paused for good
+
+    def fail_reads_in(self, lo: int, hi: int) -> None:
+        """Make reads of [lo, hi) answer SLVERR (cocotbext-axi turns a failing read into SLVERR)."""
+        self._faulty = (lo, hi)
+        read_if = self.ram.read_if
+        plain = type(read_if)._read
+
+        async def faulty(address: int, length: int) -> bytes:
+            if self._faulty and self._faulty[0] <= address < self._faulty[1]:
+                raise IOError(f"injected read error at 0x{address:x}")
+            return await plain(read_if, address, length)
+
+        read_if._read = faulty
+
+    def watch_requests(self) -> None:
+        """Count AR and AW handshakes from now on (a per-cycle monitor: slows the simulation)."""
+        if not self._watching:
+            self._watching = True
+            cocotb.start_soon(self._count_requests())
+
+    async def _count_requests(self) -> None:
+        dut = self.dut
+        while True:
+            await RisingEdge(dut.ap_clk)
+            await ReadOnly()
+            if int(dut.m_axi_gmem_ARVALID.value) and int(dut.m_axi_gmem_ARREADY.value):
+                self.bus_requests += 1
+            if int(dut.m_axi_gmem_AWVALID.value) and int(dut.m_axi_gmem_AWREADY.value):
+                self.bus_requests += 1
+
+    # ------------------------------------------------------------------ registers
+    async def write_reg(self, name: str, value: int) -> None:
+        await self.ctrl.write_dword(self.regmap.offset(name), value & 0xFFFFFFFF)
+
+    async def read_reg(self, name: str) -> int:
+        return await self.ctrl.read_dword(self.regmap.offset(name))
+
+    def _words(self, arg: str) -> list[str]:
+        regs = [r for r in self.regmap.registers if r.arg == arg and not r.name.endswith("_ctrl")]
+        return [r.name for r in sorted(regs, key=lambda r: r.word)]
+
+    async def write_arg(self, arg: str, value: int) -> None:
+        for w, name in enumerate(self._words(arg)):
+            await self.write_reg(name, value >> (32 * w))
+
+    async def read_arg(self, arg: str) -> int:
+        value = 0
+        for w, name in enumerate(self._words(arg)):
+            value |= await self.read_reg(name) << (32 * w)
+        return value
+
+    # ------------------------------------------------------------------ memory
+    def alloc(self, nbytes: int, align: int | None = None) -> int:
+        """A fresh, aligned region of the simulated DDR (bump allocator with a guard gap)."""
+        align = align or self.cfg.word_bytes
+        addr = -(-self._next_free // align) * align
+        self._next_free = addr + nbytes + 64
+        if self._next_free > self.mem_size:
+            raise MemoryError(f"testbench RAM of {self.mem_size} bytes exhausted")
+        return addr
+
+    def free_all(self) -> None:
+        self._next_free = 0x1000
+
+    def snapshot(self) -> bytes:
+        return bytes(self.ram.read(0, self.mem_size))
+
+    # ------------------------------------------------------------------ calls
+    async def call(self, *, a: int, b: int, c: int, m: int, n: int, k: int, a_bits: int, b_bits: int,
+                   flags: int = 0, win_base: int = 0, win_limit: int | None = None,
+                   timeout_cycles: int = 200_000, poll: bool = False) -> tuple[int, int]:
+        """Write the arguments, start, wait for ap_done (polling CTRL).  Returns (status, cycles)."""
+        if win_limit is None:
+            win_limit = self.mem_size
+        for arg, value in (("a", a), ("b", b), ("c", c), ("m", m), ("n", n), ("k", k), ("a_bits", a_bits),
+                           ("b_bits", b_bits), ("flags", flags), ("win_base", win_base),
+                           ("win_limit", win_limit)):
+            await self.write_arg(arg, value)
+        await self.start()
+        await self.wait_done(timeout_cycles, poll=poll)
+        status = await self.read_arg("status")
+        cycles = await self.read_arg("cycles")
+        return status, cycles
+
+    async def start(self, auto_restart: bool = False) -> None:
+        await self.write_reg("CTRL", (1 << CTRL_BITS["AP_START"]) | (auto_restart << CTRL_BITS["AUTO_RESTART"]))
+
+    async def wait_done(self, timeout_cycles: int, poll: bool = False) -> None:
+        """Wait for ap_done: on the interrupt line (default; enables GIE/IER, acknowledges ISR) or by
+        polling CTRL as a driver without interrupts does.  Either way ap_done is read (and cleared)."""
+        done = 1 << CTRL_BITS["AP_DONE"]
+        if not poll:
+            await self.write_reg("IER", irq_mask("DONE"))
+            await self.write_reg("GIE", 1)
+            if not int(self.dut.interrupt.value):
+                await First(RisingEdge(self.dut.interrupt), ClockCycles(self.dut.ap_clk, timeout_cycles))
+            if not int(self.dut.interrupt.value):
+                raise TimeoutError(f"no interrupt within {timeout_cycles} cycles")
+            await self.write_reg("ISR", await self.read_reg("ISR"))   # toggle-on-write acknowledges
+        for _ in range(timeout_cycles // 16 + 1):
+            if await self.read_reg("CTRL") & done:
+                return
+            await ClockCycles(self.dut.ap_clk, 16)
+        raise TimeoutError(f"ap_done not seen within {timeout_cycles} cycles")
+
+    async def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, a_signed: bool = False,
+                   b_signed: bool = False, *, name: str = "gemm", window: bool = True,
+                   check_untouched: bool = True, poll: bool = False) -> GemmRun:
+        """Pack A and B into the DDR layout, run the call, unpack C.  Records cycles for make sim.
+
+        With check_untouched, every byte of the RAM outside C must be unchanged after the call.
+        The DMA window is set to exactly cover A, B and C (window=True) or the whole RAM.
+        """
+        cfg = self.cfg
+        m, k = a.shape
+        n = b.shape[1]
+        pa = layout.pack_a(a, a_bits, cfg.dot_width)
+        pb = layout.pack_b(b, b_bits, cfg.dot_width)
+        c_bytes = layout.result_bytes(m, n, cfg.cols)
+        addr_a, addr_b, addr_c = self.alloc(pa.size), self.alloc(pb.size), self.alloc(c_bytes)
+        self.ram.write(addr_a, pa.tobytes())
+        self.ram.write(addr_b, pb.tobytes())
+        self.ram.write(addr_c, bytes([0xA5]) * c_bytes)  # poison: every result word must be written
+        before = self.snapshot() if check_untouched else b""
+        flags = (a_signed << FLAG_BITS["A_SIGNED"]) | (b_signed << FLAG_BITS["B_SIGNED"])
+        lo, hi = (min(addr_a, addr_b, addr_c), max(addr_a + pa.size, addr_b + pb.size, addr_c + c_bytes)) \
+            if window else (0, self.mem_size)
+        status, cycles = await self.call(a=addr_a, b=addr_b, c=addr_c, m=m, n=n, k=k, a_bits=a_bits,
+                                         b_bits=b_bits, flags=flags, win_base=lo, win_limit=hi, poll=poll)
+        if check_untouched:
+            after = self.snapshot()
+            diff = np.flatnonzero(np.frombuffer(before, np.uint8) != np.frombuffer(after, np.uint8))
+            stray = diff[(diff < addr_c) | (diff >= addr_c + c_bytes)]
+            assert stray.size == 0, (f"{name}: {stray.size} bytes outside C [0x{addr_c:x}, 0x{addr_c + c_bytes:x}) "
+                                     f"changed, first at 0x{int(stray[0]):x}" if stray.size else "")
+        c = None
+        if status == 0:
+            raw = np.frombuffer(self.ram.read(addr_c, c_bytes), dtype=np.uint8)
+            c = layout.unpack_result(raw, m, n, cfg.cols)
+            stride = layout.result_stride(n, cfg.cols)
+            pad = raw.view("<i4").reshape(m, stride)[:, n:]
+            assert not pad.any(), f"{name}: padding columns of C are not zero"
+        record(name=name, m=m, n=n, k=k, a_bits=a_bits, b_bits=b_bits, a_signed=a_signed, b_signed=b_signed,
+               status=status, cycles=cycles, useful_ops=m * n * k * a_bits * b_bits,
+               peak_ops_per_cycle=cfg.peak_binary_ops_per_cycle, backpressure=self.backpressure,
+               a_addr=addr_a, b_addr=addr_b, c_addr=addr_c)
+        self.free_all()
+        return GemmRun(c, status, cycles)
+
+
+def irq_mask(*names: str) -> int:
+    return sum(1 << IRQ_BITS[n] for n in names)
+
+
+def all_pairs(max_bits: int) -> Iterator[tuple[int, int]]:
+    return itertools.product(range(1, max_bits + 1), repeat=2)
+
+
+RngFactory = Callable[[str], np.random.Generator]

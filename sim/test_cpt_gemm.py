@@ -1,0 +1,305 @@
+"""cocotb system tests of cpt_gemm: whole calls through s_axi_control and m_axi_gmem.
+
+Every GEMM is compared bit for bit with cpt_hw.golden, checks that C's padding columns are zero and
+that no byte outside C changed, and records its cycles (make sim's table).  Shapes cover edge tiles
+(M, N, K not multiples of rows, cols, D; several B blocks and A tiles); precisions cover every pair
+1..operand_bits, signed and unsigned.  Refused calls must complete without any bus request.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ClockCycles
+
+from cpt_driver import layout
+from cpt_hw import golden
+from cpt_hw.regmap import CTRL_BITS, FLAG_BITS, STATUS_BITS
+from cpt_tb import CptGemmTB, irq_mask
+from tbutil import random_operand, seeded_rng
+
+ST = {name: 1 << bit for name, bit in STATUS_BITS.items()}
+
+
+async def check_gemm(tb: CptGemmTB, rng, m: int, n: int, k: int, a_bits: int, b_bits: int, a_signed: bool,
+                     b_signed: bool, name: str, **kw) -> int:
+    a = random_operand(rng, (m, k), a_bits, a_signed)
+    b = random_operand(rng, (k, n), b_bits, b_signed)
+    tb.dut._log.info("%s: %dx%dx%d at (%d, %d) signed (%d, %d)", name, m, n, k, a_bits, b_bits, a_signed, b_signed)
+    run = await tb.gemm(a, b, a_bits, b_bits, a_signed, b_signed, name=name, **kw)
+    assert run.status == 0, f"{name} {m}x{n}x{k} ({a_bits},{b_bits}): status {run.status:#x}"
+    want = golden.gemm(a, b, a_bits, b_bits, a_signed, b_signed, acc_width=tb.cfg.acc_width)
+    assert np.array_equal(run.c, want), f"{name} {m}x{n}x{k} ({a_bits},{b_bits},{a_signed},{b_signed}) differs"
+    return run.cycles
+
+
+def random_shape(rng, cfg) -> tuple[int, int, int]:
+    """Edge-heavy shapes: partial A tiles, column tiles and B blocks, K not a multiple of D."""
+    m = int(rng.integers(1, 3 * cfg.rows + 2))
+    n = int(rng.integers(1, 2 * cfg.b_block_cols + 2))
+    k = int(rng.integers(1, min(cfg.k_max, 3 * cfg.dot_width) + 1))
+    return m, n, k
+
+
+def random_precision(rng, cfg) -> tuple[int, int, bool, bool]:
+    a_bits, b_bits = (int(x) for x in rng.integers(1, cfg.operand_bits + 1, size=2))
+    return a_bits, b_bits, bool(rng.integers(0, 2)), bool(rng.integers(0, 2))
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_registers(dut):
+    """ID at any time, argument read-back (64-bit words, byte strobes), ap_idle, ap_vld words."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    assert await tb.read_arg("id") == tb.cfg.id_word
+    ctrl = await tb.read_reg("CTRL")
+    assert ctrl & (1 << CTRL_BITS["AP_IDLE"]) and not ctrl & (1 << CTRL_BITS["AP_START"])
+    for name in ("status_ctrl", "cycles_ctrl", "id_ctrl"):
+        assert await tb.read_reg(name) == 0, name
+    rng = seeded_rng("registers")
+    values = {}
+    for r in tb.regmap.registers:
+        if r.access == "rw" and r.arg is not None:
+            values[r.name] = int(rng.integers(0, 1 << 32))
+            await tb.write_reg(r.name, values[r.name])
+    for name, v in values.items():
+        assert await tb.read_reg(name) == v, name
+    # a one-byte write changes one byte
+    off = tb.regmap.offset("k")
+    await tb.ctrl.write(off + 2, b"\x5a")
+    want = (values["k"] & ~0x00FF0000) | 0x005A0000
+    assert await tb.read_reg("k") == want
+    assert await tb.read_arg("id") == tb.cfg.id_word
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_random_gemms(dut):
+    """Random shapes (edge tiles, several blocks) and precisions, signed and unsigned."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    rng = seeded_rng("random")
+    for i in range(12):
+        await check_gemm(tb, rng, *random_shape(rng, tb.cfg), *random_precision(rng, tb.cfg), name="random")
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_precision_pairs(dut):
+    """Every precision pair 1..operand_bits x 1..operand_bits, each with one of the four signednesses."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    rng = seeded_rng("pairs")
+    cfg = tb.cfg
+    signs = itertools.cycle([(False, False), (True, True), (True, False), (False, True)])
+    for a_bits, b_bits in itertools.product(range(1, cfg.operand_bits + 1), repeat=2):
+        sa, sb = next(signs)
+        await check_gemm(tb, rng, cfg.rows + 1, cfg.cols + 1, cfg.dot_width + 5, a_bits, b_bits, sa, sb,
+                         name="pairs", check_untouched=False)
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_backpressure(dut):
+    """Random stalls on every AXI channel (AR, R, AW, W, B) and idle cycles on the control bus."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    tb.set_backpressure(0.4, seed=7)
+    rng = seeded_rng("backpressure")
+    for _ in range(6):
+        await check_gemm(tb, rng, *random_shape(rng, tb.cfg), *random_precision(rng, tb.cfg), name="backpressure")
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_back_to_back(dut):
+    """Calls back to back without reset (different shapes and precisions), polling and by interrupt,
+    then auto_restart: the kernel runs the same call again until auto_restart is cleared."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    rng = seeded_rng("b2b")
+    cfg = tb.cfg
+    await check_gemm(tb, rng, 2 * cfg.rows + 1, cfg.b_block_cols + 1, 2 * cfg.dot_width, 3, 5, True, False,
+                     name="b2b", poll=True)
+    await check_gemm(tb, rng, cfg.rows, cfg.cols, 1, 8, 1, False, True, name="b2b")
+    # auto_restart: two runs of one call, then stop
+    m, n, k = cfg.rows + 2, cfg.cols + 1, cfg.dot_width + 3
+    a, b = random_operand(rng, (m, k), 4, True), random_operand(rng, (k, n), 2, False)
+    pa, pb = layout.pack_a(a, 4, cfg.dot_width), layout.pack_b(b, 2, cfg.dot_width)
+    c_bytes = layout.result_bytes(m, n, cfg.cols)
+    ra, rb, rc = tb.alloc(pa.size), tb.alloc(pb.size), tb.alloc(c_bytes)
+    tb.ram.write(ra, pa.tobytes())
+    tb.ram.write(rb, pb.tobytes())
+    for arg, v in dict(a=ra, b=rb, c=rc, m=m, n=n, k=k, a_bits=4, b_bits=2, flags=1 << FLAG_BITS["A_SIGNED"],
+                       win_base=0, win_limit=tb.mem_size).items():
+        await tb.write_arg(arg, v)
+    await tb.start(auto_restart=True)
+    for _ in range(2):
+        tb.ram.write(rc, bytes(c_bytes))
+        await tb.wait_done(100_000)
+        c = layout.unpack_result(np.frombuffer(tb.ram.read(rc, c_bytes), np.uint8), m, n, cfg.cols)
+        assert np.array_equal(c, golden.gemm(a, b, 4, 2, True, False)), "auto_restart run differs"
+        assert await tb.read_reg("CTRL") & (1 << CTRL_BITS["AP_START"]), "ap_start dropped under auto_restart"
+    await tb.write_reg("CTRL", 0)       # clear auto_restart: the running call is the last
+    await tb.wait_done(100_000, poll=True)
+    await ClockCycles(dut.ap_clk, 20)
+    ctrl = await tb.read_reg("CTRL")
+    assert ctrl & (1 << CTRL_BITS["AP_IDLE"]) and not ctrl & (1 << CTRL_BITS["AP_START"])
+    await check_gemm(tb, rng, 1, 1, 1, 1, 1, False, False, name="b2b")
+
+
+def error_cases(cfg, base: dict) -> list[tuple[str, dict, int]]:
+    """(name, argument changes, expected status) for every refusal rule of docs/registers.md."""
+    wb = cfg.word_bytes
+    sa = layout.operand_bytes(base["m"], base["k"], base["a_bits"], cfg.dot_width)
+    sc = layout.result_bytes(base["m"], base["n"], cfg.cols)
+    return [
+        ("m=0", {"m": 0}, ST["ERR_DIM"]),
+        ("n=0", {"n": 0}, ST["ERR_DIM"]),
+        ("k=0", {"k": 0}, ST["ERR_DIM"]),
+        ("m>max_dim", {"m": cfg.max_dim + 1}, ST["ERR_DIM"]),
+        ("n>max_dim", {"n": cfg.max_dim + 1}, ST["ERR_DIM"]),
+        ("k>k_max", {"k": cfg.k_max + 1}, ST["ERR_DIM"]),
+        ("a_bits=0", {"a_bits": 0}, ST["ERR_BITS"]),
+        ("b_bits=0", {"b_bits": 0}, ST["ERR_BITS"]),
+        ("a_bits>max", {"a_bits": cfg.operand_bits + 1}, ST["ERR_BITS"]),
+        ("b_bits>max", {"b_bits": 1 << 31}, ST["ERR_BITS"]),
+        ("a misaligned", {"a": base["a"] + wb // 2}, ST["ERR_ALIGN"]),
+        ("b misaligned", {"b": base["b"] + 4 * (wb > 4) + 2 * (wb <= 4)}, ST["ERR_ALIGN"]),
+        ("c misaligned", {"c": base["c"] + 1, "win_limit": base["win_limit"] + wb}, ST["ERR_ALIGN"]),
+        ("c misaligned, past window", {"c": base["c"] + 1}, ST["ERR_ALIGN"] | ST["ERR_WINDOW"]),
+        ("reserved flag", {"flags": 1 << 2}, ST["ERR_FLAGS"]),
+        ("flag bit 31", {"flags": 1 << 31 | 1}, ST["ERR_FLAGS"]),
+        ("A below window", {"win_base": base["a"] + wb}, ST["ERR_WINDOW"]),
+        ("A past window", {"a": base["win_limit"] - sa + wb}, ST["ERR_WINDOW"]),
+        ("C one byte past", {"win_limit": base["c"] + sc - 1}, ST["ERR_WINDOW"]),
+        ("empty window", {"win_base": base["win_limit"]}, ST["ERR_WINDOW"]),
+        ("window wraps", {"win_base": base["win_limit"], "win_limit": base["win_base"]}, ST["ERR_WINDOW"]),
+        # several rules at once; the window is not evaluated when sizes are meaningless (DIM, BITS)
+        ("dim+bits+align", {"m": 0, "a_bits": 0, "c": base["c"] + 2, "win_base": base["win_limit"]},
+         ST["ERR_DIM"] | ST["ERR_BITS"] | ST["ERR_ALIGN"]),
+        ("bits+flags+window", {"b_bits": 0, "flags": 4, "win_limit": 0}, ST["ERR_BITS"] | ST["ERR_FLAGS"]),
+        ("flags+window", {"flags": 8, "win_limit": base["c"]}, ST["ERR_FLAGS"] | ST["ERR_WINDOW"]),
+    ]
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_refused_calls(dut):
+    """Each refusal rule: exact status bits, ap_done and interrupt, no bus request, memory unchanged."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    tb.watch_requests()
+    cfg = tb.cfg
+    m, n, k = cfg.rows + 1, cfg.cols + 1, cfg.dot_width + 1
+    ra = tb.alloc(layout.operand_bytes(m, k, 2, cfg.dot_width))
+    rb = tb.alloc(layout.operand_bytes(n, k, 2, cfg.dot_width))
+    rc = tb.alloc(layout.result_bytes(m, n, cfg.cols))
+    base = dict(a=ra, b=rb, c=rc, m=m, n=n, k=k, a_bits=2, b_bits=2, flags=0, win_base=ra,
+                win_limit=rc + layout.result_bytes(m, n, cfg.cols))
+    # fill the whole RAM with a pattern: nothing may change
+    tb.ram.write(0, bytes(np.random.default_rng(3).integers(0, 256, tb.mem_size, dtype=np.uint8)))
+    before = tb.snapshot()
+    for name, change, want in error_cases(cfg, base):
+        status, cycles = await tb.call(**{**base, **change})
+        assert status == want, f"{name}: status {status:#x}, want {want:#x}"
+        assert tb.bus_requests == 0, f"{name}: {tb.bus_requests} bus requests"
+        assert cycles > 0
+    assert tb.snapshot() == before, "memory changed by a refused call"
+    # the unmodified call runs and touches memory
+    status, _ = await tb.call(**base)
+    assert status == 0 and tb.bus_requests > 0
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_bus_error(dut):
+    """A read answered with SLVERR sets ERR_AXI_RESP; the call still completes."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    cfg = tb.cfg
+    rng = seeded_rng("buserr")
+    m, n, k = cfg.rows, cfg.cols, cfg.dot_width
+    a, b = random_operand(rng, (m, k), 2, False), random_operand(rng, (k, n), 2, False)
+    pa, pb = layout.pack_a(a, 2, cfg.dot_width), layout.pack_b(b, 2, cfg.dot_width)
+    ra, rb, rc = tb.alloc(pa.size), tb.alloc(pb.size), tb.alloc(layout.result_bytes(m, n, cfg.cols))
+    tb.ram.write(ra, pa.tobytes())
+    tb.ram.write(rb, pb.tobytes())
+    tb.fail_reads_in(rb, rb + pb.size)
+    status, _ = await tb.call(a=ra, b=rb, c=rc, m=m, n=n, k=k, a_bits=2, b_bits=2)
+    assert status == ST["ERR_AXI_RESP"], f"status {status:#x}"
+    tb.fail_reads_in(0, 0)
+    await check_gemm(tb, rng, m, n, k, 2, 2, False, False, name="buserr")
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_interrupts(dut):
+    """GIE/IER/ISR: ISR bits set on ap_done/ap_ready when enabled, toggle on write, the pin follows."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    args = dict(a=0, b=0, c=0, m=0, n=1, k=1, a_bits=1, b_bits=1)   # refused: no memory needed
+    await tb.write_reg("IER", 0)
+    await tb.write_reg("GIE", 1)
+    status, _ = await tb.call(**args, poll=True)
+    assert status == ST["ERR_DIM"]
+    assert await tb.read_reg("ISR") == 0 and not int(dut.interrupt.value)
+    await tb.write_reg("IER", irq_mask("DONE", "READY"))
+    status, _ = await tb.call(**args, poll=True)
+    assert await tb.read_reg("ISR") == irq_mask("DONE", "READY")
+    assert int(dut.interrupt.value) == 1
+    assert (await tb.read_reg("CTRL")) & (1 << CTRL_BITS["INTERRUPT"])
+    await tb.write_reg("GIE", 0)
+    await ClockCycles(dut.ap_clk, 2)
+    assert not int(dut.interrupt.value)
+    await tb.write_reg("GIE", 1)
+    await tb.write_reg("ISR", irq_mask("DONE"))          # toggle: clears DONE, READY stays
+    assert await tb.read_reg("ISR") == irq_mask("READY") and int(dut.interrupt.value) == 1
+    await tb.write_reg("ISR", irq_mask("READY"))
+    await ClockCycles(dut.ap_clk, 2)
+    assert await tb.read_reg("ISR") == 0 and not int(dut.interrupt.value)
+    # outputs' ap_vld: set by the call, cleared by reading the control word
+    assert await tb.read_reg("status_ctrl") == 1 and await tb.read_reg("status_ctrl") == 0
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_stress(dut):
+    """Many small calls (short tiles: drain- and memory-bound schedules, where the engines race the
+    most) under changing back-pressure."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    rng = seeded_rng("stress")
+    cfg = tb.cfg
+    for i in range(36):
+        tb.set_backpressure((0.0, 0.3, 0.7)[i % 3], seed=i)
+        m = int(rng.integers(1, 2 * cfg.rows + 2))
+        n = int(rng.integers(1, cfg.b_block_cols + cfg.cols + 2))
+        k = int(rng.integers(1, 2 * cfg.dot_width + 1))
+        await check_gemm(tb, rng, m, n, k, *random_precision(rng, cfg), name="stress", check_untouched=False)
+
+
+def model_shapes(cfg) -> list[tuple[int, int, int, int, int]]:
+    """(M, N, K, a_bits, b_bits) spanning the regimes of the schedule: compute-bound (long tiles),
+    drain- and write-bound (short tiles), several blocks, partial tiles, many A tiles (the cycle
+    model's periodic fast-forward)."""
+    r, c, bbc, d = cfg.rows, cfg.cols, cfg.b_block_cols, cfg.dot_width
+    return [
+        (16 * r, bbc, cfg.k_max, 3, 3),
+        (16 * r, bbc, cfg.k_max, 8, 8),
+        (12 * r + 1, bbc + c + 1, 3 * d + 7, 2, 5),
+        (20 * r, c, d, 1, 1),
+        (10 * r + 2, 2 * bbc + 1, 2 * d, 4, 4),
+        (5 * r, 3 * c, cfg.k_max // 2 + 3, 8, 1),
+    ]
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_model_shapes(dut):
+    """Larger GEMMs without back-pressure: checked bit-exactly here, their cycles against
+    cpt_hw.cycle_model by tests/test_rtl_cycle_model.py, (3,3) vs (8,8) scaling included."""
+    tb = CptGemmTB(dut)
+    await tb.reset()
+    rng = seeded_rng("model")
+    cycles = {}
+    for m, n, k, ab, bb in model_shapes(tb.cfg):
+        cycles[(m, n, k, ab, bb)] = await check_gemm(tb, rng, m, n, k, ab, bb, True, False, name="model",
+                                                     check_untouched=False)
+    r, bbc, kmax = tb.cfg.rows, tb.cfg.b_block_cols, tb.cfg.k_max
+    ratio = cycles[(16 * r, bbc, kmax, 3, 3)] / cycles[(16 * r, bbc, kmax, 8, 8)]
+    dut._log.info("cycles(3,3) / cycles(8,8) = %.4f (bound 1.15 x 9/64 = %.4f)", ratio, 1.15 * 9 / 64)
+    assert ratio <= 1.15 * 9 / 64, f"precision scaling {ratio:.4f} > {1.15 * 9 / 64:.4f}"
