@@ -5,7 +5,7 @@ its output (one float backward pass), compare estimates of dX = E W_hat (W_hat: 
 weights) against that target:
 
 * ``paper``:   E_hat W_hat                       (float GEMM; what the authors' code computes)
-* ``fold``:    E_t (Q_w + z_w/s_w), E_t = Q_bw(E diag(s_w))  (cpt-hw's hardware numerics: docs/numerics.md)
+* ``fold``:    r E_t (Q_w + z_w/s_w), E_t = Q_bw(E diag(s_w/r)), r = max s_w  (cpt-hw's hardware numerics)
 * ``fold_split``: E_t Q_w + E_hat z_w             (rejected: the two terms carry independent noise)
 * ``requant``: E_hat Q_fw,tensor(W_hat)          (rejected: re-quantize W per tensor)
 
@@ -14,6 +14,7 @@ E_hat is the per-tensor stochastic bw-bit error.  Reported per (fw, bw): the rel
 ||mean(est) - dX|| / ||dX|| over the draws, each averaged over layers.
 
     python bench/numerics_gradients.py            # digits CNN, trained in float for a few epochs first
+    python bench/numerics_gradients.py --dataset cifar10 --epochs 3 --batch 128 --draws 8   # ResNet-20
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.models import build_model  # noqa: E402
 from cpt_hw.nn import quant  # noqa: E402
 from cpt_hw.nn.ops import ConvOps, LinearOps  # noqa: E402
-from numerics_training import load_digits_data  # noqa: E402
+from numerics_training import cifar_batch, load_cifar_archive, load_digits_data  # noqa: E402
 
 
 def capture(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[tuple]:
@@ -62,7 +63,8 @@ def estimates(layer, x: torch.Tensor, e: torch.Tensor, fw: int, bw: int, seed: i
     qw = quant.quantize_codes(w, fw, qpw)
     w_hat = quant.dequantize(qw, qpw)
     e_hat = quant.dequantize(*quant.quantize_error(e, bw, seed))
-    e_til = quant.dequantize(*quant.quantize_error(e * ops.channel_view(qpw.scale, e.dim()), bw, seed + 1))
+    ratio, s_ref = quant.fold_factors(qpw.scale)
+    e_til = quant.dequantize(*quant.quantize_error(e * ops.channel_view(ratio, e.dim()), bw, seed + 1)) * s_ref
     w_req = quant.fake_quant(w_hat, fw, *quant.tensor_range(w_hat))
     return {
         "target": ops.grad_input(e, w_hat, x.shape),
@@ -71,6 +73,7 @@ def estimates(layer, x: torch.Tensor, e: torch.Tensor, fw: int, bw: int, seed: i
         "fold_split": ops.grad_input(e_til, qw, x.shape) + ops.grad_input(e_hat, qpw.zero_point.expand_as(w), x.shape),
         "requant": ops.grad_input(e_hat, w_req, x.shape),
     }
+
 
 
 def measure(records: list[tuple], fw: int, bw: int, draws: int) -> dict[str, dict[str, float]]:
@@ -88,46 +91,109 @@ def measure(records: list[tuple], fw: int, bw: int, draws: int) -> dict[str, dic
     return {k: {m: statistics.mean(v) for m, v in d.items()} for k, d in out.items()}
 
 
+def whole_network(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, fw: int, bw: int,
+                  draws: int) -> dict[str, float]:
+    """Relative error of all quantized-layer weight gradients (one vector) against float errors (bw = 0),
+    after the error has propagated through the whole network, for paper and hardware numerics."""
+    import copy
+
+    def grads(backend: str, bits: int, step: int) -> torch.Tensor:
+        m = copy.deepcopy(model)
+        cnn.set_backend(m, backend)
+        m.zero_grad()
+        with cnn.precision(fw=fw, bw=bits, step=step, seed=0):
+            F.cross_entropy(m(x), y).backward()
+        return torch.cat([layer.weight.grad.flatten() for _, layer in cnn.quantized_layers(m)])
+
+    ref = grads("torch", 0, 0)
+    out = {}
+    for name, backend in (("paper", "torch"), ("hardware", "torch:hardware")):
+        gs = [grads(backend, bw, s) for s in range(draws)]
+        out[f"{name}_rel_error"] = statistics.mean(float((g - ref).norm() / ref.norm()) for g in gs)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=5, help="float pre-training epochs on digits")
     p.add_argument("--draws", type=int, default=16)
     p.add_argument("--fw", type=int, nargs="+", default=[3, 4, 6, 8])
     p.add_argument("--bw", type=int, nargs="+", default=[4, 6, 8])
-    p.add_argument("--out", type=Path, default=ROOT / "docs/results/numerics-gradients")
+    p.add_argument("--dataset", choices=("digits", "cifar10"), default="digits")
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/cifar10-jpeg.tar.gz")
+    p.add_argument("--subset", type=int, default=5000, help="CIFAR: train on a fixed random N images")
+    p.add_argument("--batch", type=int, default=256, help="samples in the measured batch")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--network", action="store_true",
+                   help="measure whole-network weight gradients (paper vs hardware) instead of per-layer estimators")
     args = p.parse_args(argv)
-    torch.set_num_threads(2)
-    xtr, ytr, _, _ = load_digits_data()
+    torch.set_num_threads(1)
+    if args.dataset == "digits":
+        xtr, ytr, _, _ = load_digits_data()
+        name, bs = "digits_cnn", 32
+    else:
+        if not args.data.exists():
+            print(f"skipped: {args.data} not found", file=sys.stderr)
+            return 0
+        xu8, ytr, _, _ = load_cifar_archive(args.data, ROOT / "build/cache/cifar10-jpeg.npz")
+        keep = torch.randperm(len(ytr), generator=torch.Generator().manual_seed(4321))[:args.subset]
+        xtr, ytr = cifar_batch(xu8[keep], torch.device("cpu"), False, None), ytr[keep]
+        name, bs = "resnet20", 64
+    args.out = args.out or ROOT / f"docs/results/numerics-gradients-{args.dataset}"
     torch.manual_seed(0)
-    model = build_model("digits_cnn")
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    model = build_model(name)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4 if name == "digits_cnn" else 1e-4)
     g = torch.Generator().manual_seed(0)
     for _ in range(args.epochs):
         order = torch.randperm(len(ytr), generator=g)
-        for i in range(0, len(ytr) - 31, 32):
-            idx = order[i:i + 32]
+        for i in range(0, len(ytr) - bs + 1, bs):
+            idx = order[i:i + bs]
             opt.zero_grad()
             F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
             opt.step()
     model.zero_grad()
-    records = capture(model, xtr[:256], ytr[:256])
+    command = "python bench/numerics_gradients.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.network:
+        return network_report(args, model, xtr[:args.batch], ytr[:args.batch], name, command)
+    records = capture(model, xtr[:args.batch], ytr[:args.batch])
     rows = []
     for fw in args.fw:
         for bw in args.bw:
             r = measure(records, fw, bw, args.draws)
             rows.append({"fw": fw, "bw": bw, **{f"{k}_{m}": v for k, d in r.items() for m, v in d.items()}})
             print(json.dumps(rows[-1]), flush=True)
-    command = "python bench/numerics_gradients.py " + " ".join(argv if argv is not None else sys.argv[1:])
     write_atomic(args.out.with_suffix(".json"), json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
-    lines = ["# Input-gradient estimators on integer hardware (digits CNN, layers 2-3)", "", f"`{command}`", "",
+    lines = [f"# Input-gradient estimators on integer hardware ({name} on {args.dataset}, all layers but the stem)", "",
+             f"`{command}`", "",
              "Relative error ||est - E W_hat|| / ||E W_hat|| (noise + bias) and relative bias of the mean over "
-             f"{args.draws} noise draws; batch of 256, after {args.epochs} float epochs.", "",
+             f"{args.draws} noise draws; batch of {args.batch}, after {args.epochs} float epochs.", "",
              "| fw | bw | error: paper | fold | fold_split | requant | bias: paper | fold | fold_split | requant |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     names = ("paper", "fold", "fold_split", "requant")
     lines += [f"| {r['fw']} | {r['bw']} | " + " | ".join(f"{r[k + '_rel_error']:.4f}" for k in names) + " | "
               + " | ".join(f"{r[k + '_rel_bias']:.4f}" for k in names) + " |" for r in rows]
     write_atomic(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def network_report(args: argparse.Namespace, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, name: str,
+                   command: str) -> int:
+    rows = []
+    for fw in args.fw:
+        for bw in args.bw:
+            rows.append({"fw": fw, "bw": bw, **whole_network(model, x, y, fw, bw, args.draws)})
+            print(json.dumps(rows[-1]), flush=True)
+    out = args.out.with_name(args.out.name + "-network")
+    write_atomic(out.with_suffix(".json"), json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
+    lines = [f"# Whole-network weight gradients, paper vs hardware numerics ({name} on {args.dataset})", "",
+             f"`{command}`", "",
+             "Relative error ||g - g_float|| / ||g_float|| of all quantized layers' weight gradients as one vector, "
+             f"g_float with float errors (bw = 0) and the same quantized forward; mean over {args.draws} noise draws, "
+             f"batch of {args.batch}, after {args.epochs} float epochs.", "",
+             "| fw | bw | paper | hardware |", "|---|---|---|---|"]
+    lines += [f"| {r['fw']} | {r['bw']} | {r['paper_rel_error']:.4f} | {r['hardware_rel_error']:.4f} |" for r in rows]
+    write_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=("digits", "cifar10"), default="digits")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/cifar10-jpeg.tar.gz")
-    p.add_argument("--subset", type=int, default=0, help="use the first N training images (0: all)")
+    p.add_argument("--subset", type=int, default=0, help="train on a fixed random N of the training images (0: all)")
     p.add_argument("--model", default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -182,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped: {args.data} not found", file=sys.stderr)
             return 0
         data = load_cifar_archive(args.data, ROOT / "build/cache/cifar10-jpeg.npz")
-        if args.subset:
-            data = (data[0][:args.subset], data[1][:args.subset], data[2], data[3])
+        if args.subset:  # a fixed random subset: the archive is ordered by class
+            keep = torch.randperm(len(data[1]), generator=torch.Generator().manual_seed(4321))[:args.subset]
+            data = (data[0][keep], data[1][keep], data[2], data[3])
     results = []
     for seed in args.seeds:
         for numerics in args.numerics:

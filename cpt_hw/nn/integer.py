@@ -8,13 +8,14 @@ forward   Y[m,n]  = s_x s_w[n] (Q_x Q_w^T)[m,n] + s_x z_w[n] sum_k Q_x[m,k]
                     + z_x s_w[n] (Mk Q_w^T)[p,n] + z_x z_w[n] sum_k Mk[p,k]
 weight    dW[n,k] = s_e s_x (Q_e^T Q_x)[n,k] + s_e z_x (sum_b Q_e)^T Mk [n,k]
                     + z_e s_x sum_m Q_x[m,k] + z_e z_x B sum_p Mk[p,k]
-input     dX[m,k] = s_t (Q_t Q_w)[m,k] + z_t sum_n Q_w[n,k] + (s_t Q_t o + z_t sum_n o)[m],  o = z_w / s_w
+input     dX[m,k] = r (s_t (Q_t Q_w)[m,k] + z_t sum_n Q_w[n,k] + (s_t Q_t o + z_t sum_n o)[m]),
+                    o = z_w / s_w,  r = max_n s_w
 
 The three products Q_x Q_w^T (fw x fw bits), Q_e^T Q_x (bw x fw) and Q_t Q_w (bw x fw) run on the
 engine: ``golden.gemm`` (exact) or the accelerator (accel), unsigned operands.  Everything else is
 O(M N + M K + N K + P K N) host work, exact integer sums in float64 followed by float64 scaling.
-Q_t are the codes of E_t = E diag(s_w) quantized per tensor at bw bits (stochastic, its own noise stream),
-so dX = E_t (Q_w + z_w / s_w): the hardware-true way to get W's per-channel scales out of a GEMM that
+Q_t are the codes of E_t = E diag(s_w / r) quantized per tensor at bw bits (stochastic, its own noise
+stream), so dX = r E_t (Q_w + z_w / s_w): the hardware-true way to get W's per-channel scales out of a GEMM that
 reduces over channels (docs/numerics.md).  With bw = 0 the backward pass runs in float on the host.
 """
 
@@ -28,7 +29,7 @@ import torch
 from .. import golden
 from .backends import BackendError
 from .ops import ConvOps, LinearOps
-from .quant import channel_range, dequantize, quant_params, quantize_codes, quantize_error
+from .quant import channel_range, dequantize, fold_factors, quant_params, quantize_codes, quantize_error
 from .torch_backend import LayerCall
 
 Ops = ConvOps | LinearOps
@@ -146,13 +147,14 @@ class _IntegerGemm(torch.autograd.Function):
             dwl = se * sx64 * acc + se * zx64 * border + ze * sx64 * col + ze * zx64 * count
             dw = dwl.to(e.dtype).reshape(qw.shape)
         if ctx.needs_input_grad[0]:
-            q_t, qp_t = quantize_error(e * ops.channel_view(sw, e.dim()), bits, err.seed_scaled)
+            ratio, s_ref = fold_factors(sw)
+            q_t, qp_t = quantize_error(e * ops.channel_view(ratio, e.dim()), bits, err.seed_scaled)
             tl = ops.lower_out(q_t).to(_F64)                              # (G, M, N)
             st, zt = qp_t.scale.to(_F64), qp_t.zero_point.to(_F64)
             acc = _gemm(engine, tl, wl, bits, fw)                         # (G, M, K)
             o = (zw.to(_F64) / sw.to(_F64)).reshape(g, n, 1)               # zero points in code units
             rows = st * (tl @ o) + zt * o.sum(1, keepdim=True)             # (G, M, 1): E_t o
-            dxl = st * acc + zt * wl.sum(1, keepdim=True) + rows
+            dxl = s_ref.to(_F64) * (st * acc + zt * wl.sum(1, keepdim=True) + rows)
             dx = ops.fold(dxl.to(e.dtype), ctx.x_shape)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = ops.grad_bias(dequantize(qe, qpe).to(e.dtype))

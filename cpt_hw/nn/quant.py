@@ -124,6 +124,18 @@ def channel_range(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return flat.amin(1).reshape(shape).to(torch.float32), flat.amax(1).reshape(shape).to(torch.float32)
 
 
+def fold_factors(scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s_w / max s_w, max s_w) for per-channel weight scales (any shape holding C_out values).
+
+    The hardware numerics fold the weight scales into the error before re-quantizing it.  Folding the
+    ratio (<= 1) rather than s_w itself keeps the folded error at the error's own magnitude, so its
+    quantizer's 1e-8 scale floor bites no earlier than the paper's does; max s_w, one number, leaves
+    the GEMM with the other per-tensor scales."""
+    flat = scale.reshape(-1)
+    s_ref = flat.amax()
+    return flat / s_ref, s_ref
+
+
 # ----------------------------------------------------------------------------- fake quantization (autograd)
 
 

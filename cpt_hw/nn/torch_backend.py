@@ -5,8 +5,9 @@ Backward, with E_hat the per-tensor stochastic quantization of the error E at ``
 
 * weight gradient (both): dW = E_hat^T X_hat, passed straight through to W;
 * input gradient, paper:     dX = E_hat W_hat                 (what the authors' code computes);
-* input gradient, hardware:  dX = E_tilde (Q_w + z_w / s_w)   (what the integer backends compute),
-  E_tilde = per-tensor stochastic quantization of E diag(s_w) at ``bw`` bits, Q_w the integer weight codes.
+* input gradient, hardware:  dX = s_ref E_tilde (Q_w + z_w / s_w)   (what the integer backends compute),
+  E_tilde = per-tensor stochastic quantization of E diag(s_w / s_ref) at ``bw`` bits, s_ref = max s_w,
+  Q_w the integer weight codes.
 
 Everything stays on the tensors' device; there is no host synchronisation.
 """
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from .ops import ConvOps, LinearOps
-from .quant import ErrorQuant, channel_range, dequantize, quant_params, quantize_codes, quantize_error
+from .quant import (ErrorQuant, channel_range, dequantize, fold_factors, quant_params, quantize_codes,
+                    quantize_error)
 
 Ops = ConvOps | LinearOps
 
@@ -63,9 +65,10 @@ class _FakeQuantGemm(torch.autograd.Function):
             if err is None or not ctx.hardware:
                 dx = ops.grad_input(e_hat, w_hat, ctx.x_shape)
             else:
-                q_s, qp_s = quantize_error(e * ops.channel_view(sw, e.dim()), err.bits, err.seed_scaled)
+                ratio, s_ref = fold_factors(sw)
+                q_s, qp_s = quantize_error(e * ops.channel_view(ratio, e.dim()), err.bits, err.seed_scaled)
                 e_tilde = dequantize(q_s, qp_s).to(e.dtype)
-                dx = ops.grad_input(e_tilde, (qw + zw / sw).to(e.dtype), ctx.x_shape)
+                dx = ops.grad_input(e_tilde, (qw + zw / sw).to(e.dtype), ctx.x_shape) * s_ref
         if ctx.needs_input_grad[1]:
             dw = ops.grad_weight(x_hat, e_hat, w_hat.shape)
         if ctx.has_bias and ctx.needs_input_grad[2]:
