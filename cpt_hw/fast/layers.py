@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from ..nn.layers import ACT_MOMENTUM, QuantLayerMixin, quantized_layers
 from ..nn.ops import ConvOps, LinearOps
+from ..nn.quant import fold_factors
 from .quant import fq_channel_fused, fq_error_fused, fq_tensor_range_fused, fq_tensor_train_fused, stream_key
 
 Ops = ConvOps | LinearOps
@@ -65,9 +66,8 @@ class _FastQuantGemm(torch.autograd.Function):
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
             if dp.hardware:  # fold s_w / max(s_w) into the error, re-quantize, GEMM with Q_w + z_w/s_w
-                sw_flat = sw.reshape(-1)
-                s_ref = sw_flat.amax()
-                ratio = ops.channel_view(sw_flat / s_ref, e.dim())
+                ratio, s_ref = fold_factors(sw)
+                ratio = ops.channel_view(ratio, e.dim())
                 e_tilde = fq_error_fused(e, dp.bw_levels, keys[STREAM_SCALED_ERROR], dp.step, ratio)
                 dx = ops.grad_input(e_tilde, qw + zw / sw, ctx.x_shape) * s_ref
             else:
