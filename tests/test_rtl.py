@@ -1,0 +1,43 @@
+"""The quick RTL subset of `make test`: cocotb unit and system tests on Icarus and on Verilator.
+
+`make sim` runs everything (cpt_hw.hwsim.SUITE); tests/test_rtl_full.py holds the long system tests
+(every precision pair, stress) under the slow marker.  Seeds are fixed so CI is reproducible; set
+CPT_HW_SIM_SEED to explore others.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cpt_hw import hwsim
+from cpt_hw.config import HardwareConfig
+
+pytestmark = pytest.mark.sim
+
+SEED = int(os.environ.get("CPT_HW_SIM_SEED", "20250101"))
+
+QUICK_SYSTEM = ("test_registers,test_random_gemms,test_backpressure,test_back_to_back,test_refused_calls,"
+                "test_bus_error,test_interrupts")
+
+
+@pytest.fixture(scope="module")
+def cfg() -> HardwareConfig:
+    return HardwareConfig.from_preset("sim")
+
+
+@pytest.mark.parametrize("simulator", hwsim.SIMULATORS)
+@pytest.mark.parametrize("module", ["test_pe", "test_pe_array"])
+def test_units(cfg, simulator, module):
+    result = hwsim.run(cfg, simulator, module, toplevel=hwsim.toplevel_of(module), seed=SEED)
+    assert result.ok, result.summary()
+
+
+@pytest.mark.parametrize("simulator", hwsim.SIMULATORS)
+def test_system(cfg, simulator):
+    result = hwsim.run(cfg, simulator, "test_cpt_gemm", testcase=QUICK_SYSTEM.split(","), seed=SEED)
+    assert result.ok, result.summary()
+    gemms = [r for r in result.records if r["status"] == 0]
+    assert len(gemms) >= 20, "fewer GEMMs than the tests run"
+    assert all(r["cycles"] > 0 for r in result.records)
