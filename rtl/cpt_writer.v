@@ -79,18 +79,19 @@ module cpt_writer #(
     wire [RV_W-1:0] r = LAST_K - k;
     wire row_valid = r < t_rows;
 
-    // queue entries: {skip, row end, beats}
+    // queue entries: {skip, row end, beats}.  A push is registered (q_push), so room is judged on the
+    // fill level plus the push still in flight: a full check alone would let a second push be lost.
     wire       q_full, q_empty;
+    wire [3:0] q_count;
+    wire       q_room = ({1'b0, q_count} + {4'd0, q_push}) < 5'd8;
     wire [10:0] q_out;
     reg        q_push;
     reg [10:0] q_in;
     wire       q_pop;
-    /* verilator lint_off PINCONNECTEMPTY */    // the queue's fill level is not needed
     sync_fifo #(.WIDTH(11), .DEPTH(8), .AW(3)) wq (
         .clk(clk), .rst(rst || start), .push(q_push), .din(q_in), .pop(q_pop), .dout(q_out),
-        .empty(q_empty), .full(q_full), .count()
+        .empty(q_empty), .full(q_full), .count(q_count)
     );
-    /* verilator lint_on PINCONNECTEMPTY */
 
     wire [8:0] beats;
     wire [8:0] left9 = {{(9-RB_W){1'b0}}, left};
@@ -98,13 +99,13 @@ module cpt_writer #(
         .addr(cur[11:0]), .remaining(left), .beats(beats)
     );
 
-    assign m_axi_awvalid = in_row && !q_full;
+    assign m_axi_awvalid = in_row && q_room;
     assign m_axi_awaddr = cur;
     assign m_axi_awlen = beats[7:0] - 8'd1;
     assign m_axi_awsize = LOG_BYTES[2:0];
     assign m_axi_awburst = 2'b01;
     wire aw_hs = m_axi_awvalid && m_axi_awready;
-    wire row_ready = tile_open && !in_row && avail != 0 && !q_full;
+    wire row_ready = tile_open && !in_row && avail != 0 && q_room;
     wire row_closing = (row_ready && !row_valid) || (aw_hs && beats == left9);
     assign tile_pop = row_closing && k == LAST_K;
     wire avail_dec = row_closing;
@@ -210,7 +211,7 @@ module cpt_writer #(
     end
 
     // Only BRESP[1] marks an error (SLVERR, DECERR).
-    wire unused = &{1'b0, m_axi_bresp[0]};
+    wire unused = &{1'b0, m_axi_bresp[0], q_full};
 endmodule
 
 `default_nettype wire

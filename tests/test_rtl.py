@@ -21,6 +21,12 @@ SEED = int(os.environ.get("CPT_HW_SIM_SEED", "20250101"))
 QUICK_SYSTEM = ("test_registers,test_random_gemms,test_backpressure,test_back_to_back,test_refused_calls,"
                 "test_bus_error,test_interrupts")
 
+#: A second geometry for the paths the sim preset cannot reach: ten rows (a partial tile queues more
+#: skipped rows than the writer's burst queue holds), two AXI beats per D-bit word, rows of C split into
+#: several bursts, a 26-bit accumulator sign-extended into C, non-power-of-two rows.
+WIDE = {"name": "simwide", "rows": 10, "cols": 4, "dot_width": 64, "axi_data_width": 32, "burst_beats": 2,
+        "k_words": 4, "b_block_cols": 8, "max_dim": 1024, "acc_width": 26}
+
 
 @pytest.fixture(scope="module")
 def cfg() -> HardwareConfig:
@@ -41,3 +47,10 @@ def test_system(cfg, simulator):
     gemms = [r for r in result.records if r["status"] == 0]
     assert len(gemms) >= 20, "fewer GEMMs than the tests run"
     assert all(r["cycles"] > 0 for r in result.records)
+
+
+def test_system_wide_geometry():
+    cfg = HardwareConfig.from_preset("sim", WIDE)
+    result = hwsim.run(cfg, "icarus", "test_cpt_gemm", testcase=["test_random_gemms", "test_backpressure"],
+                       seed=SEED)
+    assert result.ok, result.summary()

@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import CptHwError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("config", "generate", "sim", "lint")
+COMMANDS: tuple[str, ...] = ("config", "generate", "sim", "lint", "resources")
 
 
 class _Parser(argparse.ArgumentParser):
