@@ -251,6 +251,7 @@ def _parse_results(xml_file: Path) -> list[dict[str, Any]]:
             "name": case.get("name", "?"),
             "passed": fail is None,
             "sim_time_ns": float(props.get("sim_time_duration", 0) or 0),
+            "wall_s": float(case.get("time", 0) or 0),
             "message": "" if fail is None else (fail.get("message") or fail.text or "failed").strip()[:500],
         })
     return tests
