@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from ..fileio import write_atomic
 from ..resources import format_report, synthesize
 from .common import add_config_args, config_from_args
 
@@ -16,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "DSP and BRAM use with the part's capacity (15 %% headroom expected).")
     add_config_args(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--markdown", metavar="FILE", help="also write the report as markdown to FILE")
     p.set_defaults(func=run)
 
 
@@ -27,4 +30,9 @@ def run(args: argparse.Namespace) -> int:
                          indent=2))
     else:
         print(format_report(res, cfg))
+    if args.markdown:
+        cmd = f"cpt-hw resources --preset {args.preset}" + "".join(f" --set {o}" for o in args.overrides)
+        text = (f"# Resources of the `{cfg.name}` Verilog twin\n\nMeasured with `{cmd}` (Yosys 0.23 "
+                "synth_xilinx, hierarchy kept; method in docs/rtl.md).\n\n```\n" + format_report(res, cfg) + "\n```\n")
+        write_atomic(Path(args.markdown), text)
     return 0
