@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -46,8 +47,10 @@ def rows_of(cfg: HardwareConfig, result: hwsim.SimResult) -> list[dict]:
     for t in result.tests:
         recs = [r for r in result.records if r["name"] == t["name"]]
         cycles = sum(r["cycles"] for r in recs) if recs else round(t["sim_time_ns"] / 10)
-        useful = sum(r["useful_ops"] for r in recs)
-        util = useful / (cfg.peak_binary_ops_per_cycle * cycles) if recs and cycles else None
+        ok = [r for r in recs if r["status"] == 0]
+        useful = sum(r["useful_ops"] for r in ok)
+        busy = sum(r["cycles"] for r in ok)
+        util = useful / (cfg.peak_binary_ops_per_cycle * busy) if ok and busy else None
         rows.append({"test": f"{result.test_module}.{t['name']}", "simulator": result.simulator,
                      "result": "PASS" if t["passed"] else "FAIL", "cycles": cycles, "calls": len(recs),
                      "pe_utilisation": util, "message": t["message"]})
@@ -74,14 +77,23 @@ def run(args: argparse.Namespace) -> int:
     for s in sims:      # fail early, with one line, when a tool is missing
         hwsim.check_tools(s)
     jobs = [(s, m) for m in modules for s in sims]
-    print(f"cpt-hw sim: config {cfg.name!r}, {len(jobs)} runs on {', '.join(sims)}", file=sys.stderr)
+    # One seed for every run: both simulators then see the same calls, and their cycle counts must agree.
+    seed = args.seed if args.seed is not None else random.randrange(1 << 31)
+    print(f"cpt-hw sim: config {cfg.name!r}, {len(jobs)} runs on {', '.join(sims)}, seed {seed}", file=sys.stderr)
     # Two processes: one per simulator is what the 2-core CI box holds.
     with ProcessPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(_run_one, cfg, s, m, args.testcase, args.seed, waves) for s, m in jobs]
+        futures = [pool.submit(_run_one, cfg, s, m, args.testcase, seed, waves) for s, m in jobs]
         results = [f.result() for f in futures]
     rows = [row for res in results for row in rows_of(cfg, res)]
     print(format_table(rows))
     failed = [r for r in rows if r["result"] != "PASS"]
+    by_test: dict[str, set[int]] = {}
+    for r in rows:
+        if r["calls"]:
+            by_test.setdefault(r["test"], set()).add(r["cycles"])
+    for test, counts in by_test.items():   # same seed, same RTL: the simulators must count alike
+        if len(counts) > 1 and not any(r["test"] == test and "backpressure" in test for r in rows):
+            print(f"  note: {test}: cycle counts differ between simulators: {sorted(counts)}")
     for r in failed:
         print(f"  {r['test']} on {r['simulator']}: {r['message'].splitlines()[0] if r['message'] else ''}")
     for res in results:
