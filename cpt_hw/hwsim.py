@@ -42,7 +42,7 @@ from .paths import build_dir, rtl_dir, source_root
 SIMULATORS: tuple[str, ...] = ("icarus", "verilator")
 
 #: The cocotb modules of `make sim`, each named after the RTL module it tests (sim/test_<top>.py).
-SUITE: tuple[str, ...] = ("test_pe", "test_pe_array", "test_cpt_gemm")
+SUITE: tuple[str, ...] = ("test_and_popcount", "test_pe", "test_pe_array", "test_cpt_gemm")
 
 
 def toplevel_of(test_module: str) -> str:

@@ -66,6 +66,14 @@ module cpt_feeder #(
     output wire [AW+RV_W:0]  tile_info,         // {final, rows valid, C address of the tile's row 0}
     output reg               busy
 );
+    initial begin
+        if (OP_BITS < 1 || K_WORDS < 1 || B_BLOCK_COLS % COLS != 0 || ROWS < 1 || COLS < 1) begin
+            $display("%m: error: need OP_BITS, K_WORDS, ROWS, COLS >= 1 and B_BLOCK_COLS (%0d) a multiple of COLS (%0d)",
+                     B_BLOCK_COLS, COLS);
+            $finish;
+        end
+    end
+
     localparam integer HALF = OP_BITS * K_WORDS;
     localparam integer SW = $clog2(2 * OP_BITS + 1);       // diagonal index i + j (and 2)
     localparam [SW-1:0] TWO = 2;

@@ -34,7 +34,7 @@ def cfg() -> HardwareConfig:
 
 
 @pytest.mark.parametrize("simulator", hwsim.SIMULATORS)
-@pytest.mark.parametrize("module", ["test_pe", "test_pe_array"])
+@pytest.mark.parametrize("module", ["test_and_popcount", "test_pe", "test_pe_array"])
 def test_units(cfg, simulator, module):
     result = hwsim.run(cfg, simulator, module, toplevel=hwsim.toplevel_of(module), seed=SEED)
     assert result.ok, result.summary()
