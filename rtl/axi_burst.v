@@ -41,7 +41,8 @@ module axi_burst #(
         end
     endgenerate
     wire [W-1:0] n = (rem_w < cap_w) ? rem_w : cap_w;
-    assign beats = n[8:0];
+    assign beats = n[8:0];                     // n <= MAX_BEATS <= 256
+    wire unused = &{1'b0, n};
 endmodule
 
 `default_nettype wire

@@ -35,9 +35,13 @@ module cpt_drain #(
         end
     end
 
+    localparam integer KW = $clog2(ROWS + 1);
+    localparam [KW-1:0] LAST_K = ROWS[KW-1:0] - 1'b1;
+    localparam [FIFO_AW:0] ROOM = DEPTH[FIFO_AW:0] - ROWS[FIFO_AW:0];   // fill level that leaves a tile of room
+
     reg pending, draining;
-    reg [$clog2(ROWS + 1)-1:0] k;
-    wire room = fifo_count <= DEPTH - ROWS;
+    reg [KW-1:0] k;
+    wire room = fifo_count <= ROOM;
 
     assign drain = draining;
     assign fifo_push = draining;
@@ -69,7 +73,7 @@ module cpt_drain #(
             end
             if (draining) begin
                 k <= k + 1'b1;
-                if (k == ROWS - 1) begin
+                if (k == LAST_K) begin
                     draining <= 1'b0;
                     drain_busy <= 1'b0;
                 end

@@ -27,7 +27,7 @@ module cpt_feeder #(
     parameter integer DIM_W = $clog2(MAX_DIM + 1),
     parameter integer KW_W = $clog2(K_WORDS + 1),
     parameter integer BITS_W = $clog2(OP_BITS + 1),
-    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1),
+    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1,
     parameter integer A_AW = $clog2(2 * OP_BITS * K_WORDS),
     parameter integer B_AW = $clog2((B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS),
     parameter integer RV_W = $clog2(ROWS + 1)
@@ -66,13 +66,28 @@ module cpt_feeder #(
     output wire [AW+RV_W:0]  tile_info,         // {final, rows valid, C address of the tile's row 0}
     output reg               busy
 );
+    initial begin
+        if (OP_BITS < 1 || K_WORDS < 1 || B_BLOCK_COLS % COLS != 0 || ROWS < 1 || COLS < 1) begin
+            $display("%m: error: need OP_BITS, K_WORDS, ROWS, COLS >= 1 and B_BLOCK_COLS (%0d) a multiple of COLS (%0d)",
+                     B_BLOCK_COLS, COLS);
+            $finish;
+        end
+    end
+
     localparam integer HALF = OP_BITS * K_WORDS;
-    localparam integer SW = $clog2(2 * OP_BITS);
+    localparam integer SW = $clog2(2 * OP_BITS + 1);       // diagonal index i + j (and 2)
+    localparam [SW-1:0] TWO = 2;
+    // Row/column positions: room for N + B_BLOCK_COLS and M + ROWS without overflow.
+    localparam integer XW = ((DIM_W > $clog2(B_BLOCK_COLS + 1)) ? DIM_W : $clog2(B_BLOCK_COLS + 1)) + 2;
+    localparam [XW-1:0] ROWS_X = ROWS[XW-1:0];
+    localparam [XW-1:0] COLS_X = COLS[XW-1:0];
+    localparam [XW-1:0] BBC_X = B_BLOCK_COLS[XW-1:0];
+    localparam [A_AW-1:0] HALF_A = HALF[A_AW-1:0];
 
     localparam [1:0] F_IDLE = 2'd0, F_WAIT_B = 2'd1, F_WAIT_A = 2'd2, F_RUN = 2'd3;
     reg [1:0] state;
 
-    reg [DIM_W:0] n0, m0, col0;                 // block's first column, tile's first row, column tile's
+    reg [XW-1:0]  n0, m0, col0;                 // block's first column, tile's first row, column tile's
     reg           half;
     reg [AW-1:0]  c_row;                        // C address of row m0
     reg [B_AW-1:0] slot_base;
@@ -84,20 +99,29 @@ module cpt_feeder #(
     reg [KW_W-1:0]   w;
     reg [RW_W-1:0]   i_kw, j_kw, istart_kw, jstart_kw;
     reg              first_diag;
+    wire [RW_W-1:0]  kw_r = {{(RW_W-KW_W){1'b0}}, kw};
+    wire [SW-1:0]    b_top = {{(SW-BITS_W){1'b0}}, b_bits} - 1'b1;   // b_bits - 1, diagonal width
+    wire [BITS_W-1:0] s_low = s[BITS_W-1:0];                        // s - 1 < b_bits here, fits
 
-    wire [DIM_W:0] m_w = {1'b0, m};
-    wire [DIM_W:0] n_w = {1'b0, n};
-    wire [DIM_W:0] block_end = (n0 + B_BLOCK_COLS < n_w) ? n0 + B_BLOCK_COLS : n_w;
+    wire [XW-1:0] m_w = {{(XW-DIM_W){1'b0}}, m};
+    wire [XW-1:0] n_w = {{(XW-DIM_W){1'b0}}, n};
+    wire [XW-1:0] block_end = (n0 + BBC_X < n_w) ? n0 + BBC_X : n_w;
     wire last_step = (s == 0) && (w == kw - 1'b1);
-    wire last_col_tile = col0 + COLS >= block_end;
-    wire last_tile = m0 + ROWS >= m_w;
-    wire last_block = n0 + B_BLOCK_COLS >= n_w;
+    wire last_col_tile = col0 + COLS_X >= block_end;
+    wire last_tile = m0 + ROWS_X >= m_w;
+    wire last_block = n0 + BBC_X >= n_w;
     wire stall = last_step && (drain_busy || tile_full);
     wire emit = (state == F_RUN) && !stall;
 
     assign rd_en = emit;
-    assign a_raddr = (half ? HALF[A_AW-1:0] : {A_AW{1'b0}}) + i_kw + w;
-    assign b_raddr = slot_base + j_kw + w;
+    // (i_kw + w < HALF and slot_base + j_kw + w < B depth: the truncations below lose nothing)
+    wire [RW_W-1:0] w_r = {{(RW_W-KW_W){1'b0}}, w};
+    wire [RW_W-1:0] a_off = i_kw + w_r;
+    wire [RW_W+B_AW-1:0] b_off = {{B_AW{1'b0}}, j_kw + w_r};           // zero-extended: B_AW may exceed RW_W
+    wire [RW_W+B_AW-1:0] b_col_words_x = {{B_AW{1'b0}}, b_col_words};
+    assign a_raddr = (half ? HALF_A : {A_AW{1'b0}}) + a_off[A_AW-1:0];
+    assign b_raddr = slot_base + b_off[B_AW-1:0];
+    wire unused = &{1'b0, a_off, b_off, b_col_words_x};
     assign last_emit = emit && last_step;
     assign tile_push = last_emit;
     // Releases are combinational so that the owner flags drop at the very edge at which this FSM moves
@@ -105,33 +129,34 @@ module cpt_feeder #(
     assign a_release = last_emit && last_col_tile;
     assign a_release_half = half;
     assign b_release = a_release && last_tile;
-    wire [DIM_W:0] rows_left = m_w - m0;
-    wire [RV_W-1:0] rows_valid = (rows_left > ROWS) ? ROWS[RV_W-1:0] : rows_left[RV_W-1:0];
-    assign tile_info = {last_col_tile && last_tile && last_block, rows_valid, c_row + (col0 << 2)};
+    wire [XW-1:0] rows_left = m_w - m0;
+    wire [RV_W-1:0] rows_valid = (rows_left > ROWS_X) ? ROWS_X[RV_W-1:0] : rows_left[RV_W-1:0];
+    wire [AW-1:0] col_bytes = {{(AW-XW){1'b0}}, col0} << 2;
+    assign tile_info = {last_col_tile && last_tile && last_block, rows_valid, c_row + col_bytes};
 
     // Columns of a column tile that exist in B (col0 + c < N).
-    function [COLS-1:0] mask_for(input [DIM_W:0] first, input [DIM_W:0] total);
+    function [COLS-1:0] mask_for(input [XW-1:0] first, input [XW-1:0] total);
         integer c;
         begin
             for (c = 0; c < COLS; c = c + 1)
-                mask_for[c] = (first + c < total);
+                mask_for[c] = ({{(32-XW){1'b0}}, first} + c < {{(32-XW){1'b0}}, total});
         end
     endfunction
 
-    task start_col_tile(input [DIM_W:0] first, input [B_AW-1:0] slot);
+    task start_col_tile(input [XW-1:0] first, input [B_AW-1:0] slot);
         begin
             col0 <= first;
             slot_base <= slot;
             col_mask <= mask_for(first, n_w);
-            s <= a_bits + b_bits - 2'd2;
+            s <= {{(SW-BITS_W){1'b0}}, a_bits} + {{(SW-BITS_W){1'b0}}, b_bits} - TWO;
             i <= a_bits - 1'b1;
             i_lo <= a_bits - 1'b1;
             j <= b_bits - 1'b1;
             w <= 0;
-            i_kw <= a_row_words - kw;
-            istart_kw <= a_row_words - kw;
-            j_kw <= b_col_words - kw;
-            jstart_kw <= b_col_words - kw;
+            i_kw <= a_row_words - kw_r;
+            istart_kw <= a_row_words - kw_r;
+            j_kw <= b_col_words - kw_r;
+            jstart_kw <= b_col_words - kw_r;
             first_diag <= 1'b1;
         end
     endtask
@@ -168,16 +193,16 @@ module cpt_feeder #(
                             if (i != a_bits - 1'b1 && j != 0) begin       // next pair on the diagonal
                                 i <= i + 1'b1;
                                 j <= j - 1'b1;
-                                i_kw <= i_kw + kw;
-                                j_kw <= j_kw - kw;
+                                i_kw <= i_kw + kw_r;
+                                j_kw <= j_kw - kw_r;
                             end else begin                                  // next diagonal
                                 s <= s - 1'b1;
                                 first_diag <= 1'b0;
-                                if (s - 1'b1 >= b_bits - 1'b1) begin
+                                if (s - 1'b1 >= b_top) begin
                                     i_lo <= i_lo - 1'b1;
                                     i <= i_lo - 1'b1;
-                                    istart_kw <= istart_kw - kw;
-                                    i_kw <= istart_kw - kw;
+                                    istart_kw <= istart_kw - kw_r;
+                                    i_kw <= istart_kw - kw_r;
                                     j <= b_bits - 1'b1;
                                     j_kw <= jstart_kw;
                                 end else begin
@@ -185,24 +210,24 @@ module cpt_feeder #(
                                     i <= 0;
                                     istart_kw <= 0;
                                     i_kw <= 0;
-                                    j <= s - 1'b1;
-                                    jstart_kw <= jstart_kw - kw;
-                                    j_kw <= jstart_kw - kw;
+                                    j <= s_low - 1'b1;
+                                    jstart_kw <= jstart_kw - kw_r;
+                                    j_kw <= jstart_kw - kw_r;
                                 end
                             end
                         end
                     end else if (!last_col_tile) begin
-                        start_col_tile(col0 + COLS, slot_base + b_col_words);
+                        start_col_tile(col0 + COLS_X, slot_base + b_col_words_x[B_AW-1:0]);
                     end else begin
                         half <= !half;
                         if (!last_tile) begin
-                            m0 <= m0 + ROWS;
+                            m0 <= m0 + ROWS_X;
                             c_row <= c_row + c_tile_step;
                             state <= F_WAIT_A;
                         end else begin
                             m0 <= 0;
                             c_row <= c_base;
-                            n0 <= n0 + B_BLOCK_COLS;
+                            n0 <= n0 + BBC_X;
                             if (!last_block) state <= F_WAIT_B;
                             else begin
                                 state <= F_IDLE;

@@ -30,7 +30,7 @@ module cpt_reader #(
     parameter integer MAX_DIM = 65536,
     // derived (not to be overridden)
     parameter integer DIM_W = $clog2(MAX_DIM + 1),
-    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1),
+    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1,
     parameter integer A_AW = $clog2(2 * OP_BITS * K_WORDS),
     parameter integer B_AW = $clog2((B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS)
 ) (
@@ -79,8 +79,15 @@ module cpt_reader #(
     localparam integer LOG_BYTES = $clog2(BYTES);
     localparam integer BPW = D / AXI_DW;        // beats per D-bit word
     localparam integer HALF = OP_BITS * K_WORDS;
-    localparam integer SLOT_MAX = B_BLOCK_COLS / COLS;
     localparam integer BT_W = AW;               // width of beat counters (commands are < 2^AW bytes)
+    localparam integer XW = ((DIM_W > $clog2(B_BLOCK_COLS + 1)) ? DIM_W : $clog2(B_BLOCK_COLS + 1)) + 2;
+    localparam [XW-1:0] ROWS_X = ROWS[XW-1:0];
+    localparam [XW-1:0] BBC_X = B_BLOCK_COLS[XW-1:0];
+    localparam [A_AW-1:0] HALF_A = HALF[A_AW-1:0];
+    localparam integer BK_W = $clog2((ROWS > COLS ? ROWS : COLS) + 1);
+    localparam [BK_W-1:0] LAST_BANK_B = COLS[BK_W-1:0] - 1'b1;
+    localparam integer BIW = $clog2(BPW + 1);
+    localparam [BIW-1:0] LAST_BEAT = BPW[BIW-1:0] - 1'b1;
 
     initial begin
         if (BPW < 1 || BPW * AXI_DW != D) begin
@@ -96,13 +103,13 @@ module cpt_reader #(
     // ------------------------------------------------------------------ AR side: command stream
     localparam [1:0] C_IDLE = 2'd0, C_NEXT = 2'd1, C_BURST = 2'd2;
     reg [1:0]    cstate;
-    reg [DIM_W:0] n0, m0;                       // current block's first column, next A tile's first row
+    reg [XW-1:0] n0, m0;                        // current block's first column, next A tile's first row
     reg [AW-1:0] a_addr, b_addr;                // next A tile / next B block in DDR
     reg          b_pending, first_block, half;
     reg [AW-1:0] cur, cur_end;
 
-    wire [DIM_W:0] m_w = {1'b0, m};
-    wire [DIM_W:0] n_w = {1'b0, n};
+    wire [XW-1:0] m_w = {{(XW-DIM_W){1'b0}}, m};
+    wire [XW-1:0] n_w = {{(XW-DIM_W){1'b0}}, n};
     wire want_b = b_pending && (first_block || m0 != 0);
     wire want_a = !want_b && (m0 < m_w);
 
@@ -114,10 +121,12 @@ module cpt_reader #(
     reg  [DESC_W-1:0] desc_in;
     wire              desc_pop;
 
+    /* verilator lint_off PINCONNECTEMPTY */    // the queue's fill level is not needed
     sync_fifo #(.WIDTH(DESC_W), .DEPTH(4), .AW(2)) desc_fifo (
         .clk(clk), .rst(rst || start), .push(desc_push), .din(desc_in), .pop(desc_pop), .dout(desc_out),
         .empty(desc_empty), .full(desc_full), .count()
     );
+    /* verilator lint_on PINCONNECTEMPTY */
 
     wire [8:0] beats;
     axi_burst #(.BYTES(BYTES), .MAX_BEATS(BURST_BEATS), .RW(BT_W)) ar_split (
@@ -168,14 +177,14 @@ module cpt_reader #(
                             cur <= a_addr;
                             cur_end <= a_stop;
                             a_addr <= a_stop;
-                            m0 <= m0 + ROWS;
+                            m0 <= m0 + ROWS_X;
                             desc_in <= {1'b0, half, (a_stop - a_addr) >> LOG_BYTES};
                             desc_push <= 1'b1;
                             half <= !half;
                             cstate <= C_BURST;
                         end
-                    end else if (n0 + B_BLOCK_COLS < n_w) begin
-                        n0 <= n0 + B_BLOCK_COLS;
+                    end else if (n0 + BBC_X < n_w) begin
+                        n0 <= n0 + BBC_X;
                         m0 <= 0;
                         a_addr <= a_base;
                         b_pending <= 1'b1;
@@ -197,10 +206,9 @@ module cpt_reader #(
     reg          active, r_is_b, r_half;
     reg [BT_W-1:0] r_left;                      // beats still expected for the active command
     reg [RW_W-1:0] word_in_row;
-    reg [$clog2((ROWS > COLS ? ROWS : COLS) + 1)-1:0] bank;
+    reg [BK_W-1:0] bank;
     reg [B_AW-1:0] slot_base;
-    reg [$clog2(BPW + 1)-1:0] beat_in_word;
-    reg [D-1:0]  assembly;
+    reg [BIW-1:0] beat_in_word;
 
     assign m_axi_rready = active;
     assign desc_pop = !active && !desc_empty;
@@ -210,11 +218,18 @@ module cpt_reader #(
         if (BPW == 1) begin : one_beat
             assign word = m_axi_rdata;
         end else begin : several_beats
-            assign word = {m_axi_rdata, assembly[D-1:AXI_DW]};
+            reg [D-AXI_DW-1:0] assembly;        // the word's earlier beats (a shift register)
+            always @(posedge clk) if (r_hs) assembly <= word[D-1:AXI_DW];
+            assign word = {m_axi_rdata, assembly};
         end
     endgenerate
-    wire word_done = r_hs && (beat_in_word == BPW - 1);
+    wire word_done = r_hs && (beat_in_word == LAST_BEAT);
     wire [RW_W-1:0] row_words = r_is_b ? b_col_words : a_row_words;
+    // Bank addresses are narrower or wider than word counts depending on the config: zero-extend to
+    // the sum of both widths, then take the address bits (the values always fit).
+    wire [RW_W+B_AW-1:0] word_in_row_x = {{B_AW{1'b0}}, word_in_row};
+    wire [RW_W+B_AW-1:0] b_col_words_x = {{B_AW{1'b0}}, b_col_words};
+    wire unused_x = &{1'b0, word_in_row_x, b_col_words_x};
 
     always @(posedge clk) begin
         a_we <= 0;
@@ -231,23 +246,22 @@ module cpt_reader #(
             slot_base <= 0;
             beat_in_word <= 0;
         end else if (r_hs) begin
-            assembly <= word;
-            beat_in_word <= (beat_in_word == BPW - 1) ? 0 : beat_in_word + 1'b1;
+            beat_in_word <= (beat_in_word == LAST_BEAT) ? {BIW{1'b0}} : beat_in_word + 1'b1;
             r_left <= r_left - 1'b1;
             if (word_done) begin
                 wdata <= word;
                 if (r_is_b) begin
                     b_we <= {{(COLS-1){1'b0}}, 1'b1} << bank;
-                    b_waddr <= slot_base + word_in_row;
+                    b_waddr <= slot_base + word_in_row_x[B_AW-1:0];
                 end else begin
                     a_we <= {{(ROWS-1){1'b0}}, 1'b1} << bank;
-                    a_waddr <= (r_half ? HALF[A_AW-1:0] : {A_AW{1'b0}}) + word_in_row;
+                    a_waddr <= (r_half ? HALF_A : {A_AW{1'b0}}) + word_in_row[A_AW-1:0];
                 end
                 if (word_in_row == row_words - 1) begin
                     word_in_row <= 0;
-                    if (r_is_b && bank == COLS - 1) begin
+                    if (r_is_b && bank == LAST_BANK_B) begin
                         bank <= 0;
-                        slot_base <= slot_base + b_col_words;
+                        slot_base <= slot_base + b_col_words_x[B_AW-1:0];
                     end else begin
                         bank <= bank + 1'b1;
                     end
@@ -269,7 +283,8 @@ module cpt_reader #(
         else if (r_hs && m_axi_rresp[1]) resp_err <= 1'b1;
     end
 
-    wire unused = &{1'b0, m_axi_rlast, SLOT_MAX[0]};
+    // Bursts are counted, not delimited by RLAST; only RRESP[1] marks an error (SLVERR, DECERR).
+    wire unused = &{1'b0, m_axi_rlast, m_axi_rresp[0]};
 endmodule
 
 `default_nettype wire

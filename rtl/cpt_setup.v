@@ -31,7 +31,7 @@ module cpt_setup #(
     parameter integer DIM_W = $clog2(MAX_DIM + 1),
     parameter integer KW_W = $clog2(K_WORDS + 1),
     parameter integer BITS_W = $clog2(OP_BITS + 1),
-    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1)
+    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -77,7 +77,11 @@ module cpt_setup #(
     localparam integer K_MAX = K_WORDS * D;
     localparam integer QW = DIM_W + 1;          // divider width
     localparam integer EW = 68;                 // width of window arithmetic: no overflow possible
-    localparam integer SETUP_CYCLES = QW + 4;
+    localparam integer STEP_W = $clog2(QW + 1);
+    localparam [STEP_W-1:0] LAST_STEP = QW[STEP_W-1:0] - 1'b1;
+    localparam integer KR_W = KW_W + LOG_D;     // K rounded up to whole words: < 2^KR_W when legal
+    localparam [KR_W-1:0] D_M1 = D[KR_W-1:0] - 1'b1;
+    localparam [AW-1:0] ROWS_A = {{(AW-31){1'b0}}, ROWS[30:0]};
 
     initial begin
         if ((1 << LOG_D) != D || D < 8) begin
@@ -92,7 +96,7 @@ module cpt_setup #(
 
     localparam [2:0] S_IDLE = 3'd0, S_DIV = 3'd1, S_MUL1 = 3'd2, S_MUL2 = 3'd3, S_CHECK = 3'd4;
     reg [2:0] state;
-    reg [$clog2(QW + 1)-1:0] step;
+    reg [STEP_W-1:0] step;
 
     // sampled arguments
     reg [31:0] m32, n32, k32, ab32, bb32, flags;
@@ -104,6 +108,8 @@ module cpt_setup #(
     wire [QW:0] trial = {rem, dividend[QW-1]} - COLS[QW:0];
 
     reg [EW-1:0] size_a, size_b, size_c;
+    wire [KR_W-1:0] k_round = k32[KR_W-1:0] + D_M1;
+    wire unused = &{1'b0, k_round[LOG_D-1:0]};      // the remainder of K / D is not needed
     reg [EW-1:0] stride_elems;
 
     wire err_dim = (m32 == 0) || (n32 == 0) || (k32 == 0) || (m32 > MAX_DIM) || (n32 > MAX_DIM) || (k32 > K_MAX);
@@ -147,14 +153,14 @@ module cpt_setup #(
                     quot <= {quot[QW-2:0], !trial[QW]};
                     dividend <= {dividend[QW-2:0], 1'b0};
                     step <= step + 1'b1;
-                    if (step == QW - 1) state <= S_MUL1;
+                    if (step == LAST_STEP) state <= S_MUL1;
                     m <= m32[DIM_W-1:0];
                     n <= n32[DIM_W-1:0];
                     a_bits <= ab32[BITS_W-1:0];
                     b_bits <= bb32[BITS_W-1:0];
                     a_signed <= flags[FL_A_SIGNED];
                     b_signed <= flags[FL_B_SIGNED];
-                    kw <= (k32[KW_W+LOG_D-1:0] + (D - 1)) >> LOG_D;
+                    kw <= k_round[KR_W-1:LOG_D];
                 end
                 S_MUL1: begin
                     a_row_words <= a_bits * kw;
@@ -180,8 +186,8 @@ module cpt_setup #(
                     status[ST_WINDOW] <= !err_dim && !err_bits && err_window;
                     a_end <= a_base + size_a[AW-1:0];
                     b_end <= b_base + size_b[AW-1:0];
-                    c_tile_step <= c_stride * ROWS;
-                    c_tile_span <= c_stride * (ROWS - 1);
+                    c_tile_step <= c_stride * ROWS_A;
+                    c_tile_span <= c_stride * (ROWS_A - 1'b1);
                     done <= 1'b1;
                     state <= S_IDLE;
                 end

@@ -70,39 +70,44 @@ module cpt_writer #(
     wire [RV_W-1:0] t_rows = tile_info[AW +: RV_W];
     wire [AW-1:0] t_base = tile_info[AW-1:0];
 
-    reg  [$clog2(ROWS + 1)-1:0] k;              // row of the current tile, FIFO order
+    localparam [RV_W-1:0] LAST_K = ROWS[RV_W-1:0] - 1'b1;
+    reg  [RV_W-1:0] k;                          // row of the current tile, FIFO order
     reg  [AW-1:0] row_addr, cur;
     reg  [RB_W-1:0] left;                       // beats of the current row not yet in a burst
     reg  in_row, tile_open, aw_done;
     reg  [7:0] avail;                           // rows in the FIFO the AW side has not handled
-    wire [RV_W-1:0] r = ROWS - 1 - k;
+    wire [RV_W-1:0] r = LAST_K - k;
     wire row_valid = r < t_rows;
 
-    // queue entries: {skip, row end, beats}
+    // queue entries: {skip, row end, beats}.  A push is registered (q_push), so room is judged on the
+    // fill level plus the push still in flight: a full check alone would let a second push be lost.
     wire       q_full, q_empty;
+    wire [3:0] q_count;
+    wire       q_room = ({1'b0, q_count} + {4'd0, q_push}) < 5'd8;
     wire [10:0] q_out;
     reg        q_push;
     reg [10:0] q_in;
     wire       q_pop;
     sync_fifo #(.WIDTH(11), .DEPTH(8), .AW(3)) wq (
         .clk(clk), .rst(rst || start), .push(q_push), .din(q_in), .pop(q_pop), .dout(q_out),
-        .empty(q_empty), .full(q_full), .count()
+        .empty(q_empty), .full(q_full), .count(q_count)
     );
 
     wire [8:0] beats;
+    wire [8:0] left9 = {{(9-RB_W){1'b0}}, left};
     axi_burst #(.BYTES(BYTES), .MAX_BEATS(BURST_BEATS), .RW(RB_W)) aw_split (
         .addr(cur[11:0]), .remaining(left), .beats(beats)
     );
 
-    assign m_axi_awvalid = in_row && !q_full;
+    assign m_axi_awvalid = in_row && q_room;
     assign m_axi_awaddr = cur;
     assign m_axi_awlen = beats[7:0] - 8'd1;
     assign m_axi_awsize = LOG_BYTES[2:0];
     assign m_axi_awburst = 2'b01;
     wire aw_hs = m_axi_awvalid && m_axi_awready;
-    wire row_ready = tile_open && !in_row && avail != 0 && !q_full;
-    wire row_closing = (row_ready && !row_valid) || (aw_hs && beats == left);
-    assign tile_pop = row_closing && k == ROWS - 1;
+    wire row_ready = tile_open && !in_row && avail != 0 && q_room;
+    wire row_closing = (row_ready && !row_valid) || (aw_hs && beats == left9);
+    assign tile_pop = row_closing && k == LAST_K;
     wire avail_dec = row_closing;
 
     always @(posedge clk) begin
@@ -117,7 +122,7 @@ module cpt_writer #(
             if (!tile_open && !tile_empty && !aw_done) begin
                 tile_open <= 1'b1;
                 k <= 0;
-                row_addr <= tile_info[AW-1:0] + c_tile_span;
+                row_addr <= t_base + c_tile_span;
             end
             if (row_ready) begin
                 if (row_valid) begin
@@ -130,16 +135,16 @@ module cpt_writer #(
                 end
             end
             if (aw_hs) begin
-                q_in <= {1'b0, beats == left, beats};
+                q_in <= {1'b0, beats == left9, beats};
                 q_push <= 1'b1;
                 cur <= cur + ({{(AW-9){1'b0}}, beats} << LOG_BYTES);
                 left <= left - beats[RB_W-1:0];
-                if (beats == left) in_row <= 1'b0;
+                if (beats == left9) in_row <= 1'b0;
             end
             if (row_closing) begin
                 row_addr <= row_addr - c_stride;
                 k <= k + 1'b1;
-                if (k == ROWS - 1) begin
+                if (k == LAST_K) begin
                     tile_open <= 1'b0;
                     if (t_final) aw_done <= 1'b1;
                 end
@@ -205,7 +210,8 @@ module cpt_writer #(
         end
     end
 
-    wire unused = &{1'b0, t_base};
+    // Only BRESP[1] marks an error (SLVERR, DECERR).
+    wire unused = &{1'b0, m_axi_bresp[0], q_full};
 endmodule
 
 `default_nettype wire

@@ -218,6 +218,15 @@ class CptGemmTB:
             await ClockCycles(self.dut.ap_clk, 16)
         raise TimeoutError(f"ap_done not seen within {timeout_cycles} cycles")
 
+    def record_call(self, name: str, args: dict, status: int, cycles: int) -> None:
+        """One record per call for cpt_hw.hwsim (make sim's table, the cycle-model check)."""
+        ok = status == 0
+        record(name=name, m=args["m"], n=args["n"], k=args["k"], a_bits=args["a_bits"], b_bits=args["b_bits"],
+               flags=args.get("flags", 0), status=status, cycles=cycles,
+               useful_ops=args["m"] * args["n"] * args["k"] * args["a_bits"] * args["b_bits"] if ok else 0,
+               peak_ops_per_cycle=self.cfg.peak_binary_ops_per_cycle, backpressure=self.backpressure,
+               a_addr=args["a"], b_addr=args["b"], c_addr=args["c"])
+
     async def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, a_signed: bool = False,
                    b_signed: bool = False, *, name: str = "gemm", window: bool = True,
                    check_untouched: bool = True, poll: bool = False) -> GemmRun:
@@ -255,10 +264,8 @@ class CptGemmTB:
             stride = layout.result_stride(n, cfg.cols)
             pad = raw.view("<i4").reshape(m, stride)[:, n:]
             assert not pad.any(), f"{name}: padding columns of C are not zero"
-        record(name=name, m=m, n=n, k=k, a_bits=a_bits, b_bits=b_bits, a_signed=a_signed, b_signed=b_signed,
-               status=status, cycles=cycles, useful_ops=m * n * k * a_bits * b_bits,
-               peak_ops_per_cycle=cfg.peak_binary_ops_per_cycle, backpressure=self.backpressure,
-               a_addr=addr_a, b_addr=addr_b, c_addr=addr_c)
+        self.record_call(name, dict(a=addr_a, b=addr_b, c=addr_c, m=m, n=n, k=k, a_bits=a_bits, b_bits=b_bits,
+                                    flags=flags), status, cycles)
         self.free_all()
         return GemmRun(c, status, cycles)
 

@@ -81,7 +81,7 @@ async def test_random_gemms(dut):
     await tb.reset()
     rng = seeded_rng("random")
     for i in range(12):
-        await check_gemm(tb, rng, *random_shape(rng, tb.cfg), *random_precision(rng, tb.cfg), name="random")
+        await check_gemm(tb, rng, *random_shape(rng, tb.cfg), *random_precision(rng, tb.cfg), name="test_random_gemms")
 
 
 @cocotb.test(timeout_time=100, timeout_unit="ms")
@@ -95,7 +95,7 @@ async def test_precision_pairs(dut):
     for a_bits, b_bits in itertools.product(range(1, cfg.operand_bits + 1), repeat=2):
         sa, sb = next(signs)
         await check_gemm(tb, rng, cfg.rows + 1, cfg.cols + 1, cfg.dot_width + 5, a_bits, b_bits, sa, sb,
-                         name="pairs", check_untouched=False)
+                         name="test_precision_pairs", check_untouched=False)
 
 
 @cocotb.test(timeout_time=100, timeout_unit="ms")
@@ -106,7 +106,7 @@ async def test_backpressure(dut):
     tb.set_backpressure(0.4, seed=7)
     rng = seeded_rng("backpressure")
     for _ in range(6):
-        await check_gemm(tb, rng, *random_shape(rng, tb.cfg), *random_precision(rng, tb.cfg), name="backpressure")
+        await check_gemm(tb, rng, *random_shape(rng, tb.cfg), *random_precision(rng, tb.cfg), name="test_backpressure")
 
 
 @cocotb.test(timeout_time=100, timeout_unit="ms")
@@ -118,8 +118,8 @@ async def test_back_to_back(dut):
     rng = seeded_rng("b2b")
     cfg = tb.cfg
     await check_gemm(tb, rng, 2 * cfg.rows + 1, cfg.b_block_cols + 1, 2 * cfg.dot_width, 3, 5, True, False,
-                     name="b2b", poll=True)
-    await check_gemm(tb, rng, cfg.rows, cfg.cols, 1, 8, 1, False, True, name="b2b")
+                     name="test_back_to_back", poll=True)
+    await check_gemm(tb, rng, cfg.rows, cfg.cols, 1, 8, 1, False, True, name="test_back_to_back")
     # auto_restart: two runs of one call, then stop
     m, n, k = cfg.rows + 2, cfg.cols + 1, cfg.dot_width + 3
     a, b = random_operand(rng, (m, k), 4, True), random_operand(rng, (k, n), 2, False)
@@ -143,7 +143,7 @@ async def test_back_to_back(dut):
     await ClockCycles(dut.ap_clk, 20)
     ctrl = await tb.read_reg("CTRL")
     assert ctrl & (1 << CTRL_BITS["AP_IDLE"]) and not ctrl & (1 << CTRL_BITS["AP_START"])
-    await check_gemm(tb, rng, 1, 1, 1, 1, 1, False, False, name="b2b")
+    await check_gemm(tb, rng, 1, 1, 1, 1, 1, False, False, name="test_back_to_back")
 
 
 def error_cases(cfg, base: dict) -> list[tuple[str, dict, int]]:
@@ -199,6 +199,7 @@ async def test_refused_calls(dut):
     before = tb.snapshot()
     for name, change, want in error_cases(cfg, base):
         status, cycles = await tb.call(**{**base, **change})
+        tb.record_call("test_refused_calls", {**base, **change}, status, cycles)
         assert status == want, f"{name}: status {status:#x}, want {want:#x}"
         assert tb.bus_requests == 0, f"{name}: {tb.bus_requests} bus requests"
         assert cycles > 0
@@ -225,7 +226,7 @@ async def test_bus_error(dut):
     status, _ = await tb.call(a=ra, b=rb, c=rc, m=m, n=n, k=k, a_bits=2, b_bits=2)
     assert status == ST["ERR_AXI_RESP"], f"status {status:#x}"
     tb.fail_reads_in(0, 0)
-    await check_gemm(tb, rng, m, n, k, 2, 2, False, False, name="buserr")
+    await check_gemm(tb, rng, m, n, k, 2, 2, False, False, name="test_bus_error")
 
 
 @cocotb.test(timeout_time=100, timeout_unit="ms")
@@ -270,7 +271,7 @@ async def test_stress(dut):
         m = int(rng.integers(1, 2 * cfg.rows + 2))
         n = int(rng.integers(1, cfg.b_block_cols + cfg.cols + 2))
         k = int(rng.integers(1, 2 * cfg.dot_width + 1))
-        await check_gemm(tb, rng, m, n, k, *random_precision(rng, cfg), name="stress", check_untouched=False)
+        await check_gemm(tb, rng, m, n, k, *random_precision(rng, cfg), name="test_stress", check_untouched=False)
 
 
 def model_shapes(cfg) -> list[tuple[int, int, int, int, int]]:
@@ -297,7 +298,7 @@ async def test_model_shapes(dut):
     rng = seeded_rng("model")
     cycles = {}
     for m, n, k, ab, bb in model_shapes(tb.cfg):
-        cycles[(m, n, k, ab, bb)] = await check_gemm(tb, rng, m, n, k, ab, bb, True, False, name="model",
+        cycles[(m, n, k, ab, bb)] = await check_gemm(tb, rng, m, n, k, ab, bb, True, False, name="test_model_shapes",
                                                      check_untouched=False)
     r, bbc, kmax = tb.cfg.rows, tb.cfg.b_block_cols, tb.cfg.k_max
     ratio = cycles[(16 * r, bbc, kmax, 3, 3)] / cycles[(16 * r, bbc, kmax, 8, 8)]

@@ -15,8 +15,8 @@ from .. import __version__
 from ..errors import CptHwError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("config", "generate", "csim", "bitstream", "train", "range_test", "bitops", "demo",
-                             "landscape")
+COMMANDS: tuple[str, ...] = ("config", "generate", "sim", "lint", "resources", "csim", "bitstream", "train",
+                             "range_test", "bitops", "demo", "landscape")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,242 @@
+"""Benchmark of the Verilog twin: PE utilisation on ResNet-74 training GEMMs, and simulator speed.
+
+    .venv/bin/python bench/bench_rtl.py                 # everything (about 15 minutes on 2 cores)
+    .venv/bin/python bench/bench_rtl.py --skip-rtl      # cycle model only (seconds)
+
+How the numbers are obtained (also written into the markdown):
+
+1. Utilisation.  Every GEMM of one ResNet-74 CIFAR training step (bench/resnet74_gemms.py: forward,
+   input gradient, weight gradient; batch 128) at the precision pairs (3,3), (3,8), (8,8) is timed by
+   cpt_hw.cycle_model for the zc706 preset.  PE utilisation = useful binary ops M N K a b / (peak binary
+   ops per cycle x cycles).  Full shapes run for millions of cycles, too long to simulate, so:
+2. Validation.  Truncated versions of the same GEMMs (M cut to a few A tiles, K to a few hundred) run on
+   the zc706 RTL in Verilator, bit-exact against cpt_hw.golden; the model must match their cycles.  The
+   model is the same code path for truncated and full shapes (its periodic fast-forward is exercised by
+   the longer truncated shapes).
+3. Roofline.  A GEMM is compute-bound when its array steps (a b Kw per tile) exceed both its read and
+   its write beats on the one 64-bit AXI port; the >= 90 % target applies to those.
+4. Simulator speed: the same GEMM list on the sim preset under Icarus and Verilator, simulated cycles
+   per second of wall time of the cocotb test (build excluded), plus zc706 on Verilator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from resnet74_gemms import Gemm, training_gemms  # noqa: E402
+
+from cpt_hw.config import RESULT_BITS, HardwareConfig  # noqa: E402
+from cpt_hw.cycle_model import DDR_TIMING, gemm_cycles  # noqa: E402
+from cpt_hw.fileio import write_atomic  # noqa: E402
+
+PAIRS = [(3, 3), (3, 8), (8, 8)]
+
+
+def roofline(cfg: HardwareConfig, g: Gemm, a_bits: int, b_bits: int) -> dict:
+    """Array steps vs read and write beats of the dataflow (A re-read per B block, B once, C once)."""
+    kw = -(-g.k // cfg.dot_width)
+    bpw = cfg.dot_width // cfg.axi_data_width
+    row_tiles, col_tiles = -(-g.m // cfg.rows), -(-g.n // cfg.cols)
+    blocks = -(-g.n // cfg.b_block_cols)
+    steps = row_tiles * col_tiles * a_bits * b_bits * kw
+    reads = (g.m * a_bits * blocks + g.n * b_bits) * kw * bpw
+    writes = g.m * col_tiles * cfg.cols * RESULT_BITS // cfg.axi_data_width
+    return {"steps": steps, "read_beats": reads, "write_beats": writes,
+            "bound": "compute" if steps >= max(reads, writes) else ("read" if reads >= writes else "write")}
+
+
+def model_table(cfg: HardwareConfig) -> list[dict]:
+    rows = []
+    for g in training_gemms(k_max=cfg.k_max):
+        for a_bits, b_bits in PAIRS:
+            est = gemm_cycles(cfg, g.m, g.n, g.k, a_bits, b_bits)
+            ddr = gemm_cycles(cfg, g.m, g.n, g.k, a_bits, b_bits, DDR_TIMING)
+            rows.append({**asdict(g), "a_bits": a_bits, "b_bits": b_bits, "cycles": est.total,
+                         "utilisation": est.utilisation(cfg), "cycles_ddr": ddr.total,
+                         "utilisation_ddr": ddr.utilisation(cfg), **roofline(cfg, g, a_bits, b_bits)})
+    return rows
+
+
+def totals(cfg: HardwareConfig, rows: list[dict]) -> list[dict]:
+    out = []
+    for a_bits, b_bits in PAIRS:
+        sel = [r for r in rows if (r["a_bits"], r["b_bits"]) == (a_bits, b_bits)]
+        cyc = sum(r["cycles"] * r["count"] for r in sel)
+        useful = sum(r["m"] * r["n"] * r["k"] * a_bits * b_bits * r["count"] for r in sel)
+        cb = [r for r in sel if r["bound"] == "compute"]
+        out.append({"a_bits": a_bits, "b_bits": b_bits, "step_ms": 1e3 * cyc / (cfg.clock_mhz * 1e6),
+                    "utilisation": useful / (cfg.peak_binary_ops_per_cycle * cyc),
+                    "compute_bound_gemms": len(cb),
+                    "compute_bound_min_util": min((r["utilisation"] for r in cb), default=None)})
+    return out
+
+
+def truncated_shapes(cfg: HardwareConfig) -> list[list[int]]:
+    """The GEMM shapes of the step, cut to a few tiles (M <= 3 rows + 3, K <= 8 D) for RTL simulation."""
+    shapes = []
+    seen = set()
+    for g in training_gemms(k_max=cfg.k_max):
+        m = min(g.m, 3 * cfg.rows + 3)
+        k = min(g.k, 8 * cfg.dot_width)
+        for a_bits, b_bits in PAIRS:
+            key = (m, g.n, k, a_bits, b_bits)
+            if key not in seen:
+                seen.add(key)
+                shapes.append(list(key))
+    # a few longer ones: many A tiles (the model's periodic fast-forward) and a single-block weight
+    # gradient with its serialised B load
+    shapes += [[12 * cfg.rows, 64, 576, 3, 8], [12 * cfg.rows + 5, 16, 144, 8, 8], [576, 64, 512, 3, 8]]
+    return shapes
+
+
+def run_rtl(cfg: HardwareConfig, simulator: str, shapes: list[list[int]]) -> dict:
+    from cpt_hw import hwsim
+
+    hwsim.build(cfg, simulator)
+    t0 = time.time()
+    res = hwsim.run(cfg, simulator, "bench_cpt_gemm", seed=1,
+                    extra_env={"CPT_HW_BENCH_SHAPES": json.dumps(shapes)})
+    wall = time.time() - t0
+    if not res.ok:
+        raise SystemExit(res.summary())
+    checks = []
+    for rec in res.records:
+        est = gemm_cycles(cfg, rec["m"], rec["n"], rec["k"], rec["a_bits"], rec["b_bits"], a_addr=rec["a_addr"],
+                          b_addr=rec["b_addr"], c_addr=rec["c_addr"]).total
+        checks.append({k: rec[k] for k in ("m", "n", "k", "a_bits", "b_bits")} |
+                      {"rtl_cycles": rec["cycles"], "model_cycles": est,
+                       "error": (est - rec["cycles"]) / rec["cycles"]})
+    sim_cycles = sum(t["sim_time_ns"] for t in res.tests) / 10     # 10 ns testbench clock
+    test_wall = sum(t.get("wall_s", 0.0) for t in res.tests) or wall
+    return {"simulator": simulator, "config": cfg.name, "gemms": len(checks), "checks": checks,
+            "simulated_cycles": sim_cycles, "wall_s": round(test_wall, 2),
+            "cycles_per_s": sim_cycles / test_wall if test_wall else None,
+            "max_abs_error": max((abs(c["error"]) for c in checks), default=0.0)}
+
+
+def sizing(base: HardwareConfig) -> list[dict]:
+    """Cycle-model time of the training step for other array shapes (same part, port and buffers)."""
+    out = []
+    for rows, cols in [(16, 16), (24, 16), (32, 16), (16, 32), (32, 32)]:
+        cfg = base.replace(rows=rows, cols=cols, name=f"r{rows}c{cols}")
+        t = totals(cfg, model_table(cfg))
+        out.append({"rows": rows, "cols": cols, "pes": rows * cols, "peak_binary_tops": cfg.peak_binary_tops,
+                    **{f"step_ms_{r['a_bits']}{r['b_bits']}": r["step_ms"] for r in t}})
+    return out
+
+
+def markdown(cfg: HardwareConfig, rows: list[dict], tot: list[dict], rtl: list[dict], size: list[dict]) -> str:
+    L = [f"# RTL benchmark: ResNet-74 GEMMs on the `{cfg.name}` Verilog twin",
+         "",
+         "Reproduce: `.venv/bin/python bench/bench_rtl.py` (method in its docstring and docs/rtl.md).",
+         f"Config: {cfg.rows} x {cfg.cols} PEs, D = {cfg.dot_width}, {cfg.axi_data_width}-bit AXI, "
+         f"{cfg.clock_mhz:g} MHz: peak {cfg.peak_binary_tops:.2f} binary TOPS.  Cycles from cpt_hw.cycle_model "
+         "(validated against the RTL below); utilisation = useful binary ops / (peak x cycles).",
+         "",
+         "## One training step (batch 128), per precision pair",
+         "",
+         "| (a, b) | step time | PE utilisation | compute-bound GEMMs | worst of those |",
+         "|---|---:|---:|---:|---:|"]
+    for t in tot:
+        worst = f"{100 * t['compute_bound_min_util']:.1f} %" if t["compute_bound_min_util"] is not None else "-"
+        L.append(f"| ({t['a_bits']}, {t['b_bits']}) | {t['step_ms']:.1f} ms | {100 * t['utilisation']:.1f} % | "
+                 f"{t['compute_bound_gemms']} | {worst} |")
+    L += ["", "## Every GEMM", "",
+          "bound: which of array steps, read beats, write beats dominates (the roofline of the dataflow).  "
+          "`x n`: how often a step runs the shape.  DDR: the same with 40/30-cycle read/write latency.", "",
+          "| layer | GEMM | M x N x K | x n | (a, b) | cycles | util | util (DDR) | bound |",
+          "|---|---|---|---:|---|---:|---:|---:|---|"]
+    for r in rows:
+        L.append(f"| {r['layer']} | {r['kind']} | {r['m']} x {r['n']} x {r['k']} | {r['count']} | "
+                 f"({r['a_bits']}, {r['b_bits']}) | {r['cycles']} | {100 * r['utilisation']:.1f} % | "
+                 f"{100 * r['utilisation_ddr']:.1f} % | {r['bound']} |")
+    if rtl:
+        L += ["", "## Cycle model vs RTL (truncated shapes, zc706 RTL on Verilator, bit-exact results)", ""]
+        for run in rtl:
+            if run["config"] != cfg.name or run["simulator"] != "verilator":
+                continue
+            L.append(f"{run['gemms']} GEMMs, largest |model - RTL| / RTL = {100 * run['max_abs_error']:.2f} %.")
+            L += ["", "| M x N x K | (a, b) | RTL cycles | model | error |", "|---|---|---:|---:|---:|"]
+            for c in run["checks"]:
+                L.append(f"| {c['m']} x {c['n']} x {c['k']} | ({c['a_bits']}, {c['b_bits']}) | {c['rtl_cycles']} | "
+                         f"{c['model_cycles']} | {100 * c['error']:+.2f} % |")
+        L += ["", "## Simulator speed", "", "| simulator | config | GEMMs | simulated cycles | wall (s) | cycles/s |",
+              "|---|---|---:|---:|---:|---:|"]
+        for run in rtl:
+            L.append(f"| {run['simulator']} | {run['config']} | {run['gemms']} | {run['simulated_cycles']:.0f} | "
+                     f"{run['wall_s']:.1f} | {run['cycles_per_s']:.0f} |")
+    if size:
+        L += ["", "## Array size vs training-step time (cycle model, same port and buffers)", "",
+              "| rows x cols | PEs | peak TOPS | step (3,3) | step (3,8) | step (8,8) |", "|---|---:|---:|---:|---:|---:|"]
+        for s in size:
+            L.append(f"| {s['rows']} x {s['cols']} | {s['pes']} | {s['peak_binary_tops']:.2f} | {s['step_ms_33']:.0f} ms | "
+                     f"{s['step_ms_38']:.0f} ms | {s['step_ms_88']:.0f} ms |")
+    return "\n".join(L) + "\n"
+
+
+def plot(cfg: HardwareConfig, rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = sorted({(r["layer"], r["kind"]) for r in rows}, key=lambda x: (x[1], x[0]))
+    fig, ax = plt.subplots(figsize=(11, 4))
+    width = 0.27
+    for i, (a, b) in enumerate(PAIRS):
+        vals = []
+        for lab in labels:
+            sel = [r for r in rows if (r["layer"], r["kind"]) == lab and (r["a_bits"], r["b_bits"]) == (a, b)]
+            cyc = sum(r["cycles"] * r["count"] for r in sel)
+            useful = sum(r["m"] * r["n"] * r["k"] * a * b * r["count"] for r in sel)
+            vals.append(100 * useful / (cfg.peak_binary_ops_per_cycle * cyc))
+        ax.bar([j + (i - 1) * width for j in range(len(labels))], vals, width, label=f"({a}, {b})")
+    ax.axhline(90, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels([f"{k}\n{l}" for l, k in labels], fontsize=7, rotation=60)
+    ax.set_ylabel("PE utilisation (%)")
+    ax.set_title(f"ResNet-74 training GEMMs on {cfg.name} ({cfg.rows}x{cfg.cols} PEs, D={cfg.dot_width})")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="zc706")
+    ap.add_argument("--skip-rtl", action="store_true", help="cycle model only: no simulation")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    args = ap.parse_args(argv)
+    cfg = HardwareConfig.from_preset(args.preset)
+    rows = model_table(cfg)
+    tot = totals(cfg, rows)
+    size = sizing(cfg)
+    rtl: list[dict] = []
+    if not args.skip_rtl:
+        rtl.append(run_rtl(cfg, "verilator", truncated_shapes(cfg)))
+        small = HardwareConfig.from_preset("sim")
+        speed_shapes = [[3 * small.rows + 1, small.b_block_cols + 1, small.k_max - i, a, b]
+                        for i, (a, b) in enumerate(PAIRS * 3)]
+        for sim in ("icarus", "verilator"):
+            rtl.append(run_rtl(small, sim, speed_shapes))
+        # Icarus on the zc706 array: one small call is enough to measure it
+        rtl.append(run_rtl(cfg, "icarus", [[20, 20, 64, 1, 1]]))
+    out = Path(args.out)
+    write_atomic(out / "rtl_bench.json", json.dumps({"config": cfg.fields_dict(), "totals": tot, "gemms": rows,
+                                                     "rtl": rtl, "sizing": size}, indent=2) + "\n")
+    write_atomic(out / "rtl_bench.md", markdown(cfg, rows, tot, rtl, size))
+    plot(cfg, rows, out / "rtl_bench_utilisation.png")
+    print(markdown(cfg, rows, tot, rtl, size))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

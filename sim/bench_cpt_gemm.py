@@ -1,0 +1,27 @@
+"""Benchmark driver (not a test of a module): runs the GEMMs listed in CPT_HW_BENCH_SHAPES.
+
+CPT_HW_BENCH_SHAPES is a JSON list of [M, N, K, a_bits, b_bits]; each GEMM runs without back-pressure,
+is checked bit-exactly against cpt_hw.golden and recorded (cycles) for bench/bench_rtl.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cocotb
+
+from cpt_tb import CptGemmTB
+from test_cpt_gemm import check_gemm
+from tbutil import seeded_rng
+
+
+@cocotb.test(timeout_time=10, timeout_unit="sec")
+async def bench_shapes(dut):
+    shapes = json.loads(os.environ.get("CPT_HW_BENCH_SHAPES", "[]"))
+    tb = CptGemmTB(dut, mem_size=int(os.environ.get("CPT_HW_BENCH_MEM", str(1 << 22))))
+    await tb.reset()
+    rng = seeded_rng("bench")
+    for m, n, k, a_bits, b_bits in shapes:
+        await check_gemm(tb, rng, m, n, k, a_bits, b_bits, False, False, name="bench_shapes",
+                         check_untouched=False)

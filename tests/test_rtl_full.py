@@ -1,0 +1,49 @@
+"""The long RTL tests (`make test-all`; `make sim` runs them too): every precision pair, stress, the
+wide geometry on both simulators, and the zc706 array itself on a few calls."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cpt_hw import hwsim
+from cpt_hw.config import HardwareConfig
+from test_rtl import SEED, WIDE
+from test_rtl_cycle_model import compare
+
+pytestmark = [pytest.mark.sim, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("simulator", hwsim.SIMULATORS)
+def test_precision_pairs_and_stress(simulator):
+    cfg = HardwareConfig.from_preset("sim")
+    result = hwsim.run(cfg, simulator, "test_cpt_gemm", testcase=["test_precision_pairs", "test_stress",
+                                                                  "test_model_shapes"], seed=SEED)
+    assert result.ok, result.summary()
+    pairs = {(r["a_bits"], r["b_bits"]) for r in result.records if r["name"] == "test_precision_pairs"}
+    assert len(pairs) == cfg.operand_bits ** 2
+
+
+@pytest.mark.parametrize("simulator", hwsim.SIMULATORS)
+def test_wide_geometry_all(simulator):
+    cfg = HardwareConfig.from_preset("sim", WIDE)
+    result = hwsim.run(cfg, simulator, "test_cpt_gemm", seed=SEED)
+    assert result.ok, result.summary()
+
+
+def test_zc706_array():
+    """The 16 x 16, D = 64 array of the board preset: registers, refused calls and a few GEMMs with
+    partial tiles, bit-exact, and their cycles against the cycle model (Verilator: the first build of
+    the large array takes several minutes, later runs reuse it)."""
+    cfg = HardwareConfig.from_preset("zc706")
+    result = hwsim.run(cfg, "verilator", "test_cpt_gemm", testcase=["test_registers", "test_refused_calls"],
+                       seed=SEED)
+    assert result.ok, result.summary()
+    shapes = [[20, 20, 64, 1, 1], [40, 24, 200, 3, 3], [33, 70, 130, 2, 8], [48, 16, 1024, 8, 8]]
+    result = hwsim.run(cfg, "verilator", "bench_cpt_gemm", seed=SEED,
+                       extra_env={"CPT_HW_BENCH_SHAPES": json.dumps(shapes)})
+    assert result.ok, result.summary()
+    assert len(result.records) == len(shapes)
+    bad = compare(cfg, result.records)
+    assert not bad, "cycle model off by more than 2 %:\n" + "\n".join(bad)
