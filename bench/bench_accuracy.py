@@ -6,7 +6,9 @@
 
 Each run is ``cpt-hw train`` (the paper's recipe: SGD 0.1, momentum 0.9, wd 1e-4, lr x0.1 at 50 % and 75 %,
 32 cycles, batch 128); ``--iters`` shorter than the paper's 64,000 scales the whole recipe down.
-Runs already finished in --runs are reused (summary.json), so the benchmark resumes after an interruption.
+Runs already finished in --runs are reused (summary.json) and interrupted ones continue from their last
+checkpoint, so the benchmark resumes after an interruption or a ``--deadline``.  Training speed is measured
+by bench_gpu_step.py, not here (with --parallel the runs share the GPU).
 Writes accuracy.json, accuracy.md and accuracy_gbitops.png into --out.
 """
 
@@ -15,8 +17,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,20 +41,62 @@ def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
 
 
-def run_one(model: str, label: str, args: argparse.Namespace) -> dict:
-    out = Path(args.runs) / f"{model}_{slug(label)}"
-    summary = out / "summary.json"
-    stale = summary.is_file() and json.loads(summary.read_text()).get("iters") != args.iters
-    if stale:
-        raise SystemExit(f"bench_accuracy: error: {out} holds a run of another length; use another --runs folder")
-    if not summary.is_file():
-        cmd = [sys.executable, "-m", "cpt_hw", "train", "--model", model, "--dataset", args.dataset,
-               "--data", args.data, "--iters", str(args.iters), "--batch-size", "128", "--device", args.device,
-               "--seed", str(args.seed), "--out", str(out), "--no-progress", "--log-every", "100",
-               *RECIPES[label]]
-        print(" ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-    s = json.loads(summary.read_text())
+def run_dir(model: str, label: str, args: argparse.Namespace) -> Path:
+    return Path(args.runs) / f"{model}_{slug(label)}"
+
+
+def train_command(model: str, label: str, args: argparse.Namespace) -> list[str] | None:
+    """The ``cpt-hw train`` call that starts or continues a run; None when it has finished."""
+    out = run_dir(model, label, args)
+    summary, ckpt = out / "summary.json", out / "checkpoint.pt"
+    if summary.is_file():
+        if json.loads(summary.read_text()).get("iters") != args.iters:
+            raise SystemExit(f"bench_accuracy: error: {out} holds a run of another length; use another --runs folder")
+        return None
+    report = ["--no-progress", "--log-every", "100"]
+    if ckpt.is_file():  # an interrupted run (--deadline, a lost machine): continue it bit for bit
+        return [sys.executable, "-m", "cpt_hw", "train", "--resume", str(ckpt), "--device", args.device, *report]
+    return [sys.executable, "-m", "cpt_hw", "train", "--model", model, "--dataset", args.dataset,
+            "--data", args.data, "--iters", str(args.iters), "--batch-size", "128", "--device", args.device,
+            "--seed", str(args.seed), "--out", str(out), *report, *RECIPES[label]]
+
+
+def run_all(jobs: list[tuple[str, str]], args: argparse.Namespace) -> bool:
+    """Run the unfinished jobs, ``--parallel`` at a time; True when all have finished.
+
+    Several small-batch trainings share one large GPU well (each alone leaves most of it idle).  At
+    ``--deadline`` seconds the running ones are stopped; their last checkpoint (one per epoch) is where the
+    next invocation continues.
+    """
+    pending = [cmd for cmd in (train_command(m, label, args) for m, label in jobs) if cmd is not None]
+    start, running, failed = time.monotonic(), [], []
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            cmd = pending.pop(0)
+            print(" ".join(cmd), flush=True)
+            running.append((cmd, subprocess.Popen(cmd)))
+        time.sleep(2)
+        for cmd, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((cmd, proc))
+                if proc.returncode != 0:
+                    failed.append(cmd)
+        if args.deadline and time.monotonic() - start > args.deadline:
+            for _, proc in running:
+                proc.send_signal(signal.SIGINT)
+            for _, proc in running:
+                proc.wait()
+            print(f"bench_accuracy: deadline of {args.deadline} s reached; rerun the same command to continue",
+                  flush=True)
+            return False
+    if failed:
+        raise SystemExit("bench_accuracy: error: failed: " + "; ".join(" ".join(c) for c in failed))
+    return True
+
+
+def result(model: str, label: str, args: argparse.Namespace) -> dict:
+    out = run_dir(model, label, args)
+    s = json.loads((out / "summary.json").read_text())
     return {"model": model, "run": label, "test_acc": s["test_acc"], "gbitops": s["gbitops"],
             "static_gbitops": s["static_gbitops"], "iters": s["iters"], "wall_s": s["wall_s"], "dir": str(out)}
 
@@ -87,18 +133,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", default="runs/accuracy", help="where the runs' folders go")
     p.add_argument("--out", default="docs/results")
+    p.add_argument("--parallel", type=int, default=1, help="trainings at once (default 1)")
+    p.add_argument("--deadline", type=float, help="stop the running trainings after this many seconds (they "
+                   "continue from their last checkpoint when the same command is run again)")
     args = p.parse_args(argv)
-    rows = [run_one(m, label, args) for m in args.models for label in (args.runs_only or RECIPES)]
+    jobs = [(m, label) for m in args.models for label in (args.runs_only or RECIPES)]
+    if not run_all(jobs, args):
+        return 3
+    rows = [result(m, label, args) for m, label in jobs]
     out = Path(args.out)
     cmd = "python bench/bench_accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
     write_atomic(out / "accuracy.json", json.dumps({"command": cmd, "results": rows}, indent=2) + "\n")
     lines = [f"# CIFAR accuracy, {args.iters} iterations at batch 128", "", f"`{cmd}`", "",
-             "| model | run | test accuracy (%) | GBitOPs | vs static 8/8 | wall (s) |", "|---|---|---|---|---|---|"]
+             "| model | run | test accuracy (%) | GBitOPs | vs static 8/8 |", "|---|---|---|---|---|"]
     for r in rows:
         static = next((x for x in rows if x["model"] == r["model"] and x["run"] == "static 8/8"), None)
         rel = f"{100 * r['gbitops'] / static['gbitops']:.1f} %" if static and r["gbitops"] else "-"
-        lines.append(f"| {r['model']} | {r['run']} | {100 * r['test_acc']:.2f} | {r['gbitops']:.4g} | {rel} | "
-                     f"{r['wall_s']:.0f} |")
+        lines.append(f"| {r['model']} | {r['run']} | {100 * r['test_acc']:.2f} | {r['gbitops']:.4g} | {rel} |")
     write_atomic(out / "accuracy.md", "\n".join(lines) + "\n")
     plot(rows, out / "accuracy_gbitops.png")
     print("\n".join(lines))
