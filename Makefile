@@ -4,7 +4,7 @@
 #   make sim        RTL verification on Icarus and Verilator, with a results table (WAVES=1 dumps waves)
 #   make csim       HLS C-simulation with g++ and hls4ml's ap_types
 #   make bitstream  Vivado flow for the ZC706 (stops with one line when Vivado is missing)
-#   make bench      benchmarks; JSON + markdown into docs/results/
+#   make bench      CPU benchmarks (driver, BitOPs table, RTL utilisation); JSON + markdown into docs/results/
 
 SHELL := /bin/bash
 VENV ?= .venv
@@ -47,6 +47,12 @@ sim: setup
 
 lint: setup
 	@$(ENV) $(PY) -m cpt_hw lint --preset sim && $(ENV) $(PY) -m cpt_hw lint --preset zc706
+
+# CPU benchmarks; the GPU ones (bench_gpu_step.py, bench_accuracy.py) need CUDA: see docs/gpu.md.
+bench: setup
+	@$(ENV) $(PY) bench/bench_bitops_table.py --out docs/results
+	@$(ENV) $(PY) bench/bench_driver.py
+	@$(ENV) $(PY) bench/bench_rtl.py
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis

@@ -111,8 +111,24 @@ class StaticPrecision(Schedule):
         return f"static {self.bits}"
 
 
+class _Cyclic(Schedule):
+    """What the cyclic schedules share: their checks and the period T."""
+
+    num_cycles: int
+    total_iters: int
+
+    def __post_init__(self) -> None:
+        _check_bits(self.bmin, self.bmax)
+        _check_cycles(self.num_cycles, self.total_iters)
+
+    @property
+    def period(self) -> int:
+        """T = total_iters // num_cycles iterations per cycle."""
+        return self.total_iters // self.num_cycles
+
+
 @dataclass(frozen=True)
-class CyclicPrecision(Schedule):
+class CyclicPrecision(_Cyclic):
     """The paper's cosine cyclic precision: ``num_cycles`` ramps bmin -> bmax over ``total_iters`` iterations.
 
     Iterations beyond ``num_cycles * T`` (when total_iters is not a multiple of num_cycles) start another,
@@ -123,15 +139,6 @@ class CyclicPrecision(Schedule):
     bmax: int
     num_cycles: int = DEFAULT_CYCLES
     total_iters: int = 64000
-
-    def __post_init__(self) -> None:
-        _check_bits(self.bmin, self.bmax)
-        _check_cycles(self.num_cycles, self.total_iters)
-
-    @property
-    def period(self) -> int:
-        """T = total_iters // num_cycles iterations per cycle."""
-        return self.total_iters // self.num_cycles
 
     def bits_array(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=np.int64)
@@ -193,7 +200,7 @@ def piecewise_linear_shape(points: Sequence[float]) -> Callable[[np.ndarray], np
 
 
 @dataclass(frozen=True)
-class ShapedCyclicPrecision(Schedule):
+class ShapedCyclicPrecision(_Cyclic):
     """Cyclic precision with any shape: bits(t) = rint(bmin + (bmax - bmin) shape((t mod T) / T))."""
 
     bmin: int
@@ -202,14 +209,6 @@ class ShapedCyclicPrecision(Schedule):
     total_iters: int
     shape: Callable[[np.ndarray], np.ndarray] = triangular_shape
     name: str = "triangular"
-
-    def __post_init__(self) -> None:
-        _check_bits(self.bmin, self.bmax)
-        _check_cycles(self.num_cycles, self.total_iters)
-
-    @property
-    def period(self) -> int:
-        return self.total_iters // self.num_cycles
 
     def bits_array(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=np.int64)

@@ -19,3 +19,15 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subpro
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tests of tiny tensors: torch's intra-op threads only spin against each other on 2 shared cores
+    (a 10 s test took 110 s with 2 threads under load)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)

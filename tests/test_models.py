@@ -9,14 +9,8 @@ from cpt_hw import nn as cnn
 from cpt_hw.models import MODELS, ModelError, build_model, layer_macs
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These tensors are tiny: torch's intra-op threads only spin against each other on 2 shared cores
-    (a 10 s test took 110 s with 2 threads under load)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+# Tiny tensors: one torch thread (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Parameter counts of the standard CIFAR networks (He et al. 2016 Table 6: ResNet-20 0.27 M, ResNet-110
 # 1.7 M; MobileNetV2 for CIFAR 2.30 M), and conv MACs per sample from cpt-reference-facts.md.

@@ -17,14 +17,8 @@ from cpt_hw.nn.context import STREAM_ERROR, STREAM_SCALED_ERROR
 from cpt_hw.nn.integer import ExactEngine
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These tensors are tiny: torch's intra-op threads only spin against each other on 2 shared cores
-    (a 10 s test took 110 s with 2 threads under load)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+# Tiny tensors: one torch thread (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _run(model: torch.nn.Module, backend: str, x: torch.Tensor, fw: int, bw: int, steps: int = 1):

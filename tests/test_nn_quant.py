@@ -14,14 +14,8 @@ from cpt_hw.nn import quant
 from cpt_hw.nn.context import STREAM_ERROR
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These tensors are tiny: torch's intra-op threads only spin against each other on 2 shared cores
-    (a 10 s test took 110 s with 2 threads under load)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+# Tiny tensors: one torch thread (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _golden(x: torch.Tensor, bits: int, mn: torch.Tensor, mx: torch.Tensor, **kw) -> np.ndarray:
