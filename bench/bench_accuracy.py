@@ -56,8 +56,9 @@ def train_command(model: str, label: str, args: argparse.Namespace) -> list[str]
     report = ["--no-progress", "--log-every", "100"]
     if ckpt.is_file():  # an interrupted run (--deadline, a lost machine): continue it bit for bit
         return [sys.executable, "-m", "cpt_hw", "train", "--resume", str(ckpt), "--device", args.device, *report]
-    return [sys.executable, "-m", "cpt_hw", "train", "--model", model, "--dataset", args.dataset,
-            "--data", args.data, "--iters", str(args.iters), "--batch-size", "128", "--device", args.device,
+    data = ["--data", args.data] if args.data else []
+    return [sys.executable, "-m", "cpt_hw", "train", "--model", model, "--dataset", args.dataset, *data,
+            "--iters", str(args.iters), "--batch-size", "128", "--device", args.device,
             "--seed", str(args.seed), "--out", str(out), *report, *RECIPES[label]]
 
 
@@ -124,7 +125,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", help="the data set's folder or archive (CIFAR: ../shared/data/cifar10-jpeg.tar.gz)")
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--models", nargs="+", default=["resnet38"])
     p.add_argument("--runs-only", nargs="+", choices=list(RECIPES), help="subset of the four recipes")
