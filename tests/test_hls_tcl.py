@@ -175,8 +175,15 @@ def test_vivado_script_packages_the_verilog_twin(generated, tmp_path):
 
 
 def test_vivado_script_without_verilog_says_so(generated, tmp_path):
+    """A copy of the generated tree whose Verilog (generated top and rtl/) is missing fails with one line."""
     _, out = generated
-    run = dry_run(out / "vivado" / "build.tcl", tmp_path, "rtl", fake_dir=tmp_path, fclk=0)
-    if (vt.rtl_dir()).is_dir() and any(vt.rtl_dir().glob("*.v")):
-        pytest.skip("rtl/ has Verilog: the no-Verilog error cannot occur")
+    copy, empty = tmp_path / "gen", tmp_path / "no-rtl"
+    shutil.copytree(out, copy)
+    empty.mkdir()
+    for v in (copy / "rtl").glob("*.v"):
+        v.unlink()
+    package = copy / "vivado" / "package_rtl.tcl"
+    assert str(vt.rtl_dir()) in package.read_text()
+    package.write_text(package.read_text().replace(str(vt.rtl_dir()), str(empty)))
+    run = dry_run(copy / "vivado" / "build.tcl", tmp_path, "rtl", fake_dir=tmp_path, fclk=0)
     assert run["status"].startswith("ERROR no Verilog in")
