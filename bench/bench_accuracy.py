@@ -82,7 +82,7 @@ def run_all(jobs: list[tuple[str, str]], args: argparse.Namespace) -> bool:
                 running.remove((cmd, proc))
                 if proc.returncode != 0:
                     failed.append(cmd)
-        if args.deadline and time.monotonic() - start > args.deadline:
+        if args.deadline and (pending or running) and time.monotonic() - start > args.deadline:
             for _, proc in running:
                 proc.send_signal(signal.SIGINT)
             for _, proc in running:

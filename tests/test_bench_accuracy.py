@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -18,12 +20,28 @@ def bench(tmp_path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def test_deadline_then_rerun_finishes_and_reuses(tmp_path):
-    stopped = bench(tmp_path, "--deadline", "0.5")
+def test_deadline_stops_the_runs(tmp_path):
+    """Runs far longer than the deadline are stopped (at the first poll, 2 s in), and no table is written."""
+    stopped = subprocess.run([sys.executable, "bench/bench_accuracy.py", "--dataset", "digits", "--models",
+                              "digits_cnn", "--iters", "1000000", "--device", "cpu", "--runs", str(tmp_path / "runs"),
+                              "--out", str(tmp_path / "out"), "--parallel", "2", "--runs-only", *RUNS,
+                              "--deadline", "0.5"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert stopped.returncode == 3, stopped.stderr
     assert "rerun the same command to continue" in stopped.stdout
     assert not (tmp_path / "out" / "accuracy.json").exists()
 
+
+def test_runs_that_end_before_the_deadline_check_count_as_finished(monkeypatch):
+    """The deadline is checked at each poll; runs that all ended by then are finished, not stopped."""
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "bench" / "bench_accuracy.py")
+    bench_accuracy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_accuracy)
+    monkeypatch.setattr(bench_accuracy, "train_command", lambda model, label, args: [sys.executable, "-c", "pass"])
+    args = argparse.Namespace(parallel=2, deadline=0.5)
+    assert bench_accuracy.run_all([("m", label) for label in RUNS], args) is True
+
+
+def test_stopped_run_is_continued_then_reused(tmp_path):
     # A run stopped at a checkpoint (as --deadline leaves one after its first epoch) is continued, not restarted.
     static_dir = tmp_path / "runs" / "digits_cnn_static_8_8"
     subprocess.run([sys.executable, "-m", "cpt_hw", "train", "--model", "digits_cnn", "--dataset", "digits",
@@ -33,7 +51,7 @@ def test_deadline_then_rerun_finishes_and_reuses(tmp_path):
 
     done = bench(tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"--resume {static_dir / 'checkpoint.pt'}" in done.stdout
+    assert f"--resume {static_dir / 'checkpoint.pt'}" in done.stdout, done.stdout
     rows = json.loads((tmp_path / "out" / "accuracy.json").read_text())["results"]
     assert [r["run"] for r in rows] == RUNS
     assert all(r["iters"] == 32 and 0 <= r["test_acc"] <= 1 for r in rows)

@@ -178,3 +178,11 @@ def test_other_schedules_drive_the_precision(tmp_path, schedule, extra, expected
     train = [r for r in _records(tmp_path) if r["kind"] == "train"]
     assert [r["fw_bits"] for r in train] == [expected(r["iter"] - 1) for r in train]
     assert {r["bw_bits"] for r in train} == ({6} if schedule == "static" else {8})
+
+
+def test_a_new_run_removes_the_folders_old_summary(tmp_path):
+    """summary.json marks a finished run (bench_accuracy relies on it): a new, unfinished run in the folder
+    must not leave the previous run's summary behind."""
+    (tmp_path / "summary.json").write_text('{"iters": 4}\n')
+    assert main(BASE + ["--iters", "4", "--out", str(tmp_path), "--stop-at", "2"]) == 0
+    assert not (tmp_path / "summary.json").exists()

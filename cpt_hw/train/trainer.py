@@ -278,6 +278,8 @@ class Trainer:
         self._setup()
         cfg, main = self.cfg, self.dist.is_main
         stop = min(cfg.stop_at, self.total) if cfg.stop_at is not None else self.total
+        if main and self._resume is None:  # a folder's summary.json always describes the run in it
+            (self.out / "summary.json").unlink(missing_ok=True)
         writer = MetricsWriter(self.out / "metrics.jsonl", enabled=main,
                                truncate_to=self.state.metrics_bytes if self._resume is not None else None)
         if main and self._resume is None and self.state.range_test:
