@@ -111,7 +111,7 @@ def paired_difference(results: list[dict]) -> dict | None:
             "stderr": std / len(diffs) ** 0.5}
 
 
-def merge(paths: list[Path], out: Path) -> int:
+def merge(paths: list[Path], out: Path, command: str) -> int:
     """One report from the JSON files of several invocations with the same settings (other seeds)."""
     parts = [json.loads(p.read_text()) for p in paths]
     ignore = ("seeds", "out", "threads", "merge")
@@ -125,7 +125,7 @@ def merge(paths: list[Path], out: Path) -> int:
     results = [r for part in parts for r in part["runs"]]
     rows = summarise(results)
     paired = paired_difference(results)
-    doc = {"commands": commands, "runs": results, "summary": rows}
+    doc = {"commands": commands, "merge_command": command, "runs": results, "summary": rows}
     if paired:
         doc["paired_difference_hardware_minus_paper"] = paired
     write_atomic(out.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")
@@ -142,6 +142,7 @@ def merge(paths: list[Path], out: Path) -> int:
     lines = [f"# Paper vs hardware numerics: {args['model']} on {what}", "",
              f"Seeds {' and '.join(seeds)} ran as {len(parts)} invocations (results merged):", ""]
     lines += [f"    {c}" for c in commands]
+    lines += ["", "merged with", "", f"    {command}"]
     lines += ["", f"CPT {args['bits_lo']}-{args['bits_hi']}/{args['grad_bits']}, {args['cycles']} cycles, "
               f"{results[0]['iterations']} iterations ({data}), batch {args['batch_size']}, "
               f"{args['device'].upper() if args['device'] == 'cpu' else args['device']}, {threads_txt}; test accuracy"
@@ -187,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         if args.out is None:
             p.error("--merge needs --out")
-        return merge(args.merge, args.out)
+        return merge(args.merge, args.out,
+                     "python bench/numerics_training.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     digits = args.dataset == "digits"
     args.model = args.model or ("digits_cnn" if digits else "resnet20")
     args.epochs = args.epochs or (10 if digits else 30)
