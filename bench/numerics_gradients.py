@@ -20,6 +20,7 @@ E_hat is the per-tensor stochastic bw-bit error.  Reported per (fw, bw): the rel
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -30,14 +31,16 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "bench"))  # numerics_training
 
 from cpt_hw import nn as cnn  # noqa: E402
 from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.models import build_model  # noqa: E402
 from cpt_hw.nn import quant  # noqa: E402
 from cpt_hw.nn.ops import ConvOps, LinearOps  # noqa: E402
-from numerics_training import cifar_batch, load_cifar_archive, load_digits_data  # noqa: E402
+from cpt_hw.data import load_dataset  # noqa: E402
+from cpt_hw.train.batches import Batches  # noqa: E402
+from numerics_training import train_subset  # noqa: E402
 
 
 def capture(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[tuple]:
@@ -129,33 +132,31 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.dataset == "digits":
-        xtr, ytr, _, _ = load_digits_data()
+        data = load_dataset("digits")
         name, bs = "digits_cnn", 32
     else:
         if not args.data.exists():
             print(f"skipped: {args.data} not found", file=sys.stderr)
             return 0
-        xu8, ytr, _, _ = load_cifar_archive(args.data, ROOT / "build/cache/cifar10-jpeg.npz")
-        keep = torch.randperm(len(ytr), generator=torch.Generator().manual_seed(4321))[:args.subset]
-        xtr, ytr = cifar_batch(xu8[keep], torch.device("cpu"), False, None), ytr[keep]
+        data = train_subset(load_dataset(args.dataset, args.data), args.subset)
         name, bs = "resnet20", 64
+    data = dataclasses.replace(data, augment=False)  # float pre-training and measurement on plain images
     args.out = args.out or ROOT / f"docs/results/numerics-gradients-{args.dataset}"
     torch.manual_seed(0)
-    model = build_model(name)
+    model = build_model(name, data.num_classes)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4 if name == "digits_cnn" else 1e-4)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(args.epochs):
-        order = torch.randperm(len(ytr), generator=g)
-        for i in range(0, len(ytr) - bs + 1, bs):
-            idx = order[i:i + bs]
-            opt.zero_grad()
-            F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
-            opt.step()
+    batches = Batches(data, bs, seed=0)
+    for step in range(args.epochs * batches.steps_per_epoch):
+        xb, yb = batches.get(step)
+        opt.zero_grad()
+        F.cross_entropy(model(xb), yb).backward()
+        opt.step()
     model.zero_grad()
+    x, y = Batches(data, args.batch, seed=1).get(0)  # the measured batch: a fixed random sample of the training split
     command = "python bench/numerics_gradients.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.network:
-        return network_report(args, model, xtr[:args.batch], ytr[:args.batch], name, command)
-    records = capture(model, xtr[:args.batch], ytr[:args.batch])
+        return network_report(args, model, x, y, name, command)
+    records = capture(model, x, y)
     rows = []
     for fw in args.fw:
         for bw in args.bw:

@@ -8,21 +8,24 @@ also static precision and float, and writes JSON + a markdown table to docs/resu
     python bench/numerics_training.py --dataset cifar10 --model resnet20 --epochs 30 \\
         --data ../shared/data/cifar10-jpeg.tar.gz --device cuda                        # GPU
 
-The CPT schedule is the reference's (per iteration, T = total // cycles, rint of a half-cosine ramp);
-lr: SGD 0.1, momentum 0.9, weight decay 1e-4 (5e-4 on digits), cosine annealing over the run (short runs).
-Evaluation at the top precision with the running activation ranges.  Each (numerics, seed) pair sees
-the same initial weights and the same batches.
+    python bench/numerics_training.py --merge a.json b.json --out docs/results/numerics-cifar10-subset
+
+The CPT schedule is :class:`cpt_hw.schedules.CyclicPrecision` (the reference's: per iteration,
+T = total // cycles, rint of a half-cosine ramp); data, normalisation and CIFAR crop + flip come from
+:func:`cpt_hw.data.load_dataset` and :class:`cpt_hw.train.batches.Batches` (batch of step t: a pure function
+of (seed, t)).  lr: SGD 0.1, momentum 0.9, weight decay 1e-4 (5e-4 on digits), cosine annealing over the run
+(short runs).  Evaluation at the top precision with the running activation ranges.  Each (numerics, seed)
+pair sees the same initial weights and the same batches.  ``--merge`` combines the JSON files of several
+invocations (e.g. seeds run in parallel processes) into one report with the paired per-seed differences.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import dataclasses
 import json
-import math
 import statistics
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -34,109 +37,57 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cpt_hw import nn as cnn  # noqa: E402
+from cpt_hw.data import Dataset, ImageSet, load_dataset  # noqa: E402
 from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.models import build_model  # noqa: E402
+from cpt_hw.schedules import make_schedule  # noqa: E402
+from cpt_hw.train.batches import Batches, eval_batches  # noqa: E402
 
-CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-
-
-def cpt_bits(t: int, lo: int, hi: int, total: int, cycles: int) -> int:
-    """The reference's cyclic precision at iteration t (cpt-reference-facts.md)."""
-    if lo == hi:
-        return lo
-    period = max(total // cycles, 1)
-    return int(np.rint(lo + 0.5 * (hi - lo) * (1 - math.cos(math.pi * (t % period) / period))))
+SUBSET_SEED = 4321
 
 
-def load_digits_data() -> tuple[torch.Tensor, ...]:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    x = (x - 0.3) / 0.4
-    y = torch.tensor(d.target)
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(1234))
-    tr, te = perm[:1437], perm[1437:]
-    return x[tr], y[tr], x[te], y[te]
+def train_subset(data: Dataset, n: int, seed: int = SUBSET_SEED) -> Dataset:
+    """``data`` with a fixed random ``n`` of its training images (0: all); mean/std stay the full split's."""
+    if not n:
+        return data
+    keep = np.sort(torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n].numpy())
+    return dataclasses.replace(data, train=ImageSet(data.train.pixels[keep], data.train.labels[keep]))
 
 
-def load_cifar_archive(path: Path, cache: Path) -> tuple[torch.Tensor, ...]:
-    """Image-folder tar.gz (train/<class>/*.jpg, test/<class>/*.jpg) -> uint8 tensors, cached as .npz."""
-    if not cache.exists():
-        from PIL import Image
-
-        parts: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
-        with tarfile.open(path) as tar:
-            for member in tar:
-                bits = member.name.split("/")
-                if member.isfile() and len(bits) == 3 and bits[0] in parts and bits[1] in CIFAR_CLASSES:
-                    img = Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB")
-                    parts[bits[0]][0].append(np.asarray(img, dtype=np.uint8))
-                    parts[bits[0]][1].append(CIFAR_CLASSES.index(bits[1]))
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **{f"{k}_{w}": np.stack(v[i]) if w == "x" else np.array(v[i])
-                           for k, v in parts.items() for i, w in enumerate("xy")})
-    z = np.load(cache)
-    return tuple(torch.from_numpy(z[k]) for k in ("train_x", "train_y", "test_x", "test_y"))
-
-
-def cifar_batch(x_u8: torch.Tensor, device: torch.device, train: bool, gen: torch.Generator) -> torch.Tensor:
-    """uint8 (B, 32, 32, 3) -> normalised float (B, 3, 32, 32); training: random crop (pad 4) + flip."""
-    x = x_u8.to(device).permute(0, 3, 1, 2).float() / 255.0
-    x = (x - torch.tensor(MEAN, device=device).view(1, 3, 1, 1)) / torch.tensor(STD, device=device).view(1, 3, 1, 1)
-    if train:
-        b = x.shape[0]
-        padded = F.pad(x, (4, 4, 4, 4))
-        off = torch.randint(0, 9, (2, b, 1), generator=gen).to(device)
-        flip = (torch.rand(b, generator=gen) < 0.5).to(device)
-        cols = torch.arange(32, device=device).view(1, 32)
-        iy, ix = off[0] + cols, off[1] + torch.where(flip.view(b, 1), 31 - cols, cols)
-        x = padded[torch.arange(b, device=device).view(b, 1, 1), :, iy.view(b, 32, 1), ix.view(b, 1, 32)]
-        x = x.permute(0, 3, 1, 2)  # advanced indexing put the channel axis last
-    return x
-
-
-def run(args: argparse.Namespace, data: tuple, numerics: str, seed: int) -> dict:
+def run(args: argparse.Namespace, data: Dataset, numerics: str, seed: int) -> dict:
     device = torch.device(args.device)
-    xtr, ytr, xte, yte = data
     torch.manual_seed(seed)
-    model = build_model(args.model, 10).to(device)
+    model = build_model(args.model, data.num_classes).to(device)
     backend = {"paper": "torch", "hardware": "torch:hardware", "float": "torch", "static": "torch"}[numerics]
     cnn.set_backend(model, backend)
-    lo, hi = (args.bits_hi, args.bits_hi) if numerics == "static" else (args.bits_lo, args.bits_hi)
-    if numerics == "float":
-        lo = hi = 0
-    steps_per_epoch = len(ytr) // args.batch_size
+    batches = Batches(data, args.batch_size, seed, device=device)
+    steps_per_epoch = batches.steps_per_epoch
     total = args.epochs * steps_per_epoch if not args.max_iters else min(args.max_iters, args.epochs * steps_per_epoch)
+    hi = 0 if numerics == "float" else args.bits_hi
+    kind = "cpt" if numerics in ("paper", "hardware") else "static"  # static: bits_hi; float: 0
+    bits = make_schedule(kind, 0 if numerics == "float" else args.bits_lo, hi, total, args.cycles)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.wd)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
-    gen = torch.Generator().manual_seed(seed)
-    t, t0, losses = 0, time.time(), []
-    while t < total:
-        model.train()
-        order = torch.randperm(len(ytr), generator=gen)
-        for i in range(min(steps_per_epoch, total - t)):
-            idx = order[i * args.batch_size:(i + 1) * args.batch_size]
-            xb = cifar_batch(xtr[idx], device, True, gen) if args.dataset == "cifar10" else xtr[idx].to(device)
-            cnn.set_precision(fw=cpt_bits(t, lo, hi, total, args.cycles), bw=0 if numerics == "float" else args.grad_bits,
-                              step=t, seed=seed)
-            loss = F.cross_entropy(model(xb), ytr[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.detach())
-            t += 1
+    t0, losses = time.time(), []
+    model.train()
+    for t in range(total):
+        xb, yb = batches.get(t)
+        cnn.set_precision(fw=bits(t), bw=0 if numerics == "float" else args.grad_bits, step=t, seed=seed)
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.detach())
     model.eval()
     correct = 0
     with torch.no_grad(), cnn.precision(fw=hi, bw=0):
-        for i in range(0, len(yte), 1000):
-            xb = cifar_batch(xte[i:i + 1000], device, False, gen) if args.dataset == "cifar10" else xte[i:i + 1000].to(device)
-            correct += int((model(xb).argmax(1).cpu() == yte[i:i + 1000]).sum())
+        for xb, yb in eval_batches(data, data.test, 1000, device=device):
+            correct += int((model(xb).argmax(1) == yb).sum())
     final_loss = float(torch.stack(losses[-steps_per_epoch:]).mean())
-    return {"numerics": numerics, "seed": seed, "test_acc": 100.0 * correct / len(yte), "train_loss_last_epoch": final_loss,
-            "iterations": total, "seconds": round(time.time() - t0, 1)}
+    return {"numerics": numerics, "seed": seed, "test_acc": 100.0 * correct / len(data.test),
+            "train_loss_last_epoch": final_loss, "iterations": total, "test_images": len(data.test),
+            "seconds": round(time.time() - t0, 1)}
 
 
 def summarise(results: list[dict]) -> list[dict]:
@@ -146,6 +97,69 @@ def summarise(results: list[dict]) -> list[dict]:
         rows.append({"numerics": numerics, "runs": len(accs), "mean_acc": statistics.mean(accs),
                      "std_acc": statistics.stdev(accs) if len(accs) > 1 else 0.0, "accs": accs})
     return rows
+
+
+def paired_difference(results: list[dict]) -> dict | None:
+    """hardware - paper test accuracy per seed (seeds that ran both), with mean, std and standard error."""
+    acc = {(r["numerics"], r["seed"]): r["test_acc"] for r in results}
+    seeds = [s for s in dict.fromkeys(r["seed"] for r in results) if ("paper", s) in acc and ("hardware", s) in acc]
+    if not seeds:
+        return None
+    diffs = [acc[("hardware", s)] - acc[("paper", s)] for s in seeds]
+    std = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+    return {"seeds": seeds, "per_seed": diffs, "mean": statistics.mean(diffs), "std": std,
+            "stderr": std / len(diffs) ** 0.5}
+
+
+def merge(paths: list[Path], out: Path, command: str) -> int:
+    """One report from the JSON files of several invocations with the same settings (other seeds)."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    ignore = ("seeds", "out", "threads", "merge")
+    a0 = {k: v for k, v in parts[0]["args"].items() if k not in ignore}
+    for p, part in zip(paths[1:], parts[1:]):
+        a = {k: v for k, v in part["args"].items() if k not in ignore}
+        if a != a0:
+            diff = sorted(k for k in set(a) | set(a0) if a.get(k) != a0.get(k))
+            raise SystemExit(f"--merge: {p} ran with other settings ({', '.join(diff)})")
+    commands = [part["command"] for part in parts]
+    results = [r for part in parts for r in part["runs"]]
+    rows = summarise(results)
+    paired = paired_difference(results)
+    doc = {"commands": commands, "merge_command": command, "runs": results, "summary": rows}
+    if paired:
+        doc["paired_difference_hardware_minus_paper"] = paired
+    write_atomic(out.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")
+    args = parts[0]["args"]
+    seeds = [f"{part['args']['seeds'][0]}-{part['args']['seeds'][-1]}" if len(part["args"]["seeds"]) > 1
+             else str(part["args"]["seeds"][0]) for part in parts]
+    label = {"cifar10": "CIFAR-10"}.get(args["dataset"], args["dataset"])
+    what = f"a {label} subset" if args["subset"] else args["dataset"]
+    data = f"{args['epochs']} epochs" if not args["max_iters"] else f"at most {args['max_iters']} iterations"
+    data += f" of a fixed random {args['subset']:,}-image subset" if args["subset"] else ""
+    threads = sorted({part["args"]["threads"] for part in parts})
+    threads_txt = "one thread" if threads == [1] else f"{'/'.join(map(str, threads))} threads"
+    test_images = results[0].get("test_images")
+    lines = [f"# Paper vs hardware numerics: {args['model']} on {what}", "",
+             f"Seeds {' and '.join(seeds)} ran as {len(parts)} invocations (results merged):", ""]
+    lines += [f"    {c}" for c in commands]
+    lines += ["", "merged with", "", f"    {command}"]
+    lines += ["", f"CPT {args['bits_lo']}-{args['bits_hi']}/{args['grad_bits']}, {args['cycles']} cycles, "
+              f"{results[0]['iterations']} iterations ({data}), batch {args['batch_size']}, "
+              f"{args['device'].upper() if args['device'] == 'cpu' else args['device']}, {threads_txt}; test accuracy"
+              + (f" on the {test_images:,} test images" if test_images else "") + f" at {args['bits_hi']} bits.", "",
+              "| numerics | runs | test accuracy % (mean +- std) | per seed | train loss, last epoch (mean) |",
+              "|---|---|---|---|---|"]
+    for r in rows:
+        loss = statistics.mean(x["train_loss_last_epoch"] for x in results if x["numerics"] == r["numerics"])
+        lines.append(f"| {r['numerics']} | {r['runs']} | {r['mean_acc']:.2f} +- {r['std_acc']:.2f} | "
+                     f"{', '.join(f'{a:.2f}' for a in r['accs'])} | {loss:.3f} |")
+    if paired:
+        lines += ["", "Paired difference hardware - paper per seed: "
+                  + ", ".join(f"{d:+.2f}" for d in paired["per_seed"])
+                  + f"; mean {paired['mean']:+.2f}, standard error {paired['stderr']:.2f} points."]
+    write_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,7 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-iters", type=int, default=0, help="stop after N iterations (timing probes)")
     p.add_argument("--out", type=Path, default=None, help="output stem (default docs/results/numerics-<dataset>)")
+    p.add_argument("--merge", type=Path, nargs="+", default=None, metavar="JSON",
+                   help="merge these result files of earlier invocations into --out (runs nothing)")
     args = p.parse_args(argv)
+    if args.merge:
+        if args.out is None:
+            p.error("--merge needs --out")
+        return merge(args.merge, args.out,
+                     "python bench/numerics_training.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     digits = args.dataset == "digits"
     args.model = args.model or ("digits_cnn" if digits else "resnet20")
     args.epochs = args.epochs or (10 if digits else 30)
@@ -176,15 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     args.wd = args.wd if args.wd is not None else (5e-4 if digits else 1e-4)
     torch.set_num_threads(args.threads)
     if digits:
-        data = load_digits_data()
+        data = load_dataset("digits")
     else:
         if not args.data.exists():
             print(f"skipped: {args.data} not found", file=sys.stderr)
             return 0
-        data = load_cifar_archive(args.data, ROOT / "build/cache/cifar10-jpeg.npz")
-        if args.subset:  # a fixed random subset: the archive is ordered by class
-            keep = torch.randperm(len(data[1]), generator=torch.Generator().manual_seed(4321))[:args.subset]
-            data = (data[0][keep], data[1][keep], data[2], data[3])
+        data = load_dataset(args.dataset, args.data)
+    data = train_subset(data, args.subset)  # a fixed random subset: the image folders are ordered by class
     results = []
     for seed in args.seeds:
         for numerics in args.numerics:
