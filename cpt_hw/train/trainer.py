@@ -10,6 +10,7 @@ each rank trains on its slice of every global batch (see :mod:`cpt_hw.train.dist
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import sys
@@ -268,10 +269,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self) -> dict[str, Any]:
+        finished = False
         try:
-            return self._run()
+            summary = self._run()
+            finished = True
+            return summary
         finally:
-            distributed.shutdown(self.dist)
+            self._leave_process_group(finished)
+
+    def _leave_process_group(self, finished: bool) -> None:
+        """Release DDP, then the process group, in that order (no-op for one process).
+
+        DDP's reducer owns the gloo process group too.  Left to garbage collection at exit, it destroyed the
+        group on the main thread while holding the GIL; the destructor joins gloo's worker threads, and one of
+        them waited for the GIL to free the tensors of its last all-reduce: a deadlock (seen as a torchrun
+        rank that never exits).  So: wait until every rank is done with collectives, drop the reducer while
+        the group is still registered, collect, and only then destroy the group.
+        """
+        if not self.dist.enabled:
+            return
+        if finished:  # after a failure the other ranks may never reach the barrier
+            distributed.barrier(self.dist)
+        self.net = getattr(self, "model", None)
+        self.stepper = None
+        gc.collect()
+        distributed.shutdown(self.dist)
 
     def _run(self) -> dict[str, Any]:
         started = time.perf_counter()
