@@ -54,7 +54,7 @@ def train_command(model: str, label: str, args: argparse.Namespace) -> list[str]
             raise SystemExit(f"bench_accuracy: error: {out} holds a run of another length; use another --runs folder")
         return None
     report = ["--no-progress", "--log-every", "100"]
-    if ckpt.is_file():  # an interrupted run (--deadline, a lost machine): continue it bit for bit
+    if ckpt.is_file():  # an interrupted run (--deadline, a lost machine): continue it from there
         return [sys.executable, "-m", "cpt_hw", "train", "--resume", str(ckpt), "--device", args.device, *report]
     data = ["--data", args.data] if args.data else []
     return [sys.executable, "-m", "cpt_hw", "train", "--model", model, "--dataset", args.dataset, *data,
@@ -65,7 +65,7 @@ def train_command(model: str, label: str, args: argparse.Namespace) -> list[str]
 def run_all(jobs: list[tuple[str, str]], args: argparse.Namespace) -> bool:
     """Run the unfinished jobs, ``--parallel`` at a time; True when all have finished.
 
-    Several small-batch trainings share one large GPU well (each alone leaves most of it idle).  At
+    Small-batch trainings can share one large GPU (each alone leaves much of it idle; use MPS).  At
     ``--deadline`` seconds the running ones are stopped; their last checkpoint (one per epoch) is where the
     next invocation continues.
     """
@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline", type=float, help="stop the running trainings after this many seconds (they "
                    "continue from their last checkpoint when the same command is run again)")
     args = p.parse_args(argv)
+    if args.parallel < 1:
+        p.error(f"--parallel {args.parallel}: must be at least 1")
+    if args.deadline is not None and args.deadline <= 0:
+        p.error(f"--deadline {args.deadline}: must be a positive number of seconds")
     jobs = [(m, label) for m in args.models for label in (args.runs_only or RECIPES)]
     if not run_all(jobs, args):
         return 3
