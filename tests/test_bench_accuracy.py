@@ -13,19 +13,23 @@ from conftest import ROOT
 RUNS = ["static 8/8", "CPT 3-8/8"]
 
 
-def bench(tmp_path, *extra: str) -> subprocess.CompletedProcess:
+def load_bench_accuracy():
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "bench" / "bench_accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench(tmp_path, *extra: str, iters: int = 32, runs: list[str] = RUNS) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "bench/bench_accuracy.py", "--dataset", "digits", "--models", "digits_cnn",
-           "--iters", "32", "--device", "cpu", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
-           "--parallel", "2", "--runs-only", *RUNS, *extra]
+           "--iters", str(iters), "--device", "cpu", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+           "--parallel", "2", "--runs-only", *runs, *extra]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def test_deadline_stops_the_runs(tmp_path):
     """Runs far longer than the deadline are stopped (at the first poll, 2 s in), and no table is written."""
-    stopped = subprocess.run([sys.executable, "bench/bench_accuracy.py", "--dataset", "digits", "--models",
-                              "digits_cnn", "--iters", "1000000", "--device", "cpu", "--runs", str(tmp_path / "runs"),
-                              "--out", str(tmp_path / "out"), "--parallel", "2", "--runs-only", *RUNS,
-                              "--deadline", "0.5"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    stopped = bench(tmp_path, "--deadline", "0.5", iters=1_000_000)
     assert stopped.returncode == 3, stopped.stderr
     assert "rerun the same command to continue" in stopped.stdout
     assert not (tmp_path / "out" / "accuracy.json").exists()
@@ -33,9 +37,7 @@ def test_deadline_stops_the_runs(tmp_path):
 
 def test_runs_that_end_before_the_deadline_check_count_as_finished(monkeypatch):
     """The deadline is checked at each poll; runs that all ended by then are finished, not stopped."""
-    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "bench" / "bench_accuracy.py")
-    bench_accuracy = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_accuracy)
+    bench_accuracy = load_bench_accuracy()
     monkeypatch.setattr(bench_accuracy, "train_command", lambda model, label, args: [sys.executable, "-c", "pass"])
     args = argparse.Namespace(parallel=2, deadline=0.5)
     assert bench_accuracy.run_all([("m", label) for label in RUNS], args) is True
@@ -44,10 +46,10 @@ def test_runs_that_end_before_the_deadline_check_count_as_finished(monkeypatch):
 def test_stopped_run_is_continued_then_reused(tmp_path):
     # A run stopped at a checkpoint (as --deadline leaves one after its first epoch) is continued, not restarted.
     static_dir = tmp_path / "runs" / "digits_cnn_static_8_8"
-    subprocess.run([sys.executable, "-m", "cpt_hw", "train", "--model", "digits_cnn", "--dataset", "digits",
-                    "--iters", "32", "--batch-size", "128", "--device", "cpu", "--seed", "0", "--out", str(static_dir),
-                    "--no-progress", "--schedule", "static", "--bits", "8", "--grad-bits", "8", "--stop-at", "11"],
-                   cwd=ROOT, check=True, capture_output=True, timeout=600)
+    recipe = argparse.Namespace(runs=str(tmp_path / "runs"), iters=32, data=None, dataset="digits", device="cpu", seed=0)
+    start = load_bench_accuracy().train_command("digits_cnn", "static 8/8", recipe)  # the bench's own command
+    assert str(static_dir) in start
+    subprocess.run([*start, "--stop-at", "11"], cwd=ROOT, check=True, capture_output=True, timeout=600)
 
     done = bench(tmp_path)
     assert done.returncode == 0, done.stderr
@@ -67,9 +69,6 @@ def test_stopped_run_is_continued_then_reused(tmp_path):
 
 def test_a_run_of_another_length_is_refused(tmp_path):
     assert bench(tmp_path).returncode == 0
-    other = subprocess.run([sys.executable, "bench/bench_accuracy.py", "--dataset", "digits", "--models",
-                            "digits_cnn", "--iters", "64", "--device", "cpu", "--runs", str(tmp_path / "runs"),
-                            "--out", str(tmp_path / "out"), "--runs-only", "static 8/8"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    other = bench(tmp_path, iters=64, runs=["static 8/8"])
     assert other.returncode != 0
     assert "holds a run of another length" in other.stderr
