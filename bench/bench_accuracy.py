@@ -9,7 +9,8 @@ Each run is ``cpt-hw train`` (the paper's recipe: SGD 0.1, momentum 0.9, wd 1e-4
 Runs already finished in --runs are reused (summary.json) and interrupted ones continue from their last
 checkpoint, so the benchmark resumes after an interruption or a ``--deadline``.  Training speed is measured
 by bench_gpu_step.py, not here (with --parallel the runs share the GPU).
-Writes accuracy.json, accuracy.md and accuracy_gbitops.png into --out.
+Writes accuracy.json, accuracy.md (with the issue's targets checked), accuracy_gbitops.png (the paper's Fig. 5)
+and accuracy_curves.png (test accuracy over training) into --out.
 """
 
 from __future__ import annotations
@@ -102,17 +103,80 @@ def result(model: str, label: str, args: argparse.Namespace) -> dict:
             "static_gbitops": s["static_gbitops"], "iters": s["iters"], "wall_s": s["wall_s"], "dir": str(out)}
 
 
+#: The targets: CPT within this many points of static 8/8 (or better) at no more than MAX_COST_RATIO of its
+#: GBitOPs, and the hardware numerics within this many points of the paper numerics.
+MAX_DROP_POINTS = 0.3
+MAX_COST_RATIO = 0.635
+
+
+def targets(rows: list[dict]) -> list[str]:
+    """One markdown bullet per comparison the targets name, with the measured gap and met / missed."""
+    lines = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        by_run = {r["run"]: r for r in rows if r["model"] == model}
+        static, cpt, hw = (by_run.get(k) for k in ("static 8/8", "CPT 3-8/8", "CPT 3-8/8 (hardware numerics)"))
+        if static and cpt:
+            gap = 100 * (cpt["test_acc"] - static["test_acc"])
+            ratio = cpt["gbitops"] / static["gbitops"]
+            met = gap >= -MAX_DROP_POINTS and ratio <= MAX_COST_RATIO
+            lines.append(f"- {model}: CPT 3-8/8 vs static 8/8: {gap:+.2f} points at {100 * ratio:.1f} % of its "
+                         f"GBitOPs (target >= -{MAX_DROP_POINTS} points at <= {100 * MAX_COST_RATIO:.1f} %): "
+                         f"{'met' if met else 'missed'}")
+        if cpt and hw:
+            gap = 100 * (hw["test_acc"] - cpt["test_acc"])
+            met = abs(gap) <= MAX_DROP_POINTS
+            lines.append(f"- {model}: hardware vs paper numerics (CPT 3-8/8): {gap:+.2f} points (target within "
+                         f"{MAX_DROP_POINTS}): {'met' if met else 'missed'}")
+    return lines
+
+
+def eval_curve(run_folder: str) -> tuple[list[int], list[float]]:
+    """(iteration, test accuracy %) of every evaluation in a run's metrics.jsonl."""
+    iters, accs = [], []
+    for line in (Path(run_folder) / "metrics.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        if m.get("kind") == "eval":
+            iters.append(m["iter"])
+            accs.append(100 * m["test_acc"])
+    return iters, accs
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Test accuracy over training, one panel per model (the CPT cycles show as ripples)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for r in (r for r in rows if r["model"] == model):
+            ax.plot(*eval_curve(r["dir"]), label=r["run"], lw=1)
+        ax.set_title(model)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=130)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    markers = dict(zip(RECIPES, "osDx"))  # distinct shapes: CPT's two numerics often land on one point
     for r in rows:
         if r["gbitops"] > 0:
-            ax.scatter(r["gbitops"], 100 * r["test_acc"], s=40)
-            ax.annotate(f"{r['model']} {r['run']}", (r["gbitops"], 100 * r["test_acc"]), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
+            ax.scatter(r["gbitops"], 100 * r["test_acc"], s=50, marker=markers.get(r["run"], "o"),
+                       label=f"{r['model']} {r['run']}")
+    ax.legend(fontsize=7)
+    ax.set_xscale("log")  # FP32 (32 x 32-bit products) sits an order of magnitude right of the rest
     ax.set_xlabel("training cost (GBitOPs, quantized GEMMs)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
@@ -154,9 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         static = next((x for x in rows if x["model"] == r["model"] and x["run"] == "static 8/8"), None)
         rel = f"{100 * r['gbitops'] / static['gbitops']:.1f} %" if static and r["gbitops"] else "-"
+        if r["run"] == "FP32":  # its BitOPs count 32 x 32-bit products: no fair ratio to integer training
+            rel = "(32-bit float)"
         lines.append(f"| {r['model']} | {r['run']} | {100 * r['test_acc']:.2f} | {r['gbitops']:.4g} | {rel} |")
+    lines += ["", "Targets:", "", *targets(rows)]
     write_atomic(out / "accuracy.md", "\n".join(lines) + "\n")
     plot(rows, out / "accuracy_gbitops.png")
+    plot_curves(rows, out / "accuracy_curves.png")
     print("\n".join(lines))
     return 0
 

@@ -61,6 +61,8 @@ def test_stopped_run_is_continued_then_reused(tmp_path):
     assert cpt["gbitops"] < static["gbitops"]
     assert "| digits_cnn | CPT 3-8/8 |" in (tmp_path / "out" / "accuracy.md").read_text()
     assert (tmp_path / "out" / "accuracy_gbitops.png").stat().st_size > 0
+    assert (tmp_path / "out" / "accuracy_curves.png").stat().st_size > 0
+    assert "- digits_cnn: CPT 3-8/8 vs static 8/8: " in (tmp_path / "out" / "accuracy.md").read_text()
 
     again = bench(tmp_path)  # finished runs are reused, not trained again
     assert again.returncode == 0, again.stderr
@@ -72,3 +74,20 @@ def test_a_run_of_another_length_is_refused(tmp_path):
     other = bench(tmp_path, iters=64, runs=["static 8/8"])
     assert other.returncode != 0
     assert "holds a run of another length" in other.stderr
+
+
+def test_targets_say_met_or_missed():
+    targets = load_bench_accuracy().targets
+
+    def rows(static_acc, cpt_acc, hw_acc, cpt_gbitops):
+        return [{"model": "m", "run": "static 8/8", "test_acc": static_acc, "gbitops": 100.0},
+                {"model": "m", "run": "CPT 3-8/8", "test_acc": cpt_acc, "gbitops": cpt_gbitops},
+                {"model": "m", "run": "CPT 3-8/8 (hardware numerics)", "test_acc": hw_acc, "gbitops": cpt_gbitops}]
+
+    cpt_line, hw_line = targets(rows(0.9000, 0.8975, 0.8950, 63.3))
+    assert "-0.25 points at 63.3 %" in cpt_line and cpt_line.endswith(": met")
+    assert "-0.25 points" in hw_line and hw_line.endswith(": met")
+    cpt_line, hw_line = targets(rows(0.9000, 0.8960, 0.8995, 63.3))   # CPT 0.4 points behind static
+    assert cpt_line.endswith(": missed") and hw_line.endswith(": missed")
+    cpt_line, _ = targets(rows(0.9000, 0.9100, 0.9100, 64.0))        # better, but too expensive
+    assert cpt_line.endswith(": missed")
