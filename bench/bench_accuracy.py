@@ -16,7 +16,6 @@ and accuracy_curves.png (test accuracy over training) into --out.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cpt_hw.fileio import write_atomic  # noqa: E402
+from cpt_hw.fileio import save_figure, write_atomic  # noqa: E402
 
 #: label -> cpt-hw train arguments
 RECIPES = {
@@ -157,11 +156,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130)
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    save_figure(fig, path, dpi=130)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -180,11 +175,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("training cost (GBitOPs, quantized GEMMs)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130)
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    save_figure(fig, path, dpi=130)
 
 
 def main(argv: list[str] | None = None) -> int:

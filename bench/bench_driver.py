@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from cpt_driver import Accelerator
 from cpt_hw.config import HardwareConfig
-from cpt_hw.fileio import write_atomic
+from cpt_hw.fileio import save_figure, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,11 +173,7 @@ def plot(res: dict, path: Path) -> None:
     ax.set_xlabel("seconds (best of runs, lower is better)")
     ax.set_title(f"ResNet-74 CIFAR GEMMs, batch {res['batch']}, {res['bits']}x{res['bits']} bits")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)  # atomic, like write_atomic
+    save_figure(fig, path, dpi=110)
 
 
 def markdown(res: dict, command: str) -> str:

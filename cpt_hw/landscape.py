@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .errors import CptHwError
-from .fileio import write_atomic
+from .fileio import save_figure, write_atomic
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,6 @@ def compute_landscape(model: torch.nn.Module, batches: list[tuple[torch.Tensor, 
 
 def plot_landscapes(landscapes: dict[str, Landscape], path: str | Path, levels: int = 30) -> Path:
     """Side-by-side contour plots (one per run), on shared loss levels, written atomically as PNG."""
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -117,12 +115,7 @@ def plot_landscapes(landscapes: dict[str, Landscape], path: str | Path, levels: 
         ax.set_xlabel("alpha (filter-normalised direction 1)")
         ax.set_ylabel("beta (direction 2)")
         ax.set_aspect("equal")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
-    return Path(path)
+    return save_figure(fig, path, dpi=120)
 
 
 def save_landscape(ls: Landscape, path: str | Path) -> None:

@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..fileio import write_atomic
+from ..fileio import save_figure
 
 
 def _figure(rows: int = 1, height: float = 3.2):
@@ -23,16 +22,11 @@ def _figure(rows: int = 1, height: float = 3.2):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(rows, 1, figsize=(7.5, height * rows), squeeze=False)
-    return plt, fig, axes[:, 0]
+    return fig, axes[:, 0]
 
 
-def _save(plt: Any, fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
-    return path
+def _save(fig: Any, path: Path) -> Path:
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_run(records: Sequence[dict[str, Any]], fw_bits: np.ndarray, bw_bits: np.ndarray, out_dir: Path,
@@ -40,7 +34,7 @@ def plot_run(records: Sequence[dict[str, Any]], fw_bits: np.ndarray, bw_bits: np
     """Write the two run plots into ``out_dir``; ``fw_bits``/``bw_bits`` are per-iteration schedules."""
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
-    plt, fig, (ax_bits, ax_acc) = _figure(2)
+    fig, (ax_bits, ax_acc) = _figure(2)
     it = np.arange(len(fw_bits))
     ax_bits.step(it, fw_bits, where="post", label="weights/activations (FW)", lw=1.2)
     ax_bits.step(it, bw_bits, where="post", label="errors (BW)", lw=1.0, ls="--")
@@ -54,9 +48,9 @@ def plot_run(records: Sequence[dict[str, Any]], fw_bits: np.ndarray, bw_bits: np
     ax_acc.set_xlabel("iteration")
     ax_acc.set_ylabel("accuracy (%)")
     ax_acc.legend(loc="lower right", fontsize=8)
-    paths = [_save(plt, fig, out_dir / "bits_accuracy.png")]
+    paths = [_save(fig, out_dir / "bits_accuracy.png")]
 
-    plt, fig, (ax,) = _figure(1, 3.6)
+    fig, (ax,) = _figure(1, 3.6)
     if train:
         ax.plot([r["gbitops"] for r in train], [100 * r["acc"] for r in train], label="train (batch)", lw=1)
     if evals:
@@ -66,13 +60,13 @@ def plot_run(records: Sequence[dict[str, Any]], fw_bits: np.ndarray, bw_bits: np
     ax.set_xlabel("training cost (GBitOPs)")
     ax.set_ylabel("accuracy (%)")
     ax.legend(loc="lower right", fontsize=8)
-    paths.append(_save(plt, fig, out_dir / "accuracy_gbitops.png"))
+    paths.append(_save(fig, out_dir / "accuracy_gbitops.png"))
     return paths
 
 
 def plot_range_test(bits: Sequence[int], acc: Sequence[float], bounds: tuple[int, int], threshold: float,
                     path: Path) -> Path:
-    plt, fig, (ax,) = _figure(1, 3.4)
+    fig, (ax,) = _figure(1, 3.4)
     ax.plot(list(bits), [100 * a for a in acc], "o-")
     for b, name in zip(bounds, ("bmin", "bmax")):
         ax.axvline(b, color="grey", ls=":")
@@ -80,4 +74,4 @@ def plot_range_test(bits: Sequence[int], acc: Sequence[float], bounds: tuple[int
     ax.set_xlabel("precision (bits)")
     ax.set_ylabel("training accuracy (%)")
     ax.set_title(f"precision range test (threshold {100 * threshold:.1f} points)")
-    return _save(plt, fig, path)
+    return _save(fig, path)
