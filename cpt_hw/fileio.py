@@ -19,8 +19,11 @@ def write_atomic(path: str | Path, data: str | bytes) -> bool:
     if path.is_file() and path.read_bytes() == raw:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp creates 0600 files; give the result the mode the file had, or what open() would give it.
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
         os.replace(tmp, path)
@@ -28,6 +31,13 @@ def write_atomic(path: str | Path, data: str | bytes) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
+
+
+def _umask() -> int:
+    """The process's umask (os.umask can only be read by setting it)."""
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
