@@ -117,7 +117,7 @@ def top_arguments(cfg: HardwareConfig) -> list[TopArg]:
     for a in arguments(cfg):
         if a.direction == "out":
             ctype = "uint64_t *" if a.bits == 64 else "uint32_t *"
-        elif a.kind == "pointer" or a.name.startswith("win_"):
+        elif a.kind == "pointer" or a.name.startswith("win_") or a.name == "next_b":
             ctype = "cpt_addr_t"  # byte addresses: the kernel checks them before the first burst
         else:
             ctype = "uint32_t"
