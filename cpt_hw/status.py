@@ -104,3 +104,23 @@ def call_status(cfg: HardwareConfig, call: Call) -> int:
         if not all(_inside(x, size, call.win_base, call.win_limit) for x, size in ranges):
             status |= bit["ERR_WINDOW"]
     return status
+
+
+class PrefetchState:
+    """Which calls of a sequence hit the B prefetch, as the kernel decides it (rtl/cpt_core.v).
+
+    The hint of a call that ran with PREFETCH_B serves the very next call only, and only if that call's
+    (b, n, k, b_bits) equal it; any call -- refused ones too -- consumes it, and a reset clears it.
+    """
+
+    def __init__(self) -> None:
+        self._held: tuple[int, int, int, int] | None = None
+
+    def reset(self) -> None:
+        self._held = None
+
+    def step(self, call: Call, status: int) -> bool:
+        """Account for one call that returned ``status``; returns whether it used the prefetch."""
+        hit = status == 0 and self._held == call.b_key()
+        self._held = call.next_key() if status == 0 and call.prefetch else None
+        return hit

@@ -37,6 +37,7 @@ from cocotbext.axi.axi_channels import AxiARBus, AxiAWBus, AxiBBus, AxiRBus, Axi
 from cpt_driver import layout
 from cpt_hw.config import HardwareConfig
 from cpt_hw.regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, register_map
+from cpt_hw.status import Call, PrefetchState
 from tbutil import record, sim_config
 
 #: Clock period of the testbenches in ns (the config's clock is what the cycle counts are scaled by).
@@ -93,14 +94,12 @@ class CptGemmTB:
         self._watching = False
         self._next_free = 0x1000
         self._faulty: tuple[int, int] | None = None
-        # What the kernel's B prefetch holds (cpt_core.v): the hint of the last call that ran with
-        # PREFETCH_B, for that call's successor only.  Records say whether a call was a hit.
-        self._prefetched: tuple[int, int, int, int] | None = None
+        self.prefetch = PrefetchState()  # which calls hit the B prefetch (records say so)
         self.last_hit = False
 
     # ------------------------------------------------------------------ setup
     async def reset(self, cycles: int = 4) -> None:
-        self._prefetched = None                 # ap_rst_n clears the prefetch
+        self.prefetch.reset()                   # ap_rst_n clears the prefetch
         self.dut.ap_rst_n.value = 0
         await ClockCycles(self.dut.ap_clk, cycles)
         self.dut.ap_rst_n.value = 1
@@ -207,8 +206,8 @@ class CptGemmTB:
         await self.wait_done(timeout_cycles, poll=poll)
         status = await self.read_arg("status")
         cycles = await self.read_arg("cycles")
-        self.last_hit = status == 0 and self._prefetched == (b, n, k, b_bits)
-        self._prefetched = (next_b, next_n, next_k, next_b_bits) if prefetch and status == 0 else None
+        self.last_hit = self.prefetch.step(Call(a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit,
+                                                next_b, next_n, next_k, next_b_bits), status)
         return status, cycles
 
     async def start(self, auto_restart: bool = False) -> None:

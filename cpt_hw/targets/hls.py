@@ -55,11 +55,12 @@ def bram36_banks(bits_per_bank: int, width: int) -> int:
 
 
 def buffer_bram36(cfg: HardwareConfig) -> int:
-    """BRAM36 blocks of the kernel's partitioned buffers: 2 x rows A banks, cols B banks."""
+    """BRAM36 blocks of the kernel's partitioned buffers: 2 x rows A banks, cols B banks, and as many
+    banks of the persistent B prefetch buffer."""
     d = cfg.dot_width
     a_bank = cfg.operand_bits * cfg.k_words * d
     b_bank = (cfg.b_block_cols // cfg.cols) * cfg.operand_bits * cfg.k_words * d
-    return 2 * cfg.rows * bram36_banks(a_bank, d) + cfg.cols * bram36_banks(b_bank, d)
+    return 2 * cfg.rows * bram36_banks(a_bank, d) + 2 * cfg.cols * bram36_banks(b_bank, d)
 
 
 def check(cfg: HardwareConfig) -> None:
