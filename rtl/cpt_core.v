@@ -192,8 +192,9 @@ module cpt_core #(
                         status_out <= call_status | ((reader_err || writer_err) ? 32'd1 << STATUS_ERR_AXI_RESP : 32'd0);
                         cycles_out <= cycle_count + 1'b1;
                         kstate <= K_DONE;
-                        // the prefetched block is complete; a bus error leaves it unusable
-                        if (pf_en && !reader_err) begin
+                        // the prefetched block is complete; a call with a bus error (status
+                        // ERR_AXI_RESP) leaves it unused, as cpt_hw.status.PrefetchState says
+                        if (pf_en && !reader_err && !writer_err) begin
                             pf_valid <= 1'b1;
                             pf_buf <= !b_cur;
                             pf_key <= next_key;
