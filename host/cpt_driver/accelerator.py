@@ -38,6 +38,7 @@ from . import layout
 from .backend import Backend, DmaBuffer
 from .checks import check_gemm_args
 from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
+from .plan import plan_calls
 from .pool import BufferPool, Region, round_up
 from .quant import qgemm_corrections
 from .spec import DeviceSpec, resolve_spec
@@ -207,40 +208,36 @@ class Accelerator:
         mt, nt, kt = self.tile_shape(m, n, k, a_bits, b_bits)
         self._ensure_arena(self._tile_bytes(mt, nt, kt, a_bits, b_bits, self._two_b(n, k, nt, kt)))
         out = np.empty((m, n), dtype=np.int64)
-        b_tiles = [(k0, min(k, k0 + kt), n0, min(n, n0 + nt)) for k0 in range(0, k, kt) for n0 in range(0, n, nt)]
+        calls = plan_calls(m, n, k, mt, nt, kt, d, self.prefetch)
+        tiles = {c.b_tile: (c.k0, c.k1, c.n0, c.n1) for c in calls}
 
-        def lease_b(tile: tuple[int, int, int, int], stack: contextlib.ExitStack) -> Region:
-            """Pack one B tile into a DMA buffer held until `stack` closes.  B is stored transposed:
-            column n is a plane row."""
-            k0, k1, n0, n1 = tile
-            (rb,) = stack.enter_context(self.pool.lease((layout.operand_bytes(n1 - n0, k1 - k0, b_bits, d),)))
-            layout.pack_rows_into(b[k0:k1, n0:n1].T, b_bits, d, out=rb.array.reshape(n1 - n0, b_bits, -1))
-            rb.flush()
-            return rb
-
+        # B tile i is packed into a buffer of its own before the first call that names it (as the
+        # tile it computes with or as its prefetch hint) and released after its last call.
         with contextlib.ExitStack() as all_leases:
-            stacks = [contextlib.ExitStack() for _ in b_tiles]
-            for st in stacks:
-                all_leases.callback(st.close)
-            regions = [lease_b(b_tiles[0], stacks[0])]
-            for i, (k0, k1, n0, n1) in enumerate(b_tiles):
-                if self.prefetch and i + 1 < len(b_tiles):
-                    regions.append(lease_b(b_tiles[i + 1], stacks[i + 1]))   # before the calls that hint it
-                rb = regions[i]
-                for m0 in range(0, m, mt):
-                    m1 = min(m, m0 + mt)
-                    # The next call's B: the same tile for the next row block, else the next tile's.
-                    hint = None
-                    if self.prefetch and m1 < m:
-                        hint = (rb.phys, n1 - n0, k1 - k0)
-                    elif self.prefetch and i + 1 < len(b_tiles):
-                        nk0, nk1, nn0, nn1 = b_tiles[i + 1]
-                        hint = (regions[i + 1].phys, nn1 - nn0, nk1 - nk0)
-                    self._call(a[m0:m1, k0:k1], rb, n1 - n0, a_bits, b_bits, flags, out[m0:m1, n0:n1],
-                               accumulate=k0 > 0, hint=hint)
-                stacks[i].close()
-                if not self.prefetch and i + 1 < len(b_tiles):
-                    regions.append(lease_b(b_tiles[i + 1], stacks[i + 1]))
+            held: dict[int, tuple[contextlib.ExitStack, Region]] = {}
+
+            def region(i: int) -> Region:
+                if i not in held:
+                    k0, k1, n0, n1 = tiles[i]
+                    stack = contextlib.ExitStack()
+                    all_leases.callback(stack.close)
+                    (rb,) = stack.enter_context(self.pool.lease((layout.operand_bytes(n1 - n0, k1 - k0, b_bits, d),)))
+                    # B is stored transposed: column n is a plane row
+                    layout.pack_rows_into(b[k0:k1, n0:n1].T, b_bits, d, out=rb.array.reshape(n1 - n0, b_bits, -1))
+                    rb.flush()
+                    held[i] = (stack, rb)
+                return held[i][1]
+
+            for j, c in enumerate(calls):
+                rb = region(c.b_tile)
+                hint = None
+                if c.hint_tile is not None:
+                    hk0, hk1, hn0, hn1 = tiles[c.hint_tile]
+                    hint = (region(c.hint_tile).phys, hn1 - hn0, hk1 - hk0)
+                self._call(a[c.m0:c.m1, c.k0:c.k1], rb, c.n1 - c.n0, a_bits, b_bits, flags,
+                           out[c.m0:c.m1, c.n0:c.n1], accumulate=c.k0 > 0, hint=hint)
+                if j + 1 == len(calls) or calls[j + 1].b_tile != c.b_tile:
+                    held.pop(c.b_tile)[0].close()
         return out
 
     def _ensure_arena(self, need: int) -> None:
