@@ -305,12 +305,13 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
                 ar_next += 1                 # (after the reader's block-advance cycle)
                 a_ready_next = load(a_addr, min(rows, m) * a_row_bytes, a_release[g % 2])
             # periodicity: once three consecutive A tiles ended the same number of cycles apart, skip
-            # whole A tiles (an even number: the ping-pong halves keep their roles)
+            # whole A tiles (an even number: the ping-pong halves keep their roles).  Not while the
+            # prefetch perturbs the schedule: only tiles that ended after its last beat count.
             ends.append(e)
             mt += 1
             remaining = n_tiles_m - mt - 3   # the last three A tiles (partial ones) stay exact
             if (len(ends) >= 4 and ends[-1] - ends[-2] == ends[-2] - ends[-3] == ends[-3] - ends[-4]
-                    and remaining >= 2 and mt % 2 == 0 and pf_addr >= pf_end):
+                    and remaining >= 2 and mt % 2 == 0 and pf_addr >= pf_end and pf_last < ends[-4]):
                 skip = remaining - remaining % 2
                 dt = (ends[-1] - ends[-2]) * skip
                 mt += skip
