@@ -81,7 +81,8 @@ def check(cfg: HardwareConfig) -> None:
     if need > part.bram36:
         raise ConfigError(
             f"k_words = {cfg.k_words}: the HLS kernel's buffers ({2 * cfg.rows} A banks of operand_bits x "
-            f"k_words words, {cfg.cols} B banks of b_block_cols/cols x operand_bits x k_words words, "
+            f"k_words words, 2 x {cfg.cols} B banks (block and prefetch) of b_block_cols/cols x operand_bits x "
+            f"k_words words, "
             f"{cfg.dot_width} bits each) need {need} BRAM36, {cfg.part} has {part.bram36}: lower k_words or "
             "b_block_cols")
 
