@@ -23,8 +23,9 @@ Memory timing defaults to cocotbext-axi's AxiRam (the RTL testbenches); pass :cl
 longer latency for DDR.  With a memory that stalls (random back-pressure) the RTL takes longer than the
 model; the model is exact up to a few cycles otherwise.
 
-Large calls are periodic: once the per-A-tile duration repeats, whole A tiles are skipped by shifting
-every time stamp (the model stays fast enough for the emulated device's training runs).
+Large calls are periodic: once the schedule state relative to an A tile's end repeats two tiles later,
+whole A tiles are skipped by shifting every time stamp (the model stays fast enough for the emulated
+device's training runs).
 """
 
 from __future__ import annotations
@@ -244,6 +245,13 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
         command(max(ar_next, free_at), addr, nbytes)
         return r_last + 2
 
+    def schedule_state(e: int) -> tuple:
+        """Everything that decides the next A tiles' timing, relative to the cycle e."""
+        w = writer
+        return (t - e, drain_free - e, ar_next - e, r_last - e, last_pop - e, a_ready_next - e,
+                a_release[0] - e, a_release[1] - e, w.aw_free - e, w.w_end - e, w.w_chain, w.last_wlast - e,
+                tuple(p - e for p in w.pops), pushed - w.popped_before - len(w.pops))
+
     n_tiles_m = -(-m // rows)
     blocks = list(range(0, n, bbc))
     # feeder state
@@ -271,6 +279,7 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
         # feeder: wait for B
         t = max(t, b_ready) + 1
         ends: list[int] = []
+        states: list[tuple] = []
         mt = 0
         while mt < n_tiles_m:
             m0 = mt * rows
@@ -304,16 +313,18 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
             if pending_next:                 # first A tile of the next block, into the freed half
                 ar_next += 1                 # (after the reader's block-advance cycle)
                 a_ready_next = load(a_addr, min(rows, m) * a_row_bytes, a_release[g % 2])
-            # periodicity: once three consecutive A tiles ended the same number of cycles apart, skip
-            # whole A tiles (an even number: the ping-pong halves keep their roles).  Not while the
-            # prefetch perturbs the schedule: only tiles that ended after its last beat count.
+            # periodicity: once the whole schedule state, taken relative to the tile's end, equals the
+            # state two A tiles earlier (the ping-pong halves keep their roles), every later A tile
+            # repeats those two: skip an even number of them by shifting every time stamp.  Equal tile
+            # spacing alone is not enough (a C FIFO or R backlog can still be building up).
             ends.append(e)
+            states.append(schedule_state(e))
             mt += 1
             remaining = n_tiles_m - mt - 3   # the last three A tiles (partial ones) stay exact
-            if (len(ends) >= 4 and ends[-1] - ends[-2] == ends[-2] - ends[-3] == ends[-3] - ends[-4]
-                    and remaining >= 2 and mt % 2 == 0 and pf_addr >= pf_end and pf_last < ends[-4]):
+            if (len(states) >= 3 and states[-1] == states[-3] and remaining >= 2 and mt % 2 == 0
+                    and pf_addr >= pf_end and pf_last < ends[-3]):
                 skip = remaining - remaining % 2
-                dt = (ends[-1] - ends[-2]) * skip
+                dt = (ends[-1] - ends[-3]) * (skip // 2)
                 mt += skip
                 g += skip
                 compute += skip * col_tiles * steps
@@ -328,7 +339,9 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
                 r_last += dt
                 a_ready_next += dt
                 a_release = [x + dt for x in a_release]
+                last_pop += dt
                 ends = [x + dt for x in ends]
+                states.clear()
                 total_skip += skip
         b_release = t                        # the feeder released B with the block's last step + 1
 
