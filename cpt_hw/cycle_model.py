@@ -186,12 +186,14 @@ class _Writer:
 
 def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int,
                 timing: MemoryTiming = MemoryTiming(), *, c_addr: int = 0, a_addr: int = 0,
-                b_addr: int = 0, b_prefetched: bool = False, prefetch: Prefetch | None = None) -> CycleEstimate:
+                b_addr: int = 0, b_prefetched: bool = False, prefetch: Prefetch | None = None,
+                fast_forward: bool = True) -> CycleEstimate:
     """Cycles of one legal call (M x K) . (K x N) at a_bits x b_bits, as rtl/ runs it.
 
     Addresses only matter through 4 KiB boundaries splitting bursts (a few cycles); the defaults assume
     4 KiB aligned operands.  b_prefetched: the previous call prefetched this call's block 0 (a hit);
-    prefetch: this call's own hint for the next call.
+    prefetch: this call's own hint for the next call.  fast_forward=False times every A tile instead of
+    skipping periodic ones (the same result, slower: for testing the skip).
     """
     rows, cols, bbc = cfg.rows, cfg.cols, cfg.b_block_cols
     kw = -(-k // cfg.dot_width)
@@ -321,7 +323,7 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
             states.append(schedule_state(e))
             mt += 1
             remaining = n_tiles_m - mt - 3   # the last three A tiles (partial ones) stay exact
-            if (len(states) >= 3 and states[-1] == states[-3] and remaining >= 2 and mt % 2 == 0
+            if (fast_forward and len(states) >= 3 and states[-1] == states[-3] and remaining >= 2 and mt % 2 == 0
                     and pf_addr >= pf_end and pf_last < ends[-3]):
                 skip = remaining - remaining % 2
                 dt = (ends[-1] - ends[-3]) * (skip // 2)
