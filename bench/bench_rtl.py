@@ -6,13 +6,18 @@
 How the numbers are obtained (also written into the markdown):
 
 1. Utilisation.  Every GEMM of one ResNet-74 CIFAR training step (bench/resnet74_gemms.py: forward,
-   input gradient, weight gradient; batch 128) at the precision pairs (3,3), (3,8), (8,8) is timed by
-   cpt_hw.cycle_model for the zc706 preset.  PE utilisation = useful binary ops M N K a b / (peak binary
-   ops per cycle x cycles).  Full shapes run for millions of cycles, too long to simulate, so:
+   input gradient, weight gradient; batch 128) at the precision pairs (3,3), (3,8), (8,8) is split into
+   device calls exactly as the driver does it (cpt_driver.Accelerator.tile_shape, cpt_driver.plan: K
+   chunks, each call prefetching the next call's B) and every call is timed by cpt_hw.cycle_model for
+   the zc706 preset (a call whose B was prefetched as a hit).  The same without prefetching (the driver
+   with prefetch=False: k_max chunks, no hints) is the "before" column.  PE utilisation = useful binary
+   ops M N K a b / (peak binary ops per cycle x cycles).  Full shapes run for millions of cycles, too
+   long to simulate, so:
 2. Validation.  Truncated versions of the same GEMMs (M cut to a few A tiles, K to a few hundred) run on
    the zc706 RTL in Verilator, bit-exact against cpt_hw.golden; the model must match their cycles.  The
    model is the same code path for truncated and full shapes (its periodic fast-forward is exercised by
-   the longer truncated shapes).
+   the longer truncated shapes).  Truncated weight-gradient chains (full M, the first K chunks of the
+   driver's plan, each call prefetching the next) check the model on prefetch misses and hits.
 3. Roofline.  A GEMM is compute-bound when its array steps (a b Kw per tile) exceed both its read and
    its write beats on the one 64-bit AXI port; the >= 90 % target applies to those.
 4. Simulator speed: the same GEMM list on the sim preset under Icarus and Verilator, simulated cycles
@@ -33,35 +38,69 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from resnet74_gemms import Gemm, training_gemms  # noqa: E402
 
+from cpt_driver import Accelerator  # noqa: E402
+from cpt_driver.plan import PlannedCall, plan_calls  # noqa: E402
 from cpt_hw.config import RESULT_BITS, HardwareConfig  # noqa: E402
-from cpt_hw.cycle_model import DDR_TIMING, gemm_cycles  # noqa: E402
+from cpt_hw.cycle_model import DDR_TIMING, MemoryTiming, Prefetch, gemm_cycles  # noqa: E402
 from cpt_hw.fileio import write_atomic  # noqa: E402
 
 PAIRS = [(3, 3), (3, 8), (8, 8)]
 
 
-def roofline(cfg: HardwareConfig, g: Gemm, a_bits: int, b_bits: int) -> dict:
-    """Array steps vs read and write beats of the dataflow (A re-read per B block, B once, C once)."""
-    kw = -(-g.k // cfg.dot_width)
+def roofline(cfg: HardwareConfig, calls: list[PlannedCall], a_bits: int, b_bits: int) -> dict:
+    """Array steps vs read and write beats of the dataflow, summed over a GEMM's calls (per call: A
+    re-read per B block, B once, C once)."""
     bpw = cfg.dot_width // cfg.axi_data_width
-    row_tiles, col_tiles = -(-g.m // cfg.rows), -(-g.n // cfg.cols)
-    blocks = -(-g.n // cfg.b_block_cols)
-    steps = row_tiles * col_tiles * a_bits * b_bits * kw
-    reads = (g.m * a_bits * blocks + g.n * b_bits) * kw * bpw
-    writes = g.m * col_tiles * cfg.cols * RESULT_BITS // cfg.axi_data_width
+    steps = reads = writes = 0
+    for c in calls:
+        m, n, k = c.m1 - c.m0, c.n1 - c.n0, c.k1 - c.k0
+        kw = -(-k // cfg.dot_width)
+        row_tiles, col_tiles = -(-m // cfg.rows), -(-n // cfg.cols)
+        blocks = -(-n // cfg.b_block_cols)
+        steps += row_tiles * col_tiles * a_bits * b_bits * kw
+        reads += (m * a_bits * blocks + n * b_bits) * kw * bpw
+        writes += m * col_tiles * cfg.cols * RESULT_BITS // cfg.axi_data_width
     return {"steps": steps, "read_beats": reads, "write_beats": writes,
             "bound": "compute" if steps >= max(reads, writes) else ("read" if reads >= writes else "write")}
 
 
+def driver_calls(acc: Accelerator, g: Gemm, a_bits: int, b_bits: int) -> list[PlannedCall]:
+    """The device calls the driver makes for one GEMM (its tiling and call plan)."""
+    mt, nt, kt = acc.tile_shape(g.m, g.n, g.k, a_bits, b_bits)
+    return plan_calls(g.m, g.n, g.k, mt, nt, kt, acc.spec.dot_width, acc.prefetch)
+
+
+def chain_cycles(cfg: HardwareConfig, calls: list[PlannedCall], a_bits: int, b_bits: int,
+                 timing: MemoryTiming = MemoryTiming()) -> int:
+    """Cycles of a sequence of calls: a call whose B the previous call prefetched is a hit."""
+    total, prev_hint = 0, None
+    for c, nxt in zip(calls, calls[1:] + [None]):
+        hint = None
+        if c.hint_tile is not None and nxt is not None:
+            hint = Prefetch(0, nxt.n1 - nxt.n0, nxt.k1 - nxt.k0, b_bits)
+        total += gemm_cycles(cfg, c.m1 - c.m0, c.n1 - c.n0, c.k1 - c.k0, a_bits, b_bits, timing,
+                             b_prefetched=prev_hint == c.b_tile, prefetch=hint).total
+        prev_hint = c.hint_tile
+    return total
+
+
 def model_table(cfg: HardwareConfig) -> list[dict]:
     rows = []
-    for g in training_gemms(k_max=cfg.k_max):
-        for a_bits, b_bits in PAIRS:
-            est = gemm_cycles(cfg, g.m, g.n, g.k, a_bits, b_bits)
-            ddr = gemm_cycles(cfg, g.m, g.n, g.k, a_bits, b_bits, DDR_TIMING)
-            rows.append({**asdict(g), "a_bits": a_bits, "b_bits": b_bits, "cycles": est.total,
-                         "utilisation": est.utilisation(cfg), "cycles_ddr": ddr.total,
-                         "utilisation_ddr": ddr.utilisation(cfg), **roofline(cfg, g, a_bits, b_bits)})
+    with Accelerator("emu", config=cfg) as acc, Accelerator("emu", config=cfg, prefetch=False) as plain:
+        for g in training_gemms(k_max=cfg.k_max, split_k=False):
+            for a_bits, b_bits in PAIRS:
+                useful = g.m * g.n * g.k * a_bits * b_bits
+                calls = driver_calls(acc, g, a_bits, b_bits)
+                cycles = chain_cycles(cfg, calls, a_bits, b_bits)
+                ddr = chain_cycles(cfg, calls, a_bits, b_bits, DDR_TIMING)
+                before = chain_cycles(cfg, driver_calls(plain, g, a_bits, b_bits), a_bits, b_bits)
+                peak = cfg.peak_binary_ops_per_cycle
+                rows.append({**asdict(g), "a_bits": a_bits, "b_bits": b_bits, "calls": len(calls),
+                             "k_chunks": sorted({c.k1 - c.k0 for c in calls}, reverse=True),
+                             "cycles": cycles, "utilisation": useful / (peak * cycles), "cycles_ddr": ddr,
+                             "utilisation_ddr": useful / (peak * ddr), "cycles_no_prefetch": before,
+                             "utilisation_no_prefetch": useful / (peak * before),
+                             **roofline(cfg, calls, a_bits, b_bits)})
     return rows
 
 
@@ -71,11 +110,15 @@ def totals(cfg: HardwareConfig, rows: list[dict]) -> list[dict]:
         sel = [r for r in rows if (r["a_bits"], r["b_bits"]) == (a_bits, b_bits)]
         cyc = sum(r["cycles"] * r["count"] for r in sel)
         useful = sum(r["m"] * r["n"] * r["k"] * a_bits * b_bits * r["count"] for r in sel)
+        before = sum(r["cycles_no_prefetch"] * r["count"] for r in sel)
         cb = [r for r in sel if r["bound"] == "compute"]
         out.append({"a_bits": a_bits, "b_bits": b_bits, "step_ms": 1e3 * cyc / (cfg.clock_mhz * 1e6),
                     "utilisation": useful / (cfg.peak_binary_ops_per_cycle * cyc),
+                    "step_ms_no_prefetch": 1e3 * before / (cfg.clock_mhz * 1e6),
                     "compute_bound_gemms": len(cb),
-                    "compute_bound_min_util": min((r["utilisation"] for r in cb), default=None)})
+                    "compute_bound_min_util": min((r["utilisation"] for r in cb), default=None),
+                    "compute_bound_min_util_no_prefetch": min((r["utilisation_no_prefetch"] for r in cb),
+                                                              default=None)})
     return out
 
 
@@ -97,22 +140,41 @@ def truncated_shapes(cfg: HardwareConfig) -> list[list[int]]:
     return shapes
 
 
-def run_rtl(cfg: HardwareConfig, simulator: str, shapes: list[list[int]]) -> dict:
+def truncated_chains(cfg: HardwareConfig) -> list[list[list[int]]]:
+    """The first two calls of the driver's plan for the compute-bound weight gradients (full M and N,
+    the lead K chunks), each prefetching the next: a miss with a hint, then a hit, on the RTL."""
+    from cpt_driver.plan import k_chunks
+
+    chains = []
+    for g in training_gemms(k_max=cfg.k_max, split_k=False):
+        if g.kind != "wgrad" or g.m < 288:
+            continue
+        ks = [k1 - k0 for k0, k1 in k_chunks(g.k, cfg.k_max, cfg.dot_width, prefetch=True)][:2]
+        pairs = [(3, 8), (8, 8)] if g.m == 288 else [(3, 8)]
+        chains += [[[g.m, g.n, k, a_bits, b_bits] for k in ks] for a_bits, b_bits in pairs]
+    return chains
+
+
+def run_rtl(cfg: HardwareConfig, simulator: str, shapes: list[list[int]],
+            chains: list[list[list[int]]] = ()) -> dict:
     from cpt_hw import hwsim
 
     hwsim.build(cfg, simulator)
     t0 = time.time()
     res = hwsim.run(cfg, simulator, "bench_cpt_gemm", seed=1,
-                    extra_env={"CPT_HW_BENCH_SHAPES": json.dumps(shapes)})
+                    extra_env={"CPT_HW_BENCH_SHAPES": json.dumps(shapes), "CPT_HW_BENCH_CHAINS": json.dumps(chains)})
     wall = time.time() - t0
     if not res.ok:
         raise SystemExit(res.summary())
     checks = []
     for rec in res.records:
+        hint = Prefetch(*rec["prefetch"]) if rec.get("prefetch") else None
         est = gemm_cycles(cfg, rec["m"], rec["n"], rec["k"], rec["a_bits"], rec["b_bits"], a_addr=rec["a_addr"],
-                          b_addr=rec["b_addr"], c_addr=rec["c_addr"]).total
+                          b_addr=rec["b_addr"], c_addr=rec["c_addr"], b_prefetched=rec.get("b_hit", False),
+                          prefetch=hint).total
         checks.append({k: rec[k] for k in ("m", "n", "k", "a_bits", "b_bits")} |
-                      {"rtl_cycles": rec["cycles"], "model_cycles": est,
+                      {"b_hit": rec.get("b_hit", False), "prefetch": hint is not None,
+                       "rtl_cycles": rec["cycles"], "model_cycles": est,
                        "error": (est - rec["cycles"]) / rec["cycles"]})
     sim_cycles = sum(t["sim_time_ns"] for t in res.tests) / 10     # 10 ns testbench clock
     test_wall = sum(t.get("wall_s", 0.0) for t in res.tests) or wall
@@ -139,35 +201,46 @@ def markdown(cfg: HardwareConfig, rows: list[dict], tot: list[dict], rtl: list[d
          "Reproduce: `.venv/bin/python bench/bench_rtl.py` (method in its docstring and docs/rtl.md).",
          f"Config: {cfg.rows} x {cfg.cols} PEs, D = {cfg.dot_width}, {cfg.axi_data_width}-bit AXI, "
          f"{cfg.clock_mhz:g} MHz: peak {cfg.peak_binary_tops:.2f} binary TOPS.  Cycles from cpt_hw.cycle_model "
-         "(validated against the RTL below); utilisation = useful binary ops / (peak x cycles).",
+         "(validated against the RTL below); utilisation = useful binary ops / (peak x cycles).  Each GEMM "
+         "runs as the driver's calls (cpt_driver.plan): K split into chunks, each call prefetching the next "
+         "call's B; \"no prefetch\" is the same driver with prefetch=False (k_max chunks, no hints).",
          "",
          "## One training step (batch 128), per precision pair",
          "",
-         "| (a, b) | step time | PE utilisation | compute-bound GEMMs | worst of those |",
-         "|---|---:|---:|---:|---:|"]
+         "| (a, b) | step time | (no prefetch) | PE utilisation | compute-bound GEMMs | worst of those | "
+         "(no prefetch) |",
+         "|---|---:|---:|---:|---:|---:|---:|"]
+
+    def pct(x: float | None) -> str:
+        return f"{100 * x:.1f} %" if x is not None else "-"
+
     for t in tot:
-        worst = f"{100 * t['compute_bound_min_util']:.1f} %" if t["compute_bound_min_util"] is not None else "-"
-        L.append(f"| ({t['a_bits']}, {t['b_bits']}) | {t['step_ms']:.1f} ms | {100 * t['utilisation']:.1f} % | "
-                 f"{t['compute_bound_gemms']} | {worst} |")
+        L.append(f"| ({t['a_bits']}, {t['b_bits']}) | {t['step_ms']:.1f} ms | {t['step_ms_no_prefetch']:.1f} ms | "
+                 f"{100 * t['utilisation']:.1f} % | {t['compute_bound_gemms']} | {pct(t['compute_bound_min_util'])} | "
+                 f"{pct(t['compute_bound_min_util_no_prefetch'])} |")
     L += ["", "## Every GEMM", "",
-          "bound: which of array steps, read beats, write beats dominates (the roofline of the dataflow).  "
-          "`x n`: how often a step runs the shape.  DDR: the same with 40/30-cycle read/write latency.", "",
-          "| layer | GEMM | M x N x K | x n | (a, b) | cycles | util | util (DDR) | bound |",
-          "|---|---|---|---:|---|---:|---:|---:|---|"]
+          "bound: which of array steps, read beats, write beats dominates (the roofline of the dataflow, summed "
+          "over the calls).  `x n`: how often a step runs the GEMM.  calls: device calls (K chunks x tiles).  "
+          "DDR: the same with 40/30-cycle read/write latency.", "",
+          "| layer | GEMM | M x N x K | x n | (a, b) | calls | cycles | util | util (DDR) | util (no prefetch) | bound |",
+          "|---|---|---|---:|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         L.append(f"| {r['layer']} | {r['kind']} | {r['m']} x {r['n']} x {r['k']} | {r['count']} | "
-                 f"({r['a_bits']}, {r['b_bits']}) | {r['cycles']} | {100 * r['utilisation']:.1f} % | "
-                 f"{100 * r['utilisation_ddr']:.1f} % | {r['bound']} |")
+                 f"({r['a_bits']}, {r['b_bits']}) | {r['calls']} | {r['cycles']} | {100 * r['utilisation']:.1f} % | "
+                 f"{100 * r['utilisation_ddr']:.1f} % | {100 * r['utilisation_no_prefetch']:.1f} % | {r['bound']} |")
     if rtl:
         L += ["", "## Cycle model vs RTL (truncated shapes, zc706 RTL on Verilator, bit-exact results)", ""]
         for run in rtl:
             if run["config"] != cfg.name or run["simulator"] != "verilator":
                 continue
             L.append(f"{run['gemms']} GEMMs, largest |model - RTL| / RTL = {100 * run['max_abs_error']:.2f} %.")
-            L += ["", "| M x N x K | (a, b) | RTL cycles | model | error |", "|---|---|---:|---:|---:|"]
+            L += ["", "B: `hit` the previous call prefetched this call's B; `+pf` this call prefetches the next's "
+                  "(the chains of the driver's plan).", "",
+                  "| M x N x K | (a, b) | B | RTL cycles | model | error |", "|---|---|---|---:|---:|---:|"]
             for c in run["checks"]:
-                L.append(f"| {c['m']} x {c['n']} x {c['k']} | ({c['a_bits']}, {c['b_bits']}) | {c['rtl_cycles']} | "
-                         f"{c['model_cycles']} | {100 * c['error']:+.2f} % |")
+                b = ("hit" if c.get("b_hit") else "load") + (" +pf" if c.get("prefetch") else "")
+                L.append(f"| {c['m']} x {c['n']} x {c['k']} | ({c['a_bits']}, {c['b_bits']}) | {b} | "
+                         f"{c['rtl_cycles']} | {c['model_cycles']} | {100 * c['error']:+.2f} % |")
         L += ["", "## Simulator speed", "", "| simulator | config | GEMMs | simulated cycles | wall (s) | cycles/s |",
               "|---|---|---:|---:|---:|---:|"]
         for run in rtl:
@@ -221,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     size = sizing(cfg)
     rtl: list[dict] = []
     if not args.skip_rtl:
-        rtl.append(run_rtl(cfg, "verilator", truncated_shapes(cfg)))
+        rtl.append(run_rtl(cfg, "verilator", truncated_shapes(cfg), truncated_chains(cfg)))
         small = HardwareConfig.from_preset("sim")
         speed_shapes = [[3 * small.rows + 1, small.b_block_cols + 1, small.k_max - i, a, b]
                         for i, (a, b) in enumerate(PAIRS * 3)]

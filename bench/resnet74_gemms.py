@@ -46,7 +46,9 @@ def conv_layers(depth: int = 74) -> list[tuple[str, int, int, int, int, int]]:
     ]
 
 
-def training_gemms(batch: int = 128, k_max: int = 4608, depth: int = 74) -> list[Gemm]:
+def training_gemms(batch: int = 128, k_max: int = 4608, depth: int = 74, split_k: bool = True) -> list[Gemm]:
+    """Every GEMM of one step; split_k: weight gradients as k_max chunks (else whole, as the driver
+    receives them: cpt_driver.plan decides the calls)."""
     out = []
     for name, cin, cout, ks, hw, count in conv_layers(depth):
         m = batch * hw * hw
@@ -55,6 +57,9 @@ def training_gemms(batch: int = 128, k_max: int = 4608, depth: int = 74) -> list
         out.append(Gemm(name, "fwd", m, cout, kk, count))
         if name != "stem":
             out.append(Gemm(name, "dgrad", batch * (hw * stride) ** 2, cin, cout * ks * ks, count))
+        if not split_k:
+            out.append(Gemm(name, "wgrad", kk, cout, m, count))
+            continue
         chunks, rest = divmod(m, k_max)
         if chunks:
             out.append(Gemm(name, "wgrad", kk, cout, k_max, count * chunks))

@@ -32,7 +32,7 @@ from .parts import PARTS, Part
 PRESET_DIR = Path(__file__).with_name("presets")
 
 #: Bumped whenever the register map or the DDR layout changes meaning; part of the ID word.
-INTERFACE_VERSION = 1
+INTERFACE_VERSION = 2   # 2: B prefetch hint (flags bit PREFETCH_B, next_* arguments)
 
 #: Results are written to DDR as 32-bit two's-complement words, whatever the accumulator width.
 RESULT_BITS = 32
@@ -168,8 +168,9 @@ class HardwareConfig:
 
     @cached_property
     def b_buffer_bits(self) -> int:
-        """B block buffer: b_block_cols x operand_bits planes x k_words words x D bits."""
-        return self.b_block_cols * self.operand_bits * self.k_words * self.dot_width
+        """B block buffers: 2 (the running call's block, the next call's prefetched block) x b_block_cols x
+        operand_bits planes x k_words words x D bits."""
+        return 2 * self.b_block_cols * self.operand_bits * self.k_words * self.dot_width
 
     @cached_property
     def buffer_bytes(self) -> int:

@@ -32,6 +32,8 @@ from .generator import generate
 from .hls_io import Results, Workload, decode_results
 from .hls_schedule import busy_counts
 from .paths import build_dir, source_root
+from .regmap import FLAG_BITS
+from .status import PrefetchState, prefetch_bytes
 
 CXXFLAGS = ("-O2", "-std=c++14", "-Wall", "-Wno-unknown-pragmas", "-Wno-unused-label")
 BINARY = "cpt_gemm_tb"
@@ -140,10 +142,14 @@ def compare(workload: Workload, results: Results, max_report: int = 8) -> list[s
     problems: list[str] = []
     if len(results.status) != len(workload.expected):
         return [f"testbench ran {len(results.status)} calls, expected {len(workload.expected)}"]
+    prefetch = PrefetchState()
     for i, e in enumerate(workload.expected):
         got = (results.status[i], results.ids[i], results.cycles[i])
         c = e.call
-        cycles = busy_counts(cfg, c.m, c.n, c.k, c.a_bits, c.b_bits).cycles if e.status == 0 else 0
+        hit = prefetch.step(c, e.status)
+        pf_words = prefetch_bytes(cfg, c.next_n, c.next_k, c.next_b_bits) // cfg.word_bytes if c.prefetch else 0
+        cycles = busy_counts(cfg, c.m, c.n, c.k, c.a_bits, c.b_bits, b_prefetched=hit,
+                             prefetch_words=pf_words).cycles if e.status == 0 else 0
         want = (e.status, cfg.id_word, cycles)
         if got != want:
             problems.append(f"call {i} ({e.note}): status/id/cycles = 0x{got[0]:x}/0x{got[1]:08x}/{got[2]}, "
@@ -200,13 +206,19 @@ def refused_workload(cfg: HardwareConfig, seed: int) -> Workload:
     """Every status bit alone and together; each refused call must leave all memory unchanged."""
     w = Workload(cfg, seed=seed)
     wb, p = cfg.word_bytes, cfg.operand_bits
+    pf = 1 << FLAG_BITS["PREFETCH_B"]
     cases = {
         "M = 0": {"m": 0}, "N = 0": {"n": 0}, "K = 0": {"k": 0}, "M > max_dim": {"m": cfg.max_dim + 1},
         "N > max_dim": {"n": cfg.max_dim + 1}, "K > k_max": {"k": cfg.k_max + 1},
         "a_bits = 0": {"a_bits": 0}, "b_bits = 0": {"b_bits": 0}, "a_bits > max": {"a_bits": p + 1},
-        "b_bits > max": {"b_bits": p + 1}, "flags bit 2": {"flags": 4}, "flags bit 31": {"flags": 1 << 31},
+        "b_bits > max": {"b_bits": p + 1}, "flags bit 3": {"flags": 8}, "flags bit 31": {"flags": 1 << 31},
         "empty window": {"win_base": 0, "win_limit": 0}, "window above": {"win_base": 1 << 40, "win_limit": 1 << 41},
-        "M = 0 and K > k_max and flags": {"m": 0, "k": cfg.k_max + 1, "flags": 8},
+        "M = 0 and K > k_max and flags": {"m": 0, "k": cfg.k_max + 1, "flags": 16},
+        # the B prefetch hint, checked like an operand when flags bit PREFETCH_B is set
+        "hint N = 0": {"flags": pf, "next_n": 0, "next_k": 1, "next_b_bits": 1},
+        "hint K > k_max": {"flags": pf, "next_n": 1, "next_k": cfg.k_max + 1, "next_b_bits": 1},
+        "hint b_bits > max": {"flags": pf, "next_n": 1, "next_k": 1, "next_b_bits": p + 1},
+        "hint outside window": {"flags": pf, "next_b": 1 << 40, "next_n": 1, "next_k": 1, "next_b_bits": 1},
     }
     for note, changes in cases.items():
         w.add_refused(note, **changes)
@@ -214,7 +226,9 @@ def refused_workload(cfg: HardwareConfig, seed: int) -> Workload:
     w.expected.pop()
     # misaligned by less than a word, inside a window one word wider: only ERR_ALIGN
     misaligned = {"a misaligned": {"a": base.a + wb // 2}, "b misaligned": {"b": base.b + 1},
-                  "c misaligned": {"c": base.c + wb // 2 + 1}}
+                  "c misaligned": {"c": base.c + wb // 2 + 1},
+                  "hint misaligned": {"flags": pf, "next_b": base.b + wb // 2, "next_n": 1, "next_k": 1,
+                                      "next_b_bits": 1}}
     for note, changes in misaligned.items():
         w.add_refused(note, **{**base.__dict__, "win_limit": base.win_limit + wb, **changes})
     # One byte short at either end of the window, for each operand in turn.
@@ -227,6 +241,25 @@ def refused_workload(cfg: HardwareConfig, seed: int) -> Workload:
     w.add_refused("window: limit one byte short", **{**ref.__dict__, "win_limit": ref.win_limit - 1})
     w.add_refused("bits and window (window not evaluated)", a_bits=0, win_limit=0)
     w.add_gemm(3, 5, 2 * cfg.dot_width, 3, 2, True, True, window="tight", note="legal call after refusals")
+    return w
+
+
+def prefetch_workload(cfg: HardwareConfig, seed: int) -> Workload:
+    """B prefetch sequences as the driver issues them (K-split chains, each call prefetching the next
+    one's B): hits, a chain with one mismatched hint (a miss), several B blocks, and a refused call
+    between a prefetch and its target (which consumes the prefetch)."""
+    w = Workload(cfg, seed=seed)
+    r, d, bb = cfg.rows, cfg.dot_width, cfg.b_block_cols
+    kmax = cfg.k_max
+    w.add_prefetch_chain([(2 * r + 1, bb, kmax, 3, 8), (2 * r + 1, bb, kmax, 3, 8), (2 * r + 1, bb, kmax // 2 + 1, 3, 8)],
+                         note="hits")
+    w.add_prefetch_chain([(r + 2, bb - 1, 2 * d + 3, 8, 8), (r + 2, bb - 1, 2 * d + 3, 8, 8)], spoil=0, note="miss")
+    w.add_prefetch_chain([(r, 2 * bb + 3, d + 1, 2, 5), (r - 1, 2 * bb + 3, 3 * d, 4, 3), (1, 1, 1, 1, 1)],
+                         note="blocks")
+    w.add_prefetch_chain([(r + 1, 3, d, 5, 5), (r + 1, 3, d, 5, 5)], note="refused between")
+    target = w.expected.pop()                    # run it after a refused call: a miss
+    w.add_refused("refused between prefetch and target", m=0)
+    w.expected.append(target)
     return w
 
 
@@ -245,7 +278,8 @@ def sweep(cfg: HardwareConfig, *, seed: int = 0, quick: bool = False, progress: 
     big = cfg.pes > 64  # a software model of a large array is slow: keep its shapes small
     scale = 0.35 if big or quick else 1.0
     suites = [("precisions", precision_workload(cfg, seed, size_scale=scale)),
-              ("edges", edge_workload(cfg, seed + 1)), ("refused", refused_workload(cfg, seed + 2))]
+              ("edges", edge_workload(cfg, seed + 1)), ("refused", refused_workload(cfg, seed + 2)),
+              ("prefetch", prefetch_workload(cfg, seed + 3))]
     out = []
     for name, wl in suites:
         if progress:

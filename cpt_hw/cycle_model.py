@@ -13,14 +13,19 @@ against the Verilog twin (within 2 %, tests/test_rtl_cycle_model.py).  It follow
 * drain: ROWS + COLS + 2 cycles after a last step the shadows are ready; ROWS drain cycles once the
   C FIFO has room for a tile;
 * writer: two cycles per row on the address channel, ROWS x COLS x 32 / AXI width data beats per tile,
-  write responses ``write_latency`` cycles after a burst's last beat.
+  write responses ``write_latency`` cycles after a burst's last beat;
+* B prefetch: a call whose block 0 was prefetched by the previous call (``b_prefetched``) skips that
+  load; a call with a hint (``prefetch``) reads the next call's first B block in chunks of
+  :func:`prefetch_chunk_bytes`, each issued when the next demand command still waits for its buffer (or
+  none is left) and the descriptor queue is empty, and ends only once the prefetch is in.
 
 Memory timing defaults to cocotbext-axi's AxiRam (the RTL testbenches); pass :class:`MemoryTiming` with a
 longer latency for DDR.  With a memory that stalls (random back-pressure) the RTL takes longer than the
 model; the model is exact up to a few cycles otherwise.
 
-Large calls are periodic: once the per-A-tile duration repeats, whole A tiles are skipped by shifting
-every time stamp (the model stays fast enough for the emulated device's training runs).
+Large calls are periodic: once the schedule state relative to an A tile's end repeats two tiles later,
+whole A tiles are skipped by shifting every time stamp (the model stays fast enough for the emulated
+device's training runs).
 """
 
 from __future__ import annotations
@@ -55,6 +60,27 @@ class MemoryTiming:
 
 #: A DDR3 controller behind a Zynq HP port, roughly (documentation and benchmarks).
 DDR_TIMING = MemoryTiming(read_latency=40, write_latency=30)
+
+
+@dataclass(frozen=True)
+class Prefetch:
+    """A call's B prefetch hint: the next call's B address, N, K and b_bits (flags bit PREFETCH_B)."""
+
+    b_addr: int
+    n: int
+    k: int
+    b_bits: int
+
+    def nbytes(self, cfg: HardwareConfig) -> int:
+        """Bytes it reads: the first min(N, b_block_cols) columns of that B (cpt_hw.status.prefetch_bytes)."""
+        kw = -(-self.k // cfg.dot_width)
+        return min(self.n, cfg.b_block_cols) * self.b_bits * kw * cfg.word_bytes
+
+
+def prefetch_chunk_bytes(cfg: HardwareConfig) -> int:
+    """Bytes of one prefetch command (rtl/cpt_reader.v PF_CHUNK): four bursts, in whole D-bit words."""
+    beat_bytes = cfg.axi_data_width // 8
+    return -(-4 * cfg.burst_beats * beat_bytes // cfg.word_bytes) * cfg.word_bytes
 
 
 @dataclass(frozen=True)
@@ -160,11 +186,14 @@ class _Writer:
 
 def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int,
                 timing: MemoryTiming = MemoryTiming(), *, c_addr: int = 0, a_addr: int = 0,
-                b_addr: int = 0) -> CycleEstimate:
+                b_addr: int = 0, b_prefetched: bool = False, prefetch: Prefetch | None = None,
+                fast_forward: bool = True) -> CycleEstimate:
     """Cycles of one legal call (M x K) . (K x N) at a_bits x b_bits, as rtl/ runs it.
 
     Addresses only matter through 4 KiB boundaries splitting bursts (a few cycles); the defaults assume
-    4 KiB aligned operands.
+    4 KiB aligned operands.  b_prefetched: the previous call prefetched this call's block 0 (a hit);
+    prefetch: this call's own hint for the next call.  fast_forward=False times every A tile instead of
+    skipping periodic ones (the same result, slower: for testing the skip).
     """
     rows, cols, bbc = cfg.rows, cfg.cols, cfg.b_block_cols
     kw = -(-k // cfg.dot_width)
@@ -183,18 +212,47 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
     # reader state
     ar_next = t0                             # cycle the AR side can decide its next command
     r_last = t0 - 10                         # last R beat of the previous command
+    last_pop = t0 - 10                       # cycle the R side took the latest descriptor
     read_beats = 0
+    pf_addr = prefetch.b_addr if prefetch else 0
+    pf_end = pf_addr + (prefetch.nbytes(cfg) if prefetch else 0)
+    pf_chunk = prefetch_chunk_bytes(cfg)
+    pf_last = 0                              # last R beat of the prefetch
 
-    def load(addr: int, nbytes: int, free_at: int) -> int:
-        """Issue one load command; returns the cycle its buffer flag is visible to the feeder."""
-        nonlocal ar_next, r_last, read_beats
+    def command(x: int, addr: int, nbytes: int) -> None:
+        """The AR side issues a command at cycle x: its R beats, descriptor pop and AR bursts."""
+        nonlocal ar_next, r_last, read_beats, last_pop
         beats = nbytes // beat_bytes
-        x = max(ar_next, free_at)
+        last_pop = max(x + 2, r_last + 1)
         start = max(x + 1 + timing.read_latency, r_last + 2)
         r_last = start + beats - 1
         read_beats += beats
         ar_next = x + 1 + _bursts(addr, beats, beat_bytes, cfg.burst_beats)
+
+    def fill_prefetch(until: float) -> None:
+        """Prefetch chunks the AR side issues before cycle `until` (when the demand command may go)."""
+        nonlocal pf_addr, pf_last
+        while pf_addr < pf_end:
+            y = max(ar_next, last_pop + 1)   # the descriptor queue must be empty
+            if y >= until:
+                return
+            size = min(pf_chunk, pf_end - pf_addr)
+            command(y, pf_addr, size)
+            pf_addr += size
+            pf_last = r_last
+
+    def load(addr: int, nbytes: int, free_at: int) -> int:
+        """Issue one load command; returns the cycle its buffer flag is visible to the feeder."""
+        fill_prefetch(free_at)
+        command(max(ar_next, free_at), addr, nbytes)
         return r_last + 2
+
+    def schedule_state(e: int) -> tuple:
+        """Everything that decides the next A tiles' timing, relative to the cycle e."""
+        w = writer
+        return (t - e, drain_free - e, ar_next - e, r_last - e, last_pop - e, a_ready_next - e,
+                a_release[0] - e, a_release[1] - e, w.aw_free - e, w.w_end - e, w.w_chain, w.last_wlast - e,
+                tuple(p - e for p in w.pops), pushed - w.popped_before - len(w.pops))
 
     n_tiles_m = -(-m // rows)
     blocks = list(range(0, n, bbc))
@@ -214,7 +272,8 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
         col_tiles = -(-nb // cols)
         # reader: block 0 loads B then A(0); later blocks load A(0) first (it overlaps the previous block)
         if bi == 0:
-            b_ready = load(b_addr + n0 * b_col_bytes, nb * b_col_bytes, b_release)
+            # a hit: b_full is set with the run's start, the feeder passes its B wait at once
+            b_ready = t0 if b_prefetched else load(b_addr + n0 * b_col_bytes, nb * b_col_bytes, b_release)
             a_ready_next = load(a_addr, min(rows, m) * a_row_bytes, a_release[g % 2])
         else:
             assert a_ready_next is not None
@@ -222,6 +281,7 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
         # feeder: wait for B
         t = max(t, b_ready) + 1
         ends: list[int] = []
+        states: list[tuple] = []
         mt = 0
         while mt < n_tiles_m:
             m0 = mt * rows
@@ -255,15 +315,18 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
             if pending_next:                 # first A tile of the next block, into the freed half
                 ar_next += 1                 # (after the reader's block-advance cycle)
                 a_ready_next = load(a_addr, min(rows, m) * a_row_bytes, a_release[g % 2])
-            # periodicity: once three consecutive A tiles ended the same number of cycles apart, skip
-            # whole A tiles (an even number: the ping-pong halves keep their roles)
+            # periodicity: once the whole schedule state, taken relative to the tile's end, equals the
+            # state two A tiles earlier (the ping-pong halves keep their roles), every later A tile
+            # repeats those two: skip an even number of them by shifting every time stamp.  Equal tile
+            # spacing alone is not enough (a C FIFO or R backlog can still be building up).
             ends.append(e)
+            states.append(schedule_state(e))
             mt += 1
             remaining = n_tiles_m - mt - 3   # the last three A tiles (partial ones) stay exact
-            if (len(ends) >= 4 and ends[-1] - ends[-2] == ends[-2] - ends[-3] == ends[-3] - ends[-4]
-                    and remaining >= 2 and mt % 2 == 0):
+            if (fast_forward and len(states) >= 3 and states[-1] == states[-3] and remaining >= 2 and mt % 2 == 0
+                    and pf_addr >= pf_end and pf_last < ends[-3]):
                 skip = remaining - remaining % 2
-                dt = (ends[-1] - ends[-2]) * skip
+                dt = (ends[-1] - ends[-3]) * (skip // 2)
                 mt += skip
                 g += skip
                 compute += skip * col_tiles * steps
@@ -278,9 +341,14 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
                 r_last += dt
                 a_ready_next += dt
                 a_release = [x + dt for x in a_release]
+                last_pop += dt
                 ends = [x + dt for x in ends]
+                states.clear()
                 total_skip += skip
         b_release = t                        # the feeder released B with the block's last step + 1
 
+    fill_prefetch(float("inf"))             # what is left once every demand command is issued
     total = writer.finish()
+    if prefetch:                             # the call ends once the prefetch is in, too
+        total = max(total, pf_last + 2)
     return CycleEstimate(total, compute, read_beats + writer.beats, m * n * k * a_bits * b_bits)

@@ -8,7 +8,7 @@ a call that writes outside its C area, or a refused call that writes at all, sho
 
 Binary formats (little-endian; read and written by ``hls/cpt_tb.h``)::
 
-    vectors  "CPTV" u32 magic, u32 version, u64 ddr_bytes, u32 n_calls, image, n_calls x 11 u64 registers
+    vectors  "CPTV" u32 magic, u32 version, u64 ddr_bytes, u32 n_calls, image, n_calls x 15 u64 registers
     results  "CPTR" u32 magic, u32 version, u32 n_calls, n_calls x (u32 status, u64 cycles, u32 id),
              u64 ddr_bytes, image
 """
@@ -16,7 +16,7 @@ Binary formats (little-endian; read and written by ``hls/cpt_tb.h``)::
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,12 +26,12 @@ from . import golden
 from .config import HardwareConfig
 from .errors import CptHwError
 from .regmap import FLAG_BITS
-from .status import Call, call_status
+from .status import Call, call_status, prefetch_bytes
 
 MAGIC_IN = 0x56545043   # "CPTV"
 MAGIC_OUT = 0x52545043  # "CPTR"
-VERSION = 1
-N_ARGS = 11
+VERSION = 2
+N_ARGS = 15
 
 
 @dataclass
@@ -114,6 +114,26 @@ class Workload:
         call = Call(a_addr, b_addr, c_addr, m, n, k, a_bits, b_bits, flags_word(a_signed, b_signed), lo, hi)
         c = golden.gemm(a, bt.T, a_bits, b_bits, a_signed, b_signed, acc_width=cfg.acc_width)
         return self._expect(call, note or f"{m}x{n}x{k} {a_bits}x{b_bits}", c)
+
+    def add_prefetch_chain(self, shapes: list[tuple[int, int, int, int, int]], *, spoil: int | None = None,
+                           note: str = "chain") -> list[Call]:
+        """Calls (M, N, K, a_bits, b_bits) back to back, each prefetching the next one's B (flags bit
+        PREFETCH_B, window widened to cover it), as the driver runs a K-split GEMM.  spoil = i: call i's
+        hint names a K one larger than call i + 1 has (a miss, results unchanged)."""
+        first = len(self.expected)
+        calls = [self.add_gemm(*shape, a_signed=bool(i & 1), window="tight", note=f"{note} call {i}")
+                 for i, shape in enumerate(shapes)]
+        for i, (call, nxt) in enumerate(zip(calls, calls[1:])):
+            hint = nxt.b_key()
+            if i == spoil:
+                hint = (nxt.b, nxt.n, nxt.k + 1, nxt.b_bits)
+            pf_end = hint[0] + prefetch_bytes(self.cfg, *hint[1:])
+            calls[i] = replace(call, flags=call.flags | 1 << FLAG_BITS["PREFETCH_B"], win_base=min(call.win_base, nxt.b),
+                               win_limit=max(call.win_limit, pf_end), next_b=hint[0], next_n=hint[1], next_k=hint[2],
+                               next_b_bits=hint[3])
+            self.expected[first + i].call = calls[i]
+            assert call_status(self.cfg, calls[i]) == 0
+        return calls
 
     def _dirty(self, packed: np.ndarray, rows: int, k: int, bits: int) -> np.ndarray:
         """Set random bits in the K padding of every plane row: the kernel must ignore them."""

@@ -7,6 +7,10 @@ bus: a lower bound on the clock cycles the Verilog twin reports (docs/hls.md com
 
 :func:`busy_counts` replays the loop structure of ``hls/cpt_compute.h`` (and the load/store stages)
 exactly; the C-simulation tests assert that the kernel reports precisely this number.
+
+B prefetch: a hit (``b_prefetched``) neither reads block 0's B nor spends the compute stage's load loop
+on it (the steps read the prefetch buffer); a call with a hint counts the prefetch's beats
+(``prefetch_words`` D-bit words) as load beats.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ class BusyCounts:
         return max(self.load_beats, self.compute_iters, self.store_beats)
 
 
-def busy_counts(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int) -> BusyCounts:
+def busy_counts(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int, *,
+                b_prefetched: bool = False, prefetch_words: int = 0) -> BusyCounts:
     """Busy counts of one legal call (M x K) . (K x N) at a_bits x b_bits."""
     kw = -(-k // cfg.dot_width)
     wb = cfg.dot_width // cfg.axi_data_width          # bus beats per D-bit word
@@ -35,12 +40,13 @@ def busy_counts(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
     steps = a_bits * b_bits * kw
     tiles = -(-m // cfg.rows)
     rows = [min(cfg.rows, m - t * cfg.rows) for t in range(tiles)]
-    load = store = iters = 0
+    load = prefetch_words * wb
+    store = iters = 0
     drain = 0  # result beats still to send from the shadow registers
     for n0 in range(0, n, cfg.b_block_cols):
         nb = min(cfg.b_block_cols, n - n0)
         col_tiles = -(-nb // cfg.cols)
-        b_words = nb * b_bits * kw
+        b_words = 0 if (b_prefetched and n0 == 0) else nb * b_bits * kw
         load += (b_words + sum(rows) * a_bits * kw) * wb
         store += col_tiles * sum(rows) * bpr
         # B block load, then A tile 0; both drain the previous block's last tile on the side.

@@ -28,22 +28,25 @@ CTRL_BITS = {"AP_START": 0, "AP_DONE": 1, "AP_IDLE": 2, "AP_READY": 3, "AUTO_RES
 #: IER / ISR bits.
 IRQ_BITS = {"DONE": 0, "READY": 1}
 #: ``flags`` argument bits.
-FLAG_BITS = {"A_SIGNED": 0, "B_SIGNED": 1}
+#: PREFETCH_B: while this call runs, load the first B block of the call described by next_b, next_n,
+#: next_k, next_b_bits into the second B buffer; the next call skips its own load of that block iff its
+#: (b, n, k, b_bits) equal the hint (docs/rtl.md, "B prefetch").  Results never depend on it.
+FLAG_BITS = {"A_SIGNED": 0, "B_SIGNED": 1, "PREFETCH_B": 2}
 #: ``status`` output bits: a non-zero status means the call was refused and memory was not touched
 #: (AXI_RESP: a bus error response arrived during the run).
 STATUS_BITS = {
-    "ERR_DIM": 0,      # M, N or K is zero, M or N > max_dim, or K > k_max
-    "ERR_BITS": 1,     # a_bits or b_bits is 0 or > operand_bits
-    "ERR_ALIGN": 2,    # a, b or c is not aligned to word_bytes
-    "ERR_WINDOW": 3,   # an operand or result range lies outside [win_base, win_limit)
+    "ERR_DIM": 0,      # M, N or K is zero, M or N > max_dim, or K > k_max (also next_n, next_k with PREFETCH_B)
+    "ERR_BITS": 1,     # a_bits or b_bits is 0 or > operand_bits (also next_b_bits with PREFETCH_B)
+    "ERR_ALIGN": 2,    # a, b or c (or next_b with PREFETCH_B) is not aligned to word_bytes
+    "ERR_WINDOW": 3,   # an operand, result or prefetch range lies outside [win_base, win_limit)
     "ERR_FLAGS": 4,    # a reserved flags bit is set
     "ERR_AXI_RESP": 5,  # SLVERR/DECERR on a read or write
 }
 STATUS_DOC = {
-    "ERR_DIM": "M, N or K is zero, M or N > max_dim, or K > k_max",
-    "ERR_BITS": "a_bits or b_bits is 0 or above the operand precision",
-    "ERR_ALIGN": "a, b or c is not aligned to word_bytes",
-    "ERR_WINDOW": "an operand or result byte range lies outside [win_base, win_limit)",
+    "ERR_DIM": "M, N or K is zero, M or N > max_dim, or K > k_max (with PREFETCH_B: next_n or next_k too)",
+    "ERR_BITS": "a_bits or b_bits is 0 or above the operand precision (with PREFETCH_B: next_b_bits too)",
+    "ERR_ALIGN": "a, b or c (with PREFETCH_B: next_b) is not aligned to word_bytes",
+    "ERR_WINDOW": "an operand, result or prefetch byte range lies outside [win_base, win_limit)",
     "ERR_FLAGS": "a reserved flags bit is set",
     "ERR_AXI_RESP": "an AXI read or write returned SLVERR/DECERR",
 }
@@ -72,12 +75,18 @@ def arguments(cfg: HardwareConfig) -> list[Argument]:
         Argument("k", 32, "in", "scalar", "reduction length, 1..k_max"),
         Argument("a_bits", 32, "in", "scalar", "precision of A in bits, 1..operand_bits"),
         Argument("b_bits", 32, "in", "scalar", "precision of B in bits, 1..operand_bits"),
-        Argument("flags", 32, "in", "scalar", "bit 0: A signed, bit 1: B signed; others reserved (0)"),
+        Argument("flags", 32, "in", "scalar", "bit 0: A signed, bit 1: B signed, bit 2: prefetch the next "
+                 "call's B (next_*); others reserved (0)"),
         Argument("win_base", aw, "in", "scalar", "DMA window: lowest byte address the kernel may touch"),
         Argument("win_limit", aw, "in", "scalar", "DMA window: first byte address past the window"),
         Argument("status", 32, "out", "scalar", "error bits of the last call (0: success)"),
         Argument("cycles", 64, "out", "scalar", "clock cycles from ap_start to ap_done of the last call"),
         Argument("id", 32, "out", "scalar", "ID/version word: hash of the config (HardwareConfig.id_word)"),
+        # The B prefetch hint (flags bit PREFETCH_B), appended so that every older offset stays put.
+        Argument("next_b", aw, "in", "scalar", "prefetch hint: B operand address of the next call"),
+        Argument("next_n", 32, "in", "scalar", "prefetch hint: N of the next call, 1..max_dim"),
+        Argument("next_k", 32, "in", "scalar", "prefetch hint: K of the next call, 1..k_max"),
+        Argument("next_b_bits", 32, "in", "scalar", "prefetch hint: b_bits of the next call, 1..operand_bits"),
     ]
 
 

@@ -6,7 +6,10 @@ device), as docs/registers.md states it:
 * each error bit of :data:`cpt_hw.regmap.STATUS_BITS` is evaluated from the register values alone;
 * ERR_WINDOW is evaluated only when M, N, K and the precisions are legal (ERR_DIM and ERR_BITS clear),
   because the operand sizes it needs are meaningless otherwise;
-* a non-zero status means the call ends without reading or writing memory.
+* a non-zero status means the call ends without reading or writing memory;
+* with flags bit PREFETCH_B the hint is checked like an operand: next_n, next_k (ERR_DIM),
+  next_b_bits (ERR_BITS), next_b's alignment (ERR_ALIGN) and the byte range the prefetch reads,
+  :func:`prefetch_bytes` from next_b (ERR_WINDOW, only when the hint's sizes are legal too).
 
 Register values are unsigned integers as the registers hold them: 32-bit scalars, ``axi_addr_width``-bit
 addresses.  ERR_AXI_RESP is raised by the hardware during a run and is never predicted here.
@@ -40,11 +43,32 @@ class Call:
     flags: int
     win_base: int
     win_limit: int
+    next_b: int = 0         # the B prefetch hint (read only with flags bit PREFETCH_B)
+    next_n: int = 0
+    next_k: int = 0
+    next_b_bits: int = 0
 
     def registers(self) -> tuple[int, ...]:
-        """Values in the argument order of the top function (cpt_hw.regmap.arguments)."""
+        """Input values in the argument order of the top function (cpt_hw.regmap.arguments)."""
         return (self.a, self.b, self.c, self.m, self.n, self.k, self.a_bits, self.b_bits, self.flags,
-                self.win_base, self.win_limit)
+                self.win_base, self.win_limit, self.next_b, self.next_n, self.next_k, self.next_b_bits)
+
+    @property
+    def prefetch(self) -> bool:
+        return bool(self.flags >> FLAG_BITS["PREFETCH_B"] & 1)
+
+    def b_key(self) -> tuple[int, int, int, int]:
+        """What a prefetch must match for this call to use it: (b, n, k, b_bits)."""
+        return (self.b, self.n, self.k, self.b_bits)
+
+    def next_key(self) -> tuple[int, int, int, int]:
+        """The hint, in the form of :meth:`b_key`."""
+        return (self.next_b, self.next_n, self.next_k, self.next_b_bits)
+
+
+def prefetch_bytes(cfg: HardwareConfig, n: int, k: int, b_bits: int) -> int:
+    """Bytes a prefetch reads: the first B block (min(N, b_block_cols) columns) of a call (n, k, b_bits)."""
+    return operand_bytes(min(n, cfg.b_block_cols), k, b_bits, cfg.dot_width)
 
 
 def _inside(x: int, size: int, base: int, limit: int) -> bool:
@@ -59,11 +83,15 @@ def call_status(cfg: HardwareConfig, call: Call) -> int:
     dim_err = (min(call.m, call.n, call.k) == 0 or call.m > cfg.max_dim or call.n > cfg.max_dim
                or call.k > cfg.k_max)
     bits_err = not (1 <= call.a_bits <= cfg.operand_bits and 1 <= call.b_bits <= cfg.operand_bits)
+    if call.prefetch:  # the hint's sizes are checked like the call's own
+        dim_err = dim_err or (min(call.next_n, call.next_k) == 0 or call.next_n > cfg.max_dim
+                              or call.next_k > cfg.k_max)
+        bits_err = bits_err or not 1 <= call.next_b_bits <= cfg.operand_bits
     if dim_err:
         status |= bit["ERR_DIM"]
     if bits_err:
         status |= bit["ERR_BITS"]
-    if any(x % cfg.word_bytes for x in (call.a, call.b, call.c)):
+    if any(x % cfg.word_bytes for x in (call.a, call.b, call.c)) or (call.prefetch and call.next_b % cfg.word_bytes):
         status |= bit["ERR_ALIGN"]
     if call.flags & ~FLAGS_MASK:
         status |= bit["ERR_FLAGS"]
@@ -71,6 +99,28 @@ def call_status(cfg: HardwareConfig, call: Call) -> int:
         ranges = ((call.a, operand_bytes(call.m, call.k, call.a_bits, cfg.dot_width)),
                   (call.b, operand_bytes(call.n, call.k, call.b_bits, cfg.dot_width)),
                   (call.c, result_bytes(call.m, call.n, cfg.cols)))
+        if call.prefetch:
+            ranges += ((call.next_b, prefetch_bytes(cfg, call.next_n, call.next_k, call.next_b_bits)),)
         if not all(_inside(x, size, call.win_base, call.win_limit) for x, size in ranges):
             status |= bit["ERR_WINDOW"]
     return status
+
+
+class PrefetchState:
+    """Which calls of a sequence hit the B prefetch, as the kernel decides it (rtl/cpt_core.v).
+
+    The hint of a call that ran with PREFETCH_B serves the very next call only, and only if that call's
+    (b, n, k, b_bits) equal it; any call -- refused ones too -- consumes it, and a reset clears it.
+    """
+
+    def __init__(self) -> None:
+        self._held: tuple[int, int, int, int] | None = None
+
+    def reset(self) -> None:
+        self._held = None
+
+    def step(self, call: Call, status: int) -> bool:
+        """Account for one call that returned ``status``; returns whether it used the prefetch."""
+        hit = status == 0 and self._held == call.b_key()
+        self._held = call.next_key() if status == 0 and call.prefetch else None
+        return hit

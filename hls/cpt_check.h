@@ -2,8 +2,10 @@
 //
 // Mirrors cpt_hw/status.py (call_status) and docs/registers.md: every error bit is evaluated from the
 // register values alone; ERR_WINDOW is evaluated only when the dimensions and precisions are legal,
-// because the operand sizes are meaningless otherwise.  A non-zero status means the kernel returns
-// without reading or writing memory.
+// because the operand sizes are meaningless otherwise.  With flags bit PREFETCH_B the B prefetch hint is
+// checked like an operand (next_n, next_k: ERR_DIM; next_b_bits: ERR_BITS; next_b: ERR_ALIGN; the bytes
+// the prefetch reads: ERR_WINDOW).  A non-zero status means the kernel returns without reading or writing
+// memory.
 #ifndef CPT_CHECK_H
 #define CPT_CHECK_H
 
@@ -17,17 +19,31 @@ inline bool in_window(ap_uint<64> x, ap_uint<64> size, ap_uint<64> base, ap_uint
     return x >= base && x <= limit && size <= ap_uint<64>(limit - x);
 }
 
+//: D-bit words a prefetch reads: the first min(n, b_block_cols) columns of a B operand (n, k, b_bits).
+template <class Cfg>
+ap_uint<64> prefetch_words(uint32_t n, uint32_t k, uint32_t b_bits) {
+#pragma HLS INLINE
+    typedef Types<Cfg> T;
+    const ap_uint<64> cols = n < T::BB ? n : T::BB;
+    return cols * b_bits * ((ap_uint<64>(k) + T::D - 1) / T::D);
+}
+
 //: The status word of a call: 0 when it may run, else the OR of the Cfg::err_* bits.
 template <class Cfg>
 ap_uint<32> check_call(typename Types<Cfg>::addr_t a, typename Types<Cfg>::addr_t b,
                        typename Types<Cfg>::addr_t c, uint32_t m, uint32_t n, uint32_t k, uint32_t a_bits,
                        uint32_t b_bits, uint32_t flags, typename Types<Cfg>::addr_t win_base,
-                       typename Types<Cfg>::addr_t win_limit) {
+                       typename Types<Cfg>::addr_t win_limit, typename Types<Cfg>::addr_t next_b, uint32_t next_n,
+                       uint32_t next_k, uint32_t next_b_bits) {
 #pragma HLS INLINE off
     typedef Types<Cfg> T;
-    const bool dim_err = m == 0 || n == 0 || k == 0 || m > Cfg::max_dim || n > Cfg::max_dim || k > Cfg::k_max;
-    const bool bits_err = a_bits == 0 || b_bits == 0 || a_bits > T::P || b_bits > T::P;
-    const bool align_err = a % T::WORD_BYTES != 0 || b % T::WORD_BYTES != 0 || c % T::WORD_BYTES != 0;
+    const bool pf = (flags >> Cfg::flag_prefetch_b_bit) & 1;
+    const bool dim_err = m == 0 || n == 0 || k == 0 || m > Cfg::max_dim || n > Cfg::max_dim || k > Cfg::k_max ||
+                         (pf && (next_n == 0 || next_k == 0 || next_n > Cfg::max_dim || next_k > Cfg::k_max));
+    const bool bits_err = a_bits == 0 || b_bits == 0 || a_bits > T::P || b_bits > T::P ||
+                          (pf && (next_b_bits == 0 || next_b_bits > T::P));
+    const bool align_err = a % T::WORD_BYTES != 0 || b % T::WORD_BYTES != 0 || c % T::WORD_BYTES != 0 ||
+                           (pf && next_b % T::WORD_BYTES != 0);
     const bool flags_err = (flags & ~Cfg::flags_mask) != 0;
     bool window_err = false;
     if (!dim_err && !bits_err) {
@@ -36,7 +52,9 @@ ap_uint<32> check_call(typename Types<Cfg>::addr_t a, typename Types<Cfg>::addr_
         const ap_uint<64> size_b = ap_uint<64>(n) * b_bits * kw * T::WORD_BYTES;
         const ap_uint<64> size_c = ap_uint<64>(m) * ((n + T::C - 1) / T::C * T::C) * (T::RES_BITS / 8);
         window_err = !in_window(a, size_a, win_base, win_limit) || !in_window(b, size_b, win_base, win_limit) ||
-                     !in_window(c, size_c, win_base, win_limit);
+                     !in_window(c, size_c, win_base, win_limit) ||
+                     (pf && !in_window(next_b, prefetch_words<Cfg>(next_n, next_k, next_b_bits) * T::WORD_BYTES,
+                                       win_base, win_limit));
     }
     ap_uint<32> status = 0;
     status[Cfg::err_dim_bit] = dim_err;

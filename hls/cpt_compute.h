@@ -1,7 +1,8 @@
 // cpt-hw HLS kernel: the compute stage, an output-stationary rows x cols array of bit-serial PEs.
 //
 // Per block of b_block_cols columns of B (docs/architecture.md, "Dataflow"):
-//   1. the B block is loaded once into b_buf (cols banks, one per PE column);
+//   1. the B block is loaded once into b_buf (cols banks, one per PE column) -- except block 0 of a
+//      prefetch hit, which the steps read from the persistent prefetch buffer `pf` instead;
 //   2. A tile 0 (`rows` rows) is loaded into one half of the ping-pong buffer a_buf;
 //   3. for every A tile and every column tile of the block, a_bits x b_bits x Kw steps: each step every
 //      PE (r, c) combines word w of A plane i of row r with word w of B plane j of column c (pe_step).
@@ -91,7 +92,8 @@ struct Compute {
     }
 
     static void run(hls::stream<word_t> &in, hls::stream<bus_t> &out, uint32_t m, uint32_t n, uint32_t k,
-                    uint32_t a_bits, uint32_t b_bits, uint32_t flags, hls::stream<typename T::count_t> &count) {
+                    uint32_t a_bits, uint32_t b_bits, uint32_t flags, bool b_hit,
+                    const word_t pf[T::BT][T::C][T::P][T::KW], hls::stream<typename T::count_t> &count) {
 #pragma HLS INLINE off
         word_t b_buf[T::BT][T::C][T::P][T::KW];
 #pragma HLS ARRAY_PARTITION variable = b_buf complete dim = 2
@@ -122,13 +124,14 @@ struct Compute {
         for (uint32_t n0 = 0; n0 < n; n0 += T::BB) {
             const uint32_t nb = n - n0 < T::BB ? n - n0 : T::BB;
             const uint32_t col_tiles = (nb + T::C - 1) / T::C;
+            const bool from_pf = b_hit && n0 == 0;  // block 0 of a hit: prefetched, not streamed
 
             // 1. B block: column n0 + ct*C + c, plane j, word w -> b_buf[ct][c][j][w]; the previous
             //    block's last tile drains meanwhile.
             {
                 const uint32_t b_words = nb * b_bits * kw;
                 ap_uint<32> bct = 0, bc = 0, bj = 0, bw = 0;
-                const uint32_t trip = b_words;
+                const uint32_t trip = from_pf ? 0 : b_words;
                 iters += trip;
             load_b:
                 for (uint32_t it = 0; it < trip; ++it) {
@@ -209,7 +212,8 @@ struct Compute {
                                 const word_t aw = a_buf[cur][r][si][sw];
                                 for (unsigned c = 0; c < T::C; ++c) {
 #pragma HLS UNROLL
-                                    const word_t bw = col_ok[c] ? b_buf[ct][c][sj][sw] : word_t(0);
+                                    const word_t bb = from_pf ? pf[ct][c][sj][sw] : b_buf[ct][c][sj][sw];
+                                    const word_t bw = col_ok[c] ? bb : word_t(0);
                                     pe_step<Cfg>(acc[r][c], aw, bw, shift, negate);
                                 }
                             }

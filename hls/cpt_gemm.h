@@ -1,9 +1,14 @@
 // cpt-hw HLS kernel: the whole GEMM behind the register map of docs/registers.md.
 //
 //   gemm_top  checks the arguments (cpt_check.h); on any error it returns the status without touching
-//             memory, otherwise it runs the dataflow region:
+//             memory, otherwise it runs the dataflow region, then the B prefetch (flags PREFETCH_B):
 //   run       read_operands -> (D-bit words) -> Compute::run -> (bus beats) -> write_results
 //             connected by hls::stream FIFOs, plus a small process that combines their iteration counts.
+//
+// B prefetch (docs/rtl.md has the contract, rtl/cpt_core.v the same semantics): a static buffer and the
+// hint it was loaded for persist between calls.  The next call -- only that one -- uses it for its
+// block 0 iff its (b, n, k, b_bits) equal the hint; otherwise it reads B as usual.  Results never depend
+// on it.  The prefetch's bus beats count as load-stage beats of the call that reads them.
 //
 // The generated top function (build/<cfg>/hls/cpt_gemm.cpp) only declares the interface and calls
 // gemm_top with the generated config struct.
@@ -32,7 +37,9 @@ void combine_counts(hls::stream<typename Types<Cfg>::count_t> &rd, hls::stream<t
 template <class Cfg>
 void run(typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::addr_t a, typename Types<Cfg>::addr_t b,
          typename Types<Cfg>::addr_t c, uint32_t m, uint32_t n, uint32_t k, uint32_t a_bits, uint32_t b_bits,
-         uint32_t flags, ap_uint<64> &busy) {
+         uint32_t flags, bool b_hit, const typename Types<Cfg>::word_t pf[Types<Cfg>::BT][Types<Cfg>::C]
+                                                                            [Types<Cfg>::P][Types<Cfg>::KW],
+         ap_uint<64> prefetch_beats, ap_uint<64> &busy) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
     typedef Types<Cfg> T;
@@ -49,8 +56,8 @@ void run(typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::addr_t a, typenam
     hls::stream<typename T::count_t> n_rd("cpt_n_rd"), n_cmp("cpt_n_cmp"), n_wr("cpt_n_wr");
 
     // Canonical dataflow: nothing but process calls, each reading the scalars it needs.
-    read_operands<Cfg>(mem, a, b, m, n, k, a_bits, b_bits, words, n_rd);
-    Compute<Cfg>::run(words, results, m, n, k, a_bits, b_bits, flags, n_cmp);
+    read_operands<Cfg>(mem, a, b, m, n, k, a_bits, b_bits, b_hit, prefetch_beats, words, n_rd);
+    Compute<Cfg>::run(words, results, m, n, k, a_bits, b_bits, flags, b_hit, pf, n_cmp);
     write_results<Cfg>(mem, c, m, n, results, n_wr);
     combine_counts<Cfg>(n_rd, n_cmp, n_wr, busy);
 }
@@ -60,11 +67,35 @@ template <class Cfg>
 void gemm_top(typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::addr_t a, typename Types<Cfg>::addr_t b,
               typename Types<Cfg>::addr_t c, uint32_t m, uint32_t n, uint32_t k, uint32_t a_bits, uint32_t b_bits,
               uint32_t flags, typename Types<Cfg>::addr_t win_base, typename Types<Cfg>::addr_t win_limit,
-              uint32_t *status, uint64_t *cycles, uint32_t *id) {
+              uint32_t *status, uint64_t *cycles, uint32_t *id, typename Types<Cfg>::addr_t next_b,
+              uint32_t next_n, uint32_t next_k, uint32_t next_b_bits) {
 #pragma HLS INLINE
-    const ap_uint<32> st = check_call<Cfg>(a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit);
+    typedef Types<Cfg> T;
+    // The prefetched block and its hint, kept from one call to the next.
+    static typename T::word_t pf_buf[T::BT][T::C][T::P][T::KW];
+#pragma HLS ARRAY_PARTITION variable = pf_buf complete dim = 2
+    static bool pf_valid = false;
+    static typename T::addr_t pf_b = 0;
+    static uint32_t pf_n = 0, pf_k = 0, pf_b_bits = 0;
+
+    const ap_uint<32> st = check_call<Cfg>(a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit, next_b,
+                                           next_n, next_k, next_b_bits);
+    const bool b_hit = pf_valid && b == pf_b && n == pf_n && k == pf_k && b_bits == pf_b_bits;
+    pf_valid = false;  // a prefetch serves the very next call only
     ap_uint<64> busy = 0;
-    if (st == 0) run<Cfg>(mem, a, b, c, m, n, k, a_bits, b_bits, flags, busy);
+    if (st == 0) {
+        const bool prefetch = (flags >> Cfg::flag_prefetch_b_bit) & 1;
+        const ap_uint<64> pf_beats = prefetch ? ap_uint<64>(prefetch_words<Cfg>(next_n, next_k, next_b_bits) * T::WB) : ap_uint<64>(0);
+        run<Cfg>(mem, a, b, c, m, n, k, a_bits, b_bits, flags, b_hit, pf_buf, pf_beats, busy);
+        if (prefetch) {  // after the region: the hit above has finished reading pf_buf
+            read_prefetch<Cfg>(mem, next_b, next_n, next_k, next_b_bits, pf_buf);
+            pf_valid = true;
+            pf_b = next_b;
+            pf_n = next_n;
+            pf_k = next_k;
+            pf_b_bits = next_b_bits;
+        }
+    }
     *status = st.to_uint();
     *cycles = busy.to_uint64();
     *id = Cfg::id_word;

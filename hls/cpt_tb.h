@@ -4,8 +4,8 @@
 // (so `csim_design`/`cosim_design` fail on a mismatch).
 //
 // All integers little-endian.  Input  "CPTV": u32 magic, u32 version, u64 ddr_bytes, u32 n_calls,
-//   ddr_bytes bytes of DDR image (byte address 0 upwards), n_calls x 11 u64 register values
-//   (a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit).
+//   ddr_bytes bytes of DDR image (byte address 0 upwards), n_calls x 15 u64 register values
+//   (a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit, next_b, next_n, next_k, next_b_bits).
 // Output "CPTR": u32 magic, u32 version, u32 n_calls, n_calls x (u32 status, u64 cycles, u32 id),
 //   u64 ddr_bytes, the final DDR image.  An expected file has the output format; cycles are not compared.
 #ifndef CPT_TB_H
@@ -23,8 +23,8 @@ namespace tb {
 
 static const uint32_t MAGIC_IN = 0x56545043u;   // "CPTV"
 static const uint32_t MAGIC_OUT = 0x52545043u;  // "CPTR"
-static const uint32_t VERSION = 1;
-static const unsigned N_ARGS = 11;
+static const uint32_t VERSION = 2;
+static const unsigned N_ARGS = 15;
 
 struct Result {
     uint32_t status;
@@ -129,7 +129,8 @@ int main(int argc, char **argv, Kernel kernel) {
         kernel(ddr.empty() ? 0 : &ddr[0], typename T::addr_t(a[0]), typename T::addr_t(a[1]),
                typename T::addr_t(a[2]), uint32_t(a[3]), uint32_t(a[4]), uint32_t(a[5]), uint32_t(a[6]),
                uint32_t(a[7]), uint32_t(a[8]), typename T::addr_t(a[9]), typename T::addr_t(a[10]), &res[i].status,
-               &res[i].cycles, &res[i].id);
+               &res[i].cycles, &res[i].id, typename T::addr_t(a[11]), uint32_t(a[12]), uint32_t(a[13]),
+               uint32_t(a[14]));
     }
     beats_to_bytes(ddr, image, T::BUS_BYTES);
 

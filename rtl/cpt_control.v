@@ -7,7 +7,8 @@
 //     ap_ready (clear on read), ap_idle, auto_restart, interrupt (read only).
 //   * GIE / IER / ISR: ISR bits are set by ap_done / ap_ready when enabled in IER and toggled by
 //     writing 1; interrupt = GIE & (ISR != 0).
-//   * inputs (a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit): plain registers honouring
+//   * inputs (a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit and the prefetch hint
+//     next_b, next_n, next_k, next_b_bits): plain registers honouring
 //     WSTRB; the core samples them when it takes ap_start.
 //   * outputs (status, cycles, id): written at ap_done, each with an ap_vld bit that a read of its
 //     control word clears; `id` reads the config's ID word at any time.
@@ -57,7 +58,11 @@ module cpt_control #(
     output wire [31:0]        arg_b_bits,
     output wire [31:0]        arg_flags,
     output wire [AW-1:0]      arg_win_base,
-    output wire [AW-1:0]      arg_win_limit
+    output wire [AW-1:0]      arg_win_limit,
+    output wire [AW-1:0]      arg_next_b,
+    output wire [31:0]        arg_next_n,
+    output wire [31:0]        arg_next_k,
+    output wire [31:0]        arg_next_b_bits
 );
     `include "cpt_gemm_regmap.vh"
 
@@ -128,6 +133,8 @@ module cpt_control #(
     reg [1:0]  int_ier, int_isr;
     reg [31:0] reg_a [0:1], reg_b [0:1], reg_c [0:1], reg_wb [0:1], reg_wl [0:1];
     reg [31:0] reg_m, reg_n, reg_k, reg_a_bits, reg_b_bits, reg_flags;
+    reg [31:0] reg_nb [0:1];
+    reg [31:0] reg_nn, reg_nk, reg_nbb;
     reg [31:0] out_status;
     reg [63:0] out_cycles;
     reg        vld_status, vld_cycles, vld_id;
@@ -200,11 +207,17 @@ module cpt_control #(
             if (hit(waddr, REG_WIN_BASE_W1)) reg_wb[1] <= masked(reg_wb[1], s_axi_wdata, s_axi_wstrb);
             if (hit(waddr, REG_WIN_LIMIT_W0)) reg_wl[0] <= masked(reg_wl[0], s_axi_wdata, s_axi_wstrb);
             if (hit(waddr, REG_WIN_LIMIT_W1)) reg_wl[1] <= masked(reg_wl[1], s_axi_wdata, s_axi_wstrb);
+            if (hit(waddr, REG_NEXT_B_W0)) reg_nb[0] <= masked(reg_nb[0], s_axi_wdata, s_axi_wstrb);
+            if (hit(waddr, REG_NEXT_B_W1)) reg_nb[1] <= masked(reg_nb[1], s_axi_wdata, s_axi_wstrb);
+            if (hit(waddr, REG_NEXT_N_W0)) reg_nn <= masked(reg_nn, s_axi_wdata, s_axi_wstrb);
+            if (hit(waddr, REG_NEXT_K_W0)) reg_nk <= masked(reg_nk, s_axi_wdata, s_axi_wstrb);
+            if (hit(waddr, REG_NEXT_B_BITS_W0)) reg_nbb <= masked(reg_nbb, s_axi_wdata, s_axi_wstrb);
         end
         if (rst) begin
             reg_a[0] <= 0; reg_a[1] <= 0; reg_b[0] <= 0; reg_b[1] <= 0; reg_c[0] <= 0; reg_c[1] <= 0;
             reg_wb[0] <= 0; reg_wb[1] <= 0; reg_wl[0] <= 0; reg_wl[1] <= 0;
             reg_m <= 0; reg_n <= 0; reg_k <= 0; reg_a_bits <= 0; reg_b_bits <= 0; reg_flags <= 0;
+            reg_nb[0] <= 0; reg_nb[1] <= 0; reg_nn <= 0; reg_nk <= 0; reg_nbb <= 0;
         end
     end
 
@@ -236,6 +249,11 @@ module cpt_control #(
             if (hit(ra, REG_WIN_BASE_W1)) s_axi_rdata <= reg_wb[1];
             if (hit(ra, REG_WIN_LIMIT_W0)) s_axi_rdata <= reg_wl[0];
             if (hit(ra, REG_WIN_LIMIT_W1)) s_axi_rdata <= reg_wl[1];
+            if (hit(ra, REG_NEXT_B_W0)) s_axi_rdata <= reg_nb[0];
+            if (hit(ra, REG_NEXT_B_W1)) s_axi_rdata <= reg_nb[1];
+            if (hit(ra, REG_NEXT_N_W0)) s_axi_rdata <= reg_nn;
+            if (hit(ra, REG_NEXT_K_W0)) s_axi_rdata <= reg_nk;
+            if (hit(ra, REG_NEXT_B_BITS_W0)) s_axi_rdata <= reg_nbb;
             if (hit(ra, REG_STATUS_W0)) s_axi_rdata <= out_status;
             if (hit(ra, REG_STATUS_CTRL)) s_axi_rdata <= {31'd0, vld_status};
             if (hit(ra, REG_CYCLES_W0)) s_axi_rdata <= out_cycles[31:0];
@@ -258,12 +276,14 @@ module cpt_control #(
             assign arg_c = {reg_c[1], reg_c[0]};
             assign arg_win_base = {reg_wb[1], reg_wb[0]};
             assign arg_win_limit = {reg_wl[1], reg_wl[0]};
+            assign arg_next_b = {reg_nb[1], reg_nb[0]};
         end else begin : addr32
             assign arg_a = reg_a[0];
             assign arg_b = reg_b[0];
             assign arg_c = reg_c[0];
             assign arg_win_base = reg_wb[0];
             assign arg_win_limit = reg_wl[0];
+            assign arg_next_b = reg_nb[0];
         end
     endgenerate
     assign arg_m = reg_m;
@@ -272,6 +292,9 @@ module cpt_control #(
     assign arg_a_bits = reg_a_bits;
     assign arg_b_bits = reg_b_bits;
     assign arg_flags = reg_flags;
+    assign arg_next_n = reg_nn;
+    assign arg_next_k = reg_nk;
+    assign arg_next_b_bits = reg_nbb;
 endmodule
 
 `default_nettype wire

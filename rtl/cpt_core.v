@@ -5,7 +5,14 @@
 // non-zero status the call ends there (ap_done, interrupt, memory untouched).  Otherwise the reader,
 // feeder and writer start together and run decoupled, synchronised only by the buffer ownership flags
 // below (a_full per A half, b_full), the drain handshake and the writer's tile queue; the call ends
-// when the writer has every write response.  `cycles` counts the non-idle cycles of the call.
+// when the writer has every write response and the B prefetch (if any) is in.  `cycles` counts the
+// non-idle cycles of the call.
+//
+// B prefetch (flags bit PREFETCH_B, docs/rtl.md): the B buffer has two halves.  A call's blocks use
+// half b_cur; its prefetch loads the next call's first B block into the other half.  The prefetched
+// half and the hint it was loaded for (pf_buf, pf_key) persist across calls until ap_rst_n; the next
+// call -- and only the next one -- uses it iff its own (b, n, k, b_bits) equal pf_key (a "hit": B(0)
+// is not loaded).  Results never depend on it: a miss simply loads B as usual.
 
 `default_nettype none
 
@@ -78,12 +85,14 @@ module cpt_core #(
     localparam integer BITS_W = $clog2(OP_BITS + 1);
     localparam integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1;
     localparam integer A_DEPTH = 2 * OP_BITS * K_WORDS;
-    localparam integer B_DEPTH = (B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS;
+    localparam integer B_HALF = (B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS;   // one B block per bank
+    localparam integer B_DEPTH = 2 * B_HALF;    // two halves: the running block, the prefetched one
     localparam integer A_AW = $clog2(A_DEPTH);
     localparam integer B_AW = $clog2(B_DEPTH);
     localparam integer RV_W = $clog2(ROWS + 1);
     localparam integer FIFO_AW = $clog2(2 * ROWS);
     localparam integer TI_W = AXI_AW + RV_W + 1;
+    localparam integer KEY_W = AXI_AW + 96;
 
     initial begin
         if (ACC_W > 32 || ACC_W < $clog2(D + 1) + 1) begin
@@ -104,6 +113,8 @@ module cpt_core #(
     reg  [63:0] cycles_out;
     wire [AXI_AW-1:0] arg_a, arg_b, arg_c, arg_win_base, arg_win_limit;
     wire [31:0] arg_m, arg_n, arg_k, arg_a_bits, arg_b_bits, arg_flags;
+    wire [AXI_AW-1:0] arg_next_b;
+    wire [31:0] arg_next_n, arg_next_k, arg_next_b_bits;
 
     cpt_control #(.AW(AXI_AW), .CTRL_AW(CTRL_AW)) control (
         .clk(clk), .rst(rst),
@@ -117,7 +128,8 @@ module cpt_core #(
         .cycles_in(cycles_out),
         .arg_a(arg_a), .arg_b(arg_b), .arg_c(arg_c), .arg_m(arg_m), .arg_n(arg_n), .arg_k(arg_k),
         .arg_a_bits(arg_a_bits), .arg_b_bits(arg_b_bits), .arg_flags(arg_flags),
-        .arg_win_base(arg_win_base), .arg_win_limit(arg_win_limit)
+        .arg_win_base(arg_win_base), .arg_win_limit(arg_win_limit), .arg_next_b(arg_next_b),
+        .arg_next_n(arg_next_n), .arg_next_k(arg_next_k), .arg_next_b_bits(arg_next_b_bits)
     );
 
     // ------------------------------------------------------------------ call sequencing
@@ -125,9 +137,15 @@ module cpt_core #(
     reg  [1:0]  kstate;
     reg  [63:0] cycle_count;
     reg         setup_start, run_start;
-    wire        setup_done, writer_done, reader_err, writer_err;
+    wire        setup_done, writer_done, reader_err, writer_err, pf_busy;
     wire [31:0] setup_status;
     reg  [31:0] call_status;
+    reg         written;                        // the writer reported done during this call
+    // prefetch state, kept across calls
+    wire              pf_en;
+    wire [KEY_W-1:0]  call_key, next_key;
+    reg               pf_valid, pf_buf, b_cur, b_hit;
+    reg  [KEY_W-1:0]  pf_key;
 
     assign ap_idle = (kstate == K_IDLE);
     // ap_done is high during the one K_DONE cycle: the control block clears ap_start at the same edge
@@ -141,6 +159,10 @@ module cpt_core #(
             kstate <= K_IDLE;
             status_out <= 32'd0;
             cycles_out <= 64'd0;
+            pf_valid <= 1'b0;
+            pf_buf <= 1'b1;
+            b_cur <= 1'b0;
+            b_hit <= 1'b0;
         end else begin
             if (kstate != K_IDLE) cycle_count <= cycle_count + 1'b1;
             case (kstate)
@@ -153,16 +175,31 @@ module cpt_core #(
                     call_status <= setup_status;
                     status_out <= setup_status;
                     cycles_out <= cycle_count + 1'b1;
+                    // A prefetch serves the very next call only, whatever that call is.
+                    pf_valid <= 1'b0;
+                    b_hit <= pf_valid && call_key == pf_key;
+                    b_cur <= (pf_valid && call_key == pf_key) ? pf_buf : !pf_buf;
+                    written <= 1'b0;
                     if (setup_status != 0) kstate <= K_DONE;
                     else begin
                         run_start <= 1'b1;
                         kstate <= K_RUN;
                     end
                 end
-                K_RUN: if (writer_done) begin
-                    status_out <= call_status | ((reader_err || writer_err) ? 32'd1 << STATUS_ERR_AXI_RESP : 32'd0);
-                    cycles_out <= cycle_count + 1'b1;
-                    kstate <= K_DONE;
+                K_RUN: begin
+                    if (writer_done) written <= 1'b1;
+                    if ((writer_done || written) && !pf_busy) begin
+                        status_out <= call_status | ((reader_err || writer_err) ? 32'd1 << STATUS_ERR_AXI_RESP : 32'd0);
+                        cycles_out <= cycle_count + 1'b1;
+                        kstate <= K_DONE;
+                        // the prefetched block is complete; a call with a bus error (status
+                        // ERR_AXI_RESP) leaves it unused, as cpt_hw.status.PrefetchState says
+                        if (pf_en && !reader_err && !writer_err) begin
+                            pf_valid <= 1'b1;
+                            pf_buf <= !b_cur;
+                            pf_key <= next_key;
+                        end
+                    end
                 end
                 default: kstate <= K_IDLE;  // K_DONE: ap_done
             endcase
@@ -176,25 +213,28 @@ module cpt_core #(
     wire              a_signed, b_signed;
     wire [RW_W-1:0]   a_row_words, b_col_words;
     wire [AXI_AW-1:0] a_base, b_base, c_base, a_end, b_end, a_tile_bytes, b_block_bytes;
-    wire [AXI_AW-1:0] c_stride, c_tile_step, c_tile_span;
+    wire [AXI_AW-1:0] c_stride, c_tile_step, c_tile_span, pf_base, pf_end;
+    wire [RW_W-1:0]   pf_col_words;
 
     cpt_setup #(
         .ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
         .AW(AXI_AW), .MAX_DIM(MAX_DIM),
         .ST_DIM(STATUS_ERR_DIM), .ST_BITS(STATUS_ERR_BITS), .ST_ALIGN(STATUS_ERR_ALIGN),
         .ST_WINDOW(STATUS_ERR_WINDOW), .ST_FLAGS(STATUS_ERR_FLAGS),
-        .FL_A_SIGNED(FLAG_A_SIGNED), .FL_B_SIGNED(FLAG_B_SIGNED)
+        .FL_A_SIGNED(FLAG_A_SIGNED), .FL_B_SIGNED(FLAG_B_SIGNED), .FL_PREFETCH_B(FLAG_PREFETCH_B)
     ) setup (
         .clk(clk), .rst(rst), .start(setup_start),
         .arg_a(arg_a), .arg_b(arg_b), .arg_c(arg_c), .arg_m(arg_m), .arg_n(arg_n), .arg_k(arg_k),
         .arg_a_bits(arg_a_bits), .arg_b_bits(arg_b_bits), .arg_flags(arg_flags),
-        .arg_win_base(arg_win_base), .arg_win_limit(arg_win_limit),
+        .arg_win_base(arg_win_base), .arg_win_limit(arg_win_limit), .arg_next_b(arg_next_b),
+        .arg_next_n(arg_next_n), .arg_next_k(arg_next_k), .arg_next_b_bits(arg_next_b_bits),
         .done(setup_done), .status(setup_status),
         .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits), .a_signed(a_signed), .b_signed(b_signed),
         .a_row_words(a_row_words), .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base),
         .c_base(c_base), .a_end(a_end), .b_end(b_end), .a_tile_bytes(a_tile_bytes),
         .b_block_bytes(b_block_bytes), .c_stride(c_stride), .c_tile_step(c_tile_step),
-        .c_tile_span(c_tile_span)
+        .c_tile_span(c_tile_span), .pf_en(pf_en), .pf_base(pf_base), .pf_end(pf_end),
+        .pf_col_words(pf_col_words), .key(call_key), .next_key(next_key)
     );
 
     // ------------------------------------------------------------------ buffer ownership
@@ -209,8 +249,8 @@ module cpt_core #(
         if (rst || run_start) begin
             a_busy <= 2'b00;
             a_full <= 2'b00;
-            b_busy <= 1'b0;
-            b_full <= 1'b0;
+            b_busy <= b_hit && !rst;            // a hit: block 0 is in place, owned by the feeder
+            b_full <= b_hit && !rst;
         end else begin
             if (a_issue) a_busy[a_issue_half] <= 1'b1;
             if (a_loaded) a_full[a_loaded_half] <= 1'b1;
@@ -241,14 +281,15 @@ module cpt_core #(
     ) reader (
         .clk(clk), .rst(rst), .start(run_start), .m(m), .n(n), .a_row_words(a_row_words),
         .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base), .a_end(a_end), .b_end(b_end),
-        .a_tile_bytes(a_tile_bytes), .b_block_bytes(b_block_bytes),
+        .a_tile_bytes(a_tile_bytes), .b_block_bytes(b_block_bytes), .b_cur(b_cur), .b_hit(b_hit),
+        .pf_en(pf_en), .pf_base(pf_base), .pf_end(pf_end), .pf_col_words(pf_col_words),
         .m_axi_arvalid(m_axi_arvalid), .m_axi_arready(m_axi_arready), .m_axi_araddr(m_axi_araddr),
         .m_axi_arlen(m_axi_arlen), .m_axi_arsize(m_axi_arsize), .m_axi_arburst(m_axi_arburst),
         .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata),
         .m_axi_rlast(m_axi_rlast), .m_axi_rresp(m_axi_rresp),
         .a_busy(a_busy), .b_busy(b_busy), .a_issue(a_issue), .a_issue_half(a_issue_half), .b_issue(b_issue),
         .a_loaded(a_loaded), .a_loaded_half(a_loaded_half), .b_loaded(b_loaded), .a_we(a_we), .a_waddr(a_waddr), .b_we(b_we), .b_waddr(b_waddr),
-        .wdata(wdata), .resp_err(reader_err)
+        .wdata(wdata), .resp_err(reader_err), .pf_busy(pf_busy)
     );
 
     wire [ROWS*D-1:0] a_words;
@@ -284,7 +325,7 @@ module cpt_core #(
     ) feeder (
         .clk(clk), .rst(rst), .start(run_start), .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits),
         .a_signed(a_signed), .b_signed(b_signed), .a_row_words(a_row_words), .b_col_words(b_col_words),
-        .c_base(c_base), .c_tile_step(c_tile_step),
+        .c_base(c_base), .c_tile_step(c_tile_step), .b_cur(b_cur),
         .a_full(a_full), .b_full(b_full), .a_release(a_release), .a_release_half(a_release_half),
         .b_release(b_release), .rd_en(rd_en), .a_raddr(a_raddr), .b_raddr(b_raddr), .ctl(ctl),
         .b_mask(b_mask), .drain_busy(drain_busy), .last_emit(last_emit), .tile_full(tile_full),

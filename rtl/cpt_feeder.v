@@ -29,7 +29,8 @@ module cpt_feeder #(
     parameter integer BITS_W = $clog2(OP_BITS + 1),
     parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1,
     parameter integer A_AW = $clog2(2 * OP_BITS * K_WORDS),
-    parameter integer B_AW = $clog2((B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS),
+    parameter integer B_HALF = (B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS,   // words per bank and B half
+    parameter integer B_AW = $clog2(2 * B_HALF),
     parameter integer RV_W = $clog2(ROWS + 1)
 ) (
     input  wire              clk,
@@ -46,6 +47,7 @@ module cpt_feeder #(
     input  wire [RW_W-1:0]   b_col_words,
     input  wire [AW-1:0]     c_base,
     input  wire [AW-1:0]     c_tile_step,
+    input  wire              b_cur,             // the B half holding this call's blocks
 
     input  wire [1:0]        a_full,
     input  wire              b_full,
@@ -120,7 +122,7 @@ module cpt_feeder #(
     wire [RW_W+B_AW-1:0] b_off = {{B_AW{1'b0}}, j_kw + w_r};           // zero-extended: B_AW may exceed RW_W
     wire [RW_W+B_AW-1:0] b_col_words_x = {{B_AW{1'b0}}, b_col_words};
     assign a_raddr = (half ? HALF_A : {A_AW{1'b0}}) + a_off[A_AW-1:0];
-    assign b_raddr = slot_base + b_off[B_AW-1:0];
+    assign b_raddr = (b_cur ? B_HALF[B_AW-1:0] : {B_AW{1'b0}}) + slot_base + b_off[B_AW-1:0];
     wire unused = &{1'b0, a_off, b_off, b_col_words_x};
     assign last_emit = emit && last_step;
     assign tile_push = last_emit;

@@ -7,6 +7,13 @@
 // A(t) goes to half t mod 2 (counted over the whole call) of the ping-pong A buffer and waits until the
 // feeder has released that half (a_busy low); B(k) waits until the feeder has released the B buffer.
 // Issuing a load marks its buffer busy at once (a_issue / b_issue), long before its data is in.
+// The B buffer has two halves: the call's blocks go to half b_cur; with b_hit its block 0 is already
+// there (prefetched by the previous call) and B(0) is not loaded.
+//
+// Prefetch (pf_en): the first B block of the next call, [pf_base, pf_end), goes to half !b_cur in chunks
+// of PF_CHUNK bytes, issued only when no demand command can go (its buffer is still busy, or the call's
+// own loads are all issued) and the descriptor queue is empty: A tiles and the call's B blocks keep
+// priority, and wait behind at most one queued chunk.  pf_busy stays high until its last word is written.
 // A tile is ROWS consecutive rows of A and a B block B_BLOCK_COLS consecutive columns of B, each one
 // contiguous range of the DDR layout, read in bursts of at most BURST_BEATS that never cross 4 KiB.
 //
@@ -32,7 +39,8 @@ module cpt_reader #(
     parameter integer DIM_W = $clog2(MAX_DIM + 1),
     parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1,
     parameter integer A_AW = $clog2(2 * OP_BITS * K_WORDS),
-    parameter integer B_AW = $clog2((B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS)
+    parameter integer B_HALF = (B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS,   // words per bank and half
+    parameter integer B_AW = $clog2(2 * B_HALF)
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -47,6 +55,12 @@ module cpt_reader #(
     input  wire [AW-1:0]     b_end,
     input  wire [AW-1:0]     a_tile_bytes,
     input  wire [AW-1:0]     b_block_bytes,
+    input  wire              b_cur,             // the B half this call's blocks use
+    input  wire              b_hit,             // block 0 is already in half b_cur
+    input  wire              pf_en,             // prefetch [pf_base, pf_end) into half !b_cur
+    input  wire [AW-1:0]     pf_base,
+    input  wire [AW-1:0]     pf_end,
+    input  wire [RW_W-1:0]   pf_col_words,      // words per B column of the prefetched block
 
     output wire              m_axi_arvalid,
     input  wire              m_axi_arready,
@@ -73,7 +87,8 @@ module cpt_reader #(
     output reg  [COLS-1:0]   b_we,
     output reg  [B_AW-1:0]   b_waddr,
     output reg  [D-1:0]      wdata,             // shared by all banks
-    output reg               resp_err           // sticky per call: SLVERR/DECERR seen
+    output reg               resp_err,          // sticky per call: SLVERR/DECERR seen
+    output wire              pf_busy            // the prefetch has words still to write
 );
     localparam integer BYTES = AXI_DW / 8;
     localparam integer LOG_BYTES = $clog2(BYTES);
@@ -88,6 +103,11 @@ module cpt_reader #(
     localparam [BK_W-1:0] LAST_BANK_B = COLS[BK_W-1:0] - 1'b1;
     localparam integer BIW = $clog2(BPW + 1);
     localparam [BIW-1:0] LAST_BEAT = BPW[BIW-1:0] - 1'b1;
+    localparam [B_AW-1:0] B_HALF_B = B_HALF[B_AW-1:0];
+    // Prefetch chunk: four bursts, rounded up to whole D-bit words (a chunk never splits a word, so the
+    // R side's word assembly is never interleaved with another command's beats).
+    localparam integer PF_CHUNK = ((4 * BURST_BEATS * BYTES + D / 8 - 1) / (D / 8)) * (D / 8);
+    localparam [AW-1:0] PF_CHUNK_A = {{(AW-31){1'b0}}, PF_CHUNK[30:0]};
 
     initial begin
         if (BPW < 1 || BPW * AXI_DW != D) begin
@@ -112,9 +132,12 @@ module cpt_reader #(
     wire [XW-1:0] n_w = {{(XW-DIM_W){1'b0}}, n};
     wire want_b = b_pending && (first_block || m0 != 0);
     wire want_a = !want_b && (m0 < m_w);
+    wire more_blocks = n0 + BBC_X < n_w;
+    reg  [AW-1:0] pf_addr;                      // next prefetch byte to request
+    wire pf_more = pf_addr != pf_end;
 
-    // descriptor: {is_b, half, beats}
-    localparam integer DESC_W = 2 + BT_W;
+    // descriptor: {is_b, half (A) or B half, is_prefetch, beats}
+    localparam integer DESC_W = 3 + BT_W;
     wire              desc_full, desc_empty;
     wire [DESC_W-1:0] desc_out;
     reg               desc_push;
@@ -145,6 +168,7 @@ module cpt_reader #(
 
     wire [AW-1:0] a_stop = (a_end - a_addr > a_tile_bytes) ? a_addr + a_tile_bytes : a_end;
     wire [AW-1:0] b_stop = (b_end - b_addr > b_block_bytes) ? b_addr + b_block_bytes : b_end;
+    wire [AW-1:0] pf_stop = (pf_end - pf_addr > PF_CHUNK_A) ? pf_addr + PF_CHUNK_A : pf_end;
 
     always @(posedge clk) begin
         desc_push <= 1'b0;
@@ -155,10 +179,12 @@ module cpt_reader #(
             n0 <= 0;
             m0 <= 0;
             a_addr <= a_base;
-            b_addr <= b_base;
-            b_pending <= 1'b1;
+            // a hit skips block 0: the next B block to load is block 1
+            b_addr <= !b_hit ? b_base : (b_end - b_base > b_block_bytes) ? b_base + b_block_bytes : b_end;
+            b_pending <= !b_hit;
             first_block <= 1'b1;
             half <= 1'b0;
+            pf_addr <= pf_en ? pf_base : pf_end;
         end else begin
             case (cstate)
                 C_NEXT: if (!desc_full && !desc_push) begin
@@ -168,7 +194,7 @@ module cpt_reader #(
                             cur_end <= b_stop;
                             b_addr <= b_stop;
                             b_pending <= 1'b0;
-                            desc_in <= {1'b1, 1'b0, (b_stop - b_addr) >> LOG_BYTES};
+                            desc_in <= {1'b1, b_cur, 1'b0, (b_stop - b_addr) >> LOG_BYTES};
                             desc_push <= 1'b1;
                             cstate <= C_BURST;
                         end
@@ -178,19 +204,29 @@ module cpt_reader #(
                             cur_end <= a_stop;
                             a_addr <= a_stop;
                             m0 <= m0 + ROWS_X;
-                            desc_in <= {1'b0, half, (a_stop - a_addr) >> LOG_BYTES};
+                            desc_in <= {1'b0, half, 1'b0, (a_stop - a_addr) >> LOG_BYTES};
                             desc_push <= 1'b1;
                             half <= !half;
                             cstate <= C_BURST;
                         end
-                    end else if (n0 + BBC_X < n_w) begin
+                    end else if (more_blocks) begin
                         n0 <= n0 + BBC_X;
                         m0 <= 0;
                         a_addr <= a_base;
                         b_pending <= 1'b1;
                         first_block <= 1'b0;
-                    end else begin
+                    end else if (!pf_more) begin
                         cstate <= C_IDLE;
+                    end
+                    // The demand command waits for its buffer (or there is none left): a prefetch
+                    // chunk may use the idle port, one at a time.
+                    if (pf_more && desc_empty && !(want_b ? !b_busy : want_a ? !a_busy[half] : more_blocks)) begin
+                        cur <= pf_addr;
+                        cur_end <= pf_stop;
+                        pf_addr <= pf_stop;
+                        desc_in <= {1'b1, !b_cur, 1'b1, (pf_stop - pf_addr) >> LOG_BYTES};
+                        desc_push <= 1'b1;
+                        cstate <= C_BURST;
                     end
                 end
                 C_BURST: if (m_axi_arready) begin
@@ -203,7 +239,12 @@ module cpt_reader #(
     end
 
     // ------------------------------------------------------------------ R side: steer words to banks
-    reg          active, r_is_b, r_half;
+    reg          active, r_is_b, r_half, r_pf;
+    reg [BT_W-1:0] pf_left;                     // prefetch beats still to arrive
+    reg [RW_W-1:0] pf_word;                     // the prefetch's own steering counters (A tiles and
+    reg [BK_W-1:0] pf_bank;                     // the call's B blocks interleave with its chunks)
+    reg [B_AW-1:0] pf_slot;
+    assign pf_busy = pf_left != 0;
     reg [BT_W-1:0] r_left;                      // beats still expected for the active command
     reg [RW_W-1:0] word_in_row;
     reg [BK_W-1:0] bank;
@@ -229,18 +270,26 @@ module cpt_reader #(
     // the sum of both widths, then take the address bits (the values always fit).
     wire [RW_W+B_AW-1:0] word_in_row_x = {{B_AW{1'b0}}, word_in_row};
     wire [RW_W+B_AW-1:0] b_col_words_x = {{B_AW{1'b0}}, b_col_words};
-    wire unused_x = &{1'b0, word_in_row_x, b_col_words_x};
+    wire [RW_W+B_AW-1:0] pf_word_x = {{B_AW{1'b0}}, pf_word};
+    wire [RW_W+B_AW-1:0] pf_col_words_x = {{B_AW{1'b0}}, pf_col_words};
+    wire unused_x = &{1'b0, word_in_row_x, b_col_words_x, pf_word_x, pf_col_words_x};
+    wire [B_AW-1:0] r_b_off = r_half ? B_HALF_B : {B_AW{1'b0}};    // the B half a B command writes
 
     always @(posedge clk) begin
         a_we <= 0;
         b_we <= 0;
         a_loaded <= 1'b0;
         b_loaded <= 1'b0;
+        if (start) begin                        // (no beat arrives in a call's first cycle)
+            pf_word <= 0;
+            pf_bank <= 0;
+            pf_slot <= 0;
+        end
         if (rst) begin
             active <= 1'b0;
         end else if (desc_pop) begin
             active <= 1'b1;
-            {r_is_b, r_half, r_left} <= desc_out;
+            {r_is_b, r_half, r_pf, r_left} <= desc_out;
             word_in_row <= 0;
             bank <= 0;
             slot_base <= 0;
@@ -250,14 +299,29 @@ module cpt_reader #(
             r_left <= r_left - 1'b1;
             if (word_done) begin
                 wdata <= word;
-                if (r_is_b) begin
+                if (r_pf) begin
+                    b_we <= {{(COLS-1){1'b0}}, 1'b1} << pf_bank;
+                    b_waddr <= r_b_off + pf_slot + pf_word_x[B_AW-1:0];
+                end else if (r_is_b) begin
                     b_we <= {{(COLS-1){1'b0}}, 1'b1} << bank;
-                    b_waddr <= slot_base + word_in_row_x[B_AW-1:0];
+                    b_waddr <= r_b_off + slot_base + word_in_row_x[B_AW-1:0];
                 end else begin
                     a_we <= {{(ROWS-1){1'b0}}, 1'b1} << bank;
                     a_waddr <= (r_half ? HALF_A : {A_AW{1'b0}}) + word_in_row[A_AW-1:0];
                 end
-                if (word_in_row == row_words - 1) begin
+                if (r_pf) begin                 // B column n -> bank n mod COLS, slot n div COLS
+                    if (pf_word == pf_col_words - 1) begin
+                        pf_word <= 0;
+                        if (pf_bank == LAST_BANK_B) begin
+                            pf_bank <= 0;
+                            pf_slot <= pf_slot + pf_col_words_x[B_AW-1:0];
+                        end else begin
+                            pf_bank <= pf_bank + 1'b1;
+                        end
+                    end else begin
+                        pf_word <= pf_word + 1'b1;
+                    end
+                end else if (word_in_row == row_words - 1) begin
                     word_in_row <= 0;
                     if (r_is_b && bank == LAST_BANK_B) begin
                         bank <= 0;
@@ -273,8 +337,19 @@ module cpt_reader #(
                 active <= 1'b0;
                 a_loaded <= !r_is_b;
                 a_loaded_half <= r_half;
-                b_loaded <= r_is_b;
+                b_loaded <= r_is_b && !r_pf;
             end
+        end
+    end
+
+    // Prefetch progress: beats still expected.
+    always @(posedge clk) begin
+        if (rst) begin
+            pf_left <= 0;
+        end else if (start) begin
+            pf_left <= pf_en ? (pf_end - pf_base) >> LOG_BYTES : {BT_W{1'b0}};
+        end else if (r_hs && r_pf) begin
+            pf_left <= pf_left - 1'b1;
         end
     end
 

@@ -6,6 +6,12 @@
 // size_C = 4 M round_up(N, COLS).  ERR_WINDOW is only evaluated when M, N, K and the precisions are
 // legal (otherwise the sizes mean nothing); every other bit is evaluated on its own.
 //
+// With flags bit PREFETCH_B the hint (next_b, next_n, next_k, next_b_bits) is checked like an operand
+// (ERR_DIM, ERR_BITS, ERR_ALIGN, and ERR_WINDOW for the bytes the prefetch reads: the first
+// min(next_n, B_BLOCK_COLS) columns of the next call's B), so a bad hint refuses the call before any
+// bus request.  `key` / `next_key` are this call's (b, n, k, b_bits) and the hint's, as the registers
+// hold them: cpt_core uses the prefetched block iff the previous call's next_key equals this key.
+//
 // round_up(N, COLS) needs a division (COLS need not be a power of two): a restoring divider of DIM_W+1
 // steps.  Products are registered one stage each (they map to DSP48s).
 
@@ -27,11 +33,13 @@ module cpt_setup #(
     parameter integer ST_FLAGS = 4,
     parameter integer FL_A_SIGNED = 0,          // flags bit positions
     parameter integer FL_B_SIGNED = 1,
+    parameter integer FL_PREFETCH_B = 2,
     // derived widths (not to be overridden)
     parameter integer DIM_W = $clog2(MAX_DIM + 1),
     parameter integer KW_W = $clog2(K_WORDS + 1),
     parameter integer BITS_W = $clog2(OP_BITS + 1),
-    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1
+    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1,
+    parameter integer KEY_W = AW + 96
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -47,6 +55,10 @@ module cpt_setup #(
     input  wire [31:0]       arg_flags,
     input  wire [AW-1:0]     arg_win_base,
     input  wire [AW-1:0]     arg_win_limit,
+    input  wire [AW-1:0]     arg_next_b,
+    input  wire [31:0]       arg_next_n,
+    input  wire [31:0]       arg_next_k,
+    input  wire [31:0]       arg_next_b_bits,
 
     output reg               done,              // pulse
     output reg  [31:0]       status,
@@ -69,7 +81,13 @@ module cpt_setup #(
     output reg  [AW-1:0]     b_block_bytes,     // B_BLOCK_COLS columns of B
     output reg  [AW-1:0]     c_stride,          // bytes per row of C: 4 round_up(N, COLS)
     output reg  [AW-1:0]     c_tile_step,       // ROWS rows of C
-    output reg  [AW-1:0]     c_tile_span        // ROWS - 1 rows of C
+    output reg  [AW-1:0]     c_tile_span,       // ROWS - 1 rows of C
+    output reg               pf_en,             // PREFETCH_B set (the hint is legal when status is 0)
+    output reg  [AW-1:0]     pf_base,           // next_b
+    output reg  [AW-1:0]     pf_end,            // next_b + the bytes of the next call's first B block
+    output reg  [RW_W-1:0]   pf_col_words,      // next_b_bits * ceil(next_k / D)
+    output wire [KEY_W-1:0]  key,               // {b, n, k, b_bits} of this call
+    output wire [KEY_W-1:0]  next_key           // {next_b, next_n, next_k, next_b_bits}
 );
     localparam integer WB = D / 8;              // bytes per D-bit word
     localparam integer LOG_WB = $clog2(WB);
@@ -101,27 +119,37 @@ module cpt_setup #(
     // sampled arguments
     reg [31:0] m32, n32, k32, ab32, bb32, flags;
     reg [AW-1:0] win_base, win_limit;
+    reg [31:0] nn32, nk32, nbb32;
+    reg [KW_W-1:0] next_kw;
+    reg [DIM_W-1:0] pf_cols;                    // min(next_n, B_BLOCK_COLS)
+    assign key = {b_base, n32, k32, bb32};
+    assign next_key = {pf_base, nn32, nk32, nbb32};
 
     // restoring divider: q = floor((n + COLS - 1) / COLS) = number of column tiles
     reg [QW-1:0] quot, rem;
     reg [QW-1:0] dividend;
     wire [QW:0] trial = {rem, dividend[QW-1]} - COLS[QW:0];
 
-    reg [EW-1:0] size_a, size_b, size_c;
+    reg [EW-1:0] size_a, size_b, size_c, size_pf;
     wire [KR_W-1:0] k_round = k32[KR_W-1:0] + D_M1;
-    wire unused = &{1'b0, k_round[LOG_D-1:0]};      // the remainder of K / D is not needed
+    wire [KR_W-1:0] next_k_round = nk32[KR_W-1:0] + D_M1;
+    wire unused = &{1'b0, k_round[LOG_D-1:0], next_k_round[LOG_D-1:0]};  // remainders of K / D: not needed
     reg [EW-1:0] stride_elems;
 
-    wire err_dim = (m32 == 0) || (n32 == 0) || (k32 == 0) || (m32 > MAX_DIM) || (n32 > MAX_DIM) || (k32 > K_MAX);
-    wire err_bits = (ab32 == 0) || (bb32 == 0) || (ab32 > OP_BITS) || (bb32 > OP_BITS);
-    wire err_align = (a_base[LOG_WB-1:0] != 0) || (b_base[LOG_WB-1:0] != 0) || (c_base[LOG_WB-1:0] != 0);
-    wire err_flags = (flags & ~((32'd1 << FL_A_SIGNED) | (32'd1 << FL_B_SIGNED))) != 32'd0;
+    wire err_dim = (m32 == 0) || (n32 == 0) || (k32 == 0) || (m32 > MAX_DIM) || (n32 > MAX_DIM) || (k32 > K_MAX)
+                   || (pf_en && ((nn32 == 0) || (nk32 == 0) || (nn32 > MAX_DIM) || (nk32 > K_MAX)));
+    wire err_bits = (ab32 == 0) || (bb32 == 0) || (ab32 > OP_BITS) || (bb32 > OP_BITS)
+                    || (pf_en && ((nbb32 == 0) || (nbb32 > OP_BITS)));
+    wire err_align = (a_base[LOG_WB-1:0] != 0) || (b_base[LOG_WB-1:0] != 0) || (c_base[LOG_WB-1:0] != 0)
+                     || (pf_en && pf_base[LOG_WB-1:0] != 0);
+    wire err_flags = (flags & ~((32'd1 << FL_A_SIGNED) | (32'd1 << FL_B_SIGNED) | (32'd1 << FL_PREFETCH_B))) != 32'd0;
 
     function in_window(input [AW-1:0] base, input [EW-1:0] size, input [AW-1:0] lo, input [AW-1:0] hi);
         in_window = (base >= lo) && ({{(EW-AW){1'b0}}, base} + size <= {{(EW-AW){1'b0}}, hi});
     endfunction
     wire err_window = !(in_window(a_base, size_a, win_base, win_limit) && in_window(b_base, size_b, win_base, win_limit)
-                        && in_window(c_base, size_c, win_base, win_limit));
+                        && in_window(c_base, size_c, win_base, win_limit)
+                        && (!pf_en || in_window(pf_base, size_pf, win_base, win_limit)));
 
     always @(posedge clk) begin
         done <= 1'b0;
@@ -141,6 +169,11 @@ module cpt_setup #(
                     c_base <= arg_c;
                     win_base <= arg_win_base;
                     win_limit <= arg_win_limit;
+                    pf_en <= arg_flags[FL_PREFETCH_B];
+                    pf_base <= arg_next_b;
+                    nn32 <= arg_next_n;
+                    nk32 <= arg_next_k;
+                    nbb32 <= arg_next_b_bits;
                     dividend <= arg_n[QW-1:0] + (COLS[QW-1:0] - 1'b1);
                     rem <= 0;
                     quot <= 0;
@@ -161,10 +194,13 @@ module cpt_setup #(
                     a_signed <= flags[FL_A_SIGNED];
                     b_signed <= flags[FL_B_SIGNED];
                     kw <= k_round[KR_W-1:LOG_D];
+                    next_kw <= next_k_round[KR_W-1:LOG_D];
+                    pf_cols <= (nn32 > B_BLOCK_COLS) ? B_BLOCK_COLS[DIM_W-1:0] : nn32[DIM_W-1:0];
                 end
                 S_MUL1: begin
                     a_row_words <= a_bits * kw;
                     b_col_words <= b_bits * kw;
+                    pf_col_words <= nbb32[BITS_W-1:0] * next_kw;
                     stride_elems <= quot * COLS;
                     state <= S_MUL2;
                 end
@@ -172,6 +208,7 @@ module cpt_setup #(
                     size_a <= (m * a_row_words) << LOG_WB;
                     size_b <= (n * b_col_words) << LOG_WB;
                     size_c <= (m * stride_elems) << 2;
+                    size_pf <= (pf_cols * pf_col_words) << LOG_WB;
                     c_stride <= stride_elems[AW-1:0] << 2;
                     a_tile_bytes <= (ROWS * a_row_words) << LOG_WB;
                     b_block_bytes <= (B_BLOCK_COLS * b_col_words) << LOG_WB;
@@ -186,6 +223,7 @@ module cpt_setup #(
                     status[ST_WINDOW] <= !err_dim && !err_bits && err_window;
                     a_end <= a_base + size_a[AW-1:0];
                     b_end <= b_base + size_b[AW-1:0];
+                    pf_end <= pf_base + size_pf[AW-1:0];
                     c_tile_step <= c_stride * ROWS_A;
                     c_tile_span <= c_stride * (ROWS_A - 1'b1);
                     done <= 1'b1;

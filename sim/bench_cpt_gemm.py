@@ -2,6 +2,8 @@
 
 CPT_HW_BENCH_SHAPES is a JSON list of [M, N, K, a_bits, b_bits]; each GEMM runs without back-pressure,
 is checked bit-exactly against cpt_hw.golden and recorded (cycles) for bench/bench_rtl.py.
+CPT_HW_BENCH_CHAINS is a JSON list of chains, each a list of such shapes run back to back, every call
+prefetching the next one's B (as the driver runs a K-split GEMM); records say which calls hit.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import cocotb
 
 from cpt_tb import CptGemmTB
-from test_cpt_gemm import check_gemm
+from test_cpt_gemm import check_gemm, run_staged, stage
 from tbutil import seeded_rng
 
 
@@ -25,3 +27,10 @@ async def bench_shapes(dut):
     for m, n, k, a_bits, b_bits in shapes:
         await check_gemm(tb, rng, m, n, k, a_bits, b_bits, False, False, name="bench_shapes",
                          check_untouched=False)
+    for chain in json.loads(os.environ.get("CPT_HW_BENCH_CHAINS", "[]")):
+        staged = [stage(tb, rng, m, n, k, a_bits, b_bits) for m, n, k, a_bits, b_bits in chain]
+        for i, s in enumerate(staged):
+            hint = staged[i + 1].hint() if i + 1 < len(staged) else None
+            await run_staged(tb, s, "bench_chains", hint=hint)
+            assert tb.last_hit == (i > 0)
+        tb.free_all()

@@ -37,6 +37,7 @@ from cocotbext.axi.axi_channels import AxiARBus, AxiAWBus, AxiBBus, AxiRBus, Axi
 from cpt_driver import layout
 from cpt_hw.config import HardwareConfig
 from cpt_hw.regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, register_map
+from cpt_hw.status import Call, PrefetchState
 from tbutil import record, sim_config
 
 #: Clock period of the testbenches in ns (the config's clock is what the cycle counts are scaled by).
@@ -93,9 +94,12 @@ class CptGemmTB:
         self._watching = False
         self._next_free = 0x1000
         self._faulty: tuple[int, int] | None = None
+        self.prefetch = PrefetchState()  # which calls hit the B prefetch (records say so)
+        self.last_hit = False
 
     # ------------------------------------------------------------------ setup
     async def reset(self, cycles: int = 4) -> None:
+        self.prefetch.reset()                   # ap_rst_n clears the prefetch
         self.dut.ap_rst_n.value = 0
         await ClockCycles(self.dut.ap_clk, cycles)
         self.dut.ap_rst_n.value = 1
@@ -182,19 +186,28 @@ class CptGemmTB:
 
     # ------------------------------------------------------------------ calls
     async def call(self, *, a: int, b: int, c: int, m: int, n: int, k: int, a_bits: int, b_bits: int,
-                   flags: int = 0, win_base: int = 0, win_limit: int | None = None,
+                   flags: int = 0, win_base: int = 0, win_limit: int | None = None, next_b: int = 0,
+                   next_n: int = 0, next_k: int = 0, next_b_bits: int = 0,
                    timeout_cycles: int = 200_000, poll: bool = False) -> tuple[int, int]:
-        """Write the arguments, start, wait for ap_done (polling CTRL).  Returns (status, cycles)."""
+        """Write the arguments, start, wait for ap_done (polling CTRL).  Returns (status, cycles).
+
+        The prefetch hint (next_*) is written only with flags bit PREFETCH_B (the kernel ignores it
+        otherwise).  ``last_hit`` tells whether this call used the previous call's prefetch."""
         if win_limit is None:
             win_limit = self.mem_size
-        for arg, value in (("a", a), ("b", b), ("c", c), ("m", m), ("n", n), ("k", k), ("a_bits", a_bits),
-                           ("b_bits", b_bits), ("flags", flags), ("win_base", win_base),
-                           ("win_limit", win_limit)):
+        prefetch = bool(flags >> FLAG_BITS["PREFETCH_B"] & 1)
+        args = [("a", a), ("b", b), ("c", c), ("m", m), ("n", n), ("k", k), ("a_bits", a_bits),
+                ("b_bits", b_bits), ("flags", flags), ("win_base", win_base), ("win_limit", win_limit)]
+        if prefetch:
+            args += [("next_b", next_b), ("next_n", next_n), ("next_k", next_k), ("next_b_bits", next_b_bits)]
+        for arg, value in args:
             await self.write_arg(arg, value)
         await self.start()
         await self.wait_done(timeout_cycles, poll=poll)
         status = await self.read_arg("status")
         cycles = await self.read_arg("cycles")
+        self.last_hit = self.prefetch.step(Call(a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit,
+                                                next_b, next_n, next_k, next_b_bits), status)
         return status, cycles
 
     async def start(self, auto_restart: bool = False) -> None:
@@ -225,7 +238,9 @@ class CptGemmTB:
                flags=args.get("flags", 0), status=status, cycles=cycles,
                useful_ops=args["m"] * args["n"] * args["k"] * args["a_bits"] * args["b_bits"] if ok else 0,
                peak_ops_per_cycle=self.cfg.peak_binary_ops_per_cycle, backpressure=self.backpressure,
-               a_addr=args["a"], b_addr=args["b"], c_addr=args["c"])
+               a_addr=args["a"], b_addr=args["b"], c_addr=args["c"], b_hit=self.last_hit and ok,
+               prefetch=[args.get(f"next_{x}", 0) for x in ("b", "n", "k", "b_bits")]
+               if args.get("flags", 0) >> FLAG_BITS["PREFETCH_B"] & 1 else None)
 
     async def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, a_signed: bool = False,
                    b_signed: bool = False, *, name: str = "gemm", window: bool = True,

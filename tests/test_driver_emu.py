@@ -109,7 +109,7 @@ def test_auto_restart_reruns_after_each_reported_done():
 @pytest.mark.parametrize("change, bit", [
     (dict(m=0), "ERR_DIM"), (dict(n=SIM.max_dim + 1), "ERR_DIM"), (dict(k=SIM.k_max + 1), "ERR_DIM"),
     (dict(a_bits=0), "ERR_BITS"), (dict(b_bits=SIM.operand_bits + 1), "ERR_BITS"),
-    (dict(flags=4), "ERR_FLAGS"), ("a+2", "ERR_ALIGN"), ("window-1", "ERR_WINDOW"), ("c-outside", "ERR_WINDOW"),
+    (dict(flags=8), "ERR_FLAGS"), ("a+2", "ERR_ALIGN"), ("window-1", "ERR_WINDOW"), ("c-outside", "ERR_WINDOW"),
 ])
 def test_each_status_bit_refuses_without_touching_memory(change, bit):
     dev = Dev()

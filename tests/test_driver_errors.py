@@ -100,7 +100,7 @@ def test_refused_call_raises_with_decoded_status(spy):
     arena = acc.pool.arena
     acc._write_arg("win_limit", arena.phys + 64)  # shrink the window under the driver's feet
     arena.array[:] = 0xEE
-    with pytest.raises(DeviceStatusError, match=r"status 0x8 = ERR_WINDOW \(an operand or result byte range lies "
+    with pytest.raises(DeviceStatusError, match=r"status 0x8 = ERR_WINDOW \(an operand, result or prefetch byte range lies "
                                                 r"outside \[win_base, win_limit\)\)") as err:
         acc.gemm(A, B, 8, 8)
     assert err.value.status == 8 and acc.pool.outstanding == 0

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpt_driver import Accelerator
+from cpt_driver import Accelerator, layout
 from cpt_hw import golden as g
 from cpt_hw.config import HardwareConfig
 from cpt_hw.cycle_model import gemm_cycles
@@ -66,6 +66,49 @@ def test_tiling_over_k_m_and_n():
         c = acc.gemm(big_a, big_b, 8, 8)
         assert c[0, 0] == 255 * 255 * 40000 > 2**31
         np.testing.assert_array_equal(c, big_a @ big_b)
+
+
+def test_multi_call_gemm_prefetches_the_next_b():
+    """Every call but the last carries the next call's B as a prefetch hint; the emulated device hits
+    on each of those, reports the hit's (smaller) cycles, and the result is the same as without hints."""
+    cfg = SIM.replace(max_dim=16)
+    rng = np.random.default_rng(4)
+    a, b = operands(rng, 20, 2 * cfg.k_max + 7, 30, 3, 8, True, False)
+    runs = {}
+    for prefetch in (True, False):
+        with Accelerator("emu", config=cfg, prefetch=prefetch) as acc:
+            np.testing.assert_array_equal(acc.gemm(a, b, 3, 8, True, False), a @ b)
+            runs[prefetch] = (list(acc.history), acc.backend.device.hits)
+    with_hint, hits = runs[True]
+    without, no_hits = runs[False]
+    assert [r.prefetch for r in with_hint] == [True] * (len(with_hint) - 1) + [False]
+    assert hits == len(with_hint) - 1 > 0 and no_hits == 0
+    assert [(r.m, r.n, r.k) for r in with_hint] == [(r.m, r.n, r.k) for r in without]
+    assert sum(r.cycles for r in with_hint) < sum(r.cycles for r in without)
+    # a hit skips the B load of its first block: it is cheaper than the same call without a hint
+    assert with_hint[1].cycles < without[1].cycles
+
+
+def test_prefetched_block_is_the_one_read_when_prefetching():
+    """The emulated device keeps the B block it prefetched: a hit uses it even if B changed since
+    (the hardware does; docs/driver.md: the host writes the next call's B before the current call)."""
+    with Accelerator("emu", config=SIM) as acc:
+        dev, pool = acc.backend.device, acc.pool
+        rng = np.random.default_rng(5)
+        a, b = operands(rng, 4, 40, 3, 2, 2, False, False)
+        sizes = (layout.operand_bytes(4, 40, 2, SIM.dot_width), layout.operand_bytes(3, 40, 2, SIM.dot_width),
+                 layout.result_bytes(4, 3, SIM.cols))
+        with pool.lease(sizes) as (ra, rb, rc):
+            layout.pack_rows_into(a, 2, SIM.dot_width, out=ra.array.reshape(4, 2, -1))
+            layout.pack_rows_into(b.T, 2, SIM.dot_width, out=rb.array.reshape(3, 2, -1))
+            acc._run(ra.phys, rb.phys, rc.phys, 4, 3, 40, 2, 2, 0, hint=(rb.phys, 3, 40))
+            rb.array[:] = 0                            # B changes after the prefetch ...
+            acc._run(ra.phys, rb.phys, rc.phys, 4, 3, 40, 2, 2, 0)
+            c = rc.array.view("<i4").reshape(4, -1)[:, :3]
+            np.testing.assert_array_equal(c, a @ b)    # ... the hit still computes with the prefetched B
+            assert dev.hits == 1
+            acc._run(ra.phys, rb.phys, rc.phys, 4, 3, 40, 2, 2, 0)   # no hint before: reads B as it is now
+            assert not rc.array.view("<i4").reshape(4, -1)[:, :3].any() and dev.hits == 1
 
 
 def test_pool_budget_shrinks_tiles():

@@ -73,9 +73,10 @@ def test_32_bit_addresses_end_to_end():
 def test_decoders():
     spec = resolve_spec(SIM)
     assert spec.decode_status(0) == "none"
-    assert spec.decode_status(0b1001 | 1 << 12) == ("ERR_DIM (M, N or K is zero, M or N > max_dim, or K > k_max), "
-                                                    "ERR_WINDOW (an operand or result byte range lies outside "
-                                                    "[win_base, win_limit)), unknown bits 0x1000")
+    assert spec.decode_status(0b1001 | 1 << 12) == ("ERR_DIM (M, N or K is zero, M or N > max_dim, or K > k_max "
+                                                    "(with PREFETCH_B: next_n or next_k too)), "
+                                                    "ERR_WINDOW (an operand, result or prefetch byte range lies "
+                                                    "outside [win_base, win_limit)), unknown bits 0x1000")
     assert spec.decode_ctrl(0x5) == ("CTRL=0x00000005 (ap_start=1 ap_done=0 ap_idle=1 ap_ready=0 auto_restart=0 "
                                      "interrupt=0)")
     assert isinstance(spec, DeviceSpec)

@@ -13,6 +13,7 @@ from cpt_hw.config import HardwareConfig
 from cpt_hw.hls_io import Workload, flags_word
 from cpt_hw.hls_schedule import busy_counts
 from cpt_hw.regmap import STATUS_BITS
+from cpt_hw.status import PrefetchState
 
 SIM = HardwareConfig.from_preset("sim")
 ZC706 = HardwareConfig.from_preset("zc706")
@@ -58,7 +59,11 @@ def test_refused_calls_set_their_bits_and_touch_no_memory(sim_binary):
     assert got["M = 0"] == got["K > k_max"] == got["N > max_dim"] == ERR["ERR_DIM"]
     assert got["a_bits = 0"] == got["b_bits > max"] == ERR["ERR_BITS"]
     assert got["a misaligned"] == got["c misaligned"] == ERR["ERR_ALIGN"]
-    assert got["flags bit 2"] == got["flags bit 31"] == ERR["ERR_FLAGS"]
+    assert got["flags bit 3"] == got["flags bit 31"] == ERR["ERR_FLAGS"]
+    assert got["hint N = 0"] == got["hint K > k_max"] == ERR["ERR_DIM"]
+    assert got["hint b_bits > max"] == ERR["ERR_BITS"]
+    assert got["hint misaligned"] == ERR["ERR_ALIGN"]
+    assert got["hint outside window"] == ERR["ERR_WINDOW"]
     assert got["window: limit one byte short"] == got["window: b below base"] == ERR["ERR_WINDOW"]
     assert got["M = 0 and K > k_max and flags"] == ERR["ERR_DIM"] | ERR["ERR_FLAGS"]
     assert got["bits and window (window not evaluated)"] == ERR["ERR_BITS"]
@@ -68,6 +73,24 @@ def test_refused_calls_set_their_bits_and_touch_no_memory(sim_binary):
     changed = np.flatnonzero(res.image != wl.initial_image())
     legal = wl.expected[-1].call
     assert changed.size and changed.min() >= legal.c and changed.max() < legal.c + legal.m * 2 * 4 * 3
+
+
+def test_prefetch_hits_and_misses_are_bit_exact(sim_binary):
+    """K-split chains with the B prefetch hint: hits skip block 0's B load (the kernel's busy count says
+    so), a mismatched hint, a refused call in between and a final call without hint are misses; every
+    result bit-exact and no stray write (compare())."""
+    wl = csim.prefetch_workload(SIM, seed=4)
+    res = run_checked(SIM, wl, sim_binary)
+    state = PrefetchState()
+    hits = [state.step(e.call, e.status) for e in wl.expected]
+    notes = [e.note for e, hit in zip(wl.expected, hits) if hit]
+    assert notes == ["hits call 1", "hits call 2", "blocks call 1", "blocks call 2"], notes
+    assert not hits[wl.expected.index(next(e for e in wl.expected if e.note == "miss call 1"))]
+    for e, hit, cycles in zip(wl.expected, hits, res.cycles):
+        c = e.call
+        if hit:  # the same call without the prefetch reads block 0's B itself
+            plain = busy_counts(SIM, c.m, c.n, c.k, c.a_bits, c.b_bits)
+            assert busy_counts(SIM, c.m, c.n, c.k, c.a_bits, c.b_bits, b_prefetched=True).load_beats < plain.load_beats
 
 
 def test_compare_reports_wrong_results_and_stray_writes(sim_binary):
@@ -124,5 +147,5 @@ def test_address_sanitizer_finds_no_stray_access():
 @pytest.mark.slow
 def test_zc706_full_sweep():
     results = csim.sweep(ZC706, seed=706)
-    assert [r.name for r in results] == ["precisions", "edges", "refused"]
+    assert [r.name for r in results] == ["precisions", "edges", "refused", "prefetch"]
     assert all(r.problems == [] for r in results), [p for r in results for p in r.problems]

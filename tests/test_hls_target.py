@@ -14,7 +14,7 @@ from cpt_hw.hls_io import decode_results
 from cpt_hw.regmap import KERNEL_NAME, arguments, register_map
 
 
-@pytest.mark.parametrize("overrides", [{}, {"axi_addr_width": 32}, {"rows": 4, "cols": 8, "dot_width": 128}])
+@pytest.mark.parametrize("overrides", [{}, {"axi_addr_width": 32}, {"rows": 4, "cols": 8, "dot_width": 128, "k_words": 36}])
 def test_top_interface_follows_the_register_map(overrides):
     cfg = HardwareConfig.from_preset("zc706", overrides)
     top = render(cfg, ["hls"])[Path("hls/cpt_gemm.cpp")]
@@ -47,7 +47,7 @@ def test_config_header_holds_the_config():
     ({"rows": 64, "cols": 1, "dot_width": 1024, "axi_data_width": 32, "k_words": 1, "b_block_cols": 1},
      "dot_width", "banks"),
     ({"clock_mhz": 300.0}, "clock_mhz", "at most 250 MHz"),
-    ({"axi_data_width": 128, "dot_width": 128}, "axi_data_width", "S_AXI_HP0"),
+    ({"axi_data_width": 128, "dot_width": 128, "k_words": 36}, "axi_data_width", "S_AXI_HP0"),
 ])
 def test_unimplementable_config_is_refused_before_writing(tmp_path, overrides, field, rule):
     cfg = HardwareConfig.from_preset("zc706", overrides)

@@ -15,6 +15,8 @@ EXPECTED_64 = {
     "win_base_lo": 0x64, "win_base_hi": 0x68, "win_limit_lo": 0x70, "win_limit_hi": 0x74,
     "status": 0x7C, "status_ctrl": 0x80, "cycles_lo": 0x84, "cycles_hi": 0x88, "cycles_ctrl": 0x8C,
     "id": 0x90, "id_ctrl": 0x94,
+    # the B prefetch hint, appended after the outputs so that no earlier offset moved
+    "next_b_lo": 0x98, "next_b_hi": 0x9C, "next_n": 0xA4, "next_k": 0xAC, "next_b_bits": 0xB4,
 }
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.sim
 SEED = int(os.environ.get("CPT_HW_SIM_SEED", "20250101"))
 
 QUICK_SYSTEM = ("test_registers,test_random_gemms,test_backpressure,test_back_to_back,test_refused_calls,"
-                "test_bus_error,test_interrupts")
+                "test_bus_error,test_interrupts,test_prefetch,test_prefetch_chain")
 
 #: A second geometry for the paths the sim preset cannot reach: ten rows (a partial tile queues more
 #: skipped rows than the writer's burst queue holds), two AXI beats per D-bit word, rows of C split into
@@ -52,6 +52,7 @@ def test_system(cfg, simulator):
 def test_system_wide_geometry():
     """On Verilator only here: Icarus simulates the 40 PEs of D = 64 at under 1k cycles/s (test-all runs it)."""
     cfg = HardwareConfig.from_preset("sim", WIDE)
-    result = hwsim.run(cfg, "verilator", "test_cpt_gemm", testcase=["test_random_gemms", "test_backpressure"],
+    result = hwsim.run(cfg, "verilator", "test_cpt_gemm",
+                       testcase=["test_random_gemms", "test_backpressure", "test_prefetch", "test_prefetch_chain"],
                        seed=SEED)
     assert result.ok, result.summary()

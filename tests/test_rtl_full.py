@@ -41,9 +41,12 @@ def test_zc706_array():
                        seed=SEED)
     assert result.ok, result.summary()
     shapes = [[20, 20, 64, 1, 1], [40, 24, 200, 3, 3], [33, 70, 130, 2, 8], [48, 16, 1024, 8, 8]]
+    # B prefetch chains: a single-block and a two-block B (block 0 prefetched, block 1 loaded)
+    chains = [[[40, 24, 200, 3, 8], [40, 24, 264, 3, 8]], [[33, 140, 130, 2, 8], [20, 140, 130, 2, 8]]]
     result = hwsim.run(cfg, "verilator", "bench_cpt_gemm", seed=SEED,
-                       extra_env={"CPT_HW_BENCH_SHAPES": json.dumps(shapes)})
+                       extra_env={"CPT_HW_BENCH_SHAPES": json.dumps(shapes), "CPT_HW_BENCH_CHAINS": json.dumps(chains)})
     assert result.ok, result.summary()
-    assert len(result.records) == len(shapes)
+    assert len(result.records) == len(shapes) + sum(map(len, chains))
+    assert sum(bool(r.get("b_hit")) for r in result.records) == len(chains)
     bad = compare(cfg, result.records)
     assert not bad, "cycle model off by more than 2 %:\n" + "\n".join(bad)

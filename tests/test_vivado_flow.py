@@ -49,12 +49,12 @@ def test_one_wrong_offset_fails(regmap_json, tmp_path):
 
 def test_missing_and_extra_arguments_fail(regmap_json, tmp_path):
     text = HW_H.read_text().replace("#define XCPT_GEMM_CONTROL_BITS_ID_DATA", "#define XCPT_GEMM_CONTROL_BITS_ID_X")
-    text += "#define XCPT_GEMM_CONTROL_ADDR_MEM_DATA       0x98\n"  # what offset=slave on `mem` would add
+    text += "#define XCPT_GEMM_CONTROL_ADDR_MEM_DATA       0xbc\n"  # what offset=slave on `mem` would add
     bad = tmp_path / "xcpt_gemm_hw.h"
     bad.write_text(text)
     with pytest.raises(RegmapMismatch) as e:
         check_hw_header(bad, regmap_json)
-    assert "BITS_ID_DATA missing" in str(e.value) and "ADDR_MEM_DATA = 0x98 is not in regmap.json" in str(e.value)
+    assert "BITS_ID_DATA missing" in str(e.value) and "ADDR_MEM_DATA = 0xbc is not in regmap.json" in str(e.value)
 
 
 def test_vitis_default_output_packing_is_caught(regmap_json):

@@ -55,11 +55,12 @@ def bram36_banks(bits_per_bank: int, width: int) -> int:
 
 
 def buffer_bram36(cfg: HardwareConfig) -> int:
-    """BRAM36 blocks of the kernel's partitioned buffers: 2 x rows A banks, cols B banks."""
+    """BRAM36 blocks of the kernel's partitioned buffers: 2 x rows A banks, cols B banks, and as many
+    banks of the persistent B prefetch buffer."""
     d = cfg.dot_width
     a_bank = cfg.operand_bits * cfg.k_words * d
     b_bank = (cfg.b_block_cols // cfg.cols) * cfg.operand_bits * cfg.k_words * d
-    return 2 * cfg.rows * bram36_banks(a_bank, d) + cfg.cols * bram36_banks(b_bank, d)
+    return 2 * cfg.rows * bram36_banks(a_bank, d) + 2 * cfg.cols * bram36_banks(b_bank, d)
 
 
 def check(cfg: HardwareConfig) -> None:
@@ -80,7 +81,8 @@ def check(cfg: HardwareConfig) -> None:
     if need > part.bram36:
         raise ConfigError(
             f"k_words = {cfg.k_words}: the HLS kernel's buffers ({2 * cfg.rows} A banks of operand_bits x "
-            f"k_words words, {cfg.cols} B banks of b_block_cols/cols x operand_bits x k_words words, "
+            f"k_words words, 2 x {cfg.cols} B banks (block and prefetch) of b_block_cols/cols x operand_bits x "
+            f"k_words words, "
             f"{cfg.dot_width} bits each) need {need} BRAM36, {cfg.part} has {part.bram36}: lower k_words or "
             "b_block_cols")
 
@@ -117,7 +119,7 @@ def top_arguments(cfg: HardwareConfig) -> list[TopArg]:
     for a in arguments(cfg):
         if a.direction == "out":
             ctype = "uint64_t *" if a.bits == 64 else "uint32_t *"
-        elif a.kind == "pointer" or a.name.startswith("win_"):
+        elif a.kind == "pointer" or a.name.startswith("win_") or a.name == "next_b":
             ctype = "cpt_addr_t"  # byte addresses: the kernel checks them before the first burst
         else:
             ctype = "uint32_t"

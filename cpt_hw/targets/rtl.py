@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, STATUS_BITS, arguments, register_map
 
 #: Arguments the control block needs as two words (lo/hi) whatever the address width.
-_WIDE_ARGS = ("a", "b", "c", "win_base", "win_limit", "cycles")
+_WIDE_ARGS = ("a", "b", "c", "win_base", "win_limit", "cycles", "next_b")
 
 
 def check(cfg: HardwareConfig) -> None:

@@ -15,10 +15,16 @@ register sequence on every backend (docs/driver.md):
 
 The DMA window is programmed to the pool's arena whenever the arena changes, so the device can only
 touch memory the driver allocated; every argument is checked before the first register write.
+
+B prefetch (docs/driver.md): when a GEMM takes several calls, each call carries the next call's B as a
+hint (flags bit PREFETCH_B), so the device loads it while computing and the next call skips that load.
+The next call's B is therefore packed and flushed before the current call starts (two B buffers are
+leased at a time); results never depend on the hint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -32,6 +38,7 @@ from . import layout
 from .backend import Backend, DmaBuffer
 from .checks import check_gemm_args
 from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
+from .plan import plan_calls
 from .pool import BufferPool, Region, round_up
 from .quant import qgemm_corrections
 from .spec import DeviceSpec, resolve_spec
@@ -54,6 +61,7 @@ class CallRecord:
     b_bits: int
     flags: int
     cycles: int
+    prefetch: bool = False   # the call carried the next call's B as a prefetch hint
 
 
 def _make_backend(name: str, spec: DeviceSpec, options: dict[str, Any]) -> Backend:
@@ -78,12 +86,14 @@ class Accelerator:
     for ``pynq`` the default is the regmap.json next to the bitfile.
     timeout_s: deadline per call; default scales with the call's size.  pool_bytes: DMA memory budget.
     check_id: refuse a device whose ID register differs from the config's ID word (default True).
+    prefetch: give each call of a multi-call GEMM the next call's B as a prefetch hint (default True;
+    off, or a register map without the hint, runs every call on its own).
     Other keyword arguments go to the backend's constructor.
     """
 
     def __init__(self, backend: str | Backend = "emu", config: Any = None, *, timeout_s: float | None = None,
                  pool_bytes: int = DEFAULT_POOL_BYTES, check_id: bool = True, history: int = 256,
-                 **backend_options: Any):
+                 prefetch: bool = True, **backend_options: Any):
         if isinstance(backend, Backend):
             if config is not None or backend_options:
                 raise ArgumentError("config and backend options belong to the backend instance already given")
@@ -95,6 +105,7 @@ class Accelerator:
                 config = str(candidate) if candidate.is_file() else None
             self.backend = _make_backend(backend, resolve_spec(config), backend_options)
         self.spec: DeviceSpec = self.backend.spec
+        self.prefetch = prefetch and "next_b" in self.spec.arg_words and "PREFETCH_B" in self.spec.flag_bits
         self.timeout_s = timeout_s
         self.history: deque[CallRecord] = deque(maxlen=history)
         self.calls = 0
@@ -104,6 +115,7 @@ class Accelerator:
         self._reg = s.registers
         self._ctrl_start = 1 << s.ctrl_bits["AP_START"]
         self._ctrl_idle = 1 << s.ctrl_bits["AP_IDLE"]
+        self._prefetch_flag = s.flag("PREFETCH_B") if self.prefetch else 0
         self.pool = BufferPool(self.backend, budget=pool_bytes, align=s.word_bytes, on_new_arena=self._program_window)
         self._ensure_idle(timeout_s if timeout_s is not None else _TIMEOUT_BASE_S)
         self._write_arg("win_base", 0)   # an empty window until the pool exists: every access is refused
@@ -168,7 +180,7 @@ class Accelerator:
         s = self.spec
         kt = min(k, s.k_max)
         mt, nt = min(m, s.max_dim), min(n, s.max_dim)
-        while self._tile_bytes(mt, nt, kt, a_bits, b_bits) > self.pool.budget:
+        while self._tile_bytes(mt, nt, kt, a_bits, b_bits, self._two_b(n, k, nt, kt)) > self.pool.budget:
             if mt > s.rows and (mt * a_bits >= nt * b_bits or nt <= s.cols):
                 mt = round_up(-(-mt // 2), s.rows)
             elif nt > s.cols:
@@ -179,30 +191,53 @@ class Accelerator:
                 break  # one rows x cols x D tile does not fit: the pool raises PoolExhaustedError with the numbers
         return mt, nt, kt
 
-    def _tile_bytes(self, mt: int, nt: int, kt: int, a_bits: int, b_bits: int) -> int:
+    def _two_b(self, n: int, k: int, nt: int, kt: int) -> bool:
+        """Whether two B tiles are leased at once: the next one is packed while the current one runs."""
+        return self.prefetch and (nt < n or kt < k)
+
+    def _tile_bytes(self, mt: int, nt: int, kt: int, a_bits: int, b_bits: int, two_b: bool = False) -> int:
         d = self.spec.dot_width
-        return self.pool.need((layout.operand_bytes(mt, kt, a_bits, d), layout.operand_bytes(nt, kt, b_bits, d),
+        b = layout.operand_bytes(nt, kt, b_bits, d)
+        return self.pool.need((layout.operand_bytes(mt, kt, a_bits, d), *(b,) * (1 + two_b),
                                layout.result_bytes(mt, nt, self.spec.cols)))
 
     def _gemm_tiled(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, flags: int) -> np.ndarray:
         m, k = a.shape
         n = b.shape[1]
-        d, cols = self.spec.dot_width, self.spec.cols
+        d = self.spec.dot_width
         mt, nt, kt = self.tile_shape(m, n, k, a_bits, b_bits)
-        self._ensure_arena(self._tile_bytes(mt, nt, kt, a_bits, b_bits))
+        self._ensure_arena(self._tile_bytes(mt, nt, kt, a_bits, b_bits, self._two_b(n, k, nt, kt)))
         out = np.empty((m, n), dtype=np.int64)
-        for k0 in range(0, k, kt):
-            k1 = min(k, k0 + kt)
-            for n0 in range(0, n, nt):
-                n1 = min(n, n0 + nt)
-                b_tile = b[k0:k1, n0:n1].T  # B is stored transposed: column n is a plane row
-                with self.pool.lease((layout.operand_bytes(n1 - n0, k1 - k0, b_bits, d),)) as (rb,):
-                    layout.pack_rows_into(b_tile, b_bits, d, out=rb.array.reshape(n1 - n0, b_bits, -1))
+        calls = plan_calls(m, n, k, mt, nt, kt, d, self.prefetch)
+        tiles = {c.b_tile: (c.k0, c.k1, c.n0, c.n1) for c in calls}
+
+        # B tile i is packed into a buffer of its own before the first call that names it (as the
+        # tile it computes with or as its prefetch hint) and released after its last call.
+        with contextlib.ExitStack() as all_leases:
+            held: dict[int, tuple[contextlib.ExitStack, Region]] = {}
+
+            def region(i: int) -> Region:
+                if i not in held:
+                    k0, k1, n0, n1 = tiles[i]
+                    stack = contextlib.ExitStack()
+                    all_leases.callback(stack.close)
+                    (rb,) = stack.enter_context(self.pool.lease((layout.operand_bytes(n1 - n0, k1 - k0, b_bits, d),)))
+                    # B is stored transposed: column n is a plane row
+                    layout.pack_rows_into(b[k0:k1, n0:n1].T, b_bits, d, out=rb.array.reshape(n1 - n0, b_bits, -1))
                     rb.flush()
-                    for m0 in range(0, m, mt):
-                        m1 = min(m, m0 + mt)
-                        self._call(a[m0:m1, k0:k1], rb, n1 - n0, a_bits, b_bits, flags,
-                                   out[m0:m1, n0:n1], accumulate=k0 > 0)
+                    held[i] = (stack, rb)
+                return held[i][1]
+
+            for j, c in enumerate(calls):
+                rb = region(c.b_tile)
+                hint = None
+                if c.hint_tile is not None:
+                    hk0, hk1, hn0, hn1 = tiles[c.hint_tile]
+                    hint = (region(c.hint_tile).phys, hn1 - hn0, hk1 - hk0)
+                self._call(a[c.m0:c.m1, c.k0:c.k1], rb, c.n1 - c.n0, a_bits, b_bits, flags,
+                           out[c.m0:c.m1, c.n0:c.n1], accumulate=c.k0 > 0, hint=hint)
+                if j + 1 == len(calls) or calls[j + 1].b_tile != c.b_tile:
+                    held.pop(c.b_tile)[0].close()
         return out
 
     def _ensure_arena(self, need: int) -> None:
@@ -212,14 +247,14 @@ class Accelerator:
 
     # ------------------------------------------------------------------ one device call
     def _call(self, a_tile: np.ndarray, rb: Region, n: int, a_bits: int, b_bits: int, flags: int,
-              out: np.ndarray, accumulate: bool) -> None:
+              out: np.ndarray, accumulate: bool, hint: tuple[int, int, int] | None = None) -> None:
         m, k = a_tile.shape
         d, cols = self.spec.dot_width, self.spec.cols
         c_bytes = layout.result_bytes(m, n, cols)
         with self.pool.lease((layout.operand_bytes(m, k, a_bits, d), c_bytes)) as (ra, rc):
             layout.pack_rows_into(a_tile, a_bits, d, out=ra.array.reshape(m, a_bits, -1))
             ra.flush()
-            self._run(ra.phys, rb.phys, rc.phys, m, n, k, a_bits, b_bits, flags)
+            self._run(ra.phys, rb.phys, rc.phys, m, n, k, a_bits, b_bits, flags, hint)
             rc.invalidate()
             c = rc.array.view("<i4").reshape(m, layout.result_stride(n, cols))[:, :n]
             if accumulate:
@@ -227,11 +262,18 @@ class Accelerator:
             else:
                 np.copyto(out, c)
 
-    def _run(self, a: int, b: int, c: int, m: int, n: int, k: int, a_bits: int, b_bits: int, flags: int) -> int:
-        """Program one call, start it, wait, check status.  Returns the device's cycle count."""
+    def _run(self, a: int, b: int, c: int, m: int, n: int, k: int, a_bits: int, b_bits: int, flags: int,
+             hint: tuple[int, int, int] | None = None) -> int:
+        """Program one call, start it, wait, check status.  Returns the device's cycle count.
+
+        hint: (B address, N, K) of the next call (same b_bits), which the device prefetches."""
         self._ensure_idle(0.0)
-        for name, value in (("a", a), ("b", b), ("c", c), ("m", m), ("n", n), ("k", k), ("a_bits", a_bits),
-                            ("b_bits", b_bits), ("flags", flags)):
+        args = [("a", a), ("b", b), ("c", c), ("m", m), ("n", n), ("k", k), ("a_bits", a_bits),
+                ("b_bits", b_bits)]
+        if hint is not None:
+            flags |= self.spec.flag("PREFETCH_B")
+            args += [("next_b", hint[0]), ("next_n", hint[1]), ("next_k", hint[2]), ("next_b_bits", b_bits)]
+        for name, value in (*args, ("flags", flags)):
             self._write_arg(name, value)
         self.backend.write_reg(self._reg["CTRL"], self._ctrl_start)
         timeout = self.timeout_s if self.timeout_s is not None else self._default_timeout(m, n, k, a_bits, b_bits)
@@ -242,7 +284,8 @@ class Accelerator:
         cycles = self._read_arg("cycles")
         self.calls += 1
         self.total_cycles += cycles
-        self.history.append(CallRecord(m, n, k, a_bits, b_bits, flags, cycles))
+        self.history.append(CallRecord(m, n, k, a_bits, b_bits, flags & ~self._prefetch_flag, cycles,
+                                       prefetch=hint is not None))
         if status:
             raise DeviceStatusError(f"{self.backend.name}: cpt_gemm refused the call: status 0x{status:x} = "
                                     f"{self.spec.decode_status(status)}", status)

@@ -15,7 +15,10 @@ that leaves a buffer is an AXI decode error, as on a real bus).  :class:`EmuDevi
   the DMA window is enforced on the exact byte ranges of A, B and C.
 
 A call completes as soon as it starts (the emulator has no notion of wall time); ``cycles`` comes from
-``cpt_hw.cycle_model`` and C from ``cpt_hw.golden``.  ``hang = True`` injects a kernel that never
+``cpt_hw.cycle_model`` and C from ``cpt_hw.golden``.  The B prefetch (flags bit PREFETCH_B) behaves as in
+the hardware: the prefetching call copies the next call's first B block as it is then, the next call
+uses that copy iff its (b, n, k, b_bits) match the hint (cpt_hw.status.PrefetchState) and its cycles
+are those of a hit.  ``hang = True`` injects a kernel that never
 finishes, for the driver's timeout path.  This module is a development/CI component and imports cpt_hw.
 """
 
@@ -30,8 +33,8 @@ import numpy as np
 
 from cpt_hw import golden
 from cpt_hw.config import HardwareConfig
-from cpt_hw.cycle_model import gemm_cycles, setup_cycles
-from cpt_hw.status import Call, call_status
+from cpt_hw.cycle_model import Prefetch, gemm_cycles, setup_cycles
+from cpt_hw.status import Call, PrefetchState, call_status, prefetch_bytes
 
 from .. import layout
 from ..spec import DeviceSpec
@@ -106,8 +109,10 @@ def _blas_single_thread(work: int) -> Any:
 
 
 @lru_cache(maxsize=4096)
-def _model_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int) -> int:
-    return gemm_cycles(cfg, m, n, k, a_bits, b_bits).total
+def _model_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int, b_prefetched: bool = False,
+                  prefetch: Prefetch | None = None) -> int:
+    """Cycles of a call (4 KiB aligned operands, as the model assumes by default: cacheable)."""
+    return gemm_cycles(cfg, m, n, k, a_bits, b_bits, b_prefetched=b_prefetched, prefetch=prefetch).total
 
 
 class EmuDevice:
@@ -130,6 +135,9 @@ class EmuDevice:
         self.valid = {"status": False, "cycles": False, "id": False}
         self.runs = 0
         self._scratch: dict[str, np.ndarray] = {}
+        self.prefetch = PrefetchState()
+        self._prefetched = np.zeros(0, dtype=np.uint8)  # B block 0 as the prefetching call read it
+        self.hits = 0
 
     @staticmethod
     def _is_output(reg: str) -> bool:
@@ -226,16 +234,27 @@ class EmuDevice:
 
     def execute(self) -> tuple[int, int]:
         """One call on the current argument registers.  Returns (status, cycles)."""
-        args = {a: self._arg(a) for a in ("a", "b", "c", "m", "n", "k", "a_bits", "b_bits", "flags",
-                                          "win_base", "win_limit")}
+        names = ["a", "b", "c", "m", "n", "k", "a_bits", "b_bits", "flags", "win_base", "win_limit"]
+        names += [a for a in ("next_b", "next_n", "next_k", "next_b_bits") if a in self.spec.arg_words]
+        args = {a: self._arg(a) for a in names}
+        call = Call(**args)
         status = self.check(args)
+        pf = (call.next_b, prefetch_bytes(self.cfg, call.next_n, call.next_k, call.next_b_bits)) \
+            if call.prefetch and not status else None
+        (pa, sa), (pb, sb), (pc, sc) = self.ranges(args) if not status else [(0, 0)] * 3
+        a_mem, b_mem, c_mem = (self.memory.view(p, s) for p, s in ((pa, sa), (pb, sb), (pc, sc)))
+        if not status and (a_mem is None or b_mem is None or c_mem is None
+                           or (pf is not None and self.memory.view(*pf) is None)):
+            # The RTL notices a bus error mid-run; the emulator checks the mapping up front instead.
+            status = 1 << self.spec.status_bits["ERR_AXI_RESP"]
+        hit = self.prefetch.step(call, status)
         if status:
             return status, setup_cycles(self.cfg)  # the argument checks, then done
-        (pa, sa), (pb, sb), (pc, sc) = self.ranges(args)
-        a_mem, b_mem, c_mem = (self.memory.view(p, s) for p, s in ((pa, sa), (pb, sb), (pc, sc)))
-        if a_mem is None or b_mem is None or c_mem is None:
-            # The RTL notices a bus error mid-run; the emulator checks the mapping up front instead.
-            return 1 << self.spec.status_bits["ERR_AXI_RESP"], setup_cycles(self.cfg)
+        if hit:  # block 0 of B comes from the prefetched copy, not from memory as it is now
+            self.hits += 1
+            b_mem = np.concatenate([self._prefetched, b_mem[self._prefetched.size:]])
+        if pf is not None:
+            self._prefetched = self.memory.view(*pf).copy()
         m, n, k, ab, bb, flags = (args[x] for x in ("m", "n", "k", "a_bits", "b_bits", "flags"))
         a_signed = bool(flags & self.spec.flag("A_SIGNED"))
         b_signed = bool(flags & self.spec.flag("B_SIGNED"))
@@ -254,7 +273,8 @@ class EmuDevice:
                 a = self._unpack("a", a_planes[r0:r1], k, ab, a_signed)
                 np.copyto(out[r0:r1, :n], golden.gemm(a, bt.T, ab, bb, a_signed, b_signed, acc_width),
                           casting="unsafe")
-        return 0, _model_cycles(self.cfg, m, n, k, ab, bb)
+        hint = Prefetch(0, call.next_n, call.next_k, call.next_b_bits) if pf is not None else None
+        return 0, _model_cycles(self.cfg, m, n, k, ab, bb, hit, hint)
 
     def _unpack(self, which: str, packed: np.ndarray, k: int, bits: int, signed: bool) -> np.ndarray:
         """(rows, bits, row_bytes) plane rows -> (rows, K) int64 values, in a reused scratch array."""

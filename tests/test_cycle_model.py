@@ -1,0 +1,40 @@
+"""cpt_hw.cycle_model on its own: the periodic fast-forward changes nothing but the model's speed, and the
+B prefetch terms behave as the RTL does (tests/test_rtl_cycle_model.py compares with the RTL itself)."""
+
+import pytest
+
+from cpt_hw.config import HardwareConfig
+from cpt_hw.cycle_model import Prefetch, gemm_cycles
+
+ZC706 = HardwareConfig.from_preset("zc706")
+
+# (M, N, K, a_bits, b_bits): write-bound (a C FIFO backlog builds up slowly), read-bound, compute-bound,
+# and on a wider array
+SHAPES = [(32768, 32, 288, 3, 3), (65536, 16, 144, 3, 8), (8192, 64, 576, 8, 8), (576, 64, 4608, 3, 8),
+          (4096, 16, 27, 8, 8)]
+
+
+@pytest.mark.parametrize("cfg", [ZC706, ZC706.replace(cols=32, name="wide")], ids=["zc706", "16x32"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("hinted", [False, True])
+def test_fast_forward_is_exact(cfg, shape, hinted):
+    m, n, k, a_bits, b_bits = shape
+    hint = Prefetch(0, n, k, b_bits) if hinted else None
+    fast = gemm_cycles(cfg, *shape, prefetch=hint)
+    slow = gemm_cycles(cfg, *shape, prefetch=hint, fast_forward=False)
+    assert fast == slow
+
+
+def test_prefetch_terms():
+    """A hit is cheaper than a miss; a hint is free when the call has idle port cycles to hide it in
+    (compute-bound) and costs at most the prefetch's beats plus a chunk overhead otherwise."""
+    m, n, k = 576, 64, 4608
+    miss = gemm_cycles(ZC706, m, n, k, 3, 8).total
+    hit = gemm_cycles(ZC706, m, n, k, 3, 8, b_prefetched=True).total
+    hinted = gemm_cycles(ZC706, m, n, k, 3, 8, prefetch=Prefetch(0, n, k, 8)).total
+    b_beats = n * 8 * (k // 64)
+    assert miss - hit >= 0.9 * b_beats and hinted == miss
+    read_bound = gemm_cycles(ZC706, 4096, 16, 144, 3, 8).total
+    read_bound_hinted = gemm_cycles(ZC706, 4096, 16, 144, 3, 8, prefetch=Prefetch(0, 16, 144, 8)).total
+    pf_beats = 16 * 8 * 3
+    assert read_bound < read_bound_hinted <= read_bound + pf_beats * 17 // 16 + 64
