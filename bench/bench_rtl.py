@@ -42,7 +42,7 @@ from cpt_driver import Accelerator  # noqa: E402
 from cpt_driver.plan import PlannedCall, plan_calls  # noqa: E402
 from cpt_hw.config import RESULT_BITS, HardwareConfig  # noqa: E402
 from cpt_hw.cycle_model import DDR_TIMING, MemoryTiming, Prefetch, gemm_cycles  # noqa: E402
-from cpt_hw.fileio import write_atomic  # noqa: E402
+from cpt_hw.fileio import save_figure, write_atomic  # noqa: E402
 
 PAIRS = [(3, 3), (3, 8), (8, 8)]
 
@@ -277,9 +277,7 @@ def plot(cfg: HardwareConfig, rows: list[dict], path: Path) -> None:
     ax.set_ylabel("PE utilisation (%)")
     ax.set_title(f"ResNet-74 training GEMMs on {cfg.name} ({cfg.rows}x{cfg.cols} PEs, D={cfg.dot_width})")
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:
