@@ -34,6 +34,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from .config import RESULT_BITS, HardwareConfig
+from .status import prefetch_bytes
 
 #: Cycles from the last step of a tile entering the feeder's RAM read to tile_ready (rtl/pe_array.v).
 def _ready_latency(cfg: HardwareConfig) -> int:
@@ -70,11 +71,6 @@ class Prefetch:
     n: int
     k: int
     b_bits: int
-
-    def nbytes(self, cfg: HardwareConfig) -> int:
-        """Bytes it reads: the first min(N, b_block_cols) columns of that B (cpt_hw.status.prefetch_bytes)."""
-        kw = -(-self.k // cfg.dot_width)
-        return min(self.n, cfg.b_block_cols) * self.b_bits * kw * cfg.word_bytes
 
 
 def prefetch_chunk_bytes(cfg: HardwareConfig) -> int:
@@ -215,7 +211,7 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
     last_pop = t0 - 10                       # cycle the R side took the latest descriptor
     read_beats = 0
     pf_addr = prefetch.b_addr if prefetch else 0
-    pf_end = pf_addr + (prefetch.nbytes(cfg) if prefetch else 0)
+    pf_end = pf_addr + (prefetch_bytes(cfg, prefetch.n, prefetch.k, prefetch.b_bits) if prefetch else 0)
     pf_chunk = prefetch_chunk_bytes(cfg)
     pf_last = 0                              # last R beat of the prefetch
 

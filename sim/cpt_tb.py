@@ -195,10 +195,10 @@ class CptGemmTB:
         otherwise).  ``last_hit`` tells whether this call used the previous call's prefetch."""
         if win_limit is None:
             win_limit = self.mem_size
-        prefetch = bool(flags >> FLAG_BITS["PREFETCH_B"] & 1)
+        call = Call(a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit, next_b, next_n, next_k, next_b_bits)
         args = [("a", a), ("b", b), ("c", c), ("m", m), ("n", n), ("k", k), ("a_bits", a_bits),
                 ("b_bits", b_bits), ("flags", flags), ("win_base", win_base), ("win_limit", win_limit)]
-        if prefetch:
+        if call.prefetch:
             args += [("next_b", next_b), ("next_n", next_n), ("next_k", next_k), ("next_b_bits", next_b_bits)]
         for arg, value in args:
             await self.write_arg(arg, value)
@@ -206,8 +206,7 @@ class CptGemmTB:
         await self.wait_done(timeout_cycles, poll=poll)
         status = await self.read_arg("status")
         cycles = await self.read_arg("cycles")
-        self.last_hit = self.prefetch.step(Call(a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit,
-                                                next_b, next_n, next_k, next_b_bits), status)
+        self.last_hit = self.prefetch.step(call, status)
         return status, cycles
 
     async def start(self, auto_restart: bool = False) -> None:

@@ -243,8 +243,8 @@ class EmuDevice:
             if call.prefetch and not status else None
         (pa, sa), (pb, sb), (pc, sc) = self.ranges(args) if not status else [(0, 0)] * 3
         a_mem, b_mem, c_mem = (self.memory.view(p, s) for p, s in ((pa, sa), (pb, sb), (pc, sc)))
-        if not status and (a_mem is None or b_mem is None or c_mem is None
-                           or (pf is not None and self.memory.view(*pf) is None)):
+        pf_mem = self.memory.view(*pf) if pf is not None else None
+        if not status and (a_mem is None or b_mem is None or c_mem is None or (pf is not None and pf_mem is None)):
             # The RTL notices a bus error mid-run; the emulator checks the mapping up front instead.
             status = 1 << self.spec.status_bits["ERR_AXI_RESP"]
         hit = self.prefetch.step(call, status)
@@ -253,8 +253,8 @@ class EmuDevice:
         if hit:  # block 0 of B comes from the prefetched copy, not from memory as it is now
             self.hits += 1
             b_mem = np.concatenate([self._prefetched, b_mem[self._prefetched.size:]])
-        if pf is not None:
-            self._prefetched = self.memory.view(*pf).copy()
+        if pf_mem is not None:
+            self._prefetched = pf_mem.copy()
         m, n, k, ab, bb, flags = (args[x] for x in ("m", "n", "k", "a_bits", "b_bits", "flags"))
         a_signed = bool(flags & self.spec.flag("A_SIGNED"))
         b_signed = bool(flags & self.spec.flag("B_SIGNED"))
