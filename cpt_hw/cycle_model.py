@@ -1,13 +1,15 @@
 """Cycle model of the accelerator: how many clock cycles one ``cpt_gemm`` call takes.
 
-The emulated device reports these cycles in its ``cycles`` register; the RTL testbenches check the model
-against the Verilog twin (within 2 %, tests/test_rtl_cycle_model.py).  It follows the schedule of
+The emulated device reports these cycles in its ``cycles`` register; the RTL tests check the model
+against the Verilog twin cycle for cycle (tests/test_rtl_cycle_model.py).  It follows the schedule of
 ``rtl/`` engine by engine (docs/rtl.md), in one pass over the tiles in the order the hardware runs them:
 
 * setup: argument checks and sizes, ``setup_cycles(cfg)`` before the engines start;
 * reader: in-order load commands (B block, A tiles; the first A tile of a later block before its B
   block), each waiting until its buffer is released, R data one beat per cycle from
   ``read_latency`` cycles after the address, one idle beat between commands;
+* memory: AR and AW requests wait while the memory's request queue is full (:class:`MemoryTiming`
+  ``request_queue``; AxiRam serves one burst at a time and queues two), which paces short bursts;
 * feeder: one step per cycle, a * b * Kw steps per column tile, an idle cycle per A tile and two per
   block; a tile's last step waits until the previous tile has drained;
 * drain: ROWS + COLS + 2 cycles after a last step the shadows are ready; ROWS drain cycles once the
@@ -21,7 +23,7 @@ against the Verilog twin (within 2 %, tests/test_rtl_cycle_model.py).  It follow
 
 Memory timing defaults to cocotbext-axi's AxiRam (the RTL testbenches); pass :class:`MemoryTiming` with a
 longer latency for DDR.  With a memory that stalls (random back-pressure) the RTL takes longer than the
-model; the model is exact up to a few cycles otherwise.
+model; without, the model gives the RTL's exact cycle count.
 
 Large calls are periodic: once the schedule state relative to an A tile's end repeats two tiles later,
 whole A tiles are skipped by shifting every time stamp (the model stays fast enough for the emulated
@@ -57,10 +59,13 @@ class MemoryTiming:
 
     read_latency: int = 2       # AR handshake to first R beat
     write_latency: int = 2      # last W beat of a burst to its B response
+    #: requests the memory queues per direction before serving them one burst at a time (AxiRam: 2 on AR
+    #: and on AW, and it runs 2 R beats ahead of the bus); None: AR and AW are never held up
+    request_queue: int | None = 2
 
 
 #: A DDR3 controller behind a Zynq HP port, roughly (documentation and benchmarks).
-DDR_TIMING = MemoryTiming(read_latency=40, write_latency=30)
+DDR_TIMING = MemoryTiming(read_latency=40, write_latency=30, request_queue=None)
 
 
 @dataclass(frozen=True)
@@ -91,16 +96,89 @@ class CycleEstimate:
         return self.useful_binary_ops / (cfg.peak_binary_ops_per_cycle * self.total) if self.total else 0.0
 
 
-def _bursts(addr: int, beats: int, beat_bytes: int, max_beats: int) -> int:
-    """AXI bursts of a contiguous transfer (at most max_beats, never across 4 KiB)."""
-    n = 0
+def _burst_lengths(addr: int, beats: int, beat_bytes: int, max_beats: int) -> list[int]:
+    """Beats of each AXI burst of a contiguous transfer (at most max_beats, never across 4 KiB)."""
+    lengths = []
     while beats > 0:
         room = (4096 - (addr & 4095)) // beat_bytes
         step = min(beats, max_beats, room)
+        lengths.append(step)
         addr += step * beat_bytes
         beats -= step
-        n += 1
-    return n
+    return lengths
+
+
+class _RequestQueue:
+    """The memory's AR or AW request queue (MemoryTiming.request_queue deep; AxiRam).
+
+    The memory serves one burst at a time: a request leaves the queue when the memory starts on it, and
+    the queue's ready line rises a cycle later.  So burst k is accepted no earlier than two cycles after
+    burst k - depth was, nor before burst k - depth - 1 has freed the memory (``free`` of `served`).
+    """
+
+    def __init__(self, depth: int | None):
+        self.depth = depth
+        self.recent: deque[tuple[int, int]] = deque(maxlen=(depth or 0) + 1)   # (accepted, free)
+
+    def accept(self, cycle: int) -> int:
+        """First cycle >= cycle at which the next request is accepted."""
+        q = self.depth
+        if q is None or len(self.recent) < q:
+            return cycle
+        earliest = self.recent[-q][0] + 2
+        if len(self.recent) > q:
+            earliest = max(earliest, self.recent[-q - 1][1])
+        return max(cycle, earliest)
+
+    def served(self, accepted: int, free: int) -> None:
+        self.recent.append((accepted, free))
+
+    def shift(self, dt: int) -> None:
+        self.recent = deque(((a + dt, f + dt) for a, f in self.recent), maxlen=self.recent.maxlen)
+
+    def state(self, e: int) -> tuple:
+        return tuple((a - e, f - e) for a, f in self.recent)
+
+
+class _ReadPort:
+    """AR and R timing of the read engine (rtl/cpt_reader.v) against the memory.
+
+    A burst's R beats start ``read_latency`` cycles after its AR handshake at the earliest, and right
+    after the previous burst's beats (one idle beat after another command's).  AxiRam queues R beats 2
+    ahead of the bus: it is done with a burst, and takes the next AR, once the burst's last beat is
+    queued, i.e. when the beat two before it is on the bus.
+    """
+
+    def __init__(self, cfg: HardwareConfig, mem: MemoryTiming, r_last: int):
+        self.cfg, self.mem = cfg, mem
+        self.queue = _RequestQueue(mem.request_queue)
+        self.r_last = r_last                 # last R beat so far
+        self.beats: deque[int] = deque([r_last - 1, r_last], maxlen=2)   # the last two R beats
+        self.queued_last = r_last           # cycle the memory queued the latest burst's last beat
+
+    def command(self, x: int, addr: int, nbytes: int) -> int:
+        """R beats of a command the AR side starts at cycle x; returns its last AR handshake."""
+        beat_bytes = self.cfg.axi_data_width // 8
+        ar, first = x, True
+        for length in _burst_lengths(addr, nbytes // beat_bytes, beat_bytes, self.cfg.burst_beats):
+            ar = self.queue.accept(ar + 1)
+            start = max(ar + self.mem.read_latency, self.r_last + (2 if first else 1))
+            seq = [*self.beats, *range(start, start + length)]
+            self.queued_last = max(ar + 1, self.queued_last, seq[-3])
+            self.queue.served(ar, self.queued_last + 1)
+            self.r_last = start + length - 1
+            self.beats.extend(seq[-2:])
+            first = False
+        return ar
+
+    def shift(self, dt: int) -> None:
+        self.queue.shift(dt)
+        self.r_last += dt
+        self.queued_last += dt
+        self.beats = deque((b + dt for b in self.beats), maxlen=2)
+
+    def state(self, e: int) -> tuple:
+        return (self.r_last - e, self.queued_last - e, tuple(b - e for b in self.beats), self.queue.state(e))
 
 
 class _Writer:
@@ -115,6 +193,7 @@ class _Writer:
         self.w_end = 0            # last beat of the previous burst (0: none yet)
         self.w_chain = False      # previous W entry was a burst (the next one may chain)
         self.last_wlast = 0
+        self.aw_queue = _RequestQueue(mem.request_queue)
         self.pops: deque[int] = deque()   # FIFO pop cycles still of interest, oldest first
         self.popped_before = 0            # pops forgotten (trim) or skipped (fast-forward) before those
         self.beats = 0
@@ -123,7 +202,12 @@ class _Writer:
         self.aw_free += dt
         self.w_end += dt
         self.last_wlast += dt
+        self.aw_queue.shift(dt)
         self.pops = deque(p + dt for p in self.pops)
+
+    def state(self, e: int) -> tuple:
+        return (self.aw_free - e, self.w_end - e, self.w_chain, self.last_wlast - e, self.aw_queue.state(e),
+                tuple(p - e for p in self.pops))
 
     def tile(self, pushes: list[int], rows_valid: int, row0_addr: int) -> None:
         """Write one drained tile: pushes[k] is the cycle row ROWS-1-k entered the FIFO."""
@@ -141,22 +225,19 @@ class _Writer:
                 self.aw_free = y + (2 if last_row else 1)
                 continue
             addr = row0_addr + r * self.stride
-            nb = _bursts(addr, self.row_beats, self.beat_bytes, self.cfg.burst_beats)
-            left, a = self.row_beats, addr
-            for b in range(nb):
-                room = (4096 - (a & 4095)) // self.beat_bytes
-                length = min(left, self.cfg.burst_beats, room)
-                aw = y + 1 + b
+            aw = y
+            for length in _burst_lengths(addr, self.row_beats, self.beat_bytes, self.cfg.burst_beats):
+                aw = self.aw_queue.accept(aw + 1)
                 visible = aw + 2
                 take = max(visible, self.w_end if self.w_chain else self.w_end + 1)
                 self.w_end = take + length
                 self.w_chain = True
+                # the memory is done with the burst once its last W beat is in (and B queued)
+                self.aw_queue.served(aw, self.w_end + 2)
                 self.beats += length
-                left -= length
-                a += length * self.beat_bytes
             self.pops.append(self.w_end)
             self.last_wlast = self.w_end
-            self.aw_free = y + nb + (2 if last_row else 1)
+            self.aw_free = aw + (2 if last_row else 1)
 
     def room_cycle(self, pushed: int, depth: int) -> int:
         """First cycle at which at most depth - ROWS of `pushed` rows are still in the FIFO."""
@@ -207,7 +288,7 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
     writer = _Writer(cfg, timing, stride)
     # reader state
     ar_next = t0                             # cycle the AR side can decide its next command
-    r_last = t0 - 10                         # last R beat of the previous command
+    port = _ReadPort(cfg, timing, r_last=t0 - 10)
     last_pop = t0 - 10                       # cycle the R side took the latest descriptor
     read_beats = 0
     pf_addr = prefetch.b_addr if prefetch else 0
@@ -217,13 +298,10 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
 
     def command(x: int, addr: int, nbytes: int) -> None:
         """The AR side issues a command at cycle x: its R beats, descriptor pop and AR bursts."""
-        nonlocal ar_next, r_last, read_beats, last_pop
-        beats = nbytes // beat_bytes
-        last_pop = max(x + 2, r_last + 1)
-        start = max(x + 1 + timing.read_latency, r_last + 2)
-        r_last = start + beats - 1
-        read_beats += beats
-        ar_next = x + 1 + _bursts(addr, beats, beat_bytes, cfg.burst_beats)
+        nonlocal ar_next, read_beats, last_pop
+        last_pop = max(x + 2, port.r_last + 1)
+        read_beats += nbytes // beat_bytes
+        ar_next = port.command(x, addr, nbytes) + 1
 
     def fill_prefetch(until: float) -> None:
         """Prefetch chunks the AR side issues before cycle `until` (when the demand command may go)."""
@@ -235,20 +313,18 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
             size = min(pf_chunk, pf_end - pf_addr)
             command(y, pf_addr, size)
             pf_addr += size
-            pf_last = r_last
+            pf_last = port.r_last
 
     def load(addr: int, nbytes: int, free_at: int) -> int:
         """Issue one load command; returns the cycle its buffer flag is visible to the feeder."""
         fill_prefetch(free_at)
         command(max(ar_next, free_at), addr, nbytes)
-        return r_last + 2
+        return port.r_last + 2
 
     def schedule_state(e: int) -> tuple:
         """Everything that decides the next A tiles' timing, relative to the cycle e."""
-        w = writer
-        return (t - e, drain_free - e, ar_next - e, r_last - e, last_pop - e, a_ready_next - e,
-                a_release[0] - e, a_release[1] - e, w.aw_free - e, w.w_end - e, w.w_chain, w.last_wlast - e,
-                tuple(p - e for p in w.pops), pushed - w.popped_before - len(w.pops))
+        return (t - e, drain_free - e, ar_next - e, last_pop - e, a_ready_next - e, a_release[0] - e,
+                a_release[1] - e, port.state(e), writer.state(e), pushed - writer.popped_before - len(writer.pops))
 
     n_tiles_m = -(-m // rows)
     blocks = list(range(0, n, bbc))
@@ -334,7 +410,7 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
                 t += dt
                 drain_free += dt
                 ar_next += dt
-                r_last += dt
+                port.shift(dt)
                 a_ready_next += dt
                 a_release = [x + dt for x in a_release]
                 last_pop += dt

@@ -5,6 +5,7 @@ import pytest
 
 from cpt_hw.config import HardwareConfig
 from cpt_hw.cycle_model import Prefetch, gemm_cycles
+from test_rtl import WIDE
 
 ZC706 = HardwareConfig.from_preset("zc706")
 
@@ -23,6 +24,21 @@ def test_fast_forward_is_exact(cfg, shape, hinted):
     fast = gemm_cycles(cfg, *shape, prefetch=hint)
     slow = gemm_cycles(cfg, *shape, prefetch=hint, fast_forward=False)
     assert fast == slow
+
+
+# The RTL tests' second geometry (2-beat bursts: the memory's AR and AW queues pace the engines) at the
+# limits of its config: write-bound, read-bound and compute-bound
+SIMWIDE = HardwareConfig.from_preset("sim", WIDE)
+SIMWIDE_SHAPES = [(1024, 24, 64, 1, 1), (1024, 8, 256, 3, 8), (1000, 40, 256, 8, 8), (997, 17, 100, 2, 5)]
+
+
+@pytest.mark.parametrize("shape", SIMWIDE_SHAPES, ids=str)
+@pytest.mark.parametrize("hinted", [False, True])
+def test_fast_forward_is_exact_on_short_bursts(shape, hinted):
+    m, n, k, a_bits, b_bits = shape
+    hint = Prefetch(4096, n, k, b_bits) if hinted else None
+    fast = gemm_cycles(SIMWIDE, *shape, prefetch=hint)
+    assert fast == gemm_cycles(SIMWIDE, *shape, prefetch=hint, fast_forward=False)
 
 
 def test_prefetch_terms():
