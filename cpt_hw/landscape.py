@@ -64,14 +64,19 @@ def _loss_and_acc(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torc
     return total_loss / count, correct / count
 
 
+def check_grid(steps: int, span: float) -> None:
+    """An odd number of points per axis, so the trained model itself is the grid's centre."""
+    if steps < 3 or steps % 2 == 0:
+        raise CptHwError(f"--steps {steps}: need an odd number >= 3 (the trained model is the grid's centre)")
+    if not span > 0:
+        raise CptHwError(f"--span {span}: must be positive")
+
+
 @torch.no_grad()
 def compute_landscape(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], *, steps: int = 21,
                       span: float = 1.0, seed: int = 0, progress: bool = True) -> Landscape:
     """Evaluate the loss on the grid; ``model`` is restored to theta* afterwards."""
-    if steps < 2:
-        raise CptHwError(f"--steps {steps}: need at least 2 grid points per axis")
-    if not span > 0:
-        raise CptHwError(f"--span {span}: must be positive")
+    check_grid(steps, span)
     params = [p for p in model.parameters()]
     theta = [p.detach().clone() for p in params]
     g = torch.Generator().manual_seed(seed)

@@ -40,6 +40,7 @@ def test_cli_end_to_end(cli, tmp_path):
     assert (out / "landscape.png").stat().st_size > 1000
     data = json.loads((out / "landscape_0.json").read_text())
     assert len(data["loss"]) == 3 and data["fw_bits"] >= 1
+    assert data["label"] == "digits_cnn cpt 3-8/8"
 
 
 def test_cli_bad_input(cli, tmp_path):
@@ -49,3 +50,6 @@ def test_cli_bad_input(cli, tmp_path):
     assert r.returncode == 2 and "corrupt or unreadable" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = cli("landscape", str(tmp_path / "missing.pt"))
     assert r.returncode == 2 and "not found" in r.stderr
+    for steps in ("4", "1"):
+        r = cli("landscape", str(bad), "--steps", steps)
+        assert r.returncode == 2 and f"--steps {steps}: need an odd number" in r.stderr

@@ -29,7 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _label(cfg) -> str:
-    return f"{cfg.model} {cfg.schedule} {cfg.bits}/{cfg.grad_bits}"
+    """A title in the paper's terms: 'resnet74 FP32', 'resnet74 static 8/8', 'resnet74 cpt 3-8/8'."""
+    from ..schedules import parse_bits_range
+
+    if cfg.bits == "auto":
+        return f"{cfg.model} {cfg.schedule} auto/{cfg.grad_bits}"
+    lo, hi = parse_bits_range(cfg.bits)
+    if hi == 0:
+        return f"{cfg.model} FP32"
+    bits = str(hi) if lo == hi or cfg.schedule == "static" else f"{lo}-{hi}"
+    return f"{cfg.model} {cfg.schedule} {bits}/{cfg.grad_bits}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import nn as qnn
     from ..data import load_dataset
-    from ..landscape import compute_landscape, plot_landscapes, save_landscape
+    from ..landscape import check_grid, compute_landscape, plot_landscapes, save_landscape
     from ..schedules import PrecisionSchedule, parse_bits_range, parse_shape
     from ..train import checkpoint, frontend
     from ..train.batches import eval_batches
@@ -45,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.labels and len(args.labels) != len(args.checkpoints):
         raise CptHwError(f"--labels: {len(args.labels)} given for {len(args.checkpoints)} checkpoints")
+    check_grid(args.steps, args.span)
     if args.samples < 1:
         raise CptHwError(f"--samples {args.samples}: must be positive")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
