@@ -3,7 +3,7 @@
 HLS C++ cannot read a clock, so the kernel counts what it can: the iterations of its pipelined loops
 (II = 1, one iteration per clock when nothing stalls).  ``cycles`` = max(load beats, compute iterations,
 store beats), which is what the dataflow region takes if no stage ever waits for another or for the
-bus: a lower bound on the clock cycles the Verilog twin reports (docs/hls.md compares the two).
+bus: a lower bound on the kernel's own clock count (docs/hls.md sets it next to the Verilog twin's).
 
 :func:`busy_counts` replays the loop structure of ``hls/cpt_compute.h`` (and the load/store stages)
 exactly; the C-simulation tests assert that the kernel reports precisely this number.
@@ -49,12 +49,13 @@ def busy_counts(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
         b_words = 0 if (b_prefetched and n0 == 0) else nb * b_bits * kw
         load += (b_words + sum(rows) * a_bits * kw) * wb
         store += col_tiles * sum(rows) * bpr
-        # B block load, then A tile 0; both drain the previous block's last tile on the side.
-        for words in (b_words, rows[0] * a_bits * kw):
+        # B block load, then (block 0 only) A tile 0; both drain the previous block's last tile on the side.
+        for words in (b_words, rows[0] * a_bits * kw if n0 == 0 else 0):
             iters += words
             drain = max(0, drain - words)
         for t in range(tiles):
-            pending = rows[t + 1] * a_bits * kw if t + 1 < tiles else 0  # next A tile, loaded meanwhile
+            # the next A tile, loaded meanwhile: after a block's last tile, the next block's tile 0
+            pending = (rows[t + 1] if t + 1 < tiles else rows[0] if n - n0 > cfg.b_block_cols else 0) * a_bits * kw
             for _ in range(col_tiles):
                 trip = max(steps, drain)  # the previous tile's drain must finish inside this loop
                 iters += trip

@@ -3,12 +3,14 @@
 // Per block of b_block_cols columns of B (docs/architecture.md, "Dataflow"):
 //   1. the B block is loaded once into b_buf (cols banks, one per PE column) -- except block 0 of a
 //      prefetch hit, which the steps read from the persistent prefetch buffer `pf` instead;
-//   2. A tile 0 (`rows` rows) is loaded into one half of the ping-pong buffer a_buf;
+//   2. (block 0 only) A tile 0 (`rows` rows) is loaded into one half of the ping-pong buffer a_buf;
 //   3. for every A tile and every column tile of the block, a_bits x b_bits x Kw steps: each step every
 //      PE (r, c) combines word w of A plane i of row r with word w of B plane j of column c (pe_step).
-//      The same pipelined loop also loads the next A tile into the other half of a_buf and drains the
-//      accumulators of the previous column tile (copied to `shadow`) into the store stage, one bus beat
-//      per cycle, so loading and draining hide behind computing whenever there is enough of it.
+//      The same pipelined loop also loads the next A tile into the other half of a_buf -- after a
+//      block's last tile, the next block's A tile 0 -- and drains the accumulators of the previous
+//      column tile (copied to `shadow`) into the store stage, one bus beat per cycle, so loading and
+//      draining hide behind computing whenever there is enough of it.  The halves alternate over the
+//      whole call (tile counter g), not per block.
 // Every loop here is pipelined at II = 1; the sum of their trip counts is this stage's busy count.
 #ifndef CPT_COMPUTE_H
 #define CPT_COMPUTE_H
@@ -119,6 +121,8 @@ struct Compute {
         dr.q = 0;
         ALoad ld;
         ap_uint<64> iters = 0;
+        ap_uint<32> g = 0;  // A tiles computed so far in this call: tile g uses half g mod 2
+        const uint32_t rows0 = m < T::R ? m : T::R;
 
     blocks:
         for (uint32_t n0 = 0; n0 < n; n0 += T::BB) {
@@ -158,8 +162,8 @@ struct Compute {
                 }
             }
 
-            // 2. A tile 0 into half 0.
-            start_load(ld, m < T::R ? m : T::R, a_bits, kw, 0);
+            // 2. A tile 0 into half 0 (a later block's came in with the previous block's last tile).
+            start_load(ld, n0 == 0 ? rows0 : 0, a_bits, kw, 0);
             iters += ld.left;
         load_a0:
             while (ld.left != 0) {
@@ -174,9 +178,11 @@ struct Compute {
             for (uint32_t t = 0; t < tiles; ++t) {
                 const uint32_t m0 = t * T::R;
                 const uint32_t rows = m - m0 < T::R ? m - m0 : T::R;
-                const ap_uint<1> cur = t & 1;
+                const ap_uint<1> cur = g & 1;
                 const ap_uint<1> nxt = cur ^ 1;
-                const uint32_t next_rows = t + 1 < tiles ? (m - m0 - rows < T::R ? m - m0 - rows : T::R) : 0;
+                // the next tile of this block, or after the last one the next block's tile 0
+                const uint32_t next_rows = t + 1 < tiles ? (m - m0 - rows < T::R ? m - m0 - rows : T::R)
+                                           : n - n0 > T::BB ? rows0 : 0;
                 start_load(ld, next_rows, a_bits, kw, nxt);
 
             col_tiles_loop:
@@ -244,6 +250,7 @@ struct Compute {
                     dr.q = 0;
                 }
 
+                ++g;
                 // The next A tile must be complete before it is computed on.
                 iters += ld.left;
             finish_load:

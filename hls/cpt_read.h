@@ -1,6 +1,8 @@
 // cpt-hw HLS kernel: the load stage.  Streams the packed operands from DDR as D-bit words, in exactly
 // the order the compute stage consumes them: for every block of b_block_cols columns, the B block, then
-// every A tile of `rows` rows.  On a prefetch hit block 0's B is already on chip and is not read.
+// every A tile of `rows` rows -- except that a later block's first A tile comes before its B block (the
+// compute stage loads it while it still computes the previous block's last tile, as the Verilog twin's
+// reader does).  On a prefetch hit block 0's B is already on chip and is not read.
 //
 // Both are contiguous in the DDR layout (docs/ddr-layout.md: A row-major by row, plane, word; B stored
 // transposed), so each is one sequential run of bus beats that the tool turns into AXI bursts.
@@ -52,12 +54,15 @@ void read_operands(const typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::a
 blocks:
     for (uint32_t n0 = 0; n0 < n; n0 += T::BB) {
         const uint32_t nb = n - n0 < T::BB ? n - n0 : T::BB;
+        const uint32_t rows0 = m < T::R ? m : T::R;
         if (n0 != 0 || !b_hit) read_run<Cfg>(mem, b_beat + n0 * b_col_words * T::WB, nb * b_col_words, out, beats);
+        if (n0 == 0) read_run<Cfg>(mem, a_beat, rows0 * a_row_words, out, beats);
     tiles:
-        for (uint32_t m0 = 0; m0 < m; m0 += T::R) {
+        for (uint32_t m0 = T::R; m0 < m; m0 += T::R) {
             const uint32_t rows = m - m0 < T::R ? m - m0 : T::R;
             read_run<Cfg>(mem, a_beat + m0 * a_row_words * T::WB, rows * a_row_words, out, beats);
         }
+        if (n - n0 > T::BB) read_run<Cfg>(mem, a_beat, rows0 * a_row_words, out, beats);  // next block's A tile 0
     }
     count.write(beats);
 }
