@@ -108,6 +108,26 @@ def _burst_lengths(addr: int, beats: int, beat_bytes: int, max_beats: int) -> li
     return lengths
 
 
+def _burst_runs(addr: int, beats: int, beat_bytes: int, max_beats: int) -> list[tuple[int, int]]:
+    """:func:`_burst_lengths` as (length, how many in a row): at most two runs per 4 KiB page."""
+    runs: list[tuple[int, int]] = []
+
+    def add(length: int, count: int) -> None:
+        if runs and runs[-1][0] == length:
+            runs[-1] = (length, runs[-1][1] + count)
+        elif count:
+            runs.append((length, count))
+
+    while beats > 0:
+        page = min(beats, (4096 - (addr & 4095)) // beat_bytes)
+        add(max_beats, page // max_beats)
+        if page % max_beats:
+            add(page % max_beats, 1)
+        addr += page * beat_bytes
+        beats -= page
+    return runs
+
+
 class _RequestQueue:
     """The memory's AR or AW request queue (MemoryTiming.request_queue deep; AxiRam).
 
@@ -157,18 +177,39 @@ class _ReadPort:
         self.queued_last = r_last           # cycle the memory queued the latest burst's last beat
 
     def command(self, x: int, addr: int, nbytes: int) -> int:
-        """R beats of a command the AR side starts at cycle x; returns its last AR handshake."""
+        """R beats of a command the AR side starts at cycle x; returns its last AR handshake.
+
+        A long command settles into a steady state within a few bursts of equal length (the port state,
+        relative to the last R beat, repeats from one burst to the next); the rest of such a run is
+        skipped by shifting every time stamp, as gemm_cycles does with A tiles.
+        """
         beat_bytes = self.cfg.axi_data_width // 8
         ar, first = x, True
-        for length in _burst_lengths(addr, nbytes // beat_bytes, beat_bytes, self.cfg.burst_beats):
-            ar = self.queue.accept(ar + 1)
-            start = max(ar + self.mem.read_latency, self.r_last + (2 if first else 1))
-            seq = [*self.beats, *range(start, start + length)]
-            self.queued_last = max(ar + 1, self.queued_last, seq[-3])
-            self.queue.served(ar, self.queued_last + 1)
-            self.r_last = start + length - 1
-            self.beats.extend(seq[-2:])
-            first = False
+        for length, count in _burst_runs(addr, nbytes // beat_bytes, beat_bytes, self.cfg.burst_beats):
+            before = None
+            while count:
+                last = self.r_last
+                ar = self._burst(ar, length, first)
+                first, count = False, count - 1
+                state = self.state(self.r_last) + (ar - self.r_last,)
+                if state == before and count:    # every further burst repeats this one, dt later
+                    dt = self.r_last - last
+                    self.shift(dt * count)
+                    ar += dt * count
+                    count = 0
+                before = state
+        return ar
+
+    def _burst(self, ar: int, length: int, first: bool) -> int:
+        """One burst of `length` beats whose AR may go from cycle ar + 1; returns its AR handshake."""
+        ar = self.queue.accept(ar + 1)
+        start = max(ar + self.mem.read_latency, self.r_last + (2 if first else 1))
+        # the beat two before this burst's last one: the memory queues the last beat once it is on the bus
+        lead = start + length - 3 if length >= 3 else self.beats[length - 3]
+        self.queued_last = max(ar + 1, self.queued_last, lead)
+        self.queue.served(ar, self.queued_last + 1)
+        self.r_last = start + length - 1
+        self.beats.extend(range(max(start, self.r_last - 1), self.r_last + 1))
         return ar
 
     def shift(self, dt: int) -> None:
@@ -390,7 +431,9 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
             # periodicity: once the whole schedule state, taken relative to the tile's end, equals the
             # state two A tiles earlier (the ping-pong halves keep their roles), every later A tile
             # repeats those two: skip an even number of them by shifting every time stamp.  Equal tile
-            # spacing alone is not enough (a C FIFO or R backlog can still be building up).
+            # spacing alone is not enough (a C FIFO or R backlog can still be building up).  Not while
+            # prefetch chunks are still to go: whether one fits before a demand command turns on the
+            # AR side's last handshake, which moves with the 4 KiB splits of each A tile's load.
             ends.append(e)
             states.append(schedule_state(e))
             mt += 1
