@@ -191,6 +191,8 @@ class _ReadPort:
                 last = self.r_last
                 ar = self._burst(ar, length, first)
                 first, count = False, count - 1
+                if count < 8:                    # too few left for a skip to pay for comparing states
+                    continue
                 state = self.state(self.r_last) + (ar - self.r_last,)
                 if state == before and count:    # every further burst repeats this one, dt later
                     dt = self.r_last - last
