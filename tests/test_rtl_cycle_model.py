@@ -40,12 +40,14 @@ def compare(cfg: HardwareConfig, records: list[dict]) -> list[str]:
 
 
 def random_chains(cfg: HardwareConfig, count: int, seed: int) -> list[list[list[int]]]:
-    """Chains of 2-3 calls sharing N (as the driver's K chunks do), random M, K and precisions."""
+    """Chains of 2-3 calls sharing N (as the driver's K chunks do), random M, K and precisions (K at most
+    8 D-bit words, so that a zc706 chain simulates in seconds)."""
     rng = np.random.default_rng(seed)
     chains = []
     for _ in range(count):
         n = int(rng.integers(1, 2 * cfg.b_block_cols + 2))
-        chains.append([[int(rng.integers(1, 4 * cfg.rows + 1)), n, int(rng.integers(1, cfg.k_max + 1)),
+        k_max = min(cfg.k_max, 8 * cfg.dot_width)
+        chains.append([[int(rng.integers(1, 4 * cfg.rows + 1)), n, int(rng.integers(1, k_max + 1)),
                         *(int(b) for b in rng.integers(1, cfg.operand_bits + 1, size=2))]
                        for _ in range(int(rng.integers(2, 4)))])
     return chains
