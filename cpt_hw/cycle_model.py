@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .config import RESULT_BITS, HardwareConfig
 from .status import prefetch_bytes
@@ -96,20 +97,9 @@ class CycleEstimate:
         return self.useful_binary_ops / (cfg.peak_binary_ops_per_cycle * self.total) if self.total else 0.0
 
 
-def _burst_lengths(addr: int, beats: int, beat_bytes: int, max_beats: int) -> list[int]:
-    """Beats of each AXI burst of a contiguous transfer (at most max_beats, never across 4 KiB)."""
-    lengths = []
-    while beats > 0:
-        room = (4096 - (addr & 4095)) // beat_bytes
-        step = min(beats, max_beats, room)
-        lengths.append(step)
-        addr += step * beat_bytes
-        beats -= step
-    return lengths
-
-
 def _burst_runs(addr: int, beats: int, beat_bytes: int, max_beats: int) -> list[tuple[int, int]]:
-    """:func:`_burst_lengths` as (length, how many in a row): at most two runs per 4 KiB page."""
+    """The AXI bursts of a contiguous transfer (at most max_beats, never across 4 KiB) as (length, how
+    many in a row): at most two runs per 4 KiB page."""
     runs: list[tuple[int, int]] = []
 
     def add(length: int, count: int) -> None:
@@ -126,6 +116,14 @@ def _burst_runs(addr: int, beats: int, beat_bytes: int, max_beats: int) -> list[
         addr += page * beat_bytes
         beats -= page
     return runs
+
+
+@lru_cache(maxsize=4096)
+def _burst_lengths(page_offset: int, beats: int, beat_bytes: int, max_beats: int) -> tuple[int, ...]:
+    """Beats of each burst of :func:`_burst_runs`, one entry per burst (only the address's offset in its
+    4 KiB page matters; cached: the writer asks for every row of C)."""
+    return tuple(length for length, count in _burst_runs(page_offset, beats, beat_bytes, max_beats)
+                 for _ in range(count))
 
 
 class _RequestQueue:
@@ -172,9 +170,13 @@ class _ReadPort:
     def __init__(self, cfg: HardwareConfig, mem: MemoryTiming, r_last: int):
         self.cfg, self.mem = cfg, mem
         self.queue = _RequestQueue(mem.request_queue)
-        self.r_last = r_last                 # last R beat so far
         self.beats: deque[int] = deque([r_last - 1, r_last], maxlen=2)   # the last two R beats
         self.queued_last = r_last           # cycle the memory queued the latest burst's last beat
+
+    @property
+    def r_last(self) -> int:
+        """The last R beat so far."""
+        return self.beats[-1]
 
     def command(self, x: int, addr: int, nbytes: int) -> int:
         """R beats of a command the AR side starts at cycle x; returns its last AR handshake.
@@ -194,7 +196,7 @@ class _ReadPort:
                 if count < 8:                    # too few left for a skip to pay for comparing states
                     continue
                 state = self.state(self.r_last) + (ar - self.r_last,)
-                if state == before and count:    # every further burst repeats this one, dt later
+                if state == before:              # every further burst repeats this one, dt later
                     dt = self.r_last - last
                     self.shift(dt * count)
                     ar += dt * count
@@ -210,18 +212,17 @@ class _ReadPort:
         lead = start + length - 3 if length >= 3 else self.beats[length - 3]
         self.queued_last = max(ar + 1, self.queued_last, lead)
         self.queue.served(ar, self.queued_last + 1)
-        self.r_last = start + length - 1
-        self.beats.extend(range(max(start, self.r_last - 1), self.r_last + 1))
+        end = start + length - 1
+        self.beats.extend(range(max(start, end - 1), end + 1))
         return ar
 
     def shift(self, dt: int) -> None:
         self.queue.shift(dt)
-        self.r_last += dt
         self.queued_last += dt
         self.beats = deque((b + dt for b in self.beats), maxlen=2)
 
     def state(self, e: int) -> tuple:
-        return (self.r_last - e, self.queued_last - e, tuple(b - e for b in self.beats), self.queue.state(e))
+        return (self.queued_last - e, tuple(b - e for b in self.beats), self.queue.state(e))
 
 
 class _Writer:
@@ -269,7 +270,7 @@ class _Writer:
                 continue
             addr = row0_addr + r * self.stride
             aw = y
-            for length in _burst_lengths(addr, self.row_beats, self.beat_bytes, self.cfg.burst_beats):
+            for length in _burst_lengths(addr & 4095, self.row_beats, self.beat_bytes, self.cfg.burst_beats):
                 aw = self.aw_queue.accept(aw + 1)
                 visible = aw + 2
                 take = max(visible, self.w_end if self.w_chain else self.w_end + 1)

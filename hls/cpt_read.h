@@ -51,10 +51,10 @@ void read_operands(const typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::a
     const ap_uint<64> a_row_words = ap_uint<64>(a_bits) * kw;  // D-bit words of one packed A row
     const ap_uint<64> b_col_words = ap_uint<64>(b_bits) * kw;  // ... of one packed B column
     ap_uint<64> beats = prefetch_beats;  // the prefetch's beats share the port (read after the region)
+    const uint32_t rows0 = m < T::R ? m : T::R;  // rows of A tile 0
 blocks:
     for (uint32_t n0 = 0; n0 < n; n0 += T::BB) {
         const uint32_t nb = n - n0 < T::BB ? n - n0 : T::BB;
-        const uint32_t rows0 = m < T::R ? m : T::R;
         if (n0 != 0 || !b_hit) read_run<Cfg>(mem, b_beat + n0 * b_col_words * T::WB, nb * b_col_words, out, beats);
         if (n0 == 0) read_run<Cfg>(mem, a_beat, rows0 * a_row_words, out, beats);
     tiles:
