@@ -7,8 +7,9 @@
 Each run is ``cpt-hw train`` (the paper's recipe: SGD 0.1, momentum 0.9, wd 1e-4, lr x0.1 at 50 % and 75 %,
 32 cycles, batch 128); ``--iters`` shorter than the paper's 64,000 scales the whole recipe down.
 Runs already finished in --runs are reused (summary.json) and interrupted ones continue from their last
-checkpoint, so the benchmark resumes after an interruption or a ``--deadline``.  Training speed is measured
-by bench_gpu_step.py, not here (with --parallel the runs share the GPU).
+checkpoint (a folder holding a run of another length or seed is refused), so the benchmark resumes after an
+interruption or a ``--deadline``.  Training speed is measured by bench_gpu_step.py, not here (with
+--parallel the runs share the GPU).
 Writes accuracy.json, accuracy.md (with the issue's targets checked), accuracy_gbitops.png (the paper's Fig. 5)
 and accuracy_curves.png (test accuracy over training) into --out.
 """
@@ -45,21 +46,55 @@ def run_dir(model: str, label: str, args: argparse.Namespace) -> Path:
     return Path(args.runs) / f"{model}_{slug(label)}"
 
 
+def check_same_run(out: Path, recorded: dict, args: argparse.Namespace) -> None:
+    """A folder's run (finished: its summary; interrupted: its checkpoint's config) is reused or continued
+    only if it has the requested length and seed (summaries written before the seed was recorded have none
+    to compare)."""
+    if recorded.get("iters") != args.iters:
+        raise SystemExit(f"bench_accuracy: error: {out} holds a run of another length ({recorded.get('iters')} "
+                         f"iterations, not {args.iters}); use another --runs folder")
+    if recorded.get("seed", args.seed) != args.seed:
+        raise SystemExit(f"bench_accuracy: error: {out} holds a run of another seed ({recorded['seed']}, not "
+                         f"{args.seed}); use another --runs folder")
+
+
 def train_command(model: str, label: str, args: argparse.Namespace) -> list[str] | None:
     """The ``cpt-hw train`` call that starts or continues a run; None when it has finished."""
     out = run_dir(model, label, args)
     summary, ckpt = out / "summary.json", out / "checkpoint.pt"
     if summary.is_file():
-        if json.loads(summary.read_text()).get("iters") != args.iters:
-            raise SystemExit(f"bench_accuracy: error: {out} holds a run of another length; use another --runs folder")
+        check_same_run(out, json.loads(summary.read_text()), args)
         return None
     report = ["--no-progress", "--log-every", "100"]
     if ckpt.is_file():  # an interrupted run (--deadline, a lost machine): continue it from there
+        from cpt_hw.errors import CptHwError
+        from cpt_hw.train import checkpoint
+
+        try:
+            check_same_run(out, checkpoint.load(ckpt)["config"], args)
+        except CptHwError as e:
+            raise SystemExit(f"bench_accuracy: error: {e}") from None
         return [sys.executable, "-m", "cpt_hw", "train", "--resume", str(ckpt), "--device", args.device, *report]
     data = ["--data", args.data] if args.data else []
     return [sys.executable, "-m", "cpt_hw", "train", "--model", model, "--dataset", args.dataset, *data,
             "--iters", str(args.iters), "--batch-size", "128", "--device", args.device,
             "--seed", str(args.seed), "--out", str(out), *report, *RECIPES[label]]
+
+
+#: Seconds a training gets to stop after SIGINT before it is killed.  An interrupt that lands inside torch's
+#: start-up can leave the process hanging (once seen in CI); its checkpoint is written atomically, so a kill
+#: loses at most the epoch in progress.
+STOP_GRACE_S = 60.0
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Wait for an interrupted training to exit; kill it once STOP_GRACE_S have passed."""
+    try:
+        proc.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        print(f"bench_accuracy: pid {proc.pid} did not stop {STOP_GRACE_S:.0f} s after SIGINT; killed", flush=True)
+        proc.kill()
+        proc.wait()
 
 
 def run_all(jobs: list[tuple[str, str]], args: argparse.Namespace) -> bool:
@@ -86,7 +121,7 @@ def run_all(jobs: list[tuple[str, str]], args: argparse.Namespace) -> bool:
             for _, proc in running:
                 proc.send_signal(signal.SIGINT)
             for _, proc in running:
-                proc.wait()
+                stop(proc)
             print(f"bench_accuracy: deadline of {args.deadline} s reached; rerun the same command to continue",
                   flush=True)
             return False

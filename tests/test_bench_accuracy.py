@@ -7,6 +7,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 
 from conftest import ROOT
 
@@ -43,6 +44,17 @@ def test_runs_that_end_before_the_deadline_check_count_as_finished(monkeypatch):
     assert bench_accuracy.run_all([("m", label) for label in RUNS], args) is True
 
 
+def test_a_training_that_ignores_the_interrupt_is_killed(monkeypatch):
+    """The deadline stops every run even if one does not react to SIGINT (it is killed after the grace)."""
+    bench_accuracy = load_bench_accuracy()
+    deaf = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"]
+    monkeypatch.setattr(bench_accuracy, "train_command", lambda model, label, args: deaf)
+    monkeypatch.setattr(bench_accuracy, "STOP_GRACE_S", 1.0)
+    start = time.monotonic()
+    assert bench_accuracy.run_all([("m", label) for label in RUNS], argparse.Namespace(parallel=2, deadline=0.5)) is False
+    assert time.monotonic() - start < 30
+
+
 def test_stopped_run_is_continued_then_reused(tmp_path):
     # A run stopped at a checkpoint (as --deadline leaves one after its first epoch) is continued, not restarted.
     static_dir = tmp_path / "runs" / "digits_cnn_static_8_8"
@@ -69,11 +81,21 @@ def test_stopped_run_is_continued_then_reused(tmp_path):
     assert "cpt_hw train" not in again.stdout
 
 
-def test_a_run_of_another_length_is_refused(tmp_path):
-    assert bench(tmp_path).returncode == 0
+def test_a_run_of_another_length_or_seed_is_refused(tmp_path):
+    assert bench(tmp_path, runs=["static 8/8"]).returncode == 0
     other = bench(tmp_path, iters=64, runs=["static 8/8"])
     assert other.returncode != 0
     assert "holds a run of another length" in other.stderr
+    other = bench(tmp_path, "--seed", "1", runs=["static 8/8"])   # finished: its summary says seed 0
+    assert other.returncode != 0
+    assert "holds a run of another seed (0, not 1)" in other.stderr
+    # interrupted: its checkpoint says seed 0
+    recipe = argparse.Namespace(runs=str(tmp_path / "runs"), iters=32, data=None, dataset="digits", device="cpu", seed=0)
+    start = load_bench_accuracy().train_command("digits_cnn", "CPT 3-8/8", recipe)
+    subprocess.run([*start, "--stop-at", "11"], cwd=ROOT, check=True, capture_output=True, timeout=600)
+    other = bench(tmp_path, "--seed", "1", runs=["CPT 3-8/8"])
+    assert other.returncode != 0
+    assert "holds a run of another seed (0, not 1)" in other.stderr and "cpt_hw train" not in other.stdout
 
 
 def test_targets_say_met_or_missed():

@@ -355,7 +355,7 @@ class Trainer:
             "model": cfg.model, "dataset": cfg.dataset, "backend": cfg.backend, "schedule": cfg.schedule,
             "bits": f"{self.bits[0]}-{self.bits[1]}", "grad_bits": cfg.grad_bits, "cycles": cfg.cycles,
             "iters": self.total, "epochs": self.total / self.batches.steps_per_epoch,
-            "batch_size": cfg.batch_size, "processes": self.dist.world,
+            "batch_size": cfg.batch_size, "seed": cfg.seed, "processes": self.dist.world,
             "test_acc": self.state.last_eval["test_acc"], "test_loss": self.state.last_eval["test_loss"],
             "macs_per_sample": self.meter.macs_per_sample, "gbitops": self.meter.gbitops,
             "static_gbitops": static.static_gbitops, "static_bits": list(static.static_bits),
