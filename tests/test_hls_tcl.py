@@ -10,6 +10,7 @@ import pytest
 
 from cpt_hw.config import HardwareConfig
 from cpt_hw.generator import generate
+from cpt_hw.paths import rtl_dir, source_root
 from cpt_hw.regmap import KERNEL_NAME
 from cpt_hw.targets import hls as hls_target
 from cpt_hw.targets import vivado as vt
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh is 
 @pytest.fixture(scope="module", params=PRESETS)
 def generated(request, tmp_path_factory):
     cfg = HardwareConfig.from_preset(request.param)
-    out, _ = generate(cfg, tmp_path_factory.mktemp(cfg.name), ["driver", "hls", "vivado"])
+    out, _ = generate(cfg, tmp_path_factory.mktemp(cfg.name), ["driver", "rtl", "hls", "vivado"])
     return cfg, out
 
 
@@ -156,34 +157,95 @@ def test_vivado_script_refuses_a_faster_fclk(generated, tmp_path):
     assert not any(c.startswith("launch_runs") for c in run["cmds"])
 
 
+#: A Verilog `include of a file by name (the rtl/ sources include generated headers by bare name).
+INCLUDE = re.compile(r'^\s*`include\s+"([^"]+)"', re.MULTILINE)
+
+
+def required_headers(sources: list[Path], search: list[Path]) -> set[str]:
+    """The names of every file the sources `include, transitively (headers found in ``search``)."""
+    need: set[str] = set()
+    todo = list(sources)
+    while todo:
+        for name in INCLUDE.findall(todo.pop().read_text()):
+            if name not in need:
+                need.add(name)
+                todo += [d / name for d in search if (d / name).is_file()]
+    return need
+
+
+def tcl_words(cmd: str) -> list[str]:
+    """The words of a recorded command whose arguments are paths and flags (no spaces inside a word)."""
+    return cmd.replace("{", " ").replace("}", " ").split()
+
+
 def test_vivado_script_packages_the_verilog_twin(generated, tmp_path):
     cfg, out = generated
     fake_vivado_outputs(tmp_path / "fake")
-    (out / "rtl").mkdir(exist_ok=True)
-    (out / "rtl" / "cpt_gemm.v").write_text("module cpt_gemm; endmodule\n")
-    try:
-        run = dry_run(out / "vivado" / "build.tcl", tmp_path, "rtl", fake_dir=tmp_path / "fake", fclk=cfg.clock_mhz)
-    finally:
-        shutil.rmtree(out / "rtl")
+    run = dry_run(out / "vivado" / "build.tcl", tmp_path, "rtl", fake_dir=tmp_path / "fake", fclk=cfg.clock_mhz)
     assert run["status"] == "OK" and run["missing"] == []
     cmds = run["cmds"]
-    assert any(c.startswith("add_files -norecurse") and str(out / "rtl" / "cpt_gemm.v") in c for c in cmds)
+    added = [Path(w) for c in cmds if c.startswith("add_files -norecurse") for w in tcl_words(c)[2:]]
+    # every Verilog source: the generated top and the copies of rtl/, all inside the build folder
+    sources = sorted(rtl_dir().glob("*.v")) + sorted((out / "rtl").glob("*.v"))
+    assert sorted(p.name for p in added if p.suffix == ".v") == sorted(p.name for p in sources)
+    assert all(out in p.parents for p in added)
+    # every file a source includes (derived from the `include lines, not listed here) is packaged as a header
+    headers = required_headers(sources, [out / "rtl", rtl_dir()])
+    assert "cpt_gemm_regmap.vh" in headers
+    include_dirs = next(tcl_words(c)[2:-1] for c in cmds if c.startswith("set_property include_dirs"))
+    ipx_dir = "src"  # -import_files copies the sources and headers together into the IP's src/
+    assert any(c.startswith("ipx::package_project") and "-import_files" in c for c in cmds)
+    for name in headers:
+        path = next(p for p in added if p.name == name)
+        assert f"set_property file_type {{Verilog Header}} {path}" in cmds, name
+        assert str(path.parent) in include_dirs, name
+        for group in ("xilinx_anylanguagesynthesis", "xilinx_anylanguagebehavioralsimulation"):
+            assert f"set_property is_include true ipxfile:{group}:{ipx_dir}/{name}" in cmds, name
     assert any(c.startswith("ipx::package_project") and "-vendor cpt-hw.org -library rtl" in c for c in cmds)
     assert f"create_bd_cell -type ip -vlnv {vt.RTL_IP.vlnv} {KERNEL_NAME}_0" in cmds
     # the packaging project is closed before the overlay project is created
     assert cmds.index("close_project") < max(i for i, c in enumerate(cmds) if c.startswith("create_project"))
 
 
+def test_build_folder_can_be_moved(generated, tmp_path):
+    """No generated script names the original build folder or the source tree: a copy of the build
+    folder elsewhere, with the original gone, runs every script from its new place."""
+    cfg, out = generated
+    original, moved = tmp_path / "original", tmp_path / "elsewhere" / "moved"
+    shutil.copytree(out, original)
+    shutil.copytree(original, moved)
+    shutil.rmtree(original)
+    for f in tcl_files(moved):
+        text = f.read_text()
+        for absolute in (str(original), str(out), str(source_root())):
+            assert absolute not in text, f"{f.name} names {absolute}"
+    work = tmp_path / "work"
+    work.mkdir()
+    for tool in ("vitis_hls", "vivado_hls"):
+        run = dry_run(moved / "hls" / f"{tool}.tcl", work)
+        assert run["status"] == "OK" and run["missing"] == []
+        assert [c for c in run["cmds"] if c.startswith("add_files")]
+        for c in run["cmds"]:
+            if c.startswith("add_files"):
+                paths = [w.removeprefix("-I") for w in tcl_words(c) if w.startswith(("/", "-I/"))]
+                assert paths and all(moved in Path(p).parents for p in paths), c
+    fake_vivado_outputs(tmp_path / "fake")
+    run = dry_run(moved / "vivado" / "build.tcl", work, "rtl", fake_dir=tmp_path / "fake", fclk=cfg.clock_mhz)
+    assert run["status"] == "OK" and run["missing"] == []
+    added = [w for c in run["cmds"] if c.startswith("add_files") for w in tcl_words(c)[2:]]
+    assert added and all(moved in Path(p).parents for p in added)
+    assert (moved / "overlay" / f"{cfg.name}.bit").is_file()
+
+
 def test_vivado_script_without_verilog_says_so(generated, tmp_path):
-    """A copy of the generated tree whose Verilog (generated top and rtl/) is missing fails with one line."""
+    """A copy of the generated tree whose generated top or a datapath copy is missing fails with one line."""
     _, out = generated
-    copy, empty = tmp_path / "gen", tmp_path / "no-rtl"
+    copy = tmp_path / "gen"
     shutil.copytree(out, copy)
-    empty.mkdir()
+    (copy / "vivado" / vt.DATAPATH / "pe.v").unlink()
+    run = dry_run(copy / "vivado" / "build.tcl", tmp_path, "rtl", fake_dir=tmp_path, fclk=0)
+    assert run["status"].startswith(f"ERROR no pe.v in {copy / 'vivado' / vt.DATAPATH}: run `cpt-hw generate`")
     for v in (copy / "rtl").glob("*.v"):
         v.unlink()
-    package = copy / "vivado" / "package_rtl.tcl"
-    assert str(vt.rtl_dir()) in package.read_text()
-    package.write_text(package.read_text().replace(str(vt.rtl_dir()), str(empty)))
     run = dry_run(copy / "vivado" / "build.tcl", tmp_path, "rtl", fake_dir=tmp_path, fclk=0)
-    assert run["status"].startswith("ERROR no Verilog in")
+    assert run["status"] == f"ERROR no Verilog in {copy / 'rtl'}: generate the rtl target first"

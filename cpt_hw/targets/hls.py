@@ -3,7 +3,8 @@
 The generated layer is thin (STYLE.md, hls4ml's split): ``cpt_config.h`` holds the config's numbers,
 ``cpt_gemm.cpp`` the interface pragmas, ``tb_cpt_gemm.cpp`` one call into ``hls/cpt_tb.h``; the kernel
 itself is the hand-written, compile-time-parameterised headers in the top-level ``hls/`` directory.
-``vectors/`` holds a small co-simulation workload and its expected results (binary, from cpt_hw.golden)
+``kernel/`` holds verbatim copies of those headers (the TCL names every path relative to itself, so the
+build folder can be moved as a whole).  ``vectors/`` holds a small co-simulation workload and its expected results (binary, from cpt_hw.golden)
 so that the TCL's csim and cosim steps check the kernel bit-exactly inside the HLS tool too.
 """
 
@@ -43,8 +44,15 @@ class IpInfo:
 IP = IpInfo()
 
 
-def kernel_dir() -> str:
-    return str(source_root() / "hls")
+#: Where the HLS TCL finds the hand-written kernel headers, relative to the script: copies of ``hls/*.h``
+#: written next to the generated sources, so ``build/<cfg>/`` holds everything the tools read and can be
+#: moved or copied to the machine with the Xilinx tools as a whole.
+KERNEL_SUBDIR = "kernel"
+
+
+def kernel_sources() -> dict[str, bytes]:
+    """{``kernel/<name>.h``: its bytes} for every hand-written kernel header in ``hls/``."""
+    return {f"{KERNEL_SUBDIR}/{p.name}": p.read_bytes() for p in sorted((source_root() / "hls").glob("*.h"))}
 
 
 def bram36_banks(bits_per_bank: int, width: int) -> int:
@@ -144,7 +152,7 @@ def render(cfg: HardwareConfig, env: jinja2.Environment) -> dict[str, str | byte
         "constants": constants(cfg),
         "cosim_depth": work.ddr_bytes // (cfg.axi_data_width // 8),
         "outstanding": 16,
-        "kernel_dir": kernel_dir(),
+        "kernel_subdir": KERNEL_SUBDIR,
         "project": f"{KERNEL_NAME}_prj",
         "period_ns": f"{1000.0 / cfg.clock_mhz:.3f}",
         "ip": IP,
@@ -158,6 +166,7 @@ def render(cfg: HardwareConfig, env: jinja2.Environment) -> dict[str, str | byte
         "tb_cpt_gemm.cpp": env.get_template("hls/tb_cpt_gemm.cpp.j2").render(ctx),
         "vectors/cosim_in.bin": work.vectors(),
         "vectors/cosim_expected.bin": work.expected_results(),
+        **kernel_sources(),
     }
     for tool, title in TOOLS:
         files[f"{tool}.tcl"] = env.get_template("hls/hls.tcl.j2").render(ctx, tool=tool, tool_title=title)

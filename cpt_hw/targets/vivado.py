@@ -34,6 +34,8 @@ HLS_IP_REPO = f"{HLS_WORK}/{KERNEL_NAME}_prj/solution1/impl/ip"
 VIVADO_WORK = "vivado_work"
 OVERLAY = "overlay"
 REPORTS = "reports"
+#: Copies of the hand-written Verilog (rtl/), relative to vivado/: package_rtl.tcl reads them from there.
+DATAPATH = "datapath"
 PROJECT = "cpt_overlay"
 BD = "cpt_bd"
 
@@ -73,8 +75,19 @@ def check(cfg: HardwareConfig) -> None:
                           f"S_AXI_HP0, which is {' or '.join(map(str, HP_WIDTHS))} bits wide")
 
 
-def render(cfg: HardwareConfig, env: jinja2.Environment) -> dict[str, str]:
+def datapath_sources() -> dict[str, bytes]:
+    """{``datapath/<name>``: its bytes} for the hand-written Verilog (``rtl/*.v``, ``rtl/*.vh``).
+
+    Copied verbatim into the build folder so that package_rtl.tcl names every file relative to itself and
+    ``build/<cfg>/`` can be moved or copied to the machine with Vivado as a whole.
+    """
+    files = sorted([*rtl_dir().glob("*.v"), *rtl_dir().glob("*.vh")])
+    return {f"{DATAPATH}/{p.name}": p.read_bytes() for p in files}
+
+
+def render(cfg: HardwareConfig, env: jinja2.Environment) -> dict[str, str | bytes]:
     check(cfg)
+    datapath = datapath_sources()
     ctx = {
         "kernel": KERNEL_NAME,
         "board_title": board_title(cfg),
@@ -90,7 +103,9 @@ def render(cfg: HardwareConfig, env: jinja2.Environment) -> dict[str, str]:
         "rtl_project": "cpt_rtl_ip",
         "bd": BD,
         "jobs": 4,
-        "rtl_sources": str(rtl_dir()),
+        "datapath_subdir": DATAPATH,
+        "datapath_files": [rel.split("/", 1)[1] for rel in datapath],
     }
-    return {name: env.get_template(f"vivado/{name}.j2").render(ctx)
-            for name in ("build.tcl", "bd.tcl", "package_rtl.tcl")}
+    files: dict[str, str | bytes] = {name: env.get_template(f"vivado/{name}.j2").render(ctx)
+                                     for name in ("build.tcl", "bd.tcl", "package_rtl.tcl")}
+    return {**files, **datapath}

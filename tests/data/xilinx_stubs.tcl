@@ -26,7 +26,11 @@ proc cpt_check_files {cmd args} {
 foreach cmd {open_project set_top open_solution set_part create_clock config_interface csynth_design export_design} {
     proc $cmd {args} "cpt_record $cmd {*}\$args"
 }
-proc add_files {args} { cpt_record add_files {*}$args; cpt_check_files add_files {*}$args }
+set ::cpt_added {}
+proc add_files {args} {
+    cpt_record add_files {*}$args; cpt_check_files add_files {*}$args
+    foreach a $args { if {![string match -* $a]} { foreach f $a { lappend ::cpt_added $f } } }
+}
 proc csim_design {args} { cpt_record csim_design {*}$args; cpt_tb_args $args }
 proc cosim_design {args} { cpt_record cosim_design {*}$args; cpt_tb_args $args }
 # The testbench gets VECTORS RESULTS EXPECTED: the first and last are inputs and must exist.
@@ -58,6 +62,14 @@ proc get_bd_intf_pins {p} { return intf:$p }
 proc get_bd_cells {c} { return $c }
 proc create_bd_cell {args} { cpt_record create_bd_cell {*}$args; return [lindex $args end] }
 proc ipx::current_core {} { return core }
+# -import_files copies the project's files into the IP's src/ (flat), as ipx::get_files then names them.
+proc ipx::get_file_groups {args} { return {xilinx_anylanguagesynthesis xilinx_anylanguagebehavioralsimulation} }
+proc ipx::get_files {args} {
+    set group [lindex $args [expr {[lsearch $args -of_objects] + 1}]]
+    set out {}
+    foreach f $::cpt_added { lappend out "ipxfile:$group:src/[file tail $f]" }
+    return $out
+}
 proc ipx::get_memory_maps {args} { return {} }
 proc ipx::get_bus_interfaces {args} { return busif }
 proc ipx::get_address_blocks {args} { return block }
@@ -69,6 +81,7 @@ proc cpt_touch {cmdargs} {
 }
 proc get_property {name obj} {
     cpt_record get_property $name $obj
+    if {[string match ipxfile:* $obj]} { return [lindex [split $obj :] end] }
     switch -- $name {
         PROGRESS { return 100% }
         DIRECTORY { return [file join $::cpt_fake_dir $obj] }
