@@ -5,11 +5,13 @@ invalidated from the emulated DDR) and the IP's interrupt pin."""
 import asyncio
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pynq
 import pytest
 from pynq.buffer import PynqBuffer
+from pynq.pl_server.remote_device import RemoteBuffer
 
 from cpt_driver import Accelerator, DeviceTimeoutError, IdMismatchError, SpecError, resolve_spec
 from cpt_driver.backends.emu import EmuBackend
@@ -193,6 +195,98 @@ def test_ip_discovery(board):
     board(with_irq=False)
     with pytest.raises(SpecError, match="no interrupt pin"):
         Accelerator("pynq", config=SIM, bitfile="x.bit", use_interrupt=True)
+
+
+class FakeBufferStub:
+    """The gRPC buffer stub of PYNQ.remote, serving the emulated DDR: ``write`` stores the streamed bytes
+    from ``start`` (0 when the request names none, as RemoteBuffer.flush sends it), ``read`` streams
+    ``[start, end)`` (the whole buffer when end is 0); the board's own cache maintenance is a no-op here."""
+
+    def __init__(self, memory):
+        self.memory = memory
+        self.buffers = {}  # buffer_id -> (phys, nbytes)
+        self.writes = self.reads = 0
+
+    def add(self, buffer_id, phys, nbytes):
+        self.buffers[buffer_id] = (phys, nbytes)
+
+    def _ddr(self, buffer_id):
+        phys, nbytes = self.buffers[buffer_id]
+        return self.memory.view(phys, nbytes)
+
+    def write(self, requests):
+        self.writes += 1
+        requests = list(requests)
+        ddr, pos = self._ddr(requests[0].buffer_id), requests[0].start
+        for r in requests:
+            ddr[pos:pos + len(r.data)] = np.frombuffer(r.data, dtype=np.uint8)
+            pos += len(r.data)
+        return SimpleNamespace(msg="")
+
+    def read(self, request):
+        self.reads += 1
+        ddr = self._ddr(request.buffer_id)
+        yield SimpleNamespace(data=ddr[request.start:request.end or len(ddr)].tobytes(), msg="")
+
+    def flush(self, request):
+        return SimpleNamespace(msg="")
+
+    def invalidate(self, request):
+        return SimpleNamespace(msg="")
+
+    def physical_address(self, request):
+        return SimpleNamespace(msg="", address=self.buffers[request.buffer_id][0])
+
+    def freebuffer(self, request):
+        phys, _ = self.buffers.pop(request.buffer_id)
+        self.memory.free(phys)
+        return SimpleNamespace(msg="")
+
+
+@pytest.fixture
+def remote_board(board):
+    """A board reached through PYNQ.remote: pynq.allocate returns pynq's own RemoteBuffer (pynq 4.0)."""
+    b = board()
+    stub = FakeBufferStub(b.memory)
+
+    def allocate(shape, dtype="u4", **kwargs):
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        phys, _ = b.memory.allocate(nbytes)
+        buffer_id = f"buf{phys:x}"
+        stub.add(buffer_id, phys, nbytes)
+        buf = RemoteBuffer(shape, dtype, stub, buffer_id)
+        buf[...] = 0x5A  # the workstation's copy is not the board's memory
+        return buf
+
+    pynq.allocate = allocate  # the board fixture's monkeypatch restores it
+    return b, stub
+
+
+def test_gemm_through_pynq_remote_buffers(remote_board):
+    """RemoteBuffer.flush/invalidate of a slice would write the slice at the buffer's start and reshape
+    the whole buffer into the slice: the backend syncs whole buffers, and the results are exact."""
+    b, stub = remote_board
+    acc = Accelerator("pynq", config=SIM, bitfile="x.bit")
+    check_gemm(acc)
+    check_gemm(acc, seed=5)
+    assert acc.calls >= 2 and stub.writes >= 2 * acc.calls and stub.reads >= acc.calls
+    acc.close()
+    assert stub.buffers == {}
+
+
+def test_remote_buffer_slices_are_not_synced_in_place(remote_board):
+    """Why the backend never syncs a slice: pynq 4.0's RemoteBuffer loses the slice's offset."""
+    b, stub = remote_board
+    buf = pynq.allocate((256,), np.uint8)
+    buf[:] = 1
+    buf.flush()
+    buf[128:] = 7
+    buf[128:].flush()  # lands at offset 0 on the board, not at 128
+    ddr = stub._ddr(next(iter(stub.buffers)))
+    assert (ddr[:128] == 7).all() and (ddr[128:] == 1).all()
+    with pytest.raises(ValueError):
+        buf[128:].invalidate()  # the whole buffer does not reshape into the slice
+    buf.freebuffer()
 
 
 BLOCK_IMPORTS = """

@@ -4,8 +4,9 @@ The generated layer is thin (STYLE.md, hls4ml's split): ``cpt_config.h`` holds t
 ``cpt_gemm.cpp`` the interface pragmas, ``tb_cpt_gemm.cpp`` one call into ``hls/cpt_tb.h``; the kernel
 itself is the hand-written, compile-time-parameterised headers in the top-level ``hls/`` directory.
 ``kernel/`` holds verbatim copies of those headers (the TCL names every path relative to itself, so the
-build folder can be moved as a whole).  ``vectors/`` holds a small co-simulation workload and its expected results (binary, from cpt_hw.golden)
-so that the TCL's csim and cosim steps check the kernel bit-exactly inside the HLS tool too.
+build folder can be moved as a whole).  ``vectors/`` holds a small co-simulation workload and its expected
+results (binary, from cpt_hw.golden) so that the TCL's csim and cosim steps check the kernel bit-exactly
+inside the HLS tool too.
 """
 
 from __future__ import annotations

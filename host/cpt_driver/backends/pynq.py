@@ -23,8 +23,21 @@ from ..spec import DeviceSpec
 
 
 class PynqDmaBuffer(DmaBuffer):
-    """A ``pynq.allocate`` buffer.  Slices of a PynqBuffer keep their physical offset, so flush/invalidate
-    of a sub-range touch only that range of the cache."""
+    """A ``pynq.allocate`` buffer.  Every flush and invalidate syncs the whole buffer object, whatever
+    byte range the driver names:
+
+    * on the board (pynq 3.1 and 4.0 ``xrt_device.py``) ``PynqBuffer.flush``/``invalidate`` sync the whole
+      XRT buffer object even when called on a slice, so a sub-range sync would only pretend to be cheaper;
+    * under PYNQ.remote (pynq 4.0 ``pl_server/remote_device.py``) ``RemoteBuffer.flush`` sends a slice's
+      bytes with no offset (the board writes them at the start of the buffer) and ``invalidate`` reads the
+      whole buffer back and reshapes it into the slice (an error, or the wrong bytes): only whole-buffer
+      syncs are correct there.
+
+    Whole-buffer syncs are correct because the driver flushes every range right after packing it (no
+    host write is ever left unflushed when an invalidate discards the host copy) and the device writes
+    only between ap_start and ap_done, when the host neither flushes nor reads.  The cost is the size of
+    the arena per sync (over the network: per flush and per invalidate).
+    """
 
     def __init__(self, buf: Any):
         self.buf = buf
@@ -32,10 +45,10 @@ class PynqDmaBuffer(DmaBuffer):
         self.phys = int(buf.physical_address)
 
     def flush(self, offset: int, nbytes: int) -> None:
-        self.buf[offset:offset + nbytes].flush()
+        self.buf.flush()
 
     def invalidate(self, offset: int, nbytes: int) -> None:
-        self.buf[offset:offset + nbytes].invalidate()
+        self.buf.invalidate()
 
     def free(self) -> None:
         self.buf.freebuffer()
