@@ -1,11 +1,14 @@
 """Error paths: argument errors before any register write, timeouts naming the register state, refused calls,
 ID checks, and the pool getting every buffer back."""
 
+import time
+
 import numpy as np
 import pytest
 
 from cpt_driver import (Accelerator, ArgumentError, DeviceBusyError, DeviceStatusError, DeviceTimeoutError,
-                        IdMismatchError, OperandTypeError, resolve_spec)
+                        DriverError, IdMismatchError, OperandTypeError, ResultSizeError, SpecError, resolve_spec)
+from cpt_driver.checks import check_result_size, host_memory_bytes
 from cpt_driver import layout as L
 from cpt_driver.backends.emu import EmuBackend
 from cpt_hw.config import HardwareConfig
@@ -121,3 +124,57 @@ def test_id_probe_and_mismatch():
     with pytest.raises(IdMismatchError, match=rf"device ID 0x{other.id_word:08x} does not match config 'sim' "
                                               rf"\(ID 0x{SIM.id_word:08x}"):
         Accelerator(backend2)
+
+
+MASKED = np.ma.masked_array(A, mask=np.eye(4, 10, dtype=bool))
+
+
+@pytest.mark.parametrize("args", [(MASKED, B, 8, 8), (A, np.ma.masked_array(B), 8, 8)])
+def test_a_masked_array_is_refused_not_unmasked(spy, args):
+    """np.asarray would drop the mask and multiply the masked entries like any other."""
+    acc, backend = spy
+    name = "a" if args[0] is MASKED else "b"
+    with pytest.raises(OperandTypeError, match=rf"^{name}: a numpy masked array: the accelerator has no masked values "
+                                               rf"and would use the data under the mask; pass {name}.filled"):
+        acc.gemm(*args)
+    with pytest.raises(OperandTypeError, match=r"^a_scale: a numpy masked array"):
+        acc.qgemm(A, B, 8, 8, np.ma.masked_array(np.ones(4)), 0.0, 1.0, 0.0)
+    assert backend.writes == [] and acc.pool.outstanding == 0
+
+
+def test_a_broadcast_operand_is_checked_by_its_shape_first_and_its_stored_values_once(spy):
+    acc, backend = spy
+    row = np.ones((1, 10), dtype=np.int64)
+    huge = np.broadcast_to(row, (1 << 40, 10))  # M = 2**40 rows, 10 stored values
+    t0 = time.monotonic()
+    with pytest.raises(ResultSizeError, match=r"^result: 1099511627776 x 3 int64 values need 26388279066624 bytes "
+                                              r"\(24.0 TiB\), more than this host's"):
+        acc.gemm(huge, B, 8, 8)
+    # no result at all: the range check reads the 10 stored values, not 2**40 x 10
+    bad = np.broadcast_to(row * 300, (1 << 40, 10))
+    with pytest.raises(ArgumentError, match=r"^a: values 300..300 do not fit 8-bit unsigned"):
+        acc.gemm(bad, B[:, :0], 8, 8)
+    assert acc.gemm(huge, B[:, :0], 8, 8).shape == (1 << 40, 0)
+    assert time.monotonic() - t0 < 5  # was minutes of min()/max() over 10 Ti elements
+    assert backend.writes == [] and acc.pool.outstanding == 0
+
+
+def test_a_result_larger_than_memory_is_a_driver_error_naming_its_size(spy):
+    acc, backend = spy
+    a = np.broadcast_to(np.ones((1, 1), dtype=np.int64), (1 << 23, 1))
+    b = np.broadcast_to(np.ones((1, 1), dtype=np.int64), (1, 1 << 20))
+    with pytest.raises(ResultSizeError, match=r"^result: 8388608 x 1048576 int64 values need 70368744177664 bytes "
+                                              r"\(64.0 TiB\), more than this host's [\d.]+ [GT]iB of memory: split the GEMM$"):
+        acc.gemm(a, b, 8, 8)
+    assert issubclass(ResultSizeError, DriverError) and issubclass(ResultSizeError, MemoryError)
+    assert backend.writes == []
+    assert host_memory_bytes() and host_memory_bytes() < 1 << 46
+    check_result_size(1000, 1000, memory=8_000_000)  # exactly fits
+    with pytest.raises(ResultSizeError, match=r"need 8008000 bytes \(7.6 MiB\), more than this host's 7.6 MiB"):
+        check_result_size(1000, 1001, memory=8_000_000)
+
+
+def test_an_unknown_config_name_is_a_driver_error():
+    with pytest.raises(SpecError, match=r"^config 'nosuch': no build/nosuch/driver/regmap.json under .*, and unknown "
+                                        r"preset 'nosuch' \(available: "):
+        Accelerator(config="nosuch")

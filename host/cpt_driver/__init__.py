@@ -11,11 +11,11 @@ from . import layout
 from .accelerator import Accelerator, CallRecord
 from .backend import Backend, DmaBuffer
 from .errors import (ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, DriverError,
-                     IdMismatchError, OperandTypeError, PoolExhaustedError, SpecError)
+                     IdMismatchError, OperandTypeError, PoolExhaustedError, ResultSizeError, SpecError)
 from .spec import DeviceSpec, resolve_spec
 
 __all__ = [
     "Accelerator", "ArgumentError", "Backend", "CallRecord", "DeviceBusyError", "DeviceError", "DeviceSpec",
     "DeviceStatusError", "DeviceTimeoutError", "DmaBuffer", "DriverError", "IdMismatchError", "OperandTypeError",
-    "PoolExhaustedError", "SpecError", "layout", "resolve_spec",
+    "PoolExhaustedError", "ResultSizeError", "SpecError", "layout", "resolve_spec",
 ]

@@ -11,6 +11,10 @@ class ArgumentError(DriverError, ValueError):
     """A shape, range, precision or flag argument is invalid; raised before any register write."""
 
 
+class ResultSizeError(ArgumentError, MemoryError):
+    """The result would not fit the host's memory; raised before anything is allocated."""
+
+
 class OperandTypeError(DriverError, TypeError):
     """An operand is not an integer array; raised before any register write."""
 

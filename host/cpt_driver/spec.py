@@ -146,8 +146,14 @@ def resolve_spec(config: Any = None) -> DeviceSpec:
                 return DeviceSpec.from_json(candidate)
         try:
             from cpt_hw.config import HardwareConfig
+            from cpt_hw.errors import CptHwError
         except ImportError:
             raise SpecError(f"config {text!r}: no build/{text}/driver/regmap.json found (run "
                             f"`cpt-hw generate --preset {text}` and copy regmap.json here)") from None
-        return DeviceSpec.from_hardware_config(HardwareConfig.from_preset(text))
+        try:
+            cfg = HardwareConfig.from_preset(text)
+        except CptHwError as e:  # the driver's own error type, whatever cpt_hw raised
+            where = ", ".join(dict.fromkeys(str(r) for r in _search_roots()))
+            raise SpecError(f"config {text!r}: no build/{text}/driver/regmap.json under {where}, and {e}") from None
+        return DeviceSpec.from_hardware_config(cfg)
     raise SpecError(f"config {config!r}: expected a HardwareConfig, a regmap.json path or dict, or a config name")
