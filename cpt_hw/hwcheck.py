@@ -1,7 +1,7 @@
 """Check the register map of an exported HLS IP against ``regmap.json``.
 
 Vivado/Vitis HLS describe the ``s_axilite`` bundle of an exported IP in
-``<ip>/drivers/<kernel>_v1_0/src/x<kernel>_hw.h``: one ``#define X<KERNEL>_<BUNDLE>_ADDR_<REG>`` per
+``<ip>/drivers/<kernel>_v<major>_<minor>/src/x<kernel>_hw.h`` (the IP's version, ``IpInfo.version``): one ``#define X<KERNEL>_<BUNDLE>_ADDR_<REG>`` per
 register (``AP_CTRL``, ``GIE``, ``IER``, ``ISR``, ``<ARG>_DATA``, ``<ARG>_CTRL`` for outputs) and
 ``..._BITS_<ARG>_DATA`` with each argument's width.  :func:`check_hw_header` compares every one of them
 with the register map the driver, the Verilog twin and the testbenches use; any difference (an offset,

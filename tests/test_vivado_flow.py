@@ -4,6 +4,7 @@ leave realistic outputs (tests/data/sample_*) where the real tools do."""
 
 import json
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -12,12 +13,15 @@ import pytest
 
 from cpt_hw import bitstream as bs
 from cpt_hw import reports
-from cpt_hw.config import HardwareConfig
+from cpt_hw.config import INTERFACE_VERSION, HardwareConfig
 from cpt_hw.errors import CptHwError, ToolMissingError
 from cpt_hw.generator import generate
 from cpt_hw.hwcheck import RegmapMismatch, check_hw_header, parse_hw_header
+from cpt_hw.targets.hls import IP
+from cpt_hw.targets.vivado import RTL_IP
 
 DATA = Path(__file__).parent / "data"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "bitstream.md"
 HW_H = DATA / "sample_xcpt_gemm_hw.h"
 CFG = HardwareConfig.from_preset("zc706")
 
@@ -34,33 +38,34 @@ def regmap_json(tmp_path_factory):
 def test_sample_vitis_header_matches(regmap_json):
     check_hw_header(HW_H, regmap_json)
     defines = parse_hw_header(HW_H.read_text(), "cpt_gemm", "control")
-    assert defines["ADDR_CYCLES_DATA"] == 0x84 and defines["BITS_CYCLES_DATA"] == 64
+    assert defines["ADDR_CYCLES_DATA"] == 0x8C and defines["BITS_CYCLES_DATA"] == 64
 
 
 def test_one_wrong_offset_fails(regmap_json, tmp_path):
-    text = HW_H.read_text().replace("XCPT_GEMM_CONTROL_ADDR_CYCLES_DATA    0x84",
+    text = HW_H.read_text().replace("XCPT_GEMM_CONTROL_ADDR_CYCLES_DATA    0x8c",
                                     "XCPT_GEMM_CONTROL_ADDR_CYCLES_DATA    0x88")
     assert text != HW_H.read_text()
     bad = tmp_path / "xcpt_gemm_hw.h"
     bad.write_text(text)
-    with pytest.raises(RegmapMismatch, match=r"ADDR_CYCLES_DATA = 0x88, regmap.json says 0x84$"):
+    with pytest.raises(RegmapMismatch, match=r"ADDR_CYCLES_DATA = 0x88, regmap.json says 0x8c$"):
         check_hw_header(bad, regmap_json)
 
 
 def test_missing_and_extra_arguments_fail(regmap_json, tmp_path):
     text = HW_H.read_text().replace("#define XCPT_GEMM_CONTROL_BITS_ID_DATA", "#define XCPT_GEMM_CONTROL_BITS_ID_X")
-    text += "#define XCPT_GEMM_CONTROL_ADDR_MEM_DATA       0xbc\n"  # what offset=slave on `mem` would add
+    text += "#define XCPT_GEMM_CONTROL_ADDR_MEM_DATA       0xd8\n"  # what offset=slave on `mem` would add
     bad = tmp_path / "xcpt_gemm_hw.h"
     bad.write_text(text)
     with pytest.raises(RegmapMismatch) as e:
         check_hw_header(bad, regmap_json)
-    assert "BITS_ID_DATA missing" in str(e.value) and "ADDR_MEM_DATA = 0xbc is not in regmap.json" in str(e.value)
+    assert "BITS_ID_DATA missing" in str(e.value) and "ADDR_MEM_DATA = 0xd8 is not in regmap.json" in str(e.value)
 
 
-def test_vitis_default_output_packing_is_caught(regmap_json):
-    """Unpinned, Vitis HLS gives each output 2 x (words + 1) words: what the pinned offsets prevent."""
-    with pytest.raises(RegmapMismatch, match="ADDR_CYCLES_DATA = 0x8c, regmap.json says 0x84"):
-        check_hw_header(DATA / "sample_xcpt_gemm_hw_default_packing.h", regmap_json)
+def test_interface_2_output_packing_is_caught(regmap_json):
+    """An IP of interface version 2, whose pins packed each output into data + ap_vld words only (the
+    Vivado HLS <= 2019.2 layout), is refused: the map now gives an output 2 x (data words + 1) words."""
+    with pytest.raises(RegmapMismatch, match="ADDR_CYCLES_DATA = 0x84, regmap.json says 0x8c"):
+        check_hw_header(DATA / "sample_xcpt_gemm_hw_v2_packing.h", regmap_json)
 
 
 # ----------------------------------------------------------------------------- reports
@@ -143,7 +148,7 @@ if os.environ["FAKE_HLS"] == "error":
     print("ERROR: [HLS 200-1715] Encountered problem during source synthesis")
     sys.exit(1)
 prj = Path("cpt_gemm_prj/solution1")
-src = prj / "impl/ip/drivers/cpt_gemm_v1_0/src"
+src = prj / "impl/ip/drivers" / os.environ["FAKE_DRIVER_DIR"] / "src"
 src.mkdir(parents=True, exist_ok=True)
 shutil.copy(os.environ["FAKE_HW_H"], src / "xcpt_gemm_hw.h")
 (prj / "syn/report").mkdir(parents=True, exist_ok=True)
@@ -178,7 +183,9 @@ def fake_tools(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     env = {"FAKE_HLS": "ok", "FAKE_HW_H": str(HW_H), "FAKE_CSYNTH": str(DATA / "sample_csynth_vitis2022.xml"),
            "FAKE_UTIL": str(DATA / "sample_utilization_v2022.rpt"),
-           "FAKE_TIMING": str(DATA / "sample_timing_summary_v2022.rpt"), "FAKE_NAME": CFG.name}
+           "FAKE_TIMING": str(DATA / "sample_timing_summary_v2022.rpt"), "FAKE_NAME": CFG.name,
+           # export_design -version 2.0 names the driver folder cpt_gemm_v2_0
+           "FAKE_DRIVER_DIR": f"cpt_gemm_v{IP.version.replace('.', '_')}"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return tmp_path
@@ -223,3 +230,19 @@ def test_timing_violation_fails_the_flow(fake_tools, monkeypatch):
     monkeypatch.setenv("FAKE_TIMING", str(bad))
     with pytest.raises(bs.StepError, match=r"^timing not met at 200 MHz: WNS -0.412 ns"):
         bs.bitstream(CFG, out_dir=fake_tools / "build")
+
+
+# ----------------------------------------------------------------------------- the doc
+
+
+def test_ip_version_comes_from_the_interface_version_and_the_doc_restates_none():
+    """One place decides the IP version; docs/bitstream.md names that place, and any literal version it
+    shows (an IP VLNV or a driver folder) must be the generated one."""
+    assert IP.version == RTL_IP.version == f"{INTERFACE_VERSION}.0"
+    text = DOC.read_text()
+    assert "`INTERFACE_VERSION` in `cpt_hw/config.py`" in text
+    for found in re.findall(r"cpt_gemm:(\d+\.\d+)", text):
+        assert found == IP.version
+    for found in re.findall(r"cpt_gemm_v(\d+)_(\d+)", text):
+        assert ".".join(found) == IP.version
+    assert "cpt_gemm:<v>.0" in text and "cpt_gemm_v<v>_0" in text
