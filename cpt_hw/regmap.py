@@ -1,13 +1,10 @@
 """The accelerator's AXI4-Lite register map, derived from the config alone.
 
-The layout is the one Vivado/Vitis HLS gives an ``ap_ctrl_hs`` kernel with an ``s_axilite`` bundle
-``control``: 0x00 CTRL, 0x04 GIE, 0x08 IER, 0x0C ISR, then the top function's arguments in order from
-0x10.  HLS's allocation rules, which :func:`_allocate` mirrors:
-
-* input scalar of <= 32 bits: data word, then one reserved word (stride 8);
-* input of 64 bits (an ``m_axi`` pointer with ``offset=slave`` or a 64-bit scalar): data[31:0],
-  data[63:32], one reserved word (stride 12);
-* output scalar: its data word(s), then a control word whose bit 0 is ``<name>_ap_vld`` (clear on read).
+The layout is the one Vitis HLS gives an ``ap_ctrl_hs`` kernel with an ``s_axilite`` bundle ``control``
+when no argument is pinned: 0x00 CTRL, 0x04 GIE, 0x08 IER, 0x0C ISR, then the top function's arguments
+in order from 0x10, each taking the words :func:`_allocate` documents (with the evidence).  The HLS
+kernel still pins every argument with ``offset=`` at exactly these offsets, so a tool whose default
+differs cannot move them silently (``make bitstream`` checks the exported ``x*_hw.h`` too).
 
 The HLS kernel, the Verilog twin, the testbenches and every driver backend read this one object (or its
 ``regmap.json`` export); the bitstream flow checks the HLS export against it.
@@ -82,7 +79,7 @@ def arguments(cfg: HardwareConfig) -> list[Argument]:
         Argument("status", 32, "out", "scalar", "error bits of the last call (0: success)"),
         Argument("cycles", 64, "out", "scalar", "clock cycles from ap_start to ap_done of the last call"),
         Argument("id", 32, "out", "scalar", "ID/version word: hash of the config (HardwareConfig.id_word)"),
-        # The B prefetch hint (flags bit PREFETCH_B), appended so that every older offset stays put.
+        # The B prefetch hint (flags bit PREFETCH_B), appended after the outputs.
         Argument("next_b", aw, "in", "scalar", "prefetch hint: B operand address of the next call"),
         Argument("next_n", 32, "in", "scalar", "prefetch hint: N of the next call, 1..max_dim"),
         Argument("next_k", 32, "in", "scalar", "prefetch hint: K of the next call, 1..k_max"),
@@ -96,7 +93,7 @@ class Register:
 
     name: str          # e.g. "a_lo", "m", "status", "status_ctrl", "CTRL"
     offset: int
-    access: str        # "rw", "r", "r/cor" (clear on read), "r/tow" ...
+    access: str        # "rw", "r", "r/cor" (clear on read), "r/cor|tow" (either, by tool version)
     doc: str
     arg: str | None = None       # the argument this word belongs to
     word: int = 0                # which 32-bit word of the argument (0 = bits 31:0)
@@ -151,6 +148,7 @@ class RegisterMap:
                 "operand_bits": cfg.operand_bits,
                 "k_max": cfg.k_max,
                 "max_dim": cfg.max_dim,
+                "b_block_cols": cfg.b_block_cols,
                 "result_bytes": 4,
             },
         }
@@ -159,13 +157,36 @@ class RegisterMap:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
 
+def arg_words(a: Argument) -> int:
+    """32-bit words an argument occupies in the map, Vitis HLS's rule (see :func:`_allocate`)."""
+    data = a.bits // 32
+    return data + 1 if a.direction == "in" else 2 * (data + 1)
+
+
 def _allocate(args: list[Argument]) -> list[Register]:
+    """The registers of the ``control`` bundle, at the offsets Vitis HLS gives them unpinned.
+
+    Rule: from 0x10, in signature order, an input argument takes (data words + 1) words (its data, then
+    one reserved word); an output argument takes 2 x (data words + 1) words: its data words, its control
+    word (bit 0 ``<name>_ap_vld``, clear on read), then data words + 1 reserved words.  Only data and
+    control words are listed here; the reserved words read as 0 and ignore writes.
+
+    Evidence (generated files of real kernels): Vitis HLS 2020.2 ``x*_hw.h`` (a 32-bit output ``accum``
+    at 0x20, its control word 0x24, the next argument at 0x30: 4 words); Vitis HLS 2022.1
+    ``*_control_s_axi.v`` (32-bit output ``size`` at 0x70, control 0x74, next argument 0x80); Vitis HLS
+    2024.1 ``x*_hw.h`` (64-bit output at 0x94, control 0x9c, next argument 0xac: 6 words; a 128-bit output
+    takes 10).  Inputs: lo, hi, reserved for 64 bits; data, reserved for 32 bits, in every version.
+    Vivado HLS (<= 2019.2) packed an output into data words + 1 only, which is why every argument is
+    pinned with ``offset=``: UG1399 moves a pin that conflicts with another argument to the end of the
+    map with a warning, and pins at the unpinned offsets conflict with nothing.
+    """
     regs = [
         Register("CTRL", 0x00, "rw", "bit0 ap_start, bit1 ap_done (COR), bit2 ap_idle, bit3 ap_ready (COR), "
                  "bit7 auto_restart, bit9 interrupt"),
         Register("GIE", 0x04, "rw", "bit0 global interrupt enable"),
         Register("IER", 0x08, "rw", "bit0 ap_done interrupt enable, bit1 ap_ready interrupt enable"),
-        Register("ISR", 0x0C, "r/tow", "bit0 ap_done, bit1 ap_ready interrupt status (toggle on write)"),
+        Register("ISR", 0x0C, "r/cor|tow", "bit0 ap_done, bit1 ap_ready interrupt status (clear on read in "
+                 "Vitis HLS 2022.x, toggle on write in 2023.1 and later)"),
     ]
     off = 0x10
     for a in args:
@@ -173,11 +194,11 @@ def _allocate(args: list[Argument]) -> list[Register]:
         for w in range(words):
             name = a.name if words == 1 else f"{a.name}_{'lo' if w == 0 else 'hi'}"
             access = "rw" if a.direction == "in" else "r"
-            regs.append(Register(name, off, access, a.doc, arg=a.name, word=w))
-            off += 4
+            regs.append(Register(name, off + 4 * w, access, a.doc, arg=a.name, word=w))
         if a.direction == "out":
-            regs.append(Register(f"{a.name}_ctrl", off, "r/cor", f"bit0 {a.name}_ap_vld", arg=a.name, word=words))
-        off += 4  # the reserved word of an input, the control word of an output
+            regs.append(Register(f"{a.name}_ctrl", off + 4 * words, "r/cor", f"bit0 {a.name}_ap_vld",
+                                 arg=a.name, word=words))
+        off += 4 * arg_words(a)
     return regs
 
 

@@ -1,9 +1,11 @@
 """The emulated device's register semantics (docs/registers.md) and its memory safety, at the register level."""
 
+import asyncio
+
 import numpy as np
 import pytest
 
-from cpt_driver import Accelerator, layout as L, resolve_spec
+from cpt_driver import Accelerator, ArgumentError, layout as L, resolve_spec
 from cpt_driver.backends.emu import EmuBackend
 from cpt_hw import golden as g
 from cpt_hw.config import HardwareConfig
@@ -19,8 +21,8 @@ START, DONE, IDLE, READY, AUTO = (1 << CTRL_BITS[n] for n in ("AP_START", "AP_DO
 class Dev:
     """Register-level access to an emu device, the way a testbench drives the RTL."""
 
-    def __init__(self, cfg=SIM):
-        self.be = EmuBackend(resolve_spec(cfg))
+    def __init__(self, cfg=SIM, isr_mode="tow"):
+        self.be = EmuBackend(resolve_spec(cfg), isr_mode=isr_mode)
         self.rm = register_map(cfg)
 
     def rd(self, name):
@@ -75,7 +77,8 @@ def test_ctrl_handshake_clear_on_read_and_outputs():
     assert dev.rd("m") == 5 and dev.rd("k") == 70  # inputs read back
 
 
-def test_interrupt_registers():
+def test_interrupt_registers_toggle_on_write():
+    """ISR as Vitis HLS 2023.1 and later (and the Verilog twin) generate it."""
     dev = Dev()
     dev.wr("IER", 0b11)
     dev.wr("GIE", 1)
@@ -91,6 +94,65 @@ def test_interrupt_registers():
     assert dev.rd("ISR") == 0b01
     dev.wr("GIE", 0)
     assert not dev.be.device.interrupt
+
+
+def test_interrupt_registers_clear_on_read():
+    """ISR as Vitis HLS 2022.x generates it: a read returns and clears it, writes do nothing."""
+    dev = Dev(isr_mode="cor")
+    dev.wr("IER", 0b11)
+    dev.wr("GIE", 1)
+    dev.call(m=0)
+    assert dev.be.device.interrupt
+    dev.wr("ISR", 0b11)  # ignored
+    assert dev.be.device.interrupt
+    assert dev.rd("ISR") == 0b11
+    assert dev.rd("ISR") == 0 and not dev.be.device.interrupt
+    dev.wr("ISR", 0b01)  # no toggling either
+    assert dev.rd("ISR") == 0
+
+
+def test_unknown_isr_mode_is_refused():
+    with pytest.raises(ArgumentError, match=r"^isr_mode = 'rc': must be one of 'tow', 'cor'$"):
+        Dev(isr_mode="rc")
+
+
+class _Overlay:
+    """The least of pynq.Overlay the pynq backend needs: one cpt_gemm IP whose MMIO and interrupt pin are
+    the emulated device's."""
+
+    def __init__(self, device):
+        mmio = type("MMIO", (), {"read": lambda _, off, length=4: device.read(off),
+                                 "write": lambda _, off, value: device.write(off, value)})()
+        self.waits = 0
+
+        async def wait():
+            self.waits += 1
+            while not device.interrupt:
+                await asyncio.sleep(0)
+
+        self.ip_dict = {"cpt_gemm_0": {"type": "xilinx.com:hls:cpt_gemm:3.0"}}
+        self.cpt_gemm_0 = type("IP", (), {"mmio": mmio, "interrupt": type("Irq", (), {"wait": staticmethod(wait)})()})()
+
+
+@pytest.mark.parametrize("isr_mode", ["tow", "cor"])
+def test_interrupt_driven_driver_acknowledges_under_both_isr_semantics(isr_mode):
+    """The pynq backend clears ISR by reading it and writing back the bits it read: on toggle-on-write
+    that clears them, on clear-on-read the read did and the write is ignored.  Either way every call
+    ends with the interrupt line low, so the next wait is for the next call's ap_done."""
+    pytest.importorskip("pynq")
+    from cpt_driver.backends.pynq import PynqBackend
+
+    emu = EmuBackend(resolve_spec(SIM), isr_mode=isr_mode)
+    overlay = _Overlay(emu.device)
+    backend = PynqBackend(emu.spec, overlay=overlay, use_interrupt=True)
+    backend.allocate = emu.allocate  # DMA memory: the emulated DDR (registers are what this test is about)
+    acc = Accelerator(backend)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        a, b = rng.integers(0, 16, size=(7, 300)), rng.integers(0, 16, size=(300, 5))
+        np.testing.assert_array_equal(acc.gemm(a, b, 4, 4), a @ b)
+        assert emu.device.isr == 0 and not emu.device.interrupt
+    assert overlay.waits == acc.calls + 1  # one interrupt per call, + the attach probe
 
 
 def test_auto_restart_reruns_after_each_reported_done():
@@ -165,3 +227,83 @@ def test_forged_address_is_refused_and_memory_unchanged():
         assert acc._read_arg("status") == 1 << STATUS_BITS["ERR_WINDOW"], forged
         assert all(np.array_equal(arr, before[p]) for p, arr in be.memory.regions().items())
     np.testing.assert_array_equal(acc.gemm(a, b, 8, 8), a @ b)  # the driver carries on
+
+
+# ----------------------------------------------------------------------------- stale B prefetch
+# A GEMM split over rows of A (the pool budget allows 12 of the 24 rows per call) runs two calls on one B
+# tile; the first names that same tile as its prefetch hint.  Stopping after the first call leaves the
+# device holding a copy of B for (address, n, k, b_bits): the next GEMM of the same N, K, b_bits gets the
+# same first-fit address for its B, so without clean-up it would compute from the stale copy (a "hit").
+STALE_POOL = 1024
+STALE_M, STALE_K, STALE_N, STALE_BITS = 24, 64, 3, 4
+
+
+def record_runs(acc, stop_after=None, exc=KeyboardInterrupt):
+    """Log (b, n, k, hint) of every device call of ``acc``; raise ``exc`` right after call ``stop_after``."""
+    log, run = [], acc._run
+
+    def hooked(*args):
+        cycles = run(*args)
+        log.append((args[1], args[4], args[5], args[9]))
+        if len(log) == stop_after:
+            raise exc("stopped between two calls of a GEMM")
+        return cycles
+
+    acc._run = hooked
+    return log
+
+
+def stale_operands(seed=11):
+    rng = np.random.default_rng(seed)
+    hi = 1 << STALE_BITS
+    a = rng.integers(0, hi, size=(STALE_M, STALE_K))
+    return a, rng.integers(0, hi, size=(STALE_K, STALE_N)), rng.integers(0, hi, size=(STALE_K, STALE_N))
+
+
+def interrupt_chain(acc, a, b, exc):
+    """Run a two-call GEMM on ``acc`` and stop it after its first call; returns that call's hint."""
+    log = record_runs(acc, stop_after=1, exc=exc)
+    with pytest.raises(exc):
+        acc.gemm(a, b, STALE_BITS, STALE_BITS)
+    ((_, _, _, hint),) = log
+    assert hint is not None  # the call left a prefetched B on the device
+    return hint
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
+def test_gemm_stopped_between_calls_leaves_no_stale_prefetch(exc):
+    acc = Accelerator("emu", config=SIM, pool_bytes=STALE_POOL)
+    a, b_old, b_new = stale_operands()
+    hint = interrupt_chain(acc, a, b_old, exc)
+    log = record_runs(acc)
+    c = acc.gemm(a[:12], b_new, STALE_BITS, STALE_BITS)  # one call, B at the hinted address
+    assert log[0][:3] == hint  # same B address, N and K (and b_bits): the stale copy would be a hit
+    np.testing.assert_array_equal(c, g.gemm(a[:12], b_new, STALE_BITS, STALE_BITS))
+    assert acc.backend.device.hits == 0
+
+
+def test_attach_clears_a_prefetch_left_by_another_process(monkeypatch):
+    """A process killed between two calls (no clean-up ran) leaves its hint; the next process attaching to
+    the loaded device gets the same DMA memory back and must not compute from the old B."""
+    first = Accelerator("emu", config=SIM, pool_bytes=STALE_POOL)
+    monkeypatch.setattr(first, "_clear_prefetch_after_error", lambda: None)  # SIGKILL: nothing runs
+    a, b_old, b_new = stale_operands(seed=12)
+    hint = interrupt_chain(first, a, b_old, KeyboardInterrupt)
+    backend, runs = first.backend, first.backend.device.runs
+    monkeypatch.setattr(backend, "allocate", lambda nbytes: first.pool.arena)  # the freed CMA block, reused
+    second = Accelerator(backend, pool_bytes=STALE_POOL)
+    assert backend.device.runs == runs + 1  # the refused probe call, although `id` already reads the ID
+    log = record_runs(second)
+    c = second.gemm(a[:12], b_new, STALE_BITS, STALE_BITS)
+    assert log[0][:3] == hint
+    np.testing.assert_array_equal(c, g.gemm(a[:12], b_new, STALE_BITS, STALE_BITS))
+    assert backend.device.hits == 0
+
+
+def test_uninterrupted_chains_still_hit():
+    """The clean-up costs nothing on the normal path: a chain's own hints are used and no extra call runs."""
+    acc = Accelerator("emu", config=SIM, pool_bytes=STALE_POOL)
+    a, b, _ = stale_operands(seed=13)
+    runs = acc.backend.device.runs
+    np.testing.assert_array_equal(acc.gemm(a, b, STALE_BITS, STALE_BITS), g.gemm(a, b, STALE_BITS, STALE_BITS))
+    assert acc.backend.device.runs - runs == acc.calls == 2 and acc.backend.device.hits == 1

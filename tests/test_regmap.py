@@ -4,34 +4,62 @@ import subprocess
 
 from cpt_hw.config import HardwareConfig
 from cpt_hw.generator import generate
-from cpt_hw.regmap import register_map
+from cpt_hw.regmap import arg_words, arguments, register_map
 
-# Offsets Vivado HLS assigns to the signature of cpt_gemm (64-bit pointers: lo, hi, reserved;
-# 32-bit inputs: data, reserved; outputs: data word(s), control word with ap_vld).
+# Offsets Vitis HLS assigns to the signature of cpt_gemm when nothing is pinned (cpt_hw.regmap._allocate):
+# an input takes data words + 1 (64-bit: lo, hi, reserved; 32-bit: data, reserved), an output
+# 2 x (data words + 1): data word(s), control word (ap_vld), then data words + 1 reserved words.
 EXPECTED_64 = {
     "CTRL": 0x00, "GIE": 0x04, "IER": 0x08, "ISR": 0x0C,
     "a_lo": 0x10, "a_hi": 0x14, "b_lo": 0x1C, "b_hi": 0x20, "c_lo": 0x28, "c_hi": 0x2C,
     "m": 0x34, "n": 0x3C, "k": 0x44, "a_bits": 0x4C, "b_bits": 0x54, "flags": 0x5C,
     "win_base_lo": 0x64, "win_base_hi": 0x68, "win_limit_lo": 0x70, "win_limit_hi": 0x74,
-    "status": 0x7C, "status_ctrl": 0x80, "cycles_lo": 0x84, "cycles_hi": 0x88, "cycles_ctrl": 0x8C,
-    "id": 0x90, "id_ctrl": 0x94,
-    # the B prefetch hint, appended after the outputs so that no earlier offset moved
-    "next_b_lo": 0x98, "next_b_hi": 0x9C, "next_n": 0xA4, "next_k": 0xAC, "next_b_bits": 0xB4,
+    "status": 0x7C, "status_ctrl": 0x80,                        # 0x84, 0x88 reserved
+    "cycles_lo": 0x8C, "cycles_hi": 0x90, "cycles_ctrl": 0x94,  # 0x98..0xA0 reserved
+    "id": 0xA4, "id_ctrl": 0xA8,                                # 0xAC, 0xB0 reserved
+    "next_b_lo": 0xB4, "next_b_hi": 0xB8, "next_n": 0xC0, "next_k": 0xC8, "next_b_bits": 0xD0,
+}
+# The same rule with 32-bit addresses: a, b, c, win_base, win_limit, next_b take data + reserved.
+EXPECTED_32 = {
+    "CTRL": 0x00, "GIE": 0x04, "IER": 0x08, "ISR": 0x0C,
+    "a": 0x10, "b": 0x18, "c": 0x20, "m": 0x28, "n": 0x30, "k": 0x38, "a_bits": 0x40, "b_bits": 0x48,
+    "flags": 0x50, "win_base": 0x58, "win_limit": 0x60,
+    "status": 0x68, "status_ctrl": 0x6C,                        # 0x70, 0x74 reserved
+    "cycles_lo": 0x78, "cycles_hi": 0x7C, "cycles_ctrl": 0x80,  # 0x84..0x8C reserved
+    "id": 0x90, "id_ctrl": 0x94,                                # 0x98, 0x9C reserved
+    "next_b": 0xA0, "next_n": 0xA8, "next_k": 0xB0, "next_b_bits": 0xB8,
 }
 
 
-def test_hls_layout_64bit_addresses():
+def test_vitis_unpinned_layout_64bit_addresses():
     rm = register_map(HardwareConfig.from_preset("zc706"))
     assert {r.name: r.offset for r in rm.registers} == EXPECTED_64
     assert rm.addr_width == 8
-    assert rm.arg_offset("k") == 0x44 and rm.arg_offset("cycles") == 0x84
+    assert rm.arg_offset("k") == 0x44 and rm.arg_offset("cycles") == 0x8C and rm.arg_offset("next_b") == 0xB4
 
 
-def test_hls_layout_32bit_addresses():
+def test_vitis_unpinned_layout_32bit_addresses():
     rm = register_map(HardwareConfig.from_preset("zc706", {"axi_addr_width": 32}))
-    offs = {r.name: r.offset for r in rm.registers}
-    assert offs["a"] == 0x10 and offs["b"] == 0x18 and offs["c"] == 0x20 and offs["m"] == 0x28
-    assert offs["win_base"] == 0x58 and offs["status"] == 0x68 and offs["status_ctrl"] == 0x6C
+    assert {r.name: r.offset for r in rm.registers} == EXPECTED_32
+    assert rm.addr_width == 8
+
+
+def test_output_words_follow_the_vitis_rule():
+    """Each argument's span is (data words + 1) for an input, 2 x (data words + 1) for an output."""
+    for aw in (32, 64):
+        rm = register_map(HardwareConfig.from_preset("zc706", {"axi_addr_width": aw}))
+        starts = [rm.arg_offset(a.name) for a in arguments(rm.config)] + [None]
+        for a, start, nxt in zip(arguments(rm.config), starts, starts[1:]):
+            data = a.bits // 32
+            want = data + 1 if a.direction == "in" else 2 * (data + 1)
+            assert arg_words(a) == want
+            if nxt is not None:
+                assert nxt - start == 4 * want, (aw, a.name)
+
+
+def test_layout_carries_what_the_prefetch_size_rule_needs():
+    cfg = HardwareConfig.from_preset("zc706")
+    assert register_map(cfg).to_dict()["layout"]["b_block_cols"] == cfg.b_block_cols
 
 
 def test_exports_agree(tmp_path):

@@ -19,7 +19,11 @@ touch memory the driver allocated; every argument is checked before the first re
 B prefetch (docs/driver.md): when a GEMM takes several calls, each call carries the next call's B as a
 hint (flags bit PREFETCH_B), so the device loads it while computing and the next call skips that load.
 The next call's B is therefore packed and flushed before the current call starts (two B buffers are
-leased at a time); results never depend on the hint.
+leased at a time); results never depend on the hint.  A hint the chain did not consume (the GEMM stopped
+between calls: an exception, Ctrl-C) or one left by another process (attaching to a loaded overlay)
+would let a later call with another B at the same address compute from the old copy, so the driver
+clears the device's prefetch state with a refused call (M = 0, which touches no memory) on attach and
+on every path that leaves a chain early.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from . import layout
 from .backend import Backend, DmaBuffer
 from .checks import check_gemm_args
 from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
-from .plan import plan_calls
+from .plan import PlannedCall, plan_calls
 from .pool import BufferPool, Region, round_up
 from .quant import qgemm_corrections
 from .spec import DeviceSpec, resolve_spec
@@ -116,11 +120,16 @@ class Accelerator:
         self._ctrl_start = 1 << s.ctrl_bits["AP_START"]
         self._ctrl_idle = 1 << s.ctrl_bits["AP_IDLE"]
         self._prefetch_flag = s.flag("PREFETCH_B") if self.prefetch else 0
+        # True from the start of a call that carries a prefetch hint until a later call consumes it: the
+        # device may then hold a B block that only the chain's next call may use.
+        self._hint_pending = False
         self.pool = BufferPool(self.backend, budget=pool_bytes, align=s.word_bytes, on_new_arena=self._program_window)
         self._ensure_idle(timeout_s if timeout_s is not None else _TIMEOUT_BASE_S)
         self._write_arg("win_base", 0)   # an empty window until the pool exists: every access is refused
         self._write_arg("win_limit", 0)
-        self.device_id = self._read_id()
+        # Attach: a refused probe call clears any prefetch another process left, and makes the HLS
+        # kernel write `id` (it reads 0 before the first call).
+        self.device_id = self._probe_call("the ID probe")
         if check_id and self.device_id != s.id_word:
             raise IdMismatchError(f"{self.backend.name}: device ID 0x{self.device_id:08x} does not match config "
                                   f"{s.name!r} (ID 0x{s.id_word:08x}, from {s.source}): wrong bitstream or regmap.json")
@@ -209,6 +218,20 @@ class Accelerator:
         self._ensure_arena(self._tile_bytes(mt, nt, kt, a_bits, b_bits, self._two_b(n, k, nt, kt)))
         out = np.empty((m, n), dtype=np.int64)
         calls = plan_calls(m, n, k, mt, nt, kt, d, self.prefetch)
+        if self._hint_pending:  # an earlier chain stopped early and its clean-up could not run then
+            self._clear_prefetch()
+        try:
+            self._run_calls(calls, a, b, a_bits, b_bits, flags, out)
+        except BaseException:  # KeyboardInterrupt too: Ctrl-C between two calls leaves a hint behind
+            if self._hint_pending:
+                self._clear_prefetch_after_error()
+            raise
+        return out
+
+    def _run_calls(self, calls: list[PlannedCall], a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, flags: int,
+                   out: np.ndarray) -> None:
+        """Run the planned calls of one GEMM, leasing and packing each B tile once."""
+        d = self.spec.dot_width
         tiles = {c.b_tile: (c.k0, c.k1, c.n0, c.n1) for c in calls}
 
         # B tile i is packed into a buffer of its own before the first call that names it (as the
@@ -238,7 +261,6 @@ class Accelerator:
                            out[c.m0:c.m1, c.n0:c.n1], accumulate=c.k0 > 0, hint=hint)
                 if j + 1 == len(calls) or calls[j + 1].b_tile != c.b_tile:
                     held.pop(c.b_tile)[0].close()
-        return out
 
     def _ensure_arena(self, need: int) -> None:
         if self.pool.arena_bytes < need:
@@ -275,6 +297,8 @@ class Accelerator:
             args += [("next_b", hint[0]), ("next_n", hint[1]), ("next_k", hint[2]), ("next_b_bits", b_bits)]
         for name, value in (*args, ("flags", flags)):
             self._write_arg(name, value)
+        # Every call consumes the device's previous hint; this one leaves its own iff it carries one.
+        self._hint_pending = hint is not None
         self.backend.write_reg(self._reg["CTRL"], self._ctrl_start)
         timeout = self.timeout_s if self.timeout_s is not None else self._default_timeout(m, n, k, a_bits, b_bits)
         if not self.backend.wait_done(timeout):
@@ -331,17 +355,28 @@ class Accelerator:
                                       "(a previous call timed out or another process uses the device)")
             time.sleep(1e-3)
 
-    def _read_id(self) -> int:
-        """The ID register.  The HLS kernel writes it on every call, so a device that reads 0 gets one
-        probe call with M = 0, which the kernel refuses (ERR_DIM) without touching memory."""
-        dev_id = self._read_arg("id")
-        if dev_id:
-            return dev_id
+    def _probe_call(self, what: str) -> int:
+        """Run one call with M = 0, which every implementation refuses (ERR_DIM) without touching memory
+        and which consumes any B prefetch the device holds.  Returns the ID register (the HLS kernel
+        writes it on every call, refused ones too)."""
         self._write_arg("m", 0)
+        self._write_arg("flags", 0)
         self.backend.write_reg(self._reg["CTRL"], self._ctrl_start)
         if not self.backend.wait_done(self.timeout_s if self.timeout_s is not None else _TIMEOUT_BASE_S):
-            raise DeviceTimeoutError(f"{self.backend.name}: the ID probe call did not complete; {self._register_state()}")
+            raise DeviceTimeoutError(f"{self.backend.name}: {what} call did not complete; {self._register_state()}")
         status = self._read_arg("status")
         if not status >> self.spec.status_bits["ERR_DIM"] & 1:
-            raise DeviceError(f"{self.backend.name}: the ID probe (M = 0) was not refused: status 0x{status:x}")
+            raise DeviceError(f"{self.backend.name}: {what} (M = 0) was not refused: status 0x{status:x}")
+        self._hint_pending = False
         return self._read_arg("id")
+
+    def _clear_prefetch(self) -> None:
+        """Drop a prefetch hint that no planned call will consume (a refused call is a miss for it)."""
+        self._ensure_idle(self.timeout_s if self.timeout_s is not None else _TIMEOUT_BASE_S)
+        self._probe_call("the prefetch-clearing")
+
+    def _clear_prefetch_after_error(self) -> None:
+        """Best effort while another exception propagates: if the device cannot take the refused call
+        now (still busy after a timeout), ``_hint_pending`` stays set and the next GEMM clears it first."""
+        with contextlib.suppress(DeviceError):
+            self._clear_prefetch()

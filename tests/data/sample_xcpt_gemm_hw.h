@@ -73,32 +73,32 @@
 // 0x80 : Control signal of status
 //        bit 0  - status_ap_vld (Read/COR)
 //        others - reserved
-// 0x84 : Data signal of cycles
+// 0x8c : Data signal of cycles
 //        bit 31~0 - cycles[31:0] (Read)
-// 0x88 : Data signal of cycles
+// 0x90 : Data signal of cycles
 //        bit 31~0 - cycles[63:32] (Read)
-// 0x8c : Control signal of cycles
+// 0x94 : Control signal of cycles
 //        bit 0  - cycles_ap_vld (Read/COR)
 //        others - reserved
-// 0x90 : Data signal of id
+// 0xa4 : Data signal of id
 //        bit 31~0 - id[31:0] (Read)
-// 0x94 : Control signal of id
+// 0xa8 : Control signal of id
 //        bit 0  - id_ap_vld (Read/COR)
 //        others - reserved
-// 0x98 : Data signal of next_b
+// 0xb4 : Data signal of next_b
 //        bit 31~0 - next_b[31:0] (Read/Write)
-// 0x9c : Data signal of next_b
+// 0xb8 : Data signal of next_b
 //        bit 31~0 - next_b[63:32] (Read/Write)
-// 0xa0 : reserved
-// 0xa4 : Data signal of next_n
+// 0xbc : reserved
+// 0xc0 : Data signal of next_n
 //        bit 31~0 - next_n[31:0] (Read/Write)
-// 0xa8 : reserved
-// 0xac : Data signal of next_k
+// 0xc4 : reserved
+// 0xc8 : Data signal of next_k
 //        bit 31~0 - next_k[31:0] (Read/Write)
-// 0xb0 : reserved
-// 0xb4 : Data signal of next_b_bits
+// 0xcc : reserved
+// 0xd0 : Data signal of next_b_bits
 //        bit 31~0 - next_b_bits[31:0] (Read/Write)
-// 0xb8 : reserved
+// 0xd4 : reserved
 // (SC = Self Clear, COR = Clear on Read, TOW = Toggle on Write, COH = Clear on Handshake)
 
 #define XCPT_GEMM_CONTROL_ADDR_AP_CTRL        0x00
@@ -130,18 +130,18 @@
 #define XCPT_GEMM_CONTROL_ADDR_STATUS_DATA    0x7c
 #define XCPT_GEMM_CONTROL_BITS_STATUS_DATA    32
 #define XCPT_GEMM_CONTROL_ADDR_STATUS_CTRL    0x80
-#define XCPT_GEMM_CONTROL_ADDR_CYCLES_DATA    0x84
+#define XCPT_GEMM_CONTROL_ADDR_CYCLES_DATA    0x8c
 #define XCPT_GEMM_CONTROL_BITS_CYCLES_DATA    64
-#define XCPT_GEMM_CONTROL_ADDR_CYCLES_CTRL    0x8c
-#define XCPT_GEMM_CONTROL_ADDR_ID_DATA        0x90
+#define XCPT_GEMM_CONTROL_ADDR_CYCLES_CTRL    0x94
+#define XCPT_GEMM_CONTROL_ADDR_ID_DATA        0xa4
 #define XCPT_GEMM_CONTROL_BITS_ID_DATA        32
-#define XCPT_GEMM_CONTROL_ADDR_ID_CTRL        0x94
-#define XCPT_GEMM_CONTROL_ADDR_NEXT_B_DATA      0x98
+#define XCPT_GEMM_CONTROL_ADDR_ID_CTRL        0xa8
+#define XCPT_GEMM_CONTROL_ADDR_NEXT_B_DATA      0xb4
 #define XCPT_GEMM_CONTROL_BITS_NEXT_B_DATA      64
-#define XCPT_GEMM_CONTROL_ADDR_NEXT_N_DATA      0xa4
+#define XCPT_GEMM_CONTROL_ADDR_NEXT_N_DATA      0xc0
 #define XCPT_GEMM_CONTROL_BITS_NEXT_N_DATA      32
-#define XCPT_GEMM_CONTROL_ADDR_NEXT_K_DATA      0xac
+#define XCPT_GEMM_CONTROL_ADDR_NEXT_K_DATA      0xc8
 #define XCPT_GEMM_CONTROL_BITS_NEXT_K_DATA      32
-#define XCPT_GEMM_CONTROL_ADDR_NEXT_B_BITS_DATA 0xb4
+#define XCPT_GEMM_CONTROL_ADDR_NEXT_B_BITS_DATA 0xd0
 #define XCPT_GEMM_CONTROL_BITS_NEXT_B_BITS_DATA 32
 

@@ -45,17 +45,18 @@ def hardware_config_for(spec: DeviceSpec) -> Any:
 
 
 class EmuBackend(Backend):
-    """spec: the register map; hw_config: the HardwareConfig (default: the one of spec, or its preset)."""
+    """spec: the register map; hw_config: the HardwareConfig (default: the one of spec, or its preset);
+    isr_mode: the emulated ISR semantics, "tow" (default) or "cor" (see ``emu_device.ISR_MODES``)."""
 
     name = "emu"
 
-    def __init__(self, spec: DeviceSpec, hw_config: Any = None):
+    def __init__(self, spec: DeviceSpec, hw_config: Any = None, isr_mode: str = "tow"):
         super().__init__(spec)
         self.config = hw_config if hw_config is not None else hardware_config_for(spec)
         if self.config.id_word != spec.id_word:
             raise SpecError(f"hw_config {self.config.name!r} does not match the register map of {spec.source}")
         self.memory = EmuMemory(addr_bits=self.config.axi_addr_width)
-        self.device = EmuDevice(self.config, spec, self.memory)
+        self.device = EmuDevice(self.config, spec, self.memory, isr_mode=isr_mode)
 
     def read_reg(self, offset: int) -> int:
         return self.device.read(offset)

@@ -8,7 +8,9 @@ that leaves a buffer is an AXI decode error, as on a real bus).  :class:`EmuDevi
   returns them; bit 2 ap_idle; bit 7 auto_restart: ap_start stays set at completion, so the kernel runs
   again (here: when the completion has been read); once auto_restart is cleared, the run in progress
   (here: one more) clears ap_start; bit 9 the interrupt line;
-* GIE / IER plain registers, ISR toggle-on-write, interrupt = GIE and any ISR bit;
+* GIE / IER plain registers, interrupt = GIE and any ISR bit; ISR as the HLS tool version has it
+  (``isr_mode``): "tow" toggle on write (Vitis HLS 2023.1 and later, the Verilog twin), "cor" clear on
+  read with writes ignored (Vitis HLS 2022.x);
 * outputs status / cycles / id with ``*_ctrl`` ap_vld bits cleared on read; like the HLS kernel, ``id``
   reads 0 until the first call has run;
 * every status error bit is decided before any memory access, and a refused call touches no memory;
@@ -37,12 +39,16 @@ from cpt_hw.cycle_model import Prefetch, gemm_cycles, setup_cycles
 from cpt_hw.status import Call, PrefetchState, call_status, prefetch_bytes
 
 from .. import layout
+from ..errors import ArgumentError
 from ..spec import DeviceSpec
 
 #: Elements of the A (or C) block per golden.gemm call: 1 MiB of int64, in cache (see execute).
 _BLOCK_ELEMENTS = 1 << 17
 #: The kernel's output arguments (each with an ``<name>_ctrl`` ap_vld word).
 OUTPUTS = ("status", "cycles", "id")
+#: ISR semantics of the s_axilite adapters HLS generates: toggle on write (Vitis HLS >= 2023.1),
+#: clear on read with writes ignored (Vitis HLS 2022.x ``*_control_s_axi.v``).
+ISR_MODES = ("tow", "cor")
 
 
 class EmuMemory:
@@ -116,9 +122,15 @@ def _model_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bi
 
 
 class EmuDevice:
-    """The control register file and datapath of one emulated cpt_gemm instance."""
+    """The control register file and datapath of one emulated cpt_gemm instance.
 
-    def __init__(self, cfg: HardwareConfig, spec: DeviceSpec, memory: EmuMemory):
+    isr_mode: "tow" (ISR toggles on write) or "cor" (ISR clears on read, writes ignored); see ISR_MODES.
+    """
+
+    def __init__(self, cfg: HardwareConfig, spec: DeviceSpec, memory: EmuMemory, isr_mode: str = "tow"):
+        if isr_mode not in ISR_MODES:
+            raise ArgumentError(f"isr_mode = {isr_mode!r}: must be one of {', '.join(map(repr, ISR_MODES))}")
+        self.isr_mode = isr_mode
         self.cfg = cfg
         self.spec = spec
         self.memory = memory
@@ -163,7 +175,10 @@ class EmuDevice:
                 self._start()  # ap_start still high (auto_restart): the kernel starts again
             return value
         if name == "ISR":
-            return self.isr
+            value = self.isr
+            if self.isr_mode == "cor":
+                self.isr = 0
+            return value
         if name in self._inputs:
             return self._inputs[name]
         arg, _, suffix = name.partition("_")
@@ -184,7 +199,8 @@ class EmuDevice:
                 if self.ap_idle:
                     self._start()
         elif name == "ISR":
-            self.isr ^= value & self._irq_mask()
+            if self.isr_mode == "tow":
+                self.isr ^= value & self._irq_mask()
         elif name == "GIE":
             self._inputs[name] = value & 1
         elif name == "IER":
