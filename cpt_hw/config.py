@@ -32,7 +32,9 @@ from .parts import PARTS, Part
 PRESET_DIR = Path(__file__).with_name("presets")
 
 #: Bumped whenever the register map or the DDR layout changes meaning; part of the ID word.
-INTERFACE_VERSION = 2   # 2: B prefetch hint (flags bit PREFETCH_B, next_* arguments)
+INTERFACE_VERSION = 3   # 2: B prefetch hint (flags bit PREFETCH_B, next_* arguments); 3: outputs take
+#                         2 x (data words + 1) words, as Vitis HLS lays them out (status 0x7C, cycles 0x8C,
+#                         id 0xA4, next_b 0xB4 ...)
 
 #: Results are written to DDR as 32-bit two's-complement words, whatever the accumulator width.
 RESULT_BITS = 32
