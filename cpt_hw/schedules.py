@@ -63,6 +63,32 @@ def _check_cycles(num_cycles: int, total_iters: int) -> None:
                             f"({total_iters}): a cycle needs at least one iteration")
 
 
+#: Schedules that repeat a cycle of ``total_iters // num_cycles`` iterations.
+CYCLIC_KINDS = ("cpt", "triangular", "custom")
+
+
+def short_cycle_warning(kind: str, bits: tuple[int, int], grad_bits: tuple[int, int], total_iters: int,
+                        num_cycles: int) -> str | None:
+    """A warning when a cyclic schedule's cycle is shorter than the number of precisions it should step
+    through, else None.
+
+    Such a cycle hardly leaves the low end (``--iters 60`` with 32 cycles of 3-8 bits: every cycle is one
+    iteration, all at 3 bits) while the run is still labelled "cpt 3-8".  A warning rather than an error:
+    short smoke runs (tests, benchmarks' quick modes) use such schedules on purpose.
+    """
+    if kind not in CYCLIC_KINDS or total_iters < 1 or num_cycles < 1:
+        return None
+    levels = max(hi - lo + 1 for lo, hi in (bits, grad_bits))
+    period = total_iters // num_cycles
+    if levels <= 1 or period >= levels:
+        return None
+    most = total_iters // levels
+    fix = f"--cycles {most} or fewer" if most else f"at least {levels} iterations"
+    return (f"--cycles {num_cycles} over {total_iters} iterations: cycles of {period} iteration(s) cannot step "
+            f"through the {levels} precisions of --bits {bits[0]}-{bits[1]} / --grad-bits "
+            f"{grad_bits[0]}-{grad_bits[1]}, so most steps run at the low end; use {fix}")
+
+
 class Schedule:
     """Base class: subclasses implement :meth:`bits_array`; ``sched(t)`` evaluates one iteration."""
 

@@ -103,7 +103,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
 
 def test_diverging_lr_is_one_line_and_exit_2(tmp_path, capsys):
-    assert main(BASE + ["--iters", "6", "--lr", "1e30", "--out", str(tmp_path)]) == 2
+    assert main(BASE + ["--iters", "6", "--cycles", "1", "--lr", "1e30", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cpt-hw: error: ") and "stopped" in err and err.count("\n") == 1
 
@@ -182,7 +182,7 @@ def test_other_schedules_drive_the_precision(tmp_path, schedule, extra, expected
 
 def test_a_new_run_removes_the_folders_old_summary(tmp_path):
     """summary.json marks a finished run (bench_accuracy relies on it): a new, unfinished run in the folder
-    must not leave the previous run's summary behind."""
+    must not leave the previous run's summary behind (replacing a run takes --overwrite)."""
     (tmp_path / "summary.json").write_text('{"iters": 4}\n')
-    assert main(BASE + ["--iters", "4", "--out", str(tmp_path), "--stop-at", "2"]) == 0
+    assert main(BASE + ["--iters", "4", "--out", str(tmp_path), "--stop-at", "2", "--overwrite"]) == 0
     assert not (tmp_path / "summary.json").exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,19 @@ _FIELDS = ("model", "dataset", "data", "data_cache", "schedule", "bits", "grad_b
            "range_threshold", "range_steps", "progress")
 
 
-def add_training_args(p: argparse.ArgumentParser) -> None:
+#: ``cpt_hw.models.MODELS``, repeated so that ``--help`` needs no torch import (a test keeps them equal).
+MODEL_NAMES = ("resnet20", "resnet38", "resnet74", "resnet110", "resnet152", "resnet164", "mobilenetv2",
+               "digits_cnn")
+
+#: Files that make a folder hold a run: a finished one (summary.json) or one that can be resumed.  A
+#: metrics.jsonl alone is what a run leaves that stopped before its first checkpoint: nothing to resume.
+RUN_FILES = ("summary.json", "checkpoint.pt")
+
+
+def add_training_args(p: argparse.ArgumentParser, *, resumable: bool = False) -> None:
     """Model, data, backend and optimiser options shared by ``train`` and ``range-test``."""
-    p.add_argument("--model", help="model name, e.g. resnet74, mobilenetv2, or the digits CNN (see docs/training.md)")
+    p.add_argument("--model", metavar="NAME", help=f"model to train: {', '.join(MODEL_NAMES)} (required"
+                   f"{' unless --resume' if resumable else ''})")
     p.add_argument("--dataset", choices=DATASETS, help="data set (default: digits, bundled, no download)")
     p.add_argument("--data", metavar="PATH", help="CIFAR python-batches folder, image-folder tree, or its .tar.gz")
     p.add_argument("--data-cache", metavar="DIR", help="where decoded archives are cached "
@@ -42,10 +54,11 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a quantized model with cyclic precision (CPT)",
+                       usage="%(prog)s (--model NAME (--iters N | --epochs N) | --resume CHECKPOINT) [options]",
                        description="Train a quantized model with a precision schedule; every GEMM of the "
                                    "quantized layers runs on the chosen backend.  Outputs go to --out: "
                                    "metrics.jsonl, checkpoint.pt, summary.json and PNG plots.")
-    add_training_args(p)
+    add_training_args(p, resumable=True)
     p.add_argument("--schedule", choices=SCHEDULE_KINDS, help="precision schedule (default: cpt)")
     p.add_argument("--bits", help="forward (weight/activation) bits: N, LO-HI, or auto (precision range test); "
                    "default 3-8")
@@ -56,8 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     length.add_argument("--epochs", type=int, help="training length in epochs")
     length.add_argument("--iters", type=int, help="training length in iterations (the paper: 64000)")
     p.add_argument("--lr-steps", help="lr x 0.1 at these fractions of the iterations (default: 0.5,0.75)")
-    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<model>-<dataset>; with --resume: "
-                   "the checkpoint's folder)")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<model>-<dataset>, or the first "
+                   "free runs/<model>-<dataset>-N when that holds a run; with --resume: the checkpoint's folder).  "
+                   "A folder holding another run is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="a new run may replace the run in --out")
     p.add_argument("--fast", choices=("auto", "on", "off"),
                    help="CUDA fast path: fused quantizers, GPU-resident data, the iteration as one CUDA graph "
                         "(default auto: on for --device cuda with a torch backend; see docs/gpu.md)")
@@ -96,17 +111,101 @@ def build_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None]:
             raise CptHwError("--model is required (or --resume a checkpoint)")
         if "epochs" not in given and "iters" not in given:
             raise CptHwError("give --epochs or --iters")
+        _check_model(given["model"])
+        default_out = "out" not in given
         given.setdefault("out", f"runs/{given['model']}-{given.get('dataset', 'digits')}")
-        return TrainConfig(**given), None
+        cfg = TrainConfig(**given)
+        return cfg.replace(out=choose_out(cfg.out, default=default_out, overwrite=args.overwrite)), None
+    if args.overwrite:
+        raise CptHwError("--overwrite: a resumed run continues its own files; it replaces nothing")
     ck = checkpoint.load(args.resume)
-    cfg = TrainConfig.from_dict(ck["config"])
+    cfg = _checkpoint_config(ck)
     given.setdefault("out", str(Path(args.resume).parent))
     given.setdefault("stop_at", None)  # a stop belongs to one invocation, not to the run
     for key, value in given.items():
         if key not in RESUME_OVERRIDABLE and value != getattr(cfg, key) and value is not None:
             raise CptHwError(f"--{key.replace('_', '-')} {value!r} differs from the checkpoint's "
                              f"{getattr(cfg, key)!r}; a resumed run keeps what it computes")
-    return cfg.replace(**{k: v for k, v in given.items() if k in RESUME_OVERRIDABLE}), ck
+    cfg = cfg.replace(**{k: v for k, v in given.items() if k in RESUME_OVERRIDABLE})
+    _check_resume_out(Path(cfg.out), Path(args.resume).parent)
+    _warn_inexact(ck["config"], cfg)
+    return cfg, ck
+
+
+def _check_model(name: str) -> None:
+    from ..models import canonical_name
+    canonical_name(name)  # an unknown name is one line naming the known ones
+
+
+def _checkpoint_config(ck: dict[str, Any]) -> Any:
+    from ..train.checkpoint import CheckpointError
+    from ..train.config import TrainConfig
+
+    try:
+        return TrainConfig.from_dict(ck["config"])
+    except (CptHwError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {ck['source']}: its config is not a valid run ({e})") from None
+
+
+def _warn_inexact(saved: dict[str, Any], cfg: Any) -> None:
+    """Resuming on another thread count, device or numerics continues, but not bit for bit: say so."""
+    integer = ("exact", "accel")  # these compute the same integers: switching between them stays exact
+    for key in ("threads", "device", "backend"):
+        before, now = saved.get(key), getattr(cfg, key)
+        if before == now or (key == "backend" and str(before).split(":")[0] in integer
+                              and now.split(":")[0] in integer):
+            continue
+        _note(f"warning: --{key} {now} differs from the run's {before}: the resumed run will not be bit-exact "
+              "with an uninterrupted one")
+
+
+def _note(line: str) -> None:
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, once
+        print(f"cpt-hw: {line}", file=sys.stderr)
+
+
+def _check_folder(out: Path) -> None:
+    """--out must be a folder or creatable as one, by this user."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise CptHwError(f"--out {out}: {path} is a file, not a folder")
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise CptHwError(f"--out {out}: {path} is not writable")
+            return
+
+
+def _held(folder: Path) -> list[str]:
+    return [name for name in RUN_FILES if (folder / name).exists()]
+
+
+def choose_out(out: str, *, default: bool, overwrite: bool) -> str:
+    """The folder a new run writes to: ``out``, unless it holds a run.  Then: replace it with --overwrite,
+    take the first free ``out-2``, ``out-3`` ... when ``out`` is the default, else refuse.  Nothing is written."""
+    folder = Path(out)
+    _check_folder(folder)
+    held = _held(folder)
+    if not held or overwrite:
+        if held:
+            _note(f"--overwrite: replacing the run in {folder}")
+        return out
+    if not default:
+        resume = f"--resume {folder / 'checkpoint.pt'}, " if "checkpoint.pt" in held else ""
+        raise CptHwError(f"--out {folder} holds a run ({', '.join(held)}); continue it with {resume}give another "
+                         "--out, or --overwrite to replace it")
+    n = 2
+    while _held(Path(f"{out}-{n}")) or Path(f"{out}-{n}").is_file():
+        n += 1
+    _note(f"{folder} holds a run ({', '.join(held)}); this one goes to {out}-{n}")
+    return f"{out}-{n}"
+
+
+def _check_resume_out(out: Path, own: Path) -> None:
+    """A resumed run writes into its own folder, or a folder holding no other run."""
+    _check_folder(out)
+    if out.resolve() != own.resolve() and _held(out):
+        raise CptHwError(f"--out {out} holds another run ({', '.join(_held(out))}); resume into the checkpoint's "
+                         f"folder {own} or an empty one")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,4 +219,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.json and "plots" in summary:
             print(f"wrote {cfg.out}/: metrics.jsonl, summary.json, checkpoint.pt, "
                   + ", ".join(Path(p).name for p in summary["plots"]))
+    if summary.get("signal"):  # stopped by SIGINT/SIGTERM: the shell's convention, 128 + signal number
+        import signal
+        return 128 + signal.Signals[summary["signal"]].value
     return 0

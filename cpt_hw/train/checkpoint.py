@@ -25,6 +25,9 @@ from ..fileio import write_atomic
 FORMAT = "cpt-hw-checkpoint"
 VERSION = 1
 
+#: What a resumable checkpoint must hold (``range_test`` and ``last_eval`` are optional).
+REQUIRED = ("config", "step", "model", "optimizer", "rng", "bitops", "cycles", "metrics_bytes", "window")
+
 
 class CheckpointError(CptHwError):
     """A checkpoint is missing, corrupt, or belongs to a different run."""
@@ -74,4 +77,64 @@ def load(path: str | Path) -> dict[str, Any]:
     if data.get("version") != VERSION:
         raise CheckpointError(f"checkpoint {path}: format version {data.get('version')}, this cpt-hw reads "
                               f"{VERSION}")
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: has no {', '.join(repr(k) for k in missing)} (not written by "
+                              "cpt-hw train, or edited)")
+    if not isinstance(data["config"], dict) or not isinstance(data["model"], dict):
+        raise CheckpointError(f"checkpoint {path}: its 'config' and 'model' must be dicts (edited?)")
+    data["source"] = str(path)  # for messages; not saved again (a new checkpoint is built from scratch)
     return data
+
+
+
+def non_finite(tree: Any, prefix: str = "") -> str | None:
+    """The name of the first floating-point tensor in ``tree`` (nested dicts/lists of a state dict) that holds
+    a NaN or an infinity, else None."""
+    if isinstance(tree, torch.Tensor):
+        bad = tree.is_floating_point() and not bool(torch.isfinite(tree).all())
+        return prefix or "tensor" if bad else None
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, (list, tuple)) else ()
+    for key, value in items:
+        found = non_finite(value, f"{prefix}.{key}" if prefix else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def check_model_state(source: str, saved: dict[str, Any], expected: dict[str, torch.Tensor]) -> None:
+    """One line when a saved model state does not fit the model (names, shapes) or is not finite."""
+    missing = [k for k in expected if k not in saved]
+    extra = [k for k in saved if k not in expected]
+    if missing or extra:
+        raise CheckpointError(f"checkpoint {source}: its model state does not fit this model "
+                              f"({len(missing)} tensor(s) missing, e.g. {missing[:2]}; {len(extra)} unexpected, "
+                              f"e.g. {extra[:2]}): a checkpoint of another model?")
+    for name, want in expected.items():
+        got = saved[name]
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise CheckpointError(f"checkpoint {source}: {name!r} has shape {shape}, the model's is "
+                                  f"{list(want.shape)}")
+    bad = non_finite(saved)
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {source}: {bad!r} holds NaN or infinite values; refusing to resume "
+                              "from it (use an earlier checkpoint)")
+
+
+def check_resumable(ck: dict[str, Any], model_state: dict[str, torch.Tensor], total: int) -> int:
+    """The iteration a loaded checkpoint resumes at, after checking that its model state fits the model,
+    that model and optimizer state are finite and that the run has not finished; else one CheckpointError."""
+    source = ck.get("source", "(given)")
+    check_model_state(source, ck["model"], model_state)
+    bad = non_finite(ck["optimizer"])
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {source}: optimizer state {bad!r} holds NaN or infinite values; "
+                              "refusing to resume from it (use an earlier checkpoint)")
+    step = ck["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= total:
+        raise CheckpointError(f"checkpoint {source}: iteration {step!r} is outside the run's 0..{total}")
+    if step == total:  # only the end of a run checkpoints at its last iteration (a stop before it, never at it)
+        raise CheckpointError(f"checkpoint {source}: the run finished (iteration {step} of {total}); its results "
+                              f"are in {Path(source).parent / 'summary.json'}, nothing to resume")
+    return step

@@ -8,11 +8,20 @@ it from there, so its schedule, data order and learning rate continue where they
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CptHwError
 from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS, parse_bits_range, parse_shape
+
+#: Largest precision the quantizers run (``cpt_hw.nn.context.MAX_BITS``; repeated here so that building a
+#: config imports no torch, a test keeps the two equal).  An accelerator may allow fewer (checked by the trainer).
+MAX_BITS = 16
+
+#: Longest run a config accepts: far beyond any real run (the paper's is 64,000), small enough that a typo
+#: such as 99999999999999999999 is refused instead of training "forever".
+MAX_ITERS = 10**9
 
 #: Fields a resumed run may change (where it runs and how it reports, never what it computes).
 RESUME_OVERRIDABLE = ("device", "threads", "backend", "preset", "out", "stop_at", "log_every", "eval_every",
@@ -65,31 +74,56 @@ class TrainConfig:
             raise TrainConfigError(f"--fast {self.fast!r}: must be auto, on or off")
         if self.schedule not in SCHEDULE_KINDS:
             raise TrainConfigError(f"--schedule {self.schedule!r}: unknown (known: {', '.join(SCHEDULE_KINDS)})")
-        if self.bits != "auto":
-            parse_bits_range(self.bits, "--bits")
-        parse_bits_range(self.grad_bits, "--grad-bits")
+        self._check_bits()
         if self.shape is not None:
             parse_shape(self.shape)
             if self.schedule != "custom":
                 raise TrainConfigError(f"--shape {self.shape!r} needs --schedule custom (got {self.schedule!r})")
-        if (self.epochs is None) == (self.iters is None):
-            raise TrainConfigError("give exactly one of --epochs and --iters")
-        for name in ("epochs", "iters", "batch_size", "cycles", "eval_batch", "log_every", "threads"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise TrainConfigError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")
-        for name in ("eval_every", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise TrainConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
-        if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
-            raise TrainConfigError(f"--lr {self.lr}, --momentum {self.momentum}, --weight-decay "
-                                   f"{self.weight_decay}: need lr > 0, 0 <= momentum < 1, weight decay >= 0")
-        if any(not 0 < s < 1 for s in self.lr_steps) or list(self.lr_steps) != sorted(self.lr_steps):
-            raise TrainConfigError(f"--lr-steps {self.lr_steps}: must be increasing fractions in (0, 1)")
+        self._check_counts()
+        self._check_optimiser()
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise TrainConfigError(f"--device {self.device!r}: must be cpu or cuda")
         if not 0 < self.range_threshold < 1:
             raise TrainConfigError(f"--range-threshold {self.range_threshold}: must be a fraction in (0, 1)")
+
+    def _check_bits(self) -> None:
+        """--bits and --grad-bits: well formed and within what every backend's quantizers run (0..16)."""
+        for flag, text in (("--bits", self.bits), ("--grad-bits", self.grad_bits)):
+            if flag == "--bits" and text == "auto":
+                continue
+            lo, hi = parse_bits_range(text, flag)
+            if hi > MAX_BITS:
+                raise TrainConfigError(f"{flag} {text!r}: at most {MAX_BITS} bits (the quantizers' limit; "
+                                       "0 = full precision)")
+
+    def _check_counts(self) -> None:
+        if (self.epochs is None) == (self.iters is None):
+            raise TrainConfigError("give exactly one of --epochs and --iters")
+        for name in ("epochs", "iters", "batch_size", "cycles", "eval_batch", "log_every", "threads", "stop_at",
+                     "range_steps"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise TrainConfigError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")
+        for name in ("iters", "epochs", "stop_at"):
+            v = getattr(self, name)
+            if v is not None and v > MAX_ITERS:
+                raise TrainConfigError(f"--{name.replace('_', '-')} {v}: at most {MAX_ITERS:,}")
+        for name in ("eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise TrainConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not -(1 << 63) <= self.seed < 1 << 63:
+            raise TrainConfigError(f"--seed {self.seed!r}: must be a 64-bit signed integer")
+
+    def _check_optimiser(self) -> None:
+        # NaN compares false with everything, so "lr > 0" alone let --lr nan through; require finite values.
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise TrainConfigError(f"--lr {self.lr}: must be a finite number > 0")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            raise TrainConfigError(f"--momentum {self.momentum}: must be in [0, 1)")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise TrainConfigError(f"--weight-decay {self.weight_decay}: must be a finite number >= 0")
+        if any(not 0 < s < 1 for s in self.lr_steps) or list(self.lr_steps) != sorted(self.lr_steps):
+            raise TrainConfigError(f"--lr-steps {self.lr_steps}: must be increasing fractions in (0, 1)")
 
     # ------------------------------------------------------------------ derived
     def total_iters(self, steps_per_epoch: int) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,13 +28,14 @@ from .. import bitops
 from ..data import Dataset, load_dataset
 from ..errors import CptHwError
 from ..fileio import write_atomic
-from ..schedules import PrecisionSchedule, parse_bits_range, parse_shape
+from ..schedules import PrecisionSchedule, parse_bits_range, parse_shape, short_cycle_warning
 from . import checkpoint, distributed, frontend
 from .batches import Batches, eval_batches
-from .config import TrainConfig
+from .config import MAX_ITERS, TrainConfig, TrainConfigError
 from .fast_step import FastStepper, fast_mode
 from .metrics import MetricsWriter, read_metrics
 from .plots import plot_run
+from .stopping import StopOnSignal
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -73,6 +75,8 @@ class Trainer:
         self.noise_seed = (cfg.seed ^ (self.dist.rank * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF
         self.out = Path(cfg.out)
         self.state = RunState()
+        self._signal = StopOnSignal()  # replaced by an installed one while the loop runs
+        self._synced = True  # whether the last step's metrics were read (the fast path reads them sometimes)
 
     # ------------------------------------------------------------------ setup
     def _load_data(self) -> Dataset:
@@ -103,6 +107,8 @@ class Trainer:
         self.batches = Batches(self.data, cfg.batch_size, cfg.seed, rank=self.dist.rank, world=self.dist.world,
                                device=self.device, resident=self.fast)
         self.total = cfg.total_iters(self.batches.steps_per_epoch)
+        if self.total > MAX_ITERS:
+            raise TrainConfigError(f"--epochs {cfg.epochs}: {self.total:,} iterations, more than {MAX_ITERS:,}")
         sample = (self.data.in_channels, self.data.image_size, self.data.image_size)
         self.layers = bitops.count_macs(self.model, sample, run=self._full_precision_forward)
         if not self.layers:
@@ -129,6 +135,9 @@ class Trainer:
         if self.accel_cfg is not None:
             frontend.check_accel_bits(self.accel_cfg, self.bits, grad_bits)
         shape = parse_shape(cfg.shape) if cfg.shape else None
+        self.warning = short_cycle_warning(cfg.schedule, self.bits, grad_bits, self.total, cfg.cycles)
+        if self.warning and self.dist.is_main:
+            tqdm.write(f"cpt-hw: warning: {self.warning}", file=sys.stderr)
         self.schedule = PrecisionSchedule.build(cfg.schedule, self.bits, grad_bits, self.total, cfg.cycles, shape)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
@@ -163,28 +172,35 @@ class Trainer:
         return result.bounds
 
     def _restore(self, ck: dict[str, Any]) -> None:
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        checkpoint.set_rng_state(ck["rng"])
-        self.state.step = self.state.checkpoint_step = int(ck["step"])
-        self.meter.total = int(ck["bitops"])
-        self.state.cycles = int(ck["cycles"])
-        self.state.metrics_bytes = int(ck["metrics_bytes"])
-        self.state.window = [float(v) for v in ck["window"]]
-        self.state.last_eval = dict(ck.get("last_eval") or {})
-        if self.state.step > self.total:
-            raise CptHwError(f"checkpoint is at iteration {self.state.step}, past the run's {self.total}")
+        """Load a checkpoint's state; anything that does not fit this run is one CheckpointError."""
+        source = ck.get("source", "(given)")
+        step = checkpoint.check_resumable(ck, self.model.state_dict(), self.total)
+        try:
+            self.model.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+            checkpoint.set_rng_state(ck["rng"])
+            self.meter.total = int(ck["bitops"])
+            self.state.cycles = int(ck["cycles"])
+            self.state.metrics_bytes = int(ck["metrics_bytes"])
+            self.state.window = [float(v) for v in ck["window"]]
+            self.state.last_eval = dict(ck.get("last_eval") or {})
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise checkpoint.CheckpointError(f"checkpoint {source}: cannot be restored ({first[:160]})") from None
+        self.state.step = self.state.checkpoint_step = step
 
     # ------------------------------------------------------------------ steps
     def _sync_due(self, t1: int) -> bool:
         """Whether the fast path must read its metrics after iteration t1 - 1 (log, eval, checkpoint, end)."""
         cfg = self.cfg
         return (t1 % cfg.log_every == 0 or t1 >= self.total or (cfg.stop_at is not None and t1 >= cfg.stop_at)
+                or (self._signal.signum is not None and not self.dist.enabled)  # DDP: see _interrupted
                 or self._due(cfg.eval_every, t1) or self._due(cfg.checkpoint_every, t1))
 
     def _fast_train_step(self, t: int) -> torch.Tensor:
         fw, bw = self.schedule.at(t)
         sync = self._sync_due(t + 1)
+        self._synced = sync
         stats = self.stepper.step(t, fw, bw, self.cfg.lr_at(t, self.total), sync)
         self.meter.add(self.cfg.batch_size, fw, bw)
         if sync:
@@ -245,9 +261,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, writer: MetricsWriter) -> None:
-        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
-            raise TrainingDiverged(f"weights are not finite after iteration {self.state.step}; stopped. "
-                                   f"{self._last_good()}")
+        # Parameters, buffers (BatchNorm's running_var overflows first) and momentum: a "good" checkpoint is
+        # finite throughout.  Every rank checks its own state; all stop if any is bad (they must agree).
+        bad = checkpoint.non_finite(self.model.state_dict()) or checkpoint.non_finite(self.optimizer.state_dict())
+        flag = torch.tensor([float(bad is not None)], dtype=torch.float64, device=self.device)
+        if float(distributed.all_sum(flag, self.dist)) > 0:
+            raise TrainingDiverged(f"{repr(bad) if bad else 'the state of another rank'} is not finite after iteration "
+                                   f"{self.state.step}; stopped. {self._last_good()}")
         self.state.checkpoint_step = self.state.step
         cycles = self._total_cycles()  # a collective under DDP: every rank checkpoints at the same iterations
         if not self.dist.is_main:
@@ -309,24 +329,19 @@ class Trainer:
         bar = tqdm(total=self.total, initial=self.state.step, desc=f"train {cfg.model}", unit="it",
                    disable=not (main and cfg.progress), dynamic_ncols=True, leave=True)
         try:
-            for t in range(self.state.step, stop):
-                stats = self._train_step(t)
-                self.state.window = [w + float(v) for w, v in zip(self.state.window, stats)]
-                self.state.step = t + 1
-                bar.update(1)
-                if self.state.step % cfg.log_every == 0 or self.state.step == self.total:
-                    self._log(writer, bar, t)
-                if self._due(cfg.eval_every, self.state.step) and self.state.step < stop:
-                    self.state.last_eval = self.evaluate(self.state.step)
-                    writer.write(self.state.last_eval)
-                if self._due(cfg.checkpoint_every, self.state.step) and self.state.step < stop:
-                    self._checkpoint(writer)
+            with StopOnSignal() as self._signal:
+                for t in range(self.state.step, stop):
+                    self._iteration(t, stop, writer, bar)
+                    if self._interrupted() and self.state.step < stop:
+                        stop = self.state.step
+                        break
         finally:
             bar.close()
         if stop < self.total:
             self._checkpoint(writer)
             writer.close()
-            return {"stopped_at": stop, "iters": self.total, "checkpoint": str(self.out / CHECKPOINT)}
+            result = {"stopped_at": stop, "iters": self.total, "checkpoint": str(self.out / CHECKPOINT)}
+            return {**result, "signal": self._signal.name} if self._signal.signum is not None else result
         self.state.last_eval = self.evaluate(self.total)
         writer.write(self.state.last_eval)
         summary = self._summary(time.perf_counter() - started)
@@ -336,6 +351,31 @@ class Trainer:
         if main:
             self._write_outputs(summary)
         return summary
+
+    def _iteration(self, t: int, stop: int, writer: MetricsWriter, bar: tqdm) -> None:
+        """Iteration t, then what is due after it: a log line, an evaluation, a checkpoint."""
+        cfg = self.cfg
+        stats = self._train_step(t)
+        self.state.window = [w + float(v) for w, v in zip(self.state.window, stats)]
+        self.state.step = t + 1
+        bar.update(1)
+        if self.state.step % cfg.log_every == 0 or self.state.step == self.total:
+            self._log(writer, bar, t)
+        if self._due(cfg.eval_every, self.state.step) and self.state.step < stop:
+            self.state.last_eval = self.evaluate(self.state.step)
+            writer.write(self.state.last_eval)
+        if self._due(cfg.checkpoint_every, self.state.step) and self.state.step < stop:
+            self._checkpoint(writer)
+
+    def _interrupted(self) -> bool:
+        """Whether a SIGINT/SIGTERM asks to stop now.  One process stops after the iteration in progress (on
+        the fast path, after the next one that read its metrics); under DDP the ranks agree at log lines."""
+        if not self.dist.enabled:
+            return self._signal.signum is not None and self._synced
+        if self.state.step % self.cfg.log_every:
+            return False
+        flag = torch.tensor([float(self._signal.signum is not None)], dtype=torch.float64, device=self.device)
+        return float(distributed.all_sum(flag, self.dist)) > 0
 
     def _log(self, writer: MetricsWriter, bar: tqdm, t: int) -> None:
         fw, bw = self.schedule.at(t)
@@ -361,6 +401,8 @@ class Trainer:
             "static_gbitops": static.static_gbitops, "static_bits": list(static.static_bits),
             "gbitops_saving": 1.0 - self.meter.gbitops / static.static_gbitops,
             "wall_s": round(wall_s, 3)}
+        if self.warning:
+            summary["warning"] = self.warning
         if self.state.range_test:
             summary["range_test"] = {k: self.state.range_test[k] for k in ("bounds", "iters", "gbitops")}
         if self.accel_cfg is not None:
@@ -379,8 +421,9 @@ class Trainer:
 def format_summary(s: dict[str, Any]) -> str:
     """The end-of-run lines ``cpt-hw train`` prints."""
     if "stopped_at" in s:
-        return (f"stopped after iteration {s['stopped_at']} of {s['iters']}; continue with "
-                f"--resume {s['checkpoint']}")
+        why = f" ({s['signal']})" if s.get("signal") else ""
+        return (f"stopped after iteration {s['stopped_at']} of {s['iters']}{why}; checkpoint written; continue "
+                f"with: cpt-hw train --resume {shlex.quote(s['checkpoint'])}")
     lines = [f"test accuracy {100 * s['test_acc']:.2f} % ({s['model']} on {s['dataset']}, {s['schedule']} "
              f"{s['bits']}/{s['grad_bits']} bits, {s['iters']} iterations)",
              f"training cost {s['gbitops']:.4g} GBitOPs; static {s['static_bits'][0]}/{s['static_bits'][1]}: "
@@ -389,6 +432,8 @@ def format_summary(s: dict[str, Any]) -> str:
         rt = s["range_test"]
         lines.append(f"precision range test: bounds {rt['bounds'][0]}-{rt['bounds'][1]} bits from {rt['iters']} "
                      f"iterations ({rt['gbitops']:.3g} GBitOPs, included above)")
+    if "warning" in s:
+        lines.append(f"warning: {s['warning']}")
     if "accel_cycles" in s:
         lines.append(f"accelerator time (modelled, {s['accel_config']} at {s['accel_clock_mhz']:g} MHz): "
                      f"{s['accel_time_s']:.4g} s for {s['accel_cycles']:,} cycles")
