@@ -103,6 +103,7 @@ def test_hls_script_dry_run(generated, tool, tmp_path):
                  "csim_design", "csynth_design", "cosim_design", "export_design", "exit"):
         assert step in names
     assert f"set_top {KERNEL_NAME}" in run["cmds"]
+    assert "config_rtl -reset state" in run["cmds"]  # ap_rst_n clears the B prefetch (docs/registers.md)
     # the kernel headers the top includes are where -cflags points
     add = next(c for c in run["cmds"] if c.startswith("add_files") and "cpt_gemm.cpp" in c)
     assert (Path(re.search(r"-I(\S+)\s*\}?$", add).group(1).rstrip("}")) / "cpt_gemm.h").is_file()

@@ -23,7 +23,7 @@ proc cpt_check_files {cmd args} {
 }
 
 # ---- Vitis / Vivado HLS
-foreach cmd {open_project set_top open_solution set_part create_clock config_interface csynth_design export_design} {
+foreach cmd {open_project set_top open_solution set_part create_clock config_interface config_rtl csynth_design export_design} {
     proc $cmd {args} "cpt_record $cmd {*}\$args"
 }
 set ::cpt_added {}
