@@ -29,6 +29,7 @@ import torch
 from .. import golden
 from .backends import BackendError
 from .ops import ConvOps, LinearOps
+from .profiling import region
 from .quant import channel_range, dequantize, fold_factors, quant_params, quantize_codes, quantize_error
 from .torch_backend import LayerCall
 
@@ -70,41 +71,53 @@ class ExactEngine:
         return {"backend": self.name, "gemm_calls": self.calls, "binary_ops": self.binary_ops}
 
 
-def _gemm(engine: GemmEngine, a: torch.Tensor, b: torch.Tensor, a_bits: int, b_bits: int) -> torch.Tensor:
-    """Batched over groups: a (G, M, K), b (G, K, N) float codes -> (G, M, N) float64 (exact integers)."""
-    out = [engine.gemm(a[g].to(torch.int64).cpu().numpy(), b[g].to(torch.int64).cpu().numpy(), a_bits, b_bits)
-           for g in range(a.shape[0])]
-    return torch.from_numpy(np.stack(out)).to(device=a.device, dtype=_F64)
+def _gemm(engine: GemmEngine, a: torch.Tensor, b: torch.Tensor, a_bits: int, b_bits: int, kind: str) -> torch.Tensor:
+    """Batched over groups: a (G, M, K), b (G, K, N) float codes -> (G, M, N) float64 (exact integers).
+
+    kind: the GEMM class (fwd, dgrad, wgrad), the name of its profiling region."""
+    out = []
+    for g in range(a.shape[0]):
+        with region("conversions"):
+            ag, bg = a[g].to(torch.int64).cpu().numpy(), b[g].to(torch.int64).cpu().numpy()
+        with region("gemm." + kind):
+            out.append(engine.gemm(ag, bg, a_bits, b_bits))
+    with region("conversions"):
+        return torch.from_numpy(np.stack(out)).to(device=a.device, dtype=_F64)
 
 
 class _IntegerGemm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, ops: Ops, call: LayerCall, engine: GemmEngine):  # type: ignore[override]
         fw = call.fw
-        qpx = quant_params(call.x_min, call.x_max, fw)
-        qx = quantize_codes(x, fw, qpx)
-        qpw = quant_params(*channel_range(w), fw)
-        qw = quantize_codes(w, fw, qpw)
+        with region("rounding"):
+            qpx = quant_params(call.x_min, call.x_max, fw)
+            qx = quantize_codes(x, fw, qpx)
+            qpw = quant_params(*channel_range(w), fw)
+            qw = quantize_codes(w, fw, qpw)
 
-        xl = ops.lower(qx).to(_F64)                                       # (G, M, K)
-        wl = ops.lower_weight(qw).to(_F64)                                # (G, N, K)
+        with region("lowering"):
+            xl, wl = ops.lower(qx), ops.lower_weight(qw)
+            mask = ops.mask(x.shape, x.device)
+        with region("conversions"):
+            xl, wl = xl.to(_F64), wl.to(_F64)                             # (G, M, K), (G, N, K)
         g, m, _ = xl.shape
         n = wl.shape[1]
         p = ops.positions(x.shape)
-        mask = ops.mask(x.shape, x.device)
         sx, zx = qpx.scale.to(_F64), qpx.zero_point.to(_F64)
         sw, zw = qpw.scale.to(_F64).reshape(g, 1, n), qpw.zero_point.to(_F64).reshape(g, 1, n)
 
-        acc = _gemm(engine, xl, wl.transpose(1, 2), fw, fw)              # (G, M, N)
-        row = xl.sum(2, keepdim=True)                                     # (G, M, 1)
-        if mask is None:
-            border, count = wl.sum(2).reshape(g, 1, n), float(xl.shape[2])
-        else:
-            mk = mask.to(_F64)
-            border = (mk @ wl.transpose(1, 2)).repeat(1, m // p, 1)       # (G, M, N): (Mk Q_w^T)[p(m), n]
-            count = mk.sum(1).repeat(m // p).reshape(1, m, 1)
-        y = sx * sw * acc + sx * zw * row + zx * sw * border + zx * zw * count
-        y = ops.raise_out(y.to(x.dtype), x.shape)
+        acc = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd")       # (G, M, N)
+        with region("corrections"):
+            row = xl.sum(2, keepdim=True)                                 # (G, M, 1)
+            if mask is None:
+                border, count = wl.sum(2).reshape(g, 1, n), float(xl.shape[2])
+            else:
+                mk = mask.to(_F64)
+                border = (mk @ wl.transpose(1, 2)).repeat(1, m // p, 1)   # (G, M, N): (Mk Q_w^T)[p(m), n]
+                count = mk.sum(1).repeat(m // p).reshape(1, m, 1)
+            y = sx * sw * acc + sx * zw * row + zx * sw * border + zx * zw * count
+        with region("lowering"):
+            y = ops.raise_out(y.to(x.dtype), x.shape)
         if b is not None:
             y = y + ops.channel_view(b, y.dim())
 
@@ -124,10 +137,12 @@ class _IntegerGemm(torch.autograd.Function):
             return dx, dw, db, None, None, None
 
         bits = err.bits
-        qe, qpe = quantize_error(e, bits, err.seed)
-        el = ops.lower_out(qe).to(_F64)                                   # (G, M, N)
-        xl = ops.lower(qx).to(_F64)                                       # (G, M, K)
-        wl = ops.lower_weight(qw).to(_F64)                                # (G, N, K)
+        with region("rounding"):
+            qe, qpe = quantize_error(e, bits, err.seed)
+        with region("lowering"):
+            el, xl, wl = ops.lower_out(qe), ops.lower(qx), ops.lower_weight(qw)
+        with region("conversions"):
+            el, xl, wl = el.to(_F64), xl.to(_F64), wl.to(_F64)           # (G, M, N), (G, M, K), (G, N, K)
         g, m, n = el.shape
         p = ops.positions(ctx.x_shape)
         se, ze = qpe.scale.to(_F64), qpe.zero_point.to(_F64)
@@ -135,27 +150,34 @@ class _IntegerGemm(torch.autograd.Function):
         dx = dw = db = None
         if ctx.needs_input_grad[1]:
             sx64, zx64 = sx.to(_F64), zx.to(_F64)
-            acc = _gemm(engine, el.transpose(1, 2), xl, bits, fw)         # (G, N, K)
-            col = xl.sum(1, keepdim=True)                                 # (G, 1, K)
-            mask = ops.mask(ctx.x_shape, e.device)
-            if mask is None:
-                border, count = el.sum(1).reshape(g, n, 1), float(m)
-            else:
-                mk = mask.to(_F64)
-                esum = el.reshape(g, m // p, p, n).sum(1)                 # (G, P, N)
-                border, count = esum.transpose(1, 2) @ mk, (m // p) * mk.sum(0)
-            dwl = se * sx64 * acc + se * zx64 * border + ze * sx64 * col + ze * zx64 * count
-            dw = dwl.to(e.dtype).reshape(qw.shape)
+            acc = _gemm(engine, el.transpose(1, 2), xl, bits, fw, "wgrad")  # (G, N, K)
+            with region("corrections"):
+                col = xl.sum(1, keepdim=True)                             # (G, 1, K)
+                mask = ops.mask(ctx.x_shape, e.device)
+                if mask is None:
+                    border, count = el.sum(1).reshape(g, n, 1), float(m)
+                else:
+                    mk = mask.to(_F64)
+                    esum = el.reshape(g, m // p, p, n).sum(1)             # (G, P, N)
+                    border, count = esum.transpose(1, 2) @ mk, (m // p) * mk.sum(0)
+                dwl = se * sx64 * acc + se * zx64 * border + ze * sx64 * col + ze * zx64 * count
+                dw = dwl.to(e.dtype).reshape(qw.shape)
         if ctx.needs_input_grad[0]:
-            ratio, s_ref = fold_factors(sw)
-            q_t, qp_t = quantize_error(e * ops.channel_view(ratio, e.dim()), bits, err.seed_scaled)
-            tl = ops.lower_out(q_t).to(_F64)                              # (G, M, N)
+            with region("rounding"):
+                ratio, s_ref = fold_factors(sw)
+                q_t, qp_t = quantize_error(e * ops.channel_view(ratio, e.dim()), bits, err.seed_scaled)
+            with region("lowering"):
+                tl = ops.lower_out(q_t)
+            with region("conversions"):
+                tl = tl.to(_F64)                                          # (G, M, N)
             st, zt = qp_t.scale.to(_F64), qp_t.zero_point.to(_F64)
-            acc = _gemm(engine, tl, wl, bits, fw)                         # (G, M, K)
-            o = (zw.to(_F64) / sw.to(_F64)).reshape(g, n, 1)               # zero points in code units
-            rows = st * (tl @ o) + zt * o.sum(1, keepdim=True)             # (G, M, 1): E_t o
-            dxl = s_ref.to(_F64) * (st * acc + zt * wl.sum(1, keepdim=True) + rows)
-            dx = ops.fold(dxl.to(e.dtype), ctx.x_shape)
+            acc = _gemm(engine, tl, wl, bits, fw, "dgrad")                # (G, M, K)
+            with region("corrections"):
+                o = (zw.to(_F64) / sw.to(_F64)).reshape(g, n, 1)           # zero points in code units
+                rows = st * (tl @ o) + zt * o.sum(1, keepdim=True)         # (G, M, 1): E_t o
+                dxl = s_ref.to(_F64) * (st * acc + zt * wl.sum(1, keepdim=True) + rows)
+            with region("col2im"):
+                dx = ops.fold(dxl.to(e.dtype), ctx.x_shape)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = ops.grad_bias(dequantize(qe, qpe).to(e.dtype))
         return dx, dw, db, None, None, None

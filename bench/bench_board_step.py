@@ -1,0 +1,509 @@
+"""Training on the board, measured: one real iteration through ``accel:emu`` per precision of the CPT schedule.
+
+    .venv/bin/python bench/bench_board_step.py --model resnet74                     # batch 128 (CPU-hours, ~3 GB)
+    .venv/bin/python bench/bench_board_step.py --model resnet20 --batch-size 8      # a minute
+    .venv/bin/python bench/bench_board_step.py --model resnet20 --batch-size 2 --bits 3 8 --json
+
+Per precision q (fw = q bits, bw = 8 bits: the CPT 3-8/8 schedule visits q = 3..8; static 8/8 is q = 8) one
+training iteration (forward, cross-entropy, backward, SGD) of a CIFAR ResNet on a synthetic batch runs
+with every quantized layer on ``accel:emu`` (driver + emulated device: golden results, cycles from
+cpt_hw.cycle_model, exact against the RTL).  Measured:
+
+* accelerator cycles per GEMM class (forward, input gradient, weight gradient): every device call is
+  charged to the class of the integer-layer region (cpt_hw.nn.profiling) that made it; their sum equals
+  the driver's ``total_cycles`` and the sum over its call history (checked);
+* AXI bytes per call from the cycle model's beat count (the same call, prefetch hit and hint as the
+  device ran it): writes = M x ceil(N / cols) x cols x 4 bytes (C rows), reads = the rest;
+* host CPU seconds (``time.process_time``, torch and BLAS on one thread: one x86 core) per category,
+  charged to the innermost open region: the integer layers' own regions, ``packing`` (the driver's
+  bit-plane packing), ``driver calls`` (the rest of the engine's GEMM calls), ``optimizer`` (zero_grad +
+  SGD step) and ``float layers`` (everything else in forward/backward: BN, ReLU, pooling, the float
+  classifier, the loss, autograd).  The emulated device's own time (``EmuDevice.execute``) is excluded:
+  on the board the FPGA does that work;
+* memory: peak RSS of the process (``ru_maxrss``), and the host-side peak = the largest RSS sampled every
+  5 ms outside the emulated device's calls minus the device's persistent scratch (its unpacked operands).
+
+The CPT figures average the per-precision ones with the schedule's weights: the share of the 64,000
+iterations (32 cycles, cpt_hw.schedules) spent at each q.  Board hours for 64,000 iterations: accelerator
+only, and accelerator + host at an A9 factor F (host x86 CPU-seconds x F, not overlapped with the
+accelerator); F = 15 / 25 / 40 from ARCHITECTURE.md section 7 (a Cortex-A9 at 800 MHz runs streaming
+numpy code ~15-40x slower than one x86 core: an estimate from published memcpy and scalar-loop figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import cpt_driver.layout as driver_layout  # noqa: E402
+from cpt_driver.backends.emu_device import EmuDevice  # noqa: E402
+from cpt_hw import nn as cnn  # noqa: E402
+from cpt_hw.cycle_model import Prefetch, gemm_cycles  # noqa: E402
+from cpt_hw.fileio import save_figure, write_atomic  # noqa: E402
+from cpt_hw.models import build_model  # noqa: E402
+from cpt_hw.models.resnet import DEPTHS  # noqa: E402
+from cpt_hw.nn.profiling import GEMM_CLASSES, set_region_hook  # noqa: E402
+from cpt_hw.schedules import DEFAULT_CYCLES, PrecisionSchedule  # noqa: E402
+
+ITERS = 64_000
+CPT_BITS, GRAD_BITS = (3, 8), 8
+A9_FACTORS = (15, 25, 40)
+PAPER_HOURS = {"static": 44.6, "cpt": 35.04}
+#: Host categories in report order; the integer layers' regions map to themselves.
+CATEGORIES = ("lowering", "col2im", "packing", "corrections", "conversions", "rounding", "float layers",
+              "optimizer", "driver calls")
+DEVICE = "emulated device"
+PROBE = "benchmark probe"      # this script's own accounting: not host work of the training path
+_RSS_PERIOD_S = 0.005
+
+
+class UsageError(ValueError):
+    """A command-line value breaks a rule (one line, exit 2)."""
+
+
+# ------------------------------------------------------------------------------------------ host time
+class HostClock:
+    """Process CPU time charged to the innermost open region (exclusive times)."""
+
+    def __init__(self, default: str = "float layers") -> None:
+        self.stack = [default]
+        self.totals: dict[str, float] = defaultdict(float)
+        self._last = time.process_time()
+
+    def _charge(self) -> None:
+        now = time.process_time()
+        self.totals[self.stack[-1]] += now - self._last
+        self._last = now
+
+    @contextlib.contextmanager
+    def region(self, name: str) -> Iterator[None]:
+        self._charge()
+        self.stack.append(name)
+        try:
+            yield
+        finally:
+            self._charge()
+            self.stack.pop()
+
+    def gemm_class(self) -> str:
+        """The GEMM class of the innermost open ``gemm.*`` region ("other" outside any)."""
+        return next((r[5:] for r in reversed(self.stack) if r.startswith("gemm.")), "other")
+
+    def reset(self) -> None:
+        self._charge()
+        self.totals.clear()
+
+
+class RssSampler:
+    """RSS every 5 ms on a thread; the largest sample taken outside the emulated device's calls."""
+
+    def __init__(self) -> None:
+        self.in_device = False
+        self.host_peak = 0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def _run(self) -> None:
+        while not self._stop.wait(_RSS_PERIOD_S):
+            rss = self.rss()
+            if not self.in_device:
+                self.host_peak = max(self.host_peak, rss)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ------------------------------------------------------------------------------------------ device side
+@lru_cache(maxsize=None)
+def _call_estimate(cfg: Any, m: int, n: int, k: int, a_bits: int, b_bits: int, hit: bool,
+                   hint: Prefetch | None) -> tuple[int, int]:
+    """(cycles, AXI beats) of one call as the emulated device ran it."""
+    est = gemm_cycles(cfg, m, n, k, a_bits, b_bits, b_prefetched=hit, prefetch=hint)
+    return est.total, est.memory
+
+
+class DeviceProbe:
+    """Wraps ``EmuDevice.execute`` (timed as the device, cycles and AXI bytes per GEMM class) and the
+    driver's bit-plane packing (timed as ``packing``), for the duration of a ``with`` block."""
+
+    def __init__(self, clock: HostClock, sampler: RssSampler) -> None:
+        self.clock, self.sampler = clock, sampler
+        self.cycles: dict[str, int] = defaultdict(int)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.read_bytes = self.write_bytes = 0
+        self.scratch_bytes = 0
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def reset(self) -> None:
+        self.cycles.clear()
+        self.calls.clear()
+        self.read_bytes = self.write_bytes = 0
+
+    def _execute(self, inner: Any) -> Any:
+        probe = self
+
+        def execute(dev: EmuDevice) -> tuple[int, int]:
+            hits = dev.hits
+            probe.sampler.in_device = True
+            try:
+                with probe.clock.region(DEVICE):
+                    status, cycles = inner(dev)
+            finally:
+                probe.sampler.in_device = False
+            with probe.clock.region(PROBE):
+                probe._account(dev, status, cycles, dev.hits > hits)
+            return status, cycles
+        return execute
+
+    def _account(self, dev: EmuDevice, status: int, cycles: int, hit: bool) -> None:
+        kind = self.clock.gemm_class()
+        self.cycles[kind] += cycles
+        self.calls[kind] += 1
+        self.scratch_bytes = max(self.scratch_bytes, sum(a.nbytes for a in dev._scratch.values())
+                                 + dev._prefetched.nbytes)
+        if status:
+            return  # a refused call moves no data
+        cfg, arg = dev.cfg, dev._arg
+        m, n, k, ab, bb, flags = (arg(x) for x in ("m", "n", "k", "a_bits", "b_bits", "flags"))
+        hint = None
+        if "PREFETCH_B" in dev.spec.flag_bits and flags & dev.spec.flag("PREFETCH_B"):
+            hint = Prefetch(0, arg("next_n"), arg("next_k"), arg("next_b_bits"))
+        total, beats = _call_estimate(cfg, m, n, k, ab, bb, hit, hint)
+        if total != cycles:
+            raise AssertionError(f"cycle model {total} != device {cycles} for call {m}x{n}x{k} ({ab}, {bb})")
+        written = m * -(-n // cfg.cols) * cfg.cols * 4
+        self.write_bytes += written
+        self.read_bytes += beats * cfg.axi_data_width // 8 - written
+
+    def _patch(self, owner: Any, name: str, new: Any) -> None:
+        self._saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, new)
+
+    def __enter__(self) -> "DeviceProbe":
+        self._patch(EmuDevice, "execute", self._execute(EmuDevice.execute))
+        pack = driver_layout.pack_rows_into
+        clock = self.clock
+
+        def pack_rows_into(*a: Any, **kw: Any) -> Any:
+            with clock.region("packing"):
+                return pack(*a, **kw)
+        self._patch(driver_layout, "pack_rows_into", pack_rows_into)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for owner, name, old in reversed(self._saved):
+            setattr(owner, name, old)
+        self._saved.clear()
+
+
+# ------------------------------------------------------------------------------------------ measurement
+def cpt_weights(iters: int = ITERS, cycles: int = DEFAULT_CYCLES) -> dict[int, float]:
+    """{fw bits: share of the iterations} of CPT 3-8/8 over ``iters`` iterations in ``cycles`` cycles."""
+    fw, _ = PrecisionSchedule.build("cpt", CPT_BITS, (GRAD_BITS, GRAD_BITS), iters, cycles).arrays(iters)
+    values, counts = np.unique(fw, return_counts=True)
+    return {int(v): int(c) / iters for v, c in zip(values, counts)}
+
+
+def synthetic_batch(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A normalised CIFAR-shaped batch of random pixels (timing does not depend on the values)."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randint(0, 256, (batch, 3, 32, 32), generator=g).float() / 255 - 0.47) / 0.25
+    return x, torch.randint(0, 10, (batch,), generator=g)
+
+
+class Bench:
+    """One model on ``accel:emu`` with its optimizer, probes installed; ``step(q)`` measures one iteration."""
+
+    def __init__(self, model: str, batch: int, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.model_name, self.batch = model, batch
+        self.model = build_model(model)
+        self.spec = cnn.parse_backend("accel:emu", driver_options={"history": 1 << 22})
+        cnn.set_backend(self.model, self.spec)
+        self.engine = cnn.get_impl(self.spec).engine     # opened now: its attach call is not an iteration's
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        self.x, self.y = synthetic_batch(batch, seed)
+        self.clock = HostClock()
+        self.baseline_rss = RssSampler().rss()
+
+def _host_split(totals: dict[str, float]) -> dict[str, float]:
+    """Region totals -> the report's host categories (gemm.* -> driver calls) and the device's time."""
+    out = {c: 0.0 for c in (*CATEGORIES, DEVICE, PROBE)}
+    for name, s in totals.items():
+        out["driver calls" if name.startswith("gemm.") else name] += s
+    return out
+
+
+def measure(bench: Bench, bits: list[int], probe: DeviceProbe, progress: bool) -> list[dict]:
+    rows = []
+    for t, fw in enumerate(tqdm(bits, desc=f"{bench.model_name} b{bench.batch} precisions", file=sys.stderr,
+                                disable=not progress)):
+        acc = bench.engine.accelerator
+        acc.history.clear()
+        cycles0, calls0 = acc.total_cycles, acc.calls
+        probe.reset()
+        bench.clock.reset()
+        wall0 = time.perf_counter()
+        cnn.set_precision(fw, GRAD_BITS, step=t, seed=0)
+        bench.model.train()
+        loss = F.cross_entropy(bench.model(bench.x), bench.y)
+        with bench.clock.region("optimizer"):
+            bench.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        with bench.clock.region("optimizer"):
+            bench.optimizer.step()
+        bench.clock._charge()
+        wall = time.perf_counter() - wall0
+        split = _host_split(bench.clock.totals)
+        cycles = acc.total_cycles - cycles0
+        history = sum(r.cycles for r in acc.history)
+        if not (cycles == history == sum(probe.cycles.values())) or len(acc.history) != acc.calls - calls0 \
+                or set(probe.cycles) - set(GEMM_CLASSES):
+            raise AssertionError(f"cycles disagree: driver {cycles}, history {history} ({len(acc.history)} of "
+                                 f"{acc.calls - calls0} calls), probe {dict(probe.cycles)}")
+        clock_hz = bench.engine.config.clock_mhz * 1e6
+        rows.append({
+            "fw": fw, "bw": GRAD_BITS, "device_calls": acc.calls - calls0, "cycles": cycles,
+            "accel_s": cycles / clock_hz,
+            "cycles_by_class": {c: probe.cycles.get(c, 0) for c in GEMM_CLASSES},
+            "accel_s_by_class": {c: probe.cycles.get(c, 0) / clock_hz for c in GEMM_CLASSES},
+            "calls_by_class": {c: probe.calls.get(c, 0) for c in GEMM_CLASSES},
+            "read_bytes": probe.read_bytes, "write_bytes": probe.write_bytes,
+            "host_cpu_s": sum(split[c] for c in CATEGORIES),
+            "host_cpu_s_by_category": {c: split[c] for c in CATEGORIES},
+            "device_cpu_s": split[DEVICE], "probe_cpu_s": split[PROBE], "wall_s": wall,
+            "loss": loss.item()})
+    return rows
+
+
+def _weighted(rows: dict[int, dict], weights: dict[int, float], get: Any) -> float:
+    """sum_q w_q get(row_q): the schedule's average of a per-precision figure."""
+    return sum(w * get(rows[b]) for b, w in weights.items())
+
+
+def _cpt_static(rows: dict[int, dict], weights: dict[int, float], get: Any) -> dict[str, float]:
+    return {"cpt": _weighted(rows, weights, get), "static": get(rows[8])}
+
+
+def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], command: str) -> dict:
+    """The report: per-precision rows, their CPT average (schedule weights) and static 8/8, board hours."""
+    by_bits = {r["fw"]: r for r in rows}
+    full = cpt_weights()
+    measured = {b: w for b, w in full.items() if b in by_bits}
+    weights = {b: w / sum(measured.values()) for b, w in measured.items()}  # all of them but in the test
+    accel = _cpt_static(by_bits, weights, lambda r: r["accel_s"])
+    host = _cpt_static(by_bits, weights, lambda r: r["host_cpu_s"])
+    hours = {"accel_only": {k: ITERS * accel[k] / 3600 for k in accel}}
+    for f in A9_FACTORS:
+        hours[f"a9_{f}x"] = {k: ITERS * (accel[k] + f * host[k]) / 3600 for k in accel}
+    by_class = {c: _cpt_static(by_bits, weights, lambda r, c=c: r["accel_s_by_class"][c]) for c in GEMM_CLASSES}
+    by_cat = {c: _cpt_static(by_bits, weights, lambda r, c=c: r["host_cpu_s_by_category"][c]) for c in CATEGORIES}
+    mb = 1 / (1 << 20)
+    return {
+        "model": model, "batch_size": batch, "command": command, "backend": "accel:emu", "config": "zc706",
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "torch": torch.__version__, "numpy": np.__version__,
+                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
+        "schedule": {"kind": "cpt", "bits": list(CPT_BITS), "grad_bits": GRAD_BITS, "iters": ITERS,
+                     "cycles": DEFAULT_CYCLES, "weights": {str(b): w for b, w in full.items()},
+                     "measured_bits": sorted(by_bits), "partial": len(measured) != len(full)},
+        "accel_s_per_iter": accel,
+        "cpt_static_ratio": accel["cpt"] / accel["static"],
+        "accel_s_per_iter_by_class": {k: {c: by_class[c][k] for c in GEMM_CLASSES} for k in accel},
+        "host_cpu_s_per_iter": host,
+        "host_cpu_s_by_category": {k: {c: by_cat[c][k] for c in CATEGORIES} for k in accel},
+        "read_bytes_per_iter": _cpt_static(by_bits, weights, lambda r: r["read_bytes"]),
+        "write_bytes_per_iter": _cpt_static(by_bits, weights, lambda r: r["write_bytes"]),
+        "peak_rss_mb": memory["peak"] * mb,
+        "host_rss_mb": (memory["host_peak"] - memory["scratch"]) * mb,
+        "device_scratch_mb": memory["scratch"] * mb,
+        "baseline_rss_mb": memory["baseline"] * mb,
+        "a9_factors": {"values": list(A9_FACTORS), "source": A9_SOURCE},
+        "board_hours_64k": hours, "paper_hours_64k": PAPER_HOURS,
+        "per_precision": rows,
+    }
+
+
+A9_SOURCE = ("ARCHITECTURE.md section 7: a Cortex-A9 at 800 MHz runs streaming numpy code ~15-40x slower than "
+             "one x86 core (an estimate from published memcpy and scalar-loop figures, not a measurement)")
+
+
+def _gib(x: float) -> str:
+    return f"{x / (1 << 30):.2f} GiB"
+
+
+def markdown(res: dict) -> str:
+    a, h, hours = res["accel_s_per_iter"], res["host_cpu_s_per_iter"], res["board_hours_64k"]
+    sched = res["schedule"]
+    L = [f"# One training iteration on the board: {res['model']}, batch {res['batch_size']}, `accel:emu` (zc706)",
+         "", f"Reproduce: `{res['command']}` (method in the script's docstring).  Host: "
+         f"{res['machine']['cpu']}, torch {res['machine']['torch']} on {res['machine']['torch_threads']} thread, "
+         f"1-minute load average {res['machine']['load_average_1min_at_end']} at the end (shared machine: CPU "
+         "seconds, not wall time, are reported).", ""]
+    if sched["partial"]:
+        L += [f"**Partial run**: only fw = {sched['measured_bits']} measured; the CPT column averages those "
+              "with renormalised schedule weights, so it is not CPT's figure.", ""]
+    weights = ", ".join(f"{b}: {100 * w:.1f} %" for b, w in sched["weights"].items())
+    L += [f"CPT 3-8/8 = the average over fw with the schedule's weights ({sched['iters']:,} iterations, "
+          f"{sched['cycles']} cycles; {weights}); bw = {sched['grad_bits']} throughout.  Static 8/8 = fw 8.", "",
+          "## 64,000 iterations on the board (hours)", "",
+          "| | static 8/8 | CPT 3-8/8 | CPT / static |", "|---|---:|---:|---:|",
+          f"| paper (ZC706) | {PAPER_HOURS['static']} | {PAPER_HOURS['cpt']} | "
+          f"{PAPER_HOURS['cpt'] / PAPER_HOURS['static']:.3f} |"]
+    for key, label in [("accel_only", "accelerator only"), *[(f"a9_{f}x", f"accelerator + host at A9 = {f}x x86")
+                                                             for f in A9_FACTORS]]:
+        L.append(f"| {label} | {hours[key]['static']:.1f} | {hours[key]['cpt']:.1f} | "
+                 f"{hours[key]['cpt'] / hours[key]['static']:.3f} |")
+    L += ["", f"A9 factor: {res['a9_factors']['source']}.  Host and accelerator time are added (no overlap).", "",
+          "## Per iteration", "",
+          "| | static 8/8 | CPT 3-8/8 |", "|---|---:|---:|",
+          f"| accelerator s | {a['static']:.3f} | {a['cpt']:.3f} |"]
+    for c in GEMM_CLASSES:
+        L.append(f"| - {c} s | {res['accel_s_per_iter_by_class']['static'][c]:.3f} | "
+                 f"{res['accel_s_per_iter_by_class']['cpt'][c]:.3f} |")
+    L += [f"| AXI read | {_gib(res['read_bytes_per_iter']['static'])} | {_gib(res['read_bytes_per_iter']['cpt'])} |",
+          f"| AXI write | {_gib(res['write_bytes_per_iter']['static'])} | {_gib(res['write_bytes_per_iter']['cpt'])} |",
+          f"| host CPU s (one x86 core) | {h['static']:.2f} | {h['cpt']:.2f} |"]
+    for c in CATEGORIES:
+        st, cp = res["host_cpu_s_by_category"]["static"][c], res["host_cpu_s_by_category"]["cpt"][c]
+        L.append(f"| - {c} | {st:.2f} ({100 * st / h['static']:.1f} %) | {cp:.2f} ({100 * cp / h['cpt']:.1f} %) |")
+    L += ["", f"Memory: peak RSS {res['peak_rss_mb']:.0f} MB (whole process, emulated device included); host side "
+          f"{res['host_rss_mb']:.0f} MB = the largest RSS sampled every 5 ms outside the emulated device's calls "
+          f"minus its persistent scratch ({res['device_scratch_mb']:.0f} MB).  Both include the Python/torch/numpy "
+          f"runtime and the model ({res['baseline_rss_mb']:.0f} MB before the first iteration) and the driver's "
+          "DMA pool (CMA memory on the board).", "",
+          "## Per precision", "",
+          "| fw/bw | device calls | accel s | fwd s | dgrad s | wgrad s | AXI read | AXI write | host CPU s | "
+          "emulated device CPU s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["per_precision"]:
+        c = r["accel_s_by_class"]
+        L.append(f"| {r['fw']}/{r['bw']} | {r['device_calls']} | {r['accel_s']:.3f} | {c['fwd']:.3f} | "
+                 f"{c['dgrad']:.3f} | {c['wgrad']:.3f} | {_gib(r['read_bytes'])} | {_gib(r['write_bytes'])} | "
+                 f"{r['host_cpu_s']:.2f} | {r['device_cpu_s']:.2f} |")
+    L += ["", f"![hours]({res['plot']})", ""] if res.get("plot") else [""]
+    return "\n".join(L)
+
+
+def plot(res: dict, path: Path) -> None:
+    """Grouped bars: 64k-iteration hours, static vs CPT, with the paper's figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["accel_only", *(f"a9_{f}x" for f in A9_FACTORS)]
+    labels = ["paper", "accelerator", *(f"+ host {f}x" for f in A9_FACTORS)]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for i, (kind, name) in enumerate((("static", "static 8/8"), ("cpt", "CPT 3-8/8"))):
+        vals = [PAPER_HOURS[kind], *(res["board_hours_64k"][k][kind] for k in keys)]
+        ax.bar([j + (i - 0.5) * 0.4 for j in range(len(vals))], vals, 0.4, label=name)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yscale("log")
+    ax.set_ylabel("hours for 64,000 iterations")
+    ax.set_title(f"{res['model']}, batch {res['batch_size']}: training on the ZC706 (modelled)")
+    ax.legend()
+    save_figure(fig, path, dpi=110)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (the project's CLI rule)
+        raise UsageError(message)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = _Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet20", help=f"a CIFAR ResNet: {', '.join(f'resnet{d}' for d in DEPTHS)}")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--bits", type=int, nargs="+", default=list(range(CPT_BITS[0], CPT_BITS[1] + 1)),
+                   help="forward precisions to measure (default 3..8, what CPT 3-8/8 visits; must include 8)")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the markdown")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", help="output path without suffix (default docs/results/board_step-<model>[-b<batch>])")
+    args = p.parse_args(argv)
+    if args.model not in {f"resnet{d}" for d in DEPTHS}:
+        raise UsageError(f"--model {args.model!r}: must be a CIFAR ResNet "
+                         f"({', '.join(f'resnet{d}' for d in DEPTHS)})")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size {args.batch_size}: must be >= 1")
+    bad = [b for b in args.bits if not CPT_BITS[0] <= b <= CPT_BITS[1]]
+    if bad or len(set(args.bits)) != len(args.bits) or 8 not in args.bits:
+        raise UsageError(f"--bits {' '.join(map(str, args.bits))}: must be distinct values in "
+                         f"{CPT_BITS[0]}..{CPT_BITS[1]} including 8 (static 8/8)")
+    suffix = "" if args.batch_size == 128 else f"-b{args.batch_size}"
+    args.out = Path(args.out or ROOT / "docs" / "results" / f"board_step-{args.model}{suffix}")
+    if not args.out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: directory {args.out.parent} does not exist")
+    return args
+
+
+def run(args: argparse.Namespace, command: str) -> dict:
+    torch.set_num_threads(1)  # "one x86 core": BLAS too (threadpoolctl, installed with the driver's emu)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        bench = Bench(args.model, args.batch_size)
+        with RssSampler() as sampler, DeviceProbe(bench.clock, sampler) as probe, set_hook(bench.clock):
+            rows = measure(bench, sorted(args.bits), probe, not args.no_progress)
+    memory = {"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_peak": sampler.host_peak,
+              "scratch": probe.scratch_bytes, "baseline": bench.baseline_rss}
+    return summarise(args.model, args.batch_size, rows, memory, command)
+
+
+@contextlib.contextmanager
+def set_hook(clock: HostClock) -> Iterator[None]:
+    previous = set_region_hook(clock.region)
+    try:
+        yield
+    finally:
+        set_region_hook(previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except UsageError as e:
+        print(f"bench_board_step.py: error: {e}", file=sys.stderr)
+        return 2
+    command = "python bench/bench_board_step.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    res = run(args, command.strip())
+    res["plot"] = args.out.with_suffix(".png").name
+    text = markdown(res)
+    write_atomic(args.out.with_suffix(".json"), json.dumps(res, indent=2) + "\n")
+    write_atomic(args.out.with_suffix(".md"), text)
+    plot(res, args.out.with_suffix(".png"))
+    print(json.dumps(res, indent=2) if args.json else text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

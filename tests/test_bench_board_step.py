@@ -1,0 +1,105 @@
+"""bench/bench_board_step.py: the report's keys and the quantities it derives exactly from the driver."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bbs():
+    spec = importlib.util.spec_from_file_location("bench_board_step", ROOT / "bench" / "bench_board_step.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_board_step"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def run(bbs, tmp_path_factory):
+    """resnet20 at batch 1, fw 3 and 8 only: the CLI's report and the bench object behind it."""
+    out = tmp_path_factory.mktemp("bbs") / "r20"
+    args = bbs.parse_args(["--model", "resnet20", "--batch-size", "1", "--bits", "3", "8", "--no-progress",
+                           "--out", str(out)])
+    bench = bbs.Bench(args.model, args.batch_size)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1), bbs.RssSampler() as sampler, \
+            bbs.DeviceProbe(bench.clock, sampler) as probe, bbs.set_hook(bench.clock):
+        rows = bbs.measure(bench, [3, 8], probe, progress=False)
+    memory = {"peak": 1 << 30, "host_peak": 1 << 29, "scratch": probe.scratch_bytes, "baseline": bench.baseline_rss}
+    return bench, rows, bbs.summarise("resnet20", 1, rows, memory, "test")
+
+
+def test_report_keys_and_hours(bbs, run):
+    _, _, res = run
+    for key in ("model", "accel_s_per_iter", "host_cpu_s_per_iter", "peak_rss_mb", "read_bytes_per_iter",
+                "write_bytes_per_iter", "board_hours_64k"):
+        assert key in res, key
+    assert res["model"] == "resnet20"
+    assert res["schedule"]["partial"] is True and res["schedule"]["measured_bits"] == [3, 8]
+    for group in ("accel_s_per_iter", "host_cpu_s_per_iter", "read_bytes_per_iter", "write_bytes_per_iter"):
+        assert set(res[group]) == {"cpt", "static"}
+    hours = res["board_hours_64k"]
+    assert {"accel_only", "a9_15x", "a9_25x", "a9_40x"} <= set(hours)
+    a, h = res["accel_s_per_iter"], res["host_cpu_s_per_iter"]
+    for kind in ("cpt", "static"):
+        assert hours["accel_only"][kind] == pytest.approx(64000 * a[kind] / 3600, rel=1e-12)
+        assert hours["a9_25x"][kind] == pytest.approx(64000 * (a[kind] + 25 * h[kind]) / 3600, rel=1e-12)
+    assert hours["accel_only"]["static"] > hours["accel_only"]["cpt"]
+    # the schedule's shares over 64k iterations (cpt_hw.schedules docstring: 13120 ... 13088 iterations)
+    assert res["schedule"]["weights"] == {str(b): n / 64000 for b, n in
+                                          zip(range(3, 9), (13120, 10528, 8352, 8384, 10528, 13088))}
+    w3, w8 = 13120 / (13120 + 13088), 13088 / (13120 + 13088)
+    by_bits = {r["fw"]: r for r in res["per_precision"]}
+    assert a["cpt"] == pytest.approx(w3 * by_bits[3]["accel_s"] + w8 * by_bits[8]["accel_s"], rel=1e-12)
+    assert a["static"] == by_bits[8]["accel_s"]
+    json.dumps(res)  # serialisable
+
+
+def test_cycles_and_bytes_match_the_driver(run):
+    bench, rows, _ = run
+    acc = bench.engine.accelerator
+    row8 = rows[-1]
+    assert row8["fw"] == 8
+    # the history holds the last precision's calls (cleared per precision)
+    assert row8["device_calls"] == len(acc.history)
+    assert row8["cycles"] == sum(r.cycles for r in acc.history)
+    assert row8["cycles"] == sum(row8["cycles_by_class"].values())
+    assert all(row8["cycles_by_class"][c] > 0 for c in ("fwd", "dgrad", "wgrad"))
+    assert row8["accel_s"] == row8["cycles"] / (bench.engine.config.clock_mhz * 1e6)
+    cols = bench.engine.config.cols
+    assert row8["write_bytes"] == sum(r.m * -(-r.n // cols) * cols * 4 for r in acc.history)
+    assert row8["read_bytes"] > 0
+    assert {(r.a_bits, r.b_bits) for r in acc.history} == {(8, 8)}
+    # fw 3: forward (3, 3), both backward GEMMs with 8-bit errors and 3-bit operands
+    assert rows[0]["cycles"] < row8["cycles"]
+
+
+def test_host_time_is_split_into_categories(bbs, run):
+    _, rows, _ = run
+    for r in rows:
+        assert set(r["host_cpu_s_by_category"]) == set(bbs.CATEGORIES)
+        assert r["host_cpu_s"] == pytest.approx(sum(r["host_cpu_s_by_category"].values()), rel=1e-12)
+        assert r["host_cpu_s_by_category"]["lowering"] > 0 and r["host_cpu_s_by_category"]["packing"] > 0
+        assert r["device_cpu_s"] > 0
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--model", "resnet21"], "--model 'resnet21'"),
+    (["--batch-size", "0"], "--batch-size 0"),
+    (["--bits", "3", "4"], "including 8"),
+    (["--bits", "2", "8"], "3..8"),
+    (["--batch-size", "x"], "invalid int value"),
+])
+def test_bad_cli_input_is_one_line_and_exit_2(bbs, tmp_path, capsys, argv, words):
+    assert bbs.main([*argv, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err
+    assert list(tmp_path.iterdir()) == []
