@@ -51,3 +51,41 @@ def test_shape_errors():
         L.pack_rows_into(np.zeros((2, 8), int), 3, 8, out=np.zeros((2, 3, 2), np.uint8))
     with pytest.raises(ValueError, match="2-D"):
         L.pack_rows_into(np.zeros(8, int), 3, 8)
+
+
+def padding_bits(k: int, d: int) -> np.ndarray:
+    """One plane row's bytes with exactly the padding bits (K .. Kw*D-1) set."""
+    return ~L.pack_rows(np.ones((1, k), dtype=np.int64), 1, d)[0, 0]
+
+
+@pytest.mark.parametrize("k", [5, 37, 64 + 63])
+def test_plane_row_padding_is_ignored_by_the_emulated_device(k):
+    """docs/ddr-layout.md: the padding bits of a plane row's last word do not reach the result on the
+    emulated device (nor on the HLS kernel, which clears them in A's last word), even when A and B both
+    set every one of them."""
+    from cpt_driver import Accelerator
+    from cpt_hw.config import HardwareConfig
+
+    cfg = HardwareConfig.from_preset("sim")
+    d = cfg.dot_width
+    acc = Accelerator("emu", config=cfg)
+    rng = np.random.default_rng(k)
+    m, n, a_bits, b_bits = 3, 4, 3, 5
+    a = rng.integers(-4, 4, size=(m, k))
+    b = rng.integers(0, 32, size=(k, n))
+    pad = padding_bits(k, d)
+    assert pad.any() and not (pad & L.pack_rows(np.ones((1, k), dtype=np.int64), 1, d)[0, 0]).any()
+    pa = L.pack_rows(a, a_bits, d) | pad     # every padding bit of every plane row set in A ...
+    pb = L.pack_rows(b.T, b_bits, d) | pad   # ... and in B: AND + popcount would count them all
+    full = L.words_per_row(k, d) * d  # a device that counted the padding would compute this instead
+    assert (L.unpack_rows(pa, a_bits, True, full) @ L.unpack_rows(pb, b_bits, False, full).T != a @ b).all()
+    c_bytes = L.result_bytes(m, n, cfg.cols)
+    with acc.pool.lease((pa.size, pb.size, c_bytes)) as (ra, rb, rc):
+        ra.array[:] = pa.reshape(-1)
+        rb.array[:] = pb.reshape(-1)
+        ra.flush()
+        rb.flush()
+        acc._run(ra.phys, rb.phys, rc.phys, m, n, k, a_bits, b_bits, acc.spec.flag("A_SIGNED"))
+        rc.invalidate()
+        c = L.unpack_result(rc.array, m, n, cfg.cols)
+    np.testing.assert_array_equal(c, a @ b)
