@@ -307,3 +307,23 @@ def test_uninterrupted_chains_still_hit():
     runs = acc.backend.device.runs
     np.testing.assert_array_equal(acc.gemm(a, b, STALE_BITS, STALE_BITS), g.gemm(a, b, STALE_BITS, STALE_BITS))
     assert acc.backend.device.runs - runs == acc.calls == 2 and acc.backend.device.hits == 1
+
+
+def test_arguments_are_latched_at_ap_start_and_ap_start_during_a_call_is_ignored():
+    dev = Dev()
+    a, b, bufs = operands_in_memory(dev, 4, 40, 3)
+    lo = min(x.phys for x in bufs.values())
+    hi = max(x.phys + x.nbytes for x in bufs.values())
+    dev.be.device.hang = True  # the call runs until finish(): time to write registers meanwhile
+    dev.call(a=bufs["a"].phys, b=bufs["b"].phys, c=bufs["c"].phys, m=4, n=3, k=40, a_bits=8, b_bits=8, flags=0,
+             win_base=lo, win_limit=hi)
+    assert dev.rd("CTRL") & (START | IDLE) == START
+    dev.arg("m", 0)  # would be ERR_DIM, were it read now
+    dev.wr("CTRL", START)
+    dev.be.device.finish()
+    assert dev.rd("status") == 0 and dev.be.device.runs == 1
+    assert dev.rd("CTRL") == DONE | IDLE | READY and dev.rd("CTRL") == IDLE  # no second call was queued
+    np.testing.assert_array_equal(L.unpack_result(bufs["c"].array, 4, 3, SIM.cols), g.gemm(a, b, 8, 8))
+    dev.be.device.hang = False
+    dev.wr("CTRL", START)  # the next call takes m = 0
+    assert dev.rd("status") == 1 << STATUS_BITS["ERR_DIM"] and dev.be.device.runs == 2

@@ -8,7 +8,11 @@ with identical calls and writes what it saw to a JSON file, which the pytest sid
   over k_max and max_dim, edge tiles);
 * every call's cycle count of the emu (the cycle model) equal to the RTL's ``cycles`` register;
 * addresses forged past the driver (outside the DMA window it programmed) refused by both devices alike:
-  ERR_WINDOW, the same cycles, every byte of the RAM model / emulated memory unchanged.
+  ERR_WINDOW, the same cycles, every byte of the RAM model / emulated memory unchanged;
+* no stale B prefetch: a GEMM stopped between two calls (KeyboardInterrupt from a hook), or a process
+  killed there and a new one attaching, leaves a prefetched B on the device for an address the next
+  GEMM's B gets again; that GEMM (other B, same N, K, b_bits) must equal the golden model and take the
+  cycles of a miss, on the RTL as on the emu.
 """
 
 from __future__ import annotations
@@ -41,8 +45,11 @@ def compare(tb, clock_period_ns: float) -> dict:
     from cpt_driver import Accelerator
 
     # 1 ms of simulated time is 100k cycles at 10 ns: 15x the longest call here, so a hang fails fast.
-    rtl = Accelerator("rtl", config=tb.cfg, dut=tb.dut, axil=tb.ctrl, ram=tb.ram, clock_period_ns=clock_period_ns,
-                      timeout_s=1e-3)
+    def on_rtl(**kwargs):
+        return Accelerator("rtl", config=tb.cfg, dut=tb.dut, axil=tb.ctrl, ram=tb.ram,
+                           clock_period_ns=clock_period_ns, timeout_s=1e-3, **kwargs)
+
+    rtl = on_rtl()
     emu = Accelerator("emu", config=tb.cfg)
     rng = np.random.default_rng(2024)
     out = {"calls": [], "mismatches": [], "errors": [], "forged": {"rtl": [], "emu": []}}
@@ -52,6 +59,66 @@ def compare(tb, clock_period_ns: float) -> dict:
         if i == 0:  # the pool and its DMA window exist now
             out["forged"]["rtl"] = forge_addresses(rtl, lambda be, p, n: bytes(be.ram.read(p, n)))
             out["forged"]["emu"] = forge_addresses(emu, lambda be, p, n: be.memory.view(p, n).tobytes())
+    out["stale"] = {side: stale_prefetch(make) for side, make in
+                    (("rtl", on_rtl), ("emu", lambda **kw: Accelerator("emu", config=tb.cfg, **kw)))}
+    return out
+
+
+#: An M-split GEMM (24 rows, 12 per call within this pool budget) whose two calls share one B tile: the
+#: first call's hint names that tile's own address (tests/test_driver_emu.py has the same on emu alone).
+STALE_POOL, STALE_M, STALE_K, STALE_N, STALE_BITS = 1024, 24, 64, 3, 4
+
+
+def _record_runs(acc, stop_after=None):
+    """Log (b, n, k, hint) of every device call; raise KeyboardInterrupt right after call ``stop_after``."""
+    log, run = [], acc._run
+
+    def hooked(*args):
+        cycles = run(*args)
+        log.append((args[1], args[4], args[5], args[9], cycles))
+        if len(log) == stop_after:
+            raise KeyboardInterrupt
+        return cycles
+
+    acc._run = hooked
+    return log
+
+
+def _interrupted(acc, a, b) -> tuple:
+    """Stop a two-call GEMM after its first call; the hint (B address, N, K) that call left behind."""
+    log = _record_runs(acc, stop_after=1)
+    try:
+        acc.gemm(a, b, STALE_BITS, STALE_BITS)
+    except KeyboardInterrupt:
+        pass
+    return tuple(log[0][3])
+
+
+def _after(acc, hint, a, b) -> dict:
+    """The next GEMM with another B: its first call's (b, n, k) against the hint, result, cycles."""
+    from cpt_hw import golden
+
+    log = _record_runs(acc)
+    c = acc.gemm(a, b, STALE_BITS, STALE_BITS)
+    return {"same_key": tuple(log[0][:3]) == hint, "exact": bool(np.array_equal(c, golden.gemm(a, b, STALE_BITS,
+            STALE_BITS))), "cycles": [r[4] for r in log]}
+
+
+def stale_prefetch(make_acc) -> dict:
+    """Both ways a prefetched B can outlive its GEMM, on the accelerator ``make_acc(**kwargs)`` builds."""
+    from cpt_driver import Accelerator
+
+    rng = np.random.default_rng(7)
+    a, b1, b2, b3 = (rng.integers(0, 1 << STALE_BITS, size=s)
+                     for s in ((STALE_M, STALE_K), *((STALE_K, STALE_N),) * 3))
+    acc = make_acc(pool_bytes=STALE_POOL)
+    out = {"interrupted": _after(acc, _interrupted(acc, a, b1), a[:12], b2)}
+    # A process killed between two calls runs no clean-up; the next one attaches and gets its DMA memory back.
+    dead = make_acc(pool_bytes=STALE_POOL)
+    dead._clear_prefetch_after_error = lambda: None
+    hint = _interrupted(dead, a, b3)
+    dead.backend.allocate = lambda nbytes: dead.pool.arena
+    out["attached"] = _after(Accelerator(dead.backend, pool_bytes=STALE_POOL), hint, a[:12], b2)
     return out
 
 
@@ -155,3 +222,7 @@ def test_driver_emu_vs_rtl(simulator, tmp_path):
         assert [f["status"] for f in res["forged"][side]] == [window] * 3, res["forged"]
         assert all(f["done"] and f["memory_unchanged"] for f in res["forged"][side]), res["forged"]
     assert res["forged"]["rtl"] == res["forged"]["emu"]  # refused alike, in the same number of cycles
+    for how in ("interrupted", "attached"):
+        rtl, emu = res["stale"]["rtl"][how], res["stale"]["emu"][how]
+        assert rtl["same_key"] and rtl["exact"] and emu["same_key"] and emu["exact"], res["stale"]
+        assert rtl["cycles"] == emu["cycles"], res["stale"]  # the cycles of a miss: the emu hit nothing

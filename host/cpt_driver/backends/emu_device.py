@@ -11,6 +11,7 @@ that leaves a buffer is an AXI decode error, as on a real bus).  :class:`EmuDevi
 * GIE / IER plain registers, interrupt = GIE and any ISR bit; ISR as the HLS tool version has it
   (``isr_mode``): "tow" toggle on write (Vitis HLS 2023.1 and later, the Verilog twin), "cor" clear on
   read with writes ignored (Vitis HLS 2022.x);
+* arguments are sampled when a call starts; ap_start written during a call does nothing;
 * outputs status / cycles / id with ``*_ctrl`` ap_vld bits cleared on read; like the HLS kernel, ``id``
   reads 0 until the first call has run;
 * every status error bit is decided before any memory access, and a refused call touches no memory;
@@ -138,6 +139,7 @@ class EmuDevice:
         self._names = {off: name for name, off in spec.registers.items()}
         self._inputs: dict[str, int] = {r: 0 for r in spec.registers
                                         if r not in ("CTRL", "ISR") and not self._is_output(r)}
+        self._latched = dict(self._inputs)  # the arguments as the running call took them at ap_start
         cb = spec.ctrl_bits
         self._bit = {name: 1 << b for name, b in cb.items()}
         self.ap_start = self.ap_done = self.ap_ready = self.auto_restart = False
@@ -215,11 +217,12 @@ class EmuDevice:
     def _arg(self, name: str) -> int:
         words = self.spec.arg_words[name]
         inv = self._names
-        return sum(self._inputs[inv[off]] << (32 * i) for i, off in enumerate(words))
+        return sum(self._latched[inv[off]] << (32 * i) for i, off in enumerate(words))
 
     # ------------------------------------------------------------------ kernel
     def _start(self) -> None:
         self.ap_idle = False
+        self._latched = dict(self._inputs)  # like the kernel: argument writes during a call change the next one
         if self.hang:
             return
         self.finish()
