@@ -164,7 +164,8 @@ def test_a_result_larger_than_memory_is_a_driver_error_naming_its_size(spy):
     a = np.broadcast_to(np.ones((1, 1), dtype=np.int64), (1 << 23, 1))
     b = np.broadcast_to(np.ones((1, 1), dtype=np.int64), (1, 1 << 20))
     with pytest.raises(ResultSizeError, match=r"^result: 8388608 x 1048576 int64 values need 70368744177664 bytes "
-                                              r"\(64.0 TiB\), more than this host's [\d.]+ [GT]iB of memory: split the GEMM$"):
+                                              r"\(64.0 TiB\), more than this host's [\d.]+ [GT]iB of memory: "
+                                              r"split the GEMM$"):
         acc.gemm(a, b, 8, 8)
     assert issubclass(ResultSizeError, DriverError) and issubclass(ResultSizeError, MemoryError)
     assert backend.writes == []
