@@ -190,9 +190,9 @@ def choose_out(out: str, *, default: bool, overwrite: bool) -> str:
             _note(f"--overwrite: replacing the run in {folder}")
         return out
     if not default:
-        resume = f"--resume {folder / 'checkpoint.pt'}, " if "checkpoint.pt" in held else ""
-        raise CptHwError(f"--out {folder} holds a run ({', '.join(held)}); continue it with {resume}give another "
-                         "--out, or --overwrite to replace it")
+        resume = f"continue it with --resume {folder / 'checkpoint.pt'}, " if held == ["checkpoint.pt"] else ""
+        raise CptHwError(f"--out {folder} holds a run ({', '.join(held)}); {resume}give another --out, or "
+                         "--overwrite to replace it")
     n = 2
     while _held(Path(f"{out}-{n}")) or Path(f"{out}-{n}").is_file():
         n += 1

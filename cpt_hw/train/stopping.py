@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -45,7 +44,11 @@ class StopOnSignal:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
         self._restore()
-        # os.write: the only output safe inside a signal handler; stderr, next to the progress bar.
+        # The handler may run in the middle of a write to sys.stderr (the progress bar's): print() would re-enter
+        # that buffered stream and fail; an unbuffered write to file descriptor 2 cannot.
         name = signal.Signals(signum).name
-        os.write(sys.stderr.fileno(), f"\ncpt-hw: {name}: stopping after this iteration with a checkpoint "
-                 f"(send it again to stop at once)\n".encode())
+        try:
+            os.write(2, f"\ncpt-hw: {name}: stopping after this iteration with a checkpoint (send it again to stop "
+                        "at once)\n".encode())
+        except OSError:
+            pass
