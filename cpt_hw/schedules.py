@@ -5,7 +5,7 @@ evaluates whole arrays of iterations at once (:meth:`Schedule.bits_array`), whic
 The trainer asks the schedule for the forward (weight/activation) precision and a second schedule of the
 same kind for the gradient (error) precision every iteration (:class:`PrecisionSchedule`).
 
-CPT, as the reference implementation computes it (cpt-reference-facts.md): cycle length
+CPT, as the reference implementation (the authors' code, GATECH-EIC/CPT) computes it: cycle length
 T = total_iters // num_cycles and
 
     bits(t) = rint(bmin + 0.5 (bmax - bmin) (1 + cos(pi ((t mod T) / T) + pi)))

@@ -1,7 +1,7 @@
 """What one training run is: a frozen, validated :class:`TrainConfig` (what ``cpt-hw train`` builds).
 
-Paper defaults (cpt-reference-facts.md): SGD, lr 0.1, momentum 0.9, weight decay 1e-4, lr x 0.1 at 50 % and
-75 % of the iterations, CPT with 32 cycles.  The config is stored in every checkpoint; a resumed run takes
+Paper defaults (the CPT paper, arXiv 2101.09868, and its authors' code): SGD, lr 0.1, momentum 0.9, weight
+decay 1e-4, lr x 0.1 at 50 % and 75 % of the iterations, CPT with 32 cycles.  The config is stored in every checkpoint; a resumed run takes
 it from there, so its schedule, data order and learning rate continue where they stopped.
 """
 
