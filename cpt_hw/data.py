@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import pickle
+import stat
+import sys
 import tarfile
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +54,20 @@ class DataError(CptHwError):
 
 @dataclass(frozen=True)
 class ImageSet:
-    """One split: pixels uint8 (N, C, H, W) in 0..pixel_max, labels int64 (N,) in 0..num_classes-1."""
+    """One split: pixels uint8 (N, C, H, W) in 0..pixel_max, labels int64 (N,) in 0..num_classes-1.
+
+    Both arrays are made C-contiguous with exactly these dtypes whatever the source (a fresh decode
+    stacks transposed HWC images, a cache load does not), so a decoded and a cached data set feed
+    identical tensors to the model: torch picks its kernels by memory layout, and float reductions
+    depend on it.
+    """
 
     pixels: np.ndarray
     labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pixels", np.ascontiguousarray(self.pixels, dtype=np.uint8))
+        object.__setattr__(self, "labels", np.ascontiguousarray(self.labels, dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -117,8 +131,7 @@ def load_dataset(name: str, path: str | Path | None = None, cache_dir: str | Pat
         raise DataError(f"dataset {name!r} needs --data PATH (a CIFAR python-batches folder, an image-folder "
                         "tree train/<class>/, test/<class>/, or a .tar.gz of either)")
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"data path {path}: not found")
+    _check_data_path(path)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     train, test, classes = _cached(path, cache, lambda: _read_source(path, progress))
     if name in _CLASSES and len(classes) != _CLASSES[name]:
@@ -150,12 +163,44 @@ def _digits() -> Dataset:
                    tuple(str(d) for d in range(10)), 16.0, mean, std, augment=False)
 
 
+def _check_data_path(path: Path) -> None:
+    """A folder or a non-empty regular file; anything else is refused before it is opened.
+
+    Opening a FIFO blocks until a writer appears, and device or /proc files (``/proc/self/mem``: size 0,
+    reads fail) are never data sets.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"data path {path}: not found") from None
+    except OSError as e:
+        raise DataError(f"data path {path}: cannot be read ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"data path {path}: not a folder or a regular file (a FIFO, device or socket "
+                        "cannot hold a data set)")
+    if st.st_size == 0:
+        raise DataError(f"data path {path}: empty file (0 bytes)")
+
+
 def _channel_stats(pixels: np.ndarray, pixel_max: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of pixels / pixel_max, in float64 over (N, H, W)."""
-    x = pixels.astype(np.float64) / pixel_max
-    mean = x.mean(axis=(0, 2, 3))
-    std = np.maximum(x.std(axis=(0, 2, 3)), 1e-6)
-    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    """Per-channel mean and std of pixels / pixel_max over (N, H, W).
+
+    Computed from exact integer sums, so the result does not depend on the array's memory layout or on
+    the order of a float reduction: one rounding, at the end.
+    """
+    sums = pixels.sum(axis=(0, 2, 3), dtype=np.int64)
+    squares = np.zeros(pixels.shape[1], dtype=np.int64)
+    for start in range(0, pixels.shape[0], 1024):  # bounded memory: 1024 images widened at a time
+        chunk = pixels[start:start + 1024].astype(np.int32)  # 255^2 fits; the sum is taken in int64
+        squares += (chunk * chunk).sum(axis=(0, 2, 3), dtype=np.int64)
+    n = pixels.shape[0] * pixels.shape[2] * pixels.shape[3]
+    mean, std = [], []
+    for s, q in zip(sums.tolist(), squares.tolist()):  # Python ints: n q - s^2 = n^2 var, exactly
+        mean.append(s / (n * pixel_max))
+        std.append(max(math.sqrt(n * q - s * s) / (n * pixel_max), 1e-6))
+    return tuple(mean), tuple(std)
 
 
 # ----------------------------------------------------------------------------- cache
@@ -164,18 +209,36 @@ def _channel_stats(pixels: np.ndarray, pixel_max: float) -> tuple[tuple[float, .
 def _source_key(path: Path) -> str:
     """SHA-256 of an archive's bytes, or of a tree's listing (relative names, sizes, mtimes)."""
     h = hashlib.sha256()
-    if path.is_file():
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    else:
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                st = os.stat(os.path.join(root, name))
-                h.update(f"{os.path.relpath(os.path.join(root, name), path)}\0{st.st_size}\0{st.st_mtime_ns}\n"
-                         .encode())
+    try:
+        if path.is_file():
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        else:
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    st = os.stat(os.path.join(root, name))
+                    h.update(f"{os.path.relpath(os.path.join(root, name), path)}\0{st.st_size}\0"
+                             f"{st.st_mtime_ns}\n".encode())
+    except OSError as e:
+        raise DataError(f"data path {path}: cannot be read ({e.strerror or e})") from None
     return h.hexdigest()[:16]
+
+
+#: What a damaged cache file raises while it is opened or read (a cut or overwritten .npz).
+_CACHE_DAMAGE = (OSError, ValueError, KeyError, EOFError, zlib.error, zipfile.BadZipFile)
+
+
+def _load_cache(file: Path) -> tuple[ImageSet, ImageSet, list[str]]:
+    """Read a cache entry; raises one of :data:`_CACHE_DAMAGE` if it is damaged or inconsistent."""
+    with np.load(file, allow_pickle=False) as z:
+        train, test = ImageSet(z["train_x"], z["train_y"]), ImageSet(z["test_x"], z["test_y"])
+        classes = [str(c) for c in z["classes"]]
+    for split in (train, test):
+        if split.pixels.ndim != 4 or split.labels.shape != split.pixels.shape[:1]:
+            raise ValueError(f"arrays of shapes {split.pixels.shape}, {split.labels.shape}")
+    return train, test, classes
 
 
 def _cached(path: Path, cache: Path, build: Callable[[], tuple[ImageSet, ImageSet, list[str]]]
@@ -184,17 +247,17 @@ def _cached(path: Path, cache: Path, build: Callable[[], tuple[ImageSet, ImageSe
     file = cache / f"{stem}-{_source_key(path)}.npz"
     if file.is_file():
         try:
-            with np.load(file, allow_pickle=False) as z:
-                return (ImageSet(z["train_x"], z["train_y"]), ImageSet(z["test_x"], z["test_y"]),
-                        [str(c) for c in z["classes"]])
-        except (OSError, ValueError, KeyError, zlib.error):
-            pass  # a damaged cache entry is rebuilt from the source
+            return _load_cache(file)
+        except _CACHE_DAMAGE as e:
+            print(f"cpt-hw: data cache {file} is damaged ({type(e).__name__}: {e}); rebuilding it from {path}",
+                  file=sys.stderr)
     train, test, classes = build()
     buf = io.BytesIO()
+    # Uncompressed: loading is then one read per array (compression would cost seconds on every run).
     np.savez(buf, train_x=train.pixels, train_y=train.labels, test_x=test.pixels, test_y=test.labels,
              classes=np.array(classes))
     try:
-        write_atomic(file, buf.getvalue())
+        write_atomic(file, buf.getvalue())  # a temporary file renamed over: never half-written
     except OSError:
         pass  # a read-only cache only costs the decode next time
     return train, test, classes

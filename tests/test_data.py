@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +189,76 @@ def test_shared_cifar10_jpeg_archive(tmp_path):
     ds = load_dataset("cifar10", SHARED_CIFAR, cache_dir=tmp_path)
     assert (len(ds.train), len(ds.test)) == (50000, 10000) and ds.classes[0] == "airplane"
     assert np.allclose(ds.mean, (0.4913, 0.4821, 0.4465), atol=2e-4)  # the README's measured means
+
+
+def test_a_fresh_decode_and_the_cache_give_identical_arrays_and_statistics(tmp_path):
+    """Both paths: the same dtype, C-contiguous layout, pixels, mean/std and normalised tensors, exactly."""
+    from cpt_hw.train.batches import normalise
+
+    tree = tmp_path / "tree"
+    _write_tree(tree)
+    fresh = load_dataset("imagefolder", tree, cache_dir=tmp_path / "cache")
+    cached = load_dataset("imagefolder", tree, cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir())  # the second load came from the cache
+    for a, b in ((fresh.train, cached.train), (fresh.test, cached.test)):
+        for x, y in ((a.pixels, b.pixels), (a.labels, b.labels)):
+            assert x.dtype == y.dtype and x.strides == y.strides and x.flags.c_contiguous
+            assert np.array_equal(x, y)
+        assert (a.pixels.dtype, a.labels.dtype) == (np.uint8, np.int64)
+    assert fresh.mean == cached.mean and fresh.std == cached.std
+    assert torch.equal(normalise(torch.from_numpy(fresh.test.pixels), fresh),
+                       normalise(torch.from_numpy(cached.test.pixels), cached))
+
+
+def test_channel_statistics_are_exact_whatever_the_memory_layout():
+    from cpt_hw.data import _channel_stats
+
+    x = _rng_images(300, 5)
+    channels_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # same values, HWC order
+    assert not channels_last.flags.c_contiguous
+    assert _channel_stats(x, 255.0) == _channel_stats(channels_last, 255.0)
+    xf = x.astype(np.float64) / 255.0
+    assert np.allclose(_channel_stats(x, 255.0)[0], xf.mean(axis=(0, 2, 3)), rtol=1e-14, atol=0)
+    assert np.allclose(_channel_stats(x, 255.0)[1], xf.std(axis=(0, 2, 3)), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b[:100] + b"\0" * (len(b) - 100), lambda b: b""])
+def test_a_damaged_cache_entry_is_reported_in_one_line_and_rebuilt(tmp_path, capsys, damage):
+    x, _ = _write_cifar10_batches(tmp_path / "c")
+    load_dataset("cifar10", tmp_path / "c", cache_dir=tmp_path / "cache")
+    entry, = (tmp_path / "cache").iterdir()
+    good = entry.read_bytes()
+    entry.write_bytes(damage(good))
+    capsys.readouterr()
+    assert np.array_equal(load_dataset("cifar10", tmp_path / "c", cache_dir=tmp_path / "cache").train.pixels, x)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"data cache {entry} is damaged" in err and "rebuilding it" in err
+    assert entry.read_bytes() == good  # rewritten whole
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.endswith(".tmp")]
+    load_dataset("cifar10", tmp_path / "c", cache_dir=tmp_path / "cache")
+    assert capsys.readouterr().err == ""  # and used again from then on
+
+
+def test_fifos_devices_and_proc_files_are_refused_before_they_are_opened(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it would block until a writer appears
+    done = threading.Event()
+
+    def unblock() -> None:  # should the loader ever open the FIFO again, the test fails instead of hanging
+        while not done.wait(0.1):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # succeeds only once a reader waits
+            except OSError:
+                pass
+
+    threading.Thread(target=unblock, daemon=True).start()
+    try:
+        with pytest.raises(DataError, match=r"fifo: not a folder or a regular file \(a FIFO"):
+            load_dataset("cifar10", fifo, cache_dir=tmp_path / "cache")
+    finally:
+        done.set()
+    with pytest.raises(DataError, match="/dev/null: not a folder or a regular file"):
+        load_dataset("cifar10", "/dev/null", cache_dir=tmp_path / "cache")
+    with pytest.raises(DataError, match=r"/proc/self/mem: empty file \(0 bytes\)"):
+        load_dataset("cifar10", "/proc/self/mem", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
