@@ -228,17 +228,26 @@ class HardwareConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path, overrides: Mapping[str, Any] | Iterable[str] = ()) -> "HardwareConfig":
-        path = Path(path)
-        try:
-            values = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path}: not found") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {path}: malformed TOML: {e}") from None
+        """Load a TOML config file; ``overrides`` (``--set``) change single fields.
+
+        A file must set ``name`` (an empty or nameless file would silently build the zc706 defaults into
+        build/zc706/).  Overrides that change a field give the instance a name of its own,
+        ``<name>-<6 hex digits of their hash>``, so its build folder and ID word differ from the preset's;
+        ``--set name=...`` chooses the name instead.
+        """
+        values = _read_toml(Path(path))
         cls._check_keys(values, f"config file {path}")
+        if "name" not in values:
+            raise ConfigError(f"config file {path}: no 'name' key (every config names its instance; build "
+                              "output goes to build/<name>/)")
         extra = parse_overrides(overrides)
         cls._check_keys(extra, "--set")
-        return cls(**{**values, **extra})
+        defaults = {f.name: f.default for f in fields(cls)}
+        changed = {k: v for k, v in extra.items() if k != "name" and values.get(k, defaults[k]) != v}
+        merged = {**values, **extra}
+        if changed and "name" not in extra:
+            merged["name"] = derived_name(str(values["name"]), changed)
+        return cls(**merged)
 
     @classmethod
     def from_preset(cls, preset: str = "zc706", overrides: Mapping[str, Any] | Iterable[str] = ()) -> "HardwareConfig":
@@ -249,6 +258,40 @@ class HardwareConfig:
         if not path.is_file():
             raise ConfigError(f"unknown preset {preset!r} (available: {', '.join(available_presets())})")
         return cls.from_toml(path, overrides)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The key/value table of a TOML file; every way it can fail is a :class:`ConfigError` naming the file."""
+    if path.is_dir():
+        raise ConfigError(f"config file {path}: is a directory, not a .toml file")
+    if path.exists() and not path.is_file():  # a FIFO would block the read
+        raise ConfigError(f"config file {path}: not a regular file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                          f"{e.start}); TOML files are UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path}: cannot be read ({e.strerror or e})") from None
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: malformed TOML: {e}") from None
+    if not values:
+        raise ConfigError(f"config file {path}: empty (no keys); a config sets at least name = \"...\"")
+    return values
+
+
+def derived_name(base: str, changed: Mapping[str, Any]) -> str:
+    """``<base>-<hash>``: the name of ``base`` with the fields in ``changed`` overridden.
+
+    The hash (6 hex digits of SHA-256 over the sorted changes) keeps the name within the 40 characters
+    ``name`` allows whatever the overrides, and is the same on every run for the same changes.
+    """
+    digest = hashlib.sha256(json.dumps(dict(changed), sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return f"{base[:33]}-{digest}"
 
 
 def available_presets() -> list[str]:

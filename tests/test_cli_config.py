@@ -28,3 +28,28 @@ def test_bad_input_is_one_line_exit_2(cli):
         assert r.returncode == 2, (args, r.stderr)
         assert fragment in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_unusable_preset_files_are_one_line_exit_2(tmp_path, capsys):
+    from cpt_hw.cli import main
+
+    (tmp_path / "latin1.toml").write_bytes(b'name = "caf\xe9"\n')
+    (tmp_path / "empty.toml").write_text("")
+    for preset, fragment in [(str(tmp_path), "is a directory"), (str(tmp_path / "latin1.toml"), "not UTF-8"),
+                             (str(tmp_path / "empty.toml"), "empty (no keys)")]:
+        assert main(["config", "show", "--preset", preset]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"cpt-hw: error: config file {preset}: ") and fragment in err
+        assert err.count("\n") == 1
+
+
+def test_generate_with_overrides_writes_a_folder_of_its_own(tmp_path, capsys, monkeypatch):
+    from cpt_hw.cli import main
+    from cpt_hw.config import HardwareConfig
+
+    monkeypatch.setattr("cpt_hw.generator.build_dir", lambda name: tmp_path / name)
+    cfg = HardwareConfig.from_preset("sim", ["rows=2"])
+    assert main(["generate", "--preset", "sim", "--set", "rows=2", "--target", "driver"]) == 0
+    assert f"generated {tmp_path / cfg.name}" in capsys.readouterr().out
+    regmap = json.loads((tmp_path / cfg.name / "driver" / "regmap.json").read_text())
+    assert regmap["config"] == cfg.name != "sim" and not (tmp_path / "sim").exists()

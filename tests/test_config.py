@@ -1,6 +1,9 @@
+import os
+import re
+
 import pytest
 
-from cpt_hw.config import HardwareConfig, available_presets, parse_overrides
+from cpt_hw.config import HardwareConfig, available_presets, derived_name, parse_overrides
 from cpt_hw.errors import ConfigError
 
 
@@ -80,3 +83,33 @@ def test_frozen():
     cfg = HardwareConfig.from_preset("sim")
     with pytest.raises(Exception):
         cfg.rows = 4  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda p: p, "is a directory, not a .toml file"),
+    (lambda p: os.mkfifo(p / "fifo.toml") or p / "fifo.toml", "not a regular file"),
+    (lambda p: (p / "latin1.toml").write_bytes(b'name = "caf\xe9"\n') and p / "latin1.toml",
+     "not UTF-8 text (byte 0xe9 at offset 11)"),
+    (lambda p: (p / "empty.toml").write_text("# nothing\n") and p / "empty.toml", "empty (no keys)"),
+    (lambda p: (p / "noname.toml").write_text("rows = 8\n") and p / "noname.toml", "no 'name' key"),
+])
+def test_unusable_config_files_name_the_file(tmp_path, make, fragment):
+    path = make(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        HardwareConfig.from_preset(str(path))
+    assert str(e.value).startswith(f"config file {path}") and fragment in str(e.value)
+
+
+def test_overrides_that_change_the_design_give_it_a_name_and_id_of_its_own():
+    base = HardwareConfig.from_preset("zc706")
+    rows8 = HardwareConfig.from_preset("zc706", ["rows=8"])
+    assert re.fullmatch(r"zc706-[0-9a-f]{6}", rows8.name) and rows8.id_word != base.id_word
+    assert HardwareConfig.from_preset("zc706", {"rows": 8}).name == rows8.name  # stable across runs and forms
+    assert HardwareConfig.from_preset("zc706", ["rows=4"]).name not in (rows8.name, "zc706")
+    assert HardwareConfig.from_preset("zc706", ["rows=16"]) == base  # no change: still the preset
+    assert HardwareConfig.from_preset("zc706", ["rows=8", "name=small"]).name == "small"
+
+
+def test_derived_names_fit_the_name_rule():
+    assert len(derived_name("x" * 40, {"rows": 8})) == 40
+    assert derived_name("zc706", {"rows": 8, "cols": 8}) == derived_name("zc706", {"cols": 8, "rows": 8})
