@@ -14,7 +14,7 @@ from cpt_hw import nn as cnn
 from cpt_hw.models.resnet import BasicBlock
 from cpt_hw.nn import quant
 from cpt_hw.nn.context import STREAM_ERROR, STREAM_SCALED_ERROR
-from cpt_hw.nn.integer import ExactEngine
+from cpt_hw.nn.integer import ExactEngine, _IntegerGemm
 
 
 # Tiny tensors: one torch thread (tests/conftest.py).
@@ -173,3 +173,52 @@ def test_accel_refuses_bits_beyond_the_config_and_counts_its_work():
     after = engine.stats()
     assert after["gemm_calls"] - before["gemm_calls"] == 3  # forward, weight gradient, input gradient
     assert after["cycles"] > before["cycles"] and after["seconds"] > 0
+
+
+class _RecordingEngine(ExactEngine):
+    """golden.gemm, recording each call's (M, K, N, a_bits, b_bits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def gemm(self, a, b, a_bits, b_bits):
+        self.shapes.append((a.shape[0], a.shape[1], b.shape[1], a_bits, b_bits))
+        return super().gemm(a, b, a_bits, b_bits)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 2, 1), (1, 2, 0), (3, 1, 1), (1, 1, 1), (3, 2, 0)])
+def test_input_gradient_is_a_transposed_convolution(kernel, stride, padding):
+    """The input-gradient lowering (dilated, padded error im2col x rotated kernels) is conv2d_input exactly
+    (integer operands: every float64 sum is exact), its mask marks the real error taps, and the engine's
+    input-gradient GEMM is B H W x C_out k^2 x C_in at (bw, fw) bits: no k^2-fold result, no col2im."""
+    ops = cnn.layers.ConvOps((kernel, kernel), (stride, stride), (padding, padding), (1, 1), 1)
+    x_shape = torch.Size((2, 3, 7, 7))
+    gen = torch.Generator().manual_seed(9)
+    w = torch.randint(0, 256, (5, 3, kernel, kernel), generator=gen).double()
+    e = torch.randint(0, 256, (2, 5, *ops.out_size(x_shape)), generator=gen).double()
+    lowered = ops.lower_transposed(e, x_shape) @ ops.lower_weight_transposed(w)
+    assert torch.equal(ops.raise_in(lowered, x_shape),
+                       torch.nn.grad.conv2d_input(x_shape, w, e, stride=stride, padding=padding))
+    mask = ops.transposed_mask(x_shape, "cpu")
+    taps = ops.lower_transposed(torch.ones_like(e), x_shape)[0, :7 * 7, :kernel * kernel]
+    assert torch.equal(taps, torch.ones_like(taps) if mask is None else mask.double())
+
+    engine = _RecordingEngine()
+    layer = cnn.QConv2d(3, 5, kernel, stride=stride, padding=padding, bias=False)
+    x = torch.randn(x_shape, requires_grad=True)
+    with cnn.precision(fw=4, bw=8, step=0, seed=1):
+        y = _IntegerGemm.apply(x, layer.weight, None, ops, _layer_call(layer, x), engine)
+    y.backward(torch.randn_like(y))
+    fwd, wgrad, dgrad = engine.shapes
+    ho, wo = ops.out_size(x_shape)
+    assert fwd == (2 * ho * wo, 3 * kernel ** 2, 5, 4, 4)
+    assert wgrad == (5, 2 * ho * wo, 3 * kernel ** 2, 8, 4)
+    assert dgrad == (2 * 7 * 7, 5 * kernel ** 2, 3, 8, 4)
+
+
+def _layer_call(layer, x):
+    from cpt_hw.nn.quant import ErrorQuant, tensor_range
+    from cpt_hw.nn.torch_backend import LayerCall
+
+    return LayerCall(4, *tensor_range(x), ErrorQuant(8, 11, 12))

@@ -8,12 +8,16 @@ forward   Y[m,n]  = s_x s_w[n] (Q_x Q_w^T)[m,n] + s_x z_w[n] sum_k Q_x[m,k]
                     + z_x s_w[n] (Mk Q_w^T)[p,n] + z_x z_w[n] sum_k Mk[p,k]
 weight    dW[n,k] = s_e s_x (Q_e^T Q_x)[n,k] + s_e z_x (sum_b Q_e)^T Mk [n,k]
                     + z_e s_x sum_m Q_x[m,k] + z_e z_x B sum_p Mk[p,k]
-input     dX[m,k] = r (s_t (Q_t Q_w)[m,k] + z_t sum_n Q_w[n,k] + (s_t Q_t o + z_t sum_n o)[m]),
-                    o = z_w / s_w,  r = max_n s_w
+input     dX = r sum over real taps (s_t Q_t + z_t)(Q_w + o),  o[n] = z_w[n] / s_w[n],  r = max_n s_w,
+          as a transposed convolution (:meth:`ConvOps.lower_transposed`): with T the im2col of the dilated,
+          padded Q_t (Mi = B x input positions, rows; N kh kw columns), R the rotated weight codes
+          (N kh kw x C_in/G) and Mt the real-tap mask (input position x kh kw),
+          dX[mi,c] = r (s_t ((T R)[mi,c] + (T o)[mi]) + z_t (Mt sum_n (R + o))[p(mi),c])
 
-The three products Q_x Q_w^T (fw x fw bits), Q_e^T Q_x (bw x fw) and Q_t Q_w (bw x fw) run on the
+The three products Q_x Q_w^T (fw x fw bits), Q_e^T Q_x (bw x fw) and T R (bw x fw) run on the
 engine: ``golden.gemm`` (exact) or the accelerator (accel), unsigned operands.  Everything else is
-O(M N + M K + N K + P K N) host work, exact integer sums in float64 followed by float64 scaling.
+O(M N + M K + N K + P K N) host work, exact integer sums in float64 followed by float64 scaling; the
+input gradient leaves the engine as B H W x C_in, not k^2 times that for a col2im.
 Q_t are the codes of E_t = E diag(s_w / r) quantized per tensor at bw bits (stochastic, its own noise
 stream), so dX = r E_t (Q_w + z_w / s_w): the hardware-true way to get W's per-channel scales out of a GEMM that
 reduces over channels (docs/numerics.md).  With bw = 0 the backward pass runs in float on the host.
@@ -140,9 +144,9 @@ class _IntegerGemm(torch.autograd.Function):
         with region("rounding"):
             qe, qpe = quantize_error(e, bits, err.seed)
         with region("lowering"):
-            el, xl, wl = ops.lower_out(qe), ops.lower(qx), ops.lower_weight(qw)
+            el, xl = ops.lower_out(qe), ops.lower(qx)
         with region("conversions"):
-            el, xl, wl = el.to(_F64), xl.to(_F64), wl.to(_F64)           # (G, M, N), (G, M, K), (G, N, K)
+            el, xl = el.to(_F64), xl.to(_F64)                            # (G, M, N), (G, M, K)
         g, m, n = el.shape
         p = ops.positions(ctx.x_shape)
         se, ze = qpe.scale.to(_F64), qpe.zero_point.to(_F64)
@@ -166,18 +170,26 @@ class _IntegerGemm(torch.autograd.Function):
             with region("rounding"):
                 ratio, s_ref = fold_factors(sw)
                 q_t, qp_t = quantize_error(e * ops.channel_view(ratio, e.dim()), bits, err.seed_scaled)
-            with region("lowering"):
-                tl = ops.lower_out(q_t)
+            with region("lowering"):  # the transposed convolution: no k^2-fold result, no col2im
+                tl = ops.lower_transposed(q_t, ctx.x_shape)               # (G, Mi, N kh kw), Mi = B Pin
+                wr = ops.lower_weight_transposed(qw)                      # (G, N kh kw, Cg)
+                mask_t = ops.transposed_mask(ctx.x_shape, e.device)       # (Pin, kh kw) or None
             with region("conversions"):
-                tl = tl.to(_F64)                                          # (G, M, N)
+                tl, wr = tl.to(_F64), wr.to(_F64)
             st, zt = qp_t.scale.to(_F64), qp_t.zero_point.to(_F64)
-            acc = _gemm(engine, tl, wl, bits, fw, "dgrad")                # (G, M, K)
+            acc = _gemm(engine, tl, wr, bits, fw, "dgrad")                # (G, Mi, Cg)
             with region("corrections"):
-                o = (zw.to(_F64) / sw.to(_F64)).reshape(g, n, 1)           # zero points in code units
-                rows = st * (tl @ o) + zt * o.sum(1, keepdim=True)         # (G, M, 1): E_t o
-                dxl = s_ref.to(_F64) * (st * acc + zt * wl.sum(1, keepdim=True) + rows)
-            with region("col2im"):
-                dx = ops.fold(dxl.to(e.dtype), ctx.x_shape)
+                taps = wr.shape[1] // n
+                o = (zw.to(_F64) / sw.to(_F64)).reshape(g, n, 1).repeat_interleave(taps, 1)  # (G, N kh kw, 1)
+                rows = tl @ o                                             # (G, Mi, 1): sum over real taps of Q_t o
+                wo = (wr + o).reshape(g, n, taps, -1).sum(1)              # (G, kh kw, Cg): sum_n (Q_w + o)
+                if mask_t is None:
+                    border = wo.sum(1, keepdim=True)                      # (G, 1, Cg)
+                else:
+                    border = (mask_t.to(_F64) @ wo).repeat(1, ctx.x_shape[0], 1)  # (G, Mi, Cg)
+                dxl = s_ref.to(_F64) * (st * (acc + rows) + zt * border)
+            with region("lowering"):
+                dx = ops.raise_in(dxl.to(e.dtype), ctx.x_shape)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = ops.grad_bias(dequantize(qe, qpe).to(e.dtype))
         return dx, dw, db, None, None, None

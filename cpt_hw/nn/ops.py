@@ -11,6 +11,15 @@ call to G independent GEMMs (one per convolution group) for the integer backends
 Zero padding matters for the integer form: a padded input is exactly 0, not a quantized code, so the
 zero-point corrections count only real input positions.  ``mask`` is the im2col of an all-ones input,
 (P, Kg) with P = output positions per sample; None means "no padding, every position is real".
+
+The input gradient is the transposed convolution, lowered the same way (no col2im of a k^2-fold result):
+
+    E_low:  (G, B*Pin, Ng*kh*kw)   im2col of the error dilated by the stride (s - 1 zeros between
+                                   entries) and padded by d (k - 1) - p, Pin = input positions per sample
+    W_rot:  (G, Ng*kh*kw, Cg)      the kernels rotated by 180 degrees, C_in/G x C_out/G transposed
+    dX_low: (G, B*Pin, Cg)         = E_low W_rot, raised to (B, C_in, H, W) by ``raise_in``
+
+``transposed_mask`` (Pin, kh*kw) marks the real error taps of E_low (not padding, not dilation zeros).
 """
 
 from __future__ import annotations
@@ -52,9 +61,6 @@ class LinearOps:
     def lower(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(1, -1, x.shape[-1])
 
-    def fold(self, d: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
-        return d.reshape(x_shape)
-
     def lower_weight(self, w: torch.Tensor) -> torch.Tensor:
         return w.reshape(1, w.shape[0], w.shape[1])
 
@@ -68,6 +74,19 @@ class LinearOps:
         return 1
 
     def mask(self, x_shape: torch.Size, device: torch.device) -> torch.Tensor | None:
+        return None
+
+    # the input gradient dX = E W: E is already its A operand, W its B operand
+    def lower_transposed(self, y: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        return self.lower_out(y)
+
+    def lower_weight_transposed(self, w: torch.Tensor) -> torch.Tensor:
+        return self.lower_weight(w)
+
+    def raise_in(self, d: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        return d.reshape(x_shape)
+
+    def transposed_mask(self, x_shape: torch.Size, device: torch.device) -> torch.Tensor | None:
         return None
 
 
@@ -134,14 +153,6 @@ class ConvOps:
         g = self.groups
         return cols.reshape(b, g, k // g, p).permute(1, 0, 3, 2).reshape(g, b * p, k // g)
 
-    def fold(self, d: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
-        """(G, B*P, Kg) -> (B, C, H, W): col2im, summing overlaps and dropping the padding."""
-        g, _, kg = d.shape
-        b, p = x_shape[0], self.positions(x_shape)
-        cols = d.reshape(g, b, p, kg).permute(1, 0, 3, 2).reshape(b, g * kg, p)
-        return F.fold(cols, tuple(x_shape[2:]), self.kernel, dilation=self.dilation, padding=self.padding,
-                      stride=self.stride)
-
     def lower_weight(self, w: torch.Tensor) -> torch.Tensor:
         g = self.groups
         return w.reshape(g, w.shape[0] // g, -1)
@@ -164,3 +175,48 @@ class ConvOps:
             return None
         ones = torch.ones((1, x_shape[1] // self.groups, *x_shape[2:]), device=device)
         return self._unfold(ones)[0].t()
+
+    # input gradient as a transposed convolution ----------------------------------------------------------
+    def _dilate_pad(self, y: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        """(B, N, Ho, Wo) -> the error the transposed convolution correlates with the rotated kernels:
+        stride - 1 zeros between entries, d (k - 1) - p zeros before, enough after to give H x W outputs
+        (negative amounts crop)."""
+        b, n, ho, wo = y.shape
+        sh, sw = self.stride
+        if (sh, sw) != (1, 1):
+            z = y.new_zeros((b, n, (ho - 1) * sh + 1, (wo - 1) * sw + 1))
+            z[:, :, ::sh, ::sw] = y
+            y = z
+        pads = []
+        for i in (1, 0):  # F.pad takes the last dimension first
+            lead = self.dilation[i] * (self.kernel[i] - 1) - self.padding[i]
+            pads += [lead, x_shape[2 + i] + self.dilation[i] * (self.kernel[i] - 1) - y.shape[2 + i] - lead]
+        return F.pad(y, pads)
+
+    def lower_transposed(self, y: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        """(B, N, Ho, Wo) error -> (G, B*Pin, Ng*kh*kw): im2col of the dilated, padded error (stride 1)."""
+        cols = F.unfold(self._dilate_pad(y, x_shape), self.kernel, dilation=self.dilation)  # (B, N kh kw, Pin)
+        b, k, p = cols.shape
+        g = self.groups
+        return cols.reshape(b, g, k // g, p).permute(1, 0, 3, 2).reshape(g, b * p, k // g)
+
+    def lower_weight_transposed(self, w: torch.Tensor) -> torch.Tensor:
+        """(N, Cg, kh, kw) -> (G, Ng*kh*kw, Cg): each group's kernels rotated by 180 degrees, rows (n, i, j)."""
+        g = self.groups
+        n, cg, kh, kw = w.shape
+        rot = w.flip(2, 3).reshape(g, n // g, cg, kh, kw).permute(0, 1, 3, 4, 2)
+        return rot.reshape(g, (n // g) * kh * kw, cg)
+
+    def raise_in(self, d: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        """(G, B*Pin, Cg) -> (B, C_in, H, W)."""
+        g, _, cg = d.shape
+        b, _, h, w = x_shape
+        return d.reshape(g, b, h * w, cg).permute(1, 0, 3, 2).reshape(b, g * cg, h, w).contiguous()
+
+    def transposed_mask(self, x_shape: torch.Size, device: torch.device) -> torch.Tensor | None:
+        """(Pin, kh*kw) 0/1: which taps of ``lower_transposed`` hold real errors, not padding or dilation
+        zeros (the same for every error channel n, whose columns (n, i, j) repeat it); None: all of them."""
+        ho, wo = self.out_size(x_shape)
+        ones = torch.ones((1, 1, ho, wo), device=device)
+        mask = F.unfold(self._dilate_pad(ones, x_shape), self.kernel, dilation=self.dilation)[0].t()
+        return None if bool(mask.all()) else mask
