@@ -126,10 +126,20 @@ def step_bitops(macs_per_sample: int, batch: int, fw_bits: int, bw_bits: int) ->
     return batch * macs_per_sample * (fw * fw + 2 * fw * bw)
 
 
+#: Iterations evaluated at once by :func:`schedule_bitops` (memory stays bounded whatever the run's length).
+_CHUNK = 1 << 20
+
+
 def schedule_bitops(macs_per_sample: int, batch: int, schedule: PrecisionSchedule, iters: int) -> int:
-    """Total BitOPs of ``iters`` iterations under ``schedule`` (exact integer)."""
-    fw, bw = (_bits(a) for a in schedule.arrays(iters))
-    per_sample_bits = int(np.sum(fw * fw + 2 * fw * bw))
+    """Total BitOPs of ``iters`` iterations under ``schedule`` (exact integer).
+
+    The schedule is evaluated ``_CHUNK`` iterations at a time (a few MiB), never as one array of ``iters``.
+    """
+    per_sample_bits = 0
+    for start in range(0, iters, _CHUNK):
+        t = np.arange(start, min(start + _CHUNK, iters), dtype=np.int64)
+        fw, bw = _bits(schedule.fw.bits_array(t)), _bits(schedule.bw.bits_array(t))
+        per_sample_bits += int(np.sum(fw * fw + 2 * fw * bw))
     return batch * macs_per_sample * per_sample_bits
 
 

@@ -102,8 +102,29 @@ def test_epochs_use_the_trainers_epoch_length(capsys):
     (["--model", "resnet20", "--iters", "10"], "num_cycles (--cycles) = 32"),
     (["--model", "resnet20", "--iters", "10", "--bits", "8-3"], "--bits '8-3'"),
     (["--model", "resnet20", "--iters", "0"], "--iters 0"),
+    (["--model", "resnet20", "--iters", "640", "--bits", "3-20"],
+     "--bits '3-20': 20 bits is above the largest precision the quantizers run, 16"),
+    (["--model", "resnet20", "--iters", "640", "--grad-bits", "17"], "--grad-bits '17': 17 bits is above"),
+    (["--model", "resnet20", "--iters", "99999999999999999999"],
+     "--iters 99999999999999999999: more than the 10,000,000 iterations"),
+    (["--model", "resnet20", "--epochs", "100000", "--batch-size", "128"],
+     "--epochs 100000 (39000000 iterations): more than the 10,000,000"),
 ])
 def test_bad_arguments_are_one_line_exit_2(capsys, args, msg):
     assert main(["bitops", *args]) == 2
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1
+
+
+def test_float_notation_for_iters_is_an_argument_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bitops", "--model", "resnet20", "--iters", "1e10"])
+    assert e.value.code == 2 and "--iters: invalid int value: '1e10'" in capsys.readouterr().err
+
+
+def test_schedule_bitops_in_chunks_equals_the_whole_sum(monkeypatch):
+    sched = PrecisionSchedule.build("cpt", (3, 8), (6, 8), 64000, 32)
+    fw, bw = (np.where(a == 0, 32, a) for a in sched.arrays(64000))
+    whole = 5 * 7 * int(np.sum(fw * fw + 2 * fw * bw))
+    monkeypatch.setattr(bitops, "_CHUNK", 999)  # 65 chunks, the last one partial
+    assert bitops.schedule_bitops(7, 5, sched, 64000) == whole

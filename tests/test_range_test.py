@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -49,3 +50,37 @@ def test_bits_auto_trains_with_the_range_tests_bounds(tmp_path, capsys):
 def test_range_test_refuses_precisions_the_accelerator_cannot_run(tmp_path, capsys):
     assert main(["range-test", *COMMON, "--backend", "accel:emu", "--max-bits", "9", "--out", str(tmp_path)]) == 2
     assert "the zc706 accelerator runs 1..8 bits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--max-bits", "99"], "--max-bits 99: must be in 2..16"),
+    (["--max-bits", "1"], "--max-bits 1: must be in 2..16"),
+    (["--grad-bits", "20"], "--grad-bits '20'"),
+    (["--threshold", "nan"], "--threshold nan: must be an accuracy change in [0, 1)"),
+    (["--steps-per-bit", "0"], "--steps-per-bit 0: must be a positive integer"),
+])
+def test_bad_range_test_flags_are_one_line_naming_the_flag_before_anything_runs(tmp_path, capsys, args, msg):
+    out = tmp_path / "rt"
+    assert main(["range-test", *COMMON, *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and "fw =" not in err and "bw =" not in err
+    assert not out.exists()
+
+
+def test_a_fifo_as_data_is_refused_without_hanging(tmp_path, capsys):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    out = tmp_path / "rt"
+    assert main(["range-test", *COMMON, "--dataset", "cifar10", "--data", str(fifo), "--data-cache",
+                 str(tmp_path / "cache"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not a folder or a regular file" in err and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_the_help_constants_are_the_packages():
+    from cpt_hw.cli import range_test_cmd
+    from cpt_hw.nn.context import MAX_BITS
+    from cpt_hw.range_test import START_BITS
+
+    assert (range_test_cmd.START_BITS, range_test_cmd.MAX_BITS) == (START_BITS, MAX_BITS)

@@ -6,7 +6,12 @@ import argparse
 import json
 
 from ..errors import CptHwError
-from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS, PrecisionSchedule, parse_bits_range, parse_shape
+from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS, PrecisionSchedule, parse_shape
+from .common import parse_bits_flag
+
+#: Longest run counted: 156 x the paper's 64,000-iteration CIFAR runs, 22 x a 90-epoch ImageNet run at batch
+#: 256; evaluating the schedule over it takes about a second.
+MAX_ITERS = 10**7
 
 #: (training images, one sample's shape, classes) of the data sets whose sizes are standard facts.
 _STANDARD = {"cifar10": (50000, (3, 32, 32), 10), "cifar100": (50000, (3, 32, 32), 100)}
@@ -24,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     length.add_argument("--iters", type=int, help="run length in iterations (the paper's CIFAR runs: 64000)")
     p.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
     p.add_argument("--schedule", default="cpt", choices=SCHEDULE_KINDS, help="precision schedule (default: cpt)")
-    p.add_argument("--bits", default="3-8", help="forward bits N or LO-HI (default: 3-8)")
-    p.add_argument("--grad-bits", default="8", help="gradient bits N or LO-HI (default: 8)")
+    p.add_argument("--bits", default="3-8", help="forward bits N or LO-HI, 1..16 or 0 for full precision "
+                   "(counted as 32-bit) (default: 3-8)")
+    p.add_argument("--grad-bits", default="8", help="gradient bits N or LO-HI, as --bits (default: 8)")
     p.add_argument("--cycles", type=int, default=DEFAULT_CYCLES, help=f"precision cycles (default: {DEFAULT_CYCLES})")
     p.add_argument("--shape", help="custom schedule shape, e.g. 0,1,0.5")
     p.add_argument("--count", choices=("paper", "gemm"), default="paper",
@@ -52,12 +58,15 @@ def run(args: argparse.Namespace) -> int:
         v = getattr(args, name)
         if v is not None and v < 1:
             raise CptHwError(f"--{name.replace('_', '-')} {v}: must be a positive integer")
+    bits, grad_bits = parse_bits_flag(args.bits, "--bits"), parse_bits_flag(args.grad_bits, "--grad-bits")
     train_size, sample, classes = _dataset_facts(args.dataset)
     iters = args.iters if args.iters is not None else args.epochs * (train_size // args.batch_size)
     if iters < 1:
         raise CptHwError(f"--batch-size {args.batch_size}: larger than the {train_size} training images")
-    schedule = PrecisionSchedule.build(args.schedule, parse_bits_range(args.bits, "--bits"),
-                                       parse_bits_range(args.grad_bits, "--grad-bits"), iters, args.cycles,
+    if iters > MAX_ITERS:
+        flag = f"--iters {iters}" if args.iters is not None else f"--epochs {args.epochs} ({iters} iterations)"
+        raise CptHwError(f"{flag}: more than the {MAX_ITERS:,} iterations bitops counts")
+    schedule = PrecisionSchedule.build(args.schedule, bits, grad_bits, iters, args.cycles,
                                        parse_shape(args.shape) if args.shape else None)
     model = frontend.build_model(args.model, classes)
     reports = {}
