@@ -223,7 +223,9 @@ class CptGemmTB:
                 await First(RisingEdge(self.dut.interrupt), ClockCycles(self.dut.ap_clk, timeout_cycles))
             if not int(self.dut.interrupt.value):
                 raise TimeoutError(f"no interrupt within {timeout_cycles} cycles")
-            await self.write_reg("ISR", await self.read_reg("ISR"))   # toggle-on-write acknowledges
+            # Write back what was read: clears the bits on toggle-on-write ISRs (the twin, Vitis >= 2023.1)
+            # and is ignored by clear-on-read ones (Vitis 2022.x), as the driver does.
+            await self.write_reg("ISR", await self.read_reg("ISR"))
         for _ in range(timeout_cycles // 16 + 1):
             if await self.read_reg("CTRL") & done:
                 return
