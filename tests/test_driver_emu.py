@@ -5,7 +5,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from cpt_driver import Accelerator, ArgumentError, layout as L, resolve_spec
+from cpt_driver import Accelerator, ArgumentError, DeviceTimeoutError, layout as L, resolve_spec
 from cpt_driver.backends.emu import EmuBackend
 from cpt_hw import golden as g
 from cpt_hw.config import HardwareConfig
@@ -327,3 +327,30 @@ def test_arguments_are_latched_at_ap_start_and_ap_start_during_a_call_is_ignored
     dev.be.device.hang = False
     dev.wr("CTRL", START)  # the next call takes m = 0
     assert dev.rd("status") == 1 << STATUS_BITS["ERR_DIM"] and dev.be.device.runs == 2
+
+
+def test_prefetch_cleared_by_the_next_gemm_when_the_device_was_busy_at_the_error():
+    """A call with a hint times out: the device is busy, so the clean-up cannot run then; once that call
+    has finished (leaving its hint), the next GEMM clears it before its first call."""
+    acc = Accelerator("emu", config=SIM, pool_bytes=STALE_POOL, timeout_s=0.01)
+    a, b_old, b_new = stale_operands(seed=14)
+    a = np.concatenate([a, a])  # 48 rows: four calls on one B tile, each but the last with that tile as hint
+    device, run, hints = acc.backend.device, acc._run, []
+
+    def hang_the_second(*args):
+        hints.append(args[9])
+        device.hang = len(hints) == 2
+        return run(*args)
+
+    acc._run = hang_the_second
+    with pytest.raises(DeviceTimeoutError):
+        acc.gemm(a, b_old, STALE_BITS, STALE_BITS)
+    acc._run = run
+    device.hang = False
+    device.finish()  # the timed-out call ends after all, with its prefetch in
+    hits = device.hits
+    log = record_runs(acc)
+    c = acc.gemm(a[:12], b_new, STALE_BITS, STALE_BITS)
+    assert hints[1] is not None and log[-1][:3] == hints[1]  # the new B sits where the hint points
+    np.testing.assert_array_equal(c, g.gemm(a[:12], b_new, STALE_BITS, STALE_BITS))
+    assert device.hits == hits
