@@ -185,9 +185,10 @@ def test_non_finite_names_the_first_bad_tensor():
 
 
 # ---------------------------------------------------------------- SIGINT / SIGTERM
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_checkpoints_the_current_iteration_and_resumes_bit_for_bit(tmp_path, monkeypatch, capsys, signum):
-    args = BASE + ["--iters", "8", "--log-every", "2", "--eval-every", "4"]
+@pytest.mark.parametrize("signum, fast", [(signal.SIGINT, "off"), (signal.SIGTERM, "off"), (signal.SIGINT, "on")])
+def test_a_signal_checkpoints_the_current_iteration_and_resumes_bit_for_bit(tmp_path, monkeypatch, capsys, signum,
+                                                                            fast):
+    args = BASE + ["--iters", "8", "--log-every", "2", "--eval-every", "4", "--fast", fast]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
     original = Trainer._train_step
 
@@ -211,7 +212,14 @@ def test_a_signal_checkpoints_the_current_iteration_and_resumes_bit_for_bit(tmp_
     assert a["step"] == b["step"] == 8 and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     records = [[{k: v for k, v in json.loads(line).items() if k != "wall_s"}
                 for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in ("straight", "stopped")]
-    assert records[0] == records[1]
+    if fast == "off":
+        assert records[0] == records[1]
+    else:  # the fast path sums a log window's losses in float32 on the device: a stop inside it rounds differently
+        assert len(records[0]) == len(records[1])
+        for a_rec, b_rec in zip(*records):
+            assert a_rec.keys() == b_rec.keys()
+            assert all(a_rec[k] == pytest.approx(b_rec[k], rel=1e-6) if isinstance(a_rec[k], float) else
+                       a_rec[k] == b_rec[k] for k in a_rec)
 
 
 # ---------------------------------------------------------------- --help
