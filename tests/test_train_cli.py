@@ -58,6 +58,7 @@ def _copy_checkpoint(finished, tmp_path, edit) -> str:
     (["--lr", "inf"], ["--lr inf: must be a finite number > 0"]),
     (["--weight-decay", "nan"], ["--weight-decay nan"]),
     (["--stop-at", "0"], ["--stop-at 0: must be a positive integer"]),
+    (["--threads", "100000"], ["--threads 100000: at most 1024"]),
     (["--model", "resnet75"], ["model 'resnet75': unknown (known: resnet20"]),
     ([], ["holds a run (summary.json, checkpoint.pt); give another --out, or --overwrite to replace it"]),
 ])
@@ -127,6 +128,11 @@ def test_resuming_a_bad_checkpoint_is_one_line(finished, tmp_path, capsys, edit,
     assert main(["train", "--resume", path, "--no-progress"]) == 2
     _one_line_error(capsys, f"checkpoint {path}: ", *fragments)
     assert sorted(p.name for p in (tmp_path / "edited").iterdir()) == ["checkpoint.pt"]  # nothing written
+
+
+def test_resuming_a_folder_is_one_line(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    _one_line_error(capsys, f"checkpoint {tmp_path}: a folder, not a file")
 
 
 def test_resuming_a_finished_run_appends_nothing(finished, capsys):

@@ -66,7 +66,7 @@ def load(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save`; any damage is one :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: not found")
+        raise CheckpointError(f"checkpoint {path}: {'a folder, not a file' if path.is_dir() else 'not found'}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for damaged files (zip, pickle, EOF, Runtime)

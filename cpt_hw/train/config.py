@@ -23,6 +23,9 @@ MAX_BITS = 16
 #: such as 99999999999999999999 is refused instead of training "forever".
 MAX_ITERS = 10**9
 
+#: More CPU threads than any machine has: torch would try to start them all.
+MAX_THREADS = 1024
+
 #: Fields a resumed run may change (where it runs and how it reports, never what it computes).
 RESUME_OVERRIDABLE = ("device", "threads", "backend", "preset", "out", "stop_at", "log_every", "eval_every",
                       "checkpoint_every", "eval_batch", "data", "data_cache", "progress")
@@ -108,6 +111,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v > MAX_ITERS:
                 raise TrainConfigError(f"--{name.replace('_', '-')} {v}: at most {MAX_ITERS:,}")
+        if self.threads is not None and self.threads > MAX_THREADS:
+            raise TrainConfigError(f"--threads {self.threads}: at most {MAX_THREADS}")
         for name in ("eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise TrainConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
