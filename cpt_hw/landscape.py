@@ -108,12 +108,17 @@ def plot_landscapes(landscapes: dict[str, Landscape], path: str | Path, levels: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lo = min(float(ls.loss.min()) for ls in landscapes.values())
-    hi = max(float(np.percentile(ls.loss, 90)) for ls in landscapes.values())
-    contour_levels = np.linspace(lo, hi, levels)
+    # Far from the trained weights the loss can overflow: such points are left blank, not drawn.
+    losses = {name: np.where(np.isfinite(ls.loss), ls.loss, np.nan) for name, ls in landscapes.items()}
+    finite = [loss[np.isfinite(loss)] for loss in losses.values()]
+    if any(f.size == 0 for f in finite):
+        raise CptHwError("loss landscape: no finite loss on the grid of one of the checkpoints; nothing to draw")
+    lo = min(float(f.min()) for f in finite)
+    hi = max(float(np.percentile(f, 90)) for f in finite)
+    contour_levels = np.linspace(lo, max(hi, lo + 1e-6), levels)  # levels must increase, even on a flat grid
     fig, axes = plt.subplots(1, len(landscapes), figsize=(5 * len(landscapes), 4.4), squeeze=False)
     for ax, (name, ls) in zip(axes[0], landscapes.items()):
-        cs = ax.contour(ls.alphas, ls.betas, ls.loss, levels=contour_levels, cmap="viridis", linewidths=0.9)
+        cs = ax.contour(ls.alphas, ls.betas, losses[name], levels=contour_levels, cmap="viridis", linewidths=0.9)
         ax.clabel(cs, cs.levels[::5], fontsize=7, fmt="%.2f")
         ax.plot([0], [0], "r+", markersize=10)
         ax.set_title(f"{name}\nloss at centre {ls.loss[len(ls.betas) // 2, len(ls.alphas) // 2]:.3f}")

@@ -50,6 +50,20 @@ def test_generate_with_overrides_writes_a_folder_of_its_own(tmp_path, capsys, mo
     monkeypatch.setattr("cpt_hw.generator.build_dir", lambda name: tmp_path / name)
     cfg = HardwareConfig.from_preset("sim", ["rows=2"])
     assert main(["generate", "--preset", "sim", "--set", "rows=2", "--target", "driver"]) == 0
-    assert f"generated {tmp_path / cfg.name}" in capsys.readouterr().out
+    assert f"generated {tmp_path / cfg.name} (config '{cfg.name}', id 0x{cfg.id_word:08x}" in capsys.readouterr().out
     regmap = json.loads((tmp_path / cfg.name / "driver" / "regmap.json").read_text())
     assert regmap["config"] == cfg.name != "sim" and not (tmp_path / "sim").exists()
+
+
+def test_every_help_text_is_plain_text(capsys):
+    """argparse prints descriptions verbatim: no '%%' escapes, no reStructuredText markup."""
+    import pytest
+
+    from cpt_hw.cli import COMMANDS, main
+
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            main([name.replace("_", "-"), "--help"])
+        out = capsys.readouterr().out
+        assert e.value.code == 0 and "usage:" in out
+        assert "%%" not in out and "``" not in out and ":class:" not in out, (name, out)

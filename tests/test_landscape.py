@@ -43,13 +43,70 @@ def test_cli_end_to_end(cli, tmp_path):
     assert data["label"] == "digits_cnn cpt 3-8/8"
 
 
-def test_cli_bad_input(cli, tmp_path):
+def test_cli_bad_input(tmp_path, capsys):
+    from cpt_hw.cli import main
+
     bad = tmp_path / "x.pt"
     bad.write_bytes(b"not a checkpoint")
-    r = cli("landscape", str(bad), "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and "corrupt or unreadable" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = cli("landscape", str(tmp_path / "missing.pt"))
-    assert r.returncode == 2 and "not found" in r.stderr
-    for steps in ("4", "1"):
-        r = cli("landscape", str(bad), "--steps", steps)
-        assert r.returncode == 2 and f"--steps {steps}: need an odd number" in r.stderr
+    for args, msg in [([str(bad), "--out", str(tmp_path / "o")], "corrupt or unreadable"),
+                      ([str(tmp_path / "missing.pt")], "not found"),
+                      ([str(bad), "--steps", "4"], "--steps 4: need an odd number"),
+                      ([str(bad), "--steps", "1"], "--steps 1: need an odd number")]:
+        assert main(["landscape", *args]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A digits_cnn checkpoint (8 iterations) and a copy whose first conv weight holds a NaN."""
+    from cpt_hw.cli import main
+    from cpt_hw.train import checkpoint
+
+    root = tmp_path_factory.mktemp("landscape")
+    assert main(["train", "--model", "digits_cnn", "--iters", "8", "--cycles", "2", "--batch-size", "32",
+                 "--threads", "1", "--out", str(root / "run"), "--no-progress", "--json"]) == 0
+    good = root / "run" / "checkpoint.pt"
+    ck = checkpoint.load(good)
+    name = next(k for k, v in ck["model"].items() if v.is_floating_point() and v.dim() == 4)
+    ck["model"][name].view(-1)[0] = float("nan")
+    payload = {k: v for k, v in ck.items() if k not in ("format", "version", "source")}
+    checkpoint.save(root / "nan.pt", payload)
+    return good, root / "nan.pt", name
+
+
+def test_bad_landscape_input_is_one_line_and_writes_nothing(trained, tmp_path, capsys):
+    from cpt_hw.cli import main
+
+    good, nan, name = trained
+    (tmp_path / "file").write_text("x")
+    for args, msg in [
+        ([str(good), str(nan)], f"checkpoint {nan}: '{name}' holds NaN or infinite values; a loss landscape"),
+        ([str(good), "--bits", "99"], "--bits '99': expected 'last', 0 (float) or a number of bits in 1..16"),
+        ([str(good), "--bits", "-1"], "--bits '-1'"),
+        ([str(good), "--out", str(tmp_path / "file")], f"--out {tmp_path / 'file'}: exists and is not a folder"),
+    ]:
+        out = ["--out", str(tmp_path / "ls")] if "--out" not in args else []
+        assert main(["landscape", *args, *out, "--steps", "3", "--samples", "32", "--no-progress"]) == 2, args
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1, err
+        assert not (tmp_path / "ls").exists()
+
+
+def test_plot_leaves_overflowed_points_blank_and_refuses_an_all_nan_grid(tmp_path):
+    import numpy as np
+
+    from cpt_hw.errors import CptHwError
+    from cpt_hw.landscape import Landscape, plot_landscapes
+
+    axis = np.linspace(-1, 1, 3)
+    loss = np.array([[np.inf, 2.0, np.nan], [2.0, 1.0, 2.0], [3.0, 2.0, 4.0]])
+    ls = Landscape(axis, axis, loss, np.zeros((3, 3)), {})
+    assert plot_landscapes({"a": ls}, tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+    flat = Landscape(axis, axis, np.ones((3, 3)), np.zeros((3, 3)), {})
+    assert plot_landscapes({"flat": flat}, tmp_path / "flat.png").is_file()
+    with pytest.raises(CptHwError, match="no finite loss"):
+        plot_landscapes({"a": Landscape(axis, axis, np.full((3, 3), np.nan), np.zeros((3, 3)), {})},
+                        tmp_path / "b.png")
+    assert not (tmp_path / "b.png").exists()

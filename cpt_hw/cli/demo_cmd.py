@@ -20,7 +20,10 @@ DEMO_ARGS = {"model": "digits_cnn", "dataset": "digits", "schedule": "cpt", "bit
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate the ZC706 accelerator and train CPT on it (emulated, no download)",
-                       description=__doc__.split("\n\n")[0])
+                       description="The whole flow on a laptop, no download, a few minutes: generate the "
+                                   "ZC706 accelerator's sources, train the digits CNN with CPT 3-8/8 with every "
+                                   "quantized GEMM on the emulated accelerator, print test accuracy, BitOPs saved "
+                                   "and modelled accelerator time.  `make demo` runs it.")
     p.add_argument("--preset", default="zc706", help="hardware config (default: zc706)")
     p.add_argument("--out", default="build/demo", help="run directory (default: build/demo)")
     p.add_argument("--epochs", type=int, default=DEMO_ARGS["epochs"], help="training epochs (default: %(default)s)")

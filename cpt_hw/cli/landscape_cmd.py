@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from itertools import islice
 from pathlib import Path
 
@@ -41,59 +42,95 @@ def _label(cfg) -> str:
     return f"{cfg.model} {cfg.schedule} {bits}/{cfg.grad_bits}"
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_args(args: argparse.Namespace) -> None:
+    """Every flag, before any checkpoint is read."""
     import torch
 
-    from .. import nn as qnn
-    from ..data import load_dataset
-    from ..landscape import check_grid, compute_landscape, plot_landscapes, save_landscape
-    from ..schedules import PrecisionSchedule, parse_bits_range, parse_shape
-    from ..train import checkpoint, frontend
-    from ..train.batches import eval_batches
-    from ..train.config import TrainConfig
+    from ..landscape import check_grid
+    from ..nn.context import MAX_BITS
 
     if args.labels and len(args.labels) != len(args.checkpoints):
         raise CptHwError(f"--labels: {len(args.labels)} given for {len(args.checkpoints)} checkpoints")
     check_grid(args.steps, args.span)
     if args.samples < 1:
         raise CptHwError(f"--samples {args.samples}: must be positive")
+    if args.bits != "last" and not (args.bits.isdigit() and 0 <= int(args.bits) <= MAX_BITS):
+        raise CptHwError(f"--bits {args.bits!r}: expected 'last', 0 (float) or a number of bits in 1..{MAX_BITS}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CptHwError(f"--device {args.device}: CUDA is not available on this machine")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CptHwError(f"--out {out}: exists and is not a folder")
+
+
+def _load_checkpoint(path: str):
+    """(checkpoint, its TrainConfig); a checkpoint whose weights hold NaN or inf is refused."""
+    from ..train import checkpoint
+    from ..train.config import TrainConfig
+
+    ck = checkpoint.load(path)
+    bad = checkpoint.non_finite(ck["model"])
+    if bad is not None:
+        raise CptHwError(f"checkpoint {path}: {bad!r} holds NaN or infinite values; a loss landscape needs a "
+                         "finite model (use an earlier checkpoint of the run)")
+    return ck, TrainConfig.from_dict(ck["config"])
+
+
+def _precision(args: argparse.Namespace, ck: dict, cfg, total: int) -> tuple[int, int]:
+    """(fw, bw) to evaluate at: the run's last iteration's, or --bits for both."""
+    from ..schedules import PrecisionSchedule, parse_bits_range, parse_shape
+
+    if args.bits != "last":
+        return int(args.bits), int(args.bits)
+    if cfg.bits == "auto":
+        if "bounds" not in (ck.get("range_test") or {}):
+            raise CptHwError(f"checkpoint {ck['source']}: trained with --bits auto but holds no range-test bounds; "
+                             "give --bits N")
+        bits = tuple(ck["range_test"]["bounds"])
+    else:
+        bits = parse_bits_range(cfg.bits, "--bits")
+    sched = PrecisionSchedule.build(cfg.schedule, bits, parse_bits_range(cfg.grad_bits, "--grad-bits"), total,
+                                    cfg.cycles, parse_shape(cfg.shape) if cfg.shape else None)
+    return sched.at(max(int(ck["step"]) - 1, 0))
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .. import nn as qnn
+    from ..data import load_dataset
+    from ..landscape import compute_landscape, plot_landscapes, save_landscape
+    from ..train import checkpoint, frontend
+    from ..train.batches import eval_batches
+
+    _check_args(args)
+    loaded = [_load_checkpoint(path) for path in args.checkpoints]  # every checkpoint checked before any work
+    out = Path(args.out)
     results = {}
-    for i, path in enumerate(args.checkpoints):
-        ck = checkpoint.load(path)
-        cfg = TrainConfig.from_dict(ck["config"])
+    for i, (path, (ck, cfg)) in enumerate(zip(args.checkpoints, loaded)):
         data = load_dataset(cfg.dataset, cfg.data, cfg.data_cache)
         model = frontend.build_model(cfg.model, data.num_classes)
+        checkpoint.check_model_state(path, ck["model"], model.state_dict())
         model.load_state_dict(ck["model"])
         model.to(args.device)
         qnn.set_default_backend("torch:hardware" if cfg.backend != "torch" else "torch")
-        steps_per_epoch = len(data.train) // cfg.batch_size
-        total = cfg.total_iters(steps_per_epoch)
-        if args.bits == "last":
-            bits = parse_bits_range(cfg.bits, "--bits") if cfg.bits != "auto" else tuple(ck["range_test"]["bounds"])
-            sched = PrecisionSchedule.build(cfg.schedule, bits, parse_bits_range(cfg.grad_bits, "--grad-bits"), total,
-                                            cfg.cycles, parse_shape(cfg.shape) if cfg.shape else None)
-            fw, bw = sched.at(max(int(ck["step"]) - 1, 0))
-        else:
-            try:
-                fw = bw = int(args.bits)
-            except ValueError:
-                raise CptHwError(f"--bits {args.bits!r}: expected 'last', 0 or a number of bits") from None
+        fw, bw = _precision(args, ck, cfg, cfg.total_iters(len(data.train) // cfg.batch_size))
         n_batches = -(-args.samples // 256)
         batches = [(x[: args.samples], y[: args.samples]) for x, y in
                    islice(eval_batches(data, data.train, 256, device=args.device), n_batches)]
         with frontend.precision(fw, bw):
             ls = compute_landscape(model, batches, steps=args.steps, span=args.span, seed=args.seed,
                                    progress=not args.no_progress)
+        centre = ls.loss[args.steps // 2, args.steps // 2]
+        if not math.isfinite(centre):
+            raise CptHwError(f"checkpoint {path}: the loss at the trained weights is {centre} at {fw}/{bw} bits; "
+                             "nothing to draw")
         label = args.labels[i] if args.labels else _label(cfg)
         ls.meta.update(checkpoint=str(path), label=label, fw_bits=fw, bw_bits=bw, samples=args.samples)
         save_landscape(ls, out / f"landscape_{i}.json")
         results[label] = ls
-        centre = ls.loss[args.steps // 2, args.steps // 2]
         print(json.dumps({"label": label, "fw_bits": fw, "centre_loss": round(float(centre), 4),
-                          "min_loss": round(float(ls.loss.min()), 4)}))
+                          "min_loss": round(float(np.nanmin(ls.loss)), 4)}))
     png = plot_landscapes(results, out / "landscape.png")
     print(f"wrote {png}")
     return 0

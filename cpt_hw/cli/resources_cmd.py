@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("resources", help="synthesise the RTL with Yosys and report LUT/FF/DSP/BRAM use",
                        description="Synthesise the Verilog twin of a config with Yosys synth_xilinx (hierarchy "
                                    "kept: each distinct module once, times its instances) and compare LUT, FF, "
-                                   "DSP and BRAM use with the part's capacity (15 %% headroom expected).")
+                                   "DSP and BRAM use with the part's capacity (15 % headroom expected).")
     add_config_args(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as markdown to FILE")
