@@ -206,6 +206,13 @@ def test_a_fresh_decode_and_the_cache_give_identical_arrays_and_statistics(tmp_p
             assert np.array_equal(x, y)
         assert (a.pixels.dtype, a.labels.dtype) == (np.uint8, np.int64)
     assert fresh.mean == cached.mean and fresh.std == cached.std
+    # the statistics stored in the cache are what the pixels give, also for an entry written without them
+    entry, = (tmp_path / "cache").iterdir()
+    with np.load(entry) as z:
+        arrays = {k: z[k] for k in z.files if k not in ("mean", "std")}
+    np.savez(entry, **arrays)
+    old_format = load_dataset("imagefolder", tree, cache_dir=tmp_path / "cache")
+    assert old_format.mean == fresh.mean and old_format.std == fresh.std
     assert torch.equal(normalise(torch.from_numpy(fresh.test.pixels), fresh),
                        normalise(torch.from_numpy(cached.test.pixels), cached))
 
