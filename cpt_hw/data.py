@@ -12,11 +12,14 @@ Sources, all held in memory as uint8 pixels (N, C, H, W) with int64 labels:
 * ``imagefolder``: any such tree or archive; the number of classes is what the tree holds.
 
 Archives and trees are decoded once and cached as ``.npz`` files in a cache directory (``--data-cache``,
-``$CPT_HW_CACHE`` or ``~/.cache/cpt-hw``), keyed on the archive's SHA-256 or the tree's listing; cache
-files are written atomically, so an interrupted decode never leaves a half-written cache.  Archives are
-read member by member and never unpacked onto disk (no path-traversal exposure, no 60,000 loose files).
+``$CPT_HW_CACHE`` or ``~/.cache/cpt-hw``), keyed on the archive's SHA-256 or the tree's listing, together
+with the training split's channel statistics; cache files are written atomically, so an interrupted decode
+never leaves a half-written cache, and an entry damaged otherwise (cut, overwritten) is reported in one line
+on stderr and rebuilt.  Archives are read member by member and never unpacked onto disk (no path-traversal
+exposure, no 60,000 loose files).
 
-A missing, unreadable or corrupt data file raises :class:`DataError` (one line, exit 2 at the CLI).
+A missing, unreadable or corrupt data file, and a path that is neither a folder nor a non-empty regular file
+(a FIFO would block the read), raise :class:`DataError` (one line, exit 2 at the CLI).
 Batching and augmentation live in :mod:`cpt_hw.train.batches`.
 """
 
