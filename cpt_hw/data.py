@@ -69,8 +69,12 @@ class ImageSet:
     labels: np.ndarray
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pixels", np.ascontiguousarray(self.pixels, dtype=np.uint8))
-        object.__setattr__(self, "labels", np.ascontiguousarray(self.labels, dtype=np.int64))
+        pixels, labels = np.asarray(self.pixels), np.asarray(self.labels)
+        if pixels.dtype != np.uint8 or labels.dtype.kind not in "iu":  # a cast would wrap values silently
+            raise ValueError(f"images of dtype {pixels.dtype} with labels of dtype {labels.dtype} (need uint8, "
+                             "integers)")
+        object.__setattr__(self, "pixels", np.ascontiguousarray(pixels))
+        object.__setattr__(self, "labels", np.ascontiguousarray(labels, dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
