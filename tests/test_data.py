@@ -229,7 +229,9 @@ def test_channel_statistics_are_exact_whatever_the_memory_layout():
     assert np.allclose(_channel_stats(x, 255.0)[1], xf.std(axis=(0, 2, 3)), rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b[:100] + b"\0" * (len(b) - 100), lambda b: b""])
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2],  # cut in half
+                                    lambda b: b[:100] + b"\0" * (len(b) - 100),  # zeroed
+                                    lambda b: b""])
 def test_a_damaged_cache_entry_is_reported_in_one_line_and_rebuilt(tmp_path, capsys, damage):
     x, _ = _write_cifar10_batches(tmp_path / "c")
     load_dataset("cifar10", tmp_path / "c", cache_dir=tmp_path / "cache")
