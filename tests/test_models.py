@@ -69,8 +69,8 @@ def test_names_and_bad_input():
         build_model("resnet20", num_classes=1)
 
 
-def test_digits_cnn_learns_digits_with_cpt_on_integer_hardware_numerics():
-    """The embedded demo's model: CPT 3-8/8 with every GEMM on the integer (exact) path reaches >= 90 %."""
+def _digits_accuracy_with_cpt_on_exact(seed: int) -> float:
+    """Test accuracy of digits_cnn after 3 epochs of CPT 3-8/8 (4 cycles) with every GEMM on the integer path."""
     import math
 
     import numpy as np
@@ -79,14 +79,16 @@ def test_digits_cnn_learns_digits_with_cpt_on_integer_hardware_numerics():
     d = load_digits()
     x = (torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0 - 0.3) / 0.4
     y = torch.tensor(d.target)
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     tr, te = perm[:1400], perm[1400:]
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = build_model("digits_cnn")
     cnn.set_backend(model, "exact")
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    lr = 0.1
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     total, period = 3 * 1400 // 32, 3 * 1400 // 32 // 4
     for t in range(total):
+        opt.param_groups[0]["lr"] = lr * 0.5 * (1 + math.cos(math.pi * t / total))
         idx = tr[(t * 32) % 1376:(t * 32) % 1376 + 32]
         fw = int(np.rint(3 + 2.5 * (1 - math.cos(math.pi * (t % period) / period))))
         with cnn.precision(fw=fw, bw=8, step=t):
@@ -95,5 +97,19 @@ def test_digits_cnn_learns_digits_with_cpt_on_integer_hardware_numerics():
         loss.backward()
         opt.step()
     with torch.no_grad(), cnn.precision(fw=8, bw=8):
-        acc = (model.eval()(x[te]).argmax(1) == y[te]).float().mean().item()
+        return (model.eval()(x[te]).argmax(1) == y[te]).float().mean().item()
+
+
+def test_digits_cnn_learns_digits_with_cpt_on_integer_hardware_numerics():
+    """The embedded demo's model: CPT 3-8/8 with every GEMM on the integer (exact) path reaches >= 90 %.
+
+    The integer GEMMs are exact, but BatchNorm, the float corrections and SGD are float code whose reductions
+    differ between CPUs (oneDNN/BLAS kernels), so another machine follows another trajectory, much as another
+    seed does.  So the learning rate decays to zero (cosine) and the run ends converged: at a constant 0.1
+    the final accuracy was a draw from 0.887-0.987 over seeds 0-4 (seed 0 failed this test on an AMD EPYC).
+    With the decay, ``_digits_accuracy_with_cpt_on_exact(s)`` for s = 0..4 gives 0.962 / 0.967 / 0.962 /
+    0.985 / 0.972 (AMD EPYC, one thread): the threshold sits 6.2 points below the worst seed, almost three
+    times the 2.3 points the five seeds span.
+    """
+    acc = _digits_accuracy_with_cpt_on_exact(seed=0)
     assert acc >= 0.90, f"test accuracy {acc:.3f}"
