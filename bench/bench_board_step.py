@@ -314,7 +314,15 @@ def _cpt_static(rows: dict[int, dict], weights: dict[int, float], get: Any) -> d
     return {"cpt": _weighted(rows, weights, get), "static": get(rows[8])}
 
 
-def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], command: str) -> dict:
+def machine_info() -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__,
+            "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
+
+
+def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], command: str,
+              machine: dict | None = None) -> dict:
     """The report: per-precision rows, their CPT average (schedule weights) and static 8/8, board hours."""
     by_bits = {r["fw"]: r for r in rows}
     full = cpt_weights()
@@ -330,10 +338,7 @@ def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], 
     mb = 1 / (1 << 20)
     return {
         "model": model, "batch_size": batch, "command": command, "backend": "accel:emu", "config": "zc706",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-                    "torch": torch.__version__, "numpy": np.__version__,
-                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
+        "machine": machine or machine_info(),
         "schedule": {"kind": "cpt", "bits": list(CPT_BITS), "grad_bits": GRAD_BITS, "iters": ITERS,
                      "cycles": DEFAULT_CYCLES, "weights": {str(b): w for b, w in full.items()},
                      "measured_bits": sorted(by_bits), "partial": len(measured) != len(full)},
@@ -359,7 +364,8 @@ A9_SOURCE = ("ARCHITECTURE.md section 7: a Cortex-A9 at 800 MHz runs streaming n
 
 
 def _gib(x: float) -> str:
-    return f"{x / (1 << 30):.2f} GiB"
+    """Bytes as GiB, or MiB below 1 GiB."""
+    return f"{x / (1 << 30):.2f} GiB" if x >= 1 << 30 else f"{x / (1 << 20):.1f} MiB"
 
 
 def markdown(res: dict) -> str:
@@ -447,6 +453,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bits", type=int, nargs="+", default=list(range(CPT_BITS[0], CPT_BITS[1] + 1)),
                    help="forward precisions to measure (default 3..8, what CPT 3-8/8 visits; must include 8)")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the markdown")
+    p.add_argument("--rows-only", action="store_true",
+                   help="measure --bits (8 not required) and write only their rows and memory, for --combine")
+    p.add_argument("--combine", nargs="+", type=Path, metavar="JSON",
+                   help="no measurement: merge --rows-only files of separate processes (one model and batch, "
+                        "distinct precisions including 8) into the report")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", help="output path without suffix (default docs/results/board_step-<model>[-b<batch>])")
     args = p.parse_args(argv)
@@ -456,7 +467,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: must be >= 1")
     bad = [b for b in args.bits if not CPT_BITS[0] <= b <= CPT_BITS[1]]
-    if bad or len(set(args.bits)) != len(args.bits) or 8 not in args.bits:
+    if bad or len(set(args.bits)) != len(args.bits) or (8 not in args.bits and not args.rows_only):
         raise UsageError(f"--bits {' '.join(map(str, args.bits))}: must be distinct values in "
                          f"{CPT_BITS[0]}..{CPT_BITS[1]} including 8 (static 8/8)")
     suffix = "" if args.batch_size == 128 else f"-b{args.batch_size}"
@@ -467,6 +478,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, command: str) -> dict:
+    """Measure args.bits: the report, or with --rows-only the rows and memory figures alone."""
     torch.set_num_threads(1)  # "one x86 core": BLAS too (threadpoolctl, installed with the driver's emu)
     from threadpoolctl import threadpool_limits
 
@@ -476,7 +488,33 @@ def run(args: argparse.Namespace, command: str) -> dict:
             rows = measure(bench, sorted(args.bits), probe, not args.no_progress)
     memory = {"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_peak": sampler.host_peak,
               "scratch": probe.scratch_bytes, "baseline": bench.baseline_rss}
+    if args.rows_only:
+        return {"model": args.model, "batch_size": args.batch_size, "command": command, "machine": machine_info(),
+                "memory": memory, "per_precision": rows}
     return summarise(args.model, args.batch_size, rows, memory, command)
+
+
+def combine(paths: list[Path], command: str) -> dict:
+    """One report from the --rows-only files of separate processes (each precision's iteration is
+    independent); memory figures are the largest of the processes'."""
+    parts = []
+    for path in paths:
+        try:
+            parts.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--combine {path}: cannot read a JSON report ({e})") from None
+        if not {"model", "batch_size", "memory", "per_precision"} <= set(parts[-1]):
+            raise UsageError(f"--combine {path}: not a --rows-only report")
+    keys = {(p["model"], p["batch_size"]) for p in parts}
+    rows = sorted((r for p in parts for r in p["per_precision"]), key=lambda r: r["fw"])
+    bits = [r["fw"] for r in rows]
+    if len(keys) != 1 or len(set(bits)) != len(bits) or 8 not in bits:
+        raise UsageError(f"--combine: the files must share one model and batch ({sorted(keys)}) and hold "
+                         f"distinct precisions including 8 (got {bits})")
+    memory = {k: max(p["memory"][k] for p in parts) for k in ("peak", "host_peak", "scratch", "baseline")}
+    (model, batch), = keys
+    full = command + "  (parts: " + "; ".join(f"`{p['command']}`" for p in parts) + ")"
+    return summarise(model, batch, rows, memory, full, machine=parts[0]["machine"])
 
 
 @contextlib.contextmanager
@@ -494,8 +532,15 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"bench_board_step.py: error: {e}", file=sys.stderr)
         return 2
-    command = "python bench/bench_board_step.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    res = run(args, command.strip())
+    command = ("python bench/bench_board_step.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    try:
+        res = combine(args.combine, command) if args.combine else run(args, command)
+    except UsageError as e:
+        print(f"bench_board_step.py: error: {e}", file=sys.stderr)
+        return 2
+    if args.rows_only:
+        write_atomic(args.out.with_suffix(".json"), json.dumps(res, indent=2) + "\n")
+        return 0
     res["plot"] = args.out.with_suffix(".png").name
     text = markdown(res)
     write_atomic(args.out.with_suffix(".json"), json.dumps(res, indent=2) + "\n")
