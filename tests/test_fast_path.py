@@ -9,32 +9,80 @@ import torch.nn.functional as F
 from cpt_hw import golden as g
 from cpt_hw import nn as cnn
 from cpt_hw.fast import DevicePrecision, enable_fast
-from cpt_hw.fast.quant import (fq_channel, fq_error, fq_tensor_range, fq_tensor_train, stream_key)
+from cpt_hw.fast.quant import (fq_channel, fq_channel_fused, fq_error, fq_error_fused, fq_tensor_range,
+                                fq_tensor_range_fused, fq_tensor_train, fq_tensor_train_fused, stream_key)
 from cpt_hw.models import build_model
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.mark.parametrize("bits", [1, 3, 8])
-def test_fused_quantizers_equal_golden(bits):
+def _check_against_golden(fns: dict, bits: int) -> None:
+    """The four fused quantizers ``fns`` (by name) on CPU tensors against golden, bit for bit."""
     torch.manual_seed(bits)
     x = torch.randn(2, 3, 5, 7) * 3
     levels = torch.tensor(float(2**bits - 1))
     run_min, run_max = torch.zeros(()), torch.zeros(())
-    x_hat = fq_tensor_train(x, levels, run_min, run_max, 0.9)
+    x_hat = fns["fq_tensor_train"](x, levels, run_min, run_max, 0.9)
     lo, hi = x.min().numpy(), x.max().numpy()
     np.testing.assert_array_equal(x_hat.numpy(), g.dequantize(g.quantize(x.numpy(), bits, lo, hi), lo, hi, bits))
     assert run_min.item() == pytest.approx(0.1 * lo) and run_max.item() == pytest.approx(0.1 * hi)
-    np.testing.assert_array_equal(fq_tensor_range(x, torch.tensor(lo), torch.tensor(hi), levels).numpy(), x_hat.numpy())
-    w_hat, q, scale, zp = fq_channel(x, levels)
+    x_range = fns["fq_tensor_range"](x, torch.tensor(lo), torch.tensor(hi), levels)
+    np.testing.assert_array_equal(x_range.numpy(), x_hat.numpy())
+    w_hat, q, scale, zp = fns["fq_channel"](x, levels)
     wl, wh = x.numpy().reshape(2, -1).min(1)[:, None, None, None], x.numpy().reshape(2, -1).max(1)[:, None, None, None]
     np.testing.assert_array_equal(q.numpy(), g.quantize(x.numpy(), bits, wl, wh))
+    np.testing.assert_array_equal(scale.numpy(), g.quant_params(wl, wh, bits)[0])
+    np.testing.assert_array_equal(zp.numpy(), wl)
     np.testing.assert_array_equal(w_hat.numpy(), g.dequantize(q.numpy(), wl, wh, bits))
     key, step = stream_key(5, 2, 0), 17
     seed = int(g.counter_hash(key, np.int64(step)))
-    e_hat = fq_error(x, levels, torch.tensor(key), torch.tensor(step))
+    e_hat = fns["fq_error"](x, levels, torch.tensor(key), torch.tensor(step))
     qe = g.quantize(x.numpy(), bits, lo, hi, stochastic=True, seed=seed)
     np.testing.assert_array_equal(e_hat.numpy(), g.dequantize(qe, lo, hi, bits))
+    ratio = torch.linspace(0.25, 1.0, 3).reshape(1, 3, 1, 1)  # the hardware numerics' s_w / max s_w
+    e_tilde = fns["fq_error"](x, levels, torch.tensor(key), torch.tensor(step), ratio)
+    xs = x.numpy() * ratio.numpy()
+    qs = g.quantize(xs, bits, xs.min(), xs.max(), stochastic=True, seed=seed)
+    np.testing.assert_array_equal(e_tilde.numpy(), g.dequantize(qs, xs.min(), xs.max(), bits))
+
+
+FUSED = (fq_tensor_train_fused, fq_tensor_range_fused, fq_channel_fused, fq_error_fused)
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_fused_quantizers_equal_golden(bits):
+    """What the fast path runs on CPU tensors (the uncompiled functions: ``*_fused`` dispatches CPU tensors
+    there, asserted below) equals golden at every precision.  The compiled kernels are checked against
+    golden on CPU by the slow test below, and on CUDA by bench/gpu_exactness.py on the device
+    (docs/results/gpu_exactness.md: 0 mismatches)."""
+    assert [f.eager for f in FUSED] == [fq_tensor_train, fq_tensor_range, fq_channel, fq_error]
+    _check_against_golden({f.__name__: f for f in FUSED}, bits)
+
+
+@pytest.mark.slow
+def test_compiled_quantizers_equal_golden_on_cpu():
+    """The torch.compile'd kernels (inductor's C++ backend here; minutes of compilation) equal golden too."""
+    for bits in range(1, 9):
+        _check_against_golden({f.__name__: f.compiled for f in FUSED}, bits)
+
+
+def test_fused_quantizers_compile_with_exact_numerics(monkeypatch):
+    """The CUDA kernels are compiled with IEEE division (div_rn, not Triton's approximate div.full) and no
+    FMA contraction: without them the kernels depart from golden on the GPU (docs/results/gpu_exactness.md,
+    default options); the options exist in this torch's inductor config."""
+    from torch._inductor import config
+
+    from cpt_hw.fast import quant
+
+    seen = {}
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: seen.update(kw) or fn)
+    monkeypatch.delenv("CPT_HW_NO_COMPILE", raising=False)
+    quant._compile(fq_channel)
+    division = {"eager_numerics.division_rounding", "emulate_divison_rounding"} & set(seen["options"])
+    assert division and all(seen["options"][k] for k in division)
+    assert seen["options"]["emulate_precision_casts"] is True  # inductor: enable_fp_fusion = False
+    with config.patch(seen["options"]):  # every key names a real setting
+        pass
 
 
 def test_precision_change_is_a_tensor_write():

@@ -81,17 +81,64 @@ def fq_error(e: torch.Tensor, levels: torch.Tensor, key: torch.Tensor, step: tor
     return _quantize(e, lo, hi, levels, noise)[0]
 
 
+def exact_inductor_options() -> dict[str, bool]:
+    """Inductor settings under which the compiled kernels do golden's float32 arithmetic, op for op.
+
+    Without them a CUDA (Triton) kernel departs from golden and from eager CUDA in two ways: ``a / b``
+    lowers to the approximate ``div.full.f32`` (up to 2 ulp off the correctly rounded quotient, so
+    ``(x - min) / s`` lands on the other side of a rounding boundary now and then), and ``q * s + min`` is
+    contracted into one FMA (one rounding instead of golden's two).  ``division_rounding`` makes the
+    division ``div_rn``; ``emulate_precision_casts`` compiles the kernels with ``enable_fp_fusion=False``
+    (its other effect, keeping fp16/bf16 round trips, never applies here: everything is float32).
+    ``disable_ftz`` keeps subnormals as golden does.  The key names moved between torch releases:
+    the ones this torch has are returned; a torch without a division-rounding switch cannot compile
+    these kernels exactly, and :class:`RuntimeError` says so.
+    """
+    from torch._inductor import config
+
+    options = {"emulate_precision_casts": True}
+    numerics = getattr(config, "eager_numerics", None)
+    if numerics is not None and hasattr(numerics, "division_rounding"):
+        options["eager_numerics.division_rounding"] = True
+        if hasattr(numerics, "disable_ftz"):
+            options["eager_numerics.disable_ftz"] = True
+    elif hasattr(config, "emulate_divison_rounding"):  # sic: the name in torch releases before ~2.10
+        options["emulate_divison_rounding"] = True
+    else:
+        raise RuntimeError(f"torch {torch.__version__}: torch._inductor.config has no division-rounding switch "
+                           "(eager_numerics.division_rounding): the fused quantizers cannot be compiled "
+                           "bit-exact; set CPT_HW_NO_COMPILE=1 to run them eagerly")
+    return options
+
+
+#: Compiled shapes per quantizer: dynamic=False compiles one kernel pair per tensor shape, and a ResNet-74
+#: alone has 9 distinct weight shapes (dynamo's default limit is 8; with fullgraph=True one more fails).
+RECOMPILE_LIMIT = 64
+
+
+def _raise_recompile_limit() -> None:
+    cfg = torch._dynamo.config
+    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+    setattr(cfg, name, max(getattr(cfg, name), RECOMPILE_LIMIT))
+
+
 def _compile(fn):
-    """torch.compile on CUDA (fusion); plain eager elsewhere or when CPT_HW_NO_COMPILE=1."""
-    if os.environ.get("CPT_HW_NO_COMPILE") == "1":
-        return fn
-    compiled = torch.compile(fn, fullgraph=True, dynamic=False)
+    """``fn`` compiled by ``torch.compile`` (fusion) under :func:`exact_inductor_options`, used for CUDA
+    tensors; CPU tensors run ``fn`` eagerly (no compile cost on the CPU); CPT_HW_NO_COMPILE=1: eager
+    everywhere.  The compiled callable is ``.compiled`` and the plain function ``.eager``, so that tests
+    and bench/gpu_exactness.py can check each one on any device."""
+    no_compile = os.environ.get("CPT_HW_NO_COMPILE") == "1"
+    _raise_recompile_limit()
+    compiled = fn if no_compile else torch.compile(fn, fullgraph=True, dynamic=False,
+                                                   options=exact_inductor_options())
 
     def dispatch(*args):
         return compiled(*args) if args[0].is_cuda else fn(*args)
 
     dispatch.__name__ = fn.__name__
     dispatch.__doc__ = fn.__doc__
+    dispatch.compiled = compiled  # type: ignore[attr-defined]
+    dispatch.eager = fn  # type: ignore[attr-defined]
     return dispatch
 
 
