@@ -109,8 +109,14 @@ class HostClock:
         return next((r[5:] for r in reversed(self.stack) if r.startswith("gemm.")), "other")
 
     def reset(self) -> None:
+        """Start counting afresh (time so far is charged, then dropped)."""
         self._charge()
         self.totals.clear()
+
+    def snapshot(self) -> dict[str, float]:
+        """Seconds per region so far, the open region's time included."""
+        self._charge()
+        return dict(self.totals)
 
 
 class RssSampler:
@@ -241,7 +247,8 @@ def synthetic_batch(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tens
 
 
 class Bench:
-    """One model on ``accel:emu`` with its optimizer, probes installed; ``step(q)`` measures one iteration."""
+    """One model on ``accel:emu`` (its accelerator opened), SGD as the trainer's, a synthetic batch and the
+    host clock; :func:`measure` runs its iterations."""
 
     def __init__(self, model: str, batch: int, seed: int = 0) -> None:
         torch.manual_seed(seed)
@@ -264,6 +271,8 @@ def _host_split(totals: dict[str, float]) -> dict[str, float]:
 
 
 def measure(bench: Bench, bits: list[int], probe: DeviceProbe, progress: bool) -> list[dict]:
+    """One training iteration per forward precision in ``bits`` (8-bit errors): a row of measurements each.
+    Raises AssertionError if the probe's, the driver's and its call history's cycle counts disagree."""
     rows = []
     for t, fw in enumerate(tqdm(bits, desc=f"{bench.model_name} b{bench.batch} precisions", file=sys.stderr,
                                 disable=not progress)):
@@ -281,9 +290,8 @@ def measure(bench: Bench, bits: list[int], probe: DeviceProbe, progress: bool) -
         loss.backward()
         with bench.clock.region("optimizer"):
             bench.optimizer.step()
-        bench.clock._charge()
+        split = _host_split(bench.clock.snapshot())
         wall = time.perf_counter() - wall0
-        split = _host_split(bench.clock.totals)
         cycles = acc.total_cycles - cycles0
         history = sum(r.cycles for r in acc.history)
         if not (cycles == history == sum(probe.cycles.values())) or len(acc.history) != acc.calls - calls0 \

@@ -103,3 +103,26 @@ def test_bad_cli_input_is_one_line_and_exit_2(bbs, tmp_path, capsys, argv, words
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_combine_merges_rows_only_reports(bbs, run, tmp_path, capsys):
+    """--combine of per-precision --rows-only files gives the report summarise gives on all the rows."""
+    _, rows, res = run
+    memory = {"peak": 1 << 30, "host_peak": 1 << 29, "scratch": 0, "baseline": 1 << 28}
+    for r in rows:
+        part = {"model": "resnet20", "batch_size": 1, "command": f"part {r['fw']}", "machine": res["machine"],
+                "memory": memory, "per_precision": [r]}
+        (tmp_path / f"p{r['fw']}.json").write_text(json.dumps(part))
+    out = tmp_path / "all"
+    assert bbs.main(["--combine", str(tmp_path / "p3.json"), str(tmp_path / "p8.json"), "--out", str(out),
+                     "--json"]) == 0
+    merged = json.loads(out.with_suffix(".json").read_text())
+    assert merged["accel_s_per_iter"] == res["accel_s_per_iter"]
+    assert merged["board_hours_64k"] == res["board_hours_64k"]
+    assert merged["peak_rss_mb"] == 1024 and merged["host_rss_mb"] == 512
+    assert "part 3" in merged["command"] and "part 8" in merged["command"]
+    capsys.readouterr()
+    # without the static 8/8 row there is no report: one line, exit 2, nothing written
+    assert bbs.main(["--combine", str(tmp_path / "p3.json"), "--out", str(tmp_path / "none")]) == 2
+    assert "including 8" in capsys.readouterr().err
+    assert not (tmp_path / "none.json").exists()
