@@ -16,7 +16,7 @@ from ..errors import CptHwError
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = ("config", "generate", "sim", "lint", "resources", "csim", "bitstream", "train",
-                             "range_test", "bitops", "demo", "landscape")
+                             "range_test", "bitops", "demo", "landscape", "export")
 
 
 class _Parser(argparse.ArgumentParser):
