@@ -35,6 +35,10 @@ DEFAULT_CYCLES = 32
 #: Schedule kinds the CLI accepts for ``--schedule``.
 SCHEDULE_KINDS = ("cpt", "static", "progressive", "triangular", "custom")
 
+#: Largest precision a schedule may ask for: the quantizers' limit (``cpt_hw.nn.context`` checks every
+#: precision against it).  Defined here, with no torch import, so that the CLIs check flags before any work.
+MAX_BITS = 16
+
 
 class ScheduleError(CptHwError, ValueError):
     """A schedule parameter breaks a rule; the message names it."""
@@ -273,7 +277,11 @@ def make_schedule(kind: str, bmin: int, bmax: int, total_iters: int, num_cycles:
 
 
 def parse_bits_range(text: str, what: str = "--bits") -> tuple[int, int]:
-    """``"3-8"`` -> (3, 8); ``"8"`` -> (8, 8)."""
+    """``"3-8"`` -> (3, 8); ``"8"`` -> (8, 8); refused unless 0 (full precision) or 1..MAX_BITS.
+
+    The quantizers' ceiling (:data:`MAX_BITS`) is checked here, where every ``--bits``-style flag is parsed,
+    so that a run is refused before it starts and the error names the flag (``what``).
+    """
     lo, sep, hi = str(text).partition("-")
     try:
         bmin, bmax = (int(lo), int(hi)) if sep else (int(lo), int(lo))
@@ -283,6 +291,8 @@ def parse_bits_range(text: str, what: str = "--bits") -> tuple[int, int]:
         _check_bits(bmin, bmax)
     except ScheduleError as e:
         raise ScheduleError(f"{what} {text!r}: {e}") from None
+    if bmax > MAX_BITS:
+        raise ScheduleError(f"{what} {text!r}: at most {MAX_BITS} bits, the quantizers' limit (0 = full precision)")
     return bmin, bmax
 
 
@@ -318,6 +328,16 @@ class PrecisionSchedule:
         """(fw, bw) int64 arrays over iterations 0..total_iters-1."""
         t = np.arange(total_iters, dtype=np.int64)
         return self.fw.bits_array(t), self.bw.bits_array(t)
+
+    def sampled(self, total_iters: int, max_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(t, fw, bw): at most ``max_points`` evenly spaced iterations t of 0..total_iters-1 (every one when
+        the run is that short; the first and the last always) and their precisions, so that a plot of a run of
+        any length allocates a few MiB at most."""
+        if total_iters <= max_points:
+            t = np.arange(total_iters, dtype=np.int64)
+        else:
+            t = np.unique(np.linspace(0, total_iters - 1, max_points).astype(np.int64))
+        return t, self.fw.bits_array(t), self.bw.bits_array(t)
 
     def describe(self) -> str:
         return f"fw {self.fw.describe()}; bw {self.bw.describe()}"

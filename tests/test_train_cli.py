@@ -14,7 +14,7 @@ from cpt_hw.cli import main
 from cpt_hw.cli.train_cmd import MODEL_NAMES
 from cpt_hw.schedules import short_cycle_warning
 from cpt_hw.train import checkpoint
-from cpt_hw.train.config import MAX_BITS
+from cpt_hw.schedules import MAX_BITS
 from cpt_hw.train.trainer import Trainer
 
 BASE = ["train", "--model", "digits_cnn", "--batch-size", "32", "--cycles", "1", "--no-progress", "--threads", "1"]

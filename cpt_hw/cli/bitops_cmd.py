@@ -6,8 +6,7 @@ import argparse
 import json
 
 from ..errors import CptHwError
-from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS, PrecisionSchedule, parse_shape
-from .common import parse_bits_flag
+from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS, PrecisionSchedule, parse_bits_range, parse_shape
 
 #: Longest run counted: 156 x the paper's 64,000-iteration CIFAR runs, 22 x a 90-epoch ImageNet run at batch
 #: 256; evaluating the schedule over it takes about a second.
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         v = getattr(args, name)
         if v is not None and v < 1:
             raise CptHwError(f"--{name.replace('_', '-')} {v}: must be a positive integer")
-    bits, grad_bits = parse_bits_flag(args.bits, "--bits"), parse_bits_flag(args.grad_bits, "--grad-bits")
+    bits, grad_bits = parse_bits_range(args.bits, "--bits"), parse_bits_range(args.grad_bits, "--grad-bits")
     train_size, sample, classes = _dataset_facts(args.dataset)
     iters = args.iters if args.iters is not None else args.epochs * (train_size // args.batch_size)
     if iters < 1:

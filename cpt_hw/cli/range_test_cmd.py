@@ -10,9 +10,11 @@ from ..errors import CptHwError
 from ..fileio import write_atomic
 from .train_cmd import _given, add_training_args
 
-#: The test's first precision (``cpt_hw.range_test.START_BITS``) and the quantizers' ceiling
-#: (``cpt_hw.nn.context.MAX_BITS``), repeated so that ``--help`` needs no torch import (a test keeps them equal).
-START_BITS, MAX_BITS = 2, 16
+from ..schedules import MAX_BITS  # the quantizers' ceiling
+
+#: The test's first precision (``cpt_hw.range_test.START_BITS``), repeated so that ``--help`` needs no torch
+#: import (a test keeps them equal).
+START_BITS = 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:

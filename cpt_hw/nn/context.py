@@ -31,9 +31,9 @@ from typing import Iterator
 
 from ..errors import CptHwError
 from ..golden import counter_hash
-
-#: Largest precision the quantizers accept (int64 codes and float32 exactness are safe far beyond).
-MAX_BITS = 16
+# Largest precision the quantizers accept (int64 codes and float32 exactness are safe far beyond); defined
+# with the schedules, which the torch-free CLIs check their flags against.
+from ..schedules import MAX_BITS
 
 
 class PrecisionError(CptHwError, ValueError):

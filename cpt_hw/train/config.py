@@ -15,10 +15,6 @@ from typing import Any
 from ..errors import CptHwError
 from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS, parse_bits_range, parse_shape
 
-#: Largest precision the quantizers run (``cpt_hw.nn.context.MAX_BITS``; repeated here so that building a
-#: config imports no torch, a test keeps the two equal).  An accelerator may allow fewer (checked by the trainer).
-MAX_BITS = 16
-
 #: Longest run a config accepts: far beyond any real run (the paper's is 64,000), small enough that a typo
 #: such as 99999999999999999999 is refused instead of training "forever".
 MAX_ITERS = 10**9
@@ -90,14 +86,11 @@ class TrainConfig:
             raise TrainConfigError(f"--range-threshold {self.range_threshold}: must be a fraction in (0, 1)")
 
     def _check_bits(self) -> None:
-        """--bits and --grad-bits: well formed and within what every backend's quantizers run (0..16)."""
+        """--bits and --grad-bits: well formed and within what every backend's quantizers run (0..MAX_BITS)."""
         for flag, text in (("--bits", self.bits), ("--grad-bits", self.grad_bits)):
             if flag == "--bits" and text == "auto":
                 continue
-            lo, hi = parse_bits_range(text, flag)
-            if hi > MAX_BITS:
-                raise TrainConfigError(f"{flag} {text!r}: at most {MAX_BITS} bits (the quantizers' limit; "
-                                       "0 = full precision)")
+            parse_bits_range(text, flag)
 
     def _check_counts(self) -> None:
         if (self.epochs is None) == (self.iters is None):

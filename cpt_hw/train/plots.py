@@ -29,13 +29,13 @@ def _save(fig: Any, path: Path) -> Path:
     return save_figure(fig, path, dpi=110)
 
 
-def plot_run(records: Sequence[dict[str, Any]], fw_bits: np.ndarray, bw_bits: np.ndarray, out_dir: Path,
-             static_gbitops: float | None = None, title: str = "") -> list[Path]:
-    """Write the two run plots into ``out_dir``; ``fw_bits``/``bw_bits`` are per-iteration schedules."""
+def plot_run(records: Sequence[dict[str, Any]], it: np.ndarray, fw_bits: np.ndarray, bw_bits: np.ndarray,
+             out_dir: Path, static_gbitops: float | None = None, title: str = "") -> list[Path]:
+    """Write the two run plots into ``out_dir``; ``fw_bits``/``bw_bits`` are the schedule's precisions at
+    iterations ``it`` (``PrecisionSchedule.arrays``)."""
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
     fig, (ax_bits, ax_acc) = _figure(2)
-    it = np.arange(len(fw_bits))
     ax_bits.step(it, fw_bits, where="post", label="weights/activations (FW)", lw=1.2)
     ax_bits.step(it, bw_bits, where="post", label="errors (BW)", lw=1.0, ls="--")
     ax_bits.set_ylabel("bits")

@@ -38,6 +38,9 @@ from .plots import plot_run
 from .stopping import StopOnSignal
 
 CHECKPOINT = "checkpoint.pt"
+#: Iterations at which the run plot draws the precision schedule (all of them for runs up to this length):
+#: enough for the paper's 32 cycles to show every step, bounded for runs of any length.
+PLOT_POINTS = 100_000
 
 
 class TrainingDiverged(CptHwError):
@@ -247,12 +250,16 @@ class Trainer:
         distributed.broadcast_buffers(self.model, self.dist)  # BN and activation ranges: rank 0's, as checkpointed
         self.model.eval()
         sums = torch.zeros(3, dtype=torch.float64)
-        with frontend.precision(fw, bw):
+        # The full CIFAR test set takes tens of seconds on the integer backends: show it (this rank's share).
+        bar = tqdm(total=-(-len(self.data.test) // self.dist.world), desc=f"evaluate at {done}", unit="img",
+                   disable=not (self.dist.is_main and self.cfg.progress), dynamic_ncols=True, leave=False)
+        with frontend.precision(fw, bw), bar:
             for x, y in eval_batches(self.data, self.data.test, self.cfg.eval_batch, rank=self.dist.rank,
                                      world=self.dist.world, device=self.device):
                 logits = self.model(x)
                 sums += torch.tensor([F.cross_entropy(logits, y, reduction="sum").item(),
                                       (logits.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64)
+                bar.update(len(y))
         self.model.train()
         sums = distributed.all_sum(sums.to(self.device), self.dist).cpu()
         return {"kind": "eval", "iter": done, "epoch": done / self.batches.steps_per_epoch,
@@ -411,9 +418,9 @@ class Trainer:
         return summary
 
     def _write_outputs(self, summary: dict[str, Any]) -> None:
-        fw, bw = self.schedule.arrays(self.total)
+        it, fw, bw = self.schedule.sampled(self.total, PLOT_POINTS)
         records = list(read_metrics(self.out / "metrics.jsonl"))
-        summary["plots"] = [str(p) for p in plot_run(records, fw, bw, self.out, summary["static_gbitops"],
+        summary["plots"] = [str(p) for p in plot_run(records, it, fw, bw, self.out, summary["static_gbitops"],
                                                       f"{self.cfg.model}: {self.schedule.describe()}")]
         write_atomic(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
 

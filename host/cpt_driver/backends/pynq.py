@@ -139,7 +139,9 @@ class PynqBackend(Backend):
         return super().wait_done(max(0.0, deadline - time.monotonic()))
 
     def _acknowledge(self) -> None:
-        """Clear ISR's ap_done bit if set (ISR is toggle-on-write, so write only a set bit)."""
+        """Clear ISR's ap_done bit if set, under either ISR semantics (docs/registers.md, "ISR"): read ISR and
+        write back exactly the bits read.  Toggle-on-write (Vitis HLS 2023.1+, the twin): the write clears
+        them (a blind write would set a clear bit).  Clear-on-read (2022.x): the read already cleared them."""
         isr_off = self.spec.registers["ISR"]
         pending = self.read_reg(isr_off) & (1 << self.spec.irq_bits["DONE"])
         if pending:
