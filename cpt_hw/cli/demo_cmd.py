@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def command_line(preset: str, out: str, epochs: int) -> str:
     """The equivalent `cpt-hw train` invocation (printed, so the demo is reproducible by hand)."""
     opts = {**DEMO_ARGS, "epochs": epochs, "preset": preset, "out": out}
-    return "cpt-hw train " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in opts.items())
+    # --overwrite: the demo replaces its own previous run in --out, and so does the printed command.
+    return "cpt-hw train " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in opts.items()) + " --overwrite"
 
 
 def run(args: argparse.Namespace) -> int:
