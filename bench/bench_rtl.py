@@ -279,10 +279,9 @@ def markdown(cfg: HardwareConfig, rows: list[dict], tot: list[dict], rtl: list[d
           f"| 64,000 iterations (accelerator only) | {cpt['hours_64k']['static']:.1f} h | "
           f"{cpt['hours_64k']['cpt']:.1f} h | {cpt['cpt_static_ratio']:.3f} |",
           "| the paper's ZC706 (whole training) | 44.6 h | 35.04 h | 0.786 |",
-          "", "The input gradients here are the transposed convolution (M = B H' W', K = C_out k^2, "
-          "bench/resnet74_gemms.py), which the training path's `accel` backend does not run yet: it computes "
-          "them as im2col GEMMs (K = C_out, N = C_in k^2) and col2im on the host "
-          "(docs/results/board_step-resnet74.md measures that).",
+          "", "The input gradients are transposed convolutions (M = B H' W', K = C_out k^2) and the weight "
+          "gradients X_col^T . dY (bench/resnet74_gemms.py), as the training path's integer layers run them "
+          "(cpt_hw/nn/integer.py); docs/results/board_step-resnet74.md measures a real iteration's device calls.",
           "", "## Every GEMM", "",
           "bound: which of array steps, read beats, write beats dominates (the roofline of the dataflow, summed "
           "over the calls).  `x n`: how often a step runs the GEMM.  calls: device calls (K chunks x tiles).  "

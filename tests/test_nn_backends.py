@@ -213,7 +213,7 @@ def test_input_gradient_is_a_transposed_convolution(kernel, stride, padding):
     fwd, wgrad, dgrad = engine.shapes
     ho, wo = ops.out_size(x_shape)
     assert fwd == (2 * ho * wo, 3 * kernel ** 2, 5, 4, 4)
-    assert wgrad == (5, 2 * ho * wo, 3 * kernel ** 2, 8, 4)
+    assert wgrad == (3 * kernel ** 2, 2 * ho * wo, 5, 4, 8)
     assert dgrad == (2 * 7 * 7, 5 * kernel ** 2, 3, 8, 4)
 
 

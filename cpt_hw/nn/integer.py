@@ -14,7 +14,7 @@ input     dX = r sum over real taps (s_t Q_t + z_t)(Q_w + o),  o[n] = z_w[n] / s
           (N kh kw x C_in/G) and Mt the real-tap mask (input position x kh kw),
           dX[mi,c] = r (s_t ((T R)[mi,c] + (T o)[mi]) + z_t (Mt sum_n (R + o))[p(mi),c])
 
-The three products Q_x Q_w^T (fw x fw bits), Q_e^T Q_x (bw x fw) and T R (bw x fw) run on the
+The three products Q_x Q_w^T (fw x fw bits), Q_x^T Q_e (fw x bw) and T R (bw x fw) run on the
 engine: ``golden.gemm`` (exact) or the accelerator (accel), unsigned operands.  Everything else is
 O(M N + M K + N K + P K N) host work, exact integer sums in float64 followed by float64 scaling; the
 input gradient leaves the engine as B H W x C_in, not k^2 times that for a col2im.
@@ -154,7 +154,10 @@ class _IntegerGemm(torch.autograd.Function):
         dx = dw = db = None
         if ctx.needs_input_grad[1]:
             sx64, zx64 = sx.to(_F64), zx.to(_F64)
-            acc = _gemm(engine, el.transpose(1, 2), xl, bits, fw, "wgrad")  # (G, N, K)
+            # (Q_x^T Q_e)^T: the errors (N <= C_out columns) are the B operand the device loads once per
+            # call while the activations stream as A (bench/resnet74_gemms.py): 22 % fewer weight-gradient
+            # cycles over CPT 3-8/8 than Q_e^T Q_x (docs/results/board_step-resnet74.md)
+            acc = _gemm(engine, xl.transpose(1, 2), el, fw, bits, "wgrad").transpose(1, 2)  # (G, N, K)
             with region("corrections"):
                 col = xl.sum(1, keepdim=True)                             # (G, 1, K)
                 mask = ops.mask(ctx.x_shape, e.device)
