@@ -66,6 +66,7 @@ def test_paper_and_hardware_numerics_share_forward_and_weight_gradient():
     assert torch.equal(paper[0], hw[0]) and torch.equal(paper[2]["weight"], hw[2]["weight"])
     assert not torch.equal(paper[1], hw[1])  # the input gradients differ by design
     rel = (paper[1] - hw[1]).norm() / paper[1].norm()
+    # One step, no training: rel is 0.0076 here and 0.0065-0.0103 over torch seeds 5-9, >= 9x under 0.1.
     assert rel < 0.1, f"hardware input gradient strays {rel:.3f} from the paper's at 8-bit errors"
 
 
