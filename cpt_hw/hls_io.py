@@ -8,7 +8,8 @@ a call that writes outside its C area, or a refused call that writes at all, sho
 
 Binary formats (little-endian; read and written by ``hls/cpt_tb.h``)::
 
-    vectors  "CPTV" u32 magic, u32 version, u64 ddr_bytes, u32 n_calls, image, n_calls x 15 u64 registers
+    vectors  "CPTV" u32 magic, u32 version, u64 ddr_bytes, u32 n_calls, image, n_calls x N_ARGS u64 registers
+             (cpt_hw.regmap.INPUTS order: Call.registers())
     results  "CPTR" u32 magic, u32 version, u32 n_calls, n_calls x (u32 status, u64 cycles, u32 id),
              u64 ddr_bytes, image
 """
@@ -25,13 +26,14 @@ from cpt_driver import layout
 from . import golden
 from .config import HardwareConfig
 from .errors import CptHwError
-from .regmap import FLAG_BITS
+from .regmap import FLAG_BITS, INPUTS
 from .status import Call, call_status, prefetch_bytes
 
 MAGIC_IN = 0x56545043   # "CPTV"
 MAGIC_OUT = 0x52545043  # "CPTR"
 VERSION = 2
-N_ARGS = 15
+#: Register values per call in a vector file: one per input argument, in signature order.
+N_ARGS = len(INPUTS)
 
 
 @dataclass

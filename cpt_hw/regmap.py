@@ -13,7 +13,7 @@ The HLS kernel, the Verilog twin, the testbenches and every driver backend read 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .config import INTERFACE_VERSION, HardwareConfig
@@ -51,40 +51,85 @@ STATUS_DOC = {
 
 @dataclass(frozen=True)
 class Argument:
-    """One argument of the HLS top function ``cpt_gemm``."""
+    """One argument of the HLS top function ``cpt_gemm``: the one declaration every consumer reads.
+
+    The Verilog register bank, the HLS top function and testbench call, ``cpt_hw.status.Call``, the
+    driver's and the emulated device's register accesses and docs/registers.md's table are all derived
+    from :data:`ARGUMENTS`; adding an argument means adding it there (and writing the logic that uses it).
+    """
 
     name: str
-    bits: int          # 32 or 64
+    bits: int          # 32 or 64; an address is axi_addr_width bits (0 in ARGUMENTS, see arguments())
     direction: str     # "in" or "out"
-    kind: str          # "pointer" (m_axi gmem, offset=slave) or "scalar"
+    kind: str          # "pointer" (an operand or result in gmem) or "scalar"
     doc: str
+    address: bool = False        # a byte address on the gmem bus: axi_addr_width bits wide
+    flag: str | None = None      # read only when this flags bit (FLAG_BITS) is set
+    #: what a :class:`cpt_hw.status.Call` holds when not given (None: every call must give it)
+    default: int | None = field(default=None, compare=False)
+    #: docs/registers.md's "meaning" cell; {reserved} and {ctrl} become offsets (default: doc + reserved)
+    table: str = field(default="", compare=False, repr=False)
+
+
+def _addr(name: str, kind: str, doc: str, table: str, **kw: Any) -> Argument:
+    return Argument(name, 0, "in", kind, doc, address=True, table=table, **kw)
+
+
+def _in(name: str, doc: str, table: str, **kw: Any) -> Argument:
+    return Argument(name, 32, "in", "scalar", doc, table=table, **kw)
+
+
+def _out(name: str, bits: int, doc: str, table: str) -> Argument:
+    return Argument(name, bits, "out", "scalar", doc, table=table)
+
+
+_HINT = {"flag": "PREFETCH_B", "default": 0}
+#: The top function's arguments, in the order of its C signature (which fixes their offsets).
+ARGUMENTS: tuple[Argument, ...] = (
+    _addr("a", "pointer", "A operand: M x K, packed bit planes (docs/ddr-layout.md)",
+          "address of packed A ({reserved} reserved)"),
+    _addr("b", "pointer", "B operand: K x N, stored transposed as packed bit planes",
+          "address of packed B ({reserved} reserved)"),
+    _addr("c", "pointer", "C result: M rows x round_up(N, cols) int32, row-major",
+          "address of C ({reserved} reserved)"),
+    _in("m", "rows of A and C, 1..max_dim", "rows of A and C, 1..max_dim ({reserved} reserved)"),
+    _in("n", "columns of B and C, 1..max_dim", "columns of B and C, 1..max_dim ({reserved} reserved)"),
+    _in("k", "reduction length, 1..k_max", "reduction length, 1..k_max ({reserved} reserved)"),
+    _in("a_bits", "precision of A in bits, 1..operand_bits", "1..operand_bits ({reserved} reserved)"),
+    _in("b_bits", "precision of B in bits, 1..operand_bits", "1..operand_bits ({reserved} reserved)"),
+    _in("flags", "bit 0: A signed, bit 1: B signed, bit 2: prefetch the next call's B (next_*); others "
+        "reserved (0)", "bit0 A signed, bit1 B signed, bit2 PREFETCH_B (prefetch the next call's B, below), "
+        "others reserved (must be 0); {reserved} reserved"),
+    _addr("win_base", "scalar", "DMA window: lowest byte address the kernel may touch",
+          "DMA window base (inclusive); {reserved} reserved"),
+    _addr("win_limit", "scalar", "DMA window: first byte address past the window",
+          "DMA window limit (exclusive); {reserved} reserved"),
+    _out("status", 32, "error bits of the last call (0: success)",
+         "error bits of the last call (0 = success); {ctrl} status_ctrl bit0 ap_vld (clear on read); "
+         "{reserved} reserved"),
+    _out("cycles", 64, "clock cycles from ap_start to ap_done of the last call",
+         "cycles from ap_start to ap_done of the last call; {ctrl} cycles_ctrl bit0 ap_vld; {reserved} reserved"),
+    _out("id", 32, "ID/version word: hash of the config (HardwareConfig.id_word)",
+         "ID/version word = `HardwareConfig.id_word`; {ctrl} id_ctrl bit0 ap_vld; {reserved} reserved"),
+    # The B prefetch hint (flags bit PREFETCH_B), appended after the outputs.
+    _addr("next_b", "scalar", "prefetch hint: B operand address of the next call",
+          "prefetch hint: address of the next call's packed B ({reserved} reserved)", **_HINT),
+    _in("next_n", "prefetch hint: N of the next call, 1..max_dim",
+        "prefetch hint: the next call's N, 1..max_dim ({reserved} reserved)", **_HINT),
+    _in("next_k", "prefetch hint: K of the next call, 1..k_max",
+        "prefetch hint: the next call's K, 1..k_max ({reserved} reserved)", **_HINT),
+    _in("next_b_bits", "prefetch hint: b_bits of the next call, 1..operand_bits",
+        "prefetch hint: the next call's b_bits, 1..operand_bits ({reserved} reserved)", **_HINT),
+)
+#: The inputs, in signature order: the register values of one call (cpt_hw.status.Call's fields).
+INPUTS: tuple[Argument, ...] = tuple(a for a in ARGUMENTS if a.direction == "in")
+#: The outputs, each with an ``<name>_ctrl`` ap_vld word.
+OUTPUTS: tuple[Argument, ...] = tuple(a for a in ARGUMENTS if a.direction == "out")
 
 
 def arguments(cfg: HardwareConfig) -> list[Argument]:
-    """The top function's arguments, in the order of its C signature."""
-    aw = cfg.axi_addr_width
-    return [
-        Argument("a", aw, "in", "pointer", "A operand: M x K, packed bit planes (docs/ddr-layout.md)"),
-        Argument("b", aw, "in", "pointer", "B operand: K x N, stored transposed as packed bit planes"),
-        Argument("c", aw, "in", "pointer", "C result: M rows x round_up(N, cols) int32, row-major"),
-        Argument("m", 32, "in", "scalar", "rows of A and C, 1..max_dim"),
-        Argument("n", 32, "in", "scalar", "columns of B and C, 1..max_dim"),
-        Argument("k", 32, "in", "scalar", "reduction length, 1..k_max"),
-        Argument("a_bits", 32, "in", "scalar", "precision of A in bits, 1..operand_bits"),
-        Argument("b_bits", 32, "in", "scalar", "precision of B in bits, 1..operand_bits"),
-        Argument("flags", 32, "in", "scalar", "bit 0: A signed, bit 1: B signed, bit 2: prefetch the next "
-                 "call's B (next_*); others reserved (0)"),
-        Argument("win_base", aw, "in", "scalar", "DMA window: lowest byte address the kernel may touch"),
-        Argument("win_limit", aw, "in", "scalar", "DMA window: first byte address past the window"),
-        Argument("status", 32, "out", "scalar", "error bits of the last call (0: success)"),
-        Argument("cycles", 64, "out", "scalar", "clock cycles from ap_start to ap_done of the last call"),
-        Argument("id", 32, "out", "scalar", "ID/version word: hash of the config (HardwareConfig.id_word)"),
-        # The B prefetch hint (flags bit PREFETCH_B), appended after the outputs.
-        Argument("next_b", aw, "in", "scalar", "prefetch hint: B operand address of the next call"),
-        Argument("next_n", 32, "in", "scalar", "prefetch hint: N of the next call, 1..max_dim"),
-        Argument("next_k", 32, "in", "scalar", "prefetch hint: K of the next call, 1..k_max"),
-        Argument("next_b_bits", 32, "in", "scalar", "prefetch hint: b_bits of the next call, 1..operand_bits"),
-    ]
+    """The top function's arguments, in the order of its C signature, addresses sized for ``cfg``."""
+    return [replace(a, bits=cfg.axi_addr_width) if a.address else a for a in ARGUMENTS]
 
 
 @dataclass(frozen=True)
@@ -134,7 +179,7 @@ class RegisterMap:
             "interface_version": INTERFACE_VERSION,
             "addr_width": self.addr_width,
             "registers": [asdict(r) for r in self.registers],
-            "arguments": [asdict(a) for a in arguments(cfg)],
+            "arguments": [_json_argument(a) for a in arguments(cfg)],
             "ctrl_bits": CTRL_BITS,
             "irq_bits": IRQ_BITS,
             "flag_bits": FLAG_BITS,
@@ -155,6 +200,13 @@ class RegisterMap:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
+
+
+def _json_argument(a: Argument) -> dict[str, Any]:
+    """An argument as regmap.json lists it (the docs-only fields left out)."""
+    d = asdict(a)
+    del d["default"], d["table"]
+    return d
 
 
 def arg_words(a: Argument) -> int:
@@ -205,3 +257,37 @@ def _allocate(args: list[Argument]) -> list[Register]:
 def register_map(cfg: HardwareConfig) -> RegisterMap:
     """The register map of the accelerator described by ``cfg``."""
     return RegisterMap(cfg, tuple(_allocate(arguments(cfg))))
+
+
+def _hex(offset: int) -> str:
+    return f"0x{offset:02X}"
+
+
+def _span(offsets: list[int]) -> str:
+    """Reserved words as docs/registers.md writes them: 0x18 / 0x84, 0x88 / 0x98..0xA0."""
+    if len(offsets) <= 2:
+        return ", ".join(map(_hex, offsets))
+    return f"{_hex(offsets[0])}..{_hex(offsets[-1])}"
+
+
+def doc_table_rows(cfg: HardwareConfig) -> str:
+    """The argument rows of docs/registers.md's register table (offset | name | access | meaning).
+
+    Rendered from :data:`ARGUMENTS` and the register map; tests/test_regmap.py checks that the doc holds
+    exactly these lines for the zc706 preset, so the table cannot drift from the map.
+    """
+    rm = register_map(cfg)
+    lines = []
+    for a in arguments(cfg):
+        data = [r for r in rm.registers if r.arg == a.name and not r.name.endswith("_ctrl")]
+        ctrl = [r.offset for r in rm.registers if r.arg == a.name and r.name.endswith("_ctrl")]
+        start = data[0].offset
+        used = len(data) + len(ctrl)
+        reserved = [start + 4 * w for w in range(used, arg_words(a))]
+        # "a_lo/a_hi" but "win_base_lo/hi": the suffix alone once the name is long enough to read
+        names = [data[0].name] + [r.name if len(a.name) == 1 else r.name[len(a.name) + 1:] for r in data[1:]]
+        meaning = (a.table or a.doc + " ({reserved} reserved)").format(
+            reserved=_span(reserved), ctrl=", ".join(map(_hex, ctrl)))
+        access = "rw" if a.direction == "in" else "r"
+        lines.append(f"| {'/'.join(_hex(r.offset) for r in data)} | {'/'.join(names)} | {access} | {meaning} |")
+    return "\n".join(lines) + "\n"

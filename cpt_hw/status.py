@@ -17,53 +17,45 @@ addresses.  ERR_AXI_RESP is raised by the hardware during a run and is never pre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import make_dataclass
 
 from cpt_driver.layout import operand_bytes, result_bytes
 
 from .config import HardwareConfig
-from .regmap import FLAG_BITS, STATUS_BITS
+from .regmap import FLAG_BITS, INPUTS, STATUS_BITS
 
 #: Flag bits that have a meaning; any other set bit is ERR_FLAGS.
 FLAGS_MASK = sum(1 << b for b in FLAG_BITS.values())
 
 
-@dataclass(frozen=True)
-class Call:
-    """The register values of one ``cpt_gemm`` call (byte addresses, sizes in elements, bits)."""
-
-    a: int
-    b: int
-    c: int
-    m: int
-    n: int
-    k: int
-    a_bits: int
-    b_bits: int
-    flags: int
-    win_base: int
-    win_limit: int
-    next_b: int = 0         # the B prefetch hint (read only with flags bit PREFETCH_B)
-    next_n: int = 0
-    next_k: int = 0
-    next_b_bits: int = 0
+class _CallMethods:
+    """What every :class:`Call` knows beyond its fields."""
 
     def registers(self) -> tuple[int, ...]:
-        """Input values in the argument order of the top function (cpt_hw.regmap.arguments)."""
-        return (self.a, self.b, self.c, self.m, self.n, self.k, self.a_bits, self.b_bits, self.flags,
-                self.win_base, self.win_limit, self.next_b, self.next_n, self.next_k, self.next_b_bits)
+        """Input values in the argument order of the top function (cpt_hw.regmap.INPUTS)."""
+        return tuple(getattr(self, a.name) for a in INPUTS)
 
     @property
     def prefetch(self) -> bool:
-        return bool(self.flags >> FLAG_BITS["PREFETCH_B"] & 1)
+        return bool(self.flags >> FLAG_BITS["PREFETCH_B"] & 1)  # type: ignore[attr-defined]
 
     def b_key(self) -> tuple[int, int, int, int]:
         """What a prefetch must match for this call to use it: (b, n, k, b_bits)."""
-        return (self.b, self.n, self.k, self.b_bits)
+        return (self.b, self.n, self.k, self.b_bits)  # type: ignore[attr-defined]
 
     def next_key(self) -> tuple[int, int, int, int]:
         """The hint, in the form of :meth:`b_key`."""
-        return (self.next_b, self.next_n, self.next_k, self.next_b_bits)
+        return (self.next_b, self.next_n, self.next_k, self.next_b_bits)  # type: ignore[attr-defined]
+
+
+#: The register values of one ``cpt_gemm`` call (byte addresses, sizes in elements, bits): a frozen
+#: dataclass with one int field per input of :data:`cpt_hw.regmap.INPUTS`, in signature order
+#: (a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit, then the prefetch hint next_b,
+#: next_n, next_k, next_b_bits, which default to 0 and are read only with flags bit PREFETCH_B).
+Call = make_dataclass(
+    "Call", [(a.name, int) if a.default is None else (a.name, int, a.default) for a in INPUTS],
+    bases=(_CallMethods,), frozen=True)
+Call.__module__ = __name__  # for pickling and reprs (make_dataclass's own ``module=`` is Python 3.12+)
 
 
 def prefetch_bytes(cfg: HardwareConfig, n: int, k: int, b_bits: int) -> int:

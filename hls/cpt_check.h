@@ -30,13 +30,13 @@ ap_uint<64> prefetch_words(uint32_t n, uint32_t k, uint32_t b_bits) {
 
 //: The status word of a call: 0 when it may run, else the OR of the Cfg::err_* bits.
 template <class Cfg>
-ap_uint<32> check_call(typename Types<Cfg>::addr_t a, typename Types<Cfg>::addr_t b,
-                       typename Types<Cfg>::addr_t c, uint32_t m, uint32_t n, uint32_t k, uint32_t a_bits,
-                       uint32_t b_bits, uint32_t flags, typename Types<Cfg>::addr_t win_base,
-                       typename Types<Cfg>::addr_t win_limit, typename Types<Cfg>::addr_t next_b, uint32_t next_n,
-                       uint32_t next_k, uint32_t next_b_bits) {
+ap_uint<32> check_call(const typename Cfg::inputs &x) {
 #pragma HLS INLINE off
     typedef Types<Cfg> T;
+    const typename T::addr_t a = x.a, b = x.b, c = x.c, win_base = x.win_base, win_limit = x.win_limit;
+    const typename T::addr_t next_b = x.next_b;
+    const uint32_t m = x.m, n = x.n, k = x.k, a_bits = x.a_bits, b_bits = x.b_bits, flags = x.flags;
+    const uint32_t next_n = x.next_n, next_k = x.next_k, next_b_bits = x.next_b_bits;
     const bool pf = (flags >> Cfg::flag_prefetch_b_bit) & 1;
     const bool dim_err = m == 0 || n == 0 || k == 0 || m > Cfg::max_dim || n > Cfg::max_dim || k > Cfg::k_max ||
                          (pf && (next_n == 0 || next_k == 0 || next_n > Cfg::max_dim || next_k > Cfg::k_max));

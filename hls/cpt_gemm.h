@@ -10,8 +10,9 @@
 // block 0 iff its (b, n, k, b_bits) equal the hint; otherwise it reads B as usual.  Results never depend
 // on it.  The prefetch's bus beats count as load-stage beats of the call that reads them.
 //
-// The generated top function (build/<cfg>/hls/cpt_gemm.cpp) only declares the interface and calls
-// gemm_top with the generated config struct.
+// The generated top function (build/<cfg>/hls/cpt_gemm.cpp) only declares the interface, gathers its
+// arguments into the generated cpt_config::inputs and calls gemm_top; an argument that no code here
+// reads needs no change to this file.
 #ifndef CPT_GEMM_H
 #define CPT_GEMM_H
 
@@ -62,13 +63,10 @@ void run(typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::addr_t a, typenam
     combine_counts<Cfg>(n_rd, n_cmp, n_wr, busy);
 }
 
-//: One accelerator call.  Outputs: status (0 or error bits), cycles (busy count, 0 when refused), id.
+//: One accelerator call on the inputs `x` (cpt_config::inputs: the registers, cpt_hw.regmap.INPUTS).
+//: Outputs: status (0 or error bits), cycles (busy count, 0 when refused), id.
 template <class Cfg>
-void gemm_top(typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::addr_t a, typename Types<Cfg>::addr_t b,
-              typename Types<Cfg>::addr_t c, uint32_t m, uint32_t n, uint32_t k, uint32_t a_bits, uint32_t b_bits,
-              uint32_t flags, typename Types<Cfg>::addr_t win_base, typename Types<Cfg>::addr_t win_limit,
-              uint32_t *status, uint64_t *cycles, uint32_t *id, typename Types<Cfg>::addr_t next_b,
-              uint32_t next_n, uint32_t next_k, uint32_t next_b_bits) {
+void gemm_top(typename Types<Cfg>::bus_t *mem, const typename Cfg::inputs &x, typename Cfg::outputs &out) {
 #pragma HLS INLINE
     typedef Types<Cfg> T;
     // The prefetched block and its hint, kept from one call to the next.
@@ -78,8 +76,10 @@ void gemm_top(typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::addr_t a, ty
     static typename T::addr_t pf_b = 0;
     static uint32_t pf_n = 0, pf_k = 0, pf_b_bits = 0;
 
-    const ap_uint<32> st = check_call<Cfg>(a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit, next_b,
-                                           next_n, next_k, next_b_bits);
+    const typename T::addr_t a = x.a, b = x.b, c = x.c, next_b = x.next_b;
+    const uint32_t m = x.m, n = x.n, k = x.k, a_bits = x.a_bits, b_bits = x.b_bits, flags = x.flags;
+    const uint32_t next_n = x.next_n, next_k = x.next_k, next_b_bits = x.next_b_bits;
+    const ap_uint<32> st = check_call<Cfg>(x);
     const bool b_hit = pf_valid && b == pf_b && n == pf_n && k == pf_k && b_bits == pf_b_bits;
     pf_valid = false;  // a prefetch serves the very next call only
     ap_uint<64> busy = 0;
@@ -96,9 +96,9 @@ void gemm_top(typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::addr_t a, ty
             pf_b_bits = next_b_bits;
         }
     }
-    *status = st.to_uint();
-    *cycles = busy.to_uint64();
-    *id = Cfg::id_word;
+    out.status = st.to_uint();
+    out.cycles = busy.to_uint64();
+    out.id = Cfg::id_word;
 }
 
 }  // namespace cpt

@@ -4,8 +4,9 @@
 // (so `csim_design`/`cosim_design` fail on a mismatch).
 //
 // All integers little-endian.  Input  "CPTV": u32 magic, u32 version, u64 ddr_bytes, u32 n_calls,
-//   ddr_bytes bytes of DDR image (byte address 0 upwards), n_calls x 15 u64 register values
-//   (a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit, next_b, next_n, next_k, next_b_bits).
+//   ddr_bytes bytes of DDR image (byte address 0 upwards), n_calls x Cfg::n_inputs u64 register values
+//   in the order of the kernel's input arguments (cpt_hw.regmap.INPUTS; the generated testbench main
+//   passes them to the kernel).
 // Output "CPTR": u32 magic, u32 version, u32 n_calls, n_calls x (u32 status, u64 cycles, u32 id),
 //   u64 ddr_bytes, the final DDR image.  An expected file has the output format; cycles are not compared.
 #ifndef CPT_TB_H
@@ -24,7 +25,6 @@ namespace tb {
 static const uint32_t MAGIC_IN = 0x56545043u;   // "CPTV"
 static const uint32_t MAGIC_OUT = 0x52545043u;  // "CPTR"
 static const uint32_t VERSION = 2;
-static const unsigned N_ARGS = 15;
 
 struct Result {
     uint32_t status;
@@ -96,9 +96,10 @@ bool read_results(const char *path, std::vector<Result> &res, std::vector<unsign
     return r.ok;
 }
 
-//: Run every call of the vector file through `kernel` (the generated top function); returns the exit code.
-template <class Cfg, class Kernel>
-int main(int argc, char **argv, Kernel kernel) {
+//: Run every call of the vector file through `call` (generated: the top function with the registers of one
+//: call, r[0 .. Cfg::n_inputs)); returns the exit code.
+template <class Cfg, class Call>
+int main(int argc, char **argv, Call call) {
     typedef Types<Cfg> T;
     if (argc < 3) {
         std::fprintf(stderr, "usage: %s VECTORS.bin RESULTS.bin [EXPECTED.bin]\n", argv[0]);
@@ -113,7 +114,7 @@ int main(int argc, char **argv, Kernel kernel) {
     const uint32_t n_calls = in.u(4);
     std::vector<unsigned char> image;
     in.bytes(image, ddr_bytes);
-    std::vector<uint64_t> args(uint64_t(n_calls) * N_ARGS);
+    std::vector<uint64_t> args(uint64_t(n_calls) * Cfg::n_inputs);
     for (size_t i = 0; i < args.size(); ++i) args[i] = in.u(8);
     if (!in.ok || ddr_bytes % T::BUS_BYTES != 0) {
         std::fprintf(stderr, "cpt tb: error: %s: truncated, or DDR size not whole bus beats\n", argv[1]);
@@ -124,13 +125,8 @@ int main(int argc, char **argv, Kernel kernel) {
 
     std::vector<Result> res(n_calls);
     for (uint32_t i = 0; i < n_calls; ++i) {
-        const uint64_t *a = &args[uint64_t(i) * N_ARGS];
         // Registers are as wide as the register map makes them: 32-bit scalars, addr-width addresses.
-        kernel(ddr.empty() ? 0 : &ddr[0], typename T::addr_t(a[0]), typename T::addr_t(a[1]),
-               typename T::addr_t(a[2]), uint32_t(a[3]), uint32_t(a[4]), uint32_t(a[5]), uint32_t(a[6]),
-               uint32_t(a[7]), uint32_t(a[8]), typename T::addr_t(a[9]), typename T::addr_t(a[10]), &res[i].status,
-               &res[i].cycles, &res[i].id, typename T::addr_t(a[11]), uint32_t(a[12]), uint32_t(a[13]),
-               uint32_t(a[14]));
+        call(ddr.empty() ? 0 : &ddr[0], &args[uint64_t(i) * Cfg::n_inputs], res[i]);
     }
     beats_to_bytes(ddr, image, T::BUS_BYTES);
 

@@ -7,18 +7,20 @@
 //     ap_ready (clear on read), ap_idle, auto_restart, interrupt (read only).
 //   * GIE / IER / ISR: ISR bits are set by ap_done / ap_ready when enabled in IER and toggled by
 //     writing 1; interrupt = GIE & (ISR != 0).
-//   * inputs (a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit and the prefetch hint
-//     next_b, next_n, next_k, next_b_bits): plain registers honouring
-//     WSTRB; the core samples them when it takes ap_start.
-//   * outputs (status, cycles, id): written at ap_done, each with an ap_vld bit that a read of its
-//     control word clears; `id` reads the config's ID word at any time.
+//   * inputs: IN_WORDS plain 32-bit registers honouring WSTRB, at IN_OFFSETS, presented on `args` in
+//     signature order (ARG_<NAME> gives each argument's position); the core samples them when it takes
+//     ap_start.  The table comes from cpt_hw.regmap.ARGUMENTS, so no argument is named here.
+//   * outputs: OUT_WORDS data words sampled from `outs` at ap_done (OUT_RESET after reset: the ID word
+//     for `id`, so it reads the config's ID at any time), each output with an ap_vld bit that a read
+//     of its control word clears.
 // Write channel: AW, then W, then B (one transaction at a time); read channel: AR, then R.
 
 `default_nettype none
 
 module cpt_control #(
-    parameter integer AW = 64,                  // pointer / window width: config axi_addr_width
-    parameter integer CTRL_AW = 8               // s_axi_control address bits (regmap addr_width)
+    parameter integer CTRL_AW = 8,              // s_axi_control address bits: CTRL_ADDR_W of the register map
+    parameter integer IN_W = 32,                // input argument bits: ARGS_W of the register map
+    parameter integer OUT_W = 32                // output argument bits: OUTS_W of the register map
 ) (
     input  wire               clk,
     input  wire               rst,
@@ -44,25 +46,9 @@ module cpt_control #(
 
     output wire               ap_start,         // level: a call is requested
     input  wire               ap_idle,          // the core is idle
-    input  wire               ap_done,          // pulse: the call finished (results below valid)
-    input  wire [31:0]        status_in,
-    input  wire [63:0]        cycles_in,
-
-    output wire [AW-1:0]      arg_a,
-    output wire [AW-1:0]      arg_b,
-    output wire [AW-1:0]      arg_c,
-    output wire [31:0]        arg_m,
-    output wire [31:0]        arg_n,
-    output wire [31:0]        arg_k,
-    output wire [31:0]        arg_a_bits,
-    output wire [31:0]        arg_b_bits,
-    output wire [31:0]        arg_flags,
-    output wire [AW-1:0]      arg_win_base,
-    output wire [AW-1:0]      arg_win_limit,
-    output wire [AW-1:0]      arg_next_b,
-    output wire [31:0]        arg_next_n,
-    output wire [31:0]        arg_next_k,
-    output wire [31:0]        arg_next_b_bits
+    input  wire               ap_done,          // pulse: the call finished (outs valid)
+    input  wire [OUT_W-1:0]   outs,             // output arguments (OUT_<NAME> positions)
+    output wire [IN_W-1:0]    args              // input arguments (ARG_<NAME> positions)
 );
     `include "cpt_gemm_regmap.vh"
 
@@ -71,15 +57,16 @@ module cpt_control #(
             $display("%m: error: CTRL_AW = %0d, but the register map needs %0d address bits", CTRL_AW, CTRL_ADDR_W);
             $finish;
         end
-        if (AW != 32 && AW != 64) begin
-            $display("%m: error: AW = %0d must be 32 or 64", AW);
+        if (IN_W != ARGS_W || OUT_W != OUTS_W) begin
+            $display("%m: error: IN_W = %0d, OUT_W = %0d, but the register map has %0d input and %0d output bits",
+                     IN_W, OUT_W, ARGS_W, OUTS_W);
             $finish;
         end
     end
 
-    // Does address `a` select the register at offset `off` (-1: no such register)?
-    function hit(input [CTRL_AW-1:0] a, input integer off);
-        hit = (off >= 0) && ({{(32-CTRL_AW){1'b0}}, a} == off[31:0]);
+    // Does address `a` select the register at offset `off`?
+    function hit(input [CTRL_AW-1:0] a, input [31:0] off);
+        hit = {{(32-CTRL_AW){1'b0}}, a} == off;
     endfunction
 
     // Byte-masked update of a 32-bit register.
@@ -131,13 +118,10 @@ module cpt_control #(
     // ---------------------------------------------------------------- registers
     reg        int_ap_start, int_ap_done, int_ap_ready, int_auto_restart, int_gie;
     reg [1:0]  int_ier, int_isr;
-    reg [31:0] reg_a [0:1], reg_b [0:1], reg_c [0:1], reg_wb [0:1], reg_wl [0:1];
-    reg [31:0] reg_m, reg_n, reg_k, reg_a_bits, reg_b_bits, reg_flags;
-    reg [31:0] reg_nb [0:1];
-    reg [31:0] reg_nn, reg_nk, reg_nbb;
-    reg [31:0] out_status;
-    reg [63:0] out_cycles;
-    reg        vld_status, vld_cycles, vld_id;
+    reg [31:0] in_reg [0:IN_WORDS-1];           // input words, args[32 i +: 32]
+    reg [31:0] out_reg [0:OUT_WORDS-1];         // output data words, sampled from outs at ap_done
+    reg [N_OUTS-1:0] out_vld;                   // each output's ap_vld
+    integer i;
 
     wire [CTRL_AW-1:0] ra = {s_axi_araddr[CTRL_AW-1:2], 2'b00};
     wire wr_ctrl = w_hs && hit(waddr, REG_CTRL);
@@ -151,9 +135,7 @@ module cpt_control #(
             int_gie <= 1'b0;
             int_ier <= 2'b00;
             int_isr <= 2'b00;
-            vld_status <= 1'b0;
-            vld_cycles <= 1'b0;
-            vld_id <= 1'b0;
+            out_vld <= {N_OUTS{1'b0}};
         end else begin
             // CTRL
             if (wr_ctrl && s_axi_wstrb[0] && s_axi_wdata[CTRL_AP_START]) int_ap_start <= 1'b1;
@@ -174,50 +156,18 @@ module cpt_control #(
             else if (w_hs && hit(waddr, REG_ISR) && s_axi_wstrb[0])
                 int_isr[IRQ_READY] <= int_isr[IRQ_READY] ^ s_axi_wdata[IRQ_READY];
             // outputs' ap_vld: set at ap_done, cleared by reading the control word
-            if (ap_done) vld_status <= 1'b1;
-            else if (ar_hs && hit(ra, REG_STATUS_CTRL)) vld_status <= 1'b0;
-            if (ap_done) vld_cycles <= 1'b1;
-            else if (ar_hs && hit(ra, REG_CYCLES_CTRL)) vld_cycles <= 1'b0;
-            if (ap_done) vld_id <= 1'b1;
-            else if (ar_hs && hit(ra, REG_ID_CTRL)) vld_id <= 1'b0;
+            for (i = 0; i < N_OUTS; i = i + 1)
+                if (ap_done) out_vld[i] <= 1'b1;
+                else if (ar_hs && hit(ra, OUT_CTRL_OFFSETS[32*i +: 32])) out_vld[i] <= 1'b0;
         end
-        if (ap_done) begin
-            out_status <= status_in;
-            out_cycles <= cycles_in;
-        end
-        if (rst) begin
-            out_status <= 32'd0;
-            out_cycles <= 64'd0;
+        for (i = 0; i < OUT_WORDS; i = i + 1) begin
+            if (ap_done) out_reg[i] <= outs[32*i +: 32];
+            if (rst) out_reg[i] <= OUT_RESET[32*i +: 32];
         end
         // arguments
-        if (w_hs) begin
-            if (hit(waddr, REG_A_W0)) reg_a[0] <= masked(reg_a[0], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_A_W1)) reg_a[1] <= masked(reg_a[1], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_B_W0)) reg_b[0] <= masked(reg_b[0], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_B_W1)) reg_b[1] <= masked(reg_b[1], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_C_W0)) reg_c[0] <= masked(reg_c[0], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_C_W1)) reg_c[1] <= masked(reg_c[1], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_M_W0)) reg_m <= masked(reg_m, s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_N_W0)) reg_n <= masked(reg_n, s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_K_W0)) reg_k <= masked(reg_k, s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_A_BITS_W0)) reg_a_bits <= masked(reg_a_bits, s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_B_BITS_W0)) reg_b_bits <= masked(reg_b_bits, s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_FLAGS_W0)) reg_flags <= masked(reg_flags, s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_WIN_BASE_W0)) reg_wb[0] <= masked(reg_wb[0], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_WIN_BASE_W1)) reg_wb[1] <= masked(reg_wb[1], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_WIN_LIMIT_W0)) reg_wl[0] <= masked(reg_wl[0], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_WIN_LIMIT_W1)) reg_wl[1] <= masked(reg_wl[1], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_NEXT_B_W0)) reg_nb[0] <= masked(reg_nb[0], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_NEXT_B_W1)) reg_nb[1] <= masked(reg_nb[1], s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_NEXT_N_W0)) reg_nn <= masked(reg_nn, s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_NEXT_K_W0)) reg_nk <= masked(reg_nk, s_axi_wdata, s_axi_wstrb);
-            if (hit(waddr, REG_NEXT_B_BITS_W0)) reg_nbb <= masked(reg_nbb, s_axi_wdata, s_axi_wstrb);
-        end
-        if (rst) begin
-            reg_a[0] <= 0; reg_a[1] <= 0; reg_b[0] <= 0; reg_b[1] <= 0; reg_c[0] <= 0; reg_c[1] <= 0;
-            reg_wb[0] <= 0; reg_wb[1] <= 0; reg_wl[0] <= 0; reg_wl[1] <= 0;
-            reg_m <= 0; reg_n <= 0; reg_k <= 0; reg_a_bits <= 0; reg_b_bits <= 0; reg_flags <= 0;
-            reg_nb[0] <= 0; reg_nb[1] <= 0; reg_nn <= 0; reg_nk <= 0; reg_nbb <= 0;
+        for (i = 0; i < IN_WORDS; i = i + 1) begin
+            if (w_hs && hit(waddr, IN_OFFSETS[32*i +: 32])) in_reg[i] <= masked(in_reg[i], s_axi_wdata, s_axi_wstrb);
+            if (rst) in_reg[i] <= 32'd0;
         end
     end
 
@@ -233,34 +183,12 @@ module cpt_control #(
             if (hit(ra, REG_GIE)) s_axi_rdata <= {31'd0, int_gie};
             if (hit(ra, REG_IER)) s_axi_rdata <= {30'd0, int_ier};
             if (hit(ra, REG_ISR)) s_axi_rdata <= {30'd0, int_isr};
-            if (hit(ra, REG_A_W0)) s_axi_rdata <= reg_a[0];
-            if (hit(ra, REG_A_W1)) s_axi_rdata <= reg_a[1];
-            if (hit(ra, REG_B_W0)) s_axi_rdata <= reg_b[0];
-            if (hit(ra, REG_B_W1)) s_axi_rdata <= reg_b[1];
-            if (hit(ra, REG_C_W0)) s_axi_rdata <= reg_c[0];
-            if (hit(ra, REG_C_W1)) s_axi_rdata <= reg_c[1];
-            if (hit(ra, REG_M_W0)) s_axi_rdata <= reg_m;
-            if (hit(ra, REG_N_W0)) s_axi_rdata <= reg_n;
-            if (hit(ra, REG_K_W0)) s_axi_rdata <= reg_k;
-            if (hit(ra, REG_A_BITS_W0)) s_axi_rdata <= reg_a_bits;
-            if (hit(ra, REG_B_BITS_W0)) s_axi_rdata <= reg_b_bits;
-            if (hit(ra, REG_FLAGS_W0)) s_axi_rdata <= reg_flags;
-            if (hit(ra, REG_WIN_BASE_W0)) s_axi_rdata <= reg_wb[0];
-            if (hit(ra, REG_WIN_BASE_W1)) s_axi_rdata <= reg_wb[1];
-            if (hit(ra, REG_WIN_LIMIT_W0)) s_axi_rdata <= reg_wl[0];
-            if (hit(ra, REG_WIN_LIMIT_W1)) s_axi_rdata <= reg_wl[1];
-            if (hit(ra, REG_NEXT_B_W0)) s_axi_rdata <= reg_nb[0];
-            if (hit(ra, REG_NEXT_B_W1)) s_axi_rdata <= reg_nb[1];
-            if (hit(ra, REG_NEXT_N_W0)) s_axi_rdata <= reg_nn;
-            if (hit(ra, REG_NEXT_K_W0)) s_axi_rdata <= reg_nk;
-            if (hit(ra, REG_NEXT_B_BITS_W0)) s_axi_rdata <= reg_nbb;
-            if (hit(ra, REG_STATUS_W0)) s_axi_rdata <= out_status;
-            if (hit(ra, REG_STATUS_CTRL)) s_axi_rdata <= {31'd0, vld_status};
-            if (hit(ra, REG_CYCLES_W0)) s_axi_rdata <= out_cycles[31:0];
-            if (hit(ra, REG_CYCLES_W1)) s_axi_rdata <= out_cycles[63:32];
-            if (hit(ra, REG_CYCLES_CTRL)) s_axi_rdata <= {31'd0, vld_cycles};
-            if (hit(ra, REG_ID_W0)) s_axi_rdata <= ID_WORD;
-            if (hit(ra, REG_ID_CTRL)) s_axi_rdata <= {31'd0, vld_id};
+            for (i = 0; i < IN_WORDS; i = i + 1)
+                if (hit(ra, IN_OFFSETS[32*i +: 32])) s_axi_rdata <= in_reg[i];
+            for (i = 0; i < OUT_WORDS; i = i + 1)
+                if (hit(ra, OUT_OFFSETS[32*i +: 32])) s_axi_rdata <= out_reg[i];
+            for (i = 0; i < N_OUTS; i = i + 1)
+                if (hit(ra, OUT_CTRL_OFFSETS[32*i +: 32])) s_axi_rdata <= {31'd0, out_vld[i]};
         end
     end
 
@@ -269,32 +197,12 @@ module cpt_control #(
     wire unused = &{1'b0, s_axi_awaddr[1:0], s_axi_araddr[1:0]};
     assign ap_start = int_ap_start;
 
+    genvar g;
     generate
-        if (AW == 64) begin : addr64
-            assign arg_a = {reg_a[1], reg_a[0]};
-            assign arg_b = {reg_b[1], reg_b[0]};
-            assign arg_c = {reg_c[1], reg_c[0]};
-            assign arg_win_base = {reg_wb[1], reg_wb[0]};
-            assign arg_win_limit = {reg_wl[1], reg_wl[0]};
-            assign arg_next_b = {reg_nb[1], reg_nb[0]};
-        end else begin : addr32
-            assign arg_a = reg_a[0];
-            assign arg_b = reg_b[0];
-            assign arg_c = reg_c[0];
-            assign arg_win_base = reg_wb[0];
-            assign arg_win_limit = reg_wl[0];
-            assign arg_next_b = reg_nb[0];
+        for (g = 0; g < IN_WORDS; g = g + 1) begin : arg_word
+            assign args[32*g +: 32] = in_reg[g];
         end
     endgenerate
-    assign arg_m = reg_m;
-    assign arg_n = reg_n;
-    assign arg_k = reg_k;
-    assign arg_a_bits = reg_a_bits;
-    assign arg_b_bits = reg_b_bits;
-    assign arg_flags = reg_flags;
-    assign arg_next_n = reg_nn;
-    assign arg_next_k = reg_nk;
-    assign arg_next_b_bits = reg_nbb;
 endmodule
 
 `default_nettype wire

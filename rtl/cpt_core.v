@@ -99,6 +99,10 @@ module cpt_core #(
             $display("%m: error: ACC_W = %0d must be in %0d..32", ACC_W, $clog2(D + 1) + 1);
             $finish;
         end
+        if (AXI_AW != BANK_AW) begin
+            $display("%m: error: AXI_AW = %0d, but the register map holds %0d-bit addresses", AXI_AW, BANK_AW);
+            $finish;
+        end
         if (B_BLOCK_COLS % COLS != 0 || (COLS * 32) % AXI_DW != 0 || D % AXI_DW != 0) begin
             $display("%m: error: need B_BLOCK_COLS %% COLS == 0, COLS x 32 %% AXI_DW == 0, D %% AXI_DW == 0");
             $finish;
@@ -111,12 +115,17 @@ module cpt_core #(
     wire ap_start, ap_idle, ap_done;
     reg  [31:0] status_out;
     reg  [63:0] cycles_out;
-    wire [AXI_AW-1:0] arg_a, arg_b, arg_c, arg_win_base, arg_win_limit;
-    wire [31:0] arg_m, arg_n, arg_k, arg_a_bits, arg_b_bits, arg_flags;
-    wire [AXI_AW-1:0] arg_next_b;
-    wire [31:0] arg_next_n, arg_next_k, arg_next_b_bits;
+    wire [OUTS_W-1:0] outs;
+    // The register bank holds every argument of cpt_hw.regmap.ARGUMENTS; one that no logic reads yet
+    // leaves its bits of `args` unconnected.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [ARGS_W-1:0] args;
+    /* verilator lint_on UNUSEDSIGNAL */
+    assign outs[OUT_STATUS +: 32] = status_out;
+    assign outs[OUT_CYCLES +: 64] = cycles_out;
+    assign outs[OUT_ID +: 32] = ID_WORD;
 
-    cpt_control #(.AW(AXI_AW), .CTRL_AW(CTRL_AW)) control (
+    cpt_control #(.CTRL_AW(CTRL_AW), .IN_W(ARGS_W), .OUT_W(OUTS_W)) control (
         .clk(clk), .rst(rst),
         .s_axi_awvalid(s_axi_awvalid), .s_axi_awready(s_axi_awready), .s_axi_awaddr(s_axi_awaddr),
         .s_axi_wvalid(s_axi_wvalid), .s_axi_wready(s_axi_wready), .s_axi_wdata(s_axi_wdata),
@@ -124,12 +133,7 @@ module cpt_core #(
         .s_axi_bresp(s_axi_bresp), .s_axi_arvalid(s_axi_arvalid), .s_axi_arready(s_axi_arready),
         .s_axi_araddr(s_axi_araddr), .s_axi_rvalid(s_axi_rvalid), .s_axi_rready(s_axi_rready),
         .s_axi_rdata(s_axi_rdata), .s_axi_rresp(s_axi_rresp), .interrupt(interrupt),
-        .ap_start(ap_start), .ap_idle(ap_idle), .ap_done(ap_done), .status_in(status_out),
-        .cycles_in(cycles_out),
-        .arg_a(arg_a), .arg_b(arg_b), .arg_c(arg_c), .arg_m(arg_m), .arg_n(arg_n), .arg_k(arg_k),
-        .arg_a_bits(arg_a_bits), .arg_b_bits(arg_b_bits), .arg_flags(arg_flags),
-        .arg_win_base(arg_win_base), .arg_win_limit(arg_win_limit), .arg_next_b(arg_next_b),
-        .arg_next_n(arg_next_n), .arg_next_k(arg_next_k), .arg_next_b_bits(arg_next_b_bits)
+        .ap_start(ap_start), .ap_idle(ap_idle), .ap_done(ap_done), .outs(outs), .args(args)
     );
 
     // ------------------------------------------------------------------ call sequencing
@@ -218,16 +222,15 @@ module cpt_core #(
 
     cpt_setup #(
         .ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
-        .AW(AXI_AW), .MAX_DIM(MAX_DIM),
-        .ST_DIM(STATUS_ERR_DIM), .ST_BITS(STATUS_ERR_BITS), .ST_ALIGN(STATUS_ERR_ALIGN),
-        .ST_WINDOW(STATUS_ERR_WINDOW), .ST_FLAGS(STATUS_ERR_FLAGS),
-        .FL_A_SIGNED(FLAG_A_SIGNED), .FL_B_SIGNED(FLAG_B_SIGNED), .FL_PREFETCH_B(FLAG_PREFETCH_B)
+        .AW(AXI_AW), .MAX_DIM(MAX_DIM)
     ) setup (
         .clk(clk), .rst(rst), .start(setup_start),
-        .arg_a(arg_a), .arg_b(arg_b), .arg_c(arg_c), .arg_m(arg_m), .arg_n(arg_n), .arg_k(arg_k),
-        .arg_a_bits(arg_a_bits), .arg_b_bits(arg_b_bits), .arg_flags(arg_flags),
-        .arg_win_base(arg_win_base), .arg_win_limit(arg_win_limit), .arg_next_b(arg_next_b),
-        .arg_next_n(arg_next_n), .arg_next_k(arg_next_k), .arg_next_b_bits(arg_next_b_bits),
+        .arg_a(args[ARG_A +: AXI_AW]), .arg_b(args[ARG_B +: AXI_AW]), .arg_c(args[ARG_C +: AXI_AW]),
+        .arg_m(args[ARG_M +: 32]), .arg_n(args[ARG_N +: 32]), .arg_k(args[ARG_K +: 32]),
+        .arg_a_bits(args[ARG_A_BITS +: 32]), .arg_b_bits(args[ARG_B_BITS +: 32]), .arg_flags(args[ARG_FLAGS +: 32]),
+        .arg_win_base(args[ARG_WIN_BASE +: AXI_AW]), .arg_win_limit(args[ARG_WIN_LIMIT +: AXI_AW]),
+        .arg_next_b(args[ARG_NEXT_B +: AXI_AW]), .arg_next_n(args[ARG_NEXT_N +: 32]),
+        .arg_next_k(args[ARG_NEXT_K +: 32]), .arg_next_b_bits(args[ARG_NEXT_B_BITS +: 32]),
         .done(setup_done), .status(setup_status),
         .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits), .a_signed(a_signed), .b_signed(b_signed),
         .a_row_words(a_row_words), .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base),

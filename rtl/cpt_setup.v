@@ -26,14 +26,6 @@ module cpt_setup #(
     parameter integer B_BLOCK_COLS = 128,
     parameter integer AW = 64,
     parameter integer MAX_DIM = 65536,
-    parameter integer ST_DIM = 0,               // status bit positions (from the register map)
-    parameter integer ST_BITS = 1,
-    parameter integer ST_ALIGN = 2,
-    parameter integer ST_WINDOW = 3,
-    parameter integer ST_FLAGS = 4,
-    parameter integer FL_A_SIGNED = 0,          // flags bit positions
-    parameter integer FL_B_SIGNED = 1,
-    parameter integer FL_PREFETCH_B = 2,
     // derived widths (not to be overridden)
     parameter integer DIM_W = $clog2(MAX_DIM + 1),
     parameter integer KW_W = $clog2(K_WORDS + 1),
@@ -89,6 +81,8 @@ module cpt_setup #(
     output wire [KEY_W-1:0]  key,               // {b, n, k, b_bits} of this call
     output wire [KEY_W-1:0]  next_key           // {next_b, next_n, next_k, next_b_bits}
 );
+    `include "cpt_gemm_regmap.vh"              // status and flags bit positions
+
     localparam integer WB = D / 8;              // bytes per D-bit word
     localparam integer LOG_WB = $clog2(WB);
     localparam integer LOG_D = $clog2(D);
@@ -142,7 +136,7 @@ module cpt_setup #(
                     || (pf_en && ((nbb32 == 0) || (nbb32 > OP_BITS)));
     wire err_align = (a_base[LOG_WB-1:0] != 0) || (b_base[LOG_WB-1:0] != 0) || (c_base[LOG_WB-1:0] != 0)
                      || (pf_en && pf_base[LOG_WB-1:0] != 0);
-    wire err_flags = (flags & ~((32'd1 << FL_A_SIGNED) | (32'd1 << FL_B_SIGNED) | (32'd1 << FL_PREFETCH_B))) != 32'd0;
+    wire err_flags = (flags & ~((32'd1 << FLAG_A_SIGNED) | (32'd1 << FLAG_B_SIGNED) | (32'd1 << FLAG_PREFETCH_B))) != 32'd0;
 
     function in_window(input [AW-1:0] base, input [EW-1:0] size, input [AW-1:0] lo, input [AW-1:0] hi);
         in_window = (base >= lo) && ({{(EW-AW){1'b0}}, base} + size <= {{(EW-AW){1'b0}}, hi});
@@ -169,7 +163,7 @@ module cpt_setup #(
                     c_base <= arg_c;
                     win_base <= arg_win_base;
                     win_limit <= arg_win_limit;
-                    pf_en <= arg_flags[FL_PREFETCH_B];
+                    pf_en <= arg_flags[FLAG_PREFETCH_B];
                     pf_base <= arg_next_b;
                     nn32 <= arg_next_n;
                     nk32 <= arg_next_k;
@@ -191,8 +185,8 @@ module cpt_setup #(
                     n <= n32[DIM_W-1:0];
                     a_bits <= ab32[BITS_W-1:0];
                     b_bits <= bb32[BITS_W-1:0];
-                    a_signed <= flags[FL_A_SIGNED];
-                    b_signed <= flags[FL_B_SIGNED];
+                    a_signed <= flags[FLAG_A_SIGNED];
+                    b_signed <= flags[FLAG_B_SIGNED];
                     kw <= k_round[KR_W-1:LOG_D];
                     next_kw <= next_k_round[KR_W-1:LOG_D];
                     pf_cols <= (nn32 > B_BLOCK_COLS) ? B_BLOCK_COLS[DIM_W-1:0] : nn32[DIM_W-1:0];
@@ -216,11 +210,11 @@ module cpt_setup #(
                 end
                 default: begin  // S_CHECK
                     status <= 32'd0;
-                    status[ST_DIM] <= err_dim;
-                    status[ST_BITS] <= err_bits;
-                    status[ST_ALIGN] <= err_align;
-                    status[ST_FLAGS] <= err_flags;
-                    status[ST_WINDOW] <= !err_dim && !err_bits && err_window;
+                    status[STATUS_ERR_DIM] <= err_dim;
+                    status[STATUS_ERR_BITS] <= err_bits;
+                    status[STATUS_ERR_ALIGN] <= err_align;
+                    status[STATUS_ERR_FLAGS] <= err_flags;
+                    status[STATUS_ERR_WINDOW] <= !err_dim && !err_bits && err_window;
                     a_end <= a_base + size_a[AW-1:0];
                     b_end <= b_base + size_b[AW-1:0];
                     pf_end <= pf_base + size_pf[AW-1:0];

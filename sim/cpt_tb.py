@@ -36,7 +36,7 @@ from cocotbext.axi.axi_channels import AxiARBus, AxiAWBus, AxiBBus, AxiRBus, Axi
 
 from cpt_driver import layout
 from cpt_hw.config import HardwareConfig
-from cpt_hw.regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, register_map
+from cpt_hw.regmap import CTRL_BITS, FLAG_BITS, INPUTS, IRQ_BITS, register_map
 from cpt_hw.status import Call, PrefetchState
 from tbutil import record, sim_config
 
@@ -185,23 +185,19 @@ class CptGemmTB:
         return bytes(self.ram.read(0, self.mem_size))
 
     # ------------------------------------------------------------------ calls
-    async def call(self, *, a: int, b: int, c: int, m: int, n: int, k: int, a_bits: int, b_bits: int,
-                   flags: int = 0, win_base: int = 0, win_limit: int | None = None, next_b: int = 0,
-                   next_n: int = 0, next_k: int = 0, next_b_bits: int = 0,
-                   timeout_cycles: int = 200_000, poll: bool = False) -> tuple[int, int]:
+    async def call(self, *, timeout_cycles: int = 200_000, poll: bool = False, **registers: int) -> tuple[int, int]:
         """Write the arguments, start, wait for ap_done (polling CTRL).  Returns (status, cycles).
 
-        The prefetch hint (next_*) is written only with flags bit PREFETCH_B (the kernel ignores it
-        otherwise).  ``last_hit`` tells whether this call used the previous call's prefetch."""
-        if win_limit is None:
-            win_limit = self.mem_size
-        call = Call(a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit, next_b, next_n, next_k, next_b_bits)
-        args = [("a", a), ("b", b), ("c", c), ("m", m), ("n", n), ("k", k), ("a_bits", a_bits),
-                ("b_bits", b_bits), ("flags", flags), ("win_base", win_base), ("win_limit", win_limit)]
-        if call.prefetch:
-            args += [("next_b", next_b), ("next_n", next_n), ("next_k", next_k), ("next_b_bits", next_b_bits)]
-        for arg, value in args:
-            await self.write_arg(arg, value)
+        ``registers``: a value per input argument, by name (cpt_hw.status.Call's fields; flags and
+        win_base default to 0, win_limit to the end of the RAM, the prefetch hint to 0).  An argument
+        read only under a flags bit (the hint next_*: PREFETCH_B) is written only with that bit set, as
+        the kernel ignores it otherwise.  ``last_hit`` tells whether this call used the previous call's
+        prefetch."""
+        registers = {"flags": 0, "win_base": 0, "win_limit": self.mem_size, **registers}
+        call = Call(**registers)
+        for arg in INPUTS:
+            if arg.flag is None or call.flags >> FLAG_BITS[arg.flag] & 1:
+                await self.write_arg(arg.name, getattr(call, arg.name))
         await self.start()
         await self.wait_done(timeout_cycles, poll=poll)
         status = await self.read_arg("status")

@@ -1,10 +1,14 @@
 import json
 import runpy
 import subprocess
+from dataclasses import fields
+from pathlib import Path
 
 from cpt_hw.config import HardwareConfig
 from cpt_hw.generator import generate
-from cpt_hw.regmap import arg_words, arguments, register_map
+from cpt_hw import hls_io
+from cpt_hw.regmap import ARGUMENTS, INPUTS, arg_words, arguments, doc_table_rows, register_map
+from cpt_hw.status import Call
 
 # Offsets Vitis HLS assigns to the signature of cpt_gemm when nothing is pinned (cpt_hw.regmap._allocate):
 # an input takes data words + 1 (64-bit: lo, hi, reserved; 32-bit: data, reserved), an output
@@ -81,3 +85,28 @@ def test_exports_agree(tmp_path):
     assert [int(x, 16) for x in got] == [rm.offset("k"), rm.offset("status"), cfg.id_word]
     # regeneration with identical content rewrites nothing
     assert generate(cfg, tmp_path, ["driver"])[1] == []
+
+
+def test_docs_register_table_is_rendered_from_the_argument_list():
+    """docs/registers.md's argument rows are exactly doc_table_rows (print them to update the doc:
+    python -c 'from cpt_hw.regmap import *; from cpt_hw.config import HardwareConfig as H;
+    print(doc_table_rows(H.from_preset("zc706")), end="")')."""
+    rows = doc_table_rows(HardwareConfig.from_preset("zc706"))
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "registers.md").read_text()
+    table = doc[doc.index("| 0x0C | ISR |"):].split("\n\n")[0].splitlines(keepends=True)[1:]
+    assert "".join(table) + "\n" == rows
+
+
+def test_one_argument_list_feeds_the_python_consumers():
+    """Call, the vector files and the HLS types derive from ARGUMENTS; addresses are the bus-wide ones."""
+    assert [a.name for a in ARGUMENTS if a.address] == ["a", "b", "c", "win_base", "win_limit", "next_b"]
+    assert [f.name for f in fields(Call)] == [a.name for a in INPUTS]
+    assert hls_io.N_ARGS == len(INPUTS) == 15
+    call = Call(*range(1, 12))
+    assert call.registers() == (*range(1, 12), 0, 0, 0, 0)  # the prefetch hint defaults to 0
+    for aw in (32, 64):
+        cfg = HardwareConfig.from_preset("zc706", {"axi_addr_width": aw})
+        assert [a.bits for a in arguments(cfg) if a.address] == [aw] * 6
+        data = register_map(cfg).to_dict()["arguments"]
+        assert [(d["name"], d["address"], d["flag"]) for d in data] == [(a.name, a.address, a.flag) for a in ARGUMENTS]
+        assert {"default", "table"}.isdisjoint(data[0])  # docs-only fields stay out of regmap.json

@@ -11,7 +11,7 @@ from cpt_hw.config import HardwareConfig
 from cpt_hw.cycle_model import gemm_cycles, setup_cycles
 from cpt_hw.errors import ConfigError
 from cpt_hw.generator import TARGETS, render
-from cpt_hw.regmap import register_map
+from cpt_hw.regmap import OUTPUTS, arguments, register_map
 
 HLS_PORTS = {"ap_clk", "ap_rst_n", "interrupt"} | {f"s_axi_control_{s}" for s in (
     "AWADDR AWVALID AWREADY WDATA WSTRB WVALID WREADY BRESP BVALID BREADY ARADDR ARVALID ARREADY "
@@ -22,6 +22,14 @@ HLS_PORTS = {"ap_clk", "ap_rst_n", "interrupt"} | {f"s_axi_control_{s}" for s in
     "BID BUSER").split()}
 
 
+def _packed(vh: str) -> dict[str, list[int]]:
+    """The packed word tables of the regmap header: name -> [word 0, word 1, ...]."""
+    tables = {}
+    for m in re.finditer(r"localparam \[[^\]]+\] (\w+) = \{([^}]*)\};", vh):
+        tables[m.group(1)] = [int(w.split("'h")[1], 16) for w in reversed(m.group(2).split(","))]
+    return tables
+
+
 @pytest.mark.parametrize("preset,overrides", [("sim", {}), ("zc706", {}), ("sim", {"axi_addr_width": 32})])
 def test_regmap_header_matches_register_map(preset, overrides):
     cfg = HardwareConfig.from_preset(preset, overrides)
@@ -29,17 +37,24 @@ def test_regmap_header_matches_register_map(preset, overrides):
     files = render(cfg, ["rtl"])
     vh = files[next(p for p in files if p.name == "cpt_gemm_regmap.vh")]
     params = {m.group(1): int(m.group(2)) for m in re.finditer(r"localparam integer (\w+)\s*= (-?\d+);", vh)}
+    tables = _packed(vh)
     rm = register_map(cfg)
-    for r in rm.registers:
-        if r.arg is None:
-            assert params[f"REG_{r.name}"] == r.offset
-        elif r.name.endswith("_ctrl"):
-            assert params[f"REG_{r.arg.upper()}_CTRL"] == r.offset
-        else:
-            assert params[f"REG_{r.arg.upper()}_W{r.word}"] == r.offset
-    if cfg.axi_addr_width == 32:
-        assert params["REG_A_W1"] == -1
-    assert params["CTRL_ADDR_W"] == rm.addr_width
+    for name in ("CTRL", "GIE", "IER", "ISR"):
+        assert params[f"REG_{name}"] == rm.offset(name)
+    # the bank's tables hold exactly the argument words of the map, each argument where ARG_/OUT_ says
+    ins, outs = [], []
+    for a in arguments(cfg):
+        words = [r.offset for r in rm.registers if r.arg == a.name and not r.name.endswith("_ctrl")]
+        assert len(words) == a.bits // 32
+        table, pos = (tables["IN_OFFSETS"], params[f"ARG_{a.name.upper()}"]) if a.direction == "in" else \
+            (tables["OUT_OFFSETS"], params[f"OUT_{a.name.upper()}"])
+        assert pos % 32 == 0 and table[pos // 32:pos // 32 + len(words)] == words, a.name
+        (ins if a.direction == "in" else outs).extend(words)
+    assert tables["IN_OFFSETS"] == ins and tables["OUT_OFFSETS"] == outs
+    assert tables["OUT_CTRL_OFFSETS"] == [rm.offset(f"{a.name}_ctrl") for a in OUTPUTS]
+    reset = dict(zip(tables["OUT_OFFSETS"], tables["OUT_RESET"]))
+    assert reset == {off: (cfg.id_word if off == rm.arg_offset("id") else 0) for off in outs}
+    assert params["CTRL_ADDR_W"] == rm.addr_width and params["BANK_AW"] == cfg.axi_addr_width
     assert f"32'h{cfg.id_word:08x}" in vh
 
 

@@ -19,7 +19,7 @@ from ..config import INTERFACE_VERSION, RESULT_BITS, HardwareConfig
 from ..errors import ConfigError
 from ..hls_io import Workload
 from ..paths import source_root
-from ..regmap import FLAG_BITS, KERNEL_NAME, STATUS_BITS, arguments, register_map
+from ..regmap import FLAG_BITS, INPUTS, KERNEL_NAME, STATUS_BITS, arguments, register_map
 
 #: HLS tools the TCL is rendered for: (tool command, title).
 TOOLS = (("vitis_hls", "Vitis HLS"), ("vivado_hls", "Vivado HLS"))
@@ -106,6 +106,7 @@ def constants(cfg: HardwareConfig) -> list[tuple[str, str, str]]:
         ("operand_bits", str(cfg.operand_bits), "largest operand precision: max(max_bits, max_grad_bits)"),
         ("k_max", str(cfg.k_max), "largest K: k_words x dot_width"),
         ("result_bits", str(RESULT_BITS), "bits of one C element in DDR"),
+        ("n_inputs", str(len(INPUTS)), "input arguments: register values per call in a vector file"),
         ("id_word", f"0x{cfg.id_word:08x}u", "HardwareConfig.id_word, returned in `id` on every call"),
         ("flags_mask", f"0x{sum(1 << b for b in FLAG_BITS.values()):x}u", "flags bits that have a meaning"),
     ]
@@ -116,23 +117,34 @@ def constants(cfg: HardwareConfig) -> list[tuple[str, str, str]]:
 
 @dataclass(frozen=True)
 class TopArg:
+    """One argument of the generated top function and how each generated file spells it."""
+
     name: str
-    ctype: str
+    ctype: str          # in the signature: cpt_addr_t, uint32_t, uint32_t * ...
+    member_type: str    # as a member of cpt_config::inputs / outputs
+    cast: str           # the testbench's conversion of a u64 register value (inputs)
     offset: int
+    output: bool
+    input_index: int    # position among the inputs (-1 for an output)
+    doc: str
 
 
 def top_arguments(cfg: HardwareConfig) -> list[TopArg]:
     """The s_axilite arguments of the top function with their C types and pinned offsets."""
     rm = register_map(cfg)
     out = []
+    inputs = 0
     for a in arguments(cfg):
         if a.direction == "out":
-            ctype = "uint64_t *" if a.bits == 64 else "uint32_t *"
-        elif a.kind == "pointer" or a.name.startswith("win_") or a.name == "next_b":
-            ctype = "cpt_addr_t"  # byte addresses: the kernel checks them before the first burst
+            value = f"uint{a.bits}_t"
+            out.append(TopArg(a.name, value + " *", value, "", rm.arg_offset(a.name), True, -1, a.doc))
+            continue
+        if a.address:  # byte addresses: the kernel checks them before the first burst
+            ctype, member = "cpt_addr_t", "ap_uint<axi_addr_width>"
         else:
-            ctype = "uint32_t"
-        out.append(TopArg(a.name, ctype, rm.arg_offset(a.name)))
+            ctype = member = "uint32_t"
+        out.append(TopArg(a.name, ctype, member, ctype, rm.arg_offset(a.name), False, inputs, a.doc))
+        inputs += 1
     return out
 
 

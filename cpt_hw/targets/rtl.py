@@ -8,15 +8,13 @@ no register offset or bit position is ever written by hand in ``rtl/``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jinja2
 
 from ..config import RESULT_BITS, HardwareConfig
 from ..errors import ConfigError
 from ..regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, STATUS_BITS, arguments, register_map
-
-#: Arguments the control block needs as two words (lo/hi) whatever the address width.
-_WIDE_ARGS = ("a", "b", "c", "win_base", "win_limit", "cycles", "next_b")
-
 
 def check(cfg: HardwareConfig) -> None:
     """Constraints of the Verilog twin beyond those of the config (also checked in rtl/ initial blocks)."""
@@ -29,26 +27,49 @@ def check(cfg: HardwareConfig) -> None:
 
 
 def register_params(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
-    """(localparam name, value, comment) for every register word the control block decodes.
-
-    Argument words are named ``REG_<ARG>_W<n>`` (n = 0 for bits 31:0, 1 for 63:32) and an output's
-    ap_vld word ``REG_<ARG>_CTRL``; a word that does not exist (the high word of a pointer with 32-bit
-    addresses) is -1, which no address matches.
-    """
+    """(localparam name, value, comment) of the control words: CTRL, GIE, IER, ISR."""
     rm = register_map(cfg)
-    out: list[tuple[str, int, str]] = []
-    for name in ("CTRL", "GIE", "IER", "ISR"):
-        out.append((f"REG_{name}", rm.offset(name), name))
-    for arg in arguments(cfg):
-        words = [r for r in rm.registers if r.arg == arg.name]
-        for w in range(2 if arg.name in _WIDE_ARGS else 1):
-            hit = [r for r in words if r.word == w and not r.name.endswith("_ctrl")]
-            out.append((f"REG_{arg.name.upper()}_W{w}", hit[0].offset if hit else -1,
-                        hit[0].name if hit else "absent"))
-        if arg.direction == "out":
-            ctrl = [r for r in words if r.name.endswith("_ctrl")][0]
-            out.append((f"REG_{arg.name.upper()}_CTRL", ctrl.offset, ctrl.name))
-    return out
+    return [(f"REG_{name}", rm.offset(name), name) for name in ("CTRL", "GIE", "IER", "ISR")]
+
+
+@dataclass(frozen=True)
+class Bank:
+    """The argument register bank as rtl/cpt_control.v implements it: tables of 32-bit words.
+
+    Input words are packed into the ``args`` bus in signature order (word i at bits 32i +: 32), output
+    data words into ``outs`` likewise; ``fields`` gives each argument's bit position on its bus.
+    """
+
+    in_offsets: list[int]          # offset of input word i
+    out_offsets: list[int]         # offset of output data word i
+    out_reset: list[int]           # value of output data word i after reset
+    ctrl_offsets: list[int]        # offset of output j's control word (ap_vld)
+    fields: list[tuple[str, int, str]]  # (ARG_<NAME> / OUT_<NAME>, bit position, comment)
+
+
+def bank(cfg: HardwareConfig) -> Bank:
+    """The register bank of ``cfg``'s argument list (cpt_hw.regmap.ARGUMENTS: nothing is named here)."""
+    rm = register_map(cfg)
+    b = Bank([], [], [], [], [])
+    for a in arguments(cfg):
+        words = [r for r in rm.registers if r.arg == a.name and not r.name.endswith("_ctrl")]
+        width = "AXI_AW" if a.address else str(a.bits)
+        if a.direction == "in":
+            b.fields.append((f"ARG_{a.name.upper()}", 32 * len(b.in_offsets), f"{a.name}: args[ARG_{a.name.upper()} +: {width}]"))
+            b.in_offsets.extend(r.offset for r in words)
+        else:
+            b.fields.append((f"OUT_{a.name.upper()}", 32 * len(b.out_offsets), f"{a.name}: outs[OUT_{a.name.upper()} +: {width}]"))
+            # the twin's id reads the config's ID word at any time, also before the first call
+            reset = cfg.id_word if a.name == "id" else 0
+            b.out_offsets.extend(r.offset for r in words)
+            b.out_reset.extend(reset >> (32 * w) & 0xFFFFFFFF for w in range(len(words)))
+            b.ctrl_offsets.append(rm.offset(f"{a.name}_ctrl"))
+    return b
+
+
+def packed(words: list[int]) -> str:
+    """A Verilog concatenation of 32-bit words, word 0 in bits 31:0."""
+    return "{" + ", ".join(f"32'h{w:08x}" for w in reversed(words)) + "}"
 
 
 def bit_params() -> list[tuple[str, int]]:
@@ -58,7 +79,8 @@ def bit_params() -> list[tuple[str, int]]:
 
 def render(cfg: HardwareConfig, env: jinja2.Environment) -> dict[str, str]:
     check(cfg)
-    ctx = {"registers": register_params(cfg), "bits": bit_params(), "ctrl_addr_width": register_map(cfg).addr_width}
+    ctx = {"registers": register_params(cfg), "bits": bit_params(), "ctrl_addr_width": register_map(cfg).addr_width,
+           "bank": bank(cfg), "packed": packed}
     return {
         "cpt_gemm_regmap.vh": env.get_template("rtl/cpt_gemm_regmap.vh.j2").render(**ctx),
         "cpt_gemm.v": env.get_template("rtl/cpt_gemm.v.j2").render(**ctx),

@@ -33,6 +33,8 @@ class DeviceSpec:
     id_word: int
     registers: Mapping[str, int]            # register name -> byte offset
     arg_words: Mapping[str, tuple[int, ...]]  # argument -> offsets of its 32-bit data words, LSW first
+    inputs: tuple[str, ...]   # input arguments in signature order (regmap.json "arguments")
+    outputs: tuple[str, ...]  # output arguments, each with an <name>_ctrl ap_vld word
     ctrl_bits: Mapping[str, int]
     irq_bits: Mapping[str, int]
     flag_bits: Mapping[str, int]
@@ -61,6 +63,7 @@ class DeviceSpec:
                 if r.get("arg") and not r["name"].endswith("_ctrl"):
                     words.setdefault(r["arg"], []).append((int(r["word"]), int(r["offset"])))
             layout = d["layout"]
+            args = [(str(a["name"]), str(a["direction"])) for a in d["arguments"]]
             missing = [k for k in _NEEDED_LAYOUT if k not in layout]
             missing += [a for a in _NEEDED_ARGS if a not in words]
             missing += [c for c in _CONTROL if c not in regs]
@@ -69,6 +72,7 @@ class DeviceSpec:
             return cls(
                 name=str(d["config"]), id_word=int(d["id_word"]), registers=regs,
                 arg_words={a: tuple(off for _, off in sorted(w)) for a, w in words.items()},
+                inputs=tuple(a for a, way in args if way == "in"), outputs=tuple(a for a, way in args if way == "out"),
                 ctrl_bits=dict(d["ctrl_bits"]), irq_bits=dict(d["irq_bits"]), flag_bits=dict(d["flag_bits"]),
                 status_bits=dict(d["status_bits"]), status_doc=dict(d.get("status_doc", {})),
                 **{k: int(layout[k]) for k in _NEEDED_LAYOUT}, kernel=str(d.get("kernel", "cpt_gemm")),

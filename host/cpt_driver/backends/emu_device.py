@@ -45,8 +45,6 @@ from ..spec import DeviceSpec
 
 #: Elements of the A (or C) block per golden.gemm call: 1 MiB of int64, in cache (see execute).
 _BLOCK_ELEMENTS = 1 << 17
-#: The kernel's output arguments (each with an ``<name>_ctrl`` ap_vld word).
-OUTPUTS = ("status", "cycles", "id")
 #: ISR semantics of the s_axilite adapters HLS generates: toggle on write (Vitis HLS >= 2023.1),
 #: clear on read with writes ignored (Vitis HLS 2022.x ``*_control_s_axi.v``).
 ISR_MODES = ("tow", "cor")
@@ -145,17 +143,16 @@ class EmuDevice:
         self.ap_start = self.ap_done = self.ap_ready = self.auto_restart = False
         self.ap_idle = True
         self.isr = 0
-        self.outputs = {"status": 0, "cycles": 0, "id": 0}
-        self.valid = {"status": False, "cycles": False, "id": False}
+        self.outputs = {name: 0 for name in spec.outputs}
+        self.valid = {name: False for name in spec.outputs}
         self.runs = 0
         self._scratch: dict[str, np.ndarray] = {}
         self.prefetch = PrefetchState()
         self._prefetched = np.zeros(0, dtype=np.uint8)  # B block 0 as the prefetching call read it
         self.hits = 0
 
-    @staticmethod
-    def _is_output(reg: str) -> bool:
-        return any(reg == o or reg.startswith(o + "_") for o in OUTPUTS)
+    def _is_output(self, reg: str) -> bool:
+        return any(reg == o or reg.startswith(o + "_") for o in self.spec.outputs)
 
     # ------------------------------------------------------------------ bus side
     @property
@@ -253,9 +250,7 @@ class EmuDevice:
 
     def execute(self) -> tuple[int, int]:
         """One call on the current argument registers.  Returns (status, cycles)."""
-        names = ["a", "b", "c", "m", "n", "k", "a_bits", "b_bits", "flags", "win_base", "win_limit"]
-        names += [a for a in ("next_b", "next_n", "next_k", "next_b_bits") if a in self.spec.arg_words]
-        args = {a: self._arg(a) for a in names}
+        args = {a: self._arg(a) for a in self.spec.inputs}  # a Call's fields: every input argument
         call = Call(**args)
         status = self.check(args)
         pf = (call.next_b, prefetch_bytes(self.cfg, call.next_n, call.next_k, call.next_b_bits)) \
