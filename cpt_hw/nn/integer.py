@@ -156,7 +156,7 @@ class _IntegerGemm(torch.autograd.Function):
             sx64, zx64 = sx.to(_F64), zx.to(_F64)
             # (Q_x^T Q_e)^T: the errors (N <= C_out columns) are the B operand the device loads once per
             # call while the activations stream as A (bench/resnet74_gemms.py): 22 % fewer weight-gradient
-            # cycles over CPT 3-8/8 than Q_e^T Q_x (docs/results/board_step-resnet74.md)
+            # cycles over CPT 3-8/8 than Q_e^T Q_x (measured: docs/zc706-pynq.md, "Measured budget")
             acc = _gemm(engine, xl.transpose(1, 2), el, fw, bits, "wgrad").transpose(1, 2)  # (G, N, K)
             with region("corrections"):
                 col = xl.sum(1, keepdim=True)                             # (G, 1, K)
