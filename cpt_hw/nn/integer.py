@@ -38,7 +38,7 @@ from .quant import channel_range, dequantize, fold_factors, quant_params, quanti
 from .torch_backend import LayerCall
 
 Ops = ConvOps | LinearOps
-_F64 = torch.float64
+_F32, _F64 = torch.float32, torch.float64
 
 
 class GemmEngine(Protocol):
@@ -75,18 +75,34 @@ class ExactEngine:
         return {"backend": self.name, "gemm_calls": self.calls, "binary_ops": self.binary_ops}
 
 
-def _gemm(engine: GemmEngine, a: torch.Tensor, b: torch.Tensor, a_bits: int, b_bits: int, kind: str) -> torch.Tensor:
-    """Batched over groups: a (G, M, K), b (G, K, N) float codes -> (G, M, N) float64 (exact integers).
+def int_codes(q: torch.Tensor, bits: int) -> torch.Tensor:
+    """Float codes 0..2^bits - 1 (the quantizers' output) -> the narrowest integer dtype holding them (exact):
+    uint8 up to 8 bits, the operand dtype the driver packs without widening."""
+    return q.to(torch.uint8 if bits <= 8 else torch.int16 if bits <= 15 else torch.int32)
 
+
+def _gemm(engine: GemmEngine, a: torch.Tensor, b: torch.Tensor, a_bits: int, b_bits: int, kind: str,
+          dtype: torch.dtype = _F32) -> torch.Tensor:
+    """Batched over groups: a (G, M, K), b (G, K, N) integer codes (views welcome) -> (G, M, N) ``dtype``.
+
+    The engine's exact int64 result is rounded once to ``dtype`` (float32: relative error <= 2^-24, only
+    where it exceeds 2^24) on its way into the output the corrections then scale in place.
     kind: the GEMM class (fwd, dgrad, wgrad), the name of its profiling region."""
-    out = []
+    out, device = torch.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=dtype), a.device
+    a, b = a.cpu(), b.cpu()  # the engines are numpy (host) code
     for g in range(a.shape[0]):
-        with region("conversions"):
-            ag, bg = a[g].to(torch.int64).cpu().numpy(), b[g].to(torch.int64).cpu().numpy()
         with region("gemm." + kind):
-            out.append(engine.gemm(ag, bg, a_bits, b_bits))
-    with region("conversions"):
-        return torch.from_numpy(np.stack(out)).to(device=a.device, dtype=_F64)
+            c = engine.gemm(a[g].numpy(), b[g].numpy(), a_bits, b_bits)
+        with region("conversions"):
+            out[g].copy_(torch.from_numpy(c))
+    return out.to(device)
+
+
+def _exact_mm(a: torch.Tensor, b: torch.Tensor, bound: int) -> torch.Tensor:
+    """a @ b for small operands holding integers (or 0/1 masks) whose partial sums stay below ``bound``:
+    float32 BLAS is exact below 2^24, float64 beyond; the (small) result comes back as float32."""
+    dtype = _F32 if bound < 1 << 24 else _F64
+    return (a.to(dtype) @ b.to(dtype)).to(_F32)
 
 
 class _IntegerGemm(torch.autograd.Function):
@@ -95,31 +111,35 @@ class _IntegerGemm(torch.autograd.Function):
         fw = call.fw
         with region("rounding"):
             qpx = quant_params(call.x_min, call.x_max, fw)
-            qx = quantize_codes(x, fw, qpx)
             qpw = quant_params(*channel_range(w), fw)
-            qw = quantize_codes(w, fw, qpw)
+            qx, qw = quantize_codes(x, fw, qpx), quantize_codes(w, fw, qpw)
+        with region("conversions"):
+            qx, qw = int_codes(qx, fw), int_codes(qw, fw)
 
         with region("lowering"):
-            xl, wl = ops.lower(qx), ops.lower_weight(qw)
+            xl, wl = ops.lower(qx), ops.lower_weight(qw)                  # (G, M, K), (G, N, K) codes
             mask = ops.mask(x.shape, x.device)
-        with region("conversions"):
-            xl, wl = xl.to(_F64), wl.to(_F64)                             # (G, M, K), (G, N, K)
-        g, m, _ = xl.shape
+        g, m, k = xl.shape
         n = wl.shape[1]
         p = ops.positions(x.shape)
-        sx, zx = qpx.scale.to(_F64), qpx.zero_point.to(_F64)
-        sw, zw = qpw.scale.to(_F64).reshape(g, 1, n), qpw.zero_point.to(_F64).reshape(g, 1, n)
+        sx, zx = qpx.scale, qpx.zero_point
+        sw, zw = qpw.scale.reshape(g, 1, n), qpw.zero_point.reshape(g, 1, n)
 
-        acc = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd")       # (G, M, N)
+        y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd")         # (G, M, N)
         with region("corrections"):
-            row = xl.sum(2, keepdim=True)                                 # (G, M, 1)
+            # Y = s_x s_w acc + u z_w^T + z_x s_w border: u[m] = s_x sum_k Q_x[m,k] + z_x count[p(m)] (rank
+            # one), border[p,n] = (Mk Q_w^T)[p,n] broadcast over the batch; integer sums < 2^24 are exact in float32
+            row = xl.sum(2, dtype=torch.int64).to(_F32)                   # (G, M)
+            wsum = wl.sum(2, dtype=torch.int64)                           # (G, N)
+            y.mul_(sx * sw)
             if mask is None:
-                border, count = wl.sum(2).reshape(g, 1, n), float(xl.shape[2])
+                u = sx * row + zx * float(k)
+                y.add_(zx * sw * wsum.to(_F32).reshape(g, 1, n))
             else:
-                mk = mask.to(_F64)
-                border = (mk @ wl.transpose(1, 2)).repeat(1, m // p, 1)   # (G, M, N): (Mk Q_w^T)[p(m), n]
-                count = mk.sum(1).repeat(m // p).reshape(1, m, 1)
-            y = sx * sw * acc + sx * zw * row + zx * sw * border + zx * zw * count
+                border = _exact_mm(mask, wl.transpose(1, 2), k * (2**fw - 1))  # (G, P, N)
+                u = (sx * row).reshape(g, m // p, p) + zx * mask.sum(1)
+                y.view(g, m // p, p, n).add_(((zx * sw) * border).unsqueeze(1))
+            y.baddbmm_(u.reshape(g, m, 1), zw)
         with region("lowering"):
             y = ops.raise_out(y.to(x.dtype), x.shape)
         if b is not None:
@@ -134,7 +154,7 @@ class _IntegerGemm(torch.autograd.Function):
         qx, qw, sx, zx, sw, zw = ctx.saved_tensors
         ops, err, engine, fw = ctx.ops, ctx.call.error, ctx.engine, ctx.call.fw
         if err is None:  # float errors: the backward GEMMs cannot run on integer hardware
-            x_hat, w_hat = qx * sx + zx, qw * sw + zw
+            x_hat, w_hat = qx.to(_F32) * sx + zx, qw.to(_F32) * sw + zw
             dx = ops.grad_input(e, w_hat, ctx.x_shape) if ctx.needs_input_grad[0] else None
             dw = ops.grad_weight(x_hat, e, w_hat.shape) if ctx.needs_input_grad[1] else None
             db = ops.grad_bias(e) if ctx.has_bias and ctx.needs_input_grad[2] else None
@@ -142,60 +162,84 @@ class _IntegerGemm(torch.autograd.Function):
 
         bits = err.bits
         with region("rounding"):
-            qe, qpe = quantize_error(e, bits, err.seed)
-        with region("lowering"):
-            el, xl = ops.lower_out(qe), ops.lower(qx)
+            qe_f, qpe = quantize_error(e, bits, err.seed)
         with region("conversions"):
-            el, xl = el.to(_F64), xl.to(_F64)                            # (G, M, N), (G, M, K)
-        g, m, n = el.shape
-        p = ops.positions(ctx.x_shape)
-        se, ze = qpe.scale.to(_F64), qpe.zero_point.to(_F64)
-
+            qe = int_codes(qe_f, bits)
         dx = dw = db = None
         if ctx.needs_input_grad[1]:
-            sx64, zx64 = sx.to(_F64), zx.to(_F64)
-            # (Q_x^T Q_e)^T: the errors (N <= C_out columns) are the B operand the device loads once per
-            # call while the activations stream as A (bench/resnet74_gemms.py): 22 % fewer weight-gradient
-            # cycles over CPT 3-8/8 than Q_e^T Q_x (measured: docs/zc706-pynq.md, "Measured budget")
-            acc = _gemm(engine, xl.transpose(1, 2), el, fw, bits, "wgrad").transpose(1, 2)  # (G, N, K)
-            with region("corrections"):
-                col = xl.sum(1, keepdim=True)                             # (G, 1, K)
-                mask = ops.mask(ctx.x_shape, e.device)
-                if mask is None:
-                    border, count = el.sum(1).reshape(g, n, 1), float(m)
-                else:
-                    mk = mask.to(_F64)
-                    esum = el.reshape(g, m // p, p, n).sum(1)             # (G, P, N)
-                    border, count = esum.transpose(1, 2) @ mk, (m // p) * mk.sum(0)
-                dwl = se * sx64 * acc + se * zx64 * border + ze * sx64 * col + ze * zx64 * count
-                dw = dwl.to(e.dtype).reshape(qw.shape)
+            dw = _weight_grad(ops, engine, ctx.x_shape, qx, qe, sx, zx, qpe, fw, bits).to(e.dtype).reshape(qw.shape)
         if ctx.needs_input_grad[0]:
             with region("rounding"):
                 ratio, s_ref = fold_factors(sw)
                 q_t, qp_t = quantize_error(e * ops.channel_view(ratio, e.dim()), bits, err.seed_scaled)
-            with region("lowering"):  # the transposed convolution: no k^2-fold result, no col2im
-                tl = ops.lower_transposed(q_t, ctx.x_shape)               # (G, Mi, N kh kw), Mi = B Pin
-                wr = ops.lower_weight_transposed(qw)                      # (G, N kh kw, Cg)
-                mask_t = ops.transposed_mask(ctx.x_shape, e.device)       # (Pin, kh kw) or None
-            with region("conversions"):
-                tl, wr = tl.to(_F64), wr.to(_F64)
-            st, zt = qp_t.scale.to(_F64), qp_t.zero_point.to(_F64)
-            acc = _gemm(engine, tl, wr, bits, fw, "dgrad")                # (G, Mi, Cg)
-            with region("corrections"):
-                taps = wr.shape[1] // n
-                o = (zw.to(_F64) / sw.to(_F64)).reshape(g, n, 1).repeat_interleave(taps, 1)  # (G, N kh kw, 1)
-                rows = tl @ o                                             # (G, Mi, 1): sum over real taps of Q_t o
-                wo = (wr + o).reshape(g, n, taps, -1).sum(1)              # (G, kh kw, Cg): sum_n (Q_w + o)
-                if mask_t is None:
-                    border = wo.sum(1, keepdim=True)                      # (G, 1, Cg)
-                else:
-                    border = (mask_t.to(_F64) @ wo).repeat(1, ctx.x_shape[0], 1)  # (G, Mi, Cg)
-                dxl = s_ref.to(_F64) * (st * (acc + rows) + zt * border)
+            dx = _input_grad(ops, engine, ctx.x_shape, q_t, qp_t, qw, sw, zw, s_ref, fw, bits).to(e.dtype)
             with region("lowering"):
-                dx = ops.raise_in(dxl.to(e.dtype), ctx.x_shape)
+                dx = ops.raise_in(dx, ctx.x_shape)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            db = ops.grad_bias(dequantize(qe, qpe).to(e.dtype))
+            db = ops.grad_bias(dequantize(qe_f, qpe).to(e.dtype))
         return dx, dw, db, None, None, None
+
+
+def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Tensor, qe: torch.Tensor,
+                 sx: torch.Tensor, zx: torch.Tensor, qpe, fw: int, bits: int) -> torch.Tensor:
+    """dW lowered, (G, N, K) float32, from the activation and error codes (module docstring)."""
+    with region("lowering"):
+        el, xl = ops.lower_out(qe), ops.lower(qx)                         # (G, M, N), (G, M, K) codes
+    g, m, n = el.shape
+    k = xl.shape[2]
+    p = ops.positions(x_shape)
+    se, ze = qpe.scale, qpe.zero_point
+    # (Q_x^T Q_e)^T: the errors (N <= C_out columns) are the B operand the device loads once per
+    # call while the activations stream as A (bench/resnet74_gemms.py): 22 % fewer weight-gradient
+    # cycles over CPT 3-8/8 than Q_e^T Q_x (measured: docs/zc706-pynq.md, "Measured budget")
+    # float64 on this weight-sized (K x N) result only: its sums over M = B P reach 2^33 and the z_e terms
+    # cancel most of s_e s_x acc, so float32 would lose ~30 ulps of dW (measured: tests/test_nn_backends.py)
+    acc = _gemm(engine, xl.transpose(1, 2), el, fw, bits, "wgrad", _F64)  # (G, K, N)
+    with region("corrections"):
+        # dW^T = s_e s_x acc + s_e z_x border + z_e v: v[k] = s_x sum_m Q_x[m,k] + z_x count[k] (rank one),
+        # border[k,n] = (Mk^T sum_b Q_e)[k,n]
+        sx, zx, se, ze = sx.to(_F64), zx.to(_F64), se.to(_F64), ze.to(_F64)
+        col = xl.sum(1, dtype=torch.int64).to(_F64)                       # (G, K)
+        mask = ops.mask(x_shape, qe.device)
+        acc.mul_(se * sx)
+        if mask is None:
+            v = sx * col + zx * float(m)
+            acc.add_((se * zx) * el.sum(1, dtype=torch.int64).to(_F64).reshape(g, 1, n))
+        else:
+            esum = el.reshape(g, m // p, p, n).sum(1, dtype=torch.int64)  # (G, P, N)
+            border = mask.t().to(_F64) @ esum.to(_F64)                    # (G, K, N), exact: sums < 2^53
+            v = sx * col + zx * ((m // p) * mask.sum(0).to(_F64))
+            acc.add_((se * zx) * border)
+        acc.add_((ze * v).reshape(g, k, 1))
+    return acc.transpose(1, 2)
+
+
+def _input_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, q_t: torch.Tensor, qp_t, qw: torch.Tensor,
+                sw: torch.Tensor, zw: torch.Tensor, s_ref: torch.Tensor, fw: int, bits: int) -> torch.Tensor:
+    """dX lowered, (G, B Pin, Cg) float32: the transposed convolution of the folded error codes (module doc)."""
+    with region("conversions"):
+        qt = int_codes(q_t, bits)
+    with region("lowering"):  # the transposed convolution: no k^2-fold result, no col2im
+        tl = ops.lower_transposed(qt, x_shape)                            # (G, Mi, N kh kw), Mi = B Pin
+        wr = ops.lower_weight_transposed(qw)                              # (G, N kh kw, Cg)
+        mask_t = ops.transposed_mask(x_shape, qt.device)                  # (Pin, kh kw) or None
+    g, mi, cg = tl.shape[0], tl.shape[1], wr.shape[2]
+    n = sw.numel() // g
+    taps = wr.shape[1] // n
+    st, zt = qp_t.scale, qp_t.zero_point
+    acc = _gemm(engine, tl, wr, bits, fw, "dgrad")                        # (G, Mi, Cg)
+    with region("corrections"):
+        o = (zw / sw).reshape(g, n)                                       # zero points in code units
+        # (T o)[mi] without touching T: the per-position channel contraction of Q_t, summed over the taps
+        # that reach each input position (rank one against the columns)
+        rows = ops.weighted_tap_sums(q_t, o, x_shape)                     # (G, Mi, 1)
+        wo = wr.reshape(g, n, taps, cg).sum(1, dtype=torch.int64).to(_F32) + o.sum(1).reshape(g, 1, 1)  # (G, taps, Cg)
+        acc.add_(rows).mul_(s_ref * st)
+        if mask_t is None:
+            acc.add_((s_ref * zt) * wo.sum(1, keepdim=True))
+        else:
+            acc.view(g, x_shape[0], -1, cg).add_((s_ref * zt) * (mask_t @ wo).unsqueeze(1))
+    return acc
 
 
 class IntegerBackend:

@@ -20,6 +20,10 @@ The input gradient is the transposed convolution, lowered the same way (no col2i
     dX_low: (G, B*Pin, Cg)         = E_low W_rot, raised to (B, C_in, H, W) by ``raise_in``
 
 ``transposed_mask`` (Pin, kh*kw) marks the real error taps of E_low (not padding, not dilation zeros).
+
+The lowerings work on any dtype, in particular on the quantizers' integer codes as uint8 (``F.unfold`` has
+no integer kernel, so the im2col is one strided view and one copy): a lowered operand costs one byte per
+entry, not the eight of a float64 copy.
 """
 
 from __future__ import annotations
@@ -89,6 +93,26 @@ class LinearOps:
     def transposed_mask(self, x_shape: torch.Size, device: torch.device) -> torch.Tensor | None:
         return None
 
+    def weighted_tap_sums(self, q: torch.Tensor, o: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        """(E_low o)[m] = sum_n q[m, n] o[n] as (1, M, 1) for q (..., N), o (1, N): the rank-one term of the
+        input gradient (a linear layer has one tap)."""
+        return (q.reshape(-1, q.shape[-1]) @ o.reshape(-1, 1).to(q.dtype)).reshape(1, -1, 1)
+
+
+def _im2col(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+            dilation: tuple[int, int], groups: int) -> torch.Tensor:
+    """(B, C, H, W) of any dtype -> (G, B*P, C/G*kh*kw), the layout of ``F.unfold`` regrouped (rows (b, position),
+    columns (c, i, j)): a strided view of the zero-padded input and one copy."""
+    if padding != (0, 0):
+        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    b, c, h, w = x.shape
+    ho = (h - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    wo = (w - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    sb, sc, sh, sw = x.stride()
+    win = x.as_strided((b, ho, wo, groups, c // groups, kernel[0], kernel[1]),
+                       (sb, sh * stride[0], sw * stride[1], sc * (c // groups), sc, sh * dilation[0], sw * dilation[1]))
+    return win.permute(3, 0, 1, 2, 4, 5, 6).reshape(groups, b * ho * wo, -1)
+
 
 @dataclass(frozen=True)
 class ConvOps:
@@ -147,11 +171,8 @@ class ConvOps:
         return ho * wo
 
     def lower(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (G, B*P, Kg): im2col, rows ordered (b, position), columns (c, i, j)."""
-        cols = self._unfold(x)  # (B, C*kh*kw, P)
-        b, k, p = cols.shape
-        g = self.groups
-        return cols.reshape(b, g, k // g, p).permute(1, 0, 3, 2).reshape(g, b * p, k // g)
+        """(B, C, H, W) -> (G, B*P, Kg): im2col, rows ordered (b, position), columns (c, i, j); any dtype."""
+        return _im2col(x, self.kernel, self.stride, self.padding, self.dilation, self.groups)
 
     def lower_weight(self, w: torch.Tensor) -> torch.Tensor:
         g = self.groups
@@ -195,10 +216,7 @@ class ConvOps:
 
     def lower_transposed(self, y: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
         """(B, N, Ho, Wo) error -> (G, B*Pin, Ng*kh*kw): im2col of the dilated, padded error (stride 1)."""
-        cols = F.unfold(self._dilate_pad(y, x_shape), self.kernel, dilation=self.dilation)  # (B, N kh kw, Pin)
-        b, k, p = cols.shape
-        g = self.groups
-        return cols.reshape(b, g, k // g, p).permute(1, 0, 3, 2).reshape(g, b * p, k // g)
+        return _im2col(self._dilate_pad(y, x_shape), self.kernel, (1, 1), (0, 0), self.dilation, self.groups)
 
     def lower_weight_transposed(self, w: torch.Tensor) -> torch.Tensor:
         """(N, Cg, kh, kw) -> (G, Ng*kh*kw, Cg): each group's kernels rotated by 180 degrees, rows (n, i, j)."""
@@ -220,3 +238,14 @@ class ConvOps:
         ones = torch.ones((1, 1, ho, wo), device=device)
         mask = F.unfold(self._dilate_pad(ones, x_shape), self.kernel, dilation=self.dilation)[0].t()
         return None if bool(mask.all()) else mask
+
+    def weighted_tap_sums(self, q: torch.Tensor, o: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        """(E_low o_rep)[g, mi] for the error q (B, N, Ho, Wo) and o (G, N/G) repeated over each channel's taps,
+        as (G, B*Pin, 1), without E_low: contract q's channels with o per group (z: B, G, Ho, Wo), then sum z
+        over the real taps reaching each input position, a single-channel-per-group transposed convolution
+        with an all-ones kernel."""
+        b, g = q.shape[0], o.shape[0]
+        z = torch.einsum("bgnhw,gn->bghw", q.reshape(b, g, -1, *q.shape[2:]), o.to(q.dtype))
+        ones = z.new_ones((g, 1, *self.kernel))
+        s = torch.nn.grad.conv2d_input((b, g, *x_shape[2:]), ones, z, **self._kw() | {"groups": g})
+        return s.reshape(b, g, -1).permute(1, 0, 2).reshape(g, -1, 1)
