@@ -177,14 +177,16 @@ def test_accel_refuses_bits_beyond_the_config_and_counts_its_work():
 
 
 class _RecordingEngine(ExactEngine):
-    """golden.gemm, recording each call's (M, K, N, a_bits, b_bits)."""
+    """golden.gemm, recording each call's (M, K, N, a_bits, b_bits) and its operands' dtypes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.shapes: list[tuple[int, ...]] = []
+        self.dtypes: list[tuple[np.dtype, np.dtype]] = []
 
     def gemm(self, a, b, a_bits, b_bits):
         self.shapes.append((a.shape[0], a.shape[1], b.shape[1], a_bits, b_bits))
+        self.dtypes.append((a.dtype, b.dtype))
         return super().gemm(a, b, a_bits, b_bits)
 
 
@@ -216,6 +218,34 @@ def test_input_gradient_is_a_transposed_convolution(kernel, stride, padding):
     assert fwd == (2 * ho * wo, 3 * kernel ** 2, 5, 4, 4)
     assert wgrad == (3 * kernel ** 2, 2 * ho * wo, 5, 4, 8)
     assert dgrad == (2 * 7 * 7, 5 * kernel ** 2, 3, 8, 4)
+    # the quantizers' codes reach the engine as uint8: no int64 or float64 copy of an operand
+    assert engine.dtypes == [(np.uint8, np.uint8)] * 3
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, groups",
+                         [(3, 1, 1, 1, 1), (3, 2, 1, 1, 1), (1, 2, 0, 1, 1), (3, 1, 2, 2, 2), (3, 2, 0, 1, 4)])
+def test_integer_lowering_is_unfold_and_tap_sums_are_the_rank_one_term(kernel, stride, padding, dilation, groups):
+    """The uint8 im2col (forward and transposed) holds exactly F.unfold's entries, and weighted_tap_sums
+    equals E_low times o repeated over each channel's taps (float64: exact enough to compare at 1e-12)."""
+    ops = cnn.layers.ConvOps((kernel, kernel), (stride, stride), (padding, padding), (dilation, dilation), groups)
+    x_shape = torch.Size((2, 8, 9, 9))
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randint(0, 256, x_shape, generator=gen)
+    e = torch.randint(0, 256, (2, 8, *ops.out_size(x_shape)), generator=gen)
+
+    def unfold_lowered(t, **kw):
+        cols = torch.nn.functional.unfold(t.double(), (kernel, kernel), dilation=dilation, **kw)
+        b, k, p = cols.shape
+        return cols.reshape(b, groups, k // groups, p).permute(1, 0, 3, 2).reshape(groups, b * p, k // groups)
+
+    lowered = ops.lower(x.to(torch.uint8))
+    assert lowered.dtype == torch.uint8
+    assert torch.equal(lowered.double(), unfold_lowered(x, padding=padding, stride=stride))
+    e_low = ops.lower_transposed(e.to(torch.uint8), x_shape)
+    assert torch.equal(e_low.double(), unfold_lowered(ops._dilate_pad(e.double(), x_shape)))
+    o = torch.randn(groups, 8 // groups, generator=gen, dtype=torch.float64)
+    expect = e_low.double() @ o.repeat_interleave(kernel * kernel, 1).unsqueeze(2)
+    torch.testing.assert_close(ops.weighted_tap_sums(e.double(), o, x_shape), expect, rtol=1e-12, atol=1e-9)
 
 
 def _layer_call(layer, x):
