@@ -15,9 +15,16 @@ input     dX = r sum over real taps (s_t Q_t + z_t)(Q_w + o),  o[n] = z_w[n] / s
           dX[mi,c] = r (s_t ((T R)[mi,c] + (T o)[mi]) + z_t (Mt sum_n (R + o))[p(mi),c])
 
 The three products Q_x Q_w^T (fw x fw bits), Q_x^T Q_e (fw x bw) and T R (bw x fw) run on the
-engine: ``golden.gemm`` (exact) or the accelerator (accel), unsigned operands.  Everything else is
-O(M N + M K + N K + P K N) host work, exact integer sums in float64 followed by float64 scaling; the
-input gradient leaves the engine as B H W x C_in, not k^2 times that for a col2im.
+engine: ``golden.gemm`` (exact) or the accelerator (accel), unsigned operands.  The quantizers' codes
+become uint8 once (int16/int32 above 8 bits) and are lowered and handed to the engine in that dtype: no
+float64 or int64 copy of an operand.  Everything else is O(M N + M K + N K + P K N) host work: the row
+sums of A, column sums of B and border products are exact integer sums (int64, or float32/float64 BLAS
+below 2^24/2^53); the forward and input-gradient outputs (M x N, activation-sized) are scaled in place in
+float32 with the rank-one terms (u z_w^T, rows 1^T) and the border terms broadcast over the batch; the
+weight gradient's result is weight-sized and combined in float64 (its sums over B P reach 2^33 and the
+z_e terms cancel most of s_e s_x acc).  The input gradient's rank-one term T o comes from the error
+itself (:meth:`ConvOps.weighted_tap_sums`), not from a pass over T; it leaves the engine as B H W x C_in,
+not k^2 times that for a col2im.
 Q_t are the codes of E_t = E diag(s_w / r) quantized per tensor at bw bits (stochastic, its own noise
 stream), so dX = r E_t (Q_w + z_w / s_w): the hardware-true way to get W's per-channel scales out of a GEMM that
 reduces over channels (docs/numerics.md).  With bw = 0 the backward pass runs in float on the host.

@@ -10,7 +10,8 @@ with u = counter_uniform(seed, i) in [-0.5, 0.5) for stochastic rounding (elemen
 Granularity is given by the shape of ``x_min``/``x_max``: a 0-d tensor is per tensor; a (C, 1, ...)
 tensor is per output channel.  Everything stays on the tensor's device and no value is read back to the
 host, so the same functions serve a CUDA fast path.  Codes are returned as float32 tensors holding
-integers (exact: 2^b - 1 <= 65535 < 2^24); :func:`codes_int64` converts them for an integer GEMM.
+integers (exact: 2^b - 1 <= 65535 < 2^24); ``cpt_hw.nn.integer.int_codes`` narrows them to uint8 (up to 8 bits)
+for an integer GEMM.
 """
 
 from __future__ import annotations
