@@ -12,10 +12,12 @@
 // constant functions; all bits of all levels sit in one flat vector `heap` so that no hierarchical
 // references are needed.  Bits of weight >= 2^CW are dropped: the count is < 2^CW, so they are 0.
 
+`include "cpt_gemm_widths.vh"
+
 `default_nettype none
 
 module and_popcount #(
-    parameter integer D = 64                    // word width in bits: 3..1024
+    parameter integer D = `CPT_D                // word width in bits: 3..1024
 ) (
     input  wire [D-1:0]  a,
     input  wire [D-1:0]  b,

@@ -14,21 +14,25 @@
 // call -- and only the next one -- uses it iff its own (b, n, k, b_bits) equal pf_key (a "hit": B(0)
 // is not loaded).  Results never depend on it: a miss simply loads B as usual.
 
+`include "cpt_gemm_widths.vh"
+
 `default_nettype none
 
 module cpt_core #(
-    parameter integer ROWS = 16,                // config rows
-    parameter integer COLS = 16,                // config cols
-    parameter integer D = 64,                   // config dot_width (a power of two here)
-    parameter integer ACC_W = 32,               // config acc_width
-    parameter integer OP_BITS = 8,              // config operand_bits = max(max_bits, max_grad_bits)
-    parameter integer K_WORDS = 72,             // config k_words
-    parameter integer B_BLOCK_COLS = 128,       // config b_block_cols (a multiple of COLS)
-    parameter integer AXI_DW = 64,              // config axi_data_width (divides D and COLS x 32)
-    parameter integer AXI_AW = 64,              // config axi_addr_width
-    parameter integer BURST_BEATS = 16,         // config burst_beats
-    parameter integer MAX_DIM = 65536,          // config max_dim
-    parameter integer CTRL_AW = 8               // s_axi_control address bits (register map)
+    // The config's numbers; defaults from cpt_gemm_widths.vh, which also sizes the submodules' ports, so
+    // an override that differs from the header is refused below.
+    parameter integer ROWS = `CPT_ROWS,                 // config rows
+    parameter integer COLS = `CPT_COLS,                 // config cols
+    parameter integer D = `CPT_D,                       // config dot_width (a power of two here)
+    parameter integer ACC_W = `CPT_ACC_W,               // config acc_width
+    parameter integer OP_BITS = `CPT_OP_BITS,           // config operand_bits = max(max_bits, max_grad_bits)
+    parameter integer K_WORDS = `CPT_K_WORDS,           // config k_words
+    parameter integer B_BLOCK_COLS = `CPT_B_BLOCK_COLS, // config b_block_cols (a multiple of COLS)
+    parameter integer AXI_DW = `CPT_AXI_DW,             // config axi_data_width (divides D and COLS x RESULT_W)
+    parameter integer AXI_AW = `CPT_AXI_AW,             // config axi_addr_width
+    parameter integer BURST_BEATS = `CPT_BURST_BEATS,   // config burst_beats
+    parameter integer MAX_DIM = `CPT_MAX_DIM,           // config max_dim
+    parameter integer CTRL_AW = 8                       // s_axi_control address bits (register map)
 ) (
     input  wire                clk,
     input  wire                rst_n,
@@ -80,31 +84,26 @@ module cpt_core #(
 );
     `include "cpt_gemm_regmap.vh"
 
-    localparam integer DIM_W = $clog2(MAX_DIM + 1);
-    localparam integer KW_W = $clog2(K_WORDS + 1);
-    localparam integer BITS_W = $clog2(OP_BITS + 1);
-    localparam integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1;
-    localparam integer A_DEPTH = 2 * OP_BITS * K_WORDS;
-    localparam integer B_HALF = (B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS;   // one B block per bank
-    localparam integer B_DEPTH = 2 * B_HALF;    // two halves: the running block, the prefetched one
-    localparam integer A_AW = $clog2(A_DEPTH);
-    localparam integer B_AW = $clog2(B_DEPTH);
-    localparam integer RV_W = $clog2(ROWS + 1);
     localparam integer FIFO_AW = $clog2(2 * ROWS);
-    localparam integer TI_W = AXI_AW + RV_W + 1;
-    localparam integer KEY_W = AXI_AW + 96;
+    localparam integer TI_W = AXI_AW + `CPT_RV_W + 1;
 
     initial begin
-        if (ACC_W > 32 || ACC_W < $clog2(D + 1) + 1) begin
-            $display("%m: error: ACC_W = %0d must be in %0d..32", ACC_W, $clog2(D + 1) + 1);
+        if (ROWS != `CPT_ROWS || COLS != `CPT_COLS || D != `CPT_D || ACC_W != `CPT_ACC_W || OP_BITS != `CPT_OP_BITS
+                || K_WORDS != `CPT_K_WORDS || B_BLOCK_COLS != `CPT_B_BLOCK_COLS || AXI_DW != `CPT_AXI_DW
+                || AXI_AW != `CPT_AXI_AW || BURST_BEATS != `CPT_BURST_BEATS || MAX_DIM != `CPT_MAX_DIM) begin
+            $display("%m: error: parameters differ from cpt_gemm_widths.vh, whose widths size the ports: regenerate");
+            $finish;
+        end
+        if (ACC_W > `CPT_RESULT_W || ACC_W < $clog2(D + 1) + 1) begin
+            $display("%m: error: ACC_W = %0d must be in %0d..%0d", ACC_W, $clog2(D + 1) + 1, `CPT_RESULT_W);
             $finish;
         end
         if (AXI_AW != BANK_AW) begin
             $display("%m: error: AXI_AW = %0d, but the register map holds %0d-bit addresses", AXI_AW, BANK_AW);
             $finish;
         end
-        if (B_BLOCK_COLS % COLS != 0 || (COLS * 32) % AXI_DW != 0 || D % AXI_DW != 0) begin
-            $display("%m: error: need B_BLOCK_COLS %% COLS == 0, COLS x 32 %% AXI_DW == 0, D %% AXI_DW == 0");
+        if (B_BLOCK_COLS % COLS != 0 || (COLS * `CPT_RESULT_W) % AXI_DW != 0 || D % AXI_DW != 0) begin
+            $display("%m: error: need B_BLOCK_COLS %% COLS == 0, COLS x RESULT_W %% AXI_DW == 0, D %% AXI_DW == 0");
             $finish;
         end
     end
@@ -147,9 +146,9 @@ module cpt_core #(
     reg         written;                        // the writer reported done during this call
     // prefetch state, kept across calls
     wire              pf_en;
-    wire [KEY_W-1:0]  call_key, next_key;
+    wire [`CPT_KEY_W-1:0]  call_key, next_key;
     reg               pf_valid, pf_buf, b_cur, b_hit;
-    reg  [KEY_W-1:0]  pf_key;
+    reg  [`CPT_KEY_W-1:0]  pf_key;
 
     assign ap_idle = (kstate == K_IDLE);
     // ap_done is high during the one K_DONE cycle: the control block clears ap_start at the same edge
@@ -211,14 +210,14 @@ module cpt_core #(
     end
 
     // ------------------------------------------------------------------ argument checks, sizes
-    wire [DIM_W-1:0]  m, n;
-    wire [KW_W-1:0]   kw;
-    wire [BITS_W-1:0] a_bits, b_bits;
+    wire [`CPT_DIM_W-1:0]  m, n;
+    wire [`CPT_KW_W-1:0]   kw;
+    wire [`CPT_BITS_W-1:0] a_bits, b_bits;
     wire              a_signed, b_signed;
-    wire [RW_W-1:0]   a_row_words, b_col_words;
+    wire [`CPT_RW_W-1:0]   a_row_words, b_col_words;
     wire [AXI_AW-1:0] a_base, b_base, c_base, a_end, b_end, a_tile_bytes, b_block_bytes;
     wire [AXI_AW-1:0] c_stride, c_tile_step, c_tile_span, pf_base, pf_end;
-    wire [RW_W-1:0]   pf_col_words;
+    wire [`CPT_RW_W-1:0]   pf_col_words;
 
     cpt_setup #(
         .ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
@@ -273,14 +272,14 @@ module cpt_core #(
     // ------------------------------------------------------------------ read engine and buffers
     wire [ROWS-1:0] a_we;
     wire [COLS-1:0] b_we;
-    wire [A_AW-1:0] a_waddr, a_raddr;
-    wire [B_AW-1:0] b_waddr, b_raddr;
+    wire [`CPT_A_AW-1:0] a_waddr, a_raddr;
+    wire [`CPT_B_AW-1:0] b_waddr, b_raddr;
     wire [D-1:0]    wdata;
     wire            rd_en;
 
     cpt_reader #(
         .ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
-        .AXI_DW(AXI_DW), .AW(AXI_AW), .BURST_BEATS(BURST_BEATS), .MAX_DIM(MAX_DIM)
+        .AXI_DW(AXI_DW), .AW(AXI_AW), .BURST_BEATS(BURST_BEATS)
     ) reader (
         .clk(clk), .rst(rst), .start(run_start), .m(m), .n(n), .a_row_words(a_row_words),
         .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base), .a_end(a_end), .b_end(b_end),
@@ -302,13 +301,13 @@ module cpt_core #(
     genvar g;
     generate
         for (g = 0; g < ROWS; g = g + 1) begin : a_bank
-            sdp_ram #(.WIDTH(D), .DEPTH(A_DEPTH), .AW(A_AW)) ram (
+            sdp_ram #(.WIDTH(D), .DEPTH(`CPT_A_DEPTH), .AW(`CPT_A_AW)) ram (
                 .clk(clk), .we(a_we[g]), .waddr(a_waddr), .wdata(wdata),
                 .re(rd_en), .raddr(a_raddr), .rdata(a_words[g*D +: D])
             );
         end
         for (g = 0; g < COLS; g = g + 1) begin : b_bank
-            sdp_ram #(.WIDTH(D), .DEPTH(B_DEPTH), .AW(B_AW)) ram (
+            sdp_ram #(.WIDTH(D), .DEPTH(`CPT_B_DEPTH), .AW(`CPT_B_AW)) ram (
                 .clk(clk), .we(b_we[g]), .waddr(b_waddr), .wdata(wdata),
                 .re(rd_en), .raddr(b_raddr), .rdata(b_words[g*D +: D])
             );
@@ -324,7 +323,7 @@ module cpt_core #(
 
     cpt_feeder #(
         .ROWS(ROWS), .COLS(COLS), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
-        .AW(AXI_AW), .MAX_DIM(MAX_DIM)
+        .AW(AXI_AW)
     ) feeder (
         .clk(clk), .rst(rst), .start(run_start), .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits),
         .a_signed(a_signed), .b_signed(b_signed), .a_row_words(a_row_words), .b_col_words(b_col_words),
@@ -353,7 +352,7 @@ module cpt_core #(
     // ------------------------------------------------------------------ drain, C FIFO, writer
     wire [FIFO_AW:0]    fifo_count;
     wire                fifo_push, fifo_pop, fifo_empty;
-    wire [COLS*32-1:0]  fifo_din, fifo_dout;
+    wire [COLS*`CPT_RESULT_W-1:0] fifo_din, fifo_dout;
 
     cpt_drain #(.ROWS(ROWS), .COLS(COLS), .ACC_W(ACC_W), .FIFO_AW(FIFO_AW)) drainer (
         .clk(clk), .rst(rst || run_start), .last_emit(last_emit), .drain_busy(drain_busy),
@@ -362,7 +361,7 @@ module cpt_core #(
     );
 
     /* verilator lint_off PINCONNECTEMPTY */    // the drain never overfills it (it checks the count)
-    sync_fifo #(.WIDTH(COLS * 32), .DEPTH(1 << FIFO_AW), .AW(FIFO_AW)) c_fifo (
+    sync_fifo #(.WIDTH(COLS * `CPT_RESULT_W), .DEPTH(1 << FIFO_AW), .AW(FIFO_AW)) c_fifo (
         .clk(clk), .rst(rst || run_start), .push(fifo_push), .din(fifo_din), .pop(fifo_pop),
         .dout(fifo_dout), .empty(fifo_empty), .full(), .count(fifo_count)
     );

@@ -3,17 +3,19 @@
 // A tile's last step is emitted by the feeder (last_emit); ROWS + COLS + 2 cycles later the array
 // reports tile_ready.  As soon as the FIFO has room for ROWS rows the drain shifts the shadows ROWS
 // times on consecutive cycles, pushing rows ROWS-1 .. 0 (bottom first), each sign-extended from ACC_W to
-// the 32-bit words of C.  drain_busy covers the whole span from last_emit to the end of the drain:
+// the RESULT_W-bit words of C.  drain_busy covers the whole span from last_emit to the end of the drain:
 // the feeder holds the next tile's last step meanwhile, so no shadow is overwritten before it is
 // drained, and a drain never shifts a shadow that already took the next tile.
+
+`include "cpt_gemm_widths.vh"
 
 `default_nettype none
 
 module cpt_drain #(
-    parameter integer ROWS = 16,
-    parameter integer COLS = 16,
-    parameter integer ACC_W = 32,
-    parameter integer FIFO_AW = 5               // log2 of the FIFO depth in rows, depth >= ROWS
+    parameter integer ROWS = `CPT_ROWS,           // config: PE array rows
+    parameter integer COLS = `CPT_COLS,           // config: PE array columns
+    parameter integer ACC_W = `CPT_ACC_W,         // config: accumulator bits
+    parameter integer FIFO_AW = 5                 // log2 of the FIFO depth in rows, depth >= ROWS
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -24,13 +26,13 @@ module cpt_drain #(
     output wire                  drain,
     input  wire [FIFO_AW:0]      fifo_count,
     output wire                  fifo_push,
-    output wire [COLS*32-1:0]    fifo_din
+    output wire [COLS*`CPT_RESULT_W-1:0] fifo_din
 );
     localparam integer DEPTH = 1 << FIFO_AW;
 
     initial begin
-        if (DEPTH < ROWS || ACC_W > 32) begin
-            $display("%m: error: FIFO depth %0d < ROWS = %0d or ACC_W = %0d > 32", DEPTH, ROWS, ACC_W);
+        if (DEPTH < ROWS || ACC_W > `CPT_RESULT_W) begin
+            $display("%m: error: FIFO depth %0d < ROWS = %0d or ACC_W = %0d > %0d", DEPTH, ROWS, ACC_W, `CPT_RESULT_W);
             $finish;
         end
     end
@@ -50,10 +52,10 @@ module cpt_drain #(
     generate
         for (c = 0; c < COLS; c = c + 1) begin : sext
             wire [ACC_W-1:0] v = c_out[c*ACC_W +: ACC_W];
-            if (ACC_W < 32) begin : extend
-                assign fifo_din[c*32 +: 32] = {{(32-ACC_W){v[ACC_W-1]}}, v};
+            if (ACC_W < `CPT_RESULT_W) begin : extend
+                assign fifo_din[c*`CPT_RESULT_W +: `CPT_RESULT_W] = {{(`CPT_RESULT_W-ACC_W){v[ACC_W-1]}}, v};
             end else begin : same
-                assign fifo_din[c*32 +: 32] = v;
+                assign fifo_din[c*`CPT_RESULT_W +: `CPT_RESULT_W] = v;
             end
         end
     endgenerate

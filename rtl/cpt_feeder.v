@@ -13,38 +13,30 @@
 // (drain_busy) or the writer's tile queue is full; emitting it pushes the tile's C address.
 // Each new A tile and each new block costs one idle cycle (the wait states below).
 
+`include "cpt_gemm_widths.vh"
+
 `default_nettype none
 
 module cpt_feeder #(
-    parameter integer ROWS = 16,
-    parameter integer COLS = 16,
-    parameter integer OP_BITS = 8,
-    parameter integer K_WORDS = 72,
-    parameter integer B_BLOCK_COLS = 128,
-    parameter integer AW = 64,
-    parameter integer MAX_DIM = 65536,
-    // derived (not to be overridden)
-    parameter integer DIM_W = $clog2(MAX_DIM + 1),
-    parameter integer KW_W = $clog2(K_WORDS + 1),
-    parameter integer BITS_W = $clog2(OP_BITS + 1),
-    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1,
-    parameter integer A_AW = $clog2(2 * OP_BITS * K_WORDS),
-    parameter integer B_HALF = (B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS,   // words per bank and B half
-    parameter integer B_AW = $clog2(2 * B_HALF),
-    parameter integer RV_W = $clog2(ROWS + 1)
+    parameter integer ROWS = `CPT_ROWS,           // config: PE array rows
+    parameter integer COLS = `CPT_COLS,           // config: PE array columns
+    parameter integer OP_BITS = `CPT_OP_BITS,     // config: largest precision
+    parameter integer K_WORDS = `CPT_K_WORDS,     // config: D-bit words per plane row at most
+    parameter integer B_BLOCK_COLS = `CPT_B_BLOCK_COLS,  // config: columns of B per block
+    parameter integer AW = `CPT_AXI_AW            // config: m_axi address bits
 ) (
     input  wire              clk,
     input  wire              rst,
     input  wire              start,
-    input  wire [DIM_W-1:0]  m,
-    input  wire [DIM_W-1:0]  n,
-    input  wire [KW_W-1:0]   kw,
-    input  wire [BITS_W-1:0] a_bits,
-    input  wire [BITS_W-1:0] b_bits,
+    input  wire [`CPT_DIM_W-1:0]  m,
+    input  wire [`CPT_DIM_W-1:0]  n,
+    input  wire [`CPT_KW_W-1:0]   kw,
+    input  wire [`CPT_BITS_W-1:0] a_bits,
+    input  wire [`CPT_BITS_W-1:0] b_bits,
     input  wire              a_signed,
     input  wire              b_signed,
-    input  wire [RW_W-1:0]   a_row_words,
-    input  wire [RW_W-1:0]   b_col_words,
+    input  wire [`CPT_RW_W-1:0]   a_row_words,
+    input  wire [`CPT_RW_W-1:0]   b_col_words,
     input  wire [AW-1:0]     c_base,
     input  wire [AW-1:0]     c_tile_step,
     input  wire              b_cur,             // the B half holding this call's blocks
@@ -56,8 +48,8 @@ module cpt_feeder #(
     output wire              b_release,         // pulse: the feeder is done with the B block
 
     output wire              rd_en,
-    output wire [A_AW-1:0]   a_raddr,           // same address for every A bank
-    output wire [B_AW-1:0]   b_raddr,           // same address for every B bank
+    output wire [`CPT_A_AW-1:0]   a_raddr,           // same address for every A bank
+    output wire [`CPT_B_AW-1:0]   b_raddr,           // same address for every B bank
     output reg  [3:0]        ctl,               // {last, neg, shift, valid}, with the RAM data
     output reg  [COLS-1:0]   b_mask,            // with the RAM data: column c holds a real column of B
 
@@ -65,7 +57,7 @@ module cpt_feeder #(
     output wire              last_emit,         // pulse: a tile's last step goes out this cycle
     input  wire              tile_full,
     output wire              tile_push,
-    output wire [AW+RV_W:0]  tile_info,         // {final, rows valid, C address of the tile's row 0}
+    output wire [AW+`CPT_RV_W:0]  tile_info,         // {final, rows valid, C address of the tile's row 0}
     output reg               busy
 );
     initial begin
@@ -80,11 +72,13 @@ module cpt_feeder #(
     localparam integer SW = $clog2(2 * OP_BITS + 1);       // diagonal index i + j (and 2)
     localparam [SW-1:0] TWO = 2;
     // Row/column positions: room for N + B_BLOCK_COLS and M + ROWS without overflow.
-    localparam integer XW = ((DIM_W > $clog2(B_BLOCK_COLS + 1)) ? DIM_W : $clog2(B_BLOCK_COLS + 1)) + 2;
+    localparam integer XW = ((`CPT_DIM_W > $clog2(B_BLOCK_COLS + 1)) ? `CPT_DIM_W : $clog2(B_BLOCK_COLS + 1)) + 2;
     localparam [XW-1:0] ROWS_X = ROWS[XW-1:0];
     localparam [XW-1:0] COLS_X = COLS[XW-1:0];
     localparam [XW-1:0] BBC_X = B_BLOCK_COLS[XW-1:0];
-    localparam [A_AW-1:0] HALF_A = HALF[A_AW-1:0];
+    localparam [`CPT_A_AW-1:0] HALF_A = HALF[`CPT_A_AW-1:0];
+    localparam integer B_HALF_I = `CPT_B_HALF;  // a parameter: a literal cannot be part-selected
+    localparam [`CPT_B_AW-1:0] B_HALF_B = B_HALF_I[`CPT_B_AW-1:0];
 
     localparam [1:0] F_IDLE = 2'd0, F_WAIT_B = 2'd1, F_WAIT_A = 2'd2, F_RUN = 2'd3;
     reg [1:0] state;
@@ -92,21 +86,21 @@ module cpt_feeder #(
     reg [XW-1:0]  n0, m0, col0;                 // block's first column, tile's first row, column tile's
     reg           half;
     reg [AW-1:0]  c_row;                        // C address of row m0
-    reg [B_AW-1:0] slot_base;
+    reg [`CPT_B_AW-1:0] slot_base;
     reg [COLS-1:0] col_mask;
 
     // Horner walk of one column tile
     reg [SW-1:0]     s;
-    reg [BITS_W-1:0] i, j, i_lo;
-    reg [KW_W-1:0]   w;
-    reg [RW_W-1:0]   i_kw, j_kw, istart_kw, jstart_kw;
+    reg [`CPT_BITS_W-1:0] i, j, i_lo;
+    reg [`CPT_KW_W-1:0]   w;
+    reg [`CPT_RW_W-1:0]   i_kw, j_kw, istart_kw, jstart_kw;
     reg              first_diag;
-    wire [RW_W-1:0]  kw_r = {{(RW_W-KW_W){1'b0}}, kw};
-    wire [SW-1:0]    b_top = {{(SW-BITS_W){1'b0}}, b_bits} - 1'b1;   // b_bits - 1, diagonal width
-    wire [BITS_W-1:0] s_low = s[BITS_W-1:0];                        // s - 1 < b_bits here, fits
+    wire [`CPT_RW_W-1:0]  kw_r = {{(`CPT_RW_W-`CPT_KW_W){1'b0}}, kw};
+    wire [SW-1:0]    b_top = {{(SW-`CPT_BITS_W){1'b0}}, b_bits} - 1'b1;   // b_bits - 1, diagonal width
+    wire [`CPT_BITS_W-1:0] s_low = s[`CPT_BITS_W-1:0];                        // s - 1 < b_bits here, fits
 
-    wire [XW-1:0] m_w = {{(XW-DIM_W){1'b0}}, m};
-    wire [XW-1:0] n_w = {{(XW-DIM_W){1'b0}}, n};
+    wire [XW-1:0] m_w = {{(XW-`CPT_DIM_W){1'b0}}, m};
+    wire [XW-1:0] n_w = {{(XW-`CPT_DIM_W){1'b0}}, n};
     wire [XW-1:0] block_end = (n0 + BBC_X < n_w) ? n0 + BBC_X : n_w;
     wire last_step = (s == 0) && (w == kw - 1'b1);
     wire last_col_tile = col0 + COLS_X >= block_end;
@@ -117,12 +111,12 @@ module cpt_feeder #(
 
     assign rd_en = emit;
     // (i_kw + w < HALF and slot_base + j_kw + w < B depth: the truncations below lose nothing)
-    wire [RW_W-1:0] w_r = {{(RW_W-KW_W){1'b0}}, w};
-    wire [RW_W-1:0] a_off = i_kw + w_r;
-    wire [RW_W+B_AW-1:0] b_off = {{B_AW{1'b0}}, j_kw + w_r};           // zero-extended: B_AW may exceed RW_W
-    wire [RW_W+B_AW-1:0] b_col_words_x = {{B_AW{1'b0}}, b_col_words};
-    assign a_raddr = (half ? HALF_A : {A_AW{1'b0}}) + a_off[A_AW-1:0];
-    assign b_raddr = (b_cur ? B_HALF[B_AW-1:0] : {B_AW{1'b0}}) + slot_base + b_off[B_AW-1:0];
+    wire [`CPT_RW_W-1:0] w_r = {{(`CPT_RW_W-`CPT_KW_W){1'b0}}, w};
+    wire [`CPT_RW_W-1:0] a_off = i_kw + w_r;
+    wire [`CPT_RW_W+`CPT_B_AW-1:0] b_off = {{`CPT_B_AW{1'b0}}, j_kw + w_r};           // zero-extended: B_AW may exceed RW_W
+    wire [`CPT_RW_W+`CPT_B_AW-1:0] b_col_words_x = {{`CPT_B_AW{1'b0}}, b_col_words};
+    assign a_raddr = (half ? HALF_A : {`CPT_A_AW{1'b0}}) + a_off[`CPT_A_AW-1:0];
+    assign b_raddr = (b_cur ? B_HALF_B : {`CPT_B_AW{1'b0}}) + slot_base + b_off[`CPT_B_AW-1:0];
     wire unused = &{1'b0, a_off, b_off, b_col_words_x};
     assign last_emit = emit && last_step;
     assign tile_push = last_emit;
@@ -132,8 +126,8 @@ module cpt_feeder #(
     assign a_release_half = half;
     assign b_release = a_release && last_tile;
     wire [XW-1:0] rows_left = m_w - m0;
-    wire [RV_W-1:0] rows_valid = (rows_left > ROWS_X) ? ROWS_X[RV_W-1:0] : rows_left[RV_W-1:0];
-    wire [AW-1:0] col_bytes = {{(AW-XW){1'b0}}, col0} << 2;
+    wire [`CPT_RV_W-1:0] rows_valid = (rows_left > ROWS_X) ? ROWS_X[`CPT_RV_W-1:0] : rows_left[`CPT_RV_W-1:0];
+    wire [AW-1:0] col_bytes = {{(AW-XW){1'b0}}, col0} << `CPT_LOG_RESULT_BYTES;
     assign tile_info = {last_col_tile && last_tile && last_block, rows_valid, c_row + col_bytes};
 
     // Columns of a column tile that exist in B (col0 + c < N).
@@ -145,12 +139,12 @@ module cpt_feeder #(
         end
     endfunction
 
-    task start_col_tile(input [XW-1:0] first, input [B_AW-1:0] slot);
+    task start_col_tile(input [XW-1:0] first, input [`CPT_B_AW-1:0] slot);
         begin
             col0 <= first;
             slot_base <= slot;
             col_mask <= mask_for(first, n_w);
-            s <= {{(SW-BITS_W){1'b0}}, a_bits} + {{(SW-BITS_W){1'b0}}, b_bits} - TWO;
+            s <= {{(SW-`CPT_BITS_W){1'b0}}, a_bits} + {{(SW-`CPT_BITS_W){1'b0}}, b_bits} - TWO;
             i <= a_bits - 1'b1;
             i_lo <= a_bits - 1'b1;
             j <= b_bits - 1'b1;
@@ -183,7 +177,7 @@ module cpt_feeder #(
             case (state)
                 F_WAIT_B: if (b_full) state <= F_WAIT_A;
                 F_WAIT_A: if (a_full[half]) begin
-                    start_col_tile(n0, {B_AW{1'b0}});
+                    start_col_tile(n0, {`CPT_B_AW{1'b0}});
                     state <= F_RUN;
                 end
                 F_RUN: if (emit) begin
@@ -219,7 +213,7 @@ module cpt_feeder #(
                             end
                         end
                     end else if (!last_col_tile) begin
-                        start_col_tile(col0 + COLS_X, slot_base + b_col_words_x[B_AW-1:0]);
+                        start_col_tile(col0 + COLS_X, slot_base + b_col_words_x[`CPT_B_AW-1:0]);
                     end else begin
                         half <= !half;
                         if (!last_tile) begin

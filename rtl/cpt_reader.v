@@ -22,33 +22,28 @@
 // its bank: A row r -> bank r, B column n -> bank n mod COLS at slot n div COLS.  Within a row or
 // column the words are consecutive (plane-major, the layout's order), so a bank address is a counter.
 
+`include "cpt_gemm_widths.vh"
+
 `default_nettype none
 
 module cpt_reader #(
-    parameter integer ROWS = 16,
-    parameter integer COLS = 16,
-    parameter integer D = 64,
-    parameter integer OP_BITS = 8,
-    parameter integer K_WORDS = 72,
-    parameter integer B_BLOCK_COLS = 128,
-    parameter integer AXI_DW = 64,
-    parameter integer AW = 64,
-    parameter integer BURST_BEATS = 16,
-    parameter integer MAX_DIM = 65536,
-    // derived (not to be overridden)
-    parameter integer DIM_W = $clog2(MAX_DIM + 1),
-    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1,
-    parameter integer A_AW = $clog2(2 * OP_BITS * K_WORDS),
-    parameter integer B_HALF = (B_BLOCK_COLS / COLS) * OP_BITS * K_WORDS,   // words per bank and half
-    parameter integer B_AW = $clog2(2 * B_HALF)
+    parameter integer ROWS = `CPT_ROWS,           // config: PE array rows
+    parameter integer COLS = `CPT_COLS,           // config: PE array columns
+    parameter integer D = `CPT_D,                 // config: bits of a plane word
+    parameter integer OP_BITS = `CPT_OP_BITS,     // config: largest precision
+    parameter integer K_WORDS = `CPT_K_WORDS,     // config: D-bit words per plane row at most
+    parameter integer B_BLOCK_COLS = `CPT_B_BLOCK_COLS,  // config: columns of B per block
+    parameter integer AXI_DW = `CPT_AXI_DW,       // config: m_axi data bits
+    parameter integer AW = `CPT_AXI_AW,           // config: m_axi address bits
+    parameter integer BURST_BEATS = `CPT_BURST_BEATS  // config: beats per full burst
 ) (
     input  wire              clk,
     input  wire              rst,
     input  wire              start,             // pulse: run parameters below are valid
-    input  wire [DIM_W-1:0]  m,
-    input  wire [DIM_W-1:0]  n,
-    input  wire [RW_W-1:0]   a_row_words,
-    input  wire [RW_W-1:0]   b_col_words,
+    input  wire [`CPT_DIM_W-1:0]  m,
+    input  wire [`CPT_DIM_W-1:0]  n,
+    input  wire [`CPT_RW_W-1:0]   a_row_words,
+    input  wire [`CPT_RW_W-1:0]   b_col_words,
     input  wire [AW-1:0]     a_base,
     input  wire [AW-1:0]     b_base,
     input  wire [AW-1:0]     a_end,
@@ -60,7 +55,7 @@ module cpt_reader #(
     input  wire              pf_en,             // prefetch [pf_base, pf_end) into half !b_cur
     input  wire [AW-1:0]     pf_base,
     input  wire [AW-1:0]     pf_end,
-    input  wire [RW_W-1:0]   pf_col_words,      // words per B column of the prefetched block
+    input  wire [`CPT_RW_W-1:0]   pf_col_words,      // words per B column of the prefetched block
 
     output wire              m_axi_arvalid,
     input  wire              m_axi_arready,
@@ -83,9 +78,9 @@ module cpt_reader #(
     output reg               a_loaded_half,
     output reg               b_loaded,          // pulse: the B buffer now holds its block
     output reg  [ROWS-1:0]   a_we,              // bank write enables (one-hot)
-    output reg  [A_AW-1:0]   a_waddr,
+    output reg  [`CPT_A_AW-1:0]   a_waddr,
     output reg  [COLS-1:0]   b_we,
-    output reg  [B_AW-1:0]   b_waddr,
+    output reg  [`CPT_B_AW-1:0]   b_waddr,
     output reg  [D-1:0]      wdata,             // shared by all banks
     output reg               resp_err,          // sticky per call: SLVERR/DECERR seen
     output wire              pf_busy            // the prefetch has words still to write
@@ -95,15 +90,16 @@ module cpt_reader #(
     localparam integer BPW = D / AXI_DW;        // beats per D-bit word
     localparam integer HALF = OP_BITS * K_WORDS;
     localparam integer BT_W = AW;               // width of beat counters (commands are < 2^AW bytes)
-    localparam integer XW = ((DIM_W > $clog2(B_BLOCK_COLS + 1)) ? DIM_W : $clog2(B_BLOCK_COLS + 1)) + 2;
+    localparam integer XW = ((`CPT_DIM_W > $clog2(B_BLOCK_COLS + 1)) ? `CPT_DIM_W : $clog2(B_BLOCK_COLS + 1)) + 2;
     localparam [XW-1:0] ROWS_X = ROWS[XW-1:0];
     localparam [XW-1:0] BBC_X = B_BLOCK_COLS[XW-1:0];
-    localparam [A_AW-1:0] HALF_A = HALF[A_AW-1:0];
+    localparam [`CPT_A_AW-1:0] HALF_A = HALF[`CPT_A_AW-1:0];
     localparam integer BK_W = $clog2((ROWS > COLS ? ROWS : COLS) + 1);
     localparam [BK_W-1:0] LAST_BANK_B = COLS[BK_W-1:0] - 1'b1;
     localparam integer BIW = $clog2(BPW + 1);
     localparam [BIW-1:0] LAST_BEAT = BPW[BIW-1:0] - 1'b1;
-    localparam [B_AW-1:0] B_HALF_B = B_HALF[B_AW-1:0];
+    localparam integer B_HALF_I = `CPT_B_HALF;  // a parameter: a literal cannot be part-selected
+    localparam [`CPT_B_AW-1:0] B_HALF_B = B_HALF_I[`CPT_B_AW-1:0];
     // Prefetch chunk: four bursts, rounded up to whole D-bit words (a chunk never splits a word, so the
     // R side's word assembly is never interleaved with another command's beats).
     localparam integer PF_CHUNK = ((4 * BURST_BEATS * BYTES + D / 8 - 1) / (D / 8)) * (D / 8);
@@ -128,8 +124,8 @@ module cpt_reader #(
     reg          b_pending, first_block, half;
     reg [AW-1:0] cur, cur_end;
 
-    wire [XW-1:0] m_w = {{(XW-DIM_W){1'b0}}, m};
-    wire [XW-1:0] n_w = {{(XW-DIM_W){1'b0}}, n};
+    wire [XW-1:0] m_w = {{(XW-`CPT_DIM_W){1'b0}}, m};
+    wire [XW-1:0] n_w = {{(XW-`CPT_DIM_W){1'b0}}, n};
     wire want_b = b_pending && (first_block || m0 != 0);
     wire want_a = !want_b && (m0 < m_w);
     wire more_blocks = n0 + BBC_X < n_w;
@@ -241,14 +237,14 @@ module cpt_reader #(
     // ------------------------------------------------------------------ R side: steer words to banks
     reg          active, r_is_b, r_half, r_pf;
     reg [BT_W-1:0] pf_left;                     // prefetch beats still to arrive
-    reg [RW_W-1:0] pf_word;                     // the prefetch's own steering counters (A tiles and
+    reg [`CPT_RW_W-1:0] pf_word;                     // the prefetch's own steering counters (A tiles and
     reg [BK_W-1:0] pf_bank;                     // the call's B blocks interleave with its chunks)
-    reg [B_AW-1:0] pf_slot;
+    reg [`CPT_B_AW-1:0] pf_slot;
     assign pf_busy = pf_left != 0;
     reg [BT_W-1:0] r_left;                      // beats still expected for the active command
-    reg [RW_W-1:0] word_in_row;
+    reg [`CPT_RW_W-1:0] word_in_row;
     reg [BK_W-1:0] bank;
-    reg [B_AW-1:0] slot_base;
+    reg [`CPT_B_AW-1:0] slot_base;
     reg [BIW-1:0] beat_in_word;
 
     assign m_axi_rready = active;
@@ -265,15 +261,15 @@ module cpt_reader #(
         end
     endgenerate
     wire word_done = r_hs && (beat_in_word == LAST_BEAT);
-    wire [RW_W-1:0] row_words = r_is_b ? b_col_words : a_row_words;
+    wire [`CPT_RW_W-1:0] row_words = r_is_b ? b_col_words : a_row_words;
     // Bank addresses are narrower or wider than word counts depending on the config: zero-extend to
     // the sum of both widths, then take the address bits (the values always fit).
-    wire [RW_W+B_AW-1:0] word_in_row_x = {{B_AW{1'b0}}, word_in_row};
-    wire [RW_W+B_AW-1:0] b_col_words_x = {{B_AW{1'b0}}, b_col_words};
-    wire [RW_W+B_AW-1:0] pf_word_x = {{B_AW{1'b0}}, pf_word};
-    wire [RW_W+B_AW-1:0] pf_col_words_x = {{B_AW{1'b0}}, pf_col_words};
+    wire [`CPT_RW_W+`CPT_B_AW-1:0] word_in_row_x = {{`CPT_B_AW{1'b0}}, word_in_row};
+    wire [`CPT_RW_W+`CPT_B_AW-1:0] b_col_words_x = {{`CPT_B_AW{1'b0}}, b_col_words};
+    wire [`CPT_RW_W+`CPT_B_AW-1:0] pf_word_x = {{`CPT_B_AW{1'b0}}, pf_word};
+    wire [`CPT_RW_W+`CPT_B_AW-1:0] pf_col_words_x = {{`CPT_B_AW{1'b0}}, pf_col_words};
     wire unused_x = &{1'b0, word_in_row_x, b_col_words_x, pf_word_x, pf_col_words_x};
-    wire [B_AW-1:0] r_b_off = r_half ? B_HALF_B : {B_AW{1'b0}};    // the B half a B command writes
+    wire [`CPT_B_AW-1:0] r_b_off = r_half ? B_HALF_B : {`CPT_B_AW{1'b0}};    // the B half a B command writes
 
     always @(posedge clk) begin
         a_we <= 0;
@@ -301,20 +297,20 @@ module cpt_reader #(
                 wdata <= word;
                 if (r_pf) begin
                     b_we <= {{(COLS-1){1'b0}}, 1'b1} << pf_bank;
-                    b_waddr <= r_b_off + pf_slot + pf_word_x[B_AW-1:0];
+                    b_waddr <= r_b_off + pf_slot + pf_word_x[`CPT_B_AW-1:0];
                 end else if (r_is_b) begin
                     b_we <= {{(COLS-1){1'b0}}, 1'b1} << bank;
-                    b_waddr <= r_b_off + slot_base + word_in_row_x[B_AW-1:0];
+                    b_waddr <= r_b_off + slot_base + word_in_row_x[`CPT_B_AW-1:0];
                 end else begin
                     a_we <= {{(ROWS-1){1'b0}}, 1'b1} << bank;
-                    a_waddr <= (r_half ? HALF_A : {A_AW{1'b0}}) + word_in_row[A_AW-1:0];
+                    a_waddr <= (r_half ? HALF_A : {`CPT_A_AW{1'b0}}) + word_in_row[`CPT_A_AW-1:0];
                 end
                 if (r_pf) begin                 // B column n -> bank n mod COLS, slot n div COLS
                     if (pf_word == pf_col_words - 1) begin
                         pf_word <= 0;
                         if (pf_bank == LAST_BANK_B) begin
                             pf_bank <= 0;
-                            pf_slot <= pf_slot + pf_col_words_x[B_AW-1:0];
+                            pf_slot <= pf_slot + pf_col_words_x[`CPT_B_AW-1:0];
                         end else begin
                             pf_bank <= pf_bank + 1'b1;
                         end
@@ -325,7 +321,7 @@ module cpt_reader #(
                     word_in_row <= 0;
                     if (r_is_b && bank == LAST_BANK_B) begin
                         bank <= 0;
-                        slot_base <= slot_base + b_col_words_x[B_AW-1:0];
+                        slot_base <= slot_base + b_col_words_x[`CPT_B_AW-1:0];
                     end else begin
                         bank <= bank + 1'b1;
                     end

@@ -3,8 +3,8 @@
 // On `start` the arguments are sampled; SETUP_CYCLES cycles later `done` pulses with `status` (the
 // error bits of docs/registers.md, 0 when the call may run) and the derived figures the engines use.
 // Sizes are those of cpt_driver.layout: size_A = M a_bits Kw D/8, size_B = N b_bits Kw D/8,
-// size_C = 4 M round_up(N, COLS).  ERR_WINDOW is only evaluated when M, N, K and the precisions are
-// legal (otherwise the sizes mean nothing); every other bit is evaluated on its own.
+// size_C = RESULT_W/8 M round_up(N, COLS).  ERR_WINDOW is only evaluated when M, N, K and the
+// precisions are legal (otherwise the sizes mean nothing); every other bit is evaluated on its own.
 //
 // With flags bit PREFETCH_B the hint (next_b, next_n, next_k, next_b_bits) is checked like an operand
 // (ERR_DIM, ERR_BITS, ERR_ALIGN, and ERR_WINDOW for the bytes the prefetch reads: the first
@@ -15,23 +15,19 @@
 // round_up(N, COLS) needs a division (COLS need not be a power of two): a restoring divider of DIM_W+1
 // steps.  Products are registered one stage each (they map to DSP48s).
 
+`include "cpt_gemm_widths.vh"
+
 `default_nettype none
 
 module cpt_setup #(
-    parameter integer ROWS = 16,
-    parameter integer COLS = 16,
-    parameter integer D = 64,
-    parameter integer OP_BITS = 8,
-    parameter integer K_WORDS = 72,
-    parameter integer B_BLOCK_COLS = 128,
-    parameter integer AW = 64,
-    parameter integer MAX_DIM = 65536,
-    // derived widths (not to be overridden)
-    parameter integer DIM_W = $clog2(MAX_DIM + 1),
-    parameter integer KW_W = $clog2(K_WORDS + 1),
-    parameter integer BITS_W = $clog2(OP_BITS + 1),
-    parameter integer RW_W = $clog2(OP_BITS * K_WORDS + 1) + 1,
-    parameter integer KEY_W = AW + 96
+    parameter integer ROWS = `CPT_ROWS,           // config: PE array rows
+    parameter integer COLS = `CPT_COLS,           // config: PE array columns
+    parameter integer D = `CPT_D,                 // config: bits of a plane word
+    parameter integer OP_BITS = `CPT_OP_BITS,     // config: largest precision
+    parameter integer K_WORDS = `CPT_K_WORDS,     // config: D-bit words per plane row at most
+    parameter integer B_BLOCK_COLS = `CPT_B_BLOCK_COLS,  // config: columns of B per block
+    parameter integer AW = `CPT_AXI_AW,           // config: m_axi address bits
+    parameter integer MAX_DIM = `CPT_MAX_DIM      // config: largest M, N
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -55,15 +51,15 @@ module cpt_setup #(
     output reg               done,              // pulse
     output reg  [31:0]       status,
     // derived figures, stable from `done` until the next `start`
-    output reg  [DIM_W-1:0]  m,
-    output reg  [DIM_W-1:0]  n,
-    output reg  [KW_W-1:0]   kw,                // D-bit words per plane row: ceil(K / D)
-    output reg  [BITS_W-1:0] a_bits,
-    output reg  [BITS_W-1:0] b_bits,
+    output reg  [`CPT_DIM_W-1:0]  m,
+    output reg  [`CPT_DIM_W-1:0]  n,
+    output reg  [`CPT_KW_W-1:0]   kw,                // D-bit words per plane row: ceil(K / D)
+    output reg  [`CPT_BITS_W-1:0] a_bits,
+    output reg  [`CPT_BITS_W-1:0] b_bits,
     output reg               a_signed,
     output reg               b_signed,
-    output reg  [RW_W-1:0]   a_row_words,       // a_bits * Kw
-    output reg  [RW_W-1:0]   b_col_words,       // b_bits * Kw
+    output reg  [`CPT_RW_W-1:0]   a_row_words,       // a_bits * Kw
+    output reg  [`CPT_RW_W-1:0]   b_col_words,       // b_bits * Kw
     output reg  [AW-1:0]     a_base,
     output reg  [AW-1:0]     b_base,
     output reg  [AW-1:0]     c_base,
@@ -71,15 +67,15 @@ module cpt_setup #(
     output reg  [AW-1:0]     b_end,             // b + size_B
     output reg  [AW-1:0]     a_tile_bytes,      // ROWS rows of A
     output reg  [AW-1:0]     b_block_bytes,     // B_BLOCK_COLS columns of B
-    output reg  [AW-1:0]     c_stride,          // bytes per row of C: 4 round_up(N, COLS)
+    output reg  [AW-1:0]     c_stride,          // bytes per row of C: RESULT_W/8 round_up(N, COLS)
     output reg  [AW-1:0]     c_tile_step,       // ROWS rows of C
     output reg  [AW-1:0]     c_tile_span,       // ROWS - 1 rows of C
     output reg               pf_en,             // PREFETCH_B set (the hint is legal when status is 0)
     output reg  [AW-1:0]     pf_base,           // next_b
     output reg  [AW-1:0]     pf_end,            // next_b + the bytes of the next call's first B block
-    output reg  [RW_W-1:0]   pf_col_words,      // next_b_bits * ceil(next_k / D)
-    output wire [KEY_W-1:0]  key,               // {b, n, k, b_bits} of this call
-    output wire [KEY_W-1:0]  next_key           // {next_b, next_n, next_k, next_b_bits}
+    output reg  [`CPT_RW_W-1:0]   pf_col_words,      // next_b_bits * ceil(next_k / D)
+    output wire [`CPT_KEY_W-1:0]  key,               // {b, n, k, b_bits} of this call
+    output wire [`CPT_KEY_W-1:0]  next_key           // {next_b, next_n, next_k, next_b_bits}
 );
     `include "cpt_gemm_regmap.vh"              // status and flags bit positions
 
@@ -87,11 +83,11 @@ module cpt_setup #(
     localparam integer LOG_WB = $clog2(WB);
     localparam integer LOG_D = $clog2(D);
     localparam integer K_MAX = K_WORDS * D;
-    localparam integer QW = DIM_W + 1;          // divider width
+    localparam integer QW = `CPT_DIM_W + 1;          // divider width
     localparam integer EW = 68;                 // width of window arithmetic: no overflow possible
     localparam integer STEP_W = $clog2(QW + 1);
     localparam [STEP_W-1:0] LAST_STEP = QW[STEP_W-1:0] - 1'b1;
-    localparam integer KR_W = KW_W + LOG_D;     // K rounded up to whole words: < 2^KR_W when legal
+    localparam integer KR_W = `CPT_KW_W + LOG_D;     // K rounded up to whole words: < 2^KR_W when legal
     localparam [KR_W-1:0] D_M1 = D[KR_W-1:0] - 1'b1;
     localparam [AW-1:0] ROWS_A = {{(AW-31){1'b0}}, ROWS[30:0]};
 
@@ -100,7 +96,7 @@ module cpt_setup #(
             $display("%m: error: D = %0d must be a power of two >= 8", D);
             $finish;
         end
-        if (2 * DIM_W + 8 + RW_W + LOG_WB > EW) begin
+        if (2 * `CPT_DIM_W + 8 + `CPT_RW_W + LOG_WB > EW) begin
             $display("%m: error: MAX_DIM = %0d too large for %0d-bit size arithmetic", MAX_DIM, EW);
             $finish;
         end
@@ -114,8 +110,8 @@ module cpt_setup #(
     reg [31:0] m32, n32, k32, ab32, bb32, flags;
     reg [AW-1:0] win_base, win_limit;
     reg [31:0] nn32, nk32, nbb32;
-    reg [KW_W-1:0] next_kw;
-    reg [DIM_W-1:0] pf_cols;                    // min(next_n, B_BLOCK_COLS)
+    reg [`CPT_KW_W-1:0] next_kw;
+    reg [`CPT_DIM_W-1:0] pf_cols;                    // min(next_n, B_BLOCK_COLS)
     assign key = {b_base, n32, k32, bb32};
     assign next_key = {pf_base, nn32, nk32, nbb32};
 
@@ -181,29 +177,29 @@ module cpt_setup #(
                     dividend <= {dividend[QW-2:0], 1'b0};
                     step <= step + 1'b1;
                     if (step == LAST_STEP) state <= S_MUL1;
-                    m <= m32[DIM_W-1:0];
-                    n <= n32[DIM_W-1:0];
-                    a_bits <= ab32[BITS_W-1:0];
-                    b_bits <= bb32[BITS_W-1:0];
+                    m <= m32[`CPT_DIM_W-1:0];
+                    n <= n32[`CPT_DIM_W-1:0];
+                    a_bits <= ab32[`CPT_BITS_W-1:0];
+                    b_bits <= bb32[`CPT_BITS_W-1:0];
                     a_signed <= flags[FLAG_A_SIGNED];
                     b_signed <= flags[FLAG_B_SIGNED];
                     kw <= k_round[KR_W-1:LOG_D];
                     next_kw <= next_k_round[KR_W-1:LOG_D];
-                    pf_cols <= (nn32 > B_BLOCK_COLS) ? B_BLOCK_COLS[DIM_W-1:0] : nn32[DIM_W-1:0];
+                    pf_cols <= (nn32 > B_BLOCK_COLS) ? B_BLOCK_COLS[`CPT_DIM_W-1:0] : nn32[`CPT_DIM_W-1:0];
                 end
                 S_MUL1: begin
                     a_row_words <= a_bits * kw;
                     b_col_words <= b_bits * kw;
-                    pf_col_words <= nbb32[BITS_W-1:0] * next_kw;
+                    pf_col_words <= nbb32[`CPT_BITS_W-1:0] * next_kw;
                     stride_elems <= quot * COLS;
                     state <= S_MUL2;
                 end
                 S_MUL2: begin
                     size_a <= (m * a_row_words) << LOG_WB;
                     size_b <= (n * b_col_words) << LOG_WB;
-                    size_c <= (m * stride_elems) << 2;
+                    size_c <= (m * stride_elems) << `CPT_LOG_RESULT_BYTES;
                     size_pf <= (pf_cols * pf_col_words) << LOG_WB;
-                    c_stride <= stride_elems[AW-1:0] << 2;
+                    c_stride <= stride_elems[AW-1:0] << `CPT_LOG_RESULT_BYTES;
                     a_tile_bytes <= (ROWS * a_row_words) << LOG_WB;
                     b_block_bytes <= (B_BLOCK_COLS * b_col_words) << LOG_WB;
                     state <= S_CHECK;

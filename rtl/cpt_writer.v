@@ -3,22 +3,23 @@
 // Tiles arrive in the order the feeder finished them; tile_info (from the feeder, at the tile's last
 // step) gives the C address of the tile's row 0 and how many of its ROWS rows exist (M may end inside
 // the tile).  Rows come out of the FIFO bottom first, so row r = ROWS-1-k of a tile is the k-th row.
-// A row is COLS int32 = ROW_BEATS beats at address base + r * stride, written in bursts of at most
-// BURST_BEATS that never cross 4 KiB; rows past M are dropped.
+// A row is COLS RESULT_W-bit words = ROW_BEATS beats at address base + r * stride, written in bursts
+// of at most BURST_BEATS that never cross 4 KiB; rows past M are dropped.
 //
 // The AW side runs ahead of the data only over rows already in the FIFO; for every burst it pushes
 // (length, row end) into a queue the W side follows.  The B side counts outstanding bursts and notes
 // error responses.  `done` pulses once the final tile is written and every response is in.
 
+`include "cpt_gemm_widths.vh"
+
 `default_nettype none
 
 module cpt_writer #(
-    parameter integer ROWS = 16,
-    parameter integer COLS = 16,
-    parameter integer AXI_DW = 64,
-    parameter integer AW = 64,
-    parameter integer BURST_BEATS = 16,
-    parameter integer RV_W = $clog2(ROWS + 1)   // derived (not to be overridden)
+    parameter integer ROWS = `CPT_ROWS,           // config: PE array rows
+    parameter integer COLS = `CPT_COLS,           // config: PE array columns
+    parameter integer AXI_DW = `CPT_AXI_DW,       // config: m_axi data bits
+    parameter integer AW = `CPT_AXI_AW,           // config: m_axi address bits
+    parameter integer BURST_BEATS = `CPT_BURST_BEATS   // config: beats per full burst
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -27,12 +28,12 @@ module cpt_writer #(
     input  wire [AW-1:0]     c_tile_span,       // (ROWS - 1) * c_stride
 
     input  wire              tile_empty,
-    input  wire [AW+RV_W:0]  tile_info,         // {final, rows valid, address of row 0}
+    input  wire [AW+`CPT_RV_W:0]  tile_info,         // {final, rows valid, address of row 0}
     output wire              tile_pop,
 
     input  wire              row_pushed,        // a row entered the FIFO (drain)
     input  wire              fifo_empty,
-    input  wire [COLS*32-1:0] fifo_dout,
+    input  wire [COLS*`CPT_RESULT_W-1:0] fifo_dout,
     output wire              fifo_pop,
 
     output wire              m_axi_awvalid,
@@ -55,28 +56,28 @@ module cpt_writer #(
 );
     localparam integer BYTES = AXI_DW / 8;
     localparam integer LOG_BYTES = $clog2(BYTES);
-    localparam integer ROW_BEATS = COLS * 32 / AXI_DW;
+    localparam integer ROW_BEATS = COLS * `CPT_RESULT_W / AXI_DW;
     localparam integer RB_W = $clog2(ROW_BEATS + 1);
 
     initial begin
-        if (ROW_BEATS * AXI_DW != COLS * 32) begin
-            $display("%m: error: COLS x 32 = %0d must be a multiple of AXI_DW = %0d", COLS * 32, AXI_DW);
+        if (ROW_BEATS * AXI_DW != COLS * `CPT_RESULT_W) begin
+            $display("%m: error: COLS x RESULT_W = %0d must be a multiple of AXI_DW = %0d", COLS * `CPT_RESULT_W, AXI_DW);
             $finish;
         end
     end
 
     // ------------------------------------------------------------------ AW side
-    wire         t_final = tile_info[AW+RV_W];
-    wire [RV_W-1:0] t_rows = tile_info[AW +: RV_W];
+    wire         t_final = tile_info[AW+`CPT_RV_W];
+    wire [`CPT_RV_W-1:0] t_rows = tile_info[AW +: `CPT_RV_W];
     wire [AW-1:0] t_base = tile_info[AW-1:0];
 
-    localparam [RV_W-1:0] LAST_K = ROWS[RV_W-1:0] - 1'b1;
-    reg  [RV_W-1:0] k;                          // row of the current tile, FIFO order
+    localparam [`CPT_RV_W-1:0] LAST_K = ROWS[`CPT_RV_W-1:0] - 1'b1;
+    reg  [`CPT_RV_W-1:0] k;                          // row of the current tile, FIFO order
     reg  [AW-1:0] row_addr, cur;
     reg  [RB_W-1:0] left;                       // beats of the current row not yet in a burst
     reg  in_row, tile_open, aw_done;
     reg  [7:0] avail;                           // rows in the FIFO the AW side has not handled
-    wire [RV_W-1:0] r = LAST_K - k;
+    wire [`CPT_RV_W-1:0] r = LAST_K - k;
     wire row_valid = r < t_rows;
 
     // queue entries: {skip, row end, beats}.  A push is registered (q_push), so room is judged on the

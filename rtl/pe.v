@@ -18,11 +18,13 @@
 // ctl bits: valid, shift (double the accumulator before adding), neg (subtract), last (copy to the
 // shadow, clear the accumulator).  Values wrap modulo 2^ACC_W, as in cpt_hw.golden.
 
+`include "cpt_gemm_widths.vh"
+
 `default_nettype none
 
 module pe #(
-    parameter integer D = 64,                   // bits ANDed and popcounted per step (config dot_width)
-    parameter integer ACC_W = 32                // accumulator width (config acc_width)
+    parameter integer D = `CPT_D,               // bits ANDed and popcounted per step (config dot_width)
+    parameter integer ACC_W = `CPT_ACC_W        // accumulator width (config acc_width)
 ) (
     input  wire             clk,
     input  wire             rst,                // synchronous, active high: control pipeline, accumulator

@@ -13,13 +13,15 @@
 // rows ROWS-1, ROWS-2, ..., 0.  The controller must not let the next "last" step copy into a shadow
 // that still holds an undrained row (see cpt_feeder.v).
 
+`include "cpt_gemm_widths.vh"
+
 `default_nettype none
 
 module pe_array #(
-    parameter integer ROWS = 16,                // config rows
-    parameter integer COLS = 16,                // config cols
-    parameter integer D = 64,                   // config dot_width
-    parameter integer ACC_W = 32                // config acc_width
+    parameter integer ROWS = `CPT_ROWS,         // config rows
+    parameter integer COLS = `CPT_COLS,         // config cols
+    parameter integer D = `CPT_D,               // config dot_width
+    parameter integer ACC_W = `CPT_ACC_W        // config acc_width
 ) (
     input  wire                  clk,
     input  wire                  rst,

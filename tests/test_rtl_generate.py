@@ -63,7 +63,74 @@ def test_top_has_hls_ports():
     top = next(t for p, t in render(cfg, ["rtl"]).items() if p.name == "cpt_gemm.v")
     ports = set(re.findall(r"^\s*(?:input|output)\s+wire\s+(?:\[[^\]]+\]\s*)?(\w+)", top, re.M))
     assert ports == HLS_PORTS
-    assert f".ROWS({cfg.rows})" in top and f".D({cfg.dot_width})" in top
+    # the core's numbers are the widths header's; the top passes only what it declares itself
+    assert ".AXI_DW(C_M_AXI_GMEM_DATA_WIDTH)" in top and ".AXI_AW(C_M_AXI_GMEM_ADDR_WIDTH)" in top
+    assert f"C_M_AXI_GMEM_DATA_WIDTH = {cfg.axi_data_width}," in top
+
+
+def _defines(cfg: HardwareConfig) -> dict[str, int]:
+    files = render(cfg, ["rtl"])
+    vh = files[next(p for p in files if p.name == "cpt_gemm_widths.vh")]
+    assert vh.count("`ifndef CPT_GEMM_WIDTHS_VH") == 1 and vh.rstrip().endswith("`endif")
+    # every macro carries a comment saying what it is and what it depends on
+    macros = [line for line in vh.splitlines() if line.startswith("`define CPT_") and not line.endswith("_VH")]
+    assert macros and all(re.search(r"//\s*\S", line) for line in macros)
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^`define CPT_(\w+)\s+(\d+)\s+//", vh, re.M)}
+
+
+def test_widths_header_zc706():
+    """The derived widths of zc706 (16x16, D = 64, 8-bit operands, k_words 72, 128-column B blocks,
+    max_dim 65536, 64-bit addresses), worked out by hand."""
+    w = _defines(HardwareConfig.from_preset("zc706"))
+    assert {k: w[k] for k in ("ROWS", "COLS", "D", "ACC_W", "OP_BITS", "K_WORDS", "B_BLOCK_COLS", "AXI_DW",
+                              "AXI_AW", "BURST_BEATS", "MAX_DIM")} == {
+        "ROWS": 16, "COLS": 16, "D": 64, "ACC_W": 32, "OP_BITS": 8, "K_WORDS": 72, "B_BLOCK_COLS": 128,
+        "AXI_DW": 64, "AXI_AW": 64, "BURST_BEATS": 16, "MAX_DIM": 65536}
+    assert w["RESULT_W"] == 32 and w["LOG_RESULT_BYTES"] == 2
+    assert w["DIM_W"] == 17            # 65536 needs 17 bits
+    assert w["KW_W"] == 7              # 0..72
+    assert w["BITS_W"] == 4            # 0..8
+    assert w["RW_W"] == 11             # 0..576, plus the spare bit
+    assert (w["A_DEPTH"], w["A_AW"]) == (1152, 11)
+    assert (w["B_HALF"], w["B_DEPTH"], w["B_AW"]) == (4608, 9216, 14)   # 128 / 16 x 8 x 72 per half
+    assert w["RV_W"] == 5 and w["KEY_W"] == 160
+
+
+@pytest.mark.parametrize("overrides", [{}, {"rows": 10, "cols": 4, "dot_width": 64, "axi_data_width": 32,
+                                            "burst_beats": 2, "k_words": 4, "b_block_cols": 8, "max_dim": 1024,
+                                            "acc_width": 26}])
+def test_widths_header_follows_config(overrides):
+    """Powers of two sit exactly at the edges of $clog2: max_dim 1024 needs 11 bits, 10 rows 4 bits."""
+    cfg = HardwareConfig.from_preset("sim", overrides)
+    w = _defines(cfg)
+    assert (w["ROWS"], w["COLS"], w["MAX_DIM"], w["ACC_W"]) == (cfg.rows, cfg.cols, cfg.max_dim, cfg.acc_width)
+    assert w["DIM_W"] == len(bin(cfg.max_dim)) - 2 and w["RV_W"] == len(bin(cfg.rows)) - 2
+    assert w["B_DEPTH"] == 2 * w["B_HALF"] == 2 * cfg.b_block_cols // cfg.cols * cfg.operand_bits * cfg.k_words
+    assert 2 ** (w["B_AW"] - 1) < w["B_DEPTH"] <= 2 ** w["B_AW"]
+    assert 2 ** (w["A_AW"] - 1) < w["A_DEPTH"] <= 2 ** w["A_AW"]
+    assert w["KEY_W"] == cfg.axi_addr_width + 96
+    if overrides:
+        assert (w["DIM_W"], w["RV_W"]) == (11, 4)
+
+
+CONFIG_PARAMS = ("ROWS", "COLS", "D", "ACC_W", "OP_BITS", "K_WORDS", "B_BLOCK_COLS", "AXI_DW", "AXI_AW",
+                 "BURST_BEATS", "MAX_DIM")
+
+
+def test_rtl_sources_take_widths_from_the_header():
+    """No hand-written module derives a width or restates a config number: they come from the header."""
+    from cpt_hw.paths import rtl_dir
+    for src in sorted(rtl_dir().glob("*.v")):
+        text = src.read_text()
+        code = re.sub(r"//[^\n]*", "", text)
+        for name in ("DIM_W", "KW_W", "BITS_W", "RW_W", "A_AW", "B_AW", "B_HALF", "RV_W", "KEY_W"):
+            assert not re.search(rf"(?:parameter|localparam) integer {name}\b", code), (src.name, name)
+        assert not re.search(r"\*\s*32\b|<<\s*2\b", code), f"{src.name}: a literal result width"
+        for m in re.finditer(r"parameter integer (\w+) = ([^,\s)]+)", code):
+            if m.group(1) in CONFIG_PARAMS:
+                assert m.group(2) == f"`CPT_{m.group(1)}", (src.name, m.group(0))
+        if "`CPT_" in code:
+            assert code.index('`include "cpt_gemm_widths.vh"') < code.index("module "), src.name
 
 
 def test_rtl_refuses_non_power_of_two_word():

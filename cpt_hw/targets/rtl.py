@@ -1,9 +1,12 @@
-"""Verilog twin: the top level ``cpt_gemm`` (HLS port names) and its register-map header.
+"""Verilog twin: the top level ``cpt_gemm`` (HLS port names), its widths header and its register-map header.
 
 Only what Verilog parameters cannot express is rendered here: the top level binds the config's
-numbers to the parameters of the hand-written core (``rtl/cpt_core.v``), and ``cpt_gemm_regmap.vh``
-turns :func:`cpt_hw.regmap.register_map` into localparams that ``rtl/cpt_control.v`` includes, so
-no register offset or bit position is ever written by hand in ``rtl/``.
+numbers to the parameters of the hand-written core (``rtl/cpt_core.v``); ``cpt_gemm_widths.vh`` holds
+the config's numbers and every width derived from them as `define macros (derived once, in
+:func:`widths`: Verilog-2005 ANSI ports can only be sized by header parameters or macros, and the
+modules of ``rtl/`` include it before their headers); ``cpt_gemm_regmap.vh`` turns
+:func:`cpt_hw.regmap.register_map` into localparams that ``rtl/cpt_control.v`` includes, so no
+register offset or bit position is ever written by hand in ``rtl/``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,50 @@ def check(cfg: HardwareConfig) -> None:
                           "(K is split into words by shifting, addresses are aligned by masking)")
     if cfg.acc_width > RESULT_BITS:  # pragma: no cover - the config already refuses it
         raise ConfigError(f"acc_width = {cfg.acc_width}: must be <= {RESULT_BITS}")
+
+
+def clog2(x: int) -> int:
+    """Verilog's $clog2: bits to count 0..x-1 (0 for x <= 1)."""
+    return max(x - 1, 0).bit_length()
+
+
+def widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
+    """(macro name without `CPT_, value, what it is and what it depends on) of cpt_gemm_widths.vh.
+
+    The config's numbers first (the default of every rtl/ module parameter of that name), then the
+    widths derived from them, each computed here and nowhere else.
+    """
+    op_k = cfg.operand_bits * cfg.k_words       # D-bit words of one row of A (or column of B), all planes
+    b_half = (cfg.b_block_cols // cfg.cols) * op_k
+    return [
+        ("ROWS", cfg.rows, "config rows: PE array rows, rows of A per tile"),
+        ("COLS", cfg.cols, "config cols: PE array columns"),
+        ("D", cfg.dot_width, "config dot_width: bits of one plane word (a power of two here)"),
+        ("ACC_W", cfg.acc_width, "config acc_width: PE accumulator bits (<= RESULT_W)"),
+        ("OP_BITS", cfg.operand_bits, "config operand_bits = max(max_bits, max_grad_bits)"),
+        ("K_WORDS", cfg.k_words, "config k_words: D-bit words per plane row at most"),
+        ("B_BLOCK_COLS", cfg.b_block_cols, "config b_block_cols: columns of B per block (a multiple of COLS)"),
+        ("AXI_DW", cfg.axi_data_width, "config axi_data_width (divides D and COLS x RESULT_W)"),
+        ("AXI_AW", cfg.axi_addr_width, "config axi_addr_width: bits of a memory address"),
+        ("BURST_BEATS", cfg.burst_beats, "config burst_beats"),
+        ("MAX_DIM", cfg.max_dim, "config max_dim: largest M, N"),
+        ("RESULT_W", RESULT_BITS, "bits of one element of C in memory: cpt_hw.config.RESULT_BITS"),
+        ("LOG_RESULT_BYTES", clog2(RESULT_BITS // 8), "elements of C to bytes (a shift): clog2(RESULT_W / 8)"),
+        ("DIM_W", clog2(cfg.max_dim + 1), "a dimension M or N, 0..MAX_DIM: clog2(MAX_DIM + 1)"),
+        ("KW_W", clog2(cfg.k_words + 1), "D-bit words per plane row, 0..K_WORDS: clog2(K_WORDS + 1)"),
+        ("BITS_W", clog2(cfg.operand_bits + 1), "a precision, 0..OP_BITS: clog2(OP_BITS + 1)"),
+        ("RW_W", clog2(op_k + 1) + 1,
+         "words of a row of A / column of B over its planes, 0..OP_BITS x K_WORDS, and a spare bit: "
+         "clog2(OP_BITS x K_WORDS + 1) + 1"),
+        ("A_DEPTH", 2 * op_k, "words per A bank: two halves of OP_BITS x K_WORDS (a tile loads while one runs)"),
+        ("A_AW", clog2(2 * op_k), "an A bank address: clog2(A_DEPTH)"),
+        ("B_HALF", b_half, "words per B bank and half (one block): B_BLOCK_COLS / COLS x OP_BITS x K_WORDS"),
+        ("B_DEPTH", 2 * b_half, "words per B bank: two halves (the running block, the prefetched one)"),
+        ("B_AW", clog2(2 * b_half), "a B bank address: clog2(B_DEPTH)"),
+        ("RV_W", clog2(cfg.rows + 1), "rows valid in a tile, 0..ROWS: clog2(ROWS + 1)"),
+        ("KEY_W", cfg.axi_addr_width + 3 * 32,
+         "a prefetch key {b, n, k, b_bits}: AXI_AW + three 32-bit argument words"),
+    ]
 
 
 def register_params(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
@@ -82,6 +129,7 @@ def render(cfg: HardwareConfig, env: jinja2.Environment) -> dict[str, str]:
     ctx = {"registers": register_params(cfg), "bits": bit_params(), "ctrl_addr_width": register_map(cfg).addr_width,
            "bank": bank(cfg), "packed": packed}
     return {
+        "cpt_gemm_widths.vh": env.get_template("rtl/cpt_gemm_widths.vh.j2").render(widths=widths(cfg)),
         "cpt_gemm_regmap.vh": env.get_template("rtl/cpt_gemm_regmap.vh.j2").render(**ctx),
         "cpt_gemm.v": env.get_template("rtl/cpt_gemm.v.j2").render(**ctx),
     }
