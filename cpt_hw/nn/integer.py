@@ -136,7 +136,7 @@ class _IntegerGemm(torch.autograd.Function):
         with region("corrections"):
             # Y = s_x s_w acc + u z_w^T + z_x s_w border: u[m] = s_x sum_k Q_x[m,k] + z_x count[p(m)] (rank
             # one), border[p,n] = (Mk Q_w^T)[p,n] broadcast over the batch; integer sums < 2^24 are exact in float32
-            row = xl.sum(2, dtype=torch.int64).to(_F32)                   # (G, M)
+            row = ops.row_sums(qx).to(_F32)                               # (G, M), exact: < 2^24
             wsum = wl.sum(2, dtype=torch.int64)                           # (G, N)
             y.mul_(sx * sw)
             if mask is None:
@@ -206,7 +206,7 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
         # dW^T = s_e s_x acc + s_e z_x border + z_e v: v[k] = s_x sum_m Q_x[m,k] + z_x count[k] (rank one),
         # border[k,n] = (Mk^T sum_b Q_e)[k,n]
         sx, zx, se, ze = sx.to(_F64), zx.to(_F64), se.to(_F64), ze.to(_F64)
-        col = xl.sum(1, dtype=torch.int64).to(_F64)                       # (G, K)
+        col = ops.col_sums(qx)                                            # (G, K)
         mask = ops.mask(x_shape, qe.device)
         acc.mul_(se * sx)
         if mask is None:

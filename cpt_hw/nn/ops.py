@@ -93,6 +93,14 @@ class LinearOps:
     def transposed_mask(self, x_shape: torch.Size, device: torch.device) -> torch.Tensor | None:
         return None
 
+    def row_sums(self, q: torch.Tensor) -> torch.Tensor:
+        """Row sums of ``lower(q)`` for integer codes q (..., K): (1, M) float64 holding exact integers."""
+        return q.reshape(-1, q.shape[-1]).sum(1, dtype=torch.float64).reshape(1, -1)
+
+    def col_sums(self, q: torch.Tensor) -> torch.Tensor:
+        """Column sums of ``lower(q)``: (1, K) float64 holding exact integers."""
+        return q.reshape(-1, q.shape[-1]).sum(0, dtype=torch.float64).reshape(1, -1)
+
     def weighted_tap_sums(self, q: torch.Tensor, o: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
         """(E_low o)[m] = sum_n q[m, n] o[n] as (1, M, 1) for q (..., N), o (1, N): the rank-one term of the
         input gradient (a linear layer has one tap)."""
@@ -196,6 +204,25 @@ class ConvOps:
             return None
         ones = torch.ones((1, x_shape[1] // self.groups, *x_shape[2:]), device=device)
         return self._unfold(ones)[0].t()
+
+    # code sums of the lowered operand without lowering it (the zero-point terms' row and column sums) ------
+    # Integer codes summed in float32 over channels or the batch stay exact (< 2^24 for C, B <= 65,793 at 8
+    # bits); the window sums over the (small) results run in float64 and are rounded back to the integers
+    # they are, whatever summation order the convolution uses.
+    def row_sums(self, q: torch.Tensor) -> torch.Tensor:
+        """Row sums of ``lower(q)`` for integer codes q (B, C, H, W): (G, B*P) float64 holding exact
+        integers: each group's channel sum, summed over every window by an all-ones convolution."""
+        b, c = q.shape[:2]
+        g = self.groups
+        qc = q.to(torch.float32).reshape(b, g, c // g, *q.shape[2:]).sum(2).to(torch.float64)  # (B, G, H, W)
+        s = F.conv2d(qc, qc.new_ones((g, 1, *self.kernel)), **self._kw() | {"groups": g})
+        return s.round_().reshape(b, g, -1).permute(1, 0, 2).reshape(g, -1)
+
+    def col_sums(self, q: torch.Tensor) -> torch.Tensor:
+        """Column sums of ``lower(q)``: (G, Kg) float64 holding exact integers: the batch sum of q, summed
+        for each tap (c, i, j) over the output positions that read it."""
+        s = q.to(torch.float32).sum(0, keepdim=True).to(torch.float64)  # (1, C, H, W)
+        return self._unfold(s).sum(2).round_().reshape(self.groups, -1)
 
     # input gradient as a transposed convolution ----------------------------------------------------------
     def _dilate_pad(self, y: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
