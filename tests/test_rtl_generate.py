@@ -161,3 +161,22 @@ def test_cycle_model_shape():
     t0 = time.time()
     gemm_cycles(cfg, 128 * 32 * 32, 16, 144, 8, 8)
     assert time.time() - t0 < 2.0
+
+
+@pytest.mark.sim
+def test_core_refuses_parameters_that_differ_from_the_header(tmp_path):
+    """The header sizes the submodules' ports, so a cpt_core override that disagrees with it must stop."""
+    import subprocess
+
+    from cpt_hw import hwsim
+    hwsim.check_tools("icarus")
+    d = hwsim.design(HardwareConfig.from_preset("sim"))
+    tb = tmp_path / "tb.v"
+    out = tmp_path / "tb.vvp"
+    for params, refused in ((".MAX_DIM(2048)", True), ("", False)):
+        tb.write_text(f"module tb; cpt_core #({params}) dut (); endmodule\n")
+        hand = [str(s) for s in d.sources if s.name != "cpt_gemm.v"]
+        subprocess.run(["iverilog", "-g2005", "-o", str(out), "-s", "tb", *[f"-I{i}" for i in d.includes],
+                        str(tb), *hand], check=True, capture_output=True)
+        run = subprocess.run(["vvp", "-n", str(out)], capture_output=True, text=True, timeout=60)
+        assert ("parameters differ from cpt_gemm_widths.vh" in run.stdout) == refused, run.stdout
