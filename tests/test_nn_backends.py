@@ -204,7 +204,7 @@ def test_input_gradient_is_a_transposed_convolution(kernel, stride, padding):
     assert torch.equal(ops.raise_in(lowered, x_shape),
                        torch.nn.grad.conv2d_input(x_shape, w, e, stride=stride, padding=padding))
     mask = ops.transposed_mask(x_shape, "cpu")
-    taps = ops.lower_transposed(torch.ones_like(e), x_shape)[0, :7 * 7, :kernel * kernel]
+    taps = ops.lower_transposed(torch.ones_like(e), x_shape)[0, :7 * 7, ::5]  # columns (i, j, n): n = 0
     assert torch.equal(taps, torch.ones_like(taps) if mask is None else mask.double())
 
     engine = _RecordingEngine()
@@ -225,7 +225,7 @@ def test_input_gradient_is_a_transposed_convolution(kernel, stride, padding):
 @pytest.mark.parametrize("kernel, stride, padding, dilation, groups",
                          [(3, 1, 1, 1, 1), (3, 2, 1, 1, 1), (1, 2, 0, 1, 1), (3, 1, 2, 2, 2), (3, 2, 0, 1, 4)])
 def test_integer_lowering_is_unfold_and_tap_sums_are_the_rank_one_term(kernel, stride, padding, dilation, groups):
-    """The uint8 im2col (forward and transposed) holds exactly F.unfold's entries, row_sums/col_sums are its
+    """The uint8 im2col (forward and transposed) holds exactly F.unfold's entries (columns tap-major), row_sums/col_sums are its
     row and column sums exactly (without lowering), and weighted_tap_sums
     equals E_low times o repeated over each channel's taps (float64: exact enough to compare at 1e-12)."""
     ops = cnn.layers.ConvOps((kernel, kernel), (stride, stride), (padding, padding), (dilation, dilation), groups)
@@ -236,18 +236,24 @@ def test_integer_lowering_is_unfold_and_tap_sums_are_the_rank_one_term(kernel, s
 
     def unfold_lowered(t, **kw):
         cols = torch.nn.functional.unfold(t.double(), (kernel, kernel), dilation=dilation, **kw)
-        b, k, p = cols.shape
-        return cols.reshape(b, groups, k // groups, p).permute(1, 0, 3, 2).reshape(groups, b * p, k // groups)
+        b, k, p = cols.shape  # columns (c, i, j) -> the lowering's (i, j, c)
+        cols = cols.reshape(b, groups, k // groups // kernel**2, kernel**2, p).permute(1, 0, 4, 3, 2)
+        return cols.reshape(groups, b * p, k // groups)
 
     lowered = ops.lower(x.to(torch.uint8))
     assert lowered.dtype == torch.uint8
     assert torch.equal(lowered.double(), unfold_lowered(x, padding=padding, stride=stride))
     assert torch.equal(ops.row_sums(x.to(torch.uint8)), lowered.double().sum(2))  # exact integers
     assert torch.equal(ops.col_sums(x.to(torch.uint8)), lowered.double().sum(1))
+    w = torch.randint(0, 256, (12, 8 // groups, kernel, kernel), generator=gen)
+    assert torch.equal(ops.raise_weight(ops.lower_weight(w), w.shape), w)
+    assert torch.equal(ops.raise_out(lowered.double() @ ops.lower_weight(w).double().transpose(1, 2), x_shape),
+                       torch.nn.functional.conv2d(x.double(), w.double(), stride=stride, padding=padding,
+                                                  dilation=dilation, groups=groups))
     e_low = ops.lower_transposed(e.to(torch.uint8), x_shape)
     assert torch.equal(e_low.double(), unfold_lowered(ops._dilate_pad(e.double(), x_shape)))
     o = torch.randn(groups, 8 // groups, generator=gen, dtype=torch.float64)
-    expect = e_low.double() @ o.repeat_interleave(kernel * kernel, 1).unsqueeze(2)
+    expect = e_low.double() @ o.repeat(1, kernel * kernel).unsqueeze(2)  # columns (i, j, n)
     torch.testing.assert_close(ops.weighted_tap_sums(e.double(), o, x_shape), expect, rtol=1e-12, atol=1e-9)
 
 

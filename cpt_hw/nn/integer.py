@@ -10,8 +10,8 @@ weight    dW[n,k] = s_e s_x (Q_e^T Q_x)[n,k] + s_e z_x (sum_b Q_e)^T Mk [n,k]
                     + z_e s_x sum_m Q_x[m,k] + z_e z_x B sum_p Mk[p,k]
 input     dX = r sum over real taps (s_t Q_t + z_t)(Q_w + o),  o[n] = z_w[n] / s_w[n],  r = max_n s_w,
           as a transposed convolution (:meth:`ConvOps.lower_transposed`): with T the im2col of the dilated,
-          padded Q_t (Mi = B x input positions, rows; N kh kw columns), R the rotated weight codes
-          (N kh kw x C_in/G) and Mt the real-tap mask (input position x kh kw),
+          padded Q_t (Mi = B x input positions, rows; kh kw N columns), R the rotated weight codes
+          (kh kw N x C_in/G) and Mt the real-tap mask (input position x kh kw),
           dX[mi,c] = r (s_t ((T R)[mi,c] + (T o)[mi]) + z_t (Mt sum_n (R + o))[p(mi),c])
 
 The three products Q_x Q_w^T (fw x fw bits), Q_x^T Q_e (fw x bw) and T R (bw x fw) run on the
@@ -174,7 +174,8 @@ class _IntegerGemm(torch.autograd.Function):
             qe = int_codes(qe_f, bits)
         dx = dw = db = None
         if ctx.needs_input_grad[1]:
-            dw = _weight_grad(ops, engine, ctx.x_shape, qx, qe, sx, zx, qpe, fw, bits).to(e.dtype).reshape(qw.shape)
+            dw = _weight_grad(ops, engine, ctx.x_shape, qx, qe, sx, zx, qpe, fw, bits).to(e.dtype)
+            dw = ops.raise_weight(dw, qw.shape)
         if ctx.needs_input_grad[0]:
             with region("rounding"):
                 ratio, s_ref = fold_factors(sw)
@@ -227,8 +228,8 @@ def _input_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, q_t: torch.Te
     with region("conversions"):
         qt = int_codes(q_t, bits)
     with region("lowering"):  # the transposed convolution: no k^2-fold result, no col2im
-        tl = ops.lower_transposed(qt, x_shape)                            # (G, Mi, N kh kw), Mi = B Pin
-        wr = ops.lower_weight_transposed(qw)                              # (G, N kh kw, Cg)
+        tl = ops.lower_transposed(qt, x_shape)                            # (G, Mi, kh kw N), Mi = B Pin
+        wr = ops.lower_weight_transposed(qw)                              # (G, kh kw N, Cg)
         mask_t = ops.transposed_mask(x_shape, qt.device)                  # (Pin, kh kw) or None
     g, mi, cg = tl.shape[0], tl.shape[1], wr.shape[2]
     n = sw.numel() // g
@@ -240,7 +241,7 @@ def _input_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, q_t: torch.Te
         # (T o)[mi] without touching T: the per-position channel contraction of Q_t, summed over the taps
         # that reach each input position (rank one against the columns)
         rows = ops.weighted_tap_sums(q_t, o, x_shape)                     # (G, Mi, 1)
-        wo = wr.reshape(g, n, taps, cg).sum(1, dtype=torch.int64).to(_F32) + o.sum(1).reshape(g, 1, 1)  # (G, taps, Cg)
+        wo = wr.reshape(g, taps, n, cg).sum(2, dtype=torch.int64).to(_F32) + o.sum(1).reshape(g, 1, 1)  # (G, taps, Cg)
         acc.add_(rows).mul_(s_ref * st)
         if mask_t is None:
             acc.add_((s_ref * zt) * wo.sum(1, keepdim=True))

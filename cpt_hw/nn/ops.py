@@ -4,8 +4,8 @@ Every quantized layer computes Y = X W^T in some layout.  :class:`LinearOps` and
 side by side, how to run that product and its two gradients in float (torch backend) and how to lower a
 call to G independent GEMMs (one per convolution group) for the integer backends:
 
-    X_low: (G, M, Kg)   M = batch x output positions, Kg = C_in/G x kh x kw   (im2col, ``F.unfold``)
-    W_low: (G, Ng, Kg)  Ng = C_out/G
+    X_low: (G, M, Kg)   M = batch x output positions, Kg = kh x kw x C_in/G   (im2col, columns (i, j, c))
+    W_low: (G, Ng, Kg)  Ng = C_out/G, columns (i, j, c) like X_low
     Y_low: (G, M, Ng)
 
 Zero padding matters for the integer form: a padded input is exactly 0, not a quantized code, so the
@@ -14,9 +14,9 @@ zero-point corrections count only real input positions.  ``mask`` is the im2col 
 
 The input gradient is the transposed convolution, lowered the same way (no col2im of a k^2-fold result):
 
-    E_low:  (G, B*Pin, Ng*kh*kw)   im2col of the error dilated by the stride (s - 1 zeros between
+    E_low:  (G, B*Pin, kh*kw*Ng)   im2col of the error dilated by the stride (s - 1 zeros between
                                    entries) and padded by d (k - 1) - p, Pin = input positions per sample
-    W_rot:  (G, Ng*kh*kw, Cg)      the kernels rotated by 180 degrees, C_in/G x C_out/G transposed
+    W_rot:  (G, kh*kw*Ng, Cg)      the kernels rotated by 180 degrees, C_in/G x C_out/G transposed
     dX_low: (G, B*Pin, Cg)         = E_low W_rot, raised to (B, C_in, H, W) by ``raise_in``
 
 ``transposed_mask`` (Pin, kh*kw) marks the real error taps of E_low (not padding, not dilation zeros).
@@ -71,6 +71,9 @@ class LinearOps:
     def lower_out(self, y: torch.Tensor) -> torch.Tensor:
         return y.reshape(1, -1, y.shape[-1])
 
+    def raise_weight(self, w_low: torch.Tensor, w_shape: torch.Size) -> torch.Tensor:
+        return w_low.reshape(w_shape)
+
     def raise_out(self, y_low: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
         return y_low.reshape(*x_shape[:-1], y_low.shape[-1])
 
@@ -109,17 +112,20 @@ class LinearOps:
 
 def _im2col(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
             dilation: tuple[int, int], groups: int) -> torch.Tensor:
-    """(B, C, H, W) of any dtype -> (G, B*P, C/G*kh*kw), the layout of ``F.unfold`` regrouped (rows (b, position),
-    columns (c, i, j)): a strided view of the zero-padded input and one copy."""
+    """(B, C, H, W) of any dtype -> (G, B*P, kh*kw*C/G): rows (b, position), columns (i, j, c), tap-major so
+    that the copy moves runs of C/G contiguous channels (the zero-padded input turned channels-last once,
+    1/k^2 of the result; 5x faster on uint8 than (c, i, j) columns, measured on ResNet-20's first layer)."""
     if padding != (0, 0):
         x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
-    b, c, h, w = x.shape
+    x = x.permute(0, 2, 3, 1).contiguous()  # (B, Hp, Wp, C)
+    b, h, w, c = x.shape
     ho = (h - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
     wo = (w - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
-    sb, sc, sh, sw = x.stride()
-    win = x.as_strided((b, ho, wo, groups, c // groups, kernel[0], kernel[1]),
-                       (sb, sh * stride[0], sw * stride[1], sc * (c // groups), sc, sh * dilation[0], sw * dilation[1]))
-    return win.permute(3, 0, 1, 2, 4, 5, 6).reshape(groups, b * ho * wo, -1)
+    sb, sh, sw, sc = x.stride()
+    cg = c // groups
+    win = x.as_strided((groups, b, ho, wo, kernel[0], kernel[1], cg),
+                       (sc * cg, sb, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1], sc))
+    return win.reshape(groups, b * ho * wo, -1)
 
 
 @dataclass(frozen=True)
@@ -166,9 +172,6 @@ class ConvOps:
         return v.reshape(1, -1, 1, 1)
 
     # lowering ------------------------------------------------------------------------------------------
-    def _unfold(self, x: torch.Tensor) -> torch.Tensor:
-        return F.unfold(x, self.kernel, dilation=self.dilation, padding=self.padding, stride=self.stride)
-
     def out_size(self, x_shape: torch.Size) -> tuple[int, int]:
         return tuple(  # type: ignore[return-value]
             (x_shape[2 + i] + 2 * self.padding[i] - self.dilation[i] * (self.kernel[i] - 1) - 1) // self.stride[i] + 1
@@ -183,8 +186,14 @@ class ConvOps:
         return _im2col(x, self.kernel, self.stride, self.padding, self.dilation, self.groups)
 
     def lower_weight(self, w: torch.Tensor) -> torch.Tensor:
+        """(N, Cg, kh, kw) -> (G, Ng, kh*kw*Cg), columns (i, j, c) like ``lower``."""
         g = self.groups
-        return w.reshape(g, w.shape[0] // g, -1)
+        return w.permute(0, 2, 3, 1).reshape(g, w.shape[0] // g, -1)
+
+    def raise_weight(self, w_low: torch.Tensor, w_shape: torch.Size) -> torch.Tensor:
+        """(G, Ng, kh*kw*Cg) -> (N, Cg, kh, kw): the inverse of ``lower_weight``."""
+        n, cg, kh, kw = w_shape
+        return w_low.reshape(n, kh, kw, cg).permute(0, 3, 1, 2).contiguous()
 
     def lower_out(self, y: torch.Tensor) -> torch.Tensor:
         """(B, N, Ho, Wo) -> (G, B*P, Ng)."""
@@ -203,7 +212,7 @@ class ConvOps:
         if self.padding == (0, 0):
             return None
         ones = torch.ones((1, x_shape[1] // self.groups, *x_shape[2:]), device=device)
-        return self._unfold(ones)[0].t()
+        return _im2col(ones, self.kernel, self.stride, self.padding, self.dilation, 1)[0]
 
     # code sums of the lowered operand without lowering it (the zero-point terms' row and column sums) ------
     # Integer codes summed in float32 over channels or the batch stay exact (< 2^24 for C, B <= 65,793 at 8
@@ -222,7 +231,7 @@ class ConvOps:
         """Column sums of ``lower(q)``: (G, Kg) float64 holding exact integers: the batch sum of q, summed
         for each tap (c, i, j) over the output positions that read it."""
         s = q.to(torch.float32).sum(0, keepdim=True).to(torch.float64)  # (1, C, H, W)
-        return self._unfold(s).sum(2).round_().reshape(self.groups, -1)
+        return self.lower(s).sum(1).round_()
 
     # input gradient as a transposed convolution ----------------------------------------------------------
     def _dilate_pad(self, y: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
@@ -242,15 +251,15 @@ class ConvOps:
         return F.pad(y, pads)
 
     def lower_transposed(self, y: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
-        """(B, N, Ho, Wo) error -> (G, B*Pin, Ng*kh*kw): im2col of the dilated, padded error (stride 1)."""
+        """(B, N, Ho, Wo) error -> (G, B*Pin, kh*kw*Ng): im2col of the dilated, padded error (stride 1)."""
         return _im2col(self._dilate_pad(y, x_shape), self.kernel, (1, 1), (0, 0), self.dilation, self.groups)
 
     def lower_weight_transposed(self, w: torch.Tensor) -> torch.Tensor:
-        """(N, Cg, kh, kw) -> (G, Ng*kh*kw, Cg): each group's kernels rotated by 180 degrees, rows (n, i, j)."""
+        """(N, Cg, kh, kw) -> (G, kh*kw*Ng, Cg): each group's kernels rotated by 180 degrees, rows (i, j, n)."""
         g = self.groups
         n, cg, kh, kw = w.shape
-        rot = w.flip(2, 3).reshape(g, n // g, cg, kh, kw).permute(0, 1, 3, 4, 2)
-        return rot.reshape(g, (n // g) * kh * kw, cg)
+        rot = w.flip(2, 3).reshape(g, n // g, cg, kh, kw).permute(0, 3, 4, 1, 2)
+        return rot.reshape(g, kh * kw * (n // g), cg)
 
     def raise_in(self, d: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
         """(G, B*Pin, Cg) -> (B, C_in, H, W)."""
@@ -260,7 +269,7 @@ class ConvOps:
 
     def transposed_mask(self, x_shape: torch.Size, device: torch.device) -> torch.Tensor | None:
         """(Pin, kh*kw) 0/1: which taps of ``lower_transposed`` hold real errors, not padding or dilation
-        zeros (the same for every error channel n, whose columns (n, i, j) repeat it); None: all of them."""
+        zeros (the same for every error channel n, whose columns (i, j, n) repeat it); None: all of them."""
         ho, wo = self.out_size(x_shape)
         ones = torch.ones((1, 1, ho, wo), device=device)
         mask = F.unfold(self._dilate_pad(ones, x_shape), self.kernel, dilation=self.dilation)[0].t()
