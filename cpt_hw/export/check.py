@@ -23,11 +23,13 @@ class CheckResult:
     acc_hls: float
     acc_torch: float
     max_diff_lsb: float
+    median_diff_lsb: float  # of each image's largest logit difference
 
     def line(self) -> str:
         return (f"check on {self.n} test images at {self.bits} bits: top-1 agreement {100 * self.agreement:.2f} %, "
                 f"accuracy hls4ml {100 * self.acc_hls:.2f} % / PyTorch {100 * self.acc_torch:.2f} %, "
-                f"max output difference {self.max_diff_lsb:,.0f} LSB (LSB = 2^-{ACT_FRAC_BITS})")
+                f"output difference max {self.max_diff_lsb:,.0f} LSB, median {self.median_diff_lsb:,.1f} LSB "
+                f"(LSB = 2^-{ACT_FRAC_BITS})")
 
 
 @dataclass
@@ -62,9 +64,11 @@ def torch_logits(model: torch.nn.Module, x: torch.Tensor, bits: int, batch: int 
 def compare(hls: np.ndarray, ref: np.ndarray, labels: np.ndarray, bits: int) -> CheckResult:
     """Agreement, both accuracies and the largest difference (in output LSBs) of two logit arrays (N, classes)."""
     top_hls, top_ref = hls.argmax(1), ref.argmax(1)
+    diff = np.abs(hls - ref).max(1)
     return CheckResult(n=len(labels), bits=bits, agreement=float((top_hls == top_ref).mean()),
                        acc_hls=float((top_hls == labels).mean()), acc_torch=float((top_ref == labels).mean()),
-                       max_diff_lsb=float(np.abs(hls - ref).max() / output_lsb()))
+                       max_diff_lsb=float(diff.max() / output_lsb()),
+                       median_diff_lsb=float(np.median(diff) / output_lsb()))
 
 
 def run_check(model: torch.nn.Module, hmodel: Any, images: Images, bits: int) -> CheckResult:

@@ -24,6 +24,7 @@ can overflow.  Shapes are NCHW; precisions are hls4ml strings, chosen in :mod:`c
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ from ..nn import QConv2d
 from ..nn.quant import channel_range, dequantize, quant_params, quantize_codes
 
 #: Fraction bits of the stem's shifted codes u = q_x + z_x / s_x (the only inexact integer input).
-SHIFT_FRAC_BITS = 12
+SHIFT_FRAC_BITS = 20
 
 
 class ExportError(CptHwError, ValueError):
@@ -159,7 +160,7 @@ class DigitsExport(ExportNet):
         self.relu0, self.relu1, self.relu2 = nn.ReLU(), nn.ReLU(), nn.ReLU()
         side = model.input_shape[1] // 2  # the one stride-2 conv
         self.pool = nn.AvgPool2d(side)
-        self.fc = model.fc
+        self.fc = copy.deepcopy(model.fc)  # the folded net may be cast (.double()) without touching the model
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,7 +197,7 @@ class ResNetExport(ExportNet):
         self.blocks = nn.Sequential(*(BlockExport(f"blocks.{i}", b, bits) for i, b in enumerate(model.blocks)))
         self.units = [self.stem] + [u for b in self.blocks for u in (b.c1, b.c2, b.down) if u is not None]
         self.pool = nn.AvgPool2d(model.input_shape[1] // 4)  # two stride-2 stages
-        self.fc = model.fc
+        self.fc = copy.deepcopy(model.fc)  # the folded net may be cast (.double()) without touching the model
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,28 +20,37 @@ from .fold import SHIFT_FRAC_BITS, BlockExport, Bound, DigitsExport, ExportNet, 
 
 #: Width of every float constant (BN scale/shift folded with the quantizer scales, FC weights and biases).
 COEF_BITS = 24
+#: Width of the rescale weights g s_x s_w[n] and g s_x z_w[n]: one type holds both, and the z_w column is often
+#: ~100x the diagonal, so the diagonal keeps ~COEF_BITS significant bits only with this many.
+RESCALE_BITS = 32
 #: Fraction bits of the float activations between the quantized layers, and of the logits.
-ACT_FRAC_BITS = 16
+ACT_FRAC_BITS = 20
 #: Fraction bits of the float accumulators (each product is truncated to these).
 ACC_FRAC_BITS = 24
 #: Fraction bits of the model input (the normalised image).
-INPUT_FRAC_BITS = 12
+INPUT_FRAC_BITS = 20
 
 
-def fixed(mag: float, frac: int) -> str:
-    """Signed fixed point holding [-mag, mag] with ``frac`` fraction bits."""
+def fixed(mag: float, frac: int, rounded: bool = False) -> str:
+    """Signed fixed point holding [-mag, mag] with ``frac`` fraction bits; ``rounded``: a cast into it rounds to
+    nearest instead of truncating (ap_fixed's default, a bias of half an LSB per cast)."""
     i = bits_for(mag)
-    return f"fixed<{i + frac},{i}>"
+    return f"fixed<{i + frac},{i}{',RND' if rounded else ''}>"
 
 
-def coef(values: torch.Tensor) -> str:
+def act(mag: float) -> str:
+    """A float activation between layers: :data:`ACT_FRAC_BITS` fraction bits, rounded."""
+    return fixed(mag, ACT_FRAC_BITS, rounded=True)
+
+
+def coef(values: torch.Tensor, bits: int = COEF_BITS) -> str:
     """A signed type for constants ``values`` with :data:`COEF_BITS` significant bits below the largest one.
 
     Small constants (a BN scale times two quantizer scales is often ~1e-4) get extra fraction bits rather than
     fewer significant ones: the integer bits never go below 1 (ap_fixed's integer bits stay positive)."""
     mag = float(values.detach().abs().max())
     extra = max(0, -math.floor(math.log2(mag))) if mag > 0 else 0
-    return f"fixed<{COEF_BITS + extra},{bits_for(mag)}>"
+    return f"fixed<{bits + extra},{bits_for(mag)}>"
 
 
 def uint(mag: float) -> str:
@@ -70,26 +79,26 @@ class TypePlan:
         self.layers[f"{name}_conv"] = {"weight": f"ufixed<{b},{b}>", "bias": "ufixed<1,1>", "accum": acc_type,
                                        "result": acc_type}
         out = u.out_bound()
-        self.layers[f"{name}_rescale"] = {"weight": coef(u.rescale.weight), "bias": coef(u.rescale.bias),
-                                          "accum": fixed(out.mag, ACC_FRAC_BITS), "result": fixed(out.mag, ACT_FRAC_BITS)}
+        self.layers[f"{name}_rescale"] = {"weight": coef(u.rescale.weight, RESCALE_BITS), "bias": coef(u.rescale.bias),
+                                          "accum": fixed(out.mag, ACC_FRAC_BITS), "result": act(out.mag)}
         return out
 
     def same(self, name: str, bound: Bound) -> Bound:
         """A layer that keeps its input's range (ReLU keeps the upper end; flatten)."""
-        self.layers[name] = {"result": fixed(bound.mag, ACT_FRAC_BITS)}
+        self.layers[name] = {"result": act(bound.mag)}
         return bound
 
     def relu(self, name: str, bound: Bound) -> Bound:
-        self.layers[name] = {"result": fixed(bound.mag, ACT_FRAC_BITS)}
+        self.layers[name] = {"result": act(bound.mag)}
         return Bound(0.0, max(bound.hi, 0.0))
 
     def add(self, name: str, a: Bound, b: Bound) -> Bound:
         out = Bound(a.lo + b.lo, a.hi + b.hi)
-        self.layers[name] = {"result": fixed(out.mag, ACT_FRAC_BITS)}
+        self.layers[name] = {"result": act(out.mag)}
         return out
 
     def pool(self, name: str, bound: Bound, window: int) -> Bound:
-        self.layers[name] = {"result": fixed(bound.mag, ACT_FRAC_BITS),
+        self.layers[name] = {"result": act(bound.mag),
                              "accum": fixed(bound.mag * window, ACT_FRAC_BITS)}
         return bound
 
@@ -97,7 +106,7 @@ class TypePlan:
         w, bias = fc.weight.detach().double(), fc.bias.detach().double()
         worst = float((w.abs().sum(1) * bound.mag + bias.abs()).max())
         self.layers[name] = {"weight": coef(w), "bias": coef(bias), "accum": fixed(worst, ACC_FRAC_BITS),
-                             "result": fixed(worst, ACT_FRAC_BITS)}
+                             "result": act(worst)}
         return Bound(-worst, worst)
 
     def model_input(self, u: QuantConvUnit) -> None:
