@@ -278,8 +278,8 @@ module cpt_core #(
     wire            rd_en;
 
     cpt_reader #(
-        .ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
-        .AXI_DW(AXI_DW), .AW(AXI_AW), .BURST_BEATS(BURST_BEATS)
+        .ROWS(ROWS), .COLS(COLS), .D(D), .B_BLOCK_COLS(B_BLOCK_COLS), .AXI_DW(AXI_DW), .AW(AXI_AW),
+        .BURST_BEATS(BURST_BEATS)
     ) reader (
         .clk(clk), .rst(rst), .start(run_start), .m(m), .n(n), .a_row_words(a_row_words),
         .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base), .a_end(a_end), .b_end(b_end),

@@ -68,7 +68,7 @@ module cpt_feeder #(
         end
     end
 
-    localparam integer HALF = OP_BITS * K_WORDS;
+    localparam integer HALF = `CPT_A_HALF;      // a parameter: a literal cannot be part-selected
     localparam integer SW = $clog2(2 * OP_BITS + 1);       // diagonal index i + j (and 2)
     localparam [SW-1:0] TWO = 2;
     // Row/column positions: room for N + B_BLOCK_COLS and M + ROWS without overflow.

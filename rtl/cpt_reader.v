@@ -30,8 +30,6 @@ module cpt_reader #(
     parameter integer ROWS = `CPT_ROWS,           // config: PE array rows
     parameter integer COLS = `CPT_COLS,           // config: PE array columns
     parameter integer D = `CPT_D,                 // config: bits of a plane word
-    parameter integer OP_BITS = `CPT_OP_BITS,     // config: largest precision
-    parameter integer K_WORDS = `CPT_K_WORDS,     // config: D-bit words per plane row at most
     parameter integer B_BLOCK_COLS = `CPT_B_BLOCK_COLS,  // config: columns of B per block
     parameter integer AXI_DW = `CPT_AXI_DW,       // config: m_axi data bits
     parameter integer AW = `CPT_AXI_AW,           // config: m_axi address bits
@@ -88,7 +86,7 @@ module cpt_reader #(
     localparam integer BYTES = AXI_DW / 8;
     localparam integer LOG_BYTES = $clog2(BYTES);
     localparam integer BPW = D / AXI_DW;        // beats per D-bit word
-    localparam integer HALF = OP_BITS * K_WORDS;
+    localparam integer HALF = `CPT_A_HALF;      // a parameter: a literal cannot be part-selected
     localparam integer BT_W = AW;               // width of beat counters (commands are < 2^AW bytes)
     localparam integer XW = ((`CPT_DIM_W > $clog2(B_BLOCK_COLS + 1)) ? `CPT_DIM_W : $clog2(B_BLOCK_COLS + 1)) + 2;
     localparam [XW-1:0] ROWS_X = ROWS[XW-1:0];

@@ -91,7 +91,7 @@ def test_widths_header_zc706():
     assert w["KW_W"] == 7              # 0..72
     assert w["BITS_W"] == 4            # 0..8
     assert w["RW_W"] == 11             # 0..576, plus the spare bit
-    assert (w["A_DEPTH"], w["A_AW"]) == (1152, 11)
+    assert (w["A_HALF"], w["A_DEPTH"], w["A_AW"]) == (576, 1152, 11)
     assert (w["B_HALF"], w["B_DEPTH"], w["B_AW"]) == (4608, 9216, 14)   # 128 / 16 x 8 x 72 per half
     assert w["RV_W"] == 5 and w["KEY_W"] == 160
 
@@ -125,6 +125,7 @@ def test_rtl_sources_take_widths_from_the_header():
         code = re.sub(r"//[^\n]*", "", text)
         for name in ("DIM_W", "KW_W", "BITS_W", "RW_W", "A_AW", "B_AW", "B_HALF", "RV_W", "KEY_W"):
             assert not re.search(rf"(?:parameter|localparam) integer {name}\b", code), (src.name, name)
+        assert not re.search(r"OP_BITS \* K_WORDS", code), f"{src.name}: derives the A half"
         assert not re.search(r"\*\s*32\b|<<\s*2\b", code), f"{src.name}: a literal result width"
         for m in re.finditer(r"parameter integer (\w+) = ([^,\s)]+)", code):
             if m.group(1) in CONFIG_PARAMS:

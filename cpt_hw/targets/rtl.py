@@ -62,7 +62,8 @@ def widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
         ("RW_W", clog2(op_k + 1) + 1,
          "words of a row of A / column of B over its planes, 0..OP_BITS x K_WORDS, and a spare bit: "
          "clog2(OP_BITS x K_WORDS + 1) + 1"),
-        ("A_DEPTH", 2 * op_k, "words per A bank: two halves of OP_BITS x K_WORDS (a tile loads while one runs)"),
+        ("A_HALF", op_k, "words per A bank and half (one row of A, all planes): OP_BITS x K_WORDS"),
+        ("A_DEPTH", 2 * op_k, "words per A bank: two halves (a tile loads while one runs)"),
         ("A_AW", clog2(2 * op_k), "an A bank address: clog2(A_DEPTH)"),
         ("B_HALF", b_half, "words per B bank and half (one block): B_BLOCK_COLS / COLS x OP_BITS x K_WORDS"),
         ("B_DEPTH", 2 * b_half, "words per B bank: two halves (the running block, the prefetched one)"),
