@@ -103,18 +103,34 @@ def test_grouped_convolution_is_refused_naming_the_layer():
         fold(build_model("mobilenetv2"), 8)
 
 
+def test_export_writes_the_project_with_the_cpt_types(ckpt, tmp_path, capsys):
+    out = tmp_path / "hls"
+    assert main(["export", str(ckpt), "--out", str(out), "--bits", "5"]) == 0
+    assert capsys.readouterr().out.startswith("exported digits_cnn at 5 bits ")
+    defines = (out / "firmware" / "defines.h").read_text()
+    assert "ap_ufixed<5,5,AP_RND_CONV,AP_SAT,0>, 16*1> layer" in defines  # the quantizer, as the C++ type
+    assert "typedef ap_ufixed<5,5> u1_conv_weight_t;" in defines
+    assert "typedef ap_ufixed<18,18> u1_conv_accum_t;" in defines  # 144 x 31 x 31 = 138,384 < 2^18
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["bits"] == 5 and manifest["part"] == "xc7z045ffg900-2" and manifest["check"] is None
+    assert str(out) in (out / "hls4ml_config.yml").read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["hls"]  # no temporary folder left
+    assert main(["export", str(ckpt), "--out", str(out), "--bits", "4"]) == 0  # an earlier export is replaced
+    assert json.loads((out / "export.json").read_text())["bits"] == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["hls"]
+
+
+@pytest.mark.slow  # the g++ build of the hls4ml project: ~50 CPU-seconds
 def test_export_and_check_on_digits(ckpt, tmp_path, capsys):
     out = tmp_path / "hls"
     assert main(["export", str(ckpt), "--out", str(out), "--check", "40"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("exported digits_cnn at ") and "xc7z045ffg900-2" in lines[0]
     assert lines[1].startswith("check on 40 test images")
-    manifest = json.loads((out / "export.json").read_text())
-    check = manifest["check"]
+    check = json.loads((out / "export.json").read_text())["check"]
     assert check["agreement"] >= 0.975 and abs(check["acc_hls"] - check["acc_torch"]) <= 0.025
     assert (out / "firmware" / "cpt_model.cpp").is_file() and not list((out / "firmware").glob("*.so"))
-    assert str(out) in (out / "hls4ml_config.yml").read_text()
-    assert [p.name for p in tmp_path.iterdir()] == ["hls"]  # no temporary folder left
+    assert [p.name for p in tmp_path.iterdir()] == ["hls"]
 
 
 def _one_line_error(capsys, *fragments: str) -> None:
