@@ -4,6 +4,7 @@
 #   make sim        RTL verification on Icarus and Verilator, with a results table (WAVES=1 dumps waves)
 #   make csim       HLS C-simulation with g++ and hls4ml's ap_types
 #   make bitstream  Vivado flow for the ZC706 (stops with one line when Vivado is missing)
+#   make export-demo  export the demo's trained CNN as an hls4ml project for the xc7z045, g++ check against PyTorch
 #   make bench      CPU benchmarks (driver, BitOPs table, RTL utilisation); JSON + markdown into docs/results/
 
 SHELL := /bin/bash
@@ -14,7 +15,7 @@ PRESET ?= zc706
 ENV := source tools/env.sh &&
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test test-all sim csim bitstream bench generate lint clean
+.PHONY: setup demo export-demo test test-all sim csim bitstream bench generate lint clean
 
 setup:
 	@tools/setup.sh
@@ -24,6 +25,12 @@ generate: setup
 
 demo: setup
 	@$(ENV) $(PY) -m cpt_hw demo --preset $(PRESET)
+
+# The demo's checkpoint (training it first if missing) -> build/demo/hls4ml, compiled with g++ and compared with
+# the quantized PyTorch model on the 360 digits test images (about a minute of g++; docs/inference.md).
+export-demo: setup
+	@[ -f build/demo/checkpoint.pt ] || $(ENV) $(PY) -m cpt_hw demo
+	@$(ENV) $(PY) -m cpt_hw export build/demo/checkpoint.pt --out build/demo/hls4ml --check 360
 
 test: setup
 	@$(ENV) $(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow"
