@@ -192,9 +192,9 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
                  sx: torch.Tensor, zx: torch.Tensor, qpe, fw: int, bits: int) -> torch.Tensor:
     """dW lowered, (G, N, K) float32, from the activation and error codes (module docstring)."""
     with region("lowering"):
-        el, xl = ops.lower_out(qe), ops.lower(qx)                         # (G, M, N), (G, M, K) codes
+        el, xt = ops.lower_out(qe), ops.lower_t(qx)                       # (G, M, N), (G, K, M) codes
     g, m, n = el.shape
-    k = xl.shape[2]
+    k = xt.shape[1]
     p = ops.positions(x_shape)
     se, ze = qpe.scale, qpe.zero_point
     # (Q_x^T Q_e)^T: the errors (N <= C_out columns) are the B operand the device loads once per
@@ -202,7 +202,7 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
     # cycles over CPT 3-8/8 than Q_e^T Q_x (measured: docs/zc706-pynq.md, "Measured budget")
     # float64 on this weight-sized (K x N) result only: its sums over M = B P reach 2^33 and the z_e terms
     # cancel most of s_e s_x acc, so float32 would lose ~30 ulps of dW (measured: tests/test_nn_backends.py)
-    acc = _gemm(engine, xl.transpose(1, 2), el, fw, bits, "wgrad", _F64)  # (G, K, N)
+    acc = _gemm(engine, xt, el, fw, bits, "wgrad", _F64)                  # (G, K, N)
     with region("corrections"):
         # dW^T = s_e s_x acc + s_e z_x border + z_e v: v[k] = s_x sum_m Q_x[m,k] + z_x count[k] (rank one),
         # border[k,n] = (Mk^T sum_b Q_e)[k,n]
