@@ -247,6 +247,8 @@ def test_integer_lowering_is_unfold_and_tap_sums_are_the_rank_one_term(kernel, s
     assert torch.equal(ops.col_sums(x.to(torch.uint8)), lowered.double().sum(1))
     lowered_t = ops.lower_t(x.to(torch.uint8))
     assert lowered_t.is_contiguous() and torch.equal(lowered_t, lowered.transpose(1, 2))
+    e_t = ops.lower_out_t(e.to(torch.uint8))
+    assert e_t.is_contiguous() and torch.equal(e_t, ops.lower_out(e.to(torch.uint8)).transpose(1, 2))
     w = torch.randint(0, 256, (12, 8 // groups, kernel, kernel), generator=gen)
     assert torch.equal(ops.raise_weight(ops.lower_weight(w), w.shape), w)
     assert torch.equal(ops.raise_out(lowered.double() @ ops.lower_weight(w).double().transpose(1, 2), x_shape),

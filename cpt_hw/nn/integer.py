@@ -192,8 +192,8 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
                  sx: torch.Tensor, zx: torch.Tensor, qpe, fw: int, bits: int) -> torch.Tensor:
     """dW lowered, (G, N, K) float32, from the activation and error codes (module docstring)."""
     with region("lowering"):
-        el, xt = ops.lower_out(qe), ops.lower_t(qx)                       # (G, M, N), (G, K, M) codes
-    g, m, n = el.shape
+        et, xt = ops.lower_out_t(qe), ops.lower_t(qx)                     # (G, N, M), (G, K, M) codes
+    g, n, m = et.shape
     k = xt.shape[1]
     p = ops.positions(x_shape)
     se, ze = qpe.scale, qpe.zero_point
@@ -202,7 +202,7 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
     # cycles over CPT 3-8/8 than Q_e^T Q_x (measured: docs/zc706-pynq.md, "Measured budget")
     # float64 on this weight-sized (K x N) result only: its sums over M = B P reach 2^33 and the z_e terms
     # cancel most of s_e s_x acc, so float32 would lose ~30 ulps of dW (measured: tests/test_nn_backends.py)
-    acc = _gemm(engine, xt, el, fw, bits, "wgrad", _F64)                  # (G, K, N)
+    acc = _gemm(engine, xt, et.transpose(1, 2), fw, bits, "wgrad", _F64)  # (G, K, N)
     with region("corrections"):
         # dW^T = s_e s_x acc + s_e z_x border + z_e v: v[k] = s_x sum_m Q_x[m,k] + z_x count[k] (rank one),
         # border[k,n] = (Mk^T sum_b Q_e)[k,n]
@@ -212,9 +212,9 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
         acc.mul_(se * sx)
         if mask is None:
             v = sx * col + zx * float(m)
-            acc.add_((se * zx) * el.sum(1, dtype=torch.int64).to(_F64).reshape(g, 1, n))
+            acc.add_((se * zx) * et.sum(2, dtype=torch.int64).to(_F64).reshape(g, 1, n))
         else:
-            esum = el.reshape(g, m // p, p, n).sum(1, dtype=torch.int64)  # (G, P, N)
+            esum = et.reshape(g, n, m // p, p).sum(2, dtype=torch.int64).transpose(1, 2)  # (G, P, N)
             border = mask.t().to(_F64) @ esum.to(_F64)                    # (G, K, N), exact: sums < 2^53
             v = sx * col + zx * ((m // p) * mask.sum(0).to(_F64))
             acc.add_((se * zx) * border)

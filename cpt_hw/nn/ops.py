@@ -78,6 +78,10 @@ class LinearOps:
     def raise_weight(self, w_low: torch.Tensor, w_shape: torch.Size) -> torch.Tensor:
         return w_low.reshape(w_shape)
 
+    def lower_out_t(self, y: torch.Tensor) -> torch.Tensor:
+        """``lower_out(y)`` transposed and contiguous: (1, N, M)."""
+        return y.reshape(-1, y.shape[-1]).t().contiguous().unsqueeze(0)
+
     def raise_out(self, y_low: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
         return y_low.reshape(*x_shape[:-1], y_low.shape[-1])
 
@@ -222,6 +226,13 @@ class ConvOps:
         b, n = y.shape[:2]
         g = self.groups
         return y.reshape(b, g, n // g, -1).permute(1, 0, 3, 2).reshape(g, -1, n // g)
+
+    def lower_out_t(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, N, Ho, Wo) -> (G, Ng, B*P) contiguous: ``lower_out`` transposed, built directly (runs of P
+        entries), so that the driver packs the weight gradient's B operand from contiguous rows."""
+        b, n = y.shape[:2]
+        g = self.groups
+        return y.reshape(b, g, n // g, -1).permute(1, 2, 0, 3).reshape(g, n // g, -1)
 
     def raise_out(self, y_low: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
         g, _, ng = y_low.shape
