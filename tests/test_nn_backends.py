@@ -224,10 +224,9 @@ def test_input_gradient_is_a_transposed_convolution(kernel, stride, padding):
 
 @pytest.mark.parametrize("kernel, stride, padding, dilation, groups",
                          [(3, 1, 1, 1, 1), (3, 2, 1, 1, 1), (1, 2, 0, 1, 1), (3, 1, 2, 2, 2), (3, 2, 0, 1, 4)])
-def test_integer_lowering_is_unfold_and_tap_sums_are_the_rank_one_term(kernel, stride, padding, dilation,
-                                                                         groups):
-    """The uint8 im2col (forward and transposed) holds exactly F.unfold's entries (columns tap-major), row_sums/col_sums are its
-    row and column sums exactly (without lowering), and weighted_tap_sums
+def test_integer_lowering_is_unfold_and_tap_sums_are_the_rank_one_term(kernel, stride, padding, dilation, groups):
+    """The uint8 im2col (forward and transposed) holds exactly F.unfold's entries (columns tap-major),
+    row_sums/col_sums are its row and column sums exactly (without lowering), and weighted_tap_sums
     equals E_low times o repeated over each channel's taps (float64: exact enough to compare at 1e-12)."""
     ops = cnn.layers.ConvOps((kernel, kernel), (stride, stride), (padding, padding), (dilation, dilation), groups)
     x_shape = torch.Size((2, 8, 9, 9))
