@@ -17,15 +17,15 @@ module cpt_drain #(
     parameter integer ACC_W = `CPT_ACC_W,         // config: accumulator bits
     parameter integer FIFO_AW = 5                 // log2 of the FIFO depth in rows, depth >= ROWS
 ) (
-    input  wire                  clk,
-    input  wire                  rst,
-    input  wire                  last_emit,
-    output reg                   drain_busy,
-    input  wire                  tile_ready,
-    input  wire [COLS*ACC_W-1:0] c_out,
-    output wire                  drain,
-    input  wire [FIFO_AW:0]      fifo_count,
-    output wire                  fifo_push,
+    input  wire                          clk,
+    input  wire                          rst,
+    input  wire                          last_emit,
+    output reg                           drain_busy,
+    input  wire                          tile_ready,
+    input  wire [COLS*ACC_W-1:0]         c_out,
+    output wire                          drain,
+    input  wire [FIFO_AW:0]              fifo_count,
+    output wire                          fifo_push,
     output wire [COLS*`CPT_RESULT_W-1:0] fifo_din
 );
     localparam integer DEPTH = 1 << FIFO_AW;

@@ -25,40 +25,40 @@ module cpt_feeder #(
     parameter integer B_BLOCK_COLS = `CPT_B_BLOCK_COLS,  // config: columns of B per block
     parameter integer AW = `CPT_AXI_AW            // config: m_axi address bits
 ) (
-    input  wire              clk,
-    input  wire              rst,
-    input  wire              start,
+    input  wire                   clk,
+    input  wire                   rst,
+    input  wire                   start,
     input  wire [`CPT_DIM_W-1:0]  m,
     input  wire [`CPT_DIM_W-1:0]  n,
     input  wire [`CPT_KW_W-1:0]   kw,
     input  wire [`CPT_BITS_W-1:0] a_bits,
     input  wire [`CPT_BITS_W-1:0] b_bits,
-    input  wire              a_signed,
-    input  wire              b_signed,
+    input  wire                   a_signed,
+    input  wire                   b_signed,
     input  wire [`CPT_RW_W-1:0]   a_row_words,
     input  wire [`CPT_RW_W-1:0]   b_col_words,
-    input  wire [AW-1:0]     c_base,
-    input  wire [AW-1:0]     c_tile_step,
-    input  wire              b_cur,             // the B half holding this call's blocks
+    input  wire [AW-1:0]          c_base,
+    input  wire [AW-1:0]          c_tile_step,
+    input  wire                   b_cur,             // the B half holding this call's blocks
 
-    input  wire [1:0]        a_full,
-    input  wire              b_full,
-    output wire              a_release,         // pulse: the feeder is done with A half a_release_half
-    output wire              a_release_half,
-    output wire              b_release,         // pulse: the feeder is done with the B block
+    input  wire [1:0]             a_full,
+    input  wire                   b_full,
+    output wire                   a_release,         // pulse: the feeder is done with A half a_release_half
+    output wire                   a_release_half,
+    output wire                   b_release,         // pulse: the feeder is done with the B block
 
-    output wire              rd_en,
+    output wire                   rd_en,
     output wire [`CPT_A_AW-1:0]   a_raddr,           // same address for every A bank
     output wire [`CPT_B_AW-1:0]   b_raddr,           // same address for every B bank
-    output reg  [3:0]        ctl,               // {last, neg, shift, valid}, with the RAM data
-    output reg  [COLS-1:0]   b_mask,            // with the RAM data: column c holds a real column of B
+    output reg  [3:0]             ctl,               // {last, neg, shift, valid}, with the RAM data
+    output reg  [COLS-1:0]        b_mask,            // with the RAM data: column c holds a real column of B
 
-    input  wire              drain_busy,
-    output wire              last_emit,         // pulse: a tile's last step goes out this cycle
-    input  wire              tile_full,
-    output wire              tile_push,
+    input  wire                   drain_busy,
+    output wire                   last_emit,         // pulse: a tile's last step goes out this cycle
+    input  wire                   tile_full,
+    output wire                   tile_push,
     output wire [AW+`CPT_RV_W:0]  tile_info,         // {final, rows valid, C address of the tile's row 0}
-    output reg               busy
+    output reg                    busy
 );
     initial begin
         if (OP_BITS < 1 || K_WORDS < 1 || B_BLOCK_COLS % COLS != 0 || ROWS < 1 || COLS < 1) begin
@@ -113,7 +113,8 @@ module cpt_feeder #(
     // (i_kw + w < HALF and slot_base + j_kw + w < B depth: the truncations below lose nothing)
     wire [`CPT_RW_W-1:0] w_r = {{(`CPT_RW_W-`CPT_KW_W){1'b0}}, w};
     wire [`CPT_RW_W-1:0] a_off = i_kw + w_r;
-    wire [`CPT_RW_W+`CPT_B_AW-1:0] b_off = {{`CPT_B_AW{1'b0}}, j_kw + w_r};           // zero-extended: B_AW may exceed RW_W
+    // zero-extended: B_AW may exceed RW_W
+    wire [`CPT_RW_W+`CPT_B_AW-1:0] b_off = {{`CPT_B_AW{1'b0}}, j_kw + w_r};
     wire [`CPT_RW_W+`CPT_B_AW-1:0] b_col_words_x = {{`CPT_B_AW{1'b0}}, b_col_words};
     assign a_raddr = (half ? HALF_A : {`CPT_A_AW{1'b0}}) + a_off[`CPT_A_AW-1:0];
     assign b_raddr = (b_cur ? B_HALF_B : {`CPT_B_AW{1'b0}}) + slot_base + b_off[`CPT_B_AW-1:0];

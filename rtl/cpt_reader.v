@@ -35,53 +35,53 @@ module cpt_reader #(
     parameter integer AW = `CPT_AXI_AW,           // config: m_axi address bits
     parameter integer BURST_BEATS = `CPT_BURST_BEATS  // config: beats per full burst
 ) (
-    input  wire              clk,
-    input  wire              rst,
-    input  wire              start,             // pulse: run parameters below are valid
-    input  wire [`CPT_DIM_W-1:0]  m,
-    input  wire [`CPT_DIM_W-1:0]  n,
-    input  wire [`CPT_RW_W-1:0]   a_row_words,
-    input  wire [`CPT_RW_W-1:0]   b_col_words,
-    input  wire [AW-1:0]     a_base,
-    input  wire [AW-1:0]     b_base,
-    input  wire [AW-1:0]     a_end,
-    input  wire [AW-1:0]     b_end,
-    input  wire [AW-1:0]     a_tile_bytes,
-    input  wire [AW-1:0]     b_block_bytes,
-    input  wire              b_cur,             // the B half this call's blocks use
-    input  wire              b_hit,             // block 0 is already in half b_cur
-    input  wire              pf_en,             // prefetch [pf_base, pf_end) into half !b_cur
-    input  wire [AW-1:0]     pf_base,
-    input  wire [AW-1:0]     pf_end,
-    input  wire [`CPT_RW_W-1:0]   pf_col_words,      // words per B column of the prefetched block
+    input  wire                  clk,
+    input  wire                  rst,
+    input  wire                  start,             // pulse: run parameters below are valid
+    input  wire [`CPT_DIM_W-1:0] m,
+    input  wire [`CPT_DIM_W-1:0] n,
+    input  wire [`CPT_RW_W-1:0]  a_row_words,
+    input  wire [`CPT_RW_W-1:0]  b_col_words,
+    input  wire [AW-1:0]         a_base,
+    input  wire [AW-1:0]         b_base,
+    input  wire [AW-1:0]         a_end,
+    input  wire [AW-1:0]         b_end,
+    input  wire [AW-1:0]         a_tile_bytes,
+    input  wire [AW-1:0]         b_block_bytes,
+    input  wire                  b_cur,             // the B half this call's blocks use
+    input  wire                  b_hit,             // block 0 is already in half b_cur
+    input  wire                  pf_en,             // prefetch [pf_base, pf_end) into half !b_cur
+    input  wire [AW-1:0]         pf_base,
+    input  wire [AW-1:0]         pf_end,
+    input  wire [`CPT_RW_W-1:0]  pf_col_words,      // words per B column of the prefetched block
 
-    output wire              m_axi_arvalid,
-    input  wire              m_axi_arready,
-    output wire [AW-1:0]     m_axi_araddr,
-    output wire [7:0]        m_axi_arlen,
-    output wire [2:0]        m_axi_arsize,
-    output wire [1:0]        m_axi_arburst,
-    input  wire              m_axi_rvalid,
-    output wire              m_axi_rready,
-    input  wire [AXI_DW-1:0] m_axi_rdata,
-    input  wire              m_axi_rlast,
-    input  wire [1:0]        m_axi_rresp,
+    output wire                  m_axi_arvalid,
+    input  wire                  m_axi_arready,
+    output wire [AW-1:0]         m_axi_araddr,
+    output wire [7:0]            m_axi_arlen,
+    output wire [2:0]            m_axi_arsize,
+    output wire [1:0]            m_axi_arburst,
+    input  wire                  m_axi_rvalid,
+    output wire                  m_axi_rready,
+    input  wire [AXI_DW-1:0]     m_axi_rdata,
+    input  wire                  m_axi_rlast,
+    input  wire [1:0]            m_axi_rresp,
 
-    input  wire [1:0]        a_busy,            // A half h is loading or holds a tile not yet released
-    input  wire              b_busy,            // the B buffer is loading or holds an unreleased block
-    output wire              a_issue,           // pulse: a load into A half a_issue_half starts
-    output wire              a_issue_half,
-    output wire              b_issue,           // pulse: a load into the B buffer starts
-    output reg               a_loaded,          // pulse: half a_loaded_half now holds its tile
-    output reg               a_loaded_half,
-    output reg               b_loaded,          // pulse: the B buffer now holds its block
-    output reg  [ROWS-1:0]   a_we,              // bank write enables (one-hot)
-    output reg  [`CPT_A_AW-1:0]   a_waddr,
-    output reg  [COLS-1:0]   b_we,
-    output reg  [`CPT_B_AW-1:0]   b_waddr,
-    output reg  [D-1:0]      wdata,             // shared by all banks
-    output reg               resp_err,          // sticky per call: SLVERR/DECERR seen
-    output wire              pf_busy            // the prefetch has words still to write
+    input  wire [1:0]            a_busy,            // A half h is loading or holds a tile not yet released
+    input  wire                  b_busy,            // the B buffer is loading or holds an unreleased block
+    output wire                  a_issue,           // pulse: a load into A half a_issue_half starts
+    output wire                  a_issue_half,
+    output wire                  b_issue,           // pulse: a load into the B buffer starts
+    output reg                   a_loaded,          // pulse: half a_loaded_half now holds its tile
+    output reg                   a_loaded_half,
+    output reg                   b_loaded,          // pulse: the B buffer now holds its block
+    output reg  [ROWS-1:0]       a_we,              // bank write enables (one-hot)
+    output reg  [`CPT_A_AW-1:0]  a_waddr,
+    output reg  [COLS-1:0]       b_we,
+    output reg  [`CPT_B_AW-1:0]  b_waddr,
+    output reg  [D-1:0]          wdata,             // shared by all banks
+    output reg                   resp_err,          // sticky per call: SLVERR/DECERR seen
+    output wire                  pf_busy            // the prefetch has words still to write
 );
     localparam integer BYTES = AXI_DW / 8;
     localparam integer LOG_BYTES = $clog2(BYTES);

@@ -29,50 +29,50 @@ module cpt_setup #(
     parameter integer AW = `CPT_AXI_AW,           // config: m_axi address bits
     parameter integer MAX_DIM = `CPT_MAX_DIM      // config: largest M, N
 ) (
-    input  wire              clk,
-    input  wire              rst,
-    input  wire              start,
-    input  wire [AW-1:0]     arg_a,
-    input  wire [AW-1:0]     arg_b,
-    input  wire [AW-1:0]     arg_c,
-    input  wire [31:0]       arg_m,
-    input  wire [31:0]       arg_n,
-    input  wire [31:0]       arg_k,
-    input  wire [31:0]       arg_a_bits,
-    input  wire [31:0]       arg_b_bits,
-    input  wire [31:0]       arg_flags,
-    input  wire [AW-1:0]     arg_win_base,
-    input  wire [AW-1:0]     arg_win_limit,
-    input  wire [AW-1:0]     arg_next_b,
-    input  wire [31:0]       arg_next_n,
-    input  wire [31:0]       arg_next_k,
-    input  wire [31:0]       arg_next_b_bits,
+    input  wire                   clk,
+    input  wire                   rst,
+    input  wire                   start,
+    input  wire [AW-1:0]          arg_a,
+    input  wire [AW-1:0]          arg_b,
+    input  wire [AW-1:0]          arg_c,
+    input  wire [31:0]            arg_m,
+    input  wire [31:0]            arg_n,
+    input  wire [31:0]            arg_k,
+    input  wire [31:0]            arg_a_bits,
+    input  wire [31:0]            arg_b_bits,
+    input  wire [31:0]            arg_flags,
+    input  wire [AW-1:0]          arg_win_base,
+    input  wire [AW-1:0]          arg_win_limit,
+    input  wire [AW-1:0]          arg_next_b,
+    input  wire [31:0]            arg_next_n,
+    input  wire [31:0]            arg_next_k,
+    input  wire [31:0]            arg_next_b_bits,
 
-    output reg               done,              // pulse
-    output reg  [31:0]       status,
+    output reg                    done,              // pulse
+    output reg  [31:0]            status,
     // derived figures, stable from `done` until the next `start`
     output reg  [`CPT_DIM_W-1:0]  m,
     output reg  [`CPT_DIM_W-1:0]  n,
     output reg  [`CPT_KW_W-1:0]   kw,                // D-bit words per plane row: ceil(K / D)
     output reg  [`CPT_BITS_W-1:0] a_bits,
     output reg  [`CPT_BITS_W-1:0] b_bits,
-    output reg               a_signed,
-    output reg               b_signed,
+    output reg                    a_signed,
+    output reg                    b_signed,
     output reg  [`CPT_RW_W-1:0]   a_row_words,       // a_bits * Kw
     output reg  [`CPT_RW_W-1:0]   b_col_words,       // b_bits * Kw
-    output reg  [AW-1:0]     a_base,
-    output reg  [AW-1:0]     b_base,
-    output reg  [AW-1:0]     c_base,
-    output reg  [AW-1:0]     a_end,             // a + size_A
-    output reg  [AW-1:0]     b_end,             // b + size_B
-    output reg  [AW-1:0]     a_tile_bytes,      // ROWS rows of A
-    output reg  [AW-1:0]     b_block_bytes,     // B_BLOCK_COLS columns of B
-    output reg  [AW-1:0]     c_stride,          // bytes per row of C: RESULT_W/8 round_up(N, COLS)
-    output reg  [AW-1:0]     c_tile_step,       // ROWS rows of C
-    output reg  [AW-1:0]     c_tile_span,       // ROWS - 1 rows of C
-    output reg               pf_en,             // PREFETCH_B set (the hint is legal when status is 0)
-    output reg  [AW-1:0]     pf_base,           // next_b
-    output reg  [AW-1:0]     pf_end,            // next_b + the bytes of the next call's first B block
+    output reg  [AW-1:0]          a_base,
+    output reg  [AW-1:0]          b_base,
+    output reg  [AW-1:0]          c_base,
+    output reg  [AW-1:0]          a_end,             // a + size_A
+    output reg  [AW-1:0]          b_end,             // b + size_B
+    output reg  [AW-1:0]          a_tile_bytes,      // ROWS rows of A
+    output reg  [AW-1:0]          b_block_bytes,     // B_BLOCK_COLS columns of B
+    output reg  [AW-1:0]          c_stride,          // bytes per row of C: RESULT_W/8 round_up(N, COLS)
+    output reg  [AW-1:0]          c_tile_step,       // ROWS rows of C
+    output reg  [AW-1:0]          c_tile_span,       // ROWS - 1 rows of C
+    output reg                    pf_en,             // PREFETCH_B set (the hint is legal when status is 0)
+    output reg  [AW-1:0]          pf_base,           // next_b
+    output reg  [AW-1:0]          pf_end,            // next_b + the bytes of the next call's first B block
     output reg  [`CPT_RW_W-1:0]   pf_col_words,      // next_b_bits * ceil(next_k / D)
     output wire [`CPT_KEY_W-1:0]  key,               // {b, n, k, b_bits} of this call
     output wire [`CPT_KEY_W-1:0]  next_key           // {next_b, next_n, next_k, next_b_bits}

@@ -21,38 +21,38 @@ module cpt_writer #(
     parameter integer AW = `CPT_AXI_AW,           // config: m_axi address bits
     parameter integer BURST_BEATS = `CPT_BURST_BEATS   // config: beats per full burst
 ) (
-    input  wire              clk,
-    input  wire              rst,
-    input  wire              start,
-    input  wire [AW-1:0]     c_stride,          // bytes per row of C
-    input  wire [AW-1:0]     c_tile_span,       // (ROWS - 1) * c_stride
+    input  wire                          clk,
+    input  wire                          rst,
+    input  wire                          start,
+    input  wire [AW-1:0]                 c_stride,          // bytes per row of C
+    input  wire [AW-1:0]                 c_tile_span,       // (ROWS - 1) * c_stride
 
-    input  wire              tile_empty,
-    input  wire [AW+`CPT_RV_W:0]  tile_info,         // {final, rows valid, address of row 0}
-    output wire              tile_pop,
+    input  wire                          tile_empty,
+    input  wire [AW+`CPT_RV_W:0]         tile_info,         // {final, rows valid, address of row 0}
+    output wire                          tile_pop,
 
-    input  wire              row_pushed,        // a row entered the FIFO (drain)
-    input  wire              fifo_empty,
+    input  wire                          row_pushed,        // a row entered the FIFO (drain)
+    input  wire                          fifo_empty,
     input  wire [COLS*`CPT_RESULT_W-1:0] fifo_dout,
-    output wire              fifo_pop,
+    output wire                          fifo_pop,
 
-    output wire              m_axi_awvalid,
-    input  wire              m_axi_awready,
-    output wire [AW-1:0]     m_axi_awaddr,
-    output wire [7:0]        m_axi_awlen,
-    output wire [2:0]        m_axi_awsize,
-    output wire [1:0]        m_axi_awburst,
-    output wire              m_axi_wvalid,
-    input  wire              m_axi_wready,
-    output wire [AXI_DW-1:0] m_axi_wdata,
-    output wire [AXI_DW/8-1:0] m_axi_wstrb,
-    output wire              m_axi_wlast,
-    input  wire              m_axi_bvalid,
-    output wire              m_axi_bready,
-    input  wire [1:0]        m_axi_bresp,
+    output wire                          m_axi_awvalid,
+    input  wire                          m_axi_awready,
+    output wire [AW-1:0]                 m_axi_awaddr,
+    output wire [7:0]                    m_axi_awlen,
+    output wire [2:0]                    m_axi_awsize,
+    output wire [1:0]                    m_axi_awburst,
+    output wire                          m_axi_wvalid,
+    input  wire                          m_axi_wready,
+    output wire [AXI_DW-1:0]             m_axi_wdata,
+    output wire [AXI_DW/8-1:0]           m_axi_wstrb,
+    output wire                          m_axi_wlast,
+    input  wire                          m_axi_bvalid,
+    output wire                          m_axi_bready,
+    input  wire [1:0]                    m_axi_bresp,
 
-    output reg               done,              // pulse
-    output reg               resp_err           // sticky per call
+    output reg                           done,              // pulse
+    output reg                           resp_err           // sticky per call
 );
     localparam integer BYTES = AXI_DW / 8;
     localparam integer LOG_BYTES = $clog2(BYTES);
@@ -61,7 +61,8 @@ module cpt_writer #(
 
     initial begin
         if (ROW_BEATS * AXI_DW != COLS * `CPT_RESULT_W) begin
-            $display("%m: error: COLS x RESULT_W = %0d must be a multiple of AXI_DW = %0d", COLS * `CPT_RESULT_W, AXI_DW);
+            $display("%m: error: COLS x RESULT_W = %0d must be a multiple of AXI_DW = %0d",
+                     COLS * `CPT_RESULT_W, AXI_DW);
             $finish;
         end
     end
