@@ -67,6 +67,7 @@ from cpt_hw.schedules import DEFAULT_CYCLES, PrecisionSchedule  # noqa: E402
 ITERS = 64_000
 CPT_BITS, GRAD_BITS = (3, 8), 8
 A9_FACTORS = (15, 25, 40)
+#: The paper's ZC706 training hours, ResNet-74 on CIFAR-10 (64k iterations): the reference for every model.
 PAPER_HOURS = {"static": 44.6, "cpt": 35.04}
 #: Host categories in report order; the integer layers' regions map to themselves.
 CATEGORIES = ("lowering", "col2im", "packing", "corrections", "conversions", "rounding", "float layers",
@@ -392,7 +393,7 @@ def markdown(res: dict) -> str:
           f"{sched['cycles']} cycles; {weights}); bw = {sched['grad_bits']} throughout.  Static 8/8 = fw 8.", "",
           "## 64,000 iterations on the board (hours)", "",
           "| | static 8/8 | CPT 3-8/8 | CPT / static |", "|---|---:|---:|---:|",
-          f"| paper (ZC706) | {PAPER_HOURS['static']} | {PAPER_HOURS['cpt']} | "
+          f"| paper, ResNet-74 (ZC706) | {PAPER_HOURS['static']} | {PAPER_HOURS['cpt']} | "
           f"{PAPER_HOURS['cpt'] / PAPER_HOURS['static']:.3f} |"]
     for key, label in [("accel_only", "accelerator only"), *[(f"a9_{f}x", f"accelerator + host at A9 = {f}x x86")
                                                              for f in A9_FACTORS]]:
@@ -436,7 +437,7 @@ def plot(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     keys = ["accel_only", *(f"a9_{f}x" for f in A9_FACTORS)]
-    labels = ["paper", "accelerator", *(f"+ host {f}x" for f in A9_FACTORS)]
+    labels = ["paper, ResNet-74", "accelerator", *(f"+ host {f}x" for f in A9_FACTORS)]
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for i, (kind, name) in enumerate((("static", "static 8/8"), ("cpt", "CPT 3-8/8"))):
         vals = [PAPER_HOURS[kind], *(res["board_hours_64k"][k][kind] for k in keys)]
