@@ -103,11 +103,6 @@ def dequantize(q: torch.Tensor, qp: QParams) -> torch.Tensor:
     return q * qp.scale + qp.zero_point
 
 
-def codes_int64(q: torch.Tensor) -> torch.Tensor:
-    """Float codes -> int64 (exact)."""
-    return q.to(torch.int64)
-
-
 # ----------------------------------------------------------------------------- ranges
 
 
