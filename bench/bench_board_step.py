@@ -196,7 +196,7 @@ class DeviceProbe:
         self.cycles[kind] += cycles
         self.calls[kind] += 1
         self.scratch_bytes = max(self.scratch_bytes, sum(a.nbytes for a in dev._scratch.values())
-                                 + dev._prefetched.nbytes)
+                                 + dev._prefetch_buf.nbytes)
         if status:
             return  # a refused call moves no data
         cfg, arg = dev.cfg, dev._arg

@@ -1,5 +1,7 @@
 """Accelerator.gemm / qgemm on the emu backend against cpt_hw.golden: every precision, tiling, cycles."""
 
+import mmap
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -66,6 +68,49 @@ def test_tiling_over_k_m_and_n():
         c = acc.gemm(big_a, big_b, 8, 8)
         assert c[0, 0] == 255 * 255 * 40000 > 2**31
         np.testing.assert_array_equal(c, big_a @ big_b)
+
+
+def test_out_receives_the_result_in_its_dtype():
+    """gemm(out=...) writes C into the caller's array: exact into int64, rounded once into float32 (also
+    when K is split over calls: the partials are summed in int64 first); bad buffers fail in one line."""
+    from cpt_driver import ArgumentError, OperandTypeError
+
+    cfg = SIM.replace(max_dim=16)
+    with Accelerator("emu", config=cfg) as acc:
+        rng = np.random.default_rng(2)
+        for k in (40, 3 * cfg.k_max + 5):  # one call along K, then K split over four
+            a, b = operands(rng, 37, k, 35, 8, 8, False, False)
+            a[0] = 255
+            b[:, 0] = 255                  # C[0, 0] = 65025 K: past 2^24 for the split K, rounded in float32
+            ref = a @ b
+            for dtype in (np.int64, np.float32, np.float64):
+                out = np.full((37, 35), 7, dtype=dtype)
+                assert acc.gemm(a, b, 8, 8, out=out) is out
+                np.testing.assert_array_equal(out, ref.astype(dtype))
+            big = np.zeros((37, 70), dtype=np.float32)
+            acc.gemm(a, b, 8, 8, out=big[:, ::2])  # a strided view
+            np.testing.assert_array_equal(big[:, ::2], ref.astype(np.float32))
+        a, b = operands(rng, 4, 10, 3, 8, 8, False, False)
+        shape_msg = r"out: shape \(3, 3\), the result is \(4, 3\)"
+        for out, err, msg in [(np.zeros((3, 3)), ArgumentError, shape_msg),
+                              (np.zeros((4, 3), dtype=bool), OperandTypeError, "out: dtype bool"),
+                              (np.zeros((4, 3)).tolist(), OperandTypeError, "out: list is not a numpy array")]:
+            with pytest.raises(err, match=msg):
+                acc.gemm(a, b, 8, 8, out=out)
+        ro = np.zeros((4, 3))
+        ro.flags.writeable = False
+        with pytest.raises(ArgumentError, match="out: read-only array"):
+            acc.gemm(a, b, 8, 8, out=ro)
+
+
+def test_offheap_array_is_a_zeroed_array_outside_the_heap():
+    x = layout.offheap_array((3, 5), np.intp)
+    assert x.shape == (3, 5) and x.dtype == np.intp and not x.any() and x.flags.writeable
+    x[:] = 1
+    owner = x
+    while isinstance(owner, np.ndarray):
+        owner = owner.base
+    assert isinstance(getattr(owner, "obj", owner), mmap.mmap)  # a map of its own, unmapped with the array
 
 
 def test_multi_call_gemm_prefetches_the_next_b():

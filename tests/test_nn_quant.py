@@ -222,3 +222,49 @@ def test_resume_from_state_dict_continues_bit_for_bit():
     _train(resumed, opt2, range(2, 4))
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+# ------------------------------------------------------------------ integer codes (the integer backends' path)
+@pytest.mark.parametrize("bits", [1, 3, 8, 12])
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_quantize_int_equals_quantize_codes_and_golden(bits, stochastic, monkeypatch):
+    """The chunked CPU quantizer (uint8/int16 codes) is golden's quantizer bit for bit, across chunk
+    boundaries (chunks of 64 elements here), for non-contiguous input, and on the tensor-expression path."""
+    monkeypatch.setattr(quant, "_CHUNK", 64)
+    x = _tricky((5, 6, 7, 3), 20 + bits).transpose(1, 3)  # non-contiguous: codes follow the logical order
+    mn, mx = quant.tensor_range(x)
+    qp = quant.quant_params(mn, mx, bits)
+    seed = cnn.noise_seed(3, 17, 2, 0, STREAM_ERROR) if stochastic else None
+    q = quant.quantize_int(x, bits, qp, seed)
+    assert q.dtype == quant.code_dtype(bits) and q.shape == x.shape and q.is_contiguous()
+    ref = _golden(x, bits, mn, mx, stochastic=stochastic, seed=seed or 0)
+    np.testing.assert_array_equal(q.numpy().astype(np.int64), ref)
+    assert torch.equal(q.to(torch.float32), quant.quantize_codes(x, bits, qp, seed))
+    per_channel = quant.quant_params(*quant.channel_range(x), bits)  # takes the tensor-expression path
+    assert torch.equal(quant.quantize_int(x, bits, per_channel).to(torch.float32),
+                       quant.quantize_codes(x, bits, per_channel))
+
+
+@pytest.mark.parametrize("shape, factor_shape", [((4, 6, 5, 5), (1, 6, 1, 1)), ((7, 6), (6,)), ((3, 2, 6), (6,))])
+def test_quantize_int_with_factor_is_the_product_quantized(shape, factor_shape, monkeypatch):
+    """Folding per-channel factors into the quantizer: the codes (and the range) of x * factor, never
+    materialised; chunks of whole samples (the factor pattern repeats once per sample)."""
+    monkeypatch.setattr(quant, "_CHUNK", 100)
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(shape, generator=g) * 2
+    x.view(-1)[:3] = torch.tensor([0.0, -0.0, float(np.float32(1e-30))])
+    factor = torch.rand(factor_shape, generator=g) + 1e-3
+    seed = cnn.noise_seed(1, 2, 3, 0, STREAM_ERROR)
+    lo, hi = quant.product_range(x, factor)
+    ref_lo, ref_hi = quant.tensor_range(x * factor)
+    assert torch.equal(lo, ref_lo) and torch.equal(hi, ref_hi)
+    qp = quant.quant_params(lo, hi, 6)
+    q = quant.quantize_int(x, 6, qp, seed, factor=factor)
+    assert torch.equal(q.to(torch.float32), quant.quantize_codes(x * factor, 6, qp, seed))
+
+
+def test_product_range_falls_back_for_factors_that_are_not_positive():
+    x = torch.randn(3, 4, 2, 2)
+    for bad in (torch.tensor([1.0, -2.0, 0.5, 1.0]), torch.tensor([1.0, 0.0, 0.5, 1.0])):
+        f = bad.reshape(1, 4, 1, 1)
+        assert all(torch.equal(a, b) for a, b in zip(quant.product_range(x, f), quant.tensor_range(x * f)))

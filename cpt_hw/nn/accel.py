@@ -39,10 +39,11 @@ class AccelEngine:
         check_engine_bits(self.config.max_bits, self.config.max_grad_bits, fw, bw,
                           f"the {self.config.name} accelerator")
 
-    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int) -> np.ndarray:
+    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int,
+             out: np.ndarray | None = None) -> np.ndarray:
         self.calls += 1
         self.binary_ops += golden.gemm_cost(a.shape[0], b.shape[1], a.shape[1], a_bits, b_bits)
-        return self.accelerator.gemm(a, b, a_bits, b_bits, a_signed=False, b_signed=False)
+        return self.accelerator.gemm(a, b, a_bits, b_bits, a_signed=False, b_signed=False, out=out)
 
     @property
     def cycles(self) -> int:

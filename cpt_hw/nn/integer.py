@@ -15,9 +15,13 @@ input     dX = r sum over real taps (s_t Q_t + z_t)(Q_w + o),  o[n] = z_w[n] / s
           dX[mi,c] = r (s_t ((T R)[mi,c] + (T o)[mi]) + z_t (Mt sum_n (R + o))[p(mi),c])
 
 The three products Q_x Q_w^T (fw x fw bits), Q_x^T Q_e (fw x bw) and T R (bw x fw) run on the
-engine: ``golden.gemm`` (exact) or the accelerator (accel), unsigned operands.  The quantizers' codes
-become uint8 once (int16/int32 above 8 bits) and are lowered and handed to the engine in that dtype: no
-float64 or int64 copy of an operand.  Everything else is O(M N + M K + N K + P K N) host work: the row
+engine: ``golden.gemm`` (exact) or the accelerator (accel), unsigned operands.  The quantizers write
+uint8 codes (int16/int32 above 8 bits, :func:`quant.quantize_int`), which are lowered and handed to the
+engine in that dtype: no float, float64 or int64 copy of an operand; the engine writes its result
+straight into the float output.  Memory: a layer keeps the codes of its input (one byte per element) for
+backward, and the ReLU that produced that input keeps one bit per element instead of its float output
+(:mod:`cpt_hw.nn.saved`); the lowered operands and GEMM outputs go through buffers reused by every
+layer (:class:`_Workspace`).  Everything else is O(M N + M K + N K + P K N) host work: the row
 sums of A, column sums of B and border products are exact integer sums (int64, or float32/float64 BLAS
 below 2^24/2^53); the forward and input-gradient outputs (M x N, activation-sized) are scaled in place in
 float32 with the rank-one terms (u z_w^T, rows 1^T) and the border terms broadcast over the batch; the
@@ -32,16 +36,21 @@ reduces over channels (docs/numerics.md).  With bw = 0 the backward pass runs in
 
 from __future__ import annotations
 
-from typing import Protocol
+import math
+import mmap
+import threading
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
 from .. import golden
 from .backends import BackendError
-from .ops import ConvOps, LinearOps
+from .ops import ConvOps, LinearOps, code_sum
 from .profiling import region
-from .quant import channel_range, dequantize, fold_factors, quant_params, quantize_codes, quantize_error
+from .quant import (channel_range, dequantize, fold_factors, product_range, quant_params, quantize_int,
+                    tensor_range)
+from .saved import keep_sign_only
 from .torch_backend import LayerCall
 
 Ops = ConvOps | LinearOps
@@ -53,7 +62,10 @@ class GemmEngine(Protocol):
 
     name: str
 
-    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int) -> np.ndarray: ...
+    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """C (M, N) exact as int64, or written into ``out`` (any real dtype: rounded once) and returned."""
+        ...
 
     def check_bits(self, fw: int, bw: int) -> None: ...
 
@@ -69,10 +81,15 @@ class ExactEngine:
         self.calls = 0
         self.binary_ops = 0
 
-    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int) -> np.ndarray:
+    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int,
+             out: np.ndarray | None = None) -> np.ndarray:
         self.calls += 1
         self.binary_ops += golden.gemm_cost(a.shape[0], b.shape[1], a.shape[1], a_bits, b_bits)
-        return golden.gemm(a, b, a_bits, b_bits, a_signed=False, b_signed=False)
+        c = golden.gemm(a, b, a_bits, b_bits, a_signed=False, b_signed=False)
+        if out is None:
+            return c
+        np.copyto(out, c, casting="unsafe")
+        return out
 
     def check_bits(self, fw: int, bw: int) -> None:
         """Any precision the quantizers accept is exact here."""
@@ -82,26 +99,52 @@ class ExactEngine:
         return {"backend": self.name, "gemm_calls": self.calls, "binary_ops": self.binary_ops}
 
 
-def int_codes(q: torch.Tensor, bits: int) -> torch.Tensor:
-    """Float codes 0..2^bits - 1 (the quantizers' output) -> the narrowest integer dtype holding them (exact):
-    uint8 up to 8 bits, the operand dtype the driver packs without widening."""
-    return q.to(torch.uint8 if bits <= 8 else torch.int16 if bits <= 15 else torch.int32)
+class _Workspace(threading.local):
+    """Host buffers reused by every layer and iteration: the lowered A operand of a GEMM and the float output
+    of a forward or input-gradient GEMM.  Each is consumed before the next is built (the engines are
+    synchronous, and the outputs are copied by ``raise_out``/``raise_in``), so one buffer per role, kept
+    at the largest size seen, serves them all.  Freshly allocated instead, these activation-sized
+    temporaries (the largest an iteration makes: a 3x3 layer's lowered operand is 9x its input) landed
+    between the long-lived saved tensors and grew the malloc heap; the buffers themselves live in memory
+    maps of their own, outside the heap (cpt_driver.layout.offheap_array says why).  Per thread: two
+    models trained in two threads never share one."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def scratch(self, role: str) -> Callable[[int, torch.dtype], torch.Tensor]:
+        def get(numel: int, dtype: torch.dtype) -> torch.Tensor:
+            nbytes = numel * dtype.itemsize
+            buf = self.buffers.get(role)
+            if buf is None or buf.numel() < nbytes:
+                self.buffers.pop(role, None)  # the old one goes before the larger one comes
+                buf = self.buffers[role] = torch.frombuffer(mmap.mmap(-1, nbytes), dtype=torch.uint8)
+            return buf[:nbytes].view(dtype)
+        return get
+
+
+_WORKSPACE = _Workspace()
+
+
+def _scratch(ops: Ops, x: torch.Tensor, role: str) -> Callable[[int, torch.dtype], torch.Tensor] | None:
+    """The workspace for a CPU convolution (a linear layer's lowerings and outputs are views of its tensors)."""
+    return _WORKSPACE.scratch(role) if isinstance(ops, ConvOps) and x.device.type == "cpu" else None
 
 
 def _gemm(engine: GemmEngine, a: torch.Tensor, b: torch.Tensor, a_bits: int, b_bits: int, kind: str,
-          dtype: torch.dtype = _F32) -> torch.Tensor:
+          dtype: torch.dtype = _F32, scratch: Callable[[int, torch.dtype], torch.Tensor] | None = None
+          ) -> torch.Tensor:
     """Batched over groups: a (G, M, K), b (G, K, N) integer codes (views welcome) -> (G, M, N) ``dtype``.
 
-    The engine's exact int64 result is rounded once to ``dtype`` (float32: relative error <= 2^-24, only
-    where it exceeds 2^24) on its way into the output the corrections then scale in place.
-    kind: the GEMM class (fwd, dgrad, wgrad), the name of its profiling region."""
-    out, device = torch.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=dtype), a.device
+    The engine writes its exact result into the output, each element rounded once to ``dtype`` (float32:
+    relative error <= 2^-24, only where it exceeds 2^24), which the corrections then scale in place: no
+    (M, N) int64 copy.  kind: the GEMM class (fwd, dgrad, wgrad), the name of its profiling region."""
+    shape, device = (a.shape[0], a.shape[1], b.shape[2]), a.device
+    out = torch.empty(shape, dtype=dtype) if scratch is None else scratch(math.prod(shape), dtype).view(shape)
     a, b = a.cpu(), b.cpu()  # the engines are numpy (host) code
     for g in range(a.shape[0]):
         with region("gemm." + kind):
-            c = engine.gemm(a[g].numpy(), b[g].numpy(), a_bits, b_bits)
-        with region("conversions"):
-            out[g].copy_(torch.from_numpy(c))
+            engine.gemm(a[g].numpy(), b[g].numpy(), a_bits, b_bits, out=out[g].numpy())
     return out.to(device)
 
 
@@ -116,15 +159,13 @@ class _IntegerGemm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, ops: Ops, call: LayerCall, engine: GemmEngine):  # type: ignore[override]
         fw = call.fw
-        with region("rounding"):
+        with region("rounding"):  # straight to integer codes (quant.quantize_int): no float copy of x
             qpx = quant_params(call.x_min, call.x_max, fw)
             qpw = quant_params(*channel_range(w), fw)
-            qx, qw = quantize_codes(x, fw, qpx), quantize_codes(w, fw, qpw)
-        with region("conversions"):
-            qx, qw = int_codes(qx, fw), int_codes(qw, fw)
+            qx, qw = quantize_int(x, fw, qpx), quantize_int(w, fw, qpw)
 
         with region("lowering"):
-            xl, wl = ops.lower(qx), ops.lower_weight(qw)                  # (G, M, K), (G, N, K) codes
+            xl, wl = ops.lower(qx, _scratch(ops, x, "a")), ops.lower_weight(qw)  # (G, M, K), (G, N, K) codes
             mask = ops.mask(x.shape, x.device)
         g, m, k = xl.shape
         n = wl.shape[1]
@@ -132,7 +173,7 @@ class _IntegerGemm(torch.autograd.Function):
         sx, zx = qpx.scale, qpx.zero_point
         sw, zw = qpw.scale.reshape(g, 1, n), qpw.zero_point.reshape(g, 1, n)
 
-        y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd")         # (G, M, N)
+        y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd", scratch=_scratch(ops, x, "c"))  # (G, M, N)
         with region("corrections"):
             # Y = s_x s_w acc + u z_w^T + z_x s_w border: u[m] = s_x sum_k Q_x[m,k] + z_x count[p(m)] (rank
             # one), border[p,n] = (Mk Q_w^T)[p,n] broadcast over the batch; integer sums < 2^24 are exact in float32
@@ -169,22 +210,23 @@ class _IntegerGemm(torch.autograd.Function):
 
         bits = err.bits
         with region("rounding"):
-            qe_f, qpe = quantize_error(e, bits, err.seed)
-        with region("conversions"):
-            qe = int_codes(qe_f, bits)
+            qpe = quant_params(*tensor_range(e), bits)
+            qe = quantize_int(e, bits, qpe, err.seed)
         dx = dw = db = None
         if ctx.needs_input_grad[1]:
             dw = _weight_grad(ops, engine, ctx.x_shape, qx, qe, sx, zx, qpe, fw, bits).to(e.dtype)
             dw = ops.raise_weight(dw, qw.shape)
         if ctx.needs_input_grad[0]:
-            with region("rounding"):
+            with region("rounding"):  # E diag(s_w / r), quantized without materialising the product
                 ratio, s_ref = fold_factors(sw)
-                q_t, qp_t = quantize_error(e * ops.channel_view(ratio, e.dim()), bits, err.seed_scaled)
-            dx = _input_grad(ops, engine, ctx.x_shape, q_t, qp_t, qw, sw, zw, s_ref, fw, bits).to(e.dtype)
+                factor = ops.channel_view(ratio, e.dim())
+                qp_t = quant_params(*product_range(e, factor), bits)
+                qt = quantize_int(e, bits, qp_t, err.seed_scaled, factor=factor)
+            dx = _input_grad(ops, engine, ctx.x_shape, qt, qp_t, qw, sw, zw, s_ref, fw, bits).to(e.dtype)
             with region("lowering"):
                 dx = ops.raise_in(dx, ctx.x_shape)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            db = ops.grad_bias(dequantize(qe_f, qpe).to(e.dtype))
+            db = ops.grad_bias(dequantize(qe.to(_F32), qpe).to(e.dtype))
         return dx, dw, db, None, None, None
 
 
@@ -192,7 +234,7 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
                  sx: torch.Tensor, zx: torch.Tensor, qpe, fw: int, bits: int) -> torch.Tensor:
     """dW lowered, (G, N, K) float32, from the activation and error codes (module docstring)."""
     with region("lowering"):
-        et, xt = ops.lower_out_t(qe), ops.lower_t(qx)                     # (G, N, M), (G, K, M) codes
+        et, xt = ops.lower_out_t(qe), ops.lower_t(qx, _scratch(ops, qx, "a"))  # (G, N, M), (G, K, M) codes
     g, n, m = et.shape
     k = xt.shape[1]
     p = ops.positions(x_shape)
@@ -212,35 +254,33 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
         acc.mul_(se * sx)
         if mask is None:
             v = sx * col + zx * float(m)
-            acc.add_((se * zx) * et.sum(2, dtype=torch.int64).to(_F64).reshape(g, 1, n))
+            acc.add_((se * zx) * code_sum(et, 2).reshape(g, 1, n))
         else:
-            esum = et.reshape(g, n, m // p, p).sum(2, dtype=torch.int64).transpose(1, 2)  # (G, P, N)
-            border = mask.t().to(_F64) @ esum.to(_F64)                    # (G, K, N), exact: sums < 2^53
+            esum = code_sum(et.reshape(g, n, m // p, p), 2).transpose(1, 2)  # (G, P, N)
+            border = mask.t().to(_F64) @ esum                             # (G, K, N), exact: sums < 2^53
             v = sx * col + zx * ((m // p) * mask.sum(0).to(_F64))
             acc.add_((se * zx) * border)
         acc.add_((ze * v).reshape(g, k, 1))
     return acc.transpose(1, 2)
 
 
-def _input_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, q_t: torch.Tensor, qp_t, qw: torch.Tensor,
+def _input_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qt: torch.Tensor, qp_t, qw: torch.Tensor,
                 sw: torch.Tensor, zw: torch.Tensor, s_ref: torch.Tensor, fw: int, bits: int) -> torch.Tensor:
-    """dX lowered, (G, B Pin, Cg) float32: the transposed convolution of the folded error codes (module doc)."""
-    with region("conversions"):
-        qt = int_codes(q_t, bits)
+    """dX lowered, (G, B Pin, Cg) float32: the transposed convolution of the folded error codes qt (module doc)."""
     with region("lowering"):  # the transposed convolution: no k^2-fold result, no col2im
-        tl = ops.lower_transposed(qt, x_shape)                            # (G, Mi, kh kw N), Mi = B Pin
+        tl = ops.lower_transposed(qt, x_shape, _scratch(ops, qt, "a"))     # (G, Mi, kh kw N), Mi = B Pin
         wr = ops.lower_weight_transposed(qw)                              # (G, kh kw N, Cg)
         mask_t = ops.transposed_mask(x_shape, qt.device)                  # (Pin, kh kw) or None
     g, mi, cg = tl.shape[0], tl.shape[1], wr.shape[2]
     n = sw.numel() // g
     taps = wr.shape[1] // n
     st, zt = qp_t.scale, qp_t.zero_point
-    acc = _gemm(engine, tl, wr, bits, fw, "dgrad")                        # (G, Mi, Cg)
+    acc = _gemm(engine, tl, wr, bits, fw, "dgrad", scratch=_scratch(ops, qt, "c"))  # (G, Mi, Cg)
     with region("corrections"):
         o = (zw / sw).reshape(g, n)                                       # zero points in code units
         # (T o)[mi] without touching T: the per-position channel contraction of Q_t, summed over the taps
         # that reach each input position (rank one against the columns)
-        rows = ops.weighted_tap_sums(q_t, o, x_shape)                     # (G, Mi, 1)
+        rows = ops.weighted_tap_sums(qt.to(_F32), o, x_shape)            # (G, Mi, 1)
         wo = wr.reshape(g, taps, n, cg).sum(2, dtype=torch.int64).to(_F32) + o.sum(1).reshape(g, 1, 1)  # (G, taps, Cg)
         acc.add_(rows).mul_(s_ref * st)
         if mask_t is None:
@@ -261,6 +301,9 @@ class IntegerBackend:
 
     def run(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, ops: Ops,
             call: LayerCall) -> torch.Tensor:
+        if x.requires_grad and torch.is_grad_enabled():
+            # this layer saves x's codes; a ReLU that produced x need not keep x itself (cpt_hw.nn.saved)
+            keep_sign_only(x)
         return _IntegerGemm.apply(x, w, b, ops, call, self.engine)
 
 

@@ -29,11 +29,18 @@ entry, not the eight of a float64 copy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .backends import BackendError
+
+
+#: Where a lowering may put its result: ``scratch(numel, dtype)`` returns a flat contiguous tensor of at
+#: least ``numel`` elements (cpt_hw.nn.integer reuses one buffer for every layer's lowered A operand).
+Scratch = Callable[[int, torch.dtype], torch.Tensor]
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
@@ -62,10 +69,10 @@ class LinearOps:
         return v.reshape(-1)
 
     # lowering ------------------------------------------------------------------------------------------
-    def lower(self, x: torch.Tensor) -> torch.Tensor:
+    def lower(self, x: torch.Tensor, scratch: Scratch | None = None) -> torch.Tensor:
         return x.reshape(1, -1, x.shape[-1])
 
-    def lower_t(self, x: torch.Tensor) -> torch.Tensor:
+    def lower_t(self, x: torch.Tensor, scratch: Scratch | None = None) -> torch.Tensor:
         """``lower(x)`` transposed and contiguous: (1, K, M)."""
         return x.reshape(-1, x.shape[-1]).t().contiguous().unsqueeze(0)
 
@@ -92,7 +99,7 @@ class LinearOps:
         return None
 
     # the input gradient dX = E W: E is already its A operand, W its B operand
-    def lower_transposed(self, y: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+    def lower_transposed(self, y: torch.Tensor, x_shape: torch.Size, scratch: Scratch | None = None) -> torch.Tensor:
         return self.lower_out(y)
 
     def lower_weight_transposed(self, w: torch.Tensor) -> torch.Tensor:
@@ -118,8 +125,29 @@ class LinearOps:
         return (q.reshape(-1, q.shape[-1]) @ o.reshape(-1, 1).to(q.dtype)).reshape(1, -1, 1)
 
 
+def code_sum(q: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
+    """Exact sum of integer codes along ``dim`` as float64.  On the CPU numpy sums uint8 into int64 a
+    buffer at a time (10x faster than torch, which first copies the whole tensor to the sum's dtype);
+    elsewhere float32 sums, exact below 2^24 (C, B <= 65,793 codes of 8 bits)."""
+    if q.device.type == "cpu" and not q.dtype.is_floating_point:
+        return torch.from_numpy(q.numpy().sum(axis=dim, dtype=np.int64, keepdims=keepdim)).to(torch.float64)
+    return q.to(torch.float32).sum(dim, keepdim=keepdim).to(torch.float64)
+
+
+def _materialise(view: torch.Tensor, shape: tuple[int, ...], scratch: Scratch | None) -> torch.Tensor:
+    """``view.reshape(shape)``; when that needs a copy and ``scratch`` is given, the copy goes there."""
+    if scratch is None:
+        return view.reshape(shape)
+    try:
+        return view.view(shape)  # no copy needed (e.g. a 1x1 stride-1 convolution's channels-last input)
+    except RuntimeError:
+        out = scratch(view.numel(), view.dtype)[:view.numel()].view(shape)
+        out.view(view.shape).copy_(view)
+        return out
+
+
 def _im2col(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-            dilation: tuple[int, int], groups: int) -> torch.Tensor:
+            dilation: tuple[int, int], groups: int, scratch: Scratch | None = None) -> torch.Tensor:
     """(B, C, H, W) of any dtype -> (G, B*P, kh*kw*C/G): rows (b, position), columns (i, j, c), tap-major so
     that the copy moves runs of C/G contiguous channels (the zero-padded input turned channels-last once,
     1/k^2 of the result; 5x faster on uint8 than (c, i, j) columns, measured on ResNet-20's first layer)."""
@@ -133,7 +161,7 @@ def _im2col(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], p
     cg = c // groups
     win = x.as_strided((groups, b, ho, wo, kernel[0], kernel[1], cg),
                        (sc * cg, sb, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1], sc))
-    return win.reshape(groups, b * ho * wo, -1)
+    return _materialise(win, (groups, b * ho * wo, kernel[0] * kernel[1] * cg), scratch)
 
 
 @dataclass(frozen=True)
@@ -189,11 +217,11 @@ class ConvOps:
         ho, wo = self.out_size(x_shape)
         return ho * wo
 
-    def lower(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (G, B*P, Kg): im2col, rows ordered (b, position), columns (c, i, j); any dtype."""
-        return _im2col(x, self.kernel, self.stride, self.padding, self.dilation, self.groups)
+    def lower(self, x: torch.Tensor, scratch: Scratch | None = None) -> torch.Tensor:
+        """(B, C, H, W) -> (G, B*P, Kg): im2col, rows ordered (b, position), columns (i, j, c); any dtype."""
+        return _im2col(x, self.kernel, self.stride, self.padding, self.dilation, self.groups, scratch)
 
-    def lower_t(self, x: torch.Tensor) -> torch.Tensor:
+    def lower_t(self, x: torch.Tensor, scratch: Scratch | None = None) -> torch.Tensor:
         """``lower(x)`` transposed, built directly: (G, kh*kw*Cg, B*P), contiguous.  The weight gradient's
         A operand: the driver packs its rows, and a transposed view would make it gather bytes K apart
         (6x slower than lowering this way, measured on ResNet-20's first layer); here the copy moves
@@ -209,7 +237,7 @@ class ConvOps:
         win = x.as_strided((g, *self.kernel, cg, b, ho, wo),
                            (sc * cg, sh * self.dilation[0], sw * self.dilation[1], sc, sb, sh * self.stride[0],
                             sw * self.stride[1]))
-        return win.reshape(g, -1, b * ho * wo)
+        return _materialise(win, (g, self.kernel[0] * self.kernel[1] * cg, b * ho * wo), scratch)
 
     def lower_weight(self, w: torch.Tensor) -> torch.Tensor:
         """(N, Cg, kh, kw) -> (G, Ng, kh*kw*Cg), columns (i, j, c) like ``lower``."""
@@ -235,10 +263,13 @@ class ConvOps:
         return y.reshape(b, g, n // g, -1).permute(1, 2, 0, 3).reshape(g, n // g, -1)
 
     def raise_out(self, y_low: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        """(G, B*P, Ng) -> (B, N, Ho, Wo), always a new tensor (y_low may be a reused buffer)."""
         g, _, ng = y_low.shape
         b = x_shape[0]
         ho, wo = self.out_size(x_shape)
-        return y_low.reshape(g, b, ho * wo, ng).permute(1, 0, 3, 2).reshape(b, g * ng, ho, wo).contiguous()
+        out = y_low.new_empty((b, g * ng, ho, wo))
+        out.view(b, g, ng, ho * wo).copy_(y_low.reshape(g, b, ho * wo, ng).permute(1, 0, 3, 2))
+        return out
 
     def mask(self, x_shape: torch.Size, device: torch.device) -> torch.Tensor | None:
         """(P, Kg) 0/1: which im2col entries are real input positions; None without padding."""
@@ -256,14 +287,14 @@ class ConvOps:
         integers: each group's channel sum, summed over every window by an all-ones convolution."""
         b, c = q.shape[:2]
         g = self.groups
-        qc = q.to(torch.float32).reshape(b, g, c // g, *q.shape[2:]).sum(2).to(torch.float64)  # (B, G, H, W)
+        qc = code_sum(q.reshape(b, g, c // g, *q.shape[2:]), 2)            # (B, G, H, W)
         s = F.conv2d(qc, qc.new_ones((g, 1, *self.kernel)), **self._kw() | {"groups": g})
         return s.round_().reshape(b, g, -1).permute(1, 0, 2).reshape(g, -1)
 
     def col_sums(self, q: torch.Tensor) -> torch.Tensor:
         """Column sums of ``lower(q)``: (G, Kg) float64 holding exact integers: the batch sum of q, summed
         for each tap (c, i, j) over the output positions that read it."""
-        s = q.to(torch.float32).sum(0, keepdim=True).to(torch.float64)  # (1, C, H, W)
+        s = code_sum(q, 0, keepdim=True)                                   # (1, C, H, W)
         return self.lower(s).sum(1).round_()
 
     # input gradient as a transposed convolution ----------------------------------------------------------
@@ -283,9 +314,10 @@ class ConvOps:
             pads += [lead, x_shape[2 + i] + self.dilation[i] * (self.kernel[i] - 1) - y.shape[2 + i] - lead]
         return F.pad(y, pads)
 
-    def lower_transposed(self, y: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+    def lower_transposed(self, y: torch.Tensor, x_shape: torch.Size, scratch: Scratch | None = None) -> torch.Tensor:
         """(B, N, Ho, Wo) error -> (G, B*Pin, kh*kw*Ng): im2col of the dilated, padded error (stride 1)."""
-        return _im2col(self._dilate_pad(y, x_shape), self.kernel, (1, 1), (0, 0), self.dilation, self.groups)
+        return _im2col(self._dilate_pad(y, x_shape), self.kernel, (1, 1), (0, 0), self.dilation, self.groups,
+                       scratch)
 
     def lower_weight_transposed(self, w: torch.Tensor) -> torch.Tensor:
         """(N, Cg, kh, kw) -> (G, kh*kw*Ng, Cg): each group's kernels rotated by 180 degrees, rows (i, j, n)."""
@@ -295,10 +327,12 @@ class ConvOps:
         return rot.reshape(g, kh * kw * (n // g), cg)
 
     def raise_in(self, d: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
-        """(G, B*Pin, Cg) -> (B, C_in, H, W)."""
+        """(G, B*Pin, Cg) -> (B, C_in, H, W), always a new tensor (d may be a reused buffer)."""
         g, _, cg = d.shape
         b, _, h, w = x_shape
-        return d.reshape(g, b, h * w, cg).permute(1, 0, 3, 2).reshape(b, g * cg, h, w).contiguous()
+        out = d.new_empty((b, g * cg, h, w))
+        out.view(b, g, cg, h * w).copy_(d.reshape(g, b, h * w, cg).permute(1, 0, 3, 2))
+        return out
 
     def transposed_mask(self, x_shape: torch.Size, device: torch.device) -> torch.Tensor | None:
         """(Pin, kh*kw) 0/1: which taps of ``lower_transposed`` hold real errors, not padding or dilation

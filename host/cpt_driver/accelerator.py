@@ -40,7 +40,7 @@ import numpy as np
 
 from . import layout
 from .backend import Backend, DmaBuffer
-from .checks import check_gemm_args
+from .checks import check_gemm_args, check_out
 from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
 from .plan import PlannedCall, plan_calls
 from .pool import BufferPool, Region, round_up
@@ -136,21 +136,29 @@ class Accelerator:
 
     # ------------------------------------------------------------------ public API
     def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, a_signed: bool = False,
-             b_signed: bool = False) -> np.ndarray:
+             b_signed: bool = False, out: np.ndarray | None = None) -> np.ndarray:
         """C = A . B exactly, as int64 (M, N).
 
         a: (M, K) and b: (K, N) integer arrays whose values fit ``a_bits``/``b_bits`` (1..operand_bits),
         two's complement when ``*_signed``.  Any M, N, K >= 0; the driver tiles to the device's limits.
+        out: an (M, N) array (integer or float, views welcome) that receives C instead of a new int64
+        array, each element converted once from its exact value (a float32 out rounds values past 2^24),
+        and is returned: the caller's result buffer, without an (M, N) int64 copy on the way.
         """
         a, b, a_bits, b_bits, a_signed, b_signed = check_gemm_args(
             a, b, a_bits, b_bits, a_signed, b_signed, self.spec.operand_bits)
         m, k = a.shape
         n = b.shape[1]
+        if out is not None:
+            check_out(out, m, n)
         if m == 0 or n == 0 or k == 0:
-            return np.zeros((m, n), dtype=np.int64)
+            if out is None:
+                return np.zeros((m, n), dtype=np.int64)
+            out[...] = 0
+            return out
         flags = (self.spec.flag("A_SIGNED") if a_signed else 0) | (self.spec.flag("B_SIGNED") if b_signed else 0)
         with self._lock:
-            return self._gemm_tiled(a, b, a_bits, b_bits, flags)
+            return self._gemm_tiled(a, b, a_bits, b_bits, flags, out)
 
     def qgemm(self, qa: np.ndarray, qb: np.ndarray, a_bits: int, b_bits: int, a_scale: Any, a_zero: Any,
               b_scale: Any, b_zero: Any, *, a_signed: bool = False, b_signed: bool = False,
@@ -210,13 +218,16 @@ class Accelerator:
         return self.pool.need((layout.operand_bytes(mt, kt, a_bits, d), *(b,) * (1 + two_b),
                                layout.result_bytes(mt, nt, self.spec.cols)))
 
-    def _gemm_tiled(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, flags: int) -> np.ndarray:
+    def _gemm_tiled(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, flags: int,
+                    result: np.ndarray | None = None) -> np.ndarray:
         m, k = a.shape
         n = b.shape[1]
         d = self.spec.dot_width
         mt, nt, kt = self.tile_shape(m, n, k, a_bits, b_bits)
         self._ensure_arena(self._tile_bytes(mt, nt, kt, a_bits, b_bits, self._two_b(n, k, nt, kt)))
-        out = np.empty((m, n), dtype=np.int64)
+        # K partials are summed in int64 (exact); a result of another dtype then takes the sum in one copy
+        direct = result is not None and (kt == k or result.dtype == np.int64)
+        out = result if direct else np.empty((m, n), dtype=np.int64)
         calls = plan_calls(m, n, k, mt, nt, kt, d, self.prefetch)
         if self._hint_pending:  # an earlier chain stopped early and its clean-up could not run then
             self._clear_prefetch()
@@ -226,6 +237,9 @@ class Accelerator:
             if self._hint_pending:
                 self._clear_prefetch_after_error()
             raise
+        if result is not None and not direct:
+            np.copyto(result, out, casting="unsafe")
+            return result
         return out
 
     def _run_calls(self, calls: list[PlannedCall], a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, flags: int,
@@ -282,7 +296,7 @@ class Accelerator:
             if accumulate:
                 np.add(out, c, out=out)
             else:
-                np.copyto(out, c)
+                np.copyto(out, c, casting="unsafe")  # into the caller's dtype (exact to int64; rounded once to float)
 
     def _run(self, a: int, b: int, c: int, m: int, n: int, k: int, a_bits: int, b_bits: int, flags: int,
              hint: tuple[int, int, int] | None = None) -> int:

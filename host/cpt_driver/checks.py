@@ -116,6 +116,18 @@ def check_gemm_args(a: Any, b: Any, a_bits: Any, b_bits: Any, a_signed: Any, b_s
     return a, b, a_bits, b_bits, a_signed, b_signed
 
 
+def check_out(out: Any, m: int, n: int) -> None:
+    """A result buffer for :meth:`Accelerator.gemm`: a writeable (M, N) integer or float ndarray."""
+    if not isinstance(out, np.ndarray):
+        raise OperandTypeError(f"out: {type(out).__name__} is not a numpy array")
+    if out.dtype.kind not in "iuf":
+        raise OperandTypeError(f"out: dtype {out.dtype} is not an integer or float type")
+    if out.shape != (m, n):
+        raise ArgumentError(f"out: shape {out.shape}, the result is ({m}, {n})")
+    if not out.flags.writeable:
+        raise ArgumentError("out: read-only array")
+
+
 def check_scale(name: str, x: Any, length: int, axis_name: str) -> np.ndarray:
     """A per-tensor scalar or a per-row/column vector of ``length`` floats, as float64 of shape () or (length,)."""
     refuse_masked(name, x)

@@ -23,6 +23,7 @@ All addresses must be multiples of D/8 bytes.  Everything here is vectorised num
 
 from __future__ import annotations
 
+import mmap
 from functools import lru_cache
 
 import numpy as np
@@ -122,23 +123,41 @@ def _transpose8(x: np.ndarray, tmp: np.ndarray) -> None:
         np.bitwise_xor(x, tmp, out=x)
 
 
-@lru_cache(maxsize=8)
+def offheap_array(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """A zeroed array in an anonymous memory map of its own, not in the malloc heap.  For long-lived
+    buffers made while activation-sized temporaries come and go (the gather indices below, made on first
+    use of each shape in the middle of a training iteration): in the heap they would stay behind as islands
+    that split its free space, so that later large requests grow the heap instead of reusing it (measured:
+    ResNet-20 training, docs/zc706-pynq.md).  The map is unmapped when the array is freed."""
+    nbytes = max(1, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype, count=int(np.prod(shape, dtype=np.int64))).reshape(shape)
+
+
+#: Cached gather indices: enough entries for every operand shape of a CIFAR ResNet iteration (A and B of
+#: three GEMM classes, a few K and precisions), so that a steady stream of iterations never rebuilds one.
+_INDEX_CACHE = 64
+
+
+@lru_cache(maxsize=_INDEX_CACHE)
 def _pack_index(rows: int, used: int, bits: int, row_bytes: int) -> np.ndarray:
     """Gather index from a transposed code block plus one zero word (flat: rows * used * 8 + 8 bytes)
     to packed plane rows (rows, bits, row_bytes): byte j of plane i of row r is byte i of word j."""
     per_row = np.arange(row_bytes)[None, :] * 8 + np.arange(bits)[:, None]  # (bits, row_bytes)
-    idx = np.arange(rows)[:, None, None] * (used * 8) + per_row[None]
+    idx = offheap_array((rows, bits, row_bytes), np.intp)
+    np.add(np.arange(rows)[:, None, None] * (used * 8), per_row[None], out=idx, casting="unsafe")
     idx[:, :, used:] = rows * used * 8  # the zero word: padding up to a whole D-bit word
-    return idx.astype(np.intp)
+    return idx
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=_INDEX_CACHE)
 def _unpack_index(rows: int, used: int, bits: int, row_bytes: int) -> np.ndarray:
     """Gather index from packed plane rows (rows, bits, row_bytes) to words of 8 plane bytes (rows, used, 8).
     Planes >= bits repeat the top plane; the caller masks them off (or shifts them out)."""
     plane = np.minimum(np.arange(8), bits - 1)
     per_row = plane[None, :] * row_bytes + np.arange(used)[:, None]  # (used, 8)
-    return (np.arange(rows)[:, None, None] * (bits * row_bytes) + per_row[None]).astype(np.intp)
+    idx = offheap_array((rows, used, 8), np.intp)
+    np.add(np.arange(rows)[:, None, None] * (bits * row_bytes), per_row[None], out=idx, casting="unsafe")
+    return idx
 
 
 def pack_rows_into(x: np.ndarray, bits: int, dot_width: int, out: np.ndarray | None = None) -> np.ndarray:

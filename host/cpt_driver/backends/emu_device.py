@@ -149,6 +149,7 @@ class EmuDevice:
         self._scratch: dict[str, np.ndarray] = {}
         self.prefetch = PrefetchState()
         self._prefetched = np.zeros(0, dtype=np.uint8)  # B block 0 as the prefetching call read it
+        self._prefetch_buf = self._prefetched
         self.hits = 0
 
     def _is_output(self, reg: str) -> bool:
@@ -267,8 +268,11 @@ class EmuDevice:
         if hit:  # block 0 of B comes from the prefetched copy, not from memory as it is now
             self.hits += 1
             b_mem = np.concatenate([self._prefetched, b_mem[self._prefetched.size:]])
-        if pf_mem is not None:
-            self._prefetched = pf_mem.copy()
+        if pf_mem is not None:  # copied into a buffer kept across calls (see layout.offheap_array)
+            if self._prefetch_buf.size < pf_mem.size:
+                self._prefetch_buf = layout.offheap_array((pf_mem.size,), np.uint8)
+            self._prefetched = self._prefetch_buf[:pf_mem.size]
+            np.copyto(self._prefetched, pf_mem)
         m, n, k, ab, bb, flags = (args[x] for x in ("m", "n", "k", "a_bits", "b_bits", "flags"))
         a_signed = bool(flags & self.spec.flag("A_SIGNED"))
         b_signed = bool(flags & self.spec.flag("B_SIGNED"))
@@ -297,7 +301,8 @@ class EmuDevice:
         rows = packed.shape[0]
         buf = self._scratch.get(which)
         if buf is None or buf.size < rows * k:
-            buf = self._scratch[which] = np.empty(rows * k, dtype=np.int64)
+            self._scratch.pop(which, None)
+            buf = self._scratch[which] = layout.offheap_array((rows * k,), np.int64)
         return layout.unpack_rows_into(packed, bits, signed, k, out=buf[:rows * k].reshape(rows, k))
 
     def registers_snapshot(self) -> dict[str, Any]:
