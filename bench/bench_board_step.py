@@ -55,6 +55,7 @@ import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import cpt_driver.layout as driver_layout  # noqa: E402
+import cpt_driver.sources as driver_sources  # noqa: E402
 from cpt_driver.backends.emu_device import EmuDevice  # noqa: E402
 from cpt_hw import nn as cnn  # noqa: E402
 from cpt_hw.cycle_model import Prefetch, gemm_cycles  # noqa: E402
@@ -224,6 +225,12 @@ class DeviceProbe:
             with clock.region("packing"):
                 return pack(*a, **kw)
         self._patch(driver_layout, "pack_rows_into", pack_rows_into)
+        pack_tile = driver_sources.pack_tile
+
+        def pack_tile_timed(*a: Any, **kw: Any) -> Any:  # a lowered operand packed from its unlowered codes
+            with clock.region("packing"):
+                return pack_tile(*a, **kw)
+        self._patch(driver_sources, "pack_tile", pack_tile_timed)
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -300,3 +300,17 @@ def test_code_sums_are_exact_integer_sums():
         s = cnn.ops.code_sum(q, dim)
         assert s.dtype == torch.float64 and torch.equal(s, q.to(torch.int64).sum(dim).to(torch.float64))
     assert torch.equal(cnn.ops.code_sum(q, 1, keepdim=True), q.to(torch.float64).sum(1, keepdim=True))
+
+
+@pytest.mark.skipif(not _accel_available(), reason="cpt_driver.Accelerator (host driver branch) not present")
+def test_accel_packs_every_convolution_operand_from_unlowered_codes(monkeypatch):
+    """On accel, the forward, input-gradient and weight-gradient A operands of a convolution reach the driver
+    described (cpt_driver.sources), not lowered; the block still matches exact bit for bit (above)."""
+    import cpt_driver.sources as sources
+
+    kinds = []
+    real = sources.pack_tile
+    monkeypatch.setattr(sources, "pack_tile", lambda src, *a: (kinds.append(type(src).__name__), real(src, *a))[1])
+    block = _block(False)
+    _run(block, "accel:emu", torch.randn(2, 8, 8, 8), 3, 8)
+    assert kinds.count("Im2colRows") >= 4 and kinds.count("TapRows") >= 2  # 2 convs: fwd, dgrad / wgrad

@@ -14,6 +14,7 @@ from ..config import HardwareConfig
 from ..errors import CptHwError
 from .backends import BackendError, BackendSpec
 from .integer import check_engine_bits
+from .ops import Lowering
 
 
 class AccelEngine:
@@ -39,10 +40,19 @@ class AccelEngine:
         check_engine_bits(self.config.max_bits, self.config.max_grad_bits, fw, bw,
                           f"the {self.config.name} accelerator")
 
-    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int,
+    #: The integer layers may pass a convolution's A operand as an :class:`ops.Lowering`: the driver packs
+    #: it tile by tile from the unlowered codes (cpt_driver.sources), the same bytes as the lowered copy.
+    packs_lowerings = True
+
+    def gemm(self, a: np.ndarray | Lowering, b: np.ndarray, a_bits: int, b_bits: int,
              out: np.ndarray | None = None) -> np.ndarray:
         self.calls += 1
         self.binary_ops += golden.gemm_cost(a.shape[0], b.shape[1], a.shape[1], a_bits, b_bits)
+        if isinstance(a, Lowering):
+            from cpt_driver.sources import Im2colRows, TapRows
+
+            source = Im2colRows if a.kind == "im2col" else TapRows
+            a = source(a.x.numpy(), a.kernel, a.stride, a.dilation, a_bits)
         return self.accelerator.gemm(a, b, a_bits, b_bits, a_signed=False, b_signed=False, out=out)
 
     @property

@@ -46,7 +46,7 @@ import torch
 
 from .. import golden
 from .backends import BackendError
-from .ops import ConvOps, LinearOps, code_sum
+from .ops import ConvOps, LinearOps, Lowering, code_sum
 from .profiling import region
 from .quant import (channel_range, dequantize, fold_factors, product_range, quant_params, quantize_int,
                     tensor_range)
@@ -131,20 +131,35 @@ def _scratch(ops: Ops, x: torch.Tensor, role: str) -> Callable[[int, torch.dtype
     return _WORKSPACE.scratch(role) if isinstance(ops, ConvOps) and x.device.type == "cpu" else None
 
 
-def _gemm(engine: GemmEngine, a: torch.Tensor, b: torch.Tensor, a_bits: int, b_bits: int, kind: str,
-          dtype: torch.dtype = _F32, scratch: Callable[[int, torch.dtype], torch.Tensor] | None = None
+def _packs(engine: GemmEngine, ops: Ops, q: torch.Tensor) -> bool:
+    """Whether the engine takes a CPU convolution's A operands described (ops.Lowering) rather than built:
+    the accelerator's driver packs them from the unlowered codes (cpt_driver.sources), once per tensor
+    instead of once per tap."""
+    return getattr(engine, "packs_lowerings", False) and isinstance(ops, ConvOps) and q.device.type == "cpu"
+
+
+def _dims(a: torch.Tensor | list[Lowering]) -> tuple[int, int, int]:
+    """(G, rows, columns) of a lowered operand or of its per-group descriptions."""
+    return (len(a), *a[0].shape) if isinstance(a, list) else tuple(a.shape)  # type: ignore[return-value]
+
+
+def _gemm(engine: GemmEngine, a: torch.Tensor | list[Lowering], b: torch.Tensor, a_bits: int, b_bits: int,
+          kind: str, dtype: torch.dtype = _F32, scratch: Callable[[int, torch.dtype], torch.Tensor] | None = None
           ) -> torch.Tensor:
-    """Batched over groups: a (G, M, K), b (G, K, N) integer codes (views welcome) -> (G, M, N) ``dtype``.
+    """Batched over groups: a (G, M, K) (or G descriptions of it), b (G, K, N) integer codes (views welcome)
+    -> (G, M, N) ``dtype``.
 
     The engine writes its exact result into the output, each element rounded once to ``dtype`` (float32:
     relative error <= 2^-24, only where it exceeds 2^24), which the corrections then scale in place: no
     (M, N) int64 copy.  kind: the GEMM class (fwd, dgrad, wgrad), the name of its profiling region."""
-    shape, device = (a.shape[0], a.shape[1], b.shape[2]), a.device
+    g_count, m, _ = _dims(a)
+    shape, device = (g_count, m, b.shape[2]), b.device
     out = torch.empty(shape, dtype=dtype) if scratch is None else scratch(math.prod(shape), dtype).view(shape)
-    a, b = a.cpu(), b.cpu()  # the engines are numpy (host) code
-    for g in range(a.shape[0]):
+    b = b.cpu()  # the engines are numpy (host) code
+    for g in range(g_count):
         with region("gemm." + kind):
-            engine.gemm(a[g].numpy(), b[g].numpy(), a_bits, b_bits, out=out[g].numpy())
+            ag = a[g] if isinstance(a, list) else a[g].cpu().numpy()
+            engine.gemm(ag, b[g].numpy(), a_bits, b_bits, out=out[g].numpy())
     return out.to(device)
 
 
@@ -165,9 +180,11 @@ class _IntegerGemm(torch.autograd.Function):
             qx, qw = quantize_int(x, fw, qpx), quantize_int(w, fw, qpw)
 
         with region("lowering"):
-            xl, wl = ops.lower(qx, _scratch(ops, x, "a")), ops.lower_weight(qw)  # (G, M, K), (G, N, K) codes
+            # (G, M, K), (G, N, K) codes
+            xl = ops.lowering(qx) if _packs(engine, ops, qx) else ops.lower(qx, _scratch(ops, x, "a"))
+            wl = ops.lower_weight(qw)
             mask = ops.mask(x.shape, x.device)
-        g, m, k = xl.shape
+        g, m, k = _dims(xl)
         n = wl.shape[1]
         p = ops.positions(x.shape)
         sx, zx = qpx.scale, qpx.zero_point
@@ -234,9 +251,10 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
                  sx: torch.Tensor, zx: torch.Tensor, qpe, fw: int, bits: int) -> torch.Tensor:
     """dW lowered, (G, N, K) float32, from the activation and error codes (module docstring)."""
     with region("lowering"):
-        et, xt = ops.lower_out_t(qe), ops.lower_t(qx, _scratch(ops, qx, "a"))  # (G, N, M), (G, K, M) codes
+        et = ops.lower_out_t(qe)                                          # (G, N, M) codes
+        xt = ops.lowering_t(qx) if _packs(engine, ops, qx) else ops.lower_t(qx, _scratch(ops, qx, "a"))  # G K M
     g, n, m = et.shape
-    k = xt.shape[1]
+    k = _dims(xt)[1]
     p = ops.positions(x_shape)
     se, ze = qpe.scale, qpe.zero_point
     # (Q_x^T Q_e)^T: the errors (N <= C_out columns) are the B operand the device loads once per
@@ -268,10 +286,12 @@ def _input_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qt: torch.Ten
                 sw: torch.Tensor, zw: torch.Tensor, s_ref: torch.Tensor, fw: int, bits: int) -> torch.Tensor:
     """dX lowered, (G, B Pin, Cg) float32: the transposed convolution of the folded error codes qt (module doc)."""
     with region("lowering"):  # the transposed convolution: no k^2-fold result, no col2im
-        tl = ops.lower_transposed(qt, x_shape, _scratch(ops, qt, "a"))     # (G, Mi, kh kw N), Mi = B Pin
+        tl = (ops.lowering_transposed(qt, x_shape) if _packs(engine, ops, qt)
+              else ops.lower_transposed(qt, x_shape, _scratch(ops, qt, "a")))  # (G, Mi, kh kw N), Mi = B Pin
         wr = ops.lower_weight_transposed(qw)                              # (G, kh kw N, Cg)
         mask_t = ops.transposed_mask(x_shape, qt.device)                  # (Pin, kh kw) or None
-    g, mi, cg = tl.shape[0], tl.shape[1], wr.shape[2]
+    g, mi, _ = _dims(tl)
+    cg = wr.shape[2]
     n = sw.numel() // g
     taps = wr.shape[1] // n
     st, zt = qp_t.scale, qp_t.zero_point

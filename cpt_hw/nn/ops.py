@@ -146,14 +146,43 @@ def _materialise(view: torch.Tensor, shape: tuple[int, ...], scratch: Scratch | 
         return out
 
 
+def _padded_nhwc(x: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+    """(B, C, H, W) -> zero-padded, channels-last, contiguous (B, Hp, Wp, C)."""
+    if padding != (0, 0):
+        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """A lowered convolution operand described instead of built, for engines whose driver packs it tile by
+    tile from the unlowered codes (cpt_driver.sources): ``im2col`` rows (b, ho, wo) x columns (i, j, c) of
+    the zero-padded channels-last ``x`` (B, Hp, Wp, C/G) with ``stride``, or ``taps`` rows (i, j, c) x
+    columns (b, ho, wo) of the zero-padded NCHW ``x`` (B, C/G, Hp, Wp); one per group."""
+
+    kind: str
+    x: torch.Tensor
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the operand it describes."""
+        x = self.x if self.kind == "im2col" else self.x.permute(0, 2, 3, 1)
+        b, hp, wp, c = x.shape
+        ho = (hp - self.dilation[0] * (self.kernel[0] - 1) - 1) // self.stride[0] + 1
+        wo = (wp - self.dilation[1] * (self.kernel[1] - 1) - 1) // self.stride[1] + 1
+        positions, taps = b * ho * wo, self.kernel[0] * self.kernel[1] * c
+        return (positions, taps) if self.kind == "im2col" else (taps, positions)
+
+
 def _im2col(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
             dilation: tuple[int, int], groups: int, scratch: Scratch | None = None) -> torch.Tensor:
     """(B, C, H, W) of any dtype -> (G, B*P, kh*kw*C/G): rows (b, position), columns (i, j, c), tap-major so
     that the copy moves runs of C/G contiguous channels (the zero-padded input turned channels-last once,
     1/k^2 of the result; 5x faster on uint8 than (c, i, j) columns, measured on ResNet-20's first layer)."""
-    if padding != (0, 0):
-        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
-    x = x.permute(0, 2, 3, 1).contiguous()  # (B, Hp, Wp, C)
+    x = _padded_nhwc(x, padding)  # (B, Hp, Wp, C)
     b, h, w, c = x.shape
     ho = (h - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
     wo = (w - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
@@ -238,6 +267,26 @@ class ConvOps:
                            (sc * cg, sh * self.dilation[0], sw * self.dilation[1], sc, sb, sh * self.stride[0],
                             sw * self.stride[1]))
         return _materialise(win, (g, self.kernel[0] * self.kernel[1] * cg, b * ho * wo), scratch)
+
+    # the same lowerings described, not built (cpt_driver.sources packs them from the unlowered codes) --------
+    def _groups_of(self, x: torch.Tensor, dim: int) -> list[torch.Tensor]:
+        return list(x.chunk(self.groups, dim)) if self.groups > 1 else [x]
+
+    def lowering(self, x: torch.Tensor) -> list[Lowering]:
+        """``lower(x)`` per group, described."""
+        xp = _padded_nhwc(x, self.padding)
+        return [Lowering("im2col", xg, self.kernel, self.stride, self.dilation) for xg in self._groups_of(xp, 3)]
+
+    def lowering_t(self, x: torch.Tensor) -> list[Lowering]:
+        """``lower_t(x)`` per group, described."""
+        ph, pw = self.padding
+        xp = F.pad(x, (pw, pw, ph, ph)) if (ph, pw) != (0, 0) else x.contiguous()
+        return [Lowering("taps", xg, self.kernel, self.stride, self.dilation) for xg in self._groups_of(xp, 1)]
+
+    def lowering_transposed(self, y: torch.Tensor, x_shape: torch.Size) -> list[Lowering]:
+        """``lower_transposed(y, x_shape)`` per group, described."""
+        yp = _padded_nhwc(self._dilate_pad(y, x_shape), (0, 0))
+        return [Lowering("im2col", yg, self.kernel, (1, 1), self.dilation) for yg in self._groups_of(yp, 3)]
 
     def lower_weight(self, w: torch.Tensor) -> torch.Tensor:
         """(N, Cg, kh, kw) -> (G, Ng, kh*kw*Cg), columns (i, j, c) like ``lower``."""

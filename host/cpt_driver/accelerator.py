@@ -38,13 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from . import layout
+from . import layout, sources
 from .backend import Backend, DmaBuffer
 from .checks import check_gemm_args, check_out
 from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
 from .plan import PlannedCall, plan_calls
 from .pool import BufferPool, Region, round_up
 from .quant import qgemm_corrections
+from .sources import RowSource
 from .spec import DeviceSpec, resolve_spec
 
 #: Default DMA memory budget.  PYNQ images reserve 128..512 MiB of CMA; the tiler keeps every call below this.
@@ -135,12 +136,14 @@ class Accelerator:
                                   f"{s.name!r} (ID 0x{s.id_word:08x}, from {s.source}): wrong bitstream or regmap.json")
 
     # ------------------------------------------------------------------ public API
-    def gemm(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, a_signed: bool = False,
+    def gemm(self, a: np.ndarray | RowSource, b: np.ndarray, a_bits: int, b_bits: int, a_signed: bool = False,
              b_signed: bool = False, out: np.ndarray | None = None) -> np.ndarray:
         """C = A . B exactly, as int64 (M, N).
 
         a: (M, K) and b: (K, N) integer arrays whose values fit ``a_bits``/``b_bits`` (1..operand_bits),
         two's complement when ``*_signed``.  Any M, N, K >= 0; the driver tiles to the device's limits.
+        ``a`` may instead be a :class:`cpt_driver.sources.RowSource` (unsigned): a convolution's lowered
+        input that packs each tile from the unlowered codes.
         out: an (M, N) array (integer or float, views welcome) that receives C instead of a new int64
         array, each element converted once from its exact value (a float32 out rounds values past 2^24),
         and is returned: the caller's result buffer, without an (M, N) int64 copy on the way.
@@ -218,7 +221,7 @@ class Accelerator:
         return self.pool.need((layout.operand_bytes(mt, kt, a_bits, d), *(b,) * (1 + two_b),
                                layout.result_bytes(mt, nt, self.spec.cols)))
 
-    def _gemm_tiled(self, a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, flags: int,
+    def _gemm_tiled(self, a: np.ndarray | RowSource, b: np.ndarray, a_bits: int, b_bits: int, flags: int,
                     result: np.ndarray | None = None) -> np.ndarray:
         m, k = a.shape
         n = b.shape[1]
@@ -242,8 +245,8 @@ class Accelerator:
             return result
         return out
 
-    def _run_calls(self, calls: list[PlannedCall], a: np.ndarray, b: np.ndarray, a_bits: int, b_bits: int, flags: int,
-                   out: np.ndarray) -> None:
+    def _run_calls(self, calls: list[PlannedCall], a: np.ndarray | RowSource, b: np.ndarray, a_bits: int,
+                   b_bits: int, flags: int, out: np.ndarray) -> None:
         """Run the planned calls of one GEMM, leasing and packing each B tile once."""
         d = self.spec.dot_width
         tiles = {c.b_tile: (c.k0, c.k1, c.n0, c.n1) for c in calls}
@@ -271,7 +274,7 @@ class Accelerator:
                 if c.hint_tile is not None:
                     hk0, hk1, hn0, hn1 = tiles[c.hint_tile]
                     hint = (region(c.hint_tile).phys, hn1 - hn0, hk1 - hk0)
-                self._call(a[c.m0:c.m1, c.k0:c.k1], rb, c.n1 - c.n0, a_bits, b_bits, flags,
+                self._call(a, (c.m0, c.m1, c.k0, c.k1), rb, c.n1 - c.n0, a_bits, b_bits, flags,
                            out[c.m0:c.m1, c.n0:c.n1], accumulate=c.k0 > 0, hint=hint)
                 if j + 1 == len(calls) or calls[j + 1].b_tile != c.b_tile:
                     held.pop(c.b_tile)[0].close()
@@ -282,13 +285,19 @@ class Accelerator:
                 pass  # grows the idle arena once; the tiles below then never allocate
 
     # ------------------------------------------------------------------ one device call
-    def _call(self, a_tile: np.ndarray, rb: Region, n: int, a_bits: int, b_bits: int, flags: int,
-              out: np.ndarray, accumulate: bool, hint: tuple[int, int, int] | None = None) -> None:
-        m, k = a_tile.shape
+    def _call(self, a: np.ndarray | RowSource, tile: tuple[int, int, int, int], rb: Region, n: int, a_bits: int,
+              b_bits: int, flags: int, out: np.ndarray, accumulate: bool,
+              hint: tuple[int, int, int] | None = None) -> None:
+        m0, m1, k0, k1 = tile
+        m, k = m1 - m0, k1 - k0
         d, cols = self.spec.dot_width, self.spec.cols
         c_bytes = layout.result_bytes(m, n, cols)
         with self.pool.lease((layout.operand_bytes(m, k, a_bits, d), c_bytes)) as (ra, rc):
-            layout.pack_rows_into(a_tile, a_bits, d, out=ra.array.reshape(m, a_bits, -1))
+            planes = ra.array.reshape(m, a_bits, -1)
+            if isinstance(a, RowSource):  # a lowered operand that packs its own tiles (cpt_driver.sources)
+                sources.pack_tile(a, m0, m1, k0, k1, a_bits, d, planes)
+            else:
+                layout.pack_rows_into(a[m0:m1, k0:k1], a_bits, d, out=planes)
             ra.flush()
             self._run(ra.phys, rb.phys, rc.phys, m, n, k, a_bits, b_bits, flags, hint)
             rc.invalidate()

@@ -99,19 +99,30 @@ def check_result_size(m: int, n: int, memory: int | None = None) -> None:
                               f"this host's {_size(memory)} of memory: split the GEMM")
 
 
+def _is_source(x: Any) -> bool:
+    from .sources import RowSource  # late: sources imports layout, which the checks need not
+    return isinstance(x, RowSource)
+
+
 def check_gemm_args(a: Any, b: Any, a_bits: Any, b_bits: Any, a_signed: Any, b_signed: Any,
-                    operand_bits: int) -> tuple[np.ndarray, np.ndarray, int, int, bool, bool]:
-    """Types, shapes and the result's size first (cheap), the operands' values last (a pass over them)."""
+                    operand_bits: int) -> tuple[Any, np.ndarray, int, int, bool, bool]:
+    """Types, shapes and the result's size first (cheap), the operands' values last (a pass over them).
+    ``a`` may be a :class:`cpt_driver.sources.RowSource` (unsigned codes that fit its ``bits``)."""
     a_bits = check_bits("a_bits", a_bits, operand_bits)
     b_bits = check_bits("b_bits", b_bits, operand_bits)
     a_signed = check_flag("a_signed", a_signed)
     b_signed = check_flag("b_signed", b_signed)
-    a = operand_array("a", a)
+    a = a if _is_source(a) else operand_array("a", a)
     b = operand_array("b", b)
+    if _is_source(a):  # unsigned codes of a.bits bits by construction (cpt_driver.sources)
+        if a_signed or a.bits > a_bits:
+            raise ArgumentError(f"a: codes of {a.bits} bits do not fit a_bits = {a_bits}" if not a_signed
+                                else "a: a RowSource holds unsigned codes (a_signed must be False)")
     if a.shape[1] != b.shape[0]:
         raise ArgumentError(f"inner dimensions differ: a is {a.shape[0]}x{a.shape[1]}, b is {b.shape[0]}x{b.shape[1]}")
     check_result_size(a.shape[0], b.shape[1])
-    check_values("a", a, a_bits, a_signed)
+    if not _is_source(a):
+        check_values("a", a, a_bits, a_signed)
     check_values("b", b, b_bits, b_signed)
     return a, b, a_bits, b_bits, a_signed, b_signed
 
