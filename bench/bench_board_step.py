@@ -16,12 +16,19 @@ cpt_hw.cycle_model, exact against the RTL).  Measured:
   device ran it): writes = M x ceil(N / cols) x cols x 4 bytes (C rows), reads = the rest;
 * host CPU seconds (``time.process_time``, torch and BLAS on one thread: one x86 core) per category,
   charged to the innermost open region: the integer layers' own regions, ``packing`` (the driver's
-  bit-plane packing), ``driver calls`` (the rest of the engine's GEMM calls), ``optimizer`` (zero_grad +
+  bit-plane packing, including the lowered convolution operands it packs from the unlowered codes,
+  cpt_driver.sources), ``driver calls`` (the rest of the engine's GEMM calls), ``optimizer`` (zero_grad +
   SGD step) and ``float layers`` (everything else in forward/backward: BN, ReLU, pooling, the float
   classifier, the loss, autograd).  The emulated device's own time (``EmuDevice.execute``) is excluded:
   on the board the FPGA does that work;
 * memory: peak RSS of the process (``ru_maxrss``), and the host-side peak = the largest RSS sampled every
-  5 ms outside the emulated device's calls minus the device's persistent scratch (its unpacked operands).
+  5 ms outside the emulated device's calls minus the device's persistent scratch (its unpacked operands);
+  of it, the RSS before the first iteration (Python, torch, numpy, the model, the optimizer) and the
+  iteration's own memory above that.  The malloc in use is recorded: glibc's heap fragments under this
+  mix of activation-sized and small long-lived allocations (ResNet-74: ~500 MB more at the peak than
+  jemalloc, docs/zc706-pynq.md), so the reports are measured with
+  ``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`` (Debian/Ubuntu package libjemalloc2; on the
+  board /usr/lib/arm-linux-gnueabihf/libjemalloc.so.2), which the recorded command shows.
 
 The CPT figures average the per-precision ones with the schedule's weights: the share of the 64,000
 iterations (32 cycles, cpt_hw.schedules) spent at each q.  Board hours for 64,000 iterations: accelerator
@@ -330,10 +337,22 @@ def _cpt_static(rows: dict[int, dict], weights: dict[int, float], get: Any) -> d
     return {"cpt": _weighted(rows, weights, get), "static": get(rows[8])}
 
 
+def allocator() -> str:
+    """The malloc this process runs on: a preloaded jemalloc or tcmalloc, else the C library's."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "unknown"
+    for name in ("jemalloc", "tcmalloc", "mimalloc"):
+        if f"lib{name}" in maps:
+            return f"{name} (LD_PRELOAD)"
+    return f"glibc {platform.libc_ver()[1]} malloc" if platform.libc_ver()[0] == "glibc" else "C library malloc"
+
+
 def machine_info() -> dict:
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": np.__version__,
+            "torch": torch.__version__, "numpy": np.__version__, "allocator": allocator(),
             "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
 
 
@@ -369,6 +388,8 @@ def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], 
         "host_rss_mb": (memory["host_peak"] - memory["scratch"]) * mb,
         "device_scratch_mb": memory["scratch"] * mb,
         "baseline_rss_mb": memory["baseline"] * mb,
+        "host_rss_above_baseline_mb": memory.get("above_baseline", memory["host_peak"] - memory["scratch"]
+                                                 - memory["baseline"]) * mb,
         "a9_factors": {"values": list(A9_FACTORS), "source": A9_SOURCE},
         "board_hours_64k": hours, "paper_hours_64k": PAPER_HOURS,
         "per_precision": rows,
@@ -421,9 +442,11 @@ def markdown(res: dict) -> str:
         L.append(f"| - {c} | {st:.2f} ({100 * st / h['static']:.1f} %) | {cp:.2f} ({100 * cp / h['cpt']:.1f} %) |")
     L += ["", f"Memory: peak RSS {res['peak_rss_mb']:.0f} MB (whole process, emulated device included); host side "
           f"{res['host_rss_mb']:.0f} MB = the largest RSS sampled every 5 ms outside the emulated device's calls "
-          f"minus its persistent scratch ({res['device_scratch_mb']:.0f} MB).  Both include the Python/torch/numpy "
-          f"runtime and the model ({res['baseline_rss_mb']:.0f} MB before the first iteration) and the driver's "
-          "DMA pool (CMA memory on the board).", "",
+          f"minus its persistent scratch ({res['device_scratch_mb']:.0f} MB).  Of the host side, "
+          f"{res['baseline_rss_mb']:.0f} MB is there before the first iteration (the Python/torch/numpy runtime, "
+          f"the model and its optimizer) and {res['host_rss_above_baseline_mb']:.0f} MB is the iteration's own "
+          "(largest over the precisions' processes: saved activations, the driver's DMA pool, which is CMA memory "
+          f"on the board, buffers and temporaries).  malloc: {res['machine'].get('allocator', 'not recorded')}.", "",
           "## Per precision", "",
           "| fw/bw | device calls | accel s | fwd s | dgrad s | wgrad s | AXI read | AXI write | host CPU s | "
           "emulated device CPU s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -504,6 +527,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
             rows = measure(bench, sorted(args.bits), probe, not args.no_progress)
     memory = {"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_peak": sampler.host_peak,
               "scratch": probe.scratch_bytes, "baseline": bench.baseline_rss}
+    memory["above_baseline"] = memory["host_peak"] - memory["scratch"] - memory["baseline"]
     if args.rows_only:
         return {"model": args.model, "batch_size": args.batch_size, "command": command, "machine": machine_info(),
                 "memory": memory, "per_precision": rows}
@@ -528,6 +552,8 @@ def combine(paths: list[Path], command: str) -> dict:
         raise UsageError(f"--combine: the files must share one model and batch ({sorted(keys)}) and hold "
                          f"distinct precisions including 8 (got {bits})")
     memory = {k: max(p["memory"][k] for p in parts) for k in ("peak", "host_peak", "scratch", "baseline")}
+    if all("above_baseline" in p["memory"] for p in parts):  # per process, then the largest
+        memory["above_baseline"] = max(p["memory"]["above_baseline"] for p in parts)
     (model, batch), = keys
     full = command + "  (parts: " + "; ".join(f"`{p['command']}`" for p in parts) + ")"
     return summarise(model, batch, rows, memory, full, machine=parts[0]["machine"])
@@ -549,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_board_step.py: error: {e}", file=sys.stderr)
         return 2
     command = ("python bench/bench_board_step.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    if os.environ.get("LD_PRELOAD") and not args.combine:  # the allocator is part of what was measured
+        command = f"LD_PRELOAD={os.environ['LD_PRELOAD']} {command}"
     try:
         res = combine(args.combine, command) if args.combine else run(args, command)
     except UsageError as e:

@@ -43,6 +43,8 @@ def test_report_keys_and_hours(bbs, run):
                 "write_bytes_per_iter", "board_hours_64k"):
         assert key in res, key
     assert res["model"] == "resnet20"
+    assert res["host_rss_above_baseline_mb"] == pytest.approx(res["host_rss_mb"] - res["baseline_rss_mb"])
+    assert res["machine"]["allocator"]  # glibc's or a preloaded one: the peak depends on it
     assert res["schedule"]["partial"] is True and res["schedule"]["measured_bits"] == [3, 8]
     for group in ("accel_s_per_iter", "host_cpu_s_per_iter", "read_bytes_per_iter", "write_bytes_per_iter"):
         assert set(res[group]) == {"cpt", "static"}
@@ -108,8 +110,9 @@ def test_bad_cli_input_is_one_line_and_exit_2(bbs, tmp_path, capsys, argv, words
 def test_combine_merges_rows_only_reports(bbs, run, tmp_path, capsys):
     """--combine of per-precision --rows-only files gives the report summarise gives on all the rows."""
     _, rows, res = run
-    memory = {"peak": 1 << 30, "host_peak": 1 << 29, "scratch": 0, "baseline": 1 << 28}
-    for r in rows:
+    for r in rows:  # the iteration's own memory is taken per process, then the largest
+        above = (100 + r["fw"]) << 20
+        memory = {"peak": 1 << 30, "host_peak": 1 << 29, "scratch": 0, "baseline": 1 << 28, "above_baseline": above}
         part = {"model": "resnet20", "batch_size": 1, "command": f"part {r['fw']}", "machine": res["machine"],
                 "memory": memory, "per_precision": [r]}
         (tmp_path / f"p{r['fw']}.json").write_text(json.dumps(part))
@@ -120,6 +123,7 @@ def test_combine_merges_rows_only_reports(bbs, run, tmp_path, capsys):
     assert merged["accel_s_per_iter"] == res["accel_s_per_iter"]
     assert merged["board_hours_64k"] == res["board_hours_64k"]
     assert merged["peak_rss_mb"] == 1024 and merged["host_rss_mb"] == 512
+    assert merged["host_rss_above_baseline_mb"] == 108
     assert "part 3" in merged["command"] and "part 8" in merged["command"]
     capsys.readouterr()
     # without the static 8/8 row there is no report: one line, exit 2, nothing written
