@@ -1,6 +1,6 @@
 """Training on the board, measured: one real iteration through ``accel:emu`` per precision of the CPT schedule.
 
-    .venv/bin/python bench/bench_board_step.py --model resnet74                     # batch 128 (CPU-hours, ~3 GB)
+    .venv/bin/python bench/bench_board_step.py --model resnet74                     # batch 128 (~45 s, 0.9 GB per precision)
     .venv/bin/python bench/bench_board_step.py --model resnet20 --batch-size 8      # a minute
     .venv/bin/python bench/bench_board_step.py --model resnet20 --batch-size 2 --bits 3 8 --json
 
@@ -25,8 +25,8 @@ cpt_hw.cycle_model, exact against the RTL).  Measured:
   5 ms outside the emulated device's calls minus the device's persistent scratch (its unpacked operands);
   of it, the RSS before the first iteration (Python, torch, numpy, the model, the optimizer) and the
   iteration's own memory above that.  The malloc in use is recorded: glibc's heap fragments under this
-  mix of activation-sized and small long-lived allocations (ResNet-74: ~500 MB more at the peak than
-  jemalloc, docs/zc706-pynq.md), so the reports are measured with
+  mix of activation-sized and small long-lived allocations (ResNet-74, fw 8: 1448 MB at the peak
+  against 861 MB with jemalloc, docs/zc706-pynq.md "Memory"), so the reports are measured with
   ``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`` (Debian/Ubuntu package libjemalloc2; on the
   board /usr/lib/arm-linux-gnueabihf/libjemalloc.so.2), which the recorded command shows.
 
@@ -357,7 +357,7 @@ def machine_info() -> dict:
 
 
 def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], command: str,
-              machine: dict | None = None) -> dict:
+              machine: dict | None = None, memory_scope: str = "largest over the run") -> dict:
     """The report: per-precision rows, their CPT average (schedule weights) and static 8/8, board hours."""
     by_bits = {r["fw"]: r for r in rows}
     full = cpt_weights()
@@ -390,6 +390,7 @@ def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], 
         "baseline_rss_mb": memory["baseline"] * mb,
         "host_rss_above_baseline_mb": memory.get("above_baseline", memory["host_peak"] - memory["scratch"]
                                                  - memory["baseline"]) * mb,
+        "memory_scope": memory_scope,
         "a9_factors": {"values": list(A9_FACTORS), "source": A9_SOURCE},
         "board_hours_64k": hours, "paper_hours_64k": PAPER_HOURS,
         "per_precision": rows,
@@ -445,8 +446,9 @@ def markdown(res: dict) -> str:
           f"minus its persistent scratch ({res['device_scratch_mb']:.0f} MB).  Of the host side, "
           f"{res['baseline_rss_mb']:.0f} MB is there before the first iteration (the Python/torch/numpy runtime, "
           f"the model and its optimizer) and {res['host_rss_above_baseline_mb']:.0f} MB is the iteration's own "
-          "(largest over the precisions' processes: saved activations, the driver's DMA pool, which is CMA memory "
-          f"on the board, buffers and temporaries).  malloc: {res['machine'].get('allocator', 'not recorded')}.", "",
+          f"({res.get('memory_scope', 'largest over the run')}: saved activations, the driver's DMA pool, which "
+          "is CMA memory on the board, buffers and temporaries).  "
+          f"malloc: {res['machine'].get('allocator', 'not recorded')}.", "",
           "## Per precision", "",
           "| fw/bw | device calls | accel s | fwd s | dgrad s | wgrad s | AXI read | AXI write | host CPU s | "
           "emulated device CPU s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -531,7 +533,8 @@ def run(args: argparse.Namespace, command: str) -> dict:
     if args.rows_only:
         return {"model": args.model, "batch_size": args.batch_size, "command": command, "machine": machine_info(),
                 "memory": memory, "per_precision": rows}
-    return summarise(args.model, args.batch_size, rows, memory, command)
+    scope = f"over the {len(rows)} iterations of one process" if len(rows) > 1 else "one iteration"
+    return summarise(args.model, args.batch_size, rows, memory, command, memory_scope=scope)
 
 
 def combine(paths: list[Path], command: str) -> dict:
@@ -556,7 +559,8 @@ def combine(paths: list[Path], command: str) -> dict:
         memory["above_baseline"] = max(p["memory"]["above_baseline"] for p in parts)
     (model, batch), = keys
     full = command + "  (parts: " + "; ".join(f"`{p['command']}`" for p in parts) + ")"
-    return summarise(model, batch, rows, memory, full, machine=parts[0]["machine"])
+    return summarise(model, batch, rows, memory, full, machine=parts[0]["machine"],
+                     memory_scope=f"the largest of {len(parts)} processes, one iteration each")
 
 
 @contextlib.contextmanager
