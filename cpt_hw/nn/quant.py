@@ -1,4 +1,4 @@
-"""The CPT quantizers in torch, bit-exact with :mod:`cpt_hw.golden` (same float32 operations, same order).
+"""The CPT quantizers in torch, bit-exact with :mod:`cpt_hw.hw.golden` (same float32 operations, same order).
 
 Asymmetric, unsigned, over [0, 2^b - 1] (ARCHITECTURE.md section 3, the authors' code):
 
@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..golden import SCALE_FLOOR, counter_uniform
+from ..hw.golden import SCALE_FLOOR, counter_uniform
 
 _FLOOR = float(SCALE_FLOOR)  # a Python float that converts back to exactly np.float32(1e-8)
 

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .errors import CptHwError
-from .fileio import save_figure, write_atomic
+from ..errors import CptHwError
+from ..fileio import save_figure, write_atomic
 
 
 @dataclass(frozen=True)

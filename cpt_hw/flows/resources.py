@@ -22,11 +22,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import HardwareConfig
-from .errors import CptHwError, ToolMissingError
-from .fileio import write_atomic
-from .generator import generate
-from .paths import build_dir, rtl_dir
+from ..errors import CptHwError, ToolMissingError
+from ..fileio import write_atomic
+from ..gen.generator import generate
+from ..hw.config import HardwareConfig
+from ..paths import build_dir, rtl_dir
 
 #: LUTs per Yosys/7-series cell that occupies LUTs.
 LUT_WEIGHTS = {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "LUT6_2": 1,
