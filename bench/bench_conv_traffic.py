@@ -1,6 +1,6 @@
 """Traffic and time of the convolution-native accelerator over a ResNet-74 training iteration: MODEL PREDICTIONS.
 
-    .venv/bin/python bench/bench_conv_traffic.py          # writes docs/results/conv_traffic.{json,md} (~1 CPU-min)
+    .venv/bin/python bench/bench_conv_traffic.py          # writes docs/results/conv_traffic.{json,md} (about a CPU-second)
 
 The engine is designed (docs/architecture.md, "Convolution-native accelerator (interface 4; design)"), not built:
 every number this script writes for it comes from the pure-Python model cpt_hw.conv_model, not from RTL,
