@@ -207,3 +207,179 @@ def dequantize(q: np.ndarray, x_min: np.ndarray, x_max: np.ndarray, bits: int) -
     """x_hat = s q + min in float32."""
     scale, zero_point = quant_params(x_min, x_max, bits)
     return (np.asarray(q, dtype=np.float32) * scale + zero_point).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- convolution
+#
+# The convolution-native calls (issue 17; design: docs/architecture.md, "Convolution-native accelerator").
+# Same integer semantics as the GEMM: exact products of two's-complement codes, wrapped to acc_width when
+# given.  The three functions mirror torch.nn.functional.conv2d, torch.nn.grad.conv2d_input and
+# torch.nn.grad.conv2d_weight (NCHW tensors, weights (K, C, kh, kw), cross-correlation, zero padding).
+# They are computed tap by tap -- one shifted, strided view of the (padded) tensor per kernel tap,
+# contracted over channels (forward, input gradient) or over (n, h, w) (weight gradient) -- not through an
+# im2col, so that the tests' comparison with golden.gemm on the host's im2col lowering checks two
+# independent formulations against each other.
+
+#: Strides and paddings the convolution engine implements (issue 17); anything else is refused.
+CONV_STRIDES = (1, 2)
+CONV_PADDINGS = (0, 1)
+#: Largest kernel side when the caller gives none: the line buffer's rows are sized for it.  The driver
+#: passes its config's limit (max_kernel); 3 covers CIFAR ResNets (3x3 convs, 1x1 downsamples).
+CONV_MAX_KERNEL = 3
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution along one axis: (size + 2 padding - kernel) // stride + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _int_arg(what: str, name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{what}: {name} = {v!r}: must be an integer")
+    return int(v)
+
+
+def _check_geometry(what: str, stride: Any, padding: Any, groups: Any) -> tuple[int, int]:
+    stride, padding = _int_arg(what, "stride", stride), _int_arg(what, "padding", padding)
+    if _int_arg(what, "groups", groups) != 1:
+        raise ValueError(f"{what}: groups = {groups}: only groups = 1 is supported (no grouped or depthwise "
+                         "convolution)")
+    if stride not in CONV_STRIDES:
+        raise ValueError(f"{what}: stride = {stride}: supported strides are {CONV_STRIDES}")
+    if padding not in CONV_PADDINGS:
+        raise ValueError(f"{what}: padding = {padding}: supported paddings are {CONV_PADDINGS}")
+    return stride, padding
+
+
+def _shape4(what: str, name: str, shape: Any, layout: str) -> tuple[int, int, int, int]:
+    shape = tuple(shape)
+    if len(shape) != 4:
+        raise ValueError(f"{what}: {name} must be 4-D {layout}, got shape {shape}")
+    dims = tuple(_int_arg(what, f"{name} dimension", d) for d in shape)
+    if min(dims) < 1:
+        raise ValueError(f"{what}: {name} {layout} = {dims}: every dimension must be >= 1")
+    return dims  # type: ignore[return-value]
+
+
+def _conv_geometry(what: str, x_shape: Any, w_shape: Any, stride: int, padding: int, max_kernel: int,
+                   x_name: str, w_name: str) -> tuple[int, int]:
+    """Check (N, C, H, W) against (K, C, kh, kw); returns (Ho, Wo)."""
+    n, c, h, w = _shape4(what, x_name, x_shape, "(N, C, H, W)")
+    k, cw, kh, kw = _shape4(what, w_name, w_shape, "(K, C, kh, kw)")
+    if cw != c:
+        raise ValueError(f"{what}: {x_name} has C = {c} channels, {w_name} {(k, cw, kh, kw)} expects {cw}")
+    if max(kh, kw) > max_kernel:
+        raise ValueError(f"{what}: kernel {kh}x{kw} exceeds the largest supported side, max_kernel = {max_kernel}")
+    if h + 2 * padding < kh or w + 2 * padding < kw:
+        raise ValueError(f"{what}: kernel {kh}x{kw} does not fit the input {h}x{w} padded by {padding}")
+    return conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+
+
+def _exact_sum_of_products(bound: int) -> type:
+    """float64 when every partial sum stays below 2^53 (exact, BLAS speed), int64 otherwise."""
+    return np.float64 if bound < 1 << 53 else np.int64
+
+
+def _finish(acc: np.ndarray, acc_width: int | None) -> np.ndarray:
+    out = np.rint(acc).astype(np.int64) if acc.dtype == np.float64 else acc
+    return wrap(out, acc_width) if acc_width is not None else out
+
+
+def _padded_channels_last(x: np.ndarray, padding: int, dtype: type) -> np.ndarray:
+    """(N, C, H, W) -> (N, H + 2p, W + 2p, C) in ``dtype``, zeros around (the padding is never a code)."""
+    n, c, h, w = x.shape
+    out = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=dtype)
+    out[:, padding:padding + h, padding:padding + w, :] = x.transpose(0, 2, 3, 1)
+    return out
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, *, x_bits: int, w_bits: int, stride: int = 1, padding: int = 0,
+           x_signed: bool = False, w_signed: bool = False, groups: int = 1, max_kernel: int = CONV_MAX_KERNEL,
+           acc_width: int | None = None) -> np.ndarray:
+    """What the accelerator returns for ``torch.nn.functional.conv2d(x, w, stride=, padding=)``.
+
+    x: (N, C, H, W) codes fitting ``x_bits``/``x_signed``; w: (K, C, kh, kw) fitting ``w_bits``/``w_signed``.
+    Returns int64 (N, K, Ho, Wo): Y[n,k,ho,wo] = sum over (i, j, c) of w[k,c,i,j] x[n,c,ho s - p + i,
+    wo s - p + j], padding taps contributing 0.
+    """
+    what = "conv2d"
+    stride, padding = _check_geometry(what, stride, padding, groups)
+    x = check_operand(x, x_bits, x_signed, "conv2d: x")
+    w = check_operand(w, w_bits, w_signed, "conv2d: w")
+    ho, wo = _conv_geometry(what, x.shape, w.shape, stride, padding, max_kernel, "x", "w")
+    n, c = x.shape[:2]
+    k, _, kh, kw = w.shape
+    dtype = _exact_sum_of_products(c * kh * kw * (1 << x_bits) * (1 << w_bits))
+    xp = _padded_channels_last(x, padding, dtype)
+    wt = w.astype(dtype)
+    acc = np.zeros((n * ho * wo, k), dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            win = xp[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
+            acc += win.reshape(-1, c) @ wt[:, :, i, j].T
+    return _finish(acc, acc_width).reshape(n, ho, wo, k).transpose(0, 3, 1, 2).copy()
+
+
+def conv2d_input(input_size: Any, w: np.ndarray, e: np.ndarray, *, w_bits: int, e_bits: int, stride: int = 1,
+                 padding: int = 0, w_signed: bool = False, e_signed: bool = False, groups: int = 1,
+                 max_kernel: int = CONV_MAX_KERNEL, acc_width: int | None = None) -> np.ndarray:
+    """What the accelerator returns for ``torch.nn.grad.conv2d_input(input_size, w, e, stride=, padding=)``:
+    the transposed convolution of the error.
+
+    input_size: (N, C, H, W) of the forward input (it fixes H and W where a stride-2 output size has two
+    preimages); w: (K, C, kh, kw); e: (N, K, Ho, Wo).  Returns int64 (N, C, H, W):
+    dX[n,c,h,w] = sum of e[n,k,ho,wo] w[k,c,i,j] over h = ho s - p + i, w = wo s - p + j.
+    """
+    what = "conv2d_input"
+    stride, padding = _check_geometry(what, stride, padding, groups)
+    w = check_operand(w, w_bits, w_signed, "conv2d_input: w")
+    e = check_operand(e, e_bits, e_signed, "conv2d_input: e")
+    x_shape = _shape4(what, "input_size", input_size, "(N, C, H, W)")
+    ho, wo = _conv_geometry(what, x_shape, w.shape, stride, padding, max_kernel, "input_size", "w")
+    n, c, h, wd = x_shape
+    k, _, kh, kw = w.shape
+    if e.shape != (n, k, ho, wo):
+        raise ValueError(f"{what}: e has shape {e.shape}, expected (N, K, Ho, Wo) = {(n, k, ho, wo)} for input "
+                         f"{x_shape}, weight {w.shape}, stride {stride}, padding {padding}")
+    dtype = _exact_sum_of_products(k * kh * kw * (1 << w_bits) * (1 << e_bits))
+    et = e.transpose(0, 2, 3, 1).reshape(-1, k).astype(dtype)
+    wt = w.astype(dtype)
+    acc = np.zeros((n, h + 2 * padding, wd + 2 * padding, c), dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            acc[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :] += \
+                (et @ wt[:, :, i, j]).reshape(n, ho, wo, c)
+    acc = acc[:, padding:padding + h, padding:padding + wd, :]
+    return _finish(np.ascontiguousarray(acc), acc_width).transpose(0, 3, 1, 2).copy()
+
+
+def conv2d_weight(x: np.ndarray, weight_size: Any, e: np.ndarray, *, x_bits: int, e_bits: int, stride: int = 1,
+                  padding: int = 0, x_signed: bool = False, e_signed: bool = False, groups: int = 1,
+                  max_kernel: int = CONV_MAX_KERNEL, acc_width: int | None = None) -> np.ndarray:
+    """What the accelerator returns for ``torch.nn.grad.conv2d_weight(x, weight_size, e, stride=, padding=)``:
+    the reduction over (n, ho, wo).
+
+    x: (N, C, H, W); weight_size: (K, C, kh, kw); e: (N, K, Ho, Wo).  Returns int64 (K, C, kh, kw):
+    dW[k,c,i,j] = sum over (n, ho, wo) of e[n,k,ho,wo] x[n,c,ho s - p + i, wo s - p + j].
+    With acc_width, the whole reduction is wrapped once (the driver splits it into calls that cannot wrap).
+    """
+    what = "conv2d_weight"
+    stride, padding = _check_geometry(what, stride, padding, groups)
+    x = check_operand(x, x_bits, x_signed, "conv2d_weight: x")
+    e = check_operand(e, e_bits, e_signed, "conv2d_weight: e")
+    w_shape = _shape4(what, "weight_size", weight_size, "(K, C, kh, kw)")
+    ho, wo = _conv_geometry(what, x.shape, w_shape, stride, padding, max_kernel, "x", "weight_size")
+    n, c = x.shape[:2]
+    k, _, kh, kw = w_shape
+    if e.shape != (n, k, ho, wo):
+        raise ValueError(f"{what}: e has shape {e.shape}, expected (N, K, Ho, Wo) = {(n, k, ho, wo)} for input "
+                         f"{x.shape}, weight {w_shape}, stride {stride}, padding {padding}")
+    dtype = _exact_sum_of_products(n * ho * wo * (1 << x_bits) * (1 << e_bits))
+    xp = _padded_channels_last(x, padding, dtype)
+    et = e.transpose(1, 0, 2, 3).reshape(k, -1).astype(dtype)
+    acc = np.zeros((kh, kw, k, c), dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            win = xp[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
+            acc[i, j] = et @ win.reshape(-1, c)
+    return _finish(acc, acc_width).transpose(2, 3, 0, 1).copy()
