@@ -23,8 +23,6 @@ from .hls_vectors import Workload
 
 #: HLS tools the TCL is rendered for: (tool command, title).
 TOOLS = (("vitis_hls", "Vitis HLS"), ("vivado_hls", "Vivado HLS"))
-#: Bits of one BRAM36 block (36 Kib) and the widest port of one (72 bits).
-BRAM36_BITS = 36 * 1024
 #: LUTs per AND+popcount bit of a plain adder-tree popcount (Yosys synth_xilinx, ARCHITECTURE.md §2).
 LUTS_PER_POPCOUNT_BIT = 3.2
 

@@ -299,8 +299,3 @@ class EmuDevice:
         if buf is None or buf.size < rows * k:
             buf = self._scratch[which] = np.empty(rows * k, dtype=np.int64)
         return layout.unpack_rows_into(packed, bits, signed, k, out=buf[:rows * k].reshape(rows, k))
-
-    def registers_snapshot(self) -> dict[str, Any]:
-        """For tests and messages: every input register, the CTRL state and the outputs."""
-        return {**self._inputs, "ap_start": self.ap_start, "ap_idle": self.ap_idle, "isr": self.isr,
-                **self.outputs}

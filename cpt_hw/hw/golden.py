@@ -18,7 +18,7 @@ tests prove both equal to a plain integer matmul for every precision pair and si
 
 Quantizers
 ----------
-The CPT quantizer in integer form (ARCHITECTURE.md section 3), in float32 arithmetic so that the torch
+The CPT quantizer in integer form (docs/numerics.md, "Quantizers"), in float32 arithmetic so that the torch
 front end reproduces it exactly:  s = max((max - min)/(2^b - 1), 1e-8),
 q = round_half_even(clamp((x - min)/s [+ noise], 0, 2^b - 1)), x_hat = s q + min.  Stochastic
 rounding draws its noise from :func:`counter_uniform`, a counter-based generator (hash of seed and

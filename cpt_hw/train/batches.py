@@ -67,9 +67,6 @@ class Batches:
         self._mean = torch.tensor(data.mean, dtype=torch.float32, device=self._home).view(1, -1, 1, 1)
         self._std = torch.tensor(data.std, dtype=torch.float32, device=self._home).view(1, -1, 1, 1)
 
-    def epoch_of(self, step: int) -> int:
-        return step // self.steps_per_epoch
-
     def _permutation(self, epoch: int) -> torch.Tensor:
         if self._perm is None or self._perm[0] != epoch:
             g = derived_generator(self.seed, _TAG_PERM, epoch, self._home)
