@@ -115,7 +115,7 @@ module cpt_core #(
     reg  [31:0] status_out;
     reg  [63:0] cycles_out;
     wire [OUTS_W-1:0] outs;
-    // The register bank holds every argument of cpt_hw.regmap.ARGUMENTS; one that no logic reads yet
+    // The register bank holds every argument of cpt_hw.hw.regmap.ARGUMENTS; one that no logic reads yet
     // leaves its bits of `args` unconnected.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [ARGS_W-1:0] args;
@@ -196,7 +196,7 @@ module cpt_core #(
                         cycles_out <= cycle_count + 1'b1;
                         kstate <= K_DONE;
                         // the prefetched block is complete; a call with a bus error (status
-                        // ERR_AXI_RESP) leaves it unused, as cpt_hw.status.PrefetchState says
+                        // ERR_AXI_RESP) leaves it unused, as cpt_hw.hw.calls.PrefetchState says
                         if (pf_en && !reader_err && !writer_err) begin
                             pf_valid <= 1'b1;
                             pf_buf <= !b_cur;

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from cpt_hw.config import HardwareConfig
-from cpt_hw.cycle_model import gemm_cycles, setup_cycles
 from cpt_hw.errors import ConfigError
-from cpt_hw.generator import TARGETS, render
-from cpt_hw.regmap import OUTPUTS, arguments, register_map
+from cpt_hw.gen.generator import TARGETS, render
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.cycle_model import gemm_cycles, setup_cycles
+from cpt_hw.hw.regmap import OUTPUTS, arguments, register_map
 
 HLS_PORTS = {"ap_clk", "ap_rst_n", "interrupt"} | {f"s_axi_control_{s}" for s in (
     "AWADDR AWVALID AWREADY WDATA WSTRB WVALID WREADY BRESP BVALID BREADY ARADDR ARVALID ARREADY "
@@ -143,8 +143,8 @@ def test_rtl_refuses_non_power_of_two_word():
 @pytest.mark.sim
 @pytest.mark.parametrize("preset", ["sim", "zc706"])
 def test_lint_clean(preset):
-    from cpt_hw import hwsim
-    clean, out = hwsim.lint(HardwareConfig.from_preset(preset))
+    from cpt_hw.flows import rtl_sim
+    clean, out = rtl_sim.lint(HardwareConfig.from_preset(preset))
     assert clean, out
 
 
@@ -169,9 +169,9 @@ def test_core_refuses_parameters_that_differ_from_the_header(tmp_path):
     """The header sizes the submodules' ports, so a cpt_core override that disagrees with it must stop."""
     import subprocess
 
-    from cpt_hw import hwsim
-    hwsim.check_tools("icarus")
-    d = hwsim.design(HardwareConfig.from_preset("sim"))
+    from cpt_hw.flows import rtl_sim
+    rtl_sim.check_tools("icarus")
+    d = rtl_sim.design(HardwareConfig.from_preset("sim"))
     tb = tmp_path / "tb.v"
     out = tmp_path / "tb.vvp"
     for params, refused in ((".MAX_DIM(2048)", True), ("", False)):

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .backends import BackendError
+from .types import BackendError
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:

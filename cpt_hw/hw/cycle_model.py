@@ -36,8 +36,9 @@ from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .calls import prefetch_bytes
 from .config import RESULT_BITS, HardwareConfig
-from .status import prefetch_bytes
+
 
 #: Cycles from the last step of a tile entering the feeder's RAM read to tile_ready (rtl/pe_array.v).
 def _ready_latency(cfg: HardwareConfig) -> int:
