@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/host:$PWD${PYTHONPATH:+:$PYTHONPATH}
 T0=$SECONDS; END=${END:-540}; NGPU=$(nvidia-smi -L | wc -l); nvidia-smi -L
 P=docs/results/cifar10-64k-seeds/partial
 mkdir -p ../shared/data .devtree/runs && cp .devtree/data/cifar10-jpeg.tar.gz ../shared/data/ && cp -r $P/seed1 $P/seed2 .devtree/runs/
-python3 -c "from cpt_hw.data import load_dataset; load_dataset('cifar10', '../shared/data/cifar10-jpeg.tar.gz')" && echo "data decoded after $((SECONDS-T0)) s"
+python3 -c "from cpt_hw.train.data import load_dataset; load_dataset('cifar10', '../shared/data/cifar10-jpeg.tar.gz')" && echo "data decoded after $((SECONDS-T0)) s"
 [ $NGPU -lt 4 ] && nvidia-cuda-mps-control -d
 D=$((END - (SECONDS-T0) - 15)); echo "training deadline $D s, $NGPU GPUs"
 snap() { local t=$OUT/.$1.tgz; for S in 1 2; do for R in static_8_8 cpt_3_8_8; do
