@@ -57,10 +57,15 @@ module cpt_feeder #(
     output wire                   last_emit,         // pulse: a tile's last step goes out this cycle
     input  wire                   tile_full,
     output wire                   tile_push,
-    output wire [AW+`CPT_RV_W:0]  tile_info,         // {final, rows valid, C address of the tile's row 0}
+    output wire [`CPT_TI_W-1:0]   tile_info,         // {final, rows valid, C address of the tile's row 0}
     output reg                    busy
 );
     initial begin
+        if (AW + `CPT_RV_W + 1 != `CPT_TI_W) begin
+            $display("%m: error: AW = %0d, but tile_info (CPT_TI_W = %0d bits) holds %0d-bit addresses",
+                     AW, `CPT_TI_W, `CPT_TI_W - `CPT_RV_W - 1);
+            $finish;
+        end
         if (OP_BITS < 1 || K_WORDS < 1 || B_BLOCK_COLS % COLS != 0 || ROWS < 1 || COLS < 1) begin
             $display("%m: error: need OP_BITS, K_WORDS, ROWS, COLS >= 1 and B_BLOCK_COLS (%0d) a multiple of COLS (%0d)",
                      B_BLOCK_COLS, COLS);
