@@ -98,6 +98,7 @@ def test_widths_header_zc706():
     assert w["RV_W"] == 5 and w["KEY_W"] == 160
     assert w["TI_W"] == 70             # final bit, 5-bit rows valid, 64-bit address
     assert w["FIFO_AW"] == 5           # 32 rows = 2 x 16
+    assert w["POS_W"] == 19            # positions up to 65536 + 128 (17 bits), plus two
 
 
 @pytest.mark.parametrize("overrides", [{}, {"rows": 10, "cols": 4, "dot_width": 64, "axi_data_width": 32,
@@ -131,13 +132,14 @@ def test_rtl_sources_take_widths_from_the_header():
     from cpt_hw.paths import rtl_dir
     derived = [name for name, _, _ in widths(HardwareConfig.from_preset("zc706")) if name not in CONFIG_PARAMS]
     assert {"DIM_W", "KW_W", "BITS_W", "RW_W", "A_AW", "B_AW", "B_HALF", "RV_W", "KEY_W", "TI_W",
-            "FIFO_AW"} <= set(derived)
+            "FIFO_AW", "POS_W"} <= set(derived)
     for src in sorted(rtl_dir().glob("*.v")):
         text = src.read_text()
         code = re.sub(r"//[^\n]*", "", text)
         for name in derived:
             assert not re.search(rf"(?:parameter|localparam) integer {name}\b", code), (src.name, name)
-        assert "$clog2(ROWS + 1)" not in code and "$clog2(2 * ROWS)" not in code, f"{src.name}: derives RV_W / FIFO_AW"
+        for derivation in ("$clog2(ROWS + 1)", "$clog2(2 * ROWS)", "$clog2(B_BLOCK_COLS + 1)"):
+            assert derivation not in code, f"{src.name}: derives {derivation} (RV_W, FIFO_AW, POS_W)"
         assert not re.search(r"OP_BITS \* K_WORDS", code), f"{src.name}: derives the A half"
         assert not re.search(r"\*\s*32\b|<<\s*2\b", code), f"{src.name}: a literal result width"
         for m in re.finditer(r"parameter integer (\w+) = ([^,\s)]+)", code):
