@@ -402,7 +402,7 @@ class _Array:
         self.rows = cfg.rows
         self.steps = steps                   # steps per column tile
         self.ready_latency = _ready_latency(cfg)
-        self.fifo_depth = 1 << (2 * cfg.rows - 1).bit_length()    # 2 x ROWS rounded up to a power of two
+        self.fifo_depth = 1 << (2 * cfg.rows - 1).bit_length()    # 2 x ROWS up to a power of 2: CPT_FIFO_AW
         self.writer = writer
         self.t = t0                          # cycle the feeder enters its next wait state
         self.drain_free = 0                  # cycle drain_busy is low again
