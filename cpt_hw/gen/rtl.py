@@ -70,6 +70,14 @@ def widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
         ("B_DEPTH", 2 * b_half, "words per B bank: two halves (the running block, the prefetched one)"),
         ("B_AW", clog2(2 * b_half), "a B bank address: clog2(B_DEPTH)"),
         ("RV_W", clog2(cfg.rows + 1), "rows valid in a tile, 0..ROWS: clog2(ROWS + 1)"),
+        ("POS_W", max(clog2(cfg.max_dim + 1), clog2(cfg.b_block_cols + 1)) + 2,
+         "a row or column position (m0, n0, ...), with room for N + B_BLOCK_COLS and M + ROWS: "
+         "max(DIM_W, clog2(B_BLOCK_COLS + 1)) + 2"),
+        ("TI_W", cfg.axi_addr_width + clog2(cfg.rows + 1) + 1,
+         "a tile queue entry, feeder to writer: {final, rows valid, C address of row 0}: 1 + RV_W + AXI_AW"),
+        ("FIFO_AW", clog2(2 * cfg.rows),
+         "C FIFO address bits: 2^FIFO_AW >= 2 x ROWS rows, a tile draining in while the writer empties "
+         "the previous one: clog2(2 x ROWS)"),
         ("KEY_W", cfg.axi_addr_width + 3 * 32,
          "a prefetch key {b, n, k, b_bits}: AXI_AW + three 32-bit argument words"),
     ]

@@ -227,13 +227,20 @@ class _ReadPort:
 
 
 class _Writer:
-    """The write engine (rtl/cpt_writer.v): address side, data side, responses, FIFO pops."""
+    """The write engine (rtl/cpt_writer.v): address side, data side, responses, FIFO pops.
+
+    The address (AW) side walks the rows in FIFO order, one burst per handshake, and queues each burst
+    (or a skip token for a row past M) for the data (W) side, which sends a burst's beats back to back
+    and chains the next burst without a gap.  A row leaves the FIFO with its last W beat, which is what
+    the drain's room check (:meth:`room_cycle`) waits for.
+    """
 
     def __init__(self, cfg: HardwareConfig, mem: MemoryTiming, stride: int):
         self.cfg, self.mem = cfg, mem
         self.stride = stride
         self.beat_bytes = cfg.axi_data_width // 8
         self.row_beats = cfg.cols * RESULT_BITS // cfg.axi_data_width
+        self.col_bytes = cfg.cols * RESULT_BITS // 8     # C bytes of one column tile's row
         self.aw_free = 0          # earliest row_ready of the next row
         self.w_end = 0            # last beat of the previous burst (0: none yet)
         self.w_chain = False      # previous W entry was a burst (the next one may chain)
@@ -250,6 +257,12 @@ class _Writer:
         self.aw_queue.shift(dt)
         self.pops = deque(p + dt for p in self.pops)
 
+    def skip(self, rows: int, dt: int) -> None:
+        """Fast-forward: `rows` full rows were written (their pops forgotten), every time stamp dt later."""
+        self.popped_before += rows
+        self.beats += rows * self.row_beats
+        self.shift(dt)
+
     def state(self, e: int) -> tuple:
         return (self.aw_free - e, self.w_end - e, self.w_chain, self.last_wlast - e, self.aw_queue.state(e),
                 tuple(p - e for p in self.pops))
@@ -259,14 +272,18 @@ class _Writer:
         rows = self.cfg.rows
         for k, p in enumerate(pushes):
             r = rows - 1 - k
+            # the AW side sees a row the cycle after its push, once it is done with the previous row
             y = max(p + 1, self.aw_free)
             last_row = k == rows - 1
             if r >= rows_valid:                      # skip token: closes at once
+                # the token's queue push is registered: the W side sees it two cycles on, and pops the
+                # row only between bursts (the FIFO never pops twice in a cycle)
                 visible = y + 2
                 take = max(visible, self.w_end + 1, p + 1)
                 self.pops.append(take)
                 self.w_end = max(self.w_end, take)   # the data side is busy for the skip cycle
                 self.w_chain = False
+                # after a tile's last row the next tile opens a cycle later
                 self.aw_free = y + (2 if last_row else 1)
                 continue
             addr = row0_addr + r * self.stride
@@ -306,6 +323,252 @@ class _Writer:
         return self.last_wlast + self.mem.write_latency + 3
 
 
+class _Reader:
+    """The read engine's command side (rtl/cpt_reader.v): demand loads in order, B prefetch chunks between.
+
+    The AR side decides one command at a time (``ar_next``) and hands it to the R side through a
+    descriptor queue; the R side takes the descriptor two cycles after the decision, or right after the
+    previous command's data is in (``last_pop``).  A load's buffer flag is visible to the feeder two
+    cycles after its last R beat.  Prefetch chunks only use the AR side while no demand command can go,
+    and only with the descriptor queue empty, so that a demand load waits behind at most one chunk.
+    """
+
+    def __init__(self, cfg: HardwareConfig, mem: MemoryTiming, t0: int, prefetch: Prefetch | None):
+        self.beat_bytes = cfg.axi_data_width // 8
+        # ten cycles before the start: far enough back that nothing waits for the port at first
+        self.port = _ReadPort(cfg, mem, r_last=t0 - 10)
+        self.ar_next = t0                    # cycle the AR side can decide its next command
+        self.last_pop = t0 - 10              # cycle the R side took the latest descriptor
+        self.beats = 0                       # R beats so far
+        self.pf_addr = prefetch.b_addr if prefetch else 0     # next prefetch chunk
+        self.pf_end = self.pf_addr + (prefetch_bytes(cfg, prefetch.n, prefetch.k, prefetch.b_bits)
+                                      if prefetch else 0)
+        self.pf_chunk = prefetch_chunk_bytes(cfg)
+        self.pf_last = 0                     # last R beat of the prefetch
+
+    def load(self, addr: int, nbytes: int, free_at: int) -> int:
+        """A demand load into a buffer released at cycle free_at; returns the cycle its flag is visible."""
+        self.fill_prefetch(free_at)
+        self._command(max(self.ar_next, free_at), addr, nbytes)
+        return self.port.r_last + 2
+
+    def fill_prefetch(self, until: float) -> None:
+        """Prefetch chunks the AR side issues before cycle `until` (when the demand command may go)."""
+        while self.pf_addr < self.pf_end:
+            y = max(self.ar_next, self.last_pop + 1)     # the descriptor queue must be empty
+            if y >= until:
+                return
+            size = min(self.pf_chunk, self.pf_end - self.pf_addr)
+            self._command(y, self.pf_addr, size)
+            self.pf_addr += size
+            self.pf_last = self.port.r_last
+
+    def prefetch_done_before(self, cycle: int) -> bool:
+        """Every prefetch chunk is issued and its data was in before `cycle`."""
+        return self.pf_addr >= self.pf_end and self.pf_last < cycle
+
+    def block_advance(self) -> None:
+        """The AR side spends a cycle moving to the next B block's commands."""
+        self.ar_next += 1
+
+    def _command(self, x: int, addr: int, nbytes: int) -> None:
+        """The AR side issues a command at cycle x: its R beats, descriptor pop and AR bursts."""
+        self.last_pop = max(x + 2, self.port.r_last + 1)
+        self.beats += nbytes // self.beat_bytes
+        self.ar_next = self.port.command(x, addr, nbytes) + 1
+
+    def skip(self, nbytes: int, dt: int) -> None:
+        """Fast-forward: loads of nbytes in total happened, and every time stamp moves dt later."""
+        self.beats += nbytes // self.beat_bytes
+        self.ar_next += dt
+        self.last_pop += dt
+        self.port.shift(dt)
+
+    def state(self, e: int) -> tuple:
+        return (self.ar_next - e, self.last_pop - e, self.port.state(e))
+
+
+class _Array:
+    """The feeder, the PE array and the drain (rtl/cpt_feeder.v, pe_array.v, cpt_drain.v).
+
+    The feeder steps once per cycle, a_bits x b_bits x Kw steps per column tile.  The array's shadow
+    registers hold one finished tile, so a tile's last step waits until the previous tile has drained;
+    ROWS + COLS + 2 cycles after the last step the shadows are ready, and the drain shifts ROWS rows into
+    the C FIFO, one per cycle, once the FIFO has room for a whole tile.  The two A halves ping-pong:
+    A tile g computes from half g % 2, which the reader may refill from the cycle after its last step.
+    """
+
+    def __init__(self, cfg: HardwareConfig, t0: int, steps: int, writer: _Writer):
+        self.rows = cfg.rows
+        self.steps = steps                   # steps per column tile
+        self.ready_latency = _ready_latency(cfg)
+        self.fifo_depth = 1 << (2 * cfg.rows - 1).bit_length()    # 2 x ROWS up to a power of 2: CPT_FIFO_AW
+        self.writer = writer
+        self.t = t0                          # cycle the feeder enters its next wait state
+        self.drain_free = 0                  # cycle drain_busy is low again
+        self.compute = 0                     # steps so far
+        self.pushed = 0                      # rows pushed into the C FIFO so far
+        self.a_release = [0, 0]              # cycle each A half is free again (visible to the reader)
+        self.b_release = 0                   # cycle the B buffer is free again
+        self.tiles = 0                       # A tiles so far (the next one computes from half tiles % 2)
+
+    def a_free(self, tile: int) -> int:
+        """Cycle the A half that A tile number `tile` loads into is free."""
+        return self.a_release[tile % 2]
+
+    def start_block(self, b_ready: int) -> None:
+        """The feeder waits for the block's B, then idles a cycle."""
+        self.t = max(self.t, b_ready) + 1
+
+    def end_block(self) -> None:
+        """The feeder releases B with the block's last step + 1."""
+        self.b_release = self.t
+
+    def a_tile(self, a_ready: int, col_tiles: int, rows_valid: int, c_addr: int) -> int:
+        """One A tile against every column tile of the block (C at c_addr); returns its last step."""
+        s = max(self.t, a_ready) + 1         # wait for the A tile, then an idle cycle
+        for ct in range(col_tiles):
+            e = self._column_tile(s, rows_valid, c_addr + ct * self.writer.col_bytes)
+            s = e + 1
+        self.a_release[self.tiles % 2] = e + 1
+        self.tiles += 1
+        self.t = e + 1
+        return e
+
+    def _column_tile(self, s: int, rows_valid: int, c_addr: int) -> int:
+        """A column tile whose first step may go at cycle s; returns its last step."""
+        e = max(s + self.steps - 1, self.drain_free)     # the shadows must be empty for the last step
+        self.compute += self.steps
+        room = self.writer.room_cycle(self.pushed, self.fifo_depth)
+        d = max(e + self.ready_latency + 1, room + 1 if room else 0)   # first row into the C FIFO
+        rows = self.rows
+        self.drain_free = d + rows
+        self.pushed += rows
+        self.writer.tile(list(range(d, d + rows)), rows_valid, c_addr)
+        self.writer.trim(self.pushed, self.fifo_depth)
+        return e
+
+    def skip(self, tiles: int, col_tiles: int, dt: int) -> None:
+        """Fast-forward: `tiles` full A tiles happened, and every time stamp moves dt later."""
+        self.tiles += tiles
+        self.compute += tiles * col_tiles * self.steps
+        self.pushed += tiles * col_tiles * self.rows
+        self.t += dt
+        self.drain_free += dt
+        self.a_release = [x + dt for x in self.a_release]
+
+    def state(self, e: int) -> tuple:
+        # the rows pushed but not among the writer's remembered pops: where room_cycle will look next
+        backlog = self.pushed - self.writer.popped_before - len(self.writer.pops)
+        return (self.t - e, self.drain_free - e, self.a_release[0] - e, self.a_release[1] - e, backlog)
+
+
+class _Schedule:
+    """One call's schedule: the reader, the array and the writer, B block by B block, A tile by A tile.
+
+    The reader loads B(0) then A(0); while A tile g computes, it loads tile g + 1 into the other A half
+    (the next block's A(0) after the block's last tile, so that it overlaps that tile), and a block's B
+    once the previous block released the B buffer.
+    """
+
+    def __init__(self, cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int,
+                 timing: MemoryTiming, c_addr: int, a_addr: int, b_addr: int, b_prefetched: bool,
+                 prefetch: Prefetch | None, fast_forward: bool):
+        self.cfg, self.m, self.n = cfg, m, n
+        self.a_addr, self.b_addr, self.c_addr = a_addr, b_addr, c_addr
+        kw = -(-k // cfg.dot_width)          # D-bit words per row of A, column of B
+        self.a_row_bytes = a_bits * kw * cfg.word_bytes
+        self.b_col_bytes = b_bits * kw * cfg.word_bytes
+        self.stride = -(-n // cfg.cols) * cfg.cols * RESULT_BITS // 8      # bytes per row of C
+        self.b_prefetched = b_prefetched
+        self.has_prefetch = prefetch is not None
+        self.fast_forward = fast_forward
+        self.t0 = setup_cycles(cfg) + 1      # first cycle the engines run
+        self.writer = _Writer(cfg, timing, self.stride)
+        self.reader = _Reader(cfg, timing, self.t0, prefetch)
+        self.array = _Array(cfg, self.t0, a_bits * b_bits * kw, self.writer)
+        self.a_ready = 0                     # cycle the next A tile's flag is visible to the feeder
+        self.a_tiles = -(-m // cfg.rows)     # A tiles per B block
+        # (last step, schedule state) of the block's latest three A tiles, for the fast-forward
+        self.window: deque[tuple[int, tuple]] = deque(maxlen=3)
+
+    def run(self) -> tuple[int, int, int]:
+        """(total cycles, array steps, AXI beats) of the call."""
+        blocks = range(0, self.n, self.cfg.b_block_cols)
+        for n0 in blocks:
+            self._block(n0, first=n0 == 0, last=n0 == blocks[-1])
+        self.reader.fill_prefetch(float("inf"))   # what is left once every demand command is issued
+        total = self.writer.finish()
+        if self.has_prefetch:                # the call ends once the prefetch is in, too
+            total = max(total, self.reader.pf_last + 2)
+        return total, self.array.compute, self.reader.beats + self.writer.beats
+
+    def _load_a(self, m0: int, tile: int) -> int:
+        """Load the A tile of rows m0.. (A tile number `tile` of the call); returns when it is in."""
+        nbytes = min(self.cfg.rows, self.m - m0) * self.a_row_bytes
+        return self.reader.load(self.a_addr + m0 * self.a_row_bytes, nbytes, self.array.a_free(tile))
+
+    def _block(self, n0: int, first: bool, last: bool) -> None:
+        """B block n0..: every A tile against its column tiles."""
+        rows, nb = self.cfg.rows, min(self.cfg.b_block_cols, self.n - n0)
+        col_tiles = -(-nb // self.cfg.cols)
+        b = (self.b_addr + n0 * self.b_col_bytes, nb * self.b_col_bytes)
+        if not first:                        # A(0) of this block is already loading: B goes after it
+            b_ready = self.reader.load(*b, self.array.b_release)
+        else:
+            # a hit: b_full is set with the run's start, the feeder passes its B wait at once
+            b_ready = self.t0 if self.b_prefetched else self.reader.load(*b, self.array.b_release)
+            self.a_ready = self._load_a(0, 0)
+        self.array.start_block(b_ready)
+        self.window.clear()
+        c_addr = self.c_addr + n0 * RESULT_BITS // 8
+        mt = 0
+        while mt < self.a_tiles:
+            m0 = mt * rows
+            a_ready = self.a_ready
+            if mt + 1 < self.a_tiles:        # the next A tile loads while this one computes
+                self.a_ready = self._load_a(m0 + rows, self.array.tiles + 1)
+            e = self.array.a_tile(a_ready, col_tiles, min(rows, self.m - m0), c_addr + m0 * self.stride)
+            if mt + 1 == self.a_tiles and not last:     # the next block's A(0), into the freed half
+                self.reader.block_advance()
+                self.a_ready = self._load_a(0, self.array.tiles)
+            mt += 1
+            if self.fast_forward:
+                mt += self._skip_periodic(e, mt, col_tiles)
+        self.array.end_block()
+
+    def _skip_periodic(self, e: int, done: int, col_tiles: int) -> int:
+        """After the block's A tile number done - 1 ended at step e: how many A tiles the schedule skips.
+
+        Once the whole schedule state, taken relative to the tile's end, equals the state two A tiles
+        earlier (the ping-pong halves keep their roles), every later A tile repeats those two: skip an
+        even number of them by shifting every time stamp.  Equal tile spacing alone is not enough (a C
+        FIFO or R backlog can still be building up).  Not while prefetch chunks are still to go: whether
+        one fits before a demand command turns on the AR side's last handshake, which moves with the
+        4 KiB splits of each A tile's load.  The last three A tiles (partial ones) stay exact.
+        """
+        self.window.append((e, self._state(e)))
+        remaining = self.a_tiles - done - 3
+        if remaining < 2 or done % 2 or len(self.window) < 3:
+            return 0
+        (e_before, state_before), _, (_, state_now) = self.window
+        if state_now != state_before or not self.reader.prefetch_done_before(e_before):
+            return 0
+        skip = remaining - remaining % 2
+        dt = (e - e_before) * (skip // 2)
+        rows = skip * col_tiles * self.cfg.rows                 # C rows of the skipped tiles
+        self.array.skip(skip, col_tiles, dt)
+        self.writer.skip(rows, dt)
+        self.reader.skip(skip * self.cfg.rows * self.a_row_bytes, dt)
+        self.a_ready += dt
+        self.window.clear()
+        return skip
+
+    def _state(self, e: int) -> tuple:
+        """Everything that decides the next A tiles' timing, relative to the cycle e."""
+        return (self.a_ready - e, self.array.state(e), self.reader.state(e), self.writer.state(e))
+
+
 def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits: int,
                 timing: MemoryTiming = MemoryTiming(), *, c_addr: int = 0, a_addr: int = 0,
                 b_addr: int = 0, b_prefetched: bool = False, prefetch: Prefetch | None = None,
@@ -317,157 +580,6 @@ def gemm_cycles(cfg: HardwareConfig, m: int, n: int, k: int, a_bits: int, b_bits
     prefetch: this call's own hint for the next call.  fast_forward=False times every A tile instead of
     skipping periodic ones (the same result, slower: for testing the skip).
     """
-    rows, cols, bbc = cfg.rows, cfg.cols, cfg.b_block_cols
-    kw = -(-k // cfg.dot_width)
-    beat_bytes = cfg.axi_data_width // 8
-    bpw = cfg.dot_width // cfg.axi_data_width
-    word_bytes = cfg.word_bytes
-    a_row_bytes = a_bits * kw * word_bytes
-    b_col_bytes = b_bits * kw * word_bytes
-    stride = -(-n // cols) * cols * 4
-    steps = a_bits * b_bits * kw
-    depth = 1 << (2 * rows - 1).bit_length()
-    ready_lat = _ready_latency(cfg)
-    t0 = setup_cycles(cfg) + 1               # first cycle the engines run
-
-    writer = _Writer(cfg, timing, stride)
-    # reader state
-    ar_next = t0                             # cycle the AR side can decide its next command
-    port = _ReadPort(cfg, timing, r_last=t0 - 10)
-    last_pop = t0 - 10                       # cycle the R side took the latest descriptor
-    read_beats = 0
-    pf_addr = prefetch.b_addr if prefetch else 0
-    pf_end = pf_addr + (prefetch_bytes(cfg, prefetch.n, prefetch.k, prefetch.b_bits) if prefetch else 0)
-    pf_chunk = prefetch_chunk_bytes(cfg)
-    pf_last = 0                              # last R beat of the prefetch
-
-    def command(x: int, addr: int, nbytes: int) -> None:
-        """The AR side issues a command at cycle x: its R beats, descriptor pop and AR bursts."""
-        nonlocal ar_next, read_beats, last_pop
-        last_pop = max(x + 2, port.r_last + 1)
-        read_beats += nbytes // beat_bytes
-        ar_next = port.command(x, addr, nbytes) + 1
-
-    def fill_prefetch(until: float) -> None:
-        """Prefetch chunks the AR side issues before cycle `until` (when the demand command may go)."""
-        nonlocal pf_addr, pf_last
-        while pf_addr < pf_end:
-            y = max(ar_next, last_pop + 1)   # the descriptor queue must be empty
-            if y >= until:
-                return
-            size = min(pf_chunk, pf_end - pf_addr)
-            command(y, pf_addr, size)
-            pf_addr += size
-            pf_last = port.r_last
-
-    def load(addr: int, nbytes: int, free_at: int) -> int:
-        """Issue one load command; returns the cycle its buffer flag is visible to the feeder."""
-        fill_prefetch(free_at)
-        command(max(ar_next, free_at), addr, nbytes)
-        return port.r_last + 2
-
-    def schedule_state(e: int) -> tuple:
-        """Everything that decides the next A tiles' timing, relative to the cycle e."""
-        return (t - e, drain_free - e, ar_next - e, last_pop - e, a_ready_next - e, a_release[0] - e,
-                a_release[1] - e, port.state(e), writer.state(e), pushed - writer.popped_before - len(writer.pops))
-
-    n_tiles_m = -(-m // rows)
-    blocks = list(range(0, n, bbc))
-    # feeder state
-    t = t0                                   # cycle the feeder enters its next wait state
-    drain_free = 0                           # cycle drain_busy is low again
-    compute = 0
-    pushed = 0                               # rows pushed into the C FIFO so far
-    a_release = [0, 0]                       # cycle each A half is free again (visible to the reader)
-    b_release = 0
-    g = 0                                    # A tile counter over the call (ping-pong half = g % 2)
-    a_ready_next: int | None = None          # first A tile of a block, loaded ahead of its B block
-    total_skip = 0
-
-    for bi, n0 in enumerate(blocks):
-        nb = min(bbc, n - n0)
-        col_tiles = -(-nb // cols)
-        # reader: block 0 loads B then A(0); later blocks load A(0) first (it overlaps the previous block)
-        if bi == 0:
-            # a hit: b_full is set with the run's start, the feeder passes its B wait at once
-            b_ready = t0 if b_prefetched else load(b_addr + n0 * b_col_bytes, nb * b_col_bytes, b_release)
-            a_ready_next = load(a_addr, min(rows, m) * a_row_bytes, a_release[g % 2])
-        else:
-            assert a_ready_next is not None
-            b_ready = load(b_addr + n0 * b_col_bytes, nb * b_col_bytes, b_release)
-        # feeder: wait for B
-        t = max(t, b_ready) + 1
-        ends: list[int] = []
-        states: list[tuple] = []
-        mt = 0
-        while mt < n_tiles_m:
-            m0 = mt * rows
-            rows_valid = min(rows, m - m0)
-            assert a_ready_next is not None
-            start_a = max(t, a_ready_next) + 1
-            # the reader loads the next A tile (of this block, or the first of the next block)
-            if mt + 1 < n_tiles_m:
-                nxt = (g + 1) % 2
-                a_ready_next = load(a_addr + (m0 + rows) * a_row_bytes,
-                                    min(rows, m - m0 - rows) * a_row_bytes, a_release[nxt])
-                pending_next = None
-            else:
-                pending_next = bi + 1 < len(blocks)
-            s = start_a
-            for ct in range(col_tiles):
-                e = max(s + steps - 1, drain_free)
-                compute += steps
-                ready = e + ready_lat
-                room = writer.room_cycle(pushed, depth)
-                d = max(ready + 1, room + 1 if room else 0)
-                drain_free = d + rows
-                pushes = [d + i for i in range(rows)]
-                pushed += rows
-                writer.tile(pushes, rows_valid, c_addr + m0 * stride + (n0 + ct * cols) * 4)
-                writer.trim(pushed, depth)
-                s = e + 1
-            a_release[g % 2] = e + 1
-            g += 1
-            t = e + 1
-            if pending_next:                 # first A tile of the next block, into the freed half
-                ar_next += 1                 # (after the reader's block-advance cycle)
-                a_ready_next = load(a_addr, min(rows, m) * a_row_bytes, a_release[g % 2])
-            # periodicity: once the whole schedule state, taken relative to the tile's end, equals the
-            # state two A tiles earlier (the ping-pong halves keep their roles), every later A tile
-            # repeats those two: skip an even number of them by shifting every time stamp.  Equal tile
-            # spacing alone is not enough (a C FIFO or R backlog can still be building up).  Not while
-            # prefetch chunks are still to go: whether one fits before a demand command turns on the
-            # AR side's last handshake, which moves with the 4 KiB splits of each A tile's load.
-            ends.append(e)
-            states.append(schedule_state(e))
-            mt += 1
-            remaining = n_tiles_m - mt - 3   # the last three A tiles (partial ones) stay exact
-            if (fast_forward and len(states) >= 3 and states[-1] == states[-3] and remaining >= 2 and mt % 2 == 0
-                    and pf_addr >= pf_end and pf_last < ends[-3]):
-                skip = remaining - remaining % 2
-                dt = (ends[-1] - ends[-3]) * (skip // 2)
-                mt += skip
-                g += skip
-                compute += skip * col_tiles * steps
-                pushed += skip * col_tiles * rows
-                writer.popped_before += skip * col_tiles * rows
-                writer.shift(dt)
-                writer.beats += skip * col_tiles * rows * writer.row_beats
-                read_beats += skip * rows * a_row_bytes // beat_bytes
-                t += dt
-                drain_free += dt
-                ar_next += dt
-                port.shift(dt)
-                a_ready_next += dt
-                a_release = [x + dt for x in a_release]
-                last_pop += dt
-                ends = [x + dt for x in ends]
-                states.clear()
-                total_skip += skip
-        b_release = t                        # the feeder released B with the block's last step + 1
-
-    fill_prefetch(float("inf"))             # what is left once every demand command is issued
-    total = writer.finish()
-    if prefetch:                             # the call ends once the prefetch is in, too
-        total = max(total, pf_last + 2)
-    return CycleEstimate(total, compute, read_beats + writer.beats, m * n * k * a_bits * b_bits)
+    total, compute, memory = _Schedule(cfg, m, n, k, a_bits, b_bits, timing, c_addr, a_addr, b_addr,
+                                       b_prefetched, prefetch, fast_forward).run()
+    return CycleEstimate(total, compute, memory, m * n * k * a_bits * b_bits)
