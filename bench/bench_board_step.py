@@ -7,7 +7,7 @@
 Per precision q (fw = q bits, bw = 8 bits: the CPT 3-8/8 schedule visits q = 3..8; static 8/8 is q = 8) one
 training iteration (forward, cross-entropy, backward, SGD) of a CIFAR ResNet on a synthetic batch runs
 with every quantized layer on ``accel:emu`` (driver + emulated device: golden results, cycles from
-cpt_hw.cycle_model, exact against the RTL).  Measured:
+cpt_hw.hw.cycle_model, exact against the RTL).  Measured:
 
 * accelerator cycles per GEMM class (forward, input gradient, weight gradient): every device call is
   charged to the class of the integer-layer region (cpt_hw.nn.profiling) that made it; their sum equals
@@ -63,10 +63,10 @@ from tqdm import tqdm  # noqa: E402
 
 import cpt_driver.layout as driver_layout  # noqa: E402
 import cpt_driver.sources as driver_sources  # noqa: E402
-from cpt_driver.backends.emu_device import EmuDevice  # noqa: E402
 from cpt_hw import nn as cnn  # noqa: E402
-from cpt_hw.cycle_model import Prefetch, gemm_cycles  # noqa: E402
 from cpt_hw.fileio import save_figure, write_atomic  # noqa: E402
+from cpt_hw.hw.cycle_model import Prefetch, gemm_cycles  # noqa: E402
+from cpt_hw.hw.emu_device import EmuDevice  # noqa: E402
 from cpt_hw.models import build_model  # noqa: E402
 from cpt_hw.models.resnet import DEPTHS  # noqa: E402
 from cpt_hw.nn.profiling import GEMM_CLASSES, set_region_hook  # noqa: E402

@@ -27,8 +27,8 @@ import numpy as np
 from tqdm import tqdm
 
 from cpt_driver import Accelerator
-from cpt_hw.config import HardwareConfig
 from cpt_hw.fileio import save_figure, write_atomic
+from cpt_hw.hw.config import HardwareConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

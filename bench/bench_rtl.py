@@ -9,13 +9,13 @@ How the numbers are obtained (also written into the markdown):
    input gradient, weight gradient; batch 128) at forward precision q = 3..8 with 8-bit errors (what CPT
    3-8/8 runs: forward (q, q), input gradient (8, q) = 8-bit errors x q-bit weights, weight gradient
    (q, 8) = q-bit activations x 8-bit errors; static 8/8 is q = 8) is split into device calls exactly as the driver does it (cpt_driver.Accelerator.tile_shape, cpt_driver.plan: K
-   chunks, each call prefetching the next call's B) and every call is timed by cpt_hw.cycle_model for
+   chunks, each call prefetching the next call's B) and every call is timed by cpt_hw.hw.cycle_model for
    the zc706 preset (a call whose B was prefetched as a hit).  The same without prefetching (the driver
    with prefetch=False: k_max chunks, no hints) is the "before" column.  PE utilisation = useful binary
    ops M N K a b / (peak binary ops per cycle x cycles).  Full shapes run for millions of cycles, too
    long to simulate, so:
 2. Validation.  Truncated versions of the same GEMMs (M cut to a few A tiles, K to a few hundred) run on
-   the zc706 RTL in Verilator, bit-exact against cpt_hw.golden; the model must match their cycles.  The
+   the zc706 RTL in Verilator, bit-exact against cpt_hw.hw.golden; the model must match their cycles.  The
    model is the same code path for truncated and full shapes (its periodic fast-forward is exercised by
    the longer truncated shapes).  Truncated weight-gradient chains (full M, the first K chunks of the
    driver's plan, each call prefetching the next) check the model on prefetch misses and hits.
@@ -46,9 +46,9 @@ from resnet74_gemms import Gemm, training_gemms  # noqa: E402
 
 from cpt_driver import Accelerator  # noqa: E402
 from cpt_driver.plan import PlannedCall, plan_calls  # noqa: E402
-from cpt_hw.config import RESULT_BITS, HardwareConfig  # noqa: E402
-from cpt_hw.cycle_model import DDR_TIMING, MemoryTiming, Prefetch, gemm_cycles  # noqa: E402
 from cpt_hw.fileio import save_figure, write_atomic  # noqa: E402
+from cpt_hw.hw.config import RESULT_BITS, HardwareConfig  # noqa: E402
+from cpt_hw.hw.cycle_model import DDR_TIMING, MemoryTiming, Prefetch, gemm_cycles  # noqa: E402
 from cpt_hw.schedules import DEFAULT_CYCLES, make_schedule  # noqa: E402
 
 #: Forward precisions of CPT 3-8/8 (q = 8: static 8/8); the errors are GRAD_BITS throughout.
@@ -196,11 +196,11 @@ def truncated_chains(cfg: HardwareConfig) -> list[list[list[int]]]:
 
 def run_rtl(cfg: HardwareConfig, simulator: str, shapes: list[list[int]],
             chains: list[list[list[int]]] = ()) -> dict:
-    from cpt_hw import hwsim
+    from cpt_hw.flows import rtl_sim
 
-    hwsim.build(cfg, simulator)
+    rtl_sim.build(cfg, simulator)
     t0 = time.time()
-    res = hwsim.run(cfg, simulator, "bench_cpt_gemm", seed=1,
+    res = rtl_sim.run(cfg, simulator, "bench_cpt_gemm", seed=1,
                     extra_env={"CPT_HW_BENCH_SHAPES": json.dumps(shapes), "CPT_HW_BENCH_CHAINS": json.dumps(chains)})
     wall = time.time() - t0
     if not res.ok:
@@ -241,7 +241,7 @@ def markdown(cfg: HardwareConfig, rows: list[dict], tot: list[dict], rtl: list[d
          "",
          "Reproduce: `.venv/bin/python bench/bench_rtl.py` (method in its docstring and docs/rtl.md).",
          f"Config: {cfg.rows} x {cfg.cols} PEs, D = {cfg.dot_width}, {cfg.axi_data_width}-bit AXI, "
-         f"{cfg.clock_mhz:g} MHz: peak {cfg.peak_binary_tops:.2f} binary TOPS.  Cycles from cpt_hw.cycle_model "
+         f"{cfg.clock_mhz:g} MHz: peak {cfg.peak_binary_tops:.2f} binary TOPS.  Cycles from cpt_hw.hw.cycle_model "
          "(validated against the RTL below); utilisation = useful binary ops / (peak x cycles).  Each GEMM "
          "runs as the driver's calls (cpt_driver.plan): K split into chunks, each call prefetching the next "
          "call's B; \"no prefetch\" is the same driver with prefetch=False (k_max chunks, no hints).",

@@ -1,4 +1,4 @@
-"""The fast path's fused quantizers against cpt_hw.golden, element by element, on a CUDA device.
+"""The fast path's fused quantizers against cpt_hw.hw.golden, element by element, on a CUDA device.
 
     python bench/gpu_exactness.py --out docs/results [--step-models resnet74]
 
@@ -37,9 +37,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_gpu_step
 
-from cpt_hw import golden as g  # noqa: E402
 from cpt_hw.fast import quant as fq  # noqa: E402
 from cpt_hw.fileio import write_atomic  # noqa: E402
+from cpt_hw.hw import golden as g  # noqa: E402
 from cpt_hw.nn import quant as nq  # noqa: E402
 
 FUNCS = ("fq_tensor_train", "fq_tensor_range", "fq_channel", "fq_error")
@@ -258,7 +258,7 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
 
 
 def markdown(meta: dict, rows: list[dict], summary: dict, kernels: list[dict], steps: list[dict]) -> str:
-    lines = [f"# Fused quantizers against cpt_hw.golden on {meta['gpu']} (torch {meta['torch']})", "",
+    lines = [f"# Fused quantizers against cpt_hw.hw.golden on {meta['gpu']} (torch {meta['torch']})", "",
              f"`{meta['command']}`", "", f"Inductor options of the fast path: `{meta['exact_options']}`", "",
              "| implementation | elements compared | mismatches | largest difference |", "|---|---|---|---|"]
     for impl, s in summary.items():

@@ -33,14 +33,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))  # numerics_training
 
+from numerics_training import train_subset  # noqa: E402
+
 from cpt_hw import nn as cnn  # noqa: E402
 from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.models import build_model  # noqa: E402
 from cpt_hw.nn import quant  # noqa: E402
 from cpt_hw.nn.ops import ConvOps, LinearOps  # noqa: E402
-from cpt_hw.data import load_dataset  # noqa: E402
 from cpt_hw.train.batches import Batches  # noqa: E402
-from numerics_training import train_subset  # noqa: E402
+from cpt_hw.train.data import load_dataset  # noqa: E402
 
 
 def capture(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[tuple]:

@@ -12,7 +12,7 @@ also static precision and float, and writes JSON + a markdown table to docs/resu
 
 The CPT schedule is :class:`cpt_hw.schedules.CyclicPrecision` (the reference's: per iteration,
 T = total // cycles, rint of a half-cosine ramp); data, normalisation and CIFAR crop + flip come from
-:func:`cpt_hw.data.load_dataset` and :class:`cpt_hw.train.batches.Batches` (batch of step t: a pure function
+:func:`cpt_hw.train.data.load_dataset` and :class:`cpt_hw.train.batches.Batches` (batch of step t: a pure function
 of (seed, t)).  lr: SGD 0.1, momentum 0.9, weight decay 1e-4 (5e-4 on digits), cosine annealing over the run
 (short runs).  Evaluation at the top precision with the running activation ranges.  Each (numerics, seed)
 pair sees the same initial weights and the same batches.  ``--merge`` combines the JSON files of several
@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cpt_hw import nn as cnn  # noqa: E402
-from cpt_hw.data import Dataset, ImageSet, load_dataset  # noqa: E402
 from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.models import build_model  # noqa: E402
 from cpt_hw.schedules import make_schedule  # noqa: E402
 from cpt_hw.train.batches import Batches, eval_batches  # noqa: E402
+from cpt_hw.train.data import Dataset, ImageSet, load_dataset  # noqa: E402
 
 SUBSET_SEED = 4321
 

@@ -29,9 +29,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cpt_hw.data import Dataset, ImageSet, load_dataset  # noqa: E402
 from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.train.config import TrainConfig  # noqa: E402
+from cpt_hw.train.data import Dataset, ImageSet, load_dataset  # noqa: E402
 from cpt_hw.train.trainer import Trainer  # noqa: E402
 
 

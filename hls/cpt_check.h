@@ -1,6 +1,6 @@
 // cpt-hw HLS kernel: argument checks that decide the status word before any memory access.
 //
-// Mirrors cpt_hw/status.py (call_status) and docs/registers.md: every error bit is evaluated from the
+// Mirrors cpt_hw/hw/calls.py (call_status) and docs/registers.md: every error bit is evaluated from the
 // register values alone; ERR_WINDOW is evaluated only when the dimensions and precisions are legal,
 // because the operand sizes are meaningless otherwise.  With flags bit PREFETCH_B the B prefetch hint is
 // checked like an operand (next_n, next_k: ERR_DIM; next_b_bits: ERR_BITS; next_b: ERR_ALIGN; the bytes

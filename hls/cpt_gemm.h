@@ -63,7 +63,7 @@ void run(typename Types<Cfg>::bus_t *mem, typename Types<Cfg>::addr_t a, typenam
     combine_counts<Cfg>(n_rd, n_cmp, n_wr, busy);
 }
 
-//: One accelerator call on the inputs `x` (cpt_config::inputs: the registers, cpt_hw.regmap.INPUTS).
+//: One accelerator call on the inputs `x` (cpt_config::inputs: the registers, cpt_hw.hw.regmap.INPUTS).
 //: Outputs: status (0 or error bits), cycles (busy count, 0 when refused), id.
 template <class Cfg>
 void gemm_top(typename Types<Cfg>::bus_t *mem, const typename Cfg::inputs &x, typename Cfg::outputs &out) {

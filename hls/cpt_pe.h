@@ -3,7 +3,7 @@
 // A PE ANDs a D-bit word of A plane i with the word of B plane j at the same K offset, popcounts it and
 // adds the count, shifted left by i + j, into its accumulator; the count is subtracted instead when
 // exactly one of the two planes is the top plane of a signed operand (weight -2^(bits-1)).  This is
-// cpt_hw.golden.gemm_bitplanes, one word and one plane pair at a time.
+// cpt_hw.hw.golden.gemm_bitplanes, one word and one plane pair at a time.
 #ifndef CPT_PE_H
 #define CPT_PE_H
 

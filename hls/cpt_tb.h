@@ -1,11 +1,11 @@
-// cpt-hw HLS testbench: file I/O shared by C simulation (g++, cpt_hw/csim.py) and the HLS tools' own
+// cpt-hw HLS testbench: file I/O shared by C simulation (g++, cpt_hw/flows/csim.py) and the HLS tools' own
 // csim/cosim.  Python writes the vectors, this runs the calls on a simulated DDR and writes the results
-// back for Python to compare with cpt_hw.golden; given an expected-results file it also compares itself
+// back for Python to compare with cpt_hw.hw.golden; given an expected-results file it also compares itself
 // (so `csim_design`/`cosim_design` fail on a mismatch).
 //
 // All integers little-endian.  Input  "CPTV": u32 magic, u32 version, u64 ddr_bytes, u32 n_calls,
 //   ddr_bytes bytes of DDR image (byte address 0 upwards), n_calls x Cfg::n_inputs u64 register values
-//   in the order of the kernel's input arguments (cpt_hw.regmap.INPUTS; the generated testbench main
+//   in the order of the kernel's input arguments (cpt_hw.hw.regmap.INPUTS; the generated testbench main
 //   passes them to the kernel).
 // Output "CPTR": u32 magic, u32 version, u32 n_calls, n_calls x (u32 status, u64 cycles, u32 id),
 //   u64 ddr_bytes, the final DDR image.  An expected file has the output format; cycles are not compared.

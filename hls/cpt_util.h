@@ -1,7 +1,7 @@
 // cpt-hw HLS kernel: compile-time helpers and the types every stage shares.
 //
 // Hand-written and parameterised by a config struct (see build/<cfg>/hls/cpt_config.h, generated from
-// cpt_hw.config.HardwareConfig); nothing here repeats a number of the config.  C++11, so that Vivado HLS
+// cpt_hw.hw.config.HardwareConfig); nothing here repeats a number of the config.  C++11, so that Vivado HLS
 // 2019/2020 and Vitis HLS compile it alike.
 #ifndef CPT_UTIL_H
 #define CPT_UTIL_H

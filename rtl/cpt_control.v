@@ -2,14 +2,14 @@
 // behaving as the s_axi_control block Vivado HLS generates for the kernel (docs/registers.md).
 //
 // Register offsets and bit positions come from cpt_gemm_regmap.vh, which `cpt-hw generate` renders
-// from cpt_hw.regmap; nothing here repeats them.
+// from cpt_hw.hw.regmap; nothing here repeats them.
 //   * CTRL: ap_start (set by a write of 1, cleared at ap_ready unless auto_restart), ap_done and
 //     ap_ready (clear on read), ap_idle, auto_restart, interrupt (read only).
 //   * GIE / IER / ISR: ISR bits are set by ap_done / ap_ready when enabled in IER and toggled by
 //     writing 1; interrupt = GIE & (ISR != 0).
 //   * inputs: IN_WORDS plain 32-bit registers honouring WSTRB, at IN_OFFSETS, presented on `args` in
 //     signature order (ARG_<NAME> gives each argument's position); the core samples them when it takes
-//     ap_start.  The table comes from cpt_hw.regmap.ARGUMENTS, so no argument is named here.
+//     ap_start.  The table comes from cpt_hw.hw.regmap.ARGUMENTS, so no argument is named here.
 //   * outputs: OUT_WORDS data words sampled from `outs` at ap_done (OUT_RESET after reset: the ID word
 //     for `id`, so it reads the config's ID at any time), each output with an ap_vld bit that a read
 //     of its control word clears.

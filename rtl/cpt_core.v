@@ -84,9 +84,6 @@ module cpt_core #(
 );
     `include "cpt_gemm_regmap.vh"
 
-    localparam integer FIFO_AW = $clog2(2 * ROWS);
-    localparam integer TI_W = AXI_AW + `CPT_RV_W + 1;
-
     initial begin
         if (ROWS != `CPT_ROWS || COLS != `CPT_COLS || D != `CPT_D || ACC_W != `CPT_ACC_W || OP_BITS != `CPT_OP_BITS
                 || K_WORDS != `CPT_K_WORDS || B_BLOCK_COLS != `CPT_B_BLOCK_COLS || AXI_DW != `CPT_AXI_DW
@@ -96,10 +93,6 @@ module cpt_core #(
         end
         if (ACC_W > `CPT_RESULT_W || ACC_W < $clog2(D + 1) + 1) begin
             $display("%m: error: ACC_W = %0d must be in %0d..%0d", ACC_W, $clog2(D + 1) + 1, `CPT_RESULT_W);
-            $finish;
-        end
-        if (AXI_AW != BANK_AW) begin
-            $display("%m: error: AXI_AW = %0d, but the register map holds %0d-bit addresses", AXI_AW, BANK_AW);
             $finish;
         end
         if (B_BLOCK_COLS % COLS != 0 || (COLS * `CPT_RESULT_W) % AXI_DW != 0 || D % AXI_DW != 0) begin
@@ -115,7 +108,7 @@ module cpt_core #(
     reg  [31:0] status_out;
     reg  [63:0] cycles_out;
     wire [OUTS_W-1:0] outs;
-    // The register bank holds every argument of cpt_hw.regmap.ARGUMENTS; one that no logic reads yet
+    // The register bank holds every argument of cpt_hw.hw.regmap.ARGUMENTS; one that no logic reads yet
     // leaves its bits of `args` unconnected.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [ARGS_W-1:0] args;
@@ -196,7 +189,7 @@ module cpt_core #(
                         cycles_out <= cycle_count + 1'b1;
                         kstate <= K_DONE;
                         // the prefetched block is complete; a call with a bus error (status
-                        // ERR_AXI_RESP) leaves it unused, as cpt_hw.status.PrefetchState says
+                        // ERR_AXI_RESP) leaves it unused, as cpt_hw.hw.calls.PrefetchState says
                         if (pf_en && !reader_err && !writer_err) begin
                             pf_valid <= 1'b1;
                             pf_buf <= !b_cur;
@@ -319,7 +312,7 @@ module cpt_core #(
     wire [3:0]      ctl;
     wire            drain_busy, last_emit, tile_full, tile_push, tile_empty, tile_pop;
     wire            feeder_busy_unused;                 // for waveforms: the feeder still walks tiles
-    wire [TI_W-1:0] tile_in, tile_out;
+    wire [`CPT_TI_W-1:0] tile_in, tile_out;
 
     cpt_feeder #(
         .ROWS(ROWS), .COLS(COLS), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
@@ -335,7 +328,7 @@ module cpt_core #(
     );
 
     /* verilator lint_off PINCONNECTEMPTY */    // the tile queue's fill level is not needed
-    sync_fifo #(.WIDTH(TI_W), .DEPTH(4), .AW(2)) tile_fifo (
+    sync_fifo #(.WIDTH(`CPT_TI_W), .DEPTH(4), .AW(2)) tile_fifo (
         .clk(clk), .rst(rst || run_start), .push(tile_push), .din(tile_in), .pop(tile_pop), .dout(tile_out),
         .empty(tile_empty), .full(tile_full), .count()
     );
@@ -350,18 +343,18 @@ module cpt_core #(
     );
 
     // ------------------------------------------------------------------ drain, C FIFO, writer
-    wire [FIFO_AW:0]    fifo_count;
+    wire [`CPT_FIFO_AW:0] fifo_count;
     wire                fifo_push, fifo_pop, fifo_empty;
     wire [COLS*`CPT_RESULT_W-1:0] fifo_din, fifo_dout;
 
-    cpt_drain #(.ROWS(ROWS), .COLS(COLS), .ACC_W(ACC_W), .FIFO_AW(FIFO_AW)) drainer (
+    cpt_drain #(.ROWS(ROWS), .COLS(COLS), .ACC_W(ACC_W)) drainer (
         .clk(clk), .rst(rst || run_start), .last_emit(last_emit), .drain_busy(drain_busy),
         .tile_ready(tile_ready), .c_out(c_out), .drain(drain), .fifo_count(fifo_count),
         .fifo_push(fifo_push), .fifo_din(fifo_din)
     );
 
     /* verilator lint_off PINCONNECTEMPTY */    // the drain never overfills it (it checks the count)
-    sync_fifo #(.WIDTH(COLS * `CPT_RESULT_W), .DEPTH(1 << FIFO_AW), .AW(FIFO_AW)) c_fifo (
+    sync_fifo #(.WIDTH(COLS * `CPT_RESULT_W), .DEPTH(1 << `CPT_FIFO_AW), .AW(`CPT_FIFO_AW)) c_fifo (
         .clk(clk), .rst(rst || run_start), .push(fifo_push), .din(fifo_din), .pop(fifo_pop),
         .dout(fifo_dout), .empty(fifo_empty), .full(), .count(fifo_count)
     );

@@ -14,8 +14,7 @@
 module cpt_drain #(
     parameter integer ROWS = `CPT_ROWS,           // config: PE array rows
     parameter integer COLS = `CPT_COLS,           // config: PE array columns
-    parameter integer ACC_W = `CPT_ACC_W,         // config: accumulator bits
-    parameter integer FIFO_AW = 5                 // log2 of the FIFO depth in rows, depth >= ROWS
+    parameter integer ACC_W = `CPT_ACC_W          // config: accumulator bits
 ) (
     input  wire                          clk,
     input  wire                          rst,
@@ -24,11 +23,11 @@ module cpt_drain #(
     input  wire                          tile_ready,
     input  wire [COLS*ACC_W-1:0]         c_out,
     output wire                          drain,
-    input  wire [FIFO_AW:0]              fifo_count,
+    input  wire [`CPT_FIFO_AW:0]         fifo_count,        // rows in the C FIFO
     output wire                          fifo_push,
     output wire [COLS*`CPT_RESULT_W-1:0] fifo_din
 );
-    localparam integer DEPTH = 1 << FIFO_AW;
+    localparam integer DEPTH = 1 << `CPT_FIFO_AW;      // C FIFO rows
 
     initial begin
         if (DEPTH < ROWS || ACC_W > `CPT_RESULT_W) begin
@@ -37,12 +36,12 @@ module cpt_drain #(
         end
     end
 
-    localparam integer KW = $clog2(ROWS + 1);
-    localparam [KW-1:0] LAST_K = ROWS[KW-1:0] - 1'b1;
-    localparam [FIFO_AW:0] ROOM = DEPTH[FIFO_AW:0] - ROWS[FIFO_AW:0];   // fill level that leaves a tile of room
+    localparam [`CPT_RV_W-1:0] LAST_K = ROWS[`CPT_RV_W-1:0] - 1'b1;
+    // the fill level that leaves a tile of room
+    localparam [`CPT_FIFO_AW:0] ROOM = DEPTH[`CPT_FIFO_AW:0] - ROWS[`CPT_FIFO_AW:0];
 
     reg pending, draining;
-    reg [KW-1:0] k;
+    reg [`CPT_RV_W-1:0] k;                     // row being shifted out, 0..ROWS-1
     wire room = fifo_count <= ROOM;
 
     assign drain = draining;

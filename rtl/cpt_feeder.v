@@ -57,10 +57,15 @@ module cpt_feeder #(
     output wire                   last_emit,         // pulse: a tile's last step goes out this cycle
     input  wire                   tile_full,
     output wire                   tile_push,
-    output wire [AW+`CPT_RV_W:0]  tile_info,         // {final, rows valid, C address of the tile's row 0}
+    output wire [`CPT_TI_W-1:0]   tile_info,         // {final, rows valid, C address of the tile's row 0}
     output reg                    busy
 );
     initial begin
+        if (AW + `CPT_RV_W + 1 != `CPT_TI_W) begin
+            $display("%m: error: AW = %0d, but tile_info (CPT_TI_W = %0d bits) holds %0d-bit addresses",
+                     AW, `CPT_TI_W, `CPT_TI_W - `CPT_RV_W - 1);
+            $finish;
+        end
         if (OP_BITS < 1 || K_WORDS < 1 || B_BLOCK_COLS % COLS != 0 || ROWS < 1 || COLS < 1) begin
             $display("%m: error: need OP_BITS, K_WORDS, ROWS, COLS >= 1 and B_BLOCK_COLS (%0d) a multiple of COLS (%0d)",
                      B_BLOCK_COLS, COLS);
@@ -71,11 +76,9 @@ module cpt_feeder #(
     localparam integer HALF = `CPT_A_HALF;      // a parameter: a literal cannot be part-selected
     localparam integer SW = $clog2(2 * OP_BITS + 1);       // diagonal index i + j (and 2)
     localparam [SW-1:0] TWO = 2;
-    // Row/column positions: room for N + B_BLOCK_COLS and M + ROWS without overflow.
-    localparam integer XW = ((`CPT_DIM_W > $clog2(B_BLOCK_COLS + 1)) ? `CPT_DIM_W : $clog2(B_BLOCK_COLS + 1)) + 2;
-    localparam [XW-1:0] ROWS_X = ROWS[XW-1:0];
-    localparam [XW-1:0] COLS_X = COLS[XW-1:0];
-    localparam [XW-1:0] BBC_X = B_BLOCK_COLS[XW-1:0];
+    localparam [`CPT_POS_W-1:0] ROWS_X = ROWS[`CPT_POS_W-1:0];
+    localparam [`CPT_POS_W-1:0] COLS_X = COLS[`CPT_POS_W-1:0];
+    localparam [`CPT_POS_W-1:0] BBC_X = B_BLOCK_COLS[`CPT_POS_W-1:0];
     localparam [`CPT_A_AW-1:0] HALF_A = HALF[`CPT_A_AW-1:0];
     localparam integer B_HALF_I = `CPT_B_HALF;  // a parameter: a literal cannot be part-selected
     localparam [`CPT_B_AW-1:0] B_HALF_B = B_HALF_I[`CPT_B_AW-1:0];
@@ -83,7 +86,7 @@ module cpt_feeder #(
     localparam [1:0] F_IDLE = 2'd0, F_WAIT_B = 2'd1, F_WAIT_A = 2'd2, F_RUN = 2'd3;
     reg [1:0] state;
 
-    reg [XW-1:0]  n0, m0, col0;                 // block's first column, tile's first row, column tile's
+    reg [`CPT_POS_W-1:0] n0, m0, col0;          // block's first column, tile's first row, column tile's
     reg           half;
     reg [AW-1:0]  c_row;                        // C address of row m0
     reg [`CPT_B_AW-1:0] slot_base;
@@ -99,9 +102,9 @@ module cpt_feeder #(
     wire [SW-1:0]    b_top = {{(SW-`CPT_BITS_W){1'b0}}, b_bits} - 1'b1;   // b_bits - 1, diagonal width
     wire [`CPT_BITS_W-1:0] s_low = s[`CPT_BITS_W-1:0];                        // s - 1 < b_bits here, fits
 
-    wire [XW-1:0] m_w = {{(XW-`CPT_DIM_W){1'b0}}, m};
-    wire [XW-1:0] n_w = {{(XW-`CPT_DIM_W){1'b0}}, n};
-    wire [XW-1:0] block_end = (n0 + BBC_X < n_w) ? n0 + BBC_X : n_w;
+    wire [`CPT_POS_W-1:0] m_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, m};
+    wire [`CPT_POS_W-1:0] n_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, n};
+    wire [`CPT_POS_W-1:0] block_end = (n0 + BBC_X < n_w) ? n0 + BBC_X : n_w;
     wire last_step = (s == 0) && (w == kw - 1'b1);
     wire last_col_tile = col0 + COLS_X >= block_end;
     wire last_tile = m0 + ROWS_X >= m_w;
@@ -126,21 +129,21 @@ module cpt_feeder #(
     assign a_release = last_emit && last_col_tile;
     assign a_release_half = half;
     assign b_release = a_release && last_tile;
-    wire [XW-1:0] rows_left = m_w - m0;
+    wire [`CPT_POS_W-1:0] rows_left = m_w - m0;
     wire [`CPT_RV_W-1:0] rows_valid = (rows_left > ROWS_X) ? ROWS_X[`CPT_RV_W-1:0] : rows_left[`CPT_RV_W-1:0];
-    wire [AW-1:0] col_bytes = {{(AW-XW){1'b0}}, col0} << `CPT_LOG_RESULT_BYTES;
+    wire [AW-1:0] col_bytes = {{(AW-`CPT_POS_W){1'b0}}, col0} << `CPT_LOG_RESULT_BYTES;
     assign tile_info = {last_col_tile && last_tile && last_block, rows_valid, c_row + col_bytes};
 
     // Columns of a column tile that exist in B (col0 + c < N).
-    function [COLS-1:0] mask_for(input [XW-1:0] first, input [XW-1:0] total);
+    function [COLS-1:0] mask_for(input [`CPT_POS_W-1:0] first, input [`CPT_POS_W-1:0] total);
         integer c;
         begin
             for (c = 0; c < COLS; c = c + 1)
-                mask_for[c] = ({{(32-XW){1'b0}}, first} + c < {{(32-XW){1'b0}}, total});
+                mask_for[c] = ({{(32-`CPT_POS_W){1'b0}}, first} + c < {{(32-`CPT_POS_W){1'b0}}, total});
         end
     endfunction
 
-    task start_col_tile(input [XW-1:0] first, input [`CPT_B_AW-1:0] slot);
+    task start_col_tile(input [`CPT_POS_W-1:0] first, input [`CPT_B_AW-1:0] slot);
         begin
             col0 <= first;
             slot_base <= slot;

@@ -88,9 +88,8 @@ module cpt_reader #(
     localparam integer BPW = D / AXI_DW;        // beats per D-bit word
     localparam integer HALF = `CPT_A_HALF;      // a parameter: a literal cannot be part-selected
     localparam integer BT_W = AW;               // width of beat counters (commands are < 2^AW bytes)
-    localparam integer XW = ((`CPT_DIM_W > $clog2(B_BLOCK_COLS + 1)) ? `CPT_DIM_W : $clog2(B_BLOCK_COLS + 1)) + 2;
-    localparam [XW-1:0] ROWS_X = ROWS[XW-1:0];
-    localparam [XW-1:0] BBC_X = B_BLOCK_COLS[XW-1:0];
+    localparam [`CPT_POS_W-1:0] ROWS_X = ROWS[`CPT_POS_W-1:0];
+    localparam [`CPT_POS_W-1:0] BBC_X = B_BLOCK_COLS[`CPT_POS_W-1:0];
     localparam [`CPT_A_AW-1:0] HALF_A = HALF[`CPT_A_AW-1:0];
     localparam integer BK_W = $clog2((ROWS > COLS ? ROWS : COLS) + 1);
     localparam [BK_W-1:0] LAST_BANK_B = COLS[BK_W-1:0] - 1'b1;
@@ -117,13 +116,13 @@ module cpt_reader #(
     // ------------------------------------------------------------------ AR side: command stream
     localparam [1:0] C_IDLE = 2'd0, C_NEXT = 2'd1, C_BURST = 2'd2;
     reg [1:0]    cstate;
-    reg [XW-1:0] n0, m0;                        // current block's first column, next A tile's first row
+    reg [`CPT_POS_W-1:0] n0, m0;                // current block's first column, next A tile's first row
     reg [AW-1:0] a_addr, b_addr;                // next A tile / next B block in DDR
     reg          b_pending, first_block, half;
     reg [AW-1:0] cur, cur_end;
 
-    wire [XW-1:0] m_w = {{(XW-`CPT_DIM_W){1'b0}}, m};
-    wire [XW-1:0] n_w = {{(XW-`CPT_DIM_W){1'b0}}, n};
+    wire [`CPT_POS_W-1:0] m_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, m};
+    wire [`CPT_POS_W-1:0] n_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, n};
     wire want_b = b_pending && (first_block || m0 != 0);
     wire want_a = !want_b && (m0 < m_w);
     wire more_blocks = n0 + BBC_X < n_w;

@@ -28,7 +28,7 @@ module cpt_writer #(
     input  wire [AW-1:0]                 c_tile_span,       // (ROWS - 1) * c_stride
 
     input  wire                          tile_empty,
-    input  wire [AW+`CPT_RV_W:0]         tile_info,         // {final, rows valid, address of row 0}
+    input  wire [`CPT_TI_W-1:0]          tile_info,         // {final, rows valid, address of row 0}
     output wire                          tile_pop,
 
     input  wire                          row_pushed,        // a row entered the FIFO (drain)
@@ -60,6 +60,11 @@ module cpt_writer #(
     localparam integer RB_W = $clog2(ROW_BEATS + 1);
 
     initial begin
+        if (AW + `CPT_RV_W + 1 != `CPT_TI_W) begin
+            $display("%m: error: AW = %0d, but tile_info (CPT_TI_W = %0d bits) holds %0d-bit addresses",
+                     AW, `CPT_TI_W, `CPT_TI_W - `CPT_RV_W - 1);
+            $finish;
+        end
         if (ROW_BEATS * AXI_DW != COLS * `CPT_RESULT_W) begin
             $display("%m: error: COLS x RESULT_W = %0d must be a multiple of AXI_DW = %0d",
                      COLS * `CPT_RESULT_W, AXI_DW);
@@ -68,7 +73,7 @@ module cpt_writer #(
     end
 
     // ------------------------------------------------------------------ AW side
-    wire         t_final = tile_info[AW+`CPT_RV_W];
+    wire         t_final = tile_info[`CPT_TI_W-1];
     wire [`CPT_RV_W-1:0] t_rows = tile_info[AW +: `CPT_RV_W];
     wire [AW-1:0] t_base = tile_info[AW-1:0];
 

@@ -16,7 +16,7 @@
 //   cycle 2: accumulate (and copy to the shadow on "last")
 //
 // ctl bits: valid, shift (double the accumulator before adding), neg (subtract), last (copy to the
-// shadow, clear the accumulator).  Values wrap modulo 2^ACC_W, as in cpt_hw.golden.
+// shadow, clear the accumulator).  Values wrap modulo 2^ACC_W, as in cpt_hw.hw.golden.
 
 `include "cpt_gemm_widths.vh"
 

@@ -1,7 +1,7 @@
 """Benchmark driver (not a test of a module): runs the GEMMs listed in CPT_HW_BENCH_SHAPES.
 
 CPT_HW_BENCH_SHAPES is a JSON list of [M, N, K, a_bits, b_bits]; each GEMM runs without back-pressure,
-is checked bit-exactly against cpt_hw.golden and recorded (cycles) for bench/bench_rtl.py.
+is checked bit-exactly against cpt_hw.hw.golden and recorded (cycles) for bench/bench_rtl.py.
 CPT_HW_BENCH_CHAINS is a JSON list of chains, each a list of such shapes run back to back, every call
 prefetching the next one's B (as the driver runs a K-split GEMM); records say which calls hit.
 """
@@ -12,10 +12,9 @@ import json
 import os
 
 import cocotb
-
 from cpt_tb import CptGemmTB
-from test_cpt_gemm import check_gemm, run_staged, stage
 from tbutil import seeded_rng
+from test_cpt_gemm import check_gemm, run_staged, stage
 
 
 @cocotb.test(timeout_time=10, timeout_unit="sec")

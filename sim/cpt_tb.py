@@ -3,21 +3,21 @@
 How to drive the design from your own cocotb test (e.g. a driver backend)::
 
     import cocotb
-    from cpt_tb import CptGemmTB          # sim/ is on PYTHONPATH when run through cpt_hw.hwsim
+    from cpt_tb import CptGemmTB          # sim/ is on PYTHONPATH when run through cpt_hw.flows.rtl_sim
 
     @cocotb.test()
     async def my_test(dut):
-        tb = CptGemmTB(dut)                # config from the environment (cpt_hw.hwsim sets it)
+        tb = CptGemmTB(dut)                # config from the environment (cpt_hw.flows.rtl_sim sets it)
         await tb.reset()
         run = await tb.gemm(a, b, a_bits=3, b_bits=8, a_signed=True)  # packs, loads, runs, unpacks
         assert (run.c == golden.gemm(a, b, 3, 8, True, False)).all()
         # lower level: tb.ctrl (cocotbext-axi AxiLiteMaster on s_axi_control), tb.ram (AxiRam on
         # m_axi_gmem), tb.write_arg / tb.read_reg / tb.call, addresses from tb.alloc
 
-and run it with ``cpt_hw.hwsim.run(cfg, "icarus", "my_test_module", test_dirs=[my_dir])``.
+and run it with ``cpt_hw.flows.rtl_sim.run(cfg, "icarus", "my_test_module", test_dirs=[my_dir])``.
 
-Register offsets come from :func:`cpt_hw.regmap.register_map`, the DDR layout from
-:mod:`cpt_driver.layout`, expected results from :mod:`cpt_hw.golden`: nothing is repeated here.
+Register offsets come from :func:`cpt_hw.hw.regmap.register_map`, the DDR layout from
+:mod:`cpt_driver.layout`, expected results from :mod:`cpt_hw.hw.golden`: nothing is repeated here.
 """
 
 from __future__ import annotations
@@ -27,18 +27,18 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import numpy as np
 import cocotb
+import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiReadBus, AxiWriteBus
 from cocotbext.axi.axi_channels import AxiARBus, AxiAWBus, AxiBBus, AxiRBus, AxiWBus
+from tbutil import record, sim_config
 
 from cpt_driver import layout
-from cpt_hw.config import HardwareConfig
-from cpt_hw.regmap import CTRL_BITS, FLAG_BITS, INPUTS, IRQ_BITS, register_map
-from cpt_hw.status import Call, PrefetchState
-from tbutil import record, sim_config
+from cpt_hw.hw.calls import Call, PrefetchState
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.regmap import CTRL_BITS, FLAG_BITS, INPUTS, IRQ_BITS, register_map
 
 #: Clock period of the testbenches in ns (the config's clock is what the cycle counts are scaled by).
 CLOCK_NS = 10
@@ -188,7 +188,7 @@ class CptGemmTB:
     async def call(self, *, timeout_cycles: int = 200_000, poll: bool = False, **registers: int) -> tuple[int, int]:
         """Write the arguments, start, wait for ap_done (polling CTRL).  Returns (status, cycles).
 
-        ``registers``: a value per input argument, by name (cpt_hw.status.Call's fields; flags and
+        ``registers``: a value per input argument, by name (cpt_hw.hw.calls.Call's fields; flags and
         win_base default to 0, win_limit to the end of the RAM, the prefetch hint to 0).  An argument
         read only under a flags bit (the hint next_*: PREFETCH_B) is written only with that bit set, as
         the kernel ignores it otherwise.  ``last_hit`` tells whether this call used the previous call's
@@ -229,7 +229,7 @@ class CptGemmTB:
         raise TimeoutError(f"ap_done not seen within {timeout_cycles} cycles")
 
     def record_call(self, name: str, args: dict, status: int, cycles: int) -> None:
-        """One record per call for cpt_hw.hwsim (make sim's table, the cycle-model check)."""
+        """One record per call for cpt_hw.flows.rtl_sim (make sim's table, the cycle-model check)."""
         ok = status == 0
         record(name=name, m=args["m"], n=args["n"], k=args["k"], a_bits=args["a_bits"], b_bits=args["b_bits"],
                flags=args.get("flags", 0), status=status, cycles=cycles,

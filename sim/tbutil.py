@@ -10,21 +10,21 @@ from typing import Any
 import numpy as np
 
 from cpt_driver import layout
-from cpt_hw.config import HardwareConfig
-from cpt_hw.golden import operand_range
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.golden import operand_range
 
 ENV_CONFIG = "CPT_HW_CONFIG"
 ENV_RECORDS = "CPT_HW_SIM_RECORDS"
 
 
 def sim_config() -> HardwareConfig:
-    """The config the design was built for (set by cpt_hw.hwsim; the sim preset otherwise)."""
+    """The config the design was built for (set by cpt_hw.flows.rtl_sim; the sim preset otherwise)."""
     raw = os.environ.get(ENV_CONFIG)
     return HardwareConfig.from_mapping(json.loads(raw)) if raw else HardwareConfig.from_preset("sim")
 
 
 def record(**fields: Any) -> None:
-    """Append one JSON record (e.g. one GEMM's cycles and useful ops) for cpt_hw.hwsim / make sim."""
+    """Append one JSON record (e.g. one GEMM's cycles and useful ops) for cpt_hw.flows.rtl_sim / make sim."""
     path = os.environ.get(ENV_RECORDS)
     if path:
         with open(path, "a") as f:

@@ -1,6 +1,6 @@
 """cocotb system tests of cpt_gemm: whole calls through s_axi_control and m_axi_gmem.
 
-Every GEMM is compared bit for bit with cpt_hw.golden, checks that C's padding columns are zero and
+Every GEMM is compared bit for bit with cpt_hw.hw.golden, checks that C's padding columns are zero and
 that no byte outside C changed, and records its cycles (make sim's table).  Shapes cover edge tiles
 (M, N, K not multiples of rows, cols, D; several B blocks and A tiles); precisions cover every pair
 1..operand_bits, signed and unsigned.  Refused calls must complete without any bus request.
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
-
-from cpt_driver import layout
-from cpt_hw import golden
-from cpt_hw.regmap import CTRL_BITS, FLAG_BITS, STATUS_BITS
 from cpt_tb import CptGemmTB, irq_mask
 from tbutil import random_operand, seeded_rng
+
+from cpt_driver import layout
+from cpt_hw.hw import golden
+from cpt_hw.hw.regmap import CTRL_BITS, FLAG_BITS, STATUS_BITS
 
 ST = {name: 1 << bit for name, bit in STATUS_BITS.items()}
 PREFETCH = 1 << FLAG_BITS["PREFETCH_B"]
@@ -307,7 +307,7 @@ def model_shapes(cfg) -> list[tuple[int, int, int, int, int]]:
 @cocotb.test(timeout_time=200, timeout_unit="ms")
 async def test_model_shapes(dut):
     """Larger GEMMs without back-pressure: checked bit-exactly here, their cycles against
-    cpt_hw.cycle_model by tests/test_rtl_cycle_model.py, (3,3) vs (8,8) scaling included."""
+    cpt_hw.hw.cycle_model by tests/test_rtl_cycle_model.py, (3,3) vs (8,8) scaling included."""
     tb = CptGemmTB(dut)
     await tb.reset()
     rng = seeded_rng("model")

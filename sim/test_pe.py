@@ -1,4 +1,4 @@
-"""cocotb unit tests of rtl/pe.v: dot products of bit-plane words against cpt_hw.golden.
+"""cocotb unit tests of rtl/pe.v: dot products of bit-plane words against cpt_hw.hw.golden.
 
 The PE gets the geometry of the config under test (D, ACC_W).  Each test feeds whole tiles in the
 Horner order of sim/schedule.py with random bubbles between steps and checks the shadow register
@@ -13,10 +13,10 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-
-from cpt_hw import golden
 from schedule import plane_steps
 from tbutil import plane_words, random_operand, seeded_rng, sim_config, to_signed
+
+from cpt_hw.hw import golden
 
 
 async def start(dut) -> None:

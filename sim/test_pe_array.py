@@ -1,4 +1,4 @@
-"""cocotb unit tests of rtl/pe_array.v: whole output tiles against cpt_hw.golden.
+"""cocotb unit tests of rtl/pe_array.v: whole output tiles against cpt_hw.hw.golden.
 
 The array gets the geometry of the config under test.  The testbench plays the controller: it feeds
 tiles (rows x K) . (K x cols) in the Horner order of sim/schedule.py, holds a tile's last step while the
@@ -14,10 +14,10 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-
-from cpt_hw import golden
 from schedule import plane_steps
 from tbutil import plane_words, random_operand, seeded_rng, sim_config, to_signed
+
+from cpt_hw.hw import golden
 
 
 class ArrayTB:

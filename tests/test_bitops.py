@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from cpt_hw import bitops
 from cpt_hw.cli import main
 from cpt_hw.models import build_model
 from cpt_hw.nn import QConv2d, QLinear, precision
 from cpt_hw.schedules import CyclicPrecision, PrecisionSchedule
+from cpt_hw.train import bitops
 
 
 def _fp(model, x):

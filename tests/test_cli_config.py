@@ -45,9 +45,9 @@ def test_unusable_preset_files_are_one_line_exit_2(tmp_path, capsys):
 
 def test_generate_with_overrides_writes_a_folder_of_its_own(tmp_path, capsys, monkeypatch):
     from cpt_hw.cli import main
-    from cpt_hw.config import HardwareConfig
+    from cpt_hw.hw.config import HardwareConfig
 
-    monkeypatch.setattr("cpt_hw.generator.build_dir", lambda name: tmp_path / name)
+    monkeypatch.setattr("cpt_hw.gen.generator.build_dir", lambda name: tmp_path / name)
     cfg = HardwareConfig.from_preset("sim", ["rows=2"])
     assert main(["generate", "--preset", "sim", "--set", "rows=2", "--target", "driver"]) == 0
     assert f"generated {tmp_path / cfg.name} (config '{cfg.name}', id 0x{cfg.id_word:08x}" in capsys.readouterr().out

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from cpt_hw.config import HardwareConfig, available_presets, derived_name, parse_overrides
 from cpt_hw.errors import ConfigError
+from cpt_hw.hw.config import HardwareConfig, available_presets, derived_name, parse_overrides
 
 
 def test_presets_load_and_validate():

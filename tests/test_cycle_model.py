@@ -1,12 +1,12 @@
-"""cpt_hw.cycle_model on its own: the periodic fast-forward changes nothing but the model's speed, and the
+"""cpt_hw.hw.cycle_model on its own: the periodic fast-forward changes nothing but the model's speed, and the
 B prefetch terms behave as the RTL does (tests/test_rtl_cycle_model.py compares with the RTL itself)."""
 
 import numpy as np
 import pytest
-
-from cpt_hw.config import HardwareConfig
-from cpt_hw.cycle_model import Prefetch, gemm_cycles
 from test_rtl import WIDE
+
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.cycle_model import Prefetch, gemm_cycles
 
 ZC706 = HardwareConfig.from_preset("zc706")
 

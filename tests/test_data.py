@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import tarfile
@@ -14,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cpt_hw.data import DataError, load_dataset
 from cpt_hw.train.batches import Batches, eval_batches
+from cpt_hw.train.data import DataError, load_dataset
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
@@ -218,7 +217,7 @@ def test_a_fresh_decode_and_the_cache_give_identical_arrays_and_statistics(tmp_p
 
 
 def test_channel_statistics_are_exact_whatever_the_memory_layout():
-    from cpt_hw.data import _channel_stats
+    from cpt_hw.train.data import _channel_stats
 
     x = _rng_images(300, 5)
     channels_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # same values, HWC order

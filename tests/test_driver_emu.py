@@ -5,12 +5,13 @@ import asyncio
 import numpy as np
 import pytest
 
-from cpt_driver import Accelerator, ArgumentError, DeviceTimeoutError, layout as L, resolve_spec
+from cpt_driver import Accelerator, ArgumentError, DeviceTimeoutError, resolve_spec
+from cpt_driver import layout as L
 from cpt_driver.backends.emu import EmuBackend
-from cpt_hw import golden as g
-from cpt_hw.config import HardwareConfig
-from cpt_hw.cycle_model import gemm_cycles
-from cpt_hw.regmap import CTRL_BITS, STATUS_BITS, register_map
+from cpt_hw.hw import golden as g
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.cycle_model import gemm_cycles
+from cpt_hw.hw.regmap import CTRL_BITS, STATUS_BITS, register_map
 
 SIM = HardwareConfig.from_preset("sim")
 RM = register_map(SIM)

@@ -6,12 +6,12 @@ import time
 import numpy as np
 import pytest
 
-from cpt_driver import (Accelerator, ArgumentError, DeviceBusyError, DeviceStatusError, DeviceTimeoutError,
-                        DriverError, IdMismatchError, OperandTypeError, ResultSizeError, SpecError, resolve_spec)
-from cpt_driver.checks import check_result_size, host_memory_bytes
+from cpt_driver import (Accelerator, ArgumentError, DeviceBusyError, DeviceStatusError, DeviceTimeoutError, DriverError,
+                        IdMismatchError, OperandTypeError, ResultSizeError, SpecError, resolve_spec)
 from cpt_driver import layout as L
 from cpt_driver.backends.emu import EmuBackend
-from cpt_hw.config import HardwareConfig
+from cpt_driver.checks import check_result_size, host_memory_bytes
+from cpt_hw.hw.config import HardwareConfig
 
 SIM = HardwareConfig.from_preset("sim")
 

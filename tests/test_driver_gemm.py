@@ -1,4 +1,4 @@
-"""Accelerator.gemm / qgemm on the emu backend against cpt_hw.golden: every precision, tiling, cycles."""
+"""Accelerator.gemm / qgemm on the emu backend against cpt_hw.hw.golden: every precision, tiling, cycles."""
 
 import mmap
 
@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cpt_driver import Accelerator, layout
-from cpt_hw import golden as g
-from cpt_hw.config import HardwareConfig
-from cpt_hw.cycle_model import gemm_cycles
+from cpt_hw.hw import golden as g
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.cycle_model import gemm_cycles
 
 SIM = HardwareConfig.from_preset("sim")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cpt_driver import layout as L
-from cpt_hw import golden as g
+from cpt_hw.hw import golden as g
 
 
 @pytest.fixture(params=["transpose", "small"])
@@ -64,7 +64,7 @@ def test_plane_row_padding_is_ignored_by_the_emulated_device(k):
     emulated device (nor on the HLS kernel, which clears them in A's last word), even when A and B both
     set every one of them."""
     from cpt_driver import Accelerator
-    from cpt_hw.config import HardwareConfig
+    from cpt_hw.hw.config import HardwareConfig
 
     cfg = HardwareConfig.from_preset("sim")
     d = cfg.dot_width

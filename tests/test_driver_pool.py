@@ -9,7 +9,7 @@ import pytest
 from cpt_driver import Accelerator, ArgumentError, PoolExhaustedError, resolve_spec
 from cpt_driver.backends.emu import EmuBackend
 from cpt_driver.pool import BufferPool
-from cpt_hw.config import HardwareConfig
+from cpt_hw.hw.config import HardwareConfig
 
 SIM = HardwareConfig.from_preset("sim")
 

@@ -15,8 +15,8 @@ from pynq.pl_server.remote_device import RemoteBuffer
 
 from cpt_driver import Accelerator, DeviceTimeoutError, IdMismatchError, SpecError, resolve_spec
 from cpt_driver.backends.emu import EmuBackend
-from cpt_hw.config import HardwareConfig
-from cpt_hw.generator import generate
+from cpt_hw.gen.generator import generate
+from cpt_hw.hw.config import HardwareConfig
 
 SIM = HardwareConfig.from_preset("sim")
 

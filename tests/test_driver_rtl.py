@@ -4,7 +4,7 @@ The pytest function below builds the ``sim`` preset's RTL and runs this very mod
 module; inside the simulator :func:`compare` drives ``Accelerator(RtlBackend)`` and ``Accelerator("emu")``
 with identical calls and writes what it saw to a JSON file, which the pytest side checks:
 
-* results bit-exact between emu, RTL and ``cpt_hw.golden`` (every precision pair class, signedness, tiling
+* results bit-exact between emu, RTL and ``cpt_hw.hw.golden`` (every precision pair class, signedness, tiling
   over k_max and max_dim, edge tiles);
 * every call's cycle count of the emu (the cycle model) equal to the RTL's ``cycles`` register;
 * addresses forged past the driver (outside the DMA window it programmed) refused by both devices alike:
@@ -96,7 +96,7 @@ def _interrupted(acc, a, b) -> tuple:
 
 def _after(acc, hint, a, b) -> dict:
     """The next GEMM with another B: its first call's (b, n, k) against the hint, result, cycles."""
-    from cpt_hw import golden
+    from cpt_hw.hw import golden
 
     log = _record_runs(acc)
     c = acc.gemm(a, b, STALE_BITS, STALE_BITS)
@@ -125,7 +125,7 @@ def stale_prefetch(make_acc) -> dict:
 def run_case(rtl, emu, case, rng, out: dict) -> bool:
     """One gemm on both backends; records results and every device call's cycles.  False after a hang."""
     from cpt_driver import DeviceTimeoutError, DriverError
-    from cpt_hw import golden
+    from cpt_hw.hw import golden
 
     m, k, n, ab, bb, sa, sb = case
     lo, hi = golden.operand_range(ab, sa)
@@ -188,7 +188,7 @@ if _IN_SIM:
 
     @cocotb.test()
     async def driver_emu_vs_rtl(dut):
-        from cpt_tb import CLOCK_NS, CptGemmTB  # sim/ is on the simulator's PYTHONPATH (cpt_hw.hwsim)
+        from cpt_tb import CLOCK_NS, CptGemmTB  # sim/ is on the simulator's PYTHONPATH (cpt_hw.flows.rtl_sim)
 
         tb = CptGemmTB(dut, mem_size=1 << 26)  # sparse: the pool's arena and a victim page fit
         for bus in (tb.ctrl.write_if, tb.ctrl.read_if, tb.ram.write_if, tb.ram.read_if):
@@ -203,12 +203,12 @@ if _IN_SIM:
 @pytest.mark.sim
 @pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_driver_emu_vs_rtl(simulator, tmp_path):
-    from cpt_hw import hwsim
-    from cpt_hw.config import HardwareConfig
+    from cpt_hw.flows import rtl_sim
+    from cpt_hw.hw.config import HardwareConfig
 
     cfg = HardwareConfig.from_preset(PRESET)
     result_file = tmp_path / "result.json"
-    run = hwsim.run(cfg, simulator, Path(__file__).stem, test_dirs=[Path(__file__).parent],
+    run = rtl_sim.run(cfg, simulator, Path(__file__).stem, test_dirs=[Path(__file__).parent],
                     extra_env={"CPT_DRIVER_RTL_RESULT": str(result_file)})
     assert run.ok and result_file.is_file(), run.summary()
     res = json.loads(result_file.read_text())

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from cpt_driver import Accelerator, DeviceSpec, SpecError, resolve_spec
-from cpt_hw.config import HardwareConfig
-from cpt_hw.generator import generate
-from cpt_hw.regmap import register_map
+from cpt_hw.gen.generator import generate
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.regmap import register_map
 
 SIM = HardwareConfig.from_preset("sim")
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cpt_hw import golden as g
 from cpt_hw import nn as cnn
 from cpt_hw.fast import DevicePrecision, enable_fast
 from cpt_hw.fast.quant import (fq_channel, fq_channel_fused, fq_error, fq_error_fused, fq_tensor_range,
-                                fq_tensor_range_fused, fq_tensor_train, fq_tensor_train_fused, stream_key)
+                               fq_tensor_range_fused, fq_tensor_train, fq_tensor_train_fused, stream_key)
+from cpt_hw.hw import golden as g
 from cpt_hw.models import build_model
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -121,8 +121,8 @@ def test_fast_layers_match_torch_backend_forward_and_train(hardware):
 
 
 def test_resident_batches_equal_host_batches_on_cpu():
-    from cpt_hw.data import load_dataset
     from cpt_hw.train.batches import Batches
+    from cpt_hw.train.data import load_dataset
 
     data = load_dataset("digits")
     host = Batches(data, 64, seed=3)

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpt_hw import golden as g
+from cpt_hw.hw import golden as g
 
 BITS = range(1, 9)
 

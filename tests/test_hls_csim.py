@@ -1,4 +1,4 @@
-"""C simulation of the HLS kernel (g++ + hls4ml's ap_types), bit-exact against cpt_hw.golden.
+"""C simulation of the HLS kernel (g++ + hls4ml's ap_types), bit-exact against cpt_hw.hw.golden.
 
 Every call checks status, id, the predicted busy count (cycles) and the whole simulated DDR: results
 where they belong, every other byte unchanged.  The `sim` preset runs the full precision sweep; the
@@ -8,13 +8,13 @@ where they belong, every other byte unchanged.  The `sim` preset runs the full p
 import numpy as np
 import pytest
 
-from cpt_hw import csim
-from cpt_hw.config import HardwareConfig
-from cpt_hw.cycle_model import gemm_cycles
-from cpt_hw.hls_io import Workload, flags_word
-from cpt_hw.hls_schedule import busy_counts
-from cpt_hw.regmap import STATUS_BITS
-from cpt_hw.status import PrefetchState
+from cpt_hw.flows import csim
+from cpt_hw.gen.hls_vectors import Workload, flags_word
+from cpt_hw.hw.calls import PrefetchState
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.cycle_model import gemm_cycles
+from cpt_hw.hw.hls_cycles import busy_counts
+from cpt_hw.hw.regmap import STATUS_BITS
 
 SIM = HardwareConfig.from_preset("sim")
 ZC706 = HardwareConfig.from_preset("zc706")
@@ -56,7 +56,7 @@ def test_refused_calls_set_their_bits_and_touch_no_memory(sim_binary):
     wl = csim.refused_workload(SIM, seed=3)
     res = run_checked(SIM, wl, sim_binary)
     got = {e.note: s for e, s in zip(wl.expected, res.status)}
-    # spelled out here, independently of cpt_hw.status
+    # spelled out here, independently of cpt_hw.hw.calls
     assert got["M = 0"] == got["K > k_max"] == got["N > max_dim"] == ERR["ERR_DIM"]
     assert got["a_bits = 0"] == got["b_bits > max"] == ERR["ERR_BITS"]
     assert got["a misaligned"] == got["c misaligned"] == ERR["ERR_ALIGN"]

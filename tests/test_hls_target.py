@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from cpt_hw import csim
-from cpt_hw.config import RESULT_BITS, HardwareConfig
 from cpt_hw.errors import ConfigError
-from cpt_hw.generator import generate, render
-from cpt_hw.hls_io import decode_results
-from cpt_hw.regmap import KERNEL_NAME, arguments, register_map
+from cpt_hw.flows import csim
+from cpt_hw.gen.generator import generate, render
+from cpt_hw.gen.hls_vectors import decode_results
+from cpt_hw.hw.config import RESULT_BITS, HardwareConfig
+from cpt_hw.hw.regmap import KERNEL_NAME, arguments, register_map
 
 
 @pytest.mark.parametrize("overrides", [{}, {"axi_addr_width": 32}, {"rows": 4, "cols": 8, "dot_width": 128, "k_words": 36}])

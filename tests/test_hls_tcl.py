@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cpt_hw.config import HardwareConfig
-from cpt_hw.generator import generate
+from cpt_hw.gen import hls as hls_target
+from cpt_hw.gen import vivado as vt
+from cpt_hw.gen.generator import generate
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.regmap import KERNEL_NAME
 from cpt_hw.paths import rtl_dir, source_root
-from cpt_hw.regmap import KERNEL_NAME
-from cpt_hw.targets import hls as hls_target
-from cpt_hw.targets import vivado as vt
 
 STUBS = Path(__file__).parent / "data" / "xilinx_stubs.tcl"
 PRESETS = ["zc706", "sim"]

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from cpt_hw.landscape import compute_landscape, filter_normalised_direction
+from cpt_hw.train.landscape import compute_landscape, filter_normalised_direction
 
 
 def test_filter_normalisation_and_zero_bn_directions():
@@ -98,7 +98,7 @@ def test_plot_leaves_overflowed_points_blank_and_refuses_an_all_nan_grid(tmp_pat
     import numpy as np
 
     from cpt_hw.errors import CptHwError
-    from cpt_hw.landscape import Landscape, plot_landscapes
+    from cpt_hw.train.landscape import Landscape, plot_landscapes
 
     axis = np.linspace(-1, 1, 3)
     loss = np.array([[np.inf, 2.0, np.nan], [2.0, 1.0, 2.0], [3.0, 2.0, 4.0]])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cpt_driver import layout as L
-from cpt_hw import golden as g
+from cpt_hw.hw import golden as g
 
 
 @pytest.mark.parametrize("bits, signed", [(1, False), (3, True), (8, False), (8, True), (12, True)])

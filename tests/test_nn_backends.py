@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from cpt_hw import golden
 from cpt_hw import nn as cnn
+from cpt_hw.hw import golden
 from cpt_hw.models.resnet import BasicBlock
 from cpt_hw.nn import quant
 from cpt_hw.nn.context import STREAM_ERROR, STREAM_SCALED_ERROR
 from cpt_hw.nn.integer import ExactEngine, _IntegerGemm
-
 
 # Tiny tensors: one torch thread (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -157,7 +156,7 @@ def test_backend_specs_parse_and_select():
 
 @pytest.mark.skipif(not _accel_available(), reason="cpt_driver.Accelerator (host driver branch) not present")
 def test_accel_refuses_bits_beyond_the_config_and_counts_its_work():
-    from cpt_hw.config import HardwareConfig
+    from cpt_hw.hw.config import HardwareConfig
 
     cfg = HardwareConfig.from_preset("sim")
     torch.manual_seed(8)
@@ -263,7 +262,7 @@ def test_integer_lowering_is_unfold_and_tap_sums_are_the_rank_one_term(kernel, s
 
 def _layer_call(layer, x):
     from cpt_hw.nn.quant import ErrorQuant, tensor_range
-    from cpt_hw.nn.torch_backend import LayerCall
+    from cpt_hw.nn.types import LayerCall
 
     return LayerCall(4, *tensor_range(x), ErrorQuant(8, 11, 12))
 

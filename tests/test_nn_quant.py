@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from cpt_hw import golden
 from cpt_hw import nn as cnn
+from cpt_hw.hw import golden
 from cpt_hw.nn import quant
 from cpt_hw.nn.context import STREAM_ERROR
-
 
 # Tiny tensors: one torch thread (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

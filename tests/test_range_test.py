@@ -81,6 +81,6 @@ def test_a_fifo_as_data_is_refused_without_hanging(tmp_path, capsys):
 def test_the_help_constants_are_the_packages():
     from cpt_hw.cli import range_test_cmd
     from cpt_hw.nn.context import MAX_BITS
-    from cpt_hw.range_test import START_BITS
+    from cpt_hw.train.range_test import START_BITS
 
     assert (range_test_cmd.START_BITS, range_test_cmd.MAX_BITS) == (START_BITS, MAX_BITS)

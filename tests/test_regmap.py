@@ -4,13 +4,13 @@ import subprocess
 from dataclasses import fields
 from pathlib import Path
 
-from cpt_hw.config import HardwareConfig
-from cpt_hw.generator import generate
-from cpt_hw import hls_io
-from cpt_hw.regmap import ARGUMENTS, INPUTS, arg_words, arguments, doc_table_rows, register_map
-from cpt_hw.status import Call
+from cpt_hw.gen import hls_vectors
+from cpt_hw.gen.generator import generate
+from cpt_hw.hw.calls import Call
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.regmap import ARGUMENTS, INPUTS, arg_words, arguments, doc_table_rows, register_map
 
-# Offsets Vitis HLS assigns to the signature of cpt_gemm when nothing is pinned (cpt_hw.regmap._allocate):
+# Offsets Vitis HLS assigns to the signature of cpt_gemm when nothing is pinned (cpt_hw.hw.regmap._allocate):
 # an input takes data words + 1 (64-bit: lo, hi, reserved; 32-bit: data, reserved), an output
 # 2 x (data words + 1): data word(s), control word (ap_vld), then data words + 1 reserved words.
 EXPECTED_64 = {
@@ -89,7 +89,7 @@ def test_exports_agree(tmp_path):
 
 def test_docs_register_table_is_rendered_from_the_argument_list():
     """docs/registers.md's argument rows are exactly doc_table_rows (print them to update the doc:
-    python -c 'from cpt_hw.regmap import *; from cpt_hw.config import HardwareConfig as H;
+    python -c 'from cpt_hw.hw.regmap import *; from cpt_hw.hw.config import HardwareConfig as H;
     print(doc_table_rows(H.from_preset("zc706")), end="")')."""
     rows = doc_table_rows(HardwareConfig.from_preset("zc706"))
     doc = (Path(__file__).resolve().parents[1] / "docs" / "registers.md").read_text()
@@ -101,7 +101,7 @@ def test_one_argument_list_feeds_the_python_consumers():
     """Call, the vector files and the HLS types derive from ARGUMENTS; addresses are the bus-wide ones."""
     assert [a.name for a in ARGUMENTS if a.address] == ["a", "b", "c", "win_base", "win_limit", "next_b"]
     assert [f.name for f in fields(Call)] == [a.name for a in INPUTS]
-    assert hls_io.N_ARGS == len(INPUTS) == 15
+    assert hls_vectors.N_ARGS == len(INPUTS) == 15
     call = Call(*range(1, 12))
     assert call.registers() == (*range(1, 12), 0, 0, 0, 0)  # the prefetch hint defaults to 0
     for aw in (32, 64):

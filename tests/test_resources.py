@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cpt_hw.resources import _ffs, _luts, _parse_stat
+from cpt_hw.flows.resources import _ffs, _luts, _parse_stat
 
 STAT = """
 === $paramod$abc\\pe ===

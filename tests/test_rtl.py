@@ -1,6 +1,6 @@
 """The quick RTL subset of `make test`: cocotb unit and system tests on Icarus and on Verilator.
 
-`make sim` runs everything (cpt_hw.hwsim.SUITE); tests/test_rtl_full.py holds the long system tests
+`make sim` runs everything (cpt_hw.flows.rtl_sim.SUITE); tests/test_rtl_full.py holds the long system tests
 (every precision pair, stress) under the slow marker.  Seeds are fixed so CI is reproducible; set
 CPT_HW_SIM_SEED to explore others.
 """
@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from cpt_hw import hwsim
-from cpt_hw.config import HardwareConfig
+from cpt_hw.flows import rtl_sim
+from cpt_hw.hw.config import HardwareConfig
 
 pytestmark = pytest.mark.sim
 
@@ -33,16 +33,16 @@ def cfg() -> HardwareConfig:
     return HardwareConfig.from_preset("sim")
 
 
-@pytest.mark.parametrize("simulator", hwsim.SIMULATORS)
+@pytest.mark.parametrize("simulator", rtl_sim.SIMULATORS)
 @pytest.mark.parametrize("module", ["test_and_popcount", "test_pe", "test_pe_array"])
 def test_units(cfg, simulator, module):
-    result = hwsim.run(cfg, simulator, module, toplevel=hwsim.toplevel_of(module), seed=SEED)
+    result = rtl_sim.run(cfg, simulator, module, toplevel=rtl_sim.toplevel_of(module), seed=SEED)
     assert result.ok, result.summary()
 
 
-@pytest.mark.parametrize("simulator", hwsim.SIMULATORS)
+@pytest.mark.parametrize("simulator", rtl_sim.SIMULATORS)
 def test_system(cfg, simulator):
-    result = hwsim.run(cfg, simulator, "test_cpt_gemm", testcase=QUICK_SYSTEM.split(","), seed=SEED)
+    result = rtl_sim.run(cfg, simulator, "test_cpt_gemm", testcase=QUICK_SYSTEM.split(","), seed=SEED)
     assert result.ok, result.summary()
     gemms = [r for r in result.records if r["status"] == 0]
     assert len(gemms) >= 20, "fewer GEMMs than the tests run"
@@ -52,7 +52,7 @@ def test_system(cfg, simulator):
 def test_system_wide_geometry():
     """On Verilator only here: Icarus simulates the 40 PEs of D = 64 at under 1k cycles/s (test-all runs it)."""
     cfg = HardwareConfig.from_preset("sim", WIDE)
-    result = hwsim.run(cfg, "verilator", "test_cpt_gemm",
+    result = rtl_sim.run(cfg, "verilator", "test_cpt_gemm",
                        testcase=["test_random_gemms", "test_backpressure", "test_prefetch", "test_prefetch_chain"],
                        seed=SEED)
     assert result.ok, result.summary()

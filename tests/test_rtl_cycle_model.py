@@ -1,4 +1,4 @@
-"""cpt_hw.cycle_model against the Verilog twin, cycle for cycle, on both geometries of the RTL tests:
+"""cpt_hw.hw.cycle_model against the Verilog twin, cycle for cycle, on both geometries of the RTL tests:
 every call without back-pressure -- edge and random shapes, B prefetch hits, misses and random chains of
 prefetching calls -- takes exactly the cycles the model gives.  The precision scaling cycles(3,3) /
 cycles(8,8) <= 1.15 x 9/64 on a compute-bound GEMM is asserted inside the cocotb test test_model_shapes,
@@ -10,11 +10,11 @@ import json
 
 import numpy as np
 import pytest
-
-from cpt_hw import hwsim
-from cpt_hw.config import HardwareConfig
-from cpt_hw.cycle_model import Prefetch, gemm_cycles, setup_cycles
 from test_rtl import WIDE
+
+from cpt_hw.flows import rtl_sim
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.cycle_model import Prefetch, gemm_cycles, setup_cycles
 
 pytestmark = pytest.mark.sim
 
@@ -56,10 +56,10 @@ def random_chains(cfg: HardwareConfig, count: int, seed: int) -> list[list[list[
 @pytest.mark.parametrize("geometry", ["sim", "simwide"])
 def test_model_matches_rtl(geometry):
     cfg = HardwareConfig.from_preset("sim", WIDE if geometry == "simwide" else ())
-    result = hwsim.run(cfg, "verilator", "test_cpt_gemm",
+    result = rtl_sim.run(cfg, "verilator", "test_cpt_gemm",
                        testcase=["test_model_shapes", "test_random_gemms", "test_prefetch"], seed=7)
     assert result.ok, result.summary()
-    chains = hwsim.run(cfg, "verilator", "bench_cpt_gemm", seed=7,
+    chains = rtl_sim.run(cfg, "verilator", "bench_cpt_gemm", seed=7,
                        extra_env={"CPT_HW_BENCH_CHAINS": json.dumps(random_chains(cfg, 10, seed=7))})
     assert chains.ok, chains.summary()
     checked = [r for r in result.records + chains.records if not r["backpressure"]]

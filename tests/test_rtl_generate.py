@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from cpt_hw.config import HardwareConfig
-from cpt_hw.cycle_model import gemm_cycles, setup_cycles
 from cpt_hw.errors import ConfigError
-from cpt_hw.generator import TARGETS, render
-from cpt_hw.regmap import OUTPUTS, arguments, register_map
+from cpt_hw.gen.generator import TARGETS, render
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.cycle_model import gemm_cycles, setup_cycles
+from cpt_hw.hw.regmap import OUTPUTS, arguments, register_map
 
 HLS_PORTS = {"ap_clk", "ap_rst_n", "interrupt"} | {f"s_axi_control_{s}" for s in (
     "AWADDR AWVALID AWREADY WDATA WSTRB WVALID WREADY BRESP BVALID BREADY ARADDR ARVALID ARREADY "
@@ -54,7 +54,9 @@ def test_regmap_header_matches_register_map(preset, overrides):
     assert tables["OUT_CTRL_OFFSETS"] == [rm.offset(f"{a.name}_ctrl") for a in OUTPUTS]
     reset = dict(zip(tables["OUT_OFFSETS"], tables["OUT_RESET"]))
     assert reset == {off: (cfg.id_word if off == rm.arg_offset("id") else 0) for off in outs}
-    assert params["CTRL_ADDR_W"] == rm.addr_width and params["BANK_AW"] == cfg.axi_addr_width
+    assert params["CTRL_ADDR_W"] == rm.addr_width
+    # an address argument is `CPT_AXI_AW bits wide (the widths header): the map restates no width
+    assert not re.search(r"localparam integer \w*_AW\b", vh)
     assert f"32'h{cfg.id_word:08x}" in vh
 
 
@@ -94,6 +96,9 @@ def test_widths_header_zc706():
     assert (w["A_HALF"], w["A_DEPTH"], w["A_AW"]) == (576, 1152, 11)
     assert (w["B_HALF"], w["B_DEPTH"], w["B_AW"]) == (4608, 9216, 14)   # 128 / 16 x 8 x 72 per half
     assert w["RV_W"] == 5 and w["KEY_W"] == 160
+    assert w["TI_W"] == 70             # final bit, 5-bit rows valid, 64-bit address
+    assert w["FIFO_AW"] == 5           # 32 rows = 2 x 16
+    assert w["POS_W"] == 19            # positions up to 65536 + 128 (17 bits), plus two
 
 
 @pytest.mark.parametrize("overrides", [{}, {"rows": 10, "cols": 4, "dot_width": 64, "axi_data_width": 32,
@@ -109,8 +114,12 @@ def test_widths_header_follows_config(overrides):
     assert 2 ** (w["B_AW"] - 1) < w["B_DEPTH"] <= 2 ** w["B_AW"]
     assert 2 ** (w["A_AW"] - 1) < w["A_DEPTH"] <= 2 ** w["A_AW"]
     assert w["KEY_W"] == cfg.axi_addr_width + 96
+    assert w["TI_W"] == cfg.axi_addr_width + w["RV_W"] + 1
+    assert 2 ** (w["FIFO_AW"] - 1) < 2 * cfg.rows <= 2 ** w["FIFO_AW"]
     if overrides:
-        assert (w["DIM_W"], w["RV_W"]) == (11, 4)
+        assert (w["DIM_W"], w["RV_W"], w["FIFO_AW"]) == (11, 4, 5)   # 20 rows of FIFO: 32
+    else:
+        assert w["FIFO_AW"] == 3                                      # sim: 3 rows, 6 rows of FIFO: 8
 
 
 CONFIG_PARAMS = ("ROWS", "COLS", "D", "ACC_W", "OP_BITS", "K_WORDS", "B_BLOCK_COLS", "AXI_DW", "AXI_AW",
@@ -119,12 +128,18 @@ CONFIG_PARAMS = ("ROWS", "COLS", "D", "ACC_W", "OP_BITS", "K_WORDS", "B_BLOCK_CO
 
 def test_rtl_sources_take_widths_from_the_header():
     """No hand-written module derives a width or restates a config number: they come from the header."""
+    from cpt_hw.gen.rtl import widths
     from cpt_hw.paths import rtl_dir
+    derived = [name for name, _, _ in widths(HardwareConfig.from_preset("zc706")) if name not in CONFIG_PARAMS]
+    assert {"DIM_W", "KW_W", "BITS_W", "RW_W", "A_AW", "B_AW", "B_HALF", "RV_W", "KEY_W", "TI_W",
+            "FIFO_AW", "POS_W"} <= set(derived)
     for src in sorted(rtl_dir().glob("*.v")):
         text = src.read_text()
         code = re.sub(r"//[^\n]*", "", text)
-        for name in ("DIM_W", "KW_W", "BITS_W", "RW_W", "A_AW", "B_AW", "B_HALF", "RV_W", "KEY_W"):
+        for name in derived:
             assert not re.search(rf"(?:parameter|localparam) integer {name}\b", code), (src.name, name)
+        for derivation in ("$clog2(ROWS + 1)", "$clog2(2 * ROWS)", "$clog2(B_BLOCK_COLS + 1)"):
+            assert derivation not in code, f"{src.name}: derives {derivation} (RV_W, FIFO_AW, POS_W)"
         assert not re.search(r"OP_BITS \* K_WORDS", code), f"{src.name}: derives the A half"
         assert not re.search(r"\*\s*32\b|<<\s*2\b", code), f"{src.name}: a literal result width"
         for m in re.finditer(r"parameter integer (\w+) = ([^,\s)]+)", code):
@@ -143,8 +158,8 @@ def test_rtl_refuses_non_power_of_two_word():
 @pytest.mark.sim
 @pytest.mark.parametrize("preset", ["sim", "zc706"])
 def test_lint_clean(preset):
-    from cpt_hw import hwsim
-    clean, out = hwsim.lint(HardwareConfig.from_preset(preset))
+    from cpt_hw.flows import rtl_sim
+    clean, out = rtl_sim.lint(HardwareConfig.from_preset(preset))
     assert clean, out
 
 
@@ -169,9 +184,9 @@ def test_core_refuses_parameters_that_differ_from_the_header(tmp_path):
     """The header sizes the submodules' ports, so a cpt_core override that disagrees with it must stop."""
     import subprocess
 
-    from cpt_hw import hwsim
-    hwsim.check_tools("icarus")
-    d = hwsim.design(HardwareConfig.from_preset("sim"))
+    from cpt_hw.flows import rtl_sim
+    rtl_sim.check_tools("icarus")
+    d = rtl_sim.design(HardwareConfig.from_preset("sim"))
     tb = tmp_path / "tb.v"
     out = tmp_path / "tb.vvp"
     for params, refused in ((".MAX_DIM(2048)", True), ("", False)):

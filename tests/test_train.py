@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cpt_hw import bitops
 from cpt_hw.cli import main
 from cpt_hw.schedules import CyclicPrecision, PrecisionSchedule
-from cpt_hw.train import checkpoint
+from cpt_hw.train import bitops, checkpoint
 from cpt_hw.train.config import TrainConfig
 from cpt_hw.train.trainer import Trainer, TrainingDiverged
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from cpt_hw import bitstream as bs
-from cpt_hw import reports
-from cpt_hw.config import INTERFACE_VERSION, HardwareConfig
 from cpt_hw.errors import CptHwError, ToolMissingError
-from cpt_hw.generator import generate
-from cpt_hw.hwcheck import RegmapMismatch, check_hw_header, parse_hw_header
-from cpt_hw.targets.hls import IP
-from cpt_hw.targets.vivado import RTL_IP
+from cpt_hw.flows import bitstream as bs
+from cpt_hw.flows import vivado_reports
+from cpt_hw.flows.ip_check import RegmapMismatch, check_hw_header, parse_hw_header
+from cpt_hw.gen.generator import generate
+from cpt_hw.gen.hls import IP
+from cpt_hw.gen.vivado import RTL_IP
+from cpt_hw.hw.config import INTERFACE_VERSION, HardwareConfig
 
 DATA = Path(__file__).parent / "data"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bitstream.md"
@@ -72,22 +72,22 @@ def test_interface_2_output_packing_is_caught(regmap_json):
 
 
 def test_utilization_reports_of_two_vivado_generations():
-    new = reports.read_report(DATA / "sample_utilization_v2022.rpt", reports.parse_utilization)
+    new = vivado_reports.read_report(DATA / "sample_utilization_v2022.rpt", vivado_reports.parse_utilization)
     assert new["resources"]["lut"] == {"used": 71342, "available": 218600, "percent": 32.64}
     assert new["resources"]["bram36"]["used"] == 164.5 and new["resources"]["dsp"]["used"] == 14
     assert new["resources"]["ff"]["available"] == 437200 and new["state"] == "Routed"
     assert new["device"] == "xc7z045ffg900-2"
-    old = reports.read_report(DATA / "sample_utilization_v2019.rpt", reports.parse_utilization)
+    old = vivado_reports.read_report(DATA / "sample_utilization_v2019.rpt", vivado_reports.parse_utilization)
     assert old["resources"]["lut"]["used"] == 6120 and old["resources"]["bram36"]["percent"] == 2.2
     assert old["tool"].startswith("Vivado v.2019.2")
 
 
 def test_timing_summary_met_and_violated():
     text = (DATA / "sample_timing_summary_v2022.rpt").read_text()
-    met = reports.parse_timing_summary(text)
+    met = vivado_reports.parse_timing_summary(text)
     assert met["met"] and met["wns_ns"] == 0.187 and met["whs_ns"] == 0.024 and met["tns_failing_endpoints"] == 0
     assert met["clocks"] == [{"name": "clk_fpga_0", "period_ns": 5.0, "mhz": 200.0}]
-    bad = reports.parse_timing_summary(violated_timing(text))
+    bad = vivado_reports.parse_timing_summary(violated_timing(text))
     assert not bad["met"] and bad["wns_ns"] == -0.412 and bad["tns_failing_endpoints"] == 57
 
 
@@ -97,13 +97,13 @@ def violated_timing(text: str) -> str:
 
 
 def test_csynth_xml():
-    rep = reports.read_report(DATA / "sample_csynth_vitis2022.xml", reports.parse_csynth_xml)
+    rep = vivado_reports.read_report(DATA / "sample_csynth_vitis2022.xml", vivado_reports.parse_csynth_xml)
     assert rep["top"] == "cpt_gemm" and rep["target_clock_ns"] == 5.0 and rep["estimated_clock_ns"] == 3.65
     assert rep["resources"]["bram_18k"] == 328 and rep["available"]["lut"] == 218600
     assert rep["latency_worst_cycles"] is None  # "undef": data-dependent
 
 
-@pytest.mark.parametrize("parser", [reports.parse_utilization, reports.parse_timing_summary, reports.parse_csynth_xml])
+@pytest.mark.parametrize("parser", [vivado_reports.parse_utilization, vivado_reports.parse_timing_summary, vivado_reports.parse_csynth_xml])
 def test_parsers_refuse_other_files(parser):
     with pytest.raises(CptHwError):
         parser(HW_H.read_text())
@@ -240,7 +240,7 @@ def test_ip_version_comes_from_the_interface_version_and_the_doc_restates_none()
     shows (an IP VLNV or a driver folder) must be the generated one."""
     assert IP.version == RTL_IP.version == f"{INTERFACE_VERSION}.0"
     text = DOC.read_text()
-    assert "`INTERFACE_VERSION` in `cpt_hw/config.py`" in text
+    assert "`INTERFACE_VERSION` in `cpt_hw/hw/config.py`" in text
     for found in re.findall(r"cpt_gemm:(\d+\.\d+)", text):
         assert found == IP.version
     for found in re.findall(r"cpt_gemm_v(\d+)_(\d+)", text):

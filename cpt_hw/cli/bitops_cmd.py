@@ -44,14 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _dataset_facts(name: str) -> tuple[int, tuple[int, ...], int]:
     if name in _STANDARD:
         return _STANDARD[name]
-    from ..data import load_dataset
+    from ..train.data import load_dataset
     ds = load_dataset(name)
     return len(ds.train), (ds.in_channels, ds.image_size, ds.image_size), ds.num_classes
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import bitops
-    from ..train import frontend
+    from ..train import bitops, frontend
 
     for name in ("epochs", "iters", "batch_size"):
         v = getattr(args, name)

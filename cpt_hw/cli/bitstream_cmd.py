@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..bitstream import bitstream
+from ..flows.bitstream import bitstream
 from .common import add_config_args, config_from_args
 
 

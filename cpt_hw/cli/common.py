@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import HardwareConfig, available_presets
+from ..hw.config import HardwareConfig, available_presets
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..config import HardwareConfig
-from ..regmap import register_map
+from ..hw.config import HardwareConfig
+from ..hw.regmap import register_map
 from .common import add_config_args, config_from_args
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..csim import sweep
 from ..errors import CptHwError
+from ..flows.csim import sweep
 from .common import add_config_args, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("csim", help="C-simulate the HLS kernel (g++, hls4ml's ap_types) against the golden model",
                        description="Compile the generated HLS kernel with g++ and run every precision pair, edge "
-                                   "tiles and refused calls; compare bit-exactly with cpt_hw.golden.")
+                                   "tiles and refused calls; compare bit-exactly with cpt_hw.hw.golden.")
     add_config_args(p)
     p.add_argument("--seed", type=int, default=0, help="random seed of the workloads (default 0)")
     p.add_argument("--quick", action="store_true", help="smaller GEMM shapes")

@@ -39,8 +39,8 @@ def command_line(preset: str, out: str, epochs: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import HardwareConfig
-    from ..generator import generate
+    from ..gen.generator import generate
+    from ..hw.config import HardwareConfig
     from ..train.config import TrainConfig
     from ..train.trainer import Trainer, format_summary
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..generator import TARGETS, generate
+from ..gen.generator import TARGETS, generate
 from .common import add_config_args, config_from_args
 
 

@@ -46,8 +46,8 @@ def _check_args(args: argparse.Namespace) -> None:
     """Every flag, before any checkpoint is read."""
     import torch
 
-    from ..landscape import check_grid
     from ..nn.context import MAX_BITS
+    from ..train.landscape import check_grid
 
     if args.labels and len(args.labels) != len(args.checkpoints):
         raise CptHwError(f"--labels: {len(args.labels)} given for {len(args.checkpoints)} checkpoints")
@@ -98,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .. import nn as qnn
-    from ..data import load_dataset
-    from ..landscape import compute_landscape, plot_landscapes, save_landscape
     from ..train import checkpoint, frontend
     from ..train.batches import eval_batches
+    from ..train.data import load_dataset
+    from ..train.landscape import compute_landscape, plot_landscapes, save_landscape
 
     _check_args(args)
     loaded = [_load_checkpoint(path) for path in args.checkpoints]  # every checkpoint checked before any work

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import hwsim
 from ..errors import CptHwError
+from ..flows import rtl_sim
 from .common import add_config_args, config_from_args
 
 
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    clean, out = hwsim.lint(cfg)
+    clean, out = rtl_sim.lint(cfg)
     if not clean:
         print(out)
         raise CptHwError(f"lint of config {cfg.name!r} found problems (above)")

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from ..errors import CptHwError
 from ..fileio import write_atomic
+from ..schedules import MAX_BITS  # the quantizers' ceiling
 from .train_cmd import _given, add_training_args
 
-from ..schedules import MAX_BITS  # the quantizers' ceiling
-
-#: The test's first precision (``cpt_hw.range_test.START_BITS``), repeated so that ``--help`` needs no torch
+#: The test's first precision (``cpt_hw.train.range_test.START_BITS``), repeated so that ``--help`` needs no torch
 #: import (a test keeps them equal).
 START_BITS = 2
 
@@ -46,11 +45,11 @@ def _check_test_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..range_test import run_range_test
     from ..schedules import parse_bits_range
     from ..train import distributed
     from ..train.config import TrainConfig
     from ..train.plots import plot_range_test
+    from ..train.range_test import run_range_test
     from ..train.trainer import Trainer
 
     given = {k: v for k, v in _given(args).items() if k not in ("out", "grad_bits")}

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..fileio import write_atomic
-from ..resources import format_report, synthesize
+from ..flows.resources import format_report, synthesize
 from .common import add_config_args, config_from_args
 
 

@@ -10,9 +10,9 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from .. import hwsim
-from ..config import HardwareConfig
 from ..fileio import write_atomic
+from ..flows import rtl_sim
+from ..hw.config import HardwareConfig
 from .common import add_config_args, config_from_args
 
 
@@ -23,9 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "environment (or --waves) dumps waveforms next to each run's log.")
     add_config_args(p)
     p.set_defaults(preset="sim")
-    p.add_argument("--simulator", dest="simulators", action="append", choices=hwsim.SIMULATORS,
+    p.add_argument("--simulator", dest="simulators", action="append", choices=rtl_sim.SIMULATORS,
                    help="simulator to use (repeatable; default: both)")
-    p.add_argument("--module", dest="modules", action="append", choices=hwsim.SUITE,
+    p.add_argument("--module", dest="modules", action="append", choices=rtl_sim.SUITE,
                    help="cocotb module to run (repeatable; default: all)")
     p.add_argument("--testcase", help="comma-separated cocotb tests to run (default: all)")
     p.add_argument("--seed", type=int, default=None, help="cocotb random seed (default: random)")
@@ -35,12 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_one(cfg: HardwareConfig, simulator: str, module: str, testcase: str | None, seed: int | None,
-             waves: bool) -> hwsim.SimResult:
-    return hwsim.run(cfg, simulator, module, toplevel=hwsim.toplevel_of(module),
+             waves: bool) -> rtl_sim.SimResult:
+    return rtl_sim.run(cfg, simulator, module, toplevel=rtl_sim.toplevel_of(module),
                      testcase=testcase.split(",") if testcase else None, seed=seed, waves=waves)
 
 
-def rows_of(cfg: HardwareConfig, result: hwsim.SimResult) -> list[dict]:
+def rows_of(cfg: HardwareConfig, result: rtl_sim.SimResult) -> list[dict]:
     """One row per cocotb test: result, cycles (sum over its calls, or simulated time for unit tests)
     and PE utilisation (useful binary ops / (peak x cycles) over its successful calls)."""
     rows = []
@@ -72,10 +72,10 @@ def format_table(rows: list[dict]) -> str:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     waves = args.waves or os.environ.get("WAVES", "0") not in ("", "0")
-    sims = args.simulators or list(hwsim.SIMULATORS)
-    modules = args.modules or list(hwsim.SUITE)
+    sims = args.simulators or list(rtl_sim.SIMULATORS)
+    modules = args.modules or list(rtl_sim.SUITE)
     for s in sims:      # fail early, with one line, when a tool is missing
-        hwsim.check_tools(s)
+        rtl_sim.check_tools(s)
     jobs = [(s, m) for m in modules for s in sims]
     # One seed for every run: both simulators then see the same calls, and their cycle counts must agree.
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)

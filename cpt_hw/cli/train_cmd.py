@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..data import DATASETS
 from ..errors import CptHwError
 from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS
+from ..train.data import DATASETS
 
 #: argparse destination -> TrainConfig field, for the options a user can give (all default to None so a
 #: resumed run can tell what was given on the command line).

@@ -41,8 +41,8 @@ class Images:
 def load_images(trained: Any, data_path: str | None, n: int) -> Images:
     """The first ``n`` test images of the checkpoint's dataset (``data_path`` overrides its path), normalised
     as the trainer does; refused when the test set is smaller than ``n``."""
-    from ..data import load_dataset
     from ..train.batches import normalise
+    from ..train.data import load_dataset
 
     cfg = trained.config
     data = load_dataset(cfg.dataset, data_path if data_path is not None else cfg.data, cfg.data_cache, progress=False)

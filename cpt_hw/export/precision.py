@@ -139,7 +139,8 @@ def plan(net: ExportNet) -> TypePlan:
 
 
 def _block(p: TypePlan, name: str, block: BlockExport, x: Bound, add_name: str) -> Bound:
-    h = p.relu(f"{name}_relu1", p.unit(f"{name}_c1", block.c1))
+    # relu1 gets its type here; c2 is typed from its own quantizer's range, not from this bound
+    p.relu(f"{name}_relu1", p.unit(f"{name}_c1", block.c1))
     main = p.unit(f"{name}_c2", block.c2)
     shortcut = x if block.down is None else p.unit(f"{name}_down", block.down)
     return p.relu(f"{name}_relu2", p.add(add_name, main, shortcut))

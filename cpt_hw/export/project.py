@@ -18,7 +18,7 @@ import torch
 from .fold import ExportError, ExportNet
 from .precision import TypePlan
 
-#: The ZC706's part (cpt_hw.parts) and the accelerator's clock (zc706 preset: 200 MHz).
+#: The ZC706's part (cpt_hw.hw.parts) and the accelerator's clock (zc706 preset: 200 MHz).
 PART = "xc7z045ffg900-2"
 CLOCK_NS = 5
 PROJECT = "cpt_model"

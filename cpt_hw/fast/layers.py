@@ -90,6 +90,7 @@ def enable_fast(model: nn.Module, dp: DevicePrecision | None) -> int:
     count = 0
     for _, layer in quantized_layers(model):
         layer.fast_precision = dp  # type: ignore[attr-defined]
+        layer.fast_forward = None if dp is None else fast_forward  # type: ignore[attr-defined]
         if dp is not None:  # noise-stream keys live on the device (created here, never during a capture)
             keys = [stream_key(dp.seed, layer.layer_id, s) for s in (STREAM_ERROR, STREAM_SCALED_ERROR)]
             layer.fast_keys = torch.tensor(keys, dtype=torch.int64, device=dp.device).unbind()  # type: ignore

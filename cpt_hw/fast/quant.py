@@ -1,6 +1,6 @@
 """Fused CPT quantizers for the CUDA fast path, with the precision held in device tensors.
 
-Same arithmetic as :mod:`cpt_hw.golden` / :mod:`cpt_hw.nn.quant` (float32; s = max((max - min)/L, 1e-8),
+Same arithmetic as :mod:`cpt_hw.hw.golden` / :mod:`cpt_hw.nn.quant` (float32; s = max((max - min)/L, 1e-8),
 q = round_half_even(clamp((x - min)/s [+ u], 0, L)), x_hat = s q + min, L = 2^bits - 1), but:
 
 * ``levels`` L and the noise ``seed`` are 0-d **device tensors**, so a precision change every iteration
@@ -9,7 +9,7 @@ q = round_half_even(clamp((x - min)/s [+ u], 0, L)), x_hat = s q + min, L = 2^bi
   kernel plus one element-wise kernel per tensor);
 * nothing is read back to the host.
 
-Stochastic-rounding noise is :func:`cpt_hw.golden.counter_uniform` of (seed, element index), evaluated
+Stochastic-rounding noise is :func:`cpt_hw.hw.golden.counter_uniform` of (seed, element index), evaluated
 inside the fused kernel.
 """
 
@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from ..golden import SCALE_FLOOR, counter_hash, counter_uniform
+from ..hw.golden import SCALE_FLOOR, counter_hash, counter_uniform
 
 _FLOOR = float(SCALE_FLOOR)
 

@@ -10,11 +10,10 @@ Public API::
     layer = cnn.QConv2d(16, 32, 3, padding=1, bias=False)   # nn.Conv2d's signature
 """
 
-from .backends import (BackendError, BackendSpec, get_default_backend, parse_backend, set_backend,
-                       set_default_backend, use_backend)
+from .backends import get_default_backend, get_impl, opened_engines, set_default_backend, use_backend
 from .context import Precision, PrecisionError, get_precision, noise_seed, precision, set_precision
-from .engines import get_impl, opened_engines
-from .layers import ACT_MOMENTUM, QConv2d, QLinear, QuantLayerMixin, number_layers, quantized_layers
+from .layers import ACT_MOMENTUM, QConv2d, QLinear, QuantLayerMixin, number_layers, quantized_layers, set_backend
+from .types import BackendError, BackendSpec, parse_backend
 
 __all__ = [
     "ACT_MOMENTUM", "BackendError", "BackendSpec", "Precision", "PrecisionError", "QConv2d", "QLinear",

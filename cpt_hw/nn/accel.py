@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import golden
-from ..config import HardwareConfig
 from ..errors import CptHwError
-from .backends import BackendError, BackendSpec
+from ..hw import golden
+from ..hw.config import HardwareConfig
 from .integer import check_engine_bits
 from .ops import Lowering
+from .types import BackendError, BackendSpec
 
 
 class AccelEngine:

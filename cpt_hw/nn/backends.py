@@ -6,94 +6,26 @@ A backend is named by a short spec string (what ``cpt-hw train --backend`` takes
 ``torch``              fake quantization in float through torch's own conv/matmul ("paper" numerics: what
                        the authors' code computes); fast on CPU and GPU
 ``torch:hardware``     the same in float, but emulating the integer hardware's numerics (docs/numerics.md)
-``exact``              integer GEMMs, bit-exact with ``cpt_hw.golden.gemm``, plus host-side scale/zero-point
+``exact``              integer GEMMs, bit-exact with ``cpt_hw.hw.golden.gemm``, plus host-side scale/zero-point
                        corrections: hardware numerics, CPU
 ``accel[:DEVICE]``     the same integer GEMMs through ``cpt_driver.Accelerator``; DEVICE is ``emu``
                        (default), ``rtl`` or ``pynq``
 =====================  ================================================================================
 
 Selection: one process-wide default (:func:`set_default_backend`, :func:`use_backend`) and an optional
-per-layer override that :func:`set_backend` puts on every quantized layer of a model.
+per-layer override that :func:`cpt_hw.nn.layers.set_backend` puts on every quantized layer of a model.
+Implementations (:func:`get_impl`) are cached per spec, so an accelerator (its driver, buffer pool, device) is
+opened once per process and shared by every layer that uses it.  The spec types are in :mod:`.types`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
-from ..errors import CptHwError
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch.nn
-
-KINDS = ("torch", "exact", "accel")
-NUMERICS = ("paper", "hardware")
-DEVICES = ("emu", "rtl", "pynq")
-
-
-class BackendError(CptHwError, ValueError):
-    """An unknown backend spec, or a precision the chosen backend cannot run."""
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """Where a layer's GEMMs run.
-
-    kind: torch | exact | accel.  numerics: paper | hardware (torch only; exact and accel always compute
-    hardware numerics).  device: emu | rtl | pynq (accel only).  config: hardware preset name or TOML
-    path (accel only).  driver_options: extra keyword arguments for ``cpt_driver.Accelerator`` (e.g. a
-    bitfile for pynq), as a tuple of (key, value) pairs so the spec stays hashable.
-    """
-
-    kind: str = "torch"
-    numerics: str = "paper"
-    device: str = "emu"
-    config: str = "zc706"
-    driver_options: tuple[tuple[str, Any], ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise BackendError(f"backend {self.kind!r}: unknown (known: {', '.join(KINDS)})")
-        if self.numerics not in NUMERICS:
-            raise BackendError(f"numerics {self.numerics!r}: unknown (known: {', '.join(NUMERICS)})")
-        if self.kind != "torch" and self.numerics != "hardware":
-            object.__setattr__(self, "numerics", "hardware")  # integer backends compute hardware numerics
-        if self.device not in DEVICES:
-            raise BackendError(f"accelerator device {self.device!r}: unknown (known: {', '.join(DEVICES)})")
-
-    @property
-    def name(self) -> str:
-        """The spec string that parses back to this spec (config and driver options aside)."""
-        if self.kind == "torch":
-            return "torch" if self.numerics == "paper" else "torch:hardware"
-        return "exact" if self.kind == "exact" else f"accel:{self.device}"
-
-
-def parse_backend(spec: "str | BackendSpec", **overrides: Any) -> BackendSpec:
-    """``"torch"``, ``"torch:paper"``, ``"torch:hardware"``, ``"exact"``, ``"accel"``, ``"accel:emu"`` ... ->
-    :class:`BackendSpec`; keyword overrides (e.g. ``config="sim"``) replace fields."""
-    if isinstance(spec, BackendSpec):
-        base = spec
-    elif isinstance(spec, str):
-        kind, _, sub = spec.strip().lower().partition(":")
-        if kind == "torch":
-            base = BackendSpec("torch", numerics=sub or "paper")
-        elif kind == "exact" and not sub:
-            base = BackendSpec("exact")
-        elif kind == "accel":
-            base = BackendSpec("accel", device=sub or "emu")
-        else:
-            raise BackendError(f"backend {spec!r}: unknown (known: torch, torch:hardware, exact, "
-                               "accel:emu, accel:rtl, accel:pynq)")
-    else:
-        raise BackendError(f"backend {spec!r}: must be a string such as 'torch' or 'accel:emu'")
-    if overrides:
-        if "driver_options" in overrides and isinstance(overrides["driver_options"], dict):
-            overrides["driver_options"] = tuple(sorted(overrides["driver_options"].items()))
-        base = BackendSpec(**{**base.__dict__, **overrides})
-    return base
-
+from .integer import ExactEngine, IntegerBackend
+from .torch_backend import TorchBackend
+from .types import BackendSpec, parse_backend
 
 _default = BackendSpec()
 
@@ -121,21 +53,29 @@ def use_backend(spec: "str | BackendSpec", **overrides: Any) -> Iterator[Backend
         _default = saved
 
 
-def set_backend(model: "torch.nn.Module", spec: "str | BackendSpec | None", **overrides: Any) -> int:
-    """Pin every quantized layer of ``model`` to a backend (None: follow the default again).
-
-    Returns the number of layers changed.
-    """
-    from .layers import QuantLayerMixin  # late import: layers imports this module
-
-    parsed = None if spec is None else parse_backend(spec, **overrides)
-    count = 0
-    for m in model.modules():
-        if isinstance(m, QuantLayerMixin):
-            m.backend = parsed
-            count += 1
-    return count
-
-
 def resolve(spec: BackendSpec | None) -> BackendSpec:
     return _default if spec is None else spec
+
+
+_impls: dict[BackendSpec, TorchBackend | IntegerBackend] = {}
+
+
+def get_impl(spec: BackendSpec) -> TorchBackend | IntegerBackend:
+    """The (cached) implementation of ``spec``."""
+    impl = _impls.get(spec)
+    if impl is None:
+        if spec.kind == "torch":
+            impl = TorchBackend(hardware=spec.numerics == "hardware")
+        elif spec.kind == "exact":
+            impl = IntegerBackend(ExactEngine())
+        else:
+            from .accel import AccelEngine  # imports cpt_driver only when an accelerator is asked for
+
+            impl = IntegerBackend(AccelEngine(spec))
+        _impls[spec] = impl
+    return impl
+
+
+def opened_engines() -> list:
+    """The GEMM engines opened so far in this process (accelerators report GEMM counts and cycles)."""
+    return [i.engine for i in _impls.values() if isinstance(i, IntegerBackend)]

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..errors import CptHwError
-from ..golden import counter_hash
+from ..hw.golden import counter_hash
+
 # Largest precision the quantizers accept (int64 codes and float32 exactness are safe far beyond); defined
 # with the schedules, which the torch-free CLIs check their flags against.
 from ..schedules import MAX_BITS

@@ -44,21 +44,20 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from .. import golden
-from .backends import BackendError
+from ..hw import golden
 from .ops import ConvOps, LinearOps, Lowering, code_sum
 from .profiling import region
 from .quant import (channel_range, dequantize, fold_factors, product_range, quant_params, quantize_int,
                     tensor_range)
 from .saved import keep_sign_only
-from .torch_backend import LayerCall
+from .types import BackendError, LayerCall
 
 Ops = ConvOps | LinearOps
 _F32, _F64 = torch.float32, torch.float64
 
 
 class GemmEngine(Protocol):
-    """Computes C = A.B for unsigned integer operands, exactly as ``cpt_hw.golden.gemm``."""
+    """Computes C = A.B for unsigned integer operands, exactly as ``cpt_hw.hw.golden.gemm``."""
 
     name: str
 

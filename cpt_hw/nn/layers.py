@@ -15,17 +15,16 @@ layers 0..L-1 in module order, ``build_model`` does it) and an optional ``backen
 from __future__ import annotations
 
 import itertools
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
 
-from .backends import BackendSpec, resolve
+from .backends import get_impl, resolve
 from .context import STREAM_ERROR, STREAM_SCALED_ERROR, get_precision, noise_seed
-from .engines import get_impl
 from .ops import ConvOps, LinearOps
 from .quant import ErrorQuant, tensor_range
-from .torch_backend import LayerCall
+from .types import BackendSpec, LayerCall, parse_backend
 
 #: Momentum of the running activation range, as the reference: running = m running + (1 - m) batch.
 ACT_MOMENTUM = 0.9
@@ -42,8 +41,10 @@ class QuantLayerMixin:
 
     def _init_quant(self) -> None:
         self.backend = None
-        #: Set by cpt_hw.fast.enable_fast: device-resident precision of the CUDA fast path (None: off).
+        #: Set by cpt_hw.fast.enable_fast: device-resident precision of the CUDA fast path (None: off) and the
+        #: forward that runs it.  The fast path registers itself here, so this module never imports it.
         self.fast_precision = None
+        self.fast_forward: Callable[..., torch.Tensor] | None = None
         # Fallback numbering by construction order; build_model/number_layers renumber deterministically.
         self.layer_id = next(_construction_order) % (1 << 34)
         self.register_buffer("act_min", torch.zeros(()))  # type: ignore[attr-defined]
@@ -93,8 +94,8 @@ class QConv2d(QuantLayerMixin, nn.Conv2d):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (torch's name)
         """input (B, C_in, H, W) float -> (B, C_out, H_out, W_out)."""
-        if self.fast_precision is not None:
-            return _fast_forward(self, input, ConvOps.of(self))
+        if self.fast_forward is not None:
+            return self.fast_forward(self, input, ConvOps.of(self))
         if not get_precision().quantized:
             return super().forward(input)
         return self._quant_forward(input, ConvOps.of(self))
@@ -109,15 +110,9 @@ class QLinear(QuantLayerMixin, nn.Linear):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
         """input (..., in_features) float -> (..., out_features)."""
-        if self.fast_precision is not None:
-            return _fast_forward(self, input, _LINEAR)
+        if self.fast_forward is not None:
+            return self.fast_forward(self, input, _LINEAR)
         return self._quant_forward(input, _LINEAR)
-
-
-def _fast_forward(layer: QuantLayerMixin, x: torch.Tensor, ops: ConvOps | LinearOps) -> torch.Tensor:
-    from ..fast.layers import fast_forward  # late import: the fast path is optional (CUDA)
-
-    return fast_forward(layer, x, ops)
 
 
 def quantized_layers(model: nn.Module) -> Iterator[tuple[str, QuantLayerMixin]]:
@@ -132,4 +127,17 @@ def number_layers(model: nn.Module) -> int:
     count = 0
     for count, (_, m) in enumerate(quantized_layers(model), start=1):
         m.layer_id = count - 1
+    return count
+
+
+def set_backend(model: nn.Module, spec: "str | BackendSpec | None", **overrides: Any) -> int:
+    """Pin every quantized layer of ``model`` to a backend (None: follow the default again).
+
+    Returns the number of layers changed.
+    """
+    parsed = None if spec is None else parse_backend(spec, **overrides)
+    count = 0
+    for _, m in quantized_layers(model):
+        m.backend = parsed
+        count += 1
     return count

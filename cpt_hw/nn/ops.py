@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backends import BackendError
+from .types import BackendError
 
 
 #: Where a lowering may put its result: ``scratch(numel, dtype)`` returns a flat contiguous tensor of at

@@ -1,6 +1,6 @@
-"""The CPT quantizers in torch, bit-exact with :mod:`cpt_hw.golden` (same float32 operations, same order).
+"""The CPT quantizers in torch, bit-exact with :mod:`cpt_hw.hw.golden` (same float32 operations, same order).
 
-Asymmetric, unsigned, over [0, 2^b - 1] (ARCHITECTURE.md section 3, the authors' code):
+Asymmetric, unsigned, over [0, 2^b - 1] (docs/numerics.md "Quantizers", the authors' code):
 
     s = max((max - min) / (2^b - 1), 1e-8),   z = min,
     q = round_half_even(clamp((x - z) / s [+ u], 0, 2^b - 1)),   x_hat = s q + z,
@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..golden import SCALE_FLOOR, counter_uniform
+from ..hw.golden import SCALE_FLOOR, counter_uniform
 
 _FLOOR = float(SCALE_FLOOR)  # a Python float that converts back to exactly np.float32(1e-8)
 
@@ -291,22 +291,3 @@ def quantize_error(e: torch.Tensor, bits: int, seed: int) -> tuple[torch.Tensor,
     """Per-tensor stochastic quantization of an error tensor: (codes, params)."""
     qp = quant_params(*tensor_range(e), bits)
     return quantize_codes(e, bits, qp, noise_seed=seed), qp
-
-
-class _ErrorQuantizer(torch.autograd.Function):
-    """Identity forward; backward replaces the incoming error by its stochastic fake quantization."""
-
-    @staticmethod
-    def forward(ctx, y: torch.Tensor, spec: ErrorQuant) -> torch.Tensor:
-        ctx.spec = spec
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        q, qp = quantize_error(grad, ctx.spec.bits, ctx.spec.seed)
-        return dequantize(q, qp).to(grad.dtype), None
-
-
-def quantize_grad(y: torch.Tensor, spec: ErrorQuant | None) -> torch.Tensor:
-    """Mark ``y`` so that the error flowing back into it is quantized (``spec`` None: float error)."""
-    return y if spec is None else _ErrorQuantizer.apply(y, spec)

@@ -14,27 +14,13 @@ Everything stays on the tensors' device; there is no host synchronisation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from .ops import ConvOps, LinearOps
-from .quant import (ErrorQuant, channel_range, dequantize, fold_factors, quant_params, quantize_codes,
-                    quantize_error)
+from .quant import channel_range, dequantize, fold_factors, quant_params, quantize_codes, quantize_error
+from .types import LayerCall
 
 Ops = ConvOps | LinearOps
-
-
-@dataclass(frozen=True)
-class LayerCall:
-    """What one quantized layer call needs besides its tensors: forward bits, the activation range to use
-    (0-d float32 tensors: batch range in training, running range in eval) and the error quantizer
-    (None: the errors stay in float)."""
-
-    fw: int
-    x_min: torch.Tensor
-    x_max: torch.Tensor
-    error: ErrorQuant | None
 
 
 class _FakeQuantGemm(torch.autograd.Function):

@@ -18,8 +18,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..data import Dataset, ImageSet
 from ..errors import CptHwError
+from .data import Dataset, ImageSet
 
 _TAG_PERM, _TAG_AUG = 0x5045524D, 0x41554721  # "PERM", "AUG!": keep the two streams independent
 
@@ -35,7 +35,7 @@ def derived_generator(seed: int, tag: int, index: int, device: torch.device | st
 
 
 class Batches:
-    """Training batches of a :class:`~cpt_hw.data.Dataset` for one rank.
+    """Training batches of a :class:`~cpt_hw.train.data.Dataset` for one rank.
 
     global_batch: samples per step over all ranks (must divide by ``world``); an epoch is
     ``len(train) // global_batch`` steps (the last partial batch is dropped, every step is full).
@@ -66,9 +66,6 @@ class Batches:
         self._perm: tuple[int, torch.Tensor] | None = None
         self._mean = torch.tensor(data.mean, dtype=torch.float32, device=self._home).view(1, -1, 1, 1)
         self._std = torch.tensor(data.std, dtype=torch.float32, device=self._home).view(1, -1, 1, 1)
-
-    def epoch_of(self, step: int) -> int:
-        return step // self.steps_per_epoch
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if self._perm is None or self._perm[0] != epoch:

@@ -66,14 +66,6 @@ def broadcast_buffers(model: torch.nn.Module, info: DistInfo) -> None:
             dist.broadcast(buf, src=0)
 
 
-def broadcast_object(obj: object, info: DistInfo) -> object:
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

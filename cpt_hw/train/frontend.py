@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from ..config import HardwareConfig
 from ..errors import CptHwError
+from ..hw.config import HardwareConfig
 
 
 def build_model(name: str, num_classes: int) -> torch.nn.Module:

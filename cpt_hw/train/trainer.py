@@ -24,14 +24,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .. import bitops
-from ..data import Dataset, load_dataset
 from ..errors import CptHwError
 from ..fileio import write_atomic
 from ..schedules import PrecisionSchedule, parse_bits_range, parse_shape, short_cycle_warning
-from . import checkpoint, distributed, frontend
+from . import bitops, checkpoint, distributed, frontend
 from .batches import Batches, eval_batches
 from .config import MAX_ITERS, TrainConfig, TrainConfigError
+from .data import Dataset, load_dataset
 from .fast_step import FastStepper, fast_mode
 from .metrics import MetricsWriter, read_metrics
 from .plots import plot_run
@@ -162,7 +161,7 @@ class Trainer:
             model(x)
 
     def _range_test(self, grad_bits: tuple[int, int]) -> tuple[int, int]:
-        from ..range_test import run_range_test
+        from .range_test import run_range_test
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed + 1)

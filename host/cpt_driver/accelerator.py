@@ -166,7 +166,8 @@ class Accelerator:
     def qgemm(self, qa: np.ndarray, qb: np.ndarray, a_bits: int, b_bits: int, a_scale: Any, a_zero: Any,
               b_scale: Any, b_zero: Any, *, a_signed: bool = False, b_signed: bool = False,
               dtype: Any = np.float32) -> np.ndarray:
-        """Y = (s_a qa + z_a) . (s_b qb + z_b) from integer codes, ARCHITECTURE.md section 3.
+        """Y = (s_a qa + z_a) . (s_b qb + z_b) from integer codes (docs/numerics.md, "The three GEMMs and the
+        hardware numerics").
 
         qa: (M, K) codes at a_bits with a_scale/a_zero per tensor (scalars) or per row of A (M,);
         qb: (K, N) codes at b_bits with b_scale/b_zero per tensor or per column of B (N,).  Forward of a

@@ -1,4 +1,4 @@
-"""Scale/zero-point corrections around an integer GEMM (ARCHITECTURE.md section 3).
+"""Scale/zero-point corrections around an integer GEMM (docs/numerics.md, "The three GEMMs and the hardware numerics").
 
 With A = s_a q_a + z_a (scale and zero point per tensor or per row m) and B = s_b q_b + z_b (per tensor or
 per column n), summing over k:

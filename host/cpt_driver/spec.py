@@ -2,7 +2,7 @@
 
 ``cpt-hw generate`` writes ``build/<cfg>/driver/regmap.json`` from the config; that file (copied next to
 the bitstream on a board) is all the driver needs, so it runs without ``cpt_hw`` or torch.  When a
-``cpt_hw.config.HardwareConfig`` is handed in instead, the same dictionary is computed from it (the
+``cpt_hw.hw.config.HardwareConfig`` is handed in instead, the same dictionary is computed from it (the
 caller has cpt_hw, so importing its register map then is free).
 """
 
@@ -55,7 +55,7 @@ class DeviceSpec:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "regmap", hw_config: Any = None) -> "DeviceSpec":
-        """Build from the dictionary of ``regmap.json`` (``cpt_hw.regmap.RegisterMap.to_dict()``)."""
+        """Build from the dictionary of ``regmap.json`` (``cpt_hw.hw.regmap.RegisterMap.to_dict()``)."""
         try:
             regs = {r["name"]: int(r["offset"]) for r in d["registers"]}
             words: dict[str, list[tuple[int, int]]] = {}
@@ -95,8 +95,8 @@ class DeviceSpec:
 
     @classmethod
     def from_hardware_config(cls, cfg: Any) -> "DeviceSpec":
-        """From a ``cpt_hw.config.HardwareConfig`` (imports cpt_hw's register map lazily)."""
-        from cpt_hw.regmap import register_map  # only reached when the caller already holds a cpt_hw object
+        """From a ``cpt_hw.hw.config.HardwareConfig`` (imports cpt_hw's register map lazily)."""
+        from cpt_hw.hw.regmap import register_map  # only reached when the caller already holds a cpt_hw object
 
         return cls.from_dict(register_map(cfg).to_dict(), source=f"HardwareConfig {cfg.name!r}", hw_config=cfg)
 
@@ -127,7 +127,7 @@ def _search_roots() -> list[Path]:
 def resolve_spec(config: Any = None) -> DeviceSpec:
     """The :class:`DeviceSpec` for ``config``, which may be
 
-    * a ``cpt_hw.config.HardwareConfig`` (its register map is computed),
+    * a ``cpt_hw.hw.config.HardwareConfig`` (its register map is computed),
     * a mapping (the content of regmap.json), a path to a regmap.json file, or
     * a config name: ``build/<name>/driver/regmap.json`` under ``$CPT_HW_ROOT`` or the working directory,
       else the cpt_hw preset of that name when cpt_hw is installed.  ``None`` means ``"zc706"``.
@@ -149,8 +149,8 @@ def resolve_spec(config: Any = None) -> DeviceSpec:
             if candidate.is_file():
                 return DeviceSpec.from_json(candidate)
         try:
-            from cpt_hw.config import HardwareConfig
             from cpt_hw.errors import CptHwError
+            from cpt_hw.hw.config import HardwareConfig
         except ImportError:
             raise SpecError(f"config {text!r}: no build/{text}/driver/regmap.json found (run "
                             f"`cpt-hw generate --preset {text}` and copy regmap.json here)") from None

@@ -1,24 +1,28 @@
 """The ``emu`` backend: the driver's default, an emulated cpt_gemm in the same process (CI, development).
 
-Same register semantics as the HLS kernel (see :mod:`.emu_device`), a byte-addressed memory with physical
-addresses, results from ``cpt_hw.golden`` and cycles from ``cpt_hw.cycle_model``.  Buffers are views of
-the emulated memory, so flush/invalidate are no-ops (the memory is coherent).
+The device itself is :mod:`cpt_hw.hw.emu_device` (the HLS kernel's register semantics over a byte-addressed
+memory with physical addresses, results from ``cpt_hw.hw.golden``, cycles from ``cpt_hw.hw.cycle_model``); this
+module only adapts it to :class:`~cpt_driver.backend.Backend`.  cpt_hw is an optional dependency of the driver
+(the board's ``pynq`` backend needs only numpy), so it is imported when an emu backend is made.  Buffers are
+views of the emulated memory, so flush/invalidate are no-ops (the memory is coherent).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..backend import Backend, DmaBuffer
 from ..errors import SpecError
 from ..spec import DeviceSpec
-from .emu_device import EmuDevice, EmuMemory
+
+if TYPE_CHECKING:
+    from cpt_hw.hw.emu_device import EmuMemory
 
 
 class EmuBuffer(DmaBuffer):
-    def __init__(self, memory: EmuMemory, phys: int, array: np.ndarray):
+    def __init__(self, memory: "EmuMemory", phys: int, array: np.ndarray):
         self.memory = memory
         self.phys = phys
         self.array = array
@@ -35,7 +39,7 @@ class EmuBuffer(DmaBuffer):
 
 def hardware_config_for(spec: DeviceSpec) -> Any:
     """The HardwareConfig behind ``spec``: the one it was built from, else the preset of its name."""
-    from cpt_hw.config import HardwareConfig
+    from cpt_hw.hw.config import HardwareConfig
 
     cfg = spec.hw_config if spec.hw_config is not None else HardwareConfig.from_preset(spec.name)
     if cfg.id_word != spec.id_word:
@@ -51,6 +55,8 @@ class EmuBackend(Backend):
     name = "emu"
 
     def __init__(self, spec: DeviceSpec, hw_config: Any = None, isr_mode: str = "tow"):
+        from cpt_hw.hw.emu_device import EmuDevice, EmuMemory
+
         super().__init__(spec)
         self.config = hw_config if hw_config is not None else hardware_config_for(spec)
         if self.config.id_word != spec.id_word:

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .errors import CptHwError
-from .fileio import save_figure, write_atomic
+from ..errors import CptHwError
+from ..fileio import save_figure, write_atomic
 
 
 @dataclass(frozen=True)
@@ -130,12 +130,3 @@ def plot_landscapes(landscapes: dict[str, Landscape], path: str | Path, levels: 
 
 def save_landscape(ls: Landscape, path: str | Path) -> None:
     write_atomic(path, json.dumps(ls.to_dict()) + "\n")
-
-
-def load_landscape(path: str | Path) -> Landscape:
-    try:
-        d = json.loads(Path(path).read_text())
-        return Landscape(np.array(d.pop("alphas")), np.array(d.pop("betas")), np.array(d.pop("loss")),
-                         np.array(d.pop("acc")), d)
-    except (OSError, ValueError, KeyError) as e:
-        raise CptHwError(f"landscape file {path}: unreadable ({e})") from None

@@ -1,7 +1,7 @@
 """Render one validated config into every hardware artefact under ``build/<name>/``.
 
 One strict Jinja environment (``StrictUndefined``: a missing value is an error, not an empty string)
-serves all targets.  A target is a module in ``cpt_hw.targets`` with a function
+serves all targets.  A target is a module in ``cpt_hw.gen`` with a function
 ``render(cfg, env) -> {relative path: text}``; templates only express what parameters cannot (the
 datapath is hand-written in ``rtl/`` and in the HLS kernel headers).
 """
@@ -14,14 +14,14 @@ from typing import Iterable
 
 import jinja2
 
-from . import __version__
-from .config import HardwareConfig
-from .errors import CptHwError
-from .fileio import write_atomic
-from .paths import build_dir, templates_dir
-from .regmap import register_map
+from .. import __version__
+from ..errors import CptHwError
+from ..fileio import write_atomic
+from ..hw.config import HardwareConfig
+from ..hw.regmap import register_map
+from ..paths import build_dir, templates_dir
 
-#: Targets in build order; each is ``cpt_hw.targets.<name>``.
+#: Targets in build order; each is ``cpt_hw.gen.<name>``.
 TARGETS: tuple[str, ...] = ("driver", "rtl", "hls", "vivado")
 
 
@@ -64,7 +64,7 @@ def render(cfg: HardwareConfig, targets: Iterable[str] | None = None) -> dict[Pa
     for name in targets or TARGETS:
         if name not in TARGETS:
             raise CptHwError(f"unknown generator target {name!r} (known: {', '.join(TARGETS)})")
-        module = importlib.import_module(f"cpt_hw.targets.{name}")
+        module = importlib.import_module(f"cpt_hw.gen.{name}")
         for rel, text in module.render(cfg, env).items():
             files[Path(name) / rel] = text
     return files

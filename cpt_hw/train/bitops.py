@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .schedules import PrecisionSchedule
+from ..schedules import PrecisionSchedule
 
 #: Bit-width counted for full-precision (bits = 0) layers.
 FULL_PRECISION_BITS = 32
@@ -56,7 +56,7 @@ class LayerMacs:
 
 def default_is_counted(module: torch.nn.Module) -> bool:
     """Quantized layers: the front end's QConv2d / QLinear (the float FC is a plain nn.Linear)."""
-    from .nn import QConv2d, QLinear  # the quantized layers; imported lazily (BitOPs needs no backend)
+    from ..nn import QConv2d, QLinear  # the quantized layers; imported lazily (BitOPs needs no backend)
     return isinstance(module, (QConv2d, QLinear))
 
 

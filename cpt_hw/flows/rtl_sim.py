@@ -7,7 +7,7 @@ pytest workers from building the same thing twice.
 
 Typical use (the pytest wrappers in ``tests/test_rtl*.py`` and ``make sim`` do exactly this)::
 
-    from cpt_hw.config import HardwareConfig
+    from cpt_hw.hw.config import HardwareConfig
     from cpt_hw import hwsim
     cfg = HardwareConfig.from_preset("sim")
     result = hwsim.run(cfg, "verilator", "test_cpt_gemm", testcase="test_random_gemms")
@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from .config import HardwareConfig
-from .errors import CptHwError, ToolMissingError
-from .generator import generate
-from .paths import build_dir, rtl_dir, source_root
+from ..errors import CptHwError, ToolMissingError
+from ..gen.generator import generate
+from ..hw.config import HardwareConfig
+from ..paths import build_dir, rtl_dir, source_root
 
 SIMULATORS: tuple[str, ...] = ("icarus", "verilator")
 

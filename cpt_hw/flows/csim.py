@@ -2,9 +2,9 @@
 
 :func:`build` renders the ``hls`` target into ``build/<cfg>/hls/`` and compiles kernel + testbench into
 ``build/<cfg>/csim/cpt_gemm_tb`` (cached: rebuilt only when a source, the compiler or its flags change).
-:func:`run` executes a :class:`~cpt_hw.hls_io.Workload` on it and :func:`compare` checks every call
-against ``cpt_hw.golden`` and ``cpt_hw.status`` bit for bit: status, id, the predicted ``cycles``
-(:mod:`cpt_hw.hls_schedule`), each result area, and every other byte of the simulated DDR (unchanged).
+:func:`run` executes a :class:`~cpt_hw.gen.hls_vectors.Workload` on it and :func:`compare` checks every call
+against ``cpt_hw.hw.golden`` and ``cpt_hw.hw.calls`` bit for bit: status, id, the predicted ``cycles``
+(:mod:`cpt_hw.hw.hls_cycles`), each result area, and every other byte of the simulated DDR (unchanged).
 :func:`sweep` is what ``make csim`` / ``cpt-hw csim`` runs.
 """
 
@@ -25,15 +25,15 @@ import numpy as np
 
 from cpt_driver import layout
 
-from .config import HardwareConfig
-from .errors import CptHwError, ToolMissingError
-from .fileio import write_atomic
-from .generator import generate
-from .hls_io import Results, Workload, decode_results
-from .hls_schedule import busy_counts
-from .paths import build_dir, source_root
-from .regmap import FLAG_BITS
-from .status import PrefetchState, prefetch_bytes
+from ..errors import CptHwError, ToolMissingError
+from ..fileio import write_atomic
+from ..gen.generator import generate
+from ..gen.hls_vectors import Results, Workload, decode_results
+from ..hw.calls import PrefetchState, prefetch_bytes
+from ..hw.config import HardwareConfig
+from ..hw.hls_cycles import busy_counts
+from ..hw.regmap import FLAG_BITS
+from ..paths import build_dir, source_root
 
 CXXFLAGS = ("-O2", "-std=c++14", "-Wall", "-Wno-unknown-pragmas", "-Wno-unused-label")
 BINARY = "cpt_gemm_tb"

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from .errors import CptHwError
+from ..errors import CptHwError
 
 #: Resource rows of report_utilization and the keys they are stored under.
 UTIL_ROWS = {"Slice LUTs": "lut", "CLB LUTs": "lut", "Slice Registers": "ff", "CLB Registers": "ff",

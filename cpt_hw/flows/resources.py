@@ -20,13 +20,12 @@ import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from .config import HardwareConfig
-from .errors import CptHwError, ToolMissingError
-from .fileio import write_atomic
-from .generator import generate
-from .paths import build_dir, rtl_dir
+from ..errors import CptHwError, ToolMissingError
+from ..fileio import write_atomic
+from ..gen.generator import generate
+from ..hw.config import HardwareConfig
+from ..paths import build_dir, rtl_dir
 
 #: LUTs per Yosys/7-series cell that occupies LUTs.
 LUT_WEIGHTS = {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "LUT6_2": 1,
@@ -110,7 +109,10 @@ def synthesize(cfg: HardwareConfig, yosys: str = "yosys") -> Resources:
     work.mkdir(parents=True, exist_ok=True)
     sources = [str(gen / "cpt_gemm.v")] + [str(p) for p in sorted(rtl_dir().glob("*.v"))]
     stat_file = work / "stat.txt"
-    script = (f"read_verilog -I{gen} {' '.join(sources)}\n"
+    # -defer: elaborate each module only under `hierarchy -top` with the parameters it is instantiated with.  Read
+    # eagerly, Yosys also elaborates every module at its default parameters, where cpt_control's check of its
+    # widths against the register map ($finish) fires.
+    script = (f"read_verilog -defer -I{gen} {' '.join(sources)}\n"
               "synth_xilinx -top cpt_gemm\n"
               f"tee -q -o {stat_file} stat -top cpt_gemm\n")
     (work / "synth.ys").write_text(script)
@@ -143,7 +145,6 @@ def synthesize(cfg: HardwareConfig, yosys: str = "yosys") -> Resources:
 
 
 def format_report(res: Resources, cfg: HardwareConfig) -> str:
-    u = res.utilisation()
     lines = [f"config {cfg.name!r}: {cfg.rows} x {cfg.cols} PEs, D = {cfg.dot_width}, {cfg.clock_mhz:g} MHz, "
              f"peak {cfg.peak_binary_tops:.2f} binary TOPS ({cfg.peak_binary_ops_per_cycle} AND+popcount pairs/cycle)",
              f"part {res.part} (Yosys {res.seconds:.0f} s, hierarchical synth_xilinx)",

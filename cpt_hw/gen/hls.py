@@ -5,7 +5,7 @@ The generated layer is thin (STYLE.md, hls4ml's split): ``cpt_config.h`` holds t
 itself is the hand-written, compile-time-parameterised headers in the top-level ``hls/`` directory.
 ``kernel/`` holds verbatim copies of those headers (the TCL names every path relative to itself, so the
 build folder can be moved as a whole).  ``vectors/`` holds a small co-simulation workload and its expected
-results (binary, from cpt_hw.golden) so that the TCL's csim and cosim steps check the kernel bit-exactly
+results (binary, from cpt_hw.hw.golden) so that the TCL's csim and cosim steps check the kernel bit-exactly
 inside the HLS tool too.
 """
 
@@ -15,16 +15,14 @@ from dataclasses import dataclass
 
 import jinja2
 
-from ..config import INTERFACE_VERSION, RESULT_BITS, HardwareConfig
 from ..errors import ConfigError
-from ..hls_io import Workload
+from ..hw.config import INTERFACE_VERSION, RESULT_BITS, HardwareConfig
+from ..hw.regmap import FLAG_BITS, INPUTS, KERNEL_NAME, STATUS_BITS, arguments, register_map
 from ..paths import source_root
-from ..regmap import FLAG_BITS, INPUTS, KERNEL_NAME, STATUS_BITS, arguments, register_map
+from .hls_vectors import Workload
 
 #: HLS tools the TCL is rendered for: (tool command, title).
 TOOLS = (("vitis_hls", "Vitis HLS"), ("vivado_hls", "Vivado HLS"))
-#: Bits of one BRAM36 block (36 Kib) and the widest port of one (72 bits).
-BRAM36_BITS = 36 * 1024
 #: LUTs per AND+popcount bit of a plain adder-tree popcount (Yosys synth_xilinx, ARCHITECTURE.md §2).
 LUTS_PER_POPCOUNT_BIT = 3.2
 

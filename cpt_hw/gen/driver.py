@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import jinja2
 
-from ..config import HardwareConfig
-from ..regmap import register_map
+from ..hw.config import HardwareConfig
+from ..hw.regmap import register_map
 
 
 def render(cfg: HardwareConfig, env: jinja2.Environment) -> dict[str, str]:

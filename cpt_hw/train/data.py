@@ -42,8 +42,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from .errors import CptHwError
-from .fileio import write_atomic
+from ..errors import CptHwError
+from ..fileio import write_atomic
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 _CLASSES = {"cifar10": 10, "cifar100": 100}

@@ -2,14 +2,14 @@
 
 A :class:`Workload` places packed operands (``cpt_driver.layout``) and result areas in one DDR image,
 fills everything else with random canary bytes, and records for each call the status it must return
-(:func:`cpt_hw.status.call_status`) and, for calls that run, the result ``cpt_hw.golden`` defines.  The
+(:func:`cpt_hw.hw.calls.call_status`) and, for calls that run, the result ``cpt_hw.hw.golden`` defines.  The
 expected final image is the initial one with exactly the result areas of the legal calls replaced:
 a call that writes outside its C area, or a refused call that writes at all, shows up as a difference.
 
 Binary formats (little-endian; read and written by ``hls/cpt_tb.h``)::
 
     vectors  "CPTV" u32 magic, u32 version, u64 ddr_bytes, u32 n_calls, image, n_calls x N_ARGS u64 registers
-             (cpt_hw.regmap.INPUTS order: Call.registers())
+             (cpt_hw.hw.regmap.INPUTS order: Call.registers())
     results  "CPTR" u32 magic, u32 version, u32 n_calls, n_calls x (u32 status, u64 cycles, u32 id),
              u64 ddr_bytes, image
 """
@@ -23,11 +23,11 @@ import numpy as np
 
 from cpt_driver import layout
 
-from . import golden
-from .config import HardwareConfig
-from .errors import CptHwError
-from .regmap import FLAG_BITS, INPUTS
-from .status import Call, call_status, prefetch_bytes
+from ..errors import CptHwError
+from ..hw import golden
+from ..hw.calls import Call, call_status, prefetch_bytes
+from ..hw.config import HardwareConfig
+from ..hw.regmap import FLAG_BITS, INPUTS
 
 MAGIC_IN = 0x56545043   # "CPTV"
 MAGIC_OUT = 0x52545043  # "CPTR"

@@ -3,7 +3,7 @@
 The reference for every implementation (HLS kernel ``hls/cpt_check.h``, the Verilog twin, the emulated
 device), as docs/registers.md states it:
 
-* each error bit of :data:`cpt_hw.regmap.STATUS_BITS` is evaluated from the register values alone;
+* each error bit of :data:`cpt_hw.hw.regmap.STATUS_BITS` is evaluated from the register values alone;
 * ERR_WINDOW is evaluated only when M, N, K and the precisions are legal (ERR_DIM and ERR_BITS clear),
   because the operand sizes it needs are meaningless otherwise;
 * a non-zero status means the call ends without reading or writing memory;
@@ -32,7 +32,7 @@ class _CallMethods:
     """What every :class:`Call` knows beyond its fields."""
 
     def registers(self) -> tuple[int, ...]:
-        """Input values in the argument order of the top function (cpt_hw.regmap.INPUTS)."""
+        """Input values in the argument order of the top function (cpt_hw.hw.regmap.INPUTS)."""
         return tuple(getattr(self, a.name) for a in INPUTS)
 
     @property
@@ -49,7 +49,7 @@ class _CallMethods:
 
 
 #: The register values of one ``cpt_gemm`` call (byte addresses, sizes in elements, bits): a frozen
-#: dataclass with one int field per input of :data:`cpt_hw.regmap.INPUTS`, in signature order
+#: dataclass with one int field per input of :data:`cpt_hw.hw.regmap.INPUTS`, in signature order
 #: (a, b, c, m, n, k, a_bits, b_bits, flags, win_base, win_limit, then the prefetch hint next_b,
 #: next_n, next_k, next_b_bits, which default to 0 and are read only with flags bit PREFETCH_B).
 Call = make_dataclass(

@@ -4,7 +4,7 @@
 2. find the tools: ``vivado`` and ``vitis_hls`` / ``vivado_hls`` (or Vitis 2024.2+'s ``vitis-run``);
    without them the flow stops here with one line naming the missing tool;
 3. HLS (``hls/<tool>.tcl``): csim and cosim against the golden vectors, csynth, IP export;
-4. compare the exported ``x<kernel>_hw.h`` with ``driver/regmap.json`` (:mod:`cpt_hw.hwcheck`);
+4. compare the exported ``x<kernel>_hw.h`` with ``driver/regmap.json`` (:mod:`cpt_hw.flows.ip_check`);
 5. Vivado (``vivado/build.tcl``): block design, synthesis, implementation, bitstream;
 6. parse the reports into ``reports/*.json``, require timing closure, check ``overlay/<name>.{bit,hwh}``.
 
@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import HardwareConfig
-from .errors import CptHwError, ToolMissingError
-from .fileio import write_atomic
-from .generator import generate
-from .hwcheck import check_hw_header, find_hw_header
-from .paths import build_dir
-from .regmap import KERNEL_NAME
-from .reports import parse_csynth_xml, parse_timing_summary, parse_utilization, read_report
-from .targets import vivado as vt
+from ..errors import CptHwError, ToolMissingError
+from ..fileio import write_atomic
+from ..gen import vivado as vt
+from ..gen.generator import generate
+from ..hw.config import HardwareConfig
+from ..hw.regmap import KERNEL_NAME
+from ..paths import build_dir
+from .ip_check import check_hw_header, find_hw_header
+from .vivado_reports import parse_csynth_xml, parse_timing_summary, parse_utilization, read_report
 
 #: HLS front ends in order of preference: (executable, argv before the script, tcl name).
 HLS_TOOLS = (("vitis_hls", ["-f"], "vitis_hls.tcl"), ("vivado_hls", ["-f"], "vivado_hls.tcl"),

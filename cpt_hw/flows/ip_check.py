@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import CptHwError
+from ..errors import CptHwError
 
 _DEFINE = re.compile(r"^\s*#define\s+(\w+)\s+(0x[0-9a-fA-F]+|\d+)\b", re.MULTILINE)
 #: Block-level registers: hw.h name -> regmap name.

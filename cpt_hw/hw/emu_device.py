@@ -18,9 +18,9 @@ that leaves a buffer is an AXI decode error, as on a real bus).  :class:`EmuDevi
   the DMA window is enforced on the exact byte ranges of A, B and C.
 
 A call completes as soon as it starts (the emulator has no notion of wall time); ``cycles`` comes from
-``cpt_hw.cycle_model`` and C from ``cpt_hw.golden``.  The B prefetch (flags bit PREFETCH_B) behaves as in
+``cpt_hw.hw.cycle_model`` and C from ``cpt_hw.hw.golden``.  The B prefetch (flags bit PREFETCH_B) behaves as in
 the hardware: the prefetching call copies the next call's first B block as it is then, the next call
-uses that copy iff its (b, n, k, b_bits) match the hint (cpt_hw.status.PrefetchState) and its cycles
+uses that copy iff its (b, n, k, b_bits) match the hint (cpt_hw.hw.calls.PrefetchState) and its cycles
 are those of a hit.  ``hang = True`` injects a kernel that never
 finishes, for the driver's timeout path.  This module is a development/CI component and imports cpt_hw.
 """
@@ -34,14 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from cpt_hw import golden
-from cpt_hw.config import HardwareConfig
-from cpt_hw.cycle_model import Prefetch, gemm_cycles, setup_cycles
-from cpt_hw.status import Call, PrefetchState, call_status, prefetch_bytes
+from cpt_driver import layout
+from cpt_driver.errors import ArgumentError
+from cpt_driver.spec import DeviceSpec
 
-from .. import layout
-from ..errors import ArgumentError
-from ..spec import DeviceSpec
+from . import golden
+from .calls import Call, PrefetchState, call_status, prefetch_bytes
+from .config import HardwareConfig
+from .cycle_model import Prefetch, gemm_cycles, setup_cycles
 
 #: Elements of the A (or C) block per golden.gemm call: 1 MiB of int64, in cache (see execute).
 _BLOCK_ELEMENTS = 1 << 17
@@ -239,7 +239,7 @@ class EmuDevice:
 
     def check(self, args: dict[str, int]) -> int:
         """Status bits of a call, decided from the arguments alone: the one reference rule every
-        implementation follows (cpt_hw.status.call_status, docs/registers.md)."""
+        implementation follows (cpt_hw.hw.calls.call_status, docs/registers.md)."""
         return call_status(self.cfg, Call(**args))
 
     def ranges(self, args: dict[str, int]) -> list[tuple[int, int]]:
@@ -304,8 +304,3 @@ class EmuDevice:
             self._scratch.pop(which, None)
             buf = self._scratch[which] = layout.offheap_array((rows * k,), np.int64)
         return layout.unpack_rows_into(packed, bits, signed, k, out=buf[:rows * k].reshape(rows, k))
-
-    def registers_snapshot(self) -> dict[str, Any]:
-        """For tests and messages: every input register, the CTRL state and the outputs."""
-        return {**self._inputs, "ap_start": self.ap_start, "ap_idle": self.ap_idle, "isr": self.isr,
-                **self.outputs}

@@ -3,7 +3,7 @@
 ``vivado/build.tcl`` creates the project (part and board part from the config), adds the accelerator IP
 (the HLS export, or with ``-tclargs rtl`` the Verilog twin packaged by ``package_rtl.tcl``), builds the
 block design of ``bd.tcl``, runs synthesis and implementation, writes the reports and copies
-``<name>.bit`` + ``<name>.hwh`` into ``build/<cfg>/overlay/``.  :mod:`cpt_hw.bitstream` drives it.
+``<name>.bit`` + ``<name>.hwh`` into ``build/<cfg>/overlay/``.  :mod:`cpt_hw.flows.bitstream` drives it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import jinja2
 
-from ..config import HardwareConfig
 from ..errors import ConfigError
+from ..hw.config import HardwareConfig
+from ..hw.regmap import KERNEL_NAME
 from ..paths import rtl_dir
-from ..regmap import KERNEL_NAME
 from .hls import IP as HLS_IP
 from .hls import IpInfo
 

@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..errors import CptHwError
 from . import bitops as _bitops
-from .errors import CptHwError
-from .train import distributed, frontend
-from .train.batches import Batches
-from .train.config import TrainConfig
+from . import distributed, frontend
+from .batches import Batches
+from .config import TrainConfig
 
 START_BITS = 2
 MIN_STEPS_PER_BIT = 8

@@ -5,7 +5,7 @@ numbers to the parameters of the hand-written core (``rtl/cpt_core.v``); ``cpt_g
 the config's numbers and every width derived from them as `define macros (derived once, in
 :func:`widths`: Verilog-2005 ANSI ports can only be sized by header parameters or macros, and the
 modules of ``rtl/`` include it before their headers); ``cpt_gemm_regmap.vh`` turns
-:func:`cpt_hw.regmap.register_map` into localparams that ``rtl/cpt_control.v`` includes, so no
+:func:`cpt_hw.hw.regmap.register_map` into localparams that ``rtl/cpt_control.v`` includes, so no
 register offset or bit position is ever written by hand in ``rtl/``.
 """
 
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import jinja2
 
-from ..config import RESULT_BITS, HardwareConfig
 from ..errors import ConfigError
-from ..regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, STATUS_BITS, arguments, register_map
+from ..hw.config import RESULT_BITS, HardwareConfig
+from ..hw.regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, STATUS_BITS, arguments, register_map
+
 
 def check(cfg: HardwareConfig) -> None:
     """Constraints of the Verilog twin beyond those of the config (also checked in rtl/ initial blocks)."""
@@ -54,7 +55,7 @@ def widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
         ("AXI_AW", cfg.axi_addr_width, "config axi_addr_width: bits of a memory address"),
         ("BURST_BEATS", cfg.burst_beats, "config burst_beats"),
         ("MAX_DIM", cfg.max_dim, "config max_dim: largest M, N"),
-        ("RESULT_W", RESULT_BITS, "bits of one element of C in memory: cpt_hw.config.RESULT_BITS"),
+        ("RESULT_W", RESULT_BITS, "bits of one element of C in memory: cpt_hw.hw.config.RESULT_BITS"),
         ("LOG_RESULT_BYTES", clog2(RESULT_BITS // 8), "elements of C to bytes (a shift): clog2(RESULT_W / 8)"),
         ("DIM_W", clog2(cfg.max_dim + 1), "a dimension M or N, 0..MAX_DIM: clog2(MAX_DIM + 1)"),
         ("KW_W", clog2(cfg.k_words + 1), "D-bit words per plane row, 0..K_WORDS: clog2(K_WORDS + 1)"),
@@ -69,6 +70,14 @@ def widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
         ("B_DEPTH", 2 * b_half, "words per B bank: two halves (the running block, the prefetched one)"),
         ("B_AW", clog2(2 * b_half), "a B bank address: clog2(B_DEPTH)"),
         ("RV_W", clog2(cfg.rows + 1), "rows valid in a tile, 0..ROWS: clog2(ROWS + 1)"),
+        ("POS_W", max(clog2(cfg.max_dim + 1), clog2(cfg.b_block_cols + 1)) + 2,
+         "a row or column position (m0, n0, ...), with room for N + B_BLOCK_COLS and M + ROWS: "
+         "max(DIM_W, clog2(B_BLOCK_COLS + 1)) + 2"),
+        ("TI_W", cfg.axi_addr_width + clog2(cfg.rows + 1) + 1,
+         "a tile queue entry, feeder to writer: {final, rows valid, C address of row 0}: 1 + RV_W + AXI_AW"),
+        ("FIFO_AW", clog2(2 * cfg.rows),
+         "C FIFO address bits: 2^FIFO_AW >= 2 x ROWS rows, a tile draining in while the writer empties "
+         "the previous one: clog2(2 x ROWS)"),
         ("KEY_W", cfg.axi_addr_width + 3 * 32,
          "a prefetch key {b, n, k, b_bits}: AXI_AW + three 32-bit argument words"),
     ]
@@ -96,7 +105,7 @@ class Bank:
 
 
 def bank(cfg: HardwareConfig) -> Bank:
-    """The register bank of ``cfg``'s argument list (cpt_hw.regmap.ARGUMENTS: nothing is named here)."""
+    """The register bank of ``cfg``'s argument list (cpt_hw.hw.regmap.ARGUMENTS: nothing is named here)."""
     rm = register_map(cfg)
     b = Bank([], [], [], [], [])
     for a in arguments(cfg):

@@ -1,1 +1,0 @@
-"""Generator targets: one module per artefact family (driver, rtl, hls, vivado)."""
