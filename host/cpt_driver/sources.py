@@ -162,7 +162,7 @@ class TapRows(RowSource):
         return a[:, :, :, j * d: j * d + s * (self.out_hw[1] - 1) + 1: s]
 
     def rows(self, r0: int, r1: int, k0: int, k1: int) -> np.ndarray:
-        (kh, kw), (s0, _), (d0, _) = self.kernel, self.stride, self.dilation
+        (_, kw), (s0, _), (d0, _) = self.kernel, self.stride, self.dilation
         ho = self.out_hw[0]
         c = self.x.shape[1]
         out = np.empty((r1 - r0, self.shape[1]), dtype=self.x.dtype)
@@ -176,7 +176,7 @@ class TapRows(RowSource):
         ho, wo = self.out_hw
         if bits > 8 or wo % 8 or wo // 8 not in _UNIT or k0 % wo or k1 % wo:
             return super().pack_into(r0, r1, k0, k1, bits, dot_width, out)
-        (kh, kw), (s0, _), (d0, _) = self.kernel, self.stride, self.dilation
+        (_, kw), (s0, _), (d0, _) = self.kernel, self.stride, self.dilation
         c = self.x.shape[1]
         lines = (k1 - k0) // wo                                         # units of one plane row
         dest = out.view(_UNIT[wo // 8]).reshape(r1 - r0, bits, -1)
