@@ -1,40 +1,36 @@
-"""cocotb system tests of cpt_gemm: whole calls through s_axi_control and m_axi_gmem.
+"""cocotb system tests of cpt_gemm (whole calls through s_axi_control and m_axi_gmem) and their pytest runners.
 
 Every GEMM is compared bit for bit with cpt_hw.hw.golden, checks that C's padding columns are zero and
 that no byte outside C changed, and records its cycles (make sim's table).  Shapes cover edge tiles
 (M, N, K not multiples of rows, cols, D; several B blocks and A tiles); precisions cover every pair
 1..operand_bits, signed and unsigned.  Refused calls must complete without any bus request.
+
+The runners at the bottom pick the tests and geometries of `make test` and of the slow set, and check
+cpt_hw.hw.cycle_model against the RTL cycle for cycle.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+import json
+from pathlib import Path
 
 import cocotb
 import numpy as np
+import pytest
 from cocotb.triggers import ClockCycles
-from cpt_tb import CptGemmTB, irq_mask
-from tbutil import random_operand, seeded_rng
 
 from cpt_driver import layout
+from cpt_hw.flows import rtl_sim
 from cpt_hw.hw import golden
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.cycle_model import Prefetch, gemm_cycles, setup_cycles
 from cpt_hw.hw.regmap import CTRL_BITS, FLAG_BITS, STATUS_BITS
+from sim import runner
+from sim.cpt_gemm.tb import PREFETCH, CptGemmTB, check_gemm, irq_mask, run_staged, stage
+from sim.tbutil import random_operand, seeded_rng
 
 ST = {name: 1 << bit for name, bit in STATUS_BITS.items()}
-PREFETCH = 1 << FLAG_BITS["PREFETCH_B"]
-
-
-async def check_gemm(tb: CptGemmTB, rng, m: int, n: int, k: int, a_bits: int, b_bits: int, a_signed: bool,
-                     b_signed: bool, name: str, **kw) -> int:
-    a = random_operand(rng, (m, k), a_bits, a_signed)
-    b = random_operand(rng, (k, n), b_bits, b_signed)
-    tb.dut._log.info("%s: %dx%dx%d at (%d, %d) signed (%d, %d)", name, m, n, k, a_bits, b_bits, a_signed, b_signed)
-    run = await tb.gemm(a, b, a_bits, b_bits, a_signed, b_signed, name=name, **kw)
-    assert run.status == 0, f"{name} {m}x{n}x{k} ({a_bits},{b_bits}): status {run.status:#x}"
-    want = golden.gemm(a, b, a_bits, b_bits, a_signed, b_signed, acc_width=tb.cfg.acc_width)
-    assert np.array_equal(run.c, want), f"{name} {m}x{n}x{k} ({a_bits},{b_bits},{a_signed},{b_signed}) differs"
-    return run.cycles
 
 
 def random_shape(rng, cfg) -> tuple[int, int, int]:
@@ -307,7 +303,7 @@ def model_shapes(cfg) -> list[tuple[int, int, int, int, int]]:
 @cocotb.test(timeout_time=200, timeout_unit="ms")
 async def test_model_shapes(dut):
     """Larger GEMMs without back-pressure: checked bit-exactly here, their cycles against
-    cpt_hw.hw.cycle_model by tests/test_rtl_cycle_model.py, (3,3) vs (8,8) scaling included."""
+    cpt_hw.hw.cycle_model by test_cpt_gemm_cycle_model below, (3,3) vs (8,8) scaling included."""
     tb = CptGemmTB(dut)
     await tb.reset()
     rng = seeded_rng("model")
@@ -318,7 +314,7 @@ async def test_model_shapes(dut):
     cfg = tb.cfg
     r, bbc, kmax = cfg.rows, cfg.b_block_cols, cfg.k_max
     # The scaling bound holds where (3, 3) is compute-bound: array steps per A tile >= its read beats
-    # (not on a geometry with a narrow bus and few columns per block, e.g. tests/test_rtl.py::WIDE).
+    # (not on a geometry with a narrow bus and few columns per block, e.g. cpt_hw.flows.rtl_sim.WIDE).
     kw = cfg.k_words
     steps_33 = (bbc // cfg.cols) * 3 * 3 * kw
     reads_33 = r * 3 * kw * (cfg.dot_width // cfg.axi_data_width)
@@ -332,74 +328,6 @@ async def test_model_shapes(dut):
 
 
 # ---------------------------------------------------------------------------------------------- prefetch
-@dataclass
-class Staged:
-    """A GEMM whose operands sit in the testbench RAM, ready to be called (with or without a hint)."""
-
-    a: np.ndarray
-    b: np.ndarray
-    a_bits: int
-    b_bits: int
-    a_signed: bool
-    b_signed: bool
-    ra: int
-    rb: int
-    rc: int
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.a.shape[0], self.b.shape[1], self.a.shape[1]
-
-    def args(self) -> dict:
-        m, n, k = self.shape
-        flags = (self.a_signed << FLAG_BITS["A_SIGNED"]) | (self.b_signed << FLAG_BITS["B_SIGNED"])
-        return dict(a=self.ra, b=self.rb, c=self.rc, m=m, n=n, k=k, a_bits=self.a_bits, b_bits=self.b_bits,
-                    flags=flags)
-
-    def hint(self) -> dict:
-        """The prefetch hint that names this call's B."""
-        _, n, k = self.shape
-        return dict(next_b=self.rb, next_n=n, next_k=k, next_b_bits=self.b_bits)
-
-    def write_b(self, tb: CptGemmTB, b: np.ndarray) -> None:
-        tb.ram.write(self.rb, layout.pack_b(b, self.b_bits, tb.cfg.dot_width).tobytes())
-
-
-def stage(tb: CptGemmTB, rng, m: int, n: int, k: int, a_bits: int, b_bits: int, a_signed: bool = False,
-          b_signed: bool = False) -> Staged:
-    cfg = tb.cfg
-    a = random_operand(rng, (m, k), a_bits, a_signed)
-    b = random_operand(rng, (k, n), b_bits, b_signed)
-    pa, pb = layout.pack_a(a, a_bits, cfg.dot_width), layout.pack_b(b, b_bits, cfg.dot_width)
-    s = Staged(a, b, a_bits, b_bits, a_signed, b_signed, tb.alloc(pa.size), tb.alloc(pb.size),
-               tb.alloc(layout.result_bytes(m, n, cfg.cols)))
-    tb.ram.write(s.ra, pa.tobytes())
-    tb.ram.write(s.rb, pb.tobytes())
-    return s
-
-
-async def run_staged(tb: CptGemmTB, s: Staged, name: str, hint: dict | None = None,
-                     b_used: np.ndarray | None = None) -> int:
-    """Call s (with PREFETCH_B and `hint` when given), check C bit-exactly against golden with B =
-    b_used (default s.b) and the padding columns; returns the cycles."""
-    m, n, _ = s.shape
-    cfg = tb.cfg
-    c_bytes = layout.result_bytes(m, n, cfg.cols)
-    tb.ram.write(s.rc, bytes([0xA5]) * c_bytes)
-    args = s.args()
-    if hint is not None:
-        args = {**args, **hint, "flags": args["flags"] | PREFETCH}
-    status, cycles = await tb.call(**args)
-    tb.record_call(name, args, status, cycles)
-    assert status == 0, f"{name}: status {status:#x}"
-    raw = np.frombuffer(tb.ram.read(s.rc, c_bytes), dtype=np.uint8)
-    want = golden.gemm(s.a, s.b if b_used is None else b_used, s.a_bits, s.b_bits, s.a_signed, s.b_signed,
-                       acc_width=cfg.acc_width)
-    assert np.array_equal(layout.unpack_result(raw, m, n, cfg.cols), want), f"{name}: C differs"
-    assert not raw.view("<i4").reshape(m, layout.result_stride(n, cfg.cols))[:, n:].any(), f"{name}: padding"
-    return cycles
-
-
 @cocotb.test(timeout_time=200, timeout_unit="ms")
 async def test_prefetch(dut):
     """B prefetch: a hit is bit-exact and faster than the same call without it, and really uses the
@@ -470,3 +398,116 @@ async def test_prefetch_chain(dut):
             assert tb.last_hit == (i > 0)
         tb.free_all()
     tb.set_backpressure(0.0)
+
+
+# ============================================================================== pytest runners
+# Which cocotb tests run where: `make test` runs the quick subset on the sim preset on both simulators
+# and the paths only the wide geometry reaches on Verilator (Icarus simulates its 40 PEs of D = 64 at
+# under 1k cycles/s); the slow set (`make test-all`) the long tests, the wide geometry on both
+# simulators and the zc706 array.  `make sim` runs every test.
+QUICK = ("test_registers", "test_random_gemms", "test_backpressure", "test_back_to_back", "test_refused_calls",
+         "test_bus_error", "test_interrupts", "test_prefetch", "test_prefetch_chain")
+LONG = ("test_precision_pairs", "test_stress", "test_model_shapes")
+WIDE_QUICK = ("test_random_gemms", "test_backpressure", "test_prefetch", "test_prefetch_chain")
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("simulator, geometry, tests", [
+    pytest.param("icarus", "sim", QUICK, id="icarus-sim-quick"),
+    pytest.param("verilator", "sim", QUICK, id="verilator-sim-quick"),
+    pytest.param("verilator", "simwide", WIDE_QUICK, id="verilator-simwide-quick"),
+    pytest.param("icarus", "sim", LONG, id="icarus-sim-long", marks=SLOW),
+    pytest.param("verilator", "sim", LONG, id="verilator-sim-long", marks=SLOW),
+    pytest.param("icarus", "simwide", None, id="icarus-simwide-all", marks=SLOW),
+    pytest.param("verilator", "simwide", None, id="verilator-simwide-all", marks=SLOW),
+])
+def test_cpt_gemm(simulator: str, geometry: str, tests: tuple[str, ...] | None) -> None:
+    """``tests`` None: every cocotb test of this module."""
+    result = runner.run(geometry, simulator, __file__, testcase=tests)
+    assert result.records and all(r["cycles"] > 0 for r in result.records)
+    if tests == QUICK:
+        assert sum(r["status"] == 0 for r in result.records) >= 20, "fewer GEMMs than the tests run"
+    if tests == LONG:
+        cfg = rtl_sim.geometry(geometry)
+        pairs = {(r["a_bits"], r["b_bits"]) for r in result.records if r["name"] == "test_precision_pairs"}
+        assert len(pairs) == cfg.operand_bits ** 2
+
+
+def compare_with_model(cfg: HardwareConfig, records: list[dict]) -> list[str]:
+    """The calls (without back-pressure) whose RTL cycles differ from cpt_hw.hw.cycle_model's."""
+    bad = []
+    for rec in records:
+        if rec["backpressure"]:
+            continue
+        if rec["status"]:
+            est = setup_cycles(cfg)
+        else:
+            hint = Prefetch(*rec["prefetch"]) if rec.get("prefetch") else None
+            est = gemm_cycles(cfg, rec["m"], rec["n"], rec["k"], rec["a_bits"], rec["b_bits"],
+                              a_addr=rec["a_addr"], b_addr=rec["b_addr"], c_addr=rec["c_addr"],
+                              b_prefetched=rec.get("b_hit", False), prefetch=hint).total
+        if est != rec["cycles"]:
+            bad.append(f"{rec['m']}x{rec['n']}x{rec['k']} ({rec['a_bits']},{rec['b_bits']})"
+                       f"{' hit' if rec.get('b_hit') else ''}{' hinted' if rec.get('prefetch') else ''}: "
+                       f"RTL {rec['cycles']}, model {est}")
+    return bad
+
+
+def random_chains(cfg: HardwareConfig, count: int, seed: int) -> list[list[list[int]]]:
+    """Chains of 2-3 calls sharing N (as the driver's K chunks do), random M, K and precisions (K at most
+    8 D-bit words, so that a zc706 chain simulates in seconds)."""
+    rng = np.random.default_rng(seed)
+    chains = []
+    for _ in range(count):
+        n = int(rng.integers(1, 2 * cfg.b_block_cols + 2))
+        k_max = min(cfg.k_max, 8 * cfg.dot_width)
+        chains.append([[int(rng.integers(1, 4 * cfg.rows + 1)), n, int(rng.integers(1, k_max + 1)),
+                        *(int(b) for b in rng.integers(1, cfg.operand_bits + 1, size=2))]
+                       for _ in range(int(rng.integers(2, 4)))])
+    return chains
+
+
+def run_bench(cfg: HardwareConfig, seed: int, shapes: list | None = None, chains: list | None = None):
+    """bench_cpt_gemm.py (in this directory) on Verilator: the given shapes, then the prefetch chains."""
+    return runner.run(cfg, "verilator", str(Path(__file__).with_name("bench_cpt_gemm.py")), seed=seed,
+                      extra_env={"CPT_HW_BENCH_SHAPES": json.dumps(shapes or []),
+                                 "CPT_HW_BENCH_CHAINS": json.dumps(chains or [])})
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("geometry", ["sim", "simwide"])
+def test_cpt_gemm_cycle_model(geometry: str) -> None:
+    """cpt_hw.hw.cycle_model against the RTL, cycle for cycle, on both test geometries: every call without
+    back-pressure -- edge and random shapes, B prefetch hits, misses and random chains of prefetching
+    calls -- takes exactly the cycles the model gives.  The precision scaling cycles(3,3) / cycles(8,8)
+    <= 1.15 x 9/64 on a compute-bound GEMM is asserted inside test_model_shapes."""
+    cfg = rtl_sim.geometry(geometry)
+    result = runner.run(cfg, "verilator", __file__, testcase=["test_model_shapes", "test_random_gemms", "test_prefetch"],
+                        seed=7)
+    chains = run_bench(cfg, 7, chains=random_chains(cfg, 10, seed=7))
+    checked = [r for r in result.records + chains.records if not r["backpressure"]]
+    assert len(checked) >= 60
+    # prefetch hits, and calls that prefetch (hits and misses of the next call), are among them
+    assert sum(bool(r.get("b_hit")) for r in checked) >= 10 and sum(bool(r.get("prefetch")) for r in checked) >= 20
+    bad = compare_with_model(cfg, checked)
+    assert not bad, "cycle model differs from the RTL:\n" + "\n".join(bad)
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_cpt_gemm_zc706() -> None:
+    """The 16 x 16, D = 64 array of the board preset: registers, refused calls and a few GEMMs with partial
+    tiles and prefetch chains, bit-exact, and their cycles equal to the cycle model's (Verilator: the first
+    build of the large array takes several minutes, later runs reuse it)."""
+    cfg = rtl_sim.geometry("zc706")
+    runner.run(cfg, "verilator", __file__, testcase=["test_registers", "test_refused_calls"])
+    shapes = [[20, 20, 64, 1, 1], [40, 24, 200, 3, 3], [33, 70, 130, 2, 8], [48, 16, 1024, 8, 8]]
+    # B prefetch chains: a single-block and a two-block B (block 0 prefetched, block 1 loaded), and random ones
+    chains = [[[40, 24, 200, 3, 8], [40, 24, 264, 3, 8]], [[33, 140, 130, 2, 8], [20, 140, 130, 2, 8]],
+              *random_chains(cfg, 4, seed=runner.SEED)]
+    result = run_bench(cfg, runner.SEED, shapes, chains)
+    assert len(result.records) == len(shapes) + sum(map(len, chains))
+    assert sum(bool(r.get("b_hit")) for r in result.records) == sum(len(c) - 1 for c in chains)
+    bad = compare_with_model(cfg, result.records)
+    assert not bad, "cycle model differs from the RTL:\n" + "\n".join(bad)
