@@ -12,7 +12,7 @@ The testbenches live in ``sim/``, one directory per RTL design, as verilog-axis 
 
     from cpt_hw.flows import rtl_sim
     cfg = rtl_sim.geometry("sim")
-    result = rtl_sim.run(cfg, "verilator", "test_cpt_gemm", testcase="test_random_gemms")
+    result = rtl_sim.run(cfg, "verilator", "test_cpt_gemm", testcase="test_random_gemms/backpressure=True")
     assert result.ok, result.summary()
 
 A test module is named by its file name (found under ``sim/``, or in ``test_dirs``) or by its dotted
@@ -28,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -78,6 +79,13 @@ def module_name(test_module: str) -> str:
     if len(found) > 1:
         raise CptHwError(f"cocotb module {test_module!r} is ambiguous: {', '.join(map(str, found))}")
     return f"sim.{found[0].parent.name}.{test_module}" if found else test_module
+
+
+def testcase_filter(names: Sequence[str]) -> str:
+    """cocotb's test filter (a regex searched in ``<module>.<test>``) for the tests ``names``: a plain name
+    selects the test and every ``cocotb.parametrize`` variant of it (``<name>/<param>=<value>...``), a
+    variant's full name that variant alone."""
+    return r"\.(?:" + "|".join(re.escape(n) for n in names) + r")(?:/.*)?$"
 
 
 def toplevel_of(test_module: str) -> str:
@@ -297,7 +305,8 @@ def run(cfg: HardwareConfig, simulator: str, test_module: str, *, toplevel: str 
         testcase: str | Sequence[str] | None = None, seed: int | None = None, waves: bool | None = None,
         extra_env: Mapping[str, str] | None = None, test_dirs: Sequence[str | Path] = ()) -> SimResult:
     """Run the cocotb module ``test_module`` (see :func:`module_name`) against ``toplevel`` (default: the
-    module's design, :func:`toplevel_of`).  ``testcase``: the cocotb tests to run, by name.
+    module's design, :func:`toplevel_of`).  ``testcase``: the cocotb tests to run (default: all), by name
+    (every variant of a parametrised test) or by a variant's full name (``test_prefetch/backpressure=True``).
 
     ``waves=None`` follows the ``WAVES`` environment variable (as ``make sim WAVES=1`` sets it).  Each
     run gets a fresh directory under the build dir (results.xml, log, records, waveforms).
@@ -314,6 +323,7 @@ def run(cfg: HardwareConfig, simulator: str, test_module: str, *, toplevel: str 
     records_file = test_dir / "records.jsonl"
     log = test_dir / "sim.log"
     env = sim_env()
+    names = [testcase] if isinstance(testcase, str) else testcase
     # the checkout's root makes the package sim (and the testbench helpers in it) importable
     paths = [str(Path(p).resolve()) for p in test_dirs] + [str(source_root())]
     env_test = {
@@ -329,7 +339,8 @@ def run(cfg: HardwareConfig, simulator: str, test_module: str, *, toplevel: str 
         try:
             runner.test(test_module=module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                         build_dir=str(out), test_dir=str(test_dir),
-                        testcase=testcase, seed=seed, extra_env=env_test, waves=waves, timescale=TIMESCALE,
+                        test_filter=testcase_filter(names) if names else None, seed=seed, extra_env=env_test,
+                        waves=waves, timescale=TIMESCALE,
                         results_xml=str(test_dir / "results.xml"), log_file=str(log))
         except SystemExit as e:
             exit_code = int(e.code or 1) if not isinstance(e.code, str) else 1

@@ -91,6 +91,8 @@ class CptGemmTB:
         self.ram = AxiRam(gmem_bus(dut), dut.ap_clk, dut.ap_rst_n,
                           reset_active_level=False, size=mem_size)
         self.backpressure = 0.0         # probability of a stall per channel and cycle
+        self.variant = ""               # the running test's cocotb.parametrize suffix ("/backpressure=True"),
+                                        # appended to record names so that they name the cocotb test
         self.bus_requests = 0           # AR + AW handshakes seen, once watch_requests() ran
         self._watching = False
         self._next_free = 0x1000
@@ -232,8 +234,8 @@ class CptGemmTB:
     def record_call(self, name: str, args: dict, status: int, cycles: int) -> None:
         """One record per call for cpt_hw.flows.rtl_sim (make sim's table, the cycle-model check)."""
         ok = status == 0
-        record(name=name, m=args["m"], n=args["n"], k=args["k"], a_bits=args["a_bits"], b_bits=args["b_bits"],
-               flags=args.get("flags", 0), status=status, cycles=cycles,
+        record(name=name + self.variant, m=args["m"], n=args["n"], k=args["k"], a_bits=args["a_bits"],
+               b_bits=args["b_bits"], flags=args.get("flags", 0), status=status, cycles=cycles,
                useful_ops=args["m"] * args["n"] * args["k"] * args["a_bits"] * args["b_bits"] if ok else 0,
                peak_ops_per_cycle=self.cfg.peak_binary_ops_per_cycle, backpressure=self.backpressure,
                a_addr=args["a"], b_addr=args["b"], c_addr=args["c"], b_hit=self.last_hit and ok,
