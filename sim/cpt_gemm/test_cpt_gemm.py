@@ -17,6 +17,7 @@ cpt_hw.hw.cycle_model against the RTL cycle for cycle.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -30,6 +31,7 @@ from cocotb.triggers import ClockCycles
 from cpt_driver import layout
 from cpt_hw.flows import rtl_sim
 from cpt_hw.hw import golden
+from cpt_hw.hw.calls import Call, refused_calls
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import Prefetch, gemm_cycles, setup_cycles
 from cpt_hw.hw.regmap import CTRL_BITS, FLAG_BITS, STATUS_BITS
@@ -157,56 +159,11 @@ async def test_back_to_back(dut, backpressure: bool):
     await check_gemm(tb, rng, 1, 1, 1, 1, 1, False, False, name="test_back_to_back")
 
 
-def error_cases(cfg, base: dict) -> list[tuple[str, dict, int]]:
-    """(name, argument changes, expected status) for every refusal rule of docs/registers.md."""
-    wb = cfg.word_bytes
-    sa = layout.operand_bytes(base["m"], base["k"], base["a_bits"], cfg.dot_width)
-    sc = layout.result_bytes(base["m"], base["n"], cfg.cols)
-    return [
-        ("m=0", {"m": 0}, ST["ERR_DIM"]),
-        ("n=0", {"n": 0}, ST["ERR_DIM"]),
-        ("k=0", {"k": 0}, ST["ERR_DIM"]),
-        ("m>max_dim", {"m": cfg.max_dim + 1}, ST["ERR_DIM"]),
-        ("n>max_dim", {"n": cfg.max_dim + 1}, ST["ERR_DIM"]),
-        ("k>k_max", {"k": cfg.k_max + 1}, ST["ERR_DIM"]),
-        ("a_bits=0", {"a_bits": 0}, ST["ERR_BITS"]),
-        ("b_bits=0", {"b_bits": 0}, ST["ERR_BITS"]),
-        ("a_bits>max", {"a_bits": cfg.operand_bits + 1}, ST["ERR_BITS"]),
-        ("b_bits>max", {"b_bits": 1 << 31}, ST["ERR_BITS"]),
-        ("a misaligned", {"a": base["a"] + wb // 2}, ST["ERR_ALIGN"]),
-        ("b misaligned", {"b": base["b"] + 4 * (wb > 4) + 2 * (wb <= 4)}, ST["ERR_ALIGN"]),
-        ("c misaligned", {"c": base["c"] + 1, "win_limit": base["win_limit"] + wb}, ST["ERR_ALIGN"]),
-        ("c misaligned, past window", {"c": base["c"] + 1}, ST["ERR_ALIGN"] | ST["ERR_WINDOW"]),
-        ("reserved flag", {"flags": 1 << 3}, ST["ERR_FLAGS"]),
-        ("flag bit 31", {"flags": 1 << 31 | 1}, ST["ERR_FLAGS"]),
-        ("A below window", {"win_base": base["a"] + wb}, ST["ERR_WINDOW"]),
-        ("A past window", {"a": base["win_limit"] - sa + wb}, ST["ERR_WINDOW"]),
-        ("C one byte past", {"win_limit": base["c"] + sc - 1}, ST["ERR_WINDOW"]),
-        ("empty window", {"win_base": base["win_limit"]}, ST["ERR_WINDOW"]),
-        ("window wraps", {"win_base": base["win_limit"], "win_limit": base["win_base"]}, ST["ERR_WINDOW"]),
-        # several rules at once; the window is not evaluated when sizes are meaningless (DIM, BITS)
-        ("dim+bits+align", {"m": 0, "a_bits": 0, "c": base["c"] + 2, "win_base": base["win_limit"]},
-         ST["ERR_DIM"] | ST["ERR_BITS"] | ST["ERR_ALIGN"]),
-        ("bits+flags+window", {"b_bits": 0, "flags": 8, "win_limit": 0}, ST["ERR_BITS"] | ST["ERR_FLAGS"]),
-        ("flags+window", {"flags": 16, "win_limit": base["c"]}, ST["ERR_FLAGS"] | ST["ERR_WINDOW"]),
-        # the B prefetch hint is checked like an operand, only with PREFETCH_B (a legal hint runs)
-        ("hint n=0", {"flags": PREFETCH, "next_n": 0}, ST["ERR_DIM"]),
-        ("hint k>k_max", {"flags": PREFETCH, "next_k": cfg.k_max + 1}, ST["ERR_DIM"]),
-        ("hint n>max_dim", {"flags": PREFETCH, "next_n": cfg.max_dim + 1}, ST["ERR_DIM"]),
-        ("hint bits=0", {"flags": PREFETCH, "next_b_bits": 0}, ST["ERR_BITS"]),
-        ("hint bits>max", {"flags": PREFETCH, "next_b_bits": cfg.operand_bits + 1}, ST["ERR_BITS"]),
-        ("hint misaligned", {"flags": PREFETCH, "next_b": base["next_b"] + wb // 2}, ST["ERR_ALIGN"]),
-        ("hint below window", {"flags": PREFETCH, "next_b": base["win_base"] - wb}, ST["ERR_WINDOW"]),
-        ("hint past window", {"flags": PREFETCH, "next_b": base["win_limit"] - wb}, ST["ERR_WINDOW"]),
-        ("hint wraps", {"flags": PREFETCH, "next_b": (1 << cfg.axi_addr_width) - wb}, ST["ERR_WINDOW"]),
-        ("hint bad sizes, no window check", {"flags": PREFETCH, "next_k": 0, "next_b": 0}, ST["ERR_DIM"]),
-    ]
-
-
 @cocotb.test(timeout_time=100, timeout_unit="ms")
 @cocotb.parametrize(backpressure=BACKPRESSURE)
 async def test_refused_calls(dut, backpressure: bool):
-    """Each refusal rule: exact status bits, ap_done and interrupt, no bus request, memory unchanged."""
+    """Each case of cpt_hw.hw.calls.REFUSED_CALLS: exact status bits, ap_done and interrupt, no bus
+    request, memory unchanged."""
     tb = await start(dut, backpressure)
     tb.watch_requests()
     cfg = tb.cfg
@@ -214,22 +171,24 @@ async def test_refused_calls(dut, backpressure: bool):
     ra = tb.alloc(layout.operand_bytes(m, k, 2, cfg.dot_width))
     rb = tb.alloc(layout.operand_bytes(n, k, 2, cfg.dot_width))
     rc = tb.alloc(layout.result_bytes(m, n, cfg.cols))
-    base = dict(a=ra, b=rb, c=rc, m=m, n=n, k=k, a_bits=2, b_bits=2, flags=0, win_base=ra,
-                win_limit=rc + layout.result_bytes(m, n, cfg.cols), next_b=rb, next_n=n, next_k=k, next_b_bits=2)
+    base = Call(a=ra, b=rb, c=rc, m=m, n=n, k=k, a_bits=2, b_bits=2, flags=0, win_base=ra,
+                win_limit=rc + layout.result_bytes(m, n, cfg.cols))
     # fill the whole RAM with a pattern: nothing may change
     tb.ram.write(0, bytes(np.random.default_rng(3).integers(0, 256, tb.mem_size, dtype=np.uint8)))
     before = tb.snapshot()
-    for name, change, want in error_cases(cfg, base):
-        status, cycles = await tb.call(**{**base, **change})
-        tb.record_call("test_refused_calls", {**base, **change}, status, cycles)
-        assert status == want, f"{name}: status {status:#x}, want {want:#x}"
-        assert tb.bus_requests == 0, f"{name}: {tb.bus_requests} bus requests"
+    for case, call in refused_calls(cfg, base):
+        args = dataclasses.asdict(call)
+        status, cycles = await tb.call(**args)
+        tb.record_call("test_refused_calls", args, status, cycles)
+        assert status == case.status, f"{case.name}: status {status:#x}, want {case.status:#x}"
+        assert tb.bus_requests == 0, f"{case.name}: {tb.bus_requests} bus requests"
         assert cycles > 0
     assert tb.snapshot() == before, "memory changed by a refused call"
+    base = dataclasses.asdict(base)
     # the unmodified call runs and touches memory, with its legal hint too
     status, _ = await tb.call(**base)
     assert status == 0 and tb.bus_requests > 0
-    status, _ = await tb.call(**{**base, "flags": PREFETCH})
+    status, _ = await tb.call(**{**base, "flags": PREFETCH, "next_b": rb, "next_n": n, "next_k": k, "next_b_bits": 2})
     assert status == 0
 
 
