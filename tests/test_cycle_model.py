@@ -1,10 +1,10 @@
 """cpt_hw.hw.cycle_model on its own: the periodic fast-forward changes nothing but the model's speed, and the
-B prefetch terms behave as the RTL does (tests/test_rtl_cycle_model.py compares with the RTL itself)."""
+B prefetch terms behave as the RTL does (sim/cpt_gemm/test_cpt_gemm.py compares with the RTL itself)."""
 
 import numpy as np
 import pytest
-from test_rtl import WIDE
 
+from cpt_hw.flows.rtl_sim import WIDE
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import Prefetch, gemm_cycles
 

@@ -1,6 +1,7 @@
 """The emulated device's register semantics (docs/registers.md) and its memory safety, at the register level."""
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from cpt_driver import Accelerator, ArgumentError, DeviceTimeoutError, resolve_s
 from cpt_driver import layout as L
 from cpt_driver.backends.emu import EmuBackend
 from cpt_hw.hw import golden as g
+from cpt_hw.hw.calls import REFUSED_CALLS, Call, refused_calls
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import gemm_cycles
 from cpt_hw.hw.regmap import CTRL_BITS, STATUS_BITS, register_map
@@ -169,29 +171,18 @@ def test_auto_restart_reruns_after_each_reported_done():
     assert dev.rd("CTRL") == IDLE and dev.be.device.runs == 3
 
 
-@pytest.mark.parametrize("change, bit", [
-    (dict(m=0), "ERR_DIM"), (dict(n=SIM.max_dim + 1), "ERR_DIM"), (dict(k=SIM.k_max + 1), "ERR_DIM"),
-    (dict(a_bits=0), "ERR_BITS"), (dict(b_bits=SIM.operand_bits + 1), "ERR_BITS"),
-    (dict(flags=8), "ERR_FLAGS"), ("a+2", "ERR_ALIGN"), ("window-1", "ERR_WINDOW"), ("c-outside", "ERR_WINDOW"),
-])
-def test_each_status_bit_refuses_without_touching_memory(change, bit):
+@pytest.mark.parametrize("case", REFUSED_CALLS, ids=lambda case: case.name)
+def test_each_refused_call_leaves_memory_untouched(case):
+    """Every case of the table of refused calls (cpt_hw.hw.calls.REFUSED_CALLS), at the register level."""
     dev = Dev()
     a, b, bufs = operands_in_memory(dev, 4, 40, 3)
     lo = min(x.phys for x in bufs.values())
     hi = max(x.phys + x.nbytes for x in bufs.values())
-    args = dict(a=bufs["a"].phys, b=bufs["b"].phys, c=bufs["c"].phys, m=4, n=3, k=40, a_bits=8, b_bits=8, flags=0,
+    base = Call(a=bufs["a"].phys, b=bufs["b"].phys, c=bufs["c"].phys, m=4, n=3, k=40, a_bits=8, b_bits=8, flags=0,
                 win_base=lo, win_limit=hi)
-    if change == "a+2":
-        args["a"] += 2
-    elif change == "window-1":
-        args["win_limit"] = hi - 1  # C's last byte is outside by one
-    elif change == "c-outside":
-        args["win_limit"] = bufs["c"].phys  # C starts exactly at the limit
-    else:
-        args.update(change)
+    [(_, call)] = refused_calls(SIM, base, (case,))
     before = {p: arr.copy() for p, arr in dev.be.memory.regions().items()}
-    status = dev.call(**args)
-    assert status == 1 << STATUS_BITS[bit]
+    assert dev.call(**dataclasses.asdict(call)) == case.status
     assert all(np.array_equal(arr, before[p]) for p, arr in dev.be.memory.regions().items())
     assert dev.rd("CTRL") & (DONE | IDLE) == DONE | IDLE
 

@@ -1,6 +1,7 @@
 """Error paths: argument errors before any register write, timeouts naming the register state, refused calls,
 ID checks, and the pool getting every buffer back."""
 
+import dataclasses
 import time
 
 import numpy as np
@@ -11,7 +12,9 @@ from cpt_driver import (Accelerator, ArgumentError, DeviceBusyError, DeviceStatu
 from cpt_driver import layout as L
 from cpt_driver.backends.emu import EmuBackend
 from cpt_driver.checks import check_result_size, host_memory_bytes
+from cpt_hw.hw.calls import REFUSED_CALLS, Call, refused_calls
 from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.regmap import INPUTS, STATUS_BITS
 
 SIM = HardwareConfig.from_preset("sim")
 
@@ -97,20 +100,54 @@ def test_timeout_names_the_register_state_and_the_device_stays_guarded(spy):
     np.testing.assert_array_equal(acc.gemm(A, B, 8, 8), A @ B)
 
 
-def test_refused_call_raises_with_decoded_status(spy):
-    acc, backend = spy
+class TamperingEmu(EmuBackend):
+    """The emu backend with a transient fault between driver and device: for the next call after
+    :meth:`arm`, the registers the driver programmed are replaced by a refused call derived from them (as a
+    driver bug, another process or a bit flip would leave them), and restored once the call is done."""
+
+    case = None
+
+    def arm(self, case):
+        self.case = case
+
+    def _args(self, call):
+        for name, v in dataclasses.asdict(call).items():
+            for i, off in enumerate(self.spec.arg_words[name]):
+                super().write_reg(off, (v >> (32 * i)) & 0xFFFFFFFF)
+
+    def write_reg(self, offset, value):
+        spec = self.spec
+        if self.case is None or offset != spec.registers["CTRL"] or not value & 1 << spec.ctrl_bits["AP_START"]:
+            return super().write_reg(offset, value)
+        base = Call(**{a.name: sum(self.read_reg(off) << (32 * i) for i, off in enumerate(spec.arg_words[a.name]))
+                       for a in INPUTS})
+        [(_, call)] = refused_calls(SIM, base, (self.case,))
+        self.case = None  # once: the driver's clean-up call after the error runs as programmed
+        self._args(call)
+        super().write_reg(offset, value)  # the emulated call runs to its end here
+        self._args(base)
+
+
+@pytest.mark.parametrize("case", REFUSED_CALLS, ids=lambda case: case.name)
+def test_each_refused_call_raises_with_its_decoded_status(case):
+    """Every case of the table of refused calls (cpt_hw.hw.calls.REFUSED_CALLS) at the driver: a
+    DeviceStatusError naming exactly the case's bits, no result written, every buffer back in the pool."""
+    backend = TamperingEmu(resolve_spec(SIM))
+    acc = Accelerator(backend, timeout_s=0.05)
     acc.gemm(A, B, 8, 8)
     arena = acc.pool.arena
-    acc._write_arg("win_limit", arena.phys + 64)  # shrink the window under the driver's feet
     arena.array[:] = 0xEE
-    with pytest.raises(DeviceStatusError, match=r"status 0x8 = ERR_WINDOW \(an operand, result or prefetch byte range lies "
-                                                r"outside \[win_base, win_limit\)\)") as err:
+    backend.arm(case)
+    with pytest.raises(DeviceStatusError, match=r"cpt_gemm refused the call: status 0x[0-9a-f]+ = ") as err:
         acc.gemm(A, B, 8, 8)
-    assert err.value.status == 8 and acc.pool.outstanding == 0
+    named = [b for b in STATUS_BITS if b in str(err.value)]
+    assert err.value.status == case.status and set(named) == set(case.bits), (str(err.value), case.bits)
+    assert acc.pool.outstanding == 0
     # The driver packed B, then A, at the start of the arena; the refused device wrote nothing (no C).
     packed = acc.pool.need([L.operand_bytes(3, 10, 8, SIM.dot_width), L.operand_bytes(4, 10, 8, SIM.dot_width)])
     assert (arena.array[:packed] != 0xEE).any()
     assert (arena.array[packed:] == 0xEE).all()
+    np.testing.assert_array_equal(acc.gemm(A, B, 8, 8), A @ B)  # and the next GEMM runs
 
 
 def test_id_probe_and_mismatch():

@@ -41,7 +41,7 @@ CASES = [
 
 
 def compare(tb, clock_period_ns: float) -> dict:
-    """Runs in cocotb's bridge thread: identical driver calls on RTL and emu.  tb: sim/cpt_tb.CptGemmTB."""
+    """Runs in cocotb's bridge thread: identical driver calls on RTL and emu.  tb: sim/cpt_gemm/tb.py's CptGemmTB."""
     from cpt_driver import Accelerator
 
     # 1 ms of simulated time is 100k cycles at 10 ns: 15x the longest call here, so a hang fails fast.
@@ -188,7 +188,7 @@ if _IN_SIM:
 
     @cocotb.test()
     async def driver_emu_vs_rtl(dut):
-        from cpt_tb import CLOCK_NS, CptGemmTB  # sim/ is on the simulator's PYTHONPATH (cpt_hw.flows.rtl_sim)
+        from sim.cpt_gemm.tb import CLOCK_NS, CptGemmTB  # the checkout's root is on the simulator's PYTHONPATH
 
         tb = CptGemmTB(dut, mem_size=1 << 26)  # sparse: the pool's arena and a victim page fit
         for bus in (tb.ctrl.write_if, tb.ctrl.read_if, tb.ram.write_if, tb.ram.read_if):

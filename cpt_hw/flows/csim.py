@@ -29,10 +29,9 @@ from ..errors import CptHwError, ToolMissingError
 from ..fileio import write_atomic
 from ..gen.generator import generate
 from ..gen.hls_vectors import Results, Workload, decode_results
-from ..hw.calls import PrefetchState, prefetch_bytes
+from ..hw.calls import REFUSED_CALLS, PrefetchState, prefetch_bytes, refused_call
 from ..hw.config import HardwareConfig
 from ..hw.hls_cycles import busy_counts
-from ..hw.regmap import FLAG_BITS
 from ..paths import build_dir, source_root
 
 CXXFLAGS = ("-O2", "-std=c++14", "-Wall", "-Wno-unknown-pragmas", "-Wno-unused-label")
@@ -203,43 +202,11 @@ def edge_workload(cfg: HardwareConfig, seed: int) -> Workload:
 
 
 def refused_workload(cfg: HardwareConfig, seed: int) -> Workload:
-    """Every status bit alone and together; each refused call must leave all memory unchanged."""
+    """Every case of cpt_hw.hw.calls.REFUSED_CALLS (each status bit alone and together), each on a fresh
+    base call, then a legal call; each refused call must leave all memory unchanged."""
     w = Workload(cfg, seed=seed)
-    wb, p = cfg.word_bytes, cfg.operand_bits
-    pf = 1 << FLAG_BITS["PREFETCH_B"]
-    cases = {
-        "M = 0": {"m": 0}, "N = 0": {"n": 0}, "K = 0": {"k": 0}, "M > max_dim": {"m": cfg.max_dim + 1},
-        "N > max_dim": {"n": cfg.max_dim + 1}, "K > k_max": {"k": cfg.k_max + 1},
-        "a_bits = 0": {"a_bits": 0}, "b_bits = 0": {"b_bits": 0}, "a_bits > max": {"a_bits": p + 1},
-        "b_bits > max": {"b_bits": p + 1}, "flags bit 3": {"flags": 8}, "flags bit 31": {"flags": 1 << 31},
-        "empty window": {"win_base": 0, "win_limit": 0}, "window above": {"win_base": 1 << 40, "win_limit": 1 << 41},
-        "M = 0 and K > k_max and flags": {"m": 0, "k": cfg.k_max + 1, "flags": 16},
-        # the B prefetch hint, checked like an operand when flags bit PREFETCH_B is set
-        "hint N = 0": {"flags": pf, "next_n": 0, "next_k": 1, "next_b_bits": 1},
-        "hint K > k_max": {"flags": pf, "next_n": 1, "next_k": cfg.k_max + 1, "next_b_bits": 1},
-        "hint b_bits > max": {"flags": pf, "next_n": 1, "next_k": 1, "next_b_bits": p + 1},
-        "hint outside window": {"flags": pf, "next_b": 1 << 40, "next_n": 1, "next_k": 1, "next_b_bits": 1},
-    }
-    for note, changes in cases.items():
-        w.add_refused(note, **changes)
-    base = w.add_gemm(2, 3, cfg.dot_width + 1, 2, 3, window="tight", note="(anchor)")
-    w.expected.pop()
-    # misaligned by less than a word, inside a window one word wider: only ERR_ALIGN
-    misaligned = {"a misaligned": {"a": base.a + wb // 2}, "b misaligned": {"b": base.b + 1},
-                  "c misaligned": {"c": base.c + wb // 2 + 1},
-                  "hint misaligned": {"flags": pf, "next_b": base.b + wb // 2, "next_n": 1, "next_k": 1,
-                                      "next_b_bits": 1}}
-    for note, changes in misaligned.items():
-        w.add_refused(note, **{**base.__dict__, "win_limit": base.win_limit + wb, **changes})
-    # One byte short at either end of the window, for each operand in turn.
-    for note, key in (("window: a below base", "a"), ("window: b below base", "b"), ("window: c below base", "c")):
-        ref = w.add_gemm(2, 3, cfg.dot_width + 1, 2, 3, window="tight", note="(ref)")
-        w.expected.pop()
-        w.add_refused(note, **{**ref.__dict__, "win_base": getattr(ref, key) + 1})
-    ref = w.add_gemm(2, 3, cfg.dot_width + 1, 2, 3, window="tight", note="(ref)")
-    w.expected.pop()
-    w.add_refused("window: limit one byte short", **{**ref.__dict__, "win_limit": ref.win_limit - 1})
-    w.add_refused("bits and window (window not evaluated)", a_bits=0, win_limit=0)
+    for case in REFUSED_CALLS:
+        w.add_refused_case(case)
     w.add_gemm(3, 5, 2 * cfg.dot_width, 3, 2, True, True, window="tight", note="legal call after refusals")
     return w
 
@@ -258,7 +225,7 @@ def prefetch_workload(cfg: HardwareConfig, seed: int) -> Workload:
                          note="blocks")
     w.add_prefetch_chain([(r + 1, 3, d, 5, 5), (r + 1, 3, d, 5, 5)], note="refused between")
     target = w.expected.pop()                    # run it after a refused call: a miss
-    w.add_refused("refused between prefetch and target", m=0)
+    w.add_refused_case(refused_call("M = 0"), note="refused between prefetch and target")
     w.expected.append(target)
     return w
 

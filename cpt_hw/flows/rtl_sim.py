@@ -5,18 +5,20 @@ One build per (config, simulator, top level, waves) lives in
 a stamp (hash of the sources, parameters and tool) skips rebuilding, and a file lock keeps parallel
 pytest workers from building the same thing twice.
 
-Typical use (the pytest wrappers in ``tests/test_rtl*.py`` and ``make sim`` do exactly this)::
+The testbenches live in ``sim/``, one directory per RTL design, as verilog-axis lays out its ``tb/``:
+``sim/<design>/test_<design>.py`` holds the design's cocotb tests and, below them, its pytest runner
+(the legal parameter sets, the quick and the slow ones), which calls :func:`run` on its own module.
+``make sim`` (``cpt-hw sim``) runs the modules of :data:`SUITE` on both simulators.  Typical use::
 
-    from cpt_hw.hw.config import HardwareConfig
-    from cpt_hw import hwsim
-    cfg = HardwareConfig.from_preset("sim")
-    result = hwsim.run(cfg, "verilator", "test_cpt_gemm", testcase="test_random_gemms")
+    from cpt_hw.flows import rtl_sim
+    cfg = rtl_sim.geometry("sim")
+    result = rtl_sim.run(cfg, "verilator", "test_cpt_gemm", testcase="test_random_gemms/backpressure=True")
     assert result.ok, result.summary()
 
-A test module is a cocotb module found on ``sim/`` (or in ``test_dirs``); it gets the config through
-the environment (:func:`sim_config` in ``sim/tbutil.py`` reads it back) and may append one JSON record
-per GEMM to the file named by ``CPT_HW_SIM_RECORDS`` (cycles, useful binary ops), which
-:class:`SimResult` returns as ``records``.
+A test module is named by its file name (found under ``sim/``, or in ``test_dirs``) or by its dotted
+name; it gets the config through the environment (:func:`sim_config` in ``sim/tbutil.py`` reads it
+back) and may append one JSON record per GEMM to the file named by ``CPT_HW_SIM_RECORDS`` (cycles,
+useful binary ops), which :class:`SimResult` returns as ``records``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -41,13 +44,54 @@ from ..paths import build_dir, rtl_dir, source_root
 
 SIMULATORS: tuple[str, ...] = ("icarus", "verilator")
 
-#: The cocotb modules of `make sim`, each named after the RTL module it tests (sim/test_<top>.py).
+#: The cocotb modules of `make sim`, units first: ``sim/<top>/test_<top>.py`` tests the RTL module <top>.
 SUITE: tuple[str, ...] = ("test_and_popcount", "test_pe", "test_pe_array", "test_cpt_gemm")
+
+#: A second geometry for the paths the sim preset cannot reach: ten rows (a partial tile queues more
+#: skipped rows than the writer's burst queue holds), two AXI beats per D-bit word, rows of C split into
+#: several bursts, a 26-bit accumulator sign-extended into C, non-power-of-two rows.
+WIDE: dict[str, Any] = {"name": "simwide", "rows": 10, "cols": 4, "dot_width": 64, "axi_data_width": 32,
+                        "burst_beats": 2, "k_words": 4, "b_block_cols": 8, "max_dim": 1024, "acc_width": 26}
+
+#: The geometries the RTL tests run, by name: (preset, overrides).  The unit tops take their parameters
+#: (D, ACC_W, ROWS, COLS) from these too, so each is a legal parameter set of every design.
+GEOMETRIES: dict[str, tuple[str, Mapping[str, Any]]] = {
+    "sim": ("sim", {}),            # 3 x 2, D = 32: every edge case at the lowest simulation cost
+    "simwide": ("sim", WIDE),      # 10 x 4, D = 64 on a 32-bit bus, bursts of 2, 26-bit accumulator
+    "zc706": ("zc706", {}),        # the board's 16 x 16, D = 64 array itself
+}
+
+
+def geometry(name: str) -> HardwareConfig:
+    """The config of test geometry ``name`` (:data:`GEOMETRIES`)."""
+    if name not in GEOMETRIES:
+        raise CptHwError(f"unknown test geometry {name!r} (known: {', '.join(GEOMETRIES)})")
+    preset, overrides = GEOMETRIES[name]
+    return HardwareConfig.from_preset(preset, overrides)
+
+
+def module_name(test_module: str) -> str:
+    """The importable name of a cocotb test module: ``test_pe`` (a file under ``sim/``) is ``sim.pe.test_pe``;
+    a dotted name, or a name not found under ``sim/`` (a module in ``test_dirs``), is returned as it is."""
+    if "." in test_module:
+        return test_module
+    found = sorted(sim_dir().glob(f"*/{test_module}.py"))
+    if len(found) > 1:
+        raise CptHwError(f"cocotb module {test_module!r} is ambiguous: {', '.join(map(str, found))}")
+    return f"sim.{found[0].parent.name}.{test_module}" if found else test_module
+
+
+def testcase_filter(names: Sequence[str]) -> str:
+    """cocotb's test filter (a regex searched in ``<module>.<test>``) for the tests ``names``: a plain name
+    selects the test and every ``cocotb.parametrize`` variant of it (``<name>/<param>=<value>...``), a
+    variant's full name that variant alone."""
+    return r"\.(?:" + "|".join(re.escape(n) for n in names) + r")(?:/.*)?$"
 
 
 def toplevel_of(test_module: str) -> str:
-    """sim/test_<top>.py tests the module <top>."""
-    return test_module.removeprefix("test_")
+    """The RTL top a cocotb module drives: its design directory under ``sim/`` (sim/<top>/...), else cpt_gemm."""
+    parts = module_name(test_module).split(".")
+    return parts[1] if len(parts) == 3 and parts[0] == "sim" else "cpt_gemm"
 
 #: Environment variables a cocotb test module reads (see sim/tbutil.py).
 ENV_CONFIG = "CPT_HW_CONFIG"
@@ -58,7 +102,7 @@ TIMESCALE = ("1ns", "1ps")
 
 
 def sim_dir() -> Path:
-    """The cocotb testbenches (``sim/``)."""
+    """The cocotb testbenches (``sim/``, a package: one directory per design, shared helpers at its root)."""
     return source_root() / "sim"
 
 
@@ -257,24 +301,31 @@ def _parse_results(xml_file: Path) -> list[dict[str, Any]]:
     return tests
 
 
-def run(cfg: HardwareConfig, simulator: str, test_module: str, *, toplevel: str = "cpt_gemm",
+def run(cfg: HardwareConfig, simulator: str, test_module: str, *, toplevel: str | None = None,
         testcase: str | Sequence[str] | None = None, seed: int | None = None, waves: bool | None = None,
         extra_env: Mapping[str, str] | None = None, test_dirs: Sequence[str | Path] = ()) -> SimResult:
-    """Run the cocotb module ``test_module`` (on ``sim/`` or ``test_dirs``) against ``toplevel``.
+    """Run the cocotb module ``test_module`` (see :func:`module_name`) against ``toplevel`` (default: the
+    module's design, :func:`toplevel_of`).  ``testcase``: the cocotb tests to run (default: all), by name
+    (every variant of a parametrised test) or by a variant's full name (``test_prefetch/backpressure=True``).
 
     ``waves=None`` follows the ``WAVES`` environment variable (as ``make sim WAVES=1`` sets it).  Each
     run gets a fresh directory under the build dir (results.xml, log, records, waveforms).
     """
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
+    module = module_name(test_module)
+    toplevel = toplevel or toplevel_of(module)
+    short = module.rsplit(".", 1)[-1]
     out = build(cfg, simulator, toplevel, waves)
     runs = out / "runs"
     runs.mkdir(exist_ok=True)
-    test_dir = Path(tempfile.mkdtemp(prefix=f"{test_module}-", dir=runs))
+    test_dir = Path(tempfile.mkdtemp(prefix=f"{short}-", dir=runs))
     records_file = test_dir / "records.jsonl"
     log = test_dir / "sim.log"
     env = sim_env()
-    paths = [str(Path(p).resolve()) for p in test_dirs] + [str(sim_dir())]
+    names = [testcase] if isinstance(testcase, str) else testcase
+    # the checkout's root makes the package sim (and the testbench helpers in it) importable
+    paths = [str(Path(p).resolve()) for p in test_dirs] + [str(source_root())]
     env_test = {
         ENV_CONFIG: json.dumps(cfg.fields_dict()),
         ENV_RECORDS: str(records_file),
@@ -286,16 +337,17 @@ def run(cfg: HardwareConfig, simulator: str, test_module: str, *, toplevel: str 
         sys_path = list(sys.path)
         sys.path[:0] = paths  # the runner exports sys.path as the simulator's PYTHONPATH
         try:
-            runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+            runner.test(test_module=module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                         build_dir=str(out), test_dir=str(test_dir),
-                        testcase=testcase, seed=seed, extra_env=env_test, waves=waves, timescale=TIMESCALE,
+                        test_filter=testcase_filter(names) if names else None, seed=seed, extra_env=env_test,
+                        waves=waves, timescale=TIMESCALE,
                         results_xml=str(test_dir / "results.xml"), log_file=str(log))
         except SystemExit as e:
             exit_code = int(e.code or 1) if not isinstance(e.code, str) else 1
         finally:
             sys.path[:] = sys_path
     records = [json.loads(line) for line in records_file.read_text().splitlines()] if records_file.is_file() else []
-    return SimResult(simulator, test_module, _parse_results(test_dir / "results.xml"), records, log, exit_code)
+    return SimResult(simulator, short, _parse_results(test_dir / "results.xml"), records, log, exit_code)
 
 
 def lint(cfg: HardwareConfig) -> tuple[bool, str]:

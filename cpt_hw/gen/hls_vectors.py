@@ -25,7 +25,7 @@ from cpt_driver import layout
 
 from ..errors import CptHwError
 from ..hw import golden
-from ..hw.calls import Call, call_status, prefetch_bytes
+from ..hw.calls import Call, RefusedCall, call_status, prefetch_bytes, refused_calls
 from ..hw.config import HardwareConfig
 from ..hw.regmap import FLAG_BITS, INPUTS
 
@@ -148,13 +148,22 @@ class Workload:
         planes[:, k:] = self.rng.integers(0, 2, size=(rows * bits, kpad - k), dtype=np.uint8)
         return np.packbits(planes, axis=1, bitorder="little").reshape(-1)
 
+    def _refusal_base(self) -> Call:
+        """A fresh legal 2 x 3 x (D + 1) GEMM, tight window: operands placed, the call itself not run (its
+        C area must stay untouched)."""
+        base = self.add_gemm(2, 3, self.cfg.dot_width + 1, 2, 3, window="tight", note="(base of refused call)")
+        self.expected.pop()
+        return base
+
     def add_refused(self, note: str, **changes: int) -> Call:
         """A call derived from a fresh legal 2 x 3 x (D + 1) GEMM with register values changed."""
-        base = self.add_gemm(2, 3, self.cfg.dot_width + 1, 2, 3, window="tight", note="(base of refused call)")
-        self.expected.pop()  # the base call itself is not run; its C area must stay untouched
-        fields = {**base.__dict__, **changes}
-        call = Call(**fields)
-        return self._expect(call, note, None)
+        return self._expect(Call(**{**self._refusal_base().__dict__, **changes}), note, None)
+
+    def add_refused_case(self, case: RefusedCall, note: str | None = None) -> Call:
+        """A case of cpt_hw.hw.calls.REFUSED_CALLS applied to a fresh legal GEMM (see :meth:`add_refused`);
+        noted by the case's name unless ``note`` is given."""
+        [(_, call)] = refused_calls(self.cfg, self._refusal_base(), (case,))
+        return self._expect(call, note or case.name, None)
 
     def _expect(self, call: Call, note: str, c: np.ndarray | None) -> Call:
         status = call_status(self.cfg, call)

@@ -13,14 +13,22 @@ device), as docs/registers.md states it:
 
 Register values are unsigned integers as the registers hold them: 32-bit scalars, ``axi_addr_width``-bit
 addresses.  ERR_AXI_RESP is raised by the hardware during a run and is never predicted here.
+
+:data:`REFUSED_CALLS` is the one table of calls every implementation must refuse, next to the rule
+(:func:`call_status`) that refuses them: each case a name, the register values it changes in a legal
+call, and the status bits it must return.  The cocotb system test (sim/cpt_gemm), the HLS C simulation
+(cpt_hw.flows.csim) and the driver tests (tests/test_driver_emu.py, tests/test_driver_errors.py) run
+every case through :func:`refused_calls`; a case added here reaches all three.
 """
 
 from __future__ import annotations
 
-from dataclasses import make_dataclass
+from dataclasses import dataclass, make_dataclass, replace
+from typing import Callable
 
 from cpt_driver.layout import operand_bytes, result_bytes
 
+from ..errors import CptHwError
 from .config import HardwareConfig
 from .regmap import FLAG_BITS, INPUTS, STATUS_BITS
 
@@ -96,6 +104,146 @@ def call_status(cfg: HardwareConfig, call: Call) -> int:
         if not all(_inside(x, size, call.win_base, call.win_limit) for x, size in ranges):
             status |= bit["ERR_WINDOW"]
     return status
+
+
+# ---------------------------------------------------------------------------------------------- refused calls
+@dataclass(frozen=True)
+class RefusedCall:
+    """A call the accelerator must refuse: ``change(cfg, base)`` gives the register values that differ from
+    a legal call ``base`` of the config ``cfg``; ``bits`` the status bits it must return, by name."""
+
+    name: str
+    change: Callable[[HardwareConfig, Call], dict[str, int]]
+    bits: tuple[str, ...]
+
+    @property
+    def status(self) -> int:
+        return sum(1 << STATUS_BITS[b] for b in self.bits)
+
+    def call(self, cfg: HardwareConfig, base: Call) -> Call:
+        return replace(base, **self.change(cfg, base))
+
+
+def _up(x: int, cfg: HardwareConfig) -> int:
+    """x rounded up to a word boundary."""
+    return -(-x // cfg.word_bytes) * cfg.word_bytes
+
+
+def _a_bytes(cfg: HardwareConfig, c: Call) -> int:
+    return operand_bytes(c.m, c.k, c.a_bits, cfg.dot_width)
+
+
+def _c_bytes(cfg: HardwareConfig, c: Call) -> int:
+    return result_bytes(c.m, c.n, cfg.cols)
+
+
+def _hint(c: Call, **spoil: int) -> dict[str, int]:
+    """PREFETCH_B with a legal hint -- the call's own B, which lies in its window -- then ``spoil``."""
+    return {"flags": c.flags | 1 << FLAG_BITS["PREFETCH_B"], "next_b": c.b, "next_n": c.n, "next_k": c.k,
+            "next_b_bits": c.b_bits, **spoil}
+
+
+#: The lowest flags bit without a meaning, and the one above it.
+_RESERVED = ~FLAGS_MASK & (FLAGS_MASK + 1)
+_RESERVED2 = _RESERVED << 1
+
+_DIM, _BITS, _ALIGN, _WINDOW, _FLAGS = "ERR_DIM", "ERR_BITS", "ERR_ALIGN", "ERR_WINDOW", "ERR_FLAGS"
+
+#: Every refusal rule of docs/registers.md, alone and together (see :class:`RefusedCall`).  A case that
+#: tests one rule keeps every other rule satisfied for any base :func:`refused_calls` accepts: the
+#: misaligned ones widen the window by a word, so that the shifted area still lies inside it.
+REFUSED_CALLS: tuple[RefusedCall, ...] = (
+    RefusedCall("M = 0", lambda cfg, c: {"m": 0}, (_DIM,)),
+    RefusedCall("N = 0", lambda cfg, c: {"n": 0}, (_DIM,)),
+    RefusedCall("K = 0", lambda cfg, c: {"k": 0}, (_DIM,)),
+    RefusedCall("M > max_dim", lambda cfg, c: {"m": cfg.max_dim + 1}, (_DIM,)),
+    RefusedCall("N > max_dim", lambda cfg, c: {"n": cfg.max_dim + 1}, (_DIM,)),
+    RefusedCall("K > k_max", lambda cfg, c: {"k": cfg.k_max + 1}, (_DIM,)),
+    RefusedCall("a_bits = 0", lambda cfg, c: {"a_bits": 0}, (_BITS,)),
+    RefusedCall("b_bits = 0", lambda cfg, c: {"b_bits": 0}, (_BITS,)),
+    RefusedCall("a_bits > max", lambda cfg, c: {"a_bits": cfg.operand_bits + 1}, (_BITS,)),
+    RefusedCall("b_bits = 2^31", lambda cfg, c: {"b_bits": 1 << 31}, (_BITS,)),
+    RefusedCall("A misaligned",
+                lambda cfg, c: {"a": c.a + cfg.word_bytes // 2, "win_limit": c.win_limit + cfg.word_bytes}, (_ALIGN,)),
+    RefusedCall("B misaligned by a byte",
+                lambda cfg, c: {"b": c.b + 1, "win_limit": c.win_limit + cfg.word_bytes}, (_ALIGN,)),
+    RefusedCall("C misaligned",
+                lambda cfg, c: {"c": c.c + cfg.word_bytes // 2 + 1, "win_limit": c.win_limit + cfg.word_bytes},
+                (_ALIGN,)),
+    RefusedCall("C misaligned and past the window",
+                lambda cfg, c: {"c": c.c + 1, "win_limit": c.c + _c_bytes(cfg, c)}, (_ALIGN, _WINDOW)),
+    RefusedCall("reserved flag", lambda cfg, c: {"flags": c.flags | _RESERVED}, (_FLAGS,)),
+    RefusedCall("flags bit 31", lambda cfg, c: {"flags": c.flags | 1 << 31}, (_FLAGS,)),
+    RefusedCall("A one byte below the window", lambda cfg, c: {"win_base": c.a + 1}, (_WINDOW,)),
+    RefusedCall("B one byte below the window", lambda cfg, c: {"win_base": c.b + 1}, (_WINDOW,)),
+    RefusedCall("C one byte below the window", lambda cfg, c: {"win_base": c.c + 1}, (_WINDOW,)),
+    RefusedCall("A past the window",
+                lambda cfg, c: {"a": _up(c.win_limit - _a_bytes(cfg, c) + 1, cfg)}, (_WINDOW,)),
+    RefusedCall("C one byte past the window", lambda cfg, c: {"win_limit": c.c + _c_bytes(cfg, c) - 1}, (_WINDOW,)),
+    RefusedCall("C at the window's limit", lambda cfg, c: {"win_limit": c.c}, (_WINDOW,)),
+    RefusedCall("empty window", lambda cfg, c: {"win_base": c.win_limit}, (_WINDOW,)),
+    RefusedCall("window wraps", lambda cfg, c: {"win_base": c.win_limit, "win_limit": c.win_base}, (_WINDOW,)),
+    RefusedCall("window above the operands",
+                lambda cfg, c: {"win_base": c.win_limit + 64, "win_limit": c.win_limit + 128}, (_WINDOW,)),
+    # several rules at once; the window is not evaluated when the sizes are meaningless (DIM, BITS)
+    RefusedCall("M = 0 and K > k_max and reserved flag",
+                lambda cfg, c: {"m": 0, "k": cfg.k_max + 1, "flags": c.flags | _RESERVED2}, (_DIM, _FLAGS)),
+    RefusedCall("dim, bits, align; window not evaluated",
+                lambda cfg, c: {"m": 0, "a_bits": 0, "c": c.c + 2, "win_base": c.win_limit}, (_DIM, _BITS, _ALIGN)),
+    RefusedCall("bits, flags; window not evaluated",
+                lambda cfg, c: {"b_bits": 0, "flags": c.flags | _RESERVED, "win_limit": 0}, (_BITS, _FLAGS)),
+    RefusedCall("flags and window",
+                lambda cfg, c: {"flags": c.flags | _RESERVED2, "win_limit": c.c}, (_WINDOW, _FLAGS)),
+    # the B prefetch hint (flags bit PREFETCH_B) is checked like an operand: a legal hint, one field spoilt
+    RefusedCall("hint N = 0", lambda cfg, c: _hint(c, next_n=0), (_DIM,)),
+    RefusedCall("hint N > max_dim", lambda cfg, c: _hint(c, next_n=cfg.max_dim + 1), (_DIM,)),
+    RefusedCall("hint K = 0", lambda cfg, c: _hint(c, next_k=0), (_DIM,)),
+    RefusedCall("hint K > k_max", lambda cfg, c: _hint(c, next_k=cfg.k_max + 1), (_DIM,)),
+    RefusedCall("hint b_bits = 0", lambda cfg, c: _hint(c, next_b_bits=0), (_BITS,)),
+    RefusedCall("hint b_bits > max", lambda cfg, c: _hint(c, next_b_bits=cfg.operand_bits + 1), (_BITS,)),
+    RefusedCall("hint misaligned",
+                lambda cfg, c: {**_hint(c, next_b=c.b + cfg.word_bytes // 2),
+                                "win_limit": c.win_limit + cfg.word_bytes}, (_ALIGN,)),
+    RefusedCall("hint below the window",
+                lambda cfg, c: _hint(c, next_b=(c.win_base - 1) // cfg.word_bytes * cfg.word_bytes), (_WINDOW,)),
+    RefusedCall("hint past the window",
+                lambda cfg, c: _hint(c, next_b=_up(c.win_limit - prefetch_bytes(cfg, c.n, c.k, c.b_bits) + 1, cfg)),
+                (_WINDOW,)),
+    RefusedCall("hint wraps the address space",
+                lambda cfg, c: _hint(c, next_b=(1 << cfg.axi_addr_width) - cfg.word_bytes), (_WINDOW,)),
+    RefusedCall("hint sizes bad; window not evaluated", lambda cfg, c: _hint(c, next_k=0, next_b=0), (_DIM,)),
+)
+
+
+def refused_call(name: str) -> RefusedCall:
+    """The case of :data:`REFUSED_CALLS` called ``name``."""
+    for case in REFUSED_CALLS:
+        if case.name == name:
+            return case
+    raise CptHwError(f"no refused call {name!r} in cpt_hw.hw.calls.REFUSED_CALLS")
+
+
+def refused_calls(cfg: HardwareConfig, base: Call,
+                  cases: tuple[RefusedCall, ...] = REFUSED_CALLS) -> list[tuple[RefusedCall, Call]]:
+    """Each case applied to ``base``: (case, the call to make).
+
+    ``base`` must be a legal call (status 0) whose window starts above address 0 and contains A, B and
+    C; its own prefetch hint, if any, is replaced by the hint cases.  Every call is checked against
+    :func:`call_status` here, so a consumer runs only cases on which the table and the rule agree:
+    a base outside this contract, or a case that contradicts the rule, raises :class:`CptHwError`.
+    """
+    if call_status(cfg, base) or base.win_base < 1:
+        raise CptHwError(f"base of the refused calls must be legal with win_base > 0: {base} "
+                         f"(status 0x{call_status(cfg, base):x})")
+    out = []
+    for case in cases:
+        call = case.call(cfg, base)
+        got = call_status(cfg, call)
+        if got != case.status:
+            raise CptHwError(f"refused call {case.name!r} on config {cfg.name!r}: call_status gives 0x{got:x}, "
+                             f"the table 0x{case.status:x} ({'|'.join(case.bits)}): {call}")
+        out.append((case, call))
+    return out
 
 
 class PrefetchState:

@@ -1,7 +1,7 @@
 """cocotb unit tests of rtl/pe.v: dot products of bit-plane words against cpt_hw.hw.golden.
 
 The PE gets the geometry of the config under test (D, ACC_W).  Each test feeds whole tiles in the
-Horner order of sim/schedule.py with random bubbles between steps and checks the shadow register
+Horner order of sim/plane_order.py with random bubbles between steps and checks the shadow register
 when the PE reports the copy.
 """
 
@@ -11,12 +11,14 @@ from collections import deque
 
 import cocotb
 import numpy as np
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-from schedule import plane_steps
-from tbutil import plane_words, random_operand, seeded_rng, sim_config, to_signed
 
 from cpt_hw.hw import golden
+from sim import runner
+from sim.plane_order import plane_steps
+from sim.tbutil import plane_words, random_operand, seeded_rng, sim_config, to_signed
 
 
 async def start(dut) -> None:
@@ -143,3 +145,14 @@ async def test_drain_shift(dut):
     await ClockCycles(dut.clk, 3)
     await ReadOnly()
     assert int(dut.shadow_out.value) == v
+
+
+# ----------------------------------------------------------------------------- pytest runner
+# The parameters (D, ACC_W) come from the test geometry's config, as the accelerator that
+# instantiates the module sets them: sim (D = 32, ACC_W = 32) in `make test`, simwide (D = 64,
+# ACC_W = 26) in the slow set.
+@pytest.mark.sim
+@pytest.mark.parametrize("geometry", ["sim", pytest.param("simwide", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("simulator", runner.SIMULATORS)
+def test_pe(simulator: str, geometry: str) -> None:
+    runner.run(geometry, simulator, __file__)

@@ -1,11 +1,12 @@
-"""The order in which the controller feeds plane pairs to the array (the Horner schedule).
+"""The plane order: the sequence in which the controller feeds plane pairs to the array (Horner order).
 
 One output tile takes a_bits x b_bits x Kw steps.  Plane pairs (i, j) are visited by falling weight
 s = i + j (diagonals), and within a pair the Kw words of the reduction.  Each PE doubles its accumulator
 on the first step of every diagonal but the first ("shift") and subtracts the count when exactly one
 plane is the top plane of a signed operand ("neg"); the last step of the tile ("last") copies the sum to
 the PE's shadow register.  rtl/cpt_feeder.v generates exactly this sequence; the unit testbenches use
-this module to drive the PE and the array.
+this module to drive the PE and the array.  (Not to be confused with the precision schedules of
+cpt_hw.train or the HLS busy counts of cpt_hw.hw.hls_cycles.)
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import cocotb
+import pytest
 from cocotb.triggers import Timer
 
-from tbutil import seeded_rng, sim_config
+from sim import runner
+from sim.tbutil import seeded_rng, sim_config
 
 
 async def check(dut, a: int, b: int) -> None:
@@ -40,3 +42,13 @@ async def test_edges(dut):
         await check(dut, 1 << j, ones)
         await check(dut, (1 << (j + 1)) - 1, ones)
         await check(dut, ones, ones ^ (1 << j))
+
+
+# ----------------------------------------------------------------------------- pytest runner
+# The parameters (D) come from the test geometry's config, as the accelerator that
+# instantiates the module sets them: sim (D = 32) in `make test`, simwide (D = 64) in the slow set.
+@pytest.mark.sim
+@pytest.mark.parametrize("geometry", ["sim", pytest.param("simwide", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("simulator", runner.SIMULATORS)
+def test_and_popcount(simulator: str, geometry: str) -> None:
+    runner.run(geometry, simulator, __file__)

@@ -1,7 +1,7 @@
 """cocotb unit tests of rtl/pe_array.v: whole output tiles against cpt_hw.hw.golden.
 
 The array gets the geometry of the config under test.  The testbench plays the controller: it feeds
-tiles (rows x K) . (K x cols) in the Horner order of sim/schedule.py, holds a tile's last step while the
+tiles (rows x K) . (K x cols) in the Horner order of sim/plane_order.py, holds a tile's last step while the
 previous tile is still in flight or draining (the rule rtl/cpt_feeder.v follows), drains on
 `tile_ready` and compares every drained row with the golden model.
 """
@@ -12,12 +12,14 @@ from collections import deque
 
 import cocotb
 import numpy as np
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-from schedule import plane_steps
-from tbutil import plane_words, random_operand, seeded_rng, sim_config, to_signed
 
 from cpt_hw.hw import golden
+from sim import runner
+from sim.plane_order import plane_steps
+from sim.tbutil import plane_words, random_operand, seeded_rng, sim_config, to_signed
 
 
 class ArrayTB:
@@ -145,3 +147,14 @@ async def test_latency(dut):
     last = await tb.feed(a, b, 1, 1, False, False, rng)
     await tb.finish(1)
     assert tb.first_ready[0] - last == cfg.rows + cfg.cols + 1, (tb.first_ready, last)
+
+
+# ----------------------------------------------------------------------------- pytest runner
+# The parameters (ROWS, COLS, D, ACC_W) come from the test geometry's config, as the accelerator that
+# instantiates the module sets them: sim (3 x 2, D = 32, ACC_W = 32) in `make test`, simwide
+# (10 x 4, D = 64, ACC_W = 26) in the slow set.
+@pytest.mark.sim
+@pytest.mark.parametrize("geometry", ["sim", pytest.param("simwide", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("simulator", runner.SIMULATORS)
+def test_pe_array(simulator: str, geometry: str) -> None:
+    runner.run(geometry, simulator, __file__)

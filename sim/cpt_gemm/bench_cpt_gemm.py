@@ -12,9 +12,9 @@ import json
 import os
 
 import cocotb
-from cpt_tb import CptGemmTB
-from tbutil import seeded_rng
-from test_cpt_gemm import check_gemm, run_staged, stage
+
+from sim.cpt_gemm.tb import CptGemmTB, check_gemm, run_staged, stage
+from sim.tbutil import seeded_rng
 
 
 @cocotb.test(timeout_time=10, timeout_unit="sec")

@@ -1,9 +1,10 @@
-"""Reusable cocotb testbench of the top level ``cpt_gemm`` (the Verilog twin of the HLS kernel).
+"""Reusable cocotb testbench of the top level ``cpt_gemm`` (the Verilog twin of the HLS kernel), and the
+call helpers the system tests and the bench driver share (check a GEMM, stage operands, run staged calls).
 
 How to drive the design from your own cocotb test (e.g. a driver backend)::
 
     import cocotb
-    from cpt_tb import CptGemmTB          # sim/ is on PYTHONPATH when run through cpt_hw.flows.rtl_sim
+    from sim.cpt_gemm.tb import CptGemmTB  # the checkout's root is on PYTHONPATH under cpt_hw.flows.rtl_sim
 
     @cocotb.test()
     async def my_test(dut):
@@ -22,10 +23,9 @@ Register offsets come from :func:`cpt_hw.hw.regmap.register_map`, the DDR layout
 
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import cocotb
 import numpy as np
@@ -33,12 +33,13 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiReadBus, AxiWriteBus
 from cocotbext.axi.axi_channels import AxiARBus, AxiAWBus, AxiBBus, AxiRBus, AxiWBus
-from tbutil import record, sim_config
 
 from cpt_driver import layout
+from cpt_hw.hw import golden
 from cpt_hw.hw.calls import Call, PrefetchState
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.regmap import CTRL_BITS, FLAG_BITS, INPUTS, IRQ_BITS, register_map
+from sim.tbutil import random_operand, record, sim_config
 
 #: Clock period of the testbenches in ns (the config's clock is what the cycle counts are scaled by).
 CLOCK_NS = 10
@@ -90,6 +91,8 @@ class CptGemmTB:
         self.ram = AxiRam(gmem_bus(dut), dut.ap_clk, dut.ap_rst_n,
                           reset_active_level=False, size=mem_size)
         self.backpressure = 0.0         # probability of a stall per channel and cycle
+        self.variant = ""               # the running test's cocotb.parametrize suffix ("/backpressure=True"),
+                                        # appended to record names so that they name the cocotb test
         self.bus_requests = 0           # AR + AW handshakes seen, once watch_requests() ran
         self._watching = False
         self._next_free = 0x1000
@@ -231,8 +234,8 @@ class CptGemmTB:
     def record_call(self, name: str, args: dict, status: int, cycles: int) -> None:
         """One record per call for cpt_hw.flows.rtl_sim (make sim's table, the cycle-model check)."""
         ok = status == 0
-        record(name=name, m=args["m"], n=args["n"], k=args["k"], a_bits=args["a_bits"], b_bits=args["b_bits"],
-               flags=args.get("flags", 0), status=status, cycles=cycles,
+        record(name=name + self.variant, m=args["m"], n=args["n"], k=args["k"], a_bits=args["a_bits"],
+               b_bits=args["b_bits"], flags=args.get("flags", 0), status=status, cycles=cycles,
                useful_ops=args["m"] * args["n"] * args["k"] * args["a_bits"] * args["b_bits"] if ok else 0,
                peak_ops_per_cycle=self.cfg.peak_binary_ops_per_cycle, backpressure=self.backpressure,
                a_addr=args["a"], b_addr=args["b"], c_addr=args["c"], b_hit=self.last_hit and ok,
@@ -286,8 +289,86 @@ def irq_mask(*names: str) -> int:
     return sum(1 << IRQ_BITS[n] for n in names)
 
 
-def all_pairs(max_bits: int) -> Iterator[tuple[int, int]]:
-    return itertools.product(range(1, max_bits + 1), repeat=2)
+#: Flags bit of the B prefetch hint.
+PREFETCH = 1 << FLAG_BITS["PREFETCH_B"]
 
 
-RngFactory = Callable[[str], np.random.Generator]
+async def check_gemm(tb: CptGemmTB, rng, m: int, n: int, k: int, a_bits: int, b_bits: int, a_signed: bool,
+                     b_signed: bool, name: str, **kw) -> int:
+    """One GEMM of random operands through :meth:`CptGemmTB.gemm`, bit-exact against golden; its cycles."""
+    a = random_operand(rng, (m, k), a_bits, a_signed)
+    b = random_operand(rng, (k, n), b_bits, b_signed)
+    tb.dut._log.info("%s: %dx%dx%d at (%d, %d) signed (%d, %d)", name, m, n, k, a_bits, b_bits, a_signed, b_signed)
+    run = await tb.gemm(a, b, a_bits, b_bits, a_signed, b_signed, name=name, **kw)
+    assert run.status == 0, f"{name} {m}x{n}x{k} ({a_bits},{b_bits}): status {run.status:#x}"
+    want = golden.gemm(a, b, a_bits, b_bits, a_signed, b_signed, acc_width=tb.cfg.acc_width)
+    assert np.array_equal(run.c, want), f"{name} {m}x{n}x{k} ({a_bits},{b_bits},{a_signed},{b_signed}) differs"
+    return run.cycles
+
+
+@dataclass
+class Staged:
+    """A GEMM whose operands sit in the testbench RAM, ready to be called (with or without a hint)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    a_bits: int
+    b_bits: int
+    a_signed: bool
+    b_signed: bool
+    ra: int
+    rb: int
+    rc: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.a.shape[0], self.b.shape[1], self.a.shape[1]
+
+    def args(self) -> dict:
+        m, n, k = self.shape
+        flags = (self.a_signed << FLAG_BITS["A_SIGNED"]) | (self.b_signed << FLAG_BITS["B_SIGNED"])
+        return dict(a=self.ra, b=self.rb, c=self.rc, m=m, n=n, k=k, a_bits=self.a_bits, b_bits=self.b_bits,
+                    flags=flags)
+
+    def hint(self) -> dict:
+        """The prefetch hint that names this call's B."""
+        _, n, k = self.shape
+        return dict(next_b=self.rb, next_n=n, next_k=k, next_b_bits=self.b_bits)
+
+    def write_b(self, tb: CptGemmTB, b: np.ndarray) -> None:
+        tb.ram.write(self.rb, layout.pack_b(b, self.b_bits, tb.cfg.dot_width).tobytes())
+
+
+def stage(tb: CptGemmTB, rng, m: int, n: int, k: int, a_bits: int, b_bits: int, a_signed: bool = False,
+          b_signed: bool = False) -> Staged:
+    cfg = tb.cfg
+    a = random_operand(rng, (m, k), a_bits, a_signed)
+    b = random_operand(rng, (k, n), b_bits, b_signed)
+    pa, pb = layout.pack_a(a, a_bits, cfg.dot_width), layout.pack_b(b, b_bits, cfg.dot_width)
+    s = Staged(a, b, a_bits, b_bits, a_signed, b_signed, tb.alloc(pa.size), tb.alloc(pb.size),
+               tb.alloc(layout.result_bytes(m, n, cfg.cols)))
+    tb.ram.write(s.ra, pa.tobytes())
+    tb.ram.write(s.rb, pb.tobytes())
+    return s
+
+
+async def run_staged(tb: CptGemmTB, s: Staged, name: str, hint: dict | None = None,
+                     b_used: np.ndarray | None = None) -> int:
+    """Call s (with PREFETCH_B and `hint` when given), check C bit-exactly against golden with B =
+    b_used (default s.b) and the padding columns; returns the cycles."""
+    m, n, _ = s.shape
+    cfg = tb.cfg
+    c_bytes = layout.result_bytes(m, n, cfg.cols)
+    tb.ram.write(s.rc, bytes([0xA5]) * c_bytes)
+    args = s.args()
+    if hint is not None:
+        args = {**args, **hint, "flags": args["flags"] | PREFETCH}
+    status, cycles = await tb.call(**args)
+    tb.record_call(name, args, status, cycles)
+    assert status == 0, f"{name}: status {status:#x}"
+    raw = np.frombuffer(tb.ram.read(s.rc, c_bytes), dtype=np.uint8)
+    want = golden.gemm(s.a, s.b if b_used is None else b_used, s.a_bits, s.b_bits, s.a_signed, s.b_signed,
+                       acc_width=cfg.acc_width)
+    assert np.array_equal(layout.unpack_result(raw, m, n, cfg.cols), want), f"{name}: C differs"
+    assert not raw.view("<i4").reshape(m, layout.result_stride(n, cfg.cols))[:, n:].any(), f"{name}: padding"
+    return cycles

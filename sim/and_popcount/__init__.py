@@ -1,0 +1,1 @@
+"""cocotb unit test of rtl/and_popcount.v and its pytest runner (test_and_popcount.py)."""

@@ -1,0 +1,1 @@
+"""cocotb unit test of rtl/pe_array.v and its pytest runner (test_pe_array.py)."""
