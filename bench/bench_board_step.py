@@ -78,8 +78,7 @@ A9_FACTORS = (15, 25, 40)
 #: The paper's ZC706 training hours, ResNet-74 on CIFAR-10 (64k iterations): the reference for every model.
 PAPER_HOURS = {"static": 44.6, "cpt": 35.04}
 #: Host categories in report order; the integer layers' regions map to themselves.
-CATEGORIES = ("lowering", "col2im", "packing", "corrections", "conversions", "rounding", "float layers",
-              "optimizer", "driver calls")
+CATEGORIES = ("lowering", "packing", "corrections", "rounding", "float layers", "optimizer", "driver calls")
 DEVICE = "emulated device"
 PROBE = "benchmark probe"      # this script's own accounting: not host work of the training path
 _RSS_PERIOD_S = 0.005

@@ -1,9 +1,9 @@
 """Named host-work regions of the integer backends, for benchmarks that attribute host time.
 
 The integer layers (:mod:`cpt_hw.nn.integer`) wrap each kind of host work in ``region(name)``: quantizing
-(``rounding``), im2col and layout changes (``lowering``), dtype changes (``conversions``), the scale and
-zero-point corrections (``corrections``), col2im (``col2im``) and the engine calls (``gemm.fwd``,
-``gemm.dgrad``, ``gemm.wgrad``: the forward, input-gradient and weight-gradient GEMMs).  Without a hook
+(``rounding``), im2col and layout changes (``lowering``), the scale and zero-point corrections
+(``corrections``) and the engine calls (``gemm.fwd``, ``gemm.dgrad``, ``gemm.wgrad``: the forward,
+input-gradient and weight-gradient GEMMs).  Without a hook
 a region is a shared no-op context (one global read per region); ``bench/bench_board_step.py`` installs a
 hook that charges process CPU time to the innermost open region.
 """
@@ -14,7 +14,7 @@ import contextlib
 from typing import Callable, ContextManager
 
 #: The region names :mod:`cpt_hw.nn.integer` opens (GEMM regions are ``gemm.<class>``).
-REGIONS = ("rounding", "lowering", "conversions", "corrections", "col2im")
+REGIONS = ("rounding", "lowering", "corrections")
 GEMM_CLASSES = ("fwd", "dgrad", "wgrad")
 
 RegionHook = Callable[[str], ContextManager]
