@@ -394,7 +394,7 @@ async def test_prefetch_chain(dut, backpressure: bool):
 
 # ============================================================================== pytest runners
 # Which cocotb tests run where.  `make test`: the quick tests on the sim preset -- on Icarus with
-# back-pressure, on Verilator (ten times faster here) both ways -- and the paths only the wide geometry
+# back-pressure, on Verilator (over ten times faster) both ways -- and the paths only the wide geometry
 # reaches, with back-pressure, on Verilator (Icarus simulates its 40 PEs of D = 64 at under 1k
 # cycles/s); without back-pressure, model shapes, random GEMMs and prefetch on both geometries run in
 # test_cpt_gemm_cycle_model.  The slow set (`make test-all`): the quick tests on Icarus without
@@ -432,12 +432,10 @@ def test_cpt_gemm(simulator: str, geometry: str, tests: list[str]) -> None:
     assert all(r["name"].endswith("/backpressure=True") for r in result.records if r["backpressure"])
     if set(tests) & set(variants(("test_random_gemms",), False, True)):
         assert sum(r["status"] == 0 for r in result.records) >= 12, "fewer GEMMs than the tests run"
-    if any(t.startswith("test_precision_pairs/") for t in tests):
-        cfg = rtl_sim.geometry(geometry)
-        for bp in (False, True):
-            pairs = {(r["a_bits"], r["b_bits"]) for r in result.records
-                     if r["name"] == f"test_precision_pairs/backpressure={bp}"}
-            assert len(pairs) == cfg.operand_bits ** 2, bp
+    bits = rtl_sim.geometry(geometry).operand_bits
+    for name in (t for t in tests if t.startswith("test_precision_pairs/")):
+        pairs = {(r["a_bits"], r["b_bits"]) for r in result.records if r["name"] == name}
+        assert len(pairs) == bits ** 2, f"{name}: {len(pairs)} precision pairs"
 
 
 def compare_with_model(cfg: HardwareConfig, records: list[dict]) -> list[str]:
