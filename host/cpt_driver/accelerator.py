@@ -157,10 +157,16 @@ class Accelerator:
         """
         a, b, a_bits, b_bits, a_signed, b_signed = check_gemm_args(
             a, b, a_bits, b_bits, a_signed, b_signed, self.spec.operand_bits)
+        if out is not None:
+            check_out(out, a.shape[0], b.shape[1])
+        return self._gemm_checked(a, b, a_bits, b_bits, a_signed, b_signed, out)
+
+    def _gemm_checked(self, a: np.ndarray | RowSource, b: np.ndarray, a_bits: int, b_bits: int, a_signed: bool,
+                      b_signed: bool, out: np.ndarray | None) -> np.ndarray:
+        """:meth:`gemm` on arguments already checked as it checks them (the convolutions check their own,
+        naming the convolution's operands, and then need not pass over the codes twice)."""
         m, k = a.shape
         n = b.shape[1]
-        if out is not None:
-            check_out(out, m, n)
         if m == 0 or n == 0 or k == 0:
             if out is None:
                 return np.zeros((m, n), dtype=np.int64)
@@ -193,7 +199,7 @@ class Accelerator:
         Returns int64 (N, K, Ho, Wo) (a view of channels-last memory), or writes into ``out`` (that shape, any
         real dtype; straight when channels-last) and returns it.  Today one GEMM (docs/driver.md).
         """
-        return conv.conv2d(self.gemm, self.spec.operand_bits, x, w, x_bits=x_bits, w_bits=w_bits, stride=stride,
+        return conv.conv2d(self._gemm_checked, self.spec.operand_bits, x, w, x_bits=x_bits, w_bits=w_bits, stride=stride,
                            padding=padding, x_signed=x_signed, w_signed=w_signed, out=out)
 
     def conv2d_input(self, input_size: Any, w: Any, e: Any, *, w_bits: int, e_bits: int, stride: int = 1,
@@ -204,7 +210,7 @@ class Accelerator:
         input_size: (N, C, H, W); w: (K, C, kh, kw); e: (N, K, Ho, Wo).  Returns int64 (N, C, H, W) (a view
         of channels-last memory), or writes into ``out`` (straight when channels-last) and returns it.
         """
-        return conv.conv2d_input(self.gemm, self.spec.operand_bits, input_size, w, e, w_bits=w_bits, e_bits=e_bits,
+        return conv.conv2d_input(self._gemm_checked, self.spec.operand_bits, input_size, w, e, w_bits=w_bits, e_bits=e_bits,
                                  stride=stride, padding=padding, w_signed=w_signed, e_signed=e_signed, out=out)
 
     def conv2d_weight(self, x: Any, weight_size: Any, e: Any, *, x_bits: int, e_bits: int, stride: int = 1,
@@ -215,7 +221,7 @@ class Accelerator:
         x: (N, C, H, W); weight_size: (K, C, kh, kw); e: (N, K, Ho, Wo).  Returns int64 (K, C, kh, kw) (a
         view of (kh, kw, C, K) memory), or writes into ``out`` and returns it.
         """
-        return conv.conv2d_weight(self.gemm, self.spec.operand_bits, x, weight_size, e, x_bits=x_bits,
+        return conv.conv2d_weight(self._gemm_checked, self.spec.operand_bits, x, weight_size, e, x_bits=x_bits,
                                   e_bits=e_bits, stride=stride, padding=padding, x_signed=x_signed,
                                   e_signed=e_signed, out=out)
 

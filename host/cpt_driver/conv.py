@@ -44,6 +44,7 @@ CONV_PADDINGS = (0, 1)
 #: 3 covers CIFAR ResNets (3x3 convolutions, 1x1 downsamples).  ``cpt_hw.hw.golden`` uses this value.
 CONV_MAX_KERNEL = 3
 
+#: The accelerator's GEMM on checked arguments: (a, b, a_bits, b_bits, a_signed, b_signed, out) -> C.
 Gemm = Callable[..., np.ndarray]
 
 
@@ -215,7 +216,7 @@ def conv2d(gemm: Gemm, operand_bits: int, x: Any, w: Any, *, x_bits: int, w_bits
     # packs B's columns as rows
     b = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(g.k, -1).T
     return _result(g.out_shape, (0, 2, 3, 1), out, lambda o: gemm(
-        a, b, bits["x_bits"], bits["w_bits"], flags["x_signed"], flags["w_signed"], out=o))
+        a, b, bits["x_bits"], bits["w_bits"], flags["x_signed"], flags["w_signed"], o))
 
 
 def conv2d_input(gemm: Gemm, operand_bits: int, input_size: Any, w: Any, e: Any, *, w_bits: int, e_bits: int,
@@ -236,7 +237,7 @@ def conv2d_input(gemm: Gemm, operand_bits: int, input_size: Any, w: Any, e: Any,
     # B = the kernels rotated by 180 degrees, rows (i, j, k): w[k, c, kh - 1 - i, kw - 1 - j]
     b = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 2, 3, 0)).reshape(g.c, -1).T
     return _result(shape, (0, 2, 3, 1), out, lambda o: gemm(
-        a, b, bits["e_bits"], bits["w_bits"], flags["e_signed"], flags["w_signed"], out=o))
+        a, b, bits["e_bits"], bits["w_bits"], flags["e_signed"], flags["w_signed"], o))
 
 
 def conv2d_weight(gemm: Gemm, operand_bits: int, x: Any, weight_size: Any, e: Any, *, x_bits: int, e_bits: int,
@@ -260,4 +261,4 @@ def conv2d_weight(gemm: Gemm, operand_bits: int, x: Any, weight_size: Any, e: An
     et[...] = e.reshape(g.n, g.k, -1).transpose(1, 0, 2)
     b = et.reshape(g.k, -1).T
     return _result(shape, (2, 3, 1, 0), out, lambda o: gemm(
-        a, b, bits["x_bits"], bits["e_bits"], flags["x_signed"], flags["e_signed"], out=o))
+        a, b, bits["x_bits"], bits["e_bits"], flags["x_signed"], flags["e_signed"], o))
