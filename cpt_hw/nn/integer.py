@@ -18,7 +18,10 @@ The three products Q_x Q_w^T (fw x fw bits), Q_x^T Q_e (fw x bw) and T R (bw x f
 engine: ``golden.gemm`` (exact) or the accelerator (accel), unsigned operands.  The quantizers write
 uint8 codes (int16/int32 above 8 bits, :func:`quant.quantize_int`), which are lowered and handed to the
 engine in that dtype: no float, float64 or int64 copy of an operand; the engine writes its result
-straight into the float output.  Memory: a layer keeps the codes of its input (one byte per element) for
+straight into the float output.  On the accelerator a convolution the driver's convolution calls take
+(one group, no dilation, equal stride 1 or 2 and padding 0 or 1 on both axes, kernel <= 3:
+:class:`ConvEngine`) hands its codes unlowered to ``conv2d``, ``conv2d_input`` and ``conv2d_weight``
+(cpt_driver.conv), which form the same three GEMMs and write into the same buffers.  Memory: a layer keeps the codes of its input (one byte per element) for
 backward, and the ReLU that produced that input keeps one bit per element instead of its float output
 (:mod:`cpt_hw.nn.saved`); the lowered operands and GEMM outputs go through buffers reused by every
 layer (:class:`_Workspace`).  Everything else is O(M N + M K + N K + P K N) host work: the row
