@@ -149,8 +149,8 @@ class Accelerator:
 
         a: (M, K) and b: (K, N) integer arrays whose values fit ``a_bits``/``b_bits`` (1..operand_bits),
         two's complement when ``*_signed``.  Any M, N, K >= 0; the driver tiles to the device's limits.
-        ``a`` may instead be a :class:`cpt_driver.sources.RowSource` (unsigned): a convolution's lowered
-        input that packs each tile from the unlowered codes.
+        ``a`` may instead be a :class:`cpt_driver.sources.RowSource` (``a_signed`` must equal its ``signed``):
+        a convolution's lowered input that packs each tile from the unlowered codes.
         out: an (M, N) array (integer or float, views welcome) that receives C instead of a new int64
         array, each element converted once from its exact value (a float32 out rounds values past 2^24),
         and is returned: the caller's result buffer, without an (M, N) int64 copy on the way.
