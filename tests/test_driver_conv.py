@@ -57,14 +57,15 @@ SHAPES = [(2, 3, 7, 5, 4, 3, 3), (1, 5, 6, 9, 3, 1, 1), (2, 16, 8, 8, 5, 3, 3), 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("padding", [0, 1])
-def test_geometries_match_golden(acc, shape, stride, padding):
+@pytest.mark.parametrize("signed", [False, True])   # x's and e's codes: signed sources on every packing path
+def test_geometries_match_golden(acc, shape, stride, padding, signed):
     n, c, h, w, k, kh, kw = shape
-    rng = np.random.default_rng([*shape, stride, padding])
-    x = codes(rng, (n, c, h, w), 6, False)
-    wt = codes(rng, (k, c, kh, kw), 5, True)
+    rng = np.random.default_rng([*shape, stride, padding, signed])
+    x = codes(rng, (n, c, h, w), 6, signed)
+    wt = codes(rng, (k, c, kh, kw), 5, not signed)
     ho, wo = g.conv_output_size(h, kh, stride, padding), g.conv_output_size(w, kw, stride, padding)
-    e = codes(rng, (n, k, ho, wo), 7, False)
-    assert_exact(*run_all(acc, x, wt, e, 6, 5, 7, stride, padding, False, True, False))
+    e = codes(rng, (n, k, ho, wo), 7, signed)
+    assert_exact(*run_all(acc, x, wt, e, 6, 5, 7, stride, padding, signed, not signed, signed))
 
 
 @settings(max_examples=150, deadline=None)
