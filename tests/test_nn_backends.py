@@ -313,3 +313,33 @@ def test_accel_packs_every_convolution_operand_from_unlowered_codes(monkeypatch)
     block = _block(False)
     _run(block, "accel:emu", torch.randn(2, 8, 8, 8), 3, 8)
     assert kinds.count("Im2colRows") >= 4 and kinds.count("TapRows") >= 2  # 2 convs: fwd, dgrad / wgrad
+
+
+@pytest.mark.skipif(not _accel_available(), reason="cpt_driver.Accelerator (host driver branch) not present")
+def test_accel_runs_convolutions_through_the_driver_conv_calls(monkeypatch):
+    """On accel, a convolution's forward, input gradient and weight gradient are the driver's conv2d,
+    conv2d_input and conv2d_weight (one GEMM each, as before: the same gemm_calls and binary_ops); geometries
+    those calls do not take (groups, dilation, unequal strides) stay on gemm.  Both match exact bit for bit."""
+    from cpt_driver import Accelerator
+
+    seen = []
+    for name in ("conv2d", "conv2d_input", "conv2d_weight", "gemm"):
+        real = getattr(Accelerator, name)
+        monkeypatch.setattr(Accelerator, name, lambda self, *a, _n=name, _r=real, **k: (seen.append(_n),
+                                                                                         _r(self, *a, **k))[1])
+    torch.manual_seed(5)
+    # gemms: 0 where the conv calls run, else gemm calls per GEMM class (one per group)
+    for kwargs, gemms in [(dict(kernel_size=3, stride=2, padding=1, bias=False), 0),
+                           (dict(kernel_size=(1, 3), padding=1), 0),
+                           (dict(kernel_size=(1, 3), padding=(0, 1)), 1),       # unequal paddings
+                           (dict(kernel_size=3, padding=2, dilation=2), 1),
+                           (dict(kernel_size=3, padding=1, groups=2), 2)]:
+        layer = cnn.QConv2d(6, 4, **kwargs)
+        cnn.number_layers(layer)
+        x = torch.randn(3, 6, 7, 9)
+        seen.clear()
+        ex, ac = _run(layer, "exact", x, 5, 8), _run(layer, "accel:emu", x, 5, 8)
+        assert seen == (["gemm"] * 3 * gemms if gemms else ["conv2d", "conv2d_weight", "conv2d_input"])
+        assert torch.equal(ex[0], ac[0]) and torch.equal(ex[1], ac[1])
+        for k in ex[2]:
+            assert torch.equal(ex[2][k], ac[2][k]), k

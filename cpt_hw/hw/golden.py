@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from cpt_driver.conv import CONV_MAX_KERNEL, CONV_PADDINGS, CONV_STRIDES
+
 # ----------------------------------------------------------------------------- operands
 
 
@@ -220,12 +222,8 @@ def dequantize(q: np.ndarray, x_min: np.ndarray, x_max: np.ndarray, bits: int) -
 # im2col, so that the tests' comparison with golden.gemm on the host's im2col lowering checks two
 # independent formulations against each other.
 
-#: Strides and paddings the convolution engine implements (issue 17); anything else is refused.
-CONV_STRIDES = (1, 2)
-CONV_PADDINGS = (0, 1)
-#: Largest kernel side when the caller gives none: the line buffer's rows are sized for it.  The driver
-#: passes its config's limit (max_kernel); 3 covers CIFAR ResNets (3x3 convs, 1x1 downsamples).
-CONV_MAX_KERNEL = 3
+# The strides and paddings the convolution calls implement (issue 17; anything else is refused) and the
+# largest kernel side when the caller gives none are the driver's (cpt_driver.conv): one definition.
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:

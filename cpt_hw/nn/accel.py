@@ -13,7 +13,7 @@ from ..errors import CptHwError
 from ..hw import golden
 from ..hw.config import HardwareConfig
 from .integer import check_engine_bits
-from .ops import Lowering
+from .ops import ConvOps, Lowering
 from .types import BackendError, BackendSpec
 
 
@@ -54,6 +54,44 @@ class AccelEngine:
             source = Im2colRows if a.kind == "im2col" else TapRows
             a = source(a.x.numpy(), a.kernel, a.stride, a.dilation, a_bits)
         return self.accelerator.gemm(a, b, a_bits, b_bits, a_signed=False, b_signed=False, out=out)
+
+    # A convolution's three GEMMs as the driver's convolution calls (cpt_driver.conv), which form the lowered
+    # operands themselves: today the same GEMMs on the same packed bytes, later the device's own conv calls.
+    # Each counts as the GEMM it stands for (gemm_calls, binary_ops).
+    def runs_conv(self, ops: ConvOps) -> bool:
+        """Whether the driver's convolution calls take this geometry: one group, no dilation, the same
+        stride and padding on both axes within the calls' sets, kernel sides up to their limit."""
+        from cpt_driver.conv import CONV_MAX_KERNEL, CONV_PADDINGS, CONV_STRIDES
+
+        (s0, s1), (p0, p1) = ops.stride, ops.padding
+        return (ops.groups == 1 and ops.dilation == (1, 1) and s0 == s1 and s0 in CONV_STRIDES and p0 == p1
+                and p0 in CONV_PADDINGS and max(ops.kernel) <= CONV_MAX_KERNEL)
+
+    def _count(self, m: int, n: int, k: int, a_bits: int, b_bits: int) -> None:
+        self.calls += 1
+        self.binary_ops += golden.gemm_cost(m, n, k, a_bits, b_bits)
+
+    def conv2d(self, x: np.ndarray, w: np.ndarray, x_bits: int, w_bits: int, ops: ConvOps,
+               out: np.ndarray) -> np.ndarray:
+        """The forward GEMM, Q_x's im2col . Q_w^T, into ``out`` (B, N, Ho, Wo)."""
+        self._count(out.shape[0] * out.shape[2] * out.shape[3], w.shape[0], w[0].size, x_bits, w_bits)
+        return self.accelerator.conv2d(x, w, x_bits=x_bits, w_bits=w_bits, stride=ops.stride[0],
+                                       padding=ops.padding[0], out=out)
+
+    def conv2d_input(self, x_shape: tuple[int, ...], w: np.ndarray, e: np.ndarray, w_bits: int, e_bits: int,
+                     ops: ConvOps, out: np.ndarray) -> np.ndarray:
+        """The input-gradient GEMM (a transposed convolution of the error codes) into ``out`` (B, C, H, W)."""
+        self._count(out.shape[0] * out.shape[2] * out.shape[3], w.shape[1], w.shape[0] * w[0, 0].size, e_bits,
+                    w_bits)
+        return self.accelerator.conv2d_input(x_shape, w, e, w_bits=w_bits, e_bits=e_bits, stride=ops.stride[0],
+                                             padding=ops.padding[0], out=out)
+
+    def conv2d_weight(self, x: np.ndarray, w_shape: tuple[int, ...], e: np.ndarray, x_bits: int, e_bits: int,
+                      ops: ConvOps, out: np.ndarray) -> np.ndarray:
+        """The weight-gradient GEMM, Q_x's transposed im2col . Q_e, into ``out`` (N, C, kh, kw)."""
+        self._count(out[0].size, out.shape[0], e.shape[0] * e[0, 0].size, x_bits, e_bits)
+        return self.accelerator.conv2d_weight(x, w_shape, e, x_bits=x_bits, e_bits=e_bits, stride=ops.stride[0],
+                                              padding=ops.padding[0], out=out)
 
     @property
     def cycles(self) -> int:

@@ -18,7 +18,10 @@ The three products Q_x Q_w^T (fw x fw bits), Q_x^T Q_e (fw x bw) and T R (bw x f
 engine: ``golden.gemm`` (exact) or the accelerator (accel), unsigned operands.  The quantizers write
 uint8 codes (int16/int32 above 8 bits, :func:`quant.quantize_int`), which are lowered and handed to the
 engine in that dtype: no float, float64 or int64 copy of an operand; the engine writes its result
-straight into the float output.  Memory: a layer keeps the codes of its input (one byte per element) for
+straight into the float output.  On the accelerator a convolution the driver's convolution calls take
+(one group, no dilation, equal stride 1 or 2 and padding 0 or 1 on both axes, kernel <= 3:
+:class:`ConvEngine`) hands its codes unlowered to ``conv2d``, ``conv2d_input`` and ``conv2d_weight``
+(cpt_driver.conv), which form the same three GEMMs and write into the same buffers.  Memory: a layer keeps the codes of its input (one byte per element) for
 backward, and the ReLU that produced that input keeps one bit per element instead of its float output
 (:mod:`cpt_hw.nn.saved`); the lowered operands and GEMM outputs go through buffers reused by every
 layer (:class:`_Workspace`).  Everything else is O(M N + M K + N K + P K N) host work: the row
@@ -69,6 +72,23 @@ class GemmEngine(Protocol):
     def check_bits(self, fw: int, bw: int) -> None: ...
 
     def stats(self) -> dict: ...
+
+
+class ConvEngine(GemmEngine, Protocol):
+    """An engine that also runs a convolution's three GEMMs as convolution calls on the unlowered codes (the
+    accelerator's driver: cpt_driver.conv), writing each GEMM's exact result into ``out``, the convolution's
+    view of the (M, N) result buffer."""
+
+    def runs_conv(self, ops: ConvOps) -> bool: ...
+
+    def conv2d(self, x: np.ndarray, w: np.ndarray, x_bits: int, w_bits: int, ops: ConvOps,
+               out: np.ndarray) -> np.ndarray: ...
+
+    def conv2d_input(self, x_shape: tuple[int, ...], w: np.ndarray, e: np.ndarray, w_bits: int, e_bits: int,
+                     ops: ConvOps, out: np.ndarray) -> np.ndarray: ...
+
+    def conv2d_weight(self, x: np.ndarray, w_shape: tuple[int, ...], e: np.ndarray, x_bits: int, e_bits: int,
+                      ops: ConvOps, out: np.ndarray) -> np.ndarray: ...
 
 
 class ExactEngine:
@@ -137,6 +157,25 @@ def _packs(engine: GemmEngine, ops: Ops, q: torch.Tensor) -> bool:
     return getattr(engine, "packs_lowerings", False) and isinstance(ops, ConvOps) and q.device.type == "cpu"
 
 
+def _conv_engine(engine: GemmEngine, ops: Ops, q: torch.Tensor) -> ConvEngine | None:
+    """The engine, when it runs this CPU convolution's three GEMMs as convolution calls (:class:`ConvEngine`),
+    which form the lowered operands themselves: the same GEMMs, so the same results."""
+    if _packs(engine, ops, q) and hasattr(engine, "runs_conv") and engine.runs_conv(ops):
+        return engine  # type: ignore[return-value]
+    return None
+
+
+def _conv_call(shape: tuple[int, int, int], dtype: torch.dtype,
+               scratch: Callable[[int, torch.dtype], torch.Tensor] | None, kind: str,
+               call: Callable[[np.ndarray], object]) -> torch.Tensor:
+    """What :func:`_gemm` returns for one group, (1, M, N) ``dtype``, written by an engine's convolution call
+    through its ``out=``: ``call`` gets the (M, N) result and passes the convolution its view of it."""
+    out = torch.empty(shape, dtype=dtype) if scratch is None else scratch(math.prod(shape), dtype).view(shape)
+    with region("gemm." + kind):
+        call(out[0].numpy())
+    return out
+
+
 def _dims(a: torch.Tensor | list[Lowering]) -> tuple[int, int, int]:
     """(G, rows, columns) of a lowered operand or of its per-group descriptions."""
     return (len(a), *a[0].shape) if isinstance(a, list) else tuple(a.shape)  # type: ignore[return-value]
@@ -178,18 +217,27 @@ class _IntegerGemm(torch.autograd.Function):
             qpw = quant_params(*channel_range(w), fw)
             qx, qw = quantize_int(x, fw, qpx), quantize_int(w, fw, qpw)
 
+        conv = _conv_engine(engine, ops, qx)
         with region("lowering"):
-            # (G, M, K), (G, N, K) codes
-            xl = ops.lowering(qx) if _packs(engine, ops, qx) else ops.lower(qx, _scratch(ops, x, "a"))
+            # (G, M, K), (G, N, K) codes; a convolution call lowers x itself
+            if conv is not None:
+                xl = None
+            else:
+                xl = ops.lowering(qx) if _packs(engine, ops, qx) else ops.lower(qx, _scratch(ops, x, "a"))
             wl = ops.lower_weight(qw)
             mask = ops.mask(x.shape, x.device)
-        g, m, k = _dims(xl)
-        n = wl.shape[1]
         p = ops.positions(x.shape)
+        g, m, k = (1, x.shape[0] * p, wl.shape[2]) if xl is None else _dims(xl)
+        n = wl.shape[1]
         sx, zx = qpx.scale, qpx.zero_point
         sw, zw = qpw.scale.reshape(g, 1, n), qpw.zero_point.reshape(g, 1, n)
 
-        y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd", scratch=_scratch(ops, x, "c"))  # (G, M, N)
+        if conv is not None:  # Y's (B Ho Wo, N) rows are its channels-last (B, N, Ho, Wo) view
+            ho, wo = ops.out_size(x.shape)
+            y = _conv_call((1, m, n), _F32, _scratch(ops, x, "c"), "fwd", lambda o: conv.conv2d(
+                qx.numpy(), qw.numpy(), fw, fw, ops, out=o.reshape(x.shape[0], ho, wo, n).transpose(0, 3, 1, 2)))
+        else:
+            y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd", scratch=_scratch(ops, x, "c"))  # (G, M, N)
         with region("corrections"):
             # Y = s_x s_w acc + u z_w^T + z_x s_w border: u[m] = s_x sum_k Q_x[m,k] + z_x count[p(m)] (rank
             # one), border[p,n] = (Mk Q_w^T)[p,n] broadcast over the batch; integer sums < 2^24 are exact in float32
@@ -249,32 +297,46 @@ class _IntegerGemm(torch.autograd.Function):
 def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Tensor, qe: torch.Tensor,
                  sx: torch.Tensor, zx: torch.Tensor, qpe, fw: int, bits: int) -> torch.Tensor:
     """dW lowered, (G, N, K) float32, from the activation and error codes (module docstring)."""
-    with region("lowering"):
-        et = ops.lower_out_t(qe)                                          # (G, N, M) codes
-        xt = ops.lowering_t(qx) if _packs(engine, ops, qx) else ops.lower_t(qx, _scratch(ops, qx, "a"))  # G K M
-    g, n, m = et.shape
-    k = _dims(xt)[1]
     p = ops.positions(x_shape)
+    conv = _conv_engine(engine, ops, qx)
+    if conv is not None:  # a convolution call lowers x and e itself
+        et = xt = None
+        g, n, m = 1, qe.shape[1], qe.shape[0] * p
+        k = qx.shape[1] * ops.kernel[0] * ops.kernel[1]
+    else:
+        with region("lowering"):
+            et = ops.lower_out_t(qe)                                      # (G, N, M) codes
+            xt = ops.lowering_t(qx) if _packs(engine, ops, qx) else ops.lower_t(qx, _scratch(ops, qx, "a"))  # G K M
+        g, n, m = et.shape
+        k = _dims(xt)[1]
     se, ze = qpe.scale, qpe.zero_point
     # (Q_x^T Q_e)^T: the errors (N <= C_out columns) are the B operand the device loads once per
     # call while the activations stream as A (bench/resnet74_gemms.py): 22 % fewer weight-gradient
     # cycles over CPT 3-8/8 than Q_e^T Q_x (measured: docs/zc706-pynq.md, "Measured budget")
     # float64 on this weight-sized (K x N) result only: its sums over M = B P reach 2^33 and the z_e terms
     # cancel most of s_e s_x acc, so float32 would lose ~30 ulps of dW (measured: tests/test_nn_backends.py)
-    acc = _gemm(engine, xt, et.transpose(1, 2), fw, bits, "wgrad", _F64)  # (G, K, N)
+    if conv is not None:  # dW^T's (kh kw C, N) rows are its (N, C, kh, kw) view
+        kh, kw = ops.kernel
+        w_shape = (n, qx.shape[1], kh, kw)
+        acc = _conv_call((1, k, n), _F64, None, "wgrad", lambda o: conv.conv2d_weight(
+            qx.numpy(), w_shape, qe.numpy(), fw, bits, ops, out=o.reshape(kh, kw, -1, n).transpose(3, 2, 0, 1)))
+    else:
+        acc = _gemm(engine, xt, et.transpose(1, 2), fw, bits, "wgrad", _F64)  # (G, K, N)
     with region("corrections"):
         # dW^T = s_e s_x acc + s_e z_x border + z_e v: v[k] = s_x sum_m Q_x[m,k] + z_x count[k] (rank one),
         # border[k,n] = (Mk^T sum_b Q_e)[k,n]
         sx, zx, se, ze = sx.to(_F64), zx.to(_F64), se.to(_F64), ze.to(_F64)
         col = ops.col_sums(qx)                                            # (G, K)
         mask = ops.mask(x_shape, qe.device)
+        # the error codes summed over the batch, per channel and output position: (G, N, P) exact integers
+        esum = (code_sum(qe.reshape(qe.shape[0], n, p), 0).unsqueeze(0) if et is None
+                else code_sum(et.reshape(g, n, m // p, p), 2))
         acc.mul_(se * sx)
         if mask is None:
             v = sx * col + zx * float(m)
-            acc.add_((se * zx) * code_sum(et, 2).reshape(g, 1, n))
+            acc.add_((se * zx) * esum.sum(2).reshape(g, 1, n))             # exact: sums < 2^53
         else:
-            esum = code_sum(et.reshape(g, n, m // p, p), 2).transpose(1, 2)  # (G, P, N)
-            border = mask.t().to(_F64) @ esum                             # (G, K, N), exact: sums < 2^53
+            border = mask.t().to(_F64) @ esum.transpose(1, 2)             # (G, K, N), exact: sums < 2^53
             v = sx * col + zx * ((m // p) * mask.sum(0).to(_F64))
             acc.add_((se * zx) * border)
         acc.add_((ze * v).reshape(g, k, 1))
@@ -284,17 +346,23 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
 def _input_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qt: torch.Tensor, qp_t, qw: torch.Tensor,
                 sw: torch.Tensor, zw: torch.Tensor, s_ref: torch.Tensor, fw: int, bits: int) -> torch.Tensor:
     """dX lowered, (G, B Pin, Cg) float32: the transposed convolution of the folded error codes qt (module doc)."""
+    conv = _conv_engine(engine, ops, qt)
     with region("lowering"):  # the transposed convolution: no k^2-fold result, no col2im
-        tl = (ops.lowering_transposed(qt, x_shape) if _packs(engine, ops, qt)
-              else ops.lower_transposed(qt, x_shape, _scratch(ops, qt, "a")))  # (G, Mi, kh kw N), Mi = B Pin
+        tl = None if conv is not None else (ops.lowering_transposed(qt, x_shape) if _packs(engine, ops, qt)
+                                else ops.lower_transposed(qt, x_shape, _scratch(ops, qt, "a")))  # (G, Mi, kh kw N)
         wr = ops.lower_weight_transposed(qw)                              # (G, kh kw N, Cg)
         mask_t = ops.transposed_mask(x_shape, qt.device)                  # (Pin, kh kw) or None
-    g, mi, _ = _dims(tl)
+    g, mi = (1, x_shape[0] * x_shape[2] * x_shape[3]) if tl is None else _dims(tl)[:2]  # Mi = B Pin
     cg = wr.shape[2]
     n = sw.numel() // g
     taps = wr.shape[1] // n
     st, zt = qp_t.scale, qp_t.zero_point
-    acc = _gemm(engine, tl, wr, bits, fw, "dgrad", scratch=_scratch(ops, qt, "c"))  # (G, Mi, Cg)
+    if conv is not None:  # dX's (B H W, C) rows are its channels-last (B, C, H, W) view; the call lowers qt itself
+        b, _, h, w = x_shape
+        acc = _conv_call((1, mi, cg), _F32, _scratch(ops, qt, "c"), "dgrad", lambda o: conv.conv2d_input(
+            tuple(x_shape), qw.numpy(), qt.numpy(), fw, bits, ops, out=o.reshape(b, h, w, cg).transpose(0, 3, 1, 2)))
+    else:
+        acc = _gemm(engine, tl, wr, bits, fw, "dgrad", scratch=_scratch(ops, qt, "c"))  # (G, Mi, Cg)
     with region("corrections"):
         o = (zw / sw).reshape(g, n)                                       # zero points in code units
         # (T o)[mi] without touching T: the per-position channel contraction of Q_t, summed over the taps

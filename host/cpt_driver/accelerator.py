@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from . import layout, sources
+from . import conv, layout, sources
 from .backend import Backend, DmaBuffer
 from .checks import check_gemm_args, check_out
 from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
@@ -67,6 +67,8 @@ class CallRecord:
     flags: int
     cycles: int
     prefetch: bool = False   # the call carried the next call's B as a prefetch hint
+    read_bytes: int = 0      # bytes the device read and wrote (layout.call_traffic; 0 for a non-zero status)
+    write_bytes: int = 0
 
 
 def _make_backend(name: str, spec: DeviceSpec, options: dict[str, Any]) -> Backend:
@@ -115,6 +117,11 @@ class Accelerator:
         self.history: deque[CallRecord] = deque(maxlen=history)
         self.calls = 0
         self.total_cycles = 0
+        self.read_bytes = 0
+        self.write_bytes = 0
+        # (b, n, k, b_bits) of the hint the last call left on the device: the next call with the same B
+        # skips loading its block 0 (for the byte counts; the driver's plan makes every hinted call a hit)
+        self._hint_key: tuple[int, int, int, int] | None = None
         self._lock = threading.RLock()
         s = self.spec
         self._reg = s.registers
@@ -142,18 +149,24 @@ class Accelerator:
 
         a: (M, K) and b: (K, N) integer arrays whose values fit ``a_bits``/``b_bits`` (1..operand_bits),
         two's complement when ``*_signed``.  Any M, N, K >= 0; the driver tiles to the device's limits.
-        ``a`` may instead be a :class:`cpt_driver.sources.RowSource` (unsigned): a convolution's lowered
-        input that packs each tile from the unlowered codes.
+        ``a`` may instead be a :class:`cpt_driver.sources.RowSource` (``a_signed`` must equal its ``signed``):
+        a convolution's lowered input that packs each tile from the unlowered codes.
         out: an (M, N) array (integer or float, views welcome) that receives C instead of a new int64
         array, each element converted once from its exact value (a float32 out rounds values past 2^24),
         and is returned: the caller's result buffer, without an (M, N) int64 copy on the way.
         """
         a, b, a_bits, b_bits, a_signed, b_signed = check_gemm_args(
             a, b, a_bits, b_bits, a_signed, b_signed, self.spec.operand_bits)
+        if out is not None:
+            check_out(out, a.shape[0], b.shape[1])
+        return self._gemm_checked(a, b, a_bits, b_bits, a_signed, b_signed, out)
+
+    def _gemm_checked(self, a: np.ndarray | RowSource, b: np.ndarray, a_bits: int, b_bits: int, a_signed: bool,
+                      b_signed: bool, out: np.ndarray | None) -> np.ndarray:
+        """:meth:`gemm` on arguments already checked as it checks them (the convolutions check their own,
+        naming the convolution's operands, and then need not pass over the codes twice)."""
         m, k = a.shape
         n = b.shape[1]
-        if out is not None:
-            check_out(out, m, n)
         if m == 0 or n == 0 or k == 0:
             if out is None:
                 return np.zeros((m, n), dtype=np.int64)
@@ -176,6 +189,47 @@ class Accelerator:
         """
         return qgemm_corrections(self.gemm, qa, qb, a_bits, b_bits, a_scale, a_zero, b_scale, b_zero,
                                  a_signed=a_signed, b_signed=b_signed, dtype=dtype)
+
+    # ------------------------------------------------------------------ convolutions (cpt_driver.conv)
+    def conv2d(self, x: Any, w: Any, *, x_bits: int, w_bits: int, stride: int = 1, padding: int = 0,
+               x_signed: bool = False, w_signed: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        """``torch.nn.functional.conv2d(x, w, stride=stride, padding=padding)`` exactly, on integer codes.
+
+        x: (N, C, H, W) codes fitting ``x_bits``/``x_signed``; w: (K, C, kh, kw) fitting ``w_bits``/``w_signed``.
+        Returns int64 (N, K, Ho, Wo) (a view of channels-last memory), or writes into ``out`` (that shape, any
+        real dtype; straight when channels-last) and returns it.  Today one GEMM (docs/driver.md).
+        """
+        return conv.conv2d(self._gemm_checked, self.spec.operand_bits, x, w, x_bits=x_bits, w_bits=w_bits, stride=stride,
+                           padding=padding, x_signed=x_signed, w_signed=w_signed, out=out)
+
+    def conv2d_input(self, input_size: Any, w: Any, e: Any, *, w_bits: int, e_bits: int, stride: int = 1,
+                     padding: int = 0, w_signed: bool = False, e_signed: bool = False,
+                     out: np.ndarray | None = None) -> np.ndarray:
+        """``torch.nn.grad.conv2d_input(input_size, w, e, stride=stride, padding=padding)`` exactly, on codes.
+
+        input_size: (N, C, H, W); w: (K, C, kh, kw); e: (N, K, Ho, Wo).  Returns int64 (N, C, H, W) (a view
+        of channels-last memory), or writes into ``out`` (straight when channels-last) and returns it.
+        """
+        return conv.conv2d_input(self._gemm_checked, self.spec.operand_bits, input_size, w, e, w_bits=w_bits, e_bits=e_bits,
+                                 stride=stride, padding=padding, w_signed=w_signed, e_signed=e_signed, out=out)
+
+    def conv2d_weight(self, x: Any, weight_size: Any, e: Any, *, x_bits: int, e_bits: int, stride: int = 1,
+                      padding: int = 0, x_signed: bool = False, e_signed: bool = False,
+                      out: np.ndarray | None = None) -> np.ndarray:
+        """``torch.nn.grad.conv2d_weight(x, weight_size, e, stride=stride, padding=padding)`` exactly, on codes.
+
+        x: (N, C, H, W); weight_size: (K, C, kh, kw); e: (N, K, Ho, Wo).  Returns int64 (K, C, kh, kw) (a
+        view of (kh, kw, C, K) memory), or writes into ``out`` and returns it.
+        """
+        return conv.conv2d_weight(self._gemm_checked, self.spec.operand_bits, x, weight_size, e, x_bits=x_bits,
+                                  e_bits=e_bits, stride=stride, padding=padding, x_signed=x_signed,
+                                  e_signed=e_signed, out=out)
+
+    def stats(self) -> dict[str, int]:
+        """Cumulative device calls (after tiling; the driver's M = 0 probe calls not included), the cycles
+        the device reported for them, and the bytes it read and wrote (:func:`layout.call_traffic`)."""
+        return {"calls": self.calls, "cycles": self.total_cycles, "read_bytes": self.read_bytes,
+                "write_bytes": self.write_bytes}
 
     @property
     def last_cycles(self) -> int:
@@ -323,6 +377,8 @@ class Accelerator:
             self._write_arg(name, value)
         # Every call consumes the device's previous hint; this one leaves its own iff it carries one.
         self._hint_pending = hint is not None
+        b_prefetched = self._hint_key == (b, n, k, b_bits)
+        self._hint_key = (hint[0], hint[1], hint[2], b_bits) if hint is not None else None
         self.backend.write_reg(self._reg["CTRL"], self._ctrl_start)
         timeout = self.timeout_s if self.timeout_s is not None else self._default_timeout(m, n, k, a_bits, b_bits)
         if not self.backend.wait_done(timeout):
@@ -330,10 +386,17 @@ class Accelerator:
                                      f"(M={m} N={n} K={k} a_bits={a_bits} b_bits={b_bits}); {self._register_state()}")
         status = self._read_arg("status")
         cycles = self._read_arg("cycles")
+        s = self.spec
+        # a refused call moves no data; after a bus error (ERR_AXI_RESP) what moved is unknown: counted as none
+        read, written = (0, 0) if status else layout.call_traffic(
+            m, n, k, a_bits, b_bits, s.dot_width, s.cols, s.b_block_cols, b_prefetched=b_prefetched,
+            hint=None if hint is None else (hint[1], hint[2], b_bits))
         self.calls += 1
         self.total_cycles += cycles
+        self.read_bytes += read
+        self.write_bytes += written
         self.history.append(CallRecord(m, n, k, a_bits, b_bits, flags & ~self._prefetch_flag, cycles,
-                                       prefetch=hint is not None))
+                                       prefetch=hint is not None, read_bytes=read, write_bytes=written))
         if status:
             raise DeviceStatusError(f"{self.backend.name}: cpt_gemm refused the call: status 0x{status:x} = "
                                     f"{self.spec.decode_status(status)}", status)
@@ -392,6 +455,7 @@ class Accelerator:
         if not status >> self.spec.status_bits["ERR_DIM"] & 1:
             raise DeviceError(f"{self.backend.name}: {what} (M = 0) was not refused: status 0x{status:x}")
         self._hint_pending = False
+        self._hint_key = None
         return self._read_arg("id")
 
     def _clear_prefetch(self) -> None:

@@ -39,14 +39,14 @@ def refuse_masked(name: str, x: Any) -> None:
                                f"data under the mask; pass {name}.filled(<value>) or {name}.data explicitly")
 
 
-def operand_array(name: str, x: Any) -> np.ndarray:
-    """``x`` as a 2-D integer ndarray (no copy when it already is one); its values are not looked at."""
+def operand_array(name: str, x: Any, ndim: int = 2) -> np.ndarray:
+    """``x`` as an ``ndim``-D integer ndarray (no copy when it already is one); its values are not looked at."""
     refuse_masked(name, x)
     x = np.asarray(x)
     if x.dtype.kind not in "iub":
         raise OperandTypeError(f"{name}: dtype {x.dtype} is not an integer type (quantize to integer codes first)")
-    if x.ndim != 2:
-        raise ArgumentError(f"{name}: expected a 2-D array, got shape {x.shape}")
+    if x.ndim != ndim:
+        raise ArgumentError(f"{name}: expected a {ndim}-D array, got shape {x.shape}")
     return x
 
 
@@ -107,17 +107,19 @@ def _is_source(x: Any) -> bool:
 def check_gemm_args(a: Any, b: Any, a_bits: Any, b_bits: Any, a_signed: Any, b_signed: Any,
                     operand_bits: int) -> tuple[Any, np.ndarray, int, int, bool, bool]:
     """Types, shapes and the result's size first (cheap), the operands' values last (a pass over them).
-    ``a`` may be a :class:`cpt_driver.sources.RowSource` (unsigned codes that fit its ``bits``)."""
+    ``a`` may be a :class:`cpt_driver.sources.RowSource` (codes that fit its ``bits`` and ``signed``)."""
     a_bits = check_bits("a_bits", a_bits, operand_bits)
     b_bits = check_bits("b_bits", b_bits, operand_bits)
     a_signed = check_flag("a_signed", a_signed)
     b_signed = check_flag("b_signed", b_signed)
     a = a if _is_source(a) else operand_array("a", a)
     b = operand_array("b", b)
-    if _is_source(a):  # unsigned codes of a.bits bits by construction (cpt_driver.sources)
-        if a_signed or a.bits > a_bits:
-            raise ArgumentError(f"a: codes of {a.bits} bits do not fit a_bits = {a_bits}" if not a_signed
-                                else "a: a RowSource holds unsigned codes (a_signed must be False)")
+    if _is_source(a):  # codes of a.bits bits, signed or not, by construction (cpt_driver.sources)
+        if a_signed != a.signed:
+            kind = "signed" if a.signed else "unsigned"
+            raise ArgumentError(f"a: the RowSource holds {kind} codes (a_signed must be {a.signed})")
+        if a.bits > a_bits:
+            raise ArgumentError(f"a: codes of {a.bits} bits do not fit a_bits = {a_bits}")
     if a.shape[1] != b.shape[0]:
         raise ArgumentError(f"inner dimensions differ: a is {a.shape[0]}x{a.shape[1]}, b is {b.shape[0]}x{b.shape[1]}")
     check_result_size(a.shape[0], b.shape[1])
@@ -127,14 +129,15 @@ def check_gemm_args(a: Any, b: Any, a_bits: Any, b_bits: Any, a_signed: Any, b_s
     return a, b, a_bits, b_bits, a_signed, b_signed
 
 
-def check_out(out: Any, m: int, n: int) -> None:
-    """A result buffer for :meth:`Accelerator.gemm`: a writeable (M, N) integer or float ndarray."""
+def check_out(out: Any, *shape: int) -> None:
+    """A result buffer: a writeable integer or float ndarray of the result's ``shape`` ((M, N) for
+    :meth:`Accelerator.gemm`)."""
     if not isinstance(out, np.ndarray):
         raise OperandTypeError(f"out: {type(out).__name__} is not a numpy array")
     if out.dtype.kind not in "iuf":
         raise OperandTypeError(f"out: dtype {out.dtype} is not an integer or float type")
-    if out.shape != (m, n):
-        raise ArgumentError(f"out: shape {out.shape}, the result is ({m}, {n})")
+    if out.shape != shape:
+        raise ArgumentError(f"out: shape {out.shape}, the result is {shape}")
     if not out.flags.writeable:
         raise ArgumentError("out: read-only array")
 

@@ -52,6 +52,24 @@ def result_bytes(m: int, n: int, cols: int) -> int:
     return m * result_stride(n, cols) * 4
 
 
+def call_traffic(m: int, n: int, k: int, a_bits: int, b_bits: int, dot_width: int, cols: int, b_block_cols: int,
+                 *, b_prefetched: bool = False, hint: tuple[int, int, int] | None = None) -> tuple[int, int]:
+    """(bytes read, bytes written) of one call the device runs, from its arguments: the device loads B a
+    block of ``b_block_cols`` columns at a time and streams all of A against each block, so it reads A
+    once per block and B once, except block 0 when the previous call prefetched it (``b_prefetched``),
+    plus, for a call carrying a hint (next_n, next_k, next_b_bits), the next call's block 0; it writes
+    C once (docs/architecture.md, "Dataflow"; docs/registers.md, "B prefetch").  Tested equal to the
+    cycle model's AXI beats (tests/test_driver_conv.py)."""
+    blocks = -(-n // b_block_cols)
+    read = blocks * operand_bytes(m, k, a_bits, dot_width) + operand_bytes(n, k, b_bits, dot_width)
+    if b_prefetched:
+        read -= operand_bytes(min(n, b_block_cols), k, b_bits, dot_width)
+    if hint is not None:
+        next_n, next_k, next_b_bits = hint
+        read += operand_bytes(min(next_n, b_block_cols), next_k, next_b_bits, dot_width)
+    return read, result_bytes(m, n, cols)
+
+
 def pack_rows(x: np.ndarray, bits: int, dot_width: int) -> np.ndarray:
     """Pack (R, K) integers into (R, bits, Kw*D/8) uint8 bit-plane rows (two's-complement codes)."""
     x = np.asarray(x)

@@ -36,10 +36,13 @@ _UNIT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 class RowSource:
-    """An unsigned A operand of ``shape`` (M, K) whose values fit ``bits`` bits, packed tile by tile."""
+    """An A operand of ``shape`` (M, K) whose values fit ``bits`` bits (two's complement when ``signed``),
+    packed tile by tile.  Packing takes the low ``bits`` bits of each code, so signed codes need nothing
+    else; the zeros of a convolution's padding are zero in both encodings."""
 
     shape: tuple[int, int]
     bits: int
+    signed: bool = False
 
     def pack_into(self, r0: int, r1: int, k0: int, k1: int, bits: int, dot_width: int, out: np.ndarray) -> None:
         """Write what ``layout.pack_rows_into(self.rows(r0, r1, k0, k1), bits, dot_width)`` writes into
@@ -95,8 +98,9 @@ class Im2colRows(RowSource):
     x[b, ho s + i d, wo s + j d, c] (stride s, dilation d per axis), M = B Ho Wo, K = kh kw C."""
 
     def __init__(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
-                 bits: int) -> None:
+                 bits: int, signed: bool = False) -> None:
         self.x, self.kernel, self.stride, self.dilation, self.bits = x, kernel, stride, dilation, bits
+        self.signed = signed
         b, hp, wp, c = x.shape
         self.out_hw = (_out_size(hp, kernel[0], stride[0], dilation[0]),
                        _out_size(wp, kernel[1], stride[1], dilation[1]))
@@ -148,8 +152,9 @@ class TapRows(RowSource):
     x[b, c, ho s + i d, wo s + j d], M = kh kw C rows, K = B Ho Wo columns."""
 
     def __init__(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
-                 bits: int) -> None:
+                 bits: int, signed: bool = False) -> None:
         self.x, self.kernel, self.stride, self.dilation, self.bits = x, kernel, stride, dilation, bits
+        self.signed = signed
         b, c, hp, wp = x.shape
         self.out_hw = (_out_size(hp, kernel[0], stride[0], dilation[0]),
                        _out_size(wp, kernel[1], stride[1], dilation[1]))

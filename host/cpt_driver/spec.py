@@ -19,7 +19,8 @@ from .errors import SpecError
 #: Arguments of cpt_gemm the driver programs or reads (docs/registers.md).
 _NEEDED_ARGS = ("a", "b", "c", "m", "n", "k", "a_bits", "b_bits", "flags", "win_base", "win_limit",
                 "status", "cycles", "id")
-_NEEDED_LAYOUT = ("word_bytes", "dot_width", "rows", "cols", "operand_bits", "k_max", "max_dim", "result_bytes")
+_NEEDED_LAYOUT = ("word_bytes", "dot_width", "rows", "cols", "operand_bits", "k_max", "max_dim", "b_block_cols",
+                  "result_bytes")
 _CONTROL = ("CTRL", "GIE", "IER", "ISR")
 
 DEFAULT_CONFIG = "zc706"
@@ -47,6 +48,7 @@ class DeviceSpec:
     operand_bits: int    # largest a_bits / b_bits
     k_max: int           # largest K of one call
     max_dim: int         # largest M and N of one call
+    b_block_cols: int    # B columns the device loads at once; A is read once per such block
     result_bytes: int    # bytes per C element (4: int32)
     kernel: str = "cpt_gemm"  # HLS top function name: the IP's VLNV is xilinx.com:hls:<kernel>:<version>
     source: str = field(default="?", compare=False)  # where the spec came from, for messages
