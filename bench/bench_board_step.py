@@ -380,7 +380,8 @@ def allocator() -> str:
         return "unknown"
     for name in ("jemalloc", "tcmalloc", "mimalloc"):
         if f"lib{name}" in maps:
-            return f"{name} (LD_PRELOAD)"
+            conf = os.environ.get("MALLOC_CONF") if name == "jemalloc" else None
+            return f"{name} (LD_PRELOAD" + (f", MALLOC_CONF={conf})" if conf else ")")
     return f"glibc {platform.libc_ver()[1]} malloc" if platform.libc_ver()[0] == "glibc" else "C library malloc"
 
 
@@ -645,8 +646,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_board_step.py: error: {e}", file=sys.stderr)
         return 2
     command = ("python bench/bench_board_step.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
-    if os.environ.get("LD_PRELOAD") and not args.combine:  # the allocator is part of what was measured
-        command = f"LD_PRELOAD={os.environ['LD_PRELOAD']} {command}"
+    for var in ("MALLOC_CONF", "LD_PRELOAD"):  # the allocator and its options are part of what was measured
+        if os.environ.get(var) and not args.combine:
+            command = f"{var}={os.environ[var]} {command}"
     try:
         res = combine(args.combine, command) if args.combine else run(args, command)
     except UsageError as e:
