@@ -27,8 +27,8 @@ cpt_hw.hw.cycle_model, exact against the RTL).  Measured:
   iteration's own memory above that; the host peak split into anonymous, file-backed and shared-memory
   pages (/proc/self/status: file-backed pages, torch's libraries on x86, are reclaimable) and the largest
   anonymous RSS.  The malloc in use is recorded: glibc's heap fragments under this
-  mix of activation-sized and small long-lived allocations (ResNet-74, fw 8: 1448 MB at the peak
-  against 861 MB with jemalloc, docs/zc706-pynq.md "Memory"), so the reports are measured with
+  mix of activation-sized and small long-lived allocations (ResNet-74, fw 8: 1438 MB at the peak
+  against 784 MB with jemalloc, docs/zc706-pynq.md "Memory"), so the reports are measured with
   ``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`` (Debian/Ubuntu package libjemalloc2; on the
   board /usr/lib/arm-linux-gnueabihf/libjemalloc.so.2), which the recorded command shows.
 
