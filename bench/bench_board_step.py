@@ -518,8 +518,8 @@ def _kinds_line(res: dict) -> list[str]:
     return ["", f"By page kind (/proc/self/status at the host peak): {k['anon']:.0f} MB anonymous (heap, tensors, "
             f"the emulated DMA pool; the device's scratch taken off), {k['file']:.0f} MB file-backed (shared "
             f"libraries and other mapped files, which the kernel can drop and re-read under pressure), "
-            f"{k['shmem']:.0f} MB shared memory (the driver's off-heap index tables, cpt_driver.layout); before the first iteration {b['anon']:.0f} MB anonymous + {b['file']:.0f} MB "
-            f"file-backed.  The largest anonymous RSS sampled outside the device: {res['host_anon_peak_mb']:.0f} MB."]
+            f"{k['shmem']:.0f} MB shared memory (the driver's off-heap index tables, cpt_driver.layout); before "
+            f"the first iteration {b['anon']:.0f} MB anonymous + {b['file']:.0f} MB file-backed.  The largest anonymous RSS sampled outside the device: {res['host_anon_peak_mb']:.0f} MB."]
 
 
 def plot(res: dict, path: Path) -> None:

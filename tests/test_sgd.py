@@ -157,3 +157,15 @@ def test_no_dynamo_or_sympy_import():
             "print(sorted(k for k in ('torch._dynamo', 'sympy') if k in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_trainer_optimizer_choice():
+    """make_sgd: this SGD on the CPU off the fast path; torch.optim.SGD for the fast path and CUDA."""
+    from cpt_hw.train.sgd import make_sgd
+
+    opts = dict(lr=0.1, momentum=0.9, weight_decay=1e-4)
+    assert type(make_sgd(_model().parameters(), device=torch.device("cpu"), fast=False, **opts)) is SGD
+    assert isinstance(make_sgd(_model().parameters(), device=torch.device("cpu"), fast=True, **opts),
+                      torch.optim.SGD)
+    assert isinstance(make_sgd(_model().parameters(), device=torch.device("cuda"), fast=False, **opts),
+                      torch.optim.SGD)
