@@ -24,9 +24,11 @@ cpt_hw.hw.cycle_model, exact against the RTL).  Measured:
 * memory: peak RSS of the process (``ru_maxrss``), and the host-side peak = the largest RSS sampled every
   5 ms outside the emulated device's calls minus the device's persistent scratch (its unpacked operands);
   of it, the RSS before the first iteration (Python, torch, numpy, the model, the optimizer) and the
-  iteration's own memory above that.  The malloc in use is recorded: glibc's heap fragments under this
-  mix of activation-sized and small long-lived allocations (ResNet-74, fw 8: 1448 MB at the peak
-  against 861 MB with jemalloc, docs/zc706-pynq.md "Memory"), so the reports are measured with
+  iteration's own memory above that; the host peak split into anonymous, file-backed and shared-memory
+  pages (/proc/self/status: file-backed pages, torch's libraries on x86, are reclaimable) and the largest
+  anonymous RSS.  The malloc in use is recorded: glibc's heap fragments under this
+  mix of activation-sized and small long-lived allocations (ResNet-74, fw 8: 1438 MB at the peak
+  against 784 MB with jemalloc, docs/zc706-pynq.md "Memory"), so the reports are measured with
   ``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`` (Debian/Ubuntu package libjemalloc2; on the
   board /usr/lib/arm-linux-gnueabihf/libjemalloc.so.2), which the recorded command shows.
 
@@ -71,6 +73,7 @@ from cpt_hw.models import build_model  # noqa: E402
 from cpt_hw.models.resnet import DEPTHS  # noqa: E402
 from cpt_hw.nn.profiling import GEMM_CLASSES, set_region_hook  # noqa: E402
 from cpt_hw.schedules import DEFAULT_CYCLES, PrecisionSchedule  # noqa: E402
+from cpt_hw.train.sgd import SGD  # noqa: E402
 
 ITERS = 64_000
 CPT_BITS, GRAD_BITS = (3, 8), 8
@@ -128,24 +131,55 @@ class HostClock:
 
 
 class RssSampler:
-    """RSS every 5 ms on a thread; the largest sample taken outside the emulated device's calls."""
+    """RSS every 5 ms on a thread; the largest sample taken outside the emulated device's calls, split into
+    anonymous, file-backed and shared-memory pages at that moment, and the largest anonymous RSS.
+
+    The split matters on the board: file-backed pages (on x86 mostly torch's shared libraries, mapped from disk)
+    can be dropped and re-read under memory pressure, anonymous ones (tensors, the heap) cannot without swap;
+    and a 32-bit ARM build of torch maps other libraries.  /proc/self/statm is read every period (resident and
+    file+shmem pages: the anonymous RSS by difference), /proc/self/status (RssAnon, RssFile, RssShmem, twice
+    the cost) only at a new peak."""
+
+    KINDS = ("anon", "file", "shmem")
 
     def __init__(self) -> None:
         self.in_device = False
         self.host_peak = 0
+        #: {"anon", "file", "shmem"}: bytes of each kind read right after the latest host peak sample.
+        self.host_peak_kinds: dict[str, int] = dict.fromkeys(self.KINDS, 0)
+        self.host_anon_peak = 0
         self._stop = threading.Event()
         self._page = os.sysconf("SC_PAGE_SIZE")
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def rss(self) -> int:
+        return self._statm()[0]
+
+    def _statm(self) -> tuple[int, int]:
+        """(resident bytes, anonymous resident bytes): statm's resident minus its file+shmem ("shared") pages."""
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self._page
+            fields = f.read().split()
+        resident, shared = int(fields[1]) * self._page, int(fields[2]) * self._page
+        return resident, resident - shared
+
+    @classmethod
+    def kinds(cls) -> dict[str, int]:
+        """Resident bytes by kind now, from /proc/self/status (kB there)."""
+        out = dict.fromkeys(cls.KINDS, 0)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Rss"):
+                    key, value, _unit = line.split()
+                    out[key[3:-1].lower()] = int(value) * 1024
+        return out
 
     def _run(self) -> None:
         while not self._stop.wait(_RSS_PERIOD_S):
-            rss = self.rss()
+            rss, anon = self._statm()
             if not self.in_device:
-                self.host_peak = max(self.host_peak, rss)
+                if rss > self.host_peak:
+                    self.host_peak, self.host_peak_kinds = rss, self.kinds()
+                self.host_anon_peak = max(self.host_anon_peak, anon)
 
     def __enter__(self) -> "RssSampler":
         self._thread.start()
@@ -271,10 +305,12 @@ class Bench:
         self.spec = cnn.parse_backend("accel:emu", driver_options={"history": 1 << 22})
         cnn.set_backend(self.model, self.spec)
         self.engine = cnn.get_impl(self.spec).engine     # opened now: its attach call is not an iteration's
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        # The trainer's CPU optimizer: torch.optim.SGD's arithmetic without importing torch._dynamo (68 MB).
+        self.optimizer = SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
         self.x, self.y = synthetic_batch(batch, seed)
         self.clock = HostClock()
         self.baseline_rss = RssSampler().rss()
+        self.baseline_kinds = RssSampler.kinds()
 
 def _host_split(totals: dict[str, float]) -> dict[str, float]:
     """Region totals -> the report's host categories (gemm.* -> driver calls) and the device's time."""
@@ -344,7 +380,8 @@ def allocator() -> str:
         return "unknown"
     for name in ("jemalloc", "tcmalloc", "mimalloc"):
         if f"lib{name}" in maps:
-            return f"{name} (LD_PRELOAD)"
+            conf = os.environ.get("MALLOC_CONF") if name == "jemalloc" else None
+            return f"{name} (LD_PRELOAD" + (f", MALLOC_CONF={conf})" if conf else ")")
     return f"glibc {platform.libc_ver()[1]} malloc" if platform.libc_ver()[0] == "glibc" else "C library malloc"
 
 
@@ -389,11 +426,24 @@ def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], 
         "baseline_rss_mb": memory["baseline"] * mb,
         "host_rss_above_baseline_mb": memory.get("above_baseline", memory["host_peak"] - memory["scratch"]
                                                  - memory["baseline"]) * mb,
+        **_memory_kinds(memory, mb),
         "memory_scope": memory_scope,
         "a9_factors": {"values": list(A9_FACTORS), "source": A9_SOURCE},
         "board_hours_64k": hours, "paper_hours_64k": PAPER_HOURS,
         "per_precision": rows,
     }
+
+
+def _memory_kinds(memory: dict, mb: float) -> dict:
+    """The host peak by page kind (the device's scratch taken off the anonymous part), the largest anonymous
+    RSS and the pre-iteration split, in MB; nothing for reports measured before the split was sampled."""
+    if "host_peak_kinds" not in memory:
+        return {}
+    kinds = dict(memory["host_peak_kinds"])
+    kinds["anon"] -= memory["scratch"]
+    return {"host_rss_by_kind_mb": {k: v * mb for k, v in kinds.items()},
+            "host_anon_peak_mb": (memory["host_anon_peak"] - memory["scratch"]) * mb,
+            "baseline_rss_by_kind_mb": {k: v * mb for k, v in memory["baseline_kinds"].items()}}
 
 
 A9_SOURCE = ("ARCHITECTURE.md section 7: a Cortex-A9 at 800 MHz runs streaming numpy code ~15-40x slower than "
@@ -447,7 +497,7 @@ def markdown(res: dict) -> str:
           f"the model and its optimizer) and {res['host_rss_above_baseline_mb']:.0f} MB is the iteration's own "
           f"({res.get('memory_scope', 'largest over the run')}: saved activations, the driver's DMA pool, which "
           "is CMA memory on the board, buffers and temporaries).  "
-          f"malloc: {res['machine'].get('allocator', 'not recorded')}.", "",
+          f"malloc: {res['machine'].get('allocator', 'not recorded')}.", *_kinds_line(res), "",
           "## Per precision", "",
           "| fw/bw | device calls | accel s | fwd s | dgrad s | wgrad s | AXI read | AXI write | host CPU s | "
           "emulated device CPU s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -458,6 +508,18 @@ def markdown(res: dict) -> str:
                  f"{r['host_cpu_s']:.2f} | {r['device_cpu_s']:.2f} |")
     L += ["", f"![hours]({res['plot']})", ""] if res.get("plot") else [""]
     return "\n".join(L)
+
+
+def _kinds_line(res: dict) -> list[str]:
+    """The memory paragraph's anonymous / file-backed split, when the report has it."""
+    if "host_rss_by_kind_mb" not in res:
+        return []
+    k, b = res["host_rss_by_kind_mb"], res["baseline_rss_by_kind_mb"]
+    return ["", f"By page kind (/proc/self/status at the host peak): {k['anon']:.0f} MB anonymous (heap, tensors, "
+            f"the emulated DMA pool; the device's scratch taken off), {k['file']:.0f} MB file-backed (shared "
+            f"libraries and other mapped files, which the kernel can drop and re-read under pressure), "
+            f"{k['shmem']:.0f} MB shared memory (the driver's off-heap index tables, cpt_driver.layout); before "
+            f"the first iteration {b['anon']:.0f} MB anonymous + {b['file']:.0f} MB file-backed.  The largest anonymous RSS sampled outside the device: {res['host_anon_peak_mb']:.0f} MB."]
 
 
 def plot(res: dict, path: Path) -> None:
@@ -527,7 +589,9 @@ def run(args: argparse.Namespace, command: str) -> dict:
         with RssSampler() as sampler, DeviceProbe(bench.clock, sampler) as probe, set_hook(bench.clock):
             rows = measure(bench, sorted(args.bits), probe, not args.no_progress)
     memory = {"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_peak": sampler.host_peak,
-              "scratch": probe.scratch_bytes, "baseline": bench.baseline_rss}
+              "scratch": probe.scratch_bytes, "baseline": bench.baseline_rss,
+              "host_peak_kinds": sampler.host_peak_kinds, "host_anon_peak": sampler.host_anon_peak,
+              "baseline_kinds": bench.baseline_kinds}
     memory["above_baseline"] = memory["host_peak"] - memory["scratch"] - memory["baseline"]
     if args.rows_only:
         return {"model": args.model, "batch_size": args.batch_size, "command": command, "machine": machine_info(),
@@ -556,6 +620,10 @@ def combine(paths: list[Path], command: str) -> dict:
     memory = {k: max(p["memory"][k] for p in parts) for k in ("peak", "host_peak", "scratch", "baseline")}
     if all("above_baseline" in p["memory"] for p in parts):  # per process, then the largest
         memory["above_baseline"] = max(p["memory"]["above_baseline"] for p in parts)
+    if all("host_peak_kinds" in p["memory"] for p in parts):  # the split of the process with the largest peak
+        top = max(parts, key=lambda p: p["memory"]["host_peak"])["memory"]
+        memory.update(host_peak_kinds=top["host_peak_kinds"], baseline_kinds=top["baseline_kinds"],
+                      host_anon_peak=max(p["memory"]["host_anon_peak"] for p in parts))
     (model, batch), = keys
     full = command + "  (parts: " + "; ".join(f"`{p['command']}`" for p in parts) + ")"
     return summarise(model, batch, rows, memory, full, machine=parts[0]["machine"],
@@ -578,8 +646,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_board_step.py: error: {e}", file=sys.stderr)
         return 2
     command = ("python bench/bench_board_step.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
-    if os.environ.get("LD_PRELOAD") and not args.combine:  # the allocator is part of what was measured
-        command = f"LD_PRELOAD={os.environ['LD_PRELOAD']} {command}"
+    for var in ("MALLOC_CONF", "LD_PRELOAD"):  # the allocator and its options are part of what was measured
+        if os.environ.get(var) and not args.combine:
+            command = f"{var}={os.environ[var]} {command}"
     try:
         res = combine(args.combine, command) if args.combine else run(args, command)
     except UsageError as e:

@@ -130,3 +130,34 @@ def test_combine_merges_rows_only_reports(bbs, run, tmp_path, capsys):
     assert bbs.main(["--combine", str(tmp_path / "p3.json"), "--out", str(tmp_path / "none")]) == 2
     assert "including 8" in capsys.readouterr().err
     assert not (tmp_path / "none.json").exists()
+
+
+def test_rss_kinds_add_up_to_the_resident_set(bbs):
+    """/proc/self/status's RssAnon + RssFile + RssShmem is statm's resident set, and statm's anonymous part
+    (resident - shared) is RssAnon (read back to back: within a few pages of each other)."""
+    sampler = bbs.RssSampler()
+    kinds = sampler.kinds()
+    rss, anon = sampler._statm()
+    assert set(kinds) == {"anon", "file", "shmem"} and kinds["file"] > 0
+    assert abs(sum(kinds.values()) - rss) < 1 << 20
+    assert abs(kinds["anon"] - anon) < 1 << 20
+
+
+def test_combine_takes_the_kinds_of_the_largest_peak(bbs, run, tmp_path):
+    _, rows, res = run
+    for r in rows:
+        big = r["fw"] == 3  # the fw 3 process peaks higher: its split is the report's
+        memory = {"peak": 1 << 30, "host_peak": (600 if big else 500) << 20, "scratch": 4 << 20,
+                  "baseline": 1 << 28, "host_anon_peak": (450 if big else 470) << 20,
+                  "host_peak_kinds": {"anon": (400 if big else 300) << 20, "file": 150 << 20, "shmem": 50 << 20},
+                  "baseline_kinds": {"anon": 170 << 20, "file": 86 << 20, "shmem": 0}}
+        part = {"model": "resnet20", "batch_size": 1, "command": f"part {r['fw']}", "machine": res["machine"],
+                "memory": memory, "per_precision": [r]}
+        (tmp_path / f"p{r['fw']}.json").write_text(json.dumps(part))
+    out = tmp_path / "all"
+    assert bbs.main(["--combine", str(tmp_path / "p3.json"), str(tmp_path / "p8.json"), "--out", str(out)]) == 0
+    merged = json.loads(out.with_suffix(".json").read_text())
+    assert merged["host_rss_by_kind_mb"] == {"anon": 396, "file": 150, "shmem": 50}
+    assert merged["host_anon_peak_mb"] == 466
+    assert merged["baseline_rss_by_kind_mb"] == {"anon": 170, "file": 86, "shmem": 0}
+    assert "396 MB anonymous" in out.with_suffix(".md").read_text()

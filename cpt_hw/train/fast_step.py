@@ -10,12 +10,15 @@ the same iteration runs eagerly.  Precision 0 (a float baseline) trains the plai
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
 from ..errors import CptHwError
-from ..fast import DevicePrecision, enable_fast
-from ..fast.graph import GraphedTrainStep
+
+if TYPE_CHECKING:
+    from ..fast.graph import GraphedTrainStep
 
 FAST_MODES = ("auto", "on", "off")
 
@@ -37,6 +40,10 @@ class FastStepper:
 
     def __init__(self, net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches,
                  *, quantized: bool, hardware: bool, seed: int, graph: bool) -> None:
+        # Imported here, not with the module: cpt_hw.fast compiles its quantizers with torch.compile, which
+        # loads torch._dynamo and sympy (68 MB), and the trainer's CPU runs (the board's host) never use it.
+        from ..fast import DevicePrecision, enable_fast
+
         self.net, self.model, self.optimizer, self.batches = net, model, optimizer, batches
         self.dp = DevicePrecision(batches.device, seed=seed, hardware=hardware) if quantized else None
         if self.dp is not None:
@@ -57,6 +64,8 @@ class FastStepper:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             if self.runner is None:
+                from ..fast.graph import GraphedTrainStep
+
                 self.runner = GraphedTrainStep(self.net, self.optimizer, F.cross_entropy, x, y, graph=self.use_graph)
             else:
                 self.runner.recapture()

@@ -30,6 +30,7 @@ from . import bitops as _bitops
 from . import distributed, frontend
 from .batches import Batches
 from .config import TrainConfig
+from .sgd import make_sgd
 
 START_BITS = 2
 MIN_STEPS_PER_BIT = 8
@@ -75,8 +76,8 @@ def run_range_test(model: torch.nn.Module, batches: Batches, cfg: TrainConfig, *
         raise CptHwError(f"range test: the largest precision {cap} is below the start of {START_BITS} bits")
     levels = cap - START_BITS + 1
     steps = steps_per_bit or cfg.range_steps or max(batches.steps_per_epoch // levels, MIN_STEPS_PER_BIT)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
+    optimizer = make_sgd(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                         device=batches.device, fast=False)
     net: torch.nn.Module = model
     if dist.enabled:
         ids = [batches.device.index] if batches.device.type == "cuda" else None

@@ -34,6 +34,7 @@ from .data import Dataset, load_dataset
 from .fast_step import FastStepper, fast_mode
 from .metrics import MetricsWriter, read_metrics
 from .plots import plot_run
+from .sgd import make_sgd
 from .stopping import StopOnSignal
 
 CHECKPOINT = "checkpoint.pt"
@@ -141,8 +142,8 @@ class Trainer:
         if self.warning and self.dist.is_main:
             tqdm.write(f"cpt-hw: warning: {self.warning}", file=sys.stderr)
         self.schedule = PrecisionSchedule.build(cfg.schedule, self.bits, grad_bits, self.total, cfg.cycles, shape)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
+        self.optimizer = make_sgd(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                  weight_decay=cfg.weight_decay, device=self.device, fast=self.fast)
         if self._resume is not None:
             self._restore(self._resume)
         self.net: torch.nn.Module = self.model
