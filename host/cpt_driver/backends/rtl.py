@@ -3,7 +3,7 @@
 The driver is blocking code; cocotb runs it in a thread through ``cocotb.task.bridge`` and every register
 access becomes an AXI4-Lite transaction awaited in the simulator through ``cocotb.task.resume``.
 ``cocotbext.axi.AxiRam`` on ``m_axi_gmem`` stands in for DDR.  With the project's testbench
-(sim/cpt_tb.py, which starts the clock and binds the AXI models) a cocotb test looks like::
+(sim/cpt_gemm/tb.py, which starts the clock and binds the AXI models) a cocotb test looks like::
 
     @cocotb.test()
     async def gemm_on_rtl(dut):
