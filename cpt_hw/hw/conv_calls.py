@@ -40,6 +40,12 @@ _FLAGS_MASK = sum(1 << b for b in _ALL_FLAGS.values())
 _BIT = {name: 1 << pos for name, pos in {**STATUS_BITS, **CONV_STATUS_BITS}.items()}
 
 
+def model_kernel(h: int, w: int, kh: int, kw: int, padding: int) -> int:
+    """The square kernel side the model (and the ring and chunk rules) take for a kh x kw kernel."""
+    side = max(kh, kw)
+    return side if min(h, w) + 2 * padding >= side else min(kh, kw)
+
+
 def encode_conv(op: str, kh: int, kw: int, stride: int, padding: int) -> int:
     """The ``conv`` register value of a call."""
     return OP_CODES[op] | kh << 4 | kw << 8 | stride << 12 | padding << 14
@@ -117,9 +123,10 @@ class ConvArgs:
         return self.k if self.op == "dgrad" else self.c
 
     def model_shape(self, batch: int | None = None) -> ConvShape:
-        """The conv_model shape of the call (a square kernel of side max(kh, kw): the model's only kind)."""
+        """The conv_model shape of the call: a square kernel (the model's only kind) of side max(kh, kw), or
+        min(kh, kw) when the larger square does not fit the padded input."""
         return ConvShape(self.batch if batch is None else batch, self.c, self.k, self.h, self.w,
-                         max(self.kh, self.kw), self.stride, self.padding)
+                         model_kernel(self.h, self.w, self.kh, self.kw, self.padding), self.stride, self.padding)
 
     def phases(self) -> list[tuple[list[int], list[int]]]:
         """Input gradient: the kernel rows and columns of each output phase (ry, rx), ry, rx = 0..s-1 row-major,
@@ -229,12 +236,12 @@ def conv_status(cfg: HardwareConfig, call: Any) -> int:
         status |= _BIT["ERR_DIM"]
     if bits_err:
         status |= _BIT["ERR_BITS"]
-    prefetch = g.flag("PREFETCH_B")
+    prefetch = g.flag("PREFETCH_B") and g.op == "wgrad"
     addresses = [call.a, call.b, call.c] + ([call.sums] if g.flag("SUMS") else []) \
         + ([call.next_a, call.next_b] if prefetch else [])
     if any(x % cfg.word_bytes for x in addresses):
         status |= _BIT["ERR_ALIGN"]
-    if g.flags & ~_FLAGS_MASK or (prefetch and g.op != "wgrad"):
+    if g.flags & ~_FLAGS_MASK or (g.flag("PREFETCH_B") and g.op != "wgrad"):
         status |= _BIT["ERR_FLAGS"]    # the conv prefetch hint serves weight-gradient chains only
     if not status & (_BIT["ERR_CONV"] | _BIT["ERR_DIM"] | _BIT["ERR_BITS"]):
         if not all(_inside(x, size, call.win_base, call.win_limit) for x, size in operand_ranges(cfg, call, g)):
@@ -262,7 +269,7 @@ def operand_ranges(cfg: HardwareConfig, call: Any, g: ConvArgs | None = None) ->
     out = [g.a_range(call.a, d), g.b_range(call.b, d), (call.c, g.c_bytes(cfg.cols))]
     if g.flag("SUMS"):
         out.append((call.sums, 4 * g.sums_count()))
-    if g.flag("PREFETCH_B"):
+    if g.flag("PREFETCH_B") and g.op == "wgrad":
         out += [g.a_range(call.next_a, d), g.b_range(call.next_b, d)]
     return out
 

@@ -36,19 +36,26 @@ def encode_conv(spec: Any, op: str, kh: int, kw: int, stride: int, padding: int)
     return spec.conv["ops"][op] | kh << 4 | kw << 8 | stride << 12 | padding << 14
 
 
+def _model_kernel(g: "ConvShape") -> int:
+    """The square kernel side of the device's rules (cpt_hw.hw.conv_calls.model_kernel)."""
+    side = max(g.kh, g.kw)
+    return side if min(g.h, g.w) + 2 * g.padding >= side else min(g.kh, g.kw)
+
+
 def _line_buffer_bits(spec: Any, op: str, g: "ConvShape", a_bits: int) -> int:
-    """The device's ring rule (cpt_hw.hw.conv_model.line_buffer_bits, square kernel of side max(kh, kw))."""
-    d, k = spec.dot_width, max(g.kh, g.kw)
-    out_w = g.wo if op == "fwd" else g.w
-    span = min(g.ho if op == "fwd" else g.h, 2 * -(-spec.rows // out_w) + 1)
+    """The device's ring rule (cpt_hw.hw.conv_model.line_buffer_bits on the model's square kernel)."""
+    d, k = spec.dot_width, _model_kernel(g)
+    ho, wo = ((size + 2 * g.padding - k) // g.stride + 1 for size in (g.h, g.w))   # of the square kernel
+    out_w = wo if op == "fwd" else g.w
+    span = min(ho if op == "fwd" else g.h, 2 * -(-spec.rows // out_w) + 1)
     if op == "fwd":
         return input_rows_read(g.h, k, g.stride, g.padding, 0, span) * a_bits * row_words(g.w, g.c, d) * d
-    return (span // g.stride + k) * a_bits * row_words(g.wo, g.k, d) * d
+    return (span // g.stride + k) * a_bits * row_words(wo, g.k, d) * d
 
 
 def _wgrad_x_bits(spec: Any, g: "ConvShape", a_bits: int, images: int) -> int:
     d = spec.dot_width
-    rows_in = input_rows_read(g.h, max(g.kh, g.kw), g.stride, g.padding, 0, g.ho)
+    rows_in = input_rows_read(g.h, _model_kernel(g), g.stride, g.padding, 0, g.ho)
     return images * g.c * a_bits * (-(-rows_in * g.w // d) * d)
 
 
