@@ -72,6 +72,9 @@ def buffer_bram36(cfg: HardwareConfig) -> int:
 
 def check(cfg: HardwareConfig) -> None:
     """Refuse a config the HLS kernel cannot implement, naming the field and the rule."""
+    if cfg.conv_engine:
+        raise ConfigError("conv_engine = True: the HLS kernel has no convolution engine yet (issue 17); "
+                          "interface 4 runs only on the emulated device (accel:emu)")
     part = cfg.part_info
     luts = cfg.peak_binary_ops_per_cycle * LUTS_PER_POPCOUNT_BIT
     if luts > part.lut:

@@ -22,6 +22,9 @@ from ..hw.regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, STATUS_BITS, arguments, 
 
 def check(cfg: HardwareConfig) -> None:
     """Constraints of the Verilog twin beyond those of the config (also checked in rtl/ initial blocks)."""
+    if cfg.conv_engine:
+        raise ConfigError("conv_engine = True: the Verilog twin has no convolution engine yet (issue 17); "
+                          "interface 4 runs only on the emulated device (accel:emu)")
     d = cfg.dot_width
     if d & (d - 1):
         raise ConfigError(f"dot_width = {d}: the Verilog twin needs a power of two "

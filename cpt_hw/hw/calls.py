@@ -23,14 +23,14 @@ every case through :func:`refused_calls`; a case added here reaches all three.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, make_dataclass, replace
+from dataclasses import dataclass, fields, make_dataclass, replace
 from typing import Callable
 
 from cpt_driver.layout import operand_bytes, result_bytes
 
 from ..errors import CptHwError
 from .config import HardwareConfig
-from .regmap import FLAG_BITS, INPUTS, STATUS_BITS
+from .regmap import CONV_ARGUMENTS, FLAG_BITS, INPUTS, STATUS_BITS
 
 #: Flag bits that have a meaning; any other set bit is ERR_FLAGS.
 FLAGS_MASK = sum(1 << b for b in FLAG_BITS.values())
@@ -40,8 +40,9 @@ class _CallMethods:
     """What every :class:`Call` knows beyond its fields."""
 
     def registers(self) -> tuple[int, ...]:
-        """Input values in the argument order of the top function (cpt_hw.hw.regmap.INPUTS)."""
-        return tuple(getattr(self, a.name) for a in INPUTS)
+        """Input values in the argument order of the top function (cpt_hw.hw.regmap.INPUTS; ConvCall: then
+        the inputs of CONV_ARGUMENTS)."""
+        return tuple(getattr(self, f.name) for f in fields(self))  # type: ignore[arg-type]
 
     @property
     def prefetch(self) -> bool:
@@ -64,6 +65,20 @@ Call = make_dataclass(
     "Call", [(a.name, int) if a.default is None else (a.name, int, a.default) for a in INPUTS],
     bases=(_CallMethods,), frozen=True)
 Call.__module__ = __name__  # for pickling and reprs (make_dataclass's own ``module=`` is Python 3.12+)
+
+#: The register values of one call of an accelerator with the convolution engine (interface 4): Call's
+#: fields, then conv, batch, channels, size, band, sums, next_a (default 0: conv = 0 is a GEMM call).
+ConvCall = make_dataclass(
+    "ConvCall", [(a.name, int) if a.default is None else (a.name, int, a.default) for a in INPUTS]
+    + [(a.name, int, a.default) for a in CONV_ARGUMENTS if a.direction == "in"],
+    bases=(_CallMethods,), frozen=True)
+ConvCall.__module__ = __name__
+
+
+def call_type(cfg: HardwareConfig) -> type:
+    """The register values of one call of ``cfg``'s interface: :data:`ConvCall` with the convolution engine,
+    else :data:`Call`."""
+    return ConvCall if cfg.conv_engine else Call
 
 
 def prefetch_bytes(cfg: HardwareConfig, n: int, k: int, b_bits: int) -> int:

@@ -36,6 +36,18 @@ PRESET_DIR = Path(__file__).with_name("presets")
 INTERFACE_VERSION = 3   # 2: B prefetch hint (flags bit PREFETCH_B, next_* arguments); 3: outputs take
 #                         2 x (data words + 1) words, as Vitis HLS lays them out (status 0x7C, cycles 0x8C,
 #                         id 0xA4, next_b 0xB4 ...)
+#: The interface of a config with ``conv_engine = true``: interface 3 plus the convolution arguments appended
+#: after ``next_b_bits`` (docs/architecture.md, "Arguments (interface 4)"; emulated only, no hardware yet).
+CONV_INTERFACE_VERSION = 4
+#: Fields that describe the convolution engine: hashed into the ID word only when ``conv_engine`` is true, so a
+#: config without the engine keeps the ID word (and every generated file) of interface 3.
+CONV_FIELDS = ("conv_engine", "max_kernel", "tensor_buffer_bram36")
+#: Widest kernel side the ``conv`` argument can carry (its kh and kw fields are 4 bits).
+CONV_KERNEL_FIELD_MAX = 15
+#: Banks of the tensor buffer (docs/architecture.md: 8 banks deliver the former's 512-bit window).
+TENSOR_BUFFER_BANKS = 8
+#: Data bits of one RAMB36E1 used 64 bits wide (512 x 72, parity unused), as the plane banks are.
+BRAM36_BITS = 512 * 64
 
 #: Results are written to DDR as 32-bit two's-complement words, whatever the accumulator width.
 RESULT_BITS = 32
@@ -67,6 +79,11 @@ class HardwareConfig:
     axi_addr_width: int = field(default=64, metadata=_meta("m_axi gmem address width in bits"))
     burst_beats: int = field(default=16, metadata=_meta("longest AXI4 burst the master issues"))
     max_dim: int = field(default=65536, metadata=_meta("largest M and N one accelerator call accepts"))
+    conv_engine: bool = field(default=False, metadata=_meta(
+        "convolution engine (interface 4: conv calls read row-plane tensors); emulated only, no HLS/RTL yet"))
+    max_kernel: int = field(default=3, metadata=_meta("largest kernel side of a conv call (conv_engine)"))
+    tensor_buffer_bram36: int = field(default=64, metadata=_meta(
+        "BRAM36 of the conv engine's tensor buffer: line buffer / weight-gradient X chunk halves (conv_engine)"))
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
@@ -80,6 +97,8 @@ class HardwareConfig:
                 object.__setattr__(self, f.name, float(value))
             if f.type in ("str", str) and not isinstance(value, str):
                 raise ConfigError(f"{f.name} = {value!r}: must be a string")
+            if f.type in ("bool", bool) and not isinstance(value, bool):
+                raise ConfigError(f"{f.name} = {value!r}: must be true or false")
         self._check_ranges()
         self._check_relations()
 
@@ -108,6 +127,11 @@ class HardwareConfig:
         r("burst_beats", self.burst_beats in (1, 2, 4, 8, 16, 32, 64, 128, 256),
           "must be a power of two in 1..256 (AXI4 INCR burst)")
         r("max_dim", 1 <= self.max_dim <= 1 << 24, "must be in 1..16777216")
+        r("max_kernel", 1 <= self.max_kernel <= CONV_KERNEL_FIELD_MAX,
+          f"must be in 1..{CONV_KERNEL_FIELD_MAX} (the conv argument's kh and kw fields are 4 bits)")
+        r("tensor_buffer_bram36", TENSOR_BUFFER_BANKS <= self.tensor_buffer_bram36 <= 4096
+          and self.tensor_buffer_bram36 % TENSOR_BUFFER_BANKS == 0,
+          f"must be a multiple of {TENSOR_BUFFER_BANKS} (the tensor buffer's banks) in {TENSOR_BUFFER_BANKS}..4096")
 
     def _check_relations(self) -> None:
         r = self._rule
@@ -180,9 +204,23 @@ class HardwareConfig:
         return (self.a_buffer_bits + self.b_buffer_bits) // 8
 
     @cached_property
+    def interface_version(self) -> int:
+        """INTERFACE_VERSION (3), or CONV_INTERFACE_VERSION (4) with the convolution engine."""
+        return CONV_INTERFACE_VERSION if self.conv_engine else INTERFACE_VERSION
+
+    @cached_property
+    def tensor_buffer_bits(self) -> int:
+        """Data bits of the conv engine's tensor buffer (tensor_buffer_bram36 x 512 x 64)."""
+        return self.tensor_buffer_bram36 * BRAM36_BITS
+
+    @cached_property
     def id_word(self) -> int:
-        """32-bit ID/version register value: a hash of the interface version and every field."""
-        blob = json.dumps({"interface_version": INTERFACE_VERSION, **self.fields_dict()}, sort_keys=True)
+        """32-bit ID/version register value: a hash of the interface version and every field (the
+        convolution engine's fields only when it is present: without it the ID is interface 3's)."""
+        fields_ = self.fields_dict()
+        if not self.conv_engine:
+            fields_ = {k: v for k, v in fields_.items() if k not in CONV_FIELDS}
+        blob = json.dumps({"interface_version": self.interface_version, **fields_}, sort_keys=True)
         return int(hashlib.sha256(blob.encode()).hexdigest()[:8], 16)
 
     def derived(self) -> dict[str, Any]:
@@ -198,7 +236,8 @@ class HardwareConfig:
             "b_buffer_bits": self.b_buffer_bits,
             "buffer_bytes": self.buffer_bytes,
             "id_word": f"0x{self.id_word:08x}",
-            "interface_version": INTERFACE_VERSION,
+            "interface_version": self.interface_version,
+            **({"tensor_buffer_bits": self.tensor_buffer_bits} if self.conv_engine else {}),
         }
 
     # ------------------------------------------------------------------ (de)serialisation

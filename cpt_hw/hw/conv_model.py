@@ -42,13 +42,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .config import RESULT_BITS, HardwareConfig
+from .config import BRAM36_BITS, RESULT_BITS, HardwareConfig
 from .cycle_model import MemoryTiming, setup_cycles
 from .golden import conv_output_size
 
 OPS = ("fwd", "dgrad", "wgrad")
-#: Data bits of one RAMB36E1 used 64 bits wide (512 x 72, the parity bits unused), as the plane banks are.
-BRAM36_BITS = 512 * 64
 
 
 # ----------------------------------------------------------------------------- design parameters
@@ -78,6 +76,12 @@ class ConvDesign:
     @property
     def tensor_buffer_bits(self) -> int:
         return self.tensor_buffer_bram36 * BRAM36_BITS
+
+    @classmethod
+    def for_config(cls, cfg: HardwareConfig, **changes: Any) -> "ConvDesign":
+        """The design of ``cfg``'s engine: its max_kernel and tensor_buffer_bram36 (config fields since the
+        emulated device implements interface 4), the model's defaults for the rest."""
+        return cls(max_kernel=cfg.max_kernel, tensor_buffer_bram36=cfg.tensor_buffer_bram36, **changes)
 
 
 @dataclass(frozen=True)
@@ -309,10 +313,7 @@ def _streamed(cfg: HardwareConfig, op: str, s: ConvShape, a_bits: int, b_bits: i
         row_w = row_words(s.out_w, s.out_ch, d)
     cp = channel_pitch(cin, d)
     kws = [(m, -(-taps * cp // d)) for m, taps in phases]
-    # the line buffer holds the input rows of two A tiles (the one being formed and the next), halo included
-    span = min(s.out_h if op == "fwd" else s.height, 2 * -(-cfg.rows // (s.out_w if op == "fwd" else s.width)) + 1)
-    ring = (input_rows_read(s.height, s.kernel, s.stride, s.padding, 0, span) if op == "fwd"
-            else span // s.stride + s.kernel) * a_bits * row_w * d
+    ring = line_buffer_bits(cfg, op, s, a_bits)
     if ring > design.tensor_buffer_bits:
         raise ValueError(f"{op}: the line buffer ({design.tensor_buffer_bits} bits) cannot hold {ring} bits of "
                          f"rows for {s} (row bands are not modelled)")
@@ -358,17 +359,36 @@ def _streamed(cfg: HardwareConfig, op: str, s: ConvShape, a_bits: int, b_bits: i
     return est
 
 
+def line_buffer_bits(cfg: HardwareConfig, op: str, s: ConvShape, a_bits: int) -> int:
+    """Bits of the fwd/dgrad line buffer's ring: the input rows (all their planes) of two A tiles, the one being
+    formed and the next, halo included; must fit the tensor buffer (else the call is refused, ERR_CONV)."""
+    d = cfg.dot_width
+    out_w = s.out_w if op == "fwd" else s.width
+    span = min(s.out_h if op == "fwd" else s.height, 2 * -(-cfg.rows // out_w) + 1)
+    if op == "fwd":
+        return input_rows_read(s.height, s.kernel, s.stride, s.padding, 0, span) * a_bits \
+            * row_words(s.width, s.in_ch, d) * d
+    return (span // s.stride + s.kernel) * a_bits * row_words(s.out_w, s.out_ch, d) * d
+
+
+def wgrad_x_bits(cfg: HardwareConfig, s: ConvShape, a_bits: int, rows_out: int, images: int = 1, row0: int = 0) -> int:
+    """Bits of a weight-gradient call's X chunk corner-turned into channel rows of input-position bits: the
+    input rows that output rows [row0, row0 + rows_out) read, of ``images`` images; must fit one half of the
+    tensor buffer."""
+    d = cfg.dot_width
+    rows_in = input_rows_read(s.height, s.kernel, s.stride, s.padding, row0, row0 + rows_out)
+    return images * s.in_ch * a_bits * (-(-rows_in * s.width // d) * d)
+
+
 def wgrad_chunk(cfg: HardwareConfig, s: ConvShape, a_bits: int, design: ConvDesign = ConvDesign()) \
         -> tuple[int, int]:
     """(images per call, output rows per call): whole images while their positions fit k_max (E in one B
     half) and their X rows, corner-turned to channel rows, fit one X chunk half; else bands of output rows
     of one image (then halo rows are read twice)."""
     half = design.tensor_buffer_bits // 2
-    d = cfg.dot_width
 
     def x_bits(rows_out: int, images: int = 1) -> int:
-        rows_in = input_rows_read(s.height, s.kernel, s.stride, s.padding, 0, rows_out)
-        return images * s.in_ch * a_bits * (-(-rows_in * s.width // d) * d)
+        return wgrad_x_bits(cfg, s, a_bits, rows_out, images)
 
     per_image = s.out_h * s.out_w
     images = min(s.batch, cfg.k_max // per_image) if per_image <= cfg.k_max else 0

@@ -17,6 +17,10 @@ that leaves a buffer is an AXI decode error, as on a real bus).  :class:`EmuDevi
 * every status error bit is decided before any memory access, and a refused call touches no memory;
   the DMA window is enforced on the exact byte ranges of A, B and C.
 
+With ``conv_engine`` (interface 4) a call whose ``conv`` op is 1..3 is a convolution call, run by
+:mod:`cpt_hw.hw.emu_conv` (checked by :func:`cpt_hw.hw.conv_calls.conv_status`; its cycles are the design's
+model, conv_model, not a measurement); op 0 is today's GEMM call.
+
 A call completes as soon as it starts (the emulator has no notion of wall time); ``cycles`` comes from
 ``cpt_hw.hw.cycle_model`` and C from ``cpt_hw.hw.golden``.  The B prefetch (flags bit PREFETCH_B) behaves as in
 the hardware: the prefetching call copies the next call's first B block as it is then, the next call
@@ -38,8 +42,9 @@ from cpt_driver import layout
 from cpt_driver.errors import ArgumentError
 from cpt_driver.spec import DeviceSpec
 
-from . import golden
-from .calls import Call, PrefetchState, call_status, prefetch_bytes
+from . import emu_conv, golden
+from .calls import PrefetchState, call_status, call_type, prefetch_bytes
+from .conv_calls import ConvArgs, conv_status, operand_ranges
 from .config import HardwareConfig
 from .cycle_model import Prefetch, gemm_cycles, setup_cycles
 
@@ -148,6 +153,8 @@ class EmuDevice:
         self.runs = 0
         self._scratch: dict[str, np.ndarray] = {}
         self.prefetch = PrefetchState()
+        self._call_type = call_type(cfg)
+        self._conv_hint: tuple[int, ...] | None = None   # the X and E chunk a conv call prefetched
         self._prefetched = np.zeros(0, dtype=np.uint8)  # B block 0 as the prefetching call read it
         self._prefetch_buf = self._prefetched
         self.hits = 0
@@ -240,7 +247,7 @@ class EmuDevice:
     def check(self, args: dict[str, int]) -> int:
         """Status bits of a call, decided from the arguments alone: the one reference rule every
         implementation follows (cpt_hw.hw.calls.call_status, docs/registers.md)."""
-        return call_status(self.cfg, Call(**args))
+        return call_status(self.cfg, self._call_type(**args))
 
     def ranges(self, args: dict[str, int]) -> list[tuple[int, int]]:
         """(address, bytes) of A, B and C for legal dims and bits (docs/ddr-layout.md)."""
@@ -252,7 +259,10 @@ class EmuDevice:
     def execute(self) -> tuple[int, int]:
         """One call on the current argument registers.  Returns (status, cycles)."""
         args = {a: self._arg(a) for a in self.spec.inputs}  # a Call's fields: every input argument
-        call = Call(**args)
+        call = self._call_type(**args)
+        if getattr(call, "conv", 0) & 3:
+            return self._execute_conv(call)
+        self._conv_hint = None
         status = self.check(args)
         pf = (call.next_b, prefetch_bytes(self.cfg, call.next_n, call.next_k, call.next_b_bits)) \
             if call.prefetch and not status else None
@@ -293,6 +303,23 @@ class EmuDevice:
                           casting="unsafe")
         hint = Prefetch(0, call.next_n, call.next_k, call.next_b_bits) if pf is not None else None
         return 0, _model_cycles(self.cfg, m, n, k, ab, bb, hit, hint)
+
+    def _execute_conv(self, call: Any) -> tuple[int, int]:
+        """One interface-4 convolution call (op 1..3).  Returns (status, cycles)."""
+        status = conv_status(self.cfg, call)
+        g = ConvArgs.decode(call)
+        views = [] if status else [self.memory.view(p, s) if s else np.zeros(0, np.uint8)
+                                   for p, s in operand_ranges(self.cfg, call, g)]
+        if any(v is None for v in views):
+            status = 1 << self.spec.status_bits["ERR_AXI_RESP"]
+        self.prefetch.reset()  # "the next call, whatever it is" consumes a GEMM call's B hint
+        geometry = (call.conv, call.batch, call.channels, call.size, call.band, call.a_bits, call.b_bits)
+        hit = not status and self._conv_hint == (call.a, call.b, *geometry)
+        self._conv_hint = (call.next_a, call.next_b, *geometry) if not status and g.flag("PREFETCH_B") else None
+        if status:
+            return status, setup_cycles(self.cfg)
+        emu_conv.execute(self.cfg, g, views[0], views[1], views[2], views[3] if g.flag("SUMS") else None)
+        return 0, emu_conv.call_cycles(self.cfg, g, prefetched=hit)
 
     def _unpack(self, which: str, packed: np.ndarray, k: int, bits: int, signed: bool) -> np.ndarray:
         """(rows, bits, row_bytes) plane rows -> (rows, K) int64 values, in a reused scratch array."""

@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .config import INTERFACE_VERSION, HardwareConfig
+from .config import HardwareConfig
 
 KERNEL_NAME = "cpt_gemm"
 
@@ -46,6 +46,16 @@ STATUS_DOC = {
     "ERR_WINDOW": "an operand, result or prefetch byte range lies outside [win_base, win_limit)",
     "ERR_FLAGS": "a reserved flags bit is set",
     "ERR_AXI_RESP": "an AXI read or write returned SLVERR/DECERR",
+}
+#: Interface 4 (``cfg.conv_engine``): the flags and status bits the convolution engine adds
+#: (docs/architecture.md, "Arguments (interface 4)").  SUMS: write the code sums to ``sums``; C16: write
+#: int16 results (refused when the call's worst case does not fit int16).
+CONV_FLAG_BITS = {"SUMS": 3, "C16": 4}
+CONV_STATUS_BITS = {"ERR_CONV": 6}
+CONV_STATUS_DOC = {
+    "ERR_CONV": "bad convolution geometry: unknown op, kernel > max_kernel, stride or padding outside {1, 2} / "
+                "{0, 1}, a band outside the image, rows or a chunk larger than the tensor buffer, C16 beyond "
+                "int16, a reserved field set",
 }
 
 
@@ -121,15 +131,63 @@ ARGUMENTS: tuple[Argument, ...] = (
     _in("next_b_bits", "prefetch hint: b_bits of the next call, 1..operand_bits",
         "prefetch hint: the next call's b_bits, 1..operand_bits ({reserved} reserved)", **_HINT),
 )
+#: Interface 4: the convolution call's arguments, appended after ``next_b_bits`` when ``cfg.conv_engine`` (no
+#: interface-3 offset moves).  Geometry is packed into few words: every argument is one MMIO write per call.
+_CONV = {"default": 0}
+CONV_ARGUMENTS: tuple[Argument, ...] = (
+    _in("conv", "bits 1:0 op (0 GEMM, 1 forward, 2 input gradient, 3 weight gradient), 7:4 kh, 11:8 kw, "
+        "13:12 stride, 15:14 padding; others reserved (0)",
+        "bits 1:0 op: 0 GEMM (interface-3 call), 1 forward, 2 input gradient, 3 weight gradient; 7:4 kh, "
+        "11:8 kw (1..max_kernel); 13:12 stride (1, 2); 15:14 padding (0, 1); others reserved ({reserved} "
+        "reserved)", **_CONV),
+    _in("batch", "images in the conv call, 1..max_dim",
+        "conv: images in the call, 1..max_dim ({reserved} reserved)", **_CONV),
+    _in("channels", "bits 15:0 C (forward input channels), 31:16 K (output channels)",
+        "conv: bits 15:0 C (forward input channels), 31:16 K (output channels) ({reserved} reserved)", **_CONV),
+    _in("size", "bits 15:0 H, 31:16 W of the forward input",
+        "conv: bits 15:0 H, 31:16 W of the forward input ({reserved} reserved)", **_CONV),
+    _in("band", "bits 15:0 first result row, 31:16 result rows per image (0: all)",
+        "conv: bits 15:0 first result row, 31:16 result rows per image, 0: all ({reserved} reserved)", **_CONV),
+    _addr("sums", "pointer", "conv: where the code sums go (flags bit SUMS)",
+          "conv: address of the code sums, flags bit SUMS ({reserved} reserved)", flag="SUMS", default=0),
+    _addr("next_a", "scalar", "conv prefetch hint: the next weight-gradient call's X chunk",
+          "conv prefetch hint: address of the next weight-gradient call's X chunk ({reserved} reserved)",
+          flag="PREFETCH_B", default=0),
+)
 #: The inputs, in signature order: the register values of one call (cpt_hw.hw.calls.Call's fields).
 INPUTS: tuple[Argument, ...] = tuple(a for a in ARGUMENTS if a.direction == "in")
 #: The outputs, each with an ``<name>_ctrl`` ap_vld word.
 OUTPUTS: tuple[Argument, ...] = tuple(a for a in ARGUMENTS if a.direction == "out")
 
 
+def declared_arguments(cfg: HardwareConfig) -> tuple[Argument, ...]:
+    """ARGUMENTS, followed by CONV_ARGUMENTS when ``cfg`` has the convolution engine (interface 4)."""
+    return ARGUMENTS + CONV_ARGUMENTS if cfg.conv_engine else ARGUMENTS
+
+
 def arguments(cfg: HardwareConfig) -> list[Argument]:
     """The top function's arguments, in the order of its C signature, addresses sized for ``cfg``."""
-    return [replace(a, bits=cfg.axi_addr_width) if a.address else a for a in ARGUMENTS]
+    return [replace(a, bits=cfg.axi_addr_width) if a.address else a for a in declared_arguments(cfg)]
+
+
+def flag_bits(cfg: HardwareConfig) -> dict[str, int]:
+    """The ``flags`` bits of ``cfg``'s interface: FLAG_BITS, plus CONV_FLAG_BITS with the engine."""
+    return {**FLAG_BITS, **CONV_FLAG_BITS} if cfg.conv_engine else dict(FLAG_BITS)
+
+
+def status_bits(cfg: HardwareConfig) -> dict[str, int]:
+    """The ``status`` bits of ``cfg``'s interface: STATUS_BITS, plus CONV_STATUS_BITS with the engine."""
+    return {**STATUS_BITS, **CONV_STATUS_BITS} if cfg.conv_engine else dict(STATUS_BITS)
+
+
+def status_doc(cfg: HardwareConfig) -> dict[str, str]:
+    return {**STATUS_DOC, **CONV_STATUS_DOC} if cfg.conv_engine else dict(STATUS_DOC)
+
+
+def conv_layout(cfg: HardwareConfig) -> dict[str, Any]:
+    """What a host needs to drive the convolution engine (regmap.json's ``conv``; present only with it)."""
+    return {"max_kernel": cfg.max_kernel, "tensor_buffer_bits": cfg.tensor_buffer_bits,
+            "strides": [1, 2], "paddings": [0, 1], "ops": {"gemm": 0, "fwd": 1, "dgrad": 2, "wgrad": 3}}
 
 
 @dataclass(frozen=True)
@@ -171,20 +229,20 @@ class RegisterMap:
 
     def to_dict(self) -> dict[str, Any]:
         cfg = self.config
-        return {
+        d = {
             "kernel": KERNEL_NAME,
             "bundle": "control",
             "config": cfg.name,
             "id_word": cfg.id_word,
-            "interface_version": INTERFACE_VERSION,
+            "interface_version": cfg.interface_version,
             "addr_width": self.addr_width,
             "registers": [asdict(r) for r in self.registers],
             "arguments": [_json_argument(a) for a in arguments(cfg)],
             "ctrl_bits": CTRL_BITS,
             "irq_bits": IRQ_BITS,
-            "flag_bits": FLAG_BITS,
-            "status_bits": STATUS_BITS,
-            "status_doc": STATUS_DOC,
+            "flag_bits": flag_bits(cfg),
+            "status_bits": status_bits(cfg),
+            "status_doc": status_doc(cfg),
             "layout": {
                 "word_bytes": cfg.word_bytes,
                 "dot_width": cfg.dot_width,
@@ -197,6 +255,9 @@ class RegisterMap:
                 "result_bytes": 4,
             },
         }
+        if cfg.conv_engine:  # appended: without the engine regmap.json is interface 3's, byte for byte
+            d["conv"] = conv_layout(cfg)
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from . import conv, layout, sources
+from . import conv, conv_engine, layout, sources
 from .backend import Backend, DmaBuffer
 from .checks import check_gemm_args, check_out
 from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
@@ -69,6 +69,7 @@ class CallRecord:
     prefetch: bool = False   # the call carried the next call's B as a prefetch hint
     read_bytes: int = 0      # bytes the device read and wrote (layout.call_traffic; 0 for a non-zero status)
     write_bytes: int = 0
+    op: str = "gemm"         # interface 4: "fwd", "dgrad", "wgrad" (m, n, k: result rows, columns, reduction)
 
 
 def _make_backend(name: str, spec: DeviceSpec, options: dict[str, Any]) -> Backend:
@@ -131,6 +132,10 @@ class Accelerator:
         # True from the start of a call that carries a prefetch hint until a later call consumes it: the
         # device may then hold a B block that only the chain's next call may use.
         self._hint_pending = False
+        # interface 4: the conv calls, and whether the conv register may hold a non-zero op (a GEMM call
+        # then writes 0 first: op 0 is the interface-3 call)
+        self.engine = conv_engine.Engine(self) if s.conv is not None else None
+        self._conv_set = s.conv is not None
         self.pool = BufferPool(self.backend, budget=pool_bytes, align=s.word_bytes, on_new_arena=self._program_window)
         self._ensure_idle(timeout_s if timeout_s is not None else _TIMEOUT_BASE_S)
         self._write_arg("win_base", 0)   # an empty window until the pool exists: every access is refused
@@ -200,7 +205,7 @@ class Accelerator:
         real dtype; straight when channels-last) and returns it.  Today one GEMM (docs/driver.md).
         """
         return conv.conv2d(self._gemm_checked, self.spec.operand_bits, x, w, x_bits=x_bits, w_bits=w_bits, stride=stride,
-                           padding=padding, x_signed=x_signed, w_signed=w_signed, out=out)
+                           padding=padding, x_signed=x_signed, w_signed=w_signed, out=out, engine=self.engine)
 
     def conv2d_input(self, input_size: Any, w: Any, e: Any, *, w_bits: int, e_bits: int, stride: int = 1,
                      padding: int = 0, w_signed: bool = False, e_signed: bool = False,
@@ -211,7 +216,8 @@ class Accelerator:
         of channels-last memory), or writes into ``out`` (straight when channels-last) and returns it.
         """
         return conv.conv2d_input(self._gemm_checked, self.spec.operand_bits, input_size, w, e, w_bits=w_bits, e_bits=e_bits,
-                                 stride=stride, padding=padding, w_signed=w_signed, e_signed=e_signed, out=out)
+                                 stride=stride, padding=padding, w_signed=w_signed, e_signed=e_signed, out=out,
+                                 engine=self.engine)
 
     def conv2d_weight(self, x: Any, weight_size: Any, e: Any, *, x_bits: int, e_bits: int, stride: int = 1,
                       padding: int = 0, x_signed: bool = False, e_signed: bool = False,
@@ -223,7 +229,7 @@ class Accelerator:
         """
         return conv.conv2d_weight(self._gemm_checked, self.spec.operand_bits, x, weight_size, e, x_bits=x_bits,
                                   e_bits=e_bits, stride=stride, padding=padding, x_signed=x_signed,
-                                  e_signed=e_signed, out=out)
+                                  e_signed=e_signed, out=out, engine=self.engine)
 
     def stats(self) -> dict[str, int]:
         """Cumulative device calls (after tiling; the driver's M = 0 probe calls not included), the cycles
@@ -368,6 +374,7 @@ class Accelerator:
 
         hint: (B address, N, K) of the next call (same b_bits), which the device prefetches."""
         self._ensure_idle(0.0)
+        self._gemm_mode()
         args = [("a", a), ("b", b), ("c", c), ("m", m), ("n", n), ("k", k), ("a_bits", a_bits),
                 ("b_bits", b_bits)]
         if hint is not None:
@@ -399,6 +406,43 @@ class Accelerator:
                                        prefetch=hint is not None, read_bytes=read, write_bytes=written))
         if status:
             raise DeviceStatusError(f"{self.backend.name}: cpt_gemm refused the call: status 0x{status:x} = "
+                                    f"{self.spec.decode_status(status)}", status)
+        return cycles
+
+    def _gemm_mode(self) -> None:
+        """Interface 4: op 0 in ``conv`` makes the next call an interface-3 GEMM call."""
+        if self._conv_set:
+            self._write_arg("conv", 0)
+            self._conv_set = False
+
+    def _conv_call(self, op: str, args: dict[str, int], m: int, n: int, k: int, traffic: tuple[int, int],
+                   hint: bool = False) -> int:
+        """One interface-4 convolution call (cpt_driver.conv_engine): write ``args``, start, wait, check.
+        m, n, k: its result rows, columns and reduction (for the record and the deadline); traffic: the bytes
+        it reads and writes.  Returns the device's cycle count."""
+        self._ensure_idle(0.0)
+        for name, value in args.items():
+            self._write_arg(name, value)
+        self._conv_set = True
+        self._hint_pending = hint      # a conv call consumes any B hint; a chain call leaves its own
+        self._hint_key = None
+        self.backend.write_reg(self._reg["CTRL"], self._ctrl_start)
+        a_bits, b_bits = args["a_bits"], args["b_bits"]
+        timeout = self.timeout_s if self.timeout_s is not None else self._default_timeout(m, n, k, a_bits, b_bits)
+        if not self.backend.wait_done(timeout):
+            raise DeviceTimeoutError(f"{self.backend.name}: cpt_gemm did not set ap_done within {timeout:.3g} s "
+                                     f"({op} conv call, M={m} N={n} K={k}); {self._register_state()}")
+        status = self._read_arg("status")
+        cycles = self._read_arg("cycles")
+        read, written = (0, 0) if status else traffic
+        self.calls += 1
+        self.total_cycles += cycles
+        self.read_bytes += read
+        self.write_bytes += written
+        self.history.append(CallRecord(m, n, k, a_bits, b_bits, args["flags"] & ~self._prefetch_flag, cycles,
+                                       prefetch=hint, read_bytes=read, write_bytes=written, op=op))
+        if status:
+            raise DeviceStatusError(f"{self.backend.name}: cpt_gemm refused the {op} conv call: status 0x{status:x} = "
                                     f"{self.spec.decode_status(status)}", status)
         return cycles
 
@@ -446,6 +490,7 @@ class Accelerator:
         """Run one call with M = 0, which every implementation refuses (ERR_DIM) without touching memory
         and which consumes any B prefetch the device holds.  Returns the ID register (the HLS kernel
         writes it on every call, refused ones too)."""
+        self._gemm_mode()
         self._write_arg("m", 0)
         self._write_arg("flags", 0)
         self.backend.write_reg(self._reg["CTRL"], self._ctrl_start)

@@ -16,9 +16,11 @@ to one GEMM and runs it with :meth:`Accelerator.gemm`; the lowered A operand is 
 The GEMM writes its result (gemm(out=)) into an array in GEMM order -- (N, Ho, Wo, K), (N, H, W, C),
 (kh, kw, C, K) -- returned as the call's (N, K, Ho, Wo), (N, C, H, W), (K, C, kh, kw) view of it: no copy of
 the result.  The host's copies are the padded (channels-last for the forward) input, the dilated error and
-the error's rows, each in the codes' narrowest dtype and none k^2-fold.  When the device gains convolution
-calls (interface 4, docs/architecture.md) only the bodies of :func:`conv2d`, :func:`conv2d_input` and
-:func:`conv2d_weight` change.
+the error's rows, each in the codes' narrowest dtype and none k^2-fold.
+
+With the convolution engine (interface 4: the device spec has ``conv``; today the emulated device), each
+call hands its checked arguments to ``engine`` (:class:`cpt_driver.conv_engine.Engine`) instead, which packs
+the codes as row-planes and makes conv calls; a geometry the engine cannot take is lowered as above.
 
 Every argument is checked here, before the first register write: types and ranks, the geometry (strides
 :data:`CONV_STRIDES`, paddings :data:`CONV_PADDINGS`, kernel sides up to :data:`CONV_MAX_KERNEL`, channels
@@ -29,13 +31,16 @@ values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .checks import check_bits, check_flag, check_out, check_result_size, check_values, operand_array
 from .errors import ArgumentError
 from .sources import Im2colRows, TapRows
+
+if TYPE_CHECKING:
+    from .conv_engine import Engine
 
 #: Strides and paddings of the convolution calls (issue 17; the interface-4 engine's set).
 CONV_STRIDES = (1, 2)
@@ -199,7 +204,7 @@ def _prepare(what: str, operand_bits: int, bits: dict[str, Any], flags: dict[str
 
 def conv2d(gemm: Gemm, operand_bits: int, x: Any, w: Any, *, x_bits: int, w_bits: int, stride: int = 1,
            padding: int = 0, x_signed: bool = False, w_signed: bool = False,
-           out: np.ndarray | None = None) -> np.ndarray:
+           out: np.ndarray | None = None, engine: "Engine | None" = None) -> np.ndarray:
     """``torch.nn.functional.conv2d(x, w, stride=, padding=)`` on codes: int64 (N, K, Ho, Wo) (see
     :meth:`cpt_driver.Accelerator.conv2d`)."""
     what = "conv2d"
@@ -210,6 +215,10 @@ def conv2d(gemm: Gemm, operand_bits: int, x: Any, w: Any, *, x_bits: int, w_bits
                            {"x_signed": x_signed, "w_signed": w_signed}, g.out_shape, (m, g.k), out)
     check_values(f"{what}: x", x, bits["x_bits"], flags["x_signed"])
     check_values(f"{what}: w", w, bits["w_bits"], flags["w_signed"])
+    run = engine.forward(g, x, w, bits["x_bits"], bits["w_bits"], flags["x_signed"], flags["w_signed"]) \
+        if engine is not None else None
+    if run is not None:
+        return _result(g.out_shape, (0, 2, 3, 1), out, run)
     xp = _padded(x, g.padding, _code_dtype(bits["x_bits"], flags["x_signed"]), channels_last=True)
     a = Im2colRows(xp, (g.kh, g.kw), (g.stride, g.stride), (1, 1), bits["x_bits"], flags["x_signed"])
     # B = W as (kh kw C) x K, a transposed view of contiguous rows (i, j, c) per output channel: the driver
@@ -221,7 +230,7 @@ def conv2d(gemm: Gemm, operand_bits: int, x: Any, w: Any, *, x_bits: int, w_bits
 
 def conv2d_input(gemm: Gemm, operand_bits: int, input_size: Any, w: Any, e: Any, *, w_bits: int, e_bits: int,
                  stride: int = 1, padding: int = 0, w_signed: bool = False, e_signed: bool = False,
-                 out: np.ndarray | None = None) -> np.ndarray:
+                 out: np.ndarray | None = None, engine: "Engine | None" = None) -> np.ndarray:
     """``torch.nn.grad.conv2d_input(input_size, w, e, stride=, padding=)`` on codes: int64 (N, C, H, W)."""
     what = "conv2d_input"
     w, e = _tensor(what, "w", w), _tensor(what, "e", e)
@@ -232,6 +241,10 @@ def conv2d_input(gemm: Gemm, operand_bits: int, input_size: Any, w: Any, e: Any,
                            {"w_signed": w_signed, "e_signed": e_signed}, shape, (g.n * g.h * g.w, g.c), out)
     check_values(f"{what}: w", w, bits["w_bits"], flags["w_signed"])
     check_values(f"{what}: e", e, bits["e_bits"], flags["e_signed"])
+    run = engine.input_grad(g, w, e, bits["w_bits"], bits["e_bits"], flags["w_signed"], flags["e_signed"]) \
+        if engine is not None else None
+    if run is not None:
+        return _result(shape, (0, 2, 3, 1), out, run)
     ep = _dilated(e, g, _code_dtype(bits["e_bits"], flags["e_signed"]))
     a = Im2colRows(ep, (g.kh, g.kw), (1, 1), (1, 1), bits["e_bits"], flags["e_signed"])
     # B = the kernels rotated by 180 degrees, rows (i, j, k): w[k, c, kh - 1 - i, kw - 1 - j]
@@ -242,7 +255,7 @@ def conv2d_input(gemm: Gemm, operand_bits: int, input_size: Any, w: Any, e: Any,
 
 def conv2d_weight(gemm: Gemm, operand_bits: int, x: Any, weight_size: Any, e: Any, *, x_bits: int, e_bits: int,
                   stride: int = 1, padding: int = 0, x_signed: bool = False, e_signed: bool = False,
-                  out: np.ndarray | None = None) -> np.ndarray:
+                  out: np.ndarray | None = None, engine: "Engine | None" = None) -> np.ndarray:
     """``torch.nn.grad.conv2d_weight(x, weight_size, e, stride=, padding=)`` on codes: int64 (K, C, kh, kw)."""
     what = "conv2d_weight"
     x, e = _tensor(what, "x", x), _tensor(what, "e", e)
@@ -253,6 +266,10 @@ def conv2d_weight(gemm: Gemm, operand_bits: int, x: Any, weight_size: Any, e: An
                            {"x_signed": x_signed, "e_signed": e_signed}, shape, (g.kh * g.kw * g.c, g.k), out)
     check_values(f"{what}: x", x, bits["x_bits"], flags["x_signed"])
     check_values(f"{what}: e", e, bits["e_bits"], flags["e_signed"])
+    run = engine.weight_grad(g, x, e, bits["x_bits"], bits["e_bits"], flags["x_signed"], flags["e_signed"]) \
+        if engine is not None else None
+    if run is not None:
+        return _result(shape, (2, 3, 1, 0), out, run)
     xp = _padded(x, g.padding, _code_dtype(bits["x_bits"], flags["x_signed"]), channels_last=False)
     a = TapRows(xp, (g.kh, g.kw), (g.stride, g.stride), (1, 1), bits["x_bits"], flags["x_signed"])
     # B = E as (N Ho Wo) x K: a transposed view of E's contiguous per-channel rows (n, ho, wo).  The errors

@@ -53,6 +53,8 @@ class DeviceSpec:
     kernel: str = "cpt_gemm"  # HLS top function name: the IP's VLNV is xilinx.com:hls:<kernel>:<version>
     source: str = field(default="?", compare=False)  # where the spec came from, for messages
     hw_config: Any = field(default=None, compare=False)  # the HardwareConfig, when one was given
+    #: the convolution engine (interface 4; regmap.json's "conv": max_kernel, tensor_buffer_bits, ops), or None
+    conv: Mapping[str, Any] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -78,7 +80,7 @@ class DeviceSpec:
                 ctrl_bits=dict(d["ctrl_bits"]), irq_bits=dict(d["irq_bits"]), flag_bits=dict(d["flag_bits"]),
                 status_bits=dict(d["status_bits"]), status_doc=dict(d.get("status_doc", {})),
                 **{k: int(layout[k]) for k in _NEEDED_LAYOUT}, kernel=str(d.get("kernel", "cpt_gemm")),
-                source=source, hw_config=hw_config)
+                source=source, hw_config=hw_config, conv=dict(d["conv"]) if d.get("conv") else None)
         except SpecError:
             raise
         except (KeyError, TypeError, ValueError) as e:

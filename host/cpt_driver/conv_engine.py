@@ -1,0 +1,217 @@
+"""Convolutions on the interface-4 engine (regmap.json has ``conv``; today only the emulated device does).
+
+The host packs x (or e) once as row-planes straight from the codes (:mod:`cpt_driver.rowplanes`: no k^2
+expansion), writes the weights in the engine's B layout, and makes one call per chunk of whole images:
+
+* forward / input gradient: images per call bounded by max_dim result rows, the line buffer (the device's
+  ring rule) and the pool; each call writes its rows of the (N Ho Wo) x K / (N H W) x C result;
+* weight gradient: images per call bounded by k_max positions (E in one B half) and one half of the tensor
+  buffer (the corner-turned X chunk); each call writes a partial dW^T (kh kw C x K) that the host sums in
+  int64, as the design says; consecutive equal chunks carry the next chunk as the prefetch hint
+  (flags PREFETCH_B, ``next_a``/``next_b``).
+
+Results are int16 (flags C16) when the call's worst case fits, else int32: exact either way.  A geometry the
+engine cannot take in whole images (an image larger than one call, a line buffer beyond the tensor buffer)
+or tensors larger than the pool return None: :mod:`cpt_driver.conv` then lowers it to GEMMs as before.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from . import layout, rowplanes
+from .rowplanes import channel_pitch, input_rows_read, row_bytes, row_words, tensor_bytes
+
+if TYPE_CHECKING:
+    from .accelerator import Accelerator
+    from .conv import ConvShape
+
+#: ``conv`` bits 1:0 of each call kind (regmap.json's conv.ops).
+Run = Callable[[np.ndarray | None], np.ndarray]
+
+
+def encode_conv(spec: Any, op: str, kh: int, kw: int, stride: int, padding: int) -> int:
+    return spec.conv["ops"][op] | kh << 4 | kw << 8 | stride << 12 | padding << 14
+
+
+def _model_kernel(g: "ConvShape") -> int:
+    """The square kernel side of the device's rules (cpt_hw.hw.conv_calls.model_kernel)."""
+    side = max(g.kh, g.kw)
+    return side if min(g.h, g.w) + 2 * g.padding >= side else min(g.kh, g.kw)
+
+
+def _line_buffer_bits(spec: Any, op: str, g: "ConvShape", a_bits: int) -> int:
+    """The device's ring rule (cpt_hw.hw.conv_model.line_buffer_bits on the model's square kernel)."""
+    d, k = spec.dot_width, _model_kernel(g)
+    ho, wo = ((size + 2 * g.padding - k) // g.stride + 1 for size in (g.h, g.w))   # of the square kernel
+    out_w = wo if op == "fwd" else g.w
+    span = min(ho if op == "fwd" else g.h, 2 * -(-spec.rows // out_w) + 1)
+    if op == "fwd":
+        return input_rows_read(g.h, k, g.stride, g.padding, 0, span) * a_bits * row_words(g.w, g.c, d) * d
+    return (span // g.stride + k) * a_bits * row_words(wo, g.k, d) * d
+
+
+def _wgrad_x_bits(spec: Any, g: "ConvShape", a_bits: int, images: int) -> int:
+    d = spec.dot_width
+    rows_in = input_rows_read(g.h, _model_kernel(g), g.stride, g.padding, 0, g.ho)
+    return images * g.c * a_bits * (-(-rows_in * g.w // d) * d)
+
+
+def _c16(k_real: int, a_bits: int, b_bits: int) -> bool:
+    return k_real * ((1 << a_bits) - 1) * ((1 << b_bits) - 1) < 1 << 15
+
+
+class Engine:
+    """The conv calls of one :class:`~cpt_driver.Accelerator` whose spec has the engine."""
+
+    def __init__(self, acc: "Accelerator"):
+        self.acc = acc
+        self.spec = acc.spec
+
+    # ------------------------------------------------------------------ planning
+    def _images(self, op: str, g: "ConvShape", a_bits: int, per_image_bytes: int, fixed_bytes: int) -> int:
+        """Images per call (0: the engine cannot take this geometry in whole images)."""
+        s, d = self.spec, self.spec.dot_width
+        tb = int(s.conv["tensor_buffer_bits"])
+        if op == "wgrad":
+            positions = g.ho * g.wo
+            if positions > s.k_max or g.kh * g.kw * g.c > s.max_dim or g.k > s.max_dim:
+                return 0
+            nb = min(g.n, s.k_max // positions)
+            while nb > 1 and _wgrad_x_bits(s, g, a_bits, nb) > tb // 2:
+                nb -= 1
+            return nb if _wgrad_x_bits(s, g, a_bits, nb) <= tb // 2 else 0
+        rows, n_cols = (g.ho * g.wo, g.k) if op == "fwd" else (g.h * g.w, g.c)
+        if op == "fwd":
+            reduction = g.kh * g.kw * channel_pitch(g.c, d)
+        else:
+            reduction = max(len(ti) * len(tj) for ti, tj in rowplanes.dgrad_phases(
+                g.kh, g.kw, g.stride, g.padding)) * channel_pitch(g.k, d)
+        if rows > s.max_dim or n_cols > s.max_dim or reduction > s.k_max \
+                or _line_buffer_bits(s, op, g, a_bits) > tb:
+            return 0
+        room = (self.acc.pool.budget - fixed_bytes) // max(1, per_image_bytes)
+        return max(0, min(g.n, s.max_dim // rows, room))
+
+    def _fits(self, sizes: tuple[int, ...]) -> bool:
+        return self.acc.pool.need(sizes) <= self.acc.pool.budget
+
+    # ------------------------------------------------------------------ the three calls
+    def forward(self, g: "ConvShape", x: np.ndarray, w: np.ndarray, x_bits: int, w_bits: int, x_signed: bool,
+                w_signed: bool) -> Run | None:
+        """Run for :func:`cpt_driver.conv._result`: the (N Ho Wo) x K product, or None (lower it instead)."""
+        d = self.spec.dot_width
+        wrows = [rowplanes.fwd_weight_rows(w, d)]
+        c16 = _c16(g.kh * g.kw * g.c, x_bits, w_bits)
+        return self._streamed("fwd", g, x, (g.n, g.c, g.h, g.w), wrows, x_bits, w_bits, x_signed, w_signed,
+                              g.ho * g.wo, g.k, c16)
+
+    def input_grad(self, g: "ConvShape", w: np.ndarray, e: np.ndarray, w_bits: int, e_bits: int, w_signed: bool,
+                   e_signed: bool) -> Run | None:
+        """Run for the (N H W) x C input gradient (polyphase rotated weights), or None."""
+        d = self.spec.dot_width
+        wrows = rowplanes.dgrad_weight_rows(w, g.stride, g.padding, d)
+        c16 = _c16(g.kh * g.kw * g.k, e_bits, w_bits)
+        return self._streamed("dgrad", g, e, (g.n, g.k, g.ho, g.wo), wrows, e_bits, w_bits, e_signed, w_signed,
+                              g.h * g.w, g.c, c16)
+
+    def _streamed(self, op: str, g: "ConvShape", t: np.ndarray, t_shape: tuple[int, int, int, int],
+                  wrows: list[np.ndarray], a_bits: int, b_bits: int, a_signed: bool, b_signed: bool,
+                  rows_per_image: int, n_cols: int, c16: bool) -> Run | None:
+        s, d = self.spec, self.spec.dot_width
+        t_bytes = tensor_bytes(t_shape, a_bits, d)
+        w_bytes = rowplanes.weight_bytes(wrows, b_bits, d)
+        esize = 2 if c16 else 4
+        c_row = layout.result_stride(n_cols, s.cols) * esize
+        nb = self._images(op, g, a_bits, rows_per_image * c_row, self.acc.pool.need((t_bytes, w_bytes)) + 2 * s.word_bytes)
+        if nb < 1 or not self._fits((t_bytes, w_bytes, nb * rows_per_image * c_row)):
+            return None
+        image = t_shape[2] * row_bytes(t_shape[3], t_shape[1], a_bits, d)
+        blocks = -(-n_cols // s.b_block_cols)
+        rows_read = (input_rows_read(g.h, g.kh, g.stride, g.padding, 0, g.ho) if op == "fwd" else g.ho)
+        flags = self._flags(a_signed, b_signed) | (self.spec.flag("C16") if c16 else 0)
+        conv = encode_conv(s, op, g.kh, g.kw, g.stride, g.padding)
+        reduction = (g.kh * g.kw * channel_pitch(g.c, d) if op == "fwd"
+                     else max(len(ti) * len(tj) for ti, tj in rowplanes.dgrad_phases(g.kh, g.kw, g.stride, g.padding))
+                     * channel_pitch(g.k, d))
+
+        def run(o: np.ndarray | None) -> np.ndarray:
+            result = o if o is not None else np.empty((g.n * rows_per_image, n_cols), dtype=np.int64)
+            self.acc._ensure_arena(self.acc.pool.need((t_bytes, w_bytes, nb * rows_per_image * c_row)))
+            with self.acc.pool.lease((t_bytes, w_bytes, nb * rows_per_image * c_row)) as (rt, rw, rc):
+                rowplanes.pack_tensor_into(t, a_bits, d, rt.array)
+                rowplanes.pack_weights_into(wrows, b_bits, d, rw.array)
+                rt.flush()
+                rw.flush()
+                for n0 in range(0, g.n, nb):
+                    b = min(nb, g.n - n0)
+                    m = b * rows_per_image
+                    read = blocks * b * rows_read * (image // t_shape[2]) + w_bytes
+                    self.acc._conv_call(op, dict(a=rt.phys + n0 * image, b=rw.phys, c=rc.phys, a_bits=a_bits,
+                                                 b_bits=b_bits, flags=flags, conv=conv, batch=b,
+                                                 channels=g.c | g.k << 16, size=g.h | g.w << 16, band=0),
+                                        m, n_cols, reduction, (read, m * c_row))
+                    rc.invalidate()
+                    c = rc.array[:m * c_row].view("<i2" if c16 else "<i4").reshape(m, -1)[:, :n_cols]
+                    np.copyto(result[n0 * rows_per_image:n0 * rows_per_image + m], c, casting="unsafe")
+            return result
+        return run
+
+    def weight_grad(self, g: "ConvShape", x: np.ndarray, e: np.ndarray, x_bits: int, e_bits: int, x_signed: bool,
+                    e_signed: bool) -> Run | None:
+        """Run for the (kh kw C) x K weight gradient: partial dW^T per chunk of images, summed here; or None."""
+        s, d = self.spec, self.spec.dot_width
+        x_bytes = tensor_bytes((g.n, g.c, g.h, g.w), x_bits, d)
+        e_bytes = tensor_bytes((g.n, g.k, g.ho, g.wo), e_bits, d)
+        m = g.kh * g.kw * g.c
+        nb = self._images("wgrad", g, x_bits, 0, 0)
+        if nb < 1:
+            return None
+        c16 = _c16(nb * g.ho * g.wo, x_bits, e_bits)
+        c_bytes = m * layout.result_stride(g.k, s.cols) * (2 if c16 else 4)
+        if not self._fits((x_bytes, e_bytes, c_bytes)):
+            return None
+        x_image = g.h * row_bytes(g.w, g.c, x_bits, d)
+        e_image = g.ho * row_bytes(g.wo, g.k, e_bits, d)
+        blocks = -(-g.k // s.b_block_cols)
+        rows_read = input_rows_read(g.h, g.kh, g.stride, g.padding, 0, g.ho)
+        conv = encode_conv(s, "wgrad", g.kh, g.kw, g.stride, g.padding)
+        base_flags = self._flags(x_signed, e_signed)
+        chunks = [(n0, min(nb, g.n - n0)) for n0 in range(0, g.n, nb)]
+
+        def run(o: np.ndarray | None) -> np.ndarray:
+            total = np.zeros((m, g.k), dtype=np.int64)
+            self.acc._ensure_arena(self.acc.pool.need((x_bytes, e_bytes, c_bytes)))
+            with self.acc.pool.lease((x_bytes, e_bytes, c_bytes)) as (rx, re_, rc):
+                rowplanes.pack_tensor_into(x, x_bits, d, rx.array)
+                rowplanes.pack_tensor_into(e, e_bits, d, re_.array)
+                rx.flush()
+                re_.flush()
+                for i, (n0, b) in enumerate(chunks):
+                    c16_call = _c16(b * g.ho * g.wo, x_bits, e_bits)
+                    flags = base_flags | (s.flag("C16") if c16_call else 0)
+                    regs = dict(a=rx.phys + n0 * x_image, b=re_.phys + n0 * e_image, c=rc.phys, a_bits=x_bits,
+                                b_bits=e_bits, conv=conv, batch=b, channels=g.c | g.k << 16,
+                                size=g.h | g.w << 16, band=0)
+                    nxt = chunks[i + 1] if i + 1 < len(chunks) else None
+                    hint = self.acc.prefetch and nxt is not None and nxt[1] == b
+                    if hint:  # the next chunk, same geometry: the device loads it while this call computes
+                        flags |= s.flag("PREFETCH_B")
+                        regs.update(next_a=rx.phys + nxt[0] * x_image, next_b=re_.phys + nxt[0] * e_image)
+                    read = blocks * b * rows_read * (x_image // g.h) + b * e_image
+                    call_c = m * layout.result_stride(g.k, s.cols) * (2 if c16_call else 4)
+                    self.acc._conv_call("wgrad", {**regs, "flags": flags}, m, g.k, b * g.ho * g.wo,
+                                        (read, call_c), hint=hint)
+                    rc.invalidate()
+                    c = rc.array[:call_c].view("<i2" if c16_call else "<i4").reshape(m, -1)[:, :g.k]
+                    np.add(total, c, out=total)
+            if o is not None:
+                np.copyto(o, total, casting="unsafe")
+                return o
+            return total
+        return run
+
+    def _flags(self, a_signed: bool, b_signed: bool) -> int:
+        return (self.spec.flag("A_SIGNED") if a_signed else 0) | (self.spec.flag("B_SIGNED") if b_signed else 0)

@@ -1,0 +1,75 @@
+"""Interface 4 is gated by ``conv_engine``: without it nothing of interface 3 changes; with it the register map
+gains the conv arguments (appended), flags SUMS/C16 and status ERR_CONV, and no hardware can be generated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cpt_driver.spec import DeviceSpec
+from cpt_hw.errors import ConfigError
+from cpt_hw.gen.generator import render
+from cpt_hw.hw.calls import Call, ConvCall, call_type
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.regmap import ARGUMENTS, CONV_ARGUMENTS, FLAG_BITS, STATUS_BITS, arguments, register_map
+
+#: The ID words of the presets on interface 3 (before the conv fields existed): any change of the hashed fields,
+#: the interface version or the hash itself shows here.
+INTERFACE3_IDS = {"zc706": 0x9672F143, "sim": 0xC687CD7B}
+
+
+@pytest.mark.parametrize("preset", sorted(INTERFACE3_IDS))
+def test_without_the_engine_interface_3_is_unchanged(preset):
+    cfg = HardwareConfig.from_preset(preset)
+    assert (cfg.conv_engine, cfg.max_kernel, cfg.tensor_buffer_bram36) == (False, 3, 64)
+    assert cfg.id_word == INTERFACE3_IDS[preset] and cfg.interface_version == 3
+    d = register_map(cfg).to_dict()
+    assert "conv" not in d and d["interface_version"] == 3
+    assert d["flag_bits"] == FLAG_BITS and d["status_bits"] == STATUS_BITS
+    assert [a["name"] for a in d["arguments"]] == [a.name for a in ARGUMENTS]
+    assert call_type(cfg) is Call
+    # the engine's other fields mean nothing without it: not hashed, nothing generated differs
+    other = cfg.replace(max_kernel=5, tensor_buffer_bram36=128)
+    assert other.id_word == cfg.id_word and render(other) == render(cfg)
+
+
+def test_with_the_engine_the_arguments_are_appended():
+    base = HardwareConfig.from_preset("zc706")
+    cfg = HardwareConfig.from_preset("zc706", {"conv_engine": True})
+    assert cfg.interface_version == 4 and cfg.id_word != base.id_word
+    rm, rm3 = register_map(cfg), register_map(base)
+    assert rm.registers[:len(rm3.registers)] == rm3.registers          # no interface-3 offset moves
+    assert [a.name for a in arguments(cfg)] == [a.name for a in ARGUMENTS + CONV_ARGUMENTS]
+    assert [a.name for a in CONV_ARGUMENTS] == ["conv", "batch", "channels", "size", "band", "sums", "next_a"]
+    assert {a: rm.arg_offset(a) for a in ("conv", "batch", "channels", "size", "band", "sums", "next_a")} == {
+        "conv": 0xD8, "batch": 0xE0, "channels": 0xE8, "size": 0xF0, "band": 0xF8, "sums": 0x100, "next_a": 0x10C}
+    d = json.loads(rm.to_json())
+    assert d["flag_bits"] == {**FLAG_BITS, "SUMS": 3, "C16": 4}
+    assert d["status_bits"] == {**STATUS_BITS, "ERR_CONV": 6}
+    assert d["conv"]["max_kernel"] == 3 and d["conv"]["tensor_buffer_bits"] == 64 * 512 * 64
+    spec = DeviceSpec.from_dict(d)
+    assert spec.conv == d["conv"] and DeviceSpec.from_dict(register_map(base).to_dict()).conv is None
+    assert call_type(cfg) is ConvCall and ConvCall(*[0] * 6, 1, 1, 0, 0, 0).conv == 0
+
+
+@pytest.mark.parametrize("target,words", [("hls", "the HLS kernel has no convolution engine yet (issue 17)"),
+                                          ("rtl", "the Verilog twin has no convolution engine yet (issue 17)"),
+                                          ("vivado", "convolution engine yet (issue 17)")])
+def test_no_hardware_is_generated_for_the_engine(target, words):
+    cfg = HardwareConfig.from_preset("sim", {"conv_engine": True})
+    with pytest.raises(ConfigError, match=r"conv_engine = True: .*" + words.replace("(", r"\(").replace(")", r"\)")):
+        render(cfg, [target])
+    assert "driver/regmap.json" in {str(p) for p in render(cfg, ["driver"])}
+
+
+@pytest.mark.parametrize("key,value,fragment", [
+    ("conv_engine", 1, "conv_engine = 1: must be true or false"),
+    ("max_kernel", 0, "max_kernel = 0: must be in 1..15"),
+    ("max_kernel", 16, "max_kernel = 16: must be in 1..15"),
+    ("tensor_buffer_bram36", 60, "tensor_buffer_bram36 = 60: must be a multiple of 8"),
+    ("tensor_buffer_bram36", 0, "tensor_buffer_bram36 = 0: must be a multiple of 8"),
+])
+def test_bad_conv_fields_name_field_value_and_rule(key, value, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        HardwareConfig.from_preset("zc706", {key: value})

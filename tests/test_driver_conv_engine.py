@@ -1,0 +1,239 @@
+"""Interface 4 on the emulated device: the driver's row-plane packer against conv_model.pack_tensor, the
+driver's conv calls on the engine against the GEMM lowering and golden, and the device's rules (ERR_CONV,
+the DMA window with halos, C16, SUMS, cycles from conv_model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from cpt_driver import Accelerator, DeviceStatusError
+from cpt_driver import rowplanes
+from cpt_driver.backends.emu import EmuBackend
+from cpt_driver.spec import DeviceSpec
+from cpt_hw.hw import conv_model, golden
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.conv_calls import encode_conv
+from cpt_hw.hw.regmap import register_map
+
+SIM = HardwareConfig.from_preset("sim")
+SIM4 = HardwareConfig.from_preset("sim", {"conv_engine": True})
+ZC4 = HardwareConfig.from_preset("zc706", {"conv_engine": True})
+
+
+def codes(rng, shape, bits, signed):
+    lo, hi = golden.operand_range(bits, signed)
+    return rng.integers(lo, hi + 1, size=shape)
+
+
+@pytest.mark.parametrize("dot_width", [32, 64])
+def test_packer_is_bit_exact_with_the_reference(dot_width):
+    rng = np.random.default_rng(1)
+    for c in (1, 3, 4, 5, 16, 31, 33, 64, 70):
+        for bits, signed in ((1, False), (3, True), (8, False), (8, True), (5, False)):
+            q = codes(rng, (2, c, 3, 5), bits, signed).astype(np.int8 if signed else np.uint8)
+            out = np.full(rowplanes.tensor_bytes(q.shape, bits, dot_width), 0xFF, np.uint8)  # padding must be cleared
+            rowplanes.pack_tensor_into(q, bits, dot_width, out)
+            np.testing.assert_array_equal(out, conv_model.pack_tensor(q, bits, dot_width))
+            assert out.size == conv_model.tensor_bytes(ZC4 if dot_width == 64 else SIM4, *q.shape, bits)
+
+
+@pytest.fixture(scope="module")
+def accs():
+    with Accelerator("emu", config=SIM4) as engine, Accelerator("emu", config=SIM) as lowering, \
+            Accelerator("emu", config=ZC4) as zc:
+        yield engine, lowering, zc
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_engine_equals_lowering_and_golden(accs, data):
+    engine, lowering, zc = accs
+    n, c, k = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 20)), data.draw(st.integers(1, 10))
+    h, w = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
+    kh, kw = data.draw(st.sampled_from([1, 3])), data.draw(st.sampled_from([1, 2, 3]))
+    s, p = data.draw(st.sampled_from([1, 2])), data.draw(st.sampled_from([0, 1]))
+    assume(h + 2 * p >= kh and w + 2 * p >= kw)
+    xb, wb, eb = (data.draw(st.integers(1, 8)) for _ in range(3))
+    xs, ws, es = (data.draw(st.booleans()) for _ in range(3))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    x, wt = codes(rng, (n, c, h, w), xb, xs), codes(rng, (k, c, kh, kw), wb, ws)
+    geo = {"stride": s, "padding": p}
+    ref = golden.conv2d(x, wt, x_bits=xb, w_bits=wb, x_signed=xs, w_signed=ws, **geo)
+    e = codes(rng, ref.shape, eb, es)
+    for acc in (engine, zc):
+        before = acc.calls
+        y = acc.conv2d(x, wt, x_bits=xb, w_bits=wb, x_signed=xs, w_signed=ws, **geo)
+        dx = acc.conv2d_input(x.shape, wt, e, w_bits=wb, e_bits=eb, w_signed=ws, e_signed=es, **geo)
+        dw = acc.conv2d_weight(x, wt.shape, e, x_bits=xb, e_bits=eb, x_signed=xs, e_signed=es, **geo)
+        ops = {r.op for r in list(acc.history)[-(acc.calls - before):]}
+        if acc is zc:    # every call ran on the engine (on sim, kh kw Cp > k_max = 256 is lowered instead)
+            assert ops == {"fwd", "dgrad", "wgrad"}, ops
+        np.testing.assert_array_equal(y, ref)
+        np.testing.assert_array_equal(dx, golden.conv2d_input(x.shape, wt, e, w_bits=wb, e_bits=eb, w_signed=ws,
+                                                              e_signed=es, **geo))
+        np.testing.assert_array_equal(dw, golden.conv2d_weight(x, wt.shape, e, x_bits=xb, e_bits=eb, x_signed=xs,
+                                                               e_signed=es, **geo))
+    np.testing.assert_array_equal(y, lowering.conv2d(x, wt, x_bits=xb, w_bits=wb, x_signed=xs, w_signed=ws, **geo))
+    np.testing.assert_array_equal(dx, lowering.conv2d_input(x.shape, wt, e, w_bits=wb, e_bits=eb, w_signed=ws,
+                                                            e_signed=es, **geo))
+    np.testing.assert_array_equal(dw, lowering.conv2d_weight(x, wt.shape, e, x_bits=xb, e_bits=eb, x_signed=xs,
+                                                             e_signed=es, **geo))
+
+
+def test_weight_gradient_chunks_chain_and_sum(accs):
+    """sim: k_max = 256 positions, so 16 images of 8x8 take four chunks of 4, each hinting the next."""
+    engine = accs[0]
+    rng = np.random.default_rng(3)
+    x, e = codes(rng, (16, 4, 8, 8), 8, False), codes(rng, (16, 6, 8, 8), 8, True)
+    start = engine.calls
+    dw = engine.conv2d_weight(x, (6, 4, 3, 3), e, x_bits=8, e_bits=8, padding=1, e_signed=True)
+    calls = list(engine.history)[-(engine.calls - start):]
+    assert [(r.op, r.k, r.prefetch) for r in calls] == [("wgrad", 256, True)] * 3 + [("wgrad", 256, False)]
+    np.testing.assert_array_equal(dw, golden.conv2d_weight(x, (6, 4, 3, 3), e, x_bits=8, e_bits=8, padding=1,
+                                                           e_signed=True))
+    assert engine.backend.device.runs and calls[1].cycles < calls[0].cycles   # the hinted chunk's load is hidden
+
+
+def test_stats_are_the_models_traffic_and_cycles():
+    """One whole-batch call per class on zc706: the driver's byte counts and the device's cycles are
+    conv_model.estimate's for the layer (the design's model, not a measurement)."""
+    shape = conv_model.ConvShape(4, 16, 16, 32, 32, 3, 1, 1)
+    rng = np.random.default_rng(4)
+    x, wt = codes(rng, (4, 16, 32, 32), 4, False), codes(rng, (16, 16, 3, 3), 3, False)
+    e = codes(rng, (4, 16, 32, 32), 8, True)
+    design = conv_model.ConvDesign.for_config(ZC4, sums=False)
+    with Accelerator("emu", config=ZC4) as acc:
+        for op, call, bits in (("fwd", lambda: acc.conv2d(x, wt, x_bits=4, w_bits=3, padding=1), (4, 3)),
+                               ("dgrad", lambda: acc.conv2d_input(x.shape, wt, e, w_bits=3, e_bits=8, padding=1,
+                                                                  e_signed=True), (8, 3)),
+                               ("wgrad", lambda: acc.conv2d_weight(x, wt.shape, e, x_bits=4, e_bits=8, padding=1,
+                                                                   e_signed=True), (4, 8))):
+            before = acc.stats()
+            call()
+            got = {k: acc.stats()[k] - before[k] for k in before}
+            est = conv_model.estimate(ZC4, op, shape, *bits, design=design)
+            assert (got["calls"], got["read_bytes"], got["write_bytes"]) == (est.calls, est.read_bytes, est.write_bytes), op
+            assert got["cycles"] == est.cycles, op
+
+
+# ---------------------------------------------------------------------------------------------- the device
+class Dev:
+    """Register-level access to an emulated interface-4 device with two buffers (tensor, rest)."""
+
+    def __init__(self, cfg=SIM4):
+        self.cfg = cfg
+        self.spec = DeviceSpec.from_hardware_config(cfg)
+        self.be = EmuBackend(self.spec, hw_config=cfg)
+        self.rm = register_map(cfg)
+
+    def call(self, **args) -> int:
+        for name, value in args.items():
+            for i, off in enumerate(self.spec.arg_words[name]):
+                self.be.write_reg(off, value >> (32 * i) & 0xFFFFFFFF)
+        self.be.write_reg(self.spec.registers["CTRL"], 1)
+        return sum(self.be.read_reg(off) << (32 * i) for i, off in enumerate(self.spec.arg_words["status"]))
+
+
+def fwd_setup(dev, x, wt, xb, wb, s, p, c16=False):
+    d = dev.cfg.dot_width
+    t = conv_model.pack_tensor(x, xb, d)
+    rows = rowplanes.fwd_weight_rows(wt, d)
+    wbytes = rowplanes.weight_bytes([rows], wb, d)
+    n, c, h, w = x.shape
+    k = wt.shape[0]
+    ho, wo = golden.conv_output_size(h, wt.shape[2], s, p), golden.conv_output_size(w, wt.shape[3], s, p)
+    cbytes = n * ho * wo * -(-k // dev.cfg.cols) * dev.cfg.cols * (2 if c16 else 4)
+    ta, tarr = dev.be.memory.allocate(t.size)
+    tarr[:] = t
+    wa, warr = dev.be.memory.allocate(wbytes)
+    rowplanes.pack_weights_into([rows], wb, d, warr)
+    ca, carr = dev.be.memory.allocate(cbytes)
+    args = dict(a=ta, b=wa, c=ca, a_bits=xb, b_bits=wb, flags=dev.spec.flag("C16") if c16 else 0,
+                conv=encode_conv("fwd", wt.shape[2], wt.shape[3], s, p), batch=n, channels=c | k << 16,
+                size=h | w << 16, band=0, win_base=ta, win_limit=ca + cbytes)
+    return args, carr, (n * ho * wo, k)
+
+
+def test_forward_band_reads_only_its_rows_and_the_window_clips_halos():
+    dev = Dev()
+    rng = np.random.default_rng(5)
+    x, wt = codes(rng, (2, 3, 9, 5), 5, False), codes(rng, (4, 3, 3, 3), 2, False)
+    args, carr, _ = fwd_setup(dev, x, wt, 5, 2, 1, 1)
+    row = rowplanes.row_bytes(5, 3, 5, dev.cfg.dot_width)
+    image = 9 * row
+    # output rows 3..5 of each image reach input rows 2..6: the range starts at row 2 of image 0 and ends
+    # after row 6 of image 1; a window exactly that tight (plus b and c) is accepted
+    band = dict(band=3 | 3 << 16)
+    lo, hi = args["a"] + 2 * row, args["a"] + image + 7 * row
+    ok = {**args, **band, "flags": 0, "win_base": min(lo, args["b"]), "win_limit": args["c"] + 2 * 3 * 5 * 4 * 4}
+    assert dev.call(**ok) == 0
+    assert dev.call(**{**ok, "a": args["a"] - row, "win_base": lo}) == 1 << 3     # one row lower: outside
+    y = golden.conv2d(x, wt, x_bits=5, w_bits=2, padding=1)
+    got = carr[:2 * 3 * 5 * 4 * 4].view("<i4").reshape(2 * 3 * 5, 4)
+    np.testing.assert_array_equal(got, y[:, :, 3:6, :].transpose(0, 2, 3, 1).reshape(-1, 4))
+    # whole images with padding 1: the halo rows above the first and below the last image are never read,
+    # so the tensor's own bytes are the whole range
+    assert dev.call(**{**args, "win_base": args["a"]}) == 0
+    assert dev.call(**{**args, "win_base": args["a"] + 1}) == 1 << 3          # ERR_WINDOW: one byte short
+    assert hi <= args["a"] + 2 * image
+
+
+@pytest.mark.parametrize("change,bits", [
+    (lambda a: {"conv": a["conv"] & ~(3 << 12) | 3 << 12}, ("ERR_CONV",)),           # stride 3
+    (lambda a: {"conv": a["conv"] & ~(3 << 14) | 2 << 14}, ("ERR_CONV",)),           # padding 2
+    (lambda a: {"conv": a["conv"] & ~(0xF << 4) | 4 << 4}, ("ERR_CONV",)),           # kh 4 > max_kernel
+    (lambda a: {"conv": a["conv"] | 1 << 20}, ("ERR_CONV",)),                        # a reserved conv bit
+    (lambda a: {"band": 7 | 4 << 16}, ("ERR_CONV",)),                                # rows 7..10 of 9
+    (lambda a: {"flags": 1 << 4}, ("ERR_CONV",)),                                    # C16 beyond int16
+    (lambda a: {"batch": 0}, ("ERR_DIM",)),
+    (lambda a: {"a_bits": 9}, ("ERR_BITS",)),
+    (lambda a: {"c": a["c"] + 2, "win_limit": a["win_limit"] + 8}, ("ERR_ALIGN",)),
+    (lambda a: {"flags": 1 << 5}, ("ERR_FLAGS",)),
+    (lambda a: {"flags": 1 << 2}, ("ERR_FLAGS",)),                                   # PREFETCH_B off wgrad
+    (lambda a: {"win_limit": a["c"]}, ("ERR_WINDOW",)),
+    (lambda a: {"batch": 0, "conv": a["conv"] | 3 << 12, "win_limit": 0}, ("ERR_CONV", "ERR_DIM")),
+])
+def test_refused_conv_calls(change, bits):
+    dev = Dev()
+    rng = np.random.default_rng(6)
+    x, wt = codes(rng, (2, 3, 9, 5), 8, False), codes(rng, (4, 3, 3, 3), 8, False)
+    args, carr, _ = fwd_setup(dev, x, wt, 8, 8, 1, 1)
+    carr[:] = 0x5A
+    status = dev.call(**{**args, **change(args)})
+    assert status == sum(1 << dev.spec.status_bits[b] for b in bits)
+    assert (carr == 0x5A).all()                                                       # nothing written
+
+
+def test_line_buffer_larger_than_the_tensor_buffer_is_refused_and_the_driver_lowers_it():
+    small = HardwareConfig.from_preset("sim", {"conv_engine": True, "tensor_buffer_bram36": 8})
+    dev = Dev(small)
+    rng = np.random.default_rng(7)
+    x, wt = codes(rng, (1, 16, 4, 600), 8, False), codes(rng, (2, 16, 3, 3), 1, False)
+    line = conv_model.line_buffer_bits(small, "fwd", conv_model.ConvShape(1, 16, 2, 4, 600, 3, 1, 1), 8)
+    assert line > small.tensor_buffer_bits
+    args, _, _ = fwd_setup(dev, x, wt, 8, 1, 1, 1)
+    assert dev.call(**args) == 1 << dev.spec.status_bits["ERR_CONV"]
+    with Accelerator("emu", config=small) as acc:
+        y = acc.conv2d(x, wt, x_bits=8, w_bits=1, padding=1)
+        assert {r.op for r in acc.history} == {"gemm"}
+        np.testing.assert_array_equal(y, golden.conv2d(x, wt, x_bits=8, w_bits=1, padding=1))
+
+
+def test_c16_results_and_forward_sums():
+    dev = Dev()
+    rng = np.random.default_rng(8)
+    x, wt = codes(rng, (2, 3, 6, 5), 2, True), codes(rng, (4, 3, 3, 3), 3, False)
+    args, carr, (m, k) = fwd_setup(dev, x, wt, 2, 3, 2, 1, c16=True)
+    sa, sarr = dev.be.memory.allocate(4 * (m + k * 9))
+    args.update(flags=dev.spec.flag("C16") | dev.spec.flag("SUMS") | dev.spec.flag("A_SIGNED"), sums=sa,
+                win_limit=sa + sarr.size)
+    assert dev.call(**args) == 0
+    y = golden.conv2d(x, wt, x_bits=2, w_bits=3, stride=2, padding=1, x_signed=True)
+    got = carr[:m * 4 * 2].view("<i2").reshape(m, 4)
+    np.testing.assert_array_equal(got, y.transpose(0, 2, 3, 1).reshape(-1, 4))
+    window = golden.conv2d(x, np.ones((1, 3, 3, 3), np.int64), x_bits=2, w_bits=1, stride=2, padding=1, x_signed=True)
+    np.testing.assert_array_equal(sarr.view("<i4")[:m], window.reshape(-1))
+    np.testing.assert_array_equal(sarr.view("<i4")[m:], wt.sum(axis=1).reshape(-1))
