@@ -72,6 +72,7 @@ from cpt_hw.hw.emu_device import EmuDevice  # noqa: E402
 from cpt_hw.models import build_model  # noqa: E402
 from cpt_hw.models.resnet import DEPTHS  # noqa: E402
 from cpt_hw.nn.profiling import GEMM_CLASSES, set_region_hook  # noqa: E402
+from cpt_hw.nn.recompute import recompute_batchnorm_inputs, stage_selector  # noqa: E402
 from cpt_hw.schedules import DEFAULT_CYCLES, PrecisionSchedule  # noqa: E402
 from cpt_hw.train.sgd import SGD  # noqa: E402
 
@@ -298,12 +299,14 @@ class Bench:
     """One model on ``accel:emu`` (its accelerator opened), SGD as the trainer's, a synthetic batch and the
     host clock; :func:`measure` runs its iterations."""
 
-    def __init__(self, model: str, batch: int, seed: int = 0) -> None:
+    def __init__(self, model: str, batch: int, seed: int = 0, recompute_bn: str = "none") -> None:
         torch.manual_seed(seed)
         self.model_name, self.batch = model, batch
         self.model = build_model(model)
         self.spec = cnn.parse_backend("accel:emu", driver_options={"history": 1 << 22})
         cnn.set_backend(self.model, self.spec)
+        if recompute_bn != "none":  # BatchNorm inputs recomputed in backward (cpt_hw.nn.recompute)
+            recompute_batchnorm_inputs(self.model, stage_selector(self.model, recompute_bn))
         self.engine = cnn.get_impl(self.spec).engine     # opened now: its attach call is not an iteration's
         # The trainer's CPU optimizer: torch.optim.SGD's arithmetic without importing torch._dynamo (68 MB).
         self.optimizer = SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -393,7 +396,8 @@ def machine_info() -> dict:
 
 
 def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], command: str,
-              machine: dict | None = None, memory_scope: str = "largest over the run") -> dict:
+              machine: dict | None = None, memory_scope: str = "largest over the run", recompute_bn: str = "none"
+              ) -> dict:
     """The report: per-precision rows, their CPT average (schedule weights) and static 8/8, board hours."""
     by_bits = {r["fw"]: r for r in rows}
     full = cpt_weights()
@@ -409,7 +413,7 @@ def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], 
     mb = 1 / (1 << 20)
     return {
         "model": model, "batch_size": batch, "command": command, "backend": "accel:emu", "config": "zc706",
-        "machine": machine or machine_info(),
+        "machine": machine or machine_info(), "recompute_bn": recompute_bn,
         "schedule": {"kind": "cpt", "bits": list(CPT_BITS), "grad_bits": GRAD_BITS, "iters": ITERS,
                      "cycles": DEFAULT_CYCLES, "weights": {str(b): w for b, w in full.items()},
                      "measured_bits": sorted(by_bits), "partial": len(measured) != len(full)},
@@ -463,6 +467,10 @@ def markdown(res: dict) -> str:
          f"{res['machine']['cpu']}, torch {res['machine']['torch']} on {res['machine']['torch_threads']} thread, "
          f"1-minute load average {res['machine']['load_average_1min_at_end']} at the end (shared machine: CPU "
          "seconds, not wall time, are reported).", ""]
+    if res.get("recompute_bn", "none") != "none":
+        L += [f"**BatchNorm inputs recomputed in backward** (`--recompute-bn {res['recompute_bn']}`, "
+              "cpt_hw.nn.recompute): those layers' forward GEMMs run twice per iteration (the accelerator's fwd "
+              "column counts both), and their outputs are not kept for backward.", ""]
     if sched["partial"]:
         L += [f"**Partial run**: only fw = {sched['measured_bits']} measured; the CPT column averages those "
               "with renormalised schedule weights, so it is not CPT's figure.", ""]
@@ -560,6 +568,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--combine", nargs="+", type=Path, metavar="JSON",
                    help="no measurement: merge --rows-only files of separate processes (one model and batch, "
                         "distinct precisions including 8) into the report")
+    p.add_argument("--recompute-bn", default="none", metavar="STAGES",
+                   help="BatchNorm inputs recomputed in backward instead of kept (cpt_hw.nn.recompute): none "
+                        "(default), all, or stages of the ResNet, e.g. 1 or 2,3")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", help="output path without suffix (default docs/results/board_step-<model>[-b<batch>])")
     args = p.parse_args(argv)
@@ -568,6 +579,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          f"({', '.join(f'resnet{d}' for d in DEPTHS)})")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: must be >= 1")
+    try:
+        stage_selector(build_model(args.model), args.recompute_bn)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     bad = [b for b in args.bits if not CPT_BITS[0] <= b <= CPT_BITS[1]]
     if bad or len(set(args.bits)) != len(args.bits) or (8 not in args.bits and not args.rows_only):
         raise UsageError(f"--bits {' '.join(map(str, args.bits))}: must be distinct values in "
@@ -585,7 +600,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        bench = Bench(args.model, args.batch_size)
+        bench = Bench(args.model, args.batch_size, recompute_bn=args.recompute_bn)
         with RssSampler() as sampler, DeviceProbe(bench.clock, sampler) as probe, set_hook(bench.clock):
             rows = measure(bench, sorted(args.bits), probe, not args.no_progress)
     memory = {"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_peak": sampler.host_peak,
@@ -595,9 +610,10 @@ def run(args: argparse.Namespace, command: str) -> dict:
     memory["above_baseline"] = memory["host_peak"] - memory["scratch"] - memory["baseline"]
     if args.rows_only:
         return {"model": args.model, "batch_size": args.batch_size, "command": command, "machine": machine_info(),
-                "memory": memory, "per_precision": rows}
+                "recompute_bn": args.recompute_bn, "memory": memory, "per_precision": rows}
     scope = f"over the {len(rows)} iterations of one process" if len(rows) > 1 else "one iteration"
-    return summarise(args.model, args.batch_size, rows, memory, command, memory_scope=scope)
+    return summarise(args.model, args.batch_size, rows, memory, command, memory_scope=scope,
+                     recompute_bn=args.recompute_bn)
 
 
 def combine(paths: list[Path], command: str) -> dict:
@@ -611,11 +627,11 @@ def combine(paths: list[Path], command: str) -> dict:
             raise UsageError(f"--combine {path}: cannot read a JSON report ({e})") from None
         if not {"model", "batch_size", "memory", "per_precision"} <= set(parts[-1]):
             raise UsageError(f"--combine {path}: not a --rows-only report")
-    keys = {(p["model"], p["batch_size"]) for p in parts}
+    keys = {(p["model"], p["batch_size"], p.get("recompute_bn", "none")) for p in parts}
     rows = sorted((r for p in parts for r in p["per_precision"]), key=lambda r: r["fw"])
     bits = [r["fw"] for r in rows]
     if len(keys) != 1 or len(set(bits)) != len(bits) or 8 not in bits:
-        raise UsageError(f"--combine: the files must share one model and batch ({sorted(keys)}) and hold "
+        raise UsageError(f"--combine: the files must share one model, batch and --recompute-bn ({sorted(keys)}) and hold "
                          f"distinct precisions including 8 (got {bits})")
     memory = {k: max(p["memory"][k] for p in parts) for k in ("peak", "host_peak", "scratch", "baseline")}
     if all("above_baseline" in p["memory"] for p in parts):  # per process, then the largest
@@ -624,10 +640,10 @@ def combine(paths: list[Path], command: str) -> dict:
         top = max(parts, key=lambda p: p["memory"]["host_peak"])["memory"]
         memory.update(host_peak_kinds=top["host_peak_kinds"], baseline_kinds=top["baseline_kinds"],
                       host_anon_peak=max(p["memory"]["host_anon_peak"] for p in parts))
-    (model, batch), = keys
+    (model, batch, recompute_bn), = keys
     full = command + "  (parts: " + "; ".join(f"`{p['command']}`" for p in parts) + ")"
     return summarise(model, batch, rows, memory, full, machine=parts[0]["machine"],
-                     memory_scope=f"the largest of {len(parts)} processes, one iteration each")
+                     memory_scope=f"the largest of {len(parts)} processes, one iteration each", recompute_bn=recompute_bn)
 
 
 @contextlib.contextmanager

@@ -99,6 +99,7 @@ def test_host_time_is_split_into_categories(bbs, run):
     (["--bits", "3", "4"], "including 8"),
     (["--bits", "2", "8"], "3..8"),
     (["--batch-size", "x"], "invalid int value"),
+    (["--recompute-bn", "4"], "--recompute-bn '4'"),
 ])
 def test_bad_cli_input_is_one_line_and_exit_2(bbs, tmp_path, capsys, argv, words):
     assert bbs.main([*argv, "--out", str(tmp_path / "r")]) == 2
@@ -161,3 +162,21 @@ def test_combine_takes_the_kinds_of_the_largest_peak(bbs, run, tmp_path):
     assert merged["host_anon_peak_mb"] == 466
     assert merged["baseline_rss_by_kind_mb"] == {"anon": 170, "file": 86, "shmem": 0}
     assert "396 MB anonymous" in out.with_suffix(".md").read_text()
+
+
+def test_recomputed_batchnorm_inputs_cost_forward_gemms_only(bbs, run):
+    """--recompute-bn all: every convolution's forward GEMM runs twice (exact cycle counts from the driver:
+    twice the forward's cycles), the backward GEMMs are the same calls, and the report says so."""
+    bench = bbs.Bench("resnet20", 1, recompute_bn="all")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1), bbs.RssSampler() as sampler, \
+            bbs.DeviceProbe(bench.clock, sampler) as probe, bbs.set_hook(bench.clock):
+        rows = bbs.measure(bench, [3, 8], probe, progress=False)
+    for again, once in zip(rows, run[1]):
+        assert again["accel_s_by_class"]["fwd"] == pytest.approx(2 * once["accel_s_by_class"]["fwd"], rel=1e-12)
+        assert again["accel_s_by_class"]["dgrad"] == once["accel_s_by_class"]["dgrad"]
+        assert again["accel_s_by_class"]["wgrad"] == once["accel_s_by_class"]["wgrad"]
+    memory = {"peak": 1 << 30, "host_peak": 1 << 29, "scratch": probe.scratch_bytes, "baseline": bench.baseline_rss}
+    res = bbs.summarise("resnet20", 1, rows, memory, "test", recompute_bn="all")
+    assert res["recompute_bn"] == "all" and "recomputed in backward" in bbs.markdown(res)

@@ -82,6 +82,24 @@ def test_exact_and_accel_emu_train_identically(tmp_path):
     assert summary["accel_time_s"] == pytest.approx(summary["accel_cycles"] / (summary["accel_clock_mhz"] * 1e6))
 
 
+def test_recomputed_batchnorm_inputs_train_identically(tmp_path):
+    """--recompute-bn all: the same run, bit for bit, on the emulated accelerator (only more forward GEMMs)."""
+    runs = {}
+    for recompute in ("none", "all"):
+        assert main(BASE + ["--iters", "3", "--cycles", "1", "--backend", "accel:emu", "--recompute-bn", recompute,
+                            "--out", str(tmp_path / recompute)]) == 0
+        runs[recompute] = checkpoint.load(tmp_path / recompute / "checkpoint.pt")
+    assert _same_state(runs["none"]["model"], runs["all"]["model"])
+    assert runs["all"]["cycles"] > runs["none"]["cycles"]
+
+
+def test_recompute_bn_stages_need_a_cifar_resnet(tmp_path, capsys):
+    assert main(BASE + ["--iters", "1", "--recompute-bn", "1", "--backend", "exact", "--out", str(tmp_path / "r")]) == 2
+    assert "stages apply to the CIFAR ResNets" in capsys.readouterr().err
+    assert main(BASE + ["--iters", "1", "--recompute-bn", "x", "--out", str(tmp_path / "s")]) == 2
+    assert "--recompute-bn 'x'" in capsys.readouterr().err
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     cfg = TrainConfig(model="digits_cnn", iters=10, batch_size=32, cycles=2, checkpoint_every=2, threads=1,
                       progress=False, out=str(tmp_path))

@@ -17,8 +17,8 @@ from ..train.data import DATASETS
 #: resumed run can tell what was given on the command line).
 _FIELDS = ("model", "dataset", "data", "data_cache", "schedule", "bits", "grad_bits", "cycles", "shape",
            "epochs", "iters", "batch_size", "lr", "momentum", "weight_decay", "lr_steps", "backend", "preset",
-           "device", "fast", "threads", "seed", "out", "stop_at", "log_every", "eval_every", "checkpoint_every", "eval_batch",
-           "range_threshold", "range_steps", "progress")
+           "device", "fast", "recompute_bn", "threads", "seed", "out", "stop_at", "log_every", "eval_every",
+           "checkpoint_every", "eval_batch", "range_threshold", "range_steps", "progress")
 
 
 #: ``cpt_hw.models.MODELS``, repeated so that ``--help`` needs no torch import (a test keeps them equal).
@@ -76,6 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", choices=("auto", "on", "off"),
                    help="CUDA fast path: fused quantizers, GPU-resident data, the iteration as one CUDA graph "
                         "(default auto: on for --device cuda with a torch backend; see docs/gpu.md)")
+    p.add_argument("--recompute-bn", metavar="STAGES",
+                   help="BatchNorm inputs recomputed in backward instead of kept, on the integer CPU backends "
+                        "(exact, accel:*): none (default), all, or ResNet stages such as 1 or 2,3.  Bit-exact; "
+                        "less memory for a second forward GEMM per layer (docs/zc706-pynq.md, Memory)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt, bit for bit")
     p.add_argument("--stop-at", type=int, metavar="ITER", help="stop (with a checkpoint) after this iteration")
     p.add_argument("--log-every", type=int, help="iterations per metrics line (default: 10)")

@@ -50,7 +50,7 @@ import torch
 from ..hw import golden
 from .ops import ConvOps, LinearOps, Lowering, code_sum
 from .profiling import region
-from .quant import (channel_range, dequantize, fold_factors, product_range, quant_params, quantize_int,
+from .quant import (QParams, channel_range, dequantize, fold_factors, product_range, quant_params, quantize_int,
                     tensor_range)
 from .saved import keep_sign_only
 from .types import BackendError, LayerCall
@@ -208,6 +208,52 @@ def _exact_mm(a: torch.Tensor, b: torch.Tensor, bound: int) -> torch.Tensor:
     return (a.to(dtype) @ b.to(dtype)).to(_F32)
 
 
+def _forward_output(qx: torch.Tensor, qw: torch.Tensor, qpx: QParams, qpw: QParams, b: torch.Tensor | None,
+                    ops: Ops, engine: GemmEngine, fw: int, x_shape: torch.Size, x_dtype: torch.dtype) -> torch.Tensor:
+    """The layer's float output from its input and weight codes: the forward GEMM and its corrections (module
+    docstring).  Deterministic, so running it again in backward gives the same tensor bit for bit."""
+    conv = _conv_engine(engine, ops, qx)
+    with region("lowering"):
+        # (G, M, K), (G, N, K) codes; a convolution call lowers x itself
+        if conv is not None:
+            xl = None
+        else:
+            xl = ops.lowering(qx) if _packs(engine, ops, qx) else ops.lower(qx, _scratch(ops, qx, "a"))
+        wl = ops.lower_weight(qw)
+        mask = ops.mask(x_shape, qx.device)
+    p = ops.positions(x_shape)
+    g, m, k = (1, x_shape[0] * p, wl.shape[2]) if xl is None else _dims(xl)
+    n = wl.shape[1]
+    sx, zx = qpx.scale, qpx.zero_point
+    sw, zw = qpw.scale.reshape(g, 1, n), qpw.zero_point.reshape(g, 1, n)
+
+    if conv is not None:  # Y's (B Ho Wo, N) rows are its channels-last (B, N, Ho, Wo) view
+        ho, wo = ops.out_size(x_shape)
+        y = _conv_call((1, m, n), _F32, _scratch(ops, qx, "c"), "fwd", lambda o: conv.conv2d(
+            qx.numpy(), qw.numpy(), fw, fw, ops, out=o.reshape(x_shape[0], ho, wo, n).transpose(0, 3, 1, 2)))
+    else:
+        y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd", scratch=_scratch(ops, qx, "c"))  # (G, M, N)
+    with region("corrections"):
+        # Y = s_x s_w acc + u z_w^T + z_x s_w border: u[m] = s_x sum_k Q_x[m,k] + z_x count[p(m)] (rank
+        # one), border[p,n] = (Mk Q_w^T)[p,n] broadcast over the batch; integer sums < 2^24 are exact in float32
+        row = ops.row_sums(qx).to(_F32)                               # (G, M), exact: < 2^24
+        wsum = wl.sum(2, dtype=torch.int64)                           # (G, N)
+        y.mul_(sx * sw)
+        if mask is None:
+            u = sx * row + zx * float(k)
+            y.add_(zx * sw * wsum.to(_F32).reshape(g, 1, n))
+        else:
+            border = _exact_mm(mask, wl.transpose(1, 2), k * (2**fw - 1))  # (G, P, N)
+            u = (sx * row).reshape(g, m // p, p) + zx * mask.sum(1)
+            y.view(g, m // p, p, n).add_(((zx * sw) * border).unsqueeze(1))
+        y.baddbmm_(u.reshape(g, m, 1), zw)
+    with region("lowering"):
+        y = ops.raise_out(y.to(x_dtype), x_shape)
+    if b is not None:
+        y = y + ops.channel_view(b, y.dim())
+    return y
+
+
 class _IntegerGemm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, ops: Ops, call: LayerCall, engine: GemmEngine):  # type: ignore[override]
@@ -217,46 +263,10 @@ class _IntegerGemm(torch.autograd.Function):
             qpw = quant_params(*channel_range(w), fw)
             qx, qw = quantize_int(x, fw, qpx), quantize_int(w, fw, qpw)
 
-        conv = _conv_engine(engine, ops, qx)
-        with region("lowering"):
-            # (G, M, K), (G, N, K) codes; a convolution call lowers x itself
-            if conv is not None:
-                xl = None
-            else:
-                xl = ops.lowering(qx) if _packs(engine, ops, qx) else ops.lower(qx, _scratch(ops, x, "a"))
-            wl = ops.lower_weight(qw)
-            mask = ops.mask(x.shape, x.device)
-        p = ops.positions(x.shape)
-        g, m, k = (1, x.shape[0] * p, wl.shape[2]) if xl is None else _dims(xl)
-        n = wl.shape[1]
-        sx, zx = qpx.scale, qpx.zero_point
-        sw, zw = qpw.scale.reshape(g, 1, n), qpw.zero_point.reshape(g, 1, n)
-
-        if conv is not None:  # Y's (B Ho Wo, N) rows are its channels-last (B, N, Ho, Wo) view
-            ho, wo = ops.out_size(x.shape)
-            y = _conv_call((1, m, n), _F32, _scratch(ops, x, "c"), "fwd", lambda o: conv.conv2d(
-                qx.numpy(), qw.numpy(), fw, fw, ops, out=o.reshape(x.shape[0], ho, wo, n).transpose(0, 3, 1, 2)))
-        else:
-            y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd", scratch=_scratch(ops, x, "c"))  # (G, M, N)
-        with region("corrections"):
-            # Y = s_x s_w acc + u z_w^T + z_x s_w border: u[m] = s_x sum_k Q_x[m,k] + z_x count[p(m)] (rank
-            # one), border[p,n] = (Mk Q_w^T)[p,n] broadcast over the batch; integer sums < 2^24 are exact in float32
-            row = ops.row_sums(qx).to(_F32)                               # (G, M), exact: < 2^24
-            wsum = wl.sum(2, dtype=torch.int64)                           # (G, N)
-            y.mul_(sx * sw)
-            if mask is None:
-                u = sx * row + zx * float(k)
-                y.add_(zx * sw * wsum.to(_F32).reshape(g, 1, n))
-            else:
-                border = _exact_mm(mask, wl.transpose(1, 2), k * (2**fw - 1))  # (G, P, N)
-                u = (sx * row).reshape(g, m // p, p) + zx * mask.sum(1)
-                y.view(g, m // p, p, n).add_(((zx * sw) * border).unsqueeze(1))
-            y.baddbmm_(u.reshape(g, m, 1), zw)
-        with region("lowering"):
-            y = ops.raise_out(y.to(x.dtype), x.shape)
-        if b is not None:
-            y = y + ops.channel_view(b, y.dim())
-
+        y = _forward_output(qx, qw, qpx, qpw, b, ops, engine, fw, x.shape, x.dtype)
+        # what _forward_output needs to run again in backward (cpt_hw.nn.recompute): besides the saved codes
+        # and scales, references (the bias parameter is not updated before backward)
+        ctx.bias, ctx.x_dtype = b, x.dtype
         ctx.ops, ctx.call, ctx.engine, ctx.x_shape, ctx.has_bias = ops, call, engine, x.shape, b is not None
         ctx.save_for_backward(qx, qw, qpx.scale, qpx.zero_point, qpw.scale, qpw.zero_point)
         return y

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ MAX_THREADS = 1024
 
 #: Fields a resumed run may change (where it runs and how it reports, never what it computes).
 RESUME_OVERRIDABLE = ("device", "threads", "backend", "preset", "out", "stop_at", "log_every", "eval_every",
-                      "checkpoint_every", "eval_batch", "data", "data_cache", "progress")
+                      "checkpoint_every", "eval_batch", "data", "data_cache", "progress", "recompute_bn")
 
 
 class TrainConfigError(CptHwError, ValueError):
@@ -56,6 +57,7 @@ class TrainConfig:
     preset: str = "zc706"
     device: str = "cpu"
     fast: str = "auto"
+    recompute_bn: str = "none"
     threads: int | None = None
     seed: int = 0
     out: str = "runs/latest"
@@ -71,6 +73,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.fast not in ("auto", "on", "off"):
             raise TrainConfigError(f"--fast {self.fast!r}: must be auto, on or off")
+        if not re.fullmatch(r"none|all|[123](,[123])*", self.recompute_bn):
+            raise TrainConfigError(f"--recompute-bn {self.recompute_bn!r}: expected none, all or ResNet stages "
+                                   "from 1, 2, 3 (e.g. 1,2)")
         if self.schedule not in SCHEDULE_KINDS:
             raise TrainConfigError(f"--schedule {self.schedule!r}: unknown (known: {', '.join(SCHEDULE_KINDS)})")
         self._check_bits()

@@ -21,6 +21,20 @@ def build_model(name: str, num_classes: int) -> torch.nn.Module:
     return _build(name, num_classes)
 
 
+def recompute_batchnorm_inputs(model: torch.nn.Module, stages: str) -> None:
+    """``--recompute-bn``: the BatchNorm inputs of ``stages`` (none, all, or ResNet stages such as 1,2)
+    recomputed in backward instead of kept (:mod:`cpt_hw.nn.recompute`; integer CPU backends only, bit-exact)."""
+    if stages == "none":
+        return
+    from ..nn.recompute import recompute_batchnorm_inputs as _recompute, stage_selector
+    from .config import TrainConfigError
+    try:
+        select = stage_selector(model, stages)
+    except ValueError as e:
+        raise TrainConfigError(str(e)) from None
+    _recompute(model, select)
+
+
 def configure_backend(spec: str, preset: str) -> Any:
     """Make ``spec`` (torch, torch:hardware, exact, accel[:emu|rtl|pynq]) the process-wide backend."""
     from .. import nn as qnn

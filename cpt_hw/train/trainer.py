@@ -103,6 +103,7 @@ class Trainer:
         self.data = self._load_data()
         torch.manual_seed(cfg.seed)
         self.model = frontend.build_model(cfg.model, self.data.num_classes).to(self.device)
+        frontend.recompute_batchnorm_inputs(self.model, cfg.recompute_bn)
         bits = (2, self.top_bits()) if cfg.bits == "auto" else parse_bits_range(cfg.bits, "--bits")
         self.fast = fast_mode(cfg.fast, self.device, cfg.backend, bits, parse_bits_range(cfg.grad_bits, "--grad-bits"))
         if self.fast and self.device.type == "cuda":
