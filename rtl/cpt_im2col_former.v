@@ -115,20 +115,22 @@ module cpt_im2col_former #(
     reg [LRW:0]     row_words;              // ceil(W Cp / D)
     reg [WORD_W-1:0] k_words;               // Kw of the narrow path
     reg [KMAX*2*D-1:0] tap_mask;            // narrow: tap j's Cp bits of a funnel-shifted slice, j = 0..KMAX-1
-    reg [15:0]      height_r, width_r, cp_r;
-    reg [1:0]       kh_r, kw_r, s_r;
+    reg [15:0]      height_r, width_r;
+    reg [1:0]       kh_r, s_r;
     reg             pad_r;
     reg [`CPT_BITS_W-1:0] bits_r;
 
-    wire            in_narrow = cp < D;
+    localparam [15:0] D_X = D[15:0];
+    localparam [`CPT_BITS_W-1:0] OP_BITS_X = OP_BITS[`CPT_BITS_W-1:0];
+    wire            in_narrow = cp < D_X;
     wire [15:0]     in_unit = in_narrow ? cp : cp >> LD;
     wire [15:0]     in_seg = (kw[1] ? in_unit << 1 : 16'd0) + (kw[0] ? in_unit : 16'd0);
     wire [31:0]     row_bits = width * cp;
-    wire [17:0]     kbits = (kh[1] ? {in_seg, 1'b0} : 17'd0) + (kh[0] ? {1'b0, in_seg} : 17'd0);  // kh kw Cp (narrow)
+    wire [17:0]     kbits = (kh[1] ? {1'b0, in_seg, 1'b0} : 18'd0) + (kh[0] ? {2'b0, in_seg} : 18'd0);  // kh kw Cp (narrow)
     wire [2*D-1:0]  ones_cp = ~({2*D{1'b1}} << cp);
     wire            bad = cp == 0 || (in_narrow ? (cp & (cp - 1'b1)) != 0 : cp[LD-1:0] != 0)
                           || row_bits > MAX_ROW_BITS || width == 0 || height == 0 || kh == 0 || kw == 0
-                          || (stride != 2'd1 && stride != 2'd2) || bits == 0 || bits > OP_BITS;
+                          || (stride != 2'd1 && stride != 2'd2) || bits == 0 || bits > OP_BITS_X;
 
     integer j;
     always @(posedge clk) begin
@@ -150,9 +152,7 @@ module cpt_im2col_former #(
                 tap_mask[j*2*D +: 2*D] <= (j < kw) ? ones_cp << (j * cp) : {2*D{1'b0}};
             height_r <= height;
             width_r <= width;
-            cp_r <= cp;
             kh_r <= kh;
-            kw_r <= kw;
             s_r <= stride;
             pad_r <= pad;
             bits_r <= bits;
@@ -164,7 +164,8 @@ module cpt_im2col_former #(
     reg [`CPT_BITS_W-1:0] wr_plane;
     reg [LRW-1:0]         wr_word;
     reg [15:0]            low_row;          // first row the newest request needs: rows below it are free
-    wire [16:0] room_end = {1'b0, low_row} + RING;
+    localparam [16:0] RING_X = RING[16:0];
+    wire [16:0] room_end = {1'b0, low_row} + RING_X;
     assign s_ready = active && !start && wr_row < height_r && {1'b0, wr_row} < room_end;
     wire wr = s_valid && s_ready;
     wire [LRW:0] wr_word_x = {1'b0, wr_word};
@@ -244,7 +245,7 @@ module cpt_im2col_former #(
                 end
                 R_WAIT: begin
                     for (j = 0; j < KMAX; j = j + 1)
-                        row_ok[j] <= j < kh_r && h0 + j >= 0 && h0 + j < height_s;
+                        row_ok[j] <= j[1:0] < kh_r && h0 + $signed(j[HW-1:0]) >= 0 && h0 + $signed(j[HW-1:0]) < height_s;
                     if (rows_in) state <= R_RUN;
                 end
                 R_RUN: if (issue) begin
@@ -287,6 +288,7 @@ module cpt_im2col_former #(
     generate
         for (c = 0; c < KMAX; c = c + 1) begin : copy
             wire [HW-1:0] row = h0 + c;                          // slot = row mod RING (unused when outside)
+            wire unused_row = &{1'b0, row[HW-1:LR]};
             sdp_ram #(.WIDTH(D), .DEPTH(1 << BANK_AW), .AW(BANK_AW)) even_i (
                 .clk(clk), .we(wr && !wr_word[0]), .waddr(wr_addr), .wdata(s_data),
                 .re(issue), .raddr({row[LR-1:0], plane[LPL-1:0], even_a}), .rdata(even_q[c*D +: D]));
@@ -315,7 +317,7 @@ module cpt_im2col_former #(
             d_off <= pos[LD-1:0];
             d_odd <= src_odd;
             for (j = 0; j < KMAX; j = j + 1)
-                d_tap[j] <= col + j >= 0 && col + j < width_s;
+                d_tap[j] <= col + $signed(j[HW-1:0]) >= 0 && col + $signed(j[HW-1:0]) < width_s;
             d_row <= row_ok;
             d_i <= i;
             d_ok <= row_ok[i] && src >= 0 && src < row_words_s;
@@ -383,7 +385,7 @@ module cpt_im2col_former #(
     assign m_word = word_q;
     assign m_last = last_q && one_left;
 
-    wire unused = &{1'b0, cp_r, kw_r, bits_r, wr_word_x[LRW], src[PW-1:LRW], kbits[17:WORD_W+LD], row_bits[31:LRW+LD+1],
+    wire unused = &{1'b0, plane, wr_word_x[LRW], src[PW-1:LRW], kbits[17:WORD_W+LD], row_bits[31:LRW+LD+1],
                     rq_count[4]};
 endmodule
 
