@@ -21,7 +21,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cpt_hw.hw.conv_former import FormerGeometry, a_words, row_planes
 from cpt_hw.hw.conv_model import pack_tensor
 from sim import runner
-from sim.tbutil import record, seeded_rng, sim_config
+from sim.tbutil import seeded_rng, sim_config
 
 #: The module's default ring slot: W Cp bits at most.
 MAX_ROW_BITS = 2048
@@ -37,7 +37,9 @@ class FormerTB:
         self.seen = 0
         self.cycle = 0
         self.in_request = False   # a request's first word is out, its last is not
+        self._gap = 0
         self.bubbles = 0          # cycles inside a request without a word
+        self.gaps_between: dict[int, int] = {}   # empty cycles between a request's last word and the next's first
 
     async def start(self) -> None:
         dut = self.dut
@@ -117,11 +119,16 @@ class FormerTB:
             valid = int(dut.m_valid.value)
             if self.in_request and not valid:
                 self.bubbles += 1
+            if not self.in_request and not valid and self.seen:
+                self._gap += 1
             if valid and int(dut.m_ready.value):
                 want = self.expected.popleft()
                 got = (int(dut.m_pixel.value), int(dut.m_word.value), int(dut.m_data.value), bool(int(dut.m_last.value)))
                 assert got == want, f"word {self.seen}: (pixel, word, data, last) = {got}, reference {want}"
                 self.seen += 1
+                if not self.in_request and self.seen > 1:
+                    self.gaps_between[self._gap] = self.gaps_between.get(self._gap, 0) + 1
+                self._gap = 0
                 self.in_request = not got[3]
             await RisingEdge(dut.clk)
         dut.m_ready.value = 0
@@ -199,7 +206,8 @@ async def test_random_geometries(dut):
 async def test_full_rate(dut):
     """No gaps, no stalls: after the ring is primed, the former gives one A word a cycle within a request."""
     tb = await run_images(dut, "rate", 4, gaps=0.0, stalls=0.0)
-    record(test="rate", words=tb.seen, cycles=tb.cycle, bubbles=tb.bubbles)
+    dut._log.info(f"{tb.seen} A words in {tb.cycle} cycles, ring fill and request overheads included; "
+                  f"empty cycles between requests: {dict(sorted(tb.gaps_between.items()))} (gap: requests)")
     assert tb.bubbles == 0, f"{tb.bubbles} cycles without a word inside requests"
 
 
