@@ -585,8 +585,8 @@ def markdown(res: dict) -> str:
           "emulated device CPU s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["per_precision"]:
         c = r["accel_s_by_class"]
-        L.append(f"| {r['fw']}/{r['bw']} | {r['device_calls']} ({r.get('conv_calls', 0)}) | {r['accel_s']:.3f} | {c['fwd']:.3f} | "
-                 f"{c['dgrad']:.3f} | {c['wgrad']:.3f} | {_gib(r['read_bytes'])} | {_gib(r['write_bytes'])} | "
+        L.append(f"| {r['fw']}/{r['bw']} | {r['device_calls']} ({r.get('conv_calls', 0)}) | {r['accel_s']:.3f} | "
+                 f"{c['fwd']:.3f} | {c['dgrad']:.3f} | {c['wgrad']:.3f} | {_gib(r['read_bytes'])} | {_gib(r['write_bytes'])} | "
                  f"{r['host_cpu_s']:.2f} | {r['device_cpu_s']:.2f} |")
     L += ["", f"![hours]({res['plot']})", ""] if res.get("plot") else [""]
     return "\n".join(L)
@@ -723,8 +723,8 @@ def combine(paths: list[Path], command: str) -> dict:
     (model, batch, recompute_bn, conv_engine), = keys
     full = command + "  (parts: " + "; ".join(f"`{p['command']}`" for p in parts) + ")"
     return summarise(model, batch, rows, memory, full, machine=parts[0]["machine"],
-                     memory_scope=f"the largest of {len(parts)} processes, one iteration each", recompute_bn=recompute_bn,
-                     conv_engine=conv_engine)
+                     memory_scope=f"the largest of {len(parts)} processes, one iteration each",
+                     recompute_bn=recompute_bn, conv_engine=conv_engine)
 
 
 @contextlib.contextmanager
