@@ -539,7 +539,8 @@ def markdown(res: dict) -> str:
               "cycles register, emu_conv.call_cycles), not a measured figure and not checked against an HLS "
               "kernel or a Verilog twin: no hardware implements the engine yet (issue 17).  Only the GEMM calls "
               "left (geometries the engine does not take) have cycle_model figures, exact against the RTL.  The "
-              "numerics are the interface-3 run's, bit for bit.", ""]
+              "numerics do not change: bit-identical to interface 3 (tests/test_bench_board_step.py; the losses "
+              "below equal an interface-3 report's).", ""]
     if res.get("recompute_bn", "none") != "none":
         L += [f"**BatchNorm inputs recomputed in backward** (`--recompute-bn {res['recompute_bn']}`, "
               "cpt_hw.nn.recompute): those layers' forward GEMMs run twice per iteration (the accelerator's fwd "
