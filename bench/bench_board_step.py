@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_board_step.py --model resnet74                     # batch 128 (~45 s, 0.9 GB per precision)
     .venv/bin/python bench/bench_board_step.py --model resnet20 --batch-size 8      # a minute
     .venv/bin/python bench/bench_board_step.py --model resnet20 --batch-size 2 --bits 3 8 --json
+    .venv/bin/python bench/bench_board_step.py --model resnet74 --conv-engine       # interface 4, emulated
 
 Per precision q (fw = q bits, bw = 8 bits: the CPT 3-8/8 schedule visits q = 3..8; static 8/8 is q = 8) one
 training iteration (forward, cross-entropy, backward, SGD) of a CIFAR ResNet on a synthetic batch runs
@@ -13,7 +14,8 @@ cpt_hw.hw.cycle_model, exact against the RTL).  Measured:
   charged to the class of the integer-layer region (cpt_hw.nn.profiling) that made it; their sum equals
   the driver's ``total_cycles`` and the sum over its call history (checked);
 * AXI bytes per call from the cycle model's beat count (the same call, prefetch hit and hint as the
-  device ran it): writes = M x ceil(N / cols) x cols x 4 bytes (C rows), reads = the rest;
+  device ran it): writes = M x ceil(N / cols) x cols x 4 bytes (C rows), reads = the rest; equal to the
+  driver's ``stats()`` bytes and to the sum over its call history (checked);
 * host CPU seconds (``time.process_time``, torch and BLAS on one thread: one x86 core) per category,
   charged to the innermost open region: the integer layers' own regions, ``packing`` (the driver's
   bit-plane packing, including the lowered convolution operands it packs from the unlowered codes,
@@ -31,6 +33,14 @@ cpt_hw.hw.cycle_model, exact against the RTL).  Measured:
   against 784 MB with jemalloc, docs/zc706-pynq.md "Memory"), so the reports are measured with
   ``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`` (Debian/Ubuntu package libjemalloc2; on the
   board /usr/lib/arm-linux-gnueabihf/libjemalloc.so.2), which the recorded command shows.
+
+With ``--conv-engine`` the accelerator is the zc706 preset with ``conv_engine = true`` (interface 4, emulated):
+the convolutions run as the device's conv calls (cpt_driver.conv_engine: row-plane tensors, no k^2 expansion on
+the host), the numerics unchanged bit for bit.  **The cycles and AXI bytes of those calls are the design's
+model** (cpt_hw.hw.conv_model.estimate of each call, the emulated device's cycles register through
+emu_conv.call_cycles; the driver's byte counts agree with it, checked), not a measurement and not checked
+against an HLS kernel or Verilog twin: none implements the engine yet.  Packing there is the row-plane tensors
+and the engine's weight layouts (cpt_driver.rowplanes).
 
 The CPT figures average the per-precision ones with the schedule's weights: the share of the 64,000
 iterations (32 cycles, cpt_hw.schedules) spent at each q.  Board hours for 64,000 iterations: accelerator
@@ -64,9 +74,13 @@ import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import cpt_driver.layout as driver_layout  # noqa: E402
+import cpt_driver.rowplanes as driver_rowplanes  # noqa: E402
 import cpt_driver.sources as driver_sources  # noqa: E402
 from cpt_hw import nn as cnn  # noqa: E402
 from cpt_hw.fileio import save_figure, write_atomic  # noqa: E402
+from cpt_hw.hw import emu_conv  # noqa: E402
+from cpt_hw.hw.conv_calls import ConvArgs  # noqa: E402
+from cpt_hw.hw.conv_model import ConvDesign, estimate  # noqa: E402
 from cpt_hw.hw.cycle_model import Prefetch, gemm_cycles  # noqa: E402
 from cpt_hw.hw.emu_device import EmuDevice  # noqa: E402
 from cpt_hw.models import build_model  # noqa: E402
@@ -209,13 +223,18 @@ class DeviceProbe:
         self.cycles: dict[str, int] = defaultdict(int)
         self.calls: dict[str, int] = defaultdict(int)
         self.read_bytes = self.write_bytes = 0
+        self.conv_calls = 0
         self.scratch_bytes = 0
+        #: The X and E chunk (and geometry) the last conv call asked the device to prefetch, from its registers
+        #: (docs/registers.md, "Interface 4"): the next conv call with those hits it.
+        self._conv_hint: tuple[int, ...] | None = None
         self._saved: list[tuple[Any, str, Any]] = []
 
     def reset(self) -> None:
         self.cycles.clear()
         self.calls.clear()
         self.read_bytes = self.write_bytes = 0
+        self.conv_calls = 0
 
     def _execute(self, inner: Any) -> Any:
         probe = self
@@ -239,6 +258,10 @@ class DeviceProbe:
         self.calls[kind] += 1
         self.scratch_bytes = max(self.scratch_bytes, sum(a.nbytes for a in dev._scratch.values())
                                  + dev._prefetch_buf.nbytes)
+        if "conv" in dev.spec.arg_words and dev._arg("conv") & 3:
+            self._account_conv(dev, status, cycles)
+            return
+        self._conv_hint = None  # a GEMM call consumes any conv hint
         if status:
             return  # a refused call moves no data
         cfg, arg = dev.cfg, dev._arg
@@ -253,26 +276,50 @@ class DeviceProbe:
         self.write_bytes += written
         self.read_bytes += beats * cfg.axi_data_width // 8 - written
 
+    def _account_conv(self, dev: EmuDevice, status: int, cycles: int) -> None:
+        """An interface-4 convolution call: cycles and AXI bytes from the design's model (conv_model.estimate
+        of the call's shape; emu_conv.call_cycles for the hinted load it hides), not from a measurement."""
+        call = dev._call_type(**{a: dev._arg(a) for a in dev.spec.inputs})
+        g = ConvArgs.decode(call)
+        geometry = (call.conv, call.batch, call.channels, call.size, call.band, call.a_bits, call.b_bits)
+        hit = not status and self._conv_hint == (call.a, call.b, *geometry)
+        self._conv_hint = (call.next_a, call.next_b, *geometry) if not status and g.flag("PREFETCH_B") else None
+        if status:
+            return
+        if g.rows != g.rows_per_image:
+            raise AssertionError(f"a band call ({g.op}, rows {g.band0}+{g.rows}): the probe counts whole images")
+        cfg = dev.cfg
+        design = ConvDesign.for_config(cfg, sums=g.flag("SUMS"), narrow_results=g.flag("C16"))
+        est = estimate(cfg, g.op, g.model_shape(), g.a_bits, g.b_bits, design=design)
+        model = emu_conv.call_cycles(cfg, g, prefetched=hit)
+        if est.calls != 1 or model != cycles or (not hit and est.cycles != cycles):
+            raise AssertionError(f"conv model {est.cycles} ({est.calls} calls, hit {hit}: {model}) != device "
+                                 f"{cycles} for the {g.op} call {g}")
+        self.conv_calls += 1
+        self.read_bytes += est.read_bytes
+        self.write_bytes += est.write_bytes
+
     def _patch(self, owner: Any, name: str, new: Any) -> None:
         self._saved.append((owner, name, getattr(owner, name)))
         setattr(owner, name, new)
 
     def __enter__(self) -> "DeviceProbe":
         self._patch(EmuDevice, "execute", self._execute(EmuDevice.execute))
-        pack = driver_layout.pack_rows_into
+        self._patch(driver_layout, "pack_rows_into", self._timed("packing", driver_layout.pack_rows_into))
+        # a lowered operand packed from its unlowered codes
+        self._patch(driver_sources, "pack_tile", self._timed("packing", driver_sources.pack_tile))
+        # interface 4: the row-plane tensors and the engine's weight layouts (cpt_driver.rowplanes)
+        for name in ("pack_tensor_into", "pack_weights_into", "fwd_weight_rows", "dgrad_weight_rows"):
+            self._patch(driver_rowplanes, name, self._timed("packing", getattr(driver_rowplanes, name)))
+        return self
+
+    def _timed(self, region: str, fn: Any) -> Any:
         clock = self.clock
 
-        def pack_rows_into(*a: Any, **kw: Any) -> Any:
-            with clock.region("packing"):
-                return pack(*a, **kw)
-        self._patch(driver_layout, "pack_rows_into", pack_rows_into)
-        pack_tile = driver_sources.pack_tile
-
-        def pack_tile_timed(*a: Any, **kw: Any) -> Any:  # a lowered operand packed from its unlowered codes
-            with clock.region("packing"):
-                return pack_tile(*a, **kw)
-        self._patch(driver_sources, "pack_tile", pack_tile_timed)
-        return self
+        def timed(*a: Any, **kw: Any) -> Any:
+            with clock.region(region):
+                return fn(*a, **kw)
+        return timed
 
     def __exit__(self, *exc: Any) -> None:
         for owner, name, old in reversed(self._saved):
@@ -299,11 +346,14 @@ class Bench:
     """One model on ``accel:emu`` (its accelerator opened), SGD as the trainer's, a synthetic batch and the
     host clock; :func:`measure` runs its iterations."""
 
-    def __init__(self, model: str, batch: int, seed: int = 0, recompute_bn: str = "none") -> None:
+    def __init__(self, model: str, batch: int, seed: int = 0, recompute_bn: str = "none",
+                 conv_engine: bool = False) -> None:
         torch.manual_seed(seed)
-        self.model_name, self.batch = model, batch
+        self.model_name, self.batch, self.conv_engine = model, batch, conv_engine
         self.model = build_model(model)
-        self.spec = cnn.parse_backend("accel:emu", driver_options={"history": 1 << 22})
+        # conv_engine: the zc706 preset with the convolution engine (interface 4), as `--set conv_engine=true`
+        self.spec = cnn.parse_backend("accel:emu", driver_options={"history": 1 << 22},
+                                      config_overrides={"conv_engine": True} if conv_engine else {})
         cnn.set_backend(self.model, self.spec)
         if recompute_bn != "none":  # BatchNorm inputs recomputed in backward (cpt_hw.nn.recompute)
             recompute_batchnorm_inputs(self.model, stage_selector(self.model, recompute_bn))
@@ -331,7 +381,7 @@ def measure(bench: Bench, bits: list[int], probe: DeviceProbe, progress: bool) -
                                 disable=not progress)):
         acc = bench.engine.accelerator
         acc.history.clear()
-        cycles0, calls0 = acc.total_cycles, acc.calls
+        stats0 = acc.stats()
         probe.reset()
         bench.clock.reset()
         wall0 = time.perf_counter()
@@ -345,15 +395,26 @@ def measure(bench: Bench, bits: list[int], probe: DeviceProbe, progress: bool) -
             bench.optimizer.step()
         split = _host_split(bench.clock.snapshot())
         wall = time.perf_counter() - wall0
-        cycles = acc.total_cycles - cycles0
+        stats = {k: v - stats0[k] for k, v in acc.stats().items()}
+        cycles = stats["cycles"]
         history = sum(r.cycles for r in acc.history)
-        if not (cycles == history == sum(probe.cycles.values())) or len(acc.history) != acc.calls - calls0 \
+        if not (cycles == history == sum(probe.cycles.values())) or len(acc.history) != stats["calls"] \
                 or set(probe.cycles) - set(GEMM_CLASSES):
             raise AssertionError(f"cycles disagree: driver {cycles}, history {history} ({len(acc.history)} of "
-                                 f"{acc.calls - calls0} calls), probe {dict(probe.cycles)}")
+                                 f"{stats['calls']} calls), probe {dict(probe.cycles)}")
+        # AXI bytes: the probe's (cycle model's beats for GEMM calls, conv_model.estimate for conv calls) are
+        # the driver's (layout.call_traffic; the engine's row-plane ranges), call by call in its history
+        conv_calls = sum(r.op != "gemm" for r in acc.history)
+        if (probe.read_bytes, probe.write_bytes) != (stats["read_bytes"], stats["write_bytes"]) \
+                or (sum(r.read_bytes for r in acc.history), sum(r.write_bytes for r in acc.history)) \
+                != (stats["read_bytes"], stats["write_bytes"]) or probe.conv_calls != conv_calls \
+                or (conv_calls and not bench.conv_engine):
+            raise AssertionError(f"bytes disagree: driver read {stats['read_bytes']} write {stats['write_bytes']}, "
+                                 f"probe read {probe.read_bytes} write {probe.write_bytes}; conv calls: driver "
+                                 f"{conv_calls}, probe {probe.conv_calls}")
         clock_hz = bench.engine.config.clock_mhz * 1e6
         rows.append({
-            "fw": fw, "bw": GRAD_BITS, "device_calls": acc.calls - calls0, "cycles": cycles,
+            "fw": fw, "bw": GRAD_BITS, "device_calls": stats["calls"], "conv_calls": conv_calls, "cycles": cycles,
             "accel_s": cycles / clock_hz,
             "cycles_by_class": {c: probe.cycles.get(c, 0) for c in GEMM_CLASSES},
             "accel_s_by_class": {c: probe.cycles.get(c, 0) / clock_hz for c in GEMM_CLASSES},
@@ -396,8 +457,8 @@ def machine_info() -> dict:
 
 
 def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], command: str,
-              machine: dict | None = None, memory_scope: str = "largest over the run", recompute_bn: str = "none"
-              ) -> dict:
+              machine: dict | None = None, memory_scope: str = "largest over the run", recompute_bn: str = "none",
+              conv_engine: bool = False) -> dict:
     """The report: per-precision rows, their CPT average (schedule weights) and static 8/8, board hours."""
     by_bits = {r["fw"]: r for r in rows}
     full = cpt_weights()
@@ -413,7 +474,7 @@ def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], 
     mb = 1 / (1 << 20)
     return {
         "model": model, "batch_size": batch, "command": command, "backend": "accel:emu", "config": "zc706",
-        "machine": machine or machine_info(), "recompute_bn": recompute_bn,
+        "conv_engine": conv_engine, "machine": machine or machine_info(), "recompute_bn": recompute_bn,
         "schedule": {"kind": "cpt", "bits": list(CPT_BITS), "grad_bits": GRAD_BITS, "iters": ITERS,
                      "cycles": DEFAULT_CYCLES, "weights": {str(b): w for b, w in full.items()},
                      "measured_bits": sorted(by_bits), "partial": len(measured) != len(full)},
@@ -462,11 +523,24 @@ def _gib(x: float) -> str:
 def markdown(res: dict) -> str:
     a, h, hours = res["accel_s_per_iter"], res["host_cpu_s_per_iter"], res["board_hours_64k"]
     sched = res["schedule"]
-    L = [f"# One training iteration on the board: {res['model']}, batch {res['batch_size']}, `accel:emu` (zc706)",
+    conv = res.get("conv_engine", False)
+    config = "zc706 + conv_engine = true: interface 4" if conv else "zc706"
+    L = [f"# One training iteration on the board: {res['model']}, batch {res['batch_size']}, `accel:emu` ({config})",
          "", f"Reproduce: `{res['command']}` (method in the script's docstring).  Host: "
          f"{res['machine']['cpu']}, torch {res['machine']['torch']} on {res['machine']['torch_threads']} thread, "
          f"1-minute load average {res['machine']['load_average_1min_at_end']} at the end (shared machine: CPU "
          "seconds, not wall time, are reported).", ""]
+    if conv:
+        calls = sum(r["conv_calls"] for r in res["per_precision"])
+        total = sum(r["device_calls"] for r in res["per_precision"])
+        L += ["**The convolution engine is emulated, and its accelerator seconds and AXI bytes are the design's "
+              "model**: every convolution call (" + f"{calls} of {total} device calls over the measured precisions"
+              ") is charged the cycles and bytes of cpt_hw.hw.conv_model.estimate (the emulated device's "
+              "cycles register, emu_conv.call_cycles), not a measured figure and not checked against an HLS "
+              "kernel or a Verilog twin: no hardware implements the engine yet (issue 17).  Only the GEMM calls "
+              "left (geometries the engine does not take) have cycle_model figures, exact against the RTL.  The "
+              "numerics do not change: bit-identical to interface 3 (tests/test_bench_board_step.py; the losses "
+              "below equal an interface-3 report's).", ""]
     if res.get("recompute_bn", "none") != "none":
         L += [f"**BatchNorm inputs recomputed in backward** (`--recompute-bn {res['recompute_bn']}`, "
               "cpt_hw.nn.recompute): those layers' forward GEMMs run twice per iteration (the accelerator's fwd "
@@ -488,7 +562,8 @@ def markdown(res: dict) -> str:
     L += ["", f"A9 factor: {res['a9_factors']['source']}.  Host and accelerator time are added (no overlap).", "",
           "## Per iteration", "",
           "| | static 8/8 | CPT 3-8/8 |", "|---|---:|---:|",
-          f"| accelerator s | {a['static']:.3f} | {a['cpt']:.3f} |"]
+          f"| accelerator s{' (conv calls: model)' if conv else ''} | {a['static']:.3f} | {a['cpt']:.3f} |",
+          f"| CPT / static | | {res['cpt_static_ratio']:.3f} |"]
     for c in GEMM_CLASSES:
         L.append(f"| - {c} s | {res['accel_s_per_iter_by_class']['static'][c]:.3f} | "
                  f"{res['accel_s_per_iter_by_class']['cpt'][c]:.3f} |")
@@ -507,12 +582,12 @@ def markdown(res: dict) -> str:
           "is CMA memory on the board, buffers and temporaries).  "
           f"malloc: {res['machine'].get('allocator', 'not recorded')}.", *_kinds_line(res), "",
           "## Per precision", "",
-          "| fw/bw | device calls | accel s | fwd s | dgrad s | wgrad s | AXI read | AXI write | host CPU s | "
+          "| fw/bw | device calls (conv) | accel s | fwd s | dgrad s | wgrad s | AXI read | AXI write | host CPU s | "
           "emulated device CPU s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["per_precision"]:
         c = r["accel_s_by_class"]
-        L.append(f"| {r['fw']}/{r['bw']} | {r['device_calls']} | {r['accel_s']:.3f} | {c['fwd']:.3f} | "
-                 f"{c['dgrad']:.3f} | {c['wgrad']:.3f} | {_gib(r['read_bytes'])} | {_gib(r['write_bytes'])} | "
+        L.append(f"| {r['fw']}/{r['bw']} | {r['device_calls']} ({r.get('conv_calls', 0)}) | {r['accel_s']:.3f} | "
+                 f"{c['fwd']:.3f} | {c['dgrad']:.3f} | {c['wgrad']:.3f} | {_gib(r['read_bytes'])} | {_gib(r['write_bytes'])} | "
                  f"{r['host_cpu_s']:.2f} | {r['device_cpu_s']:.2f} |")
     L += ["", f"![hours]({res['plot']})", ""] if res.get("plot") else [""]
     return "\n".join(L)
@@ -546,7 +621,8 @@ def plot(res: dict, path: Path) -> None:
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yscale("log")
     ax.set_ylabel("hours for 64,000 iterations")
-    ax.set_title(f"{res['model']}, batch {res['batch_size']}: training on the ZC706 (modelled)")
+    engine = ", conv engine (design model)" if res.get("conv_engine") else ""
+    ax.set_title(f"{res['model']}, batch {res['batch_size']}: training on the ZC706 (modelled{engine})")
     ax.legend()
     save_figure(fig, path, dpi=110)
 
@@ -571,6 +647,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--recompute-bn", default="none", metavar="STAGES",
                    help="BatchNorm inputs recomputed in backward instead of kept (cpt_hw.nn.recompute): none "
                         "(default), all, or stages of the ResNet, e.g. 1 or 2,3")
+    p.add_argument("--conv-engine", action="store_true",
+                   help="the zc706 preset with conv_engine = true (interface 4, emulated): convolutions as the "
+                        "device's conv calls, their cycles and bytes the design's model (cpt_hw.hw.conv_model)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", help="output path without suffix (default docs/results/board_step-<model>[-b<batch>])")
     args = p.parse_args(argv)
@@ -587,7 +666,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if bad or len(set(args.bits)) != len(args.bits) or (8 not in args.bits and not args.rows_only):
         raise UsageError(f"--bits {' '.join(map(str, args.bits))}: must be distinct values in "
                          f"{CPT_BITS[0]}..{CPT_BITS[1]} including 8 (static 8/8)")
-    suffix = "" if args.batch_size == 128 else f"-b{args.batch_size}"
+    suffix = ("" if args.batch_size == 128 else f"-b{args.batch_size}") + ("-conv" if args.conv_engine else "")
     args.out = Path(args.out or ROOT / "docs" / "results" / f"board_step-{args.model}{suffix}")
     if not args.out.parent.is_dir():
         raise UsageError(f"--out {args.out}: directory {args.out.parent} does not exist")
@@ -600,7 +679,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        bench = Bench(args.model, args.batch_size, recompute_bn=args.recompute_bn)
+        bench = Bench(args.model, args.batch_size, recompute_bn=args.recompute_bn, conv_engine=args.conv_engine)
         with RssSampler() as sampler, DeviceProbe(bench.clock, sampler) as probe, set_hook(bench.clock):
             rows = measure(bench, sorted(args.bits), probe, not args.no_progress)
     memory = {"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_peak": sampler.host_peak,
@@ -610,10 +689,11 @@ def run(args: argparse.Namespace, command: str) -> dict:
     memory["above_baseline"] = memory["host_peak"] - memory["scratch"] - memory["baseline"]
     if args.rows_only:
         return {"model": args.model, "batch_size": args.batch_size, "command": command, "machine": machine_info(),
-                "recompute_bn": args.recompute_bn, "memory": memory, "per_precision": rows}
+                "recompute_bn": args.recompute_bn, "conv_engine": args.conv_engine, "memory": memory,
+                "per_precision": rows}
     scope = f"over the {len(rows)} iterations of one process" if len(rows) > 1 else "one iteration"
     return summarise(args.model, args.batch_size, rows, memory, command, memory_scope=scope,
-                     recompute_bn=args.recompute_bn)
+                     recompute_bn=args.recompute_bn, conv_engine=args.conv_engine)
 
 
 def combine(paths: list[Path], command: str) -> dict:
@@ -627,11 +707,12 @@ def combine(paths: list[Path], command: str) -> dict:
             raise UsageError(f"--combine {path}: cannot read a JSON report ({e})") from None
         if not {"model", "batch_size", "memory", "per_precision"} <= set(parts[-1]):
             raise UsageError(f"--combine {path}: not a --rows-only report")
-    keys = {(p["model"], p["batch_size"], p.get("recompute_bn", "none")) for p in parts}
+    keys = {(p["model"], p["batch_size"], p.get("recompute_bn", "none"), p.get("conv_engine", False)) for p in parts}
     rows = sorted((r for p in parts for r in p["per_precision"]), key=lambda r: r["fw"])
     bits = [r["fw"] for r in rows]
     if len(keys) != 1 or len(set(bits)) != len(bits) or 8 not in bits:
-        raise UsageError(f"--combine: the files must share one model, batch and --recompute-bn ({sorted(keys)}) and hold "
+        raise UsageError(f"--combine: the files must share one model, batch, --recompute-bn and --conv-engine "
+                         f"({sorted(keys)}) and hold "
                          f"distinct precisions including 8 (got {bits})")
     memory = {k: max(p["memory"][k] for p in parts) for k in ("peak", "host_peak", "scratch", "baseline")}
     if all("above_baseline" in p["memory"] for p in parts):  # per process, then the largest
@@ -640,10 +721,11 @@ def combine(paths: list[Path], command: str) -> dict:
         top = max(parts, key=lambda p: p["memory"]["host_peak"])["memory"]
         memory.update(host_peak_kinds=top["host_peak_kinds"], baseline_kinds=top["baseline_kinds"],
                       host_anon_peak=max(p["memory"]["host_anon_peak"] for p in parts))
-    (model, batch, recompute_bn), = keys
+    (model, batch, recompute_bn, conv_engine), = keys
     full = command + "  (parts: " + "; ".join(f"`{p['command']}`" for p in parts) + ")"
     return summarise(model, batch, rows, memory, full, machine=parts[0]["machine"],
-                     memory_scope=f"the largest of {len(parts)} processes, one iteration each", recompute_bn=recompute_bn)
+                     memory_scope=f"the largest of {len(parts)} processes, one iteration each",
+                     recompute_bn=recompute_bn, conv_engine=conv_engine)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ class AccelEngine:
         except ImportError as e:  # the host driver is a separate package (host/)
             raise BackendError(f"backend {spec.name}: cpt_driver.Accelerator is not available ({e})") from None
         self.name = spec.name
-        self.config = HardwareConfig.from_preset(spec.config)
+        self.config = HardwareConfig.from_preset(spec.config, dict(spec.config_overrides))
         try:
             self.accelerator = Accelerator(backend=spec.device, config=self.config, **dict(spec.driver_options))
         except CptHwError:

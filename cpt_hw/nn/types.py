@@ -29,14 +29,17 @@ class BackendSpec:
 
     kind: torch | exact | accel.  numerics: paper | hardware (torch only; exact and accel always compute
     hardware numerics).  device: emu | rtl | pynq (accel only).  config: hardware preset name or TOML
-    path (accel only).  driver_options: extra keyword arguments for ``cpt_driver.Accelerator`` (e.g. a
-    bitfile for pynq), as a tuple of (key, value) pairs so the spec stays hashable.
+    path (accel only).  config_overrides: single fields of that config changed, as ``--set`` does
+    (:meth:`HardwareConfig.from_preset`; e.g. ``{"conv_engine": True}``).  driver_options: extra keyword
+    arguments for ``cpt_driver.Accelerator`` (e.g. a bitfile for pynq).  Both as tuples of (key, value) pairs
+    so the spec stays hashable.
     """
 
     kind: str = "torch"
     numerics: str = "paper"
     device: str = "emu"
     config: str = "zc706"
+    config_overrides: tuple[tuple[str, Any], ...] = field(default=())
     driver_options: tuple[tuple[str, Any], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -76,8 +79,9 @@ def parse_backend(spec: "str | BackendSpec", **overrides: Any) -> BackendSpec:
     else:
         raise BackendError(f"backend {spec!r}: must be a string such as 'torch' or 'accel:emu'")
     if overrides:
-        if "driver_options" in overrides and isinstance(overrides["driver_options"], dict):
-            overrides["driver_options"] = tuple(sorted(overrides["driver_options"].items()))
+        for key in ("driver_options", "config_overrides"):
+            if isinstance(overrides.get(key), dict):
+                overrides[key] = tuple(sorted(overrides[key].items()))
         base = BackendSpec(**{**base.__dict__, **overrides})
     return base
 
