@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from cpt_driver import Accelerator, DeviceStatusError
+from cpt_driver import Accelerator
 from cpt_driver import rowplanes
 from cpt_driver.backends.emu import EmuBackend
 from cpt_driver.spec import DeviceSpec
