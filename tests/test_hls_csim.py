@@ -9,16 +9,19 @@ import numpy as np
 import pytest
 
 from cpt_hw.flows import csim
+from cpt_hw.gen.generator import render
+from cpt_hw.gen.hls_conv_vectors import random_conv_workload, refused_conv_workload
 from cpt_hw.gen.hls_vectors import Workload, flags_word
 from cpt_hw.hw.calls import REFUSED_CALLS, PrefetchState, refused_call
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import gemm_cycles
 from cpt_hw.hw.hls_cycles import busy_counts
-from cpt_hw.hw.regmap import STATUS_BITS
+from cpt_hw.hw.regmap import CONV_STATUS_BITS, STATUS_BITS
 
 SIM = HardwareConfig.from_preset("sim")
 ZC706 = HardwareConfig.from_preset("zc706")
 ERR = {name: 1 << bit for name, bit in STATUS_BITS.items()}
+ERR_CONV = 1 << CONV_STATUS_BITS["ERR_CONV"]
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +157,47 @@ def test_zc706_full_sweep():
     results = csim.sweep(ZC706, seed=706)
     assert [r.name for r in results] == ["precisions", "edges", "refused", "prefetch"]
     assert all(r.problems == [] for r in results), [p for r in results for p in r.problems]
+
+
+# ----------------------------------------------------------------------------- interface 4: conv calls
+SIM_CONV = HardwareConfig.from_preset("sim", {"conv_engine": True, "name": "sim_conv"})
+
+
+@pytest.fixture(scope="module")
+def conv_binary():
+    return csim.build(SIM_CONV)
+
+
+def test_conv_headers_only_in_a_conv_engine_kernel():
+    """Without the engine the generated kernel is interface 3's: no conv header, no conv constant."""
+    plain = {str(p): v for p, v in render(SIM, ["hls"]).items()}
+    conv = {str(p): v for p, v in render(SIM_CONV, ["hls"]).items()}
+    assert not any("cpt_conv" in p for p in plain) and "hls/kernel/cpt_conv.h" in conv
+    assert "err_conv_bit" not in plain["hls/cpt_config.h"] and "err_conv_bit = 6" in conv["hls/cpt_config.h"]
+    assert "cpt::conv_top<cpt_config>" in conv["hls/cpt_gemm.cpp"] and "gemm_top" in plain["hls/cpt_gemm.cpp"]
+
+
+@pytest.mark.parametrize("op", ["fwd", "dgrad", "wgrad"])
+def test_conv_calls_are_bit_exact(conv_binary, op):
+    """Random geometries (C in 3/8/16/64, 4..16 pixels, 1x1/3x3, stride 1/2, padding 0/1, bits 1..8 signed and
+    unsigned, bands, C16): every result element against emu_conv and every other byte unchanged."""
+    wl = random_conv_workload(SIM_CONV, seed={"fwd": 5, "dgrad": 6, "wgrad": 7}[op], calls=10, ops=(op,))
+    geometry = {(e.call.conv >> 12 & 3, e.call.conv >> 4 & 0xF) for e in wl.expected}
+    assert len(geometry) >= 2
+    res = run_checked(SIM_CONV, wl, conv_binary)
+    assert all(s == 0 for s in res.status) and all(c > 0 for c in res.cycles)
+
+
+def test_refused_conv_calls_touch_no_memory(conv_binary):
+    wl = refused_conv_workload(SIM_CONV, seed=8)
+    res = run_checked(SIM_CONV, wl, conv_binary)
+    assert res.status[-1] == 0 and all(s != 0 for s in res.status[:-1])
+    got = {s & ERR_CONV for s in res.status[:-1]}
+    assert got == {0, ERR_CONV}  # ERR_CONV alone and the other bits alone are both exercised
+    assert res.cycles[:-1] == [0] * (len(res.status) - 1)
+
+
+def test_gemm_calls_run_unchanged_beside_conv_calls(conv_binary):
+    wl = random_conv_workload(SIM_CONV, seed=9, calls=3)
+    wl.add_gemm(SIM.rows + 1, SIM.b_block_cols + 1, SIM.dot_width + 3, 5, 3, True, True, note="gemm op 0")
+    run_checked(SIM_CONV, wl, conv_binary)

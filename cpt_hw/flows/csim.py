@@ -28,9 +28,11 @@ from cpt_driver import layout
 from ..errors import CptHwError, ToolMissingError
 from ..fileio import write_atomic
 from ..gen.generator import generate
+from ..gen.hls_conv_vectors import random_conv_workload, refused_conv_workload
 from ..gen.hls_vectors import Results, Workload, decode_results
 from ..hw.calls import REFUSED_CALLS, PrefetchState, prefetch_bytes, refused_call
 from ..hw.config import HardwareConfig
+from ..hw.conv_calls import ConvArgs
 from ..hw.hls_cycles import busy_counts
 from ..paths import build_dir, source_root
 
@@ -128,6 +130,13 @@ def _owner(workload: Workload, byte: int) -> str:
         c = e.call
         if e.status:  # a refused call owns no result area: it must not write at all
             continue
+        if e.conv:
+            g = ConvArgs.decode(c)
+            size, stride = g.result_bytes_per(), layout.result_stride(g.n_cols, cols)
+            if c.c <= byte < c.c + g.m * stride * size:
+                row, col = divmod((byte - c.c) // size, stride)
+                return f"call {i} ({e.note}) C[{row}, {col}]"
+            continue
         stride = layout.result_stride(c.n, cols)
         if c.c <= byte < c.c + c.m * stride * 4:
             row, col = divmod((byte - c.c) // 4, stride)
@@ -145,6 +154,13 @@ def compare(workload: Workload, results: Results, max_report: int = 8) -> list[s
     for i, e in enumerate(workload.expected):
         got = (results.status[i], results.ids[i], results.cycles[i])
         c = e.call
+        if getattr(c, "conv", 0) & 3:  # a conv call: its busy count is not predicted, only checked positive
+            prefetch.reset()           # and it consumes a GEMM call's B prefetch hint
+            ok = (got[0], got[1]) == (e.status, cfg.id_word) and (got[2] > 0) == (e.status == 0)
+            if not ok:
+                problems.append(f"call {i} ({e.note}): status/id/cycles = 0x{got[0]:x}/0x{got[1]:08x}/{got[2]}, "
+                                f"expected 0x{e.status:x}/0x{cfg.id_word:08x}/{'> 0' if e.status == 0 else 0}")
+            continue
         hit = prefetch.step(c, e.status)
         pf_words = prefetch_bytes(cfg, c.next_n, c.next_k, c.next_b_bits) // cfg.word_bytes if c.prefetch else 0
         cycles = busy_counts(cfg, c.m, c.n, c.k, c.a_bits, c.b_bits, b_prefetched=hit,
@@ -230,6 +246,23 @@ def prefetch_workload(cfg: HardwareConfig, seed: int) -> Workload:
     return w
 
 
+def conv_suites(cfg: HardwareConfig, seed: int, quick: bool = False) -> list[tuple[str, Workload]]:
+    """Interface 4 (conv_engine): random forward, input-gradient and weight-gradient calls
+    (cpt_hw.gen.hls_conv_vectors), a mixed suite, and the refused conv calls."""
+    n = 8 if quick else 24
+    return [("conv fwd", random_conv_workload(cfg, seed, n, ("fwd",))),
+            ("conv dgrad", random_conv_workload(cfg, seed + 1, n, ("dgrad",))),
+            ("conv wgrad", random_conv_workload(cfg, seed + 2, n, ("wgrad",))),
+            ("conv mixed", _with_gemm(cfg, random_conv_workload(cfg, seed + 3, n // 2))),
+            ("conv refused", refused_conv_workload(cfg, seed + 4))]
+
+
+def _with_gemm(cfg: HardwareConfig, w: Workload) -> Workload:
+    """Interface-3 GEMM calls between the conv calls of ``w`` (op 0 runs the GEMM path unchanged)."""
+    w.add_gemm(cfg.rows + 1, cfg.cols + 1, cfg.dot_width + 1, 3, 4, True, False, note="gemm among conv calls")
+    return w
+
+
 @dataclass
 class SweepResult:
     name: str
@@ -247,6 +280,8 @@ def sweep(cfg: HardwareConfig, *, seed: int = 0, quick: bool = False, progress: 
     suites = [("precisions", precision_workload(cfg, seed, size_scale=scale)),
               ("edges", edge_workload(cfg, seed + 1)), ("refused", refused_workload(cfg, seed + 2)),
               ("prefetch", prefetch_workload(cfg, seed + 3))]
+    if cfg.conv_engine:
+        suites += conv_suites(cfg, seed + 4, quick=quick or big)
     out = []
     for name, wl in suites:
         if progress:

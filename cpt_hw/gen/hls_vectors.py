@@ -25,8 +25,10 @@ from cpt_driver import layout
 
 from ..errors import CptHwError
 from ..hw import golden
-from ..hw.calls import Call, RefusedCall, call_status, prefetch_bytes, refused_calls
+from ..hw.calls import Call, RefusedCall, call_status, call_type, prefetch_bytes, refused_calls
+from ..hw import emu_conv
 from ..hw.config import HardwareConfig
+from ..hw.conv_calls import ConvArgs, operand_ranges
 from ..hw.regmap import FLAG_BITS, INPUTS
 
 MAGIC_IN = 0x56545043   # "CPTV"
@@ -44,6 +46,7 @@ class Expected:
     status: int
     note: str
     c_matrix: np.ndarray | None = None
+    conv: bool = False   # a legal interface-4 conv call: its result area is what cpt_hw.hw.emu_conv writes
 
 
 @dataclass
@@ -113,7 +116,7 @@ class Workload:
         if window == "loose":
             lo -= int(self.rng.integers(0, lo - 0 + 1)) if lo else 0
             hi += int(self.rng.integers(0, 4096))
-        call = Call(a_addr, b_addr, c_addr, m, n, k, a_bits, b_bits, flags_word(a_signed, b_signed), lo, hi)
+        call = call_type(cfg)(a_addr, b_addr, c_addr, m, n, k, a_bits, b_bits, flags_word(a_signed, b_signed), lo, hi)
         c = golden.gemm(a, bt.T, a_bits, b_bits, a_signed, b_signed, acc_width=cfg.acc_width)
         return self._expect(call, note or f"{m}x{n}x{k} {a_bits}x{b_bits}", c)
 
@@ -157,7 +160,7 @@ class Workload:
 
     def add_refused(self, note: str, **changes: int) -> Call:
         """A call derived from a fresh legal 2 x 3 x (D + 1) GEMM with register values changed."""
-        return self._expect(Call(**{**self._refusal_base().__dict__, **changes}), note, None)
+        return self._expect(call_type(self.cfg)(**{**self._refusal_base().__dict__, **changes}), note, None)
 
     def add_refused_case(self, case: RefusedCall, note: str | None = None) -> Call:
         """A case of cpt_hw.hw.calls.REFUSED_CALLS applied to a fresh legal GEMM (see :meth:`add_refused`);
@@ -187,6 +190,8 @@ class Workload:
     def expected_image(self) -> np.ndarray:
         img = self.initial_image()
         for e in self.expected:
+            if e.conv:
+                conv_result(self.cfg, e.call, img)
             if e.c_matrix is not None:
                 stride = layout.result_stride(e.call.n, self.cfg.cols)
                 out = np.zeros((e.call.m, stride), dtype="<i4")
@@ -204,6 +209,13 @@ class Workload:
         """The expected-results file the testbench compares itself against (cycles are not compared)."""
         rows = [(e.status, 0, self.cfg.id_word) for e in self.expected]
         return encode_results(rows, self.expected_image())
+
+
+def conv_result(cfg: HardwareConfig, call: Call, img: np.ndarray) -> None:
+    """Write what the legal conv call ``call`` writes (cpt_hw.hw.emu_conv, bit-exact) into the DDR image."""
+    g = ConvArgs.decode(call)
+    views = [img[at:at + size] for at, size in operand_ranges(cfg, call, g)]
+    emu_conv.execute(cfg, g, views[0], views[1], views[2], views[3] if g.flag("SUMS") else None)
 
 
 def encode_results(rows: list[tuple[int, int, int]], image: np.ndarray) -> bytes:

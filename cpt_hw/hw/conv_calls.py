@@ -1,9 +1,9 @@
 """Interface-4 convolution calls: what the arguments mean, which calls are refused, which bytes a call touches.
 
 The reference rule of docs/architecture.md, "Convolution-native accelerator (interface 4; design)" and
-docs/registers.md, "Interface 4", for an accelerator whose config has ``conv_engine = true``.  Only the
-emulated device (:mod:`cpt_hw.hw.emu_device`) implements it today; the HLS kernel and the Verilog twin refuse
-such a config at generation time.
+docs/registers.md, "Interface 4", for an accelerator whose config has ``conv_engine = true``.  The emulated
+device (:mod:`cpt_hw.hw.emu_device`) and the HLS kernel (``hls/cpt_conv*.h``, C-simulated, which ports these
+rules) implement it; the Verilog twin refuses such a config at generation time.
 
 A call with ``conv`` bits 1:0 (op) = 0 is an interface-3 GEMM call (:func:`cpt_hw.hw.calls.call_status`);
 op 1 forward, 2 input gradient, 3 weight gradient read the arguments decoded by :class:`ConvArgs`:
