@@ -37,7 +37,8 @@ INTERFACE_VERSION = 3   # 2: B prefetch hint (flags bit PREFETCH_B, next_* argum
 #                         2 x (data words + 1) words, as Vitis HLS lays them out (status 0x7C, cycles 0x8C,
 #                         id 0xA4, next_b 0xB4 ...)
 #: The interface of a config with ``conv_engine = true``: interface 3 plus the convolution arguments appended
-#: after ``next_b_bits`` (docs/architecture.md, "Arguments (interface 4)"; emulated only, no hardware yet).
+#: after ``next_b_bits`` (docs/architecture.md, "Arguments (interface 4)"; the emulator and the HLS kernel implement
+#: it, the Verilog twin not yet).
 CONV_INTERFACE_VERSION = 4
 #: Fields that describe the convolution engine: hashed into the ID word only when ``conv_engine`` is true, so a
 #: config without the engine keeps the ID word (and every generated file) of interface 3.
@@ -80,7 +81,7 @@ class HardwareConfig:
     burst_beats: int = field(default=16, metadata=_meta("longest AXI4 burst the master issues"))
     max_dim: int = field(default=65536, metadata=_meta("largest M and N one accelerator call accepts"))
     conv_engine: bool = field(default=False, metadata=_meta(
-        "convolution engine (interface 4: conv calls read row-plane tensors); emulated, and in the HLS kernel (C-simulated); no RTL yet"))
+        "convolution engine (interface 4: conv calls read row-plane tensors); emulator and HLS kernel, no RTL yet"))
     max_kernel: int = field(default=3, metadata=_meta("largest kernel side of a conv call (conv_engine)"))
     tensor_buffer_bram36: int = field(default=64, metadata=_meta(
         "BRAM36 of the conv engine's tensor buffer: line buffer / weight-gradient X chunk halves (conv_engine)"))
