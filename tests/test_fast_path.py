@@ -165,3 +165,15 @@ def test_graph_step_trains_on_cuda():
         step.step(x, y)
         losses.append(step.read_metrics()[0])
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 0x1234_5678_9ABC, (1 << 62) - 1])
+def test_int32_counter_noise_equals_golden(seed):
+    """The fast path's per-element noise in int32 (counter_uniform_i32) is golden's int64 counter_uniform bit
+    for bit, over every counter of a 2^20-element tensor (sign bit of the int32 products set and clear)."""
+    from cpt_hw.fast.quant import counter_uniform_i32
+
+    n = 1 << 20
+    got = counter_uniform_i32(torch.tensor(seed, dtype=torch.int64), n, torch.device("cpu"))
+    want = g.counter_uniform(seed, np.arange(n, dtype=np.int64)).astype(np.float32)
+    np.testing.assert_array_equal(got.numpy(), want)
