@@ -27,6 +27,9 @@ def main() -> int:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--rows", type=int, default=25)
+    p.add_argument("--stacks", type=int, default=0, metavar="N",
+                   help="also group the kernels by the innermost N Python frames that launched them (which "
+                        "layer or quantizer op a kernel belongs to)")
     a = p.parse_args()
     torch.manual_seed(0)
     model = build_model(a.model, 10).cuda()
@@ -50,15 +53,19 @@ def main() -> int:
         step()
     torch.cuda.synchronize()
     n = 5
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA] if a.stacks else [ProfilerActivity.CUDA],
+                 with_stack=bool(a.stacks)) as prof:
         for _ in range(n):
             step()
         torch.cuda.synchronize()
-    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA"] if False else prof.key_averages()
+    events = prof.key_averages()
     total = sum(e.self_device_time_total for e in events) / n / 1000
     count = sum(e.count for e in events if e.self_device_time_total > 0) / n
     print(f"{a.model} {a.mode} cl={a.channels_last}: kernel time {total:.2f} ms/iter, {count:.0f} kernels/iter")
     print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=a.rows, max_name_column_width=70))
+    if a.stacks:
+        print(prof.key_averages(group_by_stack_n=a.stacks).table(sort_by="self_cuda_time_total", row_limit=a.rows,
+                                                                  max_name_column_width=70))
     return 0
 
 

@@ -165,3 +165,32 @@ def test_graph_step_trains_on_cuda():
         step.step(x, y)
         losses.append(step.read_metrics()[0])
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 0x1234_5678_9ABC, (1 << 62) - 1])
+def test_int32_counter_noise_equals_golden(seed):
+    """The fast path's per-element noise in int32 (counter_uniform_i32) is golden's int64 counter_uniform bit
+    for bit, over every counter of a 2^20-element tensor (sign bit of the int32 products set and clear)."""
+    from cpt_hw.fast.quant import counter_uniform_i32
+
+    n = 1 << 20
+    got = counter_uniform_i32(torch.tensor(seed, dtype=torch.int64), n, torch.device("cpu"))
+    want = g.counter_uniform(seed, np.arange(n, dtype=np.int64)).astype(np.float32)
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+@pytest.mark.parametrize("stride, padding, kernel", [(1, 1, 3), (2, 1, 3), (2, 0, 1)])
+def test_conv_grads_in_one_call_equal_torch_nn_grad(stride, padding, kernel):
+    """ConvOps.grads (one aten.convolution_backward with the real operands, as the fast path's backward
+    calls it) gives the same dX and dW as torch.nn.grad's conv2d_input / conv2d_weight, bit for bit."""
+    from cpt_hw.nn.ops import ConvOps
+
+    torch.manual_seed(stride + kernel)
+    conv = torch.nn.Conv2d(6, 8, kernel, stride=stride, padding=padding, bias=False)
+    ops = ConvOps.of(conv)
+    x = torch.randn(3, 6, 9, 9)
+    e = torch.randn(conv(x).shape)
+    dx, dw = ops.grads(e, x, conv.weight.detach(), True, True)
+    assert torch.equal(dx, ops.grad_input(e, conv.weight.detach(), x.shape))
+    assert torch.equal(dw, ops.grad_weight(x, e, conv.weight.shape))
+    assert ops.grads(e, x, conv.weight.detach(), False, True)[0] is None

@@ -64,16 +64,16 @@ class _FastQuantGemm(torch.autograd.Function):
         keys = ctx.keys
         e_hat = fq_error_fused(e, dp.bw_levels, keys[STREAM_ERROR], dp.step)
         dx = dw = db = None
-        if ctx.needs_input_grad[0]:
-            if dp.hardware:  # fold s_w / max(s_w) into the error, re-quantize, GEMM with Q_w + z_w/s_w
-                ratio, s_ref = fold_factors(sw)
-                ratio = ops.channel_view(ratio, e.dim())
-                e_tilde = fq_error_fused(e, dp.bw_levels, keys[STREAM_SCALED_ERROR], dp.step, ratio)
-                dx = ops.grad_input(e_tilde, qw + zw / sw, ctx.x_shape) * s_ref
-            else:
-                dx = ops.grad_input(e_hat, w_hat, ctx.x_shape)
-        if ctx.needs_input_grad[1]:
-            dw = ops.grad_weight(x_hat, e_hat, w_hat.shape)
+        need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if need_dx and dp.hardware:  # fold s_w / max(s_w) into the error, re-quantize, GEMM with Q_w + z_w/s_w
+            ratio, s_ref = fold_factors(sw)
+            e_tilde = fq_error_fused(e, dp.bw_levels, keys[STREAM_SCALED_ERROR], dp.step,
+                                     ops.channel_view(ratio, e.dim()))
+            dx = ops.grads(e_tilde, x_hat, qw + zw / sw, True, False)[0] * s_ref
+            need_dx = False
+        if need_dx or need_dw:  # both products of e_hat in one call (ops.grads says why)
+            gx, dw = ops.grads(e_hat, x_hat, w_hat, need_dx, need_dw)
+            dx = gx if need_dx else dx
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = ops.grad_bias(e_hat)
         return dx, dw, db, None, None, None

@@ -145,7 +145,7 @@ def _mul32(h: Any, c: int) -> Any:
     return ((h * lo) + (((h * hi) & 0xFFFF) << 16)) & _M32
 
 
-def _fmix32(h: Any) -> Any:
+def fmix32(h: Any) -> Any:
     """MurmurHash3's 32-bit finaliser: a bijection on 32-bit values with full avalanche."""
     h = h ^ (h >> 16)
     h = _mul32(h, 0x85EBCA6B)
@@ -160,10 +160,10 @@ def counter_hash(seed: int, counter: Any) -> Any:
     Only shifts, xors, ands and products below 2^48 are used, so numpy, torch (CPU and CUDA) and an
     HLS/RTL implementation agree bit for bit.
     """
-    s0 = _fmix32(seed & _M32 ^ 0x9E3779B9)
-    s1 = _fmix32((seed >> 32) & _M32 ^ 0x7F4A7C15)
-    h = _fmix32((counter & _M32) ^ s0)
-    return _fmix32(h ^ ((counter >> 32) & _M32) ^ s1)
+    s0 = fmix32(seed & _M32 ^ 0x9E3779B9)
+    s1 = fmix32((seed >> 32) & _M32 ^ 0x7F4A7C15)
+    h = fmix32((counter & _M32) ^ s0)
+    return fmix32(h ^ ((counter >> 32) & _M32) ^ s1)
 
 
 def counter_uniform(seed: int, counter: Any) -> Any:

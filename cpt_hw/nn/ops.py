@@ -64,6 +64,12 @@ class LinearOps:
     def grad_bias(self, e: torch.Tensor) -> torch.Tensor:
         return e.reshape(-1, e.shape[-1]).sum(0)
 
+    def grads(self, e: torch.Tensor, x: torch.Tensor, w: torch.Tensor, need_input: bool, need_weight: bool
+              ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(dX, dW), each only when needed: :meth:`grad_input` and :meth:`grad_weight`."""
+        return (self.grad_input(e, w, x.shape) if need_input else None,
+                self.grad_weight(x, e, w.shape) if need_weight else None)
+
     def channel_view(self, v: torch.Tensor, ndim: int) -> torch.Tensor:
         """A per-output-channel vector (N,) shaped to broadcast against an output of ``ndim`` dims."""
         return v.reshape(-1)
@@ -232,6 +238,18 @@ class ConvOps:
 
     def grad_bias(self, e: torch.Tensor) -> torch.Tensor:
         return e.sum((0, 2, 3))
+
+    def grads(self, e: torch.Tensor, x: torch.Tensor, w: torch.Tensor, need_input: bool, need_weight: bool
+              ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(dX, dW) of the convolution from the error ``e``, its input ``x`` and weights ``w`` in one
+        ``aten.convolution_backward`` call, as autograd does for F.conv2d.  The same products as
+        :meth:`grad_input` and :meth:`grad_weight`, without their stand-in operands: ``torch.nn.grad``'s
+        functions pass an expanded one-element tensor for the operand they do not need, which the cuDNN path
+        copies at full size (two activation-sized element-wise kernels per layer on the CUDA fast path)."""
+        dx, dw, _ = torch.ops.aten.convolution_backward(
+            e, x, w, None, self.stride, self.padding, self.dilation, False, [0, 0], self.groups,
+            (need_input, need_weight, False))
+        return dx, dw
 
     def channel_view(self, v: torch.Tensor, ndim: int) -> torch.Tensor:
         return v.reshape(1, -1, 1, 1)
