@@ -10,10 +10,11 @@ import pytest
 
 from cpt_hw.flows import csim
 from cpt_hw.gen.generator import render
-from cpt_hw.gen.hls_conv_vectors import random_conv_workload, refused_conv_workload
+from cpt_hw.gen.hls_conv_vectors import add_conv, random_conv_workload, refused_conv_workload
 from cpt_hw.gen.hls_vectors import Workload, flags_word
 from cpt_hw.hw.calls import REFUSED_CALLS, PrefetchState, refused_call
 from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.conv_calls import ConvArgs
 from cpt_hw.hw.cycle_model import gemm_cycles
 from cpt_hw.hw.hls_cycles import busy_counts
 from cpt_hw.hw.regmap import CONV_STATUS_BITS, STATUS_BITS
@@ -201,3 +202,26 @@ def test_gemm_calls_run_unchanged_beside_conv_calls(conv_binary):
     wl = random_conv_workload(SIM_CONV, seed=9, calls=3)
     wl.add_gemm(SIM.rows + 1, SIM.b_block_cols + 1, SIM.dot_width + 3, 5, 3, True, True, note="gemm op 0")
     run_checked(SIM_CONV, wl, conv_binary)
+
+
+def test_conv_code_sums_are_exact(conv_binary):
+    """SUMS: forward and weight-gradient calls across several B blocks (K > b_block_cols), signed and
+    unsigned, bands, padding, 1x1 stride 2 (the sparse chunk): the sums area byte for byte against emu_conv,
+    canaries around it unchanged (the image comparison), and every sum really written."""
+    wl = Workload(SIM_CONV, seed=10)
+    k = 2 * SIM_CONV.b_block_cols + 1
+    shapes = [("fwd", 2, 3, k, 6, 5, 3, 3, 1, 1, 3, 4, True, True, (0, 0)),
+              ("fwd", 1, 8, 5, 8, 8, 3, 3, 2, 1, 5, 2, False, True, (1, 2)),
+              ("fwd", 1, 16, 3, 4, 4, 1, 1, 1, 0, 8, 8, True, False, (0, 0)),
+              ("wgrad", 2, 3, k, 6, 6, 3, 3, 2, 1, 4, 3, True, True, (1, 2)),
+              ("wgrad", 1, 8, 5, 8, 8, 3, 3, 1, 1, 2, 6, False, True, (0, 0)),
+              ("wgrad", 2, 3, 4, 8, 8, 1, 1, 2, 0, 7, 5, True, False, (0, 0))]
+    for op, *geometry, band in shapes:
+        add_conv(wl, op, *geometry, band=band, sums=True, note=f"{op} SUMS {geometry}")
+    res = run_checked(SIM_CONV, wl, conv_binary)
+    assert all(s == 0 for s in res.status)
+    before = wl.initial_image()
+    for e in wl.expected:
+        g = ConvArgs.decode(e.call)
+        area = slice(e.call.sums, e.call.sums + 4 * g.sums_count())
+        assert g.flag("SUMS") and (res.image[area] != before[area]).any()
