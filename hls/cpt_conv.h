@@ -14,8 +14,8 @@
 // reads every chunk in its own call (results never depend on a prefetch).
 //
 // `cycles` of a conv call: the sum over its passes of the largest stage busy count (Compute's loop trips,
-// the load stage's beats plus formed words, the store stage's beats), plus the beats of zero rows written
-// for phases without taps.  Not predicted by cpt_hw/hw/hls_cycles.py (docs/hls.md).
+// the load stage's beats plus formed words, the store stage's beats and one per code sum), plus the beats
+// of zero rows written for phases without taps; cpt_hw/hw/hls_cycles.py (conv_cycles) predicts it exactly.
 #ifndef CPT_CONV_H
 #define CPT_CONV_H
 

@@ -16,7 +16,7 @@ from cpt_hw.hw.calls import REFUSED_CALLS, PrefetchState, refused_call
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.conv_calls import ConvArgs
 from cpt_hw.hw.cycle_model import gemm_cycles
-from cpt_hw.hw.hls_cycles import busy_counts
+from cpt_hw.hw.hls_cycles import busy_counts, conv_cycles, conv_pass_counts, conv_passes
 from cpt_hw.hw.regmap import CONV_STATUS_BITS, STATUS_BITS
 
 SIM = HardwareConfig.from_preset("sim")
@@ -181,12 +181,18 @@ def test_conv_headers_only_in_a_conv_engine_kernel():
 @pytest.mark.parametrize("op", ["fwd", "dgrad", "wgrad"])
 def test_conv_calls_are_bit_exact(conv_binary, op):
     """Random geometries (C in 3/8/16/64, 4..16 pixels, 1x1/3x3, stride 1/2, padding 0/1, bits 1..8 signed and
-    unsigned, bands, C16): every result element against emu_conv and every other byte unchanged."""
+    unsigned, bands, C16, SUMS): every result element and code sum against emu_conv, every other byte
+    unchanged, and the busy count (cycles) exactly as cpt_hw.hw.hls_cycles predicts it."""
     wl = random_conv_workload(SIM_CONV, seed={"fwd": 5, "dgrad": 6, "wgrad": 7}[op], calls=10, ops=(op,))
     geometry = {(e.call.conv >> 12 & 3, e.call.conv >> 4 & 0xF) for e in wl.expected}
     assert len(geometry) >= 2
     res = run_checked(SIM_CONV, wl, conv_binary)
-    assert all(s == 0 for s in res.status) and all(c > 0 for c in res.cycles)
+    assert all(s == 0 for s in res.status)
+    # cycles: exactly hls_cycles' replay of the passes, and both the load stage and Compute bound some pass
+    calls = [ConvArgs.decode(e.call) for e in wl.expected]
+    assert res.cycles == [conv_cycles(SIM_CONV, g) for g in calls]
+    counts = [conv_pass_counts(SIM_CONV, g, ps) for g in calls for ps in conv_passes(SIM_CONV, g) if ps.m and ps.k]
+    assert {c.cycles == c.load_beats for c in counts} == {True, False}
 
 
 def test_refused_conv_calls_touch_no_memory(conv_binary):
