@@ -167,7 +167,8 @@ KERNELS = (1, 3)
 def random_conv_workload(cfg: HardwareConfig, seed: int, calls: int, ops: tuple[str, ...] = ("fwd", "dgrad", "wgrad"),
                          max_batch: int = 2) -> Workload:
     """``calls`` legal conv calls of random geometry (channels, sizes, 1x1/3x3, stride 1/2, padding 0/1, bits
-    1..8 signed/unsigned, a band now and then, C16 where it is legal), cycling through ``ops``; a drawn
+    1..8 signed/unsigned, a band now and then, C16 where it is legal, SUMS in about half of the forward and
+    weight-gradient calls), cycling through ``ops``; a drawn
     geometry the rules refuse (reduction > k_max, buffers) is drawn again."""
     w = Workload(cfg, seed=seed)
     rng = np.random.default_rng(seed)
