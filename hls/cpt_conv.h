@@ -14,8 +14,8 @@
 // reads every chunk in its own call (results never depend on a prefetch).
 //
 // `cycles` of a conv call: the sum over its passes of the largest stage busy count (Compute's loop trips,
-// the load stage's beats plus formed words, the store stage's beats), plus the beats of zero rows written
-// for phases without taps.  Not predicted by cpt_hw/hw/hls_cycles.py (docs/hls.md).
+// the load stage's beats plus formed words, the store stage's beats and one per code sum), plus the beats
+// of zero rows written for phases without taps; cpt_hw/hw/hls_cycles.py (conv_cycles) predicts it exactly.
 #ifndef CPT_CONV_H
 #define CPT_CONV_H
 
@@ -30,11 +30,26 @@ inline i64 result_row(const ConvPass &ps, i64 r) {
     return img * ps.crow_img + (ps.ra * gy + ps.rb) * ps.crow_w + ps.ca * gx + ps.cb;
 }
 
+//: One code sum (SUMS) into its int32 of the sums area: read-modify-write of the beat that holds it, so the
+//: bytes around the area (the beat is shared with them at its end) are untouched.  One beat written.
+template <class Cfg>
+void write_sum(typename Types<Cfg>::bus_t *mem, ap_uint<64> sums_at, const ConvSum &s) {
+    typedef Types<Cfg> T;
+    const ap_uint<64> byte = sums_at + ap_uint<64>(4 * s.idx);
+    const unsigned lane = unsigned(byte % T::BUS_BYTES) / 4;
+    typename T::bus_t beat = mem[byte / T::BUS_BYTES];
+    beat(32 * lane + 31, 32 * lane) = ap_int<32>(s.v);
+    mem[byte / T::BUS_BYTES] = beat;
+}
+
 //: The store stage of a pass: result-tile rows as Compute drains them (block, A tile, column tile, row),
 //: each to its C row; int32 elements, or int16 with C16 (two drained beats' elements per written beat).
+//: SUMS: block 0's row sums beside the rows' first column tile, each block's column sums after it (the
+//: order ConvRead::run sends them); n_col_sums = kh kw, sums of one column per block.
 template <class Cfg>
 void write_pass(typename Types<Cfg>::bus_t *mem, ap_uint<64> c, const ConvPass ps, i64 n_cols, bool c16,
-                hls::stream<typename Types<Cfg>::bus_t> &in, hls::stream<typename Types<Cfg>::count_t> &count) {
+                bool with_sums, ap_uint<64> sums_at, i64 n_col_sums, hls::stream<typename Types<Cfg>::bus_t> &in,
+                hls::stream<ConvSum> &sums, hls::stream<typename Types<Cfg>::count_t> &count) {
 #pragma HLS INLINE off
     typedef Types<Cfg> T;
     const unsigned eb = c16 ? 16 : 32;                              // bits of one C element in DDR
@@ -61,8 +76,16 @@ void write_pass(typename Types<Cfg>::bus_t *mem, ap_uint<64> c, const ConvPass p
                         mem[base + q] = beat;
                     }
                     beats += out_beats;
+                    if (with_sums && n0 == 0 && ct == 0) {
+                        write_sum<Cfg>(mem, sums_at, sums.read());
+                        ++beats;
+                    }
                 }
             }
+        }
+        if (with_sums) {
+            for (i64 q = 0; q < imin(ps.n - n0, T::BB) * n_col_sums; ++q) write_sum<Cfg>(mem, sums_at, sums.read());
+            beats += imin(ps.n - n0, T::BB) * n_col_sums;
         }
     }
     count.write(beats);
@@ -86,7 +109,7 @@ ap_uint<64> write_zero_rows(typename Types<Cfg>::bus_t *mem, ap_uint<64> c, cons
 //: One pass as a DATAFLOW region; busy = its largest stage count.
 template <class Cfg>
 void run_pass(typename Types<Cfg>::bus_t *mem, const ConvGeom<Cfg> g, ap_uint<64> a, ap_uint<64> b, ap_uint<64> c,
-              const ConvPass ps, ap_uint<64> &busy) {
+              ap_uint<64> sums_at, const ConvPass ps, ap_uint<64> &busy) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
     typedef Types<Cfg> T;
@@ -96,11 +119,16 @@ void run_pass(typename Types<Cfg>::bus_t *mem, const ConvGeom<Cfg> g, ap_uint<64
 #pragma HLS STREAM variable = words depth = 2 * Cfg::burst_beats
     hls::stream<typename T::bus_t> results("cpt_conv_results");
 #pragma HLS STREAM variable = results depth = T::R * T::BPR
+    // SUMS: the load stage forms a tile at most ahead of the store stage's rows; a block's column sums wait
+    // for that block's results
+    hls::stream<ConvSum> sums("cpt_conv_sums");
+#pragma HLS STREAM variable = sums depth = 2 * T::R + T::BB * Cfg::max_kernel * Cfg::max_kernel
     hls::stream<typename T::count_t> n_rd("cpt_conv_n_rd"), n_cmp("cpt_conv_n_cmp"), n_wr("cpt_conv_n_wr");
-    ConvRead<Cfg>::run(mem, g, a, b, ps, words, n_rd);
+    ConvRead<Cfg>::run(mem, g, a, b, ps, words, sums, n_rd);
     Compute<Cfg>::run(words, results, uint32_t(ps.m), uint32_t(ps.n), uint32_t(ps.k), uint32_t(g.a_bits),
                       uint32_t(g.b_bits), g.flags, false, no_pf, n_cmp);
-    write_pass<Cfg>(mem, c, ps, g.n_cols(), g.flag(Cfg::flag_c16_bit), results, n_wr);
+    write_pass<Cfg>(mem, c, ps, g.n_cols(), g.flag(Cfg::flag_c16_bit), g.flag(Cfg::flag_sums_bit), sums_at,
+                    g.kh * g.kw, results, sums, n_wr);
     combine_counts<Cfg>(n_rd, n_cmp, n_wr, busy);
 }
 
@@ -179,10 +207,10 @@ ConvPass dgrad_pass(const ConvGeom<Cfg> &g, i64 ph, ap_uint<64> b) {
 template <class Cfg>
 ap_uint<64> run_conv(typename Types<Cfg>::bus_t *mem, const typename Cfg::inputs &x, const ConvGeom<Cfg> &g) {
     typedef Types<Cfg> T;
-    const ap_uint<64> a = x.a, b = x.b, c = x.c;
+    const ap_uint<64> a = x.a, b = x.b, c = x.c, sums_at = x.sums;
     ap_uint<64> total = 0, busy = 0;
     if (g.op != OP_DGRAD) {
-        run_pass<Cfg>(mem, g, a, b, c, g.op == OP_FWD ? forward_pass<Cfg>(g, b) : wgrad_pass<Cfg>(g), busy);
+        run_pass<Cfg>(mem, g, a, b, c, sums_at, g.op == OP_FWD ? forward_pass<Cfg>(g, b) : wgrad_pass<Cfg>(g), busy);
         return busy;
     }
     ap_uint<64> wb = b;  // the phases' rotated weights, one after another
@@ -194,7 +222,7 @@ ap_uint<64> run_conv(typename Types<Cfg>::bus_t *mem, const typename Cfg::inputs
             total += write_zero_rows<Cfg>(mem, c, ps, g.c, g.flag(Cfg::flag_c16_bit));
             continue;
         }
-        run_pass<Cfg>(mem, g, a, b, c, ps, busy);
+        run_pass<Cfg>(mem, g, a, b, c, sums_at, ps, busy);
         total += busy;
     }
     return total;

@@ -25,6 +25,7 @@
 #define CPT_CONV_READ_H
 
 #include "cpt_conv_check.h"
+#include "cpt_popcount.h"
 #include "cpt_read.h"
 
 namespace cpt {
@@ -41,6 +42,11 @@ struct ConvPass {
     i64 ya, yb, xa, xb, ni, npix;
     // C row of A row r: img * crow_img + (ra gy + rb) crow_w + ca gx + cb
     i64 crow_img, ra, rb, crow_w, ca, cb;
+};
+
+//: One code sum of SUMS on its way to the store stage: its int32 index in the sums area and its value.
+struct ConvSum {
+    i64 idx, v;
 };
 
 //: The tensor a pass expands: byte address, rows, pixels, channel pitch, words per row-plane, planes.
@@ -72,6 +78,19 @@ struct ConvRead {
     //: Bit `bit` of a flat word array.
     static bool get_bit(const word_t *buf, i64 bit) { return buf[bit / T::D][unsigned(bit % T::D)]; }
     static void set_bit(word_t *buf, i64 bit, bool v) { buf[bit / T::D][unsigned(bit % T::D)] = v; }
+
+    //: The weight of plane p of a `bits`-plane code: 2^p, negated for a signed code's top plane.
+    static i64 plane_weight(i64 p, i64 bits, bool is_signed) {
+        const i64 w = i64(1) << p;
+        return is_signed && p == bits - 1 ? -w : w;
+    }
+
+    //: Code sum of one formed row from its planes' popcounts (SUMS): what the former adds per word written.
+    static i64 row_code_sum(const i64 *plane_ones, i64 bits, bool is_signed) {
+        i64 sum = 0;
+        for (i64 p = 0; p < bits; ++p) sum += plane_weight(p, bits, is_signed) * plane_ones[p];
+        return sum;
+    }
 
     // ------------------------------------------------------------------ forward / input gradient
 
@@ -109,11 +128,12 @@ struct ConvRead {
 
     //: Form and emit A rows [m0, m0 + rows) of an im2col pass: per row and plane, kw_words words.
     static void form_im2col(const typename T::bus_t *mem, const ConvSrc &src, const ConvPass &ps, i64 slots,
-                            Ring &ring, i64 m0, i64 rows, i64 a_bits, hls::stream<word_t> &out, ap_uint<64> &beats,
+                            Ring &ring, i64 m0, i64 rows, i64 a_bits, bool a_signed, bool sum_rows,
+                            hls::stream<word_t> &out, hls::stream<ConvSum> &sums, ap_uint<64> &beats,
                             ap_uint<64> &iters) {
         const i64 kw_words = cdiv(ps.k, T::D);
         word_t arow[T::KW];
-        i64 base[MK];
+        i64 base[MK], ones[T::P];
         for (i64 r = m0; r < m0 + rows; ++r) {
             const i64 img = r / (ps.gh * ps.gw), gy = r / ps.gw % ps.gh, gx = r % ps.gw;
             const i64 y0 = ps.ya * gy + ps.yb, x0 = ps.xa * gx + ps.xb;
@@ -132,12 +152,15 @@ struct ConvRead {
                         copy_pixel(plane, x * src.cp, arow, (ii * ps.npix + jj) * src.cp, src.cp);
                     }
                 }
+                ones[p] = 0;
                 for (i64 wd = 0; wd < kw_words; ++wd) {
 #pragma HLS PIPELINE II = 1
                     out.write(arow[wd]);
+                    ones[p] += popcount<T::D>(arow[wd]);
                 }
                 iters += kw_words;
             }
+            if (sum_rows) sums.write(ConvSum{r, row_code_sum(ones, a_bits, a_signed)});
         }
     }
 
@@ -177,12 +200,15 @@ struct ConvRead {
     //: Form and emit A rows [m0, m0 + rows): row (i, j, c), plane p, bit t = position (img, r, x) of the
     //: chunk: X[img, c, (band0 + r) s - p + i, x s - p + j], zero outside the image.
     static void form_shift_mask(const ConvGeom<Cfg> &g, const Chunk &ch, const word_t *xct, i64 m0, i64 rows,
-                                hls::stream<word_t> &out, ap_uint<64> &iters) {
+                                bool sum_rows, hls::stream<word_t> &out, hls::stream<ConvSum> &sums,
+                                ap_uint<64> &iters) {
         const i64 wo = g.wo(), band = g.rows(), positions = g.batch * band * wo;
         const i64 kw_words = cdiv(positions, T::D);
+        i64 ones[T::P];
         for (i64 r = m0; r < m0 + rows; ++r) {
             const i64 c = r % g.c, tap = r / g.c, j = tap % g.kw, i = tap / g.kw;
             for (i64 p = 0; p < g.a_bits; ++p) {
+                ones[p] = 0;
                 for (i64 wd = 0; wd < kw_words; ++wd) {
 #pragma HLS PIPELINE II = 1
                     word_t word = 0;
@@ -195,17 +221,19 @@ struct ConvRead {
                         word[b] = get_bit(&xct[((img * g.c + c) * g.a_bits + p) * ch.len], ch.stored(y) * g.w + xx);
                     }
                     out.write(word);
+                    ones[p] += popcount<T::D>(word);
                 }
                 iters += kw_words;
             }
+            if (sum_rows) sums.write(ConvSum{r, row_code_sum(ones, g.a_bits, g.flag(Cfg::flag_a_signed_bit))});
         }
     }
 
     //: The E chunk's columns [n0, n0 + nb), corner-turned and emitted as a B block: bit t of word t / D of
     //: column kk, plane q is E[img, n0 + kk, band0 + r, x] for position t = (img, r, x).
     static void emit_e_block(const typename T::bus_t *mem, const ConvGeom<Cfg> &g, ap_uint<64> b, i64 n0, i64 nb,
-                             word_t stage[T::BB][T::P][T::KW], hls::stream<word_t> &out, ap_uint<64> &beats,
-                             ap_uint<64> &iters) {
+                             word_t stage[T::BB][T::P][T::KW], bool col_sums, i64 *col_sum,
+                             hls::stream<word_t> &out, ap_uint<64> &beats, ap_uint<64> &iters) {
         const i64 wo = g.wo(), band = g.rows(), kw_words = cdiv(g.batch * band * wo, T::D);
         const i64 cp = channel_pitch<T::D>(g.k), rw = row_words<T::D>(wo, g.k);
         for (i64 kk = 0; kk < nb; ++kk)
@@ -235,21 +263,68 @@ struct ConvRead {
                     out.write(stage[kk][q][wd]);
                 }
         iters += nb * g.b_bits * kw_words;
+        if (!col_sums) return;
+        // SUMS: tap (i, j)'s sum of the block's E codes over the positions where the tap is real, from the
+        // staged corner turn (the design has the array compute it as kh kw 1-bit tap-mask A rows).
+        const bool e_signed = g.flag(Cfg::flag_b_signed_bit);
+        i64 ones[T::P];
+        for (i64 tap = 0; tap < g.kh * g.kw; ++tap) {
+            const i64 i = tap / g.kw, j = tap % g.kw;
+            for (i64 kk = 0; kk < nb; ++kk) {
+                for (i64 q = 0; q < g.b_bits; ++q) {
+                    ones[q] = 0;
+                    for (i64 t = 0; t < g.batch * band * wo; ++t) {
+                        const i64 y = (g.band0 + t / wo % band) * g.s - g.p + i, x = t % wo * g.s - g.p + j;
+                        if (y >= 0 && y < g.h && x >= 0 && x < g.w) ones[q] += get_bit(stage[kk][q], t);
+                    }
+                }
+                col_sum[kk * MK * MK + tap] = row_code_sum(ones, g.b_bits, e_signed);
+            }
+        }
+    }
+
+    //: The forward pass's B block, read as read_run does (same beats, same words), adding each column's
+    //: code sum per tap (SUMS): bits t Cp + c, c < C, of every plane of column kk.
+    static void read_weight_block(const typename T::bus_t *mem, const ConvGeom<Cfg> &g, ap_uint<64> at, i64 nb,
+                                  i64 col_words, i64 *col_sum, hls::stream<word_t> &out, ap_uint<64> &beats) {
+        const i64 cp = channel_pitch<T::D>(g.c), taps = g.kh * g.kw;
+        const bool w_signed = g.flag(Cfg::flag_b_signed_bit);
+        for (i64 kk = 0; kk < nb; ++kk) {
+            for (i64 t = 0; t < taps; ++t) col_sum[kk * MK * MK + t] = 0;
+            for (i64 q = 0; q < g.b_bits; ++q) {
+                for (i64 wd = 0; wd < col_words; ++wd) {
+                    const word_t word = read_word(mem, at + ap_uint<64>(((kk * g.b_bits + q) * col_words + wd) *
+                                                                        T::WORD_BYTES), beats);
+                    out.write(word);
+                    for (unsigned bt = 0; bt < T::D; ++bt) {
+                        const i64 bit = wd * T::D + bt, t = bit / cp;
+                        if (t < taps && bit % cp < g.c && word[bt])
+                            col_sum[kk * MK * MK + t] += plane_weight(q, g.b_bits, w_signed);
+                    }
+                }
+            }
+        }
     }
 
     // ------------------------------------------------------------------ the process
 
     //: The load process of a conv pass: read_operands' order, with every A tile (and the weight gradient's
-    //: B blocks) formed.  Busy count: bus beats read plus words formed.
+    //: B blocks) formed.  Busy count: bus beats read plus words formed.  With SUMS it also sends the store
+    //: stage the code sums in the order that stage writes them: block 0's row sums as its A tiles are
+    //: formed (a re-formed tile 0 adds none), then after each block's tiles that block's column sums
+    //: (index k kh kw + tap forward, tap K + k weight gradient).
     static void run(const typename T::bus_t *mem, const ConvGeom<Cfg> g, ap_uint<64> a, ap_uint<64> b,
-                    const ConvPass ps, hls::stream<word_t> &out, hls::stream<typename T::count_t> &count) {
+                    const ConvPass ps, hls::stream<word_t> &out, hls::stream<ConvSum> &sums,
+                    hls::stream<typename T::count_t> &count) {
 #pragma HLS INLINE off
         static Ring ring;           // the tensor buffer as line buffer (forward, input gradient) ...
         static word_t stage[T::BB][T::P][T::KW];
+        static i64 col_sum[T::BB * MK * MK];  // SUMS: the block's column sums per tap
         word_t *xct = ring.lb;      // ... or as the weight gradient's X chunk
         ap_uint<64> beats = 0, iters = 0;
         ConvSrc src;
-        const bool dgrad = g.op == OP_DGRAD;
+        const bool dgrad = g.op == OP_DGRAD, with_sums = g.flag(Cfg::flag_sums_bit);
+        const bool a_signed = g.flag(Cfg::flag_a_signed_bit);
         src.addr = a;
         src.rows = dgrad ? g.ho() : g.h;
         src.width = dgrad ? g.wo() : g.w;
@@ -264,27 +339,39 @@ struct ConvRead {
             ch.len = cdiv((ch.sparse ? cdiv(ch.hi - ch.lo, 2) : ch.hi - ch.lo) * g.w, T::D);
             load_chunk(mem, g, a, ch, xct, beats, iters);
         }
-        const i64 b_col_words = g.b_bits * cdiv(ps.k, T::D);
+        const i64 b_col_words = g.b_bits * cdiv(ps.k, T::D), taps = g.kh * g.kw;
         const i64 rows0 = imin(ps.m, T::R);
         ring.reset();               // the ring persists between calls, DDR may not
     blocks:
         for (i64 n0 = 0; n0 < ps.n; n0 += T::BB) {
             const i64 nb = imin(ps.n - n0, T::BB);
+            const bool first = n0 == 0;
             if (g.op == OP_WGRAD) {
-                emit_e_block(mem, g, b, n0, nb, stage, out, beats, iters);
+                emit_e_block(mem, g, b, n0, nb, stage, with_sums, col_sum, out, beats, iters);
+            } else if (with_sums) {
+                read_weight_block(mem, g, ps.b + ap_uint<64>(n0 * b_col_words * T::WORD_BYTES), nb,
+                                  cdiv(ps.k, T::D), col_sum, out, beats);
             } else {
                 read_run<Cfg>(mem, ps.b / T::BUS_BYTES + ap_uint<64>(n0 * b_col_words * T::WB),
                               ap_uint<64>(nb * b_col_words), out, beats);
             }
-            for (i64 m0 = n0 == 0 ? 0 : T::R; m0 < ps.m; m0 += T::R) {
+            for (i64 m0 = first ? 0 : T::R; m0 < ps.m; m0 += T::R) {
                 const i64 rows = imin(ps.m - m0, T::R);
-                if (g.op == OP_WGRAD) form_shift_mask(g, ch, xct, m0, rows, out, iters);
-                else form_im2col(mem, src, ps, slots, ring, m0, rows, g.a_bits, out, beats, iters);
+                if (g.op == OP_WGRAD) form_shift_mask(g, ch, xct, m0, rows, with_sums && first, out, sums, iters);
+                else form_im2col(mem, src, ps, slots, ring, m0, rows, g.a_bits, a_signed, with_sums && first, out,
+                                 sums, beats, iters);
+            }
+            if (with_sums) {
+                for (i64 kk = 0; kk < nb; ++kk)
+                    for (i64 t = 0; t < taps; ++t)
+                        sums.write(ConvSum{g.op == OP_WGRAD ? ps.m + t * g.k + n0 + kk : ps.m + (n0 + kk) * taps + t,
+                                           col_sum[kk * MK * MK + t]});
             }
             if (ps.n - n0 > T::BB) {  // the next block's A tile 0, formed afresh
                 ring.reset();
-                if (g.op == OP_WGRAD) form_shift_mask(g, ch, xct, 0, rows0, out, iters);
-                else form_im2col(mem, src, ps, slots, ring, 0, rows0, g.a_bits, out, beats, iters);
+                if (g.op == OP_WGRAD) form_shift_mask(g, ch, xct, 0, rows0, false, out, sums, iters);
+                else form_im2col(mem, src, ps, slots, ring, 0, rows0, g.a_bits, a_signed, false, out, sums, beats,
+                                 iters);
             }
         }
         count.write(beats + iters);

@@ -10,12 +10,13 @@ import pytest
 
 from cpt_hw.flows import csim
 from cpt_hw.gen.generator import render
-from cpt_hw.gen.hls_conv_vectors import random_conv_workload, refused_conv_workload
+from cpt_hw.gen.hls_conv_vectors import add_conv, random_conv_workload, refused_conv_workload
 from cpt_hw.gen.hls_vectors import Workload, flags_word
 from cpt_hw.hw.calls import REFUSED_CALLS, PrefetchState, refused_call
 from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.conv_calls import ConvArgs
 from cpt_hw.hw.cycle_model import gemm_cycles
-from cpt_hw.hw.hls_cycles import busy_counts
+from cpt_hw.hw.hls_cycles import busy_counts, conv_cycles, conv_pass_counts, conv_passes
 from cpt_hw.hw.regmap import CONV_STATUS_BITS, STATUS_BITS
 
 SIM = HardwareConfig.from_preset("sim")
@@ -180,12 +181,18 @@ def test_conv_headers_only_in_a_conv_engine_kernel():
 @pytest.mark.parametrize("op", ["fwd", "dgrad", "wgrad"])
 def test_conv_calls_are_bit_exact(conv_binary, op):
     """Random geometries (C in 3/8/16/64, 4..16 pixels, 1x1/3x3, stride 1/2, padding 0/1, bits 1..8 signed and
-    unsigned, bands, C16): every result element against emu_conv and every other byte unchanged."""
+    unsigned, bands, C16, SUMS): every result element and code sum against emu_conv, every other byte
+    unchanged, and the busy count (cycles) exactly as cpt_hw.hw.hls_cycles predicts it."""
     wl = random_conv_workload(SIM_CONV, seed={"fwd": 5, "dgrad": 6, "wgrad": 7}[op], calls=10, ops=(op,))
     geometry = {(e.call.conv >> 12 & 3, e.call.conv >> 4 & 0xF) for e in wl.expected}
     assert len(geometry) >= 2
     res = run_checked(SIM_CONV, wl, conv_binary)
-    assert all(s == 0 for s in res.status) and all(c > 0 for c in res.cycles)
+    assert all(s == 0 for s in res.status)
+    # cycles: exactly hls_cycles' replay of the passes, and both the load stage and Compute bound some pass
+    calls = [ConvArgs.decode(e.call) for e in wl.expected]
+    assert res.cycles == [conv_cycles(SIM_CONV, g) for g in calls]
+    counts = [conv_pass_counts(SIM_CONV, g, ps) for g in calls for ps in conv_passes(SIM_CONV, g) if ps.m and ps.k]
+    assert {c.cycles == c.load_beats for c in counts} == {True, False}
 
 
 def test_refused_conv_calls_touch_no_memory(conv_binary):
@@ -201,3 +208,26 @@ def test_gemm_calls_run_unchanged_beside_conv_calls(conv_binary):
     wl = random_conv_workload(SIM_CONV, seed=9, calls=3)
     wl.add_gemm(SIM.rows + 1, SIM.b_block_cols + 1, SIM.dot_width + 3, 5, 3, True, True, note="gemm op 0")
     run_checked(SIM_CONV, wl, conv_binary)
+
+
+def test_conv_code_sums_are_exact(conv_binary):
+    """SUMS: forward and weight-gradient calls across several B blocks (K > b_block_cols), signed and
+    unsigned, bands, padding, 1x1 stride 2 (the sparse chunk): the sums area byte for byte against emu_conv,
+    canaries around it unchanged (the image comparison), and every sum really written."""
+    wl = Workload(SIM_CONV, seed=10)
+    k = 2 * SIM_CONV.b_block_cols + 1
+    shapes = [("fwd", 2, 3, k, 6, 5, 3, 3, 1, 1, 3, 4, True, True, (0, 0)),
+              ("fwd", 1, 8, 5, 8, 8, 3, 3, 2, 1, 5, 2, False, True, (1, 2)),
+              ("fwd", 1, 16, 3, 4, 4, 1, 1, 1, 0, 8, 8, True, False, (0, 0)),
+              ("wgrad", 2, 3, k, 6, 6, 3, 3, 2, 1, 4, 3, True, True, (1, 2)),
+              ("wgrad", 1, 8, 5, 8, 8, 3, 3, 1, 1, 2, 6, False, True, (0, 0)),
+              ("wgrad", 2, 3, 4, 8, 8, 1, 1, 2, 0, 7, 5, True, False, (0, 0))]
+    for op, *geometry, band in shapes:
+        add_conv(wl, op, *geometry, band=band, sums=True, note=f"{op} SUMS {geometry}")
+    res = run_checked(SIM_CONV, wl, conv_binary)
+    assert all(s == 0 for s in res.status)
+    before = wl.initial_image()
+    for e in wl.expected:
+        g = ConvArgs.decode(e.call)
+        area = slice(e.call.sums, e.call.sums + 4 * g.sums_count())
+        assert g.flag("SUMS") and (res.image[area] != before[area]).any()

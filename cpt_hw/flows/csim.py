@@ -33,7 +33,7 @@ from ..gen.hls_vectors import Results, Workload, decode_results
 from ..hw.calls import REFUSED_CALLS, PrefetchState, prefetch_bytes, refused_call
 from ..hw.config import HardwareConfig
 from ..hw.conv_calls import ConvArgs
-from ..hw.hls_cycles import busy_counts
+from ..hw.hls_cycles import busy_counts, conv_cycles
 from ..paths import build_dir, source_root
 
 CXXFLAGS = ("-O2", "-std=c++14", "-Wall", "-Wno-unknown-pragmas", "-Wno-unused-label")
@@ -154,12 +154,12 @@ def compare(workload: Workload, results: Results, max_report: int = 8) -> list[s
     for i, e in enumerate(workload.expected):
         got = (results.status[i], results.ids[i], results.cycles[i])
         c = e.call
-        if getattr(c, "conv", 0) & 3:  # a conv call: its busy count is not predicted, only checked positive
-            prefetch.reset()           # and it consumes a GEMM call's B prefetch hint
-            ok = (got[0], got[1]) == (e.status, cfg.id_word) and (got[2] > 0) == (e.status == 0)
-            if not ok:
+        if getattr(c, "conv", 0) & 3:  # a conv call (it consumes a GEMM call's B prefetch hint)
+            prefetch.reset()
+            want = (e.status, cfg.id_word, conv_cycles(cfg, ConvArgs.decode(c)) if e.status == 0 else 0)
+            if got != want:
                 problems.append(f"call {i} ({e.note}): status/id/cycles = 0x{got[0]:x}/0x{got[1]:08x}/{got[2]}, "
-                                f"expected 0x{e.status:x}/0x{cfg.id_word:08x}/{'> 0' if e.status == 0 else 0}")
+                                f"expected 0x{want[0]:x}/0x{want[1]:08x}/{want[2]}")
             continue
         hit = prefetch.step(c, e.status)
         pf_words = prefetch_bytes(cfg, c.next_n, c.next_k, c.next_b_bits) // cfg.word_bytes if c.prefetch else 0

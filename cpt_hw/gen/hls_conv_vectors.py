@@ -42,12 +42,13 @@ def _weights(cfg: HardwareConfig, op: str, wt: np.ndarray, bits: int, stride: in
 
 def conv_call(w: Workload, op: str, batch: int, c: int, k: int, h: int, w_: int, kh: int, kw: int, stride: int,
               padding: int, a_bits: int, b_bits: int, a_signed: bool, b_signed: bool, *, band: tuple[int, int] = (0, 0),
-              c16: bool = False, window: str = "tight") -> ConvCall:
-    """Place the operands of a conv call (random codes) and return its registers (not yet recorded)."""
+              c16: bool = False, sums: bool = False, window: str = "tight") -> ConvCall:
+    """Place the operands of a conv call (random codes) and return its registers (not yet recorded); with
+    ``sums`` the call sets SUMS and gets a code-sum area after its C area (canaries around both)."""
     cfg = w.cfg
     d = cfg.dot_width
     conv = encode_conv(op, kh, kw, stride, padding)
-    flags = flags_word(a_signed, b_signed) | (int(c16) << CONV_FLAG_BITS["C16"])
+    flags = flags_word(a_signed, b_signed) | (int(c16) << CONV_FLAG_BITS["C16"]) | (int(sums) << CONV_FLAG_BITS["SUMS"])
     regs = ConvCall(0, 0, 0, 0, 0, 0, a_bits, b_bits, flags, 0, 0, conv=conv, batch=batch, channels=c | k << 16,
                     size=h | w_ << 16, band=band[0] | band[1] << 16)
     g = ConvArgs.decode(regs)
@@ -64,7 +65,8 @@ def conv_call(w: Workload, op: str, batch: int, c: int, k: int, h: int, w_: int,
         b = pack_tensor(_codes(w, (batch, k, ho, wo), b_bits, b_signed), b_bits, d)
     a_addr, b_addr = w._place(a), w._place(b if b.size else np.zeros(d // 8, np.uint8))
     c_addr = w._alloc(max(g.c_bytes(cfg.cols), 1))
-    regs = replace(regs, a=a_addr, b=b_addr, c=c_addr)
+    sums_addr = w._alloc(4 * g.sums_count()) if sums else 0
+    regs = replace(regs, a=a_addr, b=b_addr, c=c_addr, sums=sums_addr)
     if g.kh and g.kw and g.stride in (1, 2) and g.padding in (0, 1) and g.ho >= 1 and g.wo >= 1 and \
             g.band0 < g.rows_per_image and g.band0 + g.rows <= g.rows_per_image:
         ranges = [(x, n) for x, n in operand_ranges(cfg, regs, g) if n]
@@ -165,7 +167,8 @@ KERNELS = (1, 3)
 def random_conv_workload(cfg: HardwareConfig, seed: int, calls: int, ops: tuple[str, ...] = ("fwd", "dgrad", "wgrad"),
                          max_batch: int = 2) -> Workload:
     """``calls`` legal conv calls of random geometry (channels, sizes, 1x1/3x3, stride 1/2, padding 0/1, bits
-    1..8 signed/unsigned, a band now and then, C16 where it is legal), cycling through ``ops``; a drawn
+    1..8 signed/unsigned, a band now and then, C16 where it is legal, SUMS in about half of the forward and
+    weight-gradient calls), cycling through ``ops``; a drawn
     geometry the rules refuse (reduction > k_max, buffers) is drawn again."""
     w = Workload(cfg, seed=seed)
     rng = np.random.default_rng(seed)
@@ -188,12 +191,14 @@ def random_conv_workload(cfg: HardwareConfig, seed: int, calls: int, ops: tuple[
             r0 = int(rng.integers(0, rows - 1))
             band = (r0, int(rng.integers(1, rows - r0 + 1)))
         c16 = bool(rng.integers(2))
+        sums = op != "dgrad" and bool(rng.integers(2))  # code sums in about half the calls that may have them
         for flags in (c16, False):
             regs = replace(probe, band=band[0] | band[1] << 16, flags=int(flags) << CONV_FLAG_BITS["C16"])
             if conv_status(cfg, regs) == 0:
-                note = f"{op} {batch}x{c}x{h}x{h} -> {k} {kk}x{kk}/{s} p{p} {ab}x{bb} band {band}{' C16' if flags else ''}"
+                note = (f"{op} {batch}x{c}x{h}x{h} -> {k} {kk}x{kk}/{s} p{p} {ab}x{bb} band {band}"
+                        f"{' C16' if flags else ''}{' SUMS' if sums else ''}")
                 add_conv(w, op, batch, c, k, h, h, kk, kk, s, p, ab, bb, a_signed, b_signed, band=band, c16=flags,
-                         window=("tight", "loose")[int(rng.integers(2))], note=note)
+                         sums=sums, window=("tight", "loose")[int(rng.integers(2))], note=note)
                 made += 1
                 break
     return w

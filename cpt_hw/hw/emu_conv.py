@@ -8,8 +8,8 @@ with C16, in today's C layout, and the code sums with SUMS.
 
 **Cycles are the design's model, not a measurement**: :func:`call_cycles` is ``cpt_hw.hw.conv_model.estimate``
 of the call (a square kernel of side max(kh, kw); a band costs its share of the whole images), with the
-exposed first load removed when a weight-gradient call hits the previous call's prefetch hint.  No HLS kernel
-or Verilog twin of the engine exists yet to check it against.
+exposed first load removed when a weight-gradient call hits the previous call's prefetch hint.  No hardware
+checks it yet: the HLS kernel's C-simulated ``cycles`` is a busy count of its own (``hls_cycles.conv_cycles``).
 """
 
 from __future__ import annotations
