@@ -158,6 +158,7 @@ def test_stride_two_takes_one_parity() -> None:
     ({"kh": 4}, "kh = 4: must be 1..3"), ({"stride": 3}, "stride = 3"), ({"padding": 2}, "padding = 2"),
     ({"dot_width": 48}, "dot_width = 48"), ({"batch": 0}, "batch = 0"), ({"width": 33}, "width = 33"),
     ({"height": 1, "padding": 0}, "does not fit a 1 x 8 image"),
+    ({"width": 32, "kh": 1, "kw": 1}, "Wo = 34 must be <= dot_width = 32"),
 ])
 def test_bad_geometry_names_the_field(kwargs: dict, message: str) -> None:
     args = {"batch": 1, "channels": 8, "height": 8, "width": 8, "kh": 3, "kw": 3, "stride": 1, "padding": 1,

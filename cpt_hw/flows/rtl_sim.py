@@ -45,7 +45,8 @@ from ..paths import build_dir, rtl_dir, source_root
 SIMULATORS: tuple[str, ...] = ("icarus", "verilator")
 
 #: The cocotb modules of `make sim`, units first: ``sim/<top>/test_<top>.py`` tests the RTL module <top>.
-SUITE: tuple[str, ...] = ("test_and_popcount", "test_pe", "test_pe_array", "test_cpt_im2col_former", "test_cpt_gemm")
+SUITE: tuple[str, ...] = ("test_and_popcount", "test_pe", "test_pe_array", "test_cpt_im2col_former",
+                          "test_cpt_wgrad_former", "test_cpt_gemm")
 
 #: A second geometry for the paths the sim preset cannot reach: ten rows (a partial tile queues more
 #: skipped rows than the writer's burst queue holds), two AXI beats per D-bit word, rows of C split into

@@ -36,7 +36,7 @@ PADDINGS = (0, 1)
 @dataclass(frozen=True)
 class WgradGeometry:
     """One X chunk: ``batch`` whole images of C channels x H x W codes, a kh x kw kernel, stride, padding,
-    D-bit words.  Checked on construction (W <= D: a channel row is one buffer word)."""
+    D-bit words.  Checked on construction (W, Wo <= D: a channel row and a segment are one word each)."""
 
     batch: int
     channels: int
@@ -69,6 +69,9 @@ class WgradGeometry:
         if self.out_h < 1 or self.out_w < 1:
             raise ValueError(f"WgradGeometry: a {self.kh} x {self.kw} kernel with padding {self.padding} does "
                              f"not fit a {self.height} x {self.width} image")
+        if self.out_w > self.dot_width:
+            raise ValueError(f"WgradGeometry: Wo = {self.out_w} must be <= dot_width = {self.dot_width} "
+                             f"(a segment is one word)")
 
     @property
     def cp(self) -> int:

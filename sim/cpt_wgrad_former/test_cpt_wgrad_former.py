@@ -1,0 +1,245 @@
+"""cocotb unit tests of rtl/cpt_wgrad_former.v: every A word against cpt_hw.hw.conv_wgrad_former.
+
+The testbench plays the reader and the tile walker: it streams one X chunk's row-planes (the bytes of
+``conv_model.pack_tensor``, whole images) into the buffer with random valid gaps, then asks for random A rows
+(tap, channel, plane) over random word ranges (and now and then the whole row), and takes the words with
+random back-pressure.  Every word's data, index and last flag is compared with the reference.  D comes from
+the geometry's config; the buffer's size is the module's default (W Cp <= 2048 bits, N H bits C <= 4096
+channel rows).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import cocotb
+import numpy as np
+import pytest
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+from cpt_hw.hw.conv_model import pack_tensor
+from cpt_hw.hw.conv_wgrad_former import WgradGeometry, a_words, corner_turn
+from sim import runner
+from sim.tbutil import seeded_rng, sim_config
+
+#: The module's defaults: the staging register (W Cp bits) and the buffer (channel rows).
+MAX_ROW_BITS = 2048
+BUF_WORDS = 4096
+
+Request = tuple[int, int, int, int, int, int]   # (i, j, c, plane, first word, count)
+
+
+class FormerTB:
+    def __init__(self, dut, rng: np.random.Generator, gaps: float, stalls: float):
+        self.dut, self.rng, self.gaps, self.stalls = dut, rng, gaps, stalls
+        self.d = sim_config().dot_width
+        self.expected: deque[tuple[int, int, bool]] = deque()
+        self.seen = 0
+        self.in_request = False   # a request's first word is out, its last is not
+        self.bubbles = 0          # cycles inside a request without a word
+
+    async def start(self) -> None:
+        dut = self.dut
+        Clock(dut.clk, 10, unit="ns").start()
+        dut.rst.value = 1
+        dut.start.value = 0
+        dut.s_valid.value = 0
+        dut.rq_valid.value = 0
+        dut.m_ready.value = 0
+        await ClockCycles(dut.clk, 3)
+        dut.rst.value = 0
+
+    async def configure(self, g: WgradGeometry, bits: int, cp: int | None = None) -> bool:
+        """Pulse start with the geometry; returns geom_err."""
+        dut = self.dut
+        dut.batch.value = g.batch
+        dut.channels.value = g.channels
+        dut.cp.value = g.cp if cp is None else cp
+        dut.width.value = g.width
+        dut.height.value = g.height
+        dut.kh.value = g.kh
+        dut.kw.value = g.kw
+        dut.stride.value = g.stride
+        dut.pad.value = g.padding
+        dut.bits.value = bits
+        dut.start.value = 1
+        await RisingEdge(dut.clk)
+        dut.start.value = 0
+        await ReadOnly()
+        err = bool(int(dut.geom_err.value))
+        await RisingEdge(dut.clk)
+        return err
+
+    async def _handshake(self, valid, ready) -> None:
+        """Hold ``valid`` (the caller set the payload) until the edge at which ``ready`` was high before it."""
+        valid.value = 1
+        while True:
+            await ReadOnly()
+            taken = int(ready.value)
+            await RisingEdge(self.dut.clk)
+            if taken:
+                break
+        valid.value = 0
+
+    async def _idle(self) -> None:
+        while self.rng.random() < self.gaps:
+            await RisingEdge(self.dut.clk)
+
+    async def stream(self, words: list[int]) -> None:
+        """The row-plane words in DDR order, valid held until taken, random idle cycles (junk data) between."""
+        dut = self.dut
+        for word in words:
+            dut.s_data.value = int.from_bytes(self.rng.bytes(self.d // 8), "little")
+            await self._idle()
+            dut.s_data.value = word
+            await self._handshake(dut.s_valid, dut.s_ready)
+
+    async def request(self, reqs: list[Request]) -> None:
+        dut = self.dut
+        for i, j, c, p, w0, count in reqs:
+            await self._idle()
+            dut.rq_i.value = i
+            dut.rq_j.value = j
+            dut.rq_c.value = c
+            dut.rq_plane.value = p
+            dut.rq_word0.value = w0
+            dut.rq_count.value = count
+            await self._handshake(dut.rq_valid, dut.rq_ready)
+
+    async def take(self, total: int) -> None:
+        """Take words with random back-pressure; compare each with the next expected one.  Counts the cycles
+        inside a request (after its first word, up to its last) where no word was offered."""
+        dut = self.dut
+        while self.seen < total:
+            dut.m_ready.value = int(self.rng.random() >= self.stalls)
+            await ReadOnly()
+            valid = int(dut.m_valid.value)
+            if self.in_request and not valid:
+                self.bubbles += 1
+            if valid and int(dut.m_ready.value):
+                want = self.expected.popleft()
+                got = (int(dut.m_word.value), int(dut.m_data.value), bool(int(dut.m_last.value)))
+                assert got == want, f"word {self.seen}: (index, data, last) = {got}, reference {want}"
+                self.seen += 1
+                self.in_request = not got[2]
+            await RisingEdge(dut.clk)
+        dut.m_ready.value = 0
+
+
+def fits(g: WgradGeometry, bits: int) -> bool:
+    return g.width * g.cp <= MAX_ROW_BITS and g.batch * g.height * bits * g.channels <= BUF_WORDS
+
+
+def random_geometry(rng: np.random.Generator, d: int, bits: int) -> WgradGeometry:
+    while True:
+        k = (int(rng.integers(1, 4)), int(rng.integers(1, 4))) if rng.random() < 0.3 else (int(rng.choice([1, 3])),) * 2
+        w = int(rng.integers(3, d + 1)) if rng.random() < 0.5 else int(rng.choice([d // 4, d // 2, d]))
+        try:
+            g = WgradGeometry(int(rng.integers(1, 5)), int(rng.choice([1, 2, 3, 4, 5, 8, 16, 64])),
+                              int(rng.integers(3, 9)), w, *k, int(rng.integers(1, 3)), int(rng.integers(0, 2)), d)
+        except ValueError:
+            continue               # the kernel does not fit, or Wo > D (1 x 1 padding 1 at W = D)
+        if fits(g, bits):
+            return g
+
+
+def random_requests(rng: np.random.Generator, g: WgradGeometry, bits: int, n: int) -> list[Request]:
+    out = []
+    for _ in range(n):
+        i, j, c, p = (int(rng.integers(0, v)) for v in (g.kh, g.kw, g.channels, bits))
+        if rng.random() < 0.4:
+            w0, count = 0, g.k_words
+        else:
+            w0 = int(rng.integers(0, g.k_words))
+            count = int(rng.integers(1, g.k_words - w0 + 1))
+        out.append((i, j, c, p, w0, count))
+    return out
+
+
+async def run_chunk(tb: FormerTB, g: WgradGeometry, bits: int, reqs: list[Request] | None = None) -> None:
+    rng = tb.rng
+    x = rng.integers(0, 1 << bits, size=(g.batch, g.channels, g.height, g.width))
+    packed = pack_tensor(x, bits, tb.d)
+    wb = tb.d // 8
+    words = [int.from_bytes(packed[i:i + wb].tobytes(), "little") for i in range(0, packed.size, wb)]
+    rows = corner_turn(packed, g, bits)
+    if reqs is None:
+        reqs = random_requests(rng, g, bits, 10)
+    for i, j, c, p, w0, count in reqs:
+        for k, word in enumerate(a_words(rows, g, i, j, c, p, w0, count)):
+            tb.expected.append((w0 + k, word, k == count - 1))
+    total = tb.seen + len(tb.expected)
+    tb.dut._log.info(f"{g}, {bits} bits: {len(reqs)} requests, words {tb.seen}..{total - 1}")
+    assert not await tb.configure(g, bits), f"geometry {g} refused"
+    streaming = cocotb.start_soon(tb.stream(words))
+    requesting = cocotb.start_soon(tb.request(reqs))
+    await tb.take(total)
+    assert not tb.expected
+    await streaming
+    await requesting
+
+
+@cocotb.test()
+async def test_random_geometries(dut):
+    """Random N, C, W, H, kernels (1x1, 3x3, now and then any kh x kw <= 3), strides, paddings, precisions and
+    word ranges, with valid gaps and back-pressure."""
+    rng = seeded_rng("random")
+    tb = FormerTB(dut, rng, 0.3, 0.3)
+    await tb.start()
+    for _ in range(30):
+        bits = int(rng.integers(1, 5))
+        await run_chunk(tb, random_geometry(rng, tb.d, bits), bits)
+        await ClockCycles(dut.clk, 2)
+
+
+@cocotb.test()
+async def test_full_rate_at_wo_d(dut):
+    """No gaps, no stalls, Wo = D (3x3 stride 1 pad 1 on W = D): one A word a cycle within a request."""
+    rng = seeded_rng("rate")
+    tb = FormerTB(dut, rng, 0.0, 0.0)
+    await tb.start()
+    g = WgradGeometry(2, 3, 5, tb.d, 3, 3, 1, 1, tb.d)
+    await run_chunk(tb, g, 2, [(i, j, 1, 1, 0, g.k_words) for i in range(3) for j in range(3)])
+    assert tb.bubbles == 0, f"{tb.bubbles} cycles without a word inside requests"
+
+
+@cocotb.test()
+async def test_edges(dut):
+    """Stem-like C = 3 stride 2, 1x1 stride 2, Cp > D, W = D at stride 2, single-word rows, the last word."""
+    rng = seeded_rng("edges")
+    tb = FormerTB(dut, rng, 0.2, 0.2)
+    await tb.start()
+    d = tb.d
+    for n, c, h, w, k, s, pad, bits in ((2, 3, 8, 8, 3, 2, 1, 4), (3, 16, 5, 7, 1, 2, 0, 3),
+                                        (1, 2 * d, 3, 4, 3, 1, 1, 1), (1, 4, 6, d, 3, 2, 1, 2),
+                                        (1, 1, 3, 3, 3, 1, 0, 1)):
+        g = WgradGeometry(n, c, h, w, k, k, s, pad, d)
+        reqs = [(i, j, 0, bits - 1, 0, g.k_words) for i in range(k) for j in range(k)]
+        reqs.append((k - 1, k - 1, c - 1, 0, g.k_words - 1, 1))
+        await run_chunk(tb, g, bits, reqs)
+
+
+@cocotb.test()
+async def test_bad_geometry(dut):
+    """A channel pitch that is not a power of two, and W > D, are refused; nothing is then taken."""
+    tb = FormerTB(dut, seeded_rng("bad"), 0.0, 0.0)
+    await tb.start()
+    assert await tb.configure(WgradGeometry(1, 3, 4, 8, 3, 3, 1, 1, tb.d), 2, cp=3)
+    assert int(tb.dut.s_ready.value) == 0 and int(tb.dut.rq_ready.value) == 0
+    tb.dut.width.value = tb.d + 1
+    tb.dut.cp.value = 4
+    tb.dut.start.value = 1
+    await RisingEdge(tb.dut.clk)
+    tb.dut.start.value = 0
+    await ReadOnly()
+    assert int(tb.dut.geom_err.value) == 1
+
+
+# ----------------------------------------------------------------------------- pytest runner
+# D comes from the test geometry's config: sim (D = 32) in `make test`, simwide (D = 64) in the slow set.
+@pytest.mark.sim
+@pytest.mark.parametrize("geometry", ["sim", pytest.param("simwide", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("simulator", runner.SIMULATORS)
+def test_cpt_wgrad_former(simulator: str, geometry: str) -> None:
+    runner.run(geometry, simulator, __file__)
