@@ -183,7 +183,7 @@ module cpt_wgrad_former #(
         turned = {D{1'b0}};
         for (x = 0; x < D; x = x + 1)
             for (l = 0; l <= LMR; l = l + 1)
-                if ((x << l) < MAX_ROW_BITS && lcp == l[4:0]) turned[x] = stg[x << l];
+                if ((x << l) < MAX_ROW_BITS && lcp == l[4:0]) turned[x] = stg[(x << l) & (MAX_ROW_BITS - 1)];   // the mask only quiets the untaken selects
         turned = turned & wmask;
     end
 

@@ -38,6 +38,7 @@ class FormerTB:
         self.seen = 0
         self.in_request = False   # a request's first word is out, its last is not
         self.bubbles = 0          # cycles inside a request without a word
+        self.between = 0          # cycles between a request's last word and the next one's first
 
     async def start(self) -> None:
         dut = self.dut
@@ -117,6 +118,8 @@ class FormerTB:
             valid = int(dut.m_valid.value)
             if self.in_request and not valid:
                 self.bubbles += 1
+            if not self.in_request and not valid and self.seen:
+                self.between += 1
             if valid and int(dut.m_ready.value):
                 want = self.expected.popleft()
                 got = (int(dut.m_word.value), int(dut.m_data.value), bool(int(dut.m_last.value)))
@@ -200,7 +203,10 @@ async def test_full_rate_at_wo_d(dut):
     tb = FormerTB(dut, rng, 0.0, 0.0)
     await tb.start()
     g = WgradGeometry(2, 3, 5, tb.d, 3, 3, 1, 1, tb.d)
-    await run_chunk(tb, g, 2, [(i, j, 1, 1, 0, g.k_words) for i in range(3) for j in range(3)])
+    reqs = [(i, j, 1, 1, 0, g.k_words) for i in range(3) for j in range(3)]
+    await run_chunk(tb, g, 2, reqs)
+    dut._log.info(f"{tb.seen} A words in {len(reqs)} requests; {tb.between / (len(reqs) - 1):.1f} empty cycles "
+                  f"between two requests")
     assert tb.bubbles == 0, f"{tb.bubbles} cycles without a word inside requests"
 
 
