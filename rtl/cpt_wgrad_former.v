@@ -181,9 +181,10 @@ module cpt_wgrad_former #(
     integer x, l;
     always @* begin
         turned = {D{1'b0}};
+        // (the & only keeps the untaken selects' constant index in range, which Yosys warns about)
         for (x = 0; x < D; x = x + 1)
             for (l = 0; l <= LMR; l = l + 1)
-                if ((x << l) < MAX_ROW_BITS && lcp == l[4:0]) turned[x] = stg[(x << l) & (MAX_ROW_BITS - 1)];   // the mask only quiets the untaken selects
+                if ((x << l) < MAX_ROW_BITS && lcp == l[4:0]) turned[x] = stg[(x << l) & (MAX_ROW_BITS - 1)];
         turned = turned & wmask;
     end
 
