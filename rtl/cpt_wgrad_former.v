@@ -19,7 +19,7 @@
 // segment in a 2D-bit assembly register, which hands a word to the output register whenever one is full.
 //
 // Rate: one output row (segment) per cycle, i.e. one A word a cycle when Wo = D and Wo / D words a cycle
-// below; a request first spends 2 POS_W + 3 cycles finding its first output row ((w0 D) div Wo, then
+// below; a request first spends 2 CHUNK_POS_W + 3 cycles finding its first output row ((w0 D) div Wo, then
 // div Ho) with one restoring divider.  Geometry inputs are sampled by `start` and must not change until the
 // chunk's requests are done; requests must be legal (i < kh, j < kw, c < C, p < bits, w0 + count <= the
 // row's ceil(N Ho Wo / D) words).
@@ -77,10 +77,10 @@ module cpt_wgrad_former #(
     localparam integer LD = $clog2(D);
     localparam integer LMR = $clog2(MAX_ROW_BITS);
     localparam integer AW = $clog2(BUF_WORDS);
-    localparam integer POS_W = 20;                      // output positions N Ho Wo < 2^20
+    localparam integer CHUNK_POS_W = 20;                      // output positions N Ho Wo < 2^20
     localparam integer HW = 18;                         // signed rows
-    localparam [31:0] POS_LAST32 = POS_W - 1;
-    localparam [4:0] POS_LAST = POS_LAST32[4:0];
+    localparam [31:0] CHUNK_POS_LAST32 = CHUNK_POS_W - 1;
+    localparam [4:0] POS_LAST = CHUNK_POS_LAST32[4:0];
     localparam [31:0] D32 = D;
     localparam signed [17:0] D_S = D32[17:0];
 
@@ -104,7 +104,7 @@ module cpt_wgrad_former #(
     localparam [`CPT_BITS_W-1:0] OP_BITS_X = OP_BITS[`CPT_BITS_W-1:0];
     localparam [31:0] MRB_X = MAX_ROW_BITS;
     localparam [31:0] BUF_X = BUF_WORDS;
-    localparam [31:0] POS_X = 32'd1 << POS_W;
+    localparam [31:0] POS_X = 32'd1 << CHUNK_POS_W;
 
     // Ho = (H + 2 pad - kh) / s + 1, Wo likewise (negative numerators: the kernel does not fit)
     wire [16:0] h_span = {1'b0, height} + {15'd0, pad, 1'b0} - {15'd0, kh};
@@ -218,7 +218,7 @@ module cpt_wgrad_former #(
     // IDLE -> DIV (q = (w0 D) div Wo, r = its remainder) -> DIV (n = q div Ho, ho = q mod Ho) -> BASE -> RUN
     localparam [2:0] R_IDLE = 3'd0, R_DIV1 = 3'd1, R_DIV2 = 3'd2, R_BASE = 3'd3, R_RUN = 3'd4;
     reg [2:0]          state;
-    reg [POS_W-1:0]    dnum, dquo;                      // the divider: numerator shifting out, quotient in
+    reg [CHUNK_POS_W-1:0]    dnum, dquo;                      // the divider: numerator shifting out, quotient in
     reg [15:0]         drem, dden;
     reg [4:0]          dstep;
     reg [15:0]         first_off;                       // (w0 D) mod Wo: bits of the first segment before word w0
@@ -234,7 +234,7 @@ module cpt_wgrad_former #(
     reg [1:0]          shr;
 
     wire signed [2:0] col_off = $signed({1'b0, rq_j}) - $signed({2'b0, pad});   // j - pad: -1..2
-    wire [16:0] rem_next = {drem, dnum[POS_W-1]};
+    wire [16:0] rem_next = {drem, dnum[CHUNK_POS_W-1]};
     wire        rem_ge = rem_next >= {1'b0, dden};
     wire [16:0] rem_sub = rem_next - {1'b0, dden};
 
@@ -261,7 +261,7 @@ module cpt_wgrad_former #(
         end else begin
             case (state)
                 R_IDLE: if (rq_valid && rq_ready) begin
-                    dnum <= {{(POS_W-16){1'b0}}, rq_word0} << LD;
+                    dnum <= {{(CHUNK_POS_W-16){1'b0}}, rq_word0} << LD;
                     dden <= wo_r;
                     drem <= 0;
                     dstep <= 0;
@@ -276,19 +276,19 @@ module cpt_wgrad_former #(
                 R_DIV1, R_DIV2: begin
                     // restoring division, one quotient bit a cycle
                     drem <= rem_ge ? rem_sub[15:0] : rem_next[15:0];
-                    dquo <= {dquo[POS_W-2:0], rem_ge};
+                    dquo <= {dquo[CHUNK_POS_W-2:0], rem_ge};
                     dnum <= dnum << 1;
                     dstep <= dstep + 1'b1;
                     if (dstep == POS_LAST) begin
                         dstep <= 0;
                         if (state == R_DIV1) begin
-                            dnum <= {dquo[POS_W-2:0], rem_ge};
+                            dnum <= {dquo[CHUNK_POS_W-2:0], rem_ge};
                             dden <= ho_r;
                             drem <= 0;
                             first_off <= rem_ge ? rem_sub[15:0] : rem_next[15:0];
                             state <= R_DIV2;
                         end else begin
-                            dquo <= {dquo[POS_W-2:0], rem_ge};
+                            dquo <= {dquo[CHUNK_POS_W-2:0], rem_ge};
                             state <= R_BASE;
                         end
                     end
@@ -392,7 +392,7 @@ module cpt_wgrad_former #(
     end
 
     wire unused = &{1'b0, in_img_pos, in_pos, in_rows, in_words[63:AW+1], in_bc[31:AW+1], in_row_bits,
-                    dnum[POS_W-2:0], dquo[POS_W-1:16], drem[15], rem_sub[16], nh, h_span[0], w_span[0]};
+                    dnum[CHUNK_POS_W-2:0], dquo[CHUNK_POS_W-1:16], drem[15], rem_sub[16], nh, h_span[0], w_span[0]};
 endmodule
 
 `default_nettype wire

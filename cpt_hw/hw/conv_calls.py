@@ -24,17 +24,19 @@ from typing import Any
 
 import numpy as np
 
+# the conv calls' strides and paddings: the driver's (one definition)
+from cpt_driver.conv import CONV_PADDINGS as PADDINGS
+from cpt_driver.conv import CONV_STRIDES as STRIDES
+
 from .config import HardwareConfig
 from .conv_model import ConvShape, channel_pitch, line_buffer_bits, row_words, wgrad_x_bits
-from .regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, FLAG_BITS, STATUS_BITS
+from .regmap import CONV_FLAG_BITS, CONV_OPS, CONV_STATUS_BITS, FLAG_BITS, STATUS_BITS
 
-#: ``conv`` bits 1:0.
-OPS = {0: "gemm", 1: "fwd", 2: "dgrad", 3: "wgrad"}
-OP_CODES = {name: code for code, name in OPS.items()}
+#: ``conv`` bits 1:0 (regmap.CONV_OPS), both ways.
+OP_CODES = dict(CONV_OPS)
+OPS = {code: name for name, code in OP_CODES.items()}
 #: ``conv`` bits that have a meaning: op 1:0, kh 7:4, kw 11:8, stride 13:12, padding 15:14.
 CONV_FIELDS_MASK = 0x3 | 0xF << 4 | 0xF << 8 | 0x3 << 12 | 0x3 << 14
-STRIDES = (1, 2)
-PADDINGS = (0, 1)
 _ALL_FLAGS = {**FLAG_BITS, **CONV_FLAG_BITS}
 _FLAGS_MASK = sum(1 << b for b in _ALL_FLAGS.values())
 _BIT = {name: 1 << pos for name, pos in {**STATUS_BITS, **CONV_STATUS_BITS}.items()}

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# the conv calls' strides, paddings and largest kernel side: the driver's (one definition)
+from cpt_driver.conv import CONV_MAX_KERNEL as MAX_KERNEL
+from cpt_driver.conv import CONV_PADDINGS as PADDINGS
+from cpt_driver.conv import CONV_STRIDES as STRIDES
+
 from .conv_model import channel_pitch, row_words
 from .golden import conv_output_size
-
-#: Largest kernel side (docs/architecture.md: max_kernel = 3).
-MAX_KERNEL = 3
-STRIDES = (1, 2)
-PADDINGS = (0, 1)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from cpt_driver.conv import CONV_PADDINGS, CONV_STRIDES
+
 from .config import HardwareConfig
 
 KERNEL_NAME = "cpt_gemm"
@@ -51,6 +53,8 @@ STATUS_DOC = {
 #: (docs/architecture.md, "Arguments (interface 4)").  SUMS: write the code sums to ``sums``; C16: write
 #: int16 results (refused when the call's worst case does not fit int16).
 CONV_FLAG_BITS = {"SUMS": 3, "C16": 4}
+#: ``conv`` bits 1:0: the call's operation (0 an interface-3 GEMM call).
+CONV_OPS = {"gemm": 0, "fwd": 1, "dgrad": 2, "wgrad": 3}
 CONV_STATUS_BITS = {"ERR_CONV": 6}
 CONV_STATUS_DOC = {
     "ERR_CONV": "bad convolution geometry: unknown op, kernel > max_kernel, stride or padding outside {1, 2} / "
@@ -187,7 +191,7 @@ def status_doc(cfg: HardwareConfig) -> dict[str, str]:
 def conv_layout(cfg: HardwareConfig) -> dict[str, Any]:
     """What a host needs to drive the convolution engine (regmap.json's ``conv``; present only with it)."""
     return {"max_kernel": cfg.max_kernel, "tensor_buffer_bits": cfg.tensor_buffer_bits,
-            "strides": [1, 2], "paddings": [0, 1], "ops": {"gemm": 0, "fwd": 1, "dgrad": 2, "wgrad": 3}}
+            "strides": list(CONV_STRIDES), "paddings": list(CONV_PADDINGS), "ops": dict(CONV_OPS)}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Convolutions on the interface-4 engine (regmap.json has ``conv``; today only the emulated device does).
+"""Convolutions on the interface-4 engine (regmap.json has ``conv``: the emulated device, and the HLS kernel in
+C simulation).
 
 The host packs x (or e) once as row-planes straight from the codes (:mod:`cpt_driver.rowplanes`: no k^2
 expansion), writes the weights in the engine's B layout, and makes one call per chunk of whole images:
@@ -28,11 +29,13 @@ if TYPE_CHECKING:
     from .accelerator import Accelerator
     from .conv import ConvShape
 
-#: ``conv`` bits 1:0 of each call kind (regmap.json's conv.ops).
+#: A call's GEMM run on an optional result buffer.
 Run = Callable[[np.ndarray | None], np.ndarray]
 
 
 def encode_conv(spec: Any, op: str, kh: int, kw: int, stride: int, padding: int) -> int:
+    """The ``conv`` register value: bits 1:0 the op (regmap.json's conv.ops), 7:4 kh, 11:8 kw, 13:12 stride,
+    15:14 padding."""
     return spec.conv["ops"][op] | kh << 4 | kw << 8 | stride << 12 | padding << 14
 
 
