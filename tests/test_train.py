@@ -98,6 +98,9 @@ def test_recompute_bn_stages_need_a_cifar_resnet(tmp_path, capsys):
     assert "stages apply to the CIFAR ResNets" in capsys.readouterr().err
     assert main(BASE + ["--iters", "1", "--recompute-bn", "x", "--out", str(tmp_path / "s")]) == 2
     assert "--recompute-bn 'x'" in capsys.readouterr().err
+    assert main(BASE + ["--iters", "1", "--recompute-bn", "all", "--out", str(tmp_path / "t")]) == 2
+    assert "only the integer backends" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in ("r", "s", "t"))
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):

@@ -76,6 +76,9 @@ class TrainConfig:
         if not re.fullmatch(r"none|all|[123](,[123])*", self.recompute_bn):
             raise TrainConfigError(f"--recompute-bn {self.recompute_bn!r}: expected none, all or ResNet stages "
                                    "from 1, 2, 3 (e.g. 1,2)")
+        if self.recompute_bn != "none" and not self.backend.startswith(("exact", "accel")):
+            raise TrainConfigError(f"--recompute-bn {self.recompute_bn}: only the integer backends (exact, accel:*) "
+                                   f"recompute BatchNorm inputs; --backend {self.backend} keeps them")
         if self.schedule not in SCHEDULE_KINDS:
             raise TrainConfigError(f"--schedule {self.schedule!r}: unknown (known: {', '.join(SCHEDULE_KINDS)})")
         self._check_bits()
