@@ -72,3 +72,14 @@ def test_no_hardware_is_generated_for_the_engine(target, words):
 def test_bad_conv_fields_name_field_value_and_rule(key, value, fragment):
     with pytest.raises(ConfigError, match=fragment):
         HardwareConfig.from_preset("zc706", {key: value})
+
+
+def test_regmap_conv_limits_are_the_drivers():
+    """regmap.json's conv strides and paddings (written without importing the driver) equal cpt_driver.conv's."""
+    from cpt_driver.conv import CONV_PADDINGS, CONV_STRIDES
+
+    from cpt_hw.hw.config import HardwareConfig
+    from cpt_hw.hw.regmap import conv_layout
+
+    layout = conv_layout(HardwareConfig.from_preset("sim").replace(conv_engine=True))
+    assert (tuple(layout["strides"]), tuple(layout["paddings"])) == (CONV_STRIDES, CONV_PADDINGS)

@@ -16,8 +16,6 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from cpt_driver.conv import CONV_PADDINGS, CONV_STRIDES
-
 from .config import HardwareConfig
 
 KERNEL_NAME = "cpt_gemm"
@@ -191,7 +189,9 @@ def status_doc(cfg: HardwareConfig) -> dict[str, str]:
 def conv_layout(cfg: HardwareConfig) -> dict[str, Any]:
     """What a host needs to drive the convolution engine (regmap.json's ``conv``; present only with it)."""
     return {"max_kernel": cfg.max_kernel, "tensor_buffer_bits": cfg.tensor_buffer_bits,
-            "strides": list(CONV_STRIDES), "paddings": list(CONV_PADDINGS), "ops": dict(CONV_OPS)}
+            # the driver's cpt_driver.conv.CONV_STRIDES / CONV_PADDINGS (not imported: the driver imports this
+            # module; tests/test_conv_engine_config.py checks they agree)
+            "strides": [1, 2], "paddings": [0, 1], "ops": dict(CONV_OPS)}
 
 
 @dataclass(frozen=True)
