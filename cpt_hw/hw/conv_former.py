@@ -33,10 +33,11 @@ from .conv_model import channel_pitch, row_words
 from .golden import conv_output_size
 
 
-@dataclass(frozen=True)
-class FormerGeometry:
-    """One image's geometry as the former sees it: C channels of H x W codes, a kh x kw kernel, stride and
-    padding, D-bit words.  Checked on construction; every derived size is a property."""
+class ImageGeometry:
+    """What both formers' geometries share (this module's :class:`FormerGeometry`, and
+    ``conv_wgrad_former.WgradGeometry``): the checks of C, H, W, a kh x kw kernel, stride, padding and D-bit
+    words, and the sizes derived from them.  Subclasses are frozen dataclasses with those fields; errors name
+    the subclass."""
 
     channels: int
     height: int
@@ -47,23 +48,29 @@ class FormerGeometry:
     padding: int
     dot_width: int
 
-    def __post_init__(self) -> None:
-        for name in ("channels", "height", "width", "dot_width"):
+    def _check_sizes(self, names: tuple[str, ...]) -> None:
+        """``names`` integers >= 1; D a power of two >= 8."""
+        cls = type(self).__name__
+        for name in names:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
-                raise ValueError(f"FormerGeometry.{name} = {v!r}: must be an integer >= 1")
+                raise ValueError(f"{cls}.{name} = {v!r}: must be an integer >= 1")
         if self.dot_width < 8 or self.dot_width & (self.dot_width - 1):
-            raise ValueError(f"FormerGeometry.dot_width = {self.dot_width}: must be a power of two >= 8")
+            raise ValueError(f"{cls}.dot_width = {self.dot_width}: must be a power of two >= 8")
+
+    def _check_kernel(self) -> None:
+        """Kernel sides 1..MAX_KERNEL, the conv calls' strides and paddings, and an output of at least 1 x 1."""
+        cls = type(self).__name__
         for name in ("kh", "kw"):
             v = getattr(self, name)
             if v not in range(1, MAX_KERNEL + 1):
-                raise ValueError(f"FormerGeometry.{name} = {v!r}: must be 1..{MAX_KERNEL}")
+                raise ValueError(f"{cls}.{name} = {v!r}: must be 1..{MAX_KERNEL}")
         if self.stride not in STRIDES:
-            raise ValueError(f"FormerGeometry.stride = {self.stride!r}: must be one of {STRIDES}")
+            raise ValueError(f"{cls}.stride = {self.stride!r}: must be one of {STRIDES}")
         if self.padding not in PADDINGS:
-            raise ValueError(f"FormerGeometry.padding = {self.padding!r}: must be one of {PADDINGS}")
+            raise ValueError(f"{cls}.padding = {self.padding!r}: must be one of {PADDINGS}")
         if self.out_h < 1 or self.out_w < 1:
-            raise ValueError(f"FormerGeometry: a {self.kh} x {self.kw} kernel with padding {self.padding} does "
+            raise ValueError(f"{cls}: a {self.kh} x {self.kw} kernel with padding {self.padding} does "
                              f"not fit a {self.height} x {self.width} image")
 
     @property
@@ -77,6 +84,33 @@ class FormerGeometry:
         return row_words(self.width, self.channels, self.dot_width)
 
     @property
+    def out_h(self) -> int:
+        return conv_output_size(self.height, self.kh, self.stride, self.padding)
+
+    @property
+    def out_w(self) -> int:
+        return conv_output_size(self.width, self.kw, self.stride, self.padding)
+
+
+@dataclass(frozen=True)
+class FormerGeometry(ImageGeometry):
+    """One image's geometry as the former sees it: C channels of H x W codes, a kh x kw kernel, stride and
+    padding, D-bit words.  Checked on construction; every derived size is a property."""
+
+    channels: int
+    height: int
+    width: int
+    kh: int
+    kw: int
+    stride: int
+    padding: int
+    dot_width: int
+
+    def __post_init__(self) -> None:
+        self._check_sizes(("channels", "height", "width", "dot_width"))
+        self._check_kernel()
+
+    @property
     def k_bits(self) -> int:
         """Bits of an A row before its word padding: kh kw Cp (the GEMM's K)."""
         return self.kh * self.kw * self.cp
@@ -86,13 +120,6 @@ class FormerGeometry:
         """Kw = ceil(kh kw Cp / D): D-bit words of one A row and plane."""
         return -(-self.k_bits // self.dot_width)
 
-    @property
-    def out_h(self) -> int:
-        return conv_output_size(self.height, self.kh, self.stride, self.padding)
-
-    @property
-    def out_w(self) -> int:
-        return conv_output_size(self.width, self.kw, self.stride, self.padding)
 
 
 RowPlanes = list[list[int]]

@@ -24,17 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# the conv calls' strides, paddings and largest kernel side: the driver's (one definition)
-from cpt_driver.conv import CONV_MAX_KERNEL as MAX_KERNEL
-from cpt_driver.conv import CONV_PADDINGS as PADDINGS
-from cpt_driver.conv import CONV_STRIDES as STRIDES
-
-from .conv_model import channel_pitch, row_words
-from .golden import conv_output_size
+from .conv_former import ImageGeometry
 
 
 @dataclass(frozen=True)
-class WgradGeometry:
+class WgradGeometry(ImageGeometry):
     """One X chunk: ``batch`` whole images of C channels x H x W codes, a kh x kw kernel, stride, padding,
     D-bit words.  Checked on construction (W, Wo <= D: a channel row and a segment are one word each)."""
 
@@ -49,47 +43,14 @@ class WgradGeometry:
     dot_width: int
 
     def __post_init__(self) -> None:
-        for name in ("batch", "channels", "height", "width", "dot_width"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"WgradGeometry.{name} = {v!r}: must be an integer >= 1")
-        if self.dot_width < 8 or self.dot_width & (self.dot_width - 1):
-            raise ValueError(f"WgradGeometry.dot_width = {self.dot_width}: must be a power of two >= 8")
+        self._check_sizes(("batch", "channels", "height", "width", "dot_width"))
         if self.width > self.dot_width:
             raise ValueError(f"WgradGeometry.width = {self.width}: must be <= dot_width = {self.dot_width} "
                              f"(a channel row is one word)")
-        for name in ("kh", "kw"):
-            v = getattr(self, name)
-            if v not in range(1, MAX_KERNEL + 1):
-                raise ValueError(f"WgradGeometry.{name} = {v!r}: must be 1..{MAX_KERNEL}")
-        if self.stride not in STRIDES:
-            raise ValueError(f"WgradGeometry.stride = {self.stride!r}: must be one of {STRIDES}")
-        if self.padding not in PADDINGS:
-            raise ValueError(f"WgradGeometry.padding = {self.padding!r}: must be one of {PADDINGS}")
-        if self.out_h < 1 or self.out_w < 1:
-            raise ValueError(f"WgradGeometry: a {self.kh} x {self.kw} kernel with padding {self.padding} does "
-                             f"not fit a {self.height} x {self.width} image")
+        self._check_kernel()
         if self.out_w > self.dot_width:
             raise ValueError(f"WgradGeometry: Wo = {self.out_w} must be <= dot_width = {self.dot_width} "
                              f"(a segment is one word)")
-
-    @property
-    def cp(self) -> int:
-        """Channel pitch Cp in bits (conv_model.channel_pitch)."""
-        return channel_pitch(self.channels, self.dot_width)
-
-    @property
-    def row_words(self) -> int:
-        """D-bit words of one row-plane: ceil(W Cp / D)."""
-        return row_words(self.width, self.channels, self.dot_width)
-
-    @property
-    def out_h(self) -> int:
-        return conv_output_size(self.height, self.kh, self.stride, self.padding)
-
-    @property
-    def out_w(self) -> int:
-        return conv_output_size(self.width, self.kw, self.stride, self.padding)
 
     @property
     def positions(self) -> int:
