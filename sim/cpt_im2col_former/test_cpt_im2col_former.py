@@ -15,13 +15,13 @@ from collections import deque
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from cpt_hw.hw.conv_former import FormerGeometry, a_words, row_planes
 from cpt_hw.hw.conv_model import pack_tensor
 from sim import runner
-from sim.tbutil import seeded_rng, sim_config
+from sim.streamtb import StreamTB
+from sim.tbutil import seeded_rng
 
 #: The module's default ring slot: W Cp bits at most.
 MAX_ROW_BITS = 2048
@@ -29,10 +29,9 @@ MAX_ROW_BITS = 2048
 TILE = 16
 
 
-class FormerTB:
+class FormerTB(StreamTB):
     def __init__(self, dut, rng: np.random.Generator, gaps: float, stalls: float):
-        self.dut, self.rng, self.gaps, self.stalls = dut, rng, gaps, stalls
-        self.d = sim_config().dot_width
+        super().__init__(dut, rng, gaps, stalls)
         self.expected: deque[tuple[int, int, int, bool]] = deque()
         self.seen = 0
         self.cycle = 0
@@ -42,15 +41,7 @@ class FormerTB:
         self.gaps_between: dict[int, int] = {}   # empty cycles between a request's last word and the next's first
 
     async def start(self) -> None:
-        dut = self.dut
-        Clock(dut.clk, 10, unit="ns").start()
-        dut.rst.value = 1
-        dut.start.value = 0
-        dut.s_valid.value = 0
-        dut.rq_valid.value = 0
-        dut.m_ready.value = 0
-        await ClockCycles(dut.clk, 3)
-        dut.rst.value = 0
+        await super().start()
         cocotb.start_soon(self._count())
 
     async def _count(self) -> None:
@@ -74,30 +65,6 @@ class FormerTB:
         await ReadOnly()
         assert not int(dut.geom_err.value), f"geometry {g} refused"
         await RisingEdge(dut.clk)
-
-    async def _handshake(self, valid, ready) -> None:
-        """Hold ``valid`` (the caller set the payload) until the edge at which ``ready`` was high before it."""
-        valid.value = 1
-        while True:
-            await ReadOnly()
-            taken = int(ready.value)
-            await RisingEdge(self.dut.clk)
-            if taken:
-                break
-        valid.value = 0
-
-    async def _idle(self) -> None:
-        while self.rng.random() < self.gaps:
-            await RisingEdge(self.dut.clk)
-
-    async def stream(self, words: list[int]) -> None:
-        """The row-plane words in DDR order, valid held until taken, random idle cycles (junk data) between."""
-        dut = self.dut
-        for word in words:
-            dut.s_data.value = int.from_bytes(self.rng.bytes(self.d // 8), "little")
-            await self._idle()
-            dut.s_data.value = word
-            await self._handshake(dut.s_valid, dut.s_ready)
 
     async def request(self, reqs: list[tuple[int, int, int, int]]) -> None:
         dut = self.dut

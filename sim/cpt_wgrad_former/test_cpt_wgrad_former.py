@@ -15,13 +15,13 @@ from collections import deque
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from cpt_hw.hw.conv_model import pack_tensor
 from cpt_hw.hw.conv_wgrad_former import WgradGeometry, a_words, corner_turn
 from sim import runner
-from sim.tbutil import seeded_rng, sim_config
+from sim.streamtb import StreamTB
+from sim.tbutil import seeded_rng
 
 #: The module's defaults: the staging register (W Cp bits) and the buffer (channel rows).
 MAX_ROW_BITS = 2048
@@ -30,26 +30,14 @@ BUF_WORDS = 4096
 Request = tuple[int, int, int, int, int, int]   # (i, j, c, plane, first word, count)
 
 
-class FormerTB:
+class FormerTB(StreamTB):
     def __init__(self, dut, rng: np.random.Generator, gaps: float, stalls: float):
-        self.dut, self.rng, self.gaps, self.stalls = dut, rng, gaps, stalls
-        self.d = sim_config().dot_width
+        super().__init__(dut, rng, gaps, stalls)
         self.expected: deque[tuple[int, int, bool]] = deque()
         self.seen = 0
         self.in_request = False   # a request's first word is out, its last is not
         self.bubbles = 0          # cycles inside a request without a word
         self.between = 0          # cycles between a request's last word and the next one's first
-
-    async def start(self) -> None:
-        dut = self.dut
-        Clock(dut.clk, 10, unit="ns").start()
-        dut.rst.value = 1
-        dut.start.value = 0
-        dut.s_valid.value = 0
-        dut.rq_valid.value = 0
-        dut.m_ready.value = 0
-        await ClockCycles(dut.clk, 3)
-        dut.rst.value = 0
 
     async def configure(self, g: WgradGeometry, bits: int, cp: int | None = None) -> bool:
         """Pulse start with the geometry; returns geom_err."""
@@ -71,30 +59,6 @@ class FormerTB:
         err = bool(int(dut.geom_err.value))
         await RisingEdge(dut.clk)
         return err
-
-    async def _handshake(self, valid, ready) -> None:
-        """Hold ``valid`` (the caller set the payload) until the edge at which ``ready`` was high before it."""
-        valid.value = 1
-        while True:
-            await ReadOnly()
-            taken = int(ready.value)
-            await RisingEdge(self.dut.clk)
-            if taken:
-                break
-        valid.value = 0
-
-    async def _idle(self) -> None:
-        while self.rng.random() < self.gaps:
-            await RisingEdge(self.dut.clk)
-
-    async def stream(self, words: list[int]) -> None:
-        """The row-plane words in DDR order, valid held until taken, random idle cycles (junk data) between."""
-        dut = self.dut
-        for word in words:
-            dut.s_data.value = int.from_bytes(self.rng.bytes(self.d // 8), "little")
-            await self._idle()
-            dut.s_data.value = word
-            await self._handshake(dut.s_valid, dut.s_ready)
 
     async def request(self, reqs: list[Request]) -> None:
         dut = self.dut
