@@ -351,12 +351,16 @@ class Bench:
         torch.manual_seed(seed)
         self.model_name, self.batch, self.conv_engine = model, batch, conv_engine
         self.model = build_model(model)
+        try:  # checked before the backend opens: a bad --recompute-bn is a usage error, nothing measured
+            select_bn = stage_selector(self.model, recompute_bn)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         # conv_engine: the zc706 preset with the convolution engine (interface 4), as `--set conv_engine=true`
         self.spec = cnn.parse_backend("accel:emu", driver_options={"history": 1 << 22},
                                       config_overrides={"conv_engine": True} if conv_engine else {})
         cnn.set_backend(self.model, self.spec)
         if recompute_bn != "none":  # BatchNorm inputs recomputed in backward (cpt_hw.nn.recompute)
-            recompute_batchnorm_inputs(self.model, stage_selector(self.model, recompute_bn))
+            recompute_batchnorm_inputs(self.model, select_bn)
         self.engine = cnn.get_impl(self.spec).engine     # opened now: its attach call is not an iteration's
         # The trainer's CPU optimizer: torch.optim.SGD's arithmetic without importing torch._dynamo (68 MB).
         self.optimizer = SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -658,10 +662,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          f"({', '.join(f'resnet{d}' for d in DEPTHS)})")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: must be >= 1")
-    try:
-        stage_selector(build_model(args.model), args.recompute_bn)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
     bad = [b for b in args.bits if not CPT_BITS[0] <= b <= CPT_BITS[1]]
     if bad or len(set(args.bits)) != len(args.bits) or (8 not in args.bits and not args.rows_only):
         raise UsageError(f"--bits {' '.join(map(str, args.bits))}: must be distinct values in "

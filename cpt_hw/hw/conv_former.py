@@ -121,7 +121,6 @@ class FormerGeometry(ImageGeometry):
         return -(-self.k_bits // self.dot_width)
 
 
-
 RowPlanes = list[list[int]]
 """rows[h][p]: row-plane (h, p) of one image as an int of row_words x D bits."""
 
