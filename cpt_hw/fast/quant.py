@@ -19,7 +19,8 @@ import os
 
 import torch
 
-from ..hw.golden import SCALE_FLOOR, counter_hash, counter_uniform, fmix32
+from ..hw.golden import SCALE_FLOOR, counter_hash, counter_uniform
+from ..nn.quant import INT32_COUNTERS, counter_uniform_i32
 
 _FLOOR = float(SCALE_FLOOR)
 
@@ -65,40 +66,6 @@ def stream_key(run_seed: int, layer_id: int, stream: int) -> int:
     return ((run_seed & 0xFFFFFFFFFF) << 20) ^ ((layer_id & 0x3FFFF) << 2) ^ (stream & 3)
 
 
-#: MurmurHash3's finaliser constants as int32 bit patterns (the values minus 2^32).
-_C1, _C2 = 0x85EBCA6B - (1 << 32), 0xC2B2AE35 - (1 << 32)
-_I32_LIMIT = 1 << 31
-
-
-def _as_int32(u: torch.Tensor) -> torch.Tensor:
-    """An int64 tensor of 32-bit values (0..2^32 - 1) as int32 holding the same bit pattern."""
-    return (((u + _I32_LIMIT) & 0xFFFFFFFF) - _I32_LIMIT).to(torch.int32)
-
-
-def _fmix32_i32(h: torch.Tensor) -> torch.Tensor:
-    """golden's ``fmix32`` on int32 tensors holding 32-bit patterns: an int32 product wraps modulo 2^32 as the
-    uint32 one does (two's complement), and a logical right shift by k is the arithmetic one masked to its
-    32 - k low bits.  One 32-bit multiply per product instead of golden's int64 pair (int64 products are
-    emulated on GPUs, and golden splits each to stay below 2^48)."""
-    h = h ^ ((h >> 16) & 0xFFFF)
-    h = h * _C1
-    h = h ^ ((h >> 13) & 0x7FFFF)
-    h = h * _C2
-    return h ^ ((h >> 16) & 0xFFFF)
-
-
-def counter_uniform_i32(seed: torch.Tensor, numel: int, device: torch.device) -> torch.Tensor:
-    """``golden.counter_uniform(seed, i)`` for i = 0..numel-1 (numel < 2^31), flat float32, bit for bit.
-
-    ``seed``: a 0-d int64 tensor (< 2^62).  Counters below 2^31 have no high word, so golden's hash is
-    fmix32(fmix32(i ^ s0) ^ s1) with s0, s1 the mixed seed words, computed once in int64 as golden does;
-    the per-element part runs in int32 (tests/test_fast_path.py checks it against golden)."""
-    s0 = _as_int32(fmix32(seed & 0xFFFFFFFF ^ 0x9E3779B9))
-    s1 = _as_int32(fmix32((seed >> 32) & 0xFFFFFFFF ^ 0x7F4A7C15))
-    h = _fmix32_i32(_fmix32_i32(torch.arange(numel, device=device, dtype=torch.int32) ^ s0) ^ s1)
-    return ((h >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24)) - 0.5
-
-
 def fq_error(e: torch.Tensor, levels: torch.Tensor, key: torch.Tensor, step: torch.Tensor,
              channel_scale: torch.Tensor | None = None) -> torch.Tensor:
     """Per-tensor stochastic fake quantization of an error tensor (of ``e * channel_scale`` when given).
@@ -111,7 +78,7 @@ def fq_error(e: torch.Tensor, levels: torch.Tensor, key: torch.Tensor, step: tor
         e = e * channel_scale
     lo, hi = e.amin(), e.amax()
     seed = counter_hash(key, step)
-    if e.numel() < _I32_LIMIT:
+    if e.numel() < INT32_COUNTERS:
         noise = counter_uniform_i32(seed, e.numel(), e.device).reshape(e.shape)
     else:  # golden's int64 formulation: exact for any counter
         index = torch.arange(e.numel(), device=e.device, dtype=torch.int64).reshape(e.shape)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..hw.golden import SCALE_FLOOR, counter_uniform
+from ..hw.golden import SCALE_FLOOR, counter_uniform, fmix32
 
 _FLOOR = float(SCALE_FLOOR)  # a Python float that converts back to exactly np.float32(1e-8)
 
@@ -52,38 +52,51 @@ def quant_params(x_min: torch.Tensor, x_max: torch.Tensor, bits: int) -> QParams
 
 
 _M32 = 0xFFFFFFFF
+#: MurmurHash3's finaliser constants as int32 bit patterns (the values minus 2^32).
+_C1, _C2 = 0x85EBCA6B - (1 << 32), 0xC2B2AE35 - (1 << 32)
+#: counter_uniform_i32 serves tensors below this many elements (counters fit int32's positive range).
+INT32_COUNTERS = 1 << 31
 
 
-def _fmix32_(h: torch.Tensor) -> torch.Tensor:
-    """MurmurHash3's finaliser in place on int64 values < 2^32.  The products may pass 2^63 and wrap,
-    but only their low 32 bits are kept, which wrapping leaves intact."""
-    h ^= h >> 16
-    h.mul_(0x85EBCA6B).bitwise_and_(_M32)
-    h ^= h >> 13
-    h.mul_(0xC2B2AE35).bitwise_and_(_M32)
-    h ^= h >> 16
-    return h
+def _as_int32(u: int | torch.Tensor) -> int | torch.Tensor:
+    """A 32-bit value (0..2^32 - 1; a Python int or an int64 tensor) as the int32 with the same bit pattern."""
+    v = ((u + INT32_COUNTERS) & _M32) - INT32_COUNTERS
+    return v.to(torch.int32) if isinstance(v, torch.Tensor) else v
+
+
+def _fmix32_i32(h: torch.Tensor) -> torch.Tensor:
+    """golden's ``fmix32`` on int32 tensors holding 32-bit patterns: an int32 product wraps modulo 2^32 as the
+    uint32 one does (two's complement), and a logical right shift by k is the arithmetic one masked to its
+    32 - k low bits.  One 32-bit multiply per product instead of golden's int64 pair (int64 products are
+    emulated on GPUs, and golden splits each to stay below 2^48)."""
+    h = h ^ ((h >> 16) & 0xFFFF)
+    h = h * _C1
+    h = h ^ ((h >> 13) & 0x7FFFF)
+    h = h * _C2
+    return h ^ ((h >> 16) & 0xFFFF)
+
+
+def counter_uniform_i32(seed: int | torch.Tensor, numel: int, device: torch.device) -> torch.Tensor:
+    """``golden.counter_uniform(seed, i)`` for i = 0..numel-1 (numel < 2^31), flat float32, bit for bit.
+
+    ``seed``: a Python int (any 64-bit value) or a 0-d int64 tensor (the fast path's, on the device).  Counters below 2^31 have no high word, so golden's hash is
+    fmix32(fmix32(i ^ s0) ^ s1) with s0, s1 the mixed seed words, computed once in int64 as golden does;
+    the per-element part runs in int32 (tests/test_nn_quant.py and tests/test_fast_path.py check it
+    against golden)."""
+    s0 = _as_int32(fmix32(seed & _M32 ^ 0x9E3779B9))
+    s1 = _as_int32(fmix32((seed >> 32) & _M32 ^ 0x7F4A7C15))
+    h = _fmix32_i32(_fmix32_i32(torch.arange(numel, device=device, dtype=torch.int32) ^ s0) ^ s1)
+    return ((h >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24)) - 0.5
 
 
 def uniform_noise(seed: int, shape: torch.Size | tuple[int, ...], device: torch.device | str) -> torch.Tensor:
-    """counter_uniform(seed, i) for i = 0..numel-1 in row-major order, as float32 of ``shape`` (exact).
-
-    Computes golden's hash with fewer, in-place tensor operations (tests check it against golden bit for
-    bit): the seed words are mixed once in Python and counters below 2^32 have no high word.
-    """
+    """counter_uniform(seed, i) for i = 0..numel-1 in row-major order, as float32 of ``shape`` (exact):
+    :func:`counter_uniform_i32`, or golden's generic int64 path for 2^31 elements or more."""
     n = int(torch.Size(shape).numel())
-    if n >= 1 << 32:  # not a tensor size training meets; golden's generic path is exact everywhere
+    if n >= INT32_COUNTERS:  # not a tensor size training meets; golden's generic path is exact everywhere
         counter = torch.arange(n, dtype=torch.int64, device=device).reshape(shape)
         return counter_uniform(seed, counter).to(torch.float32)
-    s0 = int(_fmix32_(torch.tensor([(seed & _M32) ^ 0x9E3779B9], dtype=torch.int64))[0])
-    s1 = int(_fmix32_(torch.tensor([((seed >> 32) & _M32) ^ 0x7F4A7C15], dtype=torch.int64))[0])
-    h = torch.arange(n, dtype=torch.int64, device=device)
-    h ^= s0
-    _fmix32_(h)
-    h ^= s1
-    _fmix32_(h)
-    h >>= 8
-    return (h.to(torch.float32) * (1.0 / (1 << 24)) - 0.5).reshape(shape)
+    return counter_uniform_i32(seed, n, torch.device(device)).reshape(shape)
 
 
 def quantize_codes(x: torch.Tensor, bits: int, qp: QParams, noise_seed: int | None = None) -> torch.Tensor:
@@ -108,14 +121,6 @@ def code_dtype(bits: int) -> torch.dtype:
 #: Elements per chunk of the CPU quantizer: its five float32/uint32 work arrays (1.25 MiB) stay in L2/L3
 #: and a chunk amortises numpy's per-call overhead (64 Ki elements: fastest of 8 Ki..128 Ki, measured).
 _CHUNK = 1 << 16
-
-
-def _fmix32_int(h: int) -> int:
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & _M32
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & _M32
-    return h ^ (h >> 16)
 
 
 def _fmix32_np(h: np.ndarray, tmp: np.ndarray) -> None:
@@ -144,8 +149,8 @@ def _codes_cpu(x: np.ndarray, bits: int, scale: float, zero: float, noise_seed: 
     if factor is not None:
         pattern = np.tile(factor, chunk // factor.size)
     if noise_seed is not None:
-        s0 = _fmix32_int((noise_seed & _M32) ^ 0x9E3779B9)
-        s1 = _fmix32_int(((noise_seed >> 32) & _M32) ^ 0x7F4A7C15)
+        s0 = int(fmix32((noise_seed & _M32) ^ 0x9E3779B9))
+        s1 = int(fmix32(((noise_seed >> 32) & _M32) ^ 0x7F4A7C15))
         base = np.arange(chunk, dtype=np.uint32)
         h, tmp, u = np.empty(chunk, np.uint32), np.empty(chunk, np.uint32), np.empty(chunk, np.float32)
     for c0 in range(0, n, chunk):
