@@ -4,6 +4,8 @@ Each unit's testbench subclasses :class:`StreamTB` with its own geometry, reques
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
@@ -13,11 +15,18 @@ from sim.tbutil import sim_config
 
 class StreamTB:
     """A unit with ``clk``, ``rst``, a ``start`` pulse, an input stream ``s_valid``/``s_ready``/``s_data``, a
-    request handshake ``rq_valid``/``rq_ready`` and output back-pressure ``m_ready``."""
+    request handshake ``rq_valid``/``rq_ready`` and an output ``m_valid``/``m_ready`` whose words carry the
+    ``fields`` (e.g. ``m_word``, ``m_data``) and ``m_last``, compared in order with :attr:`expected`."""
 
-    def __init__(self, dut, rng: np.random.Generator, gaps: float, stalls: float):
-        self.dut, self.rng, self.gaps, self.stalls = dut, rng, gaps, stalls
+    def __init__(self, dut, rng: np.random.Generator, gaps: float, stalls: float, fields: tuple[str, ...]):
+        self.dut, self.rng, self.gaps, self.stalls, self.fields = dut, rng, gaps, stalls, fields
         self.d = sim_config().dot_width
+        self.expected: deque[tuple] = deque()   # (*fields, last) of each word to come
+        self.seen = 0
+        self.in_request = False   # a request's first word is out, its last is not
+        self.bubbles = 0          # cycles inside a request without a word
+        self.gaps_between: dict[int, int] = {}   # empty cycles between a request's last word and the next's first
+        self._gap = 0
 
     async def start(self) -> None:
         dut = self.dut
@@ -53,3 +62,29 @@ class StreamTB:
             await self._idle()
             dut.s_data.value = word
             await self._handshake(dut.s_valid, dut.s_ready)
+
+    async def take(self, total: int) -> None:
+        """Take words with random back-pressure; compare each with the next expected one.  Counts the cycles
+        inside a request (after its first word, up to its last) where no word was offered, and the empty
+        cycles between requests (:attr:`gaps_between`: gap length -> how often)."""
+        dut = self.dut
+        names = ", ".join(f[2:] for f in self.fields) + ", last"
+        while self.seen < total:
+            dut.m_ready.value = int(self.rng.random() >= self.stalls)
+            await ReadOnly()
+            valid = int(dut.m_valid.value)
+            if self.in_request and not valid:
+                self.bubbles += 1
+            if not self.in_request and not valid and self.seen:
+                self._gap += 1
+            if valid and int(dut.m_ready.value):
+                want = self.expected.popleft()
+                got = (*(int(getattr(dut, f).value) for f in self.fields), bool(int(dut.m_last.value)))
+                assert got == want, f"word {self.seen}: ({names}) = {got}, reference {want}"
+                self.seen += 1
+                if not self.in_request and self.seen > 1:
+                    self.gaps_between[self._gap] = self.gaps_between.get(self._gap, 0) + 1
+                self._gap = 0
+                self.in_request = not got[-1]
+            await RisingEdge(dut.clk)
+        dut.m_ready.value = 0

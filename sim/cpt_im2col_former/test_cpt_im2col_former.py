@@ -10,7 +10,6 @@ reference.  D comes from the geometry's config; the ring's size is the module's 
 
 from __future__ import annotations
 
-from collections import deque
 
 import cocotb
 import numpy as np
@@ -31,14 +30,8 @@ TILE = 16
 
 class FormerTB(StreamTB):
     def __init__(self, dut, rng: np.random.Generator, gaps: float, stalls: float):
-        super().__init__(dut, rng, gaps, stalls)
-        self.expected: deque[tuple[int, int, int, bool]] = deque()
-        self.seen = 0
+        super().__init__(dut, rng, gaps, stalls, fields=("m_pixel", "m_word", "m_data"))
         self.cycle = 0
-        self.in_request = False   # a request's first word is out, its last is not
-        self._gap = 0
-        self.bubbles = 0          # cycles inside a request without a word
-        self.gaps_between: dict[int, int] = {}   # empty cycles between a request's last word and the next's first
 
     async def start(self) -> None:
         await super().start()
@@ -75,30 +68,6 @@ class FormerTB(StreamTB):
             dut.rq_plane.value = plane
             dut.rq_count.value = count
             await self._handshake(dut.rq_valid, dut.rq_ready)
-
-    async def take(self, total: int) -> None:
-        """Take words with random back-pressure; compare each with the next expected one.  Counts the cycles
-        inside a request (after its first word, up to its last) where no word was offered."""
-        dut = self.dut
-        while self.seen < total:
-            dut.m_ready.value = int(self.rng.random() >= self.stalls)
-            await ReadOnly()
-            valid = int(dut.m_valid.value)
-            if self.in_request and not valid:
-                self.bubbles += 1
-            if not self.in_request and not valid and self.seen:
-                self._gap += 1
-            if valid and int(dut.m_ready.value):
-                want = self.expected.popleft()
-                got = (int(dut.m_pixel.value), int(dut.m_word.value), int(dut.m_data.value), bool(int(dut.m_last.value)))
-                assert got == want, f"word {self.seen}: (pixel, word, data, last) = {got}, reference {want}"
-                self.seen += 1
-                if not self.in_request and self.seen > 1:
-                    self.gaps_between[self._gap] = self.gaps_between.get(self._gap, 0) + 1
-                self._gap = 0
-                self.in_request = not got[3]
-            await RisingEdge(dut.clk)
-        dut.m_ready.value = 0
 
 
 def random_geometry(rng: np.random.Generator, d: int) -> FormerGeometry:

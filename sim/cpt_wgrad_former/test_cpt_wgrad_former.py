@@ -10,7 +10,6 @@ channel rows).
 
 from __future__ import annotations
 
-from collections import deque
 
 import cocotb
 import numpy as np
@@ -32,12 +31,7 @@ Request = tuple[int, int, int, int, int, int]   # (i, j, c, plane, first word, c
 
 class FormerTB(StreamTB):
     def __init__(self, dut, rng: np.random.Generator, gaps: float, stalls: float):
-        super().__init__(dut, rng, gaps, stalls)
-        self.expected: deque[tuple[int, int, bool]] = deque()
-        self.seen = 0
-        self.in_request = False   # a request's first word is out, its last is not
-        self.bubbles = 0          # cycles inside a request without a word
-        self.between = 0          # cycles between a request's last word and the next one's first
+        super().__init__(dut, rng, gaps, stalls, fields=("m_word", "m_data"))
 
     async def configure(self, g: WgradGeometry, bits: int, cp: int | None = None) -> bool:
         """Pulse start with the geometry; returns geom_err."""
@@ -71,27 +65,6 @@ class FormerTB(StreamTB):
             dut.rq_word0.value = w0
             dut.rq_count.value = count
             await self._handshake(dut.rq_valid, dut.rq_ready)
-
-    async def take(self, total: int) -> None:
-        """Take words with random back-pressure; compare each with the next expected one.  Counts the cycles
-        inside a request (after its first word, up to its last) where no word was offered."""
-        dut = self.dut
-        while self.seen < total:
-            dut.m_ready.value = int(self.rng.random() >= self.stalls)
-            await ReadOnly()
-            valid = int(dut.m_valid.value)
-            if self.in_request and not valid:
-                self.bubbles += 1
-            if not self.in_request and not valid and self.seen:
-                self.between += 1
-            if valid and int(dut.m_ready.value):
-                want = self.expected.popleft()
-                got = (int(dut.m_word.value), int(dut.m_data.value), bool(int(dut.m_last.value)))
-                assert got == want, f"word {self.seen}: (index, data, last) = {got}, reference {want}"
-                self.seen += 1
-                self.in_request = not got[2]
-            await RisingEdge(dut.clk)
-        dut.m_ready.value = 0
 
 
 def fits(g: WgradGeometry, bits: int) -> bool:
@@ -169,7 +142,7 @@ async def test_full_rate_at_wo_d(dut):
     g = WgradGeometry(2, 3, 5, tb.d, 3, 3, 1, 1, tb.d)
     reqs = [(i, j, 1, 1, 0, g.k_words) for i in range(3) for j in range(3)]
     await run_chunk(tb, g, 2, reqs)
-    dut._log.info(f"{tb.seen} A words in {len(reqs)} requests; {tb.between / (len(reqs) - 1):.1f} empty cycles "
+    dut._log.info(f"{tb.seen} A words in {len(reqs)} requests; {sum(g * n for g, n in tb.gaps_between.items()) / (len(reqs) - 1):.1f} empty cycles "
                   f"between two requests")
     assert tb.bubbles == 0, f"{tb.bubbles} cycles without a word inside requests"
 
