@@ -30,6 +30,7 @@ from cpt_driver.conv import CONV_STRIDES as STRIDES
 
 from .config import HardwareConfig
 from .conv_model import ConvShape, channel_pitch, line_buffer_bits, row_words, wgrad_x_bits
+from .golden import conv_output_size
 from .regmap import CONV_FLAG_BITS, CONV_OPS, CONV_STATUS_BITS, FLAG_BITS, STATUS_BITS
 
 #: ``conv`` bits 1:0 (regmap.CONV_OPS), both ways.
@@ -92,11 +93,11 @@ class ConvArgs:
     # ---------------------------------------------------------------- derived sizes (legal geometry only)
     @property
     def ho(self) -> int:
-        return (self.h + 2 * self.padding - self.kh) // self.stride + 1
+        return conv_output_size(self.h, self.kh, self.stride, self.padding)
 
     @property
     def wo(self) -> int:
-        return (self.w + 2 * self.padding - self.kw) // self.stride + 1
+        return conv_output_size(self.w, self.kw, self.stride, self.padding)
 
     @property
     def rows_per_image(self) -> int:
