@@ -15,7 +15,9 @@ compared with golden (numpy float32 on the CPU, from the same input copied back)
 
 Quantities: weights (per output channel: codes, scale, zero point, dequantized), activations (batch range:
 dequantized and the running range; a given range: dequantized), errors (stochastic rounding with the
-fast path's device-hashed noise seed: dequantized; with a per-channel factor as in the hardware numerics).
+fast path's noise seed words, hashed on the device by each implementation's ``noise_words``: dequantized;
+with a per-channel factor as in the hardware numerics; and the hardware numerics' pair, e and e x factor
+with two streams from one ``fq_error_pair`` call).
 Golden defines no running range: that is compared with the same formula evaluated eagerly on the CPU.
 Also times each fused quantizer, exact against default options, and with ``--step-models`` the CPT 3-8/8
 training step (whole-iteration CUDA graph, channels_last) with each set of kernels beside FP32.
@@ -42,8 +44,9 @@ from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.hw import golden as g  # noqa: E402
 from cpt_hw.nn import quant as nq  # noqa: E402
 
-FUNCS = ("fq_tensor_train", "fq_tensor_range", "fq_channel", "fq_error")
-KEY, STEP = fq.stream_key(5, 2, 0), 17  # one layer's error stream at iteration 17
+FUNCS = ("fq_tensor_train", "fq_tensor_range", "fq_channel", "fq_error", "fq_error_pair", "noise_words")
+#: one layer's two error streams (plain, scaled) at iteration 17
+KEYS, STEP = (fq.stream_key(5, 2, 0), fq.stream_key(5, 2, 1)), 17
 DEVICE = "cuda"  # --device cpu: a dry run of the comparison itself (CPT_HW_NO_COMPILE=1 keeps it quick)
 
 
@@ -74,14 +77,20 @@ def golden_outputs(x: np.ndarray, bits: int, kind: str, ratio: np.ndarray | None
         scale, _ = g.quant_params(lo, hi, bits)
         return {"codes": q, "scale": scale, "zero_point": lo, "dequantized": g.dequantize(q, lo, hi, bits)}
     if kind == "error":
-        if ratio is not None:
-            x = x * ratio  # float32 products: one rounding each, as on the GPU
-        lo, hi = x.min(), x.max()
-        seed = int(g.counter_hash(KEY, np.int64(STEP)))
-        q = g.quantize(x, bits, lo, hi, stochastic=True, seed=seed)
-        return {"dequantized": g.dequantize(q, lo, hi, bits)}
+        return {"dequantized": _golden_error(x if ratio is None else x * ratio, bits, KEYS[0])}
+    if kind == "error_pair":  # the hardware numerics' e_hat and e_tilde, from one call
+        return {"dequantized": _golden_error(x, bits, KEYS[0]), "dequantized_scaled": _golden_error(x * ratio, bits,
+                                                                                                    KEYS[1])}
     lo, hi = x.min(), x.max()
     return {"dequantized": g.dequantize(g.quantize(x, bits, lo, hi), lo, hi, bits)}
+
+
+def _golden_error(x: np.ndarray, bits: int, key: int) -> np.ndarray:
+    """Stochastic quantization of ``x`` (float32 products with the channel factor already taken: one
+    rounding each, as on the GPU) with the noise seed of stream ``key`` at iteration STEP."""
+    lo, hi = x.min(), x.max()
+    seed = int(g.counter_hash(key, np.int64(STEP)))
+    return g.dequantize(g.quantize(x, bits, lo, hi, stochastic=True, seed=seed), lo, hi, bits)
 
 
 def run_impl(impl: str, fns: dict, x: torch.Tensor, bits: int, kind: str, ratio: torch.Tensor | None) -> dict:
@@ -93,9 +102,13 @@ def run_impl(impl: str, fns: dict, x: torch.Tensor, bits: int, kind: str, ratio:
     if kind == "channel":
         w_hat, q, scale, zp = fns["fq_channel"](x, levels)
         return {"codes": q, "scale": scale, "zero_point": zp, "dequantized": w_hat}
+    # the seed words by the implementation's own noise_words (compiled: a kernel of its own)
+    words = fns["noise_words"](torch.tensor(KEYS, device=dev), torch.tensor(STEP, device=dev))
     if kind == "error":
-        args = (x, levels, torch.tensor(KEY, device=dev), torch.tensor(STEP, device=dev))
-        return {"dequantized": fns["fq_error"](*args, *(() if ratio is None else (ratio,)))}
+        return {"dequantized": fns["fq_error"](x, levels, words[0], *(() if ratio is None else (ratio,)))}
+    if kind == "error_pair":
+        e_hat, e_tilde = fns["fq_error_pair"](x, levels, words, ratio)
+        return {"dequantized": e_hat, "dequantized_scaled": e_tilde}
     run_min, run_max = torch.full((), -0.25, device=dev), torch.full((), 0.75, device=dev)
     x_hat = fns["fq_tensor_train"](x, levels, run_min, run_max, 0.9)
     in_range = fns["fq_tensor_range"](x, x.amin(), x.amax(), levels)
@@ -108,13 +121,17 @@ def _run_nn(x: torch.Tensor, bits: int, kind: str, ratio: torch.Tensor | None) -
         q = nq.quantize_codes(x, bits, qp)
         return {"codes": q, "scale": qp.scale, "zero_point": qp.zero_point, "dequantized": nq.dequantize(q, qp)}
     if kind == "error":
-        e = x if ratio is None else x * ratio
-        seed = int(g.counter_hash(KEY, np.int64(STEP)))
-        q, qp = nq.quantize_error(e, bits, seed)
-        return {"dequantized": nq.dequantize(q, qp)}
+        return {"dequantized": _nn_error(x if ratio is None else x * ratio, bits, KEYS[0])}
+    if kind == "error_pair":
+        return {"dequantized": _nn_error(x, bits, KEYS[0]), "dequantized_scaled": _nn_error(x * ratio, bits, KEYS[1])}
     qp = nq.quant_params(*nq.tensor_range(x), bits)
     x_hat = nq.dequantize(nq.quantize_codes(x, bits, qp), qp)
     return {"dequantized": x_hat, "dequantized_given_range": x_hat}
+
+
+def _nn_error(e: torch.Tensor, bits: int, key: int) -> torch.Tensor:
+    q, qp = nq.quantize_error(e, bits, int(g.counter_hash(key, np.int64(STEP))))
+    return nq.dequantize(q, qp)
 
 
 def expected(x: torch.Tensor, bits: int, kind: str, ratio: torch.Tensor | None) -> dict[str, np.ndarray]:
@@ -155,7 +172,8 @@ def cases(bits: int, gen: torch.Generator) -> list[tuple[str, str, torch.Tensor,
     return [("activation normal", "tensor", x["normal"], None), ("activation relu", "tensor", x["relu"], None),
             ("activation ties", "tensor", x["ties"], None), ("weight", "channel", x["weight"], None),
             ("weight ties", "channel", x["weight_ties"], None), ("error", "error", x["error"], None),
-            ("error ties", "error", x["ties"], None), ("error x channel factor", "error", x["error"], ratio)]
+            ("error ties", "error", x["ties"], None), ("error x channel factor", "error", x["error"], ratio),
+            ("error pair (hardware numerics)", "error_pair", x["error"], ratio)]
 
 
 def default_compile(fn):
@@ -177,6 +195,8 @@ def check_all(impls: dict[str, dict], bits_list: list[int]) -> list[dict]:
             xs = (x if ratio is None else x * ratio).cpu().numpy()
             if kind == "channel":
                 scale = want["scale"]
+            elif kind == "error_pair":
+                scale = None  # two tensors, two scales: mismatch counts only
             else:
                 scale = np.maximum((xs.max() - xs.min()) / lvl, g.SCALE_FLOOR)
             for impl, fns in impls.items():
@@ -194,9 +214,10 @@ def time_kernels(impls: dict[str, dict]) -> list[dict]:
     w = torch.randn(64, 64, 3, 3, device="cuda")
     lv = torch.full((), 63.0, device="cuda")
     rmin, rmax = torch.zeros((), device="cuda"), torch.zeros((), device="cuda")
-    key, step = torch.tensor(KEY, device="cuda"), torch.tensor(STEP, device="cuda")
+    words = fq.noise_words(torch.tensor(KEYS, device="cuda"), torch.tensor(STEP, device="cuda"))
+    ratio = torch.rand((1, 64, 1, 1), device="cuda") * 0.99 + 0.01
     calls = {"fq_tensor_train": lambda f: f(x, lv, rmin, rmax, 0.9), "fq_channel": lambda f: f(w, lv),
-             "fq_error": lambda f: f(x, lv, key, step)}
+             "fq_error": lambda f: f(x, lv, words[0]), "fq_error_pair": lambda f: f(x, lv, words, ratio)}
     rows = []
     for impl in impls:
         for name, call in calls.items():
@@ -259,7 +280,8 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
 
 def markdown(meta: dict, rows: list[dict], summary: dict, kernels: list[dict], steps: list[dict]) -> str:
     lines = [f"# Fused quantizers against cpt_hw.hw.golden on {meta['gpu']} (torch {meta['torch']})", "",
-             f"`{meta['command']}`", "", f"Inductor options of the fast path: `{meta['exact_options']}`", "",
+             f"`{meta['command']}`", "", f"Inductor options of the fast path: `{meta['exact_options']}` (numerics), "
+             f"`{meta['fast_options']}` (kernel grouping)", "",
              "| implementation | elements compared | mismatches | largest difference |", "|---|---|---|---|"]
     for impl, s in summary.items():
         lines.append(f"| {impl} | {s['elements']:,} | {s['mismatches']:,} | {s['max_diff']:g} |")
@@ -316,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(rows)
     meta = {"gpu": torch.cuda.get_device_name() if DEVICE != "cpu" else "CPU (dry run)", "torch": torch.__version__,
             "python": platform.python_version(), "exact_options": fq.exact_inductor_options(),
+            "fast_options": fq.fast_inductor_options(),
             "command": "python bench/gpu_exactness.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     out = Path(args.out)
     steps: list[dict] = []

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 from cpt_hw import nn as cnn
 from cpt_hw.fast import DevicePrecision, enable_fast
-from cpt_hw.fast.quant import (fq_channel, fq_channel_fused, fq_error, fq_error_fused, fq_tensor_range,
-                               fq_tensor_range_fused, fq_tensor_train, fq_tensor_train_fused, stream_key)
+from cpt_hw.fast.quant import (fq_channel, fq_channel_fused, fq_error, fq_error_fused, fq_error_pair,
+                               fq_error_pair_fused, fq_tensor_range, fq_tensor_range_fused, fq_tensor_train,
+                               fq_tensor_train_fused, noise_words, noise_words_fused, stream_key)
 from cpt_hw.hw import golden as g
 from cpt_hw.models import build_model
 
@@ -34,19 +35,23 @@ def _check_against_golden(fns: dict, bits: int) -> None:
     np.testing.assert_array_equal(scale.numpy(), g.quant_params(wl, wh, bits)[0])
     np.testing.assert_array_equal(zp.numpy(), wl)
     np.testing.assert_array_equal(w_hat.numpy(), g.dequantize(q.numpy(), wl, wh, bits))
-    key, step = stream_key(5, 2, 0), 17
-    seed = int(g.counter_hash(key, np.int64(step)))
-    e_hat = fns["fq_error"](x, levels, torch.tensor(key), torch.tensor(step))
-    qe = g.quantize(x.numpy(), bits, lo, hi, stochastic=True, seed=seed)
+    keys, step = [stream_key(5, 2, 0), stream_key(5, 2, 1)], 17
+    seeds = [int(g.counter_hash(k, np.int64(step))) for k in keys]
+    words = fns["noise_words"](torch.tensor(keys), torch.tensor(step))
+    e_hat = fns["fq_error"](x, levels, words[0])
+    qe = g.quantize(x.numpy(), bits, lo, hi, stochastic=True, seed=seeds[0])
     np.testing.assert_array_equal(e_hat.numpy(), g.dequantize(qe, lo, hi, bits))
     ratio = torch.linspace(0.25, 1.0, 3).reshape(1, 3, 1, 1)  # the hardware numerics' s_w / max s_w
-    e_tilde = fns["fq_error"](x, levels, torch.tensor(key), torch.tensor(step), ratio)
+    e_tilde = fns["fq_error"](x, levels, words[1], ratio)
     xs = x.numpy() * ratio.numpy()
-    qs = g.quantize(xs, bits, xs.min(), xs.max(), stochastic=True, seed=seed)
+    qs = g.quantize(xs, bits, xs.min(), xs.max(), stochastic=True, seed=seeds[1])
     np.testing.assert_array_equal(e_tilde.numpy(), g.dequantize(qs, xs.min(), xs.max(), bits))
+    pair = fns["fq_error_pair"](x, levels, words, ratio)
+    assert torch.equal(pair[0], e_hat) and torch.equal(pair[1], e_tilde)
 
 
-FUSED = (fq_tensor_train_fused, fq_tensor_range_fused, fq_channel_fused, fq_error_fused)
+FUSED = (fq_tensor_train_fused, fq_tensor_range_fused, fq_channel_fused, fq_error_fused, fq_error_pair_fused,
+         noise_words_fused)
 
 
 @pytest.mark.parametrize("bits", range(1, 9))
@@ -55,7 +60,8 @@ def test_fused_quantizers_equal_golden(bits):
     there, asserted below) equals golden at every precision.  The compiled kernels are checked against
     golden on CPU by the slow test below, and on CUDA by bench/gpu_exactness.py on the device
     (docs/results/gpu_exactness.md: 0 mismatches)."""
-    assert [f.eager for f in FUSED] == [fq_tensor_train, fq_tensor_range, fq_channel, fq_error]
+    assert [f.eager for f in FUSED] == [fq_tensor_train, fq_tensor_range, fq_channel, fq_error, fq_error_pair,
+                                        noise_words]
     _check_against_golden({f.__name__: f for f in FUSED}, bits)
 
 
@@ -169,16 +175,43 @@ def test_graph_step_trains_on_cuda():
 
 @pytest.mark.parametrize("seed", [0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 0x1234_5678_9ABC, (1 << 62) - 1, (1 << 64) - 1])
 def test_int32_counter_noise_equals_golden(seed):
-    """The fast path's per-element noise in int32 (counter_uniform_i32) is golden's int64 counter_uniform bit
-    for bit, over every counter of a 2^20-element tensor (sign bit of the int32 products set and clear)."""
-    from cpt_hw.nn.quant import counter_uniform_i32
+    """The per-element noise in int32 (counter_uniform_words of the seed's words) is golden's int64
+    counter_uniform bit for bit, over every counter of a 2^20-element tensor (sign bit of the int32 products
+    set and clear), with the words as Python ints and as 0-d int32 tensors (the fast path's form)."""
+    from cpt_hw.nn.quant import counter_seed_words, counter_uniform_i32, counter_uniform_words
 
     n = 1 << 20
     want = g.counter_uniform(seed, np.arange(n, dtype=np.int64)).astype(np.float32)
     np.testing.assert_array_equal(counter_uniform_i32(seed, n, torch.device("cpu")).numpy(), want)
-    if seed < 1 << 63:  # the fast path's form: the seed as a 0-d int64 tensor
-        got = counter_uniform_i32(torch.tensor(seed, dtype=torch.int64), n, torch.device("cpu"))
-        np.testing.assert_array_equal(got.numpy(), want)
+    s0, s1 = (torch.tensor(w, dtype=torch.int32) for w in counter_seed_words(seed))
+    np.testing.assert_array_equal(counter_uniform_words(s0, s1, n, torch.device("cpu")).numpy(), want)
+
+
+def test_int64_counter_branch_equals_golden(monkeypatch):
+    """Tensors of 2^31 elements or more take int64 counters split into words; the same numbers (here with
+    the threshold lowered, so that a small tensor takes that branch)."""
+    from cpt_hw.nn import quant as nq
+
+    monkeypatch.setattr(nq, "INT32_COUNTERS", 16)
+    seed, n = 0x1234_5678_9ABC, 1000
+    want = g.counter_uniform(seed, np.arange(n, dtype=np.int64)).astype(np.float32)
+    np.testing.assert_array_equal(nq.counter_uniform_i32(seed, n, torch.device("cpu")).numpy(), want)
+
+
+def test_noise_words_follow_the_step():
+    """DevicePrecision.set computes every registered stream's seed words for the iteration: equal to golden's
+    counter_hash(key, step) words, and a layer registered later gets its own row."""
+    from cpt_hw.nn.quant import counter_seed_words
+
+    dp = DevicePrecision("cpu", seed=7)
+    rows = [dp.add_layer(3), dp.add_layer(9)]
+    assert rows == [0, 1] and dp.noise_words.shape == (2, 2, 2)
+    for step in (0, 123_456_789_012):
+        dp.set(4, 8, step)
+        for row, layer_id in zip(rows, (3, 9)):
+            for stream in (0, 1):
+                seed = int(g.counter_hash(stream_key(7, layer_id, stream), np.int64(step)))
+                assert dp.noise_words[row, stream].tolist() == list(counter_seed_words(seed))
 
 
 @pytest.mark.parametrize("stride, padding, kernel", [(1, 1, 3), (2, 1, 3), (2, 0, 1)])

@@ -1,10 +1,11 @@
 """The CUDA fast path of the quantized layers: device-resident precision, fused quantizers, no host sync.
 
 :func:`enable_fast` switches every quantized layer of a model to this path; the trainer then sets the
-precision once per iteration with :meth:`DevicePrecision.set` (three tensor writes), which a captured
+precision once per iteration with :meth:`DevicePrecision.set` (four small device writes), which a captured
 CUDA graph reads at replay.  Numerics are those of the ``torch`` backend (docs/numerics.md): "paper"
-(dX = E_hat W_hat) or "hardware" (dX = r E_tilde (Q_w + z_w/s_w), E_tilde the stochastic quantization of
-E diag(s_w / r), r = max s_w); forward and weight gradient are the same in both.
+(dX = E_hat W_hat) or "hardware" (dX = E_tilde r (Q_w + z_w/s_w), E_tilde the stochastic quantization of
+E diag(s_w / r), r = max s_w, taken into the weight operand: :func:`.quant.hardware_weight_operand`);
+forward and weight gradient are the same in both.
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ import torch.nn as nn
 
 from ..nn.layers import ACT_MOMENTUM, QuantLayerMixin, quantized_layers
 from ..nn.ops import ConvOps, LinearOps
-from ..nn.quant import fold_factors
-from .quant import fq_channel_fused, fq_error_fused, fq_tensor_range_fused, fq_tensor_train_fused, stream_key
+from .quant import (fq_channel_fused, fq_error_fused, fq_error_pair_fused, fq_tensor_range_fused,
+                    fq_tensor_train_fused, hardware_weight_operand_fused, noise_words, noise_words_fused, stream_key)
 
 Ops = ConvOps | LinearOps
 STREAM_ERROR, STREAM_SCALED_ERROR = 0, 1
+STREAMS = (STREAM_ERROR, STREAM_SCALED_ERROR)
 
 
 class DevicePrecision:
-    """Forward/backward precision and iteration number as 0-d device tensors (read by the fused kernels).
+    """Forward/backward precision and the noise seeds of the iteration as device tensors (read by the fused
+    kernels).
 
     ``fw``/``bw`` = 0 (full precision) is not representable here: the fast path quantizes every
-    iteration, and full-precision training uses the plain float layers.
+    iteration, and full-precision training uses the plain float layers.  Each quantized layer registers
+    its two noise streams (:meth:`add_layer`, before any CUDA-graph capture); :meth:`set` then computes
+    the seed words of every stream for the iteration in one kernel, into a buffer the kernels read.
     """
 
     def __init__(self, device: torch.device | str, seed: int = 0, hardware: bool = False) -> None:
@@ -35,6 +40,19 @@ class DevicePrecision:
         self.fw_levels = torch.full((), 255.0, dtype=torch.float32, device=self.device)
         self.bw_levels = torch.full((), 255.0, dtype=torch.float32, device=self.device)
         self.step = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.stream_keys = torch.zeros((0,), dtype=torch.int64, device=self.device)
+        #: (layers, streams, 2) int32: the seed words of each registered layer's noise streams this iteration
+        self.noise_words = torch.zeros((0, len(STREAMS), 2), dtype=torch.int32, device=self.device)
+
+    def add_layer(self, layer_id: int) -> int:
+        """Register the noise streams of the layer numbered ``layer_id``; returns its row of
+        :attr:`noise_words`.  Reallocates the buffer: call before capturing a CUDA graph."""
+        keys = torch.tensor([stream_key(self.seed, layer_id, s) for s in STREAMS], dtype=torch.int64,
+                            device=self.device)
+        self.stream_keys = torch.cat([self.stream_keys, keys])
+        # eagerly: compiled, each new number of streams would be a new kernel
+        self.noise_words = noise_words(self.stream_keys, self.step).reshape(-1, len(STREAMS), 2)
+        return self.noise_words.shape[0] - 1
 
     def set(self, fw: int, bw: int, step: int) -> None:
         """Precision of iteration ``step``: fw, bw in 1..16 bits.  No host synchronisation."""
@@ -43,6 +61,8 @@ class DevicePrecision:
         self.fw_levels.fill_(float(2**fw - 1))
         self.bw_levels.fill_(float(2**bw - 1))
         self.step.fill_(step)
+        if self.stream_keys.numel():
+            self.noise_words.copy_(noise_words_fused(self.stream_keys, self.step).reshape(self.noise_words.shape))
 
 
 class _FastQuantGemm(torch.autograd.Function):
@@ -53,7 +73,7 @@ class _FastQuantGemm(torch.autograd.Function):
         else:
             x_hat = fq_tensor_range_fused(x, layer.act_min, layer.act_max, dp.fw_levels)
         w_hat, qw, sw, zw = fq_channel_fused(w, dp.fw_levels)
-        ctx.ops, ctx.dp, ctx.keys, ctx.x_shape, ctx.has_bias = ops, dp, layer.fast_keys, x.shape, b is not None
+        ctx.ops, ctx.dp, ctx.row, ctx.has_bias = ops, dp, layer.fast_noise_row, b is not None
         ctx.save_for_backward(x_hat, w_hat, qw, sw, zw)
         return ops.forward(x_hat, w_hat, b)
 
@@ -61,16 +81,16 @@ class _FastQuantGemm(torch.autograd.Function):
     def backward(ctx, e):  # type: ignore[override]
         x_hat, w_hat, qw, sw, zw = ctx.saved_tensors
         ops, dp = ctx.ops, ctx.dp
-        keys = ctx.keys
-        e_hat = fq_error_fused(e, dp.bw_levels, keys[STREAM_ERROR], dp.step)
+        words = dp.noise_words[ctx.row]  # (streams, 2): this layer's seed words this iteration
         dx = dw = db = None
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if need_dx and dp.hardware:  # fold s_w / max(s_w) into the error, re-quantize, GEMM with Q_w + z_w/s_w
-            ratio, s_ref = fold_factors(sw)
-            e_tilde = fq_error_fused(e, dp.bw_levels, keys[STREAM_SCALED_ERROR], dp.step,
-                                     ops.channel_view(ratio, e.dim()))
-            dx = ops.grads(e_tilde, x_hat, qw + zw / sw, True, False)[0] * s_ref
+            ratio, w_op = hardware_weight_operand_fused(qw, sw, zw)
+            e_hat, e_tilde = fq_error_pair_fused(e, dp.bw_levels, words, ops.channel_view(ratio, e.dim()))
+            dx = ops.grads(e_tilde, x_hat, w_op, True, False)[0]
             need_dx = False
+        else:
+            e_hat = fq_error_fused(e, dp.bw_levels, words[STREAM_ERROR])
         if need_dx or need_dw:  # both products of e_hat in one call (ops.grads says why)
             gx, dw = ops.grads(e_hat, x_hat, w_hat, need_dx, need_dw)
             dx = gx if need_dx else dx
@@ -91,8 +111,7 @@ def enable_fast(model: nn.Module, dp: DevicePrecision | None) -> int:
     for _, layer in quantized_layers(model):
         layer.fast_precision = dp  # type: ignore[attr-defined]
         layer.fast_forward = None if dp is None else fast_forward  # type: ignore[attr-defined]
-        if dp is not None:  # noise-stream keys live on the device (created here, never during a capture)
-            keys = [stream_key(dp.seed, layer.layer_id, s) for s in (STREAM_ERROR, STREAM_SCALED_ERROR)]
-            layer.fast_keys = torch.tensor(keys, dtype=torch.int64, device=dp.device).unbind()  # type: ignore
+        if dp is not None:  # noise streams registered here, never during a capture
+            layer.fast_noise_row = dp.add_layer(layer.layer_id)  # type: ignore[attr-defined]
         count += 1
     return count

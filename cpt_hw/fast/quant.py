@@ -10,7 +10,8 @@ q = round_half_even(clamp((x - min)/s [+ u], 0, L)), x_hat = s q + min, L = 2^bi
 * nothing is read back to the host.
 
 Stochastic-rounding noise is :func:`cpt_hw.hw.golden.counter_uniform` of (seed, element index), evaluated
-inside the fused kernel.
+inside the fused kernel from the seed's two int32 words, which :func:`noise_words` computes once per
+iteration for every noise stream of the model.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import os
 
 import torch
 
-from ..hw.golden import SCALE_FLOOR, counter_hash, counter_uniform
-from ..nn.quant import INT32_COUNTERS, counter_uniform_i32
+from ..hw.golden import SCALE_FLOOR, counter_hash
+from ..nn.quant import counter_seed_words, counter_uniform_words, fold_factors
 
 _FLOOR = float(SCALE_FLOOR)
 
@@ -52,7 +53,11 @@ def fq_tensor_range(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, levels:
 
 
 def fq_channel(w: torch.Tensor, levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-output-channel fake quantization of a weight (C_out, ...): (w_hat, codes, scale, zero point)."""
+    """Per-output-channel fake quantization of a weight (C_out, ...): (w_hat, codes, scale, zero point).
+
+    The element-wise part runs on ``w`` itself (not on a (C_out, fan_in) reshape of it), so the outputs
+    keep the weight's memory format: a channels_last model's convolutions then take w_hat without a
+    layout copy (measured on the H200: a reshaped variant cost two non-vectorised copies per layer)."""
     flat = w.reshape(w.shape[0], -1)
     shape = (w.shape[0],) + (1,) * (w.dim() - 1)
     lo, hi = flat.amin(1).reshape(shape), flat.amax(1).reshape(shape)
@@ -62,28 +67,55 @@ def fq_channel(w: torch.Tensor, levels: torch.Tensor) -> tuple[torch.Tensor, tor
 
 def stream_key(run_seed: int, layer_id: int, stream: int) -> int:
     """Key of one layer's noise stream (an int64 value); the noise seed of iteration t is
-    counter_hash(key, t), computed on the device inside the fused kernel."""
+    counter_hash(key, t) (:func:`noise_words`)."""
     return ((run_seed & 0xFFFFFFFFFF) << 20) ^ ((layer_id & 0x3FFFF) << 2) ^ (stream & 3)
 
 
-def fq_error(e: torch.Tensor, levels: torch.Tensor, key: torch.Tensor, step: torch.Tensor,
+def noise_words(keys: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """(n, 2) int32: the seed words (s0, s1) of ``counter_uniform_words`` for the noise seed
+    counter_hash(key, step) of each of the n stream ``keys`` (int64) at iteration ``step`` (0-d int64).
+
+    The hashing of (key, step) is golden's int64 arithmetic, which GPUs emulate at dozens of instructions
+    per product; done once per iteration for every stream of the model (one small kernel) it stays out of
+    the per-element noise, which is then two 32-bit finalisers per element."""
+    s0, s1 = counter_seed_words(counter_hash(keys, step))
+    return torch.stack([s0, s1], dim=1)
+
+
+def _stochastic(e: torch.Tensor, levels: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    lo, hi = e.amin(), e.amax()
+    noise = counter_uniform_words(words[0], words[1], e.numel(), e.device).reshape(e.shape)
+    return _quantize(e, lo, hi, levels, noise)[0]
+
+
+def fq_error(e: torch.Tensor, levels: torch.Tensor, words: torch.Tensor,
              channel_scale: torch.Tensor | None = None) -> torch.Tensor:
     """Per-tensor stochastic fake quantization of an error tensor (of ``e * channel_scale`` when given).
 
-    Noise of element i (row-major) is counter_uniform(counter_hash(key, step), i): the seed hashing runs
-    inside the same fused kernel, so a layer's backward quantization is one reduction + one element-wise
-    kernel, whatever the iteration.
+    Noise of element i (row-major) is counter_uniform(seed, i), with ``words`` = (s0, s1) the seed's int32
+    words (a row of :func:`noise_words`, on the device): one reduction + one element-wise kernel.
     """
-    if channel_scale is not None:
-        e = e * channel_scale
-    lo, hi = e.amin(), e.amax()
-    seed = counter_hash(key, step)
-    if e.numel() < INT32_COUNTERS:
-        noise = counter_uniform_i32(seed, e.numel(), e.device).reshape(e.shape)
-    else:  # golden's int64 formulation: exact for any counter
-        index = torch.arange(e.numel(), device=e.device, dtype=torch.int64).reshape(e.shape)
-        noise = counter_uniform(seed, index).to(torch.float32)
-    return _quantize(e, lo, hi, levels, noise)[0]
+    return _stochastic(e if channel_scale is None else e * channel_scale, levels, words)
+
+
+def fq_error_pair(e: torch.Tensor, levels: torch.Tensor, words: torch.Tensor,
+                  channel_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hardware numerics' two error quantizations at once: (:func:`fq_error` of ``e`` with the words
+    ``words[0]``, :func:`fq_error` of ``e * channel_scale`` with ``words[1]``), bit for bit the same as two
+    calls; compiled, both ranges come from one pass over ``e`` and both outputs from a second."""
+    return _stochastic(e, levels, words[0]), _stochastic(e * channel_scale, levels, words[1])
+
+
+def hardware_weight_operand(q: torch.Tensor, scale: torch.Tensor,
+                            zero_point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s_w / max s_w per channel, the input-gradient weight operand max(s_w) (Q_w + z_w / s_w)) of the
+    hardware numerics, from a weight's codes, per-channel scales and zero points.
+
+    The hardware scales its integer dX by r = max s_w after the GEMM; a float GEMM may take r into its
+    (small) weight operand instead of multiplying the (large) dX afterwards: the same product, rounded in
+    another place (the fast path's convolutions round their operands to TF32 anyway)."""
+    ratio, s_ref = fold_factors(scale)
+    return ratio, (q + zero_point / scale) * s_ref
 
 
 def exact_inductor_options() -> dict[str, bool]:
@@ -116,6 +148,19 @@ def exact_inductor_options() -> dict[str, bool]:
     return options
 
 
+def fast_inductor_options() -> dict[str, bool]:
+    """Inductor settings that change which kernels launch, not what they compute: ``combo_kernels`` packs
+    independent kernels of one compiled function (the two halves of a split min/max reduction, say) into one
+    launch.  Measured on the H200 (docs/gpu.md): ResNet-74 CPT 3-8/8 14.18 -> 13.98 ms, ResNet-38 7.30 ->
+    7.21 ms; bench/gpu_exactness.py checks the kernels with it.  CPT_HW_COMBO_KERNELS=0 leaves it off (a
+    torch whose combo kernels misbehave); a torch without the setting simply does without."""
+    from torch._inductor import config
+
+    if os.environ.get("CPT_HW_COMBO_KERNELS") == "0" or not hasattr(config, "combo_kernels"):
+        return {}
+    return {"combo_kernels": True}
+
+
 #: Compiled shapes per quantizer: dynamic=False compiles one kernel pair per tensor shape, and a ResNet-74
 #: alone has 9 distinct weight shapes (dynamo's default limit is 8; with fullgraph=True one more fails).
 RECOMPILE_LIMIT = 64
@@ -128,14 +173,15 @@ def _raise_recompile_limit() -> None:
 
 
 def _compile(fn):
-    """``fn`` compiled by ``torch.compile`` (fusion) under :func:`exact_inductor_options`, used for CUDA
+    """``fn`` compiled by ``torch.compile`` (fusion) under :func:`exact_inductor_options` (and
+    :func:`fast_inductor_options`), used for CUDA
     tensors; CPU tensors run ``fn`` eagerly (no compile cost on the CPU); CPT_HW_NO_COMPILE=1: eager
     everywhere.  The compiled callable is ``.compiled`` and the plain function ``.eager``, so that tests
     and bench/gpu_exactness.py can check each one on any device."""
     no_compile = os.environ.get("CPT_HW_NO_COMPILE") == "1"
     _raise_recompile_limit()
     compiled = fn if no_compile else torch.compile(fn, fullgraph=True, dynamic=False,
-                                                   options=exact_inductor_options())
+                                                   options={**exact_inductor_options(), **fast_inductor_options()})
 
     def dispatch(*args):
         return compiled(*args) if args[0].is_cuda else fn(*args)
@@ -151,3 +197,6 @@ fq_tensor_train_fused = _compile(fq_tensor_train)
 fq_tensor_range_fused = _compile(fq_tensor_range)
 fq_channel_fused = _compile(fq_channel)
 fq_error_fused = _compile(fq_error)
+fq_error_pair_fused = _compile(fq_error_pair)
+noise_words_fused = _compile(noise_words)
+hardware_weight_operand_fused = _compile(hardware_weight_operand)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..hw.golden import SCALE_FLOOR, counter_uniform, fmix32
+from ..hw.golden import SCALE_FLOOR, fmix32
 
 _FLOOR = float(SCALE_FLOOR)  # a Python float that converts back to exactly np.float32(1e-8)
 
@@ -54,7 +54,7 @@ def quant_params(x_min: torch.Tensor, x_max: torch.Tensor, bits: int) -> QParams
 _M32 = 0xFFFFFFFF
 #: MurmurHash3's finaliser constants as int32 bit patterns (the values minus 2^32).
 _C1, _C2 = 0x85EBCA6B - (1 << 32), 0xC2B2AE35 - (1 << 32)
-#: counter_uniform_i32 serves tensors below this many elements (counters fit int32's positive range).
+#: Below this many elements the noise counters fit int32's positive range (counter_uniform_words).
 INT32_COUNTERS = 1 << 31
 
 
@@ -76,27 +76,41 @@ def _fmix32_i32(h: torch.Tensor) -> torch.Tensor:
     return h ^ ((h >> 16) & 0xFFFF)
 
 
-def counter_uniform_i32(seed: int | torch.Tensor, numel: int, device: torch.device) -> torch.Tensor:
-    """``golden.counter_uniform(seed, i)`` for i = 0..numel-1 (numel < 2^31), flat float32, bit for bit.
-
-    ``seed``: a Python int (any 64-bit value) or a 0-d int64 tensor (the fast path's, on the device).  Counters below 2^31 have no high word, so golden's hash is
-    fmix32(fmix32(i ^ s0) ^ s1) with s0, s1 the mixed seed words, computed once in int64 as golden does;
-    the per-element part runs in int32 (tests/test_nn_quant.py and tests/test_fast_path.py check it
-    against golden)."""
+def counter_seed_words(seed: int | torch.Tensor) -> tuple[int | torch.Tensor, int | torch.Tensor]:
+    """golden's mixed seed words (s0, s1) of ``seed`` (a Python int of any 64-bit value, or an int64 tensor of
+    seeds below 2^63), as int32 bit patterns: the part of ``golden.counter_hash`` that depends on the seed
+    alone, computed once per noise stream instead of once per element."""
     s0 = _as_int32(fmix32(seed & _M32 ^ 0x9E3779B9))
     s1 = _as_int32(fmix32((seed >> 32) & _M32 ^ 0x7F4A7C15))
-    h = _fmix32_i32(_fmix32_i32(torch.arange(numel, device=device, dtype=torch.int32) ^ s0) ^ s1)
+    return s0, s1
+
+
+def counter_uniform_words(s0: int | torch.Tensor, s1: int | torch.Tensor, numel: int,
+                          device: torch.device) -> torch.Tensor:
+    """``golden.counter_uniform(seed, i)`` for i = 0..numel-1, flat float32, bit for bit, given the seed's
+    words (s0, s1) = :func:`counter_seed_words` (int32 values or 0-d int32 tensors, e.g. on the device).
+
+    golden's hash is fmix32(fmix32(lo(i) ^ s0) ^ hi(i) ^ s1); below 2^31 elements the counters have no
+    high word and the per-element part runs in int32 throughout (tests/test_nn_quant.py and
+    tests/test_fast_path.py check it against golden)."""
+    if numel < INT32_COUNTERS:
+        h = _fmix32_i32(_fmix32_i32(torch.arange(numel, device=device, dtype=torch.int32) ^ s0) ^ s1)
+    else:  # not a tensor size training meets: int64 counters, split into their 32-bit words
+        i = torch.arange(numel, device=device, dtype=torch.int64)
+        lo, hi = _as_int32(i & _M32), _as_int32(i >> 32)
+        h = _fmix32_i32(_fmix32_i32(lo ^ s0) ^ hi ^ s1)
     return ((h >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24)) - 0.5
 
 
+def counter_uniform_i32(seed: int, numel: int, device: torch.device) -> torch.Tensor:
+    """``golden.counter_uniform(seed, i)`` for i = 0..numel-1, flat float32, bit for bit
+    (:func:`counter_uniform_words` of the seed's words)."""
+    return counter_uniform_words(*counter_seed_words(seed), numel, device)
+
+
 def uniform_noise(seed: int, shape: torch.Size | tuple[int, ...], device: torch.device | str) -> torch.Tensor:
-    """counter_uniform(seed, i) for i = 0..numel-1 in row-major order, as float32 of ``shape`` (exact):
-    :func:`counter_uniform_i32`, or golden's generic int64 path for 2^31 elements or more."""
-    n = int(torch.Size(shape).numel())
-    if n >= INT32_COUNTERS:  # not a tensor size training meets; golden's generic path is exact everywhere
-        counter = torch.arange(n, dtype=torch.int64, device=device).reshape(shape)
-        return counter_uniform(seed, counter).to(torch.float32)
-    return counter_uniform_i32(seed, n, torch.device(device)).reshape(shape)
+    """counter_uniform(seed, i) for i = 0..numel-1 in row-major order, as float32 of ``shape`` (exact)."""
+    return counter_uniform_i32(seed, int(torch.Size(shape).numel()), torch.device(device)).reshape(shape)
 
 
 def quantize_codes(x: torch.Tensor, bits: int, qp: QParams, noise_seed: int | None = None) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """The trainer's CUDA fast path (``cpt-hw train --fast``; on by default for CUDA with a torch backend).
 
-Per iteration: three tensor writes set the precision (:class:`cpt_hw.fast.DevicePrecision`), the batch
+Per iteration: three tensor writes and one small kernel (every layer's noise seeds) set the precision
+(:class:`cpt_hw.fast.DevicePrecision`), the batch
 comes from the device-resident pipeline, and the whole iteration replays from a CUDA graph
 (:class:`cpt_hw.fast.graph.GraphedTrainStep`); nothing waits for the GPU except at the log, evaluation
 and checkpoint boundaries, where the accumulated loss/accuracy sums are read once.  The graph is
