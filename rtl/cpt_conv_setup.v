@@ -19,6 +19,8 @@
 
 `include "cpt_gemm_widths.vh"
 
+// Built only with the engine (config conv_engine: cpt_gemm_widths.vh defines CPT_CONV and its numbers).
+`ifdef CPT_CONV
 `default_nettype none
 
 module cpt_conv_setup #(
@@ -83,6 +85,11 @@ module cpt_conv_setup #(
     localparam integer RB_W = $clog2(OP_BITS * RWORDS_MAX * WB + 1);   // R in bytes
     localparam integer IB_W = RB_W + 16;                               // I = H R
     localparam [31:0] FIELDS = 32'h0000_FFF3;                          // op, kh, kw, stride, padding
+    localparam integer LOG_WB = $clog2(WB);
+    localparam [16:0] D17 = D[16:0];
+    localparam [3:0]  MAXK4 = MAX_KERNEL[3:0];
+    localparam [47:0] MAX_DIM48 = {16'd0, MAX_DIM[31:0]};
+    localparam [47:0] K_MAX48 = {16'd0, K_MAX[31:0]};
 
     initial begin
         if ((1 << LOG_D) != D || MAX_ROW_BITS % D != 0) begin
@@ -99,10 +106,10 @@ module cpt_conv_setup #(
     function [16:0] pitch(input [15:0] c);
         integer i;
         begin
-            if (c >= D) begin
-                pitch = (({1'b0, c} + D - 1) >> LOG_D) << LOG_D;
+            if ({1'b0, c} >= D17) begin
+                pitch = (({1'b0, c} + D17 - 17'd1) >> LOG_D) << LOG_D;
             end else begin
-                pitch = D;
+                pitch = D17;
                 for (i = LOG_D; i >= 0; i = i - 1)
                     if ((17'd1 << i) >= {1'b0, c}) pitch = 17'd1 << i;
             end
@@ -124,7 +131,8 @@ module cpt_conv_setup #(
     reg [2:0] state;
 
     reg [31:0]   conv, batch32, chans, size, band, ab32, bb32, flags;
-    reg [AW-1:0] a, b, c, sums;
+    reg [AW-1:0] a;
+    reg [LOG_WB-1:0] b, c, sums;                // only their alignment is checked here
 
     wire [1:0]  op = conv[1:0];
     wire [3:0]  kh4 = conv[7:4], kw4 = conv[11:8];
@@ -144,20 +152,18 @@ module cpt_conv_setup #(
     reg  signed [19:0] lo_s, hi_s;          // r_lo, r_hi (hi exclusive)
     reg  [15:0] lo, hi;
 
-    wire geom0 = (conv & ~FIELDS) != 0 || kh4 == 0 || kh4 > MAX_KERNEL || kw4 == 0 || kw4 > MAX_KERNEL
+    wire geom0 = (conv & ~FIELDS) != 0 || kh4 == 0 || kh4 > MAXK4 || kw4 == 0 || kw4 > MAXK4
                  || !(s2 == 2'd1 || s2 == 2'd2) || p2 > 2'd1;
     wire dim0 = batch32 == 0 || c_in == 0 || k_out == 0 || h_in == 0 || w_in == 0 || batch32 > MAX_DIM;
     wire bits_err = ab32 == 0 || bb32 == 0 || ab32 > OP_BITS || bb32 > OP_BITS;
     wire fits = ho17 != 0 && wo17 != 0;
     wire shape_ok = !geom0 && !dim0 && fits && !band_err;
-    wire dim_late = k_out > MAX_DIM || m48 > MAX_DIM || kred > K_MAX;
+    wire dim_late = {32'd0, k_out} > MAX_DIM48 || m48 > MAX_DIM48 || {23'd0, kred} > K_MAX48;
     wire limits = flags[FLAG_C16] || row_bits > MAX_ROW_BITS;
     wire geom = geom0 || (!geom0 && !dim0 && !fits) || (!geom0 && !dim0 && fits && band_err)
                 || (shape_ok && !dim_late && !bits_err && limits) || flags[FLAG_SUMS];
     wire dim = dim0 || (shape_ok && dim_late);
-    localparam integer LOG_WB = $clog2(WB);
-    wire align = a[LOG_WB-1:0] != 0 || b[LOG_WB-1:0] != 0 || c[LOG_WB-1:0] != 0
-                 || (flags[FLAG_SUMS] && sums[LOG_WB-1:0] != 0);
+    wire align = a[LOG_WB-1:0] != 0 || b != 0 || c != 0 || (flags[FLAG_SUMS] && sums != 0);
     wire [31:0] known = (32'd1 << FLAG_A_SIGNED) | (32'd1 << FLAG_B_SIGNED) | (32'd1 << FLAG_PREFETCH_B)
                         | (32'd1 << FLAG_SUMS) | (32'd1 << FLAG_C16);
     wire flags_err = (flags & ~known) != 0 || flags[FLAG_PREFETCH_B];   // the hint serves wgrad chains only
@@ -181,7 +187,10 @@ module cpt_conv_setup #(
     wire reach = (ok0 || ok0n) && (ok1 || ok1p);
 
     wire [IB_W-1:0] image_bytes = h_in * rbytes;       // I
-    wire [IB_W-1:0] span_bytes = (hi - lo) * rbytes;   // rows [r_lo, r_hi) of one image
+    wire [15:0]     span_rows = hi - lo;
+    wire [IB_W-1:0] span_bytes = span_rows * rbytes;   // rows [r_lo, r_hi) of one image
+    wire [`CPT_DIM_W-1:0] batch_m1 = batch32[`CPT_DIM_W-1:0] - 1'b1;
+    wire [`CPT_DIM_W+IB_W-1:0] lead_bytes = batch_m1 * image_bytes;   // the images before the last
     wire [IB_W-1:0] skip_bytes = lo * rbytes;          // rows above r_lo
 
     always @(posedge clk) begin
@@ -200,9 +209,9 @@ module cpt_conv_setup #(
                     bb32 <= arg_b_bits;
                     flags <= arg_flags;
                     a <= arg_a;
-                    b <= arg_b;
-                    c <= arg_c;
-                    sums <= arg_sums;
+                    b <= arg_b[LOG_WB-1:0];
+                    c <= arg_c[LOG_WB-1:0];
+                    sums <= arg_sums[LOG_WB-1:0];
                     state <= S_1;
                 end
                 S_1: begin
@@ -241,7 +250,9 @@ module cpt_conv_setup #(
                     state <= S_6;
                 end
                 S_6: begin
-                    a_size <= {{(68-AW){1'b0}}, x_bytes} + (batch32[`CPT_DIM_W-1:0] - 1'b1) * {{(68-AW){1'b0}}, x_stride};
+                    // no row reached: nothing is read (an empty range, inside every window)
+                    a_size <= span_rows == 0 ? 68'd0
+                              : {{(68-`CPT_DIM_W-IB_W){1'b0}}, lead_bytes} + {{(68-IB_W){1'b0}}, span_bytes};
                     state <= S_7;
                 end
                 default: begin  // S_7
@@ -278,7 +289,8 @@ module cpt_conv_setup #(
     end
 
     wire unused = &{1'b0, ab32[31:`CPT_BITS_W], cp17[16], wo17[16], rows18[17:16], lo_s[19:16], hi_s[19:16],
-                    row_bits[LOG_D-1:0]};
+                    arg_b[AW-1:LOG_WB], arg_c[AW-1:LOG_WB], arg_sums[AW-1:LOG_WB]};
 endmodule
 
 `default_nettype wire
+`endif

@@ -15,6 +15,8 @@
 
 `include "cpt_gemm_widths.vh"
 
+// Built only with the engine (config conv_engine: cpt_gemm_widths.vh defines CPT_CONV and its numbers).
+`ifdef CPT_CONV
 `default_nettype none
 
 module cpt_conv_walker #(
@@ -116,8 +118,8 @@ module cpt_conv_walker #(
     wire [`CPT_POS_W-1:0] left_in_tile = tile_rows - r;
     wire [15:0]           left_in_row = wo - col;
     // piece: min(16, rows left in the tile, pixels left in the output row)
-    wire [`CPT_POS_W-1:0] c1 = left_in_tile < 16 ? left_in_tile : 16;
-    wire [4:0]            piece = {11'd0, left_in_row} < {{(16-`CPT_POS_W){1'b0}}, c1} ? left_in_row[4:0] : c1[4:0];
+    wire [4:0]            c1 = left_in_tile < 16 ? left_in_tile[4:0] : 5'd16;
+    wire [4:0]            piece = left_in_row < {11'd0, c1} ? left_in_row[4:0] : c1;
     wire                  last_plane = plane == a_bits - 1'b1;
     wire [`CPT_POS_W-1:0] r_next = r + {{(`CPT_POS_W-5){1'b0}}, count};
 
@@ -240,3 +242,4 @@ module cpt_conv_walker #(
 endmodule
 
 `default_nettype wire
+`endif

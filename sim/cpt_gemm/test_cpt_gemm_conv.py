@@ -105,7 +105,7 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
     before = np.frombuffer(tb.snapshot(), np.uint8).copy()
     status, cycles = await tb.call(**{f: getattr(call, f) for f in call.__dataclass_fields__})
     after = np.frombuffer(tb.snapshot(), np.uint8)
-    assert status == 0, f"{name}: status {status:#x}"
+    assert status == 0, f"{name}: status {status:#x} for {g}, ranges {ranges}, window {call.win_base}..{call.win_limit}"
     views = [before[p:p + n].copy() for p, n in ranges]
     want = np.zeros(c_bytes, np.uint8)
     emu_conv.execute(cfg, g, views[0], views[1], want, None)
