@@ -247,3 +247,28 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     assert len(ran) >= 2 * (7 + 16 + 1) and all(r["cycles"] > 0 for r in ran)
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                    for k in (1, 3)}
+
+
+def cycles_table(geometry: str, simulator: str = "verilator") -> str:
+    """The forward calls of test_conv_fixed and test_conv_random without back-pressure: the twin's cycles next
+    to the design's model (emu_conv.call_cycles) and the HLS kernel's busy count, as a markdown table."""
+    result = runner.run(config(geometry), simulator, __file__,
+                        testcase=variants(("test_conv_fixed", "test_conv_random"), False))
+    lines = ["| call | M | twin | model | twin / model | HLS busy |", "|---|---:|---:|---:|---:|---:|"]
+    ratios = []
+    for r in (r for r in result.records if r.get("op") == "fwd"):
+        band = f" band {r['band'][0]}+{r['band'][1]}" if r["band"] != [0, 0] else ""
+        ratios.append(r["cycles"] / r["model_cycles"])
+        lines.append(f"| {r['batch']}x{r['c']}x{r['h']}x{r['w']} -> {r['k']} {r['kh']}x{r['kw']}/{r['stride']} "
+                     f"p{r['padding']}{band} ({r['a_bits']},{r['b_bits']}) | {r['m']} | {r['cycles']} | "
+                     f"{r['model_cycles']} | {ratios[-1]:.2f} | {r['hls_cycles']} |")
+    ratios.sort()
+    lines.append(f"\n{len(ratios)} calls; twin / model: min {ratios[0]:.2f}, median {ratios[len(ratios) // 2]:.2f}, "
+                 f"max {ratios[-1]:.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv
+    import sys
+
+    print(cycles_table(sys.argv[1] if len(sys.argv) > 1 else "sim_conv"))
