@@ -1,6 +1,6 @@
 // Argument checks and derived geometry of one forward convolution call (interface 4, conv op 1).
 //
-// On `start` the conv arguments are sampled; CONV_SETUP_CYCLES (8) cycles later `done` pulses with `status`
+// On `start` the conv arguments are sampled; 8 cycles later `done` pulses with `status`
 // (every bit of docs/registers.md, "Interface 4", except ERR_WINDOW) and the call's geometry.  The rule is
 // cpt_hw.hw.conv_calls.conv_status with twin=True: ops 2 and 3 are ERR_CONV alone (not built); SUMS is
 // ERR_CONV; C16 and a row-plane wider than MAX_ROW_BITS (the former's ring slot) are ERR_CONV where the

@@ -136,9 +136,17 @@ module cpt_reader #(
 
     wire [`CPT_POS_W-1:0] m_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, m};
     wire [`CPT_POS_W-1:0] n_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, n};
+    // Without the engine (no `CPT_CONV) the conv ports are tied off inside this module too, so that its logic
+    // is interface 3's even where synthesis keeps the hierarchy (cpt-hw resources).
+`ifdef CPT_CONV
+    wire conv_on = conv;
+`else
+    wire conv_on = 1'b0;
+    wire unused_conv = &{1'b0, conv};
+`endif
     wire [`CPT_POS_W-1:0] x_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, x_images};
-    wire want_b = b_pending && (first_block || m0 != 0 || conv);
-    wire want_a = !want_b && (m0 < (conv ? x_w : m_w));   // conv: m0 counts images
+    wire want_b = b_pending && (first_block || m0 != 0 || conv_on);
+    wire want_a = !want_b && (m0 < (conv_on ? x_w : m_w));   // conv: m0 counts images
     wire more_blocks = n0 + BBC_X < n_w;
     reg  [AW-1:0] pf_addr;                      // next prefetch byte to request
     wire pf_more = pf_addr != pf_end;
@@ -169,7 +177,7 @@ module cpt_reader #(
     assign m_axi_arsize = LOG_BYTES[2:0];
     assign m_axi_arburst = 2'b01;
 
-    assign a_issue = (cstate == C_NEXT) && !desc_full && !desc_push && !want_b && want_a && !a_busy[half] && !conv;
+    assign a_issue = (cstate == C_NEXT) && !desc_full && !desc_push && !want_b && want_a && !a_busy[half] && !conv_on;
     assign a_issue_half = half;
     assign b_issue = (cstate == C_NEXT) && !desc_full && !desc_push && want_b && !b_busy;
 
@@ -205,7 +213,7 @@ module cpt_reader #(
                             desc_push <= 1'b1;
                             cstate <= C_BURST;
                         end
-                    end else if (want_a && conv) begin
+                    end else if (want_a && conv_on) begin
                         if (x_bytes == 0) begin          // the band reaches no stored row
                             m0 <= x_w;
                         end else begin
@@ -239,7 +247,7 @@ module cpt_reader #(
                     end
                     // The demand command waits for its buffer (or there is none left): a prefetch
                     // chunk may use the idle port, one at a time.
-                    if (pf_more && desc_empty && !(want_b ? !b_busy : want_a ? (conv || !a_busy[half]) : more_blocks)) begin
+                    if (pf_more && desc_empty && !(want_b ? !b_busy : want_a ? (conv_on || !a_busy[half]) : more_blocks)) begin
                         cur <= pf_addr;
                         cur_end <= pf_stop;
                         pf_addr <= pf_stop;
@@ -271,7 +279,7 @@ module cpt_reader #(
     reg [BIW-1:0] beat_in_word;
 
     // conv: an X word leaves with its last beat, which waits for the former
-    wire x_cmd = active && !r_is_b && conv;
+    wire x_cmd = active && !r_is_b && conv_on;
     assign m_axi_rready = active && (!x_cmd || beat_in_word != LAST_BEAT || x_ready);
 
     assign desc_pop = !active && !desc_empty;
@@ -329,7 +337,7 @@ module cpt_reader #(
                 end else if (r_is_b) begin
                     b_we <= {{(COLS-1){1'b0}}, 1'b1} << bank;
                     b_waddr <= r_b_off + slot_base + word_in_row_x[`CPT_B_AW-1:0];
-                end else if (!conv) begin
+                end else if (!conv_on) begin
                     a_we <= {{(ROWS-1){1'b0}}, 1'b1} << bank;
                     a_waddr <= (r_half ? HALF_A : {`CPT_A_AW{1'b0}}) + word_in_row[`CPT_A_AW-1:0];
                 end
@@ -359,7 +367,7 @@ module cpt_reader #(
             end
             if (r_left == 1) begin
                 active <= 1'b0;
-                a_loaded <= !r_is_b && !conv;
+                a_loaded <= !r_is_b && !conv_on;
                 a_loaded_half <= r_half;
                 b_loaded <= r_is_b && !r_pf;
             end
