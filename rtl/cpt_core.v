@@ -13,6 +13,11 @@
 // half and the hint it was loaded for (pf_buf, pf_key) persist across calls until ap_rst_n; the next
 // call -- and only the next one -- uses it iff its own (b, n, k, b_bits) equal pf_key (a "hit": B(0)
 // is not loaded).  Results never depend on it: a miss simply loads B as usual.
+//
+// Convolution engine (`CPT_CONV, config conv_engine; interface 4, forward calls only): a call whose conv op
+// is not 0 first runs cpt_conv_setup (checks, geometry), then cpt_setup on the call's GEMM (M, N, K; the
+// window with the tensor's range); it runs as a GEMM whose A tiles the walker forms from the X stream the
+// reader delivers (cpt_conv_walker, cpt_im2col_former).  It never uses a B prefetch.
 
 `include "cpt_gemm_widths.vh"
 
@@ -129,12 +134,18 @@ module cpt_core #(
     );
 
     // ------------------------------------------------------------------ call sequencing
-    localparam [1:0] K_IDLE = 2'd0, K_SETUP = 2'd1, K_RUN = 2'd2, K_DONE = 2'd3;
-    reg  [1:0]  kstate;
+    localparam [2:0] K_IDLE = 3'd0, K_SETUP = 3'd1, K_RUN = 3'd2, K_DONE = 3'd3, K_CONV = 3'd4;
+    reg  [2:0]  kstate;
     reg  [63:0] cycle_count;
     reg         setup_start, run_start;
     wire        setup_done, writer_done, reader_err, writer_err, pf_busy;
     wire [31:0] setup_status;
+    // convolution calls (tied off without the engine)
+    wire        conv_arg;                       // the conv op register is not 0
+    reg         is_conv;                        // this call is a conv call
+    reg         conv_start, conv_run;           // conv_run: a forward conv call is running
+    wire        conv_done, conv_win_eval;
+    wire [31:0] conv_status;
     reg  [31:0] call_status;
     reg         written;                        // the writer reported done during this call
     // prefetch state, kept across calls
@@ -148,10 +159,18 @@ module cpt_core #(
     // at which this FSM returns to idle, so a finished call is never started again by accident.
     assign ap_done = (kstate == K_DONE);
 
+    // a conv call's status: cpt_conv_setup's, with cpt_setup's ERR_WINDOW (tensor, weights, C) when due
+    wire [31:0] final_status = !is_conv ? setup_status
+                               : conv_status | (conv_win_eval ? setup_status & (32'd1 << STATUS_ERR_WINDOW) : 32'd0);
+    wire        hit = pf_valid && call_key == pf_key && !is_conv;
+
     always @(posedge clk) begin
         setup_start <= 1'b0;
         run_start <= 1'b0;
+        conv_start <= 1'b0;
         if (rst) begin
+            is_conv <= 1'b0;
+            conv_run <= 1'b0;
             kstate <= K_IDLE;
             status_out <= 32'd0;
             cycles_out <= 64'd0;
@@ -163,20 +182,32 @@ module cpt_core #(
             if (kstate != K_IDLE) cycle_count <= cycle_count + 1'b1;
             case (kstate)
                 K_IDLE: if (ap_start) begin
-                    setup_start <= 1'b1;
                     cycle_count <= 64'd1;
+                    is_conv <= conv_arg;
+                    conv_run <= 1'b0;
+                    if (conv_arg) begin
+                        conv_start <= 1'b1;
+                        kstate <= K_CONV;
+                    end else begin
+                        setup_start <= 1'b1;
+                        kstate <= K_SETUP;
+                    end
+                end
+                K_CONV: if (conv_done) begin        // then the call's GEMM through cpt_setup
+                    setup_start <= 1'b1;
                     kstate <= K_SETUP;
                 end
                 K_SETUP: if (setup_done) begin
-                    call_status <= setup_status;
-                    status_out <= setup_status;
+                    call_status <= final_status;
+                    status_out <= final_status;
                     cycles_out <= cycle_count + 1'b1;
                     // A prefetch serves the very next call only, whatever that call is.
                     pf_valid <= 1'b0;
-                    b_hit <= pf_valid && call_key == pf_key;
-                    b_cur <= (pf_valid && call_key == pf_key) ? pf_buf : !pf_buf;
+                    b_hit <= hit;
+                    b_cur <= hit ? pf_buf : !pf_buf;
                     written <= 1'b0;
-                    if (setup_status != 0) kstate <= K_DONE;
+                    conv_run <= is_conv && final_status == 0;
+                    if (final_status != 0) kstate <= K_DONE;
                     else begin
                         run_start <= 1'b1;
                         kstate <= K_RUN;
@@ -212,17 +243,30 @@ module cpt_core #(
     wire [AXI_AW-1:0] c_stride, c_tile_step, c_tile_span, pf_base, pf_end;
     wire [`CPT_RW_W-1:0]   pf_col_words;
 
+    // what cpt_setup checks: the registers, or a conv call's GEMM (signedness flags only: the conv flags are
+    // cpt_conv_setup's)
+    wire [AXI_AW-1:0] conv_a_first;
+    wire [67:0]       conv_a_size;
+    wire [31:0]       conv_gm, conv_gn, conv_gk;
+    localparam [31:0] SIGNS = (32'd1 << FLAG_A_SIGNED) | (32'd1 << FLAG_B_SIGNED);
+    wire [AXI_AW-1:0] s_arg_a = is_conv ? conv_a_first : args[ARG_A +: AXI_AW];
+    wire [31:0] s_arg_m = is_conv ? conv_gm : args[ARG_M +: 32];
+    wire [31:0] s_arg_n = is_conv ? conv_gn : args[ARG_N +: 32];
+    wire [31:0] s_arg_k = is_conv ? conv_gk : args[ARG_K +: 32];
+    wire [31:0] s_arg_flags = is_conv ? args[ARG_FLAGS +: 32] & SIGNS : args[ARG_FLAGS +: 32];
+
     cpt_setup #(
         .ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
         .AW(AXI_AW), .MAX_DIM(MAX_DIM)
     ) setup (
         .clk(clk), .rst(rst), .start(setup_start),
-        .arg_a(args[ARG_A +: AXI_AW]), .arg_b(args[ARG_B +: AXI_AW]), .arg_c(args[ARG_C +: AXI_AW]),
-        .arg_m(args[ARG_M +: 32]), .arg_n(args[ARG_N +: 32]), .arg_k(args[ARG_K +: 32]),
-        .arg_a_bits(args[ARG_A_BITS +: 32]), .arg_b_bits(args[ARG_B_BITS +: 32]), .arg_flags(args[ARG_FLAGS +: 32]),
+        .arg_a(s_arg_a), .arg_b(args[ARG_B +: AXI_AW]), .arg_c(args[ARG_C +: AXI_AW]),
+        .arg_m(s_arg_m), .arg_n(s_arg_n), .arg_k(s_arg_k),
+        .arg_a_bits(args[ARG_A_BITS +: 32]), .arg_b_bits(args[ARG_B_BITS +: 32]), .arg_flags(s_arg_flags),
         .arg_win_base(args[ARG_WIN_BASE +: AXI_AW]), .arg_win_limit(args[ARG_WIN_LIMIT +: AXI_AW]),
         .arg_next_b(args[ARG_NEXT_B +: AXI_AW]), .arg_next_n(args[ARG_NEXT_N +: 32]),
         .arg_next_k(args[ARG_NEXT_K +: 32]), .arg_next_b_bits(args[ARG_NEXT_B_BITS +: 32]),
+        .a_size_sel(is_conv), .a_size_in(conv_a_size),
         .done(setup_done), .status(setup_status),
         .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits), .a_signed(a_signed), .b_signed(b_signed),
         .a_row_words(a_row_words), .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base),
@@ -238,6 +282,12 @@ module cpt_core #(
     reg  [1:0] a_busy, a_full;
     reg        b_busy, b_full;
     wire       a_issue, a_issue_half, b_issue, a_loaded, a_loaded_half, b_loaded;
+    wire       rd_a_issue, rd_a_issue_half, rd_a_loaded, rd_a_loaded_half;     // the reader's (GEMM calls)
+    wire       wk_a_issue, wk_a_issue_half, wk_a_loaded, wk_a_loaded_half;     // the walker's (conv calls)
+    assign a_issue = rd_a_issue || wk_a_issue;
+    assign a_issue_half = conv_run ? wk_a_issue_half : rd_a_issue_half;
+    assign a_loaded = rd_a_loaded || wk_a_loaded;
+    assign a_loaded_half = conv_run ? wk_a_loaded_half : rd_a_loaded_half;
     wire       a_release, a_release_half, b_release;
 
     always @(posedge clk) begin
@@ -263,12 +313,20 @@ module cpt_core #(
     end
 
     // ------------------------------------------------------------------ read engine and buffers
-    wire [ROWS-1:0] a_we;
+    wire [ROWS-1:0] a_we, rd_a_we, wk_a_we;
     wire [COLS-1:0] b_we;
-    wire [`CPT_A_AW-1:0] a_waddr, a_raddr;
+    wire [`CPT_A_AW-1:0] a_waddr, rd_a_waddr, wk_a_waddr, a_raddr;
     wire [`CPT_B_AW-1:0] b_waddr, b_raddr;
-    wire [D-1:0]    wdata;
+    wire [D-1:0]    wdata, a_wdata, wk_a_wdata;
     wire            rd_en;
+    // the A banks are written by the reader (GEMM calls) or the walker (conv calls)
+    assign a_we = conv_run ? wk_a_we : rd_a_we;
+    assign a_waddr = conv_run ? wk_a_waddr : rd_a_waddr;
+    assign a_wdata = conv_run ? wk_a_wdata : wdata;
+    wire            x_valid, x_ready;           // the X stream of a conv call, reader to walker
+    wire [D-1:0]    x_data;
+    wire [`CPT_DIM_W-1:0] conv_batch;
+    wire [AXI_AW-1:0] conv_x_bytes, conv_x_stride;
 
     cpt_reader #(
         .ROWS(ROWS), .COLS(COLS), .D(D), .B_BLOCK_COLS(B_BLOCK_COLS), .AXI_DW(AXI_DW), .AW(AXI_AW),
@@ -278,12 +336,15 @@ module cpt_core #(
         .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base), .a_end(a_end), .b_end(b_end),
         .a_tile_bytes(a_tile_bytes), .b_block_bytes(b_block_bytes), .b_cur(b_cur), .b_hit(b_hit),
         .pf_en(pf_en), .pf_base(pf_base), .pf_end(pf_end), .pf_col_words(pf_col_words),
+        .conv(conv_run), .x_images(conv_batch), .x_bytes(conv_x_bytes), .x_stride(conv_x_stride),
+        .x_valid(x_valid), .x_ready(x_ready), .x_data(x_data),
         .m_axi_arvalid(m_axi_arvalid), .m_axi_arready(m_axi_arready), .m_axi_araddr(m_axi_araddr),
         .m_axi_arlen(m_axi_arlen), .m_axi_arsize(m_axi_arsize), .m_axi_arburst(m_axi_arburst),
         .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata),
         .m_axi_rlast(m_axi_rlast), .m_axi_rresp(m_axi_rresp),
-        .a_busy(a_busy), .b_busy(b_busy), .a_issue(a_issue), .a_issue_half(a_issue_half), .b_issue(b_issue),
-        .a_loaded(a_loaded), .a_loaded_half(a_loaded_half), .b_loaded(b_loaded), .a_we(a_we), .a_waddr(a_waddr), .b_we(b_we), .b_waddr(b_waddr),
+        .a_busy(a_busy), .b_busy(b_busy), .a_issue(rd_a_issue), .a_issue_half(rd_a_issue_half), .b_issue(b_issue),
+        .a_loaded(rd_a_loaded), .a_loaded_half(rd_a_loaded_half), .b_loaded(b_loaded), .a_we(rd_a_we),
+        .a_waddr(rd_a_waddr), .b_we(b_we), .b_waddr(b_waddr),
         .wdata(wdata), .resp_err(reader_err), .pf_busy(pf_busy)
     );
 
@@ -295,7 +356,7 @@ module cpt_core #(
     generate
         for (g = 0; g < ROWS; g = g + 1) begin : a_bank
             sdp_ram #(.WIDTH(D), .DEPTH(`CPT_A_DEPTH), .AW(`CPT_A_AW)) ram (
-                .clk(clk), .we(a_we[g]), .waddr(a_waddr), .wdata(wdata),
+                .clk(clk), .we(a_we[g]), .waddr(a_waddr), .wdata(a_wdata),
                 .re(rd_en), .raddr(a_raddr), .rdata(a_words[g*D +: D])
             );
         end
@@ -307,6 +368,60 @@ module cpt_core #(
             assign b_masked[g*D +: D] = b_words[g*D +: D] & {D{b_mask[g]}};
         end
     endgenerate
+
+    // ------------------------------------------------------------------ convolution engine
+`ifdef CPT_CONV
+    assign conv_arg = args[ARG_CONV +: 2] != 2'd0;
+    wire [15:0] cv_cp, cv_width, cv_height, cv_row0, cv_row1, cv_band0, cv_rows, cv_wo;
+    wire [1:0]  cv_kh, cv_kw, cv_stride;
+    wire        cv_pad;
+
+    cpt_conv_setup #(.D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .MAX_DIM(MAX_DIM), .AW(AXI_AW)) conv_setup (
+        .clk(clk), .rst(rst), .start(conv_start),
+        .arg_conv(args[ARG_CONV +: 32]), .arg_batch(args[ARG_BATCH +: 32]), .arg_channels(args[ARG_CHANNELS +: 32]),
+        .arg_size(args[ARG_SIZE +: 32]), .arg_band(args[ARG_BAND +: 32]), .arg_a(args[ARG_A +: AXI_AW]),
+        .arg_b(args[ARG_B +: AXI_AW]), .arg_c(args[ARG_C +: AXI_AW]), .arg_sums(args[ARG_SUMS +: AXI_AW]),
+        .arg_a_bits(args[ARG_A_BITS +: 32]), .arg_b_bits(args[ARG_B_BITS +: 32]), .arg_flags(args[ARG_FLAGS +: 32]),
+        .done(conv_done), .status(conv_status), .win_eval(conv_win_eval), .gm(conv_gm), .gn(conv_gn), .gk(conv_gk),
+        .a_first(conv_a_first), .a_size(conv_a_size), .x_bytes(conv_x_bytes), .x_stride(conv_x_stride),
+        .cp(cv_cp), .width(cv_width), .height(cv_height), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad(cv_pad),
+        .row0(cv_row0), .row1(cv_row1), .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .batch(conv_batch)
+    );
+
+    /* verilator lint_off PINCONNECTEMPTY */    // geom_err: cpt_conv_setup refuses every geometry it would
+    cpt_conv_walker #(.ROWS(ROWS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS)) walker (
+        .clk(clk), .rst(rst), .start(run_start && conv_run), .cp(cv_cp), .width(cv_width), .height(cv_height),
+        .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad(cv_pad), .row0(cv_row0), .row1(cv_row1),
+        .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .a_bits(a_bits), .m(m), .n(n), .k_words(kw),
+        .s_valid(x_valid), .s_ready(x_ready), .s_data(x_data), .a_busy(a_busy), .a_issue(wk_a_issue),
+        .a_issue_half(wk_a_issue_half), .a_loaded(wk_a_loaded), .a_loaded_half(wk_a_loaded_half),
+        .a_we(wk_a_we), .a_waddr(wk_a_waddr), .a_wdata(wk_a_wdata), .geom_err()
+    );
+    /* verilator lint_on PINCONNECTEMPTY */
+`else
+    // interface 3 only: no conv call exists
+    assign conv_arg = 1'b0;
+    assign conv_done = 1'b0;
+    assign conv_win_eval = 1'b0;
+    assign conv_status = 32'd0;
+    assign conv_gm = 32'd0;
+    assign conv_gn = 32'd0;
+    assign conv_gk = 32'd0;
+    assign conv_a_first = {AXI_AW{1'b0}};
+    assign conv_a_size = 68'd0;
+    assign conv_batch = {`CPT_DIM_W{1'b0}};
+    assign conv_x_bytes = {AXI_AW{1'b0}};
+    assign conv_x_stride = {AXI_AW{1'b0}};
+    assign x_ready = 1'b0;
+    assign wk_a_issue = 1'b0;
+    assign wk_a_issue_half = 1'b0;
+    assign wk_a_loaded = 1'b0;
+    assign wk_a_loaded_half = 1'b0;
+    assign wk_a_we = {ROWS{1'b0}};
+    assign wk_a_waddr = {`CPT_A_AW{1'b0}};
+    assign wk_a_wdata = {D{1'b0}};
+    wire unused_conv = &{1'b0, x_valid, x_data, conv_start};
+`endif
 
     // ------------------------------------------------------------------ feeder and array
     wire [3:0]      ctl;

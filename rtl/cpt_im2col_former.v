@@ -3,8 +3,10 @@
 // The first block of the convolution engine (docs/architecture.md, "Convolution-native accelerator"; built
 // so far: this unit, not yet connected to cpt_core).  Reference: cpt_hw.hw.conv_former (bit-exact).
 //
-// Write side: one image's row-planes as the reader delivers them (DDR order: row h, then plane p = 0..bits-1,
-// then row_words = ceil(W Cp / D) words), one D-bit word per s_valid && s_ready.  Row h goes to ring slot
+// Write side: rows [row0, row1) of one image's row-planes as the reader delivers them (DDR order: row h, then
+// plane p = 0..bits-1, then row_words = ceil(W Cp / D) words), one D-bit word per s_valid && s_ready; s_ready
+// stays low after row row1 - 1, so the next image's words wait for the next `start`.  Requests must need no
+// row outside [row0, row1) that lies inside the image (a band's rows, docs/ddr-layout.md).  Row h goes to ring slot
 // h mod RING; the stream is held back (s_ready low) while the row would overwrite one the current request
 // still needs, so the reader never outruns the former.
 //
@@ -51,6 +53,8 @@ module cpt_im2col_former #(
     input  wire [1:0]             stride,             // 1 or 2
     input  wire                   pad,                // padding 0 or 1
     input  wire [`CPT_BITS_W-1:0] bits,               // planes per row, 1..OP_BITS
+    input  wire [15:0]            row0,               // first row streamed (0: the whole image)
+    input  wire [15:0]            row1,               // rows streamed end before this one (height: all)
     output reg                    geom_err,           // the sampled geometry is not one this unit takes
 
     // Row-plane words in.
@@ -115,7 +119,7 @@ module cpt_im2col_former #(
     reg [LRW:0]     row_words;              // ceil(W Cp / D)
     reg [WORD_W-1:0] k_words;               // Kw of the narrow path
     reg [KMAX*2*D-1:0] tap_mask;            // narrow: tap j's Cp bits of a funnel-shifted slice, j = 0..KMAX-1
-    reg [15:0]      height_r, width_r;
+    reg [15:0]      height_r, width_r, row1_r;
     reg [1:0]       kh_r, s_r;
     reg             pad_r;
     reg [`CPT_BITS_W-1:0] bits_r;
@@ -152,6 +156,7 @@ module cpt_im2col_former #(
                 tap_mask[j*2*D +: 2*D] <= (j < kw) ? ones_cp << (j * cp) : {2*D{1'b0}};
             height_r <= height;
             width_r <= width;
+            row1_r <= row1;
             kh_r <= kh;
             s_r <= stride;
             pad_r <= pad;
@@ -166,13 +171,13 @@ module cpt_im2col_former #(
     reg [15:0]            low_row;          // first row the newest request needs: rows below it are free
     localparam [16:0] RING_X = RING[16:0];
     wire [16:0] room_end = {1'b0, low_row} + RING_X;
-    assign s_ready = active && !start && wr_row < height_r && {1'b0, wr_row} < room_end;
+    assign s_ready = active && !start && wr_row < row1_r && {1'b0, wr_row} < room_end;
     wire wr = s_valid && s_ready;
     wire [LRW:0] wr_word_x = {1'b0, wr_word};
 
     always @(posedge clk) begin
         if (rst || start) begin
-            wr_row <= 0;
+            wr_row <= row0;
             wr_plane <= 0;
             wr_word <= 0;
         end else if (wr) begin
@@ -211,10 +216,12 @@ module cpt_im2col_former #(
     /* verilator lint_off UNUSEDSIGNAL */
     wire signed [HW+16:0] rq_pos = rq_c0 * $signed({1'b0, unit});   // legal geometry: fits PW bits
     /* verilator lint_on UNUSEDSIGNAL */
-    // rows the request needs are in the ring once rows up to min(H, h0 + kh) - 1 are complete
+    // rows the request needs are in the ring once rows up to min(row1, h0 + kh) - 1 are complete (rows from
+    // row1 on are outside the image or reached by no request)
     wire signed [HW-1:0] need_end = h0 + $signed({{(HW-2){1'b0}}, kh_r});
     wire signed [HW-1:0] height_s = $signed({{(HW-16){1'b0}}, height_r});
-    wire signed [HW-1:0] need = need_end < height_s ? need_end : height_s;
+    wire signed [HW-1:0] row1_s = $signed({{(HW-16){1'b0}}, row1_r});
+    wire signed [HW-1:0] need = need_end < row1_s ? need_end : row1_s;
     wire rows_in = $signed({{(HW-16){1'b0}}, wr_row}) >= need;
 
     // the step (a RAM read) issued this cycle; see the pipeline below for `take`

@@ -21,6 +21,12 @@
 // bursts; the R side pops descriptors and steers every D-bit word (D / AXI_DW beats, little endian) to
 // its bank: A row r -> bank r, B column n -> bank n mod COLS at slot n div COLS.  Within a row or
 // column the words are consecutive (plane-major, the layout's order), so a bank address is a counter.
+//
+// A forward convolution call (`conv`, interface 4) reads no A: after each B block (B first in every block,
+// since the X stream is consumed only as the block's tiles are formed, which needs the B buffer free) it
+// streams the X tensor, one command of x_bytes per image from a_base, x_stride apart (the band's rows of
+// every image), and hands its words in order to the im2col former (x_valid/x_ready, cpt_conv_walker), which
+// forms the A tiles; R beats wait while the former cannot take a word.
 
 `include "cpt_gemm_widths.vh"
 
@@ -54,6 +60,13 @@ module cpt_reader #(
     input  wire [AW-1:0]         pf_base,
     input  wire [AW-1:0]         pf_end,
     input  wire [`CPT_RW_W-1:0]  pf_col_words,      // words per B column of the prefetched block
+    input  wire                  conv,              // a forward convolution call: A is the X stream
+    input  wire [`CPT_DIM_W-1:0] x_images,          // conv: images (commands per block)
+    input  wire [AW-1:0]         x_bytes,           // conv: bytes of one image's rows (0: none read)
+    input  wire [AW-1:0]         x_stride,          // conv: bytes from one image to the next
+    output wire                  x_valid,           // conv: an X word for the former
+    input  wire                  x_ready,
+    output wire [D-1:0]          x_data,
 
     output wire                  m_axi_arvalid,
     input  wire                  m_axi_arready,
@@ -123,8 +136,17 @@ module cpt_reader #(
 
     wire [`CPT_POS_W-1:0] m_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, m};
     wire [`CPT_POS_W-1:0] n_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, n};
-    wire want_b = b_pending && (first_block || m0 != 0);
-    wire want_a = !want_b && (m0 < m_w);
+    // Without the engine (no `CPT_CONV) the conv ports are tied off inside this module too, so that its logic
+    // is interface 3's even where synthesis keeps the hierarchy (cpt-hw resources).
+`ifdef CPT_CONV
+    wire conv_on = conv;
+`else
+    wire conv_on = 1'b0;
+    wire unused_conv = &{1'b0, conv};
+`endif
+    wire [`CPT_POS_W-1:0] x_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, x_images};
+    wire want_b = b_pending && (first_block || m0 != 0 || conv_on);
+    wire want_a = !want_b && (m0 < (conv_on ? x_w : m_w));   // conv: m0 counts images
     wire more_blocks = n0 + BBC_X < n_w;
     reg  [AW-1:0] pf_addr;                      // next prefetch byte to request
     wire pf_more = pf_addr != pf_end;
@@ -155,7 +177,7 @@ module cpt_reader #(
     assign m_axi_arsize = LOG_BYTES[2:0];
     assign m_axi_arburst = 2'b01;
 
-    assign a_issue = (cstate == C_NEXT) && !desc_full && !desc_push && !want_b && want_a && !a_busy[half];
+    assign a_issue = (cstate == C_NEXT) && !desc_full && !desc_push && !want_b && want_a && !a_busy[half] && !conv_on;
     assign a_issue_half = half;
     assign b_issue = (cstate == C_NEXT) && !desc_full && !desc_push && want_b && !b_busy;
 
@@ -191,6 +213,18 @@ module cpt_reader #(
                             desc_push <= 1'b1;
                             cstate <= C_BURST;
                         end
+                    end else if (want_a && conv_on) begin
+                        if (x_bytes == 0) begin          // the band reaches no stored row
+                            m0 <= x_w;
+                        end else begin
+                            cur <= a_addr;
+                            cur_end <= a_addr + x_bytes;
+                            a_addr <= a_addr + x_stride;
+                            m0 <= m0 + 1'b1;
+                            desc_in <= {1'b0, 1'b0, 1'b0, x_bytes >> LOG_BYTES};
+                            desc_push <= 1'b1;
+                            cstate <= C_BURST;
+                        end
                     end else if (want_a) begin
                         if (!a_busy[half]) begin
                             cur <= a_addr;
@@ -213,7 +247,7 @@ module cpt_reader #(
                     end
                     // The demand command waits for its buffer (or there is none left): a prefetch
                     // chunk may use the idle port, one at a time.
-                    if (pf_more && desc_empty && !(want_b ? !b_busy : want_a ? !a_busy[half] : more_blocks)) begin
+                    if (pf_more && desc_empty && !(want_b ? !b_busy : want_a ? (conv_on || !a_busy[half]) : more_blocks)) begin
                         cur <= pf_addr;
                         cur_end <= pf_stop;
                         pf_addr <= pf_stop;
@@ -244,7 +278,10 @@ module cpt_reader #(
     reg [`CPT_B_AW-1:0] slot_base;
     reg [BIW-1:0] beat_in_word;
 
-    assign m_axi_rready = active;
+    // conv: an X word leaves with its last beat, which waits for the former
+    wire x_cmd = active && !r_is_b && conv_on;
+    assign m_axi_rready = active && (!x_cmd || beat_in_word != LAST_BEAT || x_ready);
+
     assign desc_pop = !active && !desc_empty;
     wire r_hs = m_axi_rvalid && m_axi_rready;
     wire [D-1:0] word;                          // the word completed by this beat (little endian)
@@ -258,6 +295,8 @@ module cpt_reader #(
         end
     endgenerate
     wire word_done = r_hs && (beat_in_word == LAST_BEAT);
+    assign x_valid = x_cmd && m_axi_rvalid && beat_in_word == LAST_BEAT;
+    assign x_data = word;
     wire [`CPT_RW_W-1:0] row_words = r_is_b ? b_col_words : a_row_words;
     // Bank addresses are narrower or wider than word counts depending on the config: zero-extend to
     // the sum of both widths, then take the address bits (the values always fit).
@@ -298,7 +337,7 @@ module cpt_reader #(
                 end else if (r_is_b) begin
                     b_we <= {{(COLS-1){1'b0}}, 1'b1} << bank;
                     b_waddr <= r_b_off + slot_base + word_in_row_x[`CPT_B_AW-1:0];
-                end else begin
+                end else if (!conv_on) begin
                     a_we <= {{(ROWS-1){1'b0}}, 1'b1} << bank;
                     a_waddr <= (r_half ? HALF_A : {`CPT_A_AW{1'b0}}) + word_in_row[`CPT_A_AW-1:0];
                 end
@@ -328,7 +367,7 @@ module cpt_reader #(
             end
             if (r_left == 1) begin
                 active <= 1'b0;
-                a_loaded <= !r_is_b;
+                a_loaded <= !r_is_b && !conv_on;
                 a_loaded_half <= r_half;
                 b_loaded <= r_is_b && !r_pf;
             end

@@ -47,6 +47,10 @@ module cpt_setup #(
     input  wire [31:0]            arg_next_n,
     input  wire [31:0]            arg_next_k,
     input  wire [31:0]            arg_next_b_bits,
+    // A forward convolution call (cpt_conv_setup) passes its GEMM as m, n, k and a as the first tensor byte
+    // read; its A range is the tensor's: a_size_in bytes (0: nothing is read, inside any window).
+    input  wire                   a_size_sel,
+    input  wire [67:0]            a_size_in,
 
     output reg                    done,              // pulse
     output reg  [31:0]            status,
@@ -79,6 +83,14 @@ module cpt_setup #(
 );
     `include "cpt_gemm_regmap.vh"              // status and flags bit positions
 
+    // A conv call's A range (cpt_conv_setup); tied off without the engine (no `CPT_CONV), so that this module's
+    // logic is interface 3's even where synthesis keeps the hierarchy.
+`ifdef CPT_CONV
+    wire conv_a = a_size_sel;
+`else
+    wire conv_a = 1'b0;
+    wire unused_conv = &{1'b0, a_size_sel, a_size_in};
+`endif
     localparam integer WB = D / 8;              // bytes per D-bit word
     localparam integer LOG_WB = $clog2(WB);
     localparam integer LOG_D = $clog2(D);
@@ -137,7 +149,8 @@ module cpt_setup #(
     function in_window(input [AW-1:0] base, input [EW-1:0] size, input [AW-1:0] lo, input [AW-1:0] hi);
         in_window = (base >= lo) && ({{(EW-AW){1'b0}}, base} + size <= {{(EW-AW){1'b0}}, hi});
     endfunction
-    wire err_window = !(in_window(a_base, size_a, win_base, win_limit) && in_window(b_base, size_b, win_base, win_limit)
+    wire err_window = !(((conv_a && size_a == 0) || in_window(a_base, size_a, win_base, win_limit))
+                        && in_window(b_base, size_b, win_base, win_limit)
                         && in_window(c_base, size_c, win_base, win_limit)
                         && (!pf_en || in_window(pf_base, size_pf, win_base, win_limit)));
 
@@ -195,7 +208,7 @@ module cpt_setup #(
                     state <= S_MUL2;
                 end
                 S_MUL2: begin
-                    size_a <= (m * a_row_words) << LOG_WB;
+                    size_a <= conv_a ? a_size_in : (m * a_row_words) << LOG_WB;
                     size_b <= (n * b_col_words) << LOG_WB;
                     size_c <= (m * stride_elems) << `CPT_LOG_RESULT_BYTES;
                     size_pf <= (pf_cols * pf_col_words) << LOG_WB;

@@ -1,5 +1,6 @@
 """Interface 4 is gated by ``conv_engine``: without it nothing of interface 3 changes; with it the register map
-gains the conv arguments (appended), flags SUMS/C16 and status ERR_CONV, and no hardware can be generated."""
+gains the conv arguments (appended), flags SUMS/C16 and status ERR_CONV, the Verilog twin renders (forward calls
+only) and the board flow refuses it."""
 
 from __future__ import annotations
 
@@ -53,13 +54,35 @@ def test_with_the_engine_the_arguments_are_appended():
     assert call_type(cfg) is ConvCall and ConvCall(*[0] * 6, 1, 1, 0, 0, 0).conv == 0
 
 
-@pytest.mark.parametrize("target,words", [("rtl", "the Verilog twin has no convolution engine yet (issue 17)"),
-                                          ("vivado", "convolution engine yet (issue 17)")])
-def test_no_hardware_is_generated_for_the_engine(target, words):
+def test_no_board_flow_for_the_engine():
     cfg = HardwareConfig.from_preset("sim", {"conv_engine": True})
-    with pytest.raises(ConfigError, match=r"conv_engine = True: .*" + words.replace("(", r"\(").replace(")", r"\)")):
-        render(cfg, [target])
+    with pytest.raises(ConfigError, match=r"conv_engine = True: .*runs only forward convolution calls so far \(issue 17\)"):
+        render(cfg, ["vivado"])
     assert "driver/regmap.json" in {str(p) for p in render(cfg, ["driver"])}
+
+
+def test_the_twin_is_generated_for_the_engine():
+    """The Verilog twin renders with the engine's widths, register offsets and bits (forward calls run,
+    sim/cpt_gemm/test_cpt_gemm_conv.py); without it its files are interface 3's (test above)."""
+    cfg = HardwareConfig.from_preset("sim", {"conv_engine": True})
+    files = {str(p): t for p, t in render(cfg, ["rtl"]).items()}
+    widths, regs = files["rtl/cpt_gemm_widths.vh"], files["rtl/cpt_gemm_regmap.vh"]
+    assert "`define CPT_CONV " in widths and "`define CPT_MAX_ROW_BITS       2048" in widths
+    for name in ("ARG_CONV", "ARG_BATCH", "ARG_SUMS", "FLAG_SUMS", "FLAG_C16", "STATUS_ERR_CONV"):
+        assert f"localparam integer {name} " in regs, name
+    assert "C_S_AXI_CONTROL_ADDR_WIDTH = 9" in files["rtl/cpt_gemm.v"]
+    plain = {str(p): t for p, t in render(HardwareConfig.from_preset("sim"), ["rtl"]).items()}
+    assert "CPT_CONV" not in plain["rtl/cpt_gemm_widths.vh"] and "ERR_CONV" not in plain["rtl/cpt_gemm_regmap.vh"]
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    ({"max_kernel": 5}, "max_kernel = 5: the Verilog twin's im2col former takes kernels of at most 3 x 3"),
+    ({"tensor_buffer_bram36": 8, "rows": 64}, "tensor_buffer_bram36 = 8: the Verilog twin needs a tensor buffer"),
+])
+def test_twin_refuses_what_its_former_cannot_serve(overrides, fragment):
+    cfg = HardwareConfig.from_preset("sim", {"conv_engine": True, **overrides})
+    with pytest.raises(ConfigError, match=fragment):
+        render(cfg, ["rtl"])
 
 
 @pytest.mark.parametrize("key,value,fragment", [

@@ -156,10 +156,13 @@ def test_rtl_refuses_non_power_of_two_word():
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("preset", ["sim", "zc706"])
-def test_lint_clean(preset):
+@pytest.mark.parametrize("preset, overrides", [("sim", {}), ("zc706", {}),
+                                               ("sim", {"conv_engine": True, "name": "sim_conv"}),
+                                               ("zc706", {"conv_engine": True, "name": "zc706_conv"})],
+                         ids=["sim", "zc706", "sim_conv", "zc706_conv"])
+def test_lint_clean(preset, overrides):
     from cpt_hw.flows import rtl_sim
-    clean, out = rtl_sim.lint(HardwareConfig.from_preset(preset))
+    clean, out = rtl_sim.lint(HardwareConfig.from_preset(preset, overrides))
     assert clean, out
 
 

@@ -17,14 +17,33 @@ import jinja2
 
 from ..errors import ConfigError
 from ..hw.config import RESULT_BITS, HardwareConfig
-from ..hw.regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, STATUS_BITS, arguments, register_map
+from ..hw.conv_calls import twin_row_bits
+from ..hw.regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, CTRL_BITS, FLAG_BITS, IRQ_BITS, STATUS_BITS, arguments, \
+    register_map
+
+#: Kernel side the twin's im2col former takes at most (KMAX of rtl/cpt_im2col_former.v).
+FORMER_MAX_KERNEL = 3
+
+
+def twin_line_buffer_bound(cfg: HardwareConfig) -> int:
+    """Bits of the largest forward line buffer (conv_model.line_buffer_bits) of a call whose row-planes fit the
+    twin's former (W Cp <= twin_row_bits): at most 2 rows + 1 output rows of a tile pair, each reaching 2 input
+    rows at stride 2, plus a kernel's rows, of operand_bits planes each."""
+    return (4 * cfg.rows + 2 + cfg.max_kernel) * cfg.operand_bits * twin_row_bits(cfg)
 
 
 def check(cfg: HardwareConfig) -> None:
     """Constraints of the Verilog twin beyond those of the config (also checked in rtl/ initial blocks)."""
     if cfg.conv_engine:
-        raise ConfigError("conv_engine = True: the Verilog twin has no convolution engine yet (issue 17); "
-                          "interface 4 runs only on the emulated device (accel:emu)")
+        if cfg.max_kernel > FORMER_MAX_KERNEL:
+            raise ConfigError(f"max_kernel = {cfg.max_kernel}: the Verilog twin's im2col former takes kernels of "
+                              f"at most {FORMER_MAX_KERNEL} x {FORMER_MAX_KERNEL}")
+        if twin_line_buffer_bound(cfg) > cfg.tensor_buffer_bits:
+            # the twin checks the former's row width instead of the line buffer (conv_calls.conv_status, twin=True):
+            # equivalent only while no row the former holds can overflow the tensor buffer
+            raise ConfigError(f"tensor_buffer_bram36 = {cfg.tensor_buffer_bram36}: the Verilog twin needs a tensor "
+                              f"buffer of at least {twin_line_buffer_bound(cfg)} bits (rows {cfg.rows}, "
+                              f"operand_bits {cfg.operand_bits}, rows of {twin_row_bits(cfg)} bits)")
     d = cfg.dot_width
     if d & (d - 1):
         raise ConfigError(f"dot_width = {d}: the Verilog twin needs a power of two "
@@ -83,6 +102,17 @@ def widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
          "the previous one: clog2(2 x ROWS)"),
         ("KEY_W", cfg.axi_addr_width + 3 * 32,
          "a prefetch key {b, n, k, b_bits}: AXI_AW + three 32-bit argument words"),
+    ] + (conv_widths(cfg) if cfg.conv_engine else [])
+
+
+def conv_widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
+    """The convolution engine's numbers (interface 4; only with conv_engine, so that every other config's
+    header stays as it was): ``CPT_CONV`` also selects the engine's logic in rtl/cpt_core.v."""
+    return [
+        ("CONV", 1, "config conv_engine: the convolution engine (forward calls) is built"),
+        ("MAX_KERNEL", cfg.max_kernel, "config max_kernel: largest kh, kw of a conv call"),
+        ("MAX_ROW_BITS", twin_row_bits(cfg),
+         "W Cp of the widest row-plane the im2col former holds: cpt_hw.hw.conv_calls.twin_row_bits"),
     ]
 
 
@@ -132,14 +162,16 @@ def packed(words: list[int]) -> str:
     return "{" + ", ".join(f"32'h{w:08x}" for w in reversed(words)) + "}"
 
 
-def bit_params() -> list[tuple[str, int]]:
+def bit_params(cfg: HardwareConfig) -> list[tuple[str, int]]:
+    flags = {**FLAG_BITS, **CONV_FLAG_BITS} if cfg.conv_engine else FLAG_BITS
+    status = {**STATUS_BITS, **CONV_STATUS_BITS} if cfg.conv_engine else STATUS_BITS
     return ([(f"CTRL_{k}", v) for k, v in CTRL_BITS.items()] + [(f"IRQ_{k}", v) for k, v in IRQ_BITS.items()]
-            + [(f"FLAG_{k}", v) for k, v in FLAG_BITS.items()] + [(f"STATUS_{k}", v) for k, v in STATUS_BITS.items()])
+            + [(f"FLAG_{k}", v) for k, v in flags.items()] + [(f"STATUS_{k}", v) for k, v in status.items()])
 
 
 def render(cfg: HardwareConfig, env: jinja2.Environment) -> dict[str, str]:
     check(cfg)
-    ctx = {"registers": register_params(cfg), "bits": bit_params(), "ctrl_addr_width": register_map(cfg).addr_width,
+    ctx = {"registers": register_params(cfg), "bits": bit_params(cfg), "ctrl_addr_width": register_map(cfg).addr_width,
            "bank": bank(cfg), "packed": packed}
     return {
         "cpt_gemm_widths.vh": env.get_template("rtl/cpt_gemm_widths.vh.j2").render(widths=widths(cfg)),

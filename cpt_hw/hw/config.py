@@ -81,7 +81,8 @@ class HardwareConfig:
     burst_beats: int = field(default=16, metadata=_meta("longest AXI4 burst the master issues"))
     max_dim: int = field(default=65536, metadata=_meta("largest M and N one accelerator call accepts"))
     conv_engine: bool = field(default=False, metadata=_meta(
-        "convolution engine (interface 4: conv calls read row-plane tensors); emulator and HLS kernel, no RTL yet"))
+        "convolution engine (interface 4: conv calls read row-plane tensors); emulator and HLS kernel, forward calls "
+        "in the Verilog twin"))
     max_kernel: int = field(default=3, metadata=_meta("largest kernel side of a conv call (conv_engine)"))
     tensor_buffer_bram36: int = field(default=64, metadata=_meta(
         "BRAM36 of the conv engine's tensor buffer: line buffer / weight-gradient X chunk halves (conv_engine)"))

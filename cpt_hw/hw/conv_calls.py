@@ -3,7 +3,8 @@
 The reference rule of docs/architecture.md, "Convolution-native accelerator (interface 4; design)" and
 docs/registers.md, "Interface 4", for an accelerator whose config has ``conv_engine = true``.  The emulated
 device (:mod:`cpt_hw.hw.emu_device`) and the HLS kernel (``hls/cpt_conv*.h``, C-simulated, which ports these
-rules) implement it; the Verilog twin refuses such a config at generation time.
+rules) implement it; the Verilog twin (``rtl/cpt_conv*.v``) runs forward calls only, refusing the rest by
+:func:`conv_status` with ``twin=True``.
 
 A call with ``conv`` bits 1:0 (op) = 0 is an interface-3 GEMM call (:func:`cpt_hw.hw.calls.call_status`);
 op 1 forward, 2 input gradient, 3 weight gradient read the arguments decoded by :class:`ConvArgs`:
@@ -213,9 +214,23 @@ class ConvArgs:
         return self.m + taps * self.k
 
 
-def conv_status(cfg: HardwareConfig, call: Any) -> int:
-    """The status a conv call (op 1..3) returns on ``cfg`` (0: it runs); see docs/registers.md, Interface 4."""
+def twin_row_bits(cfg: HardwareConfig) -> int:
+    """W Cp of the widest row-plane the Verilog twin's im2col former holds (its ring slot per plane,
+    ``MAX_ROW_BITS`` of rtl/cpt_im2col_former.v): 2048 bits, at least two words."""
+    return max(2048, 2 * cfg.dot_width)
+
+
+def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
+    """The status a conv call (op 1..3) returns on ``cfg`` (0: it runs); see docs/registers.md, Interface 4.
+
+    ``twin=True``: the Verilog twin's status, which adds its limits (docs/registers.md, "The Verilog twin"):
+    op 2 and 3 return ERR_CONV alone; SUMS is ERR_CONV like SUMS in an input-gradient call; C16, or a row-plane
+    wider than :func:`twin_row_bits`, is ERR_CONV where the tensor-buffer check is made.  The line-buffer check
+    itself can then never refuse (``cpt_hw.gen.rtl.check`` makes sure of that for every config it renders).
+    """
     g = ConvArgs.decode(call)
+    if twin and g.op != "fwd":
+        return _BIT["ERR_CONV"]
     d = cfg.dot_width
     status = 0
     geometry_err = (g.reserved != 0 or not 1 <= g.kh <= cfg.max_kernel or not 1 <= g.kw <= cfg.max_kernel
@@ -230,8 +245,8 @@ def conv_status(cfg: HardwareConfig, call: Any) -> int:
         else:
             dim_err = g.n_cols > cfg.max_dim or g.m > cfg.max_dim or g.reduction(d) > cfg.k_max
             if not dim_err and not bits_err:
-                geometry_err = _buffer_or_width_err(cfg, g)
-    if g.op == "dgrad" and g.flag("SUMS"):
+                geometry_err = _twin_limits_err(cfg, g) if twin else _buffer_or_width_err(cfg, g)
+    if (g.op == "dgrad" or twin) and g.flag("SUMS"):
         geometry_err = True           # the input gradient's rank-one term is the host's (no sums)
     if geometry_err:
         status |= _BIT["ERR_CONV"]
@@ -262,6 +277,12 @@ def _buffer_or_width_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
         return True
     worst = g.k_real() * ((1 << g.a_bits) - 1) * ((1 << g.b_bits) - 1)
     return g.flag("C16") and worst >= 1 << 15
+
+
+def _twin_limits_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
+    """The Verilog twin's ERR_CONV in place of :func:`_buffer_or_width_err`: C16 (not built), a row-plane wider
+    than its former's ring slot."""
+    return g.flag("C16") or g.w * channel_pitch(g.c, cfg.dot_width) > twin_row_bits(cfg)
 
 
 def operand_ranges(cfg: HardwareConfig, call: Any, g: ConvArgs | None = None) -> list[tuple[int, int]]:

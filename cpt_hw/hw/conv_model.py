@@ -1,8 +1,9 @@
 """Traffic and cycle model of the convolution-native accelerator -- a DESIGN, not yet built (issue 17).
 
 Everything here predicts what the engine of docs/architecture.md, "Convolution-native accelerator
-(interface 4; design)", would move and how long it would take; no RTL or HLS implements it yet, so no
-number from this module is a measurement.  It is pure Python (no numpy in the model itself) so that the
+(interface 4; design)", would move and how long it would take: the design's numbers, not those of the HLS
+kernel (``hls_cycles.conv_cycles``) or of the Verilog twin's forward calls, so no number from this module is a
+measurement.  It is pure Python (no numpy in the model itself) so that the
 benchmark runs every ResNet-74 layer at every precision in a fraction of a second.
 
 The layout (the executable form of the design's DDR tensor layout, with :func:`pack_tensor`):

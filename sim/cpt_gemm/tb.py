@@ -36,9 +36,9 @@ from cocotbext.axi.axi_channels import AxiARBus, AxiAWBus, AxiBBus, AxiRBus, Axi
 
 from cpt_driver import layout
 from cpt_hw.hw import golden
-from cpt_hw.hw.calls import Call, PrefetchState
+from cpt_hw.hw.calls import PrefetchState, call_type
 from cpt_hw.hw.config import HardwareConfig
-from cpt_hw.hw.regmap import CTRL_BITS, FLAG_BITS, INPUTS, IRQ_BITS, register_map
+from cpt_hw.hw.regmap import CTRL_BITS, FLAG_BITS, IRQ_BITS, arguments, flag_bits, register_map
 from sim.tbutil import random_operand, record, sim_config
 
 #: Clock period of the testbenches in ns (the config's clock is what the cycle counts are scaled by).
@@ -191,15 +191,16 @@ class CptGemmTB:
     async def call(self, *, timeout_cycles: int = 200_000, poll: bool = False, **registers: int) -> tuple[int, int]:
         """Write the arguments, start, wait for ap_done (polling CTRL).  Returns (status, cycles).
 
-        ``registers``: a value per input argument, by name (cpt_hw.hw.calls.Call's fields; flags and
-        win_base default to 0, win_limit to the end of the RAM, the prefetch hint to 0).  An argument
-        read only under a flags bit (the hint next_*: PREFETCH_B) is written only with that bit set, as
-        the kernel ignores it otherwise.  ``last_hit`` tells whether this call used the previous call's
+        ``registers``: a value per input argument, by name (cpt_hw.hw.calls.Call's fields, ConvCall's with
+        the convolution engine; flags and win_base default to 0, win_limit to the end of the RAM, the
+        prefetch hint and the conv arguments to 0).  An argument read only under a flags bit (the hint
+        next_*: PREFETCH_B; sums: SUMS) is written only with that bit set, as the kernel ignores it otherwise.  ``last_hit`` tells whether this call used the previous call's
         prefetch."""
         registers = {"flags": 0, "win_base": 0, "win_limit": self.mem_size, **registers}
-        call = Call(**registers)
-        for arg in INPUTS:
-            if arg.flag is None or call.flags >> FLAG_BITS[arg.flag] & 1:
+        call = call_type(self.cfg)(**registers)
+        flags = flag_bits(self.cfg)
+        for arg in (a for a in arguments(self.cfg) if a.direction == "in"):
+            if arg.flag is None or call.flags >> flags[arg.flag] & 1:
                 await self.write_arg(arg.name, getattr(call, arg.name))
         await self.start()
         await self.wait_done(timeout_cycles, poll=poll)

@@ -47,6 +47,8 @@ class FormerTB(StreamTB):
         dut.cp.value = g.cp
         dut.width.value = g.width
         dut.height.value = g.height
+        dut.row0.value = 0          # the whole image (cpt_core streams a band's rows only)
+        dut.row1.value = g.height
         dut.kh.value = g.kh
         dut.kw.value = g.kw
         dut.stride.value = g.stride
@@ -166,6 +168,8 @@ async def test_bad_geometry(dut):
     dut.cp.value = 3
     dut.width.value = 8
     dut.height.value = 4
+    dut.row0.value = 0
+    dut.row1.value = 4
     dut.kh.value = 3
     dut.kw.value = 3
     dut.stride.value = 1

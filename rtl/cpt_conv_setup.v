@@ -1,0 +1,296 @@
+// Argument checks and derived geometry of one forward convolution call (interface 4, conv op 1).
+//
+// On `start` the conv arguments are sampled; 8 cycles later `done` pulses with `status`
+// (every bit of docs/registers.md, "Interface 4", except ERR_WINDOW) and the call's geometry.  The rule is
+// cpt_hw.hw.conv_calls.conv_status with twin=True: ops 2 and 3 are ERR_CONV alone (not built); SUMS is
+// ERR_CONV; C16 and a row-plane wider than MAX_ROW_BITS (the former's ring slot) are ERR_CONV where the
+// tensor-buffer check is made (the generator refuses a config in which that check could refuse anything
+// else, so it is not repeated here).
+//
+// The call is then the GEMM of docs/architecture.md: M = batch x rows x Wo result rows, N = K output
+// channels, reduction kh kw Cp (`gm`, `gn`, `gk`), which cpt_core hands to cpt_setup as if they had been
+// written to m, n, k: B (the weights), C and the feeder are interface 3's.  ERR_WINDOW is cpt_setup's, with
+// A's range replaced by the tensor's (`a_first`, `a_size`): rows [r_lo, r_hi) of every image, the rows the
+// band reaches clipped to the image (docs/ddr-layout.md, "DMA window and halos"), evaluated only when
+// `win_eval` (no ERR_CONV, ERR_DIM, ERR_BITS).
+//
+// Products are registered one per stage (DSP48s); the widths of the byte arithmetic hold every call whose
+// window is evaluated (its row-planes fit MAX_ROW_BITS, batch <= MAX_DIM).
+
+`include "cpt_gemm_widths.vh"
+
+// Built only with the engine (config conv_engine: cpt_gemm_widths.vh defines CPT_CONV and its numbers).
+`ifdef CPT_CONV
+`default_nettype none
+
+module cpt_conv_setup #(
+    parameter integer D = `CPT_D,                       // config dot_width (a power of two)
+    parameter integer OP_BITS = `CPT_OP_BITS,           // config operand_bits
+    parameter integer K_WORDS = `CPT_K_WORDS,           // config k_words: reduction <= K_WORDS D
+    parameter integer MAX_DIM = `CPT_MAX_DIM,           // config max_dim: batch, M, N
+    parameter integer MAX_KERNEL = `CPT_MAX_KERNEL,     // config max_kernel (<= 3: the former's)
+    parameter integer MAX_ROW_BITS = `CPT_MAX_ROW_BITS, // W Cp the former holds at most
+    parameter integer AW = `CPT_AXI_AW                  // config axi_addr_width
+) (
+    input  wire            clk,
+    input  wire            rst,
+    input  wire            start,
+    input  wire [31:0]     arg_conv,
+    input  wire [31:0]     arg_batch,
+    input  wire [31:0]     arg_channels,
+    input  wire [31:0]     arg_size,
+    input  wire [31:0]     arg_band,
+    input  wire [AW-1:0]   arg_a,
+    input  wire [AW-1:0]   arg_b,
+    input  wire [AW-1:0]   arg_c,
+    input  wire [AW-1:0]   arg_sums,
+    input  wire [31:0]     arg_a_bits,
+    input  wire [31:0]     arg_b_bits,
+    input  wire [31:0]     arg_flags,
+
+    output reg             done,                // pulse
+    output reg  [31:0]     status,              // without ERR_WINDOW
+    output reg             win_eval,            // ERR_WINDOW is to be evaluated (cpt_setup's)
+    // the call's GEMM, for cpt_setup (meaningful when status is 0)
+    output reg  [31:0]     gm,                  // batch x rows x Wo
+    output reg  [31:0]     gn,                  // K
+    output reg  [31:0]     gk,                  // kh kw Cp
+    output reg  [AW-1:0]   a_first,             // a + r_lo R: the first byte read
+    output reg  [67:0]     a_size,              // (batch - 1) I + (r_hi - r_lo) R
+    // the reader's tensor stream: one command of x_bytes per image, x_stride apart
+    output reg  [AW-1:0]   x_bytes,
+    output reg  [AW-1:0]   x_stride,            // I = H R
+    // the former's geometry and the walker's
+    output reg  [15:0]     cp,
+    output reg  [15:0]     width,
+    output reg  [15:0]     height,
+    output reg  [1:0]      kh,
+    output reg  [1:0]      kw,
+    output reg  [1:0]      stride,
+    output reg             pad,
+    output reg  [15:0]     row0,                // r_lo
+    output reg  [15:0]     row1,                // r_hi
+    output reg  [15:0]     band0,               // first output row of every image
+    output reg  [15:0]     rows,                // output rows per image
+    output reg  [15:0]     wo,                  // output columns
+    output reg  [`CPT_DIM_W-1:0] batch
+);
+    `include "cpt_gemm_regmap.vh"
+
+    localparam integer LOG_D = $clog2(D);
+    localparam integer WB = D / 8;
+    localparam integer K_MAX = K_WORDS * D;
+    localparam integer RWORDS_MAX = MAX_ROW_BITS / D;                  // row_words of a legal call
+    localparam integer RWW = $clog2(RWORDS_MAX + 1);
+    localparam integer RB_W = $clog2(OP_BITS * RWORDS_MAX * WB + 1);   // R in bytes
+    localparam integer IB_W = RB_W + 16;                               // I = H R
+    localparam [31:0] FIELDS = 32'h0000_FFF3;                          // op, kh, kw, stride, padding
+    localparam integer LOG_WB = $clog2(WB);
+    localparam [16:0] D17 = D[16:0];
+    localparam [3:0]  MAXK4 = MAX_KERNEL[3:0];
+    localparam [47:0] MAX_DIM48 = {16'd0, MAX_DIM[31:0]};
+    localparam [47:0] K_MAX48 = {16'd0, K_MAX[31:0]};
+
+    initial begin
+        if ((1 << LOG_D) != D || MAX_ROW_BITS % D != 0) begin
+            $display("%m: error: D = %0d must be a power of two dividing MAX_ROW_BITS = %0d", D, MAX_ROW_BITS);
+            $finish;
+        end
+        if (MAX_KERNEL < 1 || MAX_KERNEL > 3) begin
+            $display("%m: error: MAX_KERNEL = %0d must be 1..3 (the im2col former's kernels)", MAX_KERNEL);
+            $finish;
+        end
+    end
+
+    // Cp: the next power of two >= C while C < D, else C rounded up to a multiple of D (conv_model.channel_pitch)
+    function [16:0] pitch(input [15:0] c);
+        integer i;
+        begin
+            if ({1'b0, c} >= D17) begin
+                pitch = (({1'b0, c} + D17 - 17'd1) >> LOG_D) << LOG_D;
+            end else begin
+                pitch = D17;
+                for (i = LOG_D; i >= 0; i = i - 1)
+                    if ((17'd1 << i) >= {1'b0, c}) pitch = 17'd1 << i;
+            end
+        end
+    endfunction
+
+    // conv_output_size: (size + 2 pad - k) div s + 1, 0 when the kernel does not fit
+    function [16:0] out_size(input [15:0] size, input [3:0] k, input [1:0] s, input [1:0] p);
+        reg signed [18:0] t;
+        begin
+            t = $signed({3'b0, size}) + $signed({16'b0, p, 1'b0}) - $signed({15'b0, k});
+            if (t < 0) out_size = 17'd0;
+            else out_size = (s == 2'd2 ? t[17:1] : t[16:0]) + 17'd1;
+        end
+    endfunction
+
+    localparam [2:0] S_IDLE = 3'd0, S_1 = 3'd1, S_2 = 3'd2, S_3 = 3'd3, S_4 = 3'd4, S_5 = 3'd5, S_6 = 3'd6,
+                     S_7 = 3'd7;
+    reg [2:0] state;
+
+    reg [31:0]   conv, batch32, chans, size, band, ab32, bb32, flags;
+    reg [AW-1:0] a;
+    reg [LOG_WB-1:0] b, c, sums;                // only their alignment is checked here
+
+    wire [1:0]  op = conv[1:0];
+    wire [3:0]  kh4 = conv[7:4], kw4 = conv[11:8];
+    wire [1:0]  s2 = conv[13:12], p2 = conv[15:14];
+    wire [15:0] c_in = chans[15:0], k_out = chans[31:16], h_in = size[15:0], w_in = size[31:16];
+    wire [15:0] b0 = band[15:0], band_rows = band[31:16];
+
+    reg  [16:0] cp17, ho17, wo17;
+    reg  [17:0] rows18;                     // result rows per image
+    reg  [31:0] row_bits;                   // W Cp
+    reg  [24:0] kred;                       // kh kw Cp
+    reg  [33:0] rw;                         // rows x Wo
+    reg  [47:0] m48;
+    reg         band_err;
+    reg  [RWW-1:0]  row_words;              // legal calls only
+    reg  [RB_W-1:0] rbytes;                 // R
+    reg  signed [19:0] lo_s, hi_s;          // r_lo, r_hi (hi exclusive)
+    reg  [15:0] lo, hi;
+
+    wire geom0 = (conv & ~FIELDS) != 0 || kh4 == 0 || kh4 > MAXK4 || kw4 == 0 || kw4 > MAXK4
+                 || !(s2 == 2'd1 || s2 == 2'd2) || p2 > 2'd1;
+    wire dim0 = batch32 == 0 || c_in == 0 || k_out == 0 || h_in == 0 || w_in == 0 || batch32 > MAX_DIM;
+    wire bits_err = ab32 == 0 || bb32 == 0 || ab32 > OP_BITS || bb32 > OP_BITS;
+    wire fits = ho17 != 0 && wo17 != 0;
+    wire shape_ok = !geom0 && !dim0 && fits && !band_err;
+    wire dim_late = {32'd0, k_out} > MAX_DIM48 || m48 > MAX_DIM48 || {23'd0, kred} > K_MAX48;
+    wire limits = flags[FLAG_C16] || row_bits > MAX_ROW_BITS;
+    wire geom = geom0 || (!geom0 && !dim0 && !fits) || (!geom0 && !dim0 && fits && band_err)
+                || (shape_ok && !dim_late && !bits_err && limits) || flags[FLAG_SUMS];
+    wire dim = dim0 || (shape_ok && dim_late);
+    wire align = a[LOG_WB-1:0] != 0 || b != 0 || c != 0 || (flags[FLAG_SUMS] && sums != 0);
+    wire [31:0] known = (32'd1 << FLAG_A_SIGNED) | (32'd1 << FLAG_B_SIGNED) | (32'd1 << FLAG_PREFETCH_B)
+                        | (32'd1 << FLAG_SUMS) | (32'd1 << FLAG_C16);
+    wire flags_err = (flags & ~known) != 0 || flags[FLAG_PREFETCH_B];   // the hint serves wgrad chains only
+
+    // the rows the band reaches (conv_calls.ConvArgs.a_rows): the first output row's taps, else the next
+    // row's; the last output row's, else the one before (one step suffices: tests/test_conv_twin.py)
+    wire signed [19:0] s_s = {18'd0, s2};
+    wire signed [19:0] p_s = {18'd0, p2};
+    wire signed [19:0] kh_s = {16'd0, kh4};
+    wire signed [19:0] h_last = $signed({4'd0, h_in}) - 20'sd1;
+    wire signed [19:0] o0 = {4'd0, b0};
+    wire signed [19:0] o1 = $signed({4'd0, b0}) + $signed({2'd0, rows18}) - 20'sd1;
+    wire signed [19:0] st0 = (s2 == 2'd2 ? o0 <<< 1 : o0) - p_s;
+    wire signed [19:0] st1 = (s2 == 2'd2 ? o1 <<< 1 : o1) - p_s;
+    wire signed [19:0] en0 = st0 + kh_s - 20'sd1, en1 = st1 + kh_s - 20'sd1;
+    wire more = o1 > o0;
+    wire ok0 = en0 >= 0 && st0 <= h_last, ok0n = more && en0 + s_s >= 0 && st0 + s_s <= h_last;
+    wire ok1 = en1 >= 0 && st1 <= h_last, ok1p = more && en1 - s_s >= 0 && st1 - s_s <= h_last;
+    wire signed [19:0] lo0 = ok0 ? st0 : st0 + s_s;
+    wire signed [19:0] hi1 = ok1 ? en1 : en1 - s_s;
+    wire reach = (ok0 || ok0n) && (ok1 || ok1p);
+
+    wire [IB_W-1:0] image_bytes = h_in * rbytes;       // I
+    wire [15:0]     span_rows = hi - lo;
+    wire [IB_W-1:0] span_bytes = span_rows * rbytes;   // rows [r_lo, r_hi) of one image
+    wire [`CPT_DIM_W-1:0] batch_m1 = batch32[`CPT_DIM_W-1:0] - 1'b1;
+    wire [`CPT_DIM_W+IB_W-1:0] lead_bytes = batch_m1 * image_bytes;   // the images before the last
+    wire [IB_W-1:0] skip_bytes = lo * rbytes;          // rows above r_lo
+
+    always @(posedge clk) begin
+        done <= 1'b0;
+        if (rst) begin
+            state <= S_IDLE;
+        end else begin
+            case (state)
+                S_IDLE: if (start) begin
+                    conv <= arg_conv;
+                    batch32 <= arg_batch;
+                    chans <= arg_channels;
+                    size <= arg_size;
+                    band <= arg_band;
+                    ab32 <= arg_a_bits;
+                    bb32 <= arg_b_bits;
+                    flags <= arg_flags;
+                    a <= arg_a;
+                    b <= arg_b[LOG_WB-1:0];
+                    c <= arg_c[LOG_WB-1:0];
+                    sums <= arg_sums[LOG_WB-1:0];
+                    state <= S_1;
+                end
+                S_1: begin
+                    cp17 <= pitch(c_in);
+                    ho17 <= out_size(h_in, kh4, s2, p2);
+                    wo17 <= out_size(w_in, kw4, s2, p2);
+                    state <= S_2;
+                end
+                S_2: begin
+                    rows18 <= band_rows != 0 ? {2'd0, band_rows} : {1'b0, ho17} - {2'd0, b0};
+                    band_err <= {1'b0, b0} >= ho17 || {2'd0, b0} + (band_rows != 0 ? {2'd0, band_rows}
+                                : {1'b0, ho17} - {2'd0, b0}) > {1'b0, ho17};
+                    row_bits <= w_in * cp17;
+                    kred <= (kh4 * kw4) * cp17;
+                    state <= S_3;
+                end
+                S_3: begin
+                    rw <= rows18 * wo17;
+                    row_words <= row_bits[LOG_D +: RWW] + (row_bits[LOG_D-1:0] != 0);
+                    lo_s <= reach ? (lo0 < 0 ? 20'sd0 : lo0) : 20'sd0;
+                    hi_s <= reach ? (hi1 > h_last ? h_last : hi1) + 20'sd1 : 20'sd0;
+                    state <= S_4;
+                end
+                S_4: begin
+                    m48 <= batch32[`CPT_DIM_W-1:0] * rw;
+                    if (batch32 > MAX_DIM) m48 <= 48'hFFFF_FFFF_FFFF;
+                    rbytes <= ab32[`CPT_BITS_W-1:0] * row_words * WB[RB_W-1:0];
+                    lo <= lo_s[15:0];
+                    hi <= hi_s[15:0];
+                    state <= S_5;
+                end
+                S_5: begin
+                    x_stride <= {{(AW-IB_W){1'b0}}, image_bytes};
+                    x_bytes <= {{(AW-IB_W){1'b0}}, span_bytes};
+                    a_first <= a + {{(AW-IB_W){1'b0}}, skip_bytes};
+                    state <= S_6;
+                end
+                S_6: begin
+                    // no row reached: nothing is read (an empty range, inside every window)
+                    a_size <= span_rows == 0 ? 68'd0
+                              : {{(68-`CPT_DIM_W-IB_W){1'b0}}, lead_bytes} + {{(68-IB_W){1'b0}}, span_bytes};
+                    state <= S_7;
+                end
+                default: begin  // S_7
+                    status <= 32'd0;
+                    status[STATUS_ERR_CONV] <= op != 2'd1 || geom;
+                    if (op == 2'd1) begin           // ops 2, 3: ERR_CONV alone
+                        status[STATUS_ERR_DIM] <= dim;
+                        status[STATUS_ERR_BITS] <= bits_err;
+                        status[STATUS_ERR_ALIGN] <= align;
+                        status[STATUS_ERR_FLAGS] <= flags_err;
+                    end
+                    win_eval <= op == 2'd1 && !geom && !dim && !bits_err;
+                    gm <= m48[31:0];
+                    gn <= {16'd0, k_out};
+                    gk <= {7'd0, kred};
+                    cp <= cp17[15:0];
+                    width <= w_in;
+                    height <= h_in;
+                    kh <= kh4[1:0];
+                    kw <= kw4[1:0];
+                    stride <= s2;
+                    pad <= p2[0];
+                    row0 <= lo;
+                    row1 <= hi;
+                    band0 <= b0;
+                    rows <= rows18[15:0];
+                    wo <= wo17[15:0];
+                    batch <= batch32[`CPT_DIM_W-1:0];
+                    done <= 1'b1;
+                    state <= S_IDLE;
+                end
+            endcase
+        end
+    end
+
+    wire unused = &{1'b0, ab32[31:`CPT_BITS_W], cp17[16], wo17[16], rows18[17:16], lo_s[19:16], hi_s[19:16],
+                    arg_b[AW-1:LOG_WB], arg_c[AW-1:LOG_WB], arg_sums[AW-1:LOG_WB]};
+endmodule
+
+`default_nettype wire
+`endif

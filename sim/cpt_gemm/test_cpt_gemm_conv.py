@@ -1,0 +1,287 @@
+"""cocotb system tests of the Verilog twin's convolution engine (interface 4, ``conv_engine = true``): forward
+convolution calls (conv op 1) through s_axi_control and m_axi_gmem, and their pytest runners.
+
+Every call places random codes as a row-plane X tensor (``conv_model.pack_tensor``) and weights in the B layout
+(``cpt_driver.rowplanes``), runs on the twin and is compared byte for byte with the emulated device's datapath
+(``cpt_hw.hw.emu_conv.execute`` on the bytes of the call's ranges, ``conv_calls.operand_ranges``): the whole C
+area, padding columns included; no byte outside C may change.  Its status must be the twin's rule
+(``conv_calls.conv_status(..., twin=True)``), which for every call run here equals the emulator's.  Refused
+calls (``hls_conv_vectors.REFUSED_CONV``, and the twin's own limits) must return that rule's status without
+any bus request.  Every test runs with random AXI back-pressure off and on.
+
+Records (one per call) carry the twin's cycles next to the design's model (``emu_conv.call_cycles``) and the
+HLS kernel's busy count (``hls_cycles.conv_cycles``), for the report; neither is asserted equal.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import cocotb
+import numpy as np
+import pytest
+
+from cpt_driver import rowplanes
+from cpt_hw.flows import rtl_sim
+from cpt_hw.gen.hls_conv_vectors import REFUSED_CONV
+from cpt_hw.hw import emu_conv, golden, hls_cycles
+from cpt_hw.hw.calls import ConvCall
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.cycle_model import setup_cycles
+from cpt_hw.hw.conv_calls import ConvArgs, conv_status, encode_conv, operand_ranges, twin_row_bits
+from cpt_hw.hw.conv_model import pack_tensor
+from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
+from sim import runner
+from sim.cpt_gemm.tb import CptGemmTB
+from sim.tbutil import record, seeded_rng
+
+#: The test geometries with the engine: the sim preset (3 x 2, D = 32) and the wide one (10 x 4, D = 64 on a
+#: 32-bit bus: two beats per word, bursts of 2).
+CONFIGS = {
+    "sim_conv": ("sim", {"conv_engine": True, "name": "sim_conv"}),
+    "simwide_conv": ("sim", {**rtl_sim.WIDE, "conv_engine": True, "name": "simwide_conv"}),
+}
+P_STALL = 0.3
+BACKPRESSURE = (False, True)
+ERR_CONV = 1 << 6
+#: Cycles rtl/cpt_conv_setup.v adds to a conv call before cpt_setup (measured: every refused conv call takes
+#: this plus cycle_model.setup_cycles).
+CONV_SETUP_CYCLES = 9
+
+
+def config(name: str) -> HardwareConfig:
+    preset, overrides = CONFIGS[name]
+    return HardwareConfig.from_preset(preset, overrides)
+
+
+async def start(dut, backpressure: bool) -> CptGemmTB:
+    tb = CptGemmTB(dut)
+    tb.variant = f"/backpressure={backpressure}"
+    await tb.reset()
+    if backpressure:
+        tb.set_backpressure(P_STALL, seed=random.getrandbits(32))
+    return tb
+
+
+def codes(rng: np.random.Generator, shape: tuple[int, ...], bits: int, signed: bool) -> np.ndarray:
+    lo, hi = golden.operand_range(bits, signed)
+    x = rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
+    if rng.random() < 0.3:                      # the extremes: top plane and carries
+        x = np.where(rng.random(shape) < 0.5, lo, hi)
+    return x
+
+
+def place(tb: CptGemmTB, rng: np.random.Generator, *, batch: int, c: int, k: int, h: int, w: int, kh: int,
+          kw: int, stride: int, padding: int, a_bits: int, b_bits: int, a_signed: bool, b_signed: bool,
+          band: tuple[int, int] = (0, 0), flags: int = 0) -> ConvCall:
+    """Random X (batch, c, h, w) and W (k, c, kh, kw) codes in the RAM; the call's registers, window tight."""
+    d = tb.cfg.dot_width
+    x = pack_tensor(codes(rng, (batch, c, h, w), a_bits, a_signed), a_bits, d)
+    rows = [rowplanes.fwd_weight_rows(codes(rng, (k, c, kh, kw), b_bits, b_signed), d)]
+    wt = np.zeros(rowplanes.weight_bytes(rows, b_bits, d), dtype=np.uint8)
+    rowplanes.pack_weights_into(rows, b_bits, d, wt)
+    flags |= (a_signed << FLAG_BITS["A_SIGNED"]) | (b_signed << FLAG_BITS["B_SIGNED"])
+    call = ConvCall(0, 0, 0, 0, 0, 0, a_bits, b_bits, flags, 0, 0, conv=encode_conv("fwd", kh, kw, stride, padding),
+                    batch=batch, channels=c | k << 16, size=h | w << 16, band=band[0] | band[1] << 16)
+    g = ConvArgs.decode(call)
+    a_addr, b_addr = tb.alloc(x.size), tb.alloc(wt.size)
+    c_addr = tb.alloc(max(g.c_bytes(tb.cfg.cols), 1) if g.ho >= 1 and g.wo >= 1 else 64)
+    tb.ram.write(a_addr, x.tobytes())
+    tb.ram.write(b_addr, wt.tobytes())
+    call = replace(call, a=a_addr, b=b_addr, c=c_addr)
+    if g.ho >= 1 and g.wo >= 1 and g.band0 < g.rows_per_image and g.band0 + g.rows <= g.rows_per_image:
+        ranges = [(p, n) for p, n in operand_ranges(tb.cfg, call, g) if n]
+    else:
+        ranges = [(a_addr, x.size), (b_addr, wt.size)]
+    return replace(call, win_base=min(p for p, _ in ranges), win_limit=max(p + n for p, n in ranges))
+
+
+async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
+    """Run a legal forward call; C (padding columns included) byte for byte as the emulator writes it, nothing
+    outside C touched.  Returns the cycles and records them with the models'."""
+    cfg = tb.cfg
+    g = ConvArgs.decode(call)
+    assert conv_status(cfg, call, twin=True) == 0 == conv_status(cfg, call), f"{name}: not a legal call"
+    ranges = operand_ranges(cfg, call, g)
+    c_addr, c_bytes = ranges[2]
+    tb.ram.write(c_addr, bytes([0xA5]) * c_bytes)        # poison: every byte of C must be written
+    before = np.frombuffer(tb.snapshot(), np.uint8).copy()
+    status, cycles = await tb.call(**{f: getattr(call, f) for f in call.__dataclass_fields__})
+    after = np.frombuffer(tb.snapshot(), np.uint8)
+    assert status == 0, f"{name}: status {status:#x} for {g}, ranges {ranges}, window {call.win_base}..{call.win_limit}"
+    views = [before[p:p + n].copy() for p, n in ranges]
+    want = np.zeros(c_bytes, np.uint8)
+    emu_conv.execute(cfg, g, views[0], views[1], want, None)
+    got = after[c_addr:c_addr + c_bytes]
+    if not np.array_equal(got, want):
+        bad = np.flatnonzero(got.view("<i4") != want.view("<i4"))
+        raise AssertionError(f"{name}: {bad.size} of {c_bytes // 4} result words differ, first at word {bad[0]}: "
+                             f"twin {got.view('<i4')[bad[0]]}, emulator {want.view('<i4')[bad[0]]}")
+    changed = np.flatnonzero(before != after)
+    stray = changed[(changed < c_addr) | (changed >= c_addr + c_bytes)]
+    assert stray.size == 0, f"{name}: {stray.size} bytes outside C changed"
+    record(name=name + tb.variant, op="fwd", batch=g.batch, c=g.c, k=g.k, h=g.h, w=g.w, kh=g.kh, kw=g.kw,
+           stride=g.stride, padding=g.padding, band=[g.band0, g.band_rows], a_bits=g.a_bits, b_bits=g.b_bits,
+           m=g.m, status=0, cycles=cycles, model_cycles=emu_conv.call_cycles(cfg, g),
+           hls_cycles=hls_cycles.conv_cycles(cfg, g), backpressure=tb.backpressure)
+    tb.free_all()
+    return cycles
+
+
+def random_forward(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
+    """A small legal forward call: C in 1..2D (Cp < D and >= D), K spanning one to three B blocks, H, W 1..7,
+    1x1 or 3x3 (now and then any kh x kw), stride 1/2, padding 0/1, precisions 1..8, a band now and then."""
+    while True:
+        kh = kw = int(rng.choice([1, 3]))
+        if rng.random() < 0.2:
+            kh, kw = (int(v) for v in rng.integers(1, cfg.max_kernel + 1, size=2))
+        g = dict(batch=int(rng.integers(1, 3)), c=int(rng.choice([1, 2, 3, 5, 8, cfg.dot_width, cfg.dot_width + 3])),
+                 k=int(rng.integers(1, 2 * cfg.b_block_cols + 3)), h=int(rng.integers(1, 8)),
+                 w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=int(rng.integers(1, 3)),
+                 padding=int(rng.integers(0, 2)), a_bits=int(rng.integers(1, cfg.operand_bits + 1)),
+                 b_bits=int(rng.integers(1, cfg.operand_bits + 1)), a_signed=bool(rng.integers(2)),
+                 b_signed=bool(rng.integers(2)))
+        probe = ConvCall(0, 0, 0, 0, 0, 0, g["a_bits"], g["b_bits"], 0, 0, 1 << 40,
+                         conv=encode_conv("fwd", kh, kw, g["stride"], g["padding"]), batch=g["batch"],
+                         channels=g["c"] | g["k"] << 16, size=g["h"] | g["w"] << 16)
+        a = ConvArgs.decode(probe)
+        if a.ho >= 3 and rng.random() < 0.3:
+            r0 = int(rng.integers(0, a.ho - 1))
+            g["band"] = (r0, int(rng.integers(1, a.ho - r0 + 1)))
+            probe = replace(probe, band=g["band"][0] | g["band"][1] << 16)
+        if conv_status(cfg, probe, twin=True) == 0:
+            return g
+
+
+@cocotb.test(timeout_time=400, timeout_unit="ms")
+@cocotb.parametrize(backpressure=BACKPRESSURE)
+async def test_conv_fixed(dut, backpressure: bool):
+    """Fixed edge shapes: the stem (C = 3, Cp = 4), 1x1 stride 2, Cp = D and 2D (a row of several words), a tile
+    crossing output rows and images, several B blocks, a band, a band that reaches no stored row (zeros from
+    padding only), W = 1."""
+    tb = await start(dut, backpressure)
+    cfg = tb.cfg
+    rng = seeded_rng("conv_fixed")
+    d = cfg.dot_width
+    shapes = [
+        dict(batch=2, c=3, k=5, h=5, w=6, kh=3, kw=3, stride=1, padding=1, a_bits=4, b_bits=3),
+        dict(batch=1, c=8, k=3, h=7, w=7, kh=1, kw=1, stride=2, padding=0, a_bits=2, b_bits=8),
+        dict(batch=2, c=d, k=2 * cfg.b_block_cols + 1, h=3, w=4, kh=1, kw=3, stride=1, padding=1, a_bits=3,
+             b_bits=2),
+        dict(batch=1, c=d + 5, k=3, h=3, w=3, kh=1, kw=1, stride=1, padding=0, a_bits=2, b_bits=5),
+        dict(batch=3, c=2, k=1, h=4, w=1, kh=3, kw=1, stride=1, padding=1, a_bits=8, b_bits=8),
+        dict(batch=2, c=16, k=7, h=6, w=5, kh=3, kw=3, stride=2, padding=1, a_bits=5, b_bits=6, band=(1, 2)),
+        dict(batch=1, c=4, k=2, h=3, w=4, kh=1, kw=1, stride=2, padding=1, a_bits=1, b_bits=1, band=(0, 1)),
+    ]
+    for i, s in enumerate(shapes):
+        call = place(tb, rng, a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), **s)
+        await run_conv(tb, call, "test_conv_fixed")
+
+
+@cocotb.test(timeout_time=2000, timeout_unit="ms")
+@cocotb.parametrize(backpressure=BACKPRESSURE)
+async def test_conv_random(dut, backpressure: bool):
+    """Random small forward calls (random_forward), bit-exact against the emulator."""
+    tb = await start(dut, backpressure)
+    rng = seeded_rng("conv_random")
+    for _ in range(16):
+        await run_conv(tb, place(tb, rng, **random_forward(rng, tb.cfg)), "test_conv_random")
+
+
+@cocotb.test(timeout_time=400, timeout_unit="ms")
+@cocotb.parametrize(backpressure=BACKPRESSURE)
+async def test_conv_refused(dut, backpressure: bool):
+    """Every case of hls_conv_vectors.REFUSED_CONV and the twin's own limits (ops 2 and 3, SUMS, C16, a row
+    wider than the former's) returns conv_status(twin=True) without a bus request; a GEMM call (op 0) and a
+    forward call still run after them."""
+    tb = await start(dut, backpressure)
+    cfg = tb.cfg
+    rng = seeded_rng("conv_refused")
+    tb.watch_requests()
+    base = place(tb, rng, batch=2, c=8, k=5, h=8, w=8, kh=3, kw=3, stride=1, padding=1, a_bits=3, b_bits=2,
+                 a_signed=False, b_signed=True)
+    flag = {**FLAG_BITS, **CONV_FLAG_BITS}
+    wide = twin_row_bits(cfg) // 8 + 1          # W with C = 8 (Cp = 8) one pixel past the former's row
+    twin_cases = [
+        ("op dgrad", {"conv": base.conv & ~3 | 2}), ("op wgrad", {"conv": base.conv | 3}),
+        ("SUMS", {"flags": base.flags | 1 << flag["SUMS"], "sums": base.c}),
+        ("C16 within int16", {"flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
+        ("row wider than the former's", {"size": 3 | wide << 16, "batch": 1, "a_bits": 1}),
+    ]
+    cases = [(name, change(cfg, base)) for name, change in REFUSED_CONV] + twin_cases
+    before = tb.snapshot()
+    requests = tb.bus_requests
+    for name, change in cases:
+        call = replace(base, **change)
+        want = conv_status(cfg, call, twin=True)
+        assert want, f"{name}: the twin's rule runs it"
+        status, cycles = await tb.call(**{f: getattr(call, f) for f in call.__dataclass_fields__})
+        assert status == want, f"{name}: status {status:#x}, want {want:#x}"
+        if name in dict(twin_cases) and name.startswith("op"):
+            assert status == ERR_CONV
+        record(name="test_conv_refused" + tb.variant, op="refused", status=status, cycles=cycles,
+               backpressure=tb.backpressure)
+    assert tb.bus_requests == requests, "a refused call touched the bus"
+    assert tb.snapshot() == before, "a refused call changed memory"
+    # still alive: a GEMM call (op 0) and the forward call itself
+    a = rng.integers(0, 4, size=(5, 40))
+    b = rng.integers(0, 4, size=(40, 3))
+    run = await tb.gemm(a, b, 2, 2, name="test_conv_refused_gemm", window=False, check_untouched=False)
+    assert run.status == 0 and np.array_equal(run.c, golden.gemm(a, b, 2, 2, False, False, acc_width=cfg.acc_width))
+    await run_conv(tb, base, "test_conv_refused")
+
+
+def variants(tests: tuple[str, ...], *backpressure: bool) -> list[str]:
+    return [f"{t}/backpressure={bp}" for t in tests for bp in backpressure]
+
+
+TESTS = ("test_conv_fixed", "test_conv_random", "test_conv_refused")
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("geometry, simulator", [
+    ("sim_conv", "icarus"), ("sim_conv", "verilator"), ("simwide_conv", "verilator"),
+    pytest.param("simwide_conv", "icarus", marks=pytest.mark.slow),      # about 200 s on the shared 2-core box
+])
+def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
+    """Forward conv calls on the twin, both back-pressure variants, bit-exact against the emulator."""
+    from sim.cpt_gemm.test_cpt_gemm import compare_with_model  # here: its cocotb tests stay out of this module
+    tests = variants(TESTS, False, True)
+    result = runner.run(config(geometry), simulator, __file__, testcase=tests)
+    assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
+    ran = [r for r in result.records if r.get("op") == "fwd"]
+    assert len(ran) >= 2 * (7 + 16 + 1) and all(r["cycles"] > 0 for r in ran)
+    assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
+                                                                   for k in (1, 3)}
+    # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
+    gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
+    assert gemm and not compare_with_model(config(geometry), gemm)
+    # a refused conv call: cpt_conv_setup, then cpt_setup, whatever was wrong
+    refused = {r["cycles"] for r in result.records if r.get("op") == "refused" and not r["backpressure"]}
+    assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused
+
+
+def cycles_table(geometry: str, simulator: str = "verilator") -> str:
+    """The forward calls of test_conv_fixed and test_conv_random without back-pressure: the twin's cycles next
+    to the design's model (emu_conv.call_cycles) and the HLS kernel's busy count, as a markdown table."""
+    result = runner.run(config(geometry), simulator, __file__,
+                        testcase=variants(("test_conv_fixed", "test_conv_random"), False))
+    lines = ["| call | M | twin | model | twin / model | HLS busy |", "|---|---:|---:|---:|---:|---:|"]
+    ratios = []
+    for r in (r for r in result.records if r.get("op") == "fwd"):
+        band = f" band {r['band'][0]}+{r['band'][1]}" if r["band"] != [0, 0] else ""
+        ratios.append(r["cycles"] / r["model_cycles"])
+        lines.append(f"| {r['batch']}x{r['c']}x{r['h']}x{r['w']} -> {r['k']} {r['kh']}x{r['kw']}/{r['stride']} "
+                     f"p{r['padding']}{band} ({r['a_bits']},{r['b_bits']}) | {r['m']} | {r['cycles']} | "
+                     f"{r['model_cycles']} | {ratios[-1]:.2f} | {r['hls_cycles']} |")
+    ratios.sort()
+    lines.append(f"\n{len(ratios)} calls; twin / model: min {ratios[0]:.2f}, median {ratios[len(ratios) // 2]:.2f}, "
+                 f"max {ratios[-1]:.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv
+    import sys
+
+    print(cycles_table(sys.argv[1] if len(sys.argv) > 1 else "sim_conv"))

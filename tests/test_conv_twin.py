@@ -1,0 +1,101 @@
+"""The Verilog twin's conv-call rule (conv_calls.conv_status with twin=True) and the arithmetic its setup uses.
+
+The twin runs forward calls only; its status must equal the emulator's on every forward call without SUMS or
+C16 whose rows fit its former, which holds because the generator renders the twin only when no such call can
+overflow the tensor buffer (cpt_hw.gen.rtl.twin_line_buffer_bound).  rtl/cpt_conv_setup.v finds the input
+rows a band reaches from two candidate output rows at each end; the transliteration here checks that one step
+inwards always suffices.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from cpt_hw.gen.rtl import twin_line_buffer_bound
+from cpt_hw.hw.calls import ConvCall
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.conv_calls import ConvArgs, conv_status, encode_conv, twin_row_bits
+from cpt_hw.hw.conv_model import channel_pitch
+from cpt_hw.hw.golden import conv_output_size
+from cpt_hw.hw.regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, STATUS_BITS
+
+ERR = {name: 1 << bit for name, bit in {**STATUS_BITS, **CONV_STATUS_BITS}.items()}
+CONFIGS = [HardwareConfig.from_preset(p, {"conv_engine": True}) for p in ("sim", "zc706")]
+
+
+def fwd_call(op: str = "fwd", batch: int = 2, c: int = 8, k: int = 5, h: int = 8, w: int = 8, kh: int = 3, kw: int = 3,
+             stride: int = 1, padding: int = 1, a_bits: int = 3, b_bits: int = 2, flags: int = 0,
+             band: tuple[int, int] = (0, 0)) -> ConvCall:
+    return ConvCall(0, 0x1000, 0x8000, 0, 0, 0, a_bits, b_bits, flags, 0, 1 << 40,
+                    conv=encode_conv(op, kh, kw, stride, padding), batch=batch, channels=c | k << 16,
+                    size=h | w << 16, band=band[0] | band[1] << 16)
+
+
+def band_rows(h: int, kh: int, s: int, p: int, o0: int, o1: int) -> tuple[int, int]:
+    """rtl/cpt_conv_setup.v's [r_lo, r_hi): output rows o0 and o1 (inclusive), else their inner neighbours."""
+    def hits(st: int) -> bool:
+        return st + kh - 1 >= 0 and st <= h - 1
+
+    st0, st1 = o0 * s - p, o1 * s - p
+    lo = st0 if hits(st0) else st0 + s if o1 > o0 and hits(st0 + s) else None
+    hi = st1 + kh - 1 if hits(st1) else st1 - s + kh - 1 if o1 > o0 and hits(st1 - s) else None
+    if lo is None or hi is None:
+        return 0, 0
+    return max(lo, 0), min(hi, h - 1) + 1
+
+
+def test_band_rows_one_step_suffices():
+    checked = 0
+    for h, kh, s, p in itertools.product(range(1, 11), (1, 2, 3), (1, 2), (0, 1)):
+        ho = conv_output_size(h, kh, s, p)
+        for o0 in range(max(ho, 0)):
+            for rows in range(1, ho - o0 + 1):
+                g = ConvArgs.decode(fwd_call(h=h, kh=kh, stride=s, padding=p, band=(o0, rows)))
+                assert band_rows(h, kh, s, p, o0, o0 + rows - 1) == g.a_rows(), (h, kh, s, p, o0, rows)
+                checked += 1
+    assert checked == 1805
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
+def test_twin_limits(cfg):
+    legal = fwd_call()
+    assert conv_status(cfg, legal, twin=True) == 0 == conv_status(cfg, legal)
+    for op in ("dgrad", "wgrad"):
+        assert conv_status(cfg, fwd_call(op=op, a_bits=0, flags=0xFF), twin=True) == ERR["ERR_CONV"]
+    sums = 1 << CONV_FLAG_BITS["SUMS"]
+    assert conv_status(cfg, fwd_call(flags=sums), twin=True) == ERR["ERR_CONV"]
+    assert conv_status(cfg, fwd_call(flags=sums), twin=False) == 0
+    c16 = 1 << CONV_FLAG_BITS["C16"]
+    assert conv_status(cfg, fwd_call(flags=c16, a_bits=1, b_bits=1)) == 0
+    assert conv_status(cfg, fwd_call(flags=c16, a_bits=1, b_bits=1), twin=True) == ERR["ERR_CONV"]
+    # C16 is checked where the emulator checks it: not when ERR_DIM is set
+    assert conv_status(cfg, fwd_call(flags=c16, batch=0), twin=True) == ERR["ERR_DIM"]
+    wide = twin_row_bits(cfg) // 8 + 1                       # C = 8: Cp = 8
+    assert conv_status(cfg, fwd_call(w=wide, h=3, batch=1, a_bits=1)) == 0
+    assert conv_status(cfg, fwd_call(w=wide, h=3, batch=1, a_bits=1), twin=True) == ERR["ERR_CONV"]
+    assert conv_status(cfg, fwd_call(w=wide - 1, h=3, batch=1, a_bits=1), twin=True) == 0
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
+def test_twin_equals_emulator_on_forward_calls_that_fit(cfg):
+    """Random forward geometries (legal or not): without SUMS and C16 and with rows that fit the former, the
+    twin's status is the emulator's (so the line-buffer check is never needed in the RTL)."""
+    assert twin_line_buffer_bound(cfg) <= cfg.tensor_buffer_bits
+    rng = np.random.default_rng(17)
+    same = 0
+    for _ in range(3000):
+        c = int(rng.choice([1, 3, 8, 16, 64, 200, 512]))
+        w = int(rng.integers(0, 2 * twin_row_bits(cfg) // channel_pitch(c, cfg.dot_width) + 2))
+        call = fwd_call(batch=int(rng.integers(0, 4)), c=c, k=int(rng.integers(0, 70)), h=int(rng.integers(0, 300)),
+                        w=w, kh=int(rng.integers(0, 5)), kw=int(rng.integers(0, 5)), stride=int(rng.integers(0, 4)),
+                        padding=int(rng.integers(0, 3)), a_bits=int(rng.integers(0, 10)),
+                        b_bits=int(rng.integers(1, 9)), flags=int(rng.integers(0, 4)),
+                        band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.3 else (0, 0))
+        if w * channel_pitch(c, cfg.dot_width) > twin_row_bits(cfg):
+            continue
+        assert conv_status(cfg, call, twin=True) == conv_status(cfg, call), call
+        same += 1
+    assert same > 1000
