@@ -36,7 +36,8 @@ module cpt_conv_walker #(
     input  wire [1:0]             kh,
     input  wire [1:0]             kw,
     input  wire [1:0]             stride,
-    input  wire                   pad,
+    input  wire signed [2:0]      pad_h,              // the former's row and column offsets (cpt_conv_setup)
+    input  wire signed [2:0]      pad_w,
     input  wire [15:0]            row0,
     input  wire [15:0]            row1,
     input  wire [15:0]            band0,
@@ -89,7 +90,7 @@ module cpt_conv_walker #(
 
     cpt_im2col_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS)) former (
         .clk(clk), .rst(rst), .start(f_start), .cp(cp), .width(width), .height(height), .kh(kh), .kw(kw),
-        .stride(stride), .pad(pad), .bits(a_bits), .row0(row0), .row1(row1), .geom_err(geom_err),
+        .stride(stride), .pad_h(pad_h), .pad_w(pad_w), .bits(a_bits), .row0(row0), .row1(row1), .geom_err(geom_err),
         .s_valid(s_valid), .s_ready(s_ready), .s_data(s_data),
         .rq_valid(rq_valid), .rq_ready(rq_ready), .rq_ho(rq_ho), .rq_wo0(rq_wo0), .rq_plane(rq_plane),
         .rq_count(rq_count), .m_valid(m_valid), .m_ready(1'b1), .m_data(m_data), .m_pixel(m_pixel),

@@ -374,7 +374,7 @@ module cpt_core #(
     assign conv_arg = args[ARG_CONV +: 2] != 2'd0;
     wire [15:0] cv_cp, cv_width, cv_height, cv_row0, cv_row1, cv_band0, cv_rows, cv_wo;
     wire [1:0]  cv_kh, cv_kw, cv_stride;
-    wire        cv_pad;
+    wire signed [2:0] cv_pad_h, cv_pad_w;
 
     cpt_conv_setup #(.D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .MAX_DIM(MAX_DIM), .AW(AXI_AW)) conv_setup (
         .clk(clk), .rst(rst), .start(conv_start),
@@ -384,14 +384,15 @@ module cpt_core #(
         .arg_a_bits(args[ARG_A_BITS +: 32]), .arg_b_bits(args[ARG_B_BITS +: 32]), .arg_flags(args[ARG_FLAGS +: 32]),
         .done(conv_done), .status(conv_status), .win_eval(conv_win_eval), .gm(conv_gm), .gn(conv_gn), .gk(conv_gk),
         .a_first(conv_a_first), .a_size(conv_a_size), .x_bytes(conv_x_bytes), .x_stride(conv_x_stride),
-        .cp(cv_cp), .width(cv_width), .height(cv_height), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad(cv_pad),
+        .cp(cv_cp), .width(cv_width), .height(cv_height), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride),
+        .pad_h(cv_pad_h), .pad_w(cv_pad_w),
         .row0(cv_row0), .row1(cv_row1), .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .batch(conv_batch)
     );
 
     /* verilator lint_off PINCONNECTEMPTY */    // geom_err: cpt_conv_setup refuses every geometry it would
     cpt_conv_walker #(.ROWS(ROWS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS)) walker (
         .clk(clk), .rst(rst), .start(run_start && conv_run), .cp(cv_cp), .width(cv_width), .height(cv_height),
-        .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad(cv_pad), .row0(cv_row0), .row1(cv_row1),
+        .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad_h(cv_pad_h), .pad_w(cv_pad_w), .row0(cv_row0), .row1(cv_row1),
         .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .a_bits(a_bits), .m(m), .n(n), .k_words(kw),
         .s_valid(x_valid), .s_ready(x_ready), .s_data(x_data), .a_busy(a_busy), .a_issue(wk_a_issue),
         .a_issue_half(wk_a_issue_half), .a_loaded(wk_a_loaded), .a_loaded_half(wk_a_loaded_half),
