@@ -1,5 +1,7 @@
 // Forward convolution: forms the call's A tiles on chip from the X stream (the im2col former) in place of
 // the reader's A loads (docs/architecture.md, "Forward and input gradient: line buffer and im2col former").
+// A stride-1 input gradient is the same walk over the E stream (cpt_conv_setup gives E's geometry, the dX
+// result rows and columns as rows/wo, and the former's offsets kh - 1 - padding, kw - 1 - padding).
 //
 // The call is a GEMM of M = batch x rows x Wo result rows (n, ho, wo), row-major as C is written; A row m is
 // the im2col row of pixel m, a_bits planes of Kw = ceil(kh kw Cp / D) words, exactly what the reader would

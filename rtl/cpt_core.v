@@ -14,10 +14,11 @@
 // call -- and only the next one -- uses it iff its own (b, n, k, b_bits) equal pf_key (a "hit": B(0)
 // is not loaded).  Results never depend on it: a miss simply loads B as usual.
 //
-// Convolution engine (`CPT_CONV, config conv_engine; interface 4, forward calls only): a call whose conv op
-// is not 0 first runs cpt_conv_setup (checks, geometry), then cpt_setup on the call's GEMM (M, N, K; the
-// window with the tensor's range); it runs as a GEMM whose A tiles the walker forms from the X stream the
-// reader delivers (cpt_conv_walker, cpt_im2col_former).  It never uses a B prefetch.
+// Convolution engine (`CPT_CONV, config conv_engine; interface 4, forward calls and stride-1 input
+// gradients): a call whose conv op is not 0 first runs cpt_conv_setup (checks, geometry), then cpt_setup on
+// the call's GEMM (M, N, K; the window with the tensor's range); it runs as a GEMM whose A tiles the walker
+// forms from the tensor stream (X; E of an input gradient) the reader delivers (cpt_conv_walker,
+// cpt_im2col_former).  It never uses a B prefetch.
 
 `include "cpt_gemm_widths.vh"
 
