@@ -1,11 +1,12 @@
-// Argument checks and derived geometry of one forward convolution call (interface 4, conv op 1).
+// Argument checks and derived geometry of one forward (conv op 1) or stride-1 input-gradient (op 2)
+// convolution call (interface 4).
 //
 // On `start` the conv arguments are sampled; 8 cycles later `done` pulses with `status`
 // (every bit of docs/registers.md, "Interface 4", except ERR_WINDOW) and the call's geometry.  The rule is
-// cpt_hw.hw.conv_calls.conv_status with twin=True: ops 2 and 3 are ERR_CONV alone (not built); SUMS is
-// ERR_CONV; C16 and a row-plane wider than MAX_ROW_BITS (the former's ring slot) are ERR_CONV where the
-// tensor-buffer check is made (the generator refuses a config in which that check could refuse anything
-// else, so it is not repeated here).
+// cpt_hw.hw.conv_calls.conv_status with twin=True: op 3, and op 2 with stride 2, are ERR_CONV alone (not
+// built); SUMS is ERR_CONV; C16 and a row-plane wider than MAX_ROW_BITS (the former's ring slot) are ERR_CONV
+// where the tensor-buffer check is made (the generator refuses a config in which that check could refuse
+// anything else, so it is not repeated here).
 //
 // The call is then the GEMM of docs/architecture.md: M = batch x rows x Wo result rows, N = K output
 // channels, reduction kh kw Cp (`gm`, `gn`, `gk`), which cpt_core hands to cpt_setup as if they had been
@@ -13,6 +14,12 @@
 // A's range replaced by the tensor's (`a_first`, `a_size`): rows [r_lo, r_hi) of every image, the rows the
 // band reaches clipped to the image (docs/ddr-layout.md, "DMA window and halos"), evaluated only when
 // `win_eval` (no ERR_CONV, ERR_DIM, ERR_BITS).
+//
+// An input gradient at stride 1 is a forward convolution of E (Ho x Wo, K channels: the tensor streamed and
+// formed) with the rotated kernel, whose B layout (one phase, rows (i, j, k), Cp(K)) is exactly a forward
+// weight operand of N = C columns: the same GEMM with M = batch x rows x W result rows (n, h, w), K = C,
+// reduction kh kw Cp(K), and the former's row and column offsets kh - 1 - padding, kw - 1 - padding
+// (-1..2) in place of the padding.
 //
 // Products are registered one per stage (DSP48s); the widths of the byte arithmetic hold every call whose
 // window is evaluated (its row-planes fit MAX_ROW_BITS, batch <= MAX_DIM).
@@ -67,12 +74,13 @@ module cpt_conv_setup #(
     output reg  [1:0]      kh,
     output reg  [1:0]      kw,
     output reg  [1:0]      stride,
-    output reg             pad,
-    output reg  [15:0]     row0,                // r_lo
+    output reg signed [2:0] pad_h,              // the former's row offset (forward: padding)
+    output reg signed [2:0] pad_w,              // its column offset
+    output reg  [15:0]     row0,                // r_lo of the streamed tensor (X, or E of an input gradient)
     output reg  [15:0]     row1,                // r_hi
-    output reg  [15:0]     band0,               // first output row of every image
-    output reg  [15:0]     rows,                // output rows per image
-    output reg  [15:0]     wo,                  // output columns
+    output reg  [15:0]     band0,               // first result row of every image
+    output reg  [15:0]     rows,                // result rows per image
+    output reg  [15:0]     wo,                  // result columns (forward Wo; input gradient W)
     output reg  [`CPT_DIM_W-1:0] batch
 );
     `include "cpt_gemm_regmap.vh"
@@ -139,8 +147,11 @@ module cpt_conv_setup #(
     wire [1:0]  s2 = conv[13:12], p2 = conv[15:14];
     wire [15:0] c_in = chans[15:0], k_out = chans[31:16], h_in = size[15:0], w_in = size[31:16];
     wire [15:0] b0 = band[15:0], band_rows = band[31:16];
+    wire        dg = op == 2'd2;            // an input gradient: E (ho17 x wo17, K channels) is streamed
+    // the twin runs forward calls and stride-1 input gradients; the rest is ERR_CONV alone
+    wire        built = op == 2'd1 || (dg && s2 != 2'd2);
 
-    reg  [16:0] cp17, ho17, wo17;
+    reg  [16:0] cp17, ho17, wo17;           // Cp of the streamed tensor; the forward output's size
     reg  [17:0] rows18;                     // result rows per image
     reg  [31:0] row_bits;                   // W Cp
     reg  [24:0] kred;                       // kh kw Cp
@@ -157,8 +168,16 @@ module cpt_conv_setup #(
     wire dim0 = batch32 == 0 || c_in == 0 || k_out == 0 || h_in == 0 || w_in == 0 || batch32 > MAX_DIM;
     wire bits_err = ab32 == 0 || bb32 == 0 || ab32 > OP_BITS || bb32 > OP_BITS;
     wire fits = ho17 != 0 && wo17 != 0;
+    wire [16:0] res_h = dg ? {1'b0, h_in} : ho17;     // result rows per image (conv_calls: rows_per_image)
+    wire [16:0] res_w = dg ? {1'b0, w_in} : wo17;     // result columns per row
+    wire [15:0] n_out = dg ? c_in : k_out;            // N
+    wire [15:0] str_h = dg ? ho17[15:0] : h_in;       // the streamed tensor's rows and columns
+    wire [15:0] str_w = dg ? wo17[15:0] : w_in;
+    // the former's offsets: forward the padding; input gradient (stride 1) kh - 1 - padding, kw - 1 - padding
+    wire signed [2:0] off_h = dg ? $signed({1'b0, kh4[1:0]}) - 3'sd1 - $signed({1'b0, p2}) : $signed({1'b0, p2});
+    wire signed [2:0] off_w = dg ? $signed({1'b0, kw4[1:0]}) - 3'sd1 - $signed({1'b0, p2}) : $signed({1'b0, p2});
     wire shape_ok = !geom0 && !dim0 && fits && !band_err;
-    wire dim_late = {32'd0, k_out} > MAX_DIM48 || m48 > MAX_DIM48 || {23'd0, kred} > K_MAX48;
+    wire dim_late = {32'd0, n_out} > MAX_DIM48 || m48 > MAX_DIM48 || {23'd0, kred} > K_MAX48;
     wire limits = flags[FLAG_C16] || row_bits > MAX_ROW_BITS;
     wire geom = geom0 || (!geom0 && !dim0 && !fits) || (!geom0 && !dim0 && fits && band_err)
                 || (shape_ok && !dim_late && !bits_err && limits) || flags[FLAG_SUMS];
@@ -168,12 +187,13 @@ module cpt_conv_setup #(
                         | (32'd1 << FLAG_SUMS) | (32'd1 << FLAG_C16);
     wire flags_err = (flags & ~known) != 0 || flags[FLAG_PREFETCH_B];   // the hint serves wgrad chains only
 
-    // the rows the band reaches (conv_calls.ConvArgs.a_rows): the first output row's taps, else the next
-    // row's; the last output row's, else the one before (one step suffices: tests/test_conv_twin.py)
+    // the rows the band reaches (conv_calls.ConvArgs.a_rows): the first result row's taps, else the next
+    // row's; the last result row's, else the one before (one step suffices: tests/test_conv_twin.py,
+    // tests/test_conv_twin_dgrad.py)
     wire signed [19:0] s_s = {18'd0, s2};
-    wire signed [19:0] p_s = {18'd0, p2};
+    wire signed [19:0] p_s = {{17{off_h[2]}}, off_h};
     wire signed [19:0] kh_s = {16'd0, kh4};
-    wire signed [19:0] h_last = $signed({4'd0, h_in}) - 20'sd1;
+    wire signed [19:0] h_last = $signed({4'd0, str_h}) - 20'sd1;
     wire signed [19:0] o0 = {4'd0, b0};
     wire signed [19:0] o1 = $signed({4'd0, b0}) + $signed({2'd0, rows18}) - 20'sd1;
     wire signed [19:0] st0 = (s2 == 2'd2 ? o0 <<< 1 : o0) - p_s;
@@ -186,7 +206,7 @@ module cpt_conv_setup #(
     wire signed [19:0] hi1 = ok1 ? en1 : en1 - s_s;
     wire reach = (ok0 || ok0n) && (ok1 || ok1p);
 
-    wire [IB_W-1:0] image_bytes = h_in * rbytes;       // I
+    wire [IB_W-1:0] image_bytes = str_h * rbytes;      // I
     wire [15:0]     span_rows = hi - lo;
     wire [IB_W-1:0] span_bytes = span_rows * rbytes;   // rows [r_lo, r_hi) of one image
     wire [`CPT_DIM_W-1:0] batch_m1 = batch32[`CPT_DIM_W-1:0] - 1'b1;
@@ -215,21 +235,21 @@ module cpt_conv_setup #(
                     state <= S_1;
                 end
                 S_1: begin
-                    cp17 <= pitch(c_in);
+                    cp17 <= pitch(dg ? k_out : c_in);
                     ho17 <= out_size(h_in, kh4, s2, p2);
                     wo17 <= out_size(w_in, kw4, s2, p2);
                     state <= S_2;
                 end
                 S_2: begin
-                    rows18 <= band_rows != 0 ? {2'd0, band_rows} : {1'b0, ho17} - {2'd0, b0};
-                    band_err <= {1'b0, b0} >= ho17 || {2'd0, b0} + (band_rows != 0 ? {2'd0, band_rows}
-                                : {1'b0, ho17} - {2'd0, b0}) > {1'b0, ho17};
-                    row_bits <= w_in * cp17;
+                    rows18 <= band_rows != 0 ? {2'd0, band_rows} : {1'b0, res_h} - {2'd0, b0};
+                    band_err <= {1'b0, b0} >= res_h || {2'd0, b0} + (band_rows != 0 ? {2'd0, band_rows}
+                                : {1'b0, res_h} - {2'd0, b0}) > {1'b0, res_h};
+                    row_bits <= str_w * cp17;
                     kred <= (kh4 * kw4) * cp17;
                     state <= S_3;
                 end
                 S_3: begin
-                    rw <= rows18 * wo17;
+                    rw <= rows18 * res_w;
                     row_words <= row_bits[LOG_D +: RWW] + (row_bits[LOG_D-1:0] != 0);
                     lo_s <= reach ? (lo0 < 0 ? 20'sd0 : lo0) : 20'sd0;
                     hi_s <= reach ? (hi1 > h_last ? h_last : hi1) + 20'sd1 : 20'sd0;
@@ -257,29 +277,30 @@ module cpt_conv_setup #(
                 end
                 default: begin  // S_7
                     status <= 32'd0;
-                    status[STATUS_ERR_CONV] <= op != 2'd1 || geom;
-                    if (op == 2'd1) begin           // ops 2, 3: ERR_CONV alone
+                    status[STATUS_ERR_CONV] <= !built || geom;
+                    if (built) begin                // op 3, op 2 at stride 2: ERR_CONV alone
                         status[STATUS_ERR_DIM] <= dim;
                         status[STATUS_ERR_BITS] <= bits_err;
                         status[STATUS_ERR_ALIGN] <= align;
                         status[STATUS_ERR_FLAGS] <= flags_err;
                     end
-                    win_eval <= op == 2'd1 && !geom && !dim && !bits_err;
+                    win_eval <= built && !geom && !dim && !bits_err;
                     gm <= m48[31:0];
-                    gn <= {16'd0, k_out};
+                    gn <= {16'd0, n_out};
                     gk <= {7'd0, kred};
                     cp <= cp17[15:0];
-                    width <= w_in;
-                    height <= h_in;
+                    width <= str_w;
+                    height <= str_h;
                     kh <= kh4[1:0];
                     kw <= kw4[1:0];
                     stride <= s2;
-                    pad <= p2[0];
+                    pad_h <= off_h;
+                    pad_w <= off_w;
                     row0 <= lo;
                     row1 <= hi;
                     band0 <= b0;
                     rows <= rows18[15:0];
-                    wo <= wo17[15:0];
+                    wo <= res_w[15:0];
                     batch <= batch32[`CPT_DIM_W-1:0];
                     done <= 1'b1;
                     state <= S_IDLE;
@@ -288,7 +309,7 @@ module cpt_conv_setup #(
         end
     end
 
-    wire unused = &{1'b0, ab32[31:`CPT_BITS_W], cp17[16], wo17[16], rows18[17:16], lo_s[19:16], hi_s[19:16],
+    wire unused = &{1'b0, ab32[31:`CPT_BITS_W], cp17[16], wo17[16], res_h[16], res_w[16], rows18[17:16], lo_s[19:16], hi_s[19:16],
                     arg_b[AW-1:LOG_WB], arg_c[AW-1:LOG_WB], arg_sums[AW-1:LOG_WB]};
 endmodule
 

@@ -1,5 +1,7 @@
 // Forward convolution: forms the call's A tiles on chip from the X stream (the im2col former) in place of
 // the reader's A loads (docs/architecture.md, "Forward and input gradient: line buffer and im2col former").
+// A stride-1 input gradient is the same walk over the E stream (cpt_conv_setup gives E's geometry, the dX
+// result rows and columns as rows/wo, and the former's offsets kh - 1 - padding, kw - 1 - padding).
 //
 // The call is a GEMM of M = batch x rows x Wo result rows (n, ho, wo), row-major as C is written; A row m is
 // the im2col row of pixel m, a_bits planes of Kw = ceil(kh kw Cp / D) words, exactly what the reader would
@@ -36,7 +38,8 @@ module cpt_conv_walker #(
     input  wire [1:0]             kh,
     input  wire [1:0]             kw,
     input  wire [1:0]             stride,
-    input  wire                   pad,
+    input  wire signed [2:0]      pad_h,              // the former's row and column offsets (cpt_conv_setup)
+    input  wire signed [2:0]      pad_w,
     input  wire [15:0]            row0,
     input  wire [15:0]            row1,
     input  wire [15:0]            band0,
@@ -89,7 +92,7 @@ module cpt_conv_walker #(
 
     cpt_im2col_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS)) former (
         .clk(clk), .rst(rst), .start(f_start), .cp(cp), .width(width), .height(height), .kh(kh), .kw(kw),
-        .stride(stride), .pad(pad), .bits(a_bits), .row0(row0), .row1(row1), .geom_err(geom_err),
+        .stride(stride), .pad_h(pad_h), .pad_w(pad_w), .bits(a_bits), .row0(row0), .row1(row1), .geom_err(geom_err),
         .s_valid(s_valid), .s_ready(s_ready), .s_data(s_data),
         .rq_valid(rq_valid), .rq_ready(rq_ready), .rq_ho(rq_ho), .rq_wo0(rq_wo0), .rq_plane(rq_plane),
         .rq_count(rq_count), .m_valid(m_valid), .m_ready(1'b1), .m_data(m_data), .m_pixel(m_pixel),

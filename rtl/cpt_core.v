@@ -14,10 +14,11 @@
 // call -- and only the next one -- uses it iff its own (b, n, k, b_bits) equal pf_key (a "hit": B(0)
 // is not loaded).  Results never depend on it: a miss simply loads B as usual.
 //
-// Convolution engine (`CPT_CONV, config conv_engine; interface 4, forward calls only): a call whose conv op
-// is not 0 first runs cpt_conv_setup (checks, geometry), then cpt_setup on the call's GEMM (M, N, K; the
-// window with the tensor's range); it runs as a GEMM whose A tiles the walker forms from the X stream the
-// reader delivers (cpt_conv_walker, cpt_im2col_former).  It never uses a B prefetch.
+// Convolution engine (`CPT_CONV, config conv_engine; interface 4, forward calls and stride-1 input
+// gradients): a call whose conv op is not 0 first runs cpt_conv_setup (checks, geometry), then cpt_setup on
+// the call's GEMM (M, N, K; the window with the tensor's range); it runs as a GEMM whose A tiles the walker
+// forms from the tensor stream (X; E of an input gradient) the reader delivers (cpt_conv_walker,
+// cpt_im2col_former).  It never uses a B prefetch.
 
 `include "cpt_gemm_widths.vh"
 
@@ -374,7 +375,7 @@ module cpt_core #(
     assign conv_arg = args[ARG_CONV +: 2] != 2'd0;
     wire [15:0] cv_cp, cv_width, cv_height, cv_row0, cv_row1, cv_band0, cv_rows, cv_wo;
     wire [1:0]  cv_kh, cv_kw, cv_stride;
-    wire        cv_pad;
+    wire signed [2:0] cv_pad_h, cv_pad_w;
 
     cpt_conv_setup #(.D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .MAX_DIM(MAX_DIM), .AW(AXI_AW)) conv_setup (
         .clk(clk), .rst(rst), .start(conv_start),
@@ -384,14 +385,15 @@ module cpt_core #(
         .arg_a_bits(args[ARG_A_BITS +: 32]), .arg_b_bits(args[ARG_B_BITS +: 32]), .arg_flags(args[ARG_FLAGS +: 32]),
         .done(conv_done), .status(conv_status), .win_eval(conv_win_eval), .gm(conv_gm), .gn(conv_gn), .gk(conv_gk),
         .a_first(conv_a_first), .a_size(conv_a_size), .x_bytes(conv_x_bytes), .x_stride(conv_x_stride),
-        .cp(cv_cp), .width(cv_width), .height(cv_height), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad(cv_pad),
+        .cp(cv_cp), .width(cv_width), .height(cv_height), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride),
+        .pad_h(cv_pad_h), .pad_w(cv_pad_w),
         .row0(cv_row0), .row1(cv_row1), .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .batch(conv_batch)
     );
 
     /* verilator lint_off PINCONNECTEMPTY */    // geom_err: cpt_conv_setup refuses every geometry it would
     cpt_conv_walker #(.ROWS(ROWS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS)) walker (
         .clk(clk), .rst(rst), .start(run_start && conv_run), .cp(cv_cp), .width(cv_width), .height(cv_height),
-        .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad(cv_pad), .row0(cv_row0), .row1(cv_row1),
+        .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad_h(cv_pad_h), .pad_w(cv_pad_w), .row0(cv_row0), .row1(cv_row1),
         .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .a_bits(a_bits), .m(m), .n(n), .k_words(kw),
         .s_valid(x_valid), .s_ready(x_ready), .s_data(x_data), .a_busy(a_busy), .a_issue(wk_a_issue),
         .a_issue_half(wk_a_issue_half), .a_loaded(wk_a_loaded), .a_loaded_half(wk_a_loaded_half),

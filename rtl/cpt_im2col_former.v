@@ -12,9 +12,12 @@
 //
 // Read side: a request (ho, wo0, plane p, count <= 16) asks for the A rows of output pixels (ho, wo0 ..
 // wo0 + count - 1) of one output row (a 16-row A tile that crosses output rows is asked for in pieces).
-// For pixel (ho, wo) the A row is, for kernel rows i = 0..kh-1, the kw Cp-bit slice at bit (wo s - pad) Cp
-// of row-plane (ho s - pad + i, p), concatenated and zero-padded to Kw = ceil(kh kw Cp / D) words; taps left
+// For pixel (ho, wo) the A row is, for kernel rows i = 0..kh-1, the kw Cp-bit slice at bit (wo s - pad_w) Cp
+// of row-plane (ho s - pad_h + i, p), concatenated and zero-padded to Kw = ceil(kh kw Cp / D) words; taps left
 // or right of the row and rows above or below the image give zeros made here (padding is never stored).
+// pad_h, pad_w are the row and column offsets, -1..2: a forward call's padding (0, 1) on both, an input
+// gradient at stride 1 (a forward convolution of E with the rotated kernel) kh - 1 - padding and
+// kw - 1 - padding.
 // Words leave pixel by pixel, word 0 first, with the pixel's index in the request and the word's in the row.
 //
 // Two forms of Cp (conv_model.channel_pitch) take two paths through the same pipeline:
@@ -51,7 +54,8 @@ module cpt_im2col_former #(
     input  wire [1:0]             kh,                 // kernel rows, 1..3
     input  wire [1:0]             kw,                 // kernel columns, 1..3
     input  wire [1:0]             stride,             // 1 or 2
-    input  wire                   pad,                // padding 0 or 1
+    input  wire signed [2:0]      pad_h,              // row offset: ho s - pad_h is the first kernel row's row, -1..2
+    input  wire signed [2:0]      pad_w,              // column offset, likewise, -1..2
     input  wire [`CPT_BITS_W-1:0] bits,               // planes per row, 1..OP_BITS
     input  wire [15:0]            row0,               // first row streamed (0: the whole image)
     input  wire [15:0]            row1,               // rows streamed end before this one (height: all)
@@ -121,7 +125,7 @@ module cpt_im2col_former #(
     reg [KMAX*2*D-1:0] tap_mask;            // narrow: tap j's Cp bits of a funnel-shifted slice, j = 0..KMAX-1
     reg [15:0]      height_r, width_r, row1_r;
     reg [1:0]       kh_r, s_r;
-    reg             pad_r;
+    reg signed [2:0] pad_h_r, pad_w_r;
     reg [`CPT_BITS_W-1:0] bits_r;
 
     localparam [15:0] D_X = D[15:0];
@@ -159,7 +163,8 @@ module cpt_im2col_former #(
             row1_r <= row1;
             kh_r <= kh;
             s_r <= stride;
-            pad_r <= pad;
+            pad_h_r <= pad_h;
+            pad_w_r <= pad_w;
             bits_r <= bits;
         end
     end
@@ -199,8 +204,8 @@ module cpt_im2col_former #(
     // ---------------------------------------------------------------- request sequencer
     localparam [1:0] R_IDLE = 2'd0, R_WAIT = 2'd1, R_RUN = 2'd2;
     reg [1:0]             state;
-    reg signed [HW-1:0]   h0;               // first kernel row's input row: ho s - pad
-    reg signed [HW-1:0]   col;              // current pixel's first tap column: wo s - pad
+    reg signed [HW-1:0]   h0;               // first kernel row's input row: ho s - pad_h
+    reg signed [HW-1:0]   col;              // current pixel's first tap column: wo s - pad_w
     reg signed [PW-1:0]   pos;              // its first position: col Cp bits (narrow) or col Cp/D words
     reg [`CPT_BITS_W-1:0] plane;
     reg [3:0]             t, t_last;        // pixel of the request, the last one
@@ -211,8 +216,8 @@ module cpt_im2col_former #(
 
     wire [HW-1:0] ho_x = {{(HW-16){1'b0}}, rq_ho};
     wire [HW-1:0] wo_x = {{(HW-16){1'b0}}, rq_wo0};
-    wire signed [HW-1:0] rq_h0 = $signed((s_r == 2'd2 ? ho_x << 1 : ho_x) - {{(HW-1){1'b0}}, pad_r});
-    wire signed [HW-1:0] rq_c0 = $signed((s_r == 2'd2 ? wo_x << 1 : wo_x) - {{(HW-1){1'b0}}, pad_r});
+    wire signed [HW-1:0] rq_h0 = $signed(s_r == 2'd2 ? ho_x << 1 : ho_x) - $signed({{(HW-3){pad_h_r[2]}}, pad_h_r});
+    wire signed [HW-1:0] rq_c0 = $signed(s_r == 2'd2 ? wo_x << 1 : wo_x) - $signed({{(HW-3){pad_w_r[2]}}, pad_w_r});
     /* verilator lint_off UNUSEDSIGNAL */
     wire signed [HW+16:0] rq_pos = rq_c0 * $signed({1'b0, unit});   // legal geometry: fits PW bits
     /* verilator lint_on UNUSEDSIGNAL */

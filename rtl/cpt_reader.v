@@ -60,7 +60,7 @@ module cpt_reader #(
     input  wire [AW-1:0]         pf_base,
     input  wire [AW-1:0]         pf_end,
     input  wire [`CPT_RW_W-1:0]  pf_col_words,      // words per B column of the prefetched block
-    input  wire                  conv,              // a forward convolution call: A is the X stream
+    input  wire                  conv,              // a convolution call: A is the tensor (X or E) stream
     input  wire [`CPT_DIM_W-1:0] x_images,          // conv: images (commands per block)
     input  wire [AW-1:0]         x_bytes,           // conv: bytes of one image's rows (0: none read)
     input  wire [AW-1:0]         x_stride,          // conv: bytes from one image to the next

@@ -3,8 +3,8 @@
 The reference rule of docs/architecture.md, "Convolution-native accelerator (interface 4; design)" and
 docs/registers.md, "Interface 4", for an accelerator whose config has ``conv_engine = true``.  The emulated
 device (:mod:`cpt_hw.hw.emu_device`) and the HLS kernel (``hls/cpt_conv*.h``, C-simulated, which ports these
-rules) implement it; the Verilog twin (``rtl/cpt_conv*.v``) runs forward calls only, refusing the rest by
-:func:`conv_status` with ``twin=True``.
+rules) implement it; the Verilog twin (``rtl/cpt_conv*.v``) runs forward calls and stride-1 input gradients,
+refusing the rest by :func:`conv_status` with ``twin=True``.
 
 A call with ``conv`` bits 1:0 (op) = 0 is an interface-3 GEMM call (:func:`cpt_hw.hw.calls.call_status`);
 op 1 forward, 2 input gradient, 3 weight gradient read the arguments decoded by :class:`ConvArgs`:
@@ -224,12 +224,13 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
     """The status a conv call (op 1..3) returns on ``cfg`` (0: it runs); see docs/registers.md, Interface 4.
 
     ``twin=True``: the Verilog twin's status, which adds its limits (docs/registers.md, "The Verilog twin"):
-    op 2 and 3 return ERR_CONV alone; SUMS is ERR_CONV like SUMS in an input-gradient call; C16, or a row-plane
-    wider than :func:`twin_row_bits`, is ERR_CONV where the tensor-buffer check is made.  The line-buffer check
-    itself can then never refuse (``cpt_hw.gen.rtl.check`` makes sure of that for every config it renders).
+    op 3, and op 2 with stride 2 (the polyphase input gradient), return ERR_CONV alone; SUMS is ERR_CONV like
+    SUMS in an input-gradient call; C16, or a streamed row-plane (X; E of an input gradient) wider than
+    :func:`twin_row_bits`, is ERR_CONV where the tensor-buffer check is made.  The line-buffer check itself can
+    then never refuse (``cpt_hw.gen.rtl.check`` makes sure of that for every config it renders).
     """
     g = ConvArgs.decode(call)
-    if twin and g.op != "fwd":
+    if twin and (g.op == "wgrad" or (g.op == "dgrad" and g.stride == 2)):
         return _BIT["ERR_CONV"]
     d = cfg.dot_width
     status = 0
@@ -280,9 +281,10 @@ def _buffer_or_width_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
 
 
 def _twin_limits_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
-    """The Verilog twin's ERR_CONV in place of :func:`_buffer_or_width_err`: C16 (not built), a row-plane wider
-    than its former's ring slot."""
-    return g.flag("C16") or g.w * channel_pitch(g.c, cfg.dot_width) > twin_row_bits(cfg)
+    """The Verilog twin's ERR_CONV in place of :func:`_buffer_or_width_err`: C16 (not built), a row-plane of the
+    tensor it forms from (X; E of an input gradient: Wo pixels of K channels) wider than its former's ring slot."""
+    width = g.wo if g.op == "dgrad" else g.w
+    return g.flag("C16") or width * channel_pitch(g.a_channels, cfg.dot_width) > twin_row_bits(cfg)
 
 
 def operand_ranges(cfg: HardwareConfig, call: Any, g: ConvArgs | None = None) -> list[tuple[int, int]]:

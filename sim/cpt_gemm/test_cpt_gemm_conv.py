@@ -1,8 +1,9 @@
 """cocotb system tests of the Verilog twin's convolution engine (interface 4, ``conv_engine = true``): forward
-convolution calls (conv op 1) through s_axi_control and m_axi_gmem, and their pytest runners.
+convolution calls (conv op 1) and stride-1 input-gradient calls (op 2) through s_axi_control and m_axi_gmem,
+and their pytest runners.
 
-Every call places random codes as a row-plane X tensor (``conv_model.pack_tensor``) and weights in the B layout
-(``cpt_driver.rowplanes``), runs on the twin and is compared byte for byte with the emulated device's datapath
+Every call places random codes as a row-plane tensor (``conv_model.pack_tensor``: X, or E of an input
+gradient) and weights in the B layout (``cpt_driver.rowplanes``: the rotated kernel for op 2), runs on the twin and is compared byte for byte with the emulated device's datapath
 (``cpt_hw.hw.emu_conv.execute`` on the bytes of the call's ranges, ``conv_calls.operand_ranges``): the whole C
 area, padding columns included; no byte outside C may change.  Its status must be the twin's rule
 (``conv_calls.conv_status(..., twin=True)``), which for every call run here equals the emulator's.  Refused
@@ -74,17 +75,23 @@ def codes(rng: np.random.Generator, shape: tuple[int, ...], bits: int, signed: b
 
 def place(tb: CptGemmTB, rng: np.random.Generator, *, batch: int, c: int, k: int, h: int, w: int, kh: int,
           kw: int, stride: int, padding: int, a_bits: int, b_bits: int, a_signed: bool, b_signed: bool,
-          band: tuple[int, int] = (0, 0), flags: int = 0) -> ConvCall:
-    """Random X (batch, c, h, w) and W (k, c, kh, kw) codes in the RAM; the call's registers, window tight."""
+          band: tuple[int, int] = (0, 0), flags: int = 0, op: str = "fwd") -> ConvCall:
+    """Random codes in the RAM: X (batch, c, h, w) for op fwd, E (batch, k, Ho, Wo) for op dgrad, and
+    W (k, c, kh, kw) in that op's weight layout; the call's registers, window tight."""
     d = tb.cfg.dot_width
-    x = pack_tensor(codes(rng, (batch, c, h, w), a_bits, a_signed), a_bits, d)
-    rows = [rowplanes.fwd_weight_rows(codes(rng, (k, c, kh, kw), b_bits, b_signed), d)]
+    call = ConvCall(0, 0, 0, 0, 0, 0, a_bits, b_bits, flags, 0, 0, conv=encode_conv(op, kh, kw, stride, padding),
+                    batch=batch, channels=c | k << 16, size=h | w << 16, band=band[0] | band[1] << 16)
+    g = ConvArgs.decode(call)
+    if op == "dgrad":
+        x = pack_tensor(codes(rng, (batch, k, max(g.ho, 1), max(g.wo, 1)), a_bits, a_signed), a_bits, d)
+        rows = rowplanes.dgrad_weight_rows(codes(rng, (k, c, kh, kw), b_bits, b_signed), stride, padding, d)
+    else:
+        x = pack_tensor(codes(rng, (batch, c, h, w), a_bits, a_signed), a_bits, d)
+        rows = [rowplanes.fwd_weight_rows(codes(rng, (k, c, kh, kw), b_bits, b_signed), d)]
     wt = np.zeros(rowplanes.weight_bytes(rows, b_bits, d), dtype=np.uint8)
     rowplanes.pack_weights_into(rows, b_bits, d, wt)
     flags |= (a_signed << FLAG_BITS["A_SIGNED"]) | (b_signed << FLAG_BITS["B_SIGNED"])
-    call = ConvCall(0, 0, 0, 0, 0, 0, a_bits, b_bits, flags, 0, 0, conv=encode_conv("fwd", kh, kw, stride, padding),
-                    batch=batch, channels=c | k << 16, size=h | w << 16, band=band[0] | band[1] << 16)
-    g = ConvArgs.decode(call)
+    call = replace(call, flags=flags)
     a_addr, b_addr = tb.alloc(x.size), tb.alloc(wt.size)
     c_addr = tb.alloc(max(g.c_bytes(tb.cfg.cols), 1) if g.ho >= 1 and g.wo >= 1 else 64)
     tb.ram.write(a_addr, x.tobytes())
@@ -98,7 +105,7 @@ def place(tb: CptGemmTB, rng: np.random.Generator, *, batch: int, c: int, k: int
 
 
 async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
-    """Run a legal forward call; C (padding columns included) byte for byte as the emulator writes it, nothing
+    """Run a legal forward or input-gradient call; C (padding columns included) byte for byte as the emulator writes it, nothing
     outside C touched.  Returns the cycles and records them with the models'."""
     cfg = tb.cfg
     g = ConvArgs.decode(call)
@@ -121,7 +128,7 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
     changed = np.flatnonzero(before != after)
     stray = changed[(changed < c_addr) | (changed >= c_addr + c_bytes)]
     assert stray.size == 0, f"{name}: {stray.size} bytes outside C changed"
-    record(name=name + tb.variant, op="fwd", batch=g.batch, c=g.c, k=g.k, h=g.h, w=g.w, kh=g.kh, kw=g.kw,
+    record(name=name + tb.variant, op=g.op, batch=g.batch, c=g.c, k=g.k, h=g.h, w=g.w, kh=g.kh, kw=g.kw,
            stride=g.stride, padding=g.padding, band=[g.band0, g.band_rows], a_bits=g.a_bits, b_bits=g.b_bits,
            m=g.m, status=0, cycles=cycles, model_cycles=emu_conv.call_cycles(cfg, g),
            hls_cycles=hls_cycles.conv_cycles(cfg, g), backpressure=tb.backpressure)
@@ -189,11 +196,74 @@ async def test_conv_random(dut, backpressure: bool):
         await run_conv(tb, place(tb, rng, **random_forward(rng, tb.cfg)), "test_conv_random")
 
 
+def random_dgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
+    """A small legal stride-1 input-gradient call: C (the result's columns) spanning one to three B blocks, K
+    (E's channels) in 1..2D (Cp < D and >= D), H, W 1..7, 1x1 or 3x3 (now and then any kh x kw), padding 0/1,
+    precisions 1..8, a band of dX rows now and then."""
+    while True:
+        kh = kw = int(rng.choice([1, 3]))
+        if rng.random() < 0.25:
+            kh, kw = (int(v) for v in rng.integers(1, cfg.max_kernel + 1, size=2))
+        g = dict(op="dgrad", batch=int(rng.integers(1, 3)), c=int(rng.integers(1, 2 * cfg.b_block_cols + 3)),
+                 k=int(rng.choice([1, 2, 3, 5, 8, cfg.dot_width, cfg.dot_width + 3])), h=int(rng.integers(1, 8)),
+                 w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=1, padding=int(rng.integers(0, 2)),
+                 a_bits=int(rng.integers(1, cfg.operand_bits + 1)), b_bits=int(rng.integers(1, cfg.operand_bits + 1)),
+                 a_signed=bool(rng.integers(2)), b_signed=bool(rng.integers(2)))
+        probe = ConvCall(0, 0, 0, 0, 0, 0, g["a_bits"], g["b_bits"], 0, 0, 1 << 40,
+                         conv=encode_conv("dgrad", kh, kw, 1, g["padding"]), batch=g["batch"],
+                         channels=g["c"] | g["k"] << 16, size=g["h"] | g["w"] << 16)
+        if g["h"] >= 3 and rng.random() < 0.3:
+            r0 = int(rng.integers(0, g["h"] - 1))
+            g["band"] = (r0, int(rng.integers(1, g["h"] - r0 + 1)))
+            probe = replace(probe, band=g["band"][0] | g["band"][1] << 16)
+        if conv_status(cfg, probe, twin=True) == 0:
+            return g
+
+
+@cocotb.test(timeout_time=400, timeout_unit="ms")
+@cocotb.parametrize(backpressure=BACKPRESSURE)
+async def test_dgrad_fixed(dut, backpressure: bool):
+    """Fixed stride-1 input gradients: 3x3 pad 1 (offsets 1), 3x3 pad 0 (offsets 2: E smaller than dX), 1x1
+    pad 1 (offset -1: E's border rows and columns never read), 1x1 pad 0, 2x3 (unequal row and column offsets),
+    Cp(K) = D and 2D, C over several B blocks, bands (one that starts inside the image), W = 1."""
+    tb = await start(dut, backpressure)
+    cfg = tb.cfg
+    rng = seeded_rng("dgrad_fixed")
+    d = cfg.dot_width
+    shapes = [
+        dict(batch=2, c=3, k=5, h=5, w=6, kh=3, kw=3, padding=1, a_bits=8, b_bits=3),
+        dict(batch=1, c=2 * cfg.b_block_cols + 1, k=8, h=5, w=4, kh=3, kw=3, padding=0, a_bits=4, b_bits=8),
+        dict(batch=2, c=4, k=3, h=3, w=5, kh=1, kw=1, padding=1, a_bits=2, b_bits=2),
+        dict(batch=1, c=5, k=d, h=4, w=3, kh=1, kw=1, padding=0, a_bits=8, b_bits=8),
+        dict(batch=2, c=3, k=5, h=4, w=4, kh=2, kw=3, padding=0, a_bits=3, b_bits=5),
+        dict(batch=2, c=3, k=d + 5, h=3, w=4, kh=1, kw=1, padding=1, a_bits=6, b_bits=7),
+        dict(batch=3, c=2, k=2, h=4, w=1, kh=3, kw=1, padding=1, a_bits=8, b_bits=8, band=(1, 2)),
+        dict(batch=1, c=7, k=16, h=6, w=5, kh=3, kw=3, padding=1, a_bits=5, b_bits=6, band=(2, 0)),
+        dict(batch=1, c=1, k=1, h=3, w=3, kh=1, kw=1, padding=1, a_bits=1, b_bits=1, band=(2, 1)),
+    ]
+    for i, s in enumerate(shapes):
+        call = place(tb, rng, op="dgrad", stride=1, a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), **s)
+        await run_conv(tb, call, "test_dgrad_fixed")
+
+
+@cocotb.test(timeout_time=2000, timeout_unit="ms")
+@cocotb.parametrize(backpressure=BACKPRESSURE)
+async def test_dgrad_random(dut, backpressure: bool):
+    """Random small stride-1 input-gradient calls (random_dgrad), bit-exact against the emulator; a forward
+    call between some of them (the engine's state from one op must not leak into the other)."""
+    tb = await start(dut, backpressure)
+    rng = seeded_rng("dgrad_random")
+    for i in range(16):
+        await run_conv(tb, place(tb, rng, **random_dgrad(rng, tb.cfg)), "test_dgrad_random")
+        if i % 4 == 3:
+            await run_conv(tb, place(tb, rng, **random_forward(rng, tb.cfg)), "test_dgrad_random_fwd")
+
+
 @cocotb.test(timeout_time=400, timeout_unit="ms")
 @cocotb.parametrize(backpressure=BACKPRESSURE)
 async def test_conv_refused(dut, backpressure: bool):
-    """Every case of hls_conv_vectors.REFUSED_CONV and the twin's own limits (ops 2 and 3, SUMS, C16, a row
-    wider than the former's) returns conv_status(twin=True) without a bus request; a GEMM call (op 0) and a
+    """Every case of hls_conv_vectors.REFUSED_CONV and the twin's own limits (op 3, op 2 at stride 2, SUMS, C16,
+    a row wider than the former's, also an input gradient's E row) returns conv_status(twin=True) without a bus request; a GEMM call (op 0) and a
     forward call still run after them."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
@@ -203,8 +273,15 @@ async def test_conv_refused(dut, backpressure: bool):
                  a_signed=False, b_signed=True)
     flag = {**FLAG_BITS, **CONV_FLAG_BITS}
     wide = twin_row_bits(cfg) // 8 + 1          # W with C = 8 (Cp = 8) one pixel past the former's row
+    dgrad = encode_conv("dgrad", 3, 3, 1, 1)
+    wide_e = twin_row_bits(cfg) // 8 + 1        # Wo of E with K = 8 one pixel past the former's row (3x3 pad 1)
     twin_cases = [
-        ("op dgrad", {"conv": base.conv & ~3 | 2}), ("op wgrad", {"conv": base.conv | 3}),
+        ("op dgrad stride 2", {"conv": encode_conv("dgrad", 3, 3, 2, 1)}),
+        ("op dgrad stride 2, 1x1", {"conv": encode_conv("dgrad", 1, 1, 2, 0)}),
+        ("op wgrad", {"conv": base.conv | 3}),
+        ("dgrad C16", {"conv": dgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
+        ("dgrad E row wider than the former's", {"conv": dgrad, "size": 3 | wide_e << 16, "batch": 1,
+                                                 "a_bits": 1, "channels": 5 | 8 << 16}),
         ("SUMS", {"flags": base.flags | 1 << flag["SUMS"], "sums": base.c}),
         ("C16 within int16", {"flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
         ("row wider than the former's", {"size": 3 | wide << 16, "batch": 1, "a_bits": 1}),
@@ -220,6 +297,9 @@ async def test_conv_refused(dut, backpressure: bool):
         assert status == want, f"{name}: status {status:#x}, want {want:#x}"
         if name in dict(twin_cases) and name.startswith("op"):
             assert status == ERR_CONV
+        if name.startswith("dgrad"):
+            # the twin's limit alone: the emulator runs it (in a window wide enough for its larger tensor)
+            assert conv_status(cfg, replace(call, win_base=0, win_limit=1 << 40)) == 0, f"{name}: emulator refuses"
         record(name="test_conv_refused" + tb.variant, op="refused", status=status, cycles=cycles,
                backpressure=tb.backpressure)
     assert tb.bus_requests == requests, "a refused call touched the bus"
@@ -236,7 +316,7 @@ def variants(tests: tuple[str, ...], *backpressure: bool) -> list[str]:
     return [f"{t}/backpressure={bp}" for t in tests for bp in backpressure]
 
 
-TESTS = ("test_conv_fixed", "test_conv_random", "test_conv_refused")
+TESTS = ("test_conv_fixed", "test_conv_random", "test_dgrad_fixed", "test_dgrad_random", "test_conv_refused")
 
 
 @pytest.mark.sim
@@ -245,7 +325,8 @@ TESTS = ("test_conv_fixed", "test_conv_random", "test_conv_refused")
     pytest.param("simwide_conv", "icarus", marks=pytest.mark.slow),      # about 200 s on the shared 2-core box
 ])
 def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
-    """Forward conv calls on the twin, both back-pressure variants, bit-exact against the emulator."""
+    """Forward and stride-1 input-gradient conv calls on the twin, both back-pressure variants, bit-exact
+    against the emulator."""
     from sim.cpt_gemm.test_cpt_gemm import compare_with_model  # here: its cocotb tests stay out of this module
     tests = variants(TESTS, False, True)
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
@@ -254,6 +335,9 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     assert len(ran) >= 2 * (7 + 16 + 1) and all(r["cycles"] > 0 for r in ran)
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                    for k in (1, 3)}
+    dgrad = [r for r in result.records if r.get("op") == "dgrad"]
+    assert len(dgrad) == 2 * (9 + 16) and all(r["cycles"] > 0 for r in dgrad)
+    assert {(r["padding"], r["kh"]) for r in dgrad} >= {(p, k) for p in (0, 1) for k in (1, 3)}
     # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
     gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
     assert gemm and not compare_with_model(config(geometry), gemm)

@@ -52,7 +52,8 @@ class FormerTB(StreamTB):
         dut.kh.value = g.kh
         dut.kw.value = g.kw
         dut.stride.value = g.stride
-        dut.pad.value = g.padding
+        dut.pad_h.value = g.padding
+        dut.pad_w.value = g.padding
         dut.bits.value = bits
         dut.start.value = 1
         await RisingEdge(dut.clk)
@@ -173,7 +174,8 @@ async def test_bad_geometry(dut):
     dut.kh.value = 3
     dut.kw.value = 3
     dut.stride.value = 1
-    dut.pad.value = 1
+    dut.pad_h.value = 1
+    dut.pad_w.value = 1
     dut.bits.value = 2
     dut.start.value = 1
     await RisingEdge(dut.clk)
