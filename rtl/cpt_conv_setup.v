@@ -188,8 +188,8 @@ module cpt_conv_setup #(
     wire flags_err = (flags & ~known) != 0 || flags[FLAG_PREFETCH_B];   // the hint serves wgrad chains only
 
     // the rows the band reaches (conv_calls.ConvArgs.a_rows): the first result row's taps, else the next
-    // row's; the last result row's, else the one before (one step suffices: tests/test_conv_twin.py,
-    // tests/test_conv_twin_dgrad.py)
+    // row's; the last result row's, else the one before (one step suffices:
+    // tests/test_conv_twin.py)
     wire signed [19:0] s_s = {18'd0, s2};
     wire signed [19:0] p_s = {{17{off_h[2]}}, off_h};
     wire signed [19:0] kh_s = {16'd0, kh4};

@@ -1,10 +1,13 @@
 """The Verilog twin's conv-call rule (conv_calls.conv_status with twin=True) and the arithmetic its setup uses.
 
-The twin runs forward calls only; its status must equal the emulator's on every forward call without SUMS or
-C16 whose rows fit its former, which holds because the generator renders the twin only when no such call can
-overflow the tensor buffer (cpt_hw.gen.rtl.twin_line_buffer_bound).  rtl/cpt_conv_setup.v finds the input
-rows a band reaches from two candidate output rows at each end; the transliteration here checks that one step
-inwards always suffices.
+The twin runs forward calls and input gradients at stride 1; its status must equal the emulator's on every
+such call without SUMS or C16 whose rows fit its former, which holds because the generator renders the twin
+only when no such call can overflow the tensor buffer (cpt_hw.gen.rtl.twin_line_buffer_bound); op 3 and
+stride-2 input gradients are ERR_CONV alone.  rtl/cpt_conv_setup.v finds the input rows a band reaches from
+two candidate output rows at each end; the transliteration here checks that one step inwards always
+suffices.  An input gradient runs as a forward convolution of E (Ho x Wo, K channels) with the rotated
+kernel, the im2col former's row and column offsets being kh - 1 - padding and kw - 1 - padding (-1..2), so
+the same arithmetic serves it with that offset in place of the padding.
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ def fwd_call(op: str = "fwd", batch: int = 2, c: int = 8, k: int = 5, h: int = 8
     return ConvCall(0, 0x1000, 0x8000, 0, 0, 0, a_bits, b_bits, flags, 0, 1 << 40,
                     conv=encode_conv(op, kh, kw, stride, padding), batch=batch, channels=c | k << 16,
                     size=h | w << 16, band=band[0] | band[1] << 16)
+
+
+def dgrad_call(c: int = 5, k: int = 8, a_bits: int = 8, b_bits: int = 3, **fields) -> ConvCall:
+    """An input-gradient call (8-bit E, 3-bit weights unless given); the other fields as fwd_call's."""
+    return fwd_call("dgrad", c=c, k=k, a_bits=a_bits, b_bits=b_bits, **fields)
 
 
 def band_rows(h: int, kh: int, s: int, p: int, o0: int, o1: int) -> tuple[int, int]:
@@ -96,6 +104,71 @@ def test_twin_equals_emulator_on_forward_calls_that_fit(cfg):
                         b_bits=int(rng.integers(1, 9)), flags=int(rng.integers(0, 4)),
                         band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.3 else (0, 0))
         if w * channel_pitch(c, cfg.dot_width) > twin_row_bits(cfg):
+            continue
+        assert conv_status(cfg, call, twin=True) == conv_status(cfg, call), call
+        same += 1
+    assert same > 1000
+
+
+def test_dgrad_rows_one_step_suffices():
+    """Every band of dX rows of every small stride-1 geometry: the setup's E rows (the forward arithmetic over
+    E, its offset kh - 1 - padding in place of the padding) are ConvArgs.a_rows."""
+    checked = 0
+    for h, kh, p in itertools.product(range(1, 11), (1, 2, 3), (0, 1)):
+        ho = conv_output_size(h, kh, 1, p)
+        if ho < 1:
+            continue
+        for o0 in range(h):
+            for rows in range(1, h - o0 + 1):
+                g = ConvArgs.decode(dgrad_call(h=h, kh=kh, padding=p, band=(o0, rows)))
+                assert band_rows(ho, kh, 1, kh - 1 - p, o0, o0 + rows - 1) == g.a_rows(), (h, kh, p, o0, rows)
+                checked += 1
+    assert checked == 1315
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
+def test_twin_dgrad_limits(cfg):
+    legal = dgrad_call()
+    assert conv_status(cfg, legal, twin=True) == 0 == conv_status(cfg, legal)
+    # stride 2 (the polyphase input gradient) is not built: ERR_CONV alone, whatever else is wrong
+    assert conv_status(cfg, dgrad_call(stride=2)) == 0
+    assert conv_status(cfg, dgrad_call(stride=2, a_bits=0, flags=0xFF), twin=True) == ERR["ERR_CONV"]
+    # an illegal stride field is checked as the emulator checks it
+    for s in (0, 3):
+        assert conv_status(cfg, dgrad_call(stride=s, a_bits=0), twin=True) == conv_status(cfg, dgrad_call(stride=s,
+                                                                                                           a_bits=0))
+    sums = 1 << CONV_FLAG_BITS["SUMS"]
+    assert conv_status(cfg, dgrad_call(flags=sums), twin=True) == ERR["ERR_CONV"] == conv_status(cfg, dgrad_call(
+        flags=sums))
+    c16 = 1 << CONV_FLAG_BITS["C16"]
+    assert conv_status(cfg, dgrad_call(flags=c16, a_bits=1, b_bits=1)) == 0
+    assert conv_status(cfg, dgrad_call(flags=c16, a_bits=1, b_bits=1), twin=True) == ERR["ERR_CONV"]
+    # the former holds E's rows: Wo pixels of Cp(K) = 8 bits (3x3 pad 1: Wo = W)
+    wide = twin_row_bits(cfg) // 8 + 1
+    assert conv_status(cfg, dgrad_call(w=wide, h=3, batch=1, a_bits=1)) == 0
+    assert conv_status(cfg, dgrad_call(w=wide, h=3, batch=1, a_bits=1), twin=True) == ERR["ERR_CONV"]
+    assert conv_status(cfg, dgrad_call(w=wide - 1, h=3, batch=1, a_bits=1), twin=True) == 0
+    # 3x3 pad 0: Wo = W - 2, so W may exceed the former's row by two pixels
+    assert conv_status(cfg, dgrad_call(w=wide + 1, h=3, batch=1, a_bits=1, padding=0), twin=True) == 0
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
+def test_twin_equals_emulator_on_stride1_dgrad_calls_that_fit(cfg):
+    """Random stride-1 input-gradient geometries (legal or not): without SUMS and C16 and with E rows that fit
+    the former, the twin's status is the emulator's."""
+    assert twin_line_buffer_bound(cfg) <= cfg.tensor_buffer_bits
+    rng = np.random.default_rng(23)
+    same = 0
+    for _ in range(3000):
+        k = int(rng.choice([1, 3, 8, 16, 64, 200, 512]))
+        kw, padding = int(rng.integers(0, 5)), int(rng.integers(0, 3))
+        w = int(rng.integers(0, 2 * twin_row_bits(cfg) // channel_pitch(k, cfg.dot_width) + 2))
+        call = dgrad_call(batch=int(rng.integers(0, 4)), c=int(rng.integers(0, 70)), k=k, h=int(rng.integers(0, 300)),
+                          w=w, kh=int(rng.integers(0, 5)), kw=kw, stride=1, padding=padding,
+                          a_bits=int(rng.integers(0, 10)), b_bits=int(rng.integers(1, 9)),
+                          flags=int(rng.integers(0, 4)),
+                          band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.3 else (0, 0))
+        if conv_output_size(w, kw, 1, padding) * channel_pitch(k, cfg.dot_width) > twin_row_bits(cfg):
             continue
         assert conv_status(cfg, call, twin=True) == conv_status(cfg, call), call
         same += 1

@@ -136,6 +136,21 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
     return cycles
 
 
+def twin_takes(rng: np.random.Generator, cfg: HardwareConfig, g: dict) -> bool:
+    """Gives call ``g`` (random_forward's or random_dgrad's fields) a band of its result rows now and then (3 or
+    more rows, 30 %), and says whether the twin takes the call (conv_status with twin=True is 0)."""
+    op = g.get("op", "fwd")
+    probe = ConvCall(0, 0, 0, 0, 0, 0, g["a_bits"], g["b_bits"], 0, 0, 1 << 40,
+                     conv=encode_conv(op, g["kh"], g["kw"], g["stride"], g["padding"]), batch=g["batch"],
+                     channels=g["c"] | g["k"] << 16, size=g["h"] | g["w"] << 16)
+    rows = ConvArgs.decode(probe).ho if op == "fwd" else g["h"]  # forward: Ho; input gradient: dX's H
+    if rows >= 3 and rng.random() < 0.3:
+        r0 = int(rng.integers(0, rows - 1))
+        g["band"] = (r0, int(rng.integers(1, rows - r0 + 1)))
+        probe = replace(probe, band=g["band"][0] | g["band"][1] << 16)
+    return conv_status(cfg, probe, twin=True) == 0
+
+
 def random_forward(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
     """A small legal forward call: C in 1..2D (Cp < D and >= D), K spanning one to three B blocks, H, W 1..7,
     1x1 or 3x3 (now and then any kh x kw), stride 1/2, padding 0/1, precisions 1..8, a band now and then."""
@@ -149,15 +164,7 @@ def random_forward(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
                  padding=int(rng.integers(0, 2)), a_bits=int(rng.integers(1, cfg.operand_bits + 1)),
                  b_bits=int(rng.integers(1, cfg.operand_bits + 1)), a_signed=bool(rng.integers(2)),
                  b_signed=bool(rng.integers(2)))
-        probe = ConvCall(0, 0, 0, 0, 0, 0, g["a_bits"], g["b_bits"], 0, 0, 1 << 40,
-                         conv=encode_conv("fwd", kh, kw, g["stride"], g["padding"]), batch=g["batch"],
-                         channels=g["c"] | g["k"] << 16, size=g["h"] | g["w"] << 16)
-        a = ConvArgs.decode(probe)
-        if a.ho >= 3 and rng.random() < 0.3:
-            r0 = int(rng.integers(0, a.ho - 1))
-            g["band"] = (r0, int(rng.integers(1, a.ho - r0 + 1)))
-            probe = replace(probe, band=g["band"][0] | g["band"][1] << 16)
-        if conv_status(cfg, probe, twin=True) == 0:
+        if twin_takes(rng, cfg, g):
             return g
 
 
@@ -209,14 +216,7 @@ def random_dgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
                  w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=1, padding=int(rng.integers(0, 2)),
                  a_bits=int(rng.integers(1, cfg.operand_bits + 1)), b_bits=int(rng.integers(1, cfg.operand_bits + 1)),
                  a_signed=bool(rng.integers(2)), b_signed=bool(rng.integers(2)))
-        probe = ConvCall(0, 0, 0, 0, 0, 0, g["a_bits"], g["b_bits"], 0, 0, 1 << 40,
-                         conv=encode_conv("dgrad", kh, kw, 1, g["padding"]), batch=g["batch"],
-                         channels=g["c"] | g["k"] << 16, size=g["h"] | g["w"] << 16)
-        if g["h"] >= 3 and rng.random() < 0.3:
-            r0 = int(rng.integers(0, g["h"] - 1))
-            g["band"] = (r0, int(rng.integers(1, g["h"] - r0 + 1)))
-            probe = replace(probe, band=g["band"][0] | g["band"][1] << 16)
-        if conv_status(cfg, probe, twin=True) == 0:
+        if twin_takes(rng, cfg, g):
             return g
 
 
