@@ -13,7 +13,14 @@
 //
 // The former holds one image: before the first request of an image the walker restarts it (`start`) with
 // that image's rows [row0, row1); the reader's stream of the next image waits (s_ready low) until then.
-// One request at a time: the next is issued after the previous one's last word.
+//
+// Two formers (lanes) form a piece together, two A words a cycle: both take every word of the stream (a word
+// moves when both are ready) and so hold the same rows; lane 0 forms the piece's first ceil(count / 2)
+// pixels, lane 1 the rest, into their own banks through two write ports (a_we/a_waddr/a_wdata and the *2
+// ones; the banks differ because the pixels do).  A piece of one pixel still sends lane 1 a request, for that
+// pixel, whose words are dropped: a former frees ring rows below its newest request's rows only, so both
+// must follow the same output rows or the stream would stall on the idle one.  One request per lane at a
+// time: a plane's next requests are issued after both lanes' last words.
 
 `include "cpt_gemm_widths.vh"
 
@@ -60,9 +67,12 @@ module cpt_conv_walker #(
     output reg                    a_loaded,           // pulse: half a_loaded_half holds its tile
     output reg                    a_loaded_half,
     // A bank writes
-    output reg  [ROWS-1:0]        a_we,
+    output reg  [ROWS-1:0]        a_we,               // lane 0
     output reg  [`CPT_A_AW-1:0]   a_waddr,
     output reg  [D-1:0]           a_wdata,
+    output reg  [ROWS-1:0]        a_we2,              // lane 1 (never a bank of lane 0's in the same cycle)
+    output reg  [`CPT_A_AW-1:0]   a_waddr2,
+    output reg  [D-1:0]           a_wdata2,
     output wire                   geom_err            // the former refused the geometry (never, when setup passed)
 );
     localparam integer HALF = `CPT_A_HALF;
@@ -78,26 +88,37 @@ module cpt_conv_walker #(
         end
     end
 
-    // ---------------------------------------------------------------- the former
+    // ---------------------------------------------------------------- the two formers (lanes)
+    localparam integer LANES = 2;
     reg                   f_start;
-    reg                   rq_valid;
-    wire                  rq_ready;
-    reg  [15:0]           rq_ho, rq_wo0;
+    reg  [LANES-1:0]      rq_valid;
+    wire [LANES-1:0]      rq_ready;
+    reg  [15:0]           rq_ho;
+    reg  [LANES*16-1:0]   rq_wo0;             // lane l's at [l 16 +: 16]
     reg  [`CPT_BITS_W-1:0] rq_plane;
-    reg  [4:0]            rq_count;
-    wire                  m_valid, m_last;
-    wire [D-1:0]          m_data;
-    wire [3:0]            m_pixel;
-    wire [WORD_W-1:0]     m_word;
+    reg  [LANES*5-1:0]    rq_count;
+    wire [LANES-1:0]      m_valid, m_last, f_s_ready, f_geom_err;
+    wire [LANES*D-1:0]    m_data;             // lane l's at [l D +: D], and so on
+    wire [LANES*4-1:0]    m_pixel;
+    wire [LANES*WORD_W-1:0] m_word;
 
-    cpt_im2col_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS)) former (
-        .clk(clk), .rst(rst), .start(f_start), .cp(cp), .width(width), .height(height), .kh(kh), .kw(kw),
-        .stride(stride), .pad_h(pad_h), .pad_w(pad_w), .bits(a_bits), .row0(row0), .row1(row1), .geom_err(geom_err),
-        .s_valid(s_valid), .s_ready(s_ready), .s_data(s_data),
-        .rq_valid(rq_valid), .rq_ready(rq_ready), .rq_ho(rq_ho), .rq_wo0(rq_wo0), .rq_plane(rq_plane),
-        .rq_count(rq_count), .m_valid(m_valid), .m_ready(1'b1), .m_data(m_data), .m_pixel(m_pixel),
-        .m_word(m_word), .m_last(m_last)
-    );
+    // a stream word moves when both lanes take it: each sees it valid only while the other is ready
+    assign s_ready = &f_s_ready;
+    assign geom_err = |f_geom_err;
+    genvar l;
+    generate
+        for (l = 0; l < LANES; l = l + 1) begin : lane
+            cpt_im2col_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS)) former (
+                .clk(clk), .rst(rst), .start(f_start), .cp(cp), .width(width), .height(height), .kh(kh), .kw(kw),
+                .stride(stride), .pad_h(pad_h), .pad_w(pad_w), .bits(a_bits), .row0(row0), .row1(row1),
+                .geom_err(f_geom_err[l]), .s_valid(s_valid && f_s_ready[LANES-1-l]), .s_ready(f_s_ready[l]),
+                .s_data(s_data), .rq_valid(rq_valid[l]), .rq_ready(rq_ready[l]), .rq_ho(rq_ho), .rq_wo0(rq_wo0[l*16 +: 16]),
+                .rq_plane(rq_plane), .rq_count(rq_count[l*5 +: 5]), .m_valid(m_valid[l]), .m_ready(1'b1),
+                .m_data(m_data[l*D +: D]), .m_pixel(m_pixel[l*4 +: 4]), .m_word(m_word[l*WORD_W +: WORD_W]),
+                .m_last(m_last[l])
+            );
+        end
+    endgenerate
 
     // ---------------------------------------------------------------- tile walk
     localparam [2:0] W_IDLE = 3'd0, W_TILE = 3'd1, W_PIECE = 3'd2, W_START = 3'd3, W_REQ = 3'd4,
@@ -125,22 +146,54 @@ module cpt_conv_walker #(
     wire [4:0]            piece = left_in_row < {11'd0, c1} ? left_in_row[4:0] : c1;
     wire                  last_plane = plane == a_bits - 1'b1;
     wire [`CPT_POS_W-1:0] r_next = r + {{(`CPT_POS_W-5){1'b0}}, count};
+    // the piece's split: lane 0 pixels [0, c_lo), lane 1 [c_lo, count); c_hi = 0: lane 1 repeats pixel 0 unwritten
+    wire [4:0]            c_lo = (count + 5'd1) >> 1;
+    wire [4:0]            c_hi = count - c_lo;
+    reg  [LANES-1:0]      sent, fin;          // this plane's request accepted, its last word written
 
-    // the word's index within the plane, zero-extended to an A bank address (it is < Kw there)
-    wire [WORD_W+`CPT_A_AW-1:0] m_word_x = {{`CPT_A_AW{1'b0}}, m_word};
+    // the words' indices within the plane, zero-extended to an A bank address (they are < Kw there)
+    wire [WORD_W+`CPT_A_AW-1:0] m_word_x0 = {{`CPT_A_AW{1'b0}}, m_word[0 +: WORD_W]};
+    wire [WORD_W+`CPT_A_AW-1:0] m_word_x1 = {{`CPT_A_AW{1'b0}}, m_word[WORD_W +: WORD_W]};
     wire [`CPT_KW_W+`CPT_A_AW-1:0] k_words_x = {{`CPT_A_AW{1'b0}}, k_words};
+    wire [`CPT_A_AW-1:0]  plane_addr = (half ? HALF_A : {`CPT_A_AW{1'b0}}) + plane_base;
+    // both lanes have written their plane's last word (by this cycle's write at the latest)
+    wire [LANES-1:0]      fin_now = fin | (m_valid & m_last);
+    wire                  plane_done = &fin_now;
 
     assign a_issue = state == W_TILE && !a_busy[half];
     assign a_issue_half = half;
 
+    // the lanes' words go to their banks as they come (in any state: one lane may deliver while the other's
+    // request still waits to be taken); lane 1's words of a one-pixel piece are dropped
+    always @(posedge clk) begin
+        a_we <= {ROWS{1'b0}};
+        a_we2 <= {ROWS{1'b0}};
+        if (m_valid[0]) begin
+            a_we <= {{(ROWS-1){1'b0}}, 1'b1} << (r + {{(`CPT_POS_W-4){1'b0}}, m_pixel[0 +: 4]});
+            a_waddr <= plane_addr + m_word_x0[`CPT_A_AW-1:0];
+            a_wdata <= m_data[0 +: D];
+        end
+        if (m_valid[1] && c_hi != 0) begin
+            a_we2 <= {{(ROWS-1){1'b0}}, 1'b1} << (r + {{(`CPT_POS_W-5){1'b0}}, c_lo} + {{(`CPT_POS_W-4){1'b0}}, m_pixel[4 +: 4]});
+            a_waddr2 <= plane_addr + m_word_x1[`CPT_A_AW-1:0];
+            a_wdata2 <= m_data[D +: D];
+        end
+        if (rst || start) a_we <= {ROWS{1'b0}};
+        if (rst || start) a_we2 <= {ROWS{1'b0}};
+    end
+
     always @(posedge clk) begin
         f_start <= 1'b0;
         a_loaded <= 1'b0;
-        a_we <= {ROWS{1'b0}};
+        fin <= state == W_DATA && plane_done ? {LANES{1'b0}} : fin_now;
         if (rst) begin
             state <= W_IDLE;
-            rq_valid <= 1'b0;
+            rq_valid <= {LANES{1'b0}};
+            sent <= {LANES{1'b0}};
+            fin <= {LANES{1'b0}};
         end else if (start) begin
+            sent <= {LANES{1'b0}};
+            fin <= {LANES{1'b0}};
             state <= W_TILE;
             n0 <= 0;
             m0 <= 0;
@@ -151,7 +204,7 @@ module cpt_conv_walker #(
             ho <= band0;
             col <= 0;
             f_valid <= 1'b0;
-            rq_valid <= 1'b0;
+            rq_valid <= {LANES{1'b0}};
         end else begin
             case (state)
                 W_TILE: if (!a_busy[half]) state <= W_PIECE;
@@ -170,44 +223,40 @@ module cpt_conv_walker #(
                 end
                 W_START: state <= W_REQ;            // the former takes requests the cycle after start
                 W_REQ: begin
-                    rq_valid <= 1'b1;
                     rq_ho <= ho;
-                    rq_wo0 <= col;
                     rq_plane <= plane;
-                    rq_count <= count;
-                    if (rq_valid && rq_ready) begin
-                        rq_valid <= 1'b0;
-                        state <= W_DATA;
-                    end
+                    rq_wo0[0 +: 16] <= col;
+                    rq_count[0 +: 5] <= c_lo;
+                    rq_wo0[16 +: 16] <= c_hi != 0 ? col + {11'd0, c_lo} : col;
+                    rq_count[5 +: 5] <= c_hi != 0 ? c_hi : 5'd1;
+                    rq_valid <= ~sent & ~(rq_valid & rq_ready);
+                    sent <= sent | (rq_valid & rq_ready);
+                    if ((sent | (rq_valid & rq_ready)) == {LANES{1'b1}}) state <= W_DATA;
                 end
-                W_DATA: if (m_valid) begin
-                    a_we <= {{(ROWS-1){1'b0}}, 1'b1} << (r + {{(`CPT_POS_W-4){1'b0}}, m_pixel});
-                    a_waddr <= (half ? HALF_A : {`CPT_A_AW{1'b0}}) + plane_base + m_word_x[`CPT_A_AW-1:0];
-                    a_wdata <= m_data;
-                    if (m_last) begin
-                        if (!last_plane) begin
-                            plane <= plane + 1'b1;
-                            plane_base <= plane_base + k_words_x[`CPT_A_AW-1:0];
-                            state <= W_REQ;
-                        end else begin
-                            state <= W_NEXT;
-                            // the piece is done: advance the pixel position
-                            r <= r_next;
-                            if ({11'd0, count} == left_in_row) begin
-                                col <= 0;
-                                if (ho == band0 + rows - 1'b1) begin
-                                    ho <= band0;
-                                    img <= img + 1'b1;
-                                end else begin
-                                    ho <= ho + 1'b1;
-                                end
+                W_DATA: if (plane_done) begin
+                    sent <= 0;
+                    if (!last_plane) begin
+                        plane <= plane + 1'b1;
+                        plane_base <= plane_base + k_words_x[`CPT_A_AW-1:0];
+                        state <= W_REQ;
+                    end else begin
+                        state <= W_NEXT;
+                        // the piece is done: advance the pixel position
+                        r <= r_next;
+                        if ({11'd0, count} == left_in_row) begin
+                            col <= 0;
+                            if (ho == band0 + rows - 1'b1) begin
+                                ho <= band0;
+                                img <= img + 1'b1;
                             end else begin
-                                col <= col + {11'd0, count};
+                                ho <= ho + 1'b1;
                             end
-                            if (r_next == tile_rows) begin
-                                a_loaded <= 1'b1;   // with the tile's last word written (same edge as the reader)
-                                a_loaded_half <= half;
-                            end
+                        end else begin
+                            col <= col + {11'd0, count};
+                        end
+                        if (r_next == tile_rows) begin
+                            a_loaded <= 1'b1;   // with the tile's last word written (same edge as the reader)
+                            a_loaded_half <= half;
                         end
                     end
                 end
@@ -241,7 +290,7 @@ module cpt_conv_walker #(
         end
     end
 
-    wire unused = &{1'b0, m_word_x, k_words_x};
+    wire unused = &{1'b0, m_word_x0, m_word_x1, k_words_x};
 endmodule
 
 `default_nettype wire

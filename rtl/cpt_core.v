@@ -320,7 +320,12 @@ module cpt_core #(
     wire [`CPT_B_AW-1:0] b_waddr, b_raddr;
     wire [D-1:0]    wdata, a_wdata, wk_a_wdata;
     wire            rd_en;
-    // the A banks are written by the reader (GEMM calls) or the walker (conv calls)
+    // the A banks are written by the reader (GEMM calls) or the walker (conv calls); the walker's second
+    // lane writes other banks than its first in the same cycle, through the second port below
+    wire [ROWS-1:0] wk_a_we2, a_we2;
+    wire [`CPT_A_AW-1:0] wk_a_waddr2;
+    wire [D-1:0]    wk_a_wdata2;
+    assign a_we2 = conv_run ? wk_a_we2 : {ROWS{1'b0}};
     assign a_we = conv_run ? wk_a_we : rd_a_we;
     assign a_waddr = conv_run ? wk_a_waddr : rd_a_waddr;
     assign a_wdata = conv_run ? wk_a_wdata : wdata;
@@ -357,8 +362,8 @@ module cpt_core #(
     generate
         for (g = 0; g < ROWS; g = g + 1) begin : a_bank
             sdp_ram #(.WIDTH(D), .DEPTH(`CPT_A_DEPTH), .AW(`CPT_A_AW)) ram (
-                .clk(clk), .we(a_we[g]), .waddr(a_waddr), .wdata(a_wdata),
-                .re(rd_en), .raddr(a_raddr), .rdata(a_words[g*D +: D])
+                .clk(clk), .we(a_we[g] || a_we2[g]), .waddr(a_we2[g] ? wk_a_waddr2 : a_waddr),
+                .wdata(a_we2[g] ? wk_a_wdata2 : a_wdata), .re(rd_en), .raddr(a_raddr), .rdata(a_words[g*D +: D])
             );
         end
         for (g = 0; g < COLS; g = g + 1) begin : b_bank
@@ -397,7 +402,8 @@ module cpt_core #(
         .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .a_bits(a_bits), .m(m), .n(n), .k_words(kw),
         .s_valid(x_valid), .s_ready(x_ready), .s_data(x_data), .a_busy(a_busy), .a_issue(wk_a_issue),
         .a_issue_half(wk_a_issue_half), .a_loaded(wk_a_loaded), .a_loaded_half(wk_a_loaded_half),
-        .a_we(wk_a_we), .a_waddr(wk_a_waddr), .a_wdata(wk_a_wdata), .geom_err()
+        .a_we(wk_a_we), .a_waddr(wk_a_waddr), .a_wdata(wk_a_wdata), .a_we2(wk_a_we2), .a_waddr2(wk_a_waddr2),
+        .a_wdata2(wk_a_wdata2), .geom_err()
     );
     /* verilator lint_on PINCONNECTEMPTY */
 `else
@@ -422,6 +428,9 @@ module cpt_core #(
     assign wk_a_we = {ROWS{1'b0}};
     assign wk_a_waddr = {`CPT_A_AW{1'b0}};
     assign wk_a_wdata = {D{1'b0}};
+    assign wk_a_we2 = {ROWS{1'b0}};
+    assign wk_a_waddr2 = {`CPT_A_AW{1'b0}};
+    assign wk_a_wdata2 = {D{1'b0}};
     wire unused_conv = &{1'b0, x_valid, x_data, conv_start};
 `endif
 
