@@ -14,13 +14,13 @@
 // The former holds one image: before the first request of an image the walker restarts it (`start`) with
 // that image's rows [row0, row1); the reader's stream of the next image waits (s_ready low) until then.
 //
-// Two formers (lanes) form a piece together, two A words a cycle: both take every word of the stream (a word
-// moves when both are ready) and so hold the same rows; lane 0 forms the piece's first ceil(count / 2)
-// pixels, lane 1 the rest, into their own banks through two write ports (a_we/a_waddr/a_wdata and the *2
-// ones; the banks differ because the pixels do).  A piece of one pixel still sends lane 1 a request, for that
-// pixel, whose words are dropped: a former frees ring rows below its newest request's rows only, so both
-// must follow the same output rows or the stream would stall on the idle one.  One request per lane at a
-// time: a plane's next requests are issued after both lanes' last words.
+// LANES formers (lanes) form a piece together, LANES A words a cycle: every lane takes every word of the
+// stream (a word moves when all are ready) and so holds the same rows; lane l forms pixels [l q, l q + q) of
+// the piece, q = ceil(count / LANES), into their banks through write port l (a_we/a_waddr/a_wdata, lane l's
+// slice; the banks differ because the pixels do).  A lane without pixels in a piece still gets a request, for
+// the piece's first pixel, whose words are dropped: a former frees ring rows below its newest request's rows
+// only, so all must follow the same output rows or the stream would stall on an idle one.  One request per
+// lane at a time: a plane's next requests are issued after every lane's last word.
 
 `include "cpt_gemm_widths.vh"
 
@@ -33,7 +33,8 @@ module cpt_conv_walker #(
     parameter integer D = `CPT_D,                       // config dot_width
     parameter integer OP_BITS = `CPT_OP_BITS,           // config operand_bits
     parameter integer B_BLOCK_COLS = `CPT_B_BLOCK_COLS, // config b_block_cols
-    parameter integer MAX_ROW_BITS = `CPT_MAX_ROW_BITS  // the former's widest row-plane
+    parameter integer MAX_ROW_BITS = `CPT_MAX_ROW_BITS, // the former's widest row-plane
+    parameter integer LANES = 4                         // formers, A words formed per cycle: 1, 2 or 4
 ) (
     input  wire                   clk,
     input  wire                   rst,
@@ -67,12 +68,10 @@ module cpt_conv_walker #(
     output reg                    a_loaded,           // pulse: half a_loaded_half holds its tile
     output reg                    a_loaded_half,
     // A bank writes
-    output reg  [ROWS-1:0]        a_we,               // lane 0
-    output reg  [`CPT_A_AW-1:0]   a_waddr,
-    output reg  [D-1:0]           a_wdata,
-    output reg  [ROWS-1:0]        a_we2,              // lane 1 (never a bank of lane 0's in the same cycle)
-    output reg  [`CPT_A_AW-1:0]   a_waddr2,
-    output reg  [D-1:0]           a_wdata2,
+    // A bank writes, one port per lane (lane l: [l ROWS +: ROWS] and so on; no two lanes write one bank at once)
+    output reg  [LANES*ROWS-1:0]  a_we,
+    output reg  [LANES*`CPT_A_AW-1:0] a_waddr,
+    output reg  [LANES*D-1:0]     a_wdata,
     output wire                   geom_err            // the former refused the geometry (never, when setup passed)
 );
     localparam integer HALF = `CPT_A_HALF;
@@ -86,10 +85,14 @@ module cpt_conv_walker #(
             $display("%m: error: ROWS = %0d must be >= 1", ROWS);
             $finish;
         end
+        if (LANES != 1 && LANES != 2 && LANES != 4) begin
+            $display("%m: error: LANES = %0d must be 1, 2 or 4", LANES);
+            $finish;
+        end
     end
 
-    // ---------------------------------------------------------------- the two formers (lanes)
-    localparam integer LANES = 2;
+    // ---------------------------------------------------------------- the formers (lanes)
+    localparam integer LOG_LANES = LANES == 4 ? 2 : LANES == 2 ? 1 : 0;
     reg                   f_start;
     reg  [LANES-1:0]      rq_valid;
     wire [LANES-1:0]      rq_ready;
@@ -102,16 +105,17 @@ module cpt_conv_walker #(
     wire [LANES*4-1:0]    m_pixel;
     wire [LANES*WORD_W-1:0] m_word;
 
-    // a stream word moves when both lanes take it: each sees it valid only while the other is ready
+    // a stream word moves when every lane takes it: each sees it valid only while all others are ready
     assign s_ready = &f_s_ready;
     assign geom_err = |f_geom_err;
     genvar l;
     generate
         for (l = 0; l < LANES; l = l + 1) begin : lane
+            localparam [LANES-1:0] SELF = 1 << l;
             cpt_im2col_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS)) former (
                 .clk(clk), .rst(rst), .start(f_start), .cp(cp), .width(width), .height(height), .kh(kh), .kw(kw),
                 .stride(stride), .pad_h(pad_h), .pad_w(pad_w), .bits(a_bits), .row0(row0), .row1(row1),
-                .geom_err(f_geom_err[l]), .s_valid(s_valid && f_s_ready[LANES-1-l]), .s_ready(f_s_ready[l]),
+                .geom_err(f_geom_err[l]), .s_valid(s_valid && &(f_s_ready | SELF)), .s_ready(f_s_ready[l]),
                 .s_data(s_data), .rq_valid(rq_valid[l]), .rq_ready(rq_ready[l]), .rq_ho(rq_ho), .rq_wo0(rq_wo0[l*16 +: 16]),
                 .rq_plane(rq_plane), .rq_count(rq_count[l*5 +: 5]), .m_valid(m_valid[l]), .m_ready(1'b1),
                 .m_data(m_data[l*D +: D]), .m_pixel(m_pixel[l*4 +: 4]), .m_word(m_word[l*WORD_W +: WORD_W]),
@@ -146,41 +150,39 @@ module cpt_conv_walker #(
     wire [4:0]            piece = left_in_row < {11'd0, c1} ? left_in_row[4:0] : c1;
     wire                  last_plane = plane == a_bits - 1'b1;
     wire [`CPT_POS_W-1:0] r_next = r + {{(`CPT_POS_W-5){1'b0}}, count};
-    // the piece's split: lane 0 pixels [0, c_lo), lane 1 [c_lo, count); c_hi = 0: lane 1 repeats pixel 0 unwritten
-    wire [4:0]            c_lo = (count + 5'd1) >> 1;
-    wire [4:0]            c_hi = count - c_lo;
-    reg  [LANES-1:0]      sent, fin;          // this plane's request accepted, its last word written
-
-    // the words' indices within the plane, zero-extended to an A bank address (they are < Kw there)
-    wire [WORD_W+`CPT_A_AW-1:0] m_word_x0 = {{`CPT_A_AW{1'b0}}, m_word[0 +: WORD_W]};
-    wire [WORD_W+`CPT_A_AW-1:0] m_word_x1 = {{`CPT_A_AW{1'b0}}, m_word[WORD_W +: WORD_W]};
+    // the piece's split: q pixels a lane, lane l from pixel l q on (lanes past the piece repeat pixel 0 unwritten)
+    wire [4:0]            q = (count + LANES[4:0] - 5'd1) >> LOG_LANES;
+    reg  [LANES-1:0]      sent, fin;
+    integer               li;          // this plane's request accepted, its last word written
     wire [`CPT_KW_W+`CPT_A_AW-1:0] k_words_x = {{`CPT_A_AW{1'b0}}, k_words};
     wire [`CPT_A_AW-1:0]  plane_addr = (half ? HALF_A : {`CPT_A_AW{1'b0}}) + plane_base;
-    // both lanes have written their plane's last word (by this cycle's write at the latest)
+    // every lane has written its plane's last word (by this cycle's write at the latest)
     wire [LANES-1:0]      fin_now = fin | (m_valid & m_last);
     wire                  plane_done = &fin_now;
 
     assign a_issue = state == W_TILE && !a_busy[half];
     assign a_issue_half = half;
 
-    // the lanes' words go to their banks as they come (in any state: one lane may deliver while the other's
-    // request still waits to be taken); lane 1's words of a one-pixel piece are dropped
-    always @(posedge clk) begin
-        a_we <= {ROWS{1'b0}};
-        a_we2 <= {ROWS{1'b0}};
-        if (m_valid[0]) begin
-            a_we <= {{(ROWS-1){1'b0}}, 1'b1} << (r + {{(`CPT_POS_W-4){1'b0}}, m_pixel[0 +: 4]});
-            a_waddr <= plane_addr + m_word_x0[`CPT_A_AW-1:0];
-            a_wdata <= m_data[0 +: D];
+    // the lanes' words go to their banks as they come (in any state: one lane may deliver while another's
+    // request still waits to be taken); a lane's words of a piece without pixels of its own are dropped
+    generate
+        for (l = 0; l < LANES; l = l + 1) begin : lane_write
+            localparam [4:0] L5 = l;
+            wire [4:0] first = q * L5;               // the lane's first pixel of the piece
+            wire [WORD_W+`CPT_A_AW-1:0] word_x = {{`CPT_A_AW{1'b0}}, m_word[l*WORD_W +: WORD_W]};
+            always @(posedge clk) begin
+                a_we[l*ROWS +: ROWS] <= {ROWS{1'b0}};
+                if (m_valid[l] && first < count && !rst && !start)
+                    a_we[l*ROWS +: ROWS] <= {{(ROWS-1){1'b0}}, 1'b1} << (r + {{(`CPT_POS_W-5){1'b0}}, first}
+                                                                         + {{(`CPT_POS_W-4){1'b0}}, m_pixel[l*4 +: 4]});
+                if (m_valid[l]) begin
+                    a_waddr[l*`CPT_A_AW +: `CPT_A_AW] <= plane_addr + word_x[`CPT_A_AW-1:0];
+                    a_wdata[l*D +: D] <= m_data[l*D +: D];
+                end
+            end
+            wire unused_word = &{1'b0, word_x};
         end
-        if (m_valid[1] && c_hi != 0) begin
-            a_we2 <= {{(ROWS-1){1'b0}}, 1'b1} << (r + {{(`CPT_POS_W-5){1'b0}}, c_lo} + {{(`CPT_POS_W-4){1'b0}}, m_pixel[4 +: 4]});
-            a_waddr2 <= plane_addr + m_word_x1[`CPT_A_AW-1:0];
-            a_wdata2 <= m_data[D +: D];
-        end
-        if (rst || start) a_we <= {ROWS{1'b0}};
-        if (rst || start) a_we2 <= {ROWS{1'b0}};
-    end
+    endgenerate
 
     always @(posedge clk) begin
         f_start <= 1'b0;
@@ -225,10 +227,12 @@ module cpt_conv_walker #(
                 W_REQ: begin
                     rq_ho <= ho;
                     rq_plane <= plane;
-                    rq_wo0[0 +: 16] <= col;
-                    rq_count[0 +: 5] <= c_lo;
-                    rq_wo0[16 +: 16] <= c_hi != 0 ? col + {11'd0, c_lo} : col;
-                    rq_count[5 +: 5] <= c_hi != 0 ? c_hi : 5'd1;
+                    for (li = 0; li < LANES; li = li + 1) begin
+                        // lane li: pixels [li q, min(count, li q + q)), or pixel 0 (unwritten) past the piece
+                        rq_wo0[li*16 +: 16] <= q * li[4:0] < count ? col + {11'd0, q * li[4:0]} : col;
+                        rq_count[li*5 +: 5] <= q * li[4:0] >= count ? 5'd1
+                                              : count - q * li[4:0] < q ? count - q * li[4:0] : q;
+                    end
                     rq_valid <= ~sent & ~(rq_valid & rq_ready);
                     sent <= sent | (rq_valid & rq_ready);
                     if ((sent | (rq_valid & rq_ready)) == {LANES{1'b1}}) state <= W_DATA;
@@ -290,7 +294,7 @@ module cpt_conv_walker #(
         end
     end
 
-    wire unused = &{1'b0, m_word_x0, m_word_x1, k_words_x};
+    wire unused = &{1'b0, k_words_x};
 endmodule
 
 `default_nettype wire

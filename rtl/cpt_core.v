@@ -314,21 +314,38 @@ module cpt_core #(
     end
 
     // ------------------------------------------------------------------ read engine and buffers
-    wire [ROWS-1:0] a_we, rd_a_we, wk_a_we;
+    wire [ROWS-1:0] rd_a_we;
     wire [COLS-1:0] b_we;
-    wire [`CPT_A_AW-1:0] a_waddr, rd_a_waddr, wk_a_waddr, a_raddr;
+    wire [`CPT_A_AW-1:0] rd_a_waddr, a_raddr;
     wire [`CPT_B_AW-1:0] b_waddr, b_raddr;
-    wire [D-1:0]    wdata, a_wdata, wk_a_wdata;
+    wire [D-1:0]    wdata;
     wire            rd_en;
-    // the A banks are written by the reader (GEMM calls) or the walker (conv calls); the walker's second
-    // lane writes other banks than its first in the same cycle, through the second port below
-    wire [ROWS-1:0] wk_a_we2, a_we2;
-    wire [`CPT_A_AW-1:0] wk_a_waddr2;
-    wire [D-1:0]    wk_a_wdata2;
-    assign a_we2 = conv_run ? wk_a_we2 : {ROWS{1'b0}};
-    assign a_we = conv_run ? wk_a_we : rd_a_we;
-    assign a_waddr = conv_run ? wk_a_waddr : rd_a_waddr;
-    assign a_wdata = conv_run ? wk_a_wdata : wdata;
+    // the A banks are written by the reader (GEMM calls) or the walker (conv calls), whose lanes (formers)
+    // write different banks in the same cycle: bank g takes the word of the lane that writes it
+    localparam integer LANES = 4;               // cpt_conv_walker's formers
+    wire [LANES*ROWS-1:0]      wk_a_we_l;
+    wire [LANES*`CPT_A_AW-1:0] wk_a_waddr_l;
+    wire [LANES*D-1:0]         wk_a_wdata_l;
+    reg  [ROWS-1:0]            bank_we;
+    reg  [ROWS*`CPT_A_AW-1:0]  bank_waddr;
+    reg  [ROWS*D-1:0]          bank_wdata;
+    integer bg, bl;
+    always @* begin
+        for (bg = 0; bg < ROWS; bg = bg + 1) begin
+            bank_we[bg] = rd_a_we[bg];
+            bank_waddr[bg*`CPT_A_AW +: `CPT_A_AW] = rd_a_waddr;
+            bank_wdata[bg*D +: D] = wdata;
+            if (conv_run) begin
+                bank_we[bg] = 1'b0;
+                for (bl = 0; bl < LANES; bl = bl + 1)
+                    if (wk_a_we_l[bl*ROWS + bg]) begin
+                        bank_we[bg] = 1'b1;
+                        bank_waddr[bg*`CPT_A_AW +: `CPT_A_AW] = wk_a_waddr_l[bl*`CPT_A_AW +: `CPT_A_AW];
+                        bank_wdata[bg*D +: D] = wk_a_wdata_l[bl*D +: D];
+                    end
+            end
+        end
+    end
     wire            x_valid, x_ready;           // the X stream of a conv call, reader to walker
     wire [D-1:0]    x_data;
     wire [`CPT_DIM_W-1:0] conv_batch;
@@ -362,8 +379,8 @@ module cpt_core #(
     generate
         for (g = 0; g < ROWS; g = g + 1) begin : a_bank
             sdp_ram #(.WIDTH(D), .DEPTH(`CPT_A_DEPTH), .AW(`CPT_A_AW)) ram (
-                .clk(clk), .we(a_we[g] || a_we2[g]), .waddr(a_we2[g] ? wk_a_waddr2 : a_waddr),
-                .wdata(a_we2[g] ? wk_a_wdata2 : a_wdata), .re(rd_en), .raddr(a_raddr), .rdata(a_words[g*D +: D])
+                .clk(clk), .we(bank_we[g]), .waddr(bank_waddr[g*`CPT_A_AW +: `CPT_A_AW]),
+                .wdata(bank_wdata[g*D +: D]), .re(rd_en), .raddr(a_raddr), .rdata(a_words[g*D +: D])
             );
         end
         for (g = 0; g < COLS; g = g + 1) begin : b_bank
@@ -396,14 +413,13 @@ module cpt_core #(
     );
 
     /* verilator lint_off PINCONNECTEMPTY */    // geom_err: cpt_conv_setup refuses every geometry it would
-    cpt_conv_walker #(.ROWS(ROWS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS)) walker (
+    cpt_conv_walker #(.ROWS(ROWS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS), .LANES(LANES)) walker (
         .clk(clk), .rst(rst), .start(run_start && conv_run), .cp(cv_cp), .width(cv_width), .height(cv_height),
         .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad_h(cv_pad_h), .pad_w(cv_pad_w), .row0(cv_row0), .row1(cv_row1),
         .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .a_bits(a_bits), .m(m), .n(n), .k_words(kw),
         .s_valid(x_valid), .s_ready(x_ready), .s_data(x_data), .a_busy(a_busy), .a_issue(wk_a_issue),
         .a_issue_half(wk_a_issue_half), .a_loaded(wk_a_loaded), .a_loaded_half(wk_a_loaded_half),
-        .a_we(wk_a_we), .a_waddr(wk_a_waddr), .a_wdata(wk_a_wdata), .a_we2(wk_a_we2), .a_waddr2(wk_a_waddr2),
-        .a_wdata2(wk_a_wdata2), .geom_err()
+        .a_we(wk_a_we_l), .a_waddr(wk_a_waddr_l), .a_wdata(wk_a_wdata_l), .geom_err()
     );
     /* verilator lint_on PINCONNECTEMPTY */
 `else
@@ -425,12 +441,9 @@ module cpt_core #(
     assign wk_a_issue_half = 1'b0;
     assign wk_a_loaded = 1'b0;
     assign wk_a_loaded_half = 1'b0;
-    assign wk_a_we = {ROWS{1'b0}};
-    assign wk_a_waddr = {`CPT_A_AW{1'b0}};
-    assign wk_a_wdata = {D{1'b0}};
-    assign wk_a_we2 = {ROWS{1'b0}};
-    assign wk_a_waddr2 = {`CPT_A_AW{1'b0}};
-    assign wk_a_wdata2 = {D{1'b0}};
+    assign wk_a_we_l = {LANES*ROWS{1'b0}};
+    assign wk_a_waddr_l = {LANES*`CPT_A_AW{1'b0}};
+    assign wk_a_wdata_l = {LANES*D{1'b0}};
     wire unused_conv = &{1'b0, x_valid, x_data, conv_start};
 `endif
 
