@@ -353,7 +353,7 @@ async def test_conv_refused(dut, backpressure: bool):
         ("wgrad band of every row from 1", {"conv": wgrad, "band": 1}),
         ("wgrad 1x1 stride 2 padding 1", {"conv": encode_conv("wgrad", 1, 1, 2, 1)}),
         ("wgrad W > D", {"conv": wgrad, "batch": 1, "size": 3 | (d + 1) << 16}),
-        ("wgrad Cp(C) 3D", {"conv": wgrad, "batch": 1, "size": 4 | 2 << 16, "channels": (2 * d + 1) | 5 << 16}),
+        ("wgrad Cp(C) 3D", {"conv": encode_conv("wgrad", 1, 1, 1, 0), "batch": 1, "size": 4 | 2 << 16, "channels": (2 * d + 1) | 5 << 16}),
         ("wgrad Cp(K) 3D", {"conv": wgrad, "batch": 1, "size": 4 | 2 << 16, "channels": 3 | (2 * d + 1) << 16,
                             "b_bits": 1}),
         ("wgrad X chunk above the former's buffer", {"conv": wgrad, "channels": (d + 3) | 5 << 16, "a_bits": 8,
@@ -371,7 +371,21 @@ async def test_conv_refused(dut, backpressure: bool):
         ("C16 within int16", {"flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
         ("row wider than the former's", {"size": 3 | wide << 16, "batch": 1, "a_bits": 1}),
     ]
-    cases = [(name, change(cfg, base)) for name, change in REFUSED_CONV] + twin_cases
+    # random weight-gradient geometries the twin refuses (legal or not): the setup's arithmetic on the rule's limits
+    wrng = np.random.default_rng(31)
+    random_wgrad_cases = []
+    while len(random_wgrad_cases) < 24:
+        change = {"conv": encode_conv("wgrad", int(wrng.integers(1, 4)), int(wrng.integers(1, 4)),
+                                      int(wrng.integers(1, 3)), int(wrng.integers(0, 2))),
+                  "batch": int(wrng.integers(1, 5)),
+                  "channels": int(wrng.choice([1, 3, 8, d, d + 3, 2 * d + 1, 300]))
+                  | int(wrng.choice([1, 5, 2 * d + 1, 300])) << 16,
+                  "size": int(wrng.integers(1, 12)) | int(wrng.choice([1, 5, d, d + 1, d + 5])) << 16,
+                  "a_bits": int(wrng.integers(1, 9)), "b_bits": int(wrng.integers(1, 9)),
+                  "band": 0 if wrng.random() < 0.8 else int(wrng.integers(0, 3)) | int(wrng.integers(0, 3)) << 16}
+        if conv_status(cfg, replace(base, **change), twin=True):
+            random_wgrad_cases.append((f"random wgrad {len(random_wgrad_cases)}", change))
+    cases = [(name, change(cfg, base)) for name, change in REFUSED_CONV] + twin_cases + random_wgrad_cases
     before = tb.snapshot()
     requests = tb.bus_requests
     for name, change in cases:
@@ -382,7 +396,7 @@ async def test_conv_refused(dut, backpressure: bool):
         assert status == want, f"{name}: status {status:#x}, want {want:#x}"
         if name in dict(twin_cases) and name.startswith("op"):
             assert status == ERR_CONV
-        if name.startswith("dgrad") or name.startswith("wgrad"):
+        if name in dict(twin_cases) and name.startswith(("dgrad", "wgrad")):
             # the twin's limit alone: the emulator runs it (in a window wide enough for its larger tensor)
             assert conv_status(cfg, replace(call, win_base=0, win_limit=1 << 40)) == 0, f"{name}: emulator refuses"
         record(name="test_conv_refused" + tb.variant, op="refused", status=status, cycles=cycles,
