@@ -450,14 +450,18 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused
 
 
-def cycles_table(geometry: str, simulator: str = "verilator") -> str:
-    """The forward calls of test_conv_fixed and test_conv_random without back-pressure: the twin's cycles next
-    to the design's model (emu_conv.call_cycles) and the HLS kernel's busy count, as a markdown table."""
-    result = runner.run(config(geometry), simulator, __file__,
-                        testcase=variants(("test_conv_fixed", "test_conv_random"), False))
+#: The cocotb tests whose calls the cycles table lists, by op.
+TABLE_TESTS = {"fwd": ("test_conv_fixed", "test_conv_random"), "wgrad": ("test_wgrad_fixed", "test_wgrad_random")}
+
+
+def cycles_table(geometry: str, simulator: str = "verilator", op: str = "fwd") -> str:
+    """The calls of op ``op`` (fwd: test_conv_fixed and test_conv_random; wgrad: test_wgrad_fixed and
+    test_wgrad_random) without back-pressure: the twin's cycles next to the design's model (emu_conv.call_cycles)
+    and the HLS kernel's busy count, as a markdown table."""
+    result = runner.run(config(geometry), simulator, __file__, testcase=variants(TABLE_TESTS[op], False))
     lines = ["| call | M | twin | model | twin / model | HLS busy |", "|---|---:|---:|---:|---:|---:|"]
     ratios = []
-    for r in (r for r in result.records if r.get("op") == "fwd"):
+    for r in (r for r in result.records if r.get("op") == op and r["name"].split("/")[0] in TABLE_TESTS[op]):
         band = f" band {r['band'][0]}+{r['band'][1]}" if r["band"] != [0, 0] else ""
         ratios.append(r["cycles"] / r["model_cycles"])
         lines.append(f"| {r['batch']}x{r['c']}x{r['h']}x{r['w']} -> {r['k']} {r['kh']}x{r['kw']}/{r['stride']} "
@@ -469,7 +473,7 @@ def cycles_table(geometry: str, simulator: str = "verilator") -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv
+if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv [fwd|wgrad]
     import sys
 
-    print(cycles_table(sys.argv[1] if len(sys.argv) > 1 else "sim_conv"))
+    print(cycles_table(sys.argv[1] if len(sys.argv) > 1 else "sim_conv", op=sys.argv[2] if len(sys.argv) > 2 else "fwd"))
