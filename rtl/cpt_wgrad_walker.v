@@ -90,8 +90,8 @@ module cpt_wgrad_walker #(
     output reg  [D-1:0]           b_wdata,
     output wire                   geom_err            // a former refused the geometry (never, when setup passed)
 );
-    localparam integer A_HALF = `CPT_A_HALF;
-    localparam [`CPT_A_AW-1:0] HALF_A = A_HALF[`CPT_A_AW-1:0];
+    localparam integer A_HALF_I = `CPT_A_HALF;  // a parameter: a literal cannot be part-selected
+    localparam [`CPT_A_AW-1:0] HALF_A = A_HALF_I[`CPT_A_AW-1:0];
     localparam integer B_HALF_I = `CPT_B_HALF;
     localparam [`CPT_B_AW-1:0] HALF_B = B_HALF_I[`CPT_B_AW-1:0];
     localparam [`CPT_POS_W-1:0] ROWS_X = ROWS[`CPT_POS_W-1:0];
