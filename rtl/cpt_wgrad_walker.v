@@ -25,7 +25,7 @@
 //    loaded.  Rows past M in the last tile are left as they are (the writer skips them).
 //
 // One request at a time per former; each is a whole plane row (words 0 .. Kw - 1), which the former starts
-// without its divider.  The formers take the geometry on `start` (stable from cpt_conv_setup and cpt_setup
+// without its divider; the next request is valid from the cycle after the previous one's last word.  The formers take the geometry on `start` (stable from cpt_conv_setup and cpt_setup
 // for the whole call).
 
 `include "cpt_gemm_widths.vh"
@@ -189,6 +189,7 @@ module cpt_wgrad_walker #(
                     qbase <= 0;
                     eq_c <= bn0_x[15:0];
                     eq_plane <= 0;
+                    eq_valid <= 1'b1;
                     bstate <= B_REQ;
                 end
                 B_REQ: begin
@@ -204,6 +205,7 @@ module cpt_wgrad_walker #(
                     b_wdata <= em_data;
                     if (em_last) begin
                         bstate <= B_REQ;
+                        eq_valid <= 1'b1;               // the next request at once (cleared if none follows)
                         if (eq_plane != b_bits - 1'b1) begin
                             eq_plane <= eq_plane + 1'b1;
                             qbase <= qbase + kw_b[`CPT_B_AW-1:0];
@@ -220,6 +222,7 @@ module cpt_wgrad_walker #(
                                 bank <= bank + 1'b1;
                             end
                             if (bcol + 1'b1 == bcols) begin
+                                eq_valid <= 1'b0;
                                 b_loaded <= 1'b1;   // with the block's last word written (as the reader)
                                 if (bn0 + BBC_X < n_w) begin
                                     bn0 <= bn0 + BBC_X;
@@ -272,7 +275,10 @@ module cpt_wgrad_walker #(
             xq_valid <= 1'b0;
         end else begin
             case (astate)
-                A_TILE: if (!a_busy[half]) astate <= A_REQ;
+                A_TILE: if (!a_busy[half]) begin
+                    astate <= A_REQ;
+                    xq_valid <= 1'b1;
+                end
                 A_REQ: begin
                     xq_valid <= 1'b1;
                     if (xq_valid && xq_ready) begin
@@ -286,6 +292,7 @@ module cpt_wgrad_walker #(
                     a_wdata <= xm_data;
                     if (xm_last) begin
                         astate <= A_REQ;
+                        xq_valid <= 1'b1;               // the next request at once (cleared if none follows)
                         if (xq_plane != a_bits - 1'b1) begin
                             xq_plane <= xq_plane + 1'b1;
                             pbase <= pbase + kw_a[`CPT_A_AW-1:0];
@@ -306,6 +313,7 @@ module cpt_wgrad_walker #(
                                 end
                             end
                             if (r + 1'b1 == tile_rows) begin
+                                xq_valid <= 1'b0;
                                 a_loaded <= 1'b1;   // with the tile's last word written (as the reader)
                                 a_loaded_half <= half;
                                 astate <= A_NEXT;
