@@ -1,7 +1,7 @@
 // Weight-gradient shift/mask former: the X chunk stored corner-turned, and the read side that forms the A rows
 // of a weight-gradient GEMM (docs/architecture.md, "Weight gradient: chunks, corner turn, shift/mask former").
 //
-// A self-contained unit of the convolution engine, not yet connected to cpt_core.  Reference:
+// A self-contained unit of the convolution engine; cpt_wgrad_walker uses two (X, and E as a 1x1 kernel).  Reference:
 // cpt_hw.hw.conv_wgrad_former (bit-exact); functional reference: hls/cpt_conv_read.h, form_shift_mask.
 //
 // Write side: the chunk's row-planes (batch whole images) as the reader delivers them, in DDR order (image n,
