@@ -9,8 +9,9 @@ simulator, :mod:`cpt_hw.flows.rtl_sim` imports the same file as the cocotb test 
 * ``and_popcount/``, ``pe/``, ``pe_array/``: unit tests of the datapath;
 * ``cpt_gemm/``: the top level -- ``tb.py`` (the reusable testbench :class:`CptGemmTB` and its call
   helpers), ``test_cpt_gemm.py`` (system tests, cycle model against the RTL), ``test_cpt_gemm_conv.py``
-  (forward convolution calls of a config with the convolution engine, against the emulated device),
-  ``bench_cpt_gemm.py`` (the GEMMs bench/bench_rtl.py asks for);
+  (convolution calls of a config with the convolution engine, against the emulated device),
+  ``bench_cpt_gemm.py`` (the GEMMs bench/bench_rtl.py asks for), ``bench_cpt_gemm_conv.py`` (the conv calls
+  bench/bench_conv_twin.py asks for);
 * shared here: ``tbutil.py`` (config under test, records, operands, seeds), ``plane_order.py`` (the
   order the controller feeds plane pairs in), ``runner.py`` (the pytest side: fixed seed, run and check).
 """

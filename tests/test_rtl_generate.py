@@ -199,3 +199,17 @@ def test_core_refuses_parameters_that_differ_from_the_header(tmp_path):
                         str(tb), *hand], check=True, capture_output=True)
         run = subprocess.run(["vvp", "-n", str(out)], capture_output=True, text=True, timeout=60)
         assert ("parameters differ from cpt_gemm_widths.vh" in run.stdout) == refused, run.stdout
+
+
+@pytest.mark.parametrize("preset", ["sim", "zc706"])
+def test_suite_runs_the_conv_system_test_with_the_engine(preset):
+    """``make sim`` runs the suite on one config; the conv engine's system test must get that config with the
+    engine (a derived name: its own build directory), every other module the config unchanged."""
+    from cpt_hw.flows import rtl_sim
+    cfg = HardwareConfig.from_preset(preset)
+    assert "test_cpt_gemm_conv" in rtl_sim.SUITE and not cfg.conv_engine
+    conv = rtl_sim.module_config(cfg, "test_cpt_gemm_conv")
+    assert conv.conv_engine and conv.name != cfg.name
+    assert conv.replace(conv_engine=False, name=cfg.name) == cfg
+    assert rtl_sim.module_config(conv, "sim.cpt_gemm.test_cpt_gemm_conv") is conv
+    assert all(rtl_sim.module_config(cfg, m) is cfg for m in rtl_sim.SUITE if m != "test_cpt_gemm_conv")

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--simulator", dest="simulators", action="append", choices=rtl_sim.SIMULATORS,
                    help="simulator to use (repeatable; default: both)")
     p.add_argument("--module", dest="modules", action="append", choices=rtl_sim.SUITE,
-                   help="cocotb module to run (repeatable; default: all)")
+                   help="cocotb module to run (repeatable; default: all; test_cpt_gemm_conv runs the config "
+                        "with conv_engine = true)")
     p.add_argument("--testcase", help="comma-separated cocotb tests to run, by name (every variant) or by a "
                                       "variant's full name, e.g. test_prefetch/backpressure=True (default: all)")
     p.add_argument("--seed", type=int, default=None, help="cocotb random seed (default: random)")
@@ -37,8 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_one(cfg: HardwareConfig, simulator: str, module: str, testcase: str | None, seed: int | None,
              waves: bool) -> rtl_sim.SimResult:
-    return rtl_sim.run(cfg, simulator, module, toplevel=rtl_sim.toplevel_of(module),
-                     testcase=testcase.split(",") if testcase else None, seed=seed, waves=waves)
+    return rtl_sim.run(rtl_sim.module_config(cfg, module), simulator, module,
+                       toplevel=rtl_sim.toplevel_of(module), testcase=testcase.split(",") if testcase else None,
+                       seed=seed, waves=waves)
 
 
 def rows_of(cfg: HardwareConfig, result: rtl_sim.SimResult) -> list[dict]:

@@ -39,14 +39,18 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import CptHwError, ToolMissingError
 from ..gen.generator import generate
-from ..hw.config import HardwareConfig
+from ..hw.config import HardwareConfig, derived_name
 from ..paths import build_dir, rtl_dir, source_root
 
 SIMULATORS: tuple[str, ...] = ("icarus", "verilator")
 
 #: The cocotb modules of `make sim`, units first: ``sim/<top>/test_<top>.py`` tests the RTL module <top>.
 SUITE: tuple[str, ...] = ("test_and_popcount", "test_pe", "test_pe_array", "test_cpt_im2col_former",
-                          "test_cpt_wgrad_former", "test_cpt_gemm")
+                          "test_cpt_wgrad_former", "test_cpt_gemm", "test_cpt_gemm_conv")
+
+#: Config changes a suite module needs: the convolution engine's system test drives the twin rendered with the
+#: engine, whatever config the suite runs (``make sim`` runs the sim preset, whose twin has none).
+MODULE_CONFIG: dict[str, Mapping[str, Any]] = {"test_cpt_gemm_conv": {"conv_engine": True}}
 
 #: A second geometry for the paths the sim preset cannot reach: ten rows (a partial tile queues more
 #: skipped rows than the writer's burst queue holds), two AXI beats per D-bit word, rows of C split into
@@ -69,6 +73,14 @@ def geometry(name: str) -> HardwareConfig:
         raise CptHwError(f"unknown test geometry {name!r} (known: {', '.join(GEOMETRIES)})")
     preset, overrides = GEOMETRIES[name]
     return HardwareConfig.from_preset(preset, overrides)
+
+
+def module_config(cfg: HardwareConfig, test_module: str) -> HardwareConfig:
+    """The config ``test_module`` runs under when the suite runs ``cfg``: ``cfg`` with the module's
+    :data:`MODULE_CONFIG` changes (and a name derived from them), or ``cfg`` itself when it has them already."""
+    wanted = MODULE_CONFIG.get(test_module.rsplit(".", 1)[-1], {})
+    changes = {k: v for k, v in wanted.items() if getattr(cfg, k) != v}
+    return cfg.replace(**changes, name=derived_name(cfg.name, changes)) if changes else cfg
 
 
 def module_name(test_module: str) -> str:

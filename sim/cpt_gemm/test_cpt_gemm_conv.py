@@ -136,6 +136,7 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
     record(name=name + tb.variant, op=g.op, batch=g.batch, c=g.c, k=g.k, h=g.h, w=g.w, kh=g.kh, kw=g.kw,
            stride=g.stride, padding=g.padding, band=[g.band0, g.band_rows], a_bits=g.a_bits, b_bits=g.b_bits,
            m=g.m, status=0, cycles=cycles, model_cycles=emu_conv.call_cycles(cfg, g),
+           useful_ops=g.m * g.n_cols * g.k_real() * g.a_bits * g.b_bits,   # the lowered GEMM's, padded taps too
            hls_cycles=hls_cycles.conv_cycles(cfg, g), backpressure=tb.backpressure)
     tb.free_all()
     return cycles

@@ -1,0 +1,69 @@
+"""bench/bench_conv_twin.py: the calls it runs are ResNet-74's, and its per-class weighting is exact (no simulation:
+the twin's results are checked byte for byte by the cocotb module it drives, sim/cpt_gemm/bench_cpt_gemm_conv.py,
+which reuses the system test's run_conv)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from cpt_hw.hw.calls import ConvCall
+from cpt_hw.hw.conv_calls import conv_status, encode_conv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bct():
+    sys.path.insert(0, str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_conv_twin", ROOT / "bench" / "bench_conv_twin.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    from cpt_hw.hw.config import HardwareConfig
+    return HardwareConfig.from_preset("zc706", {"conv_engine": True, "name": "zc706_conv"})
+
+
+def test_calls_are_resnet74_training_calls(bct, cfg):
+    specs = bct.layer_calls(1, list(range(3, 9)))
+    # 8 distinct convolutions x 3 classes x 6 precisions, less the stem's input gradient
+    assert len(specs) == 8 * 3 * 6 - 6
+    # the stem, 6 n = 72 block convolutions and the 2 downsampling 1x1 ones (the FC is the 74th layer)
+    assert sum(s["count"] for s in specs if s["op"] == "fwd" and s["fw"] == 8) == 75
+    for s in specs:
+        assert (s["a_bits"], s["b_bits"]) == {"fwd": (s["fw"], s["fw"]), "dgrad": (8, s["fw"]),
+                                              "wgrad": (s["fw"], 8)}[s["op"]]
+        call = ConvCall(0, 0, 0, 0, 0, 0, s["a_bits"], s["b_bits"], 0, 0, 1 << 30,
+                        conv=encode_conv(s["op"], s["kh"], s["kw"], s["stride"], s["padding"]), batch=1,
+                        channels=s["c"] | s["k"] << 16, size=s["h"] | s["w"] << 16)
+        assert conv_status(cfg, call) == 0, s["name"]          # every one a legal call of the engine
+    # the twin takes at least every forward call (the rest as its rule says)
+    assert all(bct.twin_runs(cfg, s) for s in specs if s["op"] == "fwd")
+
+
+def test_class_ratios_weight_layers_by_their_iteration_time(bct, cfg):
+    specs = bct.layer_calls(1, list(range(3, 9)))
+    ratio = {"fwd": 1.5, "dgrad": 2.0}
+    records = {s["name"]: {"cycles": int(1000 * ratio[s["op"]]), "model_cycles": 1000, "hls_cycles": 900,
+                           "useful_ops": 10**6} for s in specs if s["op"] in ratio}
+    summary = bct.summarise(cfg, specs, records)
+    for op, r in ratio.items():
+        c = summary["classes"][op]
+        assert c["ran"] == c["of"] and c["cpt_ratio"] == pytest.approx(r, rel=1e-12)
+        assert c["cpt_twin_scaled_s"] == pytest.approx(r * c["cpt_model_s"], rel=1e-12)
+    assert summary["classes"]["wgrad"] == {"ran": 0, "of": 48}
+    text = bct.markdown(cfg, bct.argparse.Namespace(simulator="verilator", batch=1), summary, 1.0, "cmd")
+    assert "| wgrad | 0 of 48" in text and "| fwd | 48 of 48" in text
+
+
+def test_bad_arguments_exit_2(bct, capsys):
+    with pytest.raises(SystemExit) as e:
+        bct.main(["--fw", "9", "--dry-run"])
+    assert e.value.code == 2 and "--fw" in capsys.readouterr().err
