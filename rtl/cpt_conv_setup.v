@@ -21,6 +21,13 @@
 // reduction kh kw Cp(K), and the former's row and column offsets kh - 1 - padding, kw - 1 - padding
 // (-1..2) in place of the padding.
 //
+// A weight gradient (op 3; its own block at the end, cpt_wgrad_walker runs it) is the GEMM of M = kh kw C rows
+// (i, j, c), N = K, reduction batch Ho Wo positions (`wg_m`, `wg_k`); X is streamed as a forward call's (rows
+// [r_lo, r_hi) of every image), E whole (`e_size` bytes from b, which replaces B's range for ERR_WINDOW).  Its
+// formers' limits are ERR_CONV where the tensor-buffer check is made (conv_calls._twin_wgrad_err): whole
+// images only, r_lo = 0 < r_hi, W, Wo <= D, Cp(C) and Cp(K) powers of two, Wo Cp(K) <= MAX_ROW_BITS, batch H
+// a_bits C and batch Ho b_bits K <= WGRAD_BUF_WORDS; PREFETCH_B is ERR_CONV (the hint is not used).
+//
 // Products are registered one per stage (DSP48s); the widths of the byte arithmetic hold every call whose
 // window is evaluated (its row-planes fit MAX_ROW_BITS, batch <= MAX_DIM).
 
@@ -37,6 +44,7 @@ module cpt_conv_setup #(
     parameter integer MAX_DIM = `CPT_MAX_DIM,           // config max_dim: batch, M, N
     parameter integer MAX_KERNEL = `CPT_MAX_KERNEL,     // config max_kernel (<= 3: the former's)
     parameter integer MAX_ROW_BITS = `CPT_MAX_ROW_BITS, // W Cp the former holds at most
+    parameter integer WGRAD_BUF_WORDS = `CPT_WGRAD_BUF_WORDS, // channel rows a weight-gradient former holds
     parameter integer AW = `CPT_AXI_AW                  // config axi_addr_width
 ) (
     input  wire            clk,
@@ -81,7 +89,15 @@ module cpt_conv_setup #(
     output reg  [15:0]     band0,               // first result row of every image
     output reg  [15:0]     rows,                // result rows per image
     output reg  [15:0]     wo,                  // result columns (forward Wo; input gradient W)
-    output reg  [`CPT_DIM_W-1:0] batch
+    output reg  [`CPT_DIM_W-1:0] batch,
+    // a weight gradient (op 3): its GEMM's M and reduction, X's channels, E's pitch and bytes
+    output reg             wg,
+    output reg  [31:0]     wg_m,                // kh kw C
+    output reg  [31:0]     wg_k,                // batch Ho Wo
+    output reg  [15:0]     c_ch,                // C
+    output reg  [15:0]     e_cp,                // Cp(K)
+    output reg  [67:0]     e_size,              // batch Ho R(E): the E tensor
+    output reg  [AW-1:0]   e_bytes
 );
     `include "cpt_gemm_regmap.vh"
 
@@ -148,8 +164,9 @@ module cpt_conv_setup #(
     wire [15:0] c_in = chans[15:0], k_out = chans[31:16], h_in = size[15:0], w_in = size[31:16];
     wire [15:0] b0 = band[15:0], band_rows = band[31:16];
     wire        dg = op == 2'd2;            // an input gradient: E (ho17 x wo17, K channels) is streamed
-    // the twin runs forward calls and stride-1 input gradients; the rest is ERR_CONV alone
-    wire        built = op == 2'd1 || (dg && s2 != 2'd2);
+    wire        wgo = op == 2'd3;           // a weight gradient (X streamed as forward, E whole)
+    // the twin runs forward calls, stride-1 input gradients and weight gradients; the rest is ERR_CONV alone
+    wire        built = op == 2'd1 || (dg && s2 != 2'd2) || wgo;
 
     reg  [16:0] cp17, ho17, wo17;           // Cp of the streamed tensor; the forward output's size
     reg  [17:0] rows18;                     // result rows per image
@@ -177,15 +194,18 @@ module cpt_conv_setup #(
     wire signed [2:0] off_h = dg ? $signed({1'b0, kh4[1:0]}) - 3'sd1 - $signed({1'b0, p2}) : $signed({1'b0, p2});
     wire signed [2:0] off_w = dg ? $signed({1'b0, kw4[1:0]}) - 3'sd1 - $signed({1'b0, p2}) : $signed({1'b0, p2});
     wire shape_ok = !geom0 && !dim0 && fits && !band_err;
-    wire dim_late = {32'd0, n_out} > MAX_DIM48 || m48 > MAX_DIM48 || {23'd0, kred} > K_MAX48;
-    wire limits = flags[FLAG_C16] || row_bits > MAX_ROW_BITS;
+    wire wg_dim_late;                       // op 3's (below)
+    wire wg_limits;
+    wire dim_late = wgo ? wg_dim_late : {32'd0, n_out} > MAX_DIM48 || m48 > MAX_DIM48 || {23'd0, kred} > K_MAX48;
+    wire limits = flags[FLAG_C16] || row_bits > MAX_ROW_BITS || (wgo && wg_limits);
     wire geom = geom0 || (!geom0 && !dim0 && !fits) || (!geom0 && !dim0 && fits && band_err)
-                || (shape_ok && !dim_late && !bits_err && limits) || flags[FLAG_SUMS];
+                || (shape_ok && !dim_late && !bits_err && limits) || flags[FLAG_SUMS]
+                || (wgo && flags[FLAG_PREFETCH_B]);
     wire dim = dim0 || (shape_ok && dim_late);
     wire align = a[LOG_WB-1:0] != 0 || b != 0 || c != 0 || (flags[FLAG_SUMS] && sums != 0);
     wire [31:0] known = (32'd1 << FLAG_A_SIGNED) | (32'd1 << FLAG_B_SIGNED) | (32'd1 << FLAG_PREFETCH_B)
                         | (32'd1 << FLAG_SUMS) | (32'd1 << FLAG_C16);
-    wire flags_err = (flags & ~known) != 0 || flags[FLAG_PREFETCH_B];   // the hint serves wgrad chains only
+    wire flags_err = (flags & ~known) != 0 || (flags[FLAG_PREFETCH_B] && !wgo);  // the hint serves wgrad chains only
 
     // the rows the band reaches (conv_calls.ConvArgs.a_rows): the first result row's taps, else the next
     // row's; the last result row's, else the one before (one step suffices:
@@ -309,7 +329,68 @@ module cpt_conv_setup #(
         end
     end
 
+    // ---------------------------------------------------------------- weight gradient (op 3)
+    // Its own registers, computed alongside the states above (their inputs are ready in the same states).
+    localparam integer RWE_W = $clog2(MAX_ROW_BITS / D + 1);          // E row_words of a legal call
+    localparam [16:0] MRB17 = MAX_ROW_BITS[16:0];
+    localparam [63:0] BUF64 = {32'd0, WGRAD_BUF_WORDS[31:0]};
+    reg  [16:0] ecp17;                      // Cp(K)
+    reg  [19:0] taps_c;                     // kh kw C
+    reg  [32:0] erow_bits;                  // Wo Cp(K)
+    reg  [23:0] bits_c, bits_k;             // a_bits C, b_bits K
+    reg  [39:0] xrows_c, erows_k;           // H a_bits C, Ho b_bits K
+    reg  [63:0] xbuf, ebuf;                 // batch H a_bits C, batch Ho b_bits K
+    reg  [RWE_W-1:0] erw;                   // E row_words
+    reg  [RB_W-1:0]  ebytes_row;            // R(E)
+    reg  [IB_W-1:0]  eimage;                // Ho R(E)
+    wire [`CPT_DIM_W+IB_W-1:0] eall = batch32[`CPT_DIM_W-1:0] * eimage;
+    wire [67:0] eall68 = {{(68-`CPT_DIM_W-IB_W){1'b0}}, eall};
+    assign wg_dim_late = {32'd0, k_out} > MAX_DIM48 || {28'd0, taps_c} > MAX_DIM48 || m48 > K_MAX48;
+    assign wg_limits = b0 != 0 || rows18 != {1'b0, ho17} || lo != 0 || hi == 0 || {1'b0, w_in} > D17
+                       || wo17 > D17 || (cp17 & (cp17 - 17'd1)) != 0 || (ecp17 & (ecp17 - 17'd1)) != 0
+                       || erow_bits > {16'd0, MRB17} || xbuf > BUF64 || ebuf > BUF64;
+
+    always @(posedge clk) begin
+        case (state)
+            S_1: begin
+                ecp17 <= pitch(k_out);
+                bits_c <= ab32[7:0] * c_in;
+                bits_k <= bb32[7:0] * k_out;
+            end
+            S_2: begin
+                taps_c <= (kh4 * kw4) * c_in;
+                erow_bits <= wo17 * ecp17;
+                xrows_c <= h_in * bits_c;
+                erows_k <= ho17[15:0] * bits_k;
+            end
+            S_3: begin
+                erw <= erow_bits[LOG_D +: RWE_W] + (erow_bits[LOG_D-1:0] != 0);
+                xbuf <= batch32[23:0] * xrows_c;
+                ebuf <= batch32[23:0] * erows_k;
+                if (batch32 > MAX_DIM) begin    // (ERR_DIM: the products are not needed)
+                    xbuf <= 64'hFFFF_FFFF_FFFF_FFFF;
+                    ebuf <= 64'hFFFF_FFFF_FFFF_FFFF;
+                end
+            end
+            S_4: ebytes_row <= bb32[`CPT_BITS_W-1:0] * erw * WB[RB_W-1:0];
+            S_5: eimage <= ho17[15:0] * ebytes_row;
+            S_6: begin
+                e_size <= eall68;
+                e_bytes <= eall68[AW-1:0];
+            end
+            S_7: begin
+                wg <= wgo;
+                wg_m <= {12'd0, taps_c};
+                wg_k <= m48[31:0];
+                c_ch <= c_in;
+                e_cp <= ecp17[15:0];
+            end
+            default: ;
+        endcase
+    end
+
     wire unused = &{1'b0, ab32[31:`CPT_BITS_W], cp17[16], wo17[16], res_h[16], res_w[16], rows18[17:16], lo_s[19:16], hi_s[19:16],
+                    ecp17[16], erow_bits[32:LOG_D+RWE_W], eall68,
                     arg_b[AW-1:LOG_WB], arg_c[AW-1:LOG_WB], arg_sums[AW-1:LOG_WB]};
 endmodule
 

@@ -18,7 +18,9 @@
 // gradients): a call whose conv op is not 0 first runs cpt_conv_setup (checks, geometry), then cpt_setup on
 // the call's GEMM (M, N, K; the window with the tensor's range); it runs as a GEMM whose A tiles the walker
 // forms from the tensor stream (X; E of an input gradient) the reader delivers (cpt_conv_walker,
-// cpt_im2col_former).  It never uses a B prefetch.
+// cpt_im2col_former).  It never uses a B prefetch.  A weight gradient (op 3) runs as a GEMM whose A tiles and B
+// blocks cpt_wgrad_walker forms from the X and E streams (two cpt_wgrad_formers): it writes the B banks in
+// place of the reader and owns the B buffer as the reader would (b_issue, b_loaded).
 
 `include "cpt_gemm_widths.vh"
 
@@ -249,11 +251,14 @@ module cpt_core #(
     wire [AXI_AW-1:0] conv_a_first;
     wire [67:0]       conv_a_size;
     wire [31:0]       conv_gm, conv_gn, conv_gk;
+    wire              conv_wg;                  // the conv call is a weight gradient (op 3): its GEMM's M and K
+    wire [31:0]       conv_wg_m, conv_wg_k;
+    wire [67:0]       conv_e_size;              // and B's range: the E tensor
     localparam [31:0] SIGNS = (32'd1 << FLAG_A_SIGNED) | (32'd1 << FLAG_B_SIGNED);
     wire [AXI_AW-1:0] s_arg_a = is_conv ? conv_a_first : args[ARG_A +: AXI_AW];
-    wire [31:0] s_arg_m = is_conv ? conv_gm : args[ARG_M +: 32];
+    wire [31:0] s_arg_m = is_conv ? (conv_wg ? conv_wg_m : conv_gm) : args[ARG_M +: 32];
     wire [31:0] s_arg_n = is_conv ? conv_gn : args[ARG_N +: 32];
-    wire [31:0] s_arg_k = is_conv ? conv_gk : args[ARG_K +: 32];
+    wire [31:0] s_arg_k = is_conv ? (conv_wg ? conv_wg_k : conv_gk) : args[ARG_K +: 32];
     wire [31:0] s_arg_flags = is_conv ? args[ARG_FLAGS +: 32] & SIGNS : args[ARG_FLAGS +: 32];
 
     cpt_setup #(
@@ -267,7 +272,7 @@ module cpt_core #(
         .arg_win_base(args[ARG_WIN_BASE +: AXI_AW]), .arg_win_limit(args[ARG_WIN_LIMIT +: AXI_AW]),
         .arg_next_b(args[ARG_NEXT_B +: AXI_AW]), .arg_next_n(args[ARG_NEXT_N +: 32]),
         .arg_next_k(args[ARG_NEXT_K +: 32]), .arg_next_b_bits(args[ARG_NEXT_B_BITS +: 32]),
-        .a_size_sel(is_conv), .a_size_in(conv_a_size),
+        .a_size_sel(is_conv), .a_size_in(conv_a_size), .b_size_sel(is_conv && conv_wg), .b_size_in(conv_e_size),
         .done(setup_done), .status(setup_status),
         .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits), .a_signed(a_signed), .b_signed(b_signed),
         .a_row_words(a_row_words), .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base),
@@ -285,6 +290,9 @@ module cpt_core #(
     wire       a_issue, a_issue_half, b_issue, a_loaded, a_loaded_half, b_loaded;
     wire       rd_a_issue, rd_a_issue_half, rd_a_loaded, rd_a_loaded_half;     // the reader's (GEMM calls)
     wire       wk_a_issue, wk_a_issue_half, wk_a_loaded, wk_a_loaded_half;     // the walker's (conv calls)
+    wire       rd_b_issue, rd_b_loaded, wg_b_issue, wg_b_loaded;               // B: the reader's, cpt_wgrad_walker's
+    assign b_issue = rd_b_issue || wg_b_issue;
+    assign b_loaded = rd_b_loaded || wg_b_loaded;
     assign a_issue = rd_a_issue || wk_a_issue;
     assign a_issue_half = conv_run ? wk_a_issue_half : rd_a_issue_half;
     assign a_loaded = rd_a_loaded || wk_a_loaded;
@@ -315,10 +323,15 @@ module cpt_core #(
 
     // ------------------------------------------------------------------ read engine and buffers
     wire [ROWS-1:0] rd_a_we;
-    wire [COLS-1:0] b_we;
+    wire [COLS-1:0] b_we, rd_b_we, wg_b_we;
     wire [`CPT_A_AW-1:0] rd_a_waddr, a_raddr;
-    wire [`CPT_B_AW-1:0] b_waddr, b_raddr;
-    wire [D-1:0]    wdata;
+    wire [`CPT_B_AW-1:0] b_waddr, rd_b_waddr, wg_b_waddr, b_raddr;
+    wire [D-1:0]    wdata, b_wdata, wg_b_wdata;
+    wire            wg_run;                     // a weight-gradient call runs: cpt_wgrad_walker writes B
+    // the B banks are written by the reader, or by the weight-gradient walker
+    assign b_we = wg_run ? wg_b_we : rd_b_we;
+    assign b_waddr = wg_run ? wg_b_waddr : rd_b_waddr;
+    assign b_wdata = wg_run ? wg_b_wdata : wdata;
     wire            rd_en;
     // the A banks are written by the reader (GEMM calls) or the walker (conv calls), whose lanes (formers)
     // write different banks in the same cycle: bank g takes the word of the lane that writes it
@@ -346,10 +359,10 @@ module cpt_core #(
             end
         end
     end
-    wire            x_valid, x_ready;           // the X stream of a conv call, reader to walker
+    wire            x_valid, x_ready, x_is_e;   // the X stream of a conv call, reader to walker (wg: E, then X)
     wire [D-1:0]    x_data;
     wire [`CPT_DIM_W-1:0] conv_batch;
-    wire [AXI_AW-1:0] conv_x_bytes, conv_x_stride;
+    wire [AXI_AW-1:0] conv_x_bytes, conv_x_stride, conv_e_bytes;
 
     cpt_reader #(
         .ROWS(ROWS), .COLS(COLS), .D(D), .B_BLOCK_COLS(B_BLOCK_COLS), .AXI_DW(AXI_DW), .AW(AXI_AW),
@@ -360,14 +373,15 @@ module cpt_core #(
         .a_tile_bytes(a_tile_bytes), .b_block_bytes(b_block_bytes), .b_cur(b_cur), .b_hit(b_hit),
         .pf_en(pf_en), .pf_base(pf_base), .pf_end(pf_end), .pf_col_words(pf_col_words),
         .conv(conv_run), .x_images(conv_batch), .x_bytes(conv_x_bytes), .x_stride(conv_x_stride),
-        .x_valid(x_valid), .x_ready(x_ready), .x_data(x_data),
+        .x_valid(x_valid), .x_ready(x_ready), .x_data(x_data), .wg(wg_run), .e_bytes(conv_e_bytes),
+        .x_is_e(x_is_e),
         .m_axi_arvalid(m_axi_arvalid), .m_axi_arready(m_axi_arready), .m_axi_araddr(m_axi_araddr),
         .m_axi_arlen(m_axi_arlen), .m_axi_arsize(m_axi_arsize), .m_axi_arburst(m_axi_arburst),
         .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata),
         .m_axi_rlast(m_axi_rlast), .m_axi_rresp(m_axi_rresp),
-        .a_busy(a_busy), .b_busy(b_busy), .a_issue(rd_a_issue), .a_issue_half(rd_a_issue_half), .b_issue(b_issue),
-        .a_loaded(rd_a_loaded), .a_loaded_half(rd_a_loaded_half), .b_loaded(b_loaded), .a_we(rd_a_we),
-        .a_waddr(rd_a_waddr), .b_we(b_we), .b_waddr(b_waddr),
+        .a_busy(a_busy), .b_busy(b_busy), .a_issue(rd_a_issue), .a_issue_half(rd_a_issue_half), .b_issue(rd_b_issue),
+        .a_loaded(rd_a_loaded), .a_loaded_half(rd_a_loaded_half), .b_loaded(rd_b_loaded), .a_we(rd_a_we),
+        .a_waddr(rd_a_waddr), .b_we(rd_b_we), .b_waddr(rd_b_waddr),
         .wdata(wdata), .resp_err(reader_err), .pf_busy(pf_busy)
     );
 
@@ -385,7 +399,7 @@ module cpt_core #(
         end
         for (g = 0; g < COLS; g = g + 1) begin : b_bank
             sdp_ram #(.WIDTH(D), .DEPTH(`CPT_B_DEPTH), .AW(`CPT_B_AW)) ram (
-                .clk(clk), .we(b_we[g]), .waddr(b_waddr), .wdata(wdata),
+                .clk(clk), .we(b_we[g]), .waddr(b_waddr), .wdata(b_wdata),
                 .re(rd_en), .raddr(b_raddr), .rdata(b_words[g*D +: D])
             );
             assign b_masked[g*D +: D] = b_words[g*D +: D] & {D{b_mask[g]}};
@@ -395,7 +409,7 @@ module cpt_core #(
     // ------------------------------------------------------------------ convolution engine
 `ifdef CPT_CONV
     assign conv_arg = args[ARG_CONV +: 2] != 2'd0;
-    wire [15:0] cv_cp, cv_width, cv_height, cv_row0, cv_row1, cv_band0, cv_rows, cv_wo;
+    wire [15:0] cv_cp, cv_width, cv_height, cv_row0, cv_row1, cv_band0, cv_rows, cv_wo, cv_c, cv_e_cp;
     wire [1:0]  cv_kh, cv_kw, cv_stride;
     wire signed [2:0] cv_pad_h, cv_pad_w;
 
@@ -409,17 +423,53 @@ module cpt_core #(
         .a_first(conv_a_first), .a_size(conv_a_size), .x_bytes(conv_x_bytes), .x_stride(conv_x_stride),
         .cp(cv_cp), .width(cv_width), .height(cv_height), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride),
         .pad_h(cv_pad_h), .pad_w(cv_pad_w),
-        .row0(cv_row0), .row1(cv_row1), .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .batch(conv_batch)
+        .row0(cv_row0), .row1(cv_row1), .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .batch(conv_batch),
+        .wg(conv_wg), .wg_m(conv_wg_m), .wg_k(conv_wg_k), .c_ch(cv_c), .e_cp(cv_e_cp), .e_size(conv_e_size),
+        .e_bytes(conv_e_bytes)
     );
+    assign wg_run = conv_run && conv_wg;
+
+    // forward and input-gradient calls: cpt_conv_walker; weight gradients: cpt_wgrad_walker (the other's
+    // outputs are idle: each is started only for its own calls)
+    wire       fw_a_issue, fw_a_issue_half, fw_a_loaded, fw_a_loaded_half, fw_x_ready;
+    wire [LANES*ROWS-1:0] fw_a_we_l;            // cpt_conv_walker's lanes
+    wire [LANES*`CPT_A_AW-1:0] fw_a_waddr_l;
+    wire [LANES*D-1:0] fw_a_wdata_l;
+    wire       wg_a_issue, wg_a_issue_half, wg_a_loaded, wg_a_loaded_half, wg_x_ready;
+    wire [ROWS-1:0] wg_a_we;
+    wire [`CPT_A_AW-1:0] wg_a_waddr;
+    wire [D-1:0] wg_a_wdata;
+    assign wk_a_issue = fw_a_issue || wg_a_issue;
+    assign wk_a_issue_half = conv_wg ? wg_a_issue_half : fw_a_issue_half;
+    assign wk_a_loaded = fw_a_loaded || wg_a_loaded;
+    assign wk_a_loaded_half = conv_wg ? wg_a_loaded_half : fw_a_loaded_half;
+    // a weight gradient's A words come through lane 0's port
+    assign wk_a_we_l = conv_wg ? {{((LANES-1)*ROWS){1'b0}}, wg_a_we} : fw_a_we_l;
+    assign wk_a_waddr_l = conv_wg ? {{((LANES-1)*`CPT_A_AW){1'b0}}, wg_a_waddr} : fw_a_waddr_l;
+    assign wk_a_wdata_l = conv_wg ? {{((LANES-1)*D){1'b0}}, wg_a_wdata} : fw_a_wdata_l;
+    assign x_ready = conv_wg ? wg_x_ready : fw_x_ready;
 
     /* verilator lint_off PINCONNECTEMPTY */    // geom_err: cpt_conv_setup refuses every geometry it would
     cpt_conv_walker #(.ROWS(ROWS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS), .LANES(LANES)) walker (
-        .clk(clk), .rst(rst), .start(run_start && conv_run), .cp(cv_cp), .width(cv_width), .height(cv_height),
+        .clk(clk), .rst(rst), .start(run_start && conv_run && !conv_wg), .cp(cv_cp), .width(cv_width),
+        .height(cv_height),
         .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad_h(cv_pad_h), .pad_w(cv_pad_w), .row0(cv_row0), .row1(cv_row1),
         .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .a_bits(a_bits), .m(m), .n(n), .k_words(kw),
-        .s_valid(x_valid), .s_ready(x_ready), .s_data(x_data), .a_busy(a_busy), .a_issue(wk_a_issue),
-        .a_issue_half(wk_a_issue_half), .a_loaded(wk_a_loaded), .a_loaded_half(wk_a_loaded_half),
-        .a_we(wk_a_we_l), .a_waddr(wk_a_waddr_l), .a_wdata(wk_a_wdata_l), .geom_err()
+        .s_valid(x_valid && !conv_wg), .s_ready(fw_x_ready), .s_data(x_data), .a_busy(a_busy), .a_issue(fw_a_issue),
+        .a_issue_half(fw_a_issue_half), .a_loaded(fw_a_loaded), .a_loaded_half(fw_a_loaded_half),
+        .a_we(fw_a_we_l), .a_waddr(fw_a_waddr_l), .a_wdata(fw_a_wdata_l), .geom_err()
+    );
+
+    cpt_wgrad_walker #(.ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS)) wg_walker (
+        .clk(clk), .rst(rst), .start(run_start && wg_run), .batch(conv_batch), .c(cv_c), .cp(cv_cp),
+        .width(cv_width), .height(cv_row1), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad(cv_pad_h[0]),
+        .e_cp(cv_e_cp), .ho(cv_rows), .wo(cv_wo), .a_bits(a_bits), .b_bits(b_bits), .m(m), .n(n), .k_words(kw),
+        .b_col_words(b_col_words), .b_cur(b_cur),
+        .s_valid(x_valid && conv_wg), .s_ready(wg_x_ready), .s_data(x_data), .s_is_e(x_is_e),
+        .a_busy(a_busy), .a_issue(wg_a_issue), .a_issue_half(wg_a_issue_half), .a_loaded(wg_a_loaded),
+        .a_loaded_half(wg_a_loaded_half), .a_we(wg_a_we), .a_waddr(wg_a_waddr), .a_wdata(wg_a_wdata),
+        .b_busy(b_busy), .b_issue(wg_b_issue), .b_loaded(wg_b_loaded), .b_we(wg_b_we), .b_waddr(wg_b_waddr),
+        .b_wdata(wg_b_wdata), .geom_err()
     );
     /* verilator lint_on PINCONNECTEMPTY */
 `else
@@ -436,6 +486,17 @@ module cpt_core #(
     assign conv_batch = {`CPT_DIM_W{1'b0}};
     assign conv_x_bytes = {AXI_AW{1'b0}};
     assign conv_x_stride = {AXI_AW{1'b0}};
+    assign conv_wg = 1'b0;
+    assign conv_wg_m = 32'd0;
+    assign conv_wg_k = 32'd0;
+    assign conv_e_size = 68'd0;
+    assign conv_e_bytes = {AXI_AW{1'b0}};
+    assign wg_run = 1'b0;
+    assign wg_b_issue = 1'b0;
+    assign wg_b_loaded = 1'b0;
+    assign wg_b_we = {COLS{1'b0}};
+    assign wg_b_waddr = {`CPT_B_AW{1'b0}};
+    assign wg_b_wdata = {D{1'b0}};
     assign x_ready = 1'b0;
     assign wk_a_issue = 1'b0;
     assign wk_a_issue_half = 1'b0;
@@ -444,7 +505,7 @@ module cpt_core #(
     assign wk_a_we_l = {LANES*ROWS{1'b0}};
     assign wk_a_waddr_l = {LANES*`CPT_A_AW{1'b0}};
     assign wk_a_wdata_l = {LANES*D{1'b0}};
-    wire unused_conv = &{1'b0, x_valid, x_data, conv_start};
+    wire unused_conv = &{1'b0, x_valid, x_data, x_is_e, conv_start};
 `endif
 
     // ------------------------------------------------------------------ feeder and array

@@ -27,6 +27,10 @@
 // streams the X tensor, one command of x_bytes per image from a_base, x_stride apart (the band's rows of
 // every image), and hands its words in order to the im2col former (x_valid/x_ready, cpt_conv_walker), which
 // forms the A tiles; R beats wait while the former cannot take a word.
+//
+// A weight-gradient call (`wg` with `conv`) reads no B block either: its only commands are the E tensor
+// (e_bytes from b_base, one command) and then the X stream as above, once (one block as far as the reader
+// is concerned); x_is_e tells the stream's consumer (cpt_wgrad_walker) which of the two a word belongs to.
 
 `include "cpt_gemm_widths.vh"
 
@@ -67,6 +71,9 @@ module cpt_reader #(
     output wire                  x_valid,           // conv: an X word for the former
     input  wire                  x_ready,
     output wire [D-1:0]          x_data,
+    input  wire                  wg,                // conv: a weight gradient (E, then X; no B commands)
+    input  wire [AW-1:0]         e_bytes,           // wg: bytes of the E tensor at b_base
+    output wire                  x_is_e,            // wg: the stream's word is E's
 
     output wire                  m_axi_arvalid,
     input  wire                  m_axi_arready,
@@ -140,14 +147,17 @@ module cpt_reader #(
     // is interface 3's even where synthesis keeps the hierarchy (cpt-hw resources).
 `ifdef CPT_CONV
     wire conv_on = conv;
+    wire wg_on = conv && wg;
 `else
     wire conv_on = 1'b0;
-    wire unused_conv = &{1'b0, conv};
+    wire wg_on = 1'b0;
+    wire unused_conv = &{1'b0, conv, wg, e_bytes};
 `endif
     wire [`CPT_POS_W-1:0] x_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, x_images};
     wire want_b = b_pending && (first_block || m0 != 0 || conv_on);
     wire want_a = !want_b && (m0 < (conv_on ? x_w : m_w));   // conv: m0 counts images
-    wire more_blocks = n0 + BBC_X < n_w;
+    wire more_blocks = n0 + BBC_X < n_w && !wg_on;      // a weight gradient reads X once
+    reg  e_sent;                                // wg: the E command is issued
     reg  [AW-1:0] pf_addr;                      // next prefetch byte to request
     wire pf_more = pf_addr != pf_end;
 
@@ -196,7 +206,8 @@ module cpt_reader #(
             a_addr <= a_base;
             // a hit skips block 0: the next B block to load is block 1
             b_addr <= !b_hit ? b_base : (b_end - b_base > b_block_bytes) ? b_base + b_block_bytes : b_end;
-            b_pending <= !b_hit;
+            b_pending <= !b_hit && !wg_on;
+            e_sent <= 1'b0;
             first_block <= 1'b1;
             half <= 1'b0;
             pf_addr <= pf_en ? pf_base : pf_end;
@@ -213,6 +224,13 @@ module cpt_reader #(
                             desc_push <= 1'b1;
                             cstate <= C_BURST;
                         end
+                    end else if (want_a && wg_on && !e_sent) begin
+                        cur <= b_base;                   // the E tensor first, whole: one command
+                        cur_end <= b_base + e_bytes;
+                        e_sent <= 1'b1;
+                        desc_in <= {1'b0, 1'b1, 1'b0, e_bytes >> LOG_BYTES};
+                        desc_push <= 1'b1;
+                        cstate <= C_BURST;
                     end else if (want_a && conv_on) begin
                         if (x_bytes == 0) begin          // the band reaches no stored row
                             m0 <= x_w;
@@ -297,6 +315,7 @@ module cpt_reader #(
     wire word_done = r_hs && (beat_in_word == LAST_BEAT);
     assign x_valid = x_cmd && m_axi_rvalid && beat_in_word == LAST_BEAT;
     assign x_data = word;
+    assign x_is_e = r_half;                     // a conv A-side command's half bit marks E (wg)
     wire [`CPT_RW_W-1:0] row_words = r_is_b ? b_col_words : a_row_words;
     // Bank addresses are narrower or wider than word counts depending on the config: zero-extend to
     // the sum of both widths, then take the address bits (the values always fit).

@@ -1,7 +1,7 @@
 // Weight-gradient shift/mask former: the X chunk stored corner-turned, and the read side that forms the A rows
 // of a weight-gradient GEMM (docs/architecture.md, "Weight gradient: chunks, corner turn, shift/mask former").
 //
-// A self-contained unit of the convolution engine, not yet connected to cpt_core.  Reference:
+// A self-contained unit of the convolution engine; cpt_wgrad_walker uses two (X, and E as a 1x1 kernel).  Reference:
 // cpt_hw.hw.conv_wgrad_former (bit-exact); functional reference: hls/cpt_conv_read.h, form_shift_mask.
 //
 // Write side: the chunk's row-planes (batch whole images) as the reader delivers them, in DDR order (image n,
@@ -20,7 +20,8 @@
 //
 // Rate: one output row (segment) per cycle, i.e. one A word a cycle when Wo = D and Wo / D words a cycle
 // below; a request first spends 2 CHUNK_POS_W + 3 cycles finding its first output row ((w0 D) div Wo, then
-// div Ho) with one restoring divider.  Geometry inputs are sampled by `start` and must not change until the
+// div Ho) with one restoring divider, except one that starts at word 0 (the weight-gradient walker's: whole
+// rows), whose first output row is (0, 0).  Geometry inputs are sampled by `start` and must not change until the
 // chunk's requests are done; requests must be legal (i < kh, j < kw, c < C, p < bits, w0 + count <= the
 // row's ceil(N Ho Wo / D) words).
 
@@ -272,6 +273,12 @@ module cpt_wgrad_former #(
                     shr <= s_r == 2'd2 ? (col_off == 3'sd2 ? 2'd1 : 2'd0)
                                        : (col_off > 0 ? col_off[1:0] : 2'd0);
                     state <= R_DIV1;
+                    if (rq_word0 == 16'd0) begin        // a whole row from word 0: output row (0, 0), no division
+                        dquo <= 0;
+                        drem <= 0;
+                        first_off <= 0;
+                        state <= R_BASE;
+                    end
                 end
                 R_DIV1, R_DIV2: begin
                     // restoring division, one quotient bit a cycle

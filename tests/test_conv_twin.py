@@ -1,9 +1,10 @@
 """The Verilog twin's conv-call rule (conv_calls.conv_status with twin=True) and the arithmetic its setup uses.
 
-The twin runs forward calls and input gradients at stride 1; its status must equal the emulator's on every
-such call without SUMS or C16 whose rows fit its former, which holds because the generator renders the twin
-only when no such call can overflow the tensor buffer (cpt_hw.gen.rtl.twin_line_buffer_bound); op 3 and
-stride-2 input gradients are ERR_CONV alone.  rtl/cpt_conv_setup.v finds the input rows a band reaches from
+The twin runs forward calls, input gradients at stride 1 and weight gradients of whole images; its status must
+equal the emulator's on every such call without SUMS or C16 whose rows fit its former, which holds because the
+generator renders the twin only when no such call can overflow the tensor buffer
+(cpt_hw.gen.rtl.twin_line_buffer_bound, and for weight gradients twin_wgrad_buf_words words of D bits in half of
+it); stride-2 input gradients are ERR_CONV alone.  rtl/cpt_conv_setup.v finds the input rows a band reaches from
 two candidate output rows at each end; the transliteration here checks that one step inwards always
 suffices.  An input gradient runs as a forward convolution of E (Ho x Wo, K channels) with the rotated
 kernel, the im2col former's row and column offsets being kh - 1 - padding and kw - 1 - padding (-1..2), so
@@ -13,6 +14,7 @@ the same arithmetic serves it with that offset in place of the padding.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,10 +22,10 @@ import pytest
 from cpt_hw.gen.rtl import twin_line_buffer_bound
 from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
-from cpt_hw.hw.conv_calls import ConvArgs, conv_status, encode_conv, twin_row_bits
+from cpt_hw.hw.conv_calls import ConvArgs, conv_status, encode_conv, twin_row_bits, twin_wgrad_buf_words
 from cpt_hw.hw.conv_model import channel_pitch
 from cpt_hw.hw.golden import conv_output_size
-from cpt_hw.hw.regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, STATUS_BITS
+from cpt_hw.hw.regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, FLAG_BITS, STATUS_BITS
 
 ERR = {name: 1 << bit for name, bit in {**STATUS_BITS, **CONV_STATUS_BITS}.items()}
 CONFIGS = [HardwareConfig.from_preset(p, {"conv_engine": True}) for p in ("sim", "zc706")]
@@ -71,9 +73,8 @@ def test_band_rows_one_step_suffices():
 def test_twin_limits(cfg):
     legal = fwd_call()
     assert conv_status(cfg, legal, twin=True) == 0 == conv_status(cfg, legal)
-    # not built: every weight gradient, and input gradients at stride 2 (ERR_CONV alone, whatever else is wrong)
-    for op, stride in (("dgrad", 2), ("wgrad", 1), ("wgrad", 2)):
-        assert conv_status(cfg, fwd_call(op=op, stride=stride, a_bits=0, flags=0xFF), twin=True) == ERR["ERR_CONV"]
+    # not built: input gradients at stride 2 (ERR_CONV alone, whatever else is wrong)
+    assert conv_status(cfg, fwd_call(op="dgrad", stride=2, a_bits=0, flags=0xFF), twin=True) == ERR["ERR_CONV"]
     sums = 1 << CONV_FLAG_BITS["SUMS"]
     assert conv_status(cfg, fwd_call(flags=sums), twin=True) == ERR["ERR_CONV"]
     assert conv_status(cfg, fwd_call(flags=sums), twin=False) == 0
@@ -173,3 +174,83 @@ def test_twin_equals_emulator_on_stride1_dgrad_calls_that_fit(cfg):
         assert conv_status(cfg, call, twin=True) == conv_status(cfg, call), call
         same += 1
     assert same > 1000
+
+
+def wgrad_call(c: int = 5, k: int = 8, a_bits: int = 3, b_bits: int = 8, **fields) -> ConvCall:
+    """A weight-gradient call (3-bit X, 8-bit E unless given); the other fields as fwd_call's."""
+    return fwd_call("wgrad", c=c, k=k, a_bits=a_bits, b_bits=b_bits, **fields)
+
+
+def formers_take(cfg: HardwareConfig, call: ConvCall) -> bool:
+    """The weight gradients the twin's formers take (docs/registers.md, "The Verilog twin"), from the fields as
+    written (a geometry the rule refuses anyway may pass)."""
+    g = ConvArgs.decode(call)
+    d = cfg.dot_width
+    if min(g.batch, g.c, g.k, g.h, g.w, g.kh, g.kw, g.stride) < 1 or g.ho < 1 or g.wo < 1:
+        return True
+    cp_x, cp_e = channel_pitch(g.c, d), channel_pitch(g.k, d)
+    buf = twin_wgrad_buf_words(cfg)
+    return (g.band0 == 0 and g.band_rows in (0, g.ho) and not (g.kh == 1 and g.stride == 2 and g.padding == 1)
+            and g.w <= d and g.wo <= d and cp_x & (cp_x - 1) == 0 and cp_e & (cp_e - 1) == 0
+            and max(g.w * cp_x, g.wo * cp_e) <= twin_row_bits(cfg)
+            and g.batch * g.h * g.a_bits * g.c <= buf and g.batch * g.ho * g.b_bits * g.k <= buf)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
+def test_twin_wgrad_limits(cfg):
+    """Each limit of the twin's weight-gradient formers alone is ERR_CONV, and the emulator runs that call."""
+    d = cfg.dot_width
+    legal = wgrad_call()
+    assert conv_status(cfg, legal, twin=True) == 0 == conv_status(cfg, legal)
+    assert conv_status(cfg, wgrad_call(w=d, h=3, batch=1), twin=True) == 0                  # W = Wo = D
+    assert conv_status(cfg, wgrad_call(kh=1, kw=1, stride=2, padding=0), twin=True) == 0    # H even: row 7 unread
+    flag = {**FLAG_BITS, **CONV_FLAG_BITS}
+    limits = {
+        "band": dict(band=(1, 3)),
+        "band from row 1 to the last": dict(band=(1, 0)),
+        "1x1 stride 2 padding 1": dict(kh=1, kw=1, stride=2, padding=1),
+        "W > D": dict(w=d + 1, h=3, batch=1),
+        "Wo > D": dict(w=d, h=2, batch=1, kh=1, kw=1, padding=1),                # W = D, Wo = D + 2
+        "Cp(C) = 3D": dict(c=2 * d + 1, h=4, w=2, batch=1),
+        "Cp(K) = 3D": dict(k=2 * d + 1, h=4, w=2, batch=1, b_bits=1),
+        "X chunk": dict(c=d + 3, a_bits=8, h=8, w=3, batch=2),
+        "E chunk": dict(k=300, b_bits=8, h=3, w=2),
+        "C16": dict(flags=1 << flag["C16"], a_bits=1, b_bits=1),
+        "SUMS": dict(flags=1 << flag["SUMS"]),
+        "PREFETCH_B": dict(flags=1 << flag["PREFETCH_B"]),
+    }
+    for name, fields in limits.items():
+        call = wgrad_call(**fields)
+        assert conv_status(cfg, call) == 0, name
+        assert conv_status(cfg, call, twin=True) == ERR["ERR_CONV"], name
+        assert not formers_take(cfg, call) or name in ("C16", "SUMS", "PREFETCH_B"), name
+    # the twin does not check the hint: a misaligned next_a is the emulator's ERR_ALIGN, the twin's ERR_CONV
+    call = replace(wgrad_call(flags=1 << flag["PREFETCH_B"]), next_a=3)
+    assert conv_status(cfg, call) == ERR["ERR_ALIGN"] and conv_status(cfg, call, twin=True) == ERR["ERR_CONV"]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
+def test_twin_equals_emulator_on_wgrad_calls_the_formers_take(cfg):
+    """Random weight-gradient geometries (legal or not): without SUMS, C16 and PREFETCH_B and within the formers'
+    limits the twin's status is the emulator's (so the X-chunk check is never needed in the RTL); and the twin
+    never runs a call the emulator refuses."""
+    assert twin_wgrad_buf_words(cfg) * cfg.dot_width <= cfg.tensor_buffer_bits // 2
+    d = cfg.dot_width
+    rng = np.random.default_rng(29)
+    same = ran = 0
+    for _ in range(4000):
+        call = wgrad_call(batch=int(rng.integers(0, 5)), c=int(rng.choice([0, 1, 2, 3, 8, 16, d, d + 3, 2 * d + 1])),
+                          k=int(rng.choice([0, 1, 3, 8, 64, 200, 2 * d + 1])), h=int(rng.integers(0, 16)),
+                          w=int(rng.integers(0, d + 3)), kh=int(rng.integers(0, 4)), kw=int(rng.integers(0, 4)),
+                          stride=int(rng.integers(0, 3)), padding=int(rng.integers(0, 3)),
+                          a_bits=int(rng.integers(0, 10)), b_bits=int(rng.integers(1, 9)),
+                          flags=int(rng.integers(0, 4)),
+                          band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.2 else (0, 0))
+        twin = conv_status(cfg, call, twin=True)
+        if twin == 0:
+            assert conv_status(cfg, call) == 0, call
+            ran += 1
+        if formers_take(cfg, call):
+            assert twin == conv_status(cfg, call), call
+            same += 1
+    assert same > 1000 and ran > 100, (same, ran)

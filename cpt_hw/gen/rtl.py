@@ -17,7 +17,7 @@ import jinja2
 
 from ..errors import ConfigError
 from ..hw.config import RESULT_BITS, HardwareConfig
-from ..hw.conv_calls import twin_row_bits
+from ..hw.conv_calls import twin_row_bits, twin_wgrad_buf_words
 from ..hw.regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, CTRL_BITS, FLAG_BITS, IRQ_BITS, STATUS_BITS, arguments, \
     register_map
 
@@ -44,6 +44,11 @@ def check(cfg: HardwareConfig) -> None:
             raise ConfigError(f"tensor_buffer_bram36 = {cfg.tensor_buffer_bram36}: the Verilog twin needs a tensor "
                               f"buffer of at least {twin_line_buffer_bound(cfg)} bits (rows {cfg.rows}, "
                               f"operand_bits {cfg.operand_bits}, rows of {twin_row_bits(cfg)} bits)")
+        if twin_wgrad_buf_words(cfg) * cfg.dot_width > cfg.tensor_buffer_bits // 2:
+            # likewise the weight gradient: its formers' buffers in place of the X chunk's half of the tensor buffer
+            raise ConfigError(f"tensor_buffer_bram36 = {cfg.tensor_buffer_bram36}: the Verilog twin's weight-gradient "
+                              f"former needs half a tensor buffer of at least "
+                              f"{twin_wgrad_buf_words(cfg) * cfg.dot_width} bits")
     d = cfg.dot_width
     if d & (d - 1):
         raise ConfigError(f"dot_width = {d}: the Verilog twin needs a power of two "
@@ -113,6 +118,8 @@ def conv_widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
         ("MAX_KERNEL", cfg.max_kernel, "config max_kernel: largest kh, kw of a conv call"),
         ("MAX_ROW_BITS", twin_row_bits(cfg),
          "W Cp of the widest row-plane the im2col former holds: cpt_hw.hw.conv_calls.twin_row_bits"),
+        ("WGRAD_BUF_WORDS", twin_wgrad_buf_words(cfg),
+         "channel rows each weight-gradient former holds: cpt_hw.hw.conv_calls.twin_wgrad_buf_words"),
     ]
 
 

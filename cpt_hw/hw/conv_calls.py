@@ -3,8 +3,8 @@
 The reference rule of docs/architecture.md, "Convolution-native accelerator (interface 4; design)" and
 docs/registers.md, "Interface 4", for an accelerator whose config has ``conv_engine = true``.  The emulated
 device (:mod:`cpt_hw.hw.emu_device`) and the HLS kernel (``hls/cpt_conv*.h``, C-simulated, which ports these
-rules) implement it; the Verilog twin (``rtl/cpt_conv*.v``) runs forward calls and stride-1 input gradients,
-refusing the rest by :func:`conv_status` with ``twin=True``.
+rules) implement it; the Verilog twin (``rtl/cpt_conv*.v``, ``rtl/cpt_wgrad*.v``) runs forward calls, stride-1
+input gradients and weight gradients of whole images, refusing the rest by :func:`conv_status` with ``twin=True``.
 
 A call with ``conv`` bits 1:0 (op) = 0 is an interface-3 GEMM call (:func:`cpt_hw.hw.calls.call_status`);
 op 1 forward, 2 input gradient, 3 weight gradient read the arguments decoded by :class:`ConvArgs`:
@@ -220,17 +220,27 @@ def twin_row_bits(cfg: HardwareConfig) -> int:
     return max(2048, 2 * cfg.dot_width)
 
 
+def twin_wgrad_buf_words(cfg: HardwareConfig) -> int:
+    """Channel rows (one D-bit word each) the Verilog twin's weight-gradient formers hold, each
+    (``BUF_WORDS`` of rtl/cpt_wgrad_former.v): batch H a_bits C for the X chunk, batch Ho b_bits K for the E
+    chunk.  ``cpt_hw.gen.rtl.check`` makes sure that this many words fit half of the tensor buffer, so the
+    emulator's X-chunk check can never refuse a call the twin takes."""
+    return 4096
+
+
 def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
     """The status a conv call (op 1..3) returns on ``cfg`` (0: it runs); see docs/registers.md, Interface 4.
 
     ``twin=True``: the Verilog twin's status, which adds its limits (docs/registers.md, "The Verilog twin"):
-    op 3, and op 2 with stride 2 (the polyphase input gradient), return ERR_CONV alone; SUMS is ERR_CONV like
-    SUMS in an input-gradient call; C16, or a streamed row-plane (X; E of an input gradient) wider than
-    :func:`twin_row_bits`, is ERR_CONV where the tensor-buffer check is made.  The line-buffer check itself can
-    then never refuse (``cpt_hw.gen.rtl.check`` makes sure of that for every config it renders).
+    op 2 with stride 2 (the polyphase input gradient) returns ERR_CONV alone; SUMS is ERR_CONV like SUMS in an
+    input-gradient call, and so is PREFETCH_B in a weight gradient (the hint is neither checked nor used); C16,
+    a streamed row-plane (X; E of an input gradient) wider than :func:`twin_row_bits`, and a weight gradient
+    its formers do not take (:func:`_twin_wgrad_err`) are ERR_CONV where the tensor-buffer check is made.  The
+    line-buffer and X-chunk checks themselves can then never refuse (``cpt_hw.gen.rtl.check`` makes sure of
+    that for every config it renders).
     """
     g = ConvArgs.decode(call)
-    if twin and (g.op == "wgrad" or (g.op == "dgrad" and g.stride == 2)):
+    if twin and g.op == "dgrad" and g.stride == 2:
         return _BIT["ERR_CONV"]
     d = cfg.dot_width
     status = 0
@@ -249,13 +259,15 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
                 geometry_err = _twin_limits_err(cfg, g) if twin else _buffer_or_width_err(cfg, g)
     if (g.op == "dgrad" or twin) and g.flag("SUMS"):
         geometry_err = True           # the input gradient's rank-one term is the host's (no sums)
+    if twin and g.op == "wgrad" and g.flag("PREFETCH_B"):
+        geometry_err = True           # the twin has no conv prefetch
     if geometry_err:
         status |= _BIT["ERR_CONV"]
     if dim_err:
         status |= _BIT["ERR_DIM"]
     if bits_err:
         status |= _BIT["ERR_BITS"]
-    prefetch = g.flag("PREFETCH_B") and g.op == "wgrad"
+    prefetch = g.flag("PREFETCH_B") and g.op == "wgrad" and not twin
     addresses = [call.a, call.b, call.c] + ([call.sums] if g.flag("SUMS") else []) \
         + ([call.next_a, call.next_b] if prefetch else [])
     if any(x % cfg.word_bytes for x in addresses):
@@ -284,7 +296,24 @@ def _twin_limits_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
     """The Verilog twin's ERR_CONV in place of :func:`_buffer_or_width_err`: C16 (not built), a row-plane of the
     tensor it forms from (X; E of an input gradient: Wo pixels of K channels) wider than its former's ring slot."""
     width = g.wo if g.op == "dgrad" else g.w
-    return g.flag("C16") or width * channel_pitch(g.a_channels, cfg.dot_width) > twin_row_bits(cfg)
+    return g.flag("C16") or width * channel_pitch(g.a_channels, cfg.dot_width) > twin_row_bits(cfg) \
+        or (g.op == "wgrad" and _twin_wgrad_err(cfg, g))
+
+
+def _twin_wgrad_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
+    """The weight-gradient calls the twin's two shift/mask formers (rtl/cpt_wgrad_former.v: X, and E as a 1x1
+    kernel) do not take: a band of output rows (whole images only), a first row the taps do not reach (1x1
+    stride 2 padding 1: output row 0 reads padding only), W or Wo above D (a channel row, a segment is one
+    word), a channel pitch of X or E that is not a power of two (C > 2D), an E row-plane wider than
+    :func:`twin_row_bits`, an X chunk of batch H a_bits C or an E chunk of batch Ho b_bits K channel rows
+    above :func:`twin_wgrad_buf_words`."""
+    d = cfg.dot_width
+    cp_x, cp_e = channel_pitch(g.c, d), channel_pitch(g.k, d)
+    lo, hi = g.a_rows()
+    buf = twin_wgrad_buf_words(cfg)
+    return (g.band0 != 0 or g.rows != g.ho or lo != 0 or hi == 0 or g.w > d or g.wo > d
+            or cp_x & (cp_x - 1) != 0 or cp_e & (cp_e - 1) != 0 or g.wo * cp_e > twin_row_bits(cfg)
+            or g.batch * g.h * g.a_bits * g.c > buf or g.batch * g.ho * g.b_bits * g.k > buf)
 
 
 def operand_ranges(cfg: HardwareConfig, call: Any, g: ConvArgs | None = None) -> list[tuple[int, int]]:

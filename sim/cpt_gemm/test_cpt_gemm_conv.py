@@ -1,9 +1,10 @@
 """cocotb system tests of the Verilog twin's convolution engine (interface 4, ``conv_engine = true``): forward
-convolution calls (conv op 1) and stride-1 input-gradient calls (op 2) through s_axi_control and m_axi_gmem,
-and their pytest runners.
+convolution calls (conv op 1), stride-1 input-gradient calls (op 2) and weight-gradient calls (op 3) through
+s_axi_control and m_axi_gmem, and their pytest runners.
 
 Every call places random codes as a row-plane tensor (``conv_model.pack_tensor``: X, or E of an input
-gradient) and weights in the B layout (``cpt_driver.rowplanes``: the rotated kernel for op 2), runs on the twin and is compared byte for byte with the emulated device's datapath
+gradient) and weights in the B layout (``cpt_driver.rowplanes``: the rotated kernel for op 2), or for op 3 X and
+E both as row-plane tensors, runs on the twin and is compared byte for byte with the emulated device's datapath
 (``cpt_hw.hw.emu_conv.execute`` on the bytes of the call's ranges, ``conv_calls.operand_ranges``): the whole C
 area, padding columns included; no byte outside C may change.  Its status must be the twin's rule
 (``conv_calls.conv_status(..., twin=True)``), which for every call run here equals the emulator's.  Refused
@@ -77,7 +78,8 @@ def place(tb: CptGemmTB, rng: np.random.Generator, *, batch: int, c: int, k: int
           kw: int, stride: int, padding: int, a_bits: int, b_bits: int, a_signed: bool, b_signed: bool,
           band: tuple[int, int] = (0, 0), flags: int = 0, op: str = "fwd") -> ConvCall:
     """Random codes in the RAM: X (batch, c, h, w) for op fwd, E (batch, k, Ho, Wo) for op dgrad, and
-    W (k, c, kh, kw) in that op's weight layout; the call's registers, window tight."""
+    W (k, c, kh, kw) in that op's weight layout; for op wgrad X at ``a`` and E at ``b``, both row-plane tensors.
+    The call's registers, window tight."""
     d = tb.cfg.dot_width
     call = ConvCall(0, 0, 0, 0, 0, 0, a_bits, b_bits, flags, 0, 0, conv=encode_conv(op, kh, kw, stride, padding),
                     batch=batch, channels=c | k << 16, size=h | w << 16, band=band[0] | band[1] << 16)
@@ -88,8 +90,11 @@ def place(tb: CptGemmTB, rng: np.random.Generator, *, batch: int, c: int, k: int
     else:
         x = pack_tensor(codes(rng, (batch, c, h, w), a_bits, a_signed), a_bits, d)
         rows = [rowplanes.fwd_weight_rows(codes(rng, (k, c, kh, kw), b_bits, b_signed), d)]
-    wt = np.zeros(rowplanes.weight_bytes(rows, b_bits, d), dtype=np.uint8)
-    rowplanes.pack_weights_into(rows, b_bits, d, wt)
+    if op == "wgrad":
+        wt = pack_tensor(codes(rng, (batch, k, max(g.ho, 1), max(g.wo, 1)), b_bits, b_signed), b_bits, d)
+    else:
+        wt = np.zeros(rowplanes.weight_bytes(rows, b_bits, d), dtype=np.uint8)
+        rowplanes.pack_weights_into(rows, b_bits, d, wt)
     flags |= (a_signed << FLAG_BITS["A_SIGNED"]) | (b_signed << FLAG_BITS["B_SIGNED"])
     call = replace(call, flags=flags)
     a_addr, b_addr = tb.alloc(x.size), tb.alloc(wt.size)
@@ -139,13 +144,14 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
 
 def twin_takes(rng: np.random.Generator, cfg: HardwareConfig, g: dict) -> bool:
     """Gives call ``g`` (random_forward's or random_dgrad's fields) a band of its result rows now and then (3 or
-    more rows, 30 %), and says whether the twin takes the call (conv_status with twin=True is 0)."""
+    more rows, 30 %; never a weight gradient, which the twin runs on whole images only), and says whether the
+    twin takes the call (conv_status with twin=True is 0)."""
     op = g.get("op", "fwd")
     probe = ConvCall(0, 0, 0, 0, 0, 0, g["a_bits"], g["b_bits"], 0, 0, 1 << 40,
                      conv=encode_conv(op, g["kh"], g["kw"], g["stride"], g["padding"]), batch=g["batch"],
                      channels=g["c"] | g["k"] << 16, size=g["h"] | g["w"] << 16)
     rows = ConvArgs.decode(probe).ho if op == "fwd" else g["h"]  # forward: Ho; input gradient: dX's H
-    if rows >= 3 and rng.random() < 0.3:
+    if rows >= 3 and op != "wgrad" and rng.random() < 0.3:
         r0 = int(rng.integers(0, rows - 1))
         g["band"] = (r0, int(rng.integers(1, rows - r0 + 1)))
         probe = replace(probe, band=g["band"][0] | g["band"][1] << 16)
@@ -260,12 +266,74 @@ async def test_dgrad_random(dut, backpressure: bool):
             await run_conv(tb, place(tb, rng, **random_forward(rng, tb.cfg)), "test_dgrad_random_fwd")
 
 
+def random_wgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
+    """A small legal weight-gradient call the twin takes: 1..3 whole images, C in {1, 2, 3, 5, 8, D, D + 3} (Cp < D,
+    = D and 2D), K (the result's columns) spanning one to three B blocks, H, W 1..7, 1x1 or 3x3 (now and then any
+    kh x kw), stride 1/2, padding 0/1, precisions 1..8, signed and unsigned."""
+    while True:
+        kh = kw = int(rng.choice([1, 3]))
+        if rng.random() < 0.25:
+            kh, kw = (int(v) for v in rng.integers(1, cfg.max_kernel + 1, size=2))
+        g = dict(op="wgrad", batch=int(rng.integers(1, 4)),
+                 c=int(rng.choice([1, 2, 3, 5, 8, cfg.dot_width, cfg.dot_width + 3])),
+                 k=int(rng.integers(1, 2 * cfg.b_block_cols + 3)), h=int(rng.integers(1, 8)),
+                 w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=int(rng.integers(1, 3)),
+                 padding=int(rng.integers(0, 2)), a_bits=int(rng.integers(1, cfg.operand_bits + 1)),
+                 b_bits=int(rng.integers(1, cfg.operand_bits + 1)), a_signed=bool(rng.integers(2)),
+                 b_signed=bool(rng.integers(2)))
+        if twin_takes(rng, cfg, g):
+            return g
+
+
+@cocotb.test(timeout_time=1000, timeout_unit="ms")
+@cocotb.parametrize(backpressure=BACKPRESSURE)
+async def test_wgrad_fixed(dut, backpressure: bool):
+    """Fixed weight gradients: the stem (C = 3, Cp = 4), 1x1 stride 2 on an even H (the last row is never read),
+    3x3 stride 2 pad 1, a 2x3 kernel at stride 2, W = Wo = D (one word per output row), several images, K over
+    three B blocks, Cp = D and 2D, M over several A tiles, 1-bit and 8-bit planes."""
+    tb = await start(dut, backpressure)
+    cfg = tb.cfg
+    rng = seeded_rng("wgrad_fixed")
+    d = cfg.dot_width
+    shapes = [
+        dict(batch=2, c=3, k=5, h=6, w=6, kh=3, kw=3, stride=1, padding=1, a_bits=4, b_bits=3),
+        dict(batch=1, c=8, k=3, h=8, w=8, kh=1, kw=1, stride=2, padding=0, a_bits=2, b_bits=8),
+        dict(batch=2, c=5, k=4, h=7, w=6, kh=3, kw=3, stride=2, padding=1, a_bits=5, b_bits=6),
+        dict(batch=1, c=3, k=2, h=5, w=7, kh=2, kw=3, stride=2, padding=1, a_bits=3, b_bits=3),
+        dict(batch=1, c=2, k=3, h=3, w=d, kh=3, kw=3, stride=1, padding=1, a_bits=2, b_bits=2),
+        dict(batch=4, c=4, k=2, h=4, w=5, kh=3, kw=3, stride=1, padding=0, a_bits=2, b_bits=2),
+        dict(batch=2, c=2, k=2 * cfg.b_block_cols + 1, h=4, w=4, kh=3, kw=3, stride=1, padding=1, a_bits=3,
+             b_bits=4),
+        dict(batch=1, c=d, k=3, h=3, w=3, kh=1, kw=1, stride=1, padding=0, a_bits=3, b_bits=5),
+        dict(batch=1, c=d + 3, k=2, h=3, w=2, kh=1, kw=1, stride=2, padding=0, a_bits=1, b_bits=7),
+        dict(batch=3, c=1, k=1, h=2, w=3, kh=1, kw=1, stride=1, padding=1, a_bits=1, b_bits=1),
+        dict(batch=1, c=2, k=1, h=5, w=4, kh=3, kw=3, stride=1, padding=1, a_bits=8, b_bits=8),
+    ]
+    for i, s in enumerate(shapes):
+        call = place(tb, rng, op="wgrad", a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), **s)
+        await run_conv(tb, call, "test_wgrad_fixed")
+
+
+@cocotb.test(timeout_time=4000, timeout_unit="ms")
+@cocotb.parametrize(backpressure=BACKPRESSURE)
+async def test_wgrad_random(dut, backpressure: bool):
+    """Random small weight gradients (random_wgrad), bit-exact against the emulator; a forward call and an input
+    gradient between some of them (no state from one op may leak into another)."""
+    tb = await start(dut, backpressure)
+    rng = seeded_rng("wgrad_random")
+    for i in range(16):
+        await run_conv(tb, place(tb, rng, **random_wgrad(rng, tb.cfg)), "test_wgrad_random")
+        if i % 6 == 5:
+            await run_conv(tb, place(tb, rng, **random_forward(rng, tb.cfg)), "test_wgrad_random_fwd")
+            await run_conv(tb, place(tb, rng, **random_dgrad(rng, tb.cfg)), "test_wgrad_random_dgrad")
+
+
 @cocotb.test(timeout_time=400, timeout_unit="ms")
 @cocotb.parametrize(backpressure=BACKPRESSURE)
 async def test_conv_refused(dut, backpressure: bool):
-    """Every case of hls_conv_vectors.REFUSED_CONV and the twin's own limits (op 3, op 2 at stride 2, SUMS, C16,
-    a row wider than the former's, also an input gradient's E row) returns conv_status(twin=True) without a bus request; a GEMM call (op 0) and a
-    forward call still run after them."""
+    """Every case of hls_conv_vectors.REFUSED_CONV and the twin's own limits (op 2 at stride 2, SUMS, C16, a row
+    wider than the former's, also an input gradient's E row; weight gradients its formers do not take) returns
+    conv_status(twin=True) without a bus request; a GEMM call (op 0) and a forward call still run after them."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
     rng = seeded_rng("conv_refused")
@@ -276,10 +344,27 @@ async def test_conv_refused(dut, backpressure: bool):
     wide = twin_row_bits(cfg) // 8 + 1          # W with C = 8 (Cp = 8) one pixel past the former's row
     dgrad = encode_conv("dgrad", 3, 3, 1, 1)
     wide_e = twin_row_bits(cfg) // 8 + 1        # Wo of E with K = 8 one pixel past the former's row (3x3 pad 1)
+    d = cfg.dot_width
+    wgrad = encode_conv("wgrad", 3, 3, 1, 1)
     twin_cases = [
         ("op dgrad stride 2", {"conv": encode_conv("dgrad", 3, 3, 2, 1)}),
         ("op dgrad stride 2, 1x1", {"conv": encode_conv("dgrad", 1, 1, 2, 0)}),
-        ("op wgrad", {"conv": base.conv | 3}),
+        # weight gradients the formers do not take (the emulator runs each)
+        ("wgrad band", {"conv": wgrad, "band": 1 | 3 << 16}),
+        ("wgrad band of every row from 1", {"conv": wgrad, "band": 1}),
+        ("wgrad 1x1 stride 2 padding 1", {"conv": encode_conv("wgrad", 1, 1, 2, 1)}),
+        ("wgrad W > D", {"conv": wgrad, "batch": 1, "size": 3 | (d + 1) << 16}),
+        ("wgrad Cp(C) 3D", {"conv": encode_conv("wgrad", 1, 1, 1, 0), "batch": 1, "size": 4 | 2 << 16, "channels": (2 * d + 1) | 5 << 16}),
+        ("wgrad Cp(K) 3D", {"conv": wgrad, "batch": 1, "size": 4 | 2 << 16, "channels": 3 | (2 * d + 1) << 16,
+                            "b_bits": 1}),
+        ("wgrad X chunk above the former's buffer", {"conv": wgrad, "channels": (d + 3) | 5 << 16, "a_bits": 8,
+                                                     "size": 8 | 3 << 16}),
+        ("wgrad E chunk above the former's buffer", {"conv": wgrad, "channels": 3 | 300 << 16, "b_bits": 8,
+                                                     "size": 3 | 2 << 16}),
+        ("wgrad C16", {"conv": wgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
+        ("wgrad SUMS", {"conv": wgrad, "flags": base.flags | 1 << flag["SUMS"], "sums": base.c}),
+        ("wgrad PREFETCH_B", {"conv": wgrad, "flags": base.flags | 1 << flag["PREFETCH_B"], "next_a": base.a,
+                              "next_b": base.b}),
         ("dgrad C16", {"conv": dgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
         ("dgrad E row wider than the former's", {"conv": dgrad, "size": 3 | wide_e << 16, "batch": 1,
                                                  "a_bits": 1, "channels": 5 | 8 << 16}),
@@ -287,7 +372,21 @@ async def test_conv_refused(dut, backpressure: bool):
         ("C16 within int16", {"flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
         ("row wider than the former's", {"size": 3 | wide << 16, "batch": 1, "a_bits": 1}),
     ]
-    cases = [(name, change(cfg, base)) for name, change in REFUSED_CONV] + twin_cases
+    # random weight-gradient geometries the twin refuses (legal or not): the setup's arithmetic on the rule's limits
+    wrng = np.random.default_rng(31)
+    random_wgrad_cases = []
+    while len(random_wgrad_cases) < 24:
+        change = {"conv": encode_conv("wgrad", int(wrng.integers(1, 4)), int(wrng.integers(1, 4)),
+                                      int(wrng.integers(1, 3)), int(wrng.integers(0, 2))),
+                  "batch": int(wrng.integers(1, 5)),
+                  "channels": int(wrng.choice([1, 3, 8, d, d + 3, 2 * d + 1, 300]))
+                  | int(wrng.choice([1, 5, 2 * d + 1, 300])) << 16,
+                  "size": int(wrng.integers(1, 12)) | int(wrng.choice([1, 5, d, d + 1, d + 5])) << 16,
+                  "a_bits": int(wrng.integers(1, 9)), "b_bits": int(wrng.integers(1, 9)),
+                  "band": 0 if wrng.random() < 0.8 else int(wrng.integers(0, 3)) | int(wrng.integers(0, 3)) << 16}
+        if conv_status(cfg, replace(base, **change), twin=True):
+            random_wgrad_cases.append((f"random wgrad {len(random_wgrad_cases)}", change))
+    cases = [(name, change(cfg, base)) for name, change in REFUSED_CONV] + twin_cases + random_wgrad_cases
     before = tb.snapshot()
     requests = tb.bus_requests
     for name, change in cases:
@@ -298,7 +397,7 @@ async def test_conv_refused(dut, backpressure: bool):
         assert status == want, f"{name}: status {status:#x}, want {want:#x}"
         if name in dict(twin_cases) and name.startswith("op"):
             assert status == ERR_CONV
-        if name.startswith("dgrad"):
+        if name in dict(twin_cases) and name.startswith(("dgrad", "wgrad")):
             # the twin's limit alone: the emulator runs it (in a window wide enough for its larger tensor)
             assert conv_status(cfg, replace(call, win_base=0, win_limit=1 << 40)) == 0, f"{name}: emulator refuses"
         record(name="test_conv_refused" + tb.variant, op="refused", status=status, cycles=cycles,
@@ -317,7 +416,8 @@ def variants(tests: tuple[str, ...], *backpressure: bool) -> list[str]:
     return [f"{t}/backpressure={bp}" for t in tests for bp in backpressure]
 
 
-TESTS = ("test_conv_fixed", "test_conv_random", "test_dgrad_fixed", "test_dgrad_random", "test_conv_refused")
+TESTS = ("test_conv_fixed", "test_conv_random", "test_dgrad_fixed", "test_dgrad_random", "test_wgrad_fixed",
+         "test_wgrad_random", "test_conv_refused")
 
 
 @pytest.mark.sim
@@ -333,11 +433,15 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
     assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
     ran = [r for r in result.records if r.get("op") == "fwd"]
-    assert len(ran) >= 2 * (7 + 16 + 1) and all(r["cycles"] > 0 for r in ran)
+    assert len(ran) >= 2 * (7 + 16 + 1 + 2) and all(r["cycles"] > 0 for r in ran)
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                    for k in (1, 3)}
     dgrad = [r for r in result.records if r.get("op") == "dgrad"]
-    assert len(dgrad) == 2 * (9 + 16) and all(r["cycles"] > 0 for r in dgrad)
+    assert len(dgrad) == 2 * (9 + 16 + 2) and all(r["cycles"] > 0 for r in dgrad)
+    wgrad = [r for r in result.records if r.get("op") == "wgrad"]
+    assert len(wgrad) == 2 * (11 + 16) and all(r["cycles"] > 0 for r in wgrad)
+    assert {(r["stride"], r["padding"], r["kh"]) for r in wgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
+                                                                     for k in (1, 3)} - {(2, 1, 1)}
     assert {(r["padding"], r["kh"]) for r in dgrad} >= {(p, k) for p in (0, 1) for k in (1, 3)}
     # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
     gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
@@ -347,14 +451,18 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused
 
 
-def cycles_table(geometry: str, simulator: str = "verilator") -> str:
-    """The forward calls of test_conv_fixed and test_conv_random without back-pressure: the twin's cycles next
-    to the design's model (emu_conv.call_cycles) and the HLS kernel's busy count, as a markdown table."""
-    result = runner.run(config(geometry), simulator, __file__,
-                        testcase=variants(("test_conv_fixed", "test_conv_random"), False))
+#: The cocotb tests whose calls the cycles table lists, by op.
+TABLE_TESTS = {"fwd": ("test_conv_fixed", "test_conv_random"), "wgrad": ("test_wgrad_fixed", "test_wgrad_random")}
+
+
+def cycles_table(geometry: str, simulator: str = "verilator", op: str = "fwd") -> str:
+    """The calls of op ``op`` (fwd: test_conv_fixed and test_conv_random; wgrad: test_wgrad_fixed and
+    test_wgrad_random) without back-pressure: the twin's cycles next to the design's model (emu_conv.call_cycles)
+    and the HLS kernel's busy count, as a markdown table."""
+    result = runner.run(config(geometry), simulator, __file__, testcase=variants(TABLE_TESTS[op], False))
     lines = ["| call | M | twin | model | twin / model | HLS busy |", "|---|---:|---:|---:|---:|---:|"]
     ratios = []
-    for r in (r for r in result.records if r.get("op") == "fwd"):
+    for r in (r for r in result.records if r.get("op") == op and r["name"].split("/")[0] in TABLE_TESTS[op]):
         band = f" band {r['band'][0]}+{r['band'][1]}" if r["band"] != [0, 0] else ""
         ratios.append(r["cycles"] / r["model_cycles"])
         lines.append(f"| {r['batch']}x{r['c']}x{r['h']}x{r['w']} -> {r['k']} {r['kh']}x{r['kw']}/{r['stride']} "
@@ -366,7 +474,7 @@ def cycles_table(geometry: str, simulator: str = "verilator") -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv
+if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv [fwd|wgrad]
     import sys
 
-    print(cycles_table(sys.argv[1] if len(sys.argv) > 1 else "sim_conv"))
+    print(cycles_table(sys.argv[1] if len(sys.argv) > 1 else "sim_conv", op=sys.argv[2] if len(sys.argv) > 2 else "fwd"))
