@@ -51,6 +51,9 @@ module cpt_setup #(
     // read; its A range is the tensor's: a_size_in bytes (0: nothing is read, inside any window).
     input  wire                   a_size_sel,
     input  wire [67:0]            a_size_in,
+    // A stride-2 input gradient's check pass passes the weights of all its phases as B's range: b_size_in bytes.
+    input  wire                   b_size_sel,
+    input  wire [67:0]            b_size_in,
 
     output reg                    done,              // pulse
     output reg  [31:0]            status,
@@ -87,9 +90,11 @@ module cpt_setup #(
     // logic is interface 3's even where synthesis keeps the hierarchy.
 `ifdef CPT_CONV
     wire conv_a = a_size_sel;
+    wire conv_b = b_size_sel;
 `else
     wire conv_a = 1'b0;
-    wire unused_conv = &{1'b0, a_size_sel, a_size_in};
+    wire conv_b = 1'b0;
+    wire unused_conv = &{1'b0, a_size_sel, a_size_in, b_size_sel, b_size_in};
 `endif
     localparam integer WB = D / 8;              // bytes per D-bit word
     localparam integer LOG_WB = $clog2(WB);
@@ -209,7 +214,7 @@ module cpt_setup #(
                 end
                 S_MUL2: begin
                     size_a <= conv_a ? a_size_in : (m * a_row_words) << LOG_WB;
-                    size_b <= (n * b_col_words) << LOG_WB;
+                    size_b <= conv_b ? b_size_in : (n * b_col_words) << LOG_WB;
                     size_c <= (m * stride_elems) << `CPT_LOG_RESULT_BYTES;
                     size_pf <= (pf_cols * pf_col_words) << LOG_WB;
                     c_stride <= stride_elems[AW-1:0] << `CPT_LOG_RESULT_BYTES;
