@@ -33,7 +33,9 @@
 // phase row, rows = gh, wo = gw, and for the C rows (cpt_conv_rows) dx_w, dx_rows, ph_dh = its first dX row
 // - band0, ph_rx.  A phase without taps (1x1 stride 2, odd phases) runs as a 1 x 1 walk whose only row lies
 // below a one-row image (pad_h = -1, height 1, nothing streamed): its A rows are zeros, so its C rows are
-// zeros as the emulator writes them, reading only the first weights' words (B stays inside the call's range).
+// zeros as the emulator writes them.  It is made as cheap as a GEMM gets (`ph_zero`: cpt_core runs it at 1 x 1
+// bits; here Cp = 1, reduction 1): one array step per tile, one weight word per column read from b (inside
+// the call's range).
 //
 // Products are registered one per stage (DSP48s); the widths of the byte arithmetic hold every call whose
 // window is evaluated (its row-planes fit MAX_ROW_BITS, batch <= MAX_DIM).
@@ -107,7 +109,8 @@ module cpt_conv_setup #(
     output reg  [15:0]     dx_w,                // W: dX pixels per row
     output reg  [15:0]     dx_rows,             // the band's dX rows per image
     output reg             ph_dh,               // the phase's first dX row - band0 (0, 1)
-    output reg             ph_rx                // the phase's first dX column (0, 1)
+    output reg             ph_rx,               // the phase's first dX column (0, 1)
+    output reg             ph_zero              // the phase has no taps: run it at a_bits = b_bits = 1
 );
     `include "cpt_gemm_regmap.vh"
 
@@ -365,7 +368,9 @@ module cpt_conv_setup #(
                         end
                         P_FORM: begin
                             ghgw <= p_ghgw;
-                            gk <= {7'd0, p_kred};
+                            gk <= p_empty ? 32'd1 : {7'd0, p_kred};
+                            cp <= p_empty ? 16'd1 : cp17[15:0];
+                            ph_zero <= p_empty;
                             a_first <= a + (p_rows ? p_skip68[AW-1:0] : {AW{1'b0}});
                             x_bytes <= p_rows ? p_span68[AW-1:0] : {AW{1'b0}};
                             b_first <= b_addr + (p_empty ? {AW{1'b0}} : p_boff68[AW-1:0]);
@@ -487,6 +492,7 @@ module cpt_conv_setup #(
                     wo <= res_w[15:0];
                     batch <= batch32[`CPT_DIM_W-1:0];
                     phased <= s2dg;
+                    ph_zero <= 1'b0;
                     b_first <= b_addr;
                     b_size_sel <= s2dg;
                     dx_w <= w_in;

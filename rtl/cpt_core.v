@@ -288,6 +288,9 @@ module cpt_core #(
     wire [31:0] s_arg_n = is_conv ? conv_gn : args[ARG_N +: 32];
     wire [31:0] s_arg_k = is_conv ? conv_gk : args[ARG_K +: 32];
     wire [31:0] s_arg_flags = is_conv ? args[ARG_FLAGS +: 32] & SIGNS : args[ARG_FLAGS +: 32];
+    wire        conv_ph_zero;                   // a stride-2 phase without taps: its zero rows at 1 x 1 bits
+    wire [31:0] s_arg_a_bits = is_conv && conv_ph_zero ? 32'd1 : args[ARG_A_BITS +: 32];
+    wire [31:0] s_arg_b_bits = is_conv && conv_ph_zero ? 32'd1 : args[ARG_B_BITS +: 32];
 
     cpt_setup #(
         .ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
@@ -296,7 +299,7 @@ module cpt_core #(
         .clk(clk), .rst(rst), .start(setup_start),
         .arg_a(s_arg_a), .arg_b(s_arg_b), .arg_c(args[ARG_C +: AXI_AW]),
         .arg_m(s_arg_m), .arg_n(s_arg_n), .arg_k(s_arg_k),
-        .arg_a_bits(args[ARG_A_BITS +: 32]), .arg_b_bits(args[ARG_B_BITS +: 32]), .arg_flags(s_arg_flags),
+        .arg_a_bits(s_arg_a_bits), .arg_b_bits(s_arg_b_bits), .arg_flags(s_arg_flags),
         .arg_win_base(args[ARG_WIN_BASE +: AXI_AW]), .arg_win_limit(args[ARG_WIN_LIMIT +: AXI_AW]),
         .arg_next_b(args[ARG_NEXT_B +: AXI_AW]), .arg_next_n(args[ARG_NEXT_N +: 32]),
         .arg_next_k(args[ARG_NEXT_K +: 32]), .arg_next_b_bits(args[ARG_NEXT_B_BITS +: 32]),
@@ -430,7 +433,7 @@ module cpt_core #(
         .row0(cv_row0), .row1(cv_row1), .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .batch(conv_batch),
         .phased(conv_phased), .b_first(conv_b_first), .b_size_sel(conv_b_size_sel), .b_size(conv_b_size),
         .ph_next(ph_next), .ph_done(ph_done), .ph_none(ph_none), .dx_w(cv_dx_w), .dx_rows(cv_dx_rows),
-        .ph_dh(cv_dh), .ph_rx(cv_rx)
+        .ph_dh(cv_dh), .ph_rx(cv_rx), .ph_zero(conv_ph_zero)
     );
 
     // a phase's C rows: 2 apart along dX rows, every other dX row (stride-2 input gradients only)
@@ -471,6 +474,7 @@ module cpt_core #(
     assign conv_x_bytes = {AXI_AW{1'b0}};
     assign conv_x_stride = {AXI_AW{1'b0}};
     assign conv_phased = 1'b0;
+    assign conv_ph_zero = 1'b0;
     assign conv_b_first = {AXI_AW{1'b0}};
     assign conv_b_size = 68'd0;
     assign conv_b_size_sel = 1'b0;

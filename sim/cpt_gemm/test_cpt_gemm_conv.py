@@ -337,17 +337,18 @@ def variants(tests: tuple[str, ...], *backpressure: bool) -> list[str]:
     return [f"{t}/backpressure={bp}" for t in tests for bp in backpressure]
 
 
-TESTS = ("test_conv_fixed", "test_conv_random", "test_dgrad_fixed", "test_dgrad_random", "test_conv_refused")
+#: The cocotb tests of each pytest runner: forward calls (with the refused ones and a GEMM call), input gradients.
+TESTS = ("test_conv_fixed", "test_conv_random", "test_conv_refused")
+DGRAD_TESTS = ("test_dgrad_fixed", "test_dgrad_random")
+RUNS = [("sim_conv", "icarus"), ("sim_conv", "verilator"), ("simwide_conv", "verilator"),
+        pytest.param("simwide_conv", "icarus", marks=pytest.mark.slow)]     # about 200 s on the shared 2-core box
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("geometry, simulator", [
-    ("sim_conv", "icarus"), ("sim_conv", "verilator"), ("simwide_conv", "verilator"),
-    pytest.param("simwide_conv", "icarus", marks=pytest.mark.slow),      # about 200 s on the shared 2-core box
-])
+@pytest.mark.parametrize("geometry, simulator", RUNS)
 def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
-    """Forward and input-gradient conv calls on the twin, both back-pressure variants, bit-exact against the
-    emulator."""
+    """Forward conv calls on the twin, both back-pressure variants, bit-exact against the emulator; refused
+    calls; a GEMM call of a config with the engine."""
     from sim.cpt_gemm.test_cpt_gemm import compare_with_model  # here: its cocotb tests stay out of this module
     tests = variants(TESTS, False, True)
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
@@ -356,11 +357,6 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     assert len(ran) >= 2 * (7 + 16 + 1) and all(r["cycles"] > 0 for r in ran)
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                    for k in (1, 3)}
-    dgrad = [r for r in result.records if r.get("op") == "dgrad"]
-    assert len(dgrad) == 2 * (9 + len(stride2_dgrad(config(geometry))) + 16) and all(r["cycles"] > 0 for r in dgrad)
-    assert {(r["stride"], r["padding"], r["kh"]) for r in dgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
-                                                                     for k in (1, 3)}
-    assert sum(r["stride"] == 2 for r in dgrad if r["name"].startswith("test_dgrad_random")) >= 2
     # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
     gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
     assert gemm and not compare_with_model(config(geometry), gemm)
@@ -369,26 +365,46 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused
 
 
-def cycles_table(geometry: str, simulator: str = "verilator") -> str:
-    """The forward calls of test_conv_fixed and test_conv_random without back-pressure: the twin's cycles next
-    to the design's model (emu_conv.call_cycles) and the HLS kernel's busy count, as a markdown table."""
-    result = runner.run(config(geometry), simulator, __file__,
-                        testcase=variants(("test_conv_fixed", "test_conv_random"), False))
+@pytest.mark.sim
+@pytest.mark.parametrize("geometry, simulator", RUNS)
+def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str) -> None:
+    """Input-gradient conv calls at stride 1 and 2 on the twin, both back-pressure variants, bit-exact against
+    the emulator."""
+    tests = variants(DGRAD_TESTS, False, True)
+    result = runner.run(config(geometry), simulator, __file__, testcase=tests)
+    assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
+    dgrad = [r for r in result.records if r.get("op") == "dgrad"]
+    assert len(dgrad) == 2 * (9 + len(stride2_dgrad(config(geometry))) + 16) and all(r["cycles"] > 0 for r in dgrad)
+    assert {(r["stride"], r["padding"], r["kh"]) for r in dgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
+                                                                     for k in (1, 3)}
+    assert sum(r["stride"] == 2 for r in dgrad if r["name"].startswith("test_dgrad_random")) >= 2
+
+
+def cycles_table(geometry: str, simulator: str = "verilator", op: str = "fwd") -> str:
+    """The calls of one op (fwd: test_conv_fixed and test_conv_random; dgrad: test_dgrad_fixed and
+    test_dgrad_random) without back-pressure: the twin's cycles next to the design's model
+    (emu_conv.call_cycles) and the HLS kernel's busy count, as a markdown table (geometry in forward terms:
+    batch x C x H x W -> K), with the ratio's spread per stride."""
+    tests = ("test_conv_fixed", "test_conv_random") if op == "fwd" else DGRAD_TESTS
+    result = runner.run(config(geometry), simulator, __file__, testcase=variants(tests, False))
     lines = ["| call | M | twin | model | twin / model | HLS busy |", "|---|---:|---:|---:|---:|---:|"]
-    ratios = []
-    for r in (r for r in result.records if r.get("op") == "fwd"):
+    ratios: dict[int, list[float]] = {1: [], 2: []}
+    for r in (r for r in result.records if r.get("op") == op):
         band = f" band {r['band'][0]}+{r['band'][1]}" if r["band"] != [0, 0] else ""
-        ratios.append(r["cycles"] / r["model_cycles"])
+        ratios[r["stride"]].append(r["cycles"] / r["model_cycles"])
         lines.append(f"| {r['batch']}x{r['c']}x{r['h']}x{r['w']} -> {r['k']} {r['kh']}x{r['kw']}/{r['stride']} "
                      f"p{r['padding']}{band} ({r['a_bits']},{r['b_bits']}) | {r['m']} | {r['cycles']} | "
-                     f"{r['model_cycles']} | {ratios[-1]:.2f} | {r['hls_cycles']} |")
-    ratios.sort()
-    lines.append(f"\n{len(ratios)} calls; twin / model: min {ratios[0]:.2f}, median {ratios[len(ratios) // 2]:.2f}, "
-                 f"max {ratios[-1]:.2f}")
+                     f"{r['model_cycles']} | {r['cycles'] / r['model_cycles']:.2f} | {r['hls_cycles']} |")
+    lines.append("")
+    for stride, rs in ratios.items():
+        if rs:
+            rs.sort()
+            lines.append(f"stride {stride}: {len(rs)} calls; twin / model: min {rs[0]:.2f}, "
+                         f"median {rs[len(rs) // 2]:.2f}, max {rs[-1]:.2f}")
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv
+if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv [fwd|dgrad]
     import sys
 
-    print(cycles_table(sys.argv[1] if len(sys.argv) > 1 else "sim_conv"))
+    print(cycles_table(sys.argv[1] if len(sys.argv) > 1 else "sim_conv", op=sys.argv[2] if len(sys.argv) > 2 else "fwd"))
