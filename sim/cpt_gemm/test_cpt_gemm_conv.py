@@ -282,6 +282,20 @@ async def test_dgrad_random(dut, backpressure: bool):
             await run_conv(tb, place(tb, rng, **random_forward(rng, tb.cfg)), "test_dgrad_random_fwd")
 
 
+@cocotb.test(timeout_time=4000, timeout_unit="ms")
+async def test_dgrad_sizes(dut):
+    """Input gradients of a few hundred result rows (stride 2: 3x3 padding 1 at 4 and 8 bits, a 1x1 padding 0
+    downsample; the 3x3 at stride 1 for comparison), bit-exact against the emulator, for the cycles report:
+    with more rows per phase the phases' fixed costs matter less (Verilator only: long for Icarus)."""
+    tb = await start(dut, False)
+    rng = seeded_rng("dgrad_sizes")
+    for s in [dict(batch=1, c=16, k=16, h=12, w=12, kh=3, kw=3, stride=2, padding=1, a_bits=4, b_bits=4),
+              dict(batch=1, c=16, k=16, h=12, w=12, kh=3, kw=3, stride=1, padding=1, a_bits=4, b_bits=4),
+              dict(batch=2, c=16, k=8, h=16, w=16, kh=1, kw=1, stride=2, padding=0, a_bits=4, b_bits=4),
+              dict(batch=1, c=8, k=16, h=16, w=16, kh=3, kw=3, stride=2, padding=1, a_bits=8, b_bits=8)]:
+        await run_conv(tb, place(tb, rng, op="dgrad", a_signed=True, b_signed=True, **s), "test_dgrad_sizes")
+
+
 @cocotb.test(timeout_time=400, timeout_unit="ms")
 @cocotb.parametrize(backpressure=BACKPRESSURE)
 async def test_conv_refused(dut, backpressure: bool):
@@ -370,10 +384,10 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
 def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str) -> None:
     """Input-gradient conv calls at stride 1 and 2 on the twin, both back-pressure variants, bit-exact against
     the emulator."""
-    tests = variants(DGRAD_TESTS, False, True)
+    tests = variants(DGRAD_TESTS, False, True) + (["test_dgrad_sizes"] if simulator == "verilator" else [])
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
     assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
-    dgrad = [r for r in result.records if r.get("op") == "dgrad"]
+    dgrad = [r for r in result.records if r.get("op") == "dgrad" and not r["name"].startswith("test_dgrad_sizes")]
     assert len(dgrad) == 2 * (9 + len(stride2_dgrad(config(geometry))) + 16) and all(r["cycles"] > 0 for r in dgrad)
     assert {(r["stride"], r["padding"], r["kh"]) for r in dgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                      for k in (1, 3)}
@@ -381,12 +395,13 @@ def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str) -> None:
 
 
 def cycles_table(geometry: str, simulator: str = "verilator", op: str = "fwd") -> str:
-    """The calls of one op (fwd: test_conv_fixed and test_conv_random; dgrad: test_dgrad_fixed and
-    test_dgrad_random) without back-pressure: the twin's cycles next to the design's model
+    """The calls of one op (fwd: test_conv_fixed and test_conv_random; dgrad: test_dgrad_fixed,
+    test_dgrad_random and test_dgrad_sizes) without back-pressure: the twin's cycles next to the design's model
     (emu_conv.call_cycles) and the HLS kernel's busy count, as a markdown table (geometry in forward terms:
     batch x C x H x W -> K), with the ratio's spread per stride."""
-    tests = ("test_conv_fixed", "test_conv_random") if op == "fwd" else DGRAD_TESTS
-    result = runner.run(config(geometry), simulator, __file__, testcase=variants(tests, False))
+    tests = variants(("test_conv_fixed", "test_conv_random") if op == "fwd" else DGRAD_TESTS, False)
+    tests += ["test_dgrad_sizes"] if op == "dgrad" else []
+    result = runner.run(config(geometry), simulator, __file__, testcase=tests)
     lines = ["| call | M | twin | model | twin / model | HLS busy |", "|---|---:|---:|---:|---:|---:|"]
     ratios: dict[int, list[float]] = {1: [], 2: []}
     for r in (r for r in result.records if r.get("op") == op):
