@@ -3,8 +3,9 @@
 //
 // On `start` the conv arguments are sampled; 8 cycles later `done` pulses with `status`
 // (every bit of docs/registers.md, "Interface 4", except ERR_WINDOW) and the call's geometry.  The rule is
-// cpt_hw.hw.conv_calls.conv_status with twin=True: op 3 is ERR_CONV alone (not built); SUMS is ERR_CONV; C16 and a row-plane wider than MAX_ROW_BITS (the former's ring slot) are ERR_CONV
-// where the tensor-buffer check is made (the generator refuses a config in which that check could refuse
+// cpt_hw.hw.conv_calls.conv_status with twin=True: op 3 is ERR_CONV alone (not built); SUMS is ERR_CONV; C16
+// and a row-plane wider than MAX_ROW_BITS (the former's ring slot) are ERR_CONV where the tensor-buffer check
+// is made (the generator refuses a config in which that check could refuse
 // anything else, so it is not repeated here).
 //
 // The call is then the GEMM of docs/architecture.md: M = batch x rows x Wo result rows, N = K output
@@ -286,7 +287,7 @@ module cpt_conv_setup #(
     reg         ph_rows [0:1];                  // row phase r reaches E rows
     reg  [15:0] ph_kw [0:3];                    // Kw of phase (ry, rx) = ry 2 + rx: ceil(taps Cp / D)
     reg  [17:0] kw_sum;                         // the phases' Kw
-    reg  [19:0] col_words;                      // C b_bits: words of a weight column per Kw
+    reg  [19:0] col_words;                      // C b_bits: the weights' words per word of Kw
     reg  [AW-1:0] b_addr;
     reg  [2:0]  ph;                             // the next phase to look at (4: none left)
     reg  [1:0]  pstate;

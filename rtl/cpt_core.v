@@ -242,7 +242,7 @@ module cpt_core #(
                 K_RUN: begin
                     if (writer_done) written <= 1'b1;
                     if ((writer_done || written) && is_conv && conv_phased) begin    // the phase is written
-                        call_status <= call_status | ((reader_err || writer_err) ? 32'd1 << STATUS_ERR_AXI_RESP : 32'd0);
+                        if (reader_err || writer_err) call_status[STATUS_ERR_AXI_RESP] <= 1'b1;
                         ph_next <= 1'b1;
                         kstate <= K_PHASE;
                     end else if ((writer_done || written) && !pf_busy) begin

@@ -213,7 +213,8 @@ def random_dgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
             kh, kw = (int(v) for v in rng.integers(1, cfg.max_kernel + 1, size=2))
         g = dict(op="dgrad", batch=int(rng.integers(1, 3)), c=int(rng.integers(1, 2 * cfg.b_block_cols + 3)),
                  k=int(rng.choice([1, 2, 3, 5, 8, cfg.dot_width, cfg.dot_width + 3])), h=int(rng.integers(1, 8)),
-                 w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=int(rng.integers(1, 3)), padding=int(rng.integers(0, 2)),
+                 w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=int(rng.integers(1, 3)),
+                 padding=int(rng.integers(0, 2)),
                  a_bits=int(rng.integers(1, cfg.operand_bits + 1)), b_bits=int(rng.integers(1, cfg.operand_bits + 1)),
                  a_signed=bool(rng.integers(2)), b_signed=bool(rng.integers(2)))
         if twin_takes(rng, cfg, g):
@@ -422,4 +423,5 @@ def cycles_table(geometry: str, simulator: str = "verilator", op: str = "fwd") -
 if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv [fwd|dgrad]
     import sys
 
-    print(cycles_table(sys.argv[1] if len(sys.argv) > 1 else "sim_conv", op=sys.argv[2] if len(sys.argv) > 2 else "fwd"))
+    args = sys.argv[1:] + ["sim_conv", "fwd"][len(sys.argv) - 1:]
+    print(cycles_table(args[0], op=args[1]))
