@@ -255,7 +255,8 @@ def stride2_dgrad(cfg: HardwareConfig) -> list[dict]:
     """test_dgrad_fixed's stride-2 input gradients (the polyphase walk): 3x3 pad 1 (phases of 1, 2, 2, 4 taps)
     and pad 0, 1x1 pad 0 (three phases without taps: zero rows) and pad 1 (phase row 0 without taps), a 2x3
     kernel, odd H and W, W = 1 (column phase 1 without pixels), Cp(K) = D and 2D, C over three B blocks, bands
-    that start on an odd row, of one row (one row phase) and to the last row."""
+    that start on an odd row, of one row (one row phase) and to the last row; a 3x3 whose largest phase (4 taps)
+    reduces over k_max bits (9 taps at stride 1 would be ERR_DIM)."""
     d = cfg.dot_width
     return [
         dict(batch=2, c=3, k=5, h=5, w=6, kh=3, kw=3, padding=1, a_bits=4, b_bits=3),
@@ -267,6 +268,7 @@ def stride2_dgrad(cfg: HardwareConfig) -> list[dict]:
         dict(batch=3, c=2, k=2, h=5, w=1, kh=3, kw=1, padding=1, a_bits=8, b_bits=8, band=(2, 1)),
         dict(batch=1, c=6, k=4, h=5, w=4, kh=1, kw=1, padding=0, a_bits=1, b_bits=1, band=(1, 2)),
         dict(batch=1, c=7, k=16, h=7, w=6, kh=3, kw=3, padding=1, a_bits=6, b_bits=7, band=(3, 0)),
+        dict(batch=1, c=2, k=cfg.k_max // 4, h=3, w=3, kh=3, kw=3, padding=1, a_bits=2, b_bits=2),
     ]
 
 
@@ -315,6 +317,8 @@ async def test_conv_refused(dut, backpressure: bool):
     wide_e = twin_row_bits(cfg) // 8 + 1        # Wo of E with K = 8 one pixel past the former's row (3x3 pad 1)
     twin_cases = [
         ("op wgrad", {"conv": base.conv | 3}),
+        ("stride-2 dgrad, largest phase above k_max", {"conv": encode_conv("dgrad", 3, 3, 2, 1),
+                                                         "channels": 5 | (cfg.k_max // 4 + 1) << 16}),
         ("dgrad C16", {"conv": dgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
         ("dgrad E row wider than the former's", {"conv": dgrad, "size": 3 | wide_e << 16, "batch": 1,
                                                  "a_bits": 1, "channels": 5 | 8 << 16}),
