@@ -47,6 +47,8 @@ module cpt_conv_rows #(
 );
     localparam integer RC_W = $clog2(ROWS + 1);
     localparam [RC_W-1:0] ROWS_C = ROWS[RC_W-1:0];
+    // S = round_up(N, COLS) result bytes with N <= MAX_DIM: the products below take S at this width
+    localparam integer S_W = $clog2(((`CPT_MAX_DIM + `CPT_COLS) << `CPT_LOG_RESULT_BYTES) + 1);
 
     initial begin
         if (ROWS < 1) begin
@@ -59,14 +61,19 @@ module cpt_conv_rows #(
     reg [2:0] state;
 
     // delta steps of one pixel forwards: along a phase row, to the next phase row, to the next image
-    reg  signed [35:0] co_y, co_i, co_0;       // their factors of S (and the first pixel's)
+    reg  [17:0] co_y;                          // their factors of S (and the first pixel's), each >= 0
+    reg  [33:0] co_i;
+    reg  [16:0] co_0;
     reg  [AW-1:0] e_y, e_i;
     wire [AW-1:0] e_x = c_stride;              // crow + 2, j + 1
     wire signed [35:0] w36 = {20'd0, dx_w}, gw36 = {20'd0, gw}, gh36 = {20'd0, gh}, rows36 = {20'd0, dx_rows};
-    wire [AW+35:0] s_x = {36'd0, c_stride};
-    wire [AW+35:0] p_y = s_x * {{AW{1'b0}}, co_y[35:0]};
-    wire [AW+35:0] p_i = s_x * {{AW{1'b0}}, co_i[35:0]};
-    wire [AW+35:0] p_0 = s_x * {{AW{1'b0}}, co_0[35:0]};
+    wire signed [35:0] co_y_s = 36'sd2 * w36 - 36'sd2 * gw36 + 36'sd1;
+    wire signed [35:0] co_i_s = (rows36 - 36'sd2 * gh36 + 36'sd2) * w36 - 36'sd2 * gw36 + 36'sd1;
+    wire [S_W-1:0] s_n = c_stride[S_W-1:0];
+    wire [S_W+33:0] p_y = {16'd0, s_n} * {{S_W{1'b0}}, co_y};
+    wire [S_W+33:0] p_i = {34'd0, s_n} * {{S_W{1'b0}}, co_i};
+    wire [S_W+33:0] p_0 = {17'd0, s_n} * {{S_W{1'b0}}, co_0};
+    wire [AW+S_W+33:0] p_y_x = {{AW{1'b0}}, p_y}, p_i_x = {{AW{1'b0}}, p_i}, p_0_x = {{AW{1'b0}}, p_0};
 
     // the pixel the look-ahead is at (fwd), the first A tile's top and the current A tile's, the writer's row
     reg  [15:0] f_x, f_y, t0_x, t0_y, tc_x, tc_y, b_x, b_y;
@@ -119,17 +126,17 @@ module cpt_conv_rows #(
             case (state)
                 T_COEF: begin
                     // (2 W - 2 gw + 1), ((rows - 2 gh + 2) W - 2 gw + 1), dh W + rx: each >= 0
-                    co_y <= 36'sd2 * w36 - 36'sd2 * gw36 + 36'sd1;
-                    co_i <= (rows36 - 36'sd2 * gh36 + 36'sd2) * w36 - 36'sd2 * gw36 + 36'sd1;
-                    co_0 <= (dh ? w36 : 36'sd0) + {35'd0, rx};
+                    co_y <= co_y_s[17:0];
+                    co_i <= co_i_s[33:0];
+                    co_0 <= {1'b0, dh ? dx_w : 16'd0} + {16'd0, rx};
                     state <= T_MUL;
                 end
                 T_MUL: begin
-                    e_y <= p_y[AW-1:0];
-                    e_i <= p_i[AW-1:0];
+                    e_y <= p_y_x[AW-1:0];
+                    e_i <= p_i_x[AW-1:0];
                     f_x <= 16'd0;
                     f_y <= 16'd0;
-                    f_d <= p_0[AW-1:0];
+                    f_d <= p_0_x[AW-1:0];
                     f_left <= ROWS_C - 1'b1;
                     state <= T_TOP0;
                 end
@@ -166,7 +173,8 @@ module cpt_conv_rows #(
         end
     end
 
-    wire unused = &{1'b0, p_y[AW+35:AW], p_i[AW+35:AW], p_0[AW+35:AW]};
+    wire unused = &{1'b0, p_y_x[AW+S_W+33:AW], p_i_x[AW+S_W+33:AW], p_0_x[AW+S_W+33:AW], co_y_s[35:18],
+                    co_i_s[35:34], c_stride[AW-1:S_W]};
 endmodule
 
 `default_nettype wire
