@@ -45,10 +45,11 @@ module cpt_conv_rows #(
     output reg           ready,               // the head tile's rows are set up
     output wire [AW-1:0] row_delta
 );
-    localparam integer RC_W = $clog2(ROWS + 1);
+    localparam integer RC_W = `CPT_RV_W;       // 0..ROWS
     localparam [RC_W-1:0] ROWS_C = ROWS[RC_W-1:0];
-    // S = round_up(N, COLS) result bytes with N <= MAX_DIM: the products below take S at this width
-    localparam integer S_W = $clog2(((`CPT_MAX_DIM + `CPT_COLS) << `CPT_LOG_RESULT_BYTES) + 1);
+    // S = round_up(N, COLS) result bytes: a position (N + COLS <= N + B_BLOCK_COLS) in bytes; the products
+    // below take S at this width
+    localparam integer S_W = `CPT_POS_W + `CPT_LOG_RESULT_BYTES;
 
     initial begin
         if (ROWS < 1) begin
