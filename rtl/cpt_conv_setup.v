@@ -1,12 +1,12 @@
-// Argument checks and derived geometry of one forward (conv op 1) or stride-1 input-gradient (op 2)
-// convolution call (interface 4).
+// Argument checks and derived geometry of one convolution call (interface 4): forward (conv op 1), input
+// gradient (op 2; at stride 2 with its phases) or weight gradient (op 3).
 //
 // On `start` the conv arguments are sampled; 8 cycles later `done` pulses with `status`
 // (every bit of docs/registers.md, "Interface 4", except ERR_WINDOW) and the call's geometry.  The rule is
-// cpt_hw.hw.conv_calls.conv_status with twin=True: op 3, and op 2 with stride 2, are ERR_CONV alone (not
-// built); SUMS is ERR_CONV; C16 and a row-plane wider than MAX_ROW_BITS (the former's ring slot) are ERR_CONV
-// where the tensor-buffer check is made (the generator refuses a config in which that check could refuse
-// anything else, so it is not repeated here).
+// cpt_hw.hw.conv_calls.conv_status with twin=True: SUMS is ERR_CONV; C16, a row-plane wider than MAX_ROW_BITS
+// (the former's ring slot) and the weight gradient's formers' limits are ERR_CONV where the tensor-buffer
+// check is made (the generator refuses a config in which that check could refuse anything else, so it is not
+// repeated here).
 //
 // The call is then the GEMM of docs/architecture.md: M = batch x rows x Wo result rows, N = K output
 // channels, reduction kh kw Cp (`gm`, `gn`, `gk`), which cpt_core hands to cpt_setup as if they had been
@@ -21,6 +21,22 @@
 // reduction kh kw Cp(K), and the former's row and column offsets kh - 1 - padding, kw - 1 - padding
 // (-1..2) in place of the padding.
 //
+// An input gradient at stride 2 (`phased`) runs by polyphase (docs/architecture.md): the dX pixels of phase
+// (ry, rx) = (h mod 2, w mod 2) form a stride-1 convolution of E with the sub-kernel of the taps i = ry +
+// padding (mod 2) (largest first: the stored order, conv_calls.ConvArgs.phases), so each phase is a forward
+// walk over E as above with kh' x kw' <= 2 x 2 taps and offsets (first tap - r - padding) / 2 (-1..1).  The
+// check pass hands cpt_setup the whole call: M = batch x rows x W, reduction = the largest phase's (what
+// ERR_DIM checks), the E rows [r_lo, r_hi) the band reaches (the union of the phases' rows) and the weights'
+// bytes of all phases (`b_size`, with `b_size_sel`) for ERR_WINDOW.  Then each `ph_next` pulse computes the next
+// phase with pixels (phases without pixels are passed over; `ph_none` when none is left) and pulses `ph_done`
+// with its GEMM (gm = batch gh gw, gk = kh' kw' Cp(K)), its weights (`b_first`: the phases before it stored
+// first), the E rows it reaches (a_first, x_bytes; its former's row0/row1), the walker's band0 = its first
+// phase row, rows = gh, wo = gw, and for the C rows (cpt_conv_rows) dx_w, dx_rows, ph_dh = its first dX row
+// - band0, ph_rx.  A phase without taps (1x1 stride 2, odd phases) runs as a 1 x 1 walk whose only row lies
+// below a one-row image (pad_h = -1, height 1, nothing streamed): its A rows are zeros, so its C rows are
+// zeros as the emulator writes them.  It is made as cheap as a GEMM gets (`ph_zero`: cpt_core runs it at 1 x 1
+// bits; here Cp = 1, reduction 1): one array step per tile, one weight word per column read from b (inside
+// the call's range).
 // A weight gradient (op 3; its own block at the end, cpt_wgrad_walker runs it) is the GEMM of M = kh kw C rows
 // (i, j, c), N = K, reduction batch Ho Wo positions (`wg_m`, `wg_k`); X is streamed as a forward call's (rows
 // [r_lo, r_hi) of every image), E whole (`e_size` bytes from b, which replaces B's range for ERR_WINDOW).  Its
@@ -97,7 +113,20 @@ module cpt_conv_setup #(
     output reg  [15:0]     c_ch,                // C
     output reg  [15:0]     e_cp,                // Cp(K)
     output reg  [67:0]     e_size,              // batch Ho R(E): the E tensor
-    output reg  [AW-1:0]   e_bytes
+    output reg  [AW-1:0]   e_bytes,
+    // stride-2 input gradient: the check pass's weights, then one phase per ph_next (see above)
+    output reg             phased,              // the call runs phase by phase
+    output reg  [AW-1:0]   b_first,             // the weights cpt_setup reads (b; a phase's own)
+    output reg             b_size_sel,          // check pass of a phased call: B's range is b_size bytes
+    output reg  [67:0]     b_size,              // the weights of every phase
+    input  wire            ph_next,             // pulse: compute the next phase with pixels
+    output reg             ph_done,             // pulse: the phase's outputs are valid (or ph_none)
+    output reg             ph_none,             // no phase left
+    output reg  [15:0]     dx_w,                // W: dX pixels per row
+    output reg  [15:0]     dx_rows,             // the band's dX rows per image
+    output reg             ph_dh,               // the phase's first dX row - band0 (0, 1)
+    output reg             ph_rx,               // the phase's first dX column (0, 1)
+    output reg             ph_zero              // the phase has no taps: run it at a_bits = b_bits = 1
 );
     `include "cpt_gemm_regmap.vh"
 
@@ -150,6 +179,21 @@ module cpt_conv_setup #(
         end
     endfunction
 
+    // Stride-2 input gradient, one axis: the taps t = r + padding (mod 2) of a kernel side k (1..3), r the
+    // phase: how many, and the row (column) offset of the first (largest) one, (first - r - padding) / 2.
+    function [1:0] ph_taps(input [3:0] k, input r, input p);
+        begin
+            if (k == 4'd1) ph_taps = (r ^ p) ? 2'd0 : 2'd1;
+            else if (k == 4'd2) ph_taps = 2'd1;
+            else ph_taps = (r ^ p) ? 2'd1 : 2'd2;
+        end
+    endfunction
+    // (first - r - p) / 2 with first = k - 1 or k - 2, whichever is = r + p (mod 2): 1 for k = 3, r = p = 0;
+    // -1 for k <= 2, r = p = 1 (k = 1: the only tap is 0); else 0
+    function signed [2:0] ph_off(input [3:0] k, input r, input p);
+        ph_off = k == 4'd3 ? (!r && !p ? 3'sd1 : 3'sd0) : (r && p ? -3'sd1 : 3'sd0);
+    endfunction
+
     localparam [2:0] S_IDLE = 3'd0, S_1 = 3'd1, S_2 = 3'd2, S_3 = 3'd3, S_4 = 3'd4, S_5 = 3'd5, S_6 = 3'd6,
                      S_7 = 3'd7;
     reg [2:0] state;
@@ -165,8 +209,9 @@ module cpt_conv_setup #(
     wire [15:0] b0 = band[15:0], band_rows = band[31:16];
     wire        dg = op == 2'd2;            // an input gradient: E (ho17 x wo17, K channels) is streamed
     wire        wgo = op == 2'd3;           // a weight gradient (X streamed as forward, E whole)
-    // the twin runs forward calls, stride-1 input gradients and weight gradients; the rest is ERR_CONV alone
-    wire        built = op == 2'd1 || (dg && s2 != 2'd2) || wgo;
+    wire        s2dg = dg && s2 == 2'd2;    // an input gradient at stride 2: phase by phase
+    // the twin runs every op: forward calls, input gradients and weight gradients
+    wire        built = op == 2'd1 || dg || wgo;
 
     reg  [16:0] cp17, ho17, wo17;           // Cp of the streamed tensor; the forward output's size
     reg  [17:0] rows18;                     // result rows per image
@@ -226,6 +271,69 @@ module cpt_conv_setup #(
     wire signed [19:0] hi1 = ok1 ? en1 : en1 - s_s;
     wire reach = (ok0 || ok0n) && (ok1 || ok1p);
 
+    // ---------------------------------------------------------------- stride-2 input gradient: phases
+    function [1:0] ph_half(input [3:0] k);      // ceil(k / 2) for k = 1..3: a phase's most taps along a side
+        ph_half = k == 4'd3 ? 2'd2 : 2'd1;
+    endfunction
+    // row phase r (dX rows h = r mod 2 of the band): its rows gh, first phase row gy0 = h0 / 2, E rows
+    // [lo, hi) its taps reach (clipped to E), and whether it reaches any (taps, rows and E rows)
+    wire [17:0] band_end = {2'd0, b0} + rows18;
+    wire [16:0] r_h0 [0:1];
+    wire [17:0] r_gh [0:1];
+    wire [1:0]  r_nt [0:1];
+    wire signed [2:0]  r_off [0:1];
+    wire signed [19:0] r_lo [0:1], r_hi [0:1];
+    wire [15:0] c_gw [0:1];                     // column phase: dX columns w = r mod 2
+    genvar r;
+    generate
+        for (r = 0; r < 2; r = r + 1) begin : rph
+            wire rr = r == 1;
+            assign r_h0[r] = {1'b0, b0} + {16'd0, rr ^ b0[0]};
+            assign r_gh[r] = {1'b0, r_h0[r]} < band_end ? (band_end - {1'b0, r_h0[r]} + 18'd1) >> 1 : 18'd0;
+            assign r_nt[r] = ph_taps(kh4, rr, p2[0]);
+            assign r_off[r] = ph_off(kh4, rr, p2[0]);
+            wire signed [19:0] lo_raw = $signed({4'd0, r_h0[r][16:1]}) - $signed({{17{r_off[r][2]}}, r_off[r]});
+            wire signed [19:0] hi_raw = lo_raw + $signed({2'd0, r_gh[r]}) - 20'sd1 + $signed({18'd0, r_nt[r]});
+            assign r_lo[r] = lo_raw < 0 ? 20'sd0 : lo_raw;
+            assign r_hi[r] = hi_raw > $signed({3'd0, ho17}) ? $signed({3'd0, ho17}) : hi_raw;
+            assign c_gw[r] = (w_in + 16'd1 - {15'd0, rr}) >> 1;
+        end
+    endgenerate
+
+    reg  [1:0]  ph_nt_h [0:1], ph_nt_w [0:1];
+    reg  signed [2:0] ph_off_h [0:1], ph_off_w [0:1];
+    reg  [15:0] ph_gh [0:1], ph_gy0 [0:1], ph_gw [0:1], ph_lo [0:1], ph_hi [0:1];
+    reg         ph_rows [0:1];                  // row phase r reaches E rows
+    reg  [15:0] ph_kw [0:3];                    // Kw of phase (ry, rx) = ry 2 + rx: ceil(taps Cp / D)
+    reg  [17:0] kw_sum;                         // the phases' Kw
+    reg  [19:0] col_words;                      // C b_bits: the weights' words per word of Kw
+    reg  [AW-1:0] b_addr;
+    reg  [2:0]  ph;                             // the next phase to look at (4: none left)
+    reg  [1:0]  pstate;
+    reg  [17:0] woff;                           // Kw of the phases before ph
+    reg  [31:0] ghgw;
+    localparam [1:0] P_IDLE = 2'd0, P_FIND = 2'd1, P_FORM = 2'd2, P_GEMM = 2'd3;
+    wire        p_ry = ph[1], p_rx = ph[0];
+    wire        p_empty = ph_nt_h[p_ry] == 2'd0 || ph_nt_w[p_rx] == 2'd0;     // no taps: zero rows
+    wire        p_rows = ph_rows[p_ry] && !p_empty;                        // E rows to stream
+    wire [2:0]  p_taps = {1'b0, ph_nt_h[p_ry]} * {1'b0, ph_nt_w[p_rx]};
+    wire [23:0] kbits_ph [0:3];                 // taps Cp of each phase
+    generate
+        for (r = 0; r < 4; r = r + 1) begin : kph
+            assign kbits_ph[r] = {21'd0, {1'b0, ph_nt_h[r / 2]} * {1'b0, ph_nt_w[r % 2]}} * {7'd0, cp17};
+        end
+    endgenerate
+    // the phase's products (P_FORM), each at its full width
+    wire [16+RB_W-1:0] p_skip = {{RB_W{1'b0}}, ph_lo[p_ry]} * {16'd0, rbytes};              // lo R
+    wire [16+RB_W-1:0] p_span = {{RB_W{1'b0}}, ph_hi[p_ry] - ph_lo[p_ry]} * {16'd0, rbytes}; // (hi - lo) R
+    wire [37:0] p_woff = {18'd0, col_words} * {20'd0, woff};                                  // its weights' words
+    wire [67:0] p_skip68 = {{(68-16-RB_W){1'b0}}, p_skip};
+    wire [67:0] p_span68 = {{(68-16-RB_W){1'b0}}, p_span};
+    wire [67:0] p_boff68 = {30'd0, p_woff} << LOG_WB;
+    wire [31:0] p_ghgw = {16'd0, ph_gh[p_ry]} * {16'd0, ph_gw[p_rx]};
+    wire [24:0] p_kred = {22'd0, p_empty ? 3'd1 : p_taps} * {8'd0, cp17};
+    wire [37:0] p_bsize = {18'd0, col_words} * {20'd0, kw_sum};
+
     wire [IB_W-1:0] image_bytes = str_h * rbytes;      // I
     wire [15:0]     span_rows = hi - lo;
     wire [IB_W-1:0] span_bytes = span_rows * rbytes;   // rows [r_lo, r_hi) of one image
@@ -233,13 +341,18 @@ module cpt_conv_setup #(
     wire [`CPT_DIM_W+IB_W-1:0] lead_bytes = batch_m1 * image_bytes;   // the images before the last
     wire [IB_W-1:0] skip_bytes = lo * rbytes;          // rows above r_lo
 
+    integer i;
     always @(posedge clk) begin
         done <= 1'b0;
         if (rst) begin
             state <= S_IDLE;
+            pstate <= P_IDLE;
+            ph_done <= 1'b0;
         end else begin
             case (state)
                 S_IDLE: if (start) begin
+                    b_addr <= arg_b;
+                    pstate <= P_IDLE;
                     conv <= arg_conv;
                     batch32 <= arg_batch;
                     chans <= arg_channels;
@@ -253,6 +366,58 @@ module cpt_conv_setup #(
                     c <= arg_c[LOG_WB-1:0];
                     sums <= arg_sums[LOG_WB-1:0];
                     state <= S_1;
+                end else begin
+                    // stride-2 input gradient: the next phase with pixels
+                    ph_done <= 1'b0;
+                    case (pstate)
+                        P_IDLE: if (ph_next) begin
+                            b_size_sel <= 1'b0;
+                            pstate <= P_FIND;
+                        end
+                        P_FIND: begin
+                            if (ph == 3'd4) begin
+                                ph_none <= 1'b1;
+                                ph_done <= 1'b1;
+                                pstate <= P_IDLE;
+                            end else if (ph_gh[p_ry] == 16'd0 || ph_gw[p_rx] == 16'd0) begin
+                                woff <= woff + {2'd0, ph_kw[ph[1:0]]};
+                                ph <= ph + 3'd1;
+                            end else begin
+                                pstate <= P_FORM;
+                            end
+                        end
+                        P_FORM: begin
+                            ghgw <= p_ghgw;
+                            gk <= p_empty ? 32'd1 : {7'd0, p_kred};
+                            cp <= p_empty ? 16'd1 : cp17[15:0];
+                            ph_zero <= p_empty;
+                            a_first <= a + (p_rows ? p_skip68[AW-1:0] : {AW{1'b0}});
+                            x_bytes <= p_rows ? p_span68[AW-1:0] : {AW{1'b0}};
+                            b_first <= b_addr + (p_empty ? {AW{1'b0}} : p_boff68[AW-1:0]);
+                            kh <= p_empty ? 2'd1 : ph_nt_h[p_ry];
+                            kw <= p_empty ? 2'd1 : ph_nt_w[p_rx];
+                            stride <= 2'd1;
+                            pad_h <= p_empty ? -3'sd1 : ph_off_h[p_ry];
+                            pad_w <= p_empty ? 3'sd0 : ph_off_w[p_rx];
+                            height <= p_empty ? 16'd1 : ho17[15:0];
+                            row0 <= p_rows ? ph_lo[p_ry] : 16'd0;
+                            row1 <= p_rows ? ph_hi[p_ry] : 16'd0;
+                            band0 <= ph_gy0[p_ry];
+                            rows <= ph_gh[p_ry];
+                            wo <= ph_gw[p_rx];
+                            ph_dh <= p_ry ^ b0[0];
+                            ph_rx <= p_rx;
+                            pstate <= P_GEMM;
+                        end
+                        default: begin  // P_GEMM
+                            gm <= batch32[`CPT_DIM_W-1:0] * ghgw;
+                            woff <= woff + {2'd0, ph_kw[ph[1:0]]};
+                            ph <= ph + 3'd1;
+                            ph_none <= 1'b0;
+                            ph_done <= 1'b1;
+                            pstate <= P_IDLE;
+                        end
+                    endcase
                 end
                 S_1: begin
                     cp17 <= pitch(dg ? k_out : c_in);
@@ -265,7 +430,8 @@ module cpt_conv_setup #(
                     band_err <= {1'b0, b0} >= res_h || {2'd0, b0} + (band_rows != 0 ? {2'd0, band_rows}
                                 : {1'b0, res_h} - {2'd0, b0}) > {1'b0, res_h};
                     row_bits <= str_w * cp17;
-                    kred <= (kh4 * kw4) * cp17;
+                    // stride-2 input gradient: the largest phase's taps, ceil(kh / 2) ceil(kw / 2)
+                    kred <= (s2dg ? {2'd0, ph_half(kh4)} * {2'd0, ph_half(kw4)} : kh4 * kw4) * cp17;
                     state <= S_3;
                 end
                 S_3: begin
@@ -273,6 +439,18 @@ module cpt_conv_setup #(
                     row_words <= row_bits[LOG_D +: RWW] + (row_bits[LOG_D-1:0] != 0);
                     lo_s <= reach ? (lo0 < 0 ? 20'sd0 : lo0) : 20'sd0;
                     hi_s <= reach ? (hi1 > h_last ? h_last : hi1) + 20'sd1 : 20'sd0;
+                    for (i = 0; i < 2; i = i + 1) begin
+                        ph_nt_h[i] <= r_nt[i];
+                        ph_off_h[i] <= r_off[i];
+                        ph_gh[i] <= r_gh[i][15:0];
+                        ph_gy0[i] <= r_h0[i][16:1];
+                        ph_lo[i] <= r_lo[i][15:0];
+                        ph_hi[i] <= r_hi[i][15:0];
+                        ph_rows[i] <= r_nt[i] != 2'd0 && r_gh[i] != 18'd0 && r_lo[i] < r_hi[i];
+                        ph_nt_w[i] <= ph_taps(kw4, i[0], p2[0]);
+                        ph_off_w[i] <= ph_off(kw4, i[0], p2[0]);
+                        ph_gw[i] <= c_gw[i];
+                    end
                     state <= S_4;
                 end
                 S_4: begin
@@ -281,24 +459,35 @@ module cpt_conv_setup #(
                     rbytes <= ab32[`CPT_BITS_W-1:0] * row_words * WB[RB_W-1:0];
                     lo <= lo_s[15:0];
                     hi <= hi_s[15:0];
+                    if (s2dg) begin         // the union of the row phases' E rows (ConvArgs.a_rows)
+                        lo <= ph_rows[0] && ph_rows[1] ? (ph_lo[0] < ph_lo[1] ? ph_lo[0] : ph_lo[1])
+                              : ph_rows[0] ? ph_lo[0] : ph_rows[1] ? ph_lo[1] : 16'd0;
+                        hi <= ph_rows[0] && ph_rows[1] ? (ph_hi[0] > ph_hi[1] ? ph_hi[0] : ph_hi[1])
+                              : ph_rows[0] ? ph_hi[0] : ph_rows[1] ? ph_hi[1] : 16'd0;
+                    end
+                    for (i = 0; i < 4; i = i + 1)
+                        ph_kw[i] <= kbits_ph[i][LOG_D +: 16] + {15'd0, kbits_ph[i][LOG_D-1:0] != 0};
                     state <= S_5;
                 end
                 S_5: begin
                     x_stride <= {{(AW-IB_W){1'b0}}, image_bytes};
                     x_bytes <= {{(AW-IB_W){1'b0}}, span_bytes};
                     a_first <= a + {{(AW-IB_W){1'b0}}, skip_bytes};
+                    col_words <= c_in * {{(16-`CPT_BITS_W){1'b0}}, bb32[`CPT_BITS_W-1:0]};
+                    kw_sum <= {2'd0, ph_kw[0]} + {2'd0, ph_kw[1]} + {2'd0, ph_kw[2]} + {2'd0, ph_kw[3]};
                     state <= S_6;
                 end
                 S_6: begin
                     // no row reached: nothing is read (an empty range, inside every window)
                     a_size <= span_rows == 0 ? 68'd0
                               : {{(68-`CPT_DIM_W-IB_W){1'b0}}, lead_bytes} + {{(68-IB_W){1'b0}}, span_bytes};
+                    b_size <= {30'd0, p_bsize} << LOG_WB;
                     state <= S_7;
                 end
                 default: begin  // S_7
                     status <= 32'd0;
                     status[STATUS_ERR_CONV] <= !built || geom;
-                    if (built) begin                // op 3, op 2 at stride 2: ERR_CONV alone
+                    if (built) begin                // (ops 1-3 all are)
                         status[STATUS_ERR_DIM] <= dim;
                         status[STATUS_ERR_BITS] <= bits_err;
                         status[STATUS_ERR_ALIGN] <= align;
@@ -322,6 +511,14 @@ module cpt_conv_setup #(
                     rows <= rows18[15:0];
                     wo <= res_w[15:0];
                     batch <= batch32[`CPT_DIM_W-1:0];
+                    phased <= s2dg;
+                    ph_zero <= 1'b0;
+                    b_first <= b_addr;
+                    b_size_sel <= s2dg;
+                    dx_w <= w_in;
+                    dx_rows <= rows18[15:0];
+                    ph <= 3'd0;
+                    woff <= 18'd0;
                     done <= 1'b1;
                     state <= S_IDLE;
                 end
@@ -391,7 +588,8 @@ module cpt_conv_setup #(
 
     wire unused = &{1'b0, ab32[31:`CPT_BITS_W], cp17[16], wo17[16], res_h[16], res_w[16], rows18[17:16], lo_s[19:16], hi_s[19:16],
                     ecp17[16], erow_bits[32:LOG_D+RWE_W], eall68,
-                    arg_b[AW-1:LOG_WB], arg_c[AW-1:LOG_WB], arg_sums[AW-1:LOG_WB]};
+                    arg_b[AW-1:LOG_WB], arg_c[AW-1:LOG_WB], arg_sums[AW-1:LOG_WB],
+                    p_skip68[67:AW], p_span68[67:AW], p_boff68[67:AW]};
 endmodule
 
 `default_nettype wire

@@ -14,13 +14,16 @@
 // call -- and only the next one -- uses it iff its own (b, n, k, b_bits) equal pf_key (a "hit": B(0)
 // is not loaded).  Results never depend on it: a miss simply loads B as usual.
 //
-// Convolution engine (`CPT_CONV, config conv_engine; interface 4, forward calls and stride-1 input
-// gradients): a call whose conv op is not 0 first runs cpt_conv_setup (checks, geometry), then cpt_setup on
-// the call's GEMM (M, N, K; the window with the tensor's range); it runs as a GEMM whose A tiles the walker
-// forms from the tensor stream (X; E of an input gradient) the reader delivers (cpt_conv_walker,
-// cpt_im2col_former).  It never uses a B prefetch.  A weight gradient (op 3) runs as a GEMM whose A tiles and B
-// blocks cpt_wgrad_walker forms from the X and E streams (two cpt_wgrad_formers): it writes the B banks in
-// place of the reader and owns the B buffer as the reader would (b_issue, b_loaded).
+// Convolution engine (`CPT_CONV, config conv_engine; interface 4): a call whose conv op is not 0 first runs
+// cpt_conv_setup (checks, geometry), then cpt_setup on the call's GEMM (M, N, K; the window with the tensor's
+// range); forward calls and input gradients run as a GEMM whose A tiles the walker forms from the tensor stream
+// (X; E of an input gradient) the reader delivers (cpt_conv_walker, cpt_im2col_former).  It never uses a B
+// prefetch.  A stride-2 input gradient (conv_phased) runs its phases one after another after that check: for
+// each, cpt_conv_setup gives its GEMM (K_PHASE), cpt_setup derives its sizes (K_PSETUP, status ignored: the
+// call's was checked) and it runs like a call (K_RUN), its C rows placed by cpt_conv_rows.  A weight gradient
+// (op 3) runs as a GEMM whose A tiles and B blocks cpt_wgrad_walker forms from the X and E streams (two
+// cpt_wgrad_formers): it writes the B banks in place of the reader and owns the B buffer as the reader would
+// (b_issue, b_loaded).
 
 `include "cpt_gemm_widths.vh"
 
@@ -137,7 +140,8 @@ module cpt_core #(
     );
 
     // ------------------------------------------------------------------ call sequencing
-    localparam [2:0] K_IDLE = 3'd0, K_SETUP = 3'd1, K_RUN = 3'd2, K_DONE = 3'd3, K_CONV = 3'd4;
+    localparam [2:0] K_IDLE = 3'd0, K_SETUP = 3'd1, K_RUN = 3'd2, K_DONE = 3'd3, K_CONV = 3'd4, K_PHASE = 3'd5,
+                     K_PSETUP = 3'd6;
     reg  [2:0]  kstate;
     reg  [63:0] cycle_count;
     reg         setup_start, run_start;
@@ -151,6 +155,9 @@ module cpt_core #(
     wire [31:0] conv_status;
     reg  [31:0] call_status;
     reg         written;                        // the writer reported done during this call
+    wire        conv_phased;                    // a stride-2 input gradient: phase by phase
+    reg         ph_next;                        // cpt_conv_setup: the next phase
+    wire        ph_done, ph_none;
     // prefetch state, kept across calls
     wire              pf_en;
     wire [`CPT_KEY_W-1:0]  call_key, next_key;
@@ -171,6 +178,7 @@ module cpt_core #(
         setup_start <= 1'b0;
         run_start <= 1'b0;
         conv_start <= 1'b0;
+        ph_next <= 1'b0;
         if (rst) begin
             is_conv <= 1'b0;
             conv_run <= 1'b0;
@@ -211,14 +219,36 @@ module cpt_core #(
                     written <= 1'b0;
                     conv_run <= is_conv && final_status == 0;
                     if (final_status != 0) kstate <= K_DONE;
-                    else begin
+                    else if (is_conv && conv_phased) begin
+                        ph_next <= 1'b1;
+                        kstate <= K_PHASE;
+                    end else begin
                         run_start <= 1'b1;
                         kstate <= K_RUN;
                     end
                 end
+                K_PHASE: if (ph_done) begin        // a phase's GEMM through cpt_setup, or the call's end
+                    if (ph_none) begin
+                        status_out <= call_status;
+                        cycles_out <= cycle_count + 1'b1;
+                        kstate <= K_DONE;
+                    end else begin
+                        setup_start <= 1'b1;
+                        kstate <= K_PSETUP;
+                    end
+                end
+                K_PSETUP: if (setup_done) begin
+                    written <= 1'b0;
+                    run_start <= 1'b1;
+                    kstate <= K_RUN;
+                end
                 K_RUN: begin
                     if (writer_done) written <= 1'b1;
-                    if ((writer_done || written) && !pf_busy) begin
+                    if ((writer_done || written) && is_conv && conv_phased) begin    // the phase is written
+                        if (reader_err || writer_err) call_status[STATUS_ERR_AXI_RESP] <= 1'b1;
+                        ph_next <= 1'b1;
+                        kstate <= K_PHASE;
+                    end else if ((writer_done || written) && !pf_busy) begin
                         status_out <= call_status | ((reader_err || writer_err) ? 32'd1 << STATUS_ERR_AXI_RESP : 32'd0);
                         cycles_out <= cycle_count + 1'b1;
                         kstate <= K_DONE;
@@ -255,24 +285,32 @@ module cpt_core #(
     wire [31:0]       conv_wg_m, conv_wg_k;
     wire [67:0]       conv_e_size;              // and B's range: the E tensor
     localparam [31:0] SIGNS = (32'd1 << FLAG_A_SIGNED) | (32'd1 << FLAG_B_SIGNED);
+    wire [AXI_AW-1:0] conv_b_first;
+    wire [67:0]       conv_b_size;
+    wire              conv_b_size_sel;
     wire [AXI_AW-1:0] s_arg_a = is_conv ? conv_a_first : args[ARG_A +: AXI_AW];
+    wire [AXI_AW-1:0] s_arg_b = is_conv ? conv_b_first : args[ARG_B +: AXI_AW];
     wire [31:0] s_arg_m = is_conv ? (conv_wg ? conv_wg_m : conv_gm) : args[ARG_M +: 32];
     wire [31:0] s_arg_n = is_conv ? conv_gn : args[ARG_N +: 32];
     wire [31:0] s_arg_k = is_conv ? (conv_wg ? conv_wg_k : conv_gk) : args[ARG_K +: 32];
     wire [31:0] s_arg_flags = is_conv ? args[ARG_FLAGS +: 32] & SIGNS : args[ARG_FLAGS +: 32];
+    wire        conv_ph_zero;                   // a stride-2 phase without taps: its zero rows at 1 x 1 bits
+    wire [31:0] s_arg_a_bits = is_conv && conv_ph_zero ? 32'd1 : args[ARG_A_BITS +: 32];
+    wire [31:0] s_arg_b_bits = is_conv && conv_ph_zero ? 32'd1 : args[ARG_B_BITS +: 32];
 
     cpt_setup #(
         .ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
         .AW(AXI_AW), .MAX_DIM(MAX_DIM)
     ) setup (
         .clk(clk), .rst(rst), .start(setup_start),
-        .arg_a(s_arg_a), .arg_b(args[ARG_B +: AXI_AW]), .arg_c(args[ARG_C +: AXI_AW]),
+        .arg_a(s_arg_a), .arg_b(s_arg_b), .arg_c(args[ARG_C +: AXI_AW]),
         .arg_m(s_arg_m), .arg_n(s_arg_n), .arg_k(s_arg_k),
-        .arg_a_bits(args[ARG_A_BITS +: 32]), .arg_b_bits(args[ARG_B_BITS +: 32]), .arg_flags(s_arg_flags),
+        .arg_a_bits(s_arg_a_bits), .arg_b_bits(s_arg_b_bits), .arg_flags(s_arg_flags),
         .arg_win_base(args[ARG_WIN_BASE +: AXI_AW]), .arg_win_limit(args[ARG_WIN_LIMIT +: AXI_AW]),
         .arg_next_b(args[ARG_NEXT_B +: AXI_AW]), .arg_next_n(args[ARG_NEXT_N +: 32]),
         .arg_next_k(args[ARG_NEXT_K +: 32]), .arg_next_b_bits(args[ARG_NEXT_B_BITS +: 32]),
-        .a_size_sel(is_conv), .a_size_in(conv_a_size), .b_size_sel(is_conv && conv_wg), .b_size_in(conv_e_size),
+        .a_size_sel(is_conv), .a_size_in(conv_a_size), .b_size_sel(is_conv && (conv_wg || conv_b_size_sel)),
+        .b_size_in(conv_wg ? conv_e_size : conv_b_size),
         .done(setup_done), .status(setup_status),
         .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits), .a_signed(a_signed), .b_signed(b_signed),
         .a_row_words(a_row_words), .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base),
@@ -407,11 +445,17 @@ module cpt_core #(
     endgenerate
 
     // ------------------------------------------------------------------ convolution engine
+    wire            tile_empty, tile_pop;       // the tile queue (declared here: cpt_conv_rows follows it)
+    wire [`CPT_TI_W-1:0] tile_out;
+    wire            w_tile_empty, row_next;     // the writer's view of the queue; it closed a row
+    wire [AXI_AW-1:0] row_delta;                // added to a C row's address (cpt_conv_rows)
 `ifdef CPT_CONV
     assign conv_arg = args[ARG_CONV +: 2] != 2'd0;
     wire [15:0] cv_cp, cv_width, cv_height, cv_row0, cv_row1, cv_band0, cv_rows, cv_wo, cv_c, cv_e_cp;
     wire [1:0]  cv_kh, cv_kw, cv_stride;
     wire signed [2:0] cv_pad_h, cv_pad_w;
+    wire [15:0] cv_dx_w, cv_dx_rows;
+    wire        cv_dh, cv_rx;
 
     cpt_conv_setup #(.D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .MAX_DIM(MAX_DIM), .AW(AXI_AW)) conv_setup (
         .clk(clk), .rst(rst), .start(conv_start),
@@ -425,7 +469,10 @@ module cpt_core #(
         .pad_h(cv_pad_h), .pad_w(cv_pad_w),
         .row0(cv_row0), .row1(cv_row1), .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .batch(conv_batch),
         .wg(conv_wg), .wg_m(conv_wg_m), .wg_k(conv_wg_k), .c_ch(cv_c), .e_cp(cv_e_cp), .e_size(conv_e_size),
-        .e_bytes(conv_e_bytes)
+        .e_bytes(conv_e_bytes),
+        .phased(conv_phased), .b_first(conv_b_first), .b_size_sel(conv_b_size_sel), .b_size(conv_b_size),
+        .ph_next(ph_next), .ph_done(ph_done), .ph_none(ph_none), .dx_w(cv_dx_w), .dx_rows(cv_dx_rows),
+        .ph_dh(cv_dh), .ph_rx(cv_rx), .ph_zero(conv_ph_zero)
     );
     assign wg_run = conv_run && conv_wg;
 
@@ -448,6 +495,19 @@ module cpt_core #(
     assign wk_a_waddr_l = conv_wg ? {{((LANES-1)*`CPT_A_AW){1'b0}}, wg_a_waddr} : fw_a_waddr_l;
     assign wk_a_wdata_l = conv_wg ? {{((LANES-1)*D){1'b0}}, wg_a_wdata} : fw_a_wdata_l;
     assign x_ready = conv_wg ? wg_x_ready : fw_x_ready;
+
+    // a phase's C rows: 2 apart along dX rows, every other dX row (stride-2 input gradients only)
+    wire rows_on = conv_run && conv_phased;
+    wire rows_ready;
+    wire [AXI_AW-1:0] rows_delta;
+    cpt_conv_rows #(.ROWS(ROWS), .AW(AXI_AW)) c_rows (
+        .clk(clk), .rst(rst), .start(run_start && rows_on), .c_base(c_base), .c_stride(c_stride),
+        .c_tile_step(c_tile_step), .dx_w(cv_dx_w), .dx_rows(cv_dx_rows), .gh(cv_rows), .gw(cv_wo), .dh(cv_dh),
+        .rx(cv_rx), .tile_empty(tile_empty), .tile_base(tile_out[AXI_AW-1:0]), .tile_pop(tile_pop),
+        .row_next(row_next), .ready(rows_ready), .row_delta(rows_delta)
+    );
+    assign row_delta = rows_on ? rows_delta : {AXI_AW{1'b0}};
+    assign w_tile_empty = tile_empty || (rows_on && !rows_ready);
 
     /* verilator lint_off PINCONNECTEMPTY */    // geom_err: cpt_conv_setup refuses every geometry it would
     cpt_conv_walker #(.ROWS(ROWS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS), .LANES(LANES)) walker (
@@ -497,6 +557,15 @@ module cpt_core #(
     assign wg_b_we = {COLS{1'b0}};
     assign wg_b_waddr = {`CPT_B_AW{1'b0}};
     assign wg_b_wdata = {D{1'b0}};
+    assign conv_phased = 1'b0;
+    assign conv_ph_zero = 1'b0;
+    assign conv_b_first = {AXI_AW{1'b0}};
+    assign conv_b_size = 68'd0;
+    assign conv_b_size_sel = 1'b0;
+    assign ph_done = 1'b0;
+    assign ph_none = 1'b0;
+    assign row_delta = {AXI_AW{1'b0}};
+    assign w_tile_empty = tile_empty;
     assign x_ready = 1'b0;
     assign wk_a_issue = 1'b0;
     assign wk_a_issue_half = 1'b0;
@@ -505,14 +574,14 @@ module cpt_core #(
     assign wk_a_we_l = {LANES*ROWS{1'b0}};
     assign wk_a_waddr_l = {LANES*`CPT_A_AW{1'b0}};
     assign wk_a_wdata_l = {LANES*D{1'b0}};
-    wire unused_conv = &{1'b0, x_valid, x_data, x_is_e, conv_start};
+    wire unused_conv = &{1'b0, x_valid, x_data, x_is_e, conv_start, ph_next, row_next};
 `endif
 
     // ------------------------------------------------------------------ feeder and array
     wire [3:0]      ctl;
-    wire            drain_busy, last_emit, tile_full, tile_push, tile_empty, tile_pop;
+    wire            drain_busy, last_emit, tile_full, tile_push;
     wire            feeder_busy_unused;                 // for waveforms: the feeder still walks tiles
-    wire [`CPT_TI_W-1:0] tile_in, tile_out;
+    wire [`CPT_TI_W-1:0] tile_in;
 
     cpt_feeder #(
         .ROWS(ROWS), .COLS(COLS), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .B_BLOCK_COLS(B_BLOCK_COLS),
@@ -562,7 +631,8 @@ module cpt_core #(
 
     cpt_writer #(.ROWS(ROWS), .COLS(COLS), .AXI_DW(AXI_DW), .AW(AXI_AW), .BURST_BEATS(BURST_BEATS)) writer (
         .clk(clk), .rst(rst), .start(run_start), .c_stride(c_stride), .c_tile_span(c_tile_span),
-        .tile_empty(tile_empty), .tile_info(tile_out), .tile_pop(tile_pop),
+        .tile_empty(w_tile_empty), .tile_info(tile_out), .tile_pop(tile_pop), .row_delta(row_delta),
+        .row_next(row_next),
         .row_pushed(fifo_push), .fifo_empty(fifo_empty), .fifo_dout(fifo_dout), .fifo_pop(fifo_pop),
         .m_axi_awvalid(m_axi_awvalid), .m_axi_awready(m_axi_awready), .m_axi_awaddr(m_axi_awaddr),
         .m_axi_awlen(m_axi_awlen), .m_axi_awsize(m_axi_awsize), .m_axi_awburst(m_axi_awburst),

@@ -51,7 +51,8 @@ module cpt_setup #(
     // read; its A range is the tensor's: a_size_in bytes (0: nothing is read, inside any window).
     input  wire                   a_size_sel,
     input  wire [67:0]            a_size_in,
-    // A weight-gradient call's B range is its E tensor's: b_size_in bytes from b.
+    // B's range replaced: a weight gradient's is its E tensor's, a stride-2 input gradient's check pass the
+    // weights of all its phases -- b_size_in bytes from b.
     input  wire                   b_size_sel,
     input  wire [67:0]            b_size_in,
 

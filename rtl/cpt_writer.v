@@ -9,6 +9,10 @@
 // The AW side runs ahead of the data only over rows already in the FIFO; for every burst it pushes
 // (length, row end) into a queue the W side follows.  The B side counts outstanding bursts and notes
 // error responses.  `done` pulses once the final tile is written and every response is in.
+//
+// A stride-2 input gradient's phase writes its result rows 2 apart (and across dX rows): cpt_conv_rows
+// follows the rows (row_next: a row is closed) and gives each its offset from the linear address, row_delta
+// (0 for every other call).
 
 `include "cpt_gemm_widths.vh"
 
@@ -30,6 +34,8 @@ module cpt_writer #(
     input  wire                          tile_empty,
     input  wire [`CPT_TI_W-1:0]          tile_info,         // {final, rows valid, address of row 0}
     output wire                          tile_pop,
+    input  wire [AW-1:0]                 row_delta,         // added to the row's address (cpt_conv_rows)
+    output wire                          row_next,          // pulse: the current row is closed
 
     input  wire                          row_pushed,        // a row entered the FIFO (drain)
     input  wire                          fifo_empty,
@@ -116,6 +122,7 @@ module cpt_writer #(
     wire row_closing = (row_ready && !row_valid) || (aw_hs && beats == left9);
     assign tile_pop = row_closing && k == LAST_K;
     wire avail_dec = row_closing;
+    assign row_next = row_closing;
 
     always @(posedge clk) begin
         q_push <= 1'b0;
@@ -134,7 +141,7 @@ module cpt_writer #(
             if (row_ready) begin
                 if (row_valid) begin
                     in_row <= 1'b1;
-                    cur <= row_addr;
+                    cur <= row_addr + row_delta;
                     left <= ROW_BEATS[RB_W-1:0];
                 end else begin
                     q_in <= {1'b1, 1'b1, 9'd0};

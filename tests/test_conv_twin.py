@@ -1,14 +1,16 @@
 """The Verilog twin's conv-call rule (conv_calls.conv_status with twin=True) and the arithmetic its setup uses.
 
-The twin runs forward calls, input gradients at stride 1 and weight gradients of whole images; its status must
-equal the emulator's on every such call without SUMS or C16 whose rows fit its former, which holds because the
-generator renders the twin only when no such call can overflow the tensor buffer
+The twin runs forward calls, input gradients (at stride 2 phase by phase) and weight gradients of whole images;
+its status must equal the emulator's on every such call without SUMS or C16 whose rows fit its former, which
+holds because the generator renders the twin only when no such call can overflow the tensor buffer
 (cpt_hw.gen.rtl.twin_line_buffer_bound, and for weight gradients twin_wgrad_buf_words words of D bits in half of
-it); stride-2 input gradients are ERR_CONV alone.  rtl/cpt_conv_setup.v finds the input rows a band reaches from
+it).  rtl/cpt_conv_setup.v finds the input rows a band reaches from
 two candidate output rows at each end; the transliteration here checks that one step inwards always
 suffices.  An input gradient runs as a forward convolution of E (Ho x Wo, K channels) with the rotated
 kernel, the im2col former's row and column offsets being kh - 1 - padding and kw - 1 - padding (-1..2), so
-the same arithmetic serves it with that offset in place of the padding.
+the same arithmetic serves it with that offset in place of the padding.  At stride 2 each phase (ry, rx) is
+such a walk with its own taps, offsets, pixels and E rows; setup_phases transliterates how the setup derives
+them, checked here against ConvArgs.phases and a_rows for every band of every small geometry.
 """
 
 from __future__ import annotations
@@ -73,8 +75,6 @@ def test_band_rows_one_step_suffices():
 def test_twin_limits(cfg):
     legal = fwd_call()
     assert conv_status(cfg, legal, twin=True) == 0 == conv_status(cfg, legal)
-    # not built: input gradients at stride 2 (ERR_CONV alone, whatever else is wrong)
-    assert conv_status(cfg, fwd_call(op="dgrad", stride=2, a_bits=0, flags=0xFF), twin=True) == ERR["ERR_CONV"]
     sums = 1 << CONV_FLAG_BITS["SUMS"]
     assert conv_status(cfg, fwd_call(flags=sums), twin=True) == ERR["ERR_CONV"]
     assert conv_status(cfg, fwd_call(flags=sums), twin=False) == 0
@@ -131,9 +131,10 @@ def test_dgrad_rows_one_step_suffices():
 def test_twin_dgrad_limits(cfg):
     legal = dgrad_call()
     assert conv_status(cfg, legal, twin=True) == 0 == conv_status(cfg, legal)
-    # stride 2 (the polyphase input gradient) is not built: ERR_CONV alone, whatever else is wrong
-    assert conv_status(cfg, dgrad_call(stride=2)) == 0
-    assert conv_status(cfg, dgrad_call(stride=2, a_bits=0, flags=0xFF), twin=True) == ERR["ERR_CONV"]
+    # stride 2 (the polyphase input gradient) runs; its errors are the emulator's
+    assert conv_status(cfg, dgrad_call(stride=2), twin=True) == 0 == conv_status(cfg, dgrad_call(stride=2))
+    bad = dgrad_call(stride=2, a_bits=0, flags=0xFF)
+    assert conv_status(cfg, bad, twin=True) == conv_status(cfg, bad) != 0
     # an illegal stride field is checked as the emulator checks it
     for s in (0, 3):
         assert conv_status(cfg, dgrad_call(stride=s, a_bits=0), twin=True) == conv_status(cfg, dgrad_call(stride=s,
@@ -254,3 +255,84 @@ def test_twin_equals_emulator_on_wgrad_calls_the_formers_take(cfg):
             assert twin == conv_status(cfg, call), call
             same += 1
     assert same > 1000 and ran > 100, (same, ran)
+
+
+def ph_taps(k: int, r: int, p: int) -> int:
+    """rtl/cpt_conv_setup.v's ph_taps: the taps i = r + p (mod 2) of a kernel side k = 1..3."""
+    return (0 if r ^ p else 1) if k == 1 else 1 if k == 2 else (1 if r ^ p else 2)
+
+
+def ph_off(k: int, r: int, p: int) -> int:
+    """rtl/cpt_conv_setup.v's ph_off: (first tap - r - p) / 2."""
+    return (1 if not r and not p else 0) if k == 3 else (-1 if r and p else 0)
+
+
+def setup_phases(ho: int, w: int, kh: int, kw: int, p: int, b0: int, rows: int) -> tuple[list[dict], list[dict]]:
+    """rtl/cpt_conv_setup.v's row phases (taps, offset, rows gh, first phase row gy0, E rows [lo, hi), whether it
+    streams any) and column phases (taps, offset, pixels gw) of a stride-2 input gradient's band."""
+    end = b0 + rows
+    row_phases = []
+    for r in (0, 1):
+        h0 = b0 + (r ^ (b0 & 1))
+        gh = (end - h0 + 1) >> 1 if h0 < end else 0
+        nt, off = ph_taps(kh, r, p), ph_off(kh, r, p)
+        lo = max((h0 >> 1) - off, 0)
+        hi = min((h0 >> 1) - off + gh - 1 + nt, ho)
+        row_phases.append(dict(nt=nt, off=off, gh=gh, gy0=h0 >> 1, lo=lo, hi=hi, ok=nt != 0 and gh != 0 and lo < hi))
+    col_phases = [dict(nt=ph_taps(kw, r, p), off=ph_off(kw, r, p), gw=(w + 1 - r) >> 1) for r in (0, 1)]
+    return row_phases, col_phases
+
+
+def test_stride2_phases():
+    """Every band of dX rows of every small stride-2 geometry: the setup's phases have the taps of
+    ConvArgs.phases (the stored order: offsets from the first tap), the band's pixels of their parity and reach
+    exactly the E rows their taps reach; the union of the row phases' E rows is ConvArgs.a_rows."""
+    checked = 0
+    for h, w, kh, kw, p in itertools.product(range(1, 10), range(1, 6), (1, 2, 3), (1, 2, 3), (0, 1)):
+        ho = conv_output_size(h, kh, 2, p)
+        if ho < 1 or conv_output_size(w, kw, 2, p) < 1:
+            continue
+        for b0 in range(h):
+            for rows in range(1, h - b0 + 1):
+                g = ConvArgs.decode(dgrad_call(h=h, w=w, kh=kh, kw=kw, stride=2, padding=p, band=(b0, rows)))
+                row_phases, col_phases = setup_phases(ho, w, kh, kw, p, b0, rows)
+                for ph, (ti, tj) in enumerate(g.phases()):
+                    rp, cp = row_phases[ph // 2], col_phases[ph % 2]
+                    assert (rp["nt"], cp["nt"]) == (len(ti), len(tj))
+                    assert not ti or 2 * rp["off"] == ti[0] - ph // 2 - p
+                    assert not tj or 2 * cp["off"] == tj[0] - ph % 2 - p
+                    hs = [x for x in range(b0, b0 + rows) if x % 2 == ph // 2]
+                    assert rp["gh"] == len(hs) and (not hs or rp["gy0"] == hs[0] // 2)
+                    assert cp["gw"] == len(range(ph % 2, w, 2))
+                    reach = {(x + p - i) // 2 for x in hs for i in ti if 0 <= (x + p - i) // 2 < ho}
+                    assert (rp["lo"], rp["hi"]) == (min(reach), max(reach) + 1) if rp["ok"] else not reach
+                ok = [rp for rp in row_phases if rp["ok"]]
+                union = (min(rp["lo"] for rp in ok), max(rp["hi"] for rp in ok)) if ok else (0, 0)
+                assert union == g.a_rows(), (h, kh, p, b0, rows)
+                checked += 1
+    assert checked == 13305
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
+def test_twin_equals_emulator_on_stride2_dgrad_calls_that_fit(cfg):
+    """Random stride-2 input-gradient geometries (legal or not): without SUMS and C16 and with E rows that fit
+    the former, the twin's status is the emulator's (the reduction checked is the largest phase's)."""
+    assert twin_line_buffer_bound(cfg) <= cfg.tensor_buffer_bits
+    rng = np.random.default_rng(29)
+    same = legal = 0
+    for _ in range(3000):
+        k = int(rng.choice([1, 3, 8, 16, 64, 200, 512]))
+        kw, padding = int(rng.integers(0, 5)), int(rng.integers(0, 3))
+        w = int(rng.integers(0, 4 * twin_row_bits(cfg) // channel_pitch(k, cfg.dot_width) + 4))
+        call = dgrad_call(batch=int(rng.integers(0, 4)), c=int(rng.integers(0, 70)), k=k, h=int(rng.integers(0, 300)),
+                          w=w, kh=int(rng.integers(0, 5)), kw=kw, stride=2, padding=padding,
+                          a_bits=int(rng.integers(0, 10)), b_bits=int(rng.integers(1, 9)),
+                          flags=int(rng.integers(0, 4)),
+                          band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.3 else (0, 0))
+        if conv_output_size(w, kw, 2, padding) * channel_pitch(k, cfg.dot_width) > twin_row_bits(cfg):
+            continue
+        want = conv_status(cfg, call)
+        assert conv_status(cfg, call, twin=True) == want, call
+        same += 1
+        legal += want == 0
+    assert same > 1000 and legal > 30, (same, legal)

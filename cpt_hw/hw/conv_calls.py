@@ -3,8 +3,8 @@
 The reference rule of docs/architecture.md, "Convolution-native accelerator (interface 4; design)" and
 docs/registers.md, "Interface 4", for an accelerator whose config has ``conv_engine = true``.  The emulated
 device (:mod:`cpt_hw.hw.emu_device`) and the HLS kernel (``hls/cpt_conv*.h``, C-simulated, which ports these
-rules) implement it; the Verilog twin (``rtl/cpt_conv*.v``, ``rtl/cpt_wgrad*.v``) runs forward calls, stride-1
-input gradients and weight gradients of whole images, refusing the rest by :func:`conv_status` with ``twin=True``.
+rules) implement it; the Verilog twin (``rtl/cpt_conv*.v``, ``rtl/cpt_wgrad*.v``) runs forward calls, input
+gradients and weight gradients of whole images, refusing the rest by :func:`conv_status` with ``twin=True``.
 
 A call with ``conv`` bits 1:0 (op) = 0 is an interface-3 GEMM call (:func:`cpt_hw.hw.calls.call_status`);
 op 1 forward, 2 input gradient, 3 weight gradient read the arguments decoded by :class:`ConvArgs`:
@@ -232,16 +232,13 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
     """The status a conv call (op 1..3) returns on ``cfg`` (0: it runs); see docs/registers.md, Interface 4.
 
     ``twin=True``: the Verilog twin's status, which adds its limits (docs/registers.md, "The Verilog twin"):
-    op 2 with stride 2 (the polyphase input gradient) returns ERR_CONV alone; SUMS is ERR_CONV like SUMS in an
-    input-gradient call, and so is PREFETCH_B in a weight gradient (the hint is neither checked nor used); C16,
-    a streamed row-plane (X; E of an input gradient) wider than :func:`twin_row_bits`, and a weight gradient
-    its formers do not take (:func:`_twin_wgrad_err`) are ERR_CONV where the tensor-buffer check is made.  The
-    line-buffer and X-chunk checks themselves can then never refuse (``cpt_hw.gen.rtl.check`` makes sure of
-    that for every config it renders).
+    SUMS is ERR_CONV like SUMS in an input-gradient call, and so is PREFETCH_B in a weight gradient (the hint is
+    neither checked nor used); C16, a streamed row-plane (X; E of an input gradient) wider than
+    :func:`twin_row_bits`, and a weight gradient its formers do not take (:func:`_twin_wgrad_err`) are ERR_CONV
+    where the tensor-buffer check is made.  The line-buffer and X-chunk checks themselves can then never refuse
+    (``cpt_hw.gen.rtl.check`` makes sure of that for every config it renders).
     """
     g = ConvArgs.decode(call)
-    if twin and g.op == "dgrad" and g.stride == 2:
-        return _BIT["ERR_CONV"]
     d = cfg.dot_width
     status = 0
     geometry_err = (g.reserved != 0 or not 1 <= g.kh <= cfg.max_kernel or not 1 <= g.kw <= cfg.max_kernel

@@ -1,6 +1,6 @@
 """cocotb system tests of the Verilog twin's convolution engine (interface 4, ``conv_engine = true``): forward
-convolution calls (conv op 1), stride-1 input-gradient calls (op 2) and weight-gradient calls (op 3) through
-s_axi_control and m_axi_gmem, and their pytest runners.
+convolution calls (conv op 1), input-gradient calls (op 2, stride 1 and 2) and weight-gradient calls (op 3)
+through s_axi_control and m_axi_gmem, and their pytest runners.
 
 Every call places random codes as a row-plane tensor (``conv_model.pack_tensor``: X, or E of an input
 gradient) and weights in the B layout (``cpt_driver.rowplanes``: the rotated kernel for op 2), or for op 3 X and
@@ -211,16 +211,17 @@ async def test_conv_random(dut, backpressure: bool):
 
 
 def random_dgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
-    """A small legal stride-1 input-gradient call: C (the result's columns) spanning one to three B blocks, K
-    (E's channels) in 1..2D (Cp < D and >= D), H, W 1..7, 1x1 or 3x3 (now and then any kh x kw), padding 0/1,
-    precisions 1..8, a band of dX rows now and then."""
+    """A small legal input-gradient call: C (the result's columns) spanning one to three B blocks, K (E's
+    channels) in 1..2D (Cp < D and >= D), H, W 1..7, 1x1 or 3x3 (now and then any kh x kw), stride 1/2,
+    padding 0/1, precisions 1..8, a band of dX rows now and then."""
     while True:
         kh = kw = int(rng.choice([1, 3]))
         if rng.random() < 0.25:
             kh, kw = (int(v) for v in rng.integers(1, cfg.max_kernel + 1, size=2))
         g = dict(op="dgrad", batch=int(rng.integers(1, 3)), c=int(rng.integers(1, 2 * cfg.b_block_cols + 3)),
                  k=int(rng.choice([1, 2, 3, 5, 8, cfg.dot_width, cfg.dot_width + 3])), h=int(rng.integers(1, 8)),
-                 w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=1, padding=int(rng.integers(0, 2)),
+                 w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=int(rng.integers(1, 3)),
+                 padding=int(rng.integers(0, 2)),
                  a_bits=int(rng.integers(1, cfg.operand_bits + 1)), b_bits=int(rng.integers(1, cfg.operand_bits + 1)),
                  a_signed=bool(rng.integers(2)), b_signed=bool(rng.integers(2)))
         if twin_takes(rng, cfg, g):
@@ -232,7 +233,8 @@ def random_dgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
 async def test_dgrad_fixed(dut, backpressure: bool):
     """Fixed stride-1 input gradients: 3x3 pad 1 (offsets 1), 3x3 pad 0 (offsets 2: E smaller than dX), 1x1
     pad 1 (offset -1: E's border rows and columns never read), 1x1 pad 0, 2x3 (unequal row and column offsets),
-    Cp(K) = D and 2D, C over several B blocks, bands (one that starts inside the image), W = 1."""
+    Cp(K) = D and 2D, C over several B blocks, bands (one that starts inside the image), W = 1; then the
+    stride-2 calls of stride2_dgrad."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
     rng = seeded_rng("dgrad_fixed")
@@ -251,12 +253,36 @@ async def test_dgrad_fixed(dut, backpressure: bool):
     for i, s in enumerate(shapes):
         call = place(tb, rng, op="dgrad", stride=1, a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), **s)
         await run_conv(tb, call, "test_dgrad_fixed")
+    for i, s in enumerate(stride2_dgrad(cfg)):
+        call = place(tb, rng, op="dgrad", stride=2, a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), **s)
+        await run_conv(tb, call, "test_dgrad_fixed")
+
+
+def stride2_dgrad(cfg: HardwareConfig) -> list[dict]:
+    """test_dgrad_fixed's stride-2 input gradients (the polyphase walk): 3x3 pad 1 (phases of 1, 2, 2, 4 taps)
+    and pad 0, 1x1 pad 0 (three phases without taps: zero rows) and pad 1 (phase row 0 without taps), a 2x3
+    kernel, odd H and W, W = 1 (column phase 1 without pixels), Cp(K) = D and 2D, C over three B blocks, bands
+    that start on an odd row, of one row (one row phase) and to the last row; a 3x3 whose largest phase (4 taps)
+    reduces over k_max bits (9 taps at stride 1 would be ERR_DIM)."""
+    d = cfg.dot_width
+    return [
+        dict(batch=2, c=3, k=5, h=5, w=6, kh=3, kw=3, padding=1, a_bits=4, b_bits=3),
+        dict(batch=2, c=4, k=3, h=5, w=5, kh=1, kw=1, padding=0, a_bits=3, b_bits=2),
+        dict(batch=1, c=2 * cfg.b_block_cols + 1, k=8, h=6, w=7, kh=3, kw=3, padding=1, a_bits=3, b_bits=5),
+        dict(batch=1, c=5, k=d, h=7, w=5, kh=3, kw=3, padding=0, a_bits=8, b_bits=8),
+        dict(batch=1, c=3, k=d + 5, h=4, w=5, kh=1, kw=1, padding=1, a_bits=2, b_bits=6),
+        dict(batch=2, c=3, k=5, h=6, w=4, kh=2, kw=3, padding=1, a_bits=5, b_bits=4, band=(1, 3)),
+        dict(batch=3, c=2, k=2, h=5, w=1, kh=3, kw=1, padding=1, a_bits=8, b_bits=8, band=(2, 1)),
+        dict(batch=1, c=6, k=4, h=5, w=4, kh=1, kw=1, padding=0, a_bits=1, b_bits=1, band=(1, 2)),
+        dict(batch=1, c=7, k=16, h=7, w=6, kh=3, kw=3, padding=1, a_bits=6, b_bits=7, band=(3, 0)),
+        dict(batch=1, c=2, k=cfg.k_max // 4, h=3, w=3, kh=3, kw=3, padding=1, a_bits=2, b_bits=2),
+    ]
 
 
 @cocotb.test(timeout_time=2000, timeout_unit="ms")
 @cocotb.parametrize(backpressure=BACKPRESSURE)
 async def test_dgrad_random(dut, backpressure: bool):
-    """Random small stride-1 input-gradient calls (random_dgrad), bit-exact against the emulator; a forward
+    """Random small input-gradient calls (random_dgrad), bit-exact against the emulator; a forward
     call between some of them (the engine's state from one op must not leak into the other)."""
     tb = await start(dut, backpressure)
     rng = seeded_rng("dgrad_random")
@@ -328,11 +354,25 @@ async def test_wgrad_random(dut, backpressure: bool):
             await run_conv(tb, place(tb, rng, **random_dgrad(rng, tb.cfg)), "test_wgrad_random_dgrad")
 
 
+@cocotb.test(timeout_time=4000, timeout_unit="ms")
+async def test_dgrad_sizes(dut):
+    """Input gradients of a few hundred result rows (stride 2: 3x3 padding 1 at 4 and 8 bits, a 1x1 padding 0
+    downsample; the 3x3 at stride 1 for comparison), bit-exact against the emulator, for the cycles report:
+    with more rows per phase the phases' fixed costs matter less (Verilator only: long for Icarus)."""
+    tb = await start(dut, False)
+    rng = seeded_rng("dgrad_sizes")
+    for s in [dict(batch=1, c=16, k=16, h=12, w=12, kh=3, kw=3, stride=2, padding=1, a_bits=4, b_bits=4),
+              dict(batch=1, c=16, k=16, h=12, w=12, kh=3, kw=3, stride=1, padding=1, a_bits=4, b_bits=4),
+              dict(batch=2, c=16, k=8, h=16, w=16, kh=1, kw=1, stride=2, padding=0, a_bits=4, b_bits=4),
+              dict(batch=1, c=8, k=16, h=16, w=16, kh=3, kw=3, stride=2, padding=1, a_bits=8, b_bits=8)]:
+        await run_conv(tb, place(tb, rng, op="dgrad", a_signed=True, b_signed=True, **s), "test_dgrad_sizes")
+
+
 @cocotb.test(timeout_time=400, timeout_unit="ms")
 @cocotb.parametrize(backpressure=BACKPRESSURE)
 async def test_conv_refused(dut, backpressure: bool):
-    """Every case of hls_conv_vectors.REFUSED_CONV and the twin's own limits (op 2 at stride 2, SUMS, C16, a row
-    wider than the former's, also an input gradient's E row; weight gradients its formers do not take) returns
+    """Every case of hls_conv_vectors.REFUSED_CONV and the twin's own limits (SUMS, C16, a row wider than the
+    former's, also an input gradient's E row; weight gradients its formers do not take) returns
     conv_status(twin=True) without a bus request; a GEMM call (op 0) and a forward call still run after them."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
@@ -347,8 +387,8 @@ async def test_conv_refused(dut, backpressure: bool):
     d = cfg.dot_width
     wgrad = encode_conv("wgrad", 3, 3, 1, 1)
     twin_cases = [
-        ("op dgrad stride 2", {"conv": encode_conv("dgrad", 3, 3, 2, 1)}),
-        ("op dgrad stride 2, 1x1", {"conv": encode_conv("dgrad", 1, 1, 2, 0)}),
+        ("stride-2 dgrad, largest phase above k_max", {"conv": encode_conv("dgrad", 3, 3, 2, 1),
+                                                         "channels": 5 | (cfg.k_max // 4 + 1) << 16}),
         # weight gradients the formers do not take (the emulator runs each)
         ("wgrad band", {"conv": wgrad, "band": 1 | 3 << 16}),
         ("wgrad band of every row from 1", {"conv": wgrad, "band": 1}),
@@ -416,18 +456,19 @@ def variants(tests: tuple[str, ...], *backpressure: bool) -> list[str]:
     return [f"{t}/backpressure={bp}" for t in tests for bp in backpressure]
 
 
-TESTS = ("test_conv_fixed", "test_conv_random", "test_dgrad_fixed", "test_dgrad_random", "test_wgrad_fixed",
-         "test_wgrad_random", "test_conv_refused")
+#: The cocotb tests of each pytest runner: forward and weight-gradient calls (with the refused ones and a GEMM
+#: call), input gradients.
+TESTS = ("test_conv_fixed", "test_conv_random", "test_wgrad_fixed", "test_wgrad_random", "test_conv_refused")
+DGRAD_TESTS = ("test_dgrad_fixed", "test_dgrad_random")
+RUNS = [("sim_conv", "icarus"), ("sim_conv", "verilator"), ("simwide_conv", "verilator"),
+        pytest.param("simwide_conv", "icarus", marks=pytest.mark.slow)]     # about 200 s on the shared 2-core box
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("geometry, simulator", [
-    ("sim_conv", "icarus"), ("sim_conv", "verilator"), ("simwide_conv", "verilator"),
-    pytest.param("simwide_conv", "icarus", marks=pytest.mark.slow),      # about 200 s on the shared 2-core box
-])
+@pytest.mark.parametrize("geometry, simulator", RUNS)
 def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
-    """Forward and stride-1 input-gradient conv calls on the twin, both back-pressure variants, bit-exact
-    against the emulator."""
+    """Forward conv calls on the twin, both back-pressure variants, bit-exact against the emulator; refused
+    calls; a GEMM call of a config with the engine."""
     from sim.cpt_gemm.test_cpt_gemm import compare_with_model  # here: its cocotb tests stay out of this module
     tests = variants(TESTS, False, True)
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
@@ -436,13 +477,10 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     assert len(ran) >= 2 * (7 + 16 + 1 + 2) and all(r["cycles"] > 0 for r in ran)
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                    for k in (1, 3)}
-    dgrad = [r for r in result.records if r.get("op") == "dgrad"]
-    assert len(dgrad) == 2 * (9 + 16 + 2) and all(r["cycles"] > 0 for r in dgrad)
     wgrad = [r for r in result.records if r.get("op") == "wgrad"]
     assert len(wgrad) == 2 * (11 + 16) and all(r["cycles"] > 0 for r in wgrad)
     assert {(r["stride"], r["padding"], r["kh"]) for r in wgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                      for k in (1, 3)} - {(2, 1, 1)}
-    assert {(r["padding"], r["kh"]) for r in dgrad} >= {(p, k) for p in (0, 1) for k in (1, 3)}
     # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
     gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
     assert gemm and not compare_with_model(config(geometry), gemm)
@@ -451,30 +489,51 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused
 
 
-#: The cocotb tests whose calls the cycles table lists, by op.
-TABLE_TESTS = {"fwd": ("test_conv_fixed", "test_conv_random"), "wgrad": ("test_wgrad_fixed", "test_wgrad_random")}
+@pytest.mark.sim
+@pytest.mark.parametrize("geometry, simulator", RUNS)
+def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str) -> None:
+    """Input-gradient conv calls at stride 1 and 2 on the twin, both back-pressure variants, bit-exact against
+    the emulator."""
+    tests = variants(DGRAD_TESTS, False, True) + (["test_dgrad_sizes"] if simulator == "verilator" else [])
+    result = runner.run(config(geometry), simulator, __file__, testcase=tests)
+    assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
+    dgrad = [r for r in result.records if r.get("op") == "dgrad" and not r["name"].startswith("test_dgrad_sizes")]
+    assert len(dgrad) == 2 * (9 + len(stride2_dgrad(config(geometry))) + 16) and all(r["cycles"] > 0 for r in dgrad)
+    assert {(r["stride"], r["padding"], r["kh"]) for r in dgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
+                                                                     for k in (1, 3)}
+    assert sum(r["stride"] == 2 for r in dgrad if r["name"].startswith("test_dgrad_random")) >= 2
+
+
+#: The cocotb tests whose calls the cycles table lists, by op (without back-pressure; test_dgrad_sizes has none).
+TABLE_TESTS = {"fwd": ("test_conv_fixed", "test_conv_random"), "dgrad": (*DGRAD_TESTS, "test_dgrad_sizes"),
+               "wgrad": ("test_wgrad_fixed", "test_wgrad_random")}
 
 
 def cycles_table(geometry: str, simulator: str = "verilator", op: str = "fwd") -> str:
-    """The calls of op ``op`` (fwd: test_conv_fixed and test_conv_random; wgrad: test_wgrad_fixed and
-    test_wgrad_random) without back-pressure: the twin's cycles next to the design's model (emu_conv.call_cycles)
-    and the HLS kernel's busy count, as a markdown table."""
-    result = runner.run(config(geometry), simulator, __file__, testcase=variants(TABLE_TESTS[op], False))
+    """The calls of one op (its TABLE_TESTS) without back-pressure: the twin's cycles next to the design's model
+    (emu_conv.call_cycles) and the HLS kernel's busy count, as a markdown table (geometry in forward terms:
+    batch x C x H x W -> K), with the ratio's spread per stride."""
+    tests = [t if t == "test_dgrad_sizes" else f"{t}/backpressure=False" for t in TABLE_TESTS[op]]
+    result = runner.run(config(geometry), simulator, __file__, testcase=tests)
     lines = ["| call | M | twin | model | twin / model | HLS busy |", "|---|---:|---:|---:|---:|---:|"]
-    ratios = []
+    ratios: dict[int, list[float]] = {1: [], 2: []}
     for r in (r for r in result.records if r.get("op") == op and r["name"].split("/")[0] in TABLE_TESTS[op]):
         band = f" band {r['band'][0]}+{r['band'][1]}" if r["band"] != [0, 0] else ""
-        ratios.append(r["cycles"] / r["model_cycles"])
+        ratios[r["stride"]].append(r["cycles"] / r["model_cycles"])
         lines.append(f"| {r['batch']}x{r['c']}x{r['h']}x{r['w']} -> {r['k']} {r['kh']}x{r['kw']}/{r['stride']} "
                      f"p{r['padding']}{band} ({r['a_bits']},{r['b_bits']}) | {r['m']} | {r['cycles']} | "
-                     f"{r['model_cycles']} | {ratios[-1]:.2f} | {r['hls_cycles']} |")
-    ratios.sort()
-    lines.append(f"\n{len(ratios)} calls; twin / model: min {ratios[0]:.2f}, median {ratios[len(ratios) // 2]:.2f}, "
-                 f"max {ratios[-1]:.2f}")
+                     f"{r['model_cycles']} | {r['cycles'] / r['model_cycles']:.2f} | {r['hls_cycles']} |")
+    lines.append("")
+    for stride, rs in ratios.items():
+        if rs:
+            rs.sort()
+            lines.append(f"stride {stride}: {len(rs)} calls; twin / model: min {rs[0]:.2f}, "
+                         f"median {rs[len(rs) // 2]:.2f}, max {rs[-1]:.2f}")
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv [fwd|wgrad]
+if __name__ == "__main__":  # python -m sim.cpt_gemm.test_cpt_gemm_conv sim_conv [fwd|dgrad|wgrad]
     import sys
 
-    print(cycles_table(sys.argv[1] if len(sys.argv) > 1 else "sim_conv", op=sys.argv[2] if len(sys.argv) > 2 else "fwd"))
+    args = sys.argv[1:] + ["sim_conv", "fwd"][len(sys.argv) - 1:]
+    print(cycles_table(args[0], op=args[1]))
