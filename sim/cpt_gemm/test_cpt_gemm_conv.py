@@ -110,8 +110,8 @@ def place(tb: CptGemmTB, rng: np.random.Generator, *, batch: int, c: int, k: int
 
 
 async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
-    """Run a legal forward or input-gradient call; C (padding columns included) byte for byte as the emulator writes it, nothing
-    outside C touched.  Returns the cycles and records them with the models'."""
+    """Run a legal conv call; C (padding columns included) byte for byte as the emulator writes it, nothing outside
+    C touched.  Returns the cycles and records them with the models'."""
     cfg = tb.cfg
     g = ConvArgs.decode(call)
     assert conv_status(cfg, call, twin=True) == 0 == conv_status(cfg, call), f"{name}: not a legal call"
@@ -158,21 +158,33 @@ def twin_takes(rng: np.random.Generator, cfg: HardwareConfig, g: dict) -> bool:
     return conv_status(cfg, probe, twin=True) == 0
 
 
-def random_forward(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
-    """A small legal forward call: C in 1..2D (Cp < D and >= D), K spanning one to three B blocks, H, W 1..7,
-    1x1 or 3x3 (now and then any kh x kw), stride 1/2, padding 0/1, precisions 1..8, a band now and then."""
+def random_call(rng: np.random.Generator, cfg: HardwareConfig, op: str = "fwd", *, max_batch: int = 2,
+                p_any_kernel: float = 0.25) -> dict:
+    """A small legal call of ``op`` that the twin takes (a band now and then where it allows one): 1..max_batch
+    images, the streamed tensor's channels (X: C; E of an input gradient: K) in {1, 2, 3, 5, 8, D, D + 3}
+    (Cp < D, = D and 2D), the result's columns (K; C of an input gradient) spanning one to three B blocks, H, W
+    1..7, 1x1 or 3x3 (any kh x kw with probability p_any_kernel), stride 1/2, padding 0/1, precisions 1..8,
+    signed and unsigned."""
+    pitches = [1, 2, 3, 5, 8, cfg.dot_width, cfg.dot_width + 3]
     while True:
         kh = kw = int(rng.choice([1, 3]))
-        if rng.random() < 0.2:
+        if rng.random() < p_any_kernel:
             kh, kw = (int(v) for v in rng.integers(1, cfg.max_kernel + 1, size=2))
-        g = dict(batch=int(rng.integers(1, 3)), c=int(rng.choice([1, 2, 3, 5, 8, cfg.dot_width, cfg.dot_width + 3])),
-                 k=int(rng.integers(1, 2 * cfg.b_block_cols + 3)), h=int(rng.integers(1, 8)),
-                 w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=int(rng.integers(1, 3)),
-                 padding=int(rng.integers(0, 2)), a_bits=int(rng.integers(1, cfg.operand_bits + 1)),
-                 b_bits=int(rng.integers(1, cfg.operand_bits + 1)), a_signed=bool(rng.integers(2)),
-                 b_signed=bool(rng.integers(2)))
+        batch = int(rng.integers(1, max_batch + 1))
+        # drawn in this order (C, then K) whichever is streamed
+        c = int(rng.integers(1, 2 * cfg.b_block_cols + 3)) if op == "dgrad" else int(rng.choice(pitches))
+        k = int(rng.choice(pitches)) if op == "dgrad" else int(rng.integers(1, 2 * cfg.b_block_cols + 3))
+        g = dict(op=op, batch=batch, c=c, k=k, h=int(rng.integers(1, 8)), w=int(rng.integers(1, 8)), kh=kh, kw=kw,
+                 stride=int(rng.integers(1, 3)), padding=int(rng.integers(0, 2)),
+                 a_bits=int(rng.integers(1, cfg.operand_bits + 1)), b_bits=int(rng.integers(1, cfg.operand_bits + 1)),
+                 a_signed=bool(rng.integers(2)), b_signed=bool(rng.integers(2)))
         if twin_takes(rng, cfg, g):
             return g
+
+
+def random_forward(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
+    """A small legal forward call (random_call; any kh x kw one time in five)."""
+    return random_call(rng, cfg, "fwd", p_any_kernel=0.2)
 
 
 @cocotb.test(timeout_time=400, timeout_unit="ms")
@@ -211,21 +223,8 @@ async def test_conv_random(dut, backpressure: bool):
 
 
 def random_dgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
-    """A small legal input-gradient call: C (the result's columns) spanning one to three B blocks, K (E's
-    channels) in 1..2D (Cp < D and >= D), H, W 1..7, 1x1 or 3x3 (now and then any kh x kw), stride 1/2,
-    padding 0/1, precisions 1..8, a band of dX rows now and then."""
-    while True:
-        kh = kw = int(rng.choice([1, 3]))
-        if rng.random() < 0.25:
-            kh, kw = (int(v) for v in rng.integers(1, cfg.max_kernel + 1, size=2))
-        g = dict(op="dgrad", batch=int(rng.integers(1, 3)), c=int(rng.integers(1, 2 * cfg.b_block_cols + 3)),
-                 k=int(rng.choice([1, 2, 3, 5, 8, cfg.dot_width, cfg.dot_width + 3])), h=int(rng.integers(1, 8)),
-                 w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=int(rng.integers(1, 3)),
-                 padding=int(rng.integers(0, 2)),
-                 a_bits=int(rng.integers(1, cfg.operand_bits + 1)), b_bits=int(rng.integers(1, cfg.operand_bits + 1)),
-                 a_signed=bool(rng.integers(2)), b_signed=bool(rng.integers(2)))
-        if twin_takes(rng, cfg, g):
-            return g
+    """A small legal input-gradient call (random_call), a band of dX rows now and then."""
+    return random_call(rng, cfg, "dgrad")
 
 
 @cocotb.test(timeout_time=400, timeout_unit="ms")
@@ -293,22 +292,8 @@ async def test_dgrad_random(dut, backpressure: bool):
 
 
 def random_wgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
-    """A small legal weight-gradient call the twin takes: 1..3 whole images, C in {1, 2, 3, 5, 8, D, D + 3} (Cp < D,
-    = D and 2D), K (the result's columns) spanning one to three B blocks, H, W 1..7, 1x1 or 3x3 (now and then any
-    kh x kw), stride 1/2, padding 0/1, precisions 1..8, signed and unsigned."""
-    while True:
-        kh = kw = int(rng.choice([1, 3]))
-        if rng.random() < 0.25:
-            kh, kw = (int(v) for v in rng.integers(1, cfg.max_kernel + 1, size=2))
-        g = dict(op="wgrad", batch=int(rng.integers(1, 4)),
-                 c=int(rng.choice([1, 2, 3, 5, 8, cfg.dot_width, cfg.dot_width + 3])),
-                 k=int(rng.integers(1, 2 * cfg.b_block_cols + 3)), h=int(rng.integers(1, 8)),
-                 w=int(rng.integers(1, 8)), kh=kh, kw=kw, stride=int(rng.integers(1, 3)),
-                 padding=int(rng.integers(0, 2)), a_bits=int(rng.integers(1, cfg.operand_bits + 1)),
-                 b_bits=int(rng.integers(1, cfg.operand_bits + 1)), a_signed=bool(rng.integers(2)),
-                 b_signed=bool(rng.integers(2)))
-        if twin_takes(rng, cfg, g):
-            return g
+    """A small legal weight-gradient call the twin takes (random_call): 1..3 whole images."""
+    return random_call(rng, cfg, "wgrad", max_batch=3)
 
 
 @cocotb.test(timeout_time=1000, timeout_unit="ms")
@@ -394,7 +379,8 @@ async def test_conv_refused(dut, backpressure: bool):
         ("wgrad band of every row from 1", {"conv": wgrad, "band": 1}),
         ("wgrad 1x1 stride 2 padding 1", {"conv": encode_conv("wgrad", 1, 1, 2, 1)}),
         ("wgrad W > D", {"conv": wgrad, "batch": 1, "size": 3 | (d + 1) << 16}),
-        ("wgrad Cp(C) 3D", {"conv": encode_conv("wgrad", 1, 1, 1, 0), "batch": 1, "size": 4 | 2 << 16, "channels": (2 * d + 1) | 5 << 16}),
+        ("wgrad Cp(C) 3D", {"conv": encode_conv("wgrad", 1, 1, 1, 0), "batch": 1, "size": 4 | 2 << 16,
+                            "channels": (2 * d + 1) | 5 << 16}),
         ("wgrad Cp(K) 3D", {"conv": wgrad, "batch": 1, "size": 4 | 2 << 16, "channels": 3 | (2 * d + 1) << 16,
                             "b_bits": 1}),
         ("wgrad X chunk above the former's buffer", {"conv": wgrad, "channels": (d + 3) | 5 << 16, "a_bits": 8,
