@@ -71,8 +71,23 @@ def fits(g: WgradGeometry, bits: int) -> bool:
     return g.width * g.cp <= MAX_ROW_BITS and g.batch * g.height * bits * g.channels <= BUF_WORDS
 
 
+def whole_word_geometry(rng: np.random.Generator, d: int) -> WgradGeometry:
+    """A chunk the former forms whole words of (stride 1, Wo = W = P a power of two >= 8, Ho = H, R = D / W
+    dividing H): 3x3 padding 1 or 1x1 padding 0."""
+    w = int(rng.choice([w for w in (8, 16, 32, 64) if w <= d]))
+    r = d // w
+    k, pad = (3, 1) if rng.random() < 0.7 else (1, 0)
+    return WgradGeometry(int(rng.integers(1, 4)), int(rng.choice([1, 2, 3, 5, 8, 16])), r * int(rng.integers(1, 4)),
+                         w, k, k, 1, pad, d)
+
+
 def random_geometry(rng: np.random.Generator, d: int, bits: int) -> WgradGeometry:
     while True:
+        if rng.random() < 0.3:
+            g = whole_word_geometry(rng, d)
+            if fits(g, bits):
+                return g
+            continue
         k = (int(rng.integers(1, 4)), int(rng.integers(1, 4))) if rng.random() < 0.3 else (int(rng.choice([1, 3])),) * 2
         w = int(rng.integers(3, d + 1)) if rng.random() < 0.5 else int(rng.choice([d // 4, d // 2, d]))
         try:
@@ -134,17 +149,20 @@ async def test_random_geometries(dut):
 
 
 @cocotb.test()
-async def test_full_rate_at_wo_d(dut):
-    """No gaps, no stalls, Wo = D (3x3 stride 1 pad 1 on W = D): one A word a cycle within a request."""
+async def test_full_rate_whole_words(dut):
+    """No gaps, no stalls, 3x3 stride 1 padding 1 on W = D, D / 2, D / 4 (R = 1, 2, 4 rows a word): one A word a
+    cycle within a request -- the whole-word path, at any Wo it takes."""
     rng = seeded_rng("rate")
     tb = FormerTB(dut, rng, 0.0, 0.0)
     await tb.start()
-    g = WgradGeometry(2, 3, 5, tb.d, 3, 3, 1, 1, tb.d)
-    reqs = [(i, j, 1, 1, 0, g.k_words) for i in range(3) for j in range(3)]
-    await run_chunk(tb, g, 2, reqs)
-    dut._log.info(f"{tb.seen} A words in {len(reqs)} requests; {sum(g * n for g, n in tb.gaps_between.items()) / (len(reqs) - 1):.1f} empty cycles "
-                  f"between two requests")
-    assert tb.bubbles == 0, f"{tb.bubbles} cycles without a word inside requests"
+    for w in (tb.d, tb.d // 2, tb.d // 4):
+        g = WgradGeometry(2, 3, 8, w, 3, 3, 1, 1, tb.d)
+        reqs = [(i, j, 1, 1, 0, g.k_words) for i in range(3) for j in range(3)]
+        await run_chunk(tb, g, 2, reqs)
+        dut._log.info(f"W = {w}: {tb.seen} A words so far; "
+                      f"{sum(g * n for g, n in tb.gaps_between.items()) / (len(reqs) - 1):.1f} empty cycles between "
+                      "two requests")
+        assert tb.bubbles == 0, f"W = {w}: {tb.bubbles} cycles without a word inside requests"
 
 
 @cocotb.test()
