@@ -24,9 +24,10 @@
 //    word w of plane p of row r into bank r at half + p Kw + w; after the tile's last word it reports the half
 //    loaded.  Rows past M in the last tile are left as they are (the writer skips them).
 //
-// One request at a time per former; each is a whole plane row (words 0 .. Kw - 1), which the former starts
-// without its divider; the next request is valid from the cycle after the previous one's last word.  The formers take the geometry on `start` (stable from cpt_conv_setup and cpt_setup
-// for the whole call).
+// Each request is a whole plane row (words 0 .. Kw - 1), which the former starts without its divider; requests
+// run back to back (the former takes the next while the previous one's last words drain), each walk queueing
+// the bank and base address of the requests in flight.  The formers take the geometry on `start` (stable from
+// cpt_conv_setup and cpt_setup for the whole call).
 
 `include "cpt_gemm_widths.vh"
 
@@ -155,17 +156,32 @@ module cpt_wgrad_walker #(
     wire [`CPT_KW_W+`CPT_A_AW-1:0] kw_a = {{`CPT_A_AW{1'b0}}, k_words};
     wire [`CPT_RW_W+`CPT_B_AW-1:0] bcw_b = {{`CPT_B_AW{1'b0}}, b_col_words};
 
+    // Requests run back to back: the former takes the next one while the last words of the previous drain, so
+    // each walk queues what the data side needs of each request in flight (its bank and base address) and
+    // hands a request out only while its queue has room.
+    localparam integer QD = 4;                  // queue entries: >= the requests a former can have in flight (3)
+
     // ---------------------------------------------------------------- B walk: the E chunk into the B banks
-    localparam [1:0] B_IDLE = 2'd0, B_WAIT = 2'd1, B_REQ = 2'd2, B_DATA = 2'd3;
+    localparam [1:0] B_IDLE = 2'd0, B_WAIT = 2'd1, B_REQ = 2'd2, B_DRAIN = 2'd3;
     reg [1:0]             bstate;
     reg [`CPT_POS_W-1:0]  bn0;                  // the block's first column
-    reg [`CPT_POS_W-1:0]  bcol;                 // column in the block
+    reg [`CPT_POS_W-1:0]  bcol;                 // the request's column in the block
     reg [`CPT_POS_W-1:0]  bcols;                // columns of the block: min(B_BLOCK_COLS, N - n0)
     reg [BK_W-1:0]        bank;
     reg [`CPT_B_AW-1:0]   slot_base;            // (column div COLS) b_col_words
     reg [`CPT_B_AW-1:0]   qbase;                // plane q Kw
     wire [`CPT_POS_W-1:0] left_cols = n_w - bn0;
     wire [`CPT_POS_W+15:0] bn0_x = {16'd0, bn0};
+    // the queue: bank, base address (half + slot + plane), the block's last request
+    reg [BK_W-1:0]        bq_bank [0:QD-1];
+    reg [`CPT_B_AW-1:0]   bq_base [0:QD-1];
+    reg                   bq_end [0:QD-1];
+    reg [1:0]             bq_head, bq_tail;
+    reg [2:0]             bq_count;
+    wire                  b_take = eq_valid && eq_ready;
+    wire                  b_pop = em_valid && em_last;
+    wire                  b_last_req = eq_plane == b_bits - 1'b1 && bcol + 1'b1 == bcols;
+    wire [2:0]            bq_count_next = bq_count + {2'd0, b_take} - {2'd0, b_pop};
 
     assign b_issue = bstate == B_WAIT && !b_busy;
 
@@ -175,12 +191,43 @@ module cpt_wgrad_walker #(
         if (rst) begin
             bstate <= B_IDLE;
             eq_valid <= 1'b0;
+            bq_head <= 0;
+            bq_tail <= 0;
+            bq_count <= 0;
         end else if (start) begin
             bstate <= B_WAIT;
             bn0 <= 0;
             bcols <= n_w < BBC_X ? n_w : BBC_X;
             eq_valid <= 1'b0;
+            bq_head <= 0;
+            bq_tail <= 0;
+            bq_count <= 0;
         end else begin
+            bq_count <= bq_count_next;
+            if (b_take) begin
+                bq_bank[bq_tail] <= bank;
+                bq_base[bq_tail] <= (b_cur ? HALF_B : {`CPT_B_AW{1'b0}}) + slot_base + qbase;
+                bq_end[bq_tail] <= b_last_req;
+                bq_tail <= bq_tail + 1'b1;
+            end
+            if (em_valid) begin
+                b_we <= {{(COLS-1){1'b0}}, 1'b1} << bq_bank[bq_head];
+                b_waddr <= bq_base[bq_head] + em_word_x[`CPT_B_AW-1:0];
+                b_wdata <= em_data;
+                if (em_last) begin
+                    bq_head <= bq_head + 1'b1;
+                    if (bq_end[bq_head]) begin
+                        b_loaded <= 1'b1;       // with the block's last word written (as the reader)
+                        if (bn0 + BBC_X < n_w) begin
+                            bn0 <= bn0 + BBC_X;
+                            bcols <= left_cols - BBC_X < BBC_X ? left_cols - BBC_X : BBC_X;
+                            bstate <= B_WAIT;
+                        end else begin
+                            bstate <= B_IDLE;
+                        end
+                    end
+                end
+            end
             case (bstate)
                 B_WAIT: if (!b_busy) begin
                     bcol <= 0;
@@ -193,19 +240,8 @@ module cpt_wgrad_walker #(
                     bstate <= B_REQ;
                 end
                 B_REQ: begin
-                    eq_valid <= 1'b1;
-                    if (eq_valid && eq_ready) begin
-                        eq_valid <= 1'b0;
-                        bstate <= B_DATA;
-                    end
-                end
-                B_DATA: if (em_valid) begin
-                    b_we <= {{(COLS-1){1'b0}}, 1'b1} << bank;
-                    b_waddr <= (b_cur ? HALF_B : {`CPT_B_AW{1'b0}}) + slot_base + qbase + em_word_x[`CPT_B_AW-1:0];
-                    b_wdata <= em_data;
-                    if (em_last) begin
-                        bstate <= B_REQ;
-                        eq_valid <= 1'b1;               // the next request at once (cleared if none follows)
+                    eq_valid <= bq_count_next < 3'd3;
+                    if (b_take) begin
                         if (eq_plane != b_bits - 1'b1) begin
                             eq_plane <= eq_plane + 1'b1;
                             qbase <= qbase + kw_b[`CPT_B_AW-1:0];
@@ -221,17 +257,10 @@ module cpt_wgrad_walker #(
                             end else begin
                                 bank <= bank + 1'b1;
                             end
-                            if (bcol + 1'b1 == bcols) begin
-                                eq_valid <= 1'b0;
-                                b_loaded <= 1'b1;   // with the block's last word written (as the reader)
-                                if (bn0 + BBC_X < n_w) begin
-                                    bn0 <= bn0 + BBC_X;
-                                    bcols <= left_cols - BBC_X < BBC_X ? left_cols - BBC_X : BBC_X;
-                                    bstate <= B_WAIT;
-                                end else begin
-                                    bstate <= B_IDLE;
-                                end
-                            end
+                        end
+                        if (b_last_req) begin
+                            eq_valid <= 1'b0;
+                            bstate <= B_DRAIN;  // until the block's last word (the data side moves on)
                         end
                     end
                 end
@@ -241,15 +270,25 @@ module cpt_wgrad_walker #(
     end
 
     // ---------------------------------------------------------------- A walk: the X chunk's rows into the A banks
-    localparam [2:0] A_IDLE = 3'd0, A_TILE = 3'd1, A_REQ = 3'd2, A_DATA = 3'd3, A_NEXT = 3'd4;
+    localparam [2:0] A_IDLE = 3'd0, A_TILE = 3'd1, A_REQ = 3'd2, A_DRAIN = 3'd3, A_NEXT = 3'd4;
     reg [2:0]             astate;
     reg [`CPT_POS_W-1:0]  an0, m0;              // block's first column, tile's first result row
-    reg [`CPT_POS_W-1:0]  r;                    // the row in the tile
+    reg [`CPT_POS_W-1:0]  r;                    // the request's row in the tile
     reg [`CPT_POS_W-1:0]  tile_rows;            // min(ROWS, M - m0)
     reg                   half;
     reg [`CPT_A_AW-1:0]   pbase;                // plane p Kw
     wire [15:0]           c_last = c - 1'b1;
     wire [1:0]            kw_last = kw - 1'b1;
+    // the queue: row (bank), base address (half + plane), the tile's last request
+    reg [`CPT_POS_W-1:0]  aq_row [0:QD-1];
+    reg [`CPT_A_AW-1:0]   aq_base [0:QD-1];
+    reg                   aq_end [0:QD-1];
+    reg [1:0]             aq_head, aq_tail;
+    reg [2:0]             aq_count;
+    wire                  a_take = xq_valid && xq_ready;
+    wire                  a_pop = xm_valid && xm_last;
+    wire                  a_last_req = xq_plane == a_bits - 1'b1 && r + 1'b1 == tile_rows;
+    wire [2:0]            aq_count_next = aq_count + {2'd0, a_take} - {2'd0, a_pop};
 
     assign a_issue = astate == A_TILE && !a_busy[half];
     assign a_issue_half = half;
@@ -260,6 +299,9 @@ module cpt_wgrad_walker #(
         if (rst) begin
             astate <= A_IDLE;
             xq_valid <= 1'b0;
+            aq_head <= 0;
+            aq_tail <= 0;
+            aq_count <= 0;
         end else if (start) begin
             astate <= A_TILE;
             an0 <= 0;
@@ -273,26 +315,38 @@ module cpt_wgrad_walker #(
             xq_plane <= 0;
             pbase <= 0;
             xq_valid <= 1'b0;
+            aq_head <= 0;
+            aq_tail <= 0;
+            aq_count <= 0;
         end else begin
+            aq_count <= aq_count_next;
+            if (a_take) begin
+                aq_row[aq_tail] <= r;
+                aq_base[aq_tail] <= (half ? HALF_A : {`CPT_A_AW{1'b0}}) + pbase;
+                aq_end[aq_tail] <= a_last_req;
+                aq_tail <= aq_tail + 1'b1;
+            end
+            if (xm_valid) begin
+                a_we <= {{(ROWS-1){1'b0}}, 1'b1} << aq_row[aq_head];
+                a_waddr <= aq_base[aq_head] + xm_word_x[`CPT_A_AW-1:0];
+                a_wdata <= xm_data;
+                if (xm_last) begin
+                    aq_head <= aq_head + 1'b1;
+                    if (aq_end[aq_head]) begin
+                        a_loaded <= 1'b1;       // with the tile's last word written (as the reader)
+                        a_loaded_half <= half;
+                        astate <= A_NEXT;
+                    end
+                end
+            end
             case (astate)
                 A_TILE: if (!a_busy[half]) begin
                     astate <= A_REQ;
                     xq_valid <= 1'b1;
                 end
                 A_REQ: begin
-                    xq_valid <= 1'b1;
-                    if (xq_valid && xq_ready) begin
-                        xq_valid <= 1'b0;
-                        astate <= A_DATA;
-                    end
-                end
-                A_DATA: if (xm_valid) begin
-                    a_we <= {{(ROWS-1){1'b0}}, 1'b1} << r;
-                    a_waddr <= (half ? HALF_A : {`CPT_A_AW{1'b0}}) + pbase + xm_word_x[`CPT_A_AW-1:0];
-                    a_wdata <= xm_data;
-                    if (xm_last) begin
-                        astate <= A_REQ;
-                        xq_valid <= 1'b1;               // the next request at once (cleared if none follows)
+                    xq_valid <= aq_count_next < 3'd3;
+                    if (a_take) begin
                         if (xq_plane != a_bits - 1'b1) begin
                             xq_plane <= xq_plane + 1'b1;
                             pbase <= pbase + kw_a[`CPT_A_AW-1:0];
@@ -312,12 +366,10 @@ module cpt_wgrad_walker #(
                                     xq_i <= xq_i + 1'b1;
                                 end
                             end
-                            if (r + 1'b1 == tile_rows) begin
-                                xq_valid <= 1'b0;
-                                a_loaded <= 1'b1;   // with the tile's last word written (as the reader)
-                                a_loaded_half <= half;
-                                astate <= A_NEXT;
-                            end
+                        end
+                        if (a_last_req) begin
+                            xq_valid <= 1'b0;
+                            astate <= A_DRAIN;  // until the tile's last word (the data side moves on)
                         end
                     end
                 end
