@@ -7,7 +7,8 @@
 // Write side: the chunk's row-planes (batch whole images) as the reader delivers them, in DDR order (image n,
 // row y, plane p, then row_words = ceil(W Cp / D) words), one D-bit word per s_valid && s_ready.  A row-plane
 // is gathered in a staging register and then corner-turned into C channel rows of W position bits (bit x of
-// channel row (n, y, p, c) = bit x Cp + c of the row-plane), CB channel rows a cycle, while s_ready is low.
+// channel row (n, y, p, c) = bit x Cp + c of the row-plane), CB channel rows a cycle, while the next row-plane
+// streams into a second staging register.
 //
 // Storage, packed rows: a channel row fills a slot of P = max(8, W rounded up to a power of two) bits, and the
 // R = D / P consecutive chunk rows rb = n H + y of group g = rb div R share one word per plane and channel (slot
@@ -214,15 +215,28 @@ module cpt_wgrad_former #(
     end
 
     // ---------------------------------------------------------------- write side: stage, then corner-turn
-    reg [MAX_ROW_BITS-1:0] stg;                         // the row-plane; shifts right CB bits per turn cycle
+    // Two registers, so that the next row-plane streams in while one is turned: a row-plane is staged in
+    // stg_in and moves to stg as the previous one's turn ends (or at once when none is being turned).
+    reg [MAX_ROW_BITS-1:0] stg_in;                      // the row-plane streaming in
+    reg [MAX_ROW_BITS-1:0] stg;                         // the row-plane turned; shifts right CB bits per cycle
     reg [LMR:0]            wr_word;                     // staging: words of the row-plane in
-    reg                    turning;                     // writing the row-plane's channel rows
+    reg                    staged;                      // stg_in holds a whole row-plane, waiting for stg
+    reg [31:0]             st_count;                    // row-planes staged
+    reg [31:0]             planes;                      // N H bits: row-planes of the chunk
+    reg                    turning;                     // writing stg's channel rows
     reg [15:0]             wr_c;                        // the turn cycle's first channel (a multiple of CB)
-    reg [`CPT_BITS_W-1:0]  wr_p;                        // the row-plane's plane
+    reg [`CPT_BITS_W-1:0]  wr_p;                        // the turned row-plane's plane
     reg [31:0]             wr_rb;                       // its chunk row n H + y
     assign loaded = active && wr_rb == nh;
-    assign s_ready = active && !start && !turning && !loaded;
+    assign s_ready = active && !start && !staged && st_count != planes;
     wire wr = s_valid && s_ready;
+    wire wr_last = wr && wr_word == row_words - 1'b1;   // a row-plane's last word
+    wire turn_done = turning && {1'b0, wr_c} + CB_X[16:0] >= {1'b0, chan_r};
+    reg [MAX_ROW_BITS-1:0] stg_in_w;                    // stg_in with this cycle's word
+    always @* begin
+        stg_in_w = stg_in;
+        stg_in_w[{wr_word[LMR-LD-1:0], {LD{1'b0}}} +: D] = s_data;
+    end
 
     // channel rows wr_c + k of the staged row-plane (stg already shifted by wr_c): bit x = stg[x Cp + k]
     reg [CB*D-1:0] turned;
@@ -248,19 +262,27 @@ module cpt_wgrad_former #(
     wire [31:0]    wr_shift = wr_slot << lp;
 
     always @(posedge clk) begin
+        if (start) planes <= in_rows * {{(32-`CPT_BITS_W){1'b0}}, bits};
         if (rst || start) begin
             wr_word <= 0;
+            staged <= 1'b0;
+            st_count <= 0;
             turning <= 1'b0;
             wr_c <= 0;
             wr_p <= 0;
             wr_rb <= 0;
-        end else if (turning) begin
-            stg <= stg >> CB;
-            if ({1'b0, wr_c} + CB_X[16:0] < {1'b0, chan_r}) begin
+        end else begin
+            if (wr) begin
+                stg_in <= stg_in_w;
+                wr_word <= wr_last ? {(LMR+1){1'b0}} : wr_word + 1'b1;
+            end
+            if (wr_last) st_count <= st_count + 1'b1;
+            if (turning && !turn_done) begin
+                stg <= stg >> CB;
                 wr_c <= wr_c + CB_X[15:0];
-            end else begin
+            end
+            if (turn_done) begin
                 wr_c <= 0;
-                turning <= 1'b0;
                 if (wr_p != bits_r - 1'b1) begin
                     wr_p <= wr_p + 1'b1;
                 end else begin
@@ -268,13 +290,19 @@ module cpt_wgrad_former #(
                     wr_rb <= wr_rb + 1'b1;
                 end
             end
-        end else if (wr) begin
-            stg[{wr_word[LMR-LD-1:0], {LD{1'b0}}} +: D] <= s_data;
-            if (wr_word != row_words - 1'b1) begin
-                wr_word <= wr_word + 1'b1;
-            end else begin
-                wr_word <= 0;
-                turning <= 1'b1;
+            if (!turning || turn_done) begin            // stg is free: the waiting or the arriving row-plane
+                if (staged) begin
+                    stg <= stg_in;
+                    staged <= 1'b0;
+                    turning <= 1'b1;
+                end else if (wr_last) begin
+                    stg <= stg_in_w;
+                    turning <= 1'b1;
+                end else begin
+                    turning <= 1'b0;
+                end
+            end else if (wr_last) begin
+                staged <= 1'b1;
             end
         end
     end

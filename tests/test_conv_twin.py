@@ -16,7 +16,9 @@ them, checked here against ConvArgs.phases and a_rows for every band of every sm
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,6 +230,38 @@ def test_twin_wgrad_limits(cfg):
     # the twin does not check the hint: a misaligned next_a is the emulator's ERR_ALIGN, the twin's ERR_CONV
     call = replace(wgrad_call(flags=1 << flag["PREFETCH_B"]), next_a=3)
     assert conv_status(cfg, call) == ERR["ERR_ALIGN"] and conv_status(cfg, call, twin=True) == ERR["ERR_CONV"]
+
+
+def former_param(name: str) -> int:
+    """A parameter's default in rtl/cpt_wgrad_former.v (the walker instantiates the formers with it)."""
+    text = (Path(__file__).resolve().parent.parent / "rtl" / "cpt_wgrad_former.v").read_text()
+    return int(re.search(rf"parameter integer {name} = (\d+)", text).group(1))
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
+def test_wgrad_former_banks_hold_every_chunk_the_rule_takes(cfg):
+    """The former's packed rows (slots of P = max(8, W rounded up to a power of two) bits, R = D / P rows a word)
+    in 2 CB banks: a chunk of N H bits C <= twin_wgrad_buf_words channel rows (the rule the twin and
+    conv_status share) never needs more than the bank's BUF_WORDS / 2 + OP_BITS words, whatever its width,
+    channels and planes -- the worst being one channel in an odd number of groups.  Exhaustive over the
+    geometries the formers take (W <= D, a power-of-two Cp, W Cp <= the row-plane limit); N H enters only
+    through its largest value, the words growing with it."""
+    d, buf, cb = cfg.dot_width, twin_wgrad_buf_words(cfg), former_param("CB")
+    bound = buf // 2 + cfg.operand_bits
+    worst = 0
+    for w in range(1, d + 1):
+        p = max(8, 1 << (w - 1).bit_length())
+        r = d // p
+        for c in range(1, 2 * d + 1):
+            cp = channel_pitch(c, d)
+            if cp & (cp - 1) or w * cp > twin_row_bits(cfg):
+                continue
+            for bits in range(1, cfg.operand_bits + 1):
+                nh = buf // (bits * c)
+                if nh:
+                    groups = -(-nh // r)
+                    worst = max(worst, -(-groups // 2) * bits * -(-c // cb))
+    assert buf // 2 < worst <= bound, (worst, bound)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)

@@ -221,10 +221,12 @@ def twin_row_bits(cfg: HardwareConfig) -> int:
 
 
 def twin_wgrad_buf_words(cfg: HardwareConfig) -> int:
-    """Channel rows (one D-bit word each) the Verilog twin's weight-gradient formers hold, each
-    (``BUF_WORDS`` of rtl/cpt_wgrad_former.v): batch H a_bits C for the X chunk, batch Ho b_bits K for the E
-    chunk.  ``cpt_hw.gen.rtl.check`` makes sure that this many words fit half of the tensor buffer, so the
-    emulator's X-chunk check can never refuse a call the twin takes."""
+    """Channel rows a chunk of the Verilog twin's weight-gradient formers may have, each (``BUF_WORDS`` of
+    rtl/cpt_wgrad_former.v): batch H a_bits C for the X chunk, batch Ho b_bits K for the E chunk.  The former
+    packs D / P of them (P = max(8, W rounded up to a power of two)) into a word of one of its banks, which
+    hold every such chunk (tests/test_conv_twin.py); ``cpt_hw.gen.rtl.check`` makes sure that this many
+    D-bit words fit half of the tensor buffer, so the emulator's X-chunk check can never refuse a call the twin
+    takes."""
     return 4096
 
 

@@ -8,11 +8,14 @@ wo s - pad + j] -- zero where the tap falls outside the image.  The HLS kernel f
 
 * **corner turn**: the chunk's row-planes arrive in DDR order (image n, row y, plane p; docs/ddr-layout.md)
   and each becomes C channel rows of W position bits (bit x of channel row (n, y, p, c) = bit x Cp + c of
-  row-plane (n, y, p)); a channel row is one buffer word, so W <= D;
+  row-plane (n, y, p)); a channel row fits a word, so W <= D (the RTL packs D / P of them into one:
+  P = max(8, W rounded up to a power of two));
 * **segment**: output row (n, ho) of A row (i, j, c, p) is the Wo bits of channel row (n, ho s - pad + i, p, c)
   at columns wo s + (j - pad): for stride 2 the row's even or odd columns (fixed wiring), then a shift by the
   tap's column offset with zeros shifted in at the row ends; all zero when the row is outside the image;
-* **placement**: the segments, one per output row, are packed back to back from position 0 into D-bit words.
+* **placement**: the segments, one per output row, are packed back to back from position 0 into D-bit words
+  (on stride-1 chunks with Wo = W = P and Ho = H the RTL forms a whole word at once: a funnel shift of the
+  packed rows by (i - pad) W + j - pad, masked at the image's edges -- the same bits).
 
 Row-planes and channel rows are Python ints, so every bit is exact; numpy only unpacks
 :func:`conv_model.pack_tensor`'s bytes.
