@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_conv_twin.py                    # batch 1, fw 3..8 (about 15 min on 2 cores)
     .venv/bin/python bench/bench_conv_twin.py --batch 2 --fw 3 8 --out /tmp/conv_twin-b2
+    .venv/bin/python bench/bench_conv_twin.py --ops wgrad --fw 3 8 --out /tmp/conv_twin-wgrad
 
 The accelerator seconds of issue 17's targets (bench/bench_board_step.py --conv-engine) are the design's
 model (``cpt_hw.hw.conv_model``, which the emulated device reports), not a measurement.  This benchmark
@@ -109,7 +110,7 @@ def summarise(cfg: HardwareConfig, specs: list[dict], records: dict[str, dict]) 
         rows.append(row)
     fws = sorted({s["fw"] for s in specs})
     cpt_fws = [q for q in fws if q in weights]
-    for op in OPS:
+    for op in sorted({s["op"] for s in specs}, key=OPS.index):
         ran = [r for r in rows if r["op"] == op and "ratio" in r]
         if not ran:
             classes[op] = {"ran": 0, "of": sum(r["op"] == op for r in rows)}
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
     p.add_argument("--fw", type=int, nargs="+", default=list(range(3, 9)), help="forward precisions (3..8)")
+    p.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS, help="GEMM classes (default all three)")
     p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))
     p.add_argument("--out", default=str(ROOT / "docs/results/conv_twin"), help="output stem (.json, .md)")
     p.add_argument("--dry-run", action="store_true", help="list the calls and the model's cycles, simulate nothing")
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch < 1 or any(not 1 <= q <= 8 for q in args.fw):
         p.error("--batch must be >= 1 and every --fw in 1..8")
     cfg = HardwareConfig.from_preset("zc706", {"conv_engine": True, "name": "zc706_conv"})
-    specs = layer_calls(args.batch, sorted(set(args.fw)))
+    specs = [s for s in layer_calls(args.batch, sorted(set(args.fw))) if s["op"] in args.ops]
     run = [s for s in specs if twin_runs(cfg, s)]
     print(f"bench_conv_twin: {len(run)} of {len(specs)} calls run on the twin ({args.simulator}, {cfg.name})",
           file=sys.stderr)
