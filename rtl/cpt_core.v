@@ -483,17 +483,18 @@ module cpt_core #(
     wire [LANES*`CPT_A_AW-1:0] fw_a_waddr_l;
     wire [LANES*D-1:0] fw_a_wdata_l;
     wire       wg_a_issue, wg_a_issue_half, wg_a_loaded, wg_a_loaded_half, wg_x_ready;
-    wire [ROWS-1:0] wg_a_we;
-    wire [`CPT_A_AW-1:0] wg_a_waddr;
-    wire [D-1:0] wg_a_wdata;
+    localparam integer WG_LANES = 2;            // cpt_wgrad_walker's X lanes (<= LANES): lanes 0 .. WG_LANES - 1
+    wire [WG_LANES*ROWS-1:0] wg_a_we;
+    wire [WG_LANES*`CPT_A_AW-1:0] wg_a_waddr;
+    wire [WG_LANES*D-1:0] wg_a_wdata;
     assign wk_a_issue = fw_a_issue || wg_a_issue;
     assign wk_a_issue_half = conv_wg ? wg_a_issue_half : fw_a_issue_half;
     assign wk_a_loaded = fw_a_loaded || wg_a_loaded;
     assign wk_a_loaded_half = conv_wg ? wg_a_loaded_half : fw_a_loaded_half;
-    // a weight gradient's A words come through lane 0's port
-    assign wk_a_we_l = conv_wg ? {{((LANES-1)*ROWS){1'b0}}, wg_a_we} : fw_a_we_l;
-    assign wk_a_waddr_l = conv_wg ? {{((LANES-1)*`CPT_A_AW){1'b0}}, wg_a_waddr} : fw_a_waddr_l;
-    assign wk_a_wdata_l = conv_wg ? {{((LANES-1)*D){1'b0}}, wg_a_wdata} : fw_a_wdata_l;
+    // a weight gradient's A words come through the first WG_LANES lanes' ports
+    assign wk_a_we_l = conv_wg ? {{((LANES-WG_LANES)*ROWS){1'b0}}, wg_a_we} : fw_a_we_l;
+    assign wk_a_waddr_l = conv_wg ? {{((LANES-WG_LANES)*`CPT_A_AW){1'b0}}, wg_a_waddr} : fw_a_waddr_l;
+    assign wk_a_wdata_l = conv_wg ? {{((LANES-WG_LANES)*D){1'b0}}, wg_a_wdata} : fw_a_wdata_l;
     assign x_ready = conv_wg ? wg_x_ready : fw_x_ready;
 
     // a phase's C rows: 2 apart along dX rows, every other dX row (stride-2 input gradients only)
@@ -520,7 +521,8 @@ module cpt_core #(
         .a_we(fw_a_we_l), .a_waddr(fw_a_waddr_l), .a_wdata(fw_a_wdata_l), .geom_err()
     );
 
-    cpt_wgrad_walker #(.ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS)) wg_walker (
+    cpt_wgrad_walker #(.ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS),
+                       .XL(WG_LANES)) wg_walker (
         .clk(clk), .rst(rst), .start(run_start && wg_run), .batch(conv_batch), .c(cv_c), .cp(cv_cp),
         .width(cv_width), .height(cv_row1), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad(cv_pad_h[0]),
         .e_cp(cv_e_cp), .ho(cv_rows), .wo(cv_wo), .a_bits(a_bits), .b_bits(b_bits), .m(m), .n(n), .k_words(kw),

@@ -42,7 +42,8 @@ module cpt_wgrad_walker #(
     parameter integer OP_BITS = `CPT_OP_BITS,           // config operand_bits
     parameter integer B_BLOCK_COLS = `CPT_B_BLOCK_COLS, // config b_block_cols
     parameter integer MAX_ROW_BITS = `CPT_MAX_ROW_BITS, // the formers' widest row-plane
-    parameter integer BUF_WORDS = `CPT_WGRAD_BUF_WORDS  // channel rows each former holds
+    parameter integer BUF_WORDS = `CPT_WGRAD_BUF_WORDS, // channel rows each former holds
+    parameter integer XL = 2                            // the X former's lanes: A rows formed side by side
 ) (
     input  wire                   clk,
     input  wire                   rst,
@@ -79,9 +80,9 @@ module cpt_wgrad_walker #(
     output wire                   a_issue_half,
     output reg                    a_loaded,           // pulse: half a_loaded_half holds its tile
     output reg                    a_loaded_half,
-    output reg  [ROWS-1:0]        a_we,
-    output reg  [`CPT_A_AW-1:0]   a_waddr,
-    output reg  [D-1:0]           a_wdata,
+    output wire [XL*ROWS-1:0]     a_we,               // one write port per X lane
+    output wire [XL*`CPT_A_AW-1:0] a_waddr,
+    output wire [XL*D-1:0]        a_wdata,
     // B buffer ownership and bank writes
     input  wire                   b_busy,
     output wire                   b_issue,            // pulse: the walker takes the B buffer
@@ -101,6 +102,10 @@ module cpt_wgrad_walker #(
     localparam [BK_W-1:0] LAST_BANK = COLS[BK_W-1:0] - 1'b1;
 
     initial begin
+        if (XL < 1 || (XL & (XL - 1)) != 0) begin
+            $display("%m: error: XL = %0d must be a power of two", XL);
+            $finish;
+        end
         if (ROWS < 1 || COLS < 1 || B_BLOCK_COLS % COLS != 0) begin
             $display("%m: error: ROWS = %0d, COLS = %0d >= 1 and B_BLOCK_COLS = %0d a multiple of COLS", ROWS, COLS,
                      B_BLOCK_COLS);
@@ -117,26 +122,32 @@ module cpt_wgrad_walker #(
 
     // ---------------------------------------------------------------- the formers
     wire        x_geom_err, e_geom_err, x_s_ready, e_s_ready;
-    reg         xq_valid, eq_valid;
-    wire        xq_ready, eq_ready;
-    reg  [1:0]  xq_i, xq_j;
-    reg  [15:0] xq_c, eq_c;
-    reg  [`CPT_BITS_W-1:0] xq_plane, eq_plane;
-    wire        xm_valid, xm_last, em_valid, em_last;
-    wire [D-1:0] xm_data, em_data;
-    wire [15:0] xm_word, em_word;
+    reg         eq_valid;
+    wire        eq_ready;
+    reg  [15:0] eq_c;
+    reg  [`CPT_BITS_W-1:0] eq_plane;
+    wire        em_valid, em_last;
+    wire [D-1:0] em_data;
+    wire [15:0] em_word;
+    // the X former's lanes (lane l: the A rows of channels c mod XL = l)
+    wire [XL-1:0]   xq_valid, xq_ready, xm_valid, xm_last;
+    wire [2*XL-1:0] xq_i, xq_j;
+    wire [16*XL-1:0] xq_c, xm_word;
+    wire [`CPT_BITS_W*XL-1:0] xq_plane;
+    wire [D*XL-1:0] xm_data;
 
     assign s_ready = s_is_e ? e_s_ready : x_s_ready;
     assign geom_err = x_geom_err || e_geom_err;
 
     /* verilator lint_off PINCONNECTEMPTY */    // `loaded`: requests wait on rq_ready, which includes it
-    cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS)) x_former (
+    cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS), .LANES(XL))
+    x_former (
         .clk(clk), .rst(rst), .start(start), .batch(batch_x[15:0]), .channels(c), .cp(cp), .width(width),
         .height(height), .kh(kh), .kw(kw), .stride(stride), .pad(pad), .bits(a_bits), .geom_err(x_geom_err),
         .loaded(), .s_valid(s_valid && !s_is_e), .s_ready(x_s_ready), .s_data(s_data),
         .rq_valid(xq_valid), .rq_ready(xq_ready), .rq_i(xq_i), .rq_j(xq_j), .rq_c(xq_c), .rq_plane(xq_plane),
-        .rq_word0(16'd0), .rq_count(kw_x[15:0]), .m_valid(xm_valid), .m_ready(1'b1), .m_data(xm_data),
-        .m_word(xm_word), .m_last(xm_last)
+        .rq_word0({XL{16'd0}}), .rq_count({XL{kw_x[15:0]}}), .m_valid(xm_valid), .m_ready({XL{1'b1}}),
+        .m_data(xm_data), .m_word(xm_word), .m_last(xm_last)
     );
 
     cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS)) e_former (
@@ -150,7 +161,6 @@ module cpt_wgrad_walker #(
     /* verilator lint_on PINCONNECTEMPTY */
 
     // word w of a plane row, zero-extended to a bank address (it is < Kw there)
-    wire [15+`CPT_A_AW:0] xm_word_x = {{`CPT_A_AW{1'b0}}, xm_word};
     wire [15+`CPT_B_AW:0] em_word_x = {{`CPT_B_AW{1'b0}}, em_word};
     wire [`CPT_KW_W+`CPT_B_AW-1:0] kw_b = {{`CPT_B_AW{1'b0}}, k_words};
     wire [`CPT_KW_W+`CPT_A_AW-1:0] kw_a = {{`CPT_A_AW{1'b0}}, k_words};
@@ -270,112 +280,43 @@ module cpt_wgrad_walker #(
     end
 
     // ---------------------------------------------------------------- A walk: the X chunk's rows into the A banks
-    localparam [2:0] A_IDLE = 3'd0, A_TILE = 3'd1, A_REQ = 3'd2, A_DRAIN = 3'd3, A_NEXT = 3'd4;
-    reg [2:0]             astate;
+    // A tile controller, and per X lane a walk over the tile's rows that asks its lane for the rows whose channel
+    // is the lane's (the others it steps over, a cycle each), each plane a request, with its own queue and
+    // write port.  The tile is loaded once every lane has walked its rows and written their words.
+    localparam [1:0] A_IDLE = 2'd0, A_TILE = 2'd1, A_RUN = 2'd2, A_NEXT = 2'd3;
+    reg [1:0]             astate;
     reg [`CPT_POS_W-1:0]  an0, m0;              // block's first column, tile's first result row
-    reg [`CPT_POS_W-1:0]  r;                    // the request's row in the tile
     reg [`CPT_POS_W-1:0]  tile_rows;            // min(ROWS, M - m0)
     reg                   half;
-    reg [`CPT_A_AW-1:0]   pbase;                // plane p Kw
     wire [15:0]           c_last = c - 1'b1;
     wire [1:0]            kw_last = kw - 1'b1;
-    // the queue: row (bank), base address (half + plane), the tile's last request
-    reg [`CPT_POS_W-1:0]  aq_row [0:QD-1];
-    reg [`CPT_A_AW-1:0]   aq_base [0:QD-1];
-    reg                   aq_end [0:QD-1];
-    reg [1:0]             aq_head, aq_tail;
-    reg [2:0]             aq_count;
-    wire                  a_take = xq_valid && xq_ready;
-    wire                  a_pop = xm_valid && xm_last;
-    wire                  a_last_req = xq_plane == a_bits - 1'b1 && r + 1'b1 == tile_rows;
-    wire [2:0]            aq_count_next = aq_count + {2'd0, a_take} - {2'd0, a_pop};
+    wire [XL-1:0]         lane_done;            // a lane walked the tile and wrote its words
+    wire                  tile_start = astate == A_TILE && !a_busy[half];
+    wire                  block_next = astate == A_NEXT && !(m0 + ROWS_X < m_w) && an0 + BBC_X < n_w;
 
-    assign a_issue = astate == A_TILE && !a_busy[half];
+    assign a_issue = tile_start;
     assign a_issue_half = half;
 
     always @(posedge clk) begin
-        a_we <= {ROWS{1'b0}};
         a_loaded <= 1'b0;
         if (rst) begin
             astate <= A_IDLE;
-            xq_valid <= 1'b0;
-            aq_head <= 0;
-            aq_tail <= 0;
-            aq_count <= 0;
         end else if (start) begin
             astate <= A_TILE;
             an0 <= 0;
             m0 <= 0;
-            r <= 0;
             tile_rows <= m_w < ROWS_X ? m_w : ROWS_X;
             half <= 1'b0;
-            xq_i <= 0;
-            xq_j <= 0;
-            xq_c <= 0;
-            xq_plane <= 0;
-            pbase <= 0;
-            xq_valid <= 1'b0;
-            aq_head <= 0;
-            aq_tail <= 0;
-            aq_count <= 0;
         end else begin
-            aq_count <= aq_count_next;
-            if (a_take) begin
-                aq_row[aq_tail] <= r;
-                aq_base[aq_tail] <= (half ? HALF_A : {`CPT_A_AW{1'b0}}) + pbase;
-                aq_end[aq_tail] <= a_last_req;
-                aq_tail <= aq_tail + 1'b1;
-            end
-            if (xm_valid) begin
-                a_we <= {{(ROWS-1){1'b0}}, 1'b1} << aq_row[aq_head];
-                a_waddr <= aq_base[aq_head] + xm_word_x[`CPT_A_AW-1:0];
-                a_wdata <= xm_data;
-                if (xm_last) begin
-                    aq_head <= aq_head + 1'b1;
-                    if (aq_end[aq_head]) begin
-                        a_loaded <= 1'b1;       // with the tile's last word written (as the reader)
-                        a_loaded_half <= half;
-                        astate <= A_NEXT;
-                    end
-                end
-            end
             case (astate)
-                A_TILE: if (!a_busy[half]) begin
-                    astate <= A_REQ;
-                    xq_valid <= 1'b1;
-                end
-                A_REQ: begin
-                    xq_valid <= aq_count_next < 3'd3;
-                    if (a_take) begin
-                        if (xq_plane != a_bits - 1'b1) begin
-                            xq_plane <= xq_plane + 1'b1;
-                            pbase <= pbase + kw_a[`CPT_A_AW-1:0];
-                        end else begin
-                            // the row is done: the next (i, j, c), channel-minor
-                            xq_plane <= 0;
-                            pbase <= 0;
-                            r <= r + 1'b1;
-                            if (xq_c != c_last) begin
-                                xq_c <= xq_c + 1'b1;
-                            end else begin
-                                xq_c <= 0;
-                                if (xq_j != kw_last) begin
-                                    xq_j <= xq_j + 1'b1;
-                                end else begin
-                                    xq_j <= 0;
-                                    xq_i <= xq_i + 1'b1;
-                                end
-                            end
-                        end
-                        if (a_last_req) begin
-                            xq_valid <= 1'b0;
-                            astate <= A_DRAIN;  // until the tile's last word (the data side moves on)
-                        end
-                    end
+                A_TILE: if (!a_busy[half]) astate <= A_RUN;
+                A_RUN: if (&lane_done) begin
+                    a_loaded <= 1'b1;           // the tile's last word is written
+                    a_loaded_half <= half;
+                    astate <= A_NEXT;
                 end
                 A_NEXT: begin
                     // next tile, next block (its tiles again from row 0), or done
-                    r <= 0;
                     half <= !half;
                     if (m0 + ROWS_X < m_w) begin
                         m0 <= m0 + ROWS_X;
@@ -385,9 +326,6 @@ module cpt_wgrad_walker #(
                         an0 <= an0 + BBC_X;
                         m0 <= 0;
                         tile_rows <= m_w < ROWS_X ? m_w : ROWS_X;
-                        xq_i <= 0;
-                        xq_j <= 0;
-                        xq_c <= 0;
                         astate <= A_TILE;
                     end else begin
                         astate <= A_IDLE;
@@ -398,7 +336,100 @@ module cpt_wgrad_walker #(
         end
     end
 
-    wire unused = &{1'b0, batch_x[`CPT_DIM_W+15:16], n_x[`CPT_DIM_W+15:16], kw_x[`CPT_KW_W+15:16], xm_word_x,
+    localparam [31:0] XL32 = XL;
+    localparam [15:0] XL_MASK = XL32[15:0] - 1'b1;
+    genvar gl;
+    generate
+        for (gl = 0; gl < XL; gl = gl + 1) begin : xlane
+            reg [`CPT_POS_W-1:0]  r;            // the walk's row in the tile
+            reg [1:0]             ri, rj;       // its tap
+            reg [15:0]            rc;           // its channel
+            reg [`CPT_BITS_W-1:0] plane;
+            reg [`CPT_A_AW-1:0]   pbase;        // plane p Kw
+            // the queue: row (bank) and base address (half + plane) of each request in flight
+            reg [`CPT_POS_W-1:0]  q_row [0:QD-1];
+            reg [`CPT_A_AW-1:0]   q_base [0:QD-1];
+            reg [1:0]             q_head, q_tail;
+            reg [2:0]             q_count;
+            reg [ROWS-1:0]        we;           // the lane's A write port
+            reg [`CPT_A_AW-1:0]   waddr;
+            reg [D-1:0]           wdata;
+            assign a_we[ROWS*gl +: ROWS] = we;
+            assign a_waddr[`CPT_A_AW*gl +: `CPT_A_AW] = waddr;
+            assign a_wdata[D*gl +: D] = wdata;
+            wire walking = astate == A_RUN && r != tile_rows;
+            localparam [31:0] GL32 = gl;
+            wire mine = (rc & XL_MASK) == GL32[15:0];
+            wire take = xq_valid[gl] && xq_ready[gl];
+            wire pop = xm_valid[gl] && xm_last[gl];
+            wire [2:0] q_count_next = q_count + {2'd0, take} - {2'd0, pop};
+            wire step = walking && (!mine || (take && plane == a_bits - 1'b1));   // on to the next row
+            /* verilator lint_off UNUSEDSIGNAL */    // a word index is < Kw: its bank address bits suffice
+            wire [15+`CPT_A_AW:0] word_x = {{`CPT_A_AW{1'b0}}, xm_word[16*gl +: 16]};
+            /* verilator lint_on UNUSEDSIGNAL */
+            assign xq_valid[gl] = walking && mine && q_count < 3'd3;
+            assign xq_i[2*gl +: 2] = ri;
+            assign xq_j[2*gl +: 2] = rj;
+            assign xq_c[16*gl +: 16] = rc;
+            assign xq_plane[`CPT_BITS_W*gl +: `CPT_BITS_W] = plane;
+            assign lane_done[gl] = astate == A_RUN && r == tile_rows && q_count == 3'd0;
+
+            always @(posedge clk) begin
+                we <= {ROWS{1'b0}};
+                if (rst || start) begin
+                    r <= 0;
+                    ri <= 0;
+                    rj <= 0;
+                    rc <= 0;
+                    plane <= 0;
+                    pbase <= 0;
+                    q_head <= 0;
+                    q_tail <= 0;
+                    q_count <= 0;
+                end else begin
+                    q_count <= q_count_next;
+                    if (take) begin
+                        q_row[q_tail] <= r;
+                        q_base[q_tail] <= (half ? HALF_A : {`CPT_A_AW{1'b0}}) + pbase;
+                        q_tail <= q_tail + 1'b1;
+                        plane <= plane + 1'b1;
+                        pbase <= pbase + kw_a[`CPT_A_AW-1:0];
+                    end
+                    if (xm_valid[gl]) begin
+                        we <= {{(ROWS-1){1'b0}}, 1'b1} << q_row[q_head];
+                        waddr <= q_base[q_head] + word_x[`CPT_A_AW-1:0];
+                        wdata <= xm_data[D*gl +: D];
+                        if (xm_last[gl]) q_head <= q_head + 1'b1;
+                    end
+                    if (step) begin
+                        // the next (i, j, c), channel-minor
+                        r <= r + 1'b1;
+                        plane <= 0;
+                        pbase <= 0;
+                        if (rc != c_last) begin
+                            rc <= rc + 1'b1;
+                        end else begin
+                            rc <= 0;
+                            if (rj != kw_last) begin
+                                rj <= rj + 1'b1;
+                            end else begin
+                                rj <= 0;
+                                ri <= ri + 1'b1;
+                            end
+                        end
+                    end
+                    if (astate == A_NEXT) r <= 0;
+                    if (block_next) begin   // a block's tiles start again from row (0, 0, 0)
+                        ri <= 0;
+                        rj <= 0;
+                        rc <= 0;
+                    end
+                end
+            end
+        end
+    endgenerate
+
+    wire unused = &{1'b0, batch_x[`CPT_DIM_W+15:16], n_x[`CPT_DIM_W+15:16], kw_x[`CPT_KW_W+15:16],
                     em_word_x, kw_b, kw_a, bcw_b, bn0_x};
 endmodule
 
