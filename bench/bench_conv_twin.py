@@ -74,6 +74,16 @@ def twin_runs(cfg: HardwareConfig, spec: dict) -> bool:
     return conv_status(cfg, call, twin=True) == 0
 
 
+def twin_images_max(cfg: HardwareConfig, spec: dict) -> int:
+    """The most whole images (up to the iteration's batch) one call of the twin takes for this layer and op."""
+    best = 0
+    for b in range(1, ITER_BATCH + 1):
+        if not twin_runs(cfg, {**spec, "batch": b}):
+            break
+        best = b
+    return best
+
+
 def iteration_cycles(cfg: HardwareConfig, spec: dict) -> int:
     """The design's model of the whole layer at batch 128, times how often the iteration runs it."""
     shape = ConvShape(ITER_BATCH, spec["c"], spec["k"], spec["h"], spec["w"], spec["kh"], spec["stride"],
@@ -107,6 +117,10 @@ def summarise(cfg: HardwareConfig, specs: list[dict], records: dict[str, dict]) 
             row.update(twin_cycles=r["cycles"], model_cycles=r["model_cycles"], hls_cycles=r["hls_cycles"],
                        ratio=r["cycles"] / r["model_cycles"],
                        pe_utilisation=r["useful_ops"] / (cfg.peak_binary_ops_per_cycle * r["cycles"]))
+            if s["op"] == "wgrad":
+                # a weight gradient runs as calls of whole images: the iteration's batch in calls of this size
+                row["twin_images_max"] = twin_images_max(cfg, s)
+                row["iteration_twin_cycles"] = r["cycles"] * s["count"] * -(-ITER_BATCH // s["batch"])
         rows.append(row)
     fws = sorted({s["fw"] for s in specs})
     cpt_fws = [q for q in fws if q in weights]
@@ -122,6 +136,8 @@ def summarise(cfg: HardwareConfig, specs: list[dict], records: dict[str, dict]) 
             per_fw[q] = {"model_s": model / (cfg.clock_mhz * 1e6),
                          "twin_scaled_s": sum(r["iteration_model_cycles"] * r["ratio"] for r in sel)
                          / (cfg.clock_mhz * 1e6)}
+            if op == "wgrad":
+                per_fw[q]["twin_calls_s"] = sum(r["iteration_twin_cycles"] for r in sel) / (cfg.clock_mhz * 1e6)
         entry = {"ran": len(ran), "of": sum(r["op"] == op for r in rows),
                  "layers_run": sorted({r["layer"] for r in ran}),
                  "ratio_min": min(r["ratio"] for r in ran), "ratio_max": max(r["ratio"] for r in ran),
@@ -130,6 +146,13 @@ def summarise(cfg: HardwareConfig, specs: list[dict], records: dict[str, dict]) 
             wsum = sum(weights[q] * per_fw[q]["model_s"] for q in cpt_fws)
             tsum = sum(weights[q] * per_fw[q]["twin_scaled_s"] for q in cpt_fws)
             entry.update(cpt_model_s=wsum, cpt_twin_scaled_s=tsum, cpt_ratio=tsum / wsum if wsum else None)
+            if op == "wgrad":
+                entry.update(cpt_twin_calls_s=sum(weights[q] * per_fw[q]["twin_calls_s"] for q in cpt_fws),
+                             images_max=[min(r["twin_images_max"] for r in ran),
+                                         max(r["twin_images_max"] for r in ran)])
+        if op == "wgrad" and "8" in {str(q) for q in fws}:
+            entry["static_twin_calls_s"] = per_fw[8]["twin_calls_s"]
+            entry["static_model_s"] = per_fw[8]["model_s"]
         classes[op] = entry
     return {"rows": rows, "classes": classes}
 
@@ -152,7 +175,17 @@ def markdown(cfg: HardwareConfig, args: argparse.Namespace, summary: dict, wall:
         L.append(f"| {op} | {c['ran']} of {c['of']} ({', '.join(c['layers_run'])}) | "
                  f"{c['ratio_min']:.2f}..{c['ratio_max']:.2f} | {cpt} |")
     L += ["", "Model s: the design's model of the layers the twin ran (the batch-128 iteration's share); the "
-          "classes' other layers (those the twin refuses) are not in either column.", "",
+          "classes' other layers (those the twin refuses) are not in either column."]
+    wg = summary["classes"].get("wgrad", {})
+    if "cpt_twin_calls_s" in wg:
+        lo, hi = wg["images_max"]
+        L += ["", f"Weight gradients as the twin would run them: {ITER_BATCH} / {args.batch} calls of the measured "
+              f"{args.batch}-image call per layer, summed without overlap between calls: **{wg['cpt_twin_calls_s']:.3f} s "
+              f"CPT** ({wg['static_twin_calls_s']:.3f} s at static 8/8; model {wg['static_model_s']:.3f} s).  The "
+              f"twin's limits take {lo}..{hi} images a call on these layers"
+              + (" -- one, so this is the twin's own sum of calls, not an extrapolation." if hi == args.batch
+                 else f", so where it takes more than {args.batch} this is an upper bound.")]
+    L += ["",
           "## Per call", "",
           "| call | twin cycles | model | twin / model | HLS busy | PE util (twin) |",
           "|---|---:|---:|---:|---:|---:|"]
