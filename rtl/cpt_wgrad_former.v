@@ -67,8 +67,7 @@ module cpt_wgrad_former #(
     input  wire                   pad,                // padding 0 or 1
     input  wire [`CPT_BITS_W-1:0] bits,               // planes per row, 1..OP_BITS
     output reg                    geom_err,           // the sampled geometry is not one this unit takes
-    output wire                   loaded,             // the whole chunk is stored (requests are taken before:
-                                                      // each read waits for the rows it reads)
+    output wire                   loaded,             // the whole chunk is stored: requests are taken
 
     // Row-plane words in.
     input  wire                   s_valid,
@@ -336,7 +335,7 @@ module cpt_wgrad_former #(
         for (gk = 0; gk < LANES; gk = gk + 1) begin : lane
             wire [LCB-1:0] cb = rd_data_cb[gk*LCB +: LCB];
             cpt_wgrad_lane #(.D(D), .CB(CB), .BAW(BAW)) rd (
-                .clk(clk), .rst(rst), .start(start), .active(active), .loaded(loaded), .rows_in(wr_rb),
+                .clk(clk), .rst(rst), .start(start), .loaded(loaded),
                 .fast(fast), .lp(lp), .lr(lr), .batch_r(batch_r), .height_r(height_r), .ho_r(ho_r), .wo_r(wo_r),
                 .s_r(s_r), .pad_r(pad_r), .wmask(wmask), .womask(womask), .groups(groups), .cc(cc), .bcc(bcc),
                 .rq_valid(rq_valid[gk]), .rq_ready(rq_ready[gk]), .rq_i(rq_i[2*gk +: 2]), .rq_j(rq_j[2*gk +: 2]),

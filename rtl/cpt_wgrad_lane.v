@@ -16,10 +16,7 @@ module cpt_wgrad_lane #(
     input  wire                   clk,
     input  wire                   rst,
     input  wire                   start,              // the former's start: a new chunk
-    input  wire                   active,             // the sampled geometry is one the former takes
-    input  wire                   loaded,             // the whole chunk is stored
-    input  wire [31:0]            rows_in,            // chunk rows stored so far, all their planes: a read waits
-                                                      // for the rows it reads (the load front)
+    input  wire                   loaded,             // the chunk is stored: requests are taken
 
     // the geometry the former sampled on start
     input  wire                   fast,               // whole words a cycle
@@ -118,18 +115,10 @@ module cpt_wgrad_lane #(
     reg  pend;                                          // the issued read's data waits for placement
     wire take;
     wire finish;                                        // segments: placement hands out the request's last word
-    // a read waits for the load front: a segment for its input row (a row outside the image reads nothing), a
-    // word for the rows of its two groups
-    wire row_in;
-    wire seg_stored = loaded || !row_in || (rb >= 0 && $unsigned(rb) < rows_in);
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [31:0] word_rows = $unsigned(fg + 32'sd2) << lr;
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire word_stored = loaded || word_rows <= rows_in;
-    wire issue_seg = state == R_RUN && !fast && !seg_end && !finish && (!pend || take) && seg_stored;
-    wire issue_word = state == R_RUN && fast && fleft != 0 && (!pend || take) && word_stored;
+    wire issue_seg = state == R_RUN && !fast && !seg_end && !finish && (!pend || take);
+    wire issue_word = state == R_RUN && fast && fleft != 0 && (!pend || take);
     wire issue = issue_seg || issue_word;
-    assign row_in = ys >= 0 && ys < $signed({{(HW-16){1'b0}}, height_r});
+    wire row_in = ys >= 0 && ys < $signed({{(HW-16){1'b0}}, height_r});
     /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] nh_q = {16'd0, dquo[15:0]} * {16'd0, height_r};
     /* verilator lint_on UNUSEDSIGNAL */
@@ -235,7 +224,7 @@ module cpt_wgrad_lane #(
             endcase
         end
     end
-    assign rq_ready = active && !start && state == R_IDLE;
+    assign rq_ready = loaded && !start && state == R_IDLE;
 
     // ---------------------------------------------------------------- bank reads
     // group ga (the segment's row group, or the word's first group) and ga + 1, in the request's channel bank:

@@ -54,17 +54,8 @@ class FormerTB(StreamTB):
         await RisingEdge(dut.clk)
         return err
 
-    async def request(self, reqs: list[Request], after_load: bool = False) -> None:
-        """Hand out the requests (by default at once: each read waits for the rows it reads); ``after_load``: from
-        the cycle the whole chunk is stored."""
+    async def request(self, reqs: list[Request]) -> None:
         dut = self.dut
-        if after_load:
-            while True:
-                await ReadOnly()
-                if int(dut.loaded.value):
-                    break
-                await RisingEdge(dut.clk)
-            await RisingEdge(dut.clk)
         for i, j, c, p, w0, count in reqs:
             await self._idle()
             dut.rq_i.value = i
@@ -121,8 +112,7 @@ def random_requests(rng: np.random.Generator, g: WgradGeometry, bits: int, n: in
     return out
 
 
-async def run_chunk(tb: FormerTB, g: WgradGeometry, bits: int, reqs: list[Request] | None = None,
-                    after_load: bool = False) -> None:
+async def run_chunk(tb: FormerTB, g: WgradGeometry, bits: int, reqs: list[Request] | None = None) -> None:
     rng = tb.rng
     x = rng.integers(0, 1 << bits, size=(g.batch, g.channels, g.height, g.width))
     packed = pack_tensor(x, bits, tb.d)
@@ -138,7 +128,7 @@ async def run_chunk(tb: FormerTB, g: WgradGeometry, bits: int, reqs: list[Reques
     tb.dut._log.info(f"{g}, {bits} bits: {len(reqs)} requests, words {tb.seen}..{total - 1}")
     assert not await tb.configure(g, bits), f"geometry {g} refused"
     streaming = cocotb.start_soon(tb.stream(words))
-    requesting = cocotb.start_soon(tb.request(reqs, after_load))
+    requesting = cocotb.start_soon(tb.request(reqs))
     await tb.take(total)
     assert not tb.expected
     await streaming
@@ -160,15 +150,15 @@ async def test_random_geometries(dut):
 
 @cocotb.test()
 async def test_full_rate_whole_words(dut):
-    """No gaps, no stalls, 3x3 stride 1 padding 1 on W = D, D / 2, D / 4 (R = 1, 2, 4 rows a word), requests once
-    the chunk is stored: one A word a cycle within a request -- the whole-word path, at any Wo it takes."""
+    """No gaps, no stalls, 3x3 stride 1 padding 1 on W = D, D / 2, D / 4 (R = 1, 2, 4 rows a word): one A word a
+    cycle within a request -- the whole-word path, at any Wo it takes."""
     rng = seeded_rng("rate")
     tb = FormerTB(dut, rng, 0.0, 0.0)
     await tb.start()
     for w in (tb.d, tb.d // 2, tb.d // 4):
         g = WgradGeometry(2, 3, 8, w, 3, 3, 1, 1, tb.d)
         reqs = [(i, j, 1, 1, 0, g.k_words) for i in range(3) for j in range(3)]
-        await run_chunk(tb, g, 2, reqs, after_load=True)
+        await run_chunk(tb, g, 2, reqs)
         dut._log.info(f"W = {w}: {tb.seen} A words so far; "
                       f"{sum(g * n for g, n in tb.gaps_between.items()) / (len(reqs) - 1):.1f} empty cycles between "
                       "two requests")
