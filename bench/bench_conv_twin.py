@@ -179,9 +179,11 @@ def markdown(cfg: HardwareConfig, args: argparse.Namespace, summary: dict, wall:
     wg = summary["classes"].get("wgrad", {})
     if "cpt_twin_calls_s" in wg:
         lo, hi = wg["images_max"]
-        L += ["", f"Weight gradients as the twin would run them: {ITER_BATCH} / {args.batch} calls of the measured "
-              f"{args.batch}-image call per layer, summed without overlap between calls: **{wg['cpt_twin_calls_s']:.3f} s "
-              f"CPT** ({wg['static_twin_calls_s']:.3f} s at static 8/8; model {wg['static_model_s']:.3f} s).  The "
+        calls = -(-ITER_BATCH // args.batch)
+        L += ["", f"Weight gradients as the twin would run them: {calls} calls of the measured {args.batch}-image "
+              f"call per layer, summed without overlap between calls: **{wg['cpt_twin_calls_s']:.3f} s CPT** "
+              f"and {wg['static_twin_calls_s']:.3f} s static 8/8 (the model: {wg['cpt_model_s']:.3f} and "
+              f"{wg['static_model_s']:.3f} s).  The "
               f"twin's limits take {lo}..{hi} images a call on these layers"
               + (" -- one, so this is the twin's own sum of calls, not an extrapolation." if hi == args.batch
                  else f", so where it takes more than {args.batch} this is an upper bound.")]
