@@ -60,7 +60,8 @@ module cpt_conv_setup #(
     parameter integer MAX_DIM = `CPT_MAX_DIM,           // config max_dim: batch, M, N
     parameter integer MAX_KERNEL = `CPT_MAX_KERNEL,     // config max_kernel (<= 3: the former's)
     parameter integer MAX_ROW_BITS = `CPT_MAX_ROW_BITS, // W Cp the former holds at most
-    parameter integer WGRAD_BUF_WORDS = `CPT_WGRAD_BUF_WORDS, // channel rows a weight-gradient former holds
+    parameter integer WGRAD_BUF_WORDS = `CPT_WGRAD_BUF_WORDS, // channel rows of a weight-gradient chunk at most
+    parameter integer WGRAD_BANK_WORDS = `CPT_WGRAD_BANK_WORDS, // words of each bank of a weight-gradient former
     parameter integer AW = `CPT_AXI_AW                  // config axi_addr_width
 ) (
     input  wire            clk,
@@ -531,6 +532,25 @@ module cpt_conv_setup #(
     localparam integer RWE_W = $clog2(MAX_ROW_BITS / D + 1);          // E row_words of a legal call
     localparam [16:0] MRB17 = MAX_ROW_BITS[16:0];
     localparam [63:0] BUF64 = {32'd0, WGRAD_BUF_WORDS[31:0]};
+    localparam [71:0] BANK72 = {40'd0, WGRAD_BANK_WORDS[31:0]};
+    localparam [31:0] LOG_D32 = LOG_D;
+    localparam [3:0] LOG_D4 = LOG_D32[3:0];
+    // a former's fullest bank (cpt_wgrad_former.v, packed rows; conv_calls.twin_wgrad_bank_words): rows of
+    // P = max(8, width rounded up to a power of two) bits, R = D / P a word, groups of R rows over two bank
+    // parities, channels over two channel banks: ceil(ceil(batch rows / R) / 2) bits ceil(channels / 2)
+    function [3:0] log_r(input [16:0] w);  // log2 R for width w <= D
+        integer l;
+        begin
+            log_r = 4'd0;
+            for (l = LOG_D; l >= 3; l = l - 1)
+                if (w <= (17'd1 << l)) log_r = LOG_D4 - l[3:0];
+        end
+    endfunction
+    reg  [15:0] x_cc, e_cc;                 // ceil(C / 2), ceil(K / 2)
+    reg  [47:0] x_nh, e_nh;                 // batch H, batch Ho
+    reg  [23:0] x_bcc, e_bcc;               // a_bits ceil(C / 2), b_bits ceil(K / 2)
+    reg  [47:0] x_g2, e_g2;                 // ceil(ceil(batch rows / R) / 2)
+    reg  [71:0] xbank, ebank;               // the fullest bank's words
     reg  [16:0] ecp17;                      // Cp(K)
     reg  [19:0] taps_c;                     // kh kw C
     reg  [32:0] erow_bits;                  // Wo Cp(K)
@@ -545,12 +565,19 @@ module cpt_conv_setup #(
     assign wg_dim_late = {32'd0, k_out} > MAX_DIM48 || {28'd0, taps_c} > MAX_DIM48 || m48 > K_MAX48;
     assign wg_limits = b0 != 0 || rows18 != {1'b0, ho17} || lo != 0 || hi == 0 || {1'b0, w_in} > D17
                        || wo17 > D17 || (cp17 & (cp17 - 17'd1)) != 0 || (ecp17 & (ecp17 - 17'd1)) != 0
-                       || erow_bits > {16'd0, MRB17} || xbuf > BUF64 || ebuf > BUF64;
+                       || erow_bits > {16'd0, MRB17} || xbuf > BUF64 || ebuf > BUF64 || xbank > BANK72
+                       || ebank > BANK72;
+    wire [3:0]  x_lr = log_r({1'b0, w_in});
+    wire [3:0]  e_lr = log_r(wo17);
+    wire [47:0] x_gr = (x_nh + ~(48'hFFFF_FFFF_FFFF << x_lr)) >> x_lr;     // ceil(batch H / R)
+    wire [47:0] e_gr = (e_nh + ~(48'hFFFF_FFFF_FFFF << e_lr)) >> e_lr;
 
     always @(posedge clk) begin
         case (state)
             S_1: begin
                 ecp17 <= pitch(k_out);
+                x_cc <= c_in[15:1] + {15'd0, c_in[0]};
+                e_cc <= k_out[15:1] + {15'd0, k_out[0]};
                 bits_c <= ab32[7:0] * c_in;
                 bits_k <= bb32[7:0] * k_out;
             end
@@ -559,8 +586,14 @@ module cpt_conv_setup #(
                 erow_bits <= wo17 * ecp17;
                 xrows_c <= h_in * bits_c;
                 erows_k <= ho17[15:0] * bits_k;
+                x_nh <= batch32 * h_in;
+                e_nh <= batch32 * ho17[15:0];
+                x_bcc <= ab32[7:0] * x_cc;
+                e_bcc <= bb32[7:0] * e_cc;
             end
             S_3: begin
+                x_g2 <= (x_gr + 48'd1) >> 1;
+                e_g2 <= (e_gr + 48'd1) >> 1;
                 erw <= erow_bits[LOG_D +: RWE_W] + (erow_bits[LOG_D-1:0] != 0);
                 xbuf <= batch32[23:0] * xrows_c;
                 ebuf <= batch32[23:0] * erows_k;
@@ -569,7 +602,11 @@ module cpt_conv_setup #(
                     ebuf <= 64'hFFFF_FFFF_FFFF_FFFF;
                 end
             end
-            S_4: ebytes_row <= bb32[`CPT_BITS_W-1:0] * erw * WB[RB_W-1:0];
+            S_4: begin
+                ebytes_row <= bb32[`CPT_BITS_W-1:0] * erw * WB[RB_W-1:0];
+                xbank <= x_g2 * x_bcc;
+                ebank <= e_g2 * e_bcc;
+            end
             S_5: eimage <= ho17[15:0] * ebytes_row;
             S_6: begin
                 e_size <= eall68;

@@ -47,6 +47,7 @@ module cpt_wgrad_former #(
     parameter integer OP_BITS = `CPT_OP_BITS,   // config: planes of a code at most
     parameter integer MAX_ROW_BITS = 2048,      // W Cp of the widest row-plane: the staging register
     parameter integer BUF_WORDS = 4096,         // channel rows of a chunk at most: N H bits C (the call's limit)
+    parameter integer BANK_WORDS = 2048,        // words of each bank: ceil(ceil(N H / R) / 2) bits ceil(C / CB) at most
     parameter integer CB = 2,                   // channel banks (a power of two >= 2): channel rows turned a cycle
     parameter integer LANES = 1                 // read lanes (a power of two dividing CB): lane l takes the
                                                 // requests of channels c with c mod LANES = l
@@ -95,9 +96,6 @@ module cpt_wgrad_former #(
     localparam integer LMR = $clog2(MAX_ROW_BITS);
     localparam integer LCB = $clog2(CB);
     localparam integer NB = 2 * CB;                     // banks: group parity x channel bank
-    // words a bank holds: a chunk of N H bits C <= BUF_WORDS channel rows puts at most BUF_WORDS / 2 + OP_BITS / 2
-    // words in one bank (one channel, an odd number of groups); tests/test_conv_twin.py checks the bound
-    localparam integer BANK_WORDS = BUF_WORDS / 2 + OP_BITS;
     localparam integer BAW = $clog2(BANK_WORDS);
     localparam integer CHUNK_POS_W = 20;                // output positions N Ho Wo < 2^20
 
@@ -110,8 +108,8 @@ module cpt_wgrad_former #(
             $display("%m: error: MAX_ROW_BITS = %0d must be a power of two >= D (%0d)", MAX_ROW_BITS, D);
             $finish;
         end
-        if (BUF_WORDS < 2) begin
-            $display("%m: error: BUF_WORDS = %0d must be >= 2", BUF_WORDS);
+        if (BUF_WORDS < 2 || BANK_WORDS < 2) begin
+            $display("%m: error: BUF_WORDS = %0d and BANK_WORDS = %0d must be >= 2", BUF_WORDS, BANK_WORDS);
             $finish;
         end
         if (CB < 2 || (1 << LCB) != CB) begin
@@ -129,6 +127,7 @@ module cpt_wgrad_former #(
     localparam [`CPT_BITS_W-1:0] OP_BITS_X = OP_BITS[`CPT_BITS_W-1:0];
     localparam [31:0] MRB_X = MAX_ROW_BITS;
     localparam [31:0] BUF_X = BUF_WORDS;
+    localparam [31:0] BANKW_X = BANK_WORDS;
     localparam [31:0] POS_X = 32'd1 << CHUNK_POS_W;
     localparam [31:0] CB_X = CB;
     localparam [3:0] LD_X = LD[3:0];
@@ -164,10 +163,12 @@ module cpt_wgrad_former #(
     wire [31:0] in_groups = (in_rows + {16'd0, in_rmask}) >> in_lr;
     wire [15:0] in_cc = (channels + CB_X[15:0] - 1'b1) >> LCB;   // channel rows per bank and (group, plane)
     wire [31:0] in_bcc = {{(32-`CPT_BITS_W){1'b0}}, bits} * {16'd0, in_cc};
+    wire [63:0] in_bank = {32'd0, (in_groups + 1'b1) >> 1} * {32'd0, in_bcc};   // the fullest bank's words
     wire bad = cp == 0 || (cp & (cp - 1'b1)) != 0 || channels == 0 || channels > cp || batch == 0
                || width == 0 || width > D_X || in_wo > D_X || height == 0 || kh == 0 || kw == 0 || !fits
                || (stride != 2'd1 && stride != 2'd2) || bits == 0 || bits > OP_BITS_X
-               || in_row_bits > MRB_X || in_words > {32'd0, BUF_X} || in_pos >= {16'd0, POS_X};
+               || in_row_bits > MRB_X || in_words > {32'd0, BUF_X} || in_bank > {32'd0, BANKW_X}
+               || in_pos >= {16'd0, POS_X};
 
     reg             active;
     reg [15:0]      batch_r, chan_r, height_r, ho_r, wo_r;

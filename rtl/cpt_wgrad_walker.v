@@ -42,7 +42,8 @@ module cpt_wgrad_walker #(
     parameter integer OP_BITS = `CPT_OP_BITS,           // config operand_bits
     parameter integer B_BLOCK_COLS = `CPT_B_BLOCK_COLS, // config b_block_cols
     parameter integer MAX_ROW_BITS = `CPT_MAX_ROW_BITS, // the formers' widest row-plane
-    parameter integer BUF_WORDS = `CPT_WGRAD_BUF_WORDS, // channel rows each former holds
+    parameter integer BUF_WORDS = `CPT_WGRAD_BUF_WORDS, // channel rows of a chunk at most
+    parameter integer BANK_WORDS = `CPT_WGRAD_BANK_WORDS, // words of each former's banks
     parameter integer XL = 2                            // the X former's lanes: A rows formed side by side
 ) (
     input  wire                   clk,
@@ -140,8 +141,8 @@ module cpt_wgrad_walker #(
     assign geom_err = x_geom_err || e_geom_err;
 
     /* verilator lint_off PINCONNECTEMPTY */    // `loaded`: requests wait on rq_ready, which includes it
-    cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS), .LANES(XL))
-    x_former (
+    cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS),
+                       .BANK_WORDS(BANK_WORDS), .LANES(XL)) x_former (
         .clk(clk), .rst(rst), .start(start), .batch(batch_x[15:0]), .channels(c), .cp(cp), .width(width),
         .height(height), .kh(kh), .kw(kw), .stride(stride), .pad(pad), .bits(a_bits), .geom_err(x_geom_err),
         .loaded(), .s_valid(s_valid && !s_is_e), .s_ready(x_s_ready), .s_data(s_data),
@@ -150,7 +151,8 @@ module cpt_wgrad_walker #(
         .m_data(xm_data), .m_word(xm_word), .m_last(xm_last)
     );
 
-    cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS)) e_former (
+    cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS),
+                       .BANK_WORDS(BANK_WORDS)) e_former (
         .clk(clk), .rst(rst), .start(start), .batch(batch_x[15:0]), .channels(n_x[15:0]), .cp(e_cp), .width(wo),
         .height(ho), .kh(2'd1), .kw(2'd1), .stride(2'd1), .pad(1'b0), .bits(b_bits), .geom_err(e_geom_err),
         .loaded(), .s_valid(s_valid && s_is_e), .s_ready(e_s_ready), .s_data(s_data),

@@ -63,21 +63,26 @@ def test_class_ratios_weight_layers_by_their_iteration_time(bct, cfg):
     assert "| wgrad | 0 of 48" in text and "| fwd | 48 of 48" in text
 
 
-def test_wgrad_calls_sum_the_iterations_one_image_calls(bct, cfg):
-    """Weight gradients as the twin runs them: 128 calls of the measured one-image call per layer occurrence, CPT-
-    weighted over fw -- and the twin's limits take one image a call on every ResNet-74 layer (so it is its sum)."""
-    specs = [s for s in bct.layer_calls(1, list(range(3, 9))) if s["op"] == "wgrad"]
-    records = {s["name"]: {"cycles": 1000 + s["fw"], "model_cycles": 500, "hls_cycles": 900, "useful_ops": 10**6}
-               for s in specs}
-    c = bct.summarise(cfg, specs, records)["classes"]["wgrad"]
-    weights = bct.cpt_weights()
+def test_wgrad_calls_sum_the_iterations_calls(bct, cfg):
+    """Weight gradients as the twin runs them: 128 / batch calls of the measured call per layer occurrence, CPT-
+    weighted over fw; an upper bound when the twin would take more images a call than were run, its own sum when
+    each call ran as many as it takes (--wgrad-batch max)."""
     hz = cfg.clock_mhz * 1e6
-    expect = sum(weights[s["fw"]] * (1000 + s["fw"]) * s["count"] * 128 for s in specs) / hz
-    assert c["cpt_twin_calls_s"] == pytest.approx(expect, rel=1e-12) and c["images_max"] == [1, 1]
-    assert c["static_twin_calls_s"] == pytest.approx(sum(1008 * s["count"] * 128 for s in specs if s["fw"] == 8) / hz)
-    text = bct.markdown(cfg, bct.argparse.Namespace(simulator="verilator", batch=1), bct.summarise(cfg, specs, records),
-                        1.0, "cmd")
-    assert f"**{expect:.3f} s CPT**" in text and "not an extrapolation" in text
+    weights = bct.cpt_weights()
+    one = [s for s in bct.layer_calls(1, list(range(3, 9))) if s["op"] == "wgrad"]
+    most = [{**s, "batch": bct.twin_images_max(cfg, s)} for s in one]
+    assert {s["batch"] for s in most} == {4}        # the chunk limit: batch H 8 C <= 16,384 rows on every layer
+    for specs, text in ((one, "upper bound"), (most, "not an extrapolation")):
+        records = {s["name"]: {"cycles": 1000 + s["fw"], "model_cycles": 500, "hls_cycles": 900,
+                               "useful_ops": 10**6} for s in specs}
+        summary = bct.summarise(cfg, specs, records)
+        c = summary["classes"]["wgrad"]
+        expect = sum(weights[s["fw"]] * (1000 + s["fw"]) * s["count"] * -(-128 // s["batch"]) for s in specs) / hz
+        assert c["cpt_twin_calls_s"] == pytest.approx(expect, rel=1e-12) and c["images_max"] == [4, 4]
+        assert c["static_twin_calls_s"] == pytest.approx(
+            sum(1008 * s["count"] * -(-128 // s["batch"]) for s in specs if s["fw"] == 8) / hz)
+        md = bct.markdown(cfg, bct.argparse.Namespace(simulator="verilator", batch=1), summary, 1.0, "cmd")
+        assert f"**{expect:.3f} s CPT**" in md and text in md
 
 
 def test_bad_arguments_exit_2(bct, capsys):

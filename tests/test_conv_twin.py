@@ -26,7 +26,8 @@ import pytest
 from cpt_hw.gen.rtl import twin_line_buffer_bound
 from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
-from cpt_hw.hw.conv_calls import ConvArgs, conv_status, encode_conv, twin_row_bits, twin_wgrad_buf_words
+from cpt_hw.hw.conv_calls import (TWIN_WGRAD_BANK_WORDS, ConvArgs, conv_status, encode_conv, twin_row_bits,
+                                  twin_wgrad_bank_words, twin_wgrad_buf_words)
 from cpt_hw.hw.conv_model import channel_pitch
 from cpt_hw.hw.golden import conv_output_size
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, FLAG_BITS, STATUS_BITS
@@ -196,13 +197,15 @@ def formers_take(cfg: HardwareConfig, call: ConvCall) -> bool:
     return (g.band0 == 0 and g.band_rows in (0, g.ho) and not (g.kh == 1 and g.stride == 2 and g.padding == 1)
             and g.w <= d and g.wo <= d and cp_x & (cp_x - 1) == 0 and cp_e & (cp_e - 1) == 0
             and max(g.w * cp_x, g.wo * cp_e) <= twin_row_bits(cfg)
-            and g.batch * g.h * g.a_bits * g.c <= buf and g.batch * g.ho * g.b_bits * g.k <= buf)
+            and g.batch * g.h * g.a_bits * g.c <= buf and g.batch * g.ho * g.b_bits * g.k <= buf
+            and max(twin_wgrad_bank_words(d, g.batch, g.h, g.w, g.c, g.a_bits),
+                    twin_wgrad_bank_words(d, g.batch, g.ho, g.wo, g.k, g.b_bits)) <= TWIN_WGRAD_BANK_WORDS)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
 def test_twin_wgrad_limits(cfg):
     """Each limit of the twin's weight-gradient formers alone is ERR_CONV, and the emulator runs that call."""
-    d = cfg.dot_width
+    d, buf = cfg.dot_width, twin_wgrad_buf_words(cfg)
     legal = wgrad_call()
     assert conv_status(cfg, legal, twin=True) == 0 == conv_status(cfg, legal)
     assert conv_status(cfg, wgrad_call(w=d, h=3, batch=1), twin=True) == 0                  # W = Wo = D
@@ -216,12 +219,16 @@ def test_twin_wgrad_limits(cfg):
         "Wo > D": dict(w=d, h=2, batch=1, kh=1, kw=1, padding=1),                # W = D, Wo = D + 2
         "Cp(C) = 3D": dict(c=2 * d + 1, h=4, w=2, batch=1),
         "Cp(K) = 3D": dict(k=2 * d + 1, h=4, w=2, batch=1, b_bits=1),
-        "X chunk": dict(c=d + 3, a_bits=8, h=8, w=3, batch=2),
-        "E chunk": dict(k=300, b_bits=8, h=3, w=2),
+        "X chunk": dict(c=d, a_bits=8, h=buf // (8 * d) + 1, w=1, batch=1, kh=1, kw=1, padding=0),
+        "E chunk": dict(k=d, b_bits=8, c=1, a_bits=1, h=buf // (8 * d) + 1, w=1, batch=1, kh=1, kw=1, padding=0),
         "C16": dict(flags=1 << flag["C16"], a_bits=1, b_bits=1),
         "SUMS": dict(flags=1 << flag["SUMS"]),
         "PREFETCH_B": dict(flags=1 << flag["PREFETCH_B"]),
     }
+    if cfg.k_max >= 65 * d:     # the banks bind only where a call may have that many positions (not on sim)
+        one = dict(h=65, w=d, batch=1, kh=1, kw=1, padding=0)
+        limits["X bank"] = dict(c=15, k=1, a_bits=8, b_bits=1, **one)     # 33 groups x 8 bits x 8 > 2048 words
+        limits["E bank"] = dict(c=1, k=15, a_bits=1, b_bits=8, **one)
     for name, fields in limits.items():
         call = wgrad_call(**fields)
         assert conv_status(cfg, call) == 0, name
@@ -238,30 +245,31 @@ def former_param(name: str) -> int:
     return int(re.search(rf"parameter integer {name} = (\d+)", text).group(1))
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
-def test_wgrad_former_banks_hold_every_chunk_the_rule_takes(cfg):
-    """The former's packed rows (slots of P = max(8, W rounded up to a power of two) bits, R = D / P rows a word)
-    in 2 CB banks: a chunk of N H bits C <= twin_wgrad_buf_words channel rows (the rule the twin and
-    conv_status share) never needs more than the bank's BUF_WORDS / 2 + OP_BITS words, whatever its width,
-    channels and planes -- the worst being one channel in an odd number of groups.  Exhaustive over the
-    geometries the formers take (W <= D, a power-of-two Cp, W Cp <= the row-plane limit); N H enters only
-    through its largest value, the words growing with it."""
-    d, buf, cb = cfg.dot_width, twin_wgrad_buf_words(cfg), former_param("CB")
-    bound = buf // 2 + cfg.operand_bits
-    worst = 0
-    for w in range(1, d + 1):
+@pytest.mark.parametrize("d", [32, 64])
+def test_wgrad_bank_words_count_the_formers_addresses(d):
+    """twin_wgrad_bank_words, the rule's count, against the former's storage map itself (rtl/cpt_wgrad_former.v,
+    "packed rows"): channel row (n, y, p, c) in slot rb mod R of the word at ((g div 2) bits + p) ceil(C / CB) +
+    c div CB of bank (g mod 2) CB + c mod CB, rb = n H + y, g = rb div R.  The largest address + 1 of any bank is
+    the count, and no two channel rows share a slot."""
+    cb = former_param("CB")
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n, h, w, c, bits = (int(rng.integers(1, 5)), int(rng.integers(1, 12)), int(rng.integers(1, d + 1)),
+                            int(rng.integers(1, 20)), int(rng.integers(1, 9)))
         p = max(8, 1 << (w - 1).bit_length())
         r = d // p
-        for c in range(1, 2 * d + 1):
-            cp = channel_pitch(c, d)
-            if cp & (cp - 1) or w * cp > twin_row_bits(cfg):
-                continue
-            for bits in range(1, cfg.operand_bits + 1):
-                nh = buf // (bits * c)
-                if nh:
-                    groups = -(-nh // r)
-                    worst = max(worst, -(-groups // 2) * bits * -(-c // cb))
-    assert buf // 2 < worst <= bound, (worst, bound)
+        used: dict[tuple[int, int], set[int]] = {}
+        for rb in range(n * h):
+            g = rb // r
+            for plane in range(bits):
+                for ch in range(c):
+                    bank = (g % 2) * cb + ch % cb
+                    addr = ((g // 2) * bits + plane) * -(-c // cb) + ch // cb
+                    slots = used.setdefault((bank, addr), set())
+                    assert rb % r not in slots
+                    slots.add(rb % r)
+        top = max(addr for _, addr in used) + 1
+        assert twin_wgrad_bank_words(d, n, h, w, c, bits) == top, (n, h, w, c, bits)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)

@@ -17,7 +17,7 @@ import jinja2
 
 from ..errors import ConfigError
 from ..hw.config import RESULT_BITS, HardwareConfig
-from ..hw.conv_calls import twin_row_bits, twin_wgrad_buf_words
+from ..hw.conv_calls import TWIN_WGRAD_BANK_WORDS, twin_row_bits, twin_wgrad_buf_words
 from ..hw.regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, CTRL_BITS, FLAG_BITS, IRQ_BITS, STATUS_BITS, arguments, \
     register_map
 
@@ -119,7 +119,9 @@ def conv_widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
         ("MAX_ROW_BITS", twin_row_bits(cfg),
          "W Cp of the widest row-plane the im2col former holds: cpt_hw.hw.conv_calls.twin_row_bits"),
         ("WGRAD_BUF_WORDS", twin_wgrad_buf_words(cfg),
-         "channel rows each weight-gradient former holds: cpt_hw.hw.conv_calls.twin_wgrad_buf_words"),
+         "channel rows a weight-gradient chunk may have: cpt_hw.hw.conv_calls.twin_wgrad_buf_words"),
+        ("WGRAD_BANK_WORDS", TWIN_WGRAD_BANK_WORDS,
+         "words of each bank of a weight-gradient former: cpt_hw.hw.conv_calls.TWIN_WGRAD_BANK_WORDS"),
     ]
 
 

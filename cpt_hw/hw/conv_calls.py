@@ -222,12 +222,26 @@ def twin_row_bits(cfg: HardwareConfig) -> int:
 
 def twin_wgrad_buf_words(cfg: HardwareConfig) -> int:
     """Channel rows a chunk of the Verilog twin's weight-gradient formers may have, each (``BUF_WORDS`` of
-    rtl/cpt_wgrad_former.v): batch H a_bits C for the X chunk, batch Ho b_bits K for the E chunk.  The former
-    packs D / P of them (P = max(8, W rounded up to a power of two)) into a word of one of its banks, which
-    hold every such chunk (tests/test_conv_twin.py); ``cpt_hw.gen.rtl.check`` makes sure that this many
-    D-bit words fit half of the tensor buffer, so the emulator's X-chunk check can never refuse a call the twin
-    takes."""
-    return 4096
+    rtl/cpt_wgrad_former.v): batch H a_bits C for the X chunk, batch Ho b_bits K for the E chunk.  As many
+    D-bit words as half the tensor buffer holds, so the emulator's X-chunk check (whose chunk is at most that many
+    words) can never refuse a call the twin takes; the formers' banks bound the chunk further
+    (:func:`twin_wgrad_bank_words`)."""
+    return cfg.tensor_buffer_bits // 2 // cfg.dot_width
+
+
+#: Words of each of a weight-gradient former's four banks (``BANK_WORDS`` of rtl/cpt_wgrad_former.v: 4 BRAM36
+#: of 64-bit words).
+TWIN_WGRAD_BANK_WORDS = 2048
+
+
+def twin_wgrad_bank_words(d: int, batch: int, height: int, width: int, channels: int, bits: int) -> int:
+    """Words a chunk of ``batch`` images (height x width pixels, ``channels`` channels, ``bits`` planes) fills in
+    the fullest bank of a twin weight-gradient former (rtl/cpt_wgrad_former.v, "packed rows"): R = D / P rows of
+    P = max(8, width rounded up to a power of two) bits share a word; groups of R rows alternate between two bank
+    parities, channels between two channel banks: ceil(ceil(batch height / R) / 2) bits ceil(channels / 2)."""
+    p = max(8, 1 << max(0, width - 1).bit_length())
+    groups = -(-batch * height // max(1, d // p))
+    return -(-groups // 2) * bits * -(-channels // 2)
 
 
 def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
@@ -305,14 +319,17 @@ def _twin_wgrad_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
     stride 2 padding 1: output row 0 reads padding only), W or Wo above D (a channel row, a segment is one
     word), a channel pitch of X or E that is not a power of two (C > 2D), an E row-plane wider than
     :func:`twin_row_bits`, an X chunk of batch H a_bits C or an E chunk of batch Ho b_bits K channel rows
-    above :func:`twin_wgrad_buf_words`."""
+    above :func:`twin_wgrad_buf_words`, or one whose packed rows overflow a former's bank
+    (:func:`twin_wgrad_bank_words` > ``TWIN_WGRAD_BANK_WORDS``)."""
     d = cfg.dot_width
     cp_x, cp_e = channel_pitch(g.c, d), channel_pitch(g.k, d)
     lo, hi = g.a_rows()
     buf = twin_wgrad_buf_words(cfg)
     return (g.band0 != 0 or g.rows != g.ho or lo != 0 or hi == 0 or g.w > d or g.wo > d
             or cp_x & (cp_x - 1) != 0 or cp_e & (cp_e - 1) != 0 or g.wo * cp_e > twin_row_bits(cfg)
-            or g.batch * g.h * g.a_bits * g.c > buf or g.batch * g.ho * g.b_bits * g.k > buf)
+            or g.batch * g.h * g.a_bits * g.c > buf or g.batch * g.ho * g.b_bits * g.k > buf
+            or twin_wgrad_bank_words(d, g.batch, g.h, g.w, g.c, g.a_bits) > TWIN_WGRAD_BANK_WORDS
+            or twin_wgrad_bank_words(d, g.batch, g.ho, g.wo, g.k, g.b_bits) > TWIN_WGRAD_BANK_WORDS)
 
 
 def operand_ranges(cfg: HardwareConfig, call: Any, g: ConvArgs | None = None) -> list[tuple[int, int]]:

@@ -31,7 +31,7 @@ from cpt_hw.hw import emu_conv, golden, hls_cycles
 from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import setup_cycles
-from cpt_hw.hw.conv_calls import ConvArgs, conv_status, encode_conv, operand_ranges, twin_row_bits
+from cpt_hw.hw.conv_calls import ConvArgs, conv_status, encode_conv, operand_ranges, twin_row_bits, twin_wgrad_buf_words
 from cpt_hw.hw.conv_model import pack_tensor
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
 from sim import runner
@@ -384,6 +384,8 @@ async def test_conv_refused(dut, backpressure: bool):
     wide_e = twin_row_bits(cfg) // 8 + 1        # Wo of E with K = 8 one pixel past the former's row (3x3 pad 1)
     d = cfg.dot_width
     wgrad = encode_conv("wgrad", 3, 3, 1, 1)
+    wgrad1 = encode_conv("wgrad", 1, 1, 1, 0)
+    chunk_h = twin_wgrad_buf_words(cfg) // (8 * d) + 1      # rows of 8 planes of D channels: one over the chunk
     twin_cases = [
         ("stride-2 dgrad, largest phase above k_max", {"conv": encode_conv("dgrad", 3, 3, 2, 1),
                                                          "channels": 5 | (cfg.k_max // 4 + 1) << 16}),
@@ -396,10 +398,10 @@ async def test_conv_refused(dut, backpressure: bool):
                             "channels": (2 * d + 1) | 5 << 16}),
         ("wgrad Cp(K) 3D", {"conv": wgrad, "batch": 1, "size": 4 | 2 << 16, "channels": 3 | (2 * d + 1) << 16,
                             "b_bits": 1}),
-        ("wgrad X chunk above the former's buffer", {"conv": wgrad, "channels": (d + 3) | 5 << 16, "a_bits": 8,
-                                                     "size": 8 | 3 << 16}),
-        ("wgrad E chunk above the former's buffer", {"conv": wgrad, "channels": 3 | 300 << 16, "b_bits": 8,
-                                                     "size": 3 | 2 << 16}),
+        ("wgrad X chunk above the former's rows", {"conv": wgrad1, "batch": 1, "channels": d | 5 << 16, "a_bits": 8,
+                                                   "size": chunk_h | 1 << 16}),
+        ("wgrad E chunk above the former's rows", {"conv": wgrad1, "batch": 1, "channels": 3 | d << 16, "b_bits": 8,
+                                                   "size": chunk_h | 1 << 16}),
         ("wgrad C16", {"conv": wgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
         ("wgrad SUMS", {"conv": wgrad, "flags": base.flags | 1 << flag["SUMS"], "sums": base.c}),
         ("wgrad PREFETCH_B", {"conv": wgrad, "flags": base.flags | 1 << flag["PREFETCH_B"], "next_a": base.a,
@@ -411,6 +413,11 @@ async def test_conv_refused(dut, backpressure: bool):
         ("C16 within int16", {"flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
         ("row wider than the former's", {"size": 3 | wide << 16, "batch": 1, "a_bits": 1}),
     ]
+    if cfg.k_max >= 65 * d:     # a former's bank overflows only where a call may have that many positions (zc706)
+        twin_cases += [("wgrad X chunk above a former's bank", {"conv": wgrad1, "batch": 1, "channels": 15 | 1 << 16,
+                                                                "a_bits": 8, "b_bits": 1, "size": 65 | d << 16}),
+                       ("wgrad E chunk above a former's bank", {"conv": wgrad1, "batch": 1, "channels": 1 | 15 << 16,
+                                                                "a_bits": 1, "b_bits": 8, "size": 65 | d << 16})]
     # random weight-gradient geometries the twin refuses (legal or not): the setup's arithmetic on the rule's limits
     wrng = np.random.default_rng(31)
     random_wgrad_cases = []

@@ -5,7 +5,7 @@ The testbench plays the reader and the tile walker: it streams one X chunk's row
 (tap, channel, plane) over random word ranges (and now and then the whole row), and takes the words with
 random back-pressure.  Every word's data, index and last flag is compared with the reference.  D comes from
 the geometry's config; the buffer's size is the module's default (W Cp <= 2048 bits, N H bits C <= 4096
-channel rows).
+channel rows, banks of 2048 words).
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ import numpy as np
 import pytest
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+from cpt_hw.hw.conv_calls import twin_wgrad_bank_words
 from cpt_hw.hw.conv_model import pack_tensor
 from cpt_hw.hw.conv_wgrad_former import WgradGeometry, a_words, corner_turn
 from sim import runner
 from sim.streamtb import StreamTB
 from sim.tbutil import seeded_rng
 
-#: The module's defaults: the staging register (W Cp bits) and the buffer (channel rows).
+#: The module's defaults: the staging register (W Cp bits), the chunk (channel rows) and each bank (words).
 MAX_ROW_BITS = 2048
 BUF_WORDS = 4096
+BANK_WORDS = 2048
 
 Request = tuple[int, int, int, int, int, int]   # (i, j, c, plane, first word, count)
 
@@ -68,7 +70,8 @@ class FormerTB(StreamTB):
 
 
 def fits(g: WgradGeometry, bits: int) -> bool:
-    return g.width * g.cp <= MAX_ROW_BITS and g.batch * g.height * bits * g.channels <= BUF_WORDS
+    return (g.width * g.cp <= MAX_ROW_BITS and g.batch * g.height * bits * g.channels <= BUF_WORDS
+            and twin_wgrad_bank_words(g.dot_width, g.batch, g.height, g.width, g.channels, bits) <= BANK_WORDS)
 
 
 def whole_word_geometry(rng: np.random.Generator, d: int) -> WgradGeometry:
