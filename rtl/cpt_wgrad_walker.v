@@ -20,9 +20,11 @@
 //    (k - n0) mod COLS at half b_cur, slot (k - n0) div COLS: slot x b_col_words + q Kw + w (the reader's B
 //    layout); after the block's last word it reports the block loaded;
 //  * A: for each block (A tiles are formed again per block, as the reader reads them again), each A tile of
-//    ROWS rows: it waits for its ping-pong half (a_busy), asks the X former for each row and plane and writes
-//    word w of plane p of row r into bank r at half + p Kw + w; after the tile's last word it reports the half
-//    loaded.  Rows past M in the last tile are left as they are (the writer skips them).
+//    ROWS rows: it waits for its ping-pong half (a_busy); then one walk per X former lane (XL) steps through the
+//    tile's rows, asks its lane for each row whose channel is the lane's (c mod XL) and plane, and writes word w
+//    of plane p of row r into bank r at half + p Kw + w through its own A write port; once every lane has
+//    written its words it reports the half loaded.  Rows past M in the last tile are left as they are (the
+//    writer skips them).
 //
 // Each request is a whole plane row (words 0 .. Kw - 1), which the former starts without its divider; requests
 // run back to back (the former takes the next while the previous one's last words drain), each walk queueing
