@@ -19,7 +19,9 @@
 // Read side: once the whole chunk is stored, a request (tap i, j; channel c; plane p; words w0 .. w0 +
 // count - 1) emits those words of A row (i, j, c, p): bit t mod D of word t div D is bit p of X[n, c,
 // ho s - pad + i, wo s - pad + j] for output position t = (n Ho + ho) Wo + wo, zero where the tap falls
-// outside the image.  Two ways, chosen per chunk:
+// outside the image.  The read side is LANES cpt_wgrad_lane units over the shared banks, each with its own
+// request and output ports; lane l takes the channels c with c mod LANES = l, so two lanes never read one bank.
+// Two ways, chosen per chunk:
 //
 //  * whole words, when stride 1, Wo = W = P, Ho = H and R divides H (3x3 padding 1 and 1x1 padding 0 on
 //    power-of-two widths >= 8: ResNet's stride-1 layers, and every E chunk): output position t is then stream
