@@ -172,8 +172,8 @@ module cpt_wgrad_walker #(
 
     // Requests run back to back: the former takes the next one while the last words of the previous drain, so
     // each walk queues what the data side needs of each request in flight (its bank and base address) and
-    // hands a request out only while its queue has room.
-    localparam integer QD = 4;                  // queue entries: >= the requests a former can have in flight (3)
+    // hands a request out only while its queue (a sync_fifo of 4 entries; a former has at most 3 requests in
+    // flight) has room.
 
     // ---------------------------------------------------------------- B walk: the E chunk into the B banks
     localparam [1:0] B_IDLE = 2'd0, B_WAIT = 2'd1, B_REQ = 2'd2, B_DRAIN = 2'd3;
@@ -186,16 +186,22 @@ module cpt_wgrad_walker #(
     reg [`CPT_B_AW-1:0]   qbase;                // plane q Kw
     wire [`CPT_POS_W-1:0] left_cols = n_w - bn0;
     wire [`CPT_POS_W+15:0] bn0_x = {16'd0, bn0};
-    // the queue: bank, base address (half + slot + plane), the block's last request
-    reg [BK_W-1:0]        bq_bank [0:QD-1];
-    reg [`CPT_B_AW-1:0]   bq_base [0:QD-1];
-    reg                   bq_end [0:QD-1];
-    reg [1:0]             bq_head, bq_tail;
-    reg [2:0]             bq_count;
     wire                  b_take = eq_valid && eq_ready;
     wire                  b_pop = em_valid && em_last;
     wire                  b_last_req = eq_plane == b_bits - 1'b1 && bcol + 1'b1 == bcols;
+    // the queue: bank, base address (half + slot + plane), the block's last request
+    wire [BK_W-1:0]       bq_bank;
+    wire [`CPT_B_AW-1:0]  bq_base;
+    wire                  bq_end;
+    wire [2:0]            bq_count;
     wire [2:0]            bq_count_next = bq_count + {2'd0, b_take} - {2'd0, b_pop};
+    /* verilator lint_off PINCONNECTEMPTY */
+    sync_fifo #(.WIDTH(BK_W + `CPT_B_AW + 1), .DEPTH(4), .AW(2)) b_queue (
+        .clk(clk), .rst(rst || start), .push(b_take && !start),
+        .din({bank, (b_cur ? HALF_B : {`CPT_B_AW{1'b0}}) + slot_base + qbase, b_last_req}),
+        .pop(b_pop && !start), .dout({bq_bank, bq_base, bq_end}), .empty(), .full(), .count(bq_count)
+    );
+    /* verilator lint_on PINCONNECTEMPTY */
 
     assign b_issue = bstate == B_WAIT && !b_busy;
 
@@ -205,32 +211,18 @@ module cpt_wgrad_walker #(
         if (rst) begin
             bstate <= B_IDLE;
             eq_valid <= 1'b0;
-            bq_head <= 0;
-            bq_tail <= 0;
-            bq_count <= 0;
         end else if (start) begin
             bstate <= B_WAIT;
             bn0 <= 0;
             bcols <= n_w < BBC_X ? n_w : BBC_X;
             eq_valid <= 1'b0;
-            bq_head <= 0;
-            bq_tail <= 0;
-            bq_count <= 0;
         end else begin
-            bq_count <= bq_count_next;
-            if (b_take) begin
-                bq_bank[bq_tail] <= bank;
-                bq_base[bq_tail] <= (b_cur ? HALF_B : {`CPT_B_AW{1'b0}}) + slot_base + qbase;
-                bq_end[bq_tail] <= b_last_req;
-                bq_tail <= bq_tail + 1'b1;
-            end
             if (em_valid) begin
-                b_we <= {{(COLS-1){1'b0}}, 1'b1} << bq_bank[bq_head];
-                b_waddr <= bq_base[bq_head] + em_word_x[`CPT_B_AW-1:0];
+                b_we <= {{(COLS-1){1'b0}}, 1'b1} << bq_bank;
+                b_waddr <= bq_base + em_word_x[`CPT_B_AW-1:0];
                 b_wdata <= em_data;
                 if (em_last) begin
-                    bq_head <= bq_head + 1'b1;
-                    if (bq_end[bq_head]) begin
+                    if (bq_end) begin
                         b_loaded <= 1'b1;       // with the block's last word written (as the reader)
                         if (bn0 + BBC_X < n_w) begin
                             bn0 <= bn0 + BBC_X;
@@ -350,11 +342,6 @@ module cpt_wgrad_walker #(
             reg [15:0]            rc;           // its channel
             reg [`CPT_BITS_W-1:0] plane;
             reg [`CPT_A_AW-1:0]   pbase;        // plane p Kw
-            // the queue: row (bank) and base address (half + plane) of each request in flight
-            reg [`CPT_POS_W-1:0]  q_row [0:QD-1];
-            reg [`CPT_A_AW-1:0]   q_base [0:QD-1];
-            reg [1:0]             q_head, q_tail;
-            reg [2:0]             q_count;
             reg [ROWS-1:0]        we;           // the lane's A write port
             reg [`CPT_A_AW-1:0]   waddr;
             reg [D-1:0]           wdata;
@@ -366,7 +353,17 @@ module cpt_wgrad_walker #(
             wire mine = (rc & XL_MASK) == GL32[15:0];
             wire take = xq_valid[gl] && xq_ready[gl];
             wire pop = xm_valid[gl] && xm_last[gl];
-            wire [2:0] q_count_next = q_count + {2'd0, take} - {2'd0, pop};
+            // the queue: row (bank) and base address (half + plane) of each request in flight
+            wire [`CPT_POS_W-1:0] q_row;
+            wire [`CPT_A_AW-1:0]  q_base;
+            wire [2:0]            q_count;
+            /* verilator lint_off PINCONNECTEMPTY */
+            sync_fifo #(.WIDTH(`CPT_POS_W + `CPT_A_AW), .DEPTH(4), .AW(2)) queue (
+                .clk(clk), .rst(rst || start), .push(take && !start),
+                .din({r, (half ? HALF_A : {`CPT_A_AW{1'b0}}) + pbase}), .pop(pop && !start),
+                .dout({q_row, q_base}), .empty(), .full(), .count(q_count)
+            );
+            /* verilator lint_on PINCONNECTEMPTY */
             wire step = walking && (!mine || (take && plane == a_bits - 1'b1));   // on to the next row
             /* verilator lint_off UNUSEDSIGNAL */    // a word index is < Kw: its bank address bits suffice
             wire [15+`CPT_A_AW:0] word_x = {{`CPT_A_AW{1'b0}}, xm_word[16*gl +: 16]};
@@ -387,23 +384,15 @@ module cpt_wgrad_walker #(
                     rc <= 0;
                     plane <= 0;
                     pbase <= 0;
-                    q_head <= 0;
-                    q_tail <= 0;
-                    q_count <= 0;
                 end else begin
-                    q_count <= q_count_next;
                     if (take) begin
-                        q_row[q_tail] <= r;
-                        q_base[q_tail] <= (half ? HALF_A : {`CPT_A_AW{1'b0}}) + pbase;
-                        q_tail <= q_tail + 1'b1;
                         plane <= plane + 1'b1;
                         pbase <= pbase + kw_a[`CPT_A_AW-1:0];
                     end
                     if (xm_valid[gl]) begin
-                        we <= {{(ROWS-1){1'b0}}, 1'b1} << q_row[q_head];
-                        waddr <= q_base[q_head] + word_x[`CPT_A_AW-1:0];
+                        we <= {{(ROWS-1){1'b0}}, 1'b1} << q_row;
+                        waddr <= q_base + word_x[`CPT_A_AW-1:0];
                         wdata <= xm_data[D*gl +: D];
-                        if (xm_last[gl]) q_head <= q_head + 1'b1;
                     end
                     if (step) begin
                         // the next (i, j, c), channel-minor
