@@ -23,6 +23,10 @@ measures what the Verilog twin (zc706 with ``conv_engine = true``, Verilator) ta
    count), and that iteration's model seconds of the class next to them scaled by the ratio.  The scaling
    is an extrapolation from --batch images to 128 (per-call overheads are amortised differently); its
    figures are marked as such.
+4. With ``--wgrad-batch max`` each weight gradient runs as the driver runs a layer: calls of as many images as
+   the twin takes, each hinting the next call's chunks (PREFETCH_B), measured as a chain of three calls (the
+   first cold, then a hit with a hint, then a hit without); the layer's 128 images are the first call, the
+   middle one's cycles for every call but the last, and the last's -- the twin's own sum of calls.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ from resnet74_gemms import conv_layers  # noqa: E402
 from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.hw.calls import ConvCall  # noqa: E402
 from cpt_hw.hw.config import HardwareConfig  # noqa: E402
-from cpt_hw.hw.conv_calls import conv_status, encode_conv  # noqa: E402
+from cpt_hw.hw import emu_conv  # noqa: E402
+from cpt_hw.hw.conv_calls import ConvArgs, conv_status, encode_conv  # noqa: E402
 from cpt_hw.hw.conv_model import ConvDesign, ConvShape, estimate  # noqa: E402
 
 OPS = ("fwd", "dgrad", "wgrad")
@@ -67,12 +72,21 @@ def layer_calls(batch: int, fws: list[int]) -> list[dict]:
     return calls
 
 
-def twin_runs(cfg: HardwareConfig, spec: dict) -> bool:
-    """Whether the twin takes the call (its status rule on the call's geometry; ranges are the testbench's)."""
-    call = ConvCall(0, 0, 0, 0, 0, 0, spec["a_bits"], spec["b_bits"], 0, 0, 1 << 30,
+def spec_call(spec: dict) -> ConvCall:
+    """The call's registers (addresses 0, a wide window: the geometry is what matters here)."""
+    return ConvCall(0, 0, 0, 0, 0, 0, spec["a_bits"], spec["b_bits"], 0, 0, 1 << 30,
                     conv=encode_conv(spec["op"], spec["kh"], spec["kw"], spec["stride"], spec["padding"]),
                     batch=spec["batch"], channels=spec["c"] | spec["k"] << 16, size=spec["h"] | spec["w"] << 16)
-    return conv_status(cfg, call, twin=True) == 0
+
+
+def twin_runs(cfg: HardwareConfig, spec: dict) -> bool:
+    """Whether the twin takes the call (its status rule on the call's geometry; ranges are the testbench's)."""
+    return conv_status(cfg, spec_call(spec), twin=True) == 0
+
+
+def chained(spec: dict) -> bool:
+    """A weight gradient measured as a chain of hinted calls (--wgrad-batch max, three calls or more a layer)."""
+    return spec.get("chain", False)
 
 
 def twin_images_max(cfg: HardwareConfig, spec: dict) -> int:
@@ -97,11 +111,11 @@ def run_twin(cfg: HardwareConfig, specs: list[dict], simulator: str) -> tuple[li
     from cpt_hw.flows import rtl_sim
 
     keys = ("name", "op", "batch", "c", "k", "h", "w", "kh", "kw", "stride", "padding", "a_bits", "b_bits",
-            "a_signed", "b_signed")
+            "a_signed", "b_signed", "chain")
     rtl_sim.build(cfg, simulator)
     t0 = time.time()
     res = rtl_sim.run(cfg, simulator, "bench_cpt_gemm_conv", toplevel="cpt_gemm", seed=1,
-                      extra_env={"CPT_HW_BENCH_CONV": json.dumps([{k: s[k] for k in keys} for s in specs])})
+                      extra_env={"CPT_HW_BENCH_CONV": json.dumps([{k: s[k] for k in keys if k in s} for s in specs])})
     if not res.ok:
         raise SystemExit(res.summary())
     return res.records, time.time() - t0
@@ -121,7 +135,15 @@ def summarise(cfg: HardwareConfig, specs: list[dict], records: dict[str, dict]) 
             if s["op"] == "wgrad":
                 # a weight gradient runs as calls of whole images: the iteration's batch in calls of this size
                 row["twin_images_max"] = twin_images_max(cfg, s)
-                row["iteration_twin_cycles"] = r["cycles"] * s["count"] * -(-ITER_BATCH // s["batch"])
+                calls = -(-ITER_BATCH // s["batch"])
+                if chained(s):      # the first call cold, the others hitting the previous call's prefetch
+                    hit, last = records[s["name"] + "/hit"]["cycles"], records[s["name"] + "/last"]["cycles"]
+                    row.update(twin_hit_cycles=hit, twin_last_cycles=last,
+                               model_hit_cycles=emu_conv.call_cycles(cfg, ConvArgs.decode(spec_call(s)),
+                                                                     prefetched=True))
+                    row["iteration_twin_cycles"] = (r["cycles"] + (calls - 2) * hit + last) * s["count"]
+                else:
+                    row["iteration_twin_cycles"] = r["cycles"] * s["count"] * calls
         rows.append(row)
     fws = sorted({s["fw"] for s in specs})
     cpt_fws = [q for q in fws if q in weights]
@@ -187,8 +209,12 @@ def markdown(cfg: HardwareConfig, args: argparse.Namespace, summary: dict, wall:
         sizes = sorted({r["batch"] for r in rows})
         size = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}..{sizes[-1]}"
         plural = "" if size == "1" else "s"
+        chain = all("twin_hit_cycles" in r for r in rows)
+        how = (", each hinting the next call's chunks (PREFETCH_B: the first call cold, the others load nothing of "
+               "their own), summed as measured in chains of three calls" if chain
+               else ", summed without overlap between calls")
         L += ["", f"Weight gradients as the twin would run them: {ITER_BATCH} images per layer in calls of the "
-              f"measured {size} image{plural}, summed without overlap between calls: "
+              f"measured {size} image{plural}{how}: "
               f"**{wg['cpt_twin_calls_s']:.3f} s CPT** "
               f"and {wg['static_twin_calls_s']:.3f} s static 8/8 (the model: {wg['cpt_model_s']:.3f} and "
               f"{wg['static_model_s']:.3f} s).  The twin's limits take {lo}..{hi} images a call on these layers"
@@ -196,16 +222,18 @@ def markdown(cfg: HardwareConfig, args: argparse.Namespace, summary: dict, wall:
                  if as_run else ", so where it takes more than a call ran this is an upper bound.")]
     L += ["",
           "## Per call", "",
-          "| call | twin cycles | model | twin / model | HLS busy | PE util (twin) |",
-          "|---|---:|---:|---:|---:|---:|"]
+          "| call | twin cycles | model | twin / model | HLS busy | PE util (twin) | hit: twin (last), model |",
+          "|---|---:|---:|---:|---:|---:|---:|"]
     for r in summary["rows"]:
         images = f", {r['batch']} images" if r["batch"] != args.batch else ""
+        hit = (f"{r['twin_hit_cycles']} ({r['twin_last_cycles']}), {r['model_hit_cycles']}"
+               if "twin_hit_cycles" in r else "")
         if "ratio" in r:
             L.append(f"| {r['name']} ({r['a_bits']},{r['b_bits']}{images}) | {r['twin_cycles']} | "
                      f"{r['model_cycles']} | {r['ratio']:.2f} | {r['hls_cycles']} | "
-                     f"{100 * r['pe_utilisation']:.1f} % |")
+                     f"{100 * r['pe_utilisation']:.1f} % | {hit} |")
         else:
-            L.append(f"| {r['name']} ({r['a_bits']},{r['b_bits']}) | not run (twin: ERR_CONV) | | | | |")
+            L.append(f"| {r['name']} ({r['a_bits']},{r['b_bits']}) | not run (twin: ERR_CONV) | | | | | |")
     return "\n".join(L) + "\n"
 
 
@@ -226,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = HardwareConfig.from_preset("zc706", {"conv_engine": True, "name": "zc706_conv"})
     specs = [s for s in layer_calls(args.batch, sorted(set(args.fw))) if s["op"] in args.ops]
     if args.wgrad_batch == "max":
-        specs = [{**s, "batch": twin_images_max(cfg, s)} if s["op"] == "wgrad" else s for s in specs]
+        specs = [{**s, "batch": b, "chain": -(-ITER_BATCH // b) >= 3} if s["op"] == "wgrad"
+                 and (b := twin_images_max(cfg, s)) else s for s in specs]
     run = [s for s in specs if twin_runs(cfg, s)]
     print(f"bench_conv_twin: {len(run)} of {len(specs)} calls run on the twin ({args.simulator}, {cfg.name})",
           file=sys.stderr)
@@ -236,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     records, wall = run_twin(cfg, run, args.simulator)
     by_name = {r["name"]: r for r in records if r.get("status") == 0}
-    missing = [s["name"] for s in run if s["name"] not in by_name]
+    missing = [n for s in run for n in [s["name"]] + ([s["name"] + "/hit", s["name"] + "/last"] if chained(s) else [])
+               if n not in by_name]
     if missing:
         raise SystemExit(f"bench_conv_twin: no record for {len(missing)} calls, first {missing[0]}")
     summary = summarise(cfg, specs, by_name)

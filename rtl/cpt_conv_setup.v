@@ -42,7 +42,9 @@
 // [r_lo, r_hi) of every image), E whole (`e_size` bytes from b, which replaces B's range for ERR_WINDOW).  Its
 // formers' limits are ERR_CONV where the tensor-buffer check is made (conv_calls._twin_wgrad_err): whole
 // images only, r_lo = 0 < r_hi, W, Wo <= D, Cp(C) and Cp(K) powers of two, Wo Cp(K) <= MAX_ROW_BITS, batch H
-// a_bits C and batch Ho b_bits K <= WGRAD_BUF_WORDS; PREFETCH_B is ERR_CONV (the hint is not used).
+// a_bits C and batch Ho b_bits K <= WGRAD_BUF_WORDS.  With PREFETCH_B (`pf`) the hint's chunks, the same
+// ranges from next_a and next_b (`pf_x_base`, `pf_e_base`), are checked like the call's own: ERR_ALIGN here,
+// ERR_WINDOW as `pf_win_err` (cpt_core adds it where cpt_setup's ERR_WINDOW is evaluated).
 //
 // Products are registered one per stage (DSP48s); the widths of the byte arithmetic hold every call whose
 // window is evaluated (its row-planes fit MAX_ROW_BITS, batch <= MAX_DIM).
@@ -79,6 +81,10 @@ module cpt_conv_setup #(
     input  wire [31:0]     arg_a_bits,
     input  wire [31:0]     arg_b_bits,
     input  wire [31:0]     arg_flags,
+    input  wire [AW-1:0]   arg_next_a,
+    input  wire [AW-1:0]   arg_next_b,
+    input  wire [AW-1:0]   arg_win_base,
+    input  wire [AW-1:0]   arg_win_limit,
 
     output reg             done,                // pulse
     output reg  [31:0]     status,              // without ERR_WINDOW
@@ -115,6 +121,10 @@ module cpt_conv_setup #(
     output reg  [15:0]     e_cp,                // Cp(K)
     output reg  [67:0]     e_size,              // batch Ho R(E): the E tensor
     output reg  [AW-1:0]   e_bytes,
+    output reg             pf,                  // PREFETCH_B: the next call's chunks are streamed behind
+    output reg  [AW-1:0]   pf_x_base,           // next_a + r_lo R: the hint's X chunk, as a_first
+    output reg  [AW-1:0]   pf_e_base,           // next_b: its E chunk
+    output reg             pf_win_err,          // a hint chunk outside [win_base, win_limit)
     // stride-2 input gradient: the check pass's weights, then one phase per ph_next (see above)
     output reg             phased,              // the call runs phase by phase
     output reg  [AW-1:0]   b_first,             // the weights cpt_setup reads (b; a phase's own)
@@ -202,6 +212,7 @@ module cpt_conv_setup #(
     reg [31:0]   conv, batch32, chans, size, band, ab32, bb32, flags;
     reg [AW-1:0] a;
     reg [LOG_WB-1:0] b, c, sums;                // only their alignment is checked here
+    reg [AW-1:0] next_a, next_b, win_lo, win_hi;
 
     wire [1:0]  op = conv[1:0];
     wire [3:0]  kh4 = conv[7:4], kw4 = conv[11:8];
@@ -245,10 +256,11 @@ module cpt_conv_setup #(
     wire dim_late = wgo ? wg_dim_late : {32'd0, n_out} > MAX_DIM48 || m48 > MAX_DIM48 || {23'd0, kred} > K_MAX48;
     wire limits = flags[FLAG_C16] || row_bits > MAX_ROW_BITS || (wgo && wg_limits);
     wire geom = geom0 || (!geom0 && !dim0 && !fits) || (!geom0 && !dim0 && fits && band_err)
-                || (shape_ok && !dim_late && !bits_err && limits) || flags[FLAG_SUMS]
-                || (wgo && flags[FLAG_PREFETCH_B]);
+                || (shape_ok && !dim_late && !bits_err && limits) || flags[FLAG_SUMS];
     wire dim = dim0 || (shape_ok && dim_late);
-    wire align = a[LOG_WB-1:0] != 0 || b != 0 || c != 0 || (flags[FLAG_SUMS] && sums != 0);
+    wire wg_pf = wgo && flags[FLAG_PREFETCH_B];     // the weight gradient's prefetch hint
+    wire align = a[LOG_WB-1:0] != 0 || b != 0 || c != 0 || (flags[FLAG_SUMS] && sums != 0)
+                 || (wg_pf && (next_a[LOG_WB-1:0] != 0 || next_b[LOG_WB-1:0] != 0));
     wire [31:0] known = (32'd1 << FLAG_A_SIGNED) | (32'd1 << FLAG_B_SIGNED) | (32'd1 << FLAG_PREFETCH_B)
                         | (32'd1 << FLAG_SUMS) | (32'd1 << FLAG_C16);
     wire flags_err = (flags & ~known) != 0 || (flags[FLAG_PREFETCH_B] && !wgo);  // the hint serves wgrad chains only
@@ -366,6 +378,10 @@ module cpt_conv_setup #(
                     b <= arg_b[LOG_WB-1:0];
                     c <= arg_c[LOG_WB-1:0];
                     sums <= arg_sums[LOG_WB-1:0];
+                    next_a <= arg_next_a;
+                    next_b <= arg_next_b;
+                    win_lo <= arg_win_base;
+                    win_hi <= arg_win_limit;
                     state <= S_1;
                 end else begin
                     // stride-2 input gradient: the next phase with pixels
@@ -567,6 +583,11 @@ module cpt_conv_setup #(
                        || wo17 > D17 || (cp17 & (cp17 - 17'd1)) != 0 || (ecp17 & (ecp17 - 17'd1)) != 0
                        || erow_bits > {16'd0, MRB17} || xbuf > BUF64 || ebuf > BUF64 || xbank > BANK72
                        || ebank > BANK72;
+    // conv_calls._inside: an empty range, or one inside [win_base, win_limit)
+    function in_win(input [AW-1:0] base, input [67:0] bytes);
+        in_win = bytes == 68'd0
+                 || (base >= win_lo && {{(68-AW){1'b0}}, base} + bytes <= {{(68-AW){1'b0}}, win_hi});
+    endfunction
     wire [3:0]  x_lr = log_r({1'b0, w_in});
     wire [3:0]  e_lr = log_r(wo17);
     wire [47:0] x_gr = (x_nh + ~(48'hFFFF_FFFF_FFFF << x_lr)) >> x_lr;     // ceil(batch H / R)
@@ -611,8 +632,12 @@ module cpt_conv_setup #(
             S_6: begin
                 e_size <= eall68;
                 e_bytes <= eall68[AW-1:0];
+                pf_x_base <= next_a + {{(AW-IB_W){1'b0}}, skip_bytes};
             end
             S_7: begin
+                pf <= wg_pf;
+                pf_e_base <= next_b;
+                pf_win_err <= wg_pf && !(in_win(pf_x_base, a_size) && in_win(next_b, e_size));
                 wg <= wgo;
                 wg_m <= {12'd0, taps_c};
                 wg_k <= m48[31:0];

@@ -23,7 +23,11 @@
 // call's was checked) and it runs like a call (K_RUN), its C rows placed by cpt_conv_rows.  A weight gradient
 // (op 3) runs as a GEMM whose A tiles and B blocks cpt_wgrad_walker forms from the X and E streams (two
 // cpt_wgrad_formers): it writes the B banks in place of the reader and owns the B buffer as the reader would
-// (b_issue, b_loaded).
+// (b_issue, b_loaded).  Its prefetch hint (PREFETCH_B with next_a/next_b) streams the next call's X and E
+// chunks into the formers' other bank set while the call computes; the call ends only when they are stored.
+// The hint (cv_valid, cv_key: next_a, next_b and the call's geometry registers) persists like the B prefetch's;
+// the next call -- and only the next one -- skips its chunk loads iff its (a, b, geometry) equal cv_key (a
+// "wg hit"), and then computes with the chunks as they were read during the previous call.
 
 `include "cpt_gemm_widths.vh"
 
@@ -163,6 +167,13 @@ module cpt_core #(
     wire [`CPT_KEY_W-1:0]  call_key, next_key;
     reg               pf_valid, pf_buf, b_cur, b_hit;
     reg  [`CPT_KEY_W-1:0]  pf_key;
+    // the weight gradient's prefetch (tied off without the engine): hint kept across calls, as the B prefetch's
+    localparam integer CV_KEY_W = 2 * AXI_AW + 7 * 32;
+    wire [CV_KEY_W-1:0] cv_call_key, cv_next_key;   // (a, b | next_a, next_b) and the geometry registers
+    reg               cv_valid, wg_hit;
+    reg  [CV_KEY_W-1:0] cv_key;
+    wire              conv_pf, conv_pf_win_err, wg_wr_busy;
+    wire              cv_hit = cv_valid && cv_call_key == cv_key;
 
     assign ap_idle = (kstate == K_IDLE);
     // ap_done is high during the one K_DONE cycle: the control block clears ap_start at the same edge
@@ -171,7 +182,9 @@ module cpt_core #(
 
     // a conv call's status: cpt_conv_setup's, with cpt_setup's ERR_WINDOW (tensor, weights, C) when due
     wire [31:0] final_status = !is_conv ? setup_status
-                               : conv_status | (conv_win_eval ? setup_status & (32'd1 << STATUS_ERR_WINDOW) : 32'd0);
+                               : conv_status | (conv_win_eval ? (setup_status & (32'd1 << STATUS_ERR_WINDOW))
+                                                                | ({31'd0, conv_pf_win_err} << STATUS_ERR_WINDOW)
+                                                              : 32'd0);
     wire        hit = pf_valid && call_key == pf_key && !is_conv;
 
     always @(posedge clk) begin
@@ -189,6 +202,8 @@ module cpt_core #(
             pf_buf <= 1'b1;
             b_cur <= 1'b0;
             b_hit <= 1'b0;
+            cv_valid <= 1'b0;
+            wg_hit <= 1'b0;
         end else begin
             if (kstate != K_IDLE) cycle_count <= cycle_count + 1'b1;
             case (kstate)
@@ -215,6 +230,9 @@ module cpt_core #(
                     // A prefetch serves the very next call only, whatever that call is.
                     pf_valid <= 1'b0;
                     b_hit <= hit;
+                    cv_valid <= 1'b0;
+                    wg_hit <= is_conv && cv_hit && final_status == 0;
+                    cv_key <= cv_next_key;
                     b_cur <= hit ? pf_buf : !pf_buf;
                     written <= 1'b0;
                     conv_run <= is_conv && final_status == 0;
@@ -248,7 +266,7 @@ module cpt_core #(
                         if (reader_err || writer_err) call_status[STATUS_ERR_AXI_RESP] <= 1'b1;
                         ph_next <= 1'b1;
                         kstate <= K_PHASE;
-                    end else if ((writer_done || written) && !pf_busy) begin
+                    end else if ((writer_done || written) && !pf_busy && !wg_wr_busy) begin
                         status_out <= call_status | ((reader_err || writer_err) ? 32'd1 << STATUS_ERR_AXI_RESP : 32'd0);
                         cycles_out <= cycle_count + 1'b1;
                         kstate <= K_DONE;
@@ -259,6 +277,7 @@ module cpt_core #(
                             pf_buf <= !b_cur;
                             pf_key <= next_key;
                         end
+                        cv_valid <= is_conv && conv_wg && conv_pf && !reader_err && !writer_err;
                     end
                 end
                 default: kstate <= K_IDLE;  // K_DONE: ap_done
@@ -400,7 +419,7 @@ module cpt_core #(
     wire            x_valid, x_ready, x_is_e;   // the X stream of a conv call, reader to walker (wg: E, then X)
     wire [D-1:0]    x_data;
     wire [`CPT_DIM_W-1:0] conv_batch;
-    wire [AXI_AW-1:0] conv_x_bytes, conv_x_stride, conv_e_bytes;
+    wire [AXI_AW-1:0] conv_x_bytes, conv_x_stride, conv_e_bytes, conv_pf_x_base, conv_pf_e_base;
 
     cpt_reader #(
         .ROWS(ROWS), .COLS(COLS), .D(D), .B_BLOCK_COLS(B_BLOCK_COLS), .AXI_DW(AXI_DW), .AW(AXI_AW),
@@ -412,7 +431,7 @@ module cpt_core #(
         .pf_en(pf_en), .pf_base(pf_base), .pf_end(pf_end), .pf_col_words(pf_col_words),
         .conv(conv_run), .x_images(conv_batch), .x_bytes(conv_x_bytes), .x_stride(conv_x_stride),
         .x_valid(x_valid), .x_ready(x_ready), .x_data(x_data), .wg(wg_run), .e_bytes(conv_e_bytes),
-        .x_is_e(x_is_e),
+        .x_is_e(x_is_e), .wg_own(!wg_hit), .wg_pf(conv_pf), .pf_x_base(conv_pf_x_base), .pf_e_base(conv_pf_e_base),
         .m_axi_arvalid(m_axi_arvalid), .m_axi_arready(m_axi_arready), .m_axi_araddr(m_axi_araddr),
         .m_axi_arlen(m_axi_arlen), .m_axi_arsize(m_axi_arsize), .m_axi_arburst(m_axi_arburst),
         .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata),
@@ -463,18 +482,27 @@ module cpt_core #(
         .arg_size(args[ARG_SIZE +: 32]), .arg_band(args[ARG_BAND +: 32]), .arg_a(args[ARG_A +: AXI_AW]),
         .arg_b(args[ARG_B +: AXI_AW]), .arg_c(args[ARG_C +: AXI_AW]), .arg_sums(args[ARG_SUMS +: AXI_AW]),
         .arg_a_bits(args[ARG_A_BITS +: 32]), .arg_b_bits(args[ARG_B_BITS +: 32]), .arg_flags(args[ARG_FLAGS +: 32]),
+        .arg_next_a(args[ARG_NEXT_A +: AXI_AW]), .arg_next_b(args[ARG_NEXT_B +: AXI_AW]),
+        .arg_win_base(args[ARG_WIN_BASE +: AXI_AW]), .arg_win_limit(args[ARG_WIN_LIMIT +: AXI_AW]),
         .done(conv_done), .status(conv_status), .win_eval(conv_win_eval), .gm(conv_gm), .gn(conv_gn), .gk(conv_gk),
         .a_first(conv_a_first), .a_size(conv_a_size), .x_bytes(conv_x_bytes), .x_stride(conv_x_stride),
         .cp(cv_cp), .width(cv_width), .height(cv_height), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride),
         .pad_h(cv_pad_h), .pad_w(cv_pad_w),
         .row0(cv_row0), .row1(cv_row1), .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .batch(conv_batch),
         .wg(conv_wg), .wg_m(conv_wg_m), .wg_k(conv_wg_k), .c_ch(cv_c), .e_cp(cv_e_cp), .e_size(conv_e_size),
-        .e_bytes(conv_e_bytes),
+        .e_bytes(conv_e_bytes), .pf(conv_pf), .pf_x_base(conv_pf_x_base), .pf_e_base(conv_pf_e_base),
+        .pf_win_err(conv_pf_win_err),
         .phased(conv_phased), .b_first(conv_b_first), .b_size_sel(conv_b_size_sel), .b_size(conv_b_size),
         .ph_next(ph_next), .ph_done(ph_done), .ph_none(ph_none), .dx_w(cv_dx_w), .dx_rows(cv_dx_rows),
         .ph_dh(cv_dh), .ph_rx(cv_rx), .ph_zero(conv_ph_zero)
     );
     assign wg_run = conv_run && conv_wg;
+    // the prefetch hint's key: the call's tensors (or the next call's) and every register of its geometry
+    wire [7*32-1:0] cv_geometry = {args[ARG_CONV +: 32], args[ARG_BATCH +: 32], args[ARG_CHANNELS +: 32],
+                                   args[ARG_SIZE +: 32], args[ARG_BAND +: 32], args[ARG_A_BITS +: 32],
+                                   args[ARG_B_BITS +: 32]};
+    assign cv_call_key = {args[ARG_A +: AXI_AW], args[ARG_B +: AXI_AW], cv_geometry};
+    assign cv_next_key = {args[ARG_NEXT_A +: AXI_AW], args[ARG_NEXT_B +: AXI_AW], cv_geometry};
 
     // forward and input-gradient calls: cpt_conv_walker; weight gradients: cpt_wgrad_walker (the other's
     // outputs are idle: each is started only for its own calls)
@@ -523,7 +551,8 @@ module cpt_core #(
 
     cpt_wgrad_walker #(.ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS),
                        .XL(WG_LANES)) wg_walker (
-        .clk(clk), .rst(rst), .start(run_start && wg_run), .batch(conv_batch), .c(cv_c), .cp(cv_cp),
+        .clk(clk), .rst(rst), .start(run_start && wg_run), .own(!wg_hit), .pf(conv_pf), .wr_busy(wg_wr_busy),
+        .batch(conv_batch), .c(cv_c), .cp(cv_cp),
         .width(cv_width), .height(cv_row1), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad(cv_pad_h[0]),
         .e_cp(cv_e_cp), .ho(cv_rows), .wo(cv_wo), .a_bits(a_bits), .b_bits(b_bits), .m(m), .n(n), .k_words(kw),
         .b_col_words(b_col_words), .b_cur(b_cur),
@@ -553,6 +582,13 @@ module cpt_core #(
     assign conv_wg_k = 32'd0;
     assign conv_e_size = 68'd0;
     assign conv_e_bytes = {AXI_AW{1'b0}};
+    assign conv_pf = 1'b0;
+    assign conv_pf_x_base = {AXI_AW{1'b0}};
+    assign conv_pf_e_base = {AXI_AW{1'b0}};
+    assign conv_pf_win_err = 1'b0;
+    assign wg_wr_busy = 1'b0;
+    assign cv_call_key = {CV_KEY_W{1'b0}};
+    assign cv_next_key = {CV_KEY_W{1'b0}};
     assign wg_run = 1'b0;
     assign wg_b_issue = 1'b0;
     assign wg_b_loaded = 1'b0;

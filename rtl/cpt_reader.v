@@ -31,6 +31,8 @@
 // A weight-gradient call (`wg` with `conv`) reads no B block either: its only commands are the E tensor
 // (e_bytes from b_base, one command) and then the X stream as above, once (one block as far as the reader
 // is concerned); x_is_e tells the stream's consumer (cpt_wgrad_walker) which of the two a word belongs to.
+// Its prefetch (wg_pf) streams the next call's chunks behind them the same way, E from pf_e_base then X from
+// pf_x_base (same geometry); a call that hits the previous call's prefetch (!wg_own) streams only that.
 
 `include "cpt_gemm_widths.vh"
 
@@ -74,6 +76,10 @@ module cpt_reader #(
     input  wire                  wg,                // conv: a weight gradient (E, then X; no B commands)
     input  wire [AW-1:0]         e_bytes,           // wg: bytes of the E tensor at b_base
     output wire                  x_is_e,            // wg: the stream's word is E's
+    input  wire                  wg_own,            // wg: stream the call's own E and X (0: prefetched)
+    input  wire                  wg_pf,             // wg: then the next call's (the prefetch hint)
+    input  wire [AW-1:0]         pf_x_base,         // wg: the next call's X chunk (first byte read)
+    input  wire [AW-1:0]         pf_e_base,         // wg: the next call's E chunk
 
     output wire                  m_axi_arvalid,
     input  wire                  m_axi_arready,
@@ -151,13 +157,15 @@ module cpt_reader #(
 `else
     wire conv_on = 1'b0;
     wire wg_on = 1'b0;
-    wire unused_conv = &{1'b0, conv, wg, e_bytes};
+    wire unused_conv = &{1'b0, conv, wg, e_bytes, wg_own, wg_pf, pf_x_base, pf_e_base};
 `endif
     wire [`CPT_POS_W-1:0] x_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, x_images};
     wire want_b = b_pending && (first_block || m0 != 0 || conv_on);
     wire want_a = !want_b && (m0 < (conv_on ? x_w : m_w));   // conv: m0 counts images
     wire more_blocks = n0 + BBC_X < n_w && !wg_on;      // a weight gradient reads X once
     reg  e_sent;                                // wg: the E command is issued
+    reg  [AW-1:0] e_base;                       // wg: the E chunk of the pass
+    reg  wg_next;                               // wg: the prefetch pass follows the call's own
     reg  [AW-1:0] pf_addr;                      // next prefetch byte to request
     wire pf_more = pf_addr != pf_end;
 
@@ -202,12 +210,15 @@ module cpt_reader #(
         end else if (start) begin
             cstate <= C_NEXT;
             n0 <= 0;
-            m0 <= 0;
-            a_addr <= a_base;
+            // a weight gradient's first pass: its own chunks, or (a hit) the prefetch's, or nothing
+            m0 <= (wg_on && !wg_own && !wg_pf) ? x_w : 0;
+            a_addr <= (wg_on && !wg_own) ? pf_x_base : a_base;
+            e_base <= (wg_on && !wg_own) ? pf_e_base : b_base;
+            wg_next <= wg_on && wg_own && wg_pf;
             // a hit skips block 0: the next B block to load is block 1
             b_addr <= !b_hit ? b_base : (b_end - b_base > b_block_bytes) ? b_base + b_block_bytes : b_end;
             b_pending <= !b_hit && !wg_on;
-            e_sent <= 1'b0;
+            e_sent <= wg_on && !wg_own && !wg_pf;
             first_block <= 1'b1;
             half <= 1'b0;
             pf_addr <= pf_en ? pf_base : pf_end;
@@ -225,8 +236,8 @@ module cpt_reader #(
                             cstate <= C_BURST;
                         end
                     end else if (want_a && wg_on && !e_sent) begin
-                        cur <= b_base;                   // the E tensor first, whole: one command
-                        cur_end <= b_base + e_bytes;
+                        cur <= e_base;                   // the E tensor first, whole: one command
+                        cur_end <= e_base + e_bytes;
                         e_sent <= 1'b1;
                         desc_in <= {1'b0, 1'b1, 1'b0, e_bytes >> LOG_BYTES};
                         desc_push <= 1'b1;
@@ -260,6 +271,12 @@ module cpt_reader #(
                         a_addr <= a_base;
                         b_pending <= 1'b1;
                         first_block <= 1'b0;
+                    end else if (wg_next) begin          // the prefetch pass: the next call's E, then X
+                        m0 <= 0;
+                        a_addr <= pf_x_base;
+                        e_base <= pf_e_base;
+                        e_sent <= 1'b0;
+                        wg_next <= 1'b0;
                     end else if (!pf_more) begin
                         cstate <= C_IDLE;
                     end

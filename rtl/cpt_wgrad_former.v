@@ -34,6 +34,13 @@
 //    after the previous segment in a 2D-bit assembly register, which hands a word to the output register
 //    whenever one is full: Wo / D words a cycle.
 //
+// Two bank sets (cross-call prefetch, docs/rtl.md "Weight-gradient prefetch"): each bank holds two chunks of
+// BANK_WORDS words, one per set.  The read side reads set rd_set; the write side takes the call's own chunk
+// (`own`) into rd_set and then, with `pf`, the next call's chunk, streamed behind it, into the other set.  A
+// call that hits the previous call's hint starts with own = 0: rd_set flips to the set the prefetch filled
+// (so the chunk is loaded at once) and its own prefetch, if any, goes into the other one.  The sets persist
+// across calls until rst; `wr_busy` is high while a row-plane the call expects is still to be stored.
+//
 // A request first spends 2 CHUNK_POS_W + 3 cycles finding its first output row ((w0 D) div Wo, then div Ho)
 // with one restoring divider, except one that starts at word 0 (the weight-gradient walker's: whole rows), whose
 // first output row is (0, 0).  Geometry inputs are sampled by `start` and must not change until the chunk's
@@ -59,6 +66,8 @@ module cpt_wgrad_former #(
 
     // Geometry of the chunk, sampled on `start` (a pulse that also empties the buffer).
     input  wire                   start,
+    input  wire                   own,                // the call's own chunk is streamed (0: the prefetched one)
+    input  wire                   pf,                 // a prefetched chunk (the next call's) follows it
     input  wire [15:0]            batch,              // N: whole images in the chunk
     input  wire [15:0]            channels,           // C
     input  wire [15:0]            cp,                 // channel pitch in bits: a power of two >= C
@@ -71,6 +80,7 @@ module cpt_wgrad_former #(
     input  wire [`CPT_BITS_W-1:0] bits,               // planes per row, 1..OP_BITS
     output reg                    geom_err,           // the sampled geometry is not one this unit takes
     output wire                   loaded,             // the whole chunk is stored: requests are taken
+    output wire                   wr_busy,            // row-planes of the call's chunks are still to be stored
 
     // Row-plane words in.
     input  wire                   s_valid,
@@ -98,7 +108,7 @@ module cpt_wgrad_former #(
     localparam integer LMR = $clog2(MAX_ROW_BITS);
     localparam integer LCB = $clog2(CB);
     localparam integer NB = 2 * CB;                     // banks: group parity x channel bank
-    localparam integer BAW = $clog2(BANK_WORDS);
+    localparam integer BAW = $clog2(BANK_WORDS);       // a set's word address; the set is the bank's top bit
     localparam integer CHUNK_POS_W = 20;                // output positions N Ho Wo < 2^20
 
     initial begin
@@ -226,13 +236,18 @@ module cpt_wgrad_former #(
     reg [LMR:0]            wr_word;                     // staging: words of the row-plane in
     reg                    staged;                      // stg_in holds a whole row-plane, waiting for stg
     reg [31:0]             st_count;                    // row-planes staged
-    reg [31:0]             planes;                      // N H bits: row-planes of the chunk
     reg                    turning;                     // writing stg's channel rows
     reg [15:0]             wr_c;                        // the turn cycle's first channel (a multiple of CB)
     reg [`CPT_BITS_W-1:0]  wr_p;                        // the turned row-plane's plane
     reg [31:0]             wr_rb;                       // its chunk row n H + y
-    assign loaded = active && wr_rb == nh;
-    assign s_ready = active && !start && !staged && st_count != planes;
+    reg [31:0]             st_limit;                    // row-planes the call streams: (own + pf) planes
+    reg                    rd_set;                      // the bank set the read side reads (kept across calls)
+    reg                    wr_pf;                       // the write side stores the prefetched chunk
+    reg                    rd_loaded;                   // the read set holds the call's chunk
+    wire                   wr_set = rd_set ^ wr_pf;
+    assign loaded = active && rd_loaded;
+    assign wr_busy = active && (st_count != st_limit || turning);
+    assign s_ready = active && !start && !staged && st_count != st_limit;
     wire wr = s_valid && s_ready;
     wire wr_last = wr && wr_word == row_words - 1'b1;   // a row-plane's last word
     wire turn_done = turning && {1'b0, wr_c} + CB_X[16:0] >= {1'b0, chan_r};
@@ -266,8 +281,16 @@ module cpt_wgrad_former #(
     wire [31:0]    wr_shift = wr_slot << lp;
 
     always @(posedge clk) begin
-        if (start) planes <= in_rows * {{(32-`CPT_BITS_W){1'b0}}, bits};
+        if (start)                                      // N H bits row-planes per chunk, own and prefetched
+            st_limit <= !(own || pf) ? 32'd0 : (in_rows * {{(32-`CPT_BITS_W){1'b0}}, bits}) << (own && pf);
+        if (rst) begin
+            rd_set <= 1'b0;
+        end else if (start && !own) begin
+            rd_set <= !rd_set;                          // the previous call's prefetch: already stored
+        end
         if (rst || start) begin
+            rd_loaded <= !rst && !own;
+            wr_pf <= !rst && !own;
             wr_word <= 0;
             staged <= 1'b0;
             st_count <= 0;
@@ -289,6 +312,11 @@ module cpt_wgrad_former #(
                 wr_c <= 0;
                 if (wr_p != bits_r - 1'b1) begin
                     wr_p <= wr_p + 1'b1;
+                end else if (wr_rb + 1'b1 == nh && !wr_pf) begin
+                    wr_p <= 0;                          // the own chunk is stored: the prefetch follows
+                    wr_rb <= 0;
+                    wr_pf <= 1'b1;
+                    rd_loaded <= 1'b1;
                 end else begin
                     wr_p <= 0;
                     wr_rb <= wr_rb + 1'b1;
@@ -331,9 +359,9 @@ module cpt_wgrad_former #(
                                 ? wr_bytes : {(D/8){1'b0}};
             wire [D-1:0] wdata = turned[CBANK*D +: D] << wr_shift;
             wire [BAW-1:0] raddr = GPAR ? rd_addr_odd[LANE*BAW +: BAW] : rd_addr_even[LANE*BAW +: BAW];
-            sdp_ram_be #(.WIDTH(D), .DEPTH(BANK_WORDS), .AW(BAW)) ram (
-                .clk(clk), .we(we), .waddr(wr_addr[BAW-1:0]), .wdata(wdata),
-                .re(rd_en[LANE]), .raddr(raddr), .rdata(rdata[gk*D +: D]));
+            sdp_ram_be #(.WIDTH(D), .DEPTH(2 * (1 << BAW)), .AW(BAW + 1)) ram (
+                .clk(clk), .we(we), .waddr({wr_set, wr_addr[BAW-1:0]}), .wdata(wdata),
+                .re(rd_en[LANE]), .raddr({rd_set, raddr}), .rdata(rdata[gk*D +: D]));
         end
         for (gk = 0; gk < LANES; gk = gk + 1) begin : lane
             wire [LCB-1:0] cb = rd_data_cb[gk*LCB +: LCB];

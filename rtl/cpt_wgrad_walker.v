@@ -6,7 +6,9 @@
 // written: a partial dW^T), N = K columns and a reduction over the chunk's P = batch Ho Wo output positions
 // t = (n Ho + ho) Wo + wo, Kw = ceil(P / D) words per plane.  Two shift/mask formers (cpt_wgrad_former) hold
 // the call's chunks, each loaded once per call from the reader's stream (E first, then X; s_is_e tells them
-// apart) and corner-turned into channel rows of position bits:
+// apart) and corner-turned into channel rows of position bits.  With the prefetch hint (`pf`) the stream goes on
+// with the next call's E and X, which the formers store in their other bank set; a call that hits the previous
+// call's hint (`own` low) streams no chunk of its own (cpt_wgrad_former, "Two bank sets"):
 //
 //  * the X former (the call's kernel, stride and padding) gives A row (i, j, c), plane p: bit t is bit p of
 //    X[n, c, ho s - pad + i, wo s - pad + j], zero outside the image;
@@ -51,6 +53,9 @@ module cpt_wgrad_walker #(
     input  wire                   clk,
     input  wire                   rst,
     input  wire                   start,              // pulse: a weight-gradient call runs, geometry valid
+    input  wire                   own,                // the stream starts with the call's own chunks (0: a hit)
+    input  wire                   pf,                 // the next call's chunks follow (the prefetch hint)
+    output wire                   wr_busy,            // the formers still expect chunk words
     // geometry (cpt_conv_setup), stable during the call
     input  wire [`CPT_DIM_W-1:0]  batch,
     input  wire [15:0]            c,                  // X channels
@@ -140,14 +145,16 @@ module cpt_wgrad_walker #(
     wire [D*XL-1:0] xm_data;
 
     assign s_ready = s_is_e ? e_s_ready : x_s_ready;
+    wire x_wr_busy, e_wr_busy;
+    assign wr_busy = x_wr_busy || e_wr_busy;
     assign geom_err = x_geom_err || e_geom_err;
 
     /* verilator lint_off PINCONNECTEMPTY */    // `loaded`: requests wait on rq_ready, which includes it
     cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS),
                        .BANK_WORDS(BANK_WORDS), .LANES(XL)) x_former (
-        .clk(clk), .rst(rst), .start(start), .batch(batch_x[15:0]), .channels(c), .cp(cp), .width(width),
-        .height(height), .kh(kh), .kw(kw), .stride(stride), .pad(pad), .bits(a_bits), .geom_err(x_geom_err),
-        .loaded(), .s_valid(s_valid && !s_is_e), .s_ready(x_s_ready), .s_data(s_data),
+        .clk(clk), .rst(rst), .start(start), .own(own), .pf(pf), .batch(batch_x[15:0]), .channels(c), .cp(cp),
+        .width(width), .height(height), .kh(kh), .kw(kw), .stride(stride), .pad(pad), .bits(a_bits),
+        .geom_err(x_geom_err), .loaded(), .wr_busy(x_wr_busy), .s_valid(s_valid && !s_is_e), .s_ready(x_s_ready), .s_data(s_data),
         .rq_valid(xq_valid), .rq_ready(xq_ready), .rq_i(xq_i), .rq_j(xq_j), .rq_c(xq_c), .rq_plane(xq_plane),
         .rq_word0({XL{16'd0}}), .rq_count({XL{kw_x[15:0]}}), .m_valid(xm_valid), .m_ready({XL{1'b1}}),
         .m_data(xm_data), .m_word(xm_word), .m_last(xm_last)
@@ -155,9 +162,9 @@ module cpt_wgrad_walker #(
 
     cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS),
                        .BANK_WORDS(BANK_WORDS)) e_former (
-        .clk(clk), .rst(rst), .start(start), .batch(batch_x[15:0]), .channels(n_x[15:0]), .cp(e_cp), .width(wo),
-        .height(ho), .kh(2'd1), .kw(2'd1), .stride(2'd1), .pad(1'b0), .bits(b_bits), .geom_err(e_geom_err),
-        .loaded(), .s_valid(s_valid && s_is_e), .s_ready(e_s_ready), .s_data(s_data),
+        .clk(clk), .rst(rst), .start(start), .own(own), .pf(pf), .batch(batch_x[15:0]), .channels(n_x[15:0]),
+        .cp(e_cp), .width(wo), .height(ho), .kh(2'd1), .kw(2'd1), .stride(2'd1), .pad(1'b0), .bits(b_bits),
+        .geom_err(e_geom_err), .loaded(), .wr_busy(e_wr_busy), .s_valid(s_valid && s_is_e), .s_ready(e_s_ready), .s_data(s_data),
         .rq_valid(eq_valid), .rq_ready(eq_ready), .rq_i(2'd0), .rq_j(2'd0), .rq_c(eq_c), .rq_plane(eq_plane),
         .rq_word0(16'd0), .rq_count(kw_x[15:0]), .m_valid(em_valid), .m_ready(1'b1), .m_data(em_data),
         .m_word(em_word), .m_last(em_last)

@@ -85,6 +85,31 @@ def test_wgrad_calls_sum_the_iterations_calls(bct, cfg):
         assert f"**{expect:.3f} s CPT**" in md and text in md
 
 
+def test_wgrad_chains_sum_first_hits_and_last(bct, cfg):
+    """--wgrad-batch max measures each layer as a chain of three hinted calls: the layer's 32 calls are the first
+    call, 30 of the middle (a hit with a hint) and the last (a hit without); the model's hit column is the
+    design's call less its exposed loads."""
+    hz = cfg.clock_mhz * 1e6
+    weights = bct.cpt_weights()
+    specs = [{**s, "batch": 4, "chain": True} for s in bct.layer_calls(1, list(range(3, 9))) if s["op"] == "wgrad"]
+    records = {}
+    for s in specs:
+        for suffix, cycles in (("", 3000), ("/hit", 2000 + s["fw"]), ("/last", 1900)):
+            records[s["name"] + suffix] = {"cycles": cycles, "model_cycles": 2500, "hls_cycles": 900,
+                                           "useful_ops": 10**6}
+    summary = bct.summarise(cfg, specs, records)
+    c = summary["classes"]["wgrad"]
+    expect = sum(weights[s["fw"]] * (3000 + 30 * (2000 + s["fw"]) + 1900) * s["count"] for s in specs) / hz
+    assert c["cpt_twin_calls_s"] == pytest.approx(expect, rel=1e-12)
+    row = next(r for r in summary["rows"] if r["name"] == "s1.conv/wgrad/fw8")
+    assert (row["twin_hit_cycles"], row["twin_last_cycles"]) == (2008, 1900)
+    spec = next(s for s in specs if s["name"] == "s1.conv/wgrad/fw8")
+    assert 0 < row["model_hit_cycles"] < bct.emu_conv.call_cycles(cfg, bct.ConvArgs.decode(bct.spec_call(spec)))
+    md = bct.markdown(cfg, bct.argparse.Namespace(simulator="verilator", batch=1, wgrad_batch="max"), summary, 1.0,
+                      "cmd")
+    assert f"**{expect:.3f} s CPT**" in md and "PREFETCH_B" in md and "| 2008 (1900), " in md
+
+
 def test_bad_arguments_exit_2(bct, capsys):
     with pytest.raises(SystemExit) as e:
         bct.main(["--fw", "9", "--dry-run"])

@@ -223,7 +223,6 @@ def test_twin_wgrad_limits(cfg):
         "E chunk": dict(k=d, b_bits=8, c=1, a_bits=1, h=buf // (8 * d) + 1, w=1, batch=1, kh=1, kw=1, padding=0),
         "C16": dict(flags=1 << flag["C16"], a_bits=1, b_bits=1),
         "SUMS": dict(flags=1 << flag["SUMS"]),
-        "PREFETCH_B": dict(flags=1 << flag["PREFETCH_B"]),
     }
     if cfg.k_max >= 65 * d:     # the banks bind only where a call may have that many positions (not on sim)
         one = dict(h=65, w=d, batch=1, kh=1, kw=1, padding=0)
@@ -233,10 +232,15 @@ def test_twin_wgrad_limits(cfg):
         call = wgrad_call(**fields)
         assert conv_status(cfg, call) == 0, name
         assert conv_status(cfg, call, twin=True) == ERR["ERR_CONV"], name
-        assert not formers_take(cfg, call) or name in ("C16", "SUMS", "PREFETCH_B"), name
-    # the twin does not check the hint: a misaligned next_a is the emulator's ERR_ALIGN, the twin's ERR_CONV
-    call = replace(wgrad_call(flags=1 << flag["PREFETCH_B"]), next_a=3)
-    assert conv_status(cfg, call) == ERR["ERR_ALIGN"] and conv_status(cfg, call, twin=True) == ERR["ERR_CONV"]
+        assert not formers_take(cfg, call) or name in ("C16", "SUMS"), name
+    # the twin prefetches like the design: the hint is checked as the emulator checks it
+    pf = replace(wgrad_call(flags=1 << flag["PREFETCH_B"]), win_limit=1 << 20, next_a=0x20000,
+                 next_b=0x40000)
+    assert conv_status(cfg, pf) == conv_status(cfg, pf, twin=True) == 0
+    for bad, status in ((dict(next_a=0x20003), "ERR_ALIGN"), (dict(next_b=0x40003), "ERR_ALIGN"),
+                        (dict(next_a=1 << 20), "ERR_WINDOW"), (dict(next_b=(1 << 20) - 64), "ERR_WINDOW")):
+        call = replace(pf, **bad)
+        assert conv_status(cfg, call) == conv_status(cfg, call, twin=True) == ERR[status], bad
 
 
 def former_param(name: str) -> int:

@@ -248,10 +248,9 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
     """The status a conv call (op 1..3) returns on ``cfg`` (0: it runs); see docs/registers.md, Interface 4.
 
     ``twin=True``: the Verilog twin's status, which adds its limits (docs/registers.md, "The Verilog twin"):
-    SUMS is ERR_CONV like SUMS in an input-gradient call, and so is PREFETCH_B in a weight gradient (the hint is
-    neither checked nor used); C16, a streamed row-plane (X; E of an input gradient) wider than
-    :func:`twin_row_bits`, and a weight gradient its formers do not take (:func:`_twin_wgrad_err`) are ERR_CONV
-    where the tensor-buffer check is made.  The line-buffer and X-chunk checks themselves can then never refuse
+    SUMS is ERR_CONV like SUMS in an input-gradient call; C16, a streamed row-plane (X; E of an input gradient)
+    wider than :func:`twin_row_bits`, and a weight gradient its formers do not take (:func:`_twin_wgrad_err`) are
+    ERR_CONV where the tensor-buffer check is made.  The prefetch hint is checked as the design checks it.  The line-buffer and X-chunk checks themselves can then never refuse
     (``cpt_hw.gen.rtl.check`` makes sure of that for every config it renders).
     """
     g = ConvArgs.decode(call)
@@ -272,15 +271,13 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
                 geometry_err = _twin_limits_err(cfg, g) if twin else _buffer_or_width_err(cfg, g)
     if (g.op == "dgrad" or twin) and g.flag("SUMS"):
         geometry_err = True           # the input gradient's rank-one term is the host's (no sums)
-    if twin and g.op == "wgrad" and g.flag("PREFETCH_B"):
-        geometry_err = True           # the twin has no conv prefetch
     if geometry_err:
         status |= _BIT["ERR_CONV"]
     if dim_err:
         status |= _BIT["ERR_DIM"]
     if bits_err:
         status |= _BIT["ERR_BITS"]
-    prefetch = g.flag("PREFETCH_B") and g.op == "wgrad" and not twin
+    prefetch = g.flag("PREFETCH_B") and g.op == "wgrad"
     addresses = [call.a, call.b, call.c] + ([call.sums] if g.flag("SUMS") else []) \
         + ([call.next_a, call.next_b] if prefetch else [])
     if any(x % cfg.word_bytes for x in addresses):

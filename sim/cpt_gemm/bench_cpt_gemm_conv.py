@@ -4,6 +4,10 @@ CPT_HW_BENCH_CONV is a JSON list of calls, each a dict of ``test_cpt_gemm_conv.p
 c, k, h, w, kh, kw, stride, padding, a_bits, b_bits, a_signed, b_signed) plus ``name``; each runs without
 back-pressure, is checked byte for byte against the emulated device (``test_cpt_gemm_conv.run_conv``) and
 recorded (the twin's cycles next to the design's model and the HLS busy count) for bench/bench_conv_twin.py.
+
+A weight gradient with ``"chain": True`` runs as a chain of three calls of ``batch`` images each, as the driver
+runs a layer's calls (``test_cpt_gemm_conv.wgrad_chunks``): the first cold with the prefetch hint (recorded as
+``name``), the second hitting it with a hint (``name/hit``), the last hitting it without (``name/last``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import cocotb
 
 from sim.cpt_gemm.tb import CptGemmTB
-from sim.cpt_gemm.test_cpt_gemm_conv import place, run_conv
+from sim.cpt_gemm.test_cpt_gemm_conv import place, run_conv, wgrad_chunks
 from sim.tbutil import seeded_rng
 
 
@@ -28,4 +32,11 @@ async def bench_conv(dut):
     for spec in calls:
         spec = dict(spec)
         name = spec.pop("name")
-        await run_conv(tb, place(tb, rng, **spec), name)
+        if spec.pop("chain", False):
+            spec.pop("op")
+            chunk = wgrad_chunks(tb, rng, 3, **spec)
+            await run_conv(tb, chunk(0, 1), name, keep=True)
+            await run_conv(tb, chunk(1, 2), name + "/hit", keep=True)
+            await run_conv(tb, chunk(2), name + "/last")
+        else:
+            await run_conv(tb, place(tb, rng, **spec), name)

@@ -18,6 +18,7 @@ HLS kernel's busy count (``hls_cycles.conv_cycles``), for the report; neither is
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 
 import cocotb
@@ -109,6 +110,26 @@ def place(tb: CptGemmTB, rng: np.random.Generator, *, batch: int, c: int, k: int
     return replace(call, win_base=min(p for p, _ in ranges), win_limit=max(p + n for p, n in ranges))
 
 
+def wgrad_chunks(tb: CptGemmTB, rng: np.random.Generator, calls: int, **spec) -> Callable[..., ConvCall]:
+    """A weight gradient split into ``calls`` calls of spec's batch, as the driver splits one: X and E of all their
+    images placed once (``place``, window over all of them); ``chunk(j, hint)`` is call j, with ``hint`` the call
+    whose chunks it hints (PREFETCH_B, next_a/next_b), or none."""
+    d = tb.cfg.dot_width
+    batch = spec["batch"]
+    whole = place(tb, rng, op="wgrad", **{**spec, "batch": batch * calls})
+    g = ConvArgs.decode(whole)
+    x_image = g.h * rowplanes.row_bytes(g.w, g.c, g.a_bits, d)
+    e_image = g.ho * rowplanes.row_bytes(g.wo, g.k, g.b_bits, d)
+
+    def chunk(j: int, hint: int | None = None) -> ConvCall:
+        call = replace(whole, batch=batch, a=whole.a + batch * j * x_image, b=whole.b + batch * j * e_image)
+        if hint is None:
+            return call
+        return replace(call, flags=call.flags | 1 << FLAG_BITS["PREFETCH_B"], next_a=whole.a + batch * hint * x_image,
+                       next_b=whole.b + batch * hint * e_image)
+    return chunk
+
+
 def useful_ops(g: ConvArgs) -> int:
     """The call's binary products as its GEMM counts them (padded taps included), for make sim's PE utilisation:
     result rows x columns x the taps each row reduces over (a stride-2 input gradient's row: its phase's) x the
@@ -121,9 +142,12 @@ def useful_ops(g: ConvArgs) -> int:
     return g.batch * taps * g.n_cols * g.k * g.a_bits * g.b_bits
 
 
-async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
+async def run_conv(tb: CptGemmTB, call: ConvCall, name: str, keep: bool = False,
+                   stale: dict[int, bytes] | None = None) -> int:
     """Run a legal conv call; C (padding columns included) byte for byte as the emulator writes it, nothing outside
-    C touched.  Returns the cycles and records them with the models'."""
+    C touched.  Returns the cycles and records them with the models'.  ``keep``: the RAM's allocations stay (the
+    next call reuses the tensors); ``stale``: bytes (by address) the emulator is given in place of the RAM's, as
+    the twin read them before (a prefetch hit)."""
     cfg = tb.cfg
     g = ConvArgs.decode(call)
     assert conv_status(cfg, call, twin=True) == 0 == conv_status(cfg, call), f"{name}: not a legal call"
@@ -134,7 +158,10 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
     status, cycles = await tb.call(**{f: getattr(call, f) for f in call.__dataclass_fields__})
     after = np.frombuffer(tb.snapshot(), np.uint8)
     assert status == 0, f"{name}: status {status:#x} for {g}, ranges {ranges}, window {call.win_base}..{call.win_limit}"
-    views = [before[p:p + n].copy() for p, n in ranges]
+    source = before.copy()
+    for addr, data in (stale or {}).items():
+        source[addr:addr + len(data)] = np.frombuffer(data, np.uint8)
+    views = [source[p:p + n].copy() for p, n in ranges]
     want = np.zeros(c_bytes, np.uint8)
     emu_conv.execute(cfg, g, views[0], views[1], want, None)
     got = after[c_addr:c_addr + c_bytes]
@@ -150,7 +177,8 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str) -> int:
            m=g.m, status=0, cycles=cycles, model_cycles=emu_conv.call_cycles(cfg, g),
            useful_ops=useful_ops(g),
            hls_cycles=hls_cycles.conv_cycles(cfg, g), backpressure=tb.backpressure)
-    tb.free_all()
+    if not keep:
+        tb.free_all()
     return cycles
 
 
@@ -351,6 +379,43 @@ async def test_wgrad_random(dut, backpressure: bool):
             await run_conv(tb, place(tb, rng, **random_dgrad(rng, tb.cfg)), "test_wgrad_random_dgrad")
 
 
+@cocotb.test(timeout_time=2000, timeout_unit="ms")
+@cocotb.parametrize(backpressure=BACKPRESSURE)
+async def test_wgrad_prefetch(dut, backpressure: bool):
+    """Weight-gradient chains with the prefetch hint (PREFETCH_B, next_a/next_b), as the driver makes them: a batch
+    of 6 images in calls of 2, each hinting the next, every call bit-exact against the emulator.  Without
+    back-pressure a call that hits its predecessor's hint takes fewer cycles than the same call cold (its chunks
+    came in during the previous call), and one whose predecessor hinted other chunks, or that follows a refused
+    call, takes exactly the cold cycles.  A hit computes with the chunks as the previous call read them
+    (docs/registers.md, "The Verilog twin"): chunk 1 rewritten after call 0 still gives the old chunk's result."""
+    tb = await start(dut, backpressure)
+    rng = seeded_rng("wgrad_prefetch")
+    shapes = [dict(c=4, k=3, h=8, w=8, kh=3, kw=3, stride=1, padding=1, a_bits=3, b_bits=4),      # whole words
+              dict(c=3, k=5, h=6, w=6, kh=3, kw=3, stride=2, padding=1, a_bits=5, b_bits=2)]      # segments
+    for i, s in enumerate(shapes):
+        chunk = wgrad_chunks(tb, rng, 3, batch=2, a_signed=bool(i), b_signed=True, **s)
+        name = "test_wgrad_prefetch"
+        cold = [await run_conv(tb, chunk(j), name, keep=True) for j in range(3)]
+        chain = [await run_conv(tb, chunk(0, 1), name, keep=True), await run_conv(tb, chunk(1, 2), name, keep=True),
+                 await run_conv(tb, chunk(2), name, keep=True)]
+        await run_conv(tb, chunk(0, 2), name, keep=True)           # hints chunk 2: chunk 1 runs cold
+        other = await run_conv(tb, chunk(1), name, keep=True)
+        await run_conv(tb, chunk(0, 1), name, keep=True)           # a refused call in between loses the hint
+        status, _ = await tb.call(**{f: getattr(chunk(1), f) for f in ConvCall.__dataclass_fields__} | {"batch": 0})
+        assert status, "a call of batch 0 ran"
+        after_refused = await run_conv(tb, chunk(1), name, keep=True)
+        if not backpressure:
+            assert chain[1] < cold[1] and chain[2] < cold[2], (cold, chain)
+            assert other == after_refused == cold[1], (other, after_refused, cold[1])
+        # a hit computes with the chunks the previous call read: rewrite chunk 1's X after call 0 prefetched it
+        await run_conv(tb, chunk(0, 1), name, keep=True)
+        x1, x_bytes = chunk(1).a, chunk(2).a - chunk(1).a
+        old = bytes(tb.ram.read(x1, x_bytes))
+        tb.ram.write(x1, bytes(rng.integers(0, 256, x_bytes, dtype=np.uint8)))
+        await run_conv(tb, chunk(1), name, keep=True, stale={x1: old})
+        tb.free_all()
+
+
 @cocotb.test(timeout_time=4000, timeout_unit="ms")
 async def test_dgrad_sizes(dut):
     """Input gradients of a few hundred result rows (stride 2: 3x3 padding 1 at 4 and 8 bits, a 1x1 padding 0
@@ -404,8 +469,10 @@ async def test_conv_refused(dut, backpressure: bool):
                                                    "size": chunk_h | 1 << 16}),
         ("wgrad C16", {"conv": wgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
         ("wgrad SUMS", {"conv": wgrad, "flags": base.flags | 1 << flag["SUMS"], "sums": base.c}),
-        ("wgrad PREFETCH_B", {"conv": wgrad, "flags": base.flags | 1 << flag["PREFETCH_B"], "next_a": base.a,
-                              "next_b": base.b}),
+        ("prefetch hint: next_a misaligned", {"conv": wgrad, "flags": base.flags | 1 << flag["PREFETCH_B"],
+                                                 "next_a": base.a + 1, "next_b": base.b}),
+        ("prefetch hint: next_b outside the window", {"conv": wgrad, "flags": base.flags | 1 << flag["PREFETCH_B"],
+                                                         "next_a": base.a, "next_b": base.win_limit}),
         ("dgrad C16", {"conv": dgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
         ("dgrad E row wider than the former's", {"conv": dgrad, "size": 3 | wide_e << 16, "batch": 1,
                                                  "a_bits": 1, "channels": 5 | 8 << 16}),
@@ -464,7 +531,8 @@ def variants(tests: tuple[str, ...], *backpressure: bool) -> list[str]:
 
 #: The cocotb tests of each pytest runner: forward and weight-gradient calls (with the refused ones and a GEMM
 #: call), input gradients.
-TESTS = ("test_conv_fixed", "test_conv_random", "test_wgrad_fixed", "test_wgrad_random", "test_conv_refused")
+TESTS = ("test_conv_fixed", "test_conv_random", "test_wgrad_fixed", "test_wgrad_random", "test_wgrad_prefetch",
+         "test_conv_refused")
 DGRAD_TESTS = ("test_dgrad_fixed", "test_dgrad_random")
 RUNS = [("sim_conv", "icarus"), ("sim_conv", "verilator"), ("simwide_conv", "verilator"),
         pytest.param("simwide_conv", "icarus", marks=pytest.mark.slow)]     # about 200 s on the shared 2-core box
@@ -484,7 +552,7 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                    for k in (1, 3)}
     wgrad = [r for r in result.records if r.get("op") == "wgrad"]
-    assert len(wgrad) == 2 * (11 + 16) and all(r["cycles"] > 0 for r in wgrad)
+    assert len(wgrad) == 2 * (11 + 16 + 2 * 12) and all(r["cycles"] > 0 for r in wgrad)
     assert {(r["stride"], r["padding"], r["kh"]) for r in wgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                      for k in (1, 3)} - {(2, 1, 1)}
     # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model

@@ -5,7 +5,8 @@ The testbench plays the reader and the tile walker: it streams one X chunk's row
 (tap, channel, plane) over random word ranges (and now and then the whole row), and takes the words with
 random back-pressure.  Every word's data, index and last flag is compared with the reference.  D comes from
 the geometry's config; the buffer's size is the module's default (W Cp <= 2048 bits, N H bits C <= 4096
-channel rows, banks of 2048 words).
+channel rows, banks of 2048 words a set).  test_prefetch streams the next chunk behind the call's own into the
+other bank set (own / pf) and reads it in the next call without streaming it again.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ class FormerTB(StreamTB):
     def __init__(self, dut, rng: np.random.Generator, gaps: float, stalls: float):
         super().__init__(dut, rng, gaps, stalls, fields=("m_word", "m_data"))
 
-    async def configure(self, g: WgradGeometry, bits: int, cp: int | None = None) -> bool:
-        """Pulse start with the geometry; returns geom_err."""
+    async def configure(self, g: WgradGeometry, bits: int, cp: int | None = None, own: bool = True,
+                        pf: bool = False) -> bool:
+        """Pulse start with the geometry (``own``: the chunk is streamed, else the prefetched one is read; ``pf``:
+        a prefetched chunk follows); returns geom_err."""
         dut = self.dut
+        dut.own.value = int(own)
+        dut.pf.value = int(pf)
         dut.batch.value = g.batch
         dut.channels.value = g.channels
         dut.cp.value = g.cp if cp is None else cp
@@ -115,12 +120,28 @@ def random_requests(rng: np.random.Generator, g: WgradGeometry, bits: int, n: in
     return out
 
 
-async def run_chunk(tb: FormerTB, g: WgradGeometry, bits: int, reqs: list[Request] | None = None) -> None:
-    rng = tb.rng
-    x = rng.integers(0, 1 << bits, size=(g.batch, g.channels, g.height, g.width))
+def chunk_words(tb: FormerTB, g: WgradGeometry, bits: int) -> tuple[list[int], np.ndarray]:
+    """A random chunk: its row-plane words as streamed, and its packed bytes."""
+    x = tb.rng.integers(0, 1 << bits, size=(g.batch, g.channels, g.height, g.width))
     packed = pack_tensor(x, bits, tb.d)
     wb = tb.d // 8
-    words = [int.from_bytes(packed[i:i + wb].tobytes(), "little") for i in range(0, packed.size, wb)]
+    return [int.from_bytes(packed[i:i + wb].tobytes(), "little") for i in range(0, packed.size, wb)], packed
+
+
+async def run_chunk(tb: FormerTB, g: WgradGeometry, bits: int, reqs: list[Request] | None = None,
+                    held: np.ndarray | None = None, pf: bool = False) -> np.ndarray | None:
+    """One call: a random chunk streamed (or ``held``, the packed chunk prefetched before, read without streaming)
+    and the requests checked against it; with ``pf`` a random next chunk streams behind, and is returned packed
+    once the former has stored it (wr_busy low)."""
+    rng = tb.rng
+    if held is None:
+        words, packed = chunk_words(tb, g, bits)
+    else:
+        words, packed = [], held
+    nxt = None
+    if pf:
+        more, nxt = chunk_words(tb, g, bits)
+        words = words + more
     rows = corner_turn(packed, g, bits)
     if reqs is None:
         reqs = random_requests(rng, g, bits, 10)
@@ -129,13 +150,16 @@ async def run_chunk(tb: FormerTB, g: WgradGeometry, bits: int, reqs: list[Reques
             tb.expected.append((w0 + k, word, k == count - 1))
     total = tb.seen + len(tb.expected)
     tb.dut._log.info(f"{g}, {bits} bits: {len(reqs)} requests, words {tb.seen}..{total - 1}")
-    assert not await tb.configure(g, bits), f"geometry {g} refused"
+    assert not await tb.configure(g, bits, own=held is None, pf=pf), f"geometry {g} refused"
     streaming = cocotb.start_soon(tb.stream(words))
     requesting = cocotb.start_soon(tb.request(reqs))
     await tb.take(total)
     assert not tb.expected
     await streaming
     await requesting
+    while int(tb.dut.wr_busy.value):
+        await RisingEdge(tb.dut.clk)
+    return nxt
 
 
 @cocotb.test()
@@ -182,6 +206,26 @@ async def test_edges(dut):
         reqs = [(i, j, 0, bits - 1, 0, g.k_words) for i in range(k) for j in range(k)]
         reqs.append((k - 1, k - 1, c - 1, 0, g.k_words - 1, 1))
         await run_chunk(tb, g, bits, reqs)
+
+
+@cocotb.test()
+async def test_prefetch(dut):
+    """Chains of calls on one geometry: each streams the next call's chunk behind its own (or, hitting, only the
+    next one's) into the other bank set while its requests read the first; the next call reads the prefetched
+    chunk without a word streamed.  Random geometries, gaps and back-pressure; a chain ends with a call without
+    prefetch, and the next chain starts cold (its own chunk into the set last read)."""
+    rng = seeded_rng("prefetch")
+    tb = FormerTB(dut, rng, 0.3, 0.3)
+    await tb.start()
+    for _ in range(6):
+        bits = int(rng.integers(1, 5))
+        g = random_geometry(rng, tb.d, bits)
+        held = None
+        for _ in range(int(rng.integers(1, 4))):
+            held = await run_chunk(tb, g, bits, held=held, pf=True)
+            await ClockCycles(dut.clk, int(rng.integers(0, 3)))
+        await run_chunk(tb, g, bits, held=held)
+        assert int(dut.wr_busy.value) == 0
 
 
 @cocotb.test()
