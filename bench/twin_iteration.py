@@ -1,0 +1,113 @@
+"""The Verilog twin's accelerator time per ResNet-74 training iteration, from the benchmarks that measured it.
+
+    python bench/twin_iteration.py          # reads docs/results, writes docs/results/twin_iteration.{json,md}
+
+No simulation here: it combines three benchmarks' JSON files.
+
+* the board-budget benchmark with the engine (``bench/bench_board_step.py --conv-engine``,
+  board_step-resnet74-conv.json, and with ``--recompute-bn 1`` board_step-resnet74-conv-recompute1.json): the
+  design's model seconds per iteration and per GEMM class (forward, input gradient, weight gradient), CPT 3-8/8
+  and static 8/8;
+* ``bench/bench_conv_twin.py`` (conv_twin.json): the twin's cycles over the model's on every ResNet-74 layer, per
+  class (CPT: CPT-weighted over fw; static: fw 8);
+* ``bench/bench_conv_twin.py --ops wgrad --wgrad-batch max`` (conv_twin_wgrad.json): the weight gradients summed
+  as the twin runs them (calls of as many images as it takes, each hinting the next).
+
+Per iteration and schedule, the twin's seconds are the model's with the forward and input-gradient classes scaled
+by the twin's ratios and the weight-gradient class replaced by the twin's own sum of calls; what the model counts
+outside the three classes stays as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cpt_hw.fileio import write_atomic  # noqa: E402
+
+RESULTS = ROOT / "docs" / "results"
+ITERATIONS = 64_000
+TARGET_S, TARGET_RATIO = 1.0, 0.70          # issue 17: accelerator s per iteration (CPT), CPT / static
+
+
+def _fail(message: str) -> None:
+    """A missing or unusable input: one line, exit code 2."""
+    print(f"twin_iteration: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        _fail(f"cannot read {path}: {e}")
+
+
+def twin_seconds(board: dict, twin: dict, wgrad: dict) -> dict[str, dict[str, float]]:
+    """{'cpt'|'static': {'model': s, 'twin': s, 'fwd' | 'dgrad' | 'wgrad': the twin's s}} for one board-step run."""
+    classes = twin["classes"]
+    out = {}
+    for mode in ("cpt", "static"):
+        model = board["accel_s_per_iter"][mode]
+        by_class = board["accel_s_per_iter_by_class"][mode]
+        ratio = {op: (classes[op]["cpt_ratio"] if mode == "cpt"
+                      else classes[op]["per_fw"]["8"]["twin_scaled_s"] / classes[op]["per_fw"]["8"]["model_s"])
+                 for op in ("fwd", "dgrad")}
+        twin_class = {op: by_class[op] * ratio[op] for op in ratio}
+        twin_class["wgrad"] = wgrad["cpt_twin_calls_s" if mode == "cpt" else "static_twin_calls_s"]
+        rest = model - sum(by_class[op] for op in ("fwd", "dgrad", "wgrad"))
+        out[mode] = {"model": model, "twin": rest + sum(twin_class.values()), **twin_class}
+    return out
+
+
+def markdown(rows: list[tuple[str, str, dict]], command: str) -> str:
+    L = ["# The Verilog twin's accelerator time per ResNet-74 iteration", "",
+         f"Reproduce: `{command}` (method in the script's docstring; inputs: the board-budget benchmark's model "
+         "figures, conv_twin.json's forward and input-gradient ratios, conv_twin_wgrad.json's weight gradients "
+         "as the twin runs them).  Batch 128; seconds of accelerator time at the config's clock; not a board "
+         "measurement.", "",
+         "| accelerator s per iteration | static 8/8 | CPT 3-8/8 | CPT / static | 64k iterations, CPT | "
+         "fwd / dgrad / wgrad, CPT |", "|---|---:|---:|---:|---:|---:|"]
+    for label, source, s in rows:
+        for what, name in (("model", f"design model, [{source}]({source}.md)"), ("twin", f"the twin, {label}")):
+            c, st = s["cpt"][what], s["static"][what]
+            split = (f"{s['cpt']['fwd']:.3f} / {s['cpt']['dgrad']:.3f} / {s['cpt']['wgrad']:.3f}"
+                     if what == "twin" else "")
+            L.append(f"| {name} | {st:.3f} | {c:.3f} | {c / st:.3f} | {c * ITERATIONS / 3600:.1f} h | {split} |")
+    L += ["", f"Issue 17's targets: accelerator <= {TARGET_S} s per iteration (CPT), CPT / static <= {TARGET_RATIO}."]
+    return "\n".join(L) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", default=str(RESULTS), help="folder of the input JSON files (default docs/results)")
+    p.add_argument("--out", default=str(RESULTS / "twin_iteration"), help="output stem (.json, .md)")
+    args = p.parse_args(argv)
+    res = Path(args.results)
+    twin = _load(res / "conv_twin.json")
+    wgrad_classes = _load(res / "conv_twin_wgrad.json")["classes"]
+    if "cpt_twin_calls_s" not in wgrad_classes.get("wgrad", {}):
+        _fail(f"{res / 'conv_twin_wgrad.json'} has no weight-gradient sum of calls (run bench_conv_twin.py "
+              "--ops wgrad --wgrad-batch max with fw 3..8)")
+    rows = []
+    for label, source in (("weight gradients as it runs them", "board_step-resnet74-conv"),
+                          ("`--recompute-bn 1`", "board_step-resnet74-conv-recompute1")):
+        rows.append((label, source, twin_seconds(_load(res / f"{source}.json"), twin, wgrad_classes["wgrad"])))
+    command = "python bench/twin_iteration.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    payload = {"command": command.strip(), "iterations": ITERATIONS,
+               "runs": {source: s for _, source, s in rows}}
+    out = Path(args.out)
+    write_atomic(out.with_suffix(".json"), json.dumps(payload, indent=2) + "\n")
+    text = markdown(rows, command.strip())
+    write_atomic(out.with_suffix(".md"), text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""bench/twin_iteration.py: the twin's iteration is the model's with forward and input gradients scaled by the twin's
+ratios and the weight gradients replaced by the twin's sum of calls (exact arithmetic on made-up inputs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def ti():
+    spec = importlib.util.spec_from_file_location("twin_iteration", ROOT / "bench" / "twin_iteration.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["twin_iteration"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def board(total: dict, by_class: dict) -> dict:
+    return {"accel_s_per_iter": total, "accel_s_per_iter_by_class": by_class}
+
+
+def write_inputs(folder: Path) -> None:
+    by_class = {"cpt": {"fwd": 0.25, "dgrad": 0.5, "wgrad": 0.125}, "static": {"fwd": 0.5, "dgrad": 0.5, "wgrad": 0.5}}
+    (folder / "board_step-resnet74-conv.json").write_text(json.dumps(board({"cpt": 1.0, "static": 2.0}, by_class)))
+    (folder / "board_step-resnet74-conv-recompute1.json").write_text(
+        json.dumps(board({"cpt": 1.25, "static": 2.0}, {**by_class, "cpt": {**by_class["cpt"], "fwd": 0.5}})))
+    classes = {op: {"cpt_ratio": r, "per_fw": {"8": {"model_s": 1.0, "twin_scaled_s": r8}}}
+               for op, r, r8 in (("fwd", 2.0, 1.5), ("dgrad", 0.5, 1.0))}
+    (folder / "conv_twin.json").write_text(json.dumps({"classes": classes}))
+    (folder / "conv_twin_wgrad.json").write_text(
+        json.dumps({"classes": {"wgrad": {"cpt_twin_calls_s": 0.375, "static_twin_calls_s": 0.75}}}))
+
+
+def test_twin_iteration_replaces_each_class(ti, tmp_path):
+    write_inputs(tmp_path)
+    assert ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    runs = json.loads((tmp_path / "out.json").read_text())["runs"]
+    plain, recompute = runs["board_step-resnet74-conv"], runs["board_step-resnet74-conv-recompute1"]
+    # CPT: rest 1 - 0.875 = 0.125; fwd 0.25 x 2, dgrad 0.5 x 0.5, wgrad 0.375
+    assert plain["cpt"] == {"model": 1.0, "twin": 0.125 + 0.5 + 0.25 + 0.375, "fwd": 0.5, "dgrad": 0.25,
+                            "wgrad": 0.375}
+    # static: fw 8's ratios (1.5, 1.0), wgrad the static sum of calls; rest 0.5
+    assert plain["static"]["twin"] == 0.5 + 0.75 + 0.5 + 0.75
+    assert recompute["cpt"]["twin"] == 1.25 - 1.125 + 1.0 + 0.25 + 0.375
+    md = (tmp_path / "out.md").read_text()
+    assert "| the twin, `--recompute-bn 1` | 2.500 | 1.750 | 0.700 | 31.1 h | 1.000 / 0.250 / 0.375 |" in md
+
+
+def test_missing_input_is_one_line(ti, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "cannot read" in err
+    assert not (tmp_path / "out.json").exists()
