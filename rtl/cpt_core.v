@@ -27,7 +27,9 @@
 // chunks into the formers' other bank set while the call computes; the call ends only when they are stored.
 // The hint (cv_valid, cv_key: next_a, next_b and the call's geometry registers) persists like the B prefetch's;
 // the next call -- and only the next one -- skips its chunk loads iff its (a, b, geometry) equal cv_key (a
-// "wg hit"), and then computes with the chunks as they were read during the previous call.
+// "wg hit"), and then computes with the chunks as they were read during the previous call.  The prefetching call
+// also forms the next call's first B block into the other B half (cv_b_half), which a hit starts with, as a B
+// prefetch hit does (b_hit).
 
 `include "cpt_gemm_widths.vh"
 
@@ -170,7 +172,7 @@ module cpt_core #(
     // the weight gradient's prefetch (tied off without the engine): hint kept across calls, as the B prefetch's
     localparam integer CV_KEY_W = 2 * AXI_AW + 7 * 32;
     wire [CV_KEY_W-1:0] cv_call_key, cv_next_key;   // (a, b | next_a, next_b) and the geometry registers
-    reg               cv_valid, wg_hit;
+    reg               cv_valid, wg_hit, cv_b_half;
     reg  [CV_KEY_W-1:0] cv_key;
     wire              conv_pf, conv_pf_win_err, wg_wr_busy;
     wire              cv_hit = cv_valid && cv_call_key == cv_key;
@@ -204,6 +206,7 @@ module cpt_core #(
             b_hit <= 1'b0;
             cv_valid <= 1'b0;
             wg_hit <= 1'b0;
+            cv_b_half <= 1'b0;
         end else begin
             if (kstate != K_IDLE) cycle_count <= cycle_count + 1'b1;
             case (kstate)
@@ -229,11 +232,11 @@ module cpt_core #(
                     cycles_out <= cycle_count + 1'b1;
                     // A prefetch serves the very next call only, whatever that call is.
                     pf_valid <= 1'b0;
-                    b_hit <= hit;
+                    b_hit <= hit || (is_conv && cv_hit && final_status == 0);
                     cv_valid <= 1'b0;
                     wg_hit <= is_conv && cv_hit && final_status == 0;
                     cv_key <= cv_next_key;
-                    b_cur <= hit ? pf_buf : !pf_buf;
+                    b_cur <= hit ? pf_buf : (is_conv && cv_hit) ? cv_b_half : !pf_buf;
                     written <= 1'b0;
                     conv_run <= is_conv && final_status == 0;
                     if (final_status != 0) kstate <= K_DONE;
@@ -278,6 +281,7 @@ module cpt_core #(
                             pf_key <= next_key;
                         end
                         cv_valid <= is_conv && conv_wg && conv_pf && !reader_err && !writer_err;
+                        cv_b_half <= !b_cur;                // where the walker formed the next call's block 0
                     end
                 end
                 default: kstate <= K_IDLE;  // K_DONE: ap_done
@@ -551,7 +555,7 @@ module cpt_core #(
 
     cpt_wgrad_walker #(.ROWS(ROWS), .COLS(COLS), .D(D), .OP_BITS(OP_BITS), .B_BLOCK_COLS(B_BLOCK_COLS),
                        .XL(WG_LANES)) wg_walker (
-        .clk(clk), .rst(rst), .start(run_start && wg_run), .own(!wg_hit), .pf(conv_pf), .wr_busy(wg_wr_busy),
+        .clk(clk), .rst(rst), .start(run_start && wg_run), .own(!wg_hit), .pf(conv_pf), .pf_busy(wg_wr_busy),
         .batch(conv_batch), .c(cv_c), .cp(cv_cp),
         .width(cv_width), .height(cv_row1), .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad(cv_pad_h[0]),
         .e_cp(cv_e_cp), .ho(cv_rows), .wo(cv_wo), .a_bits(a_bits), .b_bits(b_bits), .m(m), .n(n), .k_words(kw),

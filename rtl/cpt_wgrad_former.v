@@ -39,7 +39,9 @@
 // (`own`) into rd_set and then, with `pf`, the next call's chunk, streamed behind it, into the other set.  A
 // call that hits the previous call's hint starts with own = 0: rd_set flips to the set the prefetch filled
 // (so the chunk is loaded at once) and its own prefetch, if any, goes into the other one.  The sets persist
-// across calls until rst; `wr_busy` is high while a row-plane the call expects is still to be stored.
+// across calls until rst; `wr_busy` is high while a row-plane the call expects is still to be stored.  `flip`
+// (once the prefetched chunk is stored and no request is in flight) moves the read side to it within the call,
+// so that the E former's user can read the next call's chunk early; that call's start then does not flip again.
 //
 // A request first spends 2 CHUNK_POS_W + 3 cycles finding its first output row ((w0 D) div Wo, then div Ho)
 // with one restoring divider, except one that starts at word 0 (the weight-gradient walker's: whole rows), whose
@@ -68,6 +70,7 @@ module cpt_wgrad_former #(
     input  wire                   start,
     input  wire                   own,                // the call's own chunk is streamed (0: the prefetched one)
     input  wire                   pf,                 // a prefetched chunk (the next call's) follows it
+    input  wire                   flip,               // pulse: read the prefetched chunk from now on
     input  wire [15:0]            batch,              // N: whole images in the chunk
     input  wire [15:0]            channels,           // C
     input  wire [15:0]            cp,                 // channel pitch in bits: a power of two >= C
@@ -244,6 +247,7 @@ module cpt_wgrad_former #(
     reg                    rd_set;                      // the bank set the read side reads (kept across calls)
     reg                    wr_pf;                       // the write side stores the prefetched chunk
     reg                    rd_loaded;                   // the read set holds the call's chunk
+    reg                    flipped;                     // `flip` came: the next start (a hit) keeps rd_set
     wire                   wr_set = rd_set ^ wr_pf;
     assign loaded = active && rd_loaded;
     assign wr_busy = active && (st_count != st_limit || turning);
@@ -285,8 +289,14 @@ module cpt_wgrad_former #(
             st_limit <= !(own || pf) ? 32'd0 : (in_rows * {{(32-`CPT_BITS_W){1'b0}}, bits}) << (own && pf);
         if (rst) begin
             rd_set <= 1'b0;
-        end else if (start && !own) begin
-            rd_set <= !rd_set;                          // the previous call's prefetch: already stored
+            flipped <= 1'b0;
+        end else if (start) begin
+            if (!own && !flipped)
+                rd_set <= !rd_set;                      // the previous call's prefetch: already stored
+            flipped <= 1'b0;
+        end else if (flip) begin
+            rd_set <= !rd_set;
+            flipped <= 1'b1;
         end
         if (rst || start) begin
             rd_loaded <= !rst && !own;

@@ -8,7 +8,9 @@
 // the call's chunks, each loaded once per call from the reader's stream (E first, then X; s_is_e tells them
 // apart) and corner-turned into channel rows of position bits.  With the prefetch hint (`pf`) the stream goes on
 // with the next call's E and X, which the formers store in their other bank set; a call that hits the previous
-// call's hint (`own` low) streams no chunk of its own (cpt_wgrad_former, "Two bank sets"):
+// call's hint (`own` low) streams no chunk of its own (cpt_wgrad_former, "Two bank sets").  The B walk also forms
+// the next call's first B block from the prefetched E chunk into the other B half (below), so that a hit starts
+// computing at once:
 //
 //  * the X former (the call's kernel, stride and padding) gives A row (i, j, c), plane p: bit t is bit p of
 //    X[n, c, ho s - pad + i, wo s - pad + j], zero outside the image;
@@ -20,7 +22,10 @@
 //  * B: for each block of B_BLOCK_COLS columns it waits for the B buffer (b_busy, as the reader does), asks the
 //    E former for each column and plane of the block and writes word w of column k, plane q into bank
 //    (k - n0) mod COLS at half b_cur, slot (k - n0) div COLS: slot x b_col_words + q Kw + w (the reader's B
-//    layout); after the block's last word it reports the block loaded;
+//    layout); after the block's last word it reports the block loaded.  A hit skips block 0 (cpt_core starts the
+//    buffer full).  With `pf`, after its last block it waits for the E former's prefetched chunk, flips the former
+//    to it and forms the next call's block 0 the same way into half !b_cur, which the feeder does not read: no
+//    ownership flag, the call's end waits for it (`pf_busy`);
 //  * A: for each block (A tiles are formed again per block, as the reader reads them again), each A tile of
 //    ROWS rows: it waits for its ping-pong half (a_busy); then one walk per X former lane (XL) steps through the
 //    tile's rows, asks its lane for each row whose channel is the lane's (c mod XL) and plane, and writes word w
@@ -53,9 +58,11 @@ module cpt_wgrad_walker #(
     input  wire                   clk,
     input  wire                   rst,
     input  wire                   start,              // pulse: a weight-gradient call runs, geometry valid
-    input  wire                   own,                // the stream starts with the call's own chunks (0: a hit)
+    input  wire                   own,                // the stream starts with the call's own chunks (0: a hit,
+                                                      // whose first B block is in half b_cur already)
     input  wire                   pf,                 // the next call's chunks follow (the prefetch hint)
-    output wire                   wr_busy,            // the formers still expect chunk words
+    output wire                   pf_busy,            // chunk words still expected, or the next call's first
+                                                      // B block still to be formed
     // geometry (cpt_conv_setup), stable during the call
     input  wire [`CPT_DIM_W-1:0]  batch,
     input  wire [15:0]            c,                  // X channels
@@ -146,13 +153,16 @@ module cpt_wgrad_walker #(
 
     assign s_ready = s_is_e ? e_s_ready : x_s_ready;
     wire x_wr_busy, e_wr_busy;
-    assign wr_busy = x_wr_busy || e_wr_busy;
+    reg  pre_pending;                           // (pf) the next call's first B block is still to be formed
+    reg  e_flip;
+    assign pf_busy = x_wr_busy || e_wr_busy || pre_pending;
     assign geom_err = x_geom_err || e_geom_err;
 
     /* verilator lint_off PINCONNECTEMPTY */    // `loaded`: requests wait on rq_ready, which includes it
     cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS),
                        .BANK_WORDS(BANK_WORDS), .LANES(XL)) x_former (
-        .clk(clk), .rst(rst), .start(start), .own(own), .pf(pf), .batch(batch_x[15:0]), .channels(c), .cp(cp),
+        .clk(clk), .rst(rst), .start(start), .own(own), .pf(pf), .flip(1'b0), .batch(batch_x[15:0]), .channels(c),
+        .cp(cp),
         .width(width), .height(height), .kh(kh), .kw(kw), .stride(stride), .pad(pad), .bits(a_bits),
         .geom_err(x_geom_err), .loaded(), .wr_busy(x_wr_busy), .s_valid(s_valid && !s_is_e), .s_ready(x_s_ready), .s_data(s_data),
         .rq_valid(xq_valid), .rq_ready(xq_ready), .rq_i(xq_i), .rq_j(xq_j), .rq_c(xq_c), .rq_plane(xq_plane),
@@ -163,8 +173,8 @@ module cpt_wgrad_walker #(
     cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS),
                        .BANK_WORDS(BANK_WORDS)) e_former (
         .clk(clk), .rst(rst), .start(start), .own(own), .pf(pf), .batch(batch_x[15:0]), .channels(n_x[15:0]),
-        .cp(e_cp), .width(wo), .height(ho), .kh(2'd1), .kw(2'd1), .stride(2'd1), .pad(1'b0), .bits(b_bits),
-        .geom_err(e_geom_err), .loaded(), .wr_busy(e_wr_busy), .s_valid(s_valid && s_is_e), .s_ready(e_s_ready), .s_data(s_data),
+        .flip(e_flip), .cp(e_cp), .width(wo), .height(ho), .kh(2'd1), .kw(2'd1), .stride(2'd1), .pad(1'b0),
+        .bits(b_bits), .geom_err(e_geom_err), .loaded(), .wr_busy(e_wr_busy), .s_valid(s_valid && s_is_e), .s_ready(e_s_ready), .s_data(s_data),
         .rq_valid(eq_valid), .rq_ready(eq_ready), .rq_i(2'd0), .rq_j(2'd0), .rq_c(eq_c), .rq_plane(eq_plane),
         .rq_word0(16'd0), .rq_count(kw_x[15:0]), .m_valid(em_valid), .m_ready(1'b1), .m_data(em_data),
         .m_word(em_word), .m_last(em_last)
@@ -183,8 +193,9 @@ module cpt_wgrad_walker #(
     // flight) has room.
 
     // ---------------------------------------------------------------- B walk: the E chunk into the B banks
-    localparam [1:0] B_IDLE = 2'd0, B_WAIT = 2'd1, B_REQ = 2'd2, B_DRAIN = 2'd3;
-    reg [1:0]             bstate;
+    localparam [2:0] B_IDLE = 3'd0, B_WAIT = 3'd1, B_REQ = 3'd2, B_DRAIN = 3'd3, B_PRE = 3'd4;
+    reg [2:0]             bstate;
+    reg                   pre;                  // the walk forms the next call's block 0 (half !b_cur)
     reg [`CPT_POS_W-1:0]  bn0;                  // the block's first column
     reg [`CPT_POS_W-1:0]  bcol;                 // the request's column in the block
     reg [`CPT_POS_W-1:0]  bcols;                // columns of the block: min(B_BLOCK_COLS, N - n0)
@@ -205,23 +216,29 @@ module cpt_wgrad_walker #(
     /* verilator lint_off PINCONNECTEMPTY */
     sync_fifo #(.WIDTH(BK_W + `CPT_B_AW + 1), .DEPTH(4), .AW(2)) b_queue (
         .clk(clk), .rst(rst || start), .push(b_take && !start),
-        .din({bank, (b_cur ? HALF_B : {`CPT_B_AW{1'b0}}) + slot_base + qbase, b_last_req}),
+        .din({bank, ((b_cur ^ pre) ? HALF_B : {`CPT_B_AW{1'b0}}) + slot_base + qbase, b_last_req}),
         .pop(b_pop && !start), .dout({bq_bank, bq_base, bq_end}), .empty(), .full(), .count(bq_count)
     );
     /* verilator lint_on PINCONNECTEMPTY */
 
-    assign b_issue = bstate == B_WAIT && !b_busy;
+    assign b_issue = bstate == B_WAIT && !b_busy && !pre;
 
+    wire [`CPT_POS_W-1:0] first_cols = n_w < BBC_X ? n_w : BBC_X;
     always @(posedge clk) begin
         b_we <= {COLS{1'b0}};
         b_loaded <= 1'b0;
+        e_flip <= 1'b0;
         if (rst) begin
             bstate <= B_IDLE;
             eq_valid <= 1'b0;
+            pre_pending <= 1'b0;
         end else if (start) begin
-            bstate <= B_WAIT;
-            bn0 <= 0;
-            bcols <= n_w < BBC_X ? n_w : BBC_X;
+            // a hit: block 0 is in place; the next block, else (with pf) the next call's block 0, else nothing
+            bstate <= own || n_w > BBC_X ? B_WAIT : pf ? B_PRE : B_IDLE;
+            bn0 <= own ? 0 : BBC_X;
+            bcols <= own ? first_cols : n_w - BBC_X < BBC_X ? n_w - BBC_X : BBC_X;
+            pre <= 1'b0;
+            pre_pending <= pf;
             eq_valid <= 1'b0;
         end else begin
             if (em_valid) begin
@@ -230,19 +247,22 @@ module cpt_wgrad_walker #(
                 b_wdata <= em_data;
                 if (em_last) begin
                     if (bq_end) begin
-                        b_loaded <= 1'b1;       // with the block's last word written (as the reader)
-                        if (bn0 + BBC_X < n_w) begin
+                        b_loaded <= !pre;       // with the block's last word written (as the reader)
+                        if (pre) begin
+                            pre_pending <= 1'b0;
+                            bstate <= B_IDLE;
+                        end else if (bn0 + BBC_X < n_w) begin
                             bn0 <= bn0 + BBC_X;
                             bcols <= left_cols - BBC_X < BBC_X ? left_cols - BBC_X : BBC_X;
                             bstate <= B_WAIT;
                         end else begin
-                            bstate <= B_IDLE;
+                            bstate <= pre_pending ? B_PRE : B_IDLE;
                         end
                     end
                 end
             end
             case (bstate)
-                B_WAIT: if (!b_busy) begin
+                B_WAIT: if (!b_busy || pre) begin
                     bcol <= 0;
                     bank <= 0;
                     slot_base <= 0;
@@ -251,6 +271,13 @@ module cpt_wgrad_walker #(
                     eq_plane <= 0;
                     eq_valid <= 1'b1;
                     bstate <= B_REQ;
+                end
+                B_PRE: if (!e_wr_busy && !e_flip) begin    // the next call's E chunk is stored: read it
+                    e_flip <= 1'b1;
+                    pre <= 1'b1;
+                    bn0 <= 0;
+                    bcols <= first_cols;
+                    bstate <= B_WAIT;               // (b_busy is the current half's: pre does not wait for it)
                 end
                 B_REQ: begin
                     eq_valid <= bq_count_next < 3'd3;

@@ -43,6 +43,7 @@ class FormerTB(StreamTB):
         dut = self.dut
         dut.own.value = int(own)
         dut.pf.value = int(pf)
+        dut.flip.value = 0
         dut.batch.value = g.batch
         dut.channels.value = g.channels
         dut.cp.value = g.cp if cp is None else cp
@@ -128,6 +129,28 @@ def chunk_words(tb: FormerTB, g: WgradGeometry, bits: int) -> tuple[list[int], n
     return [int.from_bytes(packed[i:i + wb].tobytes(), "little") for i in range(0, packed.size, wb)], packed
 
 
+def expect(tb: FormerTB, g: WgradGeometry, bits: int, packed: np.ndarray, reqs: list[Request]) -> int:
+    """Queue the reference words of ``reqs`` on chunk ``packed``; returns the word count to take up to."""
+    rows = corner_turn(packed, g, bits)
+    for i, j, c, p, w0, count in reqs:
+        for k, word in enumerate(a_words(rows, g, i, j, c, p, w0, count)):
+            tb.expected.append((w0 + k, word, k == count - 1))
+    return tb.seen + len(tb.expected)
+
+
+async def read_flipped(tb: FormerTB, g: WgradGeometry, bits: int, held: np.ndarray) -> None:
+    """Within the call: `flip` to the prefetched chunk ``held`` (stored), then requests on it."""
+    tb.dut.flip.value = 1
+    await RisingEdge(tb.dut.clk)
+    tb.dut.flip.value = 0
+    reqs = random_requests(tb.rng, g, bits, 4)
+    total = expect(tb, g, bits, held, reqs)
+    requesting = cocotb.start_soon(tb.request(reqs))
+    await tb.take(total)
+    assert not tb.expected
+    await requesting
+
+
 async def run_chunk(tb: FormerTB, g: WgradGeometry, bits: int, reqs: list[Request] | None = None,
                     held: np.ndarray | None = None, pf: bool = False) -> np.ndarray | None:
     """One call: a random chunk streamed (or ``held``, the packed chunk prefetched before, read without streaming)
@@ -142,13 +165,9 @@ async def run_chunk(tb: FormerTB, g: WgradGeometry, bits: int, reqs: list[Reques
     if pf:
         more, nxt = chunk_words(tb, g, bits)
         words = words + more
-    rows = corner_turn(packed, g, bits)
     if reqs is None:
         reqs = random_requests(rng, g, bits, 10)
-    for i, j, c, p, w0, count in reqs:
-        for k, word in enumerate(a_words(rows, g, i, j, c, p, w0, count)):
-            tb.expected.append((w0 + k, word, k == count - 1))
-    total = tb.seen + len(tb.expected)
+    total = expect(tb, g, bits, packed, reqs)
     tb.dut._log.info(f"{g}, {bits} bits: {len(reqs)} requests, words {tb.seen}..{total - 1}")
     assert not await tb.configure(g, bits, own=held is None, pf=pf), f"geometry {g} refused"
     streaming = cocotb.start_soon(tb.stream(words))
@@ -213,7 +232,9 @@ async def test_prefetch(dut):
     """Chains of calls on one geometry: each streams the next call's chunk behind its own (or, hitting, only the
     next one's) into the other bank set while its requests read the first; the next call reads the prefetched
     chunk without a word streamed.  Random geometries, gaps and back-pressure; a chain ends with a call without
-    prefetch, and the next chain starts cold (its own chunk into the set last read)."""
+    prefetch, and the next chain starts cold (its own chunk into the set last read).  Now and then a call flips
+    to the prefetched chunk once it is stored and reads it too (as the E former's user forms the next call's B
+    block), and the next call, a hit, reads it again without flipping back."""
     rng = seeded_rng("prefetch")
     tb = FormerTB(dut, rng, 0.3, 0.3)
     await tb.start()
@@ -223,6 +244,8 @@ async def test_prefetch(dut):
         held = None
         for _ in range(int(rng.integers(1, 4))):
             held = await run_chunk(tb, g, bits, held=held, pf=True)
+            if rng.random() < 0.5:
+                await read_flipped(tb, g, bits, held)
             await ClockCycles(dut.clk, int(rng.integers(0, 3)))
         await run_chunk(tb, g, bits, held=held)
         assert int(dut.wr_busy.value) == 0
