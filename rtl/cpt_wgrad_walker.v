@@ -162,9 +162,9 @@ module cpt_wgrad_walker #(
     cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS),
                        .BANK_WORDS(BANK_WORDS), .LANES(XL)) x_former (
         .clk(clk), .rst(rst), .start(start), .own(own), .pf(pf), .flip(1'b0), .batch(batch_x[15:0]), .channels(c),
-        .cp(cp),
-        .width(width), .height(height), .kh(kh), .kw(kw), .stride(stride), .pad(pad), .bits(a_bits),
-        .geom_err(x_geom_err), .loaded(), .wr_busy(x_wr_busy), .s_valid(s_valid && !s_is_e), .s_ready(x_s_ready), .s_data(s_data),
+        .cp(cp), .width(width), .height(height), .kh(kh), .kw(kw), .stride(stride), .pad(pad), .bits(a_bits),
+        .geom_err(x_geom_err), .loaded(), .wr_busy(x_wr_busy), .s_valid(s_valid && !s_is_e), .s_ready(x_s_ready),
+        .s_data(s_data),
         .rq_valid(xq_valid), .rq_ready(xq_ready), .rq_i(xq_i), .rq_j(xq_j), .rq_c(xq_c), .rq_plane(xq_plane),
         .rq_word0({XL{16'd0}}), .rq_count({XL{kw_x[15:0]}}), .m_valid(xm_valid), .m_ready({XL{1'b1}}),
         .m_data(xm_data), .m_word(xm_word), .m_last(xm_last)
@@ -174,7 +174,8 @@ module cpt_wgrad_walker #(
                        .BANK_WORDS(BANK_WORDS)) e_former (
         .clk(clk), .rst(rst), .start(start), .own(own), .pf(pf), .batch(batch_x[15:0]), .channels(n_x[15:0]),
         .flip(e_flip), .cp(e_cp), .width(wo), .height(ho), .kh(2'd1), .kw(2'd1), .stride(2'd1), .pad(1'b0),
-        .bits(b_bits), .geom_err(e_geom_err), .loaded(), .wr_busy(e_wr_busy), .s_valid(s_valid && s_is_e), .s_ready(e_s_ready), .s_data(s_data),
+        .bits(b_bits), .geom_err(e_geom_err), .loaded(), .wr_busy(e_wr_busy), .s_valid(s_valid && s_is_e),
+        .s_ready(e_s_ready), .s_data(s_data),
         .rq_valid(eq_valid), .rq_ready(eq_ready), .rq_i(2'd0), .rq_j(2'd0), .rq_c(eq_c), .rq_plane(eq_plane),
         .rq_word0(16'd0), .rq_count(kw_x[15:0]), .m_valid(em_valid), .m_ready(1'b1), .m_data(em_data),
         .m_word(em_word), .m_last(em_last)
