@@ -170,7 +170,8 @@ module cpt_core #(
     reg               pf_valid, pf_buf, b_cur, b_hit;
     reg  [`CPT_KEY_W-1:0]  pf_key;
     // the weight gradient's prefetch (tied off without the engine): hint kept across calls, as the B prefetch's
-    localparam integer CV_KEY_W = 2 * AXI_AW + 7 * 32;
+    localparam integer CV_GEOM_W = 224;             // the seven 32-bit geometry registers of the key
+    localparam integer CV_KEY_W = 2 * AXI_AW + CV_GEOM_W;
     wire [CV_KEY_W-1:0] cv_call_key, cv_next_key;   // (a, b | next_a, next_b) and the geometry registers
     reg               cv_valid, wg_hit, cv_b_half;
     reg  [CV_KEY_W-1:0] cv_key;
@@ -502,7 +503,7 @@ module cpt_core #(
     );
     assign wg_run = conv_run && conv_wg;
     // the prefetch hint's key: the call's tensors (or the next call's) and every register of its geometry
-    wire [7*32-1:0] cv_geometry = {args[ARG_CONV +: 32], args[ARG_BATCH +: 32], args[ARG_CHANNELS +: 32],
+    wire [CV_GEOM_W-1:0] cv_geometry = {args[ARG_CONV +: 32], args[ARG_BATCH +: 32], args[ARG_CHANNELS +: 32],
                                    args[ARG_SIZE +: 32], args[ARG_BAND +: 32], args[ARG_A_BITS +: 32],
                                    args[ARG_B_BITS +: 32]};
     assign cv_call_key = {args[ARG_A +: AXI_AW], args[ARG_B +: AXI_AW], cv_geometry};
