@@ -12,7 +12,8 @@ measures what the Verilog twin (zc706 with ``conv_engine = true``, Verilator) ta
 1. For each distinct convolution of ResNet-74 (bench/resnet74_gemms.conv_layers) and each forward precision
    fw, the call of every GEMM class at CPT's precisions (forward (fw, fw), input gradient (8, fw) = 8-bit
    errors x fw-bit weights, weight gradient (fw, 8)) over ``--batch`` whole images, random codes, no
-   back-pressure -- each call the twin takes (``conv_calls.conv_status(cfg, call, twin=True)``; the others
+   back-pressure, int16 results (flags C16) where the call's worst case fits as the driver asks for them (the
+   forward at fw 3 everywhere, at fw 4 on the stem, stage 1 and the 1x1 downsamples) -- each call the twin takes (``conv_calls.conv_status(cfg, call, twin=True)``; the others
    are listed as not run).  Every result is compared byte for byte with the emulated device
    (sim/cpt_gemm/bench_cpt_gemm_conv.py, the system test's ``run_conv``).
 2. Per call: the twin's cycles (ap_start to ap_done), the design's model of the same call
@@ -35,6 +36,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,10 +49,12 @@ from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.hw.calls import ConvCall  # noqa: E402
 from cpt_hw.hw.config import HardwareConfig  # noqa: E402
 from cpt_hw.hw import emu_conv  # noqa: E402
-from cpt_hw.hw.conv_calls import ConvArgs, conv_status, encode_conv  # noqa: E402
+from cpt_hw.hw.conv_calls import ConvArgs, c16_fits, conv_status, encode_conv  # noqa: E402
+from cpt_hw.hw.regmap import CONV_FLAG_BITS  # noqa: E402
 from cpt_hw.hw.conv_model import ConvDesign, ConvShape, estimate  # noqa: E402
 
 OPS = ("fwd", "dgrad", "wgrad")
+C16 = 1 << CONV_FLAG_BITS["C16"]
 ITER_BATCH = 128
 
 
@@ -73,10 +77,12 @@ def layer_calls(batch: int, fws: list[int]) -> list[dict]:
 
 
 def spec_call(spec: dict) -> ConvCall:
-    """The call's registers (addresses 0, a wide window: the geometry is what matters here)."""
-    return ConvCall(0, 0, 0, 0, 0, 0, spec["a_bits"], spec["b_bits"], 0, 0, 1 << 30,
+    """The call's registers (addresses 0, a wide window: the geometry is what matters here), with flags C16 where
+    its worst case fits int16, as the driver sets it."""
+    call = ConvCall(0, 0, 0, 0, 0, 0, spec["a_bits"], spec["b_bits"], 0, 0, 1 << 30,
                     conv=encode_conv(spec["op"], spec["kh"], spec["kw"], spec["stride"], spec["padding"]),
                     batch=spec["batch"], channels=spec["c"] | spec["k"] << 16, size=spec["h"] | spec["w"] << 16)
+    return replace(call, flags=C16 if c16_fits(ConvArgs.decode(call)) else 0)
 
 
 def twin_runs(cfg: HardwareConfig, spec: dict) -> bool:
@@ -103,8 +109,9 @@ def iteration_cycles(cfg: HardwareConfig, spec: dict) -> int:
     """The design's model of the whole layer at batch 128, times how often the iteration runs it."""
     shape = ConvShape(ITER_BATCH, spec["c"], spec["k"], spec["h"], spec["w"], spec["kh"], spec["stride"],
                       spec["padding"])
+    narrow = spec_call({**spec, "batch": ITER_BATCH}).flags != 0     # C16 as the driver asks for it
     return estimate(cfg, spec["op"], shape, spec["a_bits"], spec["b_bits"],
-                    design=ConvDesign.for_config(cfg)).cycles * spec["count"]
+                    design=ConvDesign.for_config(cfg, narrow_results=narrow)).cycles * spec["count"]
 
 
 def run_twin(cfg: HardwareConfig, specs: list[dict], simulator: str) -> tuple[list[dict], float]:
@@ -115,7 +122,8 @@ def run_twin(cfg: HardwareConfig, specs: list[dict], simulator: str) -> tuple[li
     rtl_sim.build(cfg, simulator)
     t0 = time.time()
     res = rtl_sim.run(cfg, simulator, "bench_cpt_gemm_conv", toplevel="cpt_gemm", seed=1,
-                      extra_env={"CPT_HW_BENCH_CONV": json.dumps([{k: s[k] for k in keys if k in s} for s in specs])})
+                      extra_env={"CPT_HW_BENCH_CONV": json.dumps([{**{k: s[k] for k in keys if k in s},
+                                                                   "flags": spec_call(s).flags} for s in specs])})
     if not res.ok:
         raise SystemExit(res.summary())
     return res.records, time.time() - t0

@@ -3,10 +3,11 @@
 //
 // On `start` the conv arguments are sampled; 8 cycles later `done` pulses with `status`
 // (every bit of docs/registers.md, "Interface 4", except ERR_WINDOW) and the call's geometry.  The rule is
-// cpt_hw.hw.conv_calls.conv_status with twin=True: SUMS is ERR_CONV; C16, a row-plane wider than MAX_ROW_BITS
+// cpt_hw.hw.conv_calls.conv_status with twin=True: SUMS is ERR_CONV; a row-plane wider than MAX_ROW_BITS
 // (the former's ring slot) and the weight gradient's formers' limits are ERR_CONV where the tensor-buffer
 // check is made (the generator refuses a config in which that check could refuse anything else, so it is not
-// repeated here).
+// repeated here), as is C16 when the call's worst case K (2^a_bits - 1)(2^b_bits - 1) does not fit int16
+// (`narrow`: a legal C16 call, whose results cpt_setup and cpt_writer then size and write as int16).
 //
 // The call is then the GEMM of docs/architecture.md: M = batch x rows x Wo result rows, N = K output
 // channels, reduction kh kw Cp (`gm`, `gn`, `gk`), which cpt_core hands to cpt_setup as if they had been
@@ -137,7 +138,8 @@ module cpt_conv_setup #(
     output reg  [15:0]     dx_rows,             // the band's dX rows per image
     output reg             ph_dh,               // the phase's first dX row - band0 (0, 1)
     output reg             ph_rx,               // the phase's first dX column (0, 1)
-    output reg             ph_zero              // the phase has no taps: run it at a_bits = b_bits = 1
+    output reg             ph_zero,             // the phase has no taps: run it at a_bits = b_bits = 1
+    output reg             narrow               // C16: int16 results (meaningful when status is 0)
 );
     `include "cpt_gemm_regmap.vh"
 
@@ -254,7 +256,8 @@ module cpt_conv_setup #(
     wire wg_dim_late;                       // op 3's (below)
     wire wg_limits;
     wire dim_late = wgo ? wg_dim_late : {32'd0, n_out} > MAX_DIM48 || m48 > MAX_DIM48 || {23'd0, kred} > K_MAX48;
-    wire limits = flags[FLAG_C16] || row_bits > MAX_ROW_BITS || (wgo && wg_limits);
+    reg         c16_err;                    // C16 with a worst case beyond int16 (below)
+    wire limits = c16_err || row_bits > MAX_ROW_BITS || (wgo && wg_limits);
     wire geom = geom0 || (!geom0 && !dim0 && !fits) || (!geom0 && !dim0 && fits && band_err)
                 || (shape_ok && !dim_late && !bits_err && limits) || flags[FLAG_SUMS];
     wire dim = dim0 || (shape_ok && dim_late);
@@ -536,6 +539,7 @@ module cpt_conv_setup #(
                     dx_rows <= rows18[15:0];
                     ph <= 3'd0;
                     woff <= 18'd0;
+                    narrow <= flags[FLAG_C16];
                     done <= 1'b1;
                     state <= S_IDLE;
                 end
@@ -648,7 +652,26 @@ module cpt_conv_setup #(
         endcase
     end
 
-    wire unused = &{1'b0, ab32[31:`CPT_BITS_W], cp17[16], wo17[16], res_h[16], res_w[16], rows18[17:16], lo_s[19:16], hi_s[19:16],
+    // ---------------------------------------------------------------- C16's worst case (conv_calls.k_real)
+    // K (2^a_bits - 1)(2^b_bits - 1) >= 2^15, K = kh kw C (forward), kh kw K (input gradient) or the call's
+    // positions batch Ho Wo (weight gradient, = m48): K >= 2^15 overflows whatever the precisions (both >= 1),
+    // else a 15 x 16-bit product decides.  Only a call with clean geometry, ERR_DIM and ERR_BITS uses it.
+    // (2^a_bits - 1)(2^b_bits - 1) likewise: >= 2^15 overflows, else its low 15 bits enter the product.
+    reg  [31:0] c16_ab;                     // precisions <= OP_BITS <= 16
+    reg  [47:0] c16_k;
+    wire [15:0] c16_amax = ~(16'hFFFF << ab32[4:0]), c16_bmax = ~(16'hFFFF << bb32[4:0]);
+    wire [29:0] c16_worst = c16_k[14:0] * c16_ab[14:0];
+    wire [19:0] c16_taps = {16'd0, kh4} * {16'd0, kw4} * {4'd0, dg ? k_out : c_in};   // kh kw C or kh kw K
+    always @(posedge clk) begin
+        case (state)
+            S_2: c16_ab <= c16_amax * c16_bmax;
+            S_5: c16_k <= wgo ? m48 : {28'd0, c16_taps};
+            S_6: c16_err <= flags[FLAG_C16] && (c16_k[47:15] != 0 || c16_ab[31:15] != 0 || c16_worst[29:15] != 0);
+            default: ;
+        endcase
+    end
+
+    wire unused = &{1'b0, c16_worst[14:0], ab32[31:`CPT_BITS_W], cp17[16], wo17[16], res_h[16], res_w[16], rows18[17:16], lo_s[19:16], hi_s[19:16],
                     ecp17[16], erow_bits[32:LOG_D+RWE_W], eall68,
                     arg_b[AW-1:LOG_WB], arg_c[AW-1:LOG_WB], arg_sums[AW-1:LOG_WB],
                     p_skip68[67:AW], p_span68[67:AW], p_boff68[67:AW]};

@@ -177,6 +177,8 @@ module cpt_core #(
     reg  [CV_KEY_W-1:0] cv_key;
     wire              conv_pf, conv_pf_win_err, wg_wr_busy;
     wire              cv_hit = cv_valid && cv_call_key == cv_key;
+    wire              conv_c16;                 // the conv call's flags C16 (cpt_conv_setup; legal calls)
+    wire              c16 = is_conv && conv_c16; // int16 results: C's sizes (cpt_setup), addresses, the writer
 
     assign ap_idle = (kstate == K_IDLE);
     // ap_done is high during the one K_DONE cycle: the control block clears ap_start at the same edge
@@ -334,7 +336,7 @@ module cpt_core #(
         .arg_next_b(args[ARG_NEXT_B +: AXI_AW]), .arg_next_n(args[ARG_NEXT_N +: 32]),
         .arg_next_k(args[ARG_NEXT_K +: 32]), .arg_next_b_bits(args[ARG_NEXT_B_BITS +: 32]),
         .a_size_sel(is_conv), .a_size_in(conv_a_size), .b_size_sel(is_conv && (conv_wg || conv_b_size_sel)),
-        .b_size_in(conv_wg ? conv_e_size : conv_b_size),
+        .b_size_in(conv_wg ? conv_e_size : conv_b_size), .narrow(c16),
         .done(setup_done), .status(setup_status),
         .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits), .a_signed(a_signed), .b_signed(b_signed),
         .a_row_words(a_row_words), .b_col_words(b_col_words), .a_base(a_base), .b_base(b_base),
@@ -499,7 +501,7 @@ module cpt_core #(
         .pf_win_err(conv_pf_win_err),
         .phased(conv_phased), .b_first(conv_b_first), .b_size_sel(conv_b_size_sel), .b_size(conv_b_size),
         .ph_next(ph_next), .ph_done(ph_done), .ph_none(ph_none), .dx_w(cv_dx_w), .dx_rows(cv_dx_rows),
-        .ph_dh(cv_dh), .ph_rx(cv_rx), .ph_zero(conv_ph_zero)
+        .ph_dh(cv_dh), .ph_rx(cv_rx), .ph_zero(conv_ph_zero), .narrow(conv_c16)
     );
     assign wg_run = conv_run && conv_wg;
     // the prefetch hint's key: the call's tensors (or the next call's) and every register of its geometry
@@ -591,6 +593,7 @@ module cpt_core #(
     assign conv_pf_x_base = {AXI_AW{1'b0}};
     assign conv_pf_e_base = {AXI_AW{1'b0}};
     assign conv_pf_win_err = 1'b0;
+    assign conv_c16 = 1'b0;
     assign wg_wr_busy = 1'b0;
     assign cv_call_key = {CV_KEY_W{1'b0}};
     assign cv_next_key = {CV_KEY_W{1'b0}};
@@ -632,7 +635,7 @@ module cpt_core #(
     ) feeder (
         .clk(clk), .rst(rst), .start(run_start), .m(m), .n(n), .kw(kw), .a_bits(a_bits), .b_bits(b_bits),
         .a_signed(a_signed), .b_signed(b_signed), .a_row_words(a_row_words), .b_col_words(b_col_words),
-        .c_base(c_base), .c_tile_step(c_tile_step), .b_cur(b_cur),
+        .c_base(c_base), .c_tile_step(c_tile_step), .c16(c16), .b_cur(b_cur),
         .a_full(a_full), .b_full(b_full), .a_release(a_release), .a_release_half(a_release_half),
         .b_release(b_release), .rd_en(rd_en), .a_raddr(a_raddr), .b_raddr(b_raddr), .ctl(ctl),
         .b_mask(b_mask), .drain_busy(drain_busy), .last_emit(last_emit), .tile_full(tile_full),
@@ -673,7 +676,7 @@ module cpt_core #(
     /* verilator lint_on PINCONNECTEMPTY */
 
     cpt_writer #(.ROWS(ROWS), .COLS(COLS), .AXI_DW(AXI_DW), .AW(AXI_AW), .BURST_BEATS(BURST_BEATS)) writer (
-        .clk(clk), .rst(rst), .start(run_start), .c_stride(c_stride), .c_tile_span(c_tile_span),
+        .clk(clk), .rst(rst), .start(run_start), .c_stride(c_stride), .c_tile_span(c_tile_span), .c16(c16),
         .tile_empty(w_tile_empty), .tile_info(tile_out), .tile_pop(tile_pop), .row_delta(row_delta),
         .row_next(row_next),
         .row_pushed(fifo_push), .fifo_empty(fifo_empty), .fifo_dout(fifo_dout), .fifo_pop(fifo_pop),

@@ -39,6 +39,7 @@ module cpt_feeder #(
     input  wire [`CPT_RW_W-1:0]   b_col_words,
     input  wire [AW-1:0]          c_base,
     input  wire [AW-1:0]          c_tile_step,
+    input  wire                   c16,               // int16 results (a conv call's flags C16)
     input  wire                   b_cur,             // the B half holding this call's blocks
 
     input  wire [1:0]             a_full,
@@ -131,7 +132,7 @@ module cpt_feeder #(
     assign b_release = a_release && last_tile;
     wire [`CPT_POS_W-1:0] rows_left = m_w - m0;
     wire [`CPT_RV_W-1:0] rows_valid = (rows_left > ROWS_X) ? ROWS_X[`CPT_RV_W-1:0] : rows_left[`CPT_RV_W-1:0];
-    wire [AW-1:0] col_bytes = {{(AW-`CPT_POS_W){1'b0}}, col0} << `CPT_LOG_RESULT_BYTES;
+    wire [AW-1:0] col_bytes = ({{(AW-`CPT_POS_W){1'b0}}, col0} << `CPT_LOG_RESULT_BYTES) >> c16;
     assign tile_info = {last_col_tile && last_tile && last_block, rows_valid, c_row + col_bytes};
 
     // Columns of a column tile that exist in B (col0 + c < N).

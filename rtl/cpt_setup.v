@@ -3,7 +3,7 @@
 // On `start` the arguments are sampled; SETUP_CYCLES cycles later `done` pulses with `status` (the
 // error bits of docs/registers.md, 0 when the call may run) and the derived figures the engines use.
 // Sizes are those of cpt_driver.layout: size_A = M a_bits Kw D/8, size_B = N b_bits Kw D/8,
-// size_C = RESULT_W/8 M round_up(N, COLS).  ERR_WINDOW is only evaluated when M, N, K and the
+// size_C = RESULT_W/8 M round_up(N, COLS) (a conv call with C16, `narrow`: 2 M round_up(N, COLS)).  ERR_WINDOW is only evaluated when M, N, K and the
 // precisions are legal (otherwise the sizes mean nothing); every other bit is evaluated on its own.
 //
 // With flags bit PREFETCH_B the hint (next_b, next_n, next_k, next_b_bits) is checked like an operand
@@ -55,6 +55,8 @@ module cpt_setup #(
     // weights of all its phases -- b_size_in bytes from b.
     input  wire                   b_size_sel,
     input  wire [67:0]            b_size_in,
+    // C's elements are int16 (a conv call with flags C16; cpt_conv_setup's `narrow`)
+    input  wire                   narrow,
 
     output reg                    done,              // pulse
     output reg  [31:0]            status,
@@ -75,7 +77,7 @@ module cpt_setup #(
     output reg  [AW-1:0]          b_end,             // b + size_B
     output reg  [AW-1:0]          a_tile_bytes,      // ROWS rows of A
     output reg  [AW-1:0]          b_block_bytes,     // B_BLOCK_COLS columns of B
-    output reg  [AW-1:0]          c_stride,          // bytes per row of C: RESULT_W/8 round_up(N, COLS)
+    output reg  [AW-1:0]          c_stride,          // bytes per row of C: RESULT_W/8 (2: narrow) round_up(N, COLS)
     output reg  [AW-1:0]          c_tile_step,       // ROWS rows of C
     output reg  [AW-1:0]          c_tile_span,       // ROWS - 1 rows of C
     output reg                    pf_en,             // PREFETCH_B set (the hint is legal when status is 0)
@@ -92,11 +94,15 @@ module cpt_setup #(
 `ifdef CPT_CONV
     wire conv_a = a_size_sel;
     wire conv_b = b_size_sel;
+    wire c16 = narrow;
 `else
     wire conv_a = 1'b0;
     wire conv_b = 1'b0;
-    wire unused_conv = &{1'b0, a_size_sel, a_size_in, b_size_sel, b_size_in};
+    wire c16 = 1'b0;
+    wire unused_conv = &{1'b0, a_size_sel, a_size_in, b_size_sel, b_size_in, narrow};
 `endif
+    // elements of C to bytes: a shift by LOG_RESULT_BYTES, one less for int16 results
+    wire [1:0] c_shift = `CPT_LOG_RESULT_BYTES - {1'b0, c16};
     localparam integer WB = D / 8;              // bytes per D-bit word
     localparam integer LOG_WB = $clog2(WB);
     localparam integer LOG_D = $clog2(D);
@@ -216,9 +222,9 @@ module cpt_setup #(
                 S_MUL2: begin
                     size_a <= conv_a ? a_size_in : (m * a_row_words) << LOG_WB;
                     size_b <= conv_b ? b_size_in : (n * b_col_words) << LOG_WB;
-                    size_c <= (m * stride_elems) << `CPT_LOG_RESULT_BYTES;
+                    size_c <= (m * stride_elems) << c_shift;
                     size_pf <= (pf_cols * pf_col_words) << LOG_WB;
-                    c_stride <= stride_elems[AW-1:0] << `CPT_LOG_RESULT_BYTES;
+                    c_stride <= stride_elems[AW-1:0] << c_shift;
                     a_tile_bytes <= (ROWS * a_row_words) << LOG_WB;
                     b_block_bytes <= (B_BLOCK_COLS * b_col_words) << LOG_WB;
                     state <= S_CHECK;

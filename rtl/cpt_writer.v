@@ -10,6 +10,10 @@
 // (length, row end) into a queue the W side follows.  The B side counts outstanding bursts and notes
 // error responses.  `done` pulses once the final tile is written and every response is in.
 //
+// A conv call with flags C16 (`c16`) writes int16 results: each row's COLS words are cut to their low 16 bits (the
+// call's worst case fits, cpt_conv_setup) and packed into ROW_BEATS / 2 beats (COLS x 16 is whole beats on every
+// config the engine is generated for: cpt_hw.gen.rtl.check); c_stride and the tile addresses are then int16's.
+//
 // A stride-2 input gradient's phase writes its result rows 2 apart (and across dX rows): cpt_conv_rows
 // follows the rows (row_next: a row is closed) and gives each its offset from the linear address, row_delta
 // (0 for every other call).
@@ -30,6 +34,7 @@ module cpt_writer #(
     input  wire                          start,
     input  wire [AW-1:0]                 c_stride,          // bytes per row of C
     input  wire [AW-1:0]                 c_tile_span,       // (ROWS - 1) * c_stride
+    input  wire                          c16,               // int16 results (a conv call's flags C16)
 
     input  wire                          tile_empty,
     input  wire [`CPT_TI_W-1:0]          tile_info,         // {final, rows valid, address of row 0}
@@ -64,6 +69,7 @@ module cpt_writer #(
     localparam integer LOG_BYTES = $clog2(BYTES);
     localparam integer ROW_BEATS = COLS * `CPT_RESULT_W / AXI_DW;
     localparam integer RB_W = $clog2(ROW_BEATS + 1);
+    localparam integer ROW_BEATS16 = ROW_BEATS / 2;          // int16 results: half the beats
 
     initial begin
         if (AW + `CPT_RV_W + 1 != `CPT_TI_W) begin
@@ -142,7 +148,7 @@ module cpt_writer #(
                 if (row_valid) begin
                     in_row <= 1'b1;
                     cur <= row_addr + row_delta;
-                    left <= ROW_BEATS[RB_W-1:0];
+                    left <= c16 ? ROW_BEATS16[RB_W-1:0] : ROW_BEATS[RB_W-1:0];
                 end else begin
                     q_in <= {1'b1, 1'b1, 9'd0};
                     q_push <= 1'b1;
@@ -181,7 +187,17 @@ module cpt_writer #(
     assign q_pop = take_burst || take_skip;
     assign fifo_pop = take_skip || (w_ending && w_row_end);
     assign m_axi_wvalid = w_busy;
-    assign m_axi_wdata = fifo_dout[w_beat * AXI_DW +: AXI_DW];
+    // int16 results: the low halves of the row's words, packed (zeros above them: never addressed)
+    wire [COLS*`CPT_RESULT_W-1:0] packed16;
+    genvar ci;
+    generate
+        for (ci = 0; ci < COLS; ci = ci + 1) begin : p16
+            assign packed16[ci * 16 +: 16] = fifo_dout[ci * `CPT_RESULT_W +: 16];
+        end
+    endgenerate
+    assign packed16[COLS*`CPT_RESULT_W-1:COLS*16] = {(COLS * (`CPT_RESULT_W - 16)){1'b0}};
+    wire [COLS*`CPT_RESULT_W-1:0] row_data = c16 ? packed16 : fifo_dout;
+    assign m_axi_wdata = row_data[w_beat * AXI_DW +: AXI_DW];
     assign m_axi_wstrb = {(AXI_DW/8){1'b1}};
     assign m_axi_wlast = (w_left == 1);
 

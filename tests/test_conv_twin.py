@@ -1,7 +1,7 @@
 """The Verilog twin's conv-call rule (conv_calls.conv_status with twin=True) and the arithmetic its setup uses.
 
 The twin runs forward calls, input gradients (at stride 2 phase by phase) and weight gradients of whole images;
-its status must equal the emulator's on every such call without SUMS or C16 whose rows fit its former, which
+its status must equal the emulator's on every such call without SUMS whose rows fit its former, which
 holds because the generator renders the twin only when no such call can overflow the tensor buffer
 (cpt_hw.gen.rtl.twin_line_buffer_bound, and for weight gradients twin_wgrad_buf_words words of D bits in half of
 it).  rtl/cpt_conv_setup.v finds the input rows a band reaches from
@@ -33,6 +33,7 @@ from cpt_hw.hw.golden import conv_output_size
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, FLAG_BITS, STATUS_BITS
 
 ERR = {name: 1 << bit for name, bit in {**STATUS_BITS, **CONV_STATUS_BITS}.items()}
+C16 = 1 << CONV_FLAG_BITS["C16"]
 CONFIGS = [HardwareConfig.from_preset(p, {"conv_engine": True}) for p in ("sim", "zc706")]
 
 
@@ -81,11 +82,12 @@ def test_twin_limits(cfg):
     sums = 1 << CONV_FLAG_BITS["SUMS"]
     assert conv_status(cfg, fwd_call(flags=sums), twin=True) == ERR["ERR_CONV"]
     assert conv_status(cfg, fwd_call(flags=sums), twin=False) == 0
-    c16 = 1 << CONV_FLAG_BITS["C16"]
-    assert conv_status(cfg, fwd_call(flags=c16, a_bits=1, b_bits=1)) == 0
-    assert conv_status(cfg, fwd_call(flags=c16, a_bits=1, b_bits=1), twin=True) == ERR["ERR_CONV"]
+    # C16 as the design: run within int16, ERR_CONV beyond (fwd_call: kh kw C = 72 products)
+    for bits, want in ((1, 0), (8, ERR["ERR_CONV"])):
+        call = fwd_call(flags=C16, a_bits=bits, b_bits=bits)
+        assert conv_status(cfg, call, twin=True) == want == conv_status(cfg, call)
     # C16 is checked where the emulator checks it: not when ERR_DIM is set
-    assert conv_status(cfg, fwd_call(flags=c16, batch=0), twin=True) == ERR["ERR_DIM"]
+    assert conv_status(cfg, fwd_call(flags=C16, batch=0), twin=True) == ERR["ERR_DIM"]
     wide = twin_row_bits(cfg) // 8 + 1                       # C = 8: Cp = 8
     assert conv_status(cfg, fwd_call(w=wide, h=3, batch=1, a_bits=1)) == 0
     assert conv_status(cfg, fwd_call(w=wide, h=3, batch=1, a_bits=1), twin=True) == ERR["ERR_CONV"]
@@ -94,7 +96,7 @@ def test_twin_limits(cfg):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
 def test_twin_equals_emulator_on_forward_calls_that_fit(cfg):
-    """Random forward geometries (legal or not): without SUMS and C16 and with rows that fit the former, the
+    """Random forward geometries (legal or not): without SUMS and with rows that fit the former, the
     twin's status is the emulator's (so the line-buffer check is never needed in the RTL)."""
     assert twin_line_buffer_bound(cfg) <= cfg.tensor_buffer_bits
     rng = np.random.default_rng(17)
@@ -105,7 +107,7 @@ def test_twin_equals_emulator_on_forward_calls_that_fit(cfg):
         call = fwd_call(batch=int(rng.integers(0, 4)), c=c, k=int(rng.integers(0, 70)), h=int(rng.integers(0, 300)),
                         w=w, kh=int(rng.integers(0, 5)), kw=int(rng.integers(0, 5)), stride=int(rng.integers(0, 4)),
                         padding=int(rng.integers(0, 3)), a_bits=int(rng.integers(0, 10)),
-                        b_bits=int(rng.integers(1, 9)), flags=int(rng.integers(0, 4)),
+                        b_bits=int(rng.integers(1, 9)), flags=int(rng.integers(0, 4)) | C16 * (rng.random() < 0.3),
                         band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.3 else (0, 0))
         if w * channel_pitch(c, cfg.dot_width) > twin_row_bits(cfg):
             continue
@@ -145,9 +147,9 @@ def test_twin_dgrad_limits(cfg):
     sums = 1 << CONV_FLAG_BITS["SUMS"]
     assert conv_status(cfg, dgrad_call(flags=sums), twin=True) == ERR["ERR_CONV"] == conv_status(cfg, dgrad_call(
         flags=sums))
-    c16 = 1 << CONV_FLAG_BITS["C16"]
-    assert conv_status(cfg, dgrad_call(flags=c16, a_bits=1, b_bits=1)) == 0
-    assert conv_status(cfg, dgrad_call(flags=c16, a_bits=1, b_bits=1), twin=True) == ERR["ERR_CONV"]
+    for bits, want in ((1, 0), (8, ERR["ERR_CONV"])):
+        call = dgrad_call(flags=C16, a_bits=bits, b_bits=bits)
+        assert conv_status(cfg, call, twin=True) == want == conv_status(cfg, call)
     # the former holds E's rows: Wo pixels of Cp(K) = 8 bits (3x3 pad 1: Wo = W)
     wide = twin_row_bits(cfg) // 8 + 1
     assert conv_status(cfg, dgrad_call(w=wide, h=3, batch=1, a_bits=1)) == 0
@@ -159,7 +161,7 @@ def test_twin_dgrad_limits(cfg):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
 def test_twin_equals_emulator_on_stride1_dgrad_calls_that_fit(cfg):
-    """Random stride-1 input-gradient geometries (legal or not): without SUMS and C16 and with E rows that fit
+    """Random stride-1 input-gradient geometries (legal or not): without SUMS and with E rows that fit
     the former, the twin's status is the emulator's."""
     assert twin_line_buffer_bound(cfg) <= cfg.tensor_buffer_bits
     rng = np.random.default_rng(23)
@@ -171,7 +173,7 @@ def test_twin_equals_emulator_on_stride1_dgrad_calls_that_fit(cfg):
         call = dgrad_call(batch=int(rng.integers(0, 4)), c=int(rng.integers(0, 70)), k=k, h=int(rng.integers(0, 300)),
                           w=w, kh=int(rng.integers(0, 5)), kw=kw, stride=1, padding=padding,
                           a_bits=int(rng.integers(0, 10)), b_bits=int(rng.integers(1, 9)),
-                          flags=int(rng.integers(0, 4)),
+                          flags=int(rng.integers(0, 4)) | C16 * (rng.random() < 0.3),
                           band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.3 else (0, 0))
         if conv_output_size(w, kw, 1, padding) * channel_pitch(k, cfg.dot_width) > twin_row_bits(cfg):
             continue
@@ -221,7 +223,6 @@ def test_twin_wgrad_limits(cfg):
         "Cp(K) = 3D": dict(k=2 * d + 1, h=4, w=2, batch=1, b_bits=1),
         "X chunk": dict(c=d, a_bits=8, h=buf // (8 * d) + 1, w=1, batch=1, kh=1, kw=1, padding=0),
         "E chunk": dict(k=d, b_bits=8, c=1, a_bits=1, h=buf // (8 * d) + 1, w=1, batch=1, kh=1, kw=1, padding=0),
-        "C16": dict(flags=1 << flag["C16"], a_bits=1, b_bits=1),
         "SUMS": dict(flags=1 << flag["SUMS"]),
     }
     if cfg.k_max >= 65 * d:     # the banks bind only where a call may have that many positions (not on sim)
@@ -232,7 +233,11 @@ def test_twin_wgrad_limits(cfg):
         call = wgrad_call(**fields)
         assert conv_status(cfg, call) == 0, name
         assert conv_status(cfg, call, twin=True) == ERR["ERR_CONV"], name
-        assert not formers_take(cfg, call) or name in ("C16", "SUMS"), name
+        assert not formers_take(cfg, call) or name == "SUMS", name
+    # C16 as the design: within int16 it runs, beyond it both refuse
+    for bits, want in ((1, 0), (8, ERR["ERR_CONV"])):
+        call = wgrad_call(flags=C16, a_bits=bits, b_bits=bits)
+        assert conv_status(cfg, call, twin=True) == want == conv_status(cfg, call)
     # the twin prefetches like the design: the hint is checked as the emulator checks it
     pf = replace(wgrad_call(flags=1 << flag["PREFETCH_B"]), win_limit=1 << 20, next_a=0x20000,
                  next_b=0x40000)
@@ -278,7 +283,7 @@ def test_wgrad_bank_words_count_the_formers_addresses(d):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
 def test_twin_equals_emulator_on_wgrad_calls_the_formers_take(cfg):
-    """Random weight-gradient geometries (legal or not): without SUMS, C16 and PREFETCH_B and within the formers'
+    """Random weight-gradient geometries (legal or not): without SUMS and PREFETCH_B and within the formers'
     limits the twin's status is the emulator's (so the X-chunk check is never needed in the RTL); and the twin
     never runs a call the emulator refuses."""
     assert twin_wgrad_buf_words(cfg) * cfg.dot_width <= cfg.tensor_buffer_bits // 2
@@ -291,7 +296,7 @@ def test_twin_equals_emulator_on_wgrad_calls_the_formers_take(cfg):
                           w=int(rng.integers(0, d + 3)), kh=int(rng.integers(0, 4)), kw=int(rng.integers(0, 4)),
                           stride=int(rng.integers(0, 3)), padding=int(rng.integers(0, 3)),
                           a_bits=int(rng.integers(0, 10)), b_bits=int(rng.integers(1, 9)),
-                          flags=int(rng.integers(0, 4)),
+                          flags=int(rng.integers(0, 4)) | C16 * (rng.random() < 0.3),
                           band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.2 else (0, 0))
         twin = conv_status(cfg, call, twin=True)
         if twin == 0:
@@ -361,7 +366,7 @@ def test_stride2_phases():
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
 def test_twin_equals_emulator_on_stride2_dgrad_calls_that_fit(cfg):
-    """Random stride-2 input-gradient geometries (legal or not): without SUMS and C16 and with E rows that fit
+    """Random stride-2 input-gradient geometries (legal or not): without SUMS and with E rows that fit
     the former, the twin's status is the emulator's (the reduction checked is the largest phase's)."""
     assert twin_line_buffer_bound(cfg) <= cfg.tensor_buffer_bits
     rng = np.random.default_rng(29)
@@ -373,7 +378,7 @@ def test_twin_equals_emulator_on_stride2_dgrad_calls_that_fit(cfg):
         call = dgrad_call(batch=int(rng.integers(0, 4)), c=int(rng.integers(0, 70)), k=k, h=int(rng.integers(0, 300)),
                           w=w, kh=int(rng.integers(0, 5)), kw=kw, stride=2, padding=padding,
                           a_bits=int(rng.integers(0, 10)), b_bits=int(rng.integers(1, 9)),
-                          flags=int(rng.integers(0, 4)),
+                          flags=int(rng.integers(0, 4)) | C16 * (rng.random() < 0.3),
                           band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.3 else (0, 0))
         if conv_output_size(w, kw, 2, padding) * channel_pitch(k, cfg.dot_width) > twin_row_bits(cfg):
             continue

@@ -79,9 +79,6 @@ def buffer_bram36(cfg: HardwareConfig) -> int:
 
 def check(cfg: HardwareConfig) -> None:
     """Refuse a config the HLS kernel cannot implement, naming the field and the rule."""
-    if cfg.conv_engine and cfg.cols * 16 % cfg.axi_data_width:
-        raise ConfigError(f"cols = {cfg.cols}: with conv_engine an int16 result-tile row (cols x 16 bits, flags C16) "
-                          f"must be whole {cfg.axi_data_width}-bit bus beats")
     part = cfg.part_info
     luts = cfg.peak_binary_ops_per_cycle * LUTS_PER_POPCOUNT_BIT
     if luts > part.lut:

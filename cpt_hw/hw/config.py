@@ -144,6 +144,9 @@ class HardwareConfig:
         r("cols", (self.cols * RESULT_BITS) % self.axi_data_width == 0,
           f"cols x {RESULT_BITS} must be a multiple of axi_data_width = {self.axi_data_width} "
           "(a result tile row is whole bus beats)")
+        r("cols", not self.conv_engine or (self.cols * 16) % self.axi_data_width == 0,
+          f"with conv_engine, cols x 16 must be a multiple of axi_data_width = {self.axi_data_width} (a row of int16 "
+          "results, flags C16, is whole bus beats)")
         r("b_block_cols", self.b_block_cols % self.cols == 0, f"must be a multiple of cols = {self.cols}")
         r("burst_beats", self.burst_beats * self.axi_data_width // 8 <= 4096,
           "burst_beats x axi_data_width/8 must be <= 4096 bytes (AXI 4 KiB boundary)")

@@ -248,9 +248,10 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
     """The status a conv call (op 1..3) returns on ``cfg`` (0: it runs); see docs/registers.md, Interface 4.
 
     ``twin=True``: the Verilog twin's status, which adds its limits (docs/registers.md, "The Verilog twin"):
-    SUMS is ERR_CONV like SUMS in an input-gradient call; C16, a streamed row-plane (X; E of an input gradient)
-    wider than :func:`twin_row_bits`, and a weight gradient its formers do not take (:func:`_twin_wgrad_err`) are
-    ERR_CONV where the tensor-buffer check is made.  The prefetch hint is checked as the design checks it.  The line-buffer and X-chunk checks themselves can then never refuse
+    SUMS is ERR_CONV like SUMS in an input-gradient call; a streamed row-plane (X; E of an input gradient) wider
+    than :func:`twin_row_bits` and a weight gradient its formers do not take (:func:`_twin_wgrad_err`) are ERR_CONV
+    where the tensor-buffer check is made, as is C16 beyond int16 (the design's rule).  The prefetch hint is
+    checked as the design checks it.  The line-buffer and X-chunk checks themselves can then never refuse
     (``cpt_hw.gen.rtl.check`` makes sure of that for every config it renders).
     """
     g = ConvArgs.decode(call)
@@ -298,15 +299,26 @@ def _buffer_or_width_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
             return True
     elif line_buffer_bits(cfg, g.op, shape, g.a_bits) > cfg.tensor_buffer_bits:
         return True
-    worst = g.k_real() * ((1 << g.a_bits) - 1) * ((1 << g.b_bits) - 1)
-    return g.flag("C16") and worst >= 1 << 15
+    return _c16_err(g)
+
+
+def c16_fits(g: ConvArgs) -> bool:
+    """Whether the call's worst case K (2^a_bits - 1)(2^b_bits - 1) fits int16: C16 is legal (the driver asks for
+    it exactly then)."""
+    return g.k_real() * ((1 << g.a_bits) - 1) * ((1 << g.b_bits) - 1) < 1 << 15
+
+
+def _c16_err(g: ConvArgs) -> bool:
+    """C16 with a worst case beyond int16."""
+    return g.flag("C16") and not c16_fits(g)
 
 
 def _twin_limits_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
-    """The Verilog twin's ERR_CONV in place of :func:`_buffer_or_width_err`: C16 (not built), a row-plane of the
-    tensor it forms from (X; E of an input gradient: Wo pixels of K channels) wider than its former's ring slot."""
+    """The Verilog twin's ERR_CONV in place of :func:`_buffer_or_width_err`: C16 as the design (its worst case), a
+    row-plane of the tensor it forms from (X; E of an input gradient: Wo pixels of K channels) wider than its
+    former's ring slot, a weight gradient its formers do not take."""
     width = g.wo if g.op == "dgrad" else g.w
-    return g.flag("C16") or width * channel_pitch(g.a_channels, cfg.dot_width) > twin_row_bits(cfg) \
+    return _c16_err(g) or width * channel_pitch(g.a_channels, cfg.dot_width) > twin_row_bits(cfg) \
         or (g.op == "wgrad" and _twin_wgrad_err(cfg, g))
 
 

@@ -1,7 +1,7 @@
 """Benchmark driver (not a test of a module): runs the conv calls listed in CPT_HW_BENCH_CONV on the twin.
 
 CPT_HW_BENCH_CONV is a JSON list of calls, each a dict of ``test_cpt_gemm_conv.place``'s keywords (op, batch,
-c, k, h, w, kh, kw, stride, padding, a_bits, b_bits, a_signed, b_signed) plus ``name``; each runs without
+c, k, h, w, kh, kw, stride, padding, a_bits, b_bits, a_signed, b_signed, flags) plus ``name``; each runs without
 back-pressure, is checked byte for byte against the emulated device (``test_cpt_gemm_conv.run_conv``) and
 recorded (the twin's cycles next to the design's model and the HLS busy count) for bench/bench_conv_twin.py.
 

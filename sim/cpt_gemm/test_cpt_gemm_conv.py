@@ -32,7 +32,8 @@ from cpt_hw.hw import emu_conv, golden, hls_cycles
 from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import setup_cycles
-from cpt_hw.hw.conv_calls import ConvArgs, conv_status, encode_conv, operand_ranges, twin_row_bits, twin_wgrad_buf_words
+from cpt_hw.hw.conv_calls import (ConvArgs, c16_fits, conv_status, encode_conv, operand_ranges, twin_row_bits,
+                                  twin_wgrad_buf_words)
 from cpt_hw.hw.conv_model import pack_tensor
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
 from sim import runner
@@ -51,6 +52,7 @@ ERR_CONV = 1 << 6
 #: Cycles rtl/cpt_conv_setup.v adds to a conv call before cpt_setup (measured: every refused conv call takes
 #: this plus cycle_model.setup_cycles).
 CONV_SETUP_CYCLES = 9
+C16 = 1 << CONV_FLAG_BITS["C16"]          # flags: int16 results
 
 
 def config(name: str) -> HardwareConfig:
@@ -166,15 +168,16 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str, keep: bool = False,
     emu_conv.execute(cfg, g, views[0], views[1], want, None)
     got = after[c_addr:c_addr + c_bytes]
     if not np.array_equal(got, want):
-        bad = np.flatnonzero(got.view("<i4") != want.view("<i4"))
-        raise AssertionError(f"{name}: {bad.size} of {c_bytes // 4} result words differ, first at word {bad[0]}: "
-                             f"twin {got.view('<i4')[bad[0]]}, emulator {want.view('<i4')[bad[0]]}")
+        dtype = "<i2" if g.flag("C16") else "<i4"
+        bad = np.flatnonzero(got.view(dtype) != want.view(dtype))
+        raise AssertionError(f"{name}: {bad.size} of {c_bytes // g.result_bytes_per()} results differ, first at "
+                             f"{bad[0]}: twin {got.view(dtype)[bad[0]]}, emulator {want.view(dtype)[bad[0]]}")
     changed = np.flatnonzero(before != after)
     stray = changed[(changed < c_addr) | (changed >= c_addr + c_bytes)]
     assert stray.size == 0, f"{name}: {stray.size} bytes outside C changed"
     record(name=name + tb.variant, op=g.op, batch=g.batch, c=g.c, k=g.k, h=g.h, w=g.w, kh=g.kh, kw=g.kw,
            stride=g.stride, padding=g.padding, band=[g.band0, g.band_rows], a_bits=g.a_bits, b_bits=g.b_bits,
-           m=g.m, status=0, cycles=cycles, model_cycles=emu_conv.call_cycles(cfg, g),
+           c16=g.flag("C16"), m=g.m, status=0, cycles=cycles, model_cycles=emu_conv.call_cycles(cfg, g),
            useful_ops=useful_ops(g),
            hls_cycles=hls_cycles.conv_cycles(cfg, g), backpressure=tb.backpressure)
     if not keep:
@@ -187,7 +190,7 @@ def twin_takes(rng: np.random.Generator, cfg: HardwareConfig, g: dict) -> bool:
     more rows, 30 %; never a weight gradient, which the twin runs on whole images only), and says whether the
     twin takes the call (conv_status with twin=True is 0)."""
     op = g.get("op", "fwd")
-    probe = ConvCall(0, 0, 0, 0, 0, 0, g["a_bits"], g["b_bits"], 0, 0, 1 << 40,
+    probe = ConvCall(0, 0, 0, 0, 0, 0, g["a_bits"], g["b_bits"], g.get("flags", 0), 0, 1 << 40,
                      conv=encode_conv(op, g["kh"], g["kw"], g["stride"], g["padding"]), batch=g["batch"],
                      channels=g["c"] | g["k"] << 16, size=g["h"] | g["w"] << 16)
     rows = ConvArgs.decode(probe).ho if op == "fwd" else g["h"]  # forward: Ho; input gradient: dX's H
@@ -204,7 +207,7 @@ def random_call(rng: np.random.Generator, cfg: HardwareConfig, op: str = "fwd", 
     images, the streamed tensor's channels (X: C; E of an input gradient: K) in {1, 2, 3, 5, 8, D, D + 3}
     (Cp < D, = D and 2D), the result's columns (K; C of an input gradient) spanning one to three B blocks, H, W
     1..7, 1x1 or 3x3 (any kh x kw with probability p_any_kernel), stride 1/2, padding 0/1, precisions 1..8,
-    signed and unsigned."""
+    signed and unsigned; int16 results (C16) half the time where the worst case fits, as the driver asks."""
     pitches = [1, 2, 3, 5, 8, cfg.dot_width, cfg.dot_width + 3]
     while True:
         kh = kw = int(rng.choice([1, 3]))
@@ -218,8 +221,18 @@ def random_call(rng: np.random.Generator, cfg: HardwareConfig, op: str = "fwd", 
                  stride=int(rng.integers(1, 3)), padding=int(rng.integers(0, 2)),
                  a_bits=int(rng.integers(1, cfg.operand_bits + 1)), b_bits=int(rng.integers(1, cfg.operand_bits + 1)),
                  a_signed=bool(rng.integers(2)), b_signed=bool(rng.integers(2)))
+        if rng.random() < 0.5:
+            g["flags"] = c16_if_fits(g)
         if twin_takes(rng, cfg, g):
             return g
+
+
+def c16_if_fits(g: dict) -> int:
+    """Flags C16 for call ``g`` (random_call's fields) where its worst case fits int16, else 0."""
+    probe = ConvCall(0, 0, 0, 0, 0, 0, g["a_bits"], g["b_bits"], 0, 0, 0,
+                     conv=encode_conv(g["op"], g["kh"], g["kw"], g["stride"], g["padding"]), batch=g["batch"],
+                     channels=g["c"] | g["k"] << 16, size=g["h"] | g["w"] << 16)
+    return C16 if c16_fits(ConvArgs.decode(probe)) else 0
 
 
 def random_forward(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
@@ -232,7 +245,7 @@ def random_forward(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
 async def test_conv_fixed(dut, backpressure: bool):
     """Fixed edge shapes: the stem (C = 3, Cp = 4), 1x1 stride 2, Cp = D and 2D (a row of several words), a tile
     crossing output rows and images, several B blocks, a band, a band that reaches no stored row (zeros from
-    padding only), W = 1."""
+    padding only), W = 1; int16 results (C16) over several B blocks and in a band at stride 2."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
     rng = seeded_rng("conv_fixed")
@@ -246,6 +259,10 @@ async def test_conv_fixed(dut, backpressure: bool):
         dict(batch=3, c=2, k=1, h=4, w=1, kh=3, kw=1, stride=1, padding=1, a_bits=8, b_bits=8),
         dict(batch=2, c=16, k=7, h=6, w=5, kh=3, kw=3, stride=2, padding=1, a_bits=5, b_bits=6, band=(1, 2)),
         dict(batch=1, c=4, k=2, h=3, w=4, kh=1, kw=1, stride=2, padding=1, a_bits=1, b_bits=1, band=(0, 1)),
+        # int16 results (C16): several B blocks (a column tile's offset), a band
+        dict(batch=2, c=3, k=2 * cfg.b_block_cols + 1, h=4, w=5, kh=3, kw=3, stride=1, padding=1, a_bits=3,
+             b_bits=3, flags=C16),
+        dict(batch=1, c=5, k=3, h=6, w=5, kh=3, kw=3, stride=2, padding=1, a_bits=2, b_bits=4, band=(1, 2), flags=C16),
     ]
     for i, s in enumerate(shapes):
         call = place(tb, rng, a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), **s)
@@ -287,7 +304,7 @@ async def test_dgrad_fixed(dut, backpressure: bool):
         dict(batch=2, c=3, k=d + 5, h=3, w=4, kh=1, kw=1, padding=1, a_bits=6, b_bits=7),
         dict(batch=3, c=2, k=2, h=4, w=1, kh=3, kw=1, padding=1, a_bits=8, b_bits=8, band=(1, 2)),
         dict(batch=1, c=7, k=16, h=6, w=5, kh=3, kw=3, padding=1, a_bits=5, b_bits=6, band=(2, 0)),
-        dict(batch=1, c=1, k=1, h=3, w=3, kh=1, kw=1, padding=1, a_bits=1, b_bits=1, band=(2, 1)),
+        dict(batch=1, c=1, k=1, h=3, w=3, kh=1, kw=1, padding=1, a_bits=1, b_bits=1, band=(2, 1), flags=C16),
     ]
     for i, s in enumerate(shapes):
         call = place(tb, rng, op="dgrad", stride=1, a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), **s)
@@ -312,7 +329,7 @@ def stride2_dgrad(cfg: HardwareConfig) -> list[dict]:
         dict(batch=1, c=3, k=d + 5, h=4, w=5, kh=1, kw=1, padding=1, a_bits=2, b_bits=6),
         dict(batch=2, c=3, k=5, h=6, w=4, kh=2, kw=3, padding=1, a_bits=5, b_bits=4, band=(1, 3)),
         dict(batch=3, c=2, k=2, h=5, w=1, kh=3, kw=1, padding=1, a_bits=8, b_bits=8, band=(2, 1)),
-        dict(batch=1, c=6, k=4, h=5, w=4, kh=1, kw=1, padding=0, a_bits=1, b_bits=1, band=(1, 2)),
+        dict(batch=1, c=6, k=4, h=5, w=4, kh=1, kw=1, padding=0, a_bits=1, b_bits=1, band=(1, 2), flags=C16),
         dict(batch=1, c=7, k=16, h=7, w=6, kh=3, kw=3, padding=1, a_bits=6, b_bits=7, band=(3, 0)),
         dict(batch=1, c=2, k=cfg.k_max // 4, h=3, w=3, kh=3, kw=3, padding=1, a_bits=2, b_bits=2),
     ]
@@ -357,7 +374,7 @@ async def test_wgrad_fixed(dut, backpressure: bool):
              b_bits=4),
         dict(batch=1, c=d, k=3, h=3, w=3, kh=1, kw=1, stride=1, padding=0, a_bits=3, b_bits=5),
         dict(batch=1, c=d + 3, k=2, h=3, w=2, kh=1, kw=1, stride=2, padding=0, a_bits=1, b_bits=7),
-        dict(batch=3, c=1, k=1, h=2, w=3, kh=1, kw=1, stride=1, padding=1, a_bits=1, b_bits=1),
+        dict(batch=3, c=1, k=1, h=2, w=3, kh=1, kw=1, stride=1, padding=1, a_bits=1, b_bits=1, flags=C16),
         dict(batch=1, c=2, k=1, h=5, w=4, kh=3, kw=3, stride=1, padding=1, a_bits=8, b_bits=8),
     ]
     for i, s in enumerate(shapes):
@@ -434,9 +451,10 @@ async def test_dgrad_sizes(dut):
 @cocotb.test(timeout_time=400, timeout_unit="ms")
 @cocotb.parametrize(backpressure=BACKPRESSURE)
 async def test_conv_refused(dut, backpressure: bool):
-    """Every case of hls_conv_vectors.REFUSED_CONV and the twin's own limits (SUMS, C16, a row wider than the
-    former's, also an input gradient's E row; weight gradients its formers do not take) returns
-    conv_status(twin=True) without a bus request; a GEMM call (op 0) and a forward call still run after them."""
+    """Every case of hls_conv_vectors.REFUSED_CONV (C16 beyond int16 among them, here also of the other ops) and
+    the twin's own limits (SUMS, a row wider than the former's, also an input gradient's E row; weight gradients
+    its formers do not take) returns conv_status(twin=True) without a bus request; a GEMM call (op 0) and a
+    forward call still run after them."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
     rng = seeded_rng("conv_refused")
@@ -467,17 +485,18 @@ async def test_conv_refused(dut, backpressure: bool):
                                                    "size": chunk_h | 1 << 16}),
         ("wgrad E chunk above the former's rows", {"conv": wgrad1, "batch": 1, "channels": 3 | d << 16, "b_bits": 8,
                                                    "size": chunk_h | 1 << 16}),
-        ("wgrad C16", {"conv": wgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
+        ("C16 beyond int16, wgrad", {"conv": wgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 8,
+                                     "b_bits": 8}),
         ("wgrad SUMS", {"conv": wgrad, "flags": base.flags | 1 << flag["SUMS"], "sums": base.c}),
         ("prefetch hint: next_a misaligned", {"conv": wgrad, "flags": base.flags | 1 << flag["PREFETCH_B"],
                                                  "next_a": base.a + 1, "next_b": base.b}),
         ("prefetch hint: next_b outside the window", {"conv": wgrad, "flags": base.flags | 1 << flag["PREFETCH_B"],
                                                          "next_a": base.a, "next_b": base.win_limit}),
-        ("dgrad C16", {"conv": dgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
+        ("C16 beyond int16, dgrad", {"conv": dgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 8,
+                                     "b_bits": 8}),
         ("dgrad E row wider than the former's", {"conv": dgrad, "size": 3 | wide_e << 16, "batch": 1,
                                                  "a_bits": 1, "channels": 5 | 8 << 16}),
         ("SUMS", {"flags": base.flags | 1 << flag["SUMS"], "sums": base.c}),
-        ("C16 within int16", {"flags": base.flags | 1 << flag["C16"], "a_bits": 1, "b_bits": 1}),
         ("row wider than the former's", {"size": 3 | wide << 16, "batch": 1, "a_bits": 1}),
     ]
     if cfg.k_max >= 65 * d:     # a former's bank overflows only where a call may have that many positions (zc706)
@@ -548,13 +567,15 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
     assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
     ran = [r for r in result.records if r.get("op") == "fwd"]
-    assert len(ran) >= 2 * (7 + 16 + 1 + 2) and all(r["cycles"] > 0 for r in ran)
+    assert len(ran) >= 2 * (9 + 16 + 1 + 2) and all(r["cycles"] > 0 for r in ran)
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                    for k in (1, 3)}
     wgrad = [r for r in result.records if r.get("op") == "wgrad"]
     assert len(wgrad) == 2 * (11 + 16 + 2 * 12) and all(r["cycles"] > 0 for r in wgrad)
     assert {(r["stride"], r["padding"], r["kh"]) for r in wgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                      for k in (1, 3)} - {(2, 1, 1)}
+    # int16 results: the fixed calls' and random ones' (both back-pressure variants)
+    assert sum(r["c16"] for r in ran) >= 2 * (2 + 2) and sum(r["c16"] for r in wgrad) >= 2, "too few C16 calls"
     # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
     gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
     assert gemm and not compare_with_model(config(geometry), gemm)
@@ -576,6 +597,7 @@ def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str) -> None:
     assert {(r["stride"], r["padding"], r["kh"]) for r in dgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                      for k in (1, 3)}
     assert sum(r["stride"] == 2 for r in dgrad if r["name"].startswith("test_dgrad_random")) >= 2
+    assert sum(r["c16"] for r in dgrad) >= 2 * 2, "too few C16 calls"
 
 
 #: The cocotb tests whose calls the cycles table lists, by op (without back-pressure; test_dgrad_sizes has none).
