@@ -97,6 +97,15 @@ def test_bad_conv_fields_name_field_value_and_rule(key, value, fragment):
         HardwareConfig.from_preset("zc706", {key: value})
 
 
+def test_engine_needs_int16_result_rows_of_whole_beats():
+    """C16: a tile row of int16 results is whole bus beats (the HLS kernel's store stage and the twin's writer)."""
+    narrow = {"cols": 2, "axi_data_width": 64, "dot_width": 64, "b_block_cols": 2}    # cols x 16 = 32 bits
+    HardwareConfig.from_preset("sim", narrow)                        # fine without the engine
+    with pytest.raises(ConfigError, match=r"cols = 2: with conv_engine, cols x 16 must be a multiple of "
+                                          r"axi_data_width = 64"):
+        HardwareConfig.from_preset("sim", {**narrow, "conv_engine": True})
+
+
 def test_regmap_conv_limits_are_the_drivers():
     """regmap.json's conv strides and paddings (written without importing the driver) equal cpt_driver.conv's."""
     from cpt_driver.conv import CONV_PADDINGS, CONV_STRIDES
