@@ -1,6 +1,6 @@
 """Interface 4 is gated by ``conv_engine``: without it nothing of interface 3 changes; with it the register map
-gains the conv arguments (appended), flags SUMS/C16 and status ERR_CONV, the Verilog twin renders (forward calls
-only) and the board flow refuses it."""
+gains the conv arguments (appended), flags SUMS/C16 and status ERR_CONV, the Verilog twin renders (every conv
+op) and the board flow builds it from the twin (RTL=1) only: the HLS kernel's engine is C-simulated only."""
 
 from __future__ import annotations
 
@@ -54,11 +54,26 @@ def test_with_the_engine_the_arguments_are_appended():
     assert call_type(cfg) is ConvCall and ConvCall(*[0] * 6, 1, 1, 0, 0, 0).conv == 0
 
 
-def test_no_board_flow_for_the_engine():
-    cfg = HardwareConfig.from_preset("sim", {"conv_engine": True})
-    with pytest.raises(ConfigError, match=r"conv_engine = True: .*runs only forward convolution calls so far \(issue 17\)"):
-        render(cfg, ["vivado"])
-    assert "driver/regmap.json" in {str(p) for p in render(cfg, ["driver"])}
+def test_board_flow_builds_the_engine_from_the_twin_only(tmp_path):
+    from cpt_hw.errors import ToolMissingError
+    from cpt_hw.flows import bitstream as bs
+
+    cfg = HardwareConfig.from_preset("zc706", {"conv_engine": True, "name": "zc706_conv"})
+    files = {str(p): text for p, text in render(cfg, ["vivado"]).items()}
+    assert "vivado/datapath/cpt_conv_setup.v" in files and "vivado/datapath/cpt_wgrad_walker.v" in files
+    # build.tcl refuses the HLS IP for it (run by hand with -tclargs hls), not the twin
+    tcl = files["vivado/build.tcl"]
+    hls_branch = tcl[tcl.index('} elseif {$source eq "hls"} {'):tcl.index("} else {")]
+    assert 'error "conv_engine = true: package the Verilog twin' in hls_branch
+    plain = {str(p): text for p, text in render(HardwareConfig.from_preset("zc706"), ["vivado"]).items()}
+    assert "conv_engine" not in plain["vivado/build.tcl"]
+    with pytest.raises(ConfigError, match=r"^conv_engine = True: the HLS kernel's convolution engine is verified "
+                                          r"in C simulation only; build the Verilog twin instead"):
+        bs.bitstream(cfg, out_dir=tmp_path / "hls", which=lambda exe: f"/opt/x/{exe}")
+    assert not (tmp_path / "hls").exists()                       # refused before anything is written
+    with pytest.raises(ToolMissingError, match=r"^vivado not found on PATH"):   # RTL=1 gets to the tools
+        bs.bitstream(cfg, rtl=True, out_dir=tmp_path / "rtl", which=lambda exe: None)
+    assert (tmp_path / "rtl" / "rtl").is_dir() and (tmp_path / "rtl" / "vivado" / "build.tcl").is_file()
 
 
 def test_the_twin_is_generated_for_the_engine():

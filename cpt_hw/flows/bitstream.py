@@ -9,7 +9,8 @@
 6. parse the reports into ``reports/*.json``, require timing closure, check ``overlay/<name>.{bit,hwh}``.
 
 With ``rtl=True`` steps 3-4 are skipped and the Verilog twin is packaged instead (its register file is
-generated from the same register map).  Every tool step writes ``build/<cfg>/logs/<step>.log``; a failing
+generated from the same register map).  A config with ``conv_engine`` builds only that way: the HLS kernel's
+convolution engine is verified in C simulation only.  Every tool step writes ``build/<cfg>/logs/<step>.log``; a failing
 step is reported with that path and the first error line of the log.
 """
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import CptHwError, ToolMissingError
+from ..errors import ConfigError, CptHwError, ToolMissingError
 from ..fileio import write_atomic
 from ..gen import vivado as vt
 from ..gen.generator import generate
@@ -140,6 +141,9 @@ def run_vivado(cfg: HardwareConfig, out: Path, tools: Tools, rtl: bool) -> dict[
 def bitstream(cfg: HardwareConfig, *, rtl: bool = False, out_dir: str | Path | None = None,
               which: Callable[[str], str | None] = shutil.which) -> BitstreamResult:
     """Run the whole flow for ``cfg`` in ``out_dir`` (default ``build/<name>``); see the module docstring."""
+    if cfg.conv_engine and not rtl:
+        raise ConfigError("conv_engine = True: the HLS kernel's convolution engine is verified in C simulation "
+                          "only; build the Verilog twin instead (make bitstream RTL=1, cpt-hw bitstream --rtl)")
     out = Path(out_dir) if out_dir else build_dir(cfg.name)
     generate(cfg, out)
     if rtl and not any((out / "rtl").glob("*.v")):

@@ -65,10 +65,6 @@ def board_title(cfg: HardwareConfig) -> str:
 
 def check(cfg: HardwareConfig) -> None:
     """Refuse a config this board flow cannot build, naming the field and the rule."""
-    if cfg.conv_engine:
-        raise ConfigError("conv_engine = True: the Verilog twin, which this board flow also packages (RTL=1), runs "
-                          "only forward convolution calls so far (issue 17); the HLS kernel has the whole engine, "
-                          "C-simulated only (generate the hls target)")
     if cfg.part_info.family != "zynq":
         raise ConfigError(f"part = {cfg.part!r}: the Vivado flow builds a Zynq-7000 (processing_system7) design")
     if cfg.clock_mhz > MAX_PS7_FCLK_MHZ:

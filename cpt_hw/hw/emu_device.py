@@ -131,10 +131,14 @@ class EmuDevice:
     isr_mode: "tow" (ISR toggles on write) or "cor" (ISR clears on read, writes ignored); see ISR_MODES.
     """
 
-    def __init__(self, cfg: HardwareConfig, spec: DeviceSpec, memory: EmuMemory, isr_mode: str = "tow"):
+    def __init__(self, cfg: HardwareConfig, spec: DeviceSpec, memory: EmuMemory, isr_mode: str = "tow",
+                 twin_limits: bool = False):
         if isr_mode not in ISR_MODES:
             raise ArgumentError(f"isr_mode = {isr_mode!r}: must be one of {', '.join(map(repr, ISR_MODES))}")
         self.isr_mode = isr_mode
+        #: conv calls get the Verilog twin's status (conv_status twin=True): what the twin refuses is refused here
+        #: too, so host code can be run against the twin's limits without a simulator (results unchanged)
+        self.twin_limits = twin_limits
         self.cfg = cfg
         self.spec = spec
         self.memory = memory
@@ -306,7 +310,7 @@ class EmuDevice:
 
     def _execute_conv(self, call: Any) -> tuple[int, int]:
         """One interface-4 convolution call (op 1..3).  Returns (status, cycles)."""
-        status = conv_status(self.cfg, call)
+        status = conv_status(self.cfg, call, twin=self.twin_limits)
         g = ConvArgs.decode(call)
         views = [] if status else [self.memory.view(p, s) if s else np.zeros(0, np.uint8)
                                    for p, s in operand_ranges(self.cfg, call, g)]

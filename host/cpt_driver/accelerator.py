@@ -442,6 +442,7 @@ class Accelerator:
         self.history.append(CallRecord(m, n, k, a_bits, b_bits, args["flags"] & ~self._prefetch_flag, cycles,
                                        prefetch=hint, read_bytes=read, write_bytes=written, op=op))
         if status:
+            self._hint_pending = False     # a refused call leaves no hint of either kind (docs/registers.md)
             raise DeviceStatusError(f"{self.backend.name}: cpt_gemm refused the {op} conv call: status 0x{status:x} = "
                                     f"{self.spec.decode_status(status)}", status)
         return cycles

@@ -9,7 +9,12 @@ expansion), writes the weights in the engine's B layout, and makes one call per 
 * weight gradient: images per call bounded by k_max positions (E in one B half) and one half of the tensor
   buffer (the corner-turned X chunk); each call writes a partial dW^T (kh kw C x K) that the host sums in
   int64, as the design says; consecutive equal chunks carry the next chunk as the prefetch hint
-  (flags PREFETCH_B, ``next_a``/``next_b``).
+  (flags PREFETCH_B, ``next_a``/``next_b``).  An implementation with tighter limits (the Verilog twin's
+  formers take fewer images a call on some layers: docs/registers.md, "The Verilog twin") refuses the first
+  call with ERR_CONV before any bus request; the driver then halves the images per call until one is taken and
+  keeps that figure for the layer's geometry and precisions (one refused call per halving, once); refused at
+  one image (a geometry its formers never take, such as W > D on the twin), the layer is lowered to GEMMs,
+  then and every later time.
 
 Results are int16 (flags C16) when the call's worst case fits, else int32: exact either way.  A geometry the
 engine cannot take in whole images (an image larger than one call, a line buffer beyond the tensor buffer)
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import layout, rowplanes
+from .errors import DeviceStatusError
 from .rowplanes import channel_pitch, input_rows_read, row_bytes, row_words, tensor_bytes
 
 if TYPE_CHECKING:
@@ -31,6 +37,11 @@ if TYPE_CHECKING:
 
 #: A call's GEMM run on an optional result buffer.
 Run = Callable[[np.ndarray | None], np.ndarray]
+
+
+class EngineRefused(Exception):
+    """A Run's first call was refused with ERR_CONV at its smallest chunk (nothing ran, ``out`` untouched): the
+    caller lowers the convolution to GEMMs instead."""
 
 
 def encode_conv(spec: Any, op: str, kh: int, kw: int, stride: int, padding: int) -> int:
@@ -72,6 +83,9 @@ class Engine:
     def __init__(self, acc: "Accelerator"):
         self.acc = acc
         self.spec = acc.spec
+        #: images per weight-gradient call the device took, by geometry and precisions, where it refused more
+        #: (0: it refused one image, the layer is lowered)
+        self.wgrad_images: dict[tuple[int, ...], int] = {}
 
     # ------------------------------------------------------------------ planning
     def _images(self, op: str, g: "ConvShape", a_bits: int, per_image_bytes: int, fixed_bytes: int) -> int:
@@ -169,7 +183,11 @@ class Engine:
         x_bytes = tensor_bytes((g.n, g.c, g.h, g.w), x_bits, d)
         e_bytes = tensor_bytes((g.n, g.k, g.ho, g.wo), e_bits, d)
         m = g.kh * g.kw * g.c
+        key = (g.c, g.k, g.h, g.w, g.kh, g.kw, g.stride, g.padding, x_bits, e_bits)
         nb = self._images("wgrad", g, x_bits, 0, 0)
+        if nb < 1:
+            return None
+        nb = min(nb, self.wgrad_images.get(key, nb))
         if nb < 1:
             return None
         c16 = _c16(nb * g.ho * g.wo, x_bits, e_bits)
@@ -182,7 +200,29 @@ class Engine:
         rows_read = input_rows_read(g.h, g.kh, g.stride, g.padding, 0, g.ho)
         conv = encode_conv(s, "wgrad", g.kh, g.kw, g.stride, g.padding)
         base_flags = self._flags(x_signed, e_signed)
-        chunks = [(n0, min(nb, g.n - n0)) for n0 in range(0, g.n, nb)]
+        refused = 1 << s.status_bits["ERR_CONV"]
+
+        def calls(rx: Any, re_: Any, rc: Any, images: int, total: np.ndarray) -> None:
+            """The layer's calls of ``images`` images each (the last may have fewer), summed into total."""
+            chunks = [(n0, min(images, g.n - n0)) for n0 in range(0, g.n, images)]
+            for i, (n0, b) in enumerate(chunks):
+                c16_call = _c16(b * g.ho * g.wo, x_bits, e_bits)
+                flags = base_flags | (s.flag("C16") if c16_call else 0)
+                regs = dict(a=rx.phys + n0 * x_image, b=re_.phys + n0 * e_image, c=rc.phys, a_bits=x_bits,
+                            b_bits=e_bits, conv=conv, batch=b, channels=g.c | g.k << 16,
+                            size=g.h | g.w << 16, band=0)
+                nxt = chunks[i + 1] if i + 1 < len(chunks) else None
+                hint = self.acc.prefetch and nxt is not None and nxt[1] == b
+                if hint:  # the next chunk, same geometry: the device loads it while this call computes
+                    flags |= s.flag("PREFETCH_B")
+                    regs.update(next_a=rx.phys + nxt[0] * x_image, next_b=re_.phys + nxt[0] * e_image)
+                read = blocks * b * rows_read * (x_image // g.h) + b * e_image
+                call_c = m * layout.result_stride(g.k, s.cols) * (2 if c16_call else 4)
+                self.acc._conv_call("wgrad", {**regs, "flags": flags}, m, g.k, b * g.ho * g.wo,
+                                    (read, call_c), hint=hint)
+                rc.invalidate()
+                c = rc.array[:call_c].view("<i2" if c16_call else "<i4").reshape(m, -1)[:, :g.k]
+                np.add(total, c, out=total)
 
         def run(o: np.ndarray | None) -> np.ndarray:
             total = np.zeros((m, g.k), dtype=np.int64)
@@ -192,24 +232,20 @@ class Engine:
                 rowplanes.pack_tensor_into(e, e_bits, d, re_.array)
                 rx.flush()
                 re_.flush()
-                for i, (n0, b) in enumerate(chunks):
-                    c16_call = _c16(b * g.ho * g.wo, x_bits, e_bits)
-                    flags = base_flags | (s.flag("C16") if c16_call else 0)
-                    regs = dict(a=rx.phys + n0 * x_image, b=re_.phys + n0 * e_image, c=rc.phys, a_bits=x_bits,
-                                b_bits=e_bits, conv=conv, batch=b, channels=g.c | g.k << 16,
-                                size=g.h | g.w << 16, band=0)
-                    nxt = chunks[i + 1] if i + 1 < len(chunks) else None
-                    hint = self.acc.prefetch and nxt is not None and nxt[1] == b
-                    if hint:  # the next chunk, same geometry: the device loads it while this call computes
-                        flags |= s.flag("PREFETCH_B")
-                        regs.update(next_a=rx.phys + nxt[0] * x_image, next_b=re_.phys + nxt[0] * e_image)
-                    read = blocks * b * rows_read * (x_image // g.h) + b * e_image
-                    call_c = m * layout.result_stride(g.k, s.cols) * (2 if c16_call else 4)
-                    self.acc._conv_call("wgrad", {**regs, "flags": flags}, m, g.k, b * g.ho * g.wo,
-                                        (read, call_c), hint=hint)
-                    rc.invalidate()
-                    c = rc.array[:call_c].view("<i2" if c16_call else "<i4").reshape(m, -1)[:, :g.k]
-                    np.add(total, c, out=total)
+                images = nb
+                while True:
+                    done = self.acc.calls
+                    try:
+                        calls(rx, re_, rc, images, total)
+                        break
+                    except DeviceStatusError as err:
+                        # a tighter implementation refused the layer's first call (nothing ran): fewer images
+                        if err.status != refused or self.acc.calls != done + 1:
+                            raise
+                        images //= 2
+                        self.wgrad_images[key] = images
+                        if images == 0:
+                            raise EngineRefused(f"wgrad {g}: refused at one image") from err
             if o is not None:
                 np.copyto(o, total, casting="unsafe")
                 return o

@@ -50,11 +50,12 @@ def hardware_config_for(spec: DeviceSpec) -> Any:
 
 class EmuBackend(Backend):
     """spec: the register map; hw_config: the HardwareConfig (default: the one of spec, or its preset);
-    isr_mode: the emulated ISR semantics, "tow" (default) or "cor" (see ``emu_device.ISR_MODES``)."""
+    isr_mode: the emulated ISR semantics, "tow" (default) or "cor" (see ``emu_device.ISR_MODES``);
+    twin_limits: conv calls refused as the Verilog twin refuses them (``emu_device.EmuDevice``)."""
 
     name = "emu"
 
-    def __init__(self, spec: DeviceSpec, hw_config: Any = None, isr_mode: str = "tow"):
+    def __init__(self, spec: DeviceSpec, hw_config: Any = None, isr_mode: str = "tow", twin_limits: bool = False):
         from cpt_hw.hw.emu_device import EmuDevice, EmuMemory
 
         super().__init__(spec)
@@ -62,7 +63,7 @@ class EmuBackend(Backend):
         if self.config.id_word != spec.id_word:
             raise SpecError(f"hw_config {self.config.name!r} does not match the register map of {spec.source}")
         self.memory = EmuMemory(addr_bits=self.config.axi_addr_width)
-        self.device = EmuDevice(self.config, spec, self.memory, isr_mode=isr_mode)
+        self.device = EmuDevice(self.config, spec, self.memory, isr_mode=isr_mode, twin_limits=twin_limits)
 
     def read_reg(self, offset: int) -> int:
         return self.device.read(offset)
