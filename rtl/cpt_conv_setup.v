@@ -671,7 +671,8 @@ module cpt_conv_setup #(
         endcase
     end
 
-    wire unused = &{1'b0, c16_worst[14:0], ab32[31:`CPT_BITS_W], cp17[16], wo17[16], res_h[16], res_w[16], rows18[17:16], lo_s[19:16], hi_s[19:16],
+    wire unused = &{1'b0, c16_worst[14:0], ab32[31:`CPT_BITS_W], cp17[16], wo17[16], res_h[16], res_w[16],
+                    rows18[17:16], lo_s[19:16], hi_s[19:16],
                     ecp17[16], erow_bits[32:LOG_D+RWE_W], eall68,
                     arg_b[AW-1:LOG_WB], arg_c[AW-1:LOG_WB], arg_sums[AW-1:LOG_WB],
                     p_skip68[67:AW], p_span68[67:AW], p_boff68[67:AW]};

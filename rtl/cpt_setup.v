@@ -3,8 +3,9 @@
 // On `start` the arguments are sampled; SETUP_CYCLES cycles later `done` pulses with `status` (the
 // error bits of docs/registers.md, 0 when the call may run) and the derived figures the engines use.
 // Sizes are those of cpt_driver.layout: size_A = M a_bits Kw D/8, size_B = N b_bits Kw D/8,
-// size_C = RESULT_W/8 M round_up(N, COLS) (a conv call with C16, `narrow`: 2 M round_up(N, COLS)).  ERR_WINDOW is only evaluated when M, N, K and the
-// precisions are legal (otherwise the sizes mean nothing); every other bit is evaluated on its own.
+// size_C = RESULT_W/8 M round_up(N, COLS) (a conv call with C16, `narrow`: 2 M round_up(N, COLS)).
+// ERR_WINDOW is only evaluated when M, N, K and the precisions are legal (otherwise the sizes mean
+// nothing); every other bit is evaluated on its own.
 //
 // With flags bit PREFETCH_B the hint (next_b, next_n, next_k, next_b_bits) is checked like an operand
 // (ERR_DIM, ERR_BITS, ERR_ALIGN, and ERR_WINDOW for the bytes the prefetch reads: the first

@@ -11,8 +11,8 @@
 // error responses.  `done` pulses once the final tile is written and every response is in.
 //
 // A conv call with flags C16 (`c16`) writes int16 results: each row's COLS words are cut to their low 16 bits (the
-// call's worst case fits, cpt_conv_setup) and packed into ROW_BEATS / 2 beats (COLS x 16 is whole beats on every
-// config the engine is generated for: cpt_hw.gen.rtl.check); c_stride and the tile addresses are then int16's.
+// call's worst case fits, cpt_conv_setup) and packed into ROW_BEATS / 2 beats (COLS x 16 is whole beats: a rule
+// of every config with the engine, cpt_hw.hw.config); c_stride and the tile addresses are then int16's.
 //
 // A stride-2 input gradient's phase writes its result rows 2 apart (and across dX rows): cpt_conv_rows
 // follows the rows (row_next: a row is closed) and gives each its offset from the linear address, row_delta
