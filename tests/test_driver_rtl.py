@@ -18,8 +18,6 @@ with identical calls and writes what it saw to a JSON file, which the pytest sid
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -184,18 +182,11 @@ except ImportError:  # pragma: no cover - cocotb is a test dependency
     _IN_SIM = False
 
 if _IN_SIM:
-    from cocotb.task import bridge
-
     @cocotb.test()
     async def driver_emu_vs_rtl(dut):
-        from sim.cpt_gemm.tb import CLOCK_NS, CptGemmTB  # the checkout's root is on the simulator's PYTHONPATH
+        from sim.cpt_gemm.tb import run_driver_in_sim  # the checkout's root is on the simulator's PYTHONPATH
 
-        tb = CptGemmTB(dut, mem_size=1 << 26)  # sparse: the pool's arena and a victim page fit
-        for bus in (tb.ctrl.write_if, tb.ctrl.read_if, tb.ram.write_if, tb.ram.read_if):
-            bus.log.setLevel(logging.WARNING)  # one INFO line per AXI transaction would dominate the run time
-        await tb.reset()
-        result = await bridge(compare)(tb, CLOCK_NS)
-        Path(os.environ["CPT_DRIVER_RTL_RESULT"]).write_text(json.dumps(result, indent=1))
+        await run_driver_in_sim(dut, compare, "CPT_DRIVER_RTL_RESULT")
 
 
 # ----------------------------------------------------------------------------- pytest side

@@ -21,8 +21,6 @@ Cycles are not compared: the twin's conv cycles differ from the design's model (
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -102,18 +100,11 @@ except ImportError:  # pragma: no cover - cocotb is a test dependency
     _IN_SIM = False
 
 if _IN_SIM:
-    from cocotb.task import bridge
-
     @cocotb.test()
     async def driver_conv_on_the_twin(dut):
-        from sim.cpt_gemm.tb import CLOCK_NS, CptGemmTB  # the checkout's root is on the simulator's PYTHONPATH
+        from sim.cpt_gemm.tb import run_driver_in_sim  # the checkout's root is on the simulator's PYTHONPATH
 
-        tb = CptGemmTB(dut, mem_size=1 << 26)
-        for bus in (tb.ctrl.write_if, tb.ctrl.read_if, tb.ram.write_if, tb.ram.read_if):
-            bus.log.setLevel(logging.WARNING)
-        await tb.reset()
-        result = await bridge(compare)(tb, CLOCK_NS)
-        Path(os.environ["CPT_DRIVER_RTL_RESULT"]).write_text(json.dumps(result, indent=1))
+        await run_driver_in_sim(dut, compare, "CPT_DRIVER_RTL_RESULT")
 
 
 # ----------------------------------------------------------------------------- pytest side

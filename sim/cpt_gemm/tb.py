@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cocotb
 import numpy as np
@@ -373,3 +373,23 @@ async def run_staged(tb: CptGemmTB, s: Staged, name: str, hint: dict | None = No
     assert np.array_equal(layout.unpack_result(raw, m, n, cfg.cols), want), f"{name}: C differs"
     assert not raw.view("<i4").reshape(m, layout.result_stride(n, cfg.cols))[:, n:].any(), f"{name}: padding"
     return cycles
+
+
+async def run_driver_in_sim(dut, compare: Callable[["CptGemmTB", float], dict], result_env: str,
+                            mem_size: int = 1 << 26) -> None:
+    """A cocotb test body for blocking driver code (cpt_driver's ``rtl`` backend): reset a CptGemmTB on ``dut``
+    with quiet AXI models, run ``compare(tb, CLOCK_NS)`` in cocotb's bridge thread and write the dict it returns as
+    JSON to the file named by the environment variable ``result_env`` (the pytest side reads it)."""
+    import json
+    import logging
+    import os
+    from pathlib import Path
+
+    from cocotb.task import bridge
+
+    tb = CptGemmTB(dut, mem_size=mem_size)  # sparse: the driver's pool and a few pages fit
+    for bus in (tb.ctrl.write_if, tb.ctrl.read_if, tb.ram.write_if, tb.ram.read_if):
+        bus.log.setLevel(logging.WARNING)  # one INFO line per AXI transaction would dominate the run time
+    await tb.reset()
+    result = await bridge(compare)(tb, CLOCK_NS)
+    Path(os.environ[result_env]).write_text(json.dumps(result, indent=1))
