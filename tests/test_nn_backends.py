@@ -136,6 +136,26 @@ def test_resnet_block_accel_emu_is_bit_identical_to_exact(downsample):
         assert torch.equal(ex[2][k], ac[2][k]), k
 
 
+@pytest.mark.skipif(not _accel_available(), reason="cpt_driver.Accelerator (host driver branch) not present")
+def test_resnet_block_on_the_twins_limits_is_bit_identical_to_exact():
+    """zc706 with the engine on an emulated device that refuses what the Verilog twin refuses: a stage-3 block's
+    weight gradients of 8 images are refused (the twin's formers take 4 a call), the driver halves its chunks
+    once and remembers them, and the block's outputs and gradients are exact's bit for bit."""
+    torch.manual_seed(0)
+    block = BasicBlock(64, 64)
+    cnn.number_layers(block)
+    x = torch.randn(8, 64, 8, 8)
+    spec = cnn.parse_backend("accel:emu", config="zc706", driver_options={"twin_limits": True},
+                             config_overrides={"conv_engine": True})
+    ex, tw = _run(block, "exact", x, 3, 8, steps=2), _run(block, spec, x, 3, 8, steps=2)
+    assert torch.equal(ex[0], tw[0]) and torch.equal(ex[1], tw[1])
+    for k in ex[2]:
+        assert torch.equal(ex[2][k], tw[2][k]), k
+    acc = cnn.get_impl(spec).engine.accelerator
+    refused = [r for r in acc.history if r.op == "wgrad" and not r.read_bytes]
+    assert [r.k for r in refused] == [8 * 64] and set(acc.engine.wgrad_images.values()) == {4}
+
+
 def test_backend_specs_parse_and_select():
     assert cnn.parse_backend("torch").name == "torch"
     assert cnn.parse_backend("torch:hardware").numerics == "hardware"
