@@ -38,9 +38,12 @@ With ``--conv-engine`` the accelerator is the zc706 preset with ``conv_engine = 
 the convolutions run as the device's conv calls (cpt_driver.conv_engine: row-plane tensors, no k^2 expansion on
 the host), the numerics unchanged bit for bit.  **The cycles and AXI bytes of those calls are the design's
 model** (cpt_hw.hw.conv_model.estimate of each call, the emulated device's cycles register through
-emu_conv.call_cycles; the driver's byte counts agree with it, checked), not a measurement and not checked
-against an HLS kernel or Verilog twin: none implements the engine yet.  Packing there is the row-plane tensors
-and the engine's weight layouts (cpt_driver.rowplanes).
+emu_conv.call_cycles; the driver's byte counts agree with it, checked), not a measurement: the Verilog twin's
+cycles on ResNet-74's layers are bench/bench_conv_twin.py's, combined with this report's figures in
+bench/twin_iteration.py.  Packing there is the row-plane tensors and the engine's weight layouts
+(cpt_driver.rowplanes).  ``--twin-limits`` adds the Verilog twin's refusals (the emulated device refuses the conv
+calls the twin refuses, as a board with it would): the driver halves a weight gradient's chunks where the twin's
+formers take fewer images than the design's rule; the rows count the refused calls.
 
 The CPT figures average the per-precision ones with the schedule's weights: the share of the 64,000
 iterations (32 cycles, cpt_hw.schedules) spent at each q.  Board hours for 64,000 iterations: accelerator
@@ -347,7 +350,7 @@ class Bench:
     host clock; :func:`measure` runs its iterations."""
 
     def __init__(self, model: str, batch: int, seed: int = 0, recompute_bn: str = "none",
-                 conv_engine: bool = False) -> None:
+                 conv_engine: bool = False, twin_limits: bool = False) -> None:
         torch.manual_seed(seed)
         self.model_name, self.batch, self.conv_engine = model, batch, conv_engine
         self.model = build_model(model)
@@ -356,7 +359,9 @@ class Bench:
         except ValueError as e:
             raise UsageError(str(e)) from None
         # conv_engine: the zc706 preset with the convolution engine (interface 4), as `--set conv_engine=true`
-        self.spec = cnn.parse_backend("accel:emu", driver_options={"history": 1 << 22},
+        # twin_limits: the emulated device refuses what the Verilog twin refuses (the driver adapts its calls)
+        self.spec = cnn.parse_backend("accel:emu", driver_options={"history": 1 << 22,
+                                                                   **({"twin_limits": True} if twin_limits else {})},
                                       config_overrides={"conv_engine": True} if conv_engine else {})
         cnn.set_backend(self.model, self.spec)
         if recompute_bn != "none":  # BatchNorm inputs recomputed in backward (cpt_hw.nn.recompute)
@@ -408,7 +413,9 @@ def measure(bench: Bench, bits: list[int], probe: DeviceProbe, progress: bool) -
                                  f"{stats['calls']} calls), probe {dict(probe.cycles)}")
         # AXI bytes: the probe's (cycle model's beats for GEMM calls, conv_model.estimate for conv calls) are
         # the driver's (layout.call_traffic; the engine's row-plane ranges), call by call in its history
-        conv_calls = sum(r.op != "gemm" for r in acc.history)
+        # conv calls that ran (a refused one, --twin-limits, moves no bytes and is not the probe's)
+        refused = sum(r.op != "gemm" and not (r.read_bytes or r.write_bytes) for r in acc.history)
+        conv_calls = sum(r.op != "gemm" for r in acc.history) - refused
         if (probe.read_bytes, probe.write_bytes) != (stats["read_bytes"], stats["write_bytes"]) \
                 or (sum(r.read_bytes for r in acc.history), sum(r.write_bytes for r in acc.history)) \
                 != (stats["read_bytes"], stats["write_bytes"]) or probe.conv_calls != conv_calls \
@@ -427,6 +434,7 @@ def measure(bench: Bench, bits: list[int], probe: DeviceProbe, progress: bool) -
             "host_cpu_s": sum(split[c] for c in CATEGORIES),
             "host_cpu_s_by_category": {c: split[c] for c in CATEGORIES},
             "device_cpu_s": split[DEVICE], "probe_cpu_s": split[PROBE], "wall_s": wall,
+            "refused_calls": refused,
             "loss": loss.item()})
     return rows
 
@@ -462,7 +470,7 @@ def machine_info() -> dict:
 
 def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], command: str,
               machine: dict | None = None, memory_scope: str = "largest over the run", recompute_bn: str = "none",
-              conv_engine: bool = False) -> dict:
+              conv_engine: bool = False, twin_limits: bool = False) -> dict:
     """The report: per-precision rows, their CPT average (schedule weights) and static 8/8, board hours."""
     by_bits = {r["fw"]: r for r in rows}
     full = cpt_weights()
@@ -478,7 +486,8 @@ def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], 
     mb = 1 / (1 << 20)
     return {
         "model": model, "batch_size": batch, "command": command, "backend": "accel:emu", "config": "zc706",
-        "conv_engine": conv_engine, "machine": machine or machine_info(), "recompute_bn": recompute_bn,
+        "conv_engine": conv_engine, "twin_limits": twin_limits, "machine": machine or machine_info(),
+        "recompute_bn": recompute_bn,
         "schedule": {"kind": "cpt", "bits": list(CPT_BITS), "grad_bits": GRAD_BITS, "iters": ITERS,
                      "cycles": DEFAULT_CYCLES, "weights": {str(b): w for b, w in full.items()},
                      "measured_bits": sorted(by_bits), "partial": len(measured) != len(full)},
@@ -540,11 +549,18 @@ def markdown(res: dict) -> str:
         L += ["**The convolution engine is emulated, and its accelerator seconds and AXI bytes are the design's "
               "model**: every convolution call (" + f"{calls} of {total} device calls over the measured precisions"
               ") is charged the cycles and bytes of cpt_hw.hw.conv_model.estimate (the emulated device's "
-              "cycles register, emu_conv.call_cycles), not a measured figure and not checked against an HLS "
-              "kernel or a Verilog twin: no hardware implements the engine yet (issue 17).  Only the GEMM calls "
-              "left (geometries the engine does not take) have cycle_model figures, exact against the RTL.  The "
-              "numerics do not change: bit-identical to interface 3 (tests/test_bench_board_step.py; the losses "
-              "below equal an interface-3 report's).", ""]
+              "cycles register, emu_conv.call_cycles), not a measured figure: the Verilog twin's cycles on these "
+              "layers are bench/bench_conv_twin.py's, combined with this report in bench/twin_iteration.py; no "
+              "board has run the engine.  Only the GEMM calls left (geometries the engine does not take) have "
+              "cycle_model figures, exact against the RTL.  The numerics do not change: bit-identical to "
+              "interface 3 (tests/test_bench_board_step.py; the losses below equal an interface-3 report's).", ""]
+    if res.get("twin_limits"):
+        refused = sum(r.get("refused_calls", 0) for r in res["per_precision"])
+        L += ["**The Verilog twin's limits** (`--twin-limits`): the emulated device refuses the conv calls the "
+              "twin refuses (conv_calls.conv_status twin=True), as a board with the twin would, and the driver "
+              f"adapts: {refused} calls refused over the measured precisions (a weight gradient's first call "
+              "per layer geometry and precision, before its chunks are halved), every other call taken; the "
+              "results are those of the design's calls, bit for bit.", ""]
     if res.get("recompute_bn", "none") != "none":
         L += [f"**BatchNorm inputs recomputed in backward** (`--recompute-bn {res['recompute_bn']}`, "
               "cpt_hw.nn.recompute): those layers' forward GEMMs run twice per iteration (the accelerator's fwd "
@@ -654,6 +670,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--conv-engine", action="store_true",
                    help="the zc706 preset with conv_engine = true (interface 4, emulated): convolutions as the "
                         "device's conv calls, their cycles and bytes the design's model (cpt_hw.hw.conv_model)")
+    p.add_argument("--twin-limits", action="store_true",
+                   help="with --conv-engine: the emulated device refuses the conv calls the Verilog twin refuses, "
+                        "as a board with the twin would (the driver halves its weight-gradient chunks)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", help="output path without suffix (default docs/results/board_step-<model>[-b<batch>])")
     args = p.parse_args(argv)
@@ -666,7 +685,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if bad or len(set(args.bits)) != len(args.bits) or (8 not in args.bits and not args.rows_only):
         raise UsageError(f"--bits {' '.join(map(str, args.bits))}: must be distinct values in "
                          f"{CPT_BITS[0]}..{CPT_BITS[1]} including 8 (static 8/8)")
-    suffix = ("" if args.batch_size == 128 else f"-b{args.batch_size}") + ("-conv" if args.conv_engine else "")
+    if args.twin_limits and not args.conv_engine:
+        raise UsageError("--twin-limits: needs --conv-engine (the twin's limits are its convolution engine's)")
+    suffix = ("" if args.batch_size == 128 else f"-b{args.batch_size}") + ("-conv" if args.conv_engine else "") \
+        + ("-twin" if args.twin_limits else "")
     args.out = Path(args.out or ROOT / "docs" / "results" / f"board_step-{args.model}{suffix}")
     if not args.out.parent.is_dir():
         raise UsageError(f"--out {args.out}: directory {args.out.parent} does not exist")
@@ -679,7 +701,8 @@ def run(args: argparse.Namespace, command: str) -> dict:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        bench = Bench(args.model, args.batch_size, recompute_bn=args.recompute_bn, conv_engine=args.conv_engine)
+        bench = Bench(args.model, args.batch_size, recompute_bn=args.recompute_bn, conv_engine=args.conv_engine,
+                      twin_limits=args.twin_limits)
         with RssSampler() as sampler, DeviceProbe(bench.clock, sampler) as probe, set_hook(bench.clock):
             rows = measure(bench, sorted(args.bits), probe, not args.no_progress)
     memory = {"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_peak": sampler.host_peak,
@@ -689,11 +712,12 @@ def run(args: argparse.Namespace, command: str) -> dict:
     memory["above_baseline"] = memory["host_peak"] - memory["scratch"] - memory["baseline"]
     if args.rows_only:
         return {"model": args.model, "batch_size": args.batch_size, "command": command, "machine": machine_info(),
-                "recompute_bn": args.recompute_bn, "conv_engine": args.conv_engine, "memory": memory,
+                "recompute_bn": args.recompute_bn, "conv_engine": args.conv_engine,
+                "twin_limits": args.twin_limits, "memory": memory,
                 "per_precision": rows}
     scope = f"over the {len(rows)} iterations of one process" if len(rows) > 1 else "one iteration"
     return summarise(args.model, args.batch_size, rows, memory, command, memory_scope=scope,
-                     recompute_bn=args.recompute_bn, conv_engine=args.conv_engine)
+                     recompute_bn=args.recompute_bn, conv_engine=args.conv_engine, twin_limits=args.twin_limits)
 
 
 def combine(paths: list[Path], command: str) -> dict:
@@ -707,7 +731,8 @@ def combine(paths: list[Path], command: str) -> dict:
             raise UsageError(f"--combine {path}: cannot read a JSON report ({e})") from None
         if not {"model", "batch_size", "memory", "per_precision"} <= set(parts[-1]):
             raise UsageError(f"--combine {path}: not a --rows-only report")
-    keys = {(p["model"], p["batch_size"], p.get("recompute_bn", "none"), p.get("conv_engine", False)) for p in parts}
+    keys = {(p["model"], p["batch_size"], p.get("recompute_bn", "none"), p.get("conv_engine", False),
+             p.get("twin_limits", False)) for p in parts}
     rows = sorted((r for p in parts for r in p["per_precision"]), key=lambda r: r["fw"])
     bits = [r["fw"] for r in rows]
     if len(keys) != 1 or len(set(bits)) != len(bits) or 8 not in bits:
@@ -721,11 +746,11 @@ def combine(paths: list[Path], command: str) -> dict:
         top = max(parts, key=lambda p: p["memory"]["host_peak"])["memory"]
         memory.update(host_peak_kinds=top["host_peak_kinds"], baseline_kinds=top["baseline_kinds"],
                       host_anon_peak=max(p["memory"]["host_anon_peak"] for p in parts))
-    (model, batch, recompute_bn, conv_engine), = keys
+    (model, batch, recompute_bn, conv_engine, twin_limits), = keys
     full = command + "  (parts: " + "; ".join(f"`{p['command']}`" for p in parts) + ")"
     return summarise(model, batch, rows, memory, full, machine=parts[0]["machine"],
                      memory_scope=f"the largest of {len(parts)} processes, one iteration each",
-                     recompute_bn=recompute_bn, conv_engine=conv_engine)
+                     recompute_bn=recompute_bn, conv_engine=conv_engine, twin_limits=twin_limits)
 
 
 @contextlib.contextmanager

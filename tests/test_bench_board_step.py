@@ -183,16 +183,17 @@ def test_recomputed_batchnorm_inputs_cost_forward_gemms_only(bbs, run):
     assert res["recompute_bn"] == "all" and "recomputed in backward" in bbs.markdown(res)
 
 
-def _iterations(bbs, conv_engine: bool) -> tuple[list[dict], list[dict[str, torch.Tensor]]]:
-    """resnet20 at batch 1, fw 3 then fw 8 (one SGD step each): the rows and each iteration's parameter
+def _iterations(bbs, conv_engine: bool, batch: int = 1, fws: tuple[int, ...] = (3, 8),
+                twin_limits: bool = False) -> tuple[list[dict], list[dict[str, torch.Tensor]]]:
+    """resnet20 at ``batch`` (1), fw 3 then fw 8 (one SGD step each): the rows and each iteration's parameter
     gradients."""
     from threadpoolctl import threadpool_limits
 
-    bench = bbs.Bench("resnet20", 1, conv_engine=conv_engine)
+    bench = bbs.Bench("resnet20", batch, conv_engine=conv_engine, twin_limits=twin_limits)
     rows, grads = [], []
     with threadpool_limits(limits=1), bbs.RssSampler() as sampler, \
             bbs.DeviceProbe(bench.clock, sampler) as probe, bbs.set_hook(bench.clock):
-        for fw in (3, 8):
+        for fw in fws:
             rows += bbs.measure(bench, [fw], probe, progress=False)
             grads.append({n: p.grad.clone() for n, p in bench.model.named_parameters() if p.grad is not None})
     assert bench.engine.config.conv_engine is conv_engine
@@ -216,3 +217,18 @@ def test_conv_engine_iteration_is_bit_identical_and_reads_less(bbs):
     res = bbs.summarise("resnet20", 1, conv_rows, {"peak": 1 << 30, "host_peak": 1 << 29, "scratch": 0,
                                                    "baseline": 1 << 28}, "test", conv_engine=True)
     assert res["conv_engine"] is True and "design's model" in bbs.markdown(res)
+
+
+def test_twin_limits_refuse_then_halve_and_change_nothing(bbs):
+    """--twin-limits: on the Verilog twin's rule stage 3's weight gradients of 8 images are refused once per layer
+    geometry (its formers take 4) and run in halves; losses and gradients equal the design's calls' bit for bit."""
+    design_rows, design_grads = _iterations(bbs, conv_engine=True, batch=8, fws=(8,))
+    twin_rows, twin_grads = _iterations(bbs, conv_engine=True, batch=8, fws=(8,), twin_limits=True)
+    (d,), (t,) = design_rows, twin_rows
+    assert t["loss"] == d["loss"] and all(torch.equal(design_grads[0][n], twin_grads[0][n]) for n in design_grads[0])
+    assert d["refused_calls"] == 0 and t["refused_calls"] > 0
+    assert t["conv_calls"] > d["conv_calls"] and t["device_calls"] == t["conv_calls"] + t["refused_calls"]
+    res = bbs.summarise("resnet20", 8, twin_rows, {"peak": 1 << 30, "host_peak": 1 << 29, "scratch": 0,
+                                                   "baseline": 1 << 28}, "test", conv_engine=True, twin_limits=True)
+    assert f"{t['refused_calls']} calls refused" in bbs.markdown(res)
+    assert bbs.main(["--twin-limits", "--bits", "8"]) == 2             # needs --conv-engine
