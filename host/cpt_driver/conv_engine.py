@@ -185,9 +185,7 @@ class Engine:
         m = g.kh * g.kw * g.c
         key = (g.c, g.k, g.h, g.w, g.kh, g.kw, g.stride, g.padding, x_bits, e_bits)
         nb = self._images("wgrad", g, x_bits, 0, 0)
-        if nb < 1:
-            return None
-        nb = min(nb, self.wgrad_images.get(key, nb))
+        nb = min(nb, self.wgrad_images.get(key, nb))     # what the device took before, if it refused more
         if nb < 1:
             return None
         c16 = _c16(nb * g.ho * g.wo, x_bits, e_bits)
