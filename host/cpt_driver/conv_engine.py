@@ -11,10 +11,10 @@ expansion), writes the weights in the engine's B layout, and makes one call per 
   int64, as the design says; consecutive equal chunks carry the next chunk as the prefetch hint
   (flags PREFETCH_B, ``next_a``/``next_b``).  An implementation with tighter limits (the Verilog twin's
   formers take fewer images a call on some layers: docs/registers.md, "The Verilog twin") refuses the first
-  call with ERR_CONV before any bus request; the driver then halves the images per call until one is taken and
-  keeps that figure for the layer's geometry and precisions (one refused call per halving, once); refused at
-  one image (a geometry its formers never take, such as W > D on the twin), the layer is lowered to GEMMs,
-  then and every later time.
+  call with ERR_CONV before any bus request; the driver then halves the images per call until one is taken, and
+  later calls of the same geometry and precisions bisect between the most taken and the fewest refused (at most
+  one refused call each) until the two meet; refused at one image (a geometry its formers never take, such as
+  W > D on the twin), the layer is lowered to GEMMs, then and every later time.
 
 Results are int16 (flags C16) when the call's worst case fits, else int32: exact either way.  A geometry the
 engine cannot take in whole images (an image larger than one call, a line buffer beyond the tensor buffer)
@@ -83,9 +83,9 @@ class Engine:
     def __init__(self, acc: "Accelerator"):
         self.acc = acc
         self.spec = acc.spec
-        #: images per weight-gradient call the device took, by geometry and precisions, where it refused more
-        #: (0: it refused one image, the layer is lowered)
-        self.wgrad_images: dict[tuple[int, ...], int] = {}
+        #: by weight-gradient geometry and precisions, where the device refused a call: (the most images a call it
+        #: took, the fewest it refused); (0, 1): it refused one image, the layer is lowered
+        self.wgrad_limits: dict[tuple[int, ...], tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ planning
     def _images(self, op: str, g: "ConvShape", a_bits: int, per_image_bytes: int, fixed_bytes: int) -> int:
@@ -185,7 +185,11 @@ class Engine:
         m = g.kh * g.kw * g.c
         key = (g.c, g.k, g.h, g.w, g.kh, g.kw, g.stride, g.padding, x_bits, e_bits)
         nb = self._images("wgrad", g, x_bits, 0, 0)
-        nb = min(nb, self.wgrad_images.get(key, nb))     # what the device took before, if it refused more
+        taken, refused_at = self.wgrad_limits.get(key, (nb, nb + 1))
+        if taken == 0 and refused_at == 1:
+            return None
+        # the device refused more before: bisect towards its limit while the gap lasts, else what it took
+        nb = min(nb, (taken + refused_at) // 2 if taken and refused_at - taken > 1 else taken or refused_at // 2)
         if nb < 1:
             return None
         c16 = _c16(nb * g.ho * g.wo, x_bits, e_bits)
@@ -240,10 +244,14 @@ class Engine:
                         # a tighter implementation refused the layer's first call (nothing ran): fewer images
                         if err.status != refused or self.acc.calls != done + 1:
                             raise
-                        images //= 2
-                        self.wgrad_images[key] = images
+                        taken = self.wgrad_limits.get(key, (0, 0))[0]
+                        taken = taken if taken < images else 0
+                        self.wgrad_limits[key] = (taken, images)
+                        images = taken or images // 2
                         if images == 0:
                             raise EngineRefused(f"wgrad {g}: refused at one image") from err
+                if key in self.wgrad_limits:
+                    self.wgrad_limits[key] = (max(images, self.wgrad_limits[key][0]), self.wgrad_limits[key][1])
             if o is not None:
                 np.copyto(o, total, casting="unsafe")
                 return o
