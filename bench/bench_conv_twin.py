@@ -13,8 +13,9 @@ measures what the Verilog twin (zc706 with ``conv_engine = true``, Verilator) ta
    fw, the call of every GEMM class at CPT's precisions (forward (fw, fw), input gradient (8, fw) = 8-bit
    errors x fw-bit weights, weight gradient (fw, 8)) over ``--batch`` whole images, random codes, no
    back-pressure, int16 results (flags C16) where the call's worst case fits as the driver asks for them (the
-   forward at fw 3 everywhere, at fw 4 on the stem, stage 1 and the 1x1 downsamples) -- each call the twin takes (``conv_calls.conv_status(cfg, call, twin=True)``; the others
-   are listed as not run).  Every result is compared byte for byte with the emulated device
+   forward at fw 3 everywhere, at fw 4 on the stem, stage 1, stage 2's first convolution and the downsamples, at
+   fw 5 on the stem and the downsamples) -- each call the twin takes (``conv_calls.conv_status(cfg, call,
+   twin=True)``; the others are listed as not run).  Every result is compared byte for byte with the emulated device
    (sim/cpt_gemm/bench_cpt_gemm_conv.py, the system test's ``run_conv``).
 2. Per call: the twin's cycles (ap_start to ap_done), the design's model of the same call
    (``emu_conv.call_cycles``), the HLS kernel's busy count (``hls_cycles.conv_cycles``), and PE utilisation
