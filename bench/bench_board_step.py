@@ -414,7 +414,7 @@ def measure(bench: Bench, bits: list[int], probe: DeviceProbe, progress: bool) -
         # AXI bytes: the probe's (cycle model's beats for GEMM calls, conv_model.estimate for conv calls) are
         # the driver's (layout.call_traffic; the engine's row-plane ranges), call by call in its history
         # conv calls that ran (a refused one, --twin-limits, moves no bytes and is not the probe's)
-        refused = sum(r.op != "gemm" and not (r.read_bytes or r.write_bytes) for r in acc.history)
+        refused = sum(r.op != "gemm" and r.status != 0 for r in acc.history)
         conv_calls = sum(r.op != "gemm" for r in acc.history) - refused
         if (probe.read_bytes, probe.write_bytes) != (stats["read_bytes"], stats["write_bytes"]) \
                 or (sum(r.read_bytes for r in acc.history), sum(r.write_bytes for r in acc.history)) \
@@ -558,9 +558,10 @@ def markdown(res: dict) -> str:
         refused = sum(r.get("refused_calls", 0) for r in res["per_precision"])
         L += ["**The Verilog twin's limits** (`--twin-limits`): the emulated device refuses the conv calls the "
               "twin refuses (conv_calls.conv_status twin=True), as a board with the twin would, and the driver "
-              f"adapts: {refused} calls refused over the measured precisions (a weight gradient's first call "
-              "per layer geometry and precision, before its chunks are halved), every other call taken; the "
-              "results are those of the design's calls, bit for bit.", ""]
+              f"adapts: {refused} calls refused over the measured precisions (weight gradients of more images "
+              "than the twin's formers take: the driver's halving, then its bisection towards the limit, once per "
+              "layer geometry and precisions), every other call taken; the results are those of the design's "
+              "calls, bit for bit.", ""]
     if res.get("recompute_bn", "none") != "none":
         L += [f"**BatchNorm inputs recomputed in backward** (`--recompute-bn {res['recompute_bn']}`, "
               "cpt_hw.nn.recompute): those layers' forward GEMMs run twice per iteration (the accelerator's fwd "

@@ -22,6 +22,23 @@ def cli():
 
 
 @pytest.fixture
+def driver_on_rtl(tmp_path):
+    """run(cfg, simulator, test_file) -> dict: build ``cfg``'s RTL, run the cocotb module ``test_file`` (whose test
+    calls sim/cpt_gemm/tb.run_driver_in_sim) and return the JSON its driver code wrote."""
+    import json
+
+    from cpt_hw.flows import rtl_sim
+
+    def run(cfg, simulator: str, test_file: str) -> dict:
+        result_file = tmp_path / "result.json"
+        res = rtl_sim.run(cfg, simulator, Path(test_file).stem, test_dirs=[Path(test_file).parent],
+                          extra_env={rtl_sim.ENV_DRIVER_RESULT: str(result_file)})
+        assert res.ok and result_file.is_file(), res.summary()
+        return json.loads(result_file.read_text())
+    return run
+
+
+@pytest.fixture
 def one_torch_thread():
     """Tests of tiny tensors: torch's intra-op threads only spin against each other on 2 shared cores
     (a 10 s test took 110 s with 2 threads under load)."""

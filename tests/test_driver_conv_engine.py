@@ -116,8 +116,8 @@ def test_weight_gradient_halves_its_chunks_where_the_device_refuses_them():
             np.testing.assert_array_equal(twin.conv2d_weight(x, (64, 64, 3, 3), e, x_bits=8, e_bits=8, padding=1,
                                                              e_signed=True), want)
             calls = list(twin.history)[start:]
-            ran = [r for r in calls if r.read_bytes]
-            assert [r.k // 64 for r in calls if not r.read_bytes] == refusals
+            ran = [r for r in calls if not r.status]
+            assert [r.k // 64 for r in calls if r.status] == refusals
             assert [(r.k, r.prefetch) for r in ran] == [(4 * 64, True)] * 3 + [(4 * 64, False)]
         assert twin.engine.wgrad_limits == {(64, 64, 8, 8, 3, 3, 1, 1, 8, 8): (4, 5)}
 

@@ -17,7 +17,6 @@ with identical calls and writes what it saw to a JSON file, which the pytest sid
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -186,23 +185,17 @@ if _IN_SIM:
     async def driver_emu_vs_rtl(dut):
         from sim.cpt_gemm.tb import run_driver_in_sim  # the checkout's root is on the simulator's PYTHONPATH
 
-        await run_driver_in_sim(dut, compare, "CPT_DRIVER_RTL_RESULT")
+        await run_driver_in_sim(dut, compare)
 
 
 # ----------------------------------------------------------------------------- pytest side
 
 @pytest.mark.sim
 @pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
-def test_driver_emu_vs_rtl(simulator, tmp_path):
-    from cpt_hw.flows import rtl_sim
+def test_driver_emu_vs_rtl(simulator, driver_on_rtl):
     from cpt_hw.hw.config import HardwareConfig
 
-    cfg = HardwareConfig.from_preset(PRESET)
-    result_file = tmp_path / "result.json"
-    run = rtl_sim.run(cfg, simulator, Path(__file__).stem, test_dirs=[Path(__file__).parent],
-                    extra_env={"CPT_DRIVER_RTL_RESULT": str(result_file)})
-    assert run.ok and result_file.is_file(), run.summary()
-    res = json.loads(result_file.read_text())
+    res = driver_on_rtl(HardwareConfig.from_preset(PRESET), simulator, __file__)
     assert res["errors"] == [], res["errors"]
     assert res["mismatches"] == [] and len(res["forged"]["rtl"]) == 3
     assert len(res["calls"]) >= len(CASES) and all(c["same_call"] for c in res["calls"])

@@ -109,6 +109,8 @@ def toplevel_of(test_module: str) -> str:
 #: Environment variables a cocotb test module reads (see sim/tbutil.py).
 ENV_CONFIG = "CPT_HW_CONFIG"
 ENV_RECORDS = "CPT_HW_SIM_RECORDS"
+#: Where a driver-on-RTL module (sim/cpt_gemm/tb.run_driver_in_sim) writes its JSON result for the pytest side.
+ENV_DRIVER_RESULT = "CPT_DRIVER_RTL_RESULT"
 
 #: Icarus needs a timescale; the clock period in the testbenches is given in ns.
 TIMESCALE = ("1ns", "1ps")

@@ -70,6 +70,7 @@ class CallRecord:
     read_bytes: int = 0      # bytes the device read and wrote (layout.call_traffic; 0 for a non-zero status)
     write_bytes: int = 0
     op: str = "gemm"         # interface 4: "fwd", "dgrad", "wgrad" (m, n, k: result rows, columns, reduction)
+    status: int = 0          # the status word (non-zero: refused, or a bus error; the call raised)
 
 
 def _make_backend(name: str, spec: DeviceSpec, options: dict[str, Any]) -> Backend:
@@ -403,7 +404,8 @@ class Accelerator:
         self.read_bytes += read
         self.write_bytes += written
         self.history.append(CallRecord(m, n, k, a_bits, b_bits, flags & ~self._prefetch_flag, cycles,
-                                       prefetch=hint is not None, read_bytes=read, write_bytes=written))
+                                       prefetch=hint is not None, read_bytes=read, write_bytes=written,
+                                       status=status))
         if status:
             raise DeviceStatusError(f"{self.backend.name}: cpt_gemm refused the call: status 0x{status:x} = "
                                     f"{self.spec.decode_status(status)}", status)
@@ -440,7 +442,7 @@ class Accelerator:
         self.read_bytes += read
         self.write_bytes += written
         self.history.append(CallRecord(m, n, k, a_bits, b_bits, args["flags"] & ~self._prefetch_flag, cycles,
-                                       prefetch=hint, read_bytes=read, write_bytes=written, op=op))
+                                       prefetch=hint, read_bytes=read, write_bytes=written, op=op, status=status))
         if status:
             self._hint_pending = False     # a refused call leaves no hint of either kind (docs/registers.md)
             raise DeviceStatusError(f"{self.backend.name}: cpt_gemm refused the {op} conv call: status 0x{status:x} = "

@@ -186,9 +186,8 @@ class Engine:
         key = (g.c, g.k, g.h, g.w, g.kh, g.kw, g.stride, g.padding, x_bits, e_bits)
         nb = self._images("wgrad", g, x_bits, 0, 0)
         taken, refused_at = self.wgrad_limits.get(key, (nb, nb + 1))
-        if taken == 0 and refused_at == 1:
-            return None
         # the device refused more before: bisect towards its limit while the gap lasts, else what it took
+        # (0 after it refused one image: lowered)
         nb = min(nb, (taken + refused_at) // 2 if taken and refused_at - taken > 1 else taken or refused_at // 2)
         if nb < 1:
             return None

@@ -375,11 +375,11 @@ async def run_staged(tb: CptGemmTB, s: Staged, name: str, hint: dict | None = No
     return cycles
 
 
-async def run_driver_in_sim(dut, compare: Callable[["CptGemmTB", float], dict], result_env: str,
-                            mem_size: int = 1 << 26) -> None:
+async def run_driver_in_sim(dut, compare: Callable[["CptGemmTB", float], dict], mem_size: int = 1 << 26) -> None:
     """A cocotb test body for blocking driver code (cpt_driver's ``rtl`` backend): reset a CptGemmTB on ``dut``
     with quiet AXI models, run ``compare(tb, CLOCK_NS)`` in cocotb's bridge thread and write the dict it returns as
-    JSON to the file named by the environment variable ``result_env`` (the pytest side reads it)."""
+    JSON to the file named by ``rtl_sim.ENV_DRIVER_RESULT`` (the pytest side, tests/conftest.py's
+    ``driver_on_rtl``, reads it)."""
     import json
     import logging
     import os
@@ -387,9 +387,11 @@ async def run_driver_in_sim(dut, compare: Callable[["CptGemmTB", float], dict], 
 
     from cocotb.task import bridge
 
+    from cpt_hw.flows.rtl_sim import ENV_DRIVER_RESULT
+
     tb = CptGemmTB(dut, mem_size=mem_size)  # sparse: the driver's pool and a few pages fit
     for bus in (tb.ctrl.write_if, tb.ctrl.read_if, tb.ram.write_if, tb.ram.read_if):
         bus.log.setLevel(logging.WARNING)  # one INFO line per AXI transaction would dominate the run time
     await tb.reset()
     result = await bridge(compare)(tb, CLOCK_NS)
-    Path(os.environ[result_env]).write_text(json.dumps(result, indent=1))
+    Path(os.environ[ENV_DRIVER_RESULT]).write_text(json.dumps(result, indent=1))
