@@ -364,3 +364,25 @@ def test_accel_runs_convolutions_through_the_driver_conv_calls(monkeypatch):
         assert torch.equal(ex[0], ac[0]) and torch.equal(ex[1], ac[1])
         for k in ex[2]:
             assert torch.equal(ex[2][k], ac[2][k]), k
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation", [
+    ((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 3), (2, 2), (1, 1), (1, 1)), ((1, 1), (2, 2), (0, 0), (1, 1)),
+    ((3, 1), (1, 2), (2, 0), (2, 1)), ((2, 3), (2, 1), (0, 1), (1, 2)), ((3, 3), (2, 2), (0, 0), (1, 1))])
+@pytest.mark.parametrize("size", [(9, 9), (8, 7)])
+def test_window_sum_and_scatter_are_the_all_ones_convolution_and_its_transpose(kernel, stride, padding, dilation,
+                                                                               size):
+    """window_sum = F.conv2d with an all-ones kernel and window_scatter = its transpose (conv2d_input), exactly
+    on integers (int32, and float64 holding integers), over odd sizes where the stride leaves rows unread."""
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    gen = torch.Generator().manual_seed(7)
+    a = torch.randint(0, 1 << 12, (2, 3, *size), generator=gen)
+    ones = torch.ones((1, 1, *kernel), dtype=torch.float64)
+    expect = torch.nn.functional.conv2d(a.double().reshape(6, 1, *size), ones, **kw)
+    expect = expect.reshape(2, 3, *expect.shape[2:])
+    got = cnn.ops.window_sum(a.to(torch.int32), kernel, stride, padding, dilation)
+    assert got.dtype == torch.int32 and torch.equal(got.double(), expect)
+    assert torch.equal(cnn.ops.window_sum(a.double(), kernel, stride, padding, dilation), expect)
+    z = torch.randint(0, 1 << 12, got.shape, generator=gen).double()
+    back = torch.nn.grad.conv2d_input((6, 1, *size), ones, z.reshape(6, 1, *z.shape[2:]), **kw)
+    assert torch.equal(cnn.ops.window_scatter(z, size, kernel, stride, padding, dilation), back.reshape(2, 3, *size))
