@@ -42,8 +42,10 @@
 // (i, j, c), N = K, reduction batch Ho Wo positions (`wg_m`, `wg_k`); X is streamed as a forward call's (rows
 // [r_lo, r_hi) of every image), E whole (`e_size` bytes from b, which replaces B's range for ERR_WINDOW).  Its
 // formers' limits are ERR_CONV where the tensor-buffer check is made (conv_calls._twin_wgrad_err): whole
-// images only, r_lo = 0 < r_hi, W, Wo <= D, Cp(C) and Cp(K) powers of two, Wo Cp(K) <= MAX_ROW_BITS, batch H
-// a_bits C and batch Ho b_bits K <= WGRAD_BUF_WORDS.  With PREFETCH_B (`pf`) the hint's chunks, the same
+// images only, r_lo = 0 < r_hi, W, Wo <= D, Cp(C) and Cp(K) powers of two, Wo Cp(K) <= MAX_ROW_BITS, each
+// former's fullest bank <= WGRAD_BANK_WORDS, and the X chunk, batch a_bits C ceil(H W / D) words of channel-row
+// bits, <= WGRAD_BUF_WORDS (half the tensor buffer: the design's X-chunk check with every row of the image
+// counted, so never looser than it).  With PREFETCH_B (`pf`) the hint's chunks, the same
 // ranges from next_a and next_b (`pf_x_base`, `pf_e_base`), are checked like the call's own: ERR_ALIGN here,
 // ERR_WINDOW as `pf_win_err` (cpt_core adds it where cpt_setup's ERR_WINDOW is evaluated).
 //
@@ -63,7 +65,7 @@ module cpt_conv_setup #(
     parameter integer MAX_DIM = `CPT_MAX_DIM,           // config max_dim: batch, M, N
     parameter integer MAX_KERNEL = `CPT_MAX_KERNEL,     // config max_kernel (<= 3: the former's)
     parameter integer MAX_ROW_BITS = `CPT_MAX_ROW_BITS, // W Cp the former holds at most
-    parameter integer WGRAD_BUF_WORDS = `CPT_WGRAD_BUF_WORDS, // channel rows of a weight-gradient chunk at most
+    parameter integer WGRAD_BUF_WORDS = `CPT_WGRAD_BUF_WORDS, // D-bit words of a weight-gradient X chunk at most
     parameter integer WGRAD_BANK_WORDS = `CPT_WGRAD_BANK_WORDS, // words of each bank of a weight-gradient former
     parameter integer AW = `CPT_AXI_AW                  // config axi_addr_width
 ) (
@@ -551,7 +553,7 @@ module cpt_conv_setup #(
     // Its own registers, computed alongside the states above (their inputs are ready in the same states).
     localparam integer RWE_W = $clog2(MAX_ROW_BITS / D + 1);          // E row_words of a legal call
     localparam [16:0] MRB17 = MAX_ROW_BITS[16:0];
-    localparam [63:0] BUF64 = {32'd0, WGRAD_BUF_WORDS[31:0]};
+    localparam [79:0] BUF80 = {48'd0, WGRAD_BUF_WORDS[31:0]};
     localparam [71:0] BANK72 = {40'd0, WGRAD_BANK_WORDS[31:0]};
     localparam [31:0] LOG_D32 = LOG_D;
     localparam [3:0] LOG_D4 = LOG_D32[3:0];
@@ -574,9 +576,11 @@ module cpt_conv_setup #(
     reg  [16:0] ecp17;                      // Cp(K)
     reg  [19:0] taps_c;                     // kh kw C
     reg  [32:0] erow_bits;                  // Wo Cp(K)
-    reg  [23:0] bits_c, bits_k;             // a_bits C, b_bits K
-    reg  [39:0] xrows_c, erows_k;           // H a_bits C, Ho b_bits K
-    reg  [63:0] xbuf, ebuf;                 // batch H a_bits C, batch Ho b_bits K
+    reg  [23:0] bits_c;                     // a_bits C
+    reg  [31:0] x_hw;                       // H W
+    reg  [55:0] xwords_c;                   // a_bits C ceil(H W / D)
+    reg  [79:0] xbuf;                       // batch a_bits C ceil(H W / D): the X chunk's words
+    wire [31:0] x_hw_words = (x_hw >> LOG_D) + {31'd0, x_hw[LOG_D-1:0] != 0};
     reg  [RWE_W-1:0] erw;                   // E row_words
     reg  [RB_W-1:0]  ebytes_row;            // R(E)
     reg  [IB_W-1:0]  eimage;                // Ho R(E)
@@ -585,7 +589,7 @@ module cpt_conv_setup #(
     assign wg_dim_late = {32'd0, k_out} > MAX_DIM48 || {28'd0, taps_c} > MAX_DIM48 || m48 > K_MAX48;
     assign wg_limits = b0 != 0 || rows18 != {1'b0, ho17} || lo != 0 || hi == 0 || {1'b0, w_in} > D17
                        || wo17 > D17 || (cp17 & (cp17 - 17'd1)) != 0 || (ecp17 & (ecp17 - 17'd1)) != 0
-                       || erow_bits > {16'd0, MRB17} || xbuf > BUF64 || ebuf > BUF64 || xbank > BANK72
+                       || erow_bits > {16'd0, MRB17} || xbuf > BUF80 || xbank > BANK72
                        || ebank > BANK72;
     // conv_calls._inside: an empty range, or one inside [win_base, win_limit)
     function in_win(input [AW-1:0] base, input [67:0] bytes);
@@ -604,13 +608,11 @@ module cpt_conv_setup #(
                 x_cc <= c_in[15:1] + {15'd0, c_in[0]};
                 e_cc <= k_out[15:1] + {15'd0, k_out[0]};
                 bits_c <= ab32[7:0] * c_in;
-                bits_k <= bb32[7:0] * k_out;
             end
             S_2: begin
                 taps_c <= (kh4 * kw4) * c_in;
                 erow_bits <= wo17 * ecp17;
-                xrows_c <= h_in * bits_c;
-                erows_k <= ho17[15:0] * bits_k;
+                x_hw <= h_in * w_in;
                 x_nh <= batch32 * h_in;
                 e_nh <= batch32 * ho17[15:0];
                 x_bcc <= ab32[7:0] * x_cc;
@@ -620,16 +622,14 @@ module cpt_conv_setup #(
                 x_g2 <= (x_gr + 48'd1) >> 1;
                 e_g2 <= (e_gr + 48'd1) >> 1;
                 erw <= erow_bits[LOG_D +: RWE_W] + (erow_bits[LOG_D-1:0] != 0);
-                xbuf <= batch32[23:0] * xrows_c;
-                ebuf <= batch32[23:0] * erows_k;
-                if (batch32 > MAX_DIM) begin    // (ERR_DIM: the products are not needed)
-                    xbuf <= 64'hFFFF_FFFF_FFFF_FFFF;
-                    ebuf <= 64'hFFFF_FFFF_FFFF_FFFF;
-                end
+                xwords_c <= {8'd0, bits_c} * x_hw_words;
             end
             S_4: begin
                 ebytes_row <= bb32[`CPT_BITS_W-1:0] * erw * WB[RB_W-1:0];
                 xbank <= x_g2 * x_bcc;
+                xbuf <= batch32[23:0] * xwords_c;
+                if (batch32 > MAX_DIM)          // (ERR_DIM: the product is not needed)
+                    xbuf <= {80{1'b1}};
                 ebank <= e_g2 * e_bcc;
             end
             S_5: eimage <= ho17[15:0] * ebytes_row;

@@ -57,7 +57,6 @@ module cpt_wgrad_former #(
     parameter integer D = `CPT_D,               // config dot_width: bits of a row-plane word, a buffer word, an A word
     parameter integer OP_BITS = `CPT_OP_BITS,   // config: planes of a code at most
     parameter integer MAX_ROW_BITS = 2048,      // W Cp of the widest row-plane: the staging register
-    parameter integer BUF_WORDS = 4096,         // channel rows of a chunk at most: N H bits C (the call's limit)
     parameter integer BANK_WORDS = 2048,        // words of each bank: ceil(ceil(N H / R) / 2) bits ceil(C / CB) at most
     parameter integer CB = 2,                   // channel banks (a power of two >= 2): channel rows turned a cycle
     parameter integer LANES = 1                 // read lanes (a power of two dividing CB): lane l takes the
@@ -123,8 +122,8 @@ module cpt_wgrad_former #(
             $display("%m: error: MAX_ROW_BITS = %0d must be a power of two >= D (%0d)", MAX_ROW_BITS, D);
             $finish;
         end
-        if (BUF_WORDS < 2 || BANK_WORDS < 2) begin
-            $display("%m: error: BUF_WORDS = %0d and BANK_WORDS = %0d must be >= 2", BUF_WORDS, BANK_WORDS);
+        if (BANK_WORDS < 2) begin
+            $display("%m: error: BANK_WORDS = %0d must be >= 2", BANK_WORDS);
             $finish;
         end
         if (CB < 2 || (1 << LCB) != CB) begin
@@ -141,7 +140,6 @@ module cpt_wgrad_former #(
     localparam [15:0] D_X = D[15:0];
     localparam [`CPT_BITS_W-1:0] OP_BITS_X = OP_BITS[`CPT_BITS_W-1:0];
     localparam [31:0] MRB_X = MAX_ROW_BITS;
-    localparam [31:0] BUF_X = BUF_WORDS;
     localparam [31:0] BANKW_X = BANK_WORDS;
     localparam [31:0] POS_X = 32'd1 << CHUNK_POS_W;
     localparam [31:0] CB_X = CB;
@@ -157,8 +155,6 @@ module cpt_wgrad_former #(
     wire [31:0] in_img_pos = in_ho * in_wo;
     wire [47:0] in_pos = in_img_pos * {16'd0, batch};
     wire [31:0] in_rows = batch * height;
-    wire [31:0] in_bc = {{(32-`CPT_BITS_W){1'b0}}, bits} * {16'd0, channels};
-    wire [63:0] in_words = in_rows * in_bc;
     wire [31:0] in_row_bits = width * cp;
     reg  [4:0]  in_lcp;                                 // log2 cp (cp a power of two)
     reg  [3:0]  in_lp;                                  // log2 P: the smallest l >= 3 with W <= 2^l (W <= D)
@@ -182,7 +178,7 @@ module cpt_wgrad_former #(
     wire bad = cp == 0 || (cp & (cp - 1'b1)) != 0 || channels == 0 || channels > cp || batch == 0
                || width == 0 || width > D_X || in_wo > D_X || height == 0 || kh == 0 || kw == 0 || !fits
                || (stride != 2'd1 && stride != 2'd2) || bits == 0 || bits > OP_BITS_X
-               || in_row_bits > MRB_X || in_words > {32'd0, BUF_X} || in_bank > {32'd0, BANKW_X}
+               || in_row_bits > MRB_X || in_bank > {32'd0, BANKW_X}
                || in_pos >= {16'd0, POS_X};
 
     reg             active;
@@ -390,7 +386,7 @@ module cpt_wgrad_former #(
         end
     endgenerate
 
-    wire unused = &{1'b0, in_img_pos, in_pos, in_words[63:32], in_bc, in_row_bits, wr_slot[31:16], wr_shift[31:LD],
+    wire unused = &{1'b0, in_img_pos, in_pos, in_row_bits, wr_slot[31:16], wr_shift[31:LD],
                     h_span[0], w_span[0]};
 endmodule
 

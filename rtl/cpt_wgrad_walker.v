@@ -51,7 +51,6 @@ module cpt_wgrad_walker #(
     parameter integer OP_BITS = `CPT_OP_BITS,           // config operand_bits
     parameter integer B_BLOCK_COLS = `CPT_B_BLOCK_COLS, // config b_block_cols
     parameter integer MAX_ROW_BITS = `CPT_MAX_ROW_BITS, // the formers' widest row-plane
-    parameter integer BUF_WORDS = `CPT_WGRAD_BUF_WORDS, // channel rows of a chunk at most
     parameter integer BANK_WORDS = `CPT_WGRAD_BANK_WORDS, // words of each former's banks
     parameter integer XL = 2                            // the X former's lanes: A rows formed side by side
 ) (
@@ -130,7 +129,8 @@ module cpt_wgrad_walker #(
 
     wire [`CPT_POS_W-1:0] m_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, m};
     wire [`CPT_POS_W-1:0] n_w = {{(`CPT_POS_W-`CPT_DIM_W){1'b0}}, n};
-    // formers' 16-bit fields (every legal call's values fit: batch H a_bits C <= BUF_WORDS)
+    // formers' 16-bit fields (every legal call's values fit: batch <= batch a_bits C ceil(H W / D) <=
+    // WGRAD_BUF_WORDS, cpt_conv_setup's X-chunk check; K <= 2D, a power-of-two pitch)
     wire [`CPT_DIM_W+15:0] batch_x = {16'd0, batch};
     wire [`CPT_DIM_W+15:0] n_x = {16'd0, n};
     wire [`CPT_KW_W+15:0]  kw_x = {16'd0, k_words};
@@ -159,7 +159,7 @@ module cpt_wgrad_walker #(
     assign geom_err = x_geom_err || e_geom_err;
 
     /* verilator lint_off PINCONNECTEMPTY */    // `loaded`: requests wait on rq_ready, which includes it
-    cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS),
+    cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS),
                        .BANK_WORDS(BANK_WORDS), .LANES(XL)) x_former (
         .clk(clk), .rst(rst), .start(start), .own(own), .pf(pf), .flip(1'b0), .batch(batch_x[15:0]), .channels(c),
         .cp(cp), .width(width), .height(height), .kh(kh), .kw(kw), .stride(stride), .pad(pad), .bits(a_bits),
@@ -170,7 +170,7 @@ module cpt_wgrad_walker #(
         .m_data(xm_data), .m_word(xm_word), .m_last(xm_last)
     );
 
-    cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS), .BUF_WORDS(BUF_WORDS),
+    cpt_wgrad_former #(.D(D), .OP_BITS(OP_BITS), .MAX_ROW_BITS(MAX_ROW_BITS),
                        .BANK_WORDS(BANK_WORDS)) e_former (
         .clk(clk), .rst(rst), .start(start), .own(own), .pf(pf), .batch(batch_x[15:0]), .channels(n_x[15:0]),
         .flip(e_flip), .cp(e_cp), .width(wo), .height(ho), .kh(2'd1), .kw(2'd1), .stride(2'd1), .pad(1'b0),

@@ -3,11 +3,11 @@
 The twin runs forward calls, input gradients (at stride 2 phase by phase) and weight gradients of whole images;
 its status must equal the emulator's on every such call without SUMS whose rows fit its former, which
 holds because the generator renders the twin only when no such call can overflow the tensor buffer
-(cpt_hw.gen.rtl.twin_line_buffer_bound, and for weight gradients twin_wgrad_buf_words words of D bits in half of
-it).  rtl/cpt_conv_setup.v finds the input rows a band reaches from
-two candidate output rows at each end; the transliteration here checks that one step inwards always
-suffices.  An input gradient runs as a forward convolution of E (Ho x Wo, K channels) with the rotated
-kernel, the im2col former's row and column offsets being kh - 1 - padding and kw - 1 - padding (-1..2), so
+(cpt_hw.gen.rtl.twin_line_buffer_bound; for weight gradients the twin's X-chunk limit is the design's check with
+every row of the image counted, twin_wgrad_buf_words words of D bits in half of it).  rtl/cpt_conv_setup.v finds
+the input rows a band reaches from two candidate output rows at each end; the transliteration here checks that one
+step inwards always suffices.  An input gradient runs as a forward convolution of E (Ho x Wo, K channels) with the
+rotated kernel, the im2col former's row and column offsets being kh - 1 - padding and kw - 1 - padding (-1..2), so
 the same arithmetic serves it with that offset in place of the padding.  At stride 2 each phase (ry, rx) is
 such a walk with its own taps, offsets, pixels and E rows; setup_phases transliterates how the setup derives
 them, checked here against ConvArgs.phases and a_rows for every band of every small geometry.
@@ -199,7 +199,7 @@ def formers_take(cfg: HardwareConfig, call: ConvCall) -> bool:
     return (g.band0 == 0 and g.band_rows in (0, g.ho) and not (g.kh == 1 and g.stride == 2 and g.padding == 1)
             and g.w <= d and g.wo <= d and cp_x & (cp_x - 1) == 0 and cp_e & (cp_e - 1) == 0
             and max(g.w * cp_x, g.wo * cp_e) <= twin_row_bits(cfg)
-            and g.batch * g.h * g.a_bits * g.c <= buf and g.batch * g.ho * g.b_bits * g.k <= buf
+            and g.batch * g.a_bits * g.c * -(-g.h * g.w // d) <= buf
             and max(twin_wgrad_bank_words(d, g.batch, g.h, g.w, g.c, g.a_bits),
                     twin_wgrad_bank_words(d, g.batch, g.ho, g.wo, g.k, g.b_bits)) <= TWIN_WGRAD_BANK_WORDS)
 
@@ -221,8 +221,6 @@ def test_twin_wgrad_limits(cfg):
         "Wo > D": dict(w=d, h=2, batch=1, kh=1, kw=1, padding=1),                # W = D, Wo = D + 2
         "Cp(C) = 3D": dict(c=2 * d + 1, h=4, w=2, batch=1),
         "Cp(K) = 3D": dict(k=2 * d + 1, h=4, w=2, batch=1, b_bits=1),
-        "X chunk": dict(c=d, a_bits=8, h=buf // (8 * d) + 1, w=1, batch=1, kh=1, kw=1, padding=0),
-        "E chunk": dict(k=d, b_bits=8, c=1, a_bits=1, h=buf // (8 * d) + 1, w=1, batch=1, kh=1, kw=1, padding=0),
         "SUMS": dict(flags=1 << flag["SUMS"]),
     }
     if cfg.k_max >= 65 * d:     # the banks bind only where a call may have that many positions (not on sim)
@@ -234,6 +232,22 @@ def test_twin_wgrad_limits(cfg):
         assert conv_status(cfg, call) == 0, name
         assert conv_status(cfg, call, twin=True) == ERR["ERR_CONV"], name
         assert not formers_take(cfg, call) or name == "SUMS", name
+    # The X chunk, batch a_bits C ceil(H W / D) words, refused beyond half the tensor buffer where the banks
+    # still take it: the design refuses it too (the twin counts every row of the image, the design the rows read:
+    # the same here, 1 x 1 pixels).  On sim the banks overflow first.
+    x_chunk = wgrad_call(batch=buf // (16 * d) + 1, c=2 * d, k=1, h=1, w=1, kh=1, kw=1, padding=0, a_bits=8,
+                         b_bits=1)
+    g = ConvArgs.decode(x_chunk)
+    assert g.batch * 8 * 2 * d > buf
+    if twin_wgrad_bank_words(d, g.batch, 1, 1, 2 * d, 8) <= TWIN_WGRAD_BANK_WORDS and g.m <= cfg.k_max:
+        assert conv_status(cfg, x_chunk, twin=True) == ERR["ERR_CONV"] == conv_status(cfg, x_chunk)
+        assert conv_status(cfg, replace(x_chunk, batch=x_chunk.batch - 1), twin=True) == 0
+    # The E chunk has no limit but the banks: ResNet-74's stage-3 layer (3x3, 64 -> 64 channels on 8 x 8) takes
+    # 16 images of 8-bit X and E (a fullest bank of 2048 words each), where the positions fit k_max (zc706)
+    stage3 = wgrad_call(batch=16, c=64, k=64, h=8, w=8, a_bits=8, b_bits=8)
+    if d == 64 and ConvArgs.decode(stage3).m <= cfg.k_max:
+        assert conv_status(cfg, stage3, twin=True) == 0 == conv_status(cfg, stage3)
+        assert conv_status(cfg, replace(stage3, batch=17), twin=True) == ERR["ERR_CONV"]
     # C16 as the design: within int16 it runs, beyond it both refuse
     for bits, want in ((1, 0), (8, ERR["ERR_CONV"])):
         call = wgrad_call(flags=C16, a_bits=bits, b_bits=bits)
@@ -286,7 +300,6 @@ def test_twin_equals_emulator_on_wgrad_calls_the_formers_take(cfg):
     """Random weight-gradient geometries (legal or not): without SUMS and PREFETCH_B and within the formers'
     limits the twin's status is the emulator's (so the X-chunk check is never needed in the RTL); and the twin
     never runs a call the emulator refuses."""
-    assert twin_wgrad_buf_words(cfg) * cfg.dot_width <= cfg.tensor_buffer_bits // 2
     d = cfg.dot_width
     rng = np.random.default_rng(29)
     same = ran = 0

@@ -101,25 +101,26 @@ def test_weight_gradient_halves_its_chunks_where_the_device_refuses_them():
     """An implementation with tighter limits (the Verilog twin's formers, on an emulated device that refuses as the
     twin does) refuses a layer's first weight-gradient call with ERR_CONV: the driver halves the images per call
     until one is taken, then bisects towards the limit on later calls (one refusal each at most), and every result
-    is golden's.  zc706, a stage-3 layer (64 channels, 8x8): the design's rule takes all 16 images in one call, the
-    twin's formers 4."""
+    is golden's.  zc706, a stage-2 layer (32 channels, 16x16): the design's rule takes all 16 images in one call, the
+    twin's formers 8 (their banks)."""
     rng = np.random.default_rng(5)
-    x, e = codes(rng, (16, 64, 8, 8), 8, False), codes(rng, (16, 64, 8, 8), 8, True)
-    want = golden.conv2d_weight(x, (64, 64, 3, 3), e, x_bits=8, e_bits=8, padding=1, e_signed=True)
+    x, e = codes(rng, (16, 32, 16, 16), 8, False), codes(rng, (16, 32, 16, 16), 8, True)
+    want = golden.conv2d_weight(x, (32, 32, 3, 3), e, x_bits=8, e_bits=8, padding=1, e_signed=True)
     with Accelerator("emu", config=ZC4) as design, Accelerator("emu", config=ZC4, twin_limits=True) as twin:
-        np.testing.assert_array_equal(design.conv2d_weight(x, (64, 64, 3, 3), e, x_bits=8, e_bits=8, padding=1,
+        np.testing.assert_array_equal(design.conv2d_weight(x, (32, 32, 3, 3), e, x_bits=8, e_bits=8, padding=1,
                                                            e_signed=True), want)
-        assert [r.k for r in design.history] == [16 * 64]
-        # refused: 16 and 8 images (halving), then 6 and 5 (bisecting between 4 taken and 8, 6 refused); then none
-        for refusals in ([16, 8], [6], [5], []):
+        assert [r.k for r in design.history] == [16 * 256]
+        # refused: 16 images (halving to 8, taken), then 12, 10 and 9 (bisecting between 8 taken and the fewest
+        # refused); then none
+        for refusals in ([16], [12], [10], [9], []):
             start = twin.calls
-            np.testing.assert_array_equal(twin.conv2d_weight(x, (64, 64, 3, 3), e, x_bits=8, e_bits=8, padding=1,
+            np.testing.assert_array_equal(twin.conv2d_weight(x, (32, 32, 3, 3), e, x_bits=8, e_bits=8, padding=1,
                                                              e_signed=True), want)
             calls = list(twin.history)[start:]
             ran = [r for r in calls if not r.status]
-            assert [r.k // 64 for r in calls if r.status] == refusals
-            assert [(r.k, r.prefetch) for r in ran] == [(4 * 64, True)] * 3 + [(4 * 64, False)]
-        assert twin.engine.wgrad_limits == {(64, 64, 8, 8, 3, 3, 1, 1, 8, 8): (4, 5)}
+            assert [r.k // 256 for r in calls if r.status] == refusals
+            assert [(r.k, r.prefetch) for r in ran] == [(8 * 256, True), (8 * 256, False)]
+        assert twin.engine.wgrad_limits == {(32, 32, 16, 16, 3, 3, 1, 1, 8, 8): (8, 9)}
 
 
 def test_stats_are_the_models_traffic_and_cycles():

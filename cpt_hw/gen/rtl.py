@@ -44,11 +44,11 @@ def check(cfg: HardwareConfig) -> None:
             raise ConfigError(f"tensor_buffer_bram36 = {cfg.tensor_buffer_bram36}: the Verilog twin needs a tensor "
                               f"buffer of at least {twin_line_buffer_bound(cfg)} bits (rows {cfg.rows}, "
                               f"operand_bits {cfg.operand_bits}, rows of {twin_row_bits(cfg)} bits)")
-        if twin_wgrad_buf_words(cfg) * cfg.dot_width > cfg.tensor_buffer_bits // 2:
-            # likewise the weight gradient: its formers' buffers in place of the X chunk's half of the tensor buffer
+        if twin_wgrad_buf_words(cfg) >= 1 << 16:
+            # the weight-gradient formers take the batch in a 16-bit field: the X-chunk limit bounds it
             raise ConfigError(f"tensor_buffer_bram36 = {cfg.tensor_buffer_bram36}: the Verilog twin's weight-gradient "
-                              f"former needs half a tensor buffer of at least "
-                              f"{twin_wgrad_buf_words(cfg) * cfg.dot_width} bits")
+                              f"formers take at most 65,535 images, and half this tensor buffer holds "
+                              f"{twin_wgrad_buf_words(cfg)} words of {cfg.dot_width} bits")
     d = cfg.dot_width
     if d & (d - 1):
         raise ConfigError(f"dot_width = {d}: the Verilog twin needs a power of two "
@@ -119,7 +119,7 @@ def conv_widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
         ("MAX_ROW_BITS", twin_row_bits(cfg),
          "W Cp of the widest row-plane the im2col former holds: cpt_hw.hw.conv_calls.twin_row_bits"),
         ("WGRAD_BUF_WORDS", twin_wgrad_buf_words(cfg),
-         "channel rows a weight-gradient chunk may have: cpt_hw.hw.conv_calls.twin_wgrad_buf_words"),
+         "D-bit words a weight-gradient X chunk may have: cpt_hw.hw.conv_calls.twin_wgrad_buf_words"),
         ("WGRAD_BANK_WORDS", TWIN_WGRAD_BANK_WORDS,
          "words of each bank of a weight-gradient former: cpt_hw.hw.conv_calls.TWIN_WGRAD_BANK_WORDS"),
     ]

@@ -221,11 +221,12 @@ def twin_row_bits(cfg: HardwareConfig) -> int:
 
 
 def twin_wgrad_buf_words(cfg: HardwareConfig) -> int:
-    """Channel rows a chunk of the Verilog twin's weight-gradient formers may have, each (``BUF_WORDS`` of
-    rtl/cpt_wgrad_former.v): batch H a_bits C for the X chunk, batch Ho b_bits K for the E chunk.  As many
-    D-bit words as half the tensor buffer holds, so the emulator's X-chunk check (whose chunk is at most that many
-    words) can never refuse a call the twin takes; the formers' banks bound the chunk further
-    (:func:`twin_wgrad_bank_words`)."""
+    """D-bit words the Verilog twin lets a weight gradient's X chunk have (``WGRAD_BUF_WORDS`` of
+    rtl/cpt_conv_setup.v): batch a_bits C ceil(H W / D), each channel row of a plane the image's H W position
+    bits.  As many words as half the tensor buffer holds: the design's X-chunk check
+    (conv_model.wgrad_x_bits) with every row of the image counted, where the design counts the rows the taps
+    read, so it can never refuse a call the twin takes.  The E chunk has no such limit (the design streams it
+    into a B half); the formers' banks bound both chunks further (:func:`twin_wgrad_bank_words`)."""
     return cfg.tensor_buffer_bits // 2 // cfg.dot_width
 
 
@@ -327,16 +328,16 @@ def _twin_wgrad_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
     kernel) do not take: a band of output rows (whole images only), a first row the taps do not reach (1x1
     stride 2 padding 1: output row 0 reads padding only), W or Wo above D (a channel row, a segment is one
     word), a channel pitch of X or E that is not a power of two (C > 2D), an E row-plane wider than
-    :func:`twin_row_bits`, an X chunk of batch H a_bits C or an E chunk of batch Ho b_bits K channel rows
-    above :func:`twin_wgrad_buf_words`, or one whose packed rows overflow a former's bank
-    (:func:`twin_wgrad_bank_words` > ``TWIN_WGRAD_BANK_WORDS``)."""
+    :func:`twin_row_bits`, an X chunk of batch a_bits C ceil(H W / D) words above :func:`twin_wgrad_buf_words`,
+    or a chunk whose packed rows overflow a former's bank (:func:`twin_wgrad_bank_words` >
+    ``TWIN_WGRAD_BANK_WORDS``)."""
     d = cfg.dot_width
     cp_x, cp_e = channel_pitch(g.c, d), channel_pitch(g.k, d)
     lo, hi = g.a_rows()
     buf = twin_wgrad_buf_words(cfg)
     return (g.band0 != 0 or g.rows != g.ho or lo != 0 or hi == 0 or g.w > d or g.wo > d
             or cp_x & (cp_x - 1) != 0 or cp_e & (cp_e - 1) != 0 or g.wo * cp_e > twin_row_bits(cfg)
-            or g.batch * g.h * g.a_bits * g.c > buf or g.batch * g.ho * g.b_bits * g.k > buf
+            or g.batch * g.a_bits * g.c * -(-g.h * g.w // d) > buf
             or twin_wgrad_bank_words(d, g.batch, g.h, g.w, g.c, g.a_bits) > TWIN_WGRAD_BANK_WORDS
             or twin_wgrad_bank_words(d, g.batch, g.ho, g.wo, g.k, g.b_bits) > TWIN_WGRAD_BANK_WORDS)
 

@@ -24,9 +24,8 @@ from sim import runner
 from sim.streamtb import StreamTB
 from sim.tbutil import seeded_rng
 
-#: The module's defaults: the staging register (W Cp bits), the chunk (channel rows) and each bank (words).
+#: The module's defaults: the staging register (W Cp bits) and each bank (words).
 MAX_ROW_BITS = 2048
-BUF_WORDS = 4096
 BANK_WORDS = 2048
 
 Request = tuple[int, int, int, int, int, int]   # (i, j, c, plane, first word, count)
@@ -76,7 +75,7 @@ class FormerTB(StreamTB):
 
 
 def fits(g: WgradGeometry, bits: int) -> bool:
-    return (g.width * g.cp <= MAX_ROW_BITS and g.batch * g.height * bits * g.channels <= BUF_WORDS
+    return (g.width * g.cp <= MAX_ROW_BITS
             and twin_wgrad_bank_words(g.dot_width, g.batch, g.height, g.width, g.channels, bits) <= BANK_WORDS)
 
 
