@@ -3,7 +3,9 @@
     .venv/bin/python bench/bench_conv_twin.py                    # batch 1, fw 3..8 (about 15 min on 2 cores)
     .venv/bin/python bench/bench_conv_twin.py --batch 2 --fw 3 8 --out /tmp/conv_twin-b2
     .venv/bin/python bench/bench_conv_twin.py --ops wgrad --fw 3 8 --out /tmp/conv_twin-wgrad
-    .venv/bin/python bench/bench_conv_twin.py --ops wgrad --wgrad-batch max --out docs/results/conv_twin_wgrad
+    .venv/bin/python bench/bench_conv_twin.py --ops wgrad --wgrad-batch max --out docs/results/conv_twin_wgrad  # ~1 h
+    # after an interrupted run: what its records hold is not simulated again
+    .venv/bin/python bench/bench_conv_twin.py ... --resume build/zc706_conv/sim_verilator/cpt_gemm/runs/<run>/records.jsonl
 
 The accelerator seconds of issue 17's targets (bench/bench_board_step.py --conv-engine) are the design's
 model (``cpt_hw.hw.conv_model``, which the emulated device reports), not a measurement.  This benchmark
@@ -130,6 +132,27 @@ def run_twin(cfg: HardwareConfig, specs: list[dict], simulator: str) -> tuple[li
     return res.records, time.time() - t0
 
 
+#: A record's fields that must equal the spec's for --resume to reuse it (the call it measured).
+RECORD_KEYS = ("op", "batch", "c", "k", "h", "w", "kh", "kw", "stride", "padding", "a_bits", "b_bits")
+
+
+def load_resumed(path: Path, specs: list[dict]) -> dict[str, dict]:
+    """Records of an earlier run (its records.jsonl, one JSON object a line) for the specs they measured, a chain's
+    three calls together or not at all; exits with one line (code 2) if the file cannot be read."""
+    try:
+        lines = path.read_text().splitlines()
+        old = {r["name"]: r for r in (json.loads(line) for line in lines if line.strip()) if r.get("status") == 0}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f"bench_conv_twin: --resume {path}: not a records file of this bench ({e})", file=sys.stderr)
+        raise SystemExit(2) from None
+    kept = {}
+    for s in specs:
+        names = [s["name"]] + ([s["name"] + "/hit", s["name"] + "/last"] if chained(s) else [])
+        if all(n in old and all(old[n][k] == s[k] for k in RECORD_KEYS) for n in names):
+            kept.update((n, old[n]) for n in names)
+    return kept
+
+
 def summarise(cfg: HardwareConfig, specs: list[dict], records: dict[str, dict]) -> dict:
     weights = cpt_weights()
     rows, classes = [], {}
@@ -189,13 +212,16 @@ def summarise(cfg: HardwareConfig, specs: list[dict], records: dict[str, dict]) 
     return {"rows": rows, "classes": classes}
 
 
-def markdown(cfg: HardwareConfig, args: argparse.Namespace, summary: dict, wall: float, command: str) -> str:
+def markdown(cfg: HardwareConfig, args: argparse.Namespace, summary: dict, wall: float, command: str,
+             resumed: int = 0) -> str:
     L = [f"# The Verilog twin's convolution engine on ResNet-74 layer shapes (`{cfg.name}`, {args.simulator})", "",
          f"Reproduce: `{command}` (method in the script's docstring).  Batch {args.batch} per call"
          + (" (weight gradients: as many images as the twin takes)" if getattr(args, "wgrad_batch", "same") == "max"
             else "") + ", "
          f"random unsigned codes, no back-pressure, every result byte-identical to the emulated device.  "
-         f"Simulation: {wall:.0f} s of wall time.", "",
+         f"Simulation: {wall:.0f} s of wall time"
+         + (f" (this run; {resumed} calls' records taken from --resume's earlier run of the same RTL)" if resumed
+            else "") + ".", "",
          "## Per GEMM class (CPT 3-8/8 weights over fw; layers weighted by their model time in a batch-128 "
          "iteration)", "",
          "| class | calls run | twin / model, min..max | model s, CPT | twin-scaled s, CPT (extrapolated) | ratio |",
@@ -257,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))
     p.add_argument("--out", default=str(ROOT / "docs/results/conv_twin"), help="output stem (.json, .md)")
     p.add_argument("--dry-run", action="store_true", help="list the calls and the model's cycles, simulate nothing")
+    p.add_argument("--resume", type=Path, metavar="RECORDS",
+                   help="an earlier run's records.jsonl (build/<config>/sim_<simulator>/cpt_gemm/runs/...): the calls "
+                        "it measured are not simulated again")
     args = p.parse_args(argv)
     if args.batch < 1 or any(not 1 <= q <= 8 for q in args.fw):
         p.error("--batch must be >= 1 and every --fw in 1..8")
@@ -272,8 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         for s in specs:
             print(s["name"], "twin" if s in run else "refused", iteration_cycles(cfg, s))
         return 0
-    records, wall = run_twin(cfg, run, args.simulator)
-    by_name = {r["name"]: r for r in records if r.get("status") == 0}
+    resumed = load_resumed(args.resume, run) if args.resume else {}
+    todo = [s for s in run if s["name"] not in resumed]
+    records, wall = run_twin(cfg, todo, args.simulator) if todo else ([], 0.0)
+    by_name = {**resumed, **{r["name"]: r for r in records if r.get("status") == 0}}
     missing = [n for s in run for n in [s["name"]] + ([s["name"] + "/hit", s["name"] + "/last"] if chained(s) else [])
                if n not in by_name]
     if missing:
@@ -282,10 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/bench_conv_twin.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     payload = {"config": cfg.name, "simulator": args.simulator, "batch": args.batch, "fw": sorted(set(args.fw)),
-               "wall_s": round(wall, 1), "command": command.strip(), **summary}
+               "wall_s": round(wall, 1), "resumed_calls": len(resumed), "command": command.strip(), **summary}
+    text = markdown(cfg, args, summary, wall, command.strip(), len(resumed))
     write_atomic(out.with_suffix(".json"), json.dumps(payload, indent=2) + "\n")
-    write_atomic(out.with_suffix(".md"), markdown(cfg, args, summary, wall, command.strip()))
-    print(markdown(cfg, args, summary, wall, command.strip()).split("## Per call")[0])
+    write_atomic(out.with_suffix(".md"), text)
+    print(text.split("## Per call")[0])
     return 0
 
 

@@ -120,3 +120,27 @@ def test_bad_arguments_exit_2(bct, capsys):
     with pytest.raises(SystemExit) as e:
         bct.main(["--fw", "9", "--dry-run"])
     assert e.value.code == 2 and "--fw" in capsys.readouterr().err
+
+
+def test_resume_reuses_the_records_of_the_same_calls_only(bct, cfg, tmp_path):
+    """--resume takes an earlier run's records for the calls they measured: a chain's three calls together or not
+    at all, and only where the record's geometry and precisions are the spec's; an unreadable file is one line,
+    exit code 2."""
+    import json
+
+    specs = [{**s, "batch": 4, "chain": True} for s in bct.layer_calls(1, [3, 8]) if s["op"] == "wgrad"]
+    a, b, c = specs[:3]
+
+    def rec(s, suffix="", **change):
+        return {**{k: s[k] for k in bct.RECORD_KEYS}, "name": s["name"] + suffix, "status": 0, "cycles": 7, **change}
+
+    lines = [rec(a), rec(a, "/hit"), rec(a, "/last"),       # a whole chain: reused
+             rec(b), rec(b, "/hit"),                         # its last call missing: simulated again
+             rec(c, batch=8), rec(c, "/hit"), rec(c, "/last")]  # another call of the same layer: simulated again
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    assert sorted(bct.load_resumed(path, specs)) == sorted([a["name"], a["name"] + "/hit", a["name"] + "/last"])
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    with pytest.raises(SystemExit) as e:
+        bct.load_resumed(tmp_path / "bad.jsonl", specs)
+    assert e.value.code == 2

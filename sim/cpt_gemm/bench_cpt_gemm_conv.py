@@ -22,7 +22,7 @@ from sim.cpt_gemm.test_cpt_gemm_conv import place, run_conv, wgrad_chunks
 from sim.tbutil import seeded_rng
 
 
-@cocotb.test(timeout_time=3600, timeout_unit="sec")
+@cocotb.test(timeout_time=6 * 3600, timeout_unit="sec")   # all of ResNet-74's weight gradients: about an hour
 async def bench_conv(dut):
     calls = json.loads(os.environ.get("CPT_HW_BENCH_CONV", "[]"))
     tb = CptGemmTB(dut, mem_size=int(os.environ.get("CPT_HW_BENCH_MEM", str(1 << 22))))

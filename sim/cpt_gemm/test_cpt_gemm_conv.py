@@ -156,7 +156,10 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str, keep: bool = False,
     c_addr, c_bytes = ranges[2]
     tb.ram.write(c_addr, bytes([0xA5]) * c_bytes)        # poison: every byte of C must be written
     before = np.frombuffer(tb.snapshot(), np.uint8).copy()
-    status, cycles = await tb.call(**{f: getattr(call, f) for f in call.__dataclass_fields__})
+    model = emu_conv.call_cycles(cfg, g)
+    # the interrupt's deadline: the default, or four times the design's model for the larger calls (ResNet-74's)
+    status, cycles = await tb.call(timeout_cycles=max(200_000, 4 * model),
+                                   **{f: getattr(call, f) for f in call.__dataclass_fields__})
     after = np.frombuffer(tb.snapshot(), np.uint8)
     assert status == 0, f"{name}: status {status:#x} for {g}, ranges {ranges}, window {call.win_base}..{call.win_limit}"
     source = before.copy()
@@ -176,7 +179,7 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str, keep: bool = False,
     assert stray.size == 0, f"{name}: {stray.size} bytes outside C changed"
     record(name=name + tb.variant, op=g.op, batch=g.batch, c=g.c, k=g.k, h=g.h, w=g.w, kh=g.kh, kw=g.kw,
            stride=g.stride, padding=g.padding, band=[g.band0, g.band_rows], a_bits=g.a_bits, b_bits=g.b_bits,
-           c16=g.flag("C16"), m=g.m, status=0, cycles=cycles, model_cycles=emu_conv.call_cycles(cfg, g),
+           c16=g.flag("C16"), m=g.m, status=0, cycles=cycles, model_cycles=model,
            useful_ops=useful_ops(g),
            hls_cycles=hls_cycles.conv_cycles(cfg, g), backpressure=tb.backpressure)
     if not keep:
