@@ -4,8 +4,9 @@
     .venv/bin/python bench/bench_conv_twin.py --batch 2 --fw 3 8 --out /tmp/conv_twin-b2
     .venv/bin/python bench/bench_conv_twin.py --ops wgrad --fw 3 8 --out /tmp/conv_twin-wgrad
     .venv/bin/python bench/bench_conv_twin.py --ops wgrad --wgrad-batch max --out docs/results/conv_twin_wgrad  # ~1 h
-    # after an interrupted run: what its records hold is not simulated again
-    .venv/bin/python bench/bench_conv_twin.py ... --resume build/zc706_conv/sim_verilator/cpt_gemm/runs/<run>/records.jsonl
+    # after an interrupted run (build/zc706_conv/sim_verilator/cpt_gemm/runs/<run>/records.jsonl): what its
+    # records hold is not simulated again
+    .venv/bin/python bench/bench_conv_twin.py ... --resume RECORDS.jsonl
 
 The accelerator seconds of issue 17's targets (bench/bench_board_step.py --conv-engine) are the design's
 model (``cpt_hw.hw.conv_model``, which the emulated device reports), not a measurement.  This benchmark
