@@ -44,11 +44,6 @@ def check(cfg: HardwareConfig) -> None:
             raise ConfigError(f"tensor_buffer_bram36 = {cfg.tensor_buffer_bram36}: the Verilog twin needs a tensor "
                               f"buffer of at least {twin_line_buffer_bound(cfg)} bits (rows {cfg.rows}, "
                               f"operand_bits {cfg.operand_bits}, rows of {twin_row_bits(cfg)} bits)")
-        if twin_wgrad_buf_words(cfg) >= 1 << 16:
-            # the weight-gradient formers take the batch in a 16-bit field: the X-chunk limit bounds it
-            raise ConfigError(f"tensor_buffer_bram36 = {cfg.tensor_buffer_bram36}: the Verilog twin's weight-gradient "
-                              f"formers take at most 65,535 images, and half this tensor buffer holds "
-                              f"{twin_wgrad_buf_words(cfg)} words of {cfg.dot_width} bits")
     d = cfg.dot_width
     if d & (d - 1):
         raise ConfigError(f"dot_width = {d}: the Verilog twin needs a power of two "

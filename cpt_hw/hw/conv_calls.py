@@ -225,9 +225,10 @@ def twin_wgrad_buf_words(cfg: HardwareConfig) -> int:
     rtl/cpt_conv_setup.v): batch a_bits C ceil(H W / D), each channel row of a plane the image's H W position
     bits.  As many words as half the tensor buffer holds: the design's X-chunk check
     (conv_model.wgrad_x_bits) with every row of the image counted, where the design counts the rows the taps
-    read, so it can never refuse a call the twin takes.  The E chunk has no such limit (the design streams it
-    into a B half); the formers' banks bound both chunks further (:func:`twin_wgrad_bank_words`)."""
-    return cfg.tensor_buffer_bits // 2 // cfg.dot_width
+    read, so it can never refuse a call the twin takes -- at most 65,535, as the formers take the batch (which
+    it bounds) in a 16-bit field.  The E chunk has no such limit (the design streams it into a B half); the
+    formers' banks bound both chunks further (:func:`twin_wgrad_bank_words`)."""
+    return min(cfg.tensor_buffer_bits // 2 // cfg.dot_width, (1 << 16) - 1)
 
 
 #: Words of each of a weight-gradient former's four banks (``BANK_WORDS`` of rtl/cpt_wgrad_former.v: 4 BRAM36
