@@ -298,8 +298,8 @@ def test_wgrad_bank_words_count_the_formers_addresses(d):
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
 def test_twin_equals_emulator_on_wgrad_calls_the_formers_take(cfg):
     """Random weight-gradient geometries (legal or not): without SUMS and PREFETCH_B and within the formers'
-    limits the twin's status is the emulator's (so the X-chunk check is never needed in the RTL); and the twin
-    never runs a call the emulator refuses."""
+    limits the twin's status is the emulator's (the RTL's X-chunk check counts every row of the image, so it is
+    never looser than the emulator's); and the twin never runs a call the emulator refuses."""
     d = cfg.dot_width
     rng = np.random.default_rng(29)
     same = ran = 0

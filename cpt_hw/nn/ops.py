@@ -152,6 +152,11 @@ def code_sum_int(q: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tens
     return q.to(torch.float32).sum(dim, keepdim=keepdim)
 
 
+def _every(step: int, count: int, first: int = 0) -> slice:
+    """``count`` indices ``step`` apart from ``first``: where one tap of a strided window lands on every output."""
+    return slice(first, first + step * (count - 1) + 1, step)
+
+
 def window_sum(a: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
                dilation: tuple[int, int]) -> torch.Tensor:
     """(..., H, W) -> (..., Ho, Wo): each window's sum over the zero-padded ``a`` (a convolution with an
@@ -163,12 +168,12 @@ def window_sum(a: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]
         a = F.pad(a, (pw, pw, ph, ph))
     ho = (a.shape[-2] - dh * (kh - 1) - 1) // sh + 1
     wo = (a.shape[-1] - dw * (kw - 1) - 1) // sw + 1
-    rows = a[..., 0:sw * (wo - 1) + 1:sw].clone()
+    rows = a[..., _every(sw, wo)].clone()
     for j in range(1, kw):
-        rows += a[..., j * dw:j * dw + sw * (wo - 1) + 1:sw]
-    out = rows[..., 0:sh * (ho - 1) + 1:sh, :].clone()
+        rows += a[..., _every(sw, wo, j * dw)]
+    out = rows[..., _every(sh, ho), :].clone()
     for i in range(1, kh):
-        out += rows[..., i * dh:i * dh + sh * (ho - 1) + 1:sh, :]
+        out += rows[..., _every(sh, ho, i * dh), :]
     return out
 
 
@@ -184,12 +189,12 @@ def window_scatter(z: torch.Tensor, size: tuple[int, int], kernel: tuple[int, in
     width = max(w + 2 * pw, sw * (wo - 1) + dw * (kw - 1) + 1)
     rows = z.new_zeros((*z.shape[:-1], width))
     for j in range(kw):
-        rows[..., j * dw:j * dw + sw * (wo - 1) + 1:sw] += z
+        rows[..., _every(sw, wo, j * dw)] += z
     rows = rows[..., pw:pw + w]
     height = max(h + 2 * ph, sh * (ho - 1) + dh * (kh - 1) + 1)
     out = z.new_zeros((*z.shape[:-2], height, w))
     for i in range(kh):
-        out[..., i * dh:i * dh + sh * (ho - 1) + 1:sh, :] += rows
+        out[..., _every(sh, ho, i * dh), :] += rows
     return out[..., ph:ph + h, :]
 
 
@@ -433,8 +438,7 @@ class ConvOps:
         ho, wo = self.out_size(q.shape)
         if (ph, pw) != (0, 0):
             s = F.pad(s, (pw, pw, ph, ph))
-        rows, cols = slice(0, sh * (ho - 1) + 1, sh), slice(0, sw * (wo - 1) + 1, sw)
-        taps = torch.stack([s[:, i * dh:, j * dw:][:, rows, cols].sum((1, 2))
+        taps = torch.stack([s[:, _every(sh, ho, i * dh), _every(sw, wo, j * dw)].sum((1, 2))
                             for i in range(kh) for j in range(kw)])       # (kh kw, C)
         g = self.groups
         return taps.reshape(kh * kw, g, -1).transpose(0, 1).reshape(g, -1)
