@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from cpt_driver import Accelerator
+from cpt_driver import Accelerator, ArgumentError
 from cpt_driver import rowplanes
 from cpt_driver.backends.emu import EmuBackend
 from cpt_driver.spec import DeviceSpec
@@ -81,6 +81,60 @@ def test_engine_equals_lowering_and_golden(accs, data):
                                                             e_signed=es, **geo))
     np.testing.assert_array_equal(dw, lowering.conv2d_weight(x, wt.shape, e, x_bits=xb, e_bits=eb, x_signed=xs,
                                                              e_signed=es, **geo))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_a_packed_input_gives_the_same_calls_and_results(accs, data):
+    """acc.pack_tensor(x) in place of x: conv2d and conv2d_weight make the same device calls (same bytes moved)
+    and return the same results, on the engine and lowered (sim without the engine: the codes unpacked again);
+    the packed bytes are the packer's and unpack to x."""
+    n, c, k = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 40)), data.draw(st.integers(1, 6))
+    h, w = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
+    kh = data.draw(st.sampled_from([1, 3]))
+    s, p = data.draw(st.sampled_from([1, 2])), data.draw(st.sampled_from([0, 1]))
+    assume(h + 2 * p >= kh and w + 2 * p >= kh)
+    xb, eb = data.draw(st.integers(1, 8)), data.draw(st.integers(1, 8))
+    xs = data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    x = codes(rng, (n, c, h, w), xb, xs)
+    wt = codes(rng, (k, c, kh, kh), 4, False)
+    geo = {"stride": s, "padding": p}
+    e = codes(rng, golden.conv2d(x, wt, x_bits=xb, w_bits=4, x_signed=xs, **geo).shape, eb, True)
+    for acc in accs:
+        px = acc.pack_tensor(x, xb, signed=xs)
+        assert (px.shape, px.bits, px.signed, px.dot_width) == (x.shape, xb, xs, acc.spec.dot_width)
+        np.testing.assert_array_equal(px.data, conv_model.pack_tensor(x, xb, acc.spec.dot_width))
+        np.testing.assert_array_equal(px.codes(), x)
+        results, calls = [], []
+        for operand in (x, px):
+            start = acc.calls
+            results.append((acc.conv2d(operand, wt, x_bits=xb, w_bits=4, x_signed=xs, **geo),
+                            acc.conv2d_weight(operand, wt.shape, e, x_bits=xb, e_bits=eb, x_signed=xs, e_signed=True,
+                                              **geo)))
+            calls.append([(r.op, r.m, r.n, r.k, r.read_bytes, r.write_bytes, r.cycles)
+                          for r in list(acc.history)[-(acc.calls - start):]])
+        assert calls[0] == calls[1]
+        for plain, packed in zip(*results):
+            np.testing.assert_array_equal(plain, packed)
+
+
+def test_a_packed_input_is_checked_against_the_call(accs):
+    acc = accs[2]
+    rng = np.random.default_rng(5)
+    x, wt = codes(rng, (1, 4, 5, 5), 5, False), codes(rng, (2, 4, 3, 3), 5, False)
+    px = acc.pack_tensor(x, 5)
+    start = acc.calls
+    with pytest.raises(ArgumentError, match=r"conv2d: x was packed as 5-bit unsigned codes, the call has "
+                                            r"x_bits = 6, x_signed = False"):
+        acc.conv2d(px, wt, x_bits=6, w_bits=5)
+    with pytest.raises(ArgumentError, match=r"conv2d_weight: x was packed as 5-bit unsigned codes.*x_signed = True"):
+        acc.conv2d_weight(px, wt.shape, np.zeros((1, 2, 3, 3), np.int8), x_bits=5, e_bits=8, x_signed=True)
+    with pytest.raises(ArgumentError, match=r"pack_tensor: x: values 0\.\.31 do not fit 4-bit unsigned"):
+        acc.pack_tensor(x, 4)
+    with pytest.raises(ArgumentError, match=r"pack_tensor: x: expected a 4-D array"):
+        acc.pack_tensor(x[0], 5)
+    assert acc.calls == start   # nothing reached the device
 
 
 def test_weight_gradient_chunks_chain_and_sum(accs):

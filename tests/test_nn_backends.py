@@ -157,6 +157,41 @@ def test_resnet_block_on_the_twins_limits_is_bit_identical_to_exact():
     assert [r.k // 256 for r in refused] == [16, 12, 10, 9] and set(acc.engine.wgrad_limits.values()) == {(8, 9)}
 
 
+@pytest.mark.skipif(not _accel_available(), reason="cpt_driver.Accelerator (host driver branch) not present")
+def test_a_layer_on_the_convolution_engine_keeps_its_input_packed(monkeypatch):
+    """With the engine a layer packs its input codes once: the forward call and the weight gradient's call copy
+    those bytes (pack_tensor_into runs for x once, and once per error tensor), the layer keeps them instead of
+    the codes (the packed bytes unpack to exact's codes), and outputs and gradients are exact's bit for bit.
+    Without the engine (interface 3: lowered calls) it keeps the codes."""
+    from cpt_driver import RowPlaneTensor, rowplanes
+
+    packed = []
+    real = rowplanes.pack_tensor_into
+    monkeypatch.setattr(rowplanes, "pack_tensor_into", lambda q, *a: (packed.append(q.shape), real(q, *a))[1])
+    torch.manual_seed(3)
+    layer = cnn.QConv2d(6, 4, 3, padding=1, bias=False)
+    cnn.number_layers(layer)
+    x = torch.randn(3, 6, 7, 9)
+    engine = cnn.parse_backend("accel:emu", config_overrides={"conv_engine": True})
+    ex, ac = _run(layer, "exact", x, 5, 8), _run(layer, engine, x, 5, 8)
+    assert torch.equal(ex[0], ac[0]) and torch.equal(ex[1], ac[1])
+    assert all(torch.equal(ex[2][k], ac[2][k]) for k in ex[2])
+    assert packed == [(3, 6, 7, 9), (3, 4, 7, 9), (3, 4, 7, 9)]   # x once; the errors of dgrad and wgrad
+    nodes = {}
+    for spec in ("exact", engine, "accel:emu"):
+        model = copy.deepcopy(layer)   # the same activation range for each
+        cnn.set_backend(model, spec)
+        with cnn.precision(fw=5, bw=8, step=0, seed=0):
+            nodes[spec if isinstance(spec, str) else "engine"] = model(x.clone().requires_grad_()).grad_fn
+    codes = nodes["exact"].saved_tensors[0]
+    assert codes.shape == x.shape and nodes["exact"].packed_x is None
+    assert nodes["accel:emu"].packed_x is None and torch.equal(nodes["accel:emu"].saved_tensors[0], codes)
+    node = nodes["engine"]
+    assert isinstance(node.packed_x, RowPlaneTensor) and node.packed_x.bits == 5 and node.col_sums is not None
+    assert node.saved_tensors[0].numel() == 0
+    np.testing.assert_array_equal(node.packed_x.codes(), codes.numpy())
+
+
 def test_backend_specs_parse_and_select():
     assert cnn.parse_backend("torch").name == "torch"
     assert cnn.parse_backend("torch:hardware").numerics == "hardware"

@@ -29,11 +29,16 @@ def _train_step(model: torch.nn.Module, x: torch.Tensor, recompute: bool, fw: in
     return xi.grad, [p.grad for p in m.parameters()], buffers, m
 
 
-@pytest.mark.parametrize("backend", ["exact", "accel:emu"])
+#: accel:emu on zc706 with the convolution engine: the layers keep their input packed (cpt_driver.RowPlaneTensor)
+CONV_ENGINE = cnn.parse_backend("accel:emu", config_overrides={"conv_engine": True})
+
+
+@pytest.mark.parametrize("backend", ["exact", "accel:emu", CONV_ENGINE], ids=["exact", "accel:emu", "conv-engine"])
 @pytest.mark.parametrize("fw", [3, 8])
 def test_block_trains_bit_identically_with_recomputed_batchnorm_inputs(backend, fw):
     """A residual block with a downsample path (three convolutions, three BatchNorms): input gradient,
-    every parameter gradient and the BatchNorm running statistics identical with and without recompute."""
+    every parameter gradient and the BatchNorm running statistics identical with and without recompute
+    (on the convolution engine, the recompute unpacks the codes the layer kept packed)."""
     torch.manual_seed(0)
     block = BasicBlock(8, 16, stride=2)
     cnn.number_layers(block)

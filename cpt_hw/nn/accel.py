@@ -67,6 +67,12 @@ class AccelEngine:
         return (ops.groups == 1 and ops.dilation == (1, 1) and s0 == s1 and s0 in CONV_STRIDES and p0 == p1
                 and p0 in CONV_PADDINGS and max(ops.kernel) <= CONV_MAX_KERNEL)
 
+    def pack_tensor(self, x: np.ndarray, bits: int) -> object | None:
+        """Unsigned codes (N, C, H, W) as the driver's row-plane tensor (cpt_driver.RowPlaneTensor), packed once
+        for the forward and weight-gradient calls that take it as x; None on a device without the convolution
+        engine, whose calls are lowered to GEMMs from the codes (a packed x would only be unpacked again)."""
+        return self.accelerator.pack_tensor(x, bits) if self.accelerator.engine is not None else None
+
     def _count(self, m: int, n: int, k: int, a_bits: int, b_bits: int) -> None:
         self.calls += 1
         self.binary_ops += golden.gemm_cost(m, n, k, a_bits, b_bits)

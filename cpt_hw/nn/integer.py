@@ -21,9 +21,11 @@ engine in that dtype: no float, float64 or int64 copy of an operand; the engine 
 straight into the float output.  On the accelerator a convolution the driver's convolution calls take
 (one group, no dilation, equal stride 1 or 2 and padding 0 or 1 on both axes, kernel <= 3:
 :class:`ConvEngine`) hands its codes unlowered to ``conv2d``, ``conv2d_input`` and ``conv2d_weight``
-(cpt_driver.conv), which form the same three GEMMs and write into the same buffers.  Memory: a layer keeps the codes of its input (one byte per element) for
-backward, and the ReLU that produced that input keeps one bit per element instead of its float output
-(:mod:`cpt_hw.nn.saved`); the lowered operands and GEMM outputs go through buffers reused by every
+(cpt_driver.conv), which form the same three GEMMs and write into the same buffers; on a device with the
+convolution engine the layer packs its input once (:meth:`ConvEngine.pack_tensor`) for its forward and weight-
+gradient calls.  Memory: a layer keeps the codes of its input for backward (one byte per element, or packed at
+fw bits per element on the engine), and the ReLU that produced that input keeps one bit per element instead
+of its float output (:mod:`cpt_hw.nn.saved`); the lowered operands and GEMM outputs go through buffers reused by every
 layer (:class:`_Workspace`).  Everything else is O(M N + M K + N K + P K N) host work: the row
 sums of A, column sums of B and border products are exact integer sums (int64, or float32/float64 BLAS
 below 2^24/2^53); the forward and input-gradient outputs (M x N, activation-sized) are scaled in place in
@@ -80,6 +82,12 @@ class ConvEngine(GemmEngine, Protocol):
     view of the (M, N) result buffer."""
 
     def runs_conv(self, ops: ConvOps) -> bool: ...
+
+    def pack_tensor(self, x: np.ndarray, bits: int) -> object | None:
+        """Unsigned codes (N, C, H, W) packed once in the device's tensor layout, which ``conv2d`` and
+        ``conv2d_weight`` take as x (cpt_driver.RowPlaneTensor; its ``codes()`` gives them back), or None
+        where the calls would not use it (a device that lowers them to GEMMs)."""
+        ...
 
     def conv2d(self, x: np.ndarray, w: np.ndarray, x_bits: int, w_bits: int, ops: ConvOps,
                out: np.ndarray) -> np.ndarray: ...
@@ -209,9 +217,11 @@ def _exact_mm(a: torch.Tensor, b: torch.Tensor, bound: int) -> torch.Tensor:
 
 
 def _forward_output(qx: torch.Tensor, qw: torch.Tensor, qpx: QParams, qpw: QParams, b: torch.Tensor | None,
-                    ops: Ops, engine: GemmEngine, fw: int, x_shape: torch.Size, x_dtype: torch.dtype) -> torch.Tensor:
+                    ops: Ops, engine: GemmEngine, fw: int, x_shape: torch.Size, x_dtype: torch.dtype,
+                    packed_x: object | None = None) -> torch.Tensor:
     """The layer's float output from its input and weight codes: the forward GEMM and its corrections (module
-    docstring).  Deterministic, so running it again in backward gives the same tensor bit for bit."""
+    docstring).  Deterministic, so running it again in backward gives the same tensor bit for bit.
+    ``packed_x``: the convolution engine's packed qx (:meth:`ConvEngine.pack_tensor`), given to its call."""
     conv = _conv_engine(engine, ops, qx)
     with region("lowering"):
         # (G, M, K), (G, N, K) codes; a convolution call lowers x itself
@@ -230,7 +240,8 @@ def _forward_output(qx: torch.Tensor, qw: torch.Tensor, qpx: QParams, qpw: QPara
     if conv is not None:  # Y's (B Ho Wo, N) rows are its channels-last (B, N, Ho, Wo) view
         ho, wo = ops.out_size(x_shape)
         y = _conv_call((1, m, n), _F32, _scratch(ops, qx, "c"), "fwd", lambda o: conv.conv2d(
-            qx.numpy(), qw.numpy(), fw, fw, ops, out=o.reshape(x_shape[0], ho, wo, n).transpose(0, 3, 1, 2)))
+            qx.numpy() if packed_x is None else packed_x, qw.numpy(), fw, fw, ops,
+            out=o.reshape(x_shape[0], ho, wo, n).transpose(0, 3, 1, 2)))
     else:
         y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd", scratch=_scratch(ops, qx, "c"))  # (G, M, N)
     with region("corrections"):
@@ -263,10 +274,23 @@ class _IntegerGemm(torch.autograd.Function):
             qpw = quant_params(*channel_range(w), fw)
             qx, qw = quantize_int(x, fw, qpx), quantize_int(w, fw, qpw)
 
-        y = _forward_output(qx, qw, qpx, qpw, b, ops, engine, fw, x.shape, x.dtype)
+        # On the convolution engine x's codes are packed once, here: the forward call copies these bytes, so
+        # does the weight gradient's call in backward, and the layer keeps them instead of the codes (as many
+        # bytes at 8 bits, fw / 8 of them below), with the weight gradient's column sums made now
+        conv = _conv_engine(engine, ops, qx)
+        packed_x = col_sums = None
+        if conv is not None:
+            with region("gemm.fwd"):
+                packed_x = conv.pack_tensor(qx.numpy(), fw)
+        y = _forward_output(qx, qw, qpx, qpw, b, ops, engine, fw, x.shape, x.dtype, packed_x)
+        if packed_x is not None:
+            if ctx.needs_input_grad[1]:
+                with region("corrections"):
+                    col_sums = ops.col_sums(qx)
+            qx = qx.new_empty(0)  # not kept: packed_x holds the codes (saved_codes)
         # what _forward_output needs to run again in backward (cpt_hw.nn.recompute): besides the saved codes
         # and scales, references (the bias parameter is not updated before backward)
-        ctx.bias, ctx.x_dtype = b, x.dtype
+        ctx.bias, ctx.x_dtype, ctx.packed_x, ctx.col_sums = b, x.dtype, packed_x, col_sums
         ctx.ops, ctx.call, ctx.engine, ctx.x_shape, ctx.has_bias = ops, call, engine, x.shape, b is not None
         ctx.save_for_backward(qx, qw, qpx.scale, qpx.zero_point, qpw.scale, qpw.zero_point)
         return y
@@ -276,7 +300,7 @@ class _IntegerGemm(torch.autograd.Function):
         qx, qw, sx, zx, sw, zw = ctx.saved_tensors
         ops, err, engine, fw = ctx.ops, ctx.call.error, ctx.engine, ctx.call.fw
         if err is None:  # float errors: the backward GEMMs cannot run on integer hardware
-            x_hat, w_hat = qx.to(_F32) * sx + zx, qw.to(_F32) * sw + zw
+            x_hat, w_hat = saved_codes(ctx, qx).to(_F32) * sx + zx, qw.to(_F32) * sw + zw
             dx = ops.grad_input(e, w_hat, ctx.x_shape) if ctx.needs_input_grad[0] else None
             dw = ops.grad_weight(x_hat, e, w_hat.shape) if ctx.needs_input_grad[1] else None
             db = ops.grad_bias(e) if ctx.has_bias and ctx.needs_input_grad[2] else None
@@ -288,7 +312,10 @@ class _IntegerGemm(torch.autograd.Function):
             qe = quantize_int(e, bits, qpe, err.seed)
         dx = dw = db = None
         if ctx.needs_input_grad[1]:
-            dw = _weight_grad(ops, engine, ctx.x_shape, qx, qe, sx, zx, qpe, fw, bits).to(e.dtype)
+            if ctx.packed_x is None or ctx.col_sums is None or _conv_engine(engine, ops, qe) is None:
+                qx = saved_codes(ctx, qx)
+            dw = _weight_grad(ops, engine, ctx.x_shape, qx, qe, sx, zx, qpe, fw, bits, ctx.packed_x,
+                              ctx.col_sums).to(e.dtype)
             dw = ops.raise_weight(dw, qw.shape)
         if ctx.needs_input_grad[0]:
             with region("rounding"):  # E diag(s_w / r), quantized without materialising the product
@@ -304,15 +331,26 @@ class _IntegerGemm(torch.autograd.Function):
         return dx, dw, db, None, None, None
 
 
+def saved_codes(ctx, qx: torch.Tensor) -> torch.Tensor:
+    """The layer's input codes from its autograd node (``ctx``) and its saved ``qx``: qx itself, or, where the
+    convolution engine's packed copy was kept instead, the codes unpacked from it."""
+    packed = getattr(ctx, "packed_x", None)
+    if packed is None or qx.numel():
+        return qx
+    return torch.from_numpy(packed.codes())
+
+
 def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Tensor, qe: torch.Tensor,
-                 sx: torch.Tensor, zx: torch.Tensor, qpe, fw: int, bits: int) -> torch.Tensor:
-    """dW lowered, (G, N, K) float32, from the activation and error codes (module docstring)."""
+                 sx: torch.Tensor, zx: torch.Tensor, qpe, fw: int, bits: int, packed_x: object | None = None,
+                 col_sums: torch.Tensor | None = None) -> torch.Tensor:
+    """dW lowered, (G, N, K) float32, from the activation and error codes (module docstring).  With the
+    convolution engine, ``packed_x`` and ``col_sums`` (ops.col_sums of qx) may stand for qx (then empty)."""
     p = ops.positions(x_shape)
-    conv = _conv_engine(engine, ops, qx)
+    conv = _conv_engine(engine, ops, qe)
     if conv is not None:  # a convolution call lowers x and e itself
         et = xt = None
         g, n, m = 1, qe.shape[1], qe.shape[0] * p
-        k = qx.shape[1] * ops.kernel[0] * ops.kernel[1]
+        k = x_shape[1] * ops.kernel[0] * ops.kernel[1]
     else:
         with region("lowering"):
             et = ops.lower_out_t(qe)                                      # (G, N, M) codes
@@ -327,16 +365,17 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
     # cancel most of s_e s_x acc, so float32 would lose ~30 ulps of dW (measured: tests/test_nn_backends.py)
     if conv is not None:  # dW^T's (kh kw C, N) rows are its (N, C, kh, kw) view
         kh, kw = ops.kernel
-        w_shape = (n, qx.shape[1], kh, kw)
+        w_shape = (n, x_shape[1], kh, kw)
         acc = _conv_call((1, k, n), _F64, None, "wgrad", lambda o: conv.conv2d_weight(
-            qx.numpy(), w_shape, qe.numpy(), fw, bits, ops, out=o.reshape(kh, kw, -1, n).transpose(3, 2, 0, 1)))
+            qx.numpy() if packed_x is None else packed_x, w_shape, qe.numpy(), fw, bits, ops,
+            out=o.reshape(kh, kw, -1, n).transpose(3, 2, 0, 1)))
     else:
         acc = _gemm(engine, xt, et.transpose(1, 2), fw, bits, "wgrad", _F64)  # (G, K, N)
     with region("corrections"):
         # dW^T = s_e s_x acc + s_e z_x border + z_e v: v[k] = s_x sum_m Q_x[m,k] + z_x count[k] (rank one),
         # border[k,n] = (Mk^T sum_b Q_e)[k,n]
         sx, zx, se, ze = sx.to(_F64), zx.to(_F64), se.to(_F64), ze.to(_F64)
-        col = ops.col_sums(qx)                                            # (G, K)
+        col = ops.col_sums(qx) if col_sums is None else col_sums          # (G, K)
         mask = ops.mask(x_shape, qe.device)
         # the error codes summed over the batch, per channel and output position: (G, N, P) exact integers
         esum = (code_sum(qe.reshape(qe.shape[0], n, p), 0).unsqueeze(0) if et is None

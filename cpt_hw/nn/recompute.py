@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from .integer import _forward_output, _IntegerGemm
+from .integer import _forward_output, _IntegerGemm, saved_codes
 from .quant import QParams
 
 #: Node metadata key marking a BatchNorm node whose saved input is already a recompute token.
@@ -39,8 +39,9 @@ def _recompute(token: _Token) -> torch.Tensor:
     """The integer layer's output again (``_IntegerGemm.forward``'s ``y``), from what its node saved."""
     node = token.node
     qx, qw, sx, zx, sw, zw = node.saved_tensors
-    y = _forward_output(qx, qw, QParams(sx, zx), QParams(sw, zw), node.bias, node.ops, node.engine, node.call.fw,
-                        node.x_shape, node.x_dtype)
+    # the convolution engine's layers keep their input packed: the call copies it, the corrections unpack it
+    y = _forward_output(saved_codes(node, qx), qw, QParams(sx, zx), QParams(sw, zw), node.bias, node.ops,
+                        node.engine, node.call.fw, node.x_shape, node.x_dtype, node.packed_x)
     if y.shape != token.shape:  # a guard against a front-end change that would make this silently wrong
         raise RuntimeError(f"recomputed BatchNorm input has shape {tuple(y.shape)}, {tuple(token.shape)} was saved")
     return y

@@ -12,10 +12,11 @@ from .accelerator import Accelerator, CallRecord
 from .backend import Backend, DmaBuffer
 from .errors import (ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, DriverError,
                      IdMismatchError, OperandTypeError, PoolExhaustedError, ResultSizeError, SpecError)
+from .rowplanes import RowPlaneTensor
 from .spec import DeviceSpec, resolve_spec
 
 __all__ = [
     "Accelerator", "ArgumentError", "Backend", "CallRecord", "DeviceBusyError", "DeviceError", "DeviceSpec",
     "DeviceStatusError", "DeviceTimeoutError", "DmaBuffer", "DriverError", "IdMismatchError", "OperandTypeError",
-    "PoolExhaustedError", "ResultSizeError", "SpecError", "layout", "resolve_spec",
+    "PoolExhaustedError", "ResultSizeError", "RowPlaneTensor", "SpecError", "layout", "resolve_spec",
 ]

@@ -38,12 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from . import conv, conv_engine, layout, sources
+from . import checks, conv, conv_engine, layout, rowplanes, sources
 from .backend import Backend, DmaBuffer
 from .checks import check_gemm_args, check_out
 from .errors import ArgumentError, DeviceBusyError, DeviceError, DeviceStatusError, DeviceTimeoutError, IdMismatchError
 from .plan import PlannedCall, plan_calls
 from .pool import BufferPool, Region, round_up
+from .rowplanes import RowPlaneTensor
 from .quant import qgemm_corrections
 from .sources import RowSource
 from .spec import DeviceSpec, resolve_spec
@@ -197,13 +198,25 @@ class Accelerator:
                                  a_signed=a_signed, b_signed=b_signed, dtype=dtype)
 
     # ------------------------------------------------------------------ convolutions (cpt_driver.conv)
+    def pack_tensor(self, x: Any, bits: int, *, signed: bool = False) -> RowPlaneTensor:
+        """x (N, C, H, W) codes fitting ``bits``/``signed``, packed once as the device's row-planes: a
+        :class:`~cpt_driver.rowplanes.RowPlaneTensor` that ``conv2d`` and ``conv2d_weight`` take as x with the
+        same bits and signedness, copying its bytes instead of packing x again (docs/driver.md)."""
+        what = "pack_tensor"
+        x = checks.operand_array(f"{what}: x", x, ndim=4)
+        bits = checks.check_bits(f"{what}: bits", bits, self.spec.operand_bits)
+        signed = checks.check_flag(f"{what}: signed", signed)
+        checks.check_values(f"{what}: x", x, bits, signed)
+        return rowplanes.pack_tensor(x, bits, signed, self.spec.dot_width)
+
     def conv2d(self, x: Any, w: Any, *, x_bits: int, w_bits: int, stride: int = 1, padding: int = 0,
                x_signed: bool = False, w_signed: bool = False, out: np.ndarray | None = None) -> np.ndarray:
         """``torch.nn.functional.conv2d(x, w, stride=stride, padding=padding)`` exactly, on integer codes.
 
-        x: (N, C, H, W) codes fitting ``x_bits``/``x_signed``; w: (K, C, kh, kw) fitting ``w_bits``/``w_signed``.
-        Returns int64 (N, K, Ho, Wo) (a view of channels-last memory), or writes into ``out`` (that shape, any
-        real dtype; straight when channels-last) and returns it.  Today one GEMM (docs/driver.md).
+        x: (N, C, H, W) codes fitting ``x_bits``/``x_signed`` (or :meth:`pack_tensor` of them); w: (K, C, kh, kw)
+        fitting ``w_bits``/``w_signed``.  Returns int64 (N, K, Ho, Wo) (a view of channels-last memory), or
+        writes into ``out`` (that shape, any real dtype; straight when channels-last) and returns it
+        (docs/driver.md).
         """
         return conv.conv2d(self._gemm_checked, self.spec.operand_bits, x, w, x_bits=x_bits, w_bits=w_bits, stride=stride,
                            padding=padding, x_signed=x_signed, w_signed=w_signed, out=out, engine=self.engine)
@@ -225,8 +238,8 @@ class Accelerator:
                       out: np.ndarray | None = None) -> np.ndarray:
         """``torch.nn.grad.conv2d_weight(x, weight_size, e, stride=stride, padding=padding)`` exactly, on codes.
 
-        x: (N, C, H, W); weight_size: (K, C, kh, kw); e: (N, K, Ho, Wo).  Returns int64 (K, C, kh, kw) (a
-        view of (kh, kw, C, K) memory), or writes into ``out`` and returns it.
+        x: (N, C, H, W) (or :meth:`pack_tensor` of it); weight_size: (K, C, kh, kw); e: (N, K, Ho, Wo).  Returns
+        int64 (K, C, kh, kw) (a view of (kh, kw, C, K) memory), or writes into ``out`` and returns it.
         """
         return conv.conv2d_weight(self._gemm_checked, self.spec.operand_bits, x, weight_size, e, x_bits=x_bits,
                                   e_bits=e_bits, stride=stride, padding=padding, x_signed=x_signed,

@@ -38,6 +38,7 @@ import numpy as np
 from .checks import check_bits, check_flag, check_out, check_result_size, check_values, operand_array
 from .conv_engine import EngineRefused
 from .errors import ArgumentError
+from .rowplanes import RowPlaneTensor
 from .sources import Im2colRows, TapRows
 
 if TYPE_CHECKING:
@@ -128,6 +129,23 @@ def _tensor(what: str, name: str, x: Any) -> np.ndarray:
     return operand_array(f"{what}: {name}", x, ndim=4)
 
 
+def _input_tensor(what: str, x: Any) -> "np.ndarray | RowPlaneTensor":
+    """x as a 4-D integer array, or a tensor packed before (checked against the call's bits in
+    :func:`_check_input_values`)."""
+    return x if isinstance(x, RowPlaneTensor) else _tensor(what, "x", x)
+
+
+def _check_input_values(what: str, x: "np.ndarray | RowPlaneTensor", bits: int, signed: bool) -> None:
+    """x's codes fit its bits: one pass over them, or, for a packed tensor, the bits it was packed (and checked)
+    at must be the call's."""
+    if not isinstance(x, RowPlaneTensor):
+        check_values(f"{what}: x", x, bits, signed)
+    elif (x.bits, x.signed) != (bits, signed):
+        kind = lambda b, sg: f"{b}-bit {'signed' if sg else 'unsigned'}"  # noqa: E731
+        raise ArgumentError(f"{what}: x was packed as {kind(x.bits, x.signed)} codes, the call has "
+                            f"x_bits = {bits}, x_signed = {signed}")
+
+
 def _check_error_shape(what: str, e: np.ndarray, g: ConvShape) -> None:
     if e.shape != g.out_shape:
         raise ArgumentError(f"{what}: e has shape {e.shape}, expected (N, K, Ho, Wo) = {g.out_shape} for "
@@ -209,17 +227,19 @@ def conv2d(gemm: Gemm, operand_bits: int, x: Any, w: Any, *, x_bits: int, w_bits
     """``torch.nn.functional.conv2d(x, w, stride=, padding=)`` on codes: int64 (N, K, Ho, Wo) (see
     :meth:`cpt_driver.Accelerator.conv2d`)."""
     what = "conv2d"
-    x, w = _tensor(what, "x", x), _tensor(what, "w", w)
+    x, w = _input_tensor(what, x), _tensor(what, "w", w)
     g = conv_shape(what, "x", x.shape, "w", w.shape, stride, padding)
     m = g.n * g.ho * g.wo
     bits, flags = _prepare(what, operand_bits, {"x_bits": x_bits, "w_bits": w_bits},
                            {"x_signed": x_signed, "w_signed": w_signed}, g.out_shape, (m, g.k), out)
-    check_values(f"{what}: x", x, bits["x_bits"], flags["x_signed"])
+    _check_input_values(what, x, bits["x_bits"], flags["x_signed"])
     check_values(f"{what}: w", w, bits["w_bits"], flags["w_signed"])
     run = engine.forward(g, x, w, bits["x_bits"], bits["w_bits"], flags["x_signed"], flags["w_signed"]) \
         if engine is not None else None
     if run is not None:
         return _result(g.out_shape, (0, 2, 3, 1), out, run)
+    if isinstance(x, RowPlaneTensor):
+        x = x.codes()
     xp = _padded(x, g.padding, _code_dtype(bits["x_bits"], flags["x_signed"]), channels_last=True)
     a = Im2colRows(xp, (g.kh, g.kw), (g.stride, g.stride), (1, 1), bits["x_bits"], flags["x_signed"])
     # B = W as (kh kw C) x K, a transposed view of contiguous rows (i, j, c) per output channel: the driver
@@ -259,13 +279,13 @@ def conv2d_weight(gemm: Gemm, operand_bits: int, x: Any, weight_size: Any, e: An
                   out: np.ndarray | None = None, engine: "Engine | None" = None) -> np.ndarray:
     """``torch.nn.grad.conv2d_weight(x, weight_size, e, stride=, padding=)`` on codes: int64 (K, C, kh, kw)."""
     what = "conv2d_weight"
-    x, e = _tensor(what, "x", x), _tensor(what, "e", e)
+    x, e = _input_tensor(what, x), _tensor(what, "e", e)
     g = conv_shape(what, "x", x.shape, "weight_size", weight_size, stride, padding)
     _check_error_shape(what, e, g)
     shape = (g.k, g.c, g.kh, g.kw)
     bits, flags = _prepare(what, operand_bits, {"x_bits": x_bits, "e_bits": e_bits},
                            {"x_signed": x_signed, "e_signed": e_signed}, shape, (g.kh * g.kw * g.c, g.k), out)
-    check_values(f"{what}: x", x, bits["x_bits"], flags["x_signed"])
+    _check_input_values(what, x, bits["x_bits"], flags["x_signed"])
     check_values(f"{what}: e", e, bits["e_bits"], flags["e_signed"])
     run = engine.weight_grad(g, x, e, bits["x_bits"], bits["e_bits"], flags["x_signed"], flags["e_signed"]) \
         if engine is not None else None
@@ -274,6 +294,8 @@ def conv2d_weight(gemm: Gemm, operand_bits: int, x: Any, weight_size: Any, e: An
             return _result(shape, (2, 3, 1, 0), out, run)
         except EngineRefused:   # an implementation that never takes this geometry (it is lowered from now on)
             pass
+    if isinstance(x, RowPlaneTensor):
+        x = x.codes()
     xp = _padded(x, g.padding, _code_dtype(bits["x_bits"], flags["x_signed"]), channels_last=False)
     a = TapRows(xp, (g.kh, g.kw), (g.stride, g.stride), (1, 1), bits["x_bits"], flags["x_signed"])
     # B = E as (N Ho Wo) x K: a transposed view of E's contiguous per-channel rows (n, ho, wo).  The errors

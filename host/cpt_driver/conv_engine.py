@@ -2,7 +2,8 @@
 C simulation).
 
 The host packs x (or e) once as row-planes straight from the codes (:mod:`cpt_driver.rowplanes`: no k^2
-expansion), writes the weights in the engine's B layout, and makes one call per chunk of whole images:
+expansion; an x packed before, a :class:`~cpt_driver.rowplanes.RowPlaneTensor`, is copied), writes the weights
+in the engine's B layout, and makes one call per chunk of whole images:
 
 * forward / input gradient: images per call bounded by max_dim result rows, the line buffer (the device's
   ring rule) and the pool; each call writes its rows of the (N Ho Wo) x K / (N H W) x C result;
@@ -29,7 +30,7 @@ import numpy as np
 
 from . import layout, rowplanes
 from .errors import DeviceStatusError
-from .rowplanes import channel_pitch, input_rows_read, row_bytes, row_words, tensor_bytes
+from .rowplanes import RowPlaneTensor, channel_pitch, input_rows_read, row_bytes, row_words, tensor_bytes
 
 if TYPE_CHECKING:
     from .accelerator import Accelerator
@@ -116,8 +117,8 @@ class Engine:
         return self.acc.pool.need(sizes) <= self.acc.pool.budget
 
     # ------------------------------------------------------------------ the three calls
-    def forward(self, g: "ConvShape", x: np.ndarray, w: np.ndarray, x_bits: int, w_bits: int, x_signed: bool,
-                w_signed: bool) -> Run | None:
+    def forward(self, g: "ConvShape", x: "np.ndarray | RowPlaneTensor", w: np.ndarray, x_bits: int, w_bits: int,
+                x_signed: bool, w_signed: bool) -> Run | None:
         """Run for :func:`cpt_driver.conv._result`: the (N Ho Wo) x K product, or None (lower it instead)."""
         d = self.spec.dot_width
         wrows = [rowplanes.fwd_weight_rows(w, d)]
@@ -134,7 +135,7 @@ class Engine:
         return self._streamed("dgrad", g, e, (g.n, g.k, g.ho, g.wo), wrows, e_bits, w_bits, e_signed, w_signed,
                               g.h * g.w, g.c, c16)
 
-    def _streamed(self, op: str, g: "ConvShape", t: np.ndarray, t_shape: tuple[int, int, int, int],
+    def _streamed(self, op: str, g: "ConvShape", t: "np.ndarray | RowPlaneTensor", t_shape: tuple[int, int, int, int],
                   wrows: list[np.ndarray], a_bits: int, b_bits: int, a_signed: bool, b_signed: bool,
                   rows_per_image: int, n_cols: int, c16: bool) -> Run | None:
         s, d = self.spec, self.spec.dot_width
@@ -158,7 +159,7 @@ class Engine:
             result = o if o is not None else np.empty((g.n * rows_per_image, n_cols), dtype=np.int64)
             self.acc._ensure_arena(self.acc.pool.need((t_bytes, w_bytes, nb * rows_per_image * c_row)))
             with self.acc.pool.lease((t_bytes, w_bytes, nb * rows_per_image * c_row)) as (rt, rw, rc):
-                rowplanes.pack_tensor_into(t, a_bits, d, rt.array)
+                rowplanes.write_tensor_into(t, a_bits, d, rt.array)
                 rowplanes.pack_weights_into(wrows, b_bits, d, rw.array)
                 rt.flush()
                 rw.flush()
@@ -176,8 +177,8 @@ class Engine:
             return result
         return run
 
-    def weight_grad(self, g: "ConvShape", x: np.ndarray, e: np.ndarray, x_bits: int, e_bits: int, x_signed: bool,
-                    e_signed: bool) -> Run | None:
+    def weight_grad(self, g: "ConvShape", x: "np.ndarray | RowPlaneTensor", e: np.ndarray, x_bits: int, e_bits: int,
+                    x_signed: bool, e_signed: bool) -> Run | None:
         """Run for the (kh kw C) x K weight gradient: partial dW^T per chunk of images, summed here; or None."""
         s, d = self.spec, self.spec.dot_width
         x_bytes = tensor_bytes((g.n, g.c, g.h, g.w), x_bits, d)
@@ -229,7 +230,7 @@ class Engine:
             total = np.zeros((m, g.k), dtype=np.int64)
             self.acc._ensure_arena(self.acc.pool.need((x_bytes, e_bytes, c_bytes)))
             with self.acc.pool.lease((x_bytes, e_bytes, c_bytes)) as (rx, re_, rc):
-                rowplanes.pack_tensor_into(x, x_bits, d, rx.array)
+                rowplanes.write_tensor_into(x, x_bits, d, rx.array)
                 rowplanes.pack_tensor_into(e, e_bits, d, re_.array)
                 rx.flush()
                 re_.flush()

@@ -12,6 +12,8 @@ rule (``cpt_hw.hw.conv_calls``), repeated because the driver runs without cpt_hw
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import layout
@@ -48,6 +50,57 @@ def pack_tensor_into(q: np.ndarray, bits: int, dot_width: int, out: np.ndarray) 
     layout.pack_rows_into(rows.reshape(n * h, w * cp), bits, dot_width,
                           out=out.reshape(n * h, bits, words * dot_width // 8))
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class RowPlaneTensor:
+    """A code tensor (N, C, H, W) packed once as row-planes (:meth:`cpt_driver.Accelerator.pack_tensor`), which
+    ``conv2d`` and ``conv2d_weight`` take in place of x: a training step packs a layer's input once for its
+    forward call and keeps the packed bytes, not the codes, for its weight gradient (the same bytes the call
+    would pack again).  ``data``: :func:`tensor_bytes` bytes, as :func:`pack_tensor_into` writes them; the codes
+    were checked to fit ``bits``/``signed`` when packed."""
+
+    data: np.ndarray
+    shape: tuple[int, int, int, int]
+    bits: int
+    signed: bool
+    dot_width: int
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+    def codes(self, dtype: np.dtype | type | None = None) -> np.ndarray:
+        """The codes again, (N, C, H, W) C-contiguous in ``dtype`` (default int8/uint8, int16/uint16 above 8 bits)."""
+        n, c, h, w = self.shape
+        cp, words = channel_pitch(c, self.dot_width), row_words(w, c, self.dot_width)
+        if dtype is None:
+            dtype = np.dtype(f"{'i' if self.signed else 'u'}{1 if self.bits <= 8 else 2}")
+        planes = self.data.reshape(n * h, self.bits, words * self.dot_width // 8)
+        if self.bits <= 8:
+            rows = layout.unpack_rows_into(planes, self.bits, self.signed, w * cp, out=np.empty((n * h, w * cp), dtype))
+        else:
+            rows = layout.unpack_rows(planes, self.bits, self.signed, w * cp).astype(dtype)
+        return np.ascontiguousarray(rows.reshape(n, h, w, cp)[..., :c].transpose(0, 3, 1, 2))
+
+
+def pack_tensor(q: np.ndarray, bits: int, signed: bool, dot_width: int) -> RowPlaneTensor:
+    """Codes (N, C, H, W) already checked to fit ``bits`` -> a :class:`RowPlaneTensor` of their own memory."""
+    shape = tuple(int(d) for d in q.shape)
+    data = np.empty(tensor_bytes(shape, bits, dot_width), dtype=np.uint8)  # type: ignore[arg-type]
+    pack_tensor_into(q, bits, dot_width, data)
+    return RowPlaneTensor(data, shape, bits, signed, dot_width)  # type: ignore[arg-type]
+
+
+def write_tensor_into(t: "np.ndarray | RowPlaneTensor", bits: int, dot_width: int, out: np.ndarray) -> None:
+    """Row-planes of codes ``t`` into ``out``: packed now, or copied when ``t`` was packed before (for this
+    device's dot width: else unpacked and packed again)."""
+    if isinstance(t, RowPlaneTensor):
+        if t.dot_width == dot_width and t.bits == bits:
+            np.copyto(out, t.data)
+            return
+        t = t.codes()
+    pack_tensor_into(t, bits, dot_width, out)
 
 
 def dgrad_phases(kh: int, kw: int, stride: int, padding: int) -> list[tuple[list[int], list[int]]]:
