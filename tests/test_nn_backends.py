@@ -192,6 +192,28 @@ def test_a_layer_on_the_convolution_engine_keeps_its_input_packed(monkeypatch):
     np.testing.assert_array_equal(node.packed_x.codes(), codes.numpy())
 
 
+@pytest.mark.parametrize("backend", ["exact", "accel:emu"])
+def test_a_one_group_convolution_returns_its_gemm_result_channels_last(backend):
+    """A one-group convolution's output and input gradient are its GEMM results' own memory, (B, H, W, C) rows,
+    as channels-last tensors (no copy into NCHW); a grouped one's are new contiguous tensors."""
+    torch.manual_seed(2)
+    x = torch.randn(2, 4, 5, 6)
+    for groups, channels_last in ((1, True), (2, False)):
+        layer = cnn.QConv2d(4, 6, 3, padding=1, groups=groups, bias=False)
+        cnn.number_layers(layer)
+        cnn.set_backend(layer, backend)
+        xi = x.clone().requires_grad_()
+        grads = []
+        with cnn.precision(fw=4, bw=8, step=0, seed=1):
+            inner = xi * 1.0   # not a leaf: its gradient is the layer's, as a previous layer would receive it
+            inner.register_hook(grads.append)
+            y = layer(inner)
+        y.backward(torch.ones_like(y).contiguous(memory_format=torch.channels_last))
+        for t in (y, grads[0]):
+            assert t.is_contiguous(memory_format=torch.channels_last) == channels_last, (groups, t.stride())
+            assert t.is_contiguous() != channels_last
+
+
 def test_backend_specs_parse_and_select():
     assert cnn.parse_backend("torch").name == "torch"
     assert cnn.parse_backend("torch:hardware").numerics == "hardware"

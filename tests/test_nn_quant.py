@@ -262,6 +262,29 @@ def test_quantize_int_with_factor_is_the_product_quantized(shape, factor_shape, 
     assert torch.equal(q.to(torch.float32), quant.quantize_codes(x * factor, 6, qp, seed))
 
 
+@pytest.mark.parametrize("shape", [(5, 3, 2, 2), (2, 6, 5, 5), (3, 1, 4, 4), (4, 5, 1, 1)])
+@pytest.mark.parametrize("stochastic", [False, True])
+@pytest.mark.parametrize("with_factor", [False, True])
+def test_quantize_int_on_a_channels_last_tensor_keeps_its_layout(shape, stochastic, with_factor, monkeypatch):
+    """A channels-last x (a one-group convolution's output or input gradient) is quantized in its memory order:
+    the codes come back channels-last, equal to the tensor expression's and to those of x made contiguous (each
+    element's noise by its logical index), across chunks of several samples (12-element samples, chunks of 60)
+    and of one; shapes where both layouts are one (C = 1, H = W = 1) take the contiguous path."""
+    monkeypatch.setattr(quant, "_CHUNK", 64)
+    g = torch.Generator().manual_seed(sum(shape))
+    x = (torch.randn(shape, generator=g) * 3).contiguous(memory_format=torch.channels_last)
+    factor = torch.rand((1, shape[1], 1, 1), generator=g) + 0.5 if with_factor else None
+    lo, hi = quant.product_range(x, factor) if with_factor else quant.tensor_range(x)
+    qp = quant.quant_params(lo, hi, 5)
+    seed = cnn.noise_seed(2, 9, 1, 0, STREAM_ERROR) if stochastic else None
+    q = quant.quantize_int(x, 5, qp, seed, factor=factor)
+    both = x.is_contiguous()
+    assert q.is_contiguous(memory_format=torch.channels_last) and (both or not q.is_contiguous())
+    expect = quant.quantize_codes(x * factor if with_factor else x, 5, qp, seed)
+    assert torch.equal(q.to(torch.float32), expect)
+    assert torch.equal(q, quant.quantize_int(x.contiguous(), 5, qp, seed, factor=factor))
+
+
 def test_product_range_falls_back_for_factors_that_are_not_positive():
     x = torch.randn(3, 4, 2, 2)
     for bad in (torch.tensor([1.0, -2.0, 0.5, 1.0]), torch.tensor([1.0, 0.0, 0.5, 1.0])):

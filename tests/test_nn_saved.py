@@ -14,10 +14,15 @@ from cpt_hw.nn.saved import keep_sign_only
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_relu_backward_is_unchanged_and_its_output_is_released():
+@pytest.mark.parametrize("shape, channels_last", [((4, 5, 6), False), ((2, 3, 4, 5), False), ((2, 3, 4, 5), True)])
+def test_relu_backward_is_unchanged_and_its_output_is_released(shape, channels_last):
+    """The mask gives ReLU's gradient bit for bit; a channels-last output's mask comes back channels-last (the
+    bits kept in its memory order), as the gradient it meets."""
     g = torch.Generator().manual_seed(0)
-    y = torch.randn(4, 5, 6, generator=g)
+    y = torch.randn(shape, generator=g)
     y.view(-1)[:4] = torch.tensor([0.0, -0.0, float("nan"), 1e-38])  # zeros, NaN, a denormal-sized value
+    if channels_last:
+        y = y.contiguous(memory_format=torch.channels_last)
     grads = []
     for compact in (False, True):
         a = y.clone().requires_grad_()
@@ -26,6 +31,7 @@ def test_relu_backward_is_unchanged_and_its_output_is_released():
             assert keep_sign_only(z) and not keep_sign_only(z)  # once per ReLU node
             saved = z.grad_fn._saved_result
             assert saved.dtype == z.dtype and set(saved.unique().tolist()) <= {0.0, 1.0}
+            assert torch.equal(saved, (~(z.detach() <= 0)).to(z.dtype)) and saved.stride() == z.stride()
         g_out = torch.randn(z.shape, generator=torch.Generator().manual_seed(1))
         z.backward(g_out)
         grads.append(a.grad)

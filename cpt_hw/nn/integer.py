@@ -128,8 +128,8 @@ class ExactEngine:
 
 class _Workspace(threading.local):
     """Host buffers reused by every layer and iteration: the lowered A operand of a GEMM and the float output
-    of a forward or input-gradient GEMM.  Each is consumed before the next is built (the engines are
-    synchronous, and the outputs are copied by ``raise_out``/``raise_in``), so one buffer per role, kept
+    of a grouped convolution's forward or input-gradient GEMM.  Each is consumed before the next is built (the
+    engines are synchronous, and those outputs are copied by ``raise_out``/``raise_in``), so one buffer per role, kept
     at the largest size seen, serves them all.  Freshly allocated instead, these activation-sized
     temporaries (the largest an iteration makes: a 3x3 layer's lowered operand is 9x its input) landed
     between the long-lived saved tensors and grew the malloc heap; the buffers themselves live in memory
@@ -156,6 +156,14 @@ _WORKSPACE = _Workspace()
 def _scratch(ops: Ops, x: torch.Tensor, role: str) -> Callable[[int, torch.dtype], torch.Tensor] | None:
     """The workspace for a CPU convolution (a linear layer's lowerings and outputs are views of its tensors)."""
     return _WORKSPACE.scratch(role) if isinstance(ops, ConvOps) and x.device.type == "cpu" else None
+
+
+def _out_scratch(ops: Ops, x: torch.Tensor) -> Callable[[int, torch.dtype], torch.Tensor] | None:
+    """Where a forward or input-gradient GEMM writes: the workspace only for a grouped convolution, whose output
+    ``raise_out``/``raise_in`` rearranges into a new tensor; a one-group convolution's GEMM result, rows (b, h, w)
+    and channels as columns, is the layer's output itself as a channels-last tensor (no copy), so it is a
+    tensor of its own."""
+    return _scratch(ops, x, "c") if ops.groups > 1 else None
 
 
 def _packs(engine: GemmEngine, ops: Ops, q: torch.Tensor) -> bool:
@@ -239,11 +247,11 @@ def _forward_output(qx: torch.Tensor, qw: torch.Tensor, qpx: QParams, qpw: QPara
 
     if conv is not None:  # Y's (B Ho Wo, N) rows are its channels-last (B, N, Ho, Wo) view
         ho, wo = ops.out_size(x_shape)
-        y = _conv_call((1, m, n), _F32, _scratch(ops, qx, "c"), "fwd", lambda o: conv.conv2d(
+        y = _conv_call((1, m, n), _F32, _out_scratch(ops, qx), "fwd", lambda o: conv.conv2d(
             qx.numpy() if packed_x is None else packed_x, qw.numpy(), fw, fw, ops,
             out=o.reshape(x_shape[0], ho, wo, n).transpose(0, 3, 1, 2)))
     else:
-        y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd", scratch=_scratch(ops, qx, "c"))  # (G, M, N)
+        y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd", scratch=_out_scratch(ops, qx))  # (G, M, N)
     with region("corrections"):
         # Y = s_x s_w acc + u z_w^T + z_x s_w border: u[m] = s_x sum_k Q_x[m,k] + z_x count[p(m)] (rank
         # one), border[p,n] = (Mk Q_w^T)[p,n] broadcast over the batch; integer sums < 2^24 are exact in float32
@@ -408,10 +416,10 @@ def _input_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qt: torch.Ten
     st, zt = qp_t.scale, qp_t.zero_point
     if conv is not None:  # dX's (B H W, C) rows are its channels-last (B, C, H, W) view; the call lowers qt itself
         b, _, h, w = x_shape
-        acc = _conv_call((1, mi, cg), _F32, _scratch(ops, qt, "c"), "dgrad", lambda o: conv.conv2d_input(
+        acc = _conv_call((1, mi, cg), _F32, _out_scratch(ops, qt), "dgrad", lambda o: conv.conv2d_input(
             tuple(x_shape), qw.numpy(), qt.numpy(), fw, bits, ops, out=o.reshape(b, h, w, cg).transpose(0, 3, 1, 2)))
     else:
-        acc = _gemm(engine, tl, wr, bits, fw, "dgrad", scratch=_scratch(ops, qt, "c"))  # (G, Mi, Cg)
+        acc = _gemm(engine, tl, wr, bits, fw, "dgrad", scratch=_out_scratch(ops, qt))  # (G, Mi, Cg)
     with region("corrections"):
         o = (zw / sw).reshape(g, n)                                       # zero points in code units
         # (T o)[mi] without touching T: the per-position channel contraction of Q_t, summed over the taps

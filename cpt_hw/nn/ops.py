@@ -403,10 +403,14 @@ class ConvOps:
         return y.reshape(b, g, n // g, -1).permute(1, 2, 0, 3).reshape(g, n // g, -1)
 
     def raise_out(self, y_low: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
-        """(G, B*P, Ng) -> (B, N, Ho, Wo), always a new tensor (y_low may be a reused buffer)."""
+        """(G, B*P, Ng) -> (B, N, Ho, Wo).  One group: y_low's own memory as a channels-last tensor (its rows
+        (b, ho, wo) are the pixels, its columns the channels; no copy, so y_low must not be a reused buffer).
+        Several: a new contiguous tensor (y_low may be a reused buffer)."""
         g, _, ng = y_low.shape
         b = x_shape[0]
         ho, wo = self.out_size(x_shape)
+        if g == 1:
+            return y_low.view(b, ho, wo, ng).permute(0, 3, 1, 2)
         out = y_low.new_empty((b, g * ng, ho, wo))
         out.view(b, g, ng, ho * wo).copy_(y_low.reshape(g, b, ho * wo, ng).permute(1, 0, 3, 2))
         return out
@@ -473,9 +477,12 @@ class ConvOps:
         return rot.reshape(g, kh * kw * (n // g), cg)
 
     def raise_in(self, d: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
-        """(G, B*Pin, Cg) -> (B, C_in, H, W), always a new tensor (d may be a reused buffer)."""
+        """(G, B*Pin, Cg) -> (B, C_in, H, W): as :meth:`raise_out`, channels-last without a copy for one group
+        (d must not be a reused buffer), a new contiguous tensor for several."""
         g, _, cg = d.shape
         b, _, h, w = x_shape
+        if g == 1:
+            return d.view(b, h, w, cg).permute(0, 3, 1, 2)
         out = d.new_empty((b, g * cg, h, w))
         out.view(b, g, cg, h * w).copy_(d.reshape(g, b, h * w, cg).permute(1, 0, 3, 2))
         return out

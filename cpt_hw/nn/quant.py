@@ -17,6 +17,7 @@ for an integer GEMM.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -148,16 +149,19 @@ def _fmix32_np(h: np.ndarray, tmp: np.ndarray) -> None:
 
 
 def _codes_cpu(x: np.ndarray, bits: int, scale: float, zero: float, noise_seed: int | None,
-               factor: np.ndarray | None, out: np.ndarray) -> None:
+               factor: np.ndarray | None, out: np.ndarray, counters: np.ndarray | None = None) -> None:
     """Integer codes of flat float32 ``x`` into flat ``out``, a chunk at a time (no whole-tensor temporaries).
 
     The same float32 operations as :func:`quantize_codes` (and golden.quantize) in the same order, so
     bit-exact with them: v = (x [* factor] - z) / s [+ counter_uniform(seed, i)], clamped, rounded half to
     even.  ``factor``: a pattern that repeats along x (per-channel multipliers expanded over one sample),
     of a length dividing the chunk.  The noise is golden's counter hash computed in uint32 arithmetic:
-    counters < 2^32 have no high word, so the seed words mix into two xors."""
+    counters < 2^32 have no high word, so the seed words mix into two xors.  Element j's counter is j, or, with
+    ``counters`` (x in another memory order than its logical one: one sample's logical indices in memory
+    order, uint32), j - j mod S + counters[j mod S] for samples of S = counters.size elements."""
     n = x.size
-    chunk = min(_CHUNK, n) if factor is None else factor.size * max(1, min(_CHUNK, n) // factor.size)
+    period = factor.size if factor is not None else counters.size if counters is not None else 1
+    chunk = period * max(1, min(_CHUNK, n) // period)
     v = np.empty(chunk, np.float32)
     zero32, scale32, top = np.float32(zero), np.float32(scale), np.float32(levels(bits))
     if factor is not None:
@@ -165,7 +169,11 @@ def _codes_cpu(x: np.ndarray, bits: int, scale: float, zero: float, noise_seed: 
     if noise_seed is not None:
         s0 = int(fmix32((noise_seed & _M32) ^ 0x9E3779B9))
         s1 = int(fmix32(((noise_seed >> 32) & _M32) ^ 0x7F4A7C15))
-        base = np.arange(chunk, dtype=np.uint32)
+        if counters is None:
+            base = np.arange(chunk, dtype=np.uint32)
+        else:  # chunks start on sample boundaries (chunk is a multiple of the period)
+            samples = np.arange(chunk // counters.size, dtype=np.uint32)[:, None] * np.uint32(counters.size)
+            base = (samples + counters[None, :]).reshape(-1)
         h, tmp, u = np.empty(chunk, np.uint32), np.empty(chunk, np.uint32), np.empty(chunk, np.float32)
     for c0 in range(0, n, chunk):
         k = min(chunk, n - c0)
@@ -193,16 +201,31 @@ def _codes_cpu(x: np.ndarray, bits: int, scale: float, zero: float, noise_seed: 
         np.copyto(out[c0:c0 + k], vv, casting="unsafe")             # integers <= 2^bits - 1: exact
 
 
+@lru_cache(maxsize=32)
+def _channels_last_counters(c: int, h: int, w: int) -> np.ndarray:
+    """One (C, H, W) sample's logical (row-major) indices in channels-last memory order, uint32."""
+    return np.arange(c * h * w, dtype=np.uint32).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    """Whether x is a 4-D tensor laid out channels-last and not also contiguous (in which case both orders are
+    one)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
 def quantize_int(x: torch.Tensor, bits: int, qp: QParams, noise_seed: int | None = None,
                  factor: torch.Tensor | None = None) -> torch.Tensor:
-    """The codes of :func:`quantize_codes` as integers of :func:`code_dtype` (uint8 up to 8 bits), contiguous.
+    """The codes of :func:`quantize_codes` as integers of :func:`code_dtype` (uint8 up to 8 bits), in x's memory
+    format: contiguous, or channels-last for a channels-last x (the one-group convolutions' outputs and
+    input gradients, :meth:`ops.ConvOps.raise_out`).
 
     ``factor``: quantize the product x * factor instead of x, without materialising it (float32 x); a
     tensor that broadcasts against x and is the same for every x[i] (e.g. per-channel weights (1, C, 1, 1)).
-    On the CPU with a per-tensor ``qp`` this runs in L2-sized chunks in numpy (no float32 or int64
-    temporaries of x's size: 5-7x faster than the tensor expression with the noise stream's int64
-    arithmetic, measured on a 2 Mi-element error); elsewhere it is the tensor expression, then a
-    narrowing copy.  Bit-exact with :func:`quantize_codes` either way (tests/test_nn_quant.py)."""
+    On the CPU with a per-tensor ``qp`` this runs in L2-sized chunks in numpy over x's memory (no float32 or
+    int64 temporaries of x's size: 5-7x faster than the tensor expression with the noise stream's int64
+    arithmetic, measured on a 2 Mi-element error; a channels-last x gets each element's noise by its logical
+    index); elsewhere it is the tensor expression, then a narrowing copy.  Bit-exact with
+    :func:`quantize_codes` either way (tests/test_nn_quant.py)."""
     dtype = code_dtype(bits)
     levels(bits)  # one clear error for bits < 1
     if x.device.type != "cpu" or qp.scale.dim() != 0 or x.numel() >= 1 << 32 or x.dim() == 0 \
@@ -211,15 +234,21 @@ def quantize_int(x: torch.Tensor, bits: int, qp: QParams, noise_seed: int | None
         if factor is not None:
             x = x * factor
         return quantize_codes(x, bits, qp, noise_seed).to(dtype).contiguous()
-    flat = x.detach().to(torch.float32).contiguous().reshape(-1).numpy()
-    pattern = None
+    cl = _channels_last(x)
+    to_memory = (lambda t: t.permute(0, 2, 3, 1)) if cl else (lambda t: t)  # noqa: E731  (x's memory order)
+    flat = to_memory(x.detach().to(torch.float32)).contiguous().reshape(-1).numpy()
+    pattern = counters = None
     if factor is not None:  # one sample's worth of multipliers, repeated along x's first dimension
         sample = factor.detach().to(torch.float32)
-        pattern = sample.expand(x.shape)[0].contiguous().reshape(-1).numpy() if x.shape[0] else None
-    out = torch.empty(x.shape, dtype=dtype)
+        sample = sample.expand(x.shape)[0].unsqueeze(0)
+        pattern = to_memory(sample).contiguous().reshape(-1).numpy() if x.shape[0] else None
+    if cl and noise_seed is not None:
+        counters = _channels_last_counters(*x.shape[1:])
+    out = torch.empty(tuple(to_memory(x).shape), dtype=dtype)
     if x.numel():
-        _codes_cpu(flat, bits, float(qp.scale), float(qp.zero_point), noise_seed, pattern, out.view(-1).numpy())
-    return out
+        _codes_cpu(flat, bits, float(qp.scale), float(qp.zero_point), noise_seed, pattern, out.view(-1).numpy(),
+                   counters)
+    return out.permute(0, 3, 1, 2) if cl else out
 
 
 def dequantize(q: torch.Tensor, qp: QParams) -> torch.Tensor:

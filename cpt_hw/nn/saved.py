@@ -28,12 +28,20 @@ class _Signs(NamedTuple):
     shape: torch.Size
     dtype: torch.dtype
     device: torch.device
+    channels_last: bool = False       # the bits in channels-last memory order (as the output was laid out)
+
+
+def _channels_last(t: torch.Tensor) -> bool:
+    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
 
 
 def _pack(t: torch.Tensor) -> _Signs:
-    keep = torch.le(t.detach(), 0).logical_not_()
+    keep = torch.le(t.detach(), 0).logical_not_()   # laid out as t
     if keep.device.type == "cpu":
-        return _Signs(np.packbits(keep.reshape(-1).numpy()), t.shape, t.dtype, t.device)
+        # in t's memory order (a view, no copy), so that the mask comes back laid out as the gradient it meets
+        cl = _channels_last(keep)
+        flat = (keep.permute(0, 2, 3, 1) if cl else keep).reshape(-1)
+        return _Signs(np.packbits(flat.numpy()), t.shape, t.dtype, t.device, cl)
     return _Signs(keep, t.shape, t.dtype, t.device)
 
 
@@ -41,7 +49,11 @@ def _unpack(s: _Signs) -> torch.Tensor:
     if isinstance(s.bits, torch.Tensor):
         return s.bits.to(s.dtype)
     n = int(torch.Size(s.shape).numel())
-    return torch.from_numpy(np.unpackbits(s.bits, count=n)).reshape(s.shape).to(s.dtype)
+    bits = torch.from_numpy(np.unpackbits(s.bits, count=n))
+    if s.channels_last:
+        b, c, h, w = s.shape
+        return bits.reshape(b, h, w, c).permute(0, 3, 1, 2).to(s.dtype)
+    return bits.reshape(s.shape).to(s.dtype)
 
 
 def keep_sign_only(x: torch.Tensor) -> bool:
