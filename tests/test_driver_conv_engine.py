@@ -34,9 +34,10 @@ def test_packer_is_bit_exact_with_the_reference(dot_width):
     for c in (1, 3, 4, 5, 16, 31, 33, 64, 70):
         for bits, signed in ((1, False), (3, True), (8, False), (8, True), (5, False)):
             q = codes(rng, (2, c, 3, 5), bits, signed).astype(np.int8 if signed else np.uint8)
-            out = np.full(rowplanes.tensor_bytes(q.shape, bits, dot_width), 0xFF, np.uint8)  # padding must be cleared
-            rowplanes.pack_tensor_into(q, bits, dot_width, out)
-            np.testing.assert_array_equal(out, conv_model.pack_tensor(q, bits, dot_width))
+            for layout in (q, np.ascontiguousarray(q.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):  # channels-last too
+                out = np.full(rowplanes.tensor_bytes(q.shape, bits, dot_width), 0xFF, np.uint8)  # padding cleared
+                rowplanes.pack_tensor_into(layout, bits, dot_width, out)
+                np.testing.assert_array_equal(out, conv_model.pack_tensor(q, bits, dot_width))
             assert out.size == conv_model.tensor_bytes(ZC4 if dot_width == 64 else SIM4, *q.shape, bits)
 
 

@@ -320,8 +320,10 @@ def test_integer_lowering_is_unfold_and_tap_sums_are_the_rank_one_term(kernel, s
     lowered = ops.lower(x.to(torch.uint8))
     assert lowered.dtype == torch.uint8
     assert torch.equal(lowered.double(), unfold_lowered(x, padding=padding, stride=stride))
-    assert torch.equal(ops.row_sums(x.to(torch.uint8)), lowered.double().sum(2))  # exact integers
-    assert torch.equal(ops.col_sums(x.to(torch.uint8)), lowered.double().sum(1))
+    for layout in (torch.contiguous_format, torch.channels_last):   # channels-last: the float32 channel sums
+        xq = x.to(torch.uint8).contiguous(memory_format=layout)
+        assert torch.equal(ops.row_sums(xq), lowered.double().sum(2))  # exact integers
+        assert torch.equal(ops.col_sums(xq), lowered.double().sum(1))
     lowered_t = ops.lower_t(x.to(torch.uint8))
     assert lowered_t.is_contiguous() and torch.equal(lowered_t, lowered.transpose(1, 2))
     e_t = ops.lower_out_t(e.to(torch.uint8))

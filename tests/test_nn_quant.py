@@ -275,6 +275,8 @@ def test_quantize_int_on_a_channels_last_tensor_keeps_its_layout(shape, stochast
     x = (torch.randn(shape, generator=g) * 3).contiguous(memory_format=torch.channels_last)
     factor = torch.rand((1, shape[1], 1, 1), generator=g) + 0.5 if with_factor else None
     lo, hi = quant.product_range(x, factor) if with_factor else quant.tensor_range(x)
+    if with_factor:   # a channels-last x's per-channel extrema in two stages (quant.channel_extremum)
+        assert torch.equal(lo, (x * factor).amin()) and torch.equal(hi, (x * factor).amax())
     qp = quant.quant_params(lo, hi, 5)
     seed = cnn.noise_seed(2, 9, 1, 0, STREAM_ERROR) if stochastic else None
     q = quant.quantize_int(x, 5, qp, seed, factor=factor)
