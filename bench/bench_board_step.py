@@ -553,7 +553,8 @@ def markdown(res: dict) -> str:
               "layers are bench/bench_conv_twin.py's, combined with this report in bench/twin_iteration.py; no "
               "board has run the engine.  Only the GEMM calls left (geometries the engine does not take) have "
               "cycle_model figures, exact against the RTL.  The numerics do not change: bit-identical to "
-              "interface 3 (tests/test_bench_board_step.py; the losses below equal an interface-3 report's).", ""]
+              "interface 3 (tests/test_bench_board_step.py: the same code's losses and gradients with and without "
+              "--conv-engine).", ""]
     if res.get("twin_limits"):
         refused = sum(r.get("refused_calls", 0) for r in res["per_precision"])
         L += ["**The Verilog twin's limits** (`--twin-limits`): the emulated device refuses the conv calls the "
