@@ -207,9 +207,9 @@ def _channels_last_counters(c: int, h: int, w: int) -> np.ndarray:
     return np.arange(c * h * w, dtype=np.uint32).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
 
 
-def _channels_last(x: torch.Tensor) -> bool:
+def is_channels_last(x: torch.Tensor) -> bool:
     """Whether x is a 4-D tensor laid out channels-last and not also contiguous (in which case both orders are
-    one)."""
+    one): the layout of a one-group convolution's output and input gradient in the integer layers."""
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -234,7 +234,7 @@ def quantize_int(x: torch.Tensor, bits: int, qp: QParams, noise_seed: int | None
         if factor is not None:
             x = x * factor
         return quantize_codes(x, bits, qp, noise_seed).to(dtype).contiguous()
-    cl = _channels_last(x)
+    cl = is_channels_last(x)
     to_memory = (lambda t: t.permute(0, 2, 3, 1)) if cl else (lambda t: t)  # noqa: E731  (x's memory order)
     flat = to_memory(x.detach().to(torch.float32)).contiguous().reshape(-1).numpy()
     pattern = counters = None
@@ -330,7 +330,7 @@ def product_range(x: torch.Tensor, factor: torch.Tensor) -> tuple[torch.Tensor, 
         return tensor_range(x * f)
     shape = (1,) * (x.dim() - f.dim()) + tuple(f.shape)
     dims = tuple(d for d in range(x.dim()) if shape[d] == 1 and x.shape[d] != 1)
-    if dims == (0, 2, 3) and _channels_last(x) and x.device.type == "cpu":
+    if dims == (0, 2, 3) and is_channels_last(x) and x.device.type == "cpu":
         lo, hi = (channel_extremum(x, fn).reshape(1, -1, 1, 1) for fn in (torch.amin, torch.amax))
     else:
         lo = x.amin(dims, keepdim=True) if dims else x

@@ -18,6 +18,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .quant import is_channels_last
+
 #: Node metadata key marking a ReLU whose saved output is already a mask (several layers may read it:
 #: a residual block's first conv and its downsample conv).
 _MARK = "cpt_hw.sign_only"
@@ -31,15 +33,11 @@ class _Signs(NamedTuple):
     channels_last: bool = False       # the bits in channels-last memory order (as the output was laid out)
 
 
-def _channels_last(t: torch.Tensor) -> bool:
-    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
-
-
 def _pack(t: torch.Tensor) -> _Signs:
     keep = torch.le(t.detach(), 0).logical_not_()   # laid out as t
     if keep.device.type == "cpu":
         # in t's memory order (a view, no copy), so that the mask comes back laid out as the gradient it meets
-        cl = _channels_last(keep)
+        cl = is_channels_last(keep)
         flat = (keep.permute(0, 2, 3, 1) if cl else keep).reshape(-1)
         return _Signs(np.packbits(flat.numpy()), t.shape, t.dtype, t.device, cl)
     return _Signs(keep, t.shape, t.dtype, t.device)
