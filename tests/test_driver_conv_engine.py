@@ -136,6 +136,10 @@ def test_a_packed_input_is_checked_against_the_call(accs):
     with pytest.raises(ArgumentError, match=r"pack_tensor: x: expected a 4-D array"):
         acc.pack_tensor(x[0], 5)
     assert acc.calls == start   # nothing reached the device
+    # a tensor packed for another dot width (sim's) is unpacked and packed again: the same result
+    foreign = accs[0].pack_tensor(x, 5)
+    assert foreign.dot_width != acc.spec.dot_width
+    np.testing.assert_array_equal(acc.conv2d(foreign, wt, x_bits=5, w_bits=5), acc.conv2d(x, wt, x_bits=5, w_bits=5))
 
 
 def test_weight_gradient_chunks_chain_and_sum(accs):

@@ -44,10 +44,10 @@ def pack_tensor_into(q: np.ndarray, bits: int, dot_width: int, out: np.ndarray) 
     """Codes (N, C, H, W) fitting ``bits`` -> row-planes in ``out`` (uint8, :func:`tensor_bytes` long)."""
     n, c, h, w = q.shape
     cp = channel_pitch(c, dot_width)
-    rows = q.transpose(0, 2, 3, 1)
-    if cp != c or not rows.flags.c_contiguous:  # channels-last codes of a whole pitch are the rows already
+    rows = nhwc = q.transpose(0, 2, 3, 1)
+    if cp != c or not nhwc.flags.c_contiguous:  # channels-last codes of a whole pitch are the rows already
         rows = np.zeros((n, h, w, cp), dtype=q.dtype) if cp != c else np.empty((n, h, w, c), dtype=q.dtype)
-        rows[..., :c] = q.transpose(0, 2, 3, 1)
+        rows[..., :c] = nhwc
     words = row_words(w, c, dot_width)
     layout.pack_rows_into(rows.reshape(n * h, w * cp), bits, dot_width,
                           out=out.reshape(n * h, bits, words * dot_width // 8))
