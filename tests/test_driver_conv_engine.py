@@ -142,6 +142,112 @@ def test_a_packed_input_is_checked_against_the_call(accs):
     np.testing.assert_array_equal(acc.conv2d(foreign, wt, x_bits=5, w_bits=5), acc.conv2d(x, wt, x_bits=5, w_bits=5))
 
 
+def _sums_want(x, xb, xs, e, eb, es, wshape, s, p):
+    """The code sums by their definitions (docs/driver.md): golden convolutions with all-ones operands."""
+    n, c, h, w = x.shape
+    k, _, kh, kw = wshape
+    geo = {"stride": s, "padding": p}
+    ones_e = np.ones((n, 1) + e.shape[2:], np.int64)
+    return (golden.conv2d(x, np.ones((1, c, kh, kw), np.int64), x_bits=xb, w_bits=1, x_signed=xs, **geo)[:, 0],
+            golden.conv2d_weight(x, (1, c, kh, kw), ones_e, x_bits=xb, e_bits=1, x_signed=xs, **geo)[0],
+            golden.conv2d_weight(np.ones((n, 1, h, w), np.int64), (k, 1, kh, kw), e, x_bits=1, e_bits=eb,
+                                 e_signed=es, **geo)[:, 0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_code_sums_are_exact_from_the_device_the_twin_and_the_lowering(accs, data):
+    """x_sums / e_sums equal their definitions whoever makes them: the engine's SUMS (emulated design, zc706 and
+    sim: every conv call of the engine sets the flag), the host where the device refuses SUMS (the twin's
+    rule) or the call is lowered (no engine); with x as codes and packed once; and the results do not change."""
+    engine, lowering, zc = accs
+    n, c, k = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 20)), data.draw(st.integers(1, 10))
+    h, w = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
+    kh, kw = data.draw(st.sampled_from([1, 3])), data.draw(st.sampled_from([1, 2, 3]))
+    s, p = data.draw(st.sampled_from([1, 2])), data.draw(st.sampled_from([0, 1]))
+    assume(h + 2 * p >= kh and w + 2 * p >= kw)
+    xb, wb, eb = (data.draw(st.integers(1, 8)) for _ in range(3))
+    xs, es = data.draw(st.booleans()), data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    x, wt = codes(rng, (n, c, h, w), xb, xs), codes(rng, (k, c, kh, kw), wb, False)
+    geo = {"stride": s, "padding": p}
+    y_ref = golden.conv2d(x, wt, x_bits=xb, w_bits=wb, x_signed=xs, **geo)
+    e = codes(rng, y_ref.shape, eb, es)
+    dw_ref = golden.conv2d_weight(x, wt.shape, e, x_bits=xb, e_bits=eb, x_signed=xs, e_signed=es, **geo)
+    want = _sums_want(x, xb, xs, e, eb, es, wt.shape, s, p)
+    with Accelerator("emu", config=ZC4, twin_limits=True) as twin:
+        for acc in (engine, zc, lowering, twin):
+            for x_arg in (x, acc.pack_tensor(x, xb, signed=xs)):
+                got = [np.full(want[0].shape, -7, np.int64), np.full(want[1].shape, -7.0), np.full(want[2].shape, 99,
+                                                                                                      np.int32)]
+                before = acc.calls
+                y = acc.conv2d(x_arg, wt, x_bits=xb, w_bits=wb, x_signed=xs, x_sums=got[0], **geo)
+                dw = acc.conv2d_weight(x_arg, wt.shape, e, x_bits=xb, e_bits=eb, x_signed=xs, e_signed=es,
+                                       x_sums=got[1], e_sums=got[2], **geo)
+                np.testing.assert_array_equal(y, y_ref)
+                np.testing.assert_array_equal(dw, dw_ref)
+                for g_, w_ in zip(got, want):
+                    np.testing.assert_array_equal(g_, w_)
+                calls = list(acc.history)[-(acc.calls - before):]
+                summed = [r for r in calls if acc.engine and r.flags & acc.spec.flag("SUMS")]
+                if acc is zc:   # the engine takes every call here, each with SUMS
+                    assert {r.op for r in calls} == {"fwd", "wgrad"} and summed == calls
+                    assert acc.engine.sums is True
+                if acc is twin:  # it refused the first SUMS call it was asked; none since
+                    assert twin.engine.sums is not True and all(r.status for r in summed)
+                if acc is lowering:
+                    assert not summed
+
+
+def test_a_device_refusing_sums_is_asked_once_then_the_host_sums():
+    """On the twin's rule a SUMS call is ERR_CONV: the driver makes that first call again without SUMS, asks no
+    later call for sums, and the sums and results are the same as on the design, which writes them (and its
+    bytes count them: 4 per sum)."""
+    rng = np.random.default_rng(9)
+    x, wt = codes(rng, (2, 16, 8, 8), 4, False), codes(rng, (16, 16, 3, 3), 4, False)
+    e = codes(rng, (2, 16, 8, 8), 8, True)
+    out = {}
+    for twin_limits in (False, True):
+        with Accelerator("emu", config=ZC4, twin_limits=twin_limits) as acc:
+            sums = [np.empty((2, 8, 8), np.int64), np.empty((16, 3, 3), np.int64), np.empty((16, 3, 3), np.int64)]
+            y = acc.conv2d(x, wt, x_bits=4, w_bits=4, padding=1, x_sums=sums[0])
+            dw = acc.conv2d_weight(x, wt.shape, e, x_bits=4, e_bits=8, padding=1, e_signed=True, x_sums=sums[1],
+                                   e_sums=sums[2])
+            records = [(r.op, bool(r.flags & acc.spec.flag("SUMS")), r.status) for r in acc.history]
+            out[twin_limits] = (y, dw, sums, records, acc.stats()["write_bytes"], acc.engine.sums)
+    y, dw, sums, records, written, taken = out[False]
+    assert taken is True and records == [("fwd", True, 0), ("wgrad", True, 0)]
+    err_conv = 1 << DeviceSpec.from_hardware_config(ZC4).status_bits["ERR_CONV"]
+    ty, tdw, tsums, trecords, twritten, ttaken = out[True]
+    assert ttaken is False and trecords == [("fwd", True, err_conv), ("fwd", False, 0), ("wgrad", False, 0)]
+    np.testing.assert_array_equal(ty, y)
+    np.testing.assert_array_equal(tdw, dw)
+    for a, b in zip(tsums, sums):
+        np.testing.assert_array_equal(a, b)
+    assert written - twritten == 4 * ((2 * 8 * 8 + 16 * 9) + (9 * 16 + 9 * 16))
+
+
+def test_code_sums_arguments_are_checked_before_any_call(accs):
+    engine = accs[0]
+    x, wt, e = np.zeros((2, 3, 6, 6), np.uint8), np.zeros((4, 3, 3, 3), np.uint8), np.zeros((2, 4, 6, 6), np.uint8)
+    before = engine.calls
+    for call, message in (
+            (lambda: engine.conv2d(x, wt, x_bits=2, w_bits=2, padding=1, x_sums=np.empty((2, 5, 5))),
+             "conv2d: x_sums: shape (2, 5, 5), the result is (2, 6, 6)"),
+            (lambda: engine.conv2d(x, wt, x_bits=2, w_bits=2, padding=1, x_sums=[[0]]),
+             "conv2d: x_sums: list is not a numpy array"),
+            (lambda: engine.conv2d_weight(x, wt.shape, e, x_bits=2, e_bits=2, padding=1,
+                                          e_sums=np.empty((4, 3, 3)).astype(bool)),
+             "conv2d_weight: e_sums: dtype bool is not an integer or float type"),
+            (lambda: engine.conv2d_weight(x, wt.shape, e, x_bits=2, e_bits=2, padding=1,
+                                          x_sums=np.broadcast_to(np.zeros(1), (3, 3, 3))),
+             "conv2d_weight: x_sums: read-only array")):
+        with pytest.raises(Exception) as info:
+            call()
+        assert str(info.value) == message
+    assert engine.calls == before
+
+
 def test_weight_gradient_chunks_chain_and_sum(accs):
     """sim: k_max = 256 positions, so 16 images of 8x8 take four chunks of 4, each hinting the next."""
     engine = accs[0]
@@ -182,20 +288,23 @@ def test_weight_gradient_halves_its_chunks_where_the_device_refuses_them():
         assert twin.engine.wgrad_limits == {(32, 32, 16, 16, 3, 3, 1, 1, 8, 8): (8, 9)}
 
 
-def test_stats_are_the_models_traffic_and_cycles():
+@pytest.mark.parametrize("sums", [False, True])
+def test_stats_are_the_models_traffic_and_cycles(sums):
     """One whole-batch call per class on zc706: the driver's byte counts and the device's cycles are
-    conv_model.estimate's for the layer (the design's model, not a measurement)."""
+    conv_model.estimate's for the layer (the design's model, not a measurement), with and without code sums."""
     shape = conv_model.ConvShape(4, 16, 16, 32, 32, 3, 1, 1)
     rng = np.random.default_rng(4)
     x, wt = codes(rng, (4, 16, 32, 32), 4, False), codes(rng, (16, 16, 3, 3), 3, False)
     e = codes(rng, (4, 16, 32, 32), 8, True)
-    design = conv_model.ConvDesign.for_config(ZC4, sums=False)
+    design = conv_model.ConvDesign.for_config(ZC4, sums=sums)
+    fwd_sums = {"x_sums": np.empty((4, 32, 32))} if sums else {}
+    wgrad_sums = {"x_sums": np.empty((16, 3, 3)), "e_sums": np.empty((16, 3, 3))} if sums else {}
     with Accelerator("emu", config=ZC4) as acc:
-        for op, call, bits in (("fwd", lambda: acc.conv2d(x, wt, x_bits=4, w_bits=3, padding=1), (4, 3)),
+        for op, call, bits in (("fwd", lambda: acc.conv2d(x, wt, x_bits=4, w_bits=3, padding=1, **fwd_sums), (4, 3)),
                                ("dgrad", lambda: acc.conv2d_input(x.shape, wt, e, w_bits=3, e_bits=8, padding=1,
                                                                   e_signed=True), (8, 3)),
                                ("wgrad", lambda: acc.conv2d_weight(x, wt.shape, e, x_bits=4, e_bits=8, padding=1,
-                                                                   e_signed=True), (4, 8))):
+                                                                   e_signed=True, **wgrad_sums), (4, 8))):
             before = acc.stats()
             call()
             got = {k: acc.stats()[k] - before[k] for k in before}

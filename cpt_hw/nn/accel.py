@@ -78,11 +78,12 @@ class AccelEngine:
         self.binary_ops += golden.gemm_cost(m, n, k, a_bits, b_bits)
 
     def conv2d(self, x: np.ndarray, w: np.ndarray, x_bits: int, w_bits: int, ops: ConvOps,
-               out: np.ndarray) -> np.ndarray:
-        """The forward GEMM, Q_x's im2col . Q_w^T, into ``out`` (B, N, Ho, Wo)."""
+               out: np.ndarray, x_sums: np.ndarray) -> np.ndarray:
+        """The forward GEMM, Q_x's im2col . Q_w^T, into ``out`` (B, N, Ho, Wo), and its row sums (each output's
+        window sum of Q_x) into ``x_sums`` (B, Ho, Wo): the device's where it computes them."""
         self._count(out.shape[0] * out.shape[2] * out.shape[3], w.shape[0], w[0].size, x_bits, w_bits)
         return self.accelerator.conv2d(x, w, x_bits=x_bits, w_bits=w_bits, stride=ops.stride[0],
-                                       padding=ops.padding[0], out=out)
+                                       padding=ops.padding[0], out=out, x_sums=x_sums)
 
     def conv2d_input(self, x_shape: tuple[int, ...], w: np.ndarray, e: np.ndarray, w_bits: int, e_bits: int,
                      ops: ConvOps, out: np.ndarray) -> np.ndarray:
@@ -93,11 +94,13 @@ class AccelEngine:
                                              padding=ops.padding[0], out=out)
 
     def conv2d_weight(self, x: np.ndarray, w_shape: tuple[int, ...], e: np.ndarray, x_bits: int, e_bits: int,
-                      ops: ConvOps, out: np.ndarray) -> np.ndarray:
-        """The weight-gradient GEMM, Q_x's transposed im2col . Q_e, into ``out`` (N, C, kh, kw)."""
+                      ops: ConvOps, out: np.ndarray, x_sums: np.ndarray, e_sums: np.ndarray) -> np.ndarray:
+        """The weight-gradient GEMM, Q_x's transposed im2col . Q_e, into ``out`` (N, C, kh, kw), and the code
+        sums of its corrections: each tap's sum of Q_x per channel (C, kh, kw) and of Q_e per output channel
+        over the outputs where it reads a real input (N, kh, kw), into ``x_sums`` and ``e_sums``."""
         self._count(out[0].size, out.shape[0], e.shape[0] * e[0, 0].size, x_bits, e_bits)
         return self.accelerator.conv2d_weight(x, w_shape, e, x_bits=x_bits, e_bits=e_bits, stride=ops.stride[0],
-                                              padding=ops.padding[0], out=out)
+                                              padding=ops.padding[0], out=out, x_sums=x_sums, e_sums=e_sums)
 
     @property
     def cycles(self) -> int:

@@ -28,8 +28,9 @@ fw bits per element on the engine), and the ReLU that produced that input keeps 
 of its float output (:mod:`cpt_hw.nn.saved`); the lowered operands and GEMM outputs go through buffers reused by every
 layer (:class:`_Workspace`).  Everything else is O(M N + M K + N K + P K N) host work: the row
 sums of A, column sums of B and border products are exact integer sums (int64, or float32/float64 BLAS
-below 2^24/2^53); the forward and input-gradient outputs (M x N, activation-sized) are scaled in place in
-float32 with the rank-one terms (u z_w^T, rows 1^T) and the border terms broadcast over the batch; the
+below 2^24/2^53; on the accelerator a convolution's forward and weight-gradient calls return the sums of x
+and e they need, ``x_sums`` / ``e_sums``: the device's code sums where it computes them); the forward and
+input-gradient outputs (M x N, activation-sized) are scaled in place in float32 with the rank-one terms (u z_w^T, rows 1^T) and the border terms broadcast over the batch; the
 weight gradient's result is weight-sized and combined in float64 (its sums over B P reach 2^33 and the
 z_e terms cancel most of s_e s_x acc).  The input gradient's rank-one term T o comes from the error
 itself (:meth:`ConvOps.weighted_tap_sums`), not from a pass over T; it leaves the engine as B H W x C_in,
@@ -90,13 +91,18 @@ class ConvEngine(GemmEngine, Protocol):
         ...
 
     def conv2d(self, x: np.ndarray, w: np.ndarray, x_bits: int, w_bits: int, ops: ConvOps,
-               out: np.ndarray) -> np.ndarray: ...
+               out: np.ndarray, x_sums: np.ndarray) -> np.ndarray:
+        """The forward GEMM into ``out`` and x's window sums (B, Ho, Wo) into ``x_sums``."""
+        ...
 
     def conv2d_input(self, x_shape: tuple[int, ...], w: np.ndarray, e: np.ndarray, w_bits: int, e_bits: int,
                      ops: ConvOps, out: np.ndarray) -> np.ndarray: ...
 
     def conv2d_weight(self, x: np.ndarray, w_shape: tuple[int, ...], e: np.ndarray, x_bits: int, e_bits: int,
-                      ops: ConvOps, out: np.ndarray) -> np.ndarray: ...
+                      ops: ConvOps, out: np.ndarray, x_sums: np.ndarray, e_sums: np.ndarray) -> np.ndarray:
+        """The weight-gradient GEMM into ``out``, the tap sums of x (C, kh, kw) and of e (N, kh, kw) into
+        ``x_sums`` and ``e_sums``."""
+        ...
 
 
 class ExactEngine:
@@ -245,17 +251,20 @@ def _forward_output(qx: torch.Tensor, qw: torch.Tensor, qpx: QParams, qpw: QPara
     sx, zx = qpx.scale, qpx.zero_point
     sw, zw = qpw.scale.reshape(g, 1, n), qpw.zero_point.reshape(g, 1, n)
 
-    if conv is not None:  # Y's (B Ho Wo, N) rows are its channels-last (B, N, Ho, Wo) view
-        ho, wo = ops.out_size(x_shape)
+    row = None
+    if conv is not None:  # Y's (B Ho Wo, N) rows are its channels-last (B, N, Ho, Wo) view; the call sums x's
+        ho, wo = ops.out_size(x_shape)  # windows too (the device's code sums where it has them)
+        row = torch.empty((1, m), dtype=_F32)
         y = _conv_call((1, m, n), _F32, _out_scratch(ops, qx), "fwd", lambda o: conv.conv2d(
             qx.numpy() if packed_x is None else packed_x, qw.numpy(), fw, fw, ops,
-            out=o.reshape(x_shape[0], ho, wo, n).transpose(0, 3, 1, 2)))
+            out=o.reshape(x_shape[0], ho, wo, n).transpose(0, 3, 1, 2), x_sums=row.numpy().reshape(-1, ho, wo)))
     else:
         y = _gemm(engine, xl, wl.transpose(1, 2), fw, fw, "fwd", scratch=_out_scratch(ops, qx))  # (G, M, N)
     with region("corrections"):
         # Y = s_x s_w acc + u z_w^T + z_x s_w border: u[m] = s_x sum_k Q_x[m,k] + z_x count[p(m)] (rank
         # one), border[p,n] = (Mk Q_w^T)[p,n] broadcast over the batch; integer sums < 2^24 are exact in float32
-        row = ops.row_sums(qx).to(_F32)                               # (G, M), exact: < 2^24
+        if row is None:
+            row = ops.row_sums(qx).to(_F32)                           # (G, M), exact: < 2^24
         wsum = wl.sum(2, dtype=torch.int64)                           # (G, N)
         y.mul_(sx * sw)
         if mask is None:
@@ -283,22 +292,19 @@ class _IntegerGemm(torch.autograd.Function):
             qx, qw = quantize_int(x, fw, qpx), quantize_int(w, fw, qpw)
 
         # On the convolution engine x's codes are packed once, here: the forward call copies these bytes, so
-        # does the weight gradient's call in backward, and the layer keeps them instead of the codes (as many
-        # bytes at 8 bits, fw / 8 of them below), with the weight gradient's column sums made now
+        # does the weight gradient's call in backward (which also sums them), and the layer keeps them instead
+        # of the codes (as many bytes at 8 bits, fw / 8 of them below)
         conv = _conv_engine(engine, ops, qx)
-        packed_x = col_sums = None
+        packed_x = None
         if conv is not None:
             with region("gemm.fwd"):
                 packed_x = conv.pack_tensor(qx.numpy(), fw)
         y = _forward_output(qx, qw, qpx, qpw, b, ops, engine, fw, x.shape, x.dtype, packed_x)
         if packed_x is not None:
-            if ctx.needs_input_grad[1]:
-                with region("corrections"):
-                    col_sums = ops.col_sums(qx)
             qx = qx.new_empty(0)  # not kept: packed_x holds the codes (saved_codes)
         # what _forward_output needs to run again in backward (cpt_hw.nn.recompute): besides the saved codes
         # and scales, references (the bias parameter is not updated before backward)
-        ctx.bias, ctx.x_dtype, ctx.packed_x, ctx.col_sums = b, x.dtype, packed_x, col_sums
+        ctx.bias, ctx.x_dtype, ctx.packed_x = b, x.dtype, packed_x
         ctx.ops, ctx.call, ctx.engine, ctx.x_shape, ctx.has_bias = ops, call, engine, x.shape, b is not None
         ctx.save_for_backward(qx, qw, qpx.scale, qpx.zero_point, qpw.scale, qpw.zero_point)
         return y
@@ -320,10 +326,9 @@ class _IntegerGemm(torch.autograd.Function):
             qe = quantize_int(e, bits, qpe, err.seed)
         dx = dw = db = None
         if ctx.needs_input_grad[1]:
-            if ctx.packed_x is None or ctx.col_sums is None or _conv_engine(engine, ops, qe) is None:
+            if ctx.packed_x is None or _conv_engine(engine, ops, qe) is None:
                 qx = saved_codes(ctx, qx)
-            dw = _weight_grad(ops, engine, ctx.x_shape, qx, qe, sx, zx, qpe, fw, bits, ctx.packed_x,
-                              ctx.col_sums).to(e.dtype)
+            dw = _weight_grad(ops, engine, ctx.x_shape, qx, qe, sx, zx, qpe, fw, bits, ctx.packed_x).to(e.dtype)
             dw = ops.raise_weight(dw, qw.shape)
         if ctx.needs_input_grad[0]:
             with region("rounding"):  # E diag(s_w / r), quantized without materialising the product
@@ -349,10 +354,10 @@ def saved_codes(ctx, qx: torch.Tensor) -> torch.Tensor:
 
 
 def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Tensor, qe: torch.Tensor,
-                 sx: torch.Tensor, zx: torch.Tensor, qpe, fw: int, bits: int, packed_x: object | None = None,
-                 col_sums: torch.Tensor | None = None) -> torch.Tensor:
+                 sx: torch.Tensor, zx: torch.Tensor, qpe, fw: int, bits: int, packed_x: object | None = None
+                 ) -> torch.Tensor:
     """dW lowered, (G, N, K) float32, from the activation and error codes (module docstring).  With the
-    convolution engine, ``packed_x`` and ``col_sums`` (ops.col_sums of qx) may stand for qx (then empty)."""
+    convolution engine, ``packed_x`` may stand for qx (then empty): its call also gives the code sums."""
     p = ops.positions(x_shape)
     conv = _conv_engine(engine, ops, qe)
     if conv is not None:  # a convolution call lowers x and e itself
@@ -371,31 +376,37 @@ def _weight_grad(ops: Ops, engine: GemmEngine, x_shape: torch.Size, qx: torch.Te
     # cycles over CPT 3-8/8 than Q_e^T Q_x (measured: docs/zc706-pynq.md, "Measured budget")
     # float64 on this weight-sized (K x N) result only: its sums over M = B P reach 2^33 and the z_e terms
     # cancel most of s_e s_x acc, so float32 would lose ~30 ulps of dW (measured: tests/test_nn_backends.py)
-    if conv is not None:  # dW^T's (kh kw C, N) rows are its (N, C, kh, kw) view
-        kh, kw = ops.kernel
-        w_shape = (n, x_shape[1], kh, kw)
+    border = None
+    if conv is not None:  # dW^T's (kh kw C, N) rows are its (N, C, kh, kw) view; the call's code sums give the
+        kh, kw = ops.kernel  # column sums of the lowered x and the border term's tap sums of e
+        c = x_shape[1]
+        w_shape = (n, c, kh, kw)
+        x_sums, e_sums = torch.empty((kh, kw, c), dtype=_F64), torch.empty((kh, kw, n), dtype=_F64)
         acc = _conv_call((1, k, n), _F64, None, "wgrad", lambda o: conv.conv2d_weight(
             qx.numpy() if packed_x is None else packed_x, w_shape, qe.numpy(), fw, bits, ops,
-            out=o.reshape(kh, kw, -1, n).transpose(3, 2, 0, 1)))
+            out=o.reshape(kh, kw, -1, n).transpose(3, 2, 0, 1), x_sums=x_sums.numpy().transpose(2, 0, 1),
+            e_sums=e_sums.numpy().transpose(2, 0, 1)))
+        col = x_sums.reshape(1, k)                                        # (G, K): lowered columns (i, j, c)
+        border = e_sums.unsqueeze(2).expand(kh, kw, c, n).reshape(1, k, n)  # every channel of a tap alike
     else:
         acc = _gemm(engine, xt, et.transpose(1, 2), fw, bits, "wgrad", _F64)  # (G, K, N)
     with region("corrections"):
         # dW^T = s_e s_x acc + s_e z_x border + z_e v: v[k] = s_x sum_m Q_x[m,k] + z_x count[k] (rank one),
         # border[k,n] = (Mk^T sum_b Q_e)[k,n]
         sx, zx, se, ze = sx.to(_F64), zx.to(_F64), se.to(_F64), ze.to(_F64)
-        col = ops.col_sums(qx) if col_sums is None else col_sums          # (G, K)
         mask = ops.mask(x_shape, qe.device)
-        # the error codes summed over the batch, per channel and output position: (G, N, P) exact integers
-        esum = (code_sum(qe.reshape(qe.shape[0], n, p), 0).unsqueeze(0) if et is None
-                else code_sum(et.reshape(g, n, m // p, p), 2))
+        if border is None:
+            col = ops.col_sums(qx)                                        # (G, K)
+            # the error codes summed over the batch, per channel and output position: (G, N, P) exact integers
+            esum = code_sum(et.reshape(g, n, m // p, p), 2)
+            # exact: sums < 2^53
+            border = esum.sum(2).reshape(g, 1, n) if mask is None else mask.t().to(_F64) @ esum.transpose(1, 2)
         acc.mul_(se * sx)
+        acc.add_((se * zx) * border)                                      # (G, 1 or K, N)
         if mask is None:
             v = sx * col + zx * float(m)
-            acc.add_((se * zx) * esum.sum(2).reshape(g, 1, n))             # exact: sums < 2^53
         else:
-            border = mask.t().to(_F64) @ esum.transpose(1, 2)             # (G, K, N), exact: sums < 2^53
             v = sx * col + zx * ((m // p) * mask.sum(0).to(_F64))
-            acc.add_((se * zx) * border)
         acc.add_((ze * v).reshape(g, k, 1))
     return acc.transpose(1, 2)
 

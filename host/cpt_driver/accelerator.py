@@ -210,16 +210,19 @@ class Accelerator:
         return rowplanes.pack_tensor(x, bits, signed, self.spec.dot_width)
 
     def conv2d(self, x: Any, w: Any, *, x_bits: int, w_bits: int, stride: int = 1, padding: int = 0,
-               x_signed: bool = False, w_signed: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+               x_signed: bool = False, w_signed: bool = False, out: np.ndarray | None = None,
+               x_sums: np.ndarray | None = None) -> np.ndarray:
         """``torch.nn.functional.conv2d(x, w, stride=stride, padding=padding)`` exactly, on integer codes.
 
         x: (N, C, H, W) codes fitting ``x_bits``/``x_signed`` (or :meth:`pack_tensor` of them); w: (K, C, kh, kw)
         fitting ``w_bits``/``w_signed``.  Returns int64 (N, K, Ho, Wo) (a view of channels-last memory), or
-        writes into ``out`` (that shape, any real dtype; straight when channels-last) and returns it
-        (docs/driver.md).
+        writes into ``out`` (that shape, any real dtype; straight when channels-last) and returns it.
+        ``x_sums`` (N, Ho, Wo), any real dtype: filled with each output's sum of x's codes over its window, the
+        device's (SUMS) where it computes them (docs/driver.md).
         """
         return conv.conv2d(self._gemm_checked, self.spec.operand_bits, x, w, x_bits=x_bits, w_bits=w_bits, stride=stride,
-                           padding=padding, x_signed=x_signed, w_signed=w_signed, out=out, engine=self.engine)
+                           padding=padding, x_signed=x_signed, w_signed=w_signed, out=out, x_sums=x_sums,
+                           engine=self.engine)
 
     def conv2d_input(self, input_size: Any, w: Any, e: Any, *, w_bits: int, e_bits: int, stride: int = 1,
                      padding: int = 0, w_signed: bool = False, e_signed: bool = False,
@@ -235,15 +238,19 @@ class Accelerator:
 
     def conv2d_weight(self, x: Any, weight_size: Any, e: Any, *, x_bits: int, e_bits: int, stride: int = 1,
                       padding: int = 0, x_signed: bool = False, e_signed: bool = False,
-                      out: np.ndarray | None = None) -> np.ndarray:
+                      out: np.ndarray | None = None, x_sums: np.ndarray | None = None,
+                      e_sums: np.ndarray | None = None) -> np.ndarray:
         """``torch.nn.grad.conv2d_weight(x, weight_size, e, stride=stride, padding=padding)`` exactly, on codes.
 
         x: (N, C, H, W) (or :meth:`pack_tensor` of it); weight_size: (K, C, kh, kw); e: (N, K, Ho, Wo).  Returns
         int64 (K, C, kh, kw) (a view of (kh, kw, C, K) memory), or writes into ``out`` and returns it.
+        ``x_sums`` (C, kh, kw) and ``e_sums`` (K, kh, kw), any real dtype: filled with each tap's sum of x's codes
+        over the input positions it reads and of e over the outputs where it reads a real input, the device's
+        (SUMS) where it computes them (docs/driver.md).
         """
         return conv.conv2d_weight(self._gemm_checked, self.spec.operand_bits, x, weight_size, e, x_bits=x_bits,
                                   e_bits=e_bits, stride=stride, padding=padding, x_signed=x_signed,
-                                  e_signed=e_signed, out=out, engine=self.engine)
+                                  e_signed=e_signed, out=out, x_sums=x_sums, e_sums=e_sums, engine=self.engine)
 
     def stats(self) -> dict[str, int]:
         """Cumulative device calls (after tiling; the driver's M = 0 probe calls not included), the cycles

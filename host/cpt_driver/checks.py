@@ -129,17 +129,17 @@ def check_gemm_args(a: Any, b: Any, a_bits: Any, b_bits: Any, a_signed: Any, b_s
     return a, b, a_bits, b_bits, a_signed, b_signed
 
 
-def check_out(out: Any, *shape: int) -> None:
+def check_out(out: Any, *shape: int, name: str = "out") -> None:
     """A result buffer: a writeable integer or float ndarray of the result's ``shape`` ((M, N) for
-    :meth:`Accelerator.gemm`)."""
+    :meth:`Accelerator.gemm`); ``name``: the argument's, for the message."""
     if not isinstance(out, np.ndarray):
-        raise OperandTypeError(f"out: {type(out).__name__} is not a numpy array")
+        raise OperandTypeError(f"{name}: {type(out).__name__} is not a numpy array")
     if out.dtype.kind not in "iuf":
-        raise OperandTypeError(f"out: dtype {out.dtype} is not an integer or float type")
+        raise OperandTypeError(f"{name}: dtype {out.dtype} is not an integer or float type")
     if out.shape != shape:
-        raise ArgumentError(f"out: shape {out.shape}, the result is {shape}")
+        raise ArgumentError(f"{name}: shape {out.shape}, the result is {shape}")
     if not out.flags.writeable:
-        raise ArgumentError("out: read-only array")
+        raise ArgumentError(f"{name}: read-only array")
 
 
 def check_scale(name: str, x: Any, length: int, axis_name: str) -> np.ndarray:

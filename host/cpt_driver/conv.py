@@ -22,6 +22,9 @@ With the convolution engine (interface 4: the device spec has ``conv``; today th
 call hands its checked arguments to ``engine`` (:class:`cpt_driver.conv_engine.Engine`) instead, which packs
 the codes as row-planes and makes conv calls; a geometry the engine cannot take is lowered as above.
 
+The code sums a quantized convolution's zero-point corrections need (``x_sums``, ``e_sums``: :mod:`cpt_driver.sums`)
+come from the engine's calls (flags SUMS) where the device computes them, else from the host's sums of the codes.
+
 Every argument is checked here, before the first register write: types and ranks, the geometry (strides
 :data:`CONV_STRIDES`, paddings :data:`CONV_PADDINGS`, kernel sides up to :data:`CONV_MAX_KERNEL`, channels
 equal: groups = 1) and the error's shape, bits and flags, ``out`` or the result's size, then the codes'
@@ -36,7 +39,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .checks import check_bits, check_flag, check_out, check_result_size, check_values, operand_array
-from .conv_engine import EngineRefused
+from . import sums as code_sums
+from .conv_engine import EngineRefused, Sums
 from .errors import ArgumentError
 from .rowplanes import RowPlaneTensor
 from .sources import Im2colRows, TapRows
@@ -209,37 +213,58 @@ def _result(shape: tuple[int, int, int, int], perm: tuple[int, int, int, int], o
 
 
 def _prepare(what: str, operand_bits: int, bits: dict[str, Any], flags: dict[str, Any],
-             shape: tuple[int, int, int, int], gemm_shape: tuple[int, int], out: np.ndarray | None
-             ) -> tuple[dict[str, int], dict[str, bool]]:
-    """The checks every call shares, after its geometry: the result buffer, or the int64 result's size."""
+             shape: tuple[int, int, int, int], gemm_shape: tuple[int, int], out: np.ndarray | None,
+             sums: dict[str, tuple[Any, tuple[int, ...]]] | None = None) -> tuple[dict[str, int], dict[str, bool]]:
+    """The checks every call shares, after its geometry: the result buffer, or the int64 result's size, and the
+    code sums' buffers ({name: (array or None, shape)})."""
     bits = {name: check_bits(f"{what}: {name}", v, operand_bits) for name, v in bits.items()}
     flags = {name: check_flag(f"{what}: {name}", v) for name, v in flags.items()}
     if out is not None:
         check_out(out, *shape)
     else:
         check_result_size(*gemm_shape)
+    for name, (array, sums_shape) in (sums or {}).items():
+        if array is not None:
+            check_out(array, *sums_shape, name=f"{what}: {name}")
     return bits, flags
+
+
+def _fill_sums(targets: list[tuple[np.ndarray | None, Callable[[], np.ndarray]]]) -> None:
+    """Each requested sums buffer (not None) from its source (the device's sums or the host's)."""
+    for array, source in targets:
+        if array is not None:
+            np.copyto(array, source(), casting="unsafe")
+
+
+def _codes(x: "np.ndarray | RowPlaneTensor") -> np.ndarray:
+    return x.codes() if isinstance(x, RowPlaneTensor) else x
 
 
 def conv2d(gemm: Gemm, operand_bits: int, x: Any, w: Any, *, x_bits: int, w_bits: int, stride: int = 1,
            padding: int = 0, x_signed: bool = False, w_signed: bool = False,
-           out: np.ndarray | None = None, engine: "Engine | None" = None) -> np.ndarray:
+           out: np.ndarray | None = None, x_sums: np.ndarray | None = None,
+           engine: "Engine | None" = None) -> np.ndarray:
     """``torch.nn.functional.conv2d(x, w, stride=, padding=)`` on codes: int64 (N, K, Ho, Wo) (see
-    :meth:`cpt_driver.Accelerator.conv2d`)."""
+    :meth:`cpt_driver.Accelerator.conv2d`); ``x_sums`` (N, Ho, Wo): x's window sums."""
     what = "conv2d"
     x, w = _input_tensor(what, x), _tensor(what, "w", w)
     g = conv_shape(what, "x", x.shape, "w", w.shape, stride, padding)
     m = g.n * g.ho * g.wo
     bits, flags = _prepare(what, operand_bits, {"x_bits": x_bits, "w_bits": w_bits},
-                           {"x_signed": x_signed, "w_signed": w_signed}, g.out_shape, (m, g.k), out)
+                           {"x_signed": x_signed, "w_signed": w_signed}, g.out_shape, (m, g.k), out,
+                           {"x_sums": (x_sums, (g.n, g.ho, g.wo))})
     _check_input_values(what, x, bits["x_bits"], flags["x_signed"])
     check_values(f"{what}: w", w, bits["w_bits"], flags["w_signed"])
-    run = engine.forward(g, x, w, bits["x_bits"], bits["w_bits"], flags["x_signed"], flags["w_signed"]) \
+    sums = Sums(np.zeros(m, dtype=np.int64)) if x_sums is not None else None
+    run = engine.forward(g, x, w, bits["x_bits"], bits["w_bits"], flags["x_signed"], flags["w_signed"], sums) \
         if engine is not None else None
     if run is not None:
-        return _result(g.out_shape, (0, 2, 3, 1), out, run)
-    if isinstance(x, RowPlaneTensor):
-        x = x.codes()
+        result = _result(g.out_shape, (0, 2, 3, 1), out, run)
+        _fill_sums([(x_sums, lambda: sums.rows.reshape(g.n, g.ho, g.wo) if sums.written
+                     else code_sums.window_sums(_codes(x), g))])
+        return result
+    x = _codes(x)
+    _fill_sums([(x_sums, lambda: code_sums.window_sums(x, g))])
     xp = _padded(x, g.padding, _code_dtype(bits["x_bits"], flags["x_signed"]), channels_last=True)
     a = Im2colRows(xp, (g.kh, g.kw), (g.stride, g.stride), (1, 1), bits["x_bits"], flags["x_signed"])
     # B = W as (kh kw C) x K, a transposed view of contiguous rows (i, j, c) per output channel: the driver
@@ -276,26 +301,38 @@ def conv2d_input(gemm: Gemm, operand_bits: int, input_size: Any, w: Any, e: Any,
 
 def conv2d_weight(gemm: Gemm, operand_bits: int, x: Any, weight_size: Any, e: Any, *, x_bits: int, e_bits: int,
                   stride: int = 1, padding: int = 0, x_signed: bool = False, e_signed: bool = False,
-                  out: np.ndarray | None = None, engine: "Engine | None" = None) -> np.ndarray:
-    """``torch.nn.grad.conv2d_weight(x, weight_size, e, stride=, padding=)`` on codes: int64 (K, C, kh, kw)."""
+                  out: np.ndarray | None = None, x_sums: np.ndarray | None = None,
+                  e_sums: np.ndarray | None = None, engine: "Engine | None" = None) -> np.ndarray:
+    """``torch.nn.grad.conv2d_weight(x, weight_size, e, stride=, padding=)`` on codes: int64 (K, C, kh, kw);
+    ``x_sums`` (C, kh, kw), ``e_sums`` (K, kh, kw): the tap sums of x and e."""
     what = "conv2d_weight"
     x, e = _input_tensor(what, x), _tensor(what, "e", e)
     g = conv_shape(what, "x", x.shape, "weight_size", weight_size, stride, padding)
     _check_error_shape(what, e, g)
     shape = (g.k, g.c, g.kh, g.kw)
     bits, flags = _prepare(what, operand_bits, {"x_bits": x_bits, "e_bits": e_bits},
-                           {"x_signed": x_signed, "e_signed": e_signed}, shape, (g.kh * g.kw * g.c, g.k), out)
+                           {"x_signed": x_signed, "e_signed": e_signed}, shape, (g.kh * g.kw * g.c, g.k), out,
+                           {"x_sums": (x_sums, (g.c, g.kh, g.kw)), "e_sums": (e_sums, (g.k, g.kh, g.kw))})
     _check_input_values(what, x, bits["x_bits"], flags["x_signed"])
     check_values(f"{what}: e", e, bits["e_bits"], flags["e_signed"])
-    run = engine.weight_grad(g, x, e, bits["x_bits"], bits["e_bits"], flags["x_signed"], flags["e_signed"]) \
+    sums = Sums(np.zeros(g.kh * g.kw * g.c, dtype=np.int64), np.zeros(g.kh * g.kw * g.k, dtype=np.int64)) \
+        if x_sums is not None or e_sums is not None else None
+    run = engine.weight_grad(g, x, e, bits["x_bits"], bits["e_bits"], flags["x_signed"], flags["e_signed"], sums) \
         if engine is not None else None
     if run is not None:
         try:
-            return _result(shape, (2, 3, 1, 0), out, run)
+            result = _result(shape, (2, 3, 1, 0), out, run)
         except EngineRefused:   # an implementation that never takes this geometry (it is lowered from now on)
             pass
-    if isinstance(x, RowPlaneTensor):
-        x = x.codes()
+        else:
+            device = sums is not None and sums.written   # (tap, c) and (tap, k) order
+            _fill_sums([(x_sums, lambda: sums.rows.reshape(g.kh, g.kw, g.c).transpose(2, 0, 1) if device
+                         else code_sums.x_tap_sums(_codes(x), g)),
+                        (e_sums, lambda: sums.columns.reshape(g.kh, g.kw, g.k).transpose(2, 0, 1) if device
+                         else code_sums.e_tap_sums(e, g))])
+            return result
+    x = _codes(x)
+    _fill_sums([(x_sums, lambda: code_sums.x_tap_sums(x, g)), (e_sums, lambda: code_sums.e_tap_sums(e, g))])
     xp = _padded(x, g.padding, _code_dtype(bits["x_bits"], flags["x_signed"]), channels_last=False)
     a = TapRows(xp, (g.kh, g.kw), (g.stride, g.stride), (1, 1), bits["x_bits"], flags["x_signed"])
     # B = E as (N Ho Wo) x K: a transposed view of E's contiguous per-channel rows (n, ho, wo).  The errors

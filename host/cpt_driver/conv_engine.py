@@ -17,6 +17,11 @@ in the engine's B layout, and makes one call per chunk of whole images:
   one refused call each) until the two meet; refused at one image (a geometry its formers never take, such as
   W > D on the twin), the layer is lowered to GEMMs, then and every later time.
 
+Code sums (flags SUMS, docs/registers.md): a forward call asked for its x window sums and a weight gradient
+for its x and e tap sums (:class:`Sums`) set SUMS and read them after the call; an implementation that refuses
+SUMS (the Verilog twin: ERR_CONV before any bus request) has its first such call made again without them, and
+no later call asks (``Engine.sums`` False): :mod:`cpt_driver.conv` then sums the codes on the host.
+
 Results are int16 (flags C16) when the call's worst case fits, else int32: exact either way.  A geometry the
 engine cannot take in whole images (an image larger than one call, a line buffer beyond the tensor buffer)
 or tensors larger than the pool return None: :mod:`cpt_driver.conv` then lowers it to GEMMs as before.
@@ -24,6 +29,7 @@ or tensors larger than the pool return None: :mod:`cpt_driver.conv` then lowers 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -38,6 +44,18 @@ if TYPE_CHECKING:
 
 #: A call's GEMM run on an optional result buffer.
 Run = Callable[[np.ndarray | None], np.ndarray]
+
+
+@dataclass
+class Sums:
+    """Where a conv call's code sums go, int64 (zeroed by the caller): ``rows`` -- forward, each result row's
+    window sum of x, (N Ho Wo); weight gradient, each (tap, c) row's sum of x over the positions, (kh kw C) --
+    and ``columns`` -- weight gradient, each tap's sum of e per output channel, (kh kw K) in (tap, k) order; the
+    forward's weight sums are not read.  ``written``: the device wrote them (else the host computes them)."""
+
+    rows: np.ndarray
+    columns: np.ndarray | None = None
+    written: bool = False
 
 
 class EngineRefused(Exception):
@@ -87,6 +105,10 @@ class Engine:
         #: by weight-gradient geometry and precisions, where the device refused a call: (the most images a call it
         #: took, the fewest it refused); (0, 1): it refused one image, the layer is lowered
         self.wgrad_limits: dict[tuple[int, ...], tuple[int, int]] = {}
+        #: whether the device computes the code sums (flags SUMS): None until a call asked for them
+        self.sums: bool | None = None
+        #: conv calls the device took (not refused)
+        self.taken = 0
 
     # ------------------------------------------------------------------ planning
     def _images(self, op: str, g: "ConvShape", a_bits: int, per_image_bytes: int, fixed_bytes: int) -> int:
@@ -118,13 +140,14 @@ class Engine:
 
     # ------------------------------------------------------------------ the three calls
     def forward(self, g: "ConvShape", x: "np.ndarray | RowPlaneTensor", w: np.ndarray, x_bits: int, w_bits: int,
-                x_signed: bool, w_signed: bool) -> Run | None:
-        """Run for :func:`cpt_driver.conv._result`: the (N Ho Wo) x K product, or None (lower it instead)."""
+                x_signed: bool, w_signed: bool, sums: Sums | None = None) -> Run | None:
+        """Run for :func:`cpt_driver.conv._result`: the (N Ho Wo) x K product, or None (lower it instead);
+        with ``sums``, the window sums of x too, where the device computes them."""
         d = self.spec.dot_width
         wrows = [rowplanes.fwd_weight_rows(w, d)]
         c16 = _c16(g.kh * g.kw * g.c, x_bits, w_bits)
         return self._streamed("fwd", g, x, (g.n, g.c, g.h, g.w), wrows, x_bits, w_bits, x_signed, w_signed,
-                              g.ho * g.wo, g.k, c16)
+                              g.ho * g.wo, g.k, c16, sums)
 
     def input_grad(self, g: "ConvShape", w: np.ndarray, e: np.ndarray, w_bits: int, e_bits: int, w_signed: bool,
                    e_signed: bool) -> Run | None:
@@ -137,14 +160,21 @@ class Engine:
 
     def _streamed(self, op: str, g: "ConvShape", t: "np.ndarray | RowPlaneTensor", t_shape: tuple[int, int, int, int],
                   wrows: list[np.ndarray], a_bits: int, b_bits: int, a_signed: bool, b_signed: bool,
-                  rows_per_image: int, n_cols: int, c16: bool) -> Run | None:
+                  rows_per_image: int, n_cols: int, c16: bool, sums: Sums | None = None) -> Run | None:
         s, d = self.spec, self.spec.dot_width
         t_bytes = tensor_bytes(t_shape, a_bits, d)
         w_bytes = rowplanes.weight_bytes(wrows, b_bits, d)
         esize = 2 if c16 else 4
         c_row = layout.result_stride(n_cols, s.cols) * esize
-        nb = self._images(op, g, a_bits, rows_per_image * c_row, self.acc.pool.need((t_bytes, w_bytes)) + 2 * s.word_bytes)
-        if nb < 1 or not self._fits((t_bytes, w_bytes, nb * rows_per_image * c_row)):
+        want_sums = sums is not None and self.sums is not False
+        # a forward call's sums: its result rows' window sums, then the weights' K kh kw tap sums (int32)
+        sums_row, sums_fixed = (4, 4 * n_cols * g.kh * g.kw) if want_sums else (0, 0)
+        fixed = (t_bytes, w_bytes) + ((sums_fixed,) if want_sums else ())
+        nb = self._images(op, g, a_bits, rows_per_image * (c_row + sums_row),
+                          self.acc.pool.need(fixed) + 2 * s.word_bytes + (self.acc.pool.align if want_sums else 0))
+        sizes = (t_bytes, w_bytes, nb * rows_per_image * c_row) \
+            + ((nb * rows_per_image * sums_row + sums_fixed,) if want_sums else ())
+        if nb < 1 or not self._fits(sizes):
             return None
         image = t_shape[2] * row_bytes(t_shape[3], t_shape[1], a_bits, d)
         blocks = -(-n_cols // s.b_block_cols)
@@ -157,8 +187,8 @@ class Engine:
 
         def run(o: np.ndarray | None) -> np.ndarray:
             result = o if o is not None else np.empty((g.n * rows_per_image, n_cols), dtype=np.int64)
-            self.acc._ensure_arena(self.acc.pool.need((t_bytes, w_bytes, nb * rows_per_image * c_row)))
-            with self.acc.pool.lease((t_bytes, w_bytes, nb * rows_per_image * c_row)) as (rt, rw, rc):
+            self.acc._ensure_arena(self.acc.pool.need(sizes))
+            with self.acc.pool.lease(sizes) as (rt, rw, rc, *rs):
                 rowplanes.write_tensor_into(t, a_bits, d, rt.array)
                 rowplanes.pack_weights_into(wrows, b_bits, d, rw.array)
                 rt.flush()
@@ -167,19 +197,50 @@ class Engine:
                     b = min(nb, g.n - n0)
                     m = b * rows_per_image
                     read = blocks * b * rows_read * (image // t_shape[2]) + w_bytes
-                    self.acc._conv_call(op, dict(a=rt.phys + n0 * image, b=rw.phys, c=rc.phys, a_bits=a_bits,
-                                                 b_bits=b_bits, flags=flags, conv=conv, batch=b,
-                                                 channels=g.c | g.k << 16, size=g.h | g.w << 16, band=0),
-                                        m, n_cols, reduction, (read, m * c_row))
+                    regs = dict(a=rt.phys + n0 * image, b=rw.phys, c=rc.phys, a_bits=a_bits, b_bits=b_bits,
+                                flags=flags, conv=conv, batch=b, channels=g.c | g.k << 16, size=g.h | g.w << 16,
+                                band=0)
+                    summed = self._call(op, regs, m, n_cols, reduction, (read, m * c_row),
+                                        sums_at=rs[0] if rs else None,
+                                        sums_bytes=4 * m + sums_fixed)
                     rc.invalidate()
                     c = rc.array[:m * c_row].view("<i2" if c16 else "<i4").reshape(m, -1)[:, :n_cols]
                     np.copyto(result[n0 * rows_per_image:n0 * rows_per_image + m], c, casting="unsafe")
+                    if summed:
+                        rs[0].invalidate()
+                        sums.rows[n0 * rows_per_image:n0 * rows_per_image + m] = rs[0].array[:4 * m].view("<i4")
+                if sums is not None:
+                    sums.written = bool(rs) and self.sums is True
             return result
         return run
 
+    def _call(self, op: str, regs: dict[str, int], m: int, n: int, k: int, traffic: tuple[int, int],
+              hint: bool = False, sums_at: Any = None, sums_bytes: int = 0) -> bool:
+        """One conv call; with ``sums_at`` (a pool region) and a device not known to refuse them, with SUMS
+        there.  Returns whether it wrote the sums.  The first SUMS call a device refuses (ERR_CONV) is made
+        again without them; taken then, the device does not compute sums (``self.sums`` False from now on);
+        refused again, that refusal is the call's own and is raised."""
+        summed = sums_at is not None and self.sums is not False
+        if not summed:
+            self.acc._conv_call(op, regs, m, n, k, traffic, hint=hint)
+        else:
+            try:
+                self.acc._conv_call(op, {**regs, "flags": regs["flags"] | self.spec.flag("SUMS"),
+                                         "sums": sums_at.phys}, m, n, k, (traffic[0], traffic[1] + sums_bytes),
+                                    hint=hint)
+                self.sums = True
+            except DeviceStatusError as err:
+                if self.sums or err.status != 1 << self.spec.status_bits["ERR_CONV"]:
+                    raise
+                self.acc._conv_call(op, regs, m, n, k, traffic, hint=hint)
+                self.sums = summed = False
+        self.taken += 1
+        return summed
+
     def weight_grad(self, g: "ConvShape", x: "np.ndarray | RowPlaneTensor", e: np.ndarray, x_bits: int, e_bits: int,
-                    x_signed: bool, e_signed: bool) -> Run | None:
-        """Run for the (kh kw C) x K weight gradient: partial dW^T per chunk of images, summed here; or None."""
+                    x_signed: bool, e_signed: bool, sums: Sums | None = None) -> Run | None:
+        """Run for the (kh kw C) x K weight gradient: partial dW^T per chunk of images, summed here; or None.
+        With ``sums``, the x and e tap sums too (summed over the calls), where the device computes them."""
         s, d = self.spec, self.spec.dot_width
         x_bytes = tensor_bytes((g.n, g.c, g.h, g.w), x_bits, d)
         e_bytes = tensor_bytes((g.n, g.k, g.ho, g.wo), e_bits, d)
@@ -194,7 +255,10 @@ class Engine:
             return None
         c16 = _c16(nb * g.ho * g.wo, x_bits, e_bits)
         c_bytes = m * layout.result_stride(g.k, s.cols) * (2 if c16 else 4)
-        if not self._fits((x_bytes, e_bytes, c_bytes)):
+        sums_count = m + g.kh * g.kw * g.k   # (tap, c) rows of x, then (tap, k) columns of e
+        sizes = (x_bytes, e_bytes, c_bytes) + ((4 * sums_count,) if sums is not None and self.sums is not False
+                                               else ())
+        if not self._fits(sizes):
             return None
         x_image = g.h * row_bytes(g.w, g.c, x_bits, d)
         e_image = g.ho * row_bytes(g.wo, g.k, e_bits, d)
@@ -204,8 +268,9 @@ class Engine:
         base_flags = self._flags(x_signed, e_signed)
         refused = 1 << s.status_bits["ERR_CONV"]
 
-        def calls(rx: Any, re_: Any, rc: Any, images: int, total: np.ndarray) -> None:
-            """The layer's calls of ``images`` images each (the last may have fewer), summed into total."""
+        def calls(rx: Any, re_: Any, rc: Any, rs: Any, images: int, total: np.ndarray) -> None:
+            """The layer's calls of ``images`` images each (the last may have fewer), summed into total (and
+            their code sums into ``sums`` while the device writes them)."""
             chunks = [(n0, min(images, g.n - n0)) for n0 in range(0, g.n, images)]
             for i, (n0, b) in enumerate(chunks):
                 c16_call = _c16(b * g.ho * g.wo, x_bits, e_bits)
@@ -220,29 +285,34 @@ class Engine:
                     regs.update(next_a=rx.phys + nxt[0] * x_image, next_b=re_.phys + nxt[0] * e_image)
                 read = blocks * b * rows_read * (x_image // g.h) + b * e_image
                 call_c = m * layout.result_stride(g.k, s.cols) * (2 if c16_call else 4)
-                self.acc._conv_call("wgrad", {**regs, "flags": flags}, m, g.k, b * g.ho * g.wo,
-                                    (read, call_c), hint=hint)
+                summed = self._call("wgrad", {**regs, "flags": flags}, m, g.k, b * g.ho * g.wo, (read, call_c),
+                                    hint=hint, sums_at=rs, sums_bytes=4 * sums_count)
                 rc.invalidate()
                 c = rc.array[:call_c].view("<i2" if c16_call else "<i4").reshape(m, -1)[:, :g.k]
                 np.add(total, c, out=total)
+                if summed:
+                    rs.invalidate()
+                    both = rs.array[:4 * sums_count].view("<i4")
+                    np.add(sums.rows, both[:m], out=sums.rows)
+                    np.add(sums.columns, both[m:], out=sums.columns)
 
         def run(o: np.ndarray | None) -> np.ndarray:
             total = np.zeros((m, g.k), dtype=np.int64)
-            self.acc._ensure_arena(self.acc.pool.need((x_bytes, e_bytes, c_bytes)))
-            with self.acc.pool.lease((x_bytes, e_bytes, c_bytes)) as (rx, re_, rc):
+            self.acc._ensure_arena(self.acc.pool.need(sizes))
+            with self.acc.pool.lease(sizes) as (rx, re_, rc, *rs):
                 rowplanes.write_tensor_into(x, x_bits, d, rx.array)
                 rowplanes.pack_tensor_into(e, e_bits, d, re_.array)
                 rx.flush()
                 re_.flush()
                 images = nb
                 while True:
-                    done = self.acc.calls
+                    taken = self.taken
                     try:
-                        calls(rx, re_, rc, images, total)
+                        calls(rx, re_, rc, rs[0] if rs else None, images, total)
                         break
                     except DeviceStatusError as err:
                         # a tighter implementation refused the layer's first call (nothing ran): fewer images
-                        if err.status != refused or self.acc.calls != done + 1:
+                        if err.status != refused or self.taken != taken:
                             raise
                         taken = self.wgrad_limits.get(key, (0, 0))[0]
                         taken = taken if taken < images else 0
@@ -252,6 +322,8 @@ class Engine:
                             raise EngineRefused(f"wgrad {g}: refused at one image") from err
                 if key in self.wgrad_limits:
                     self.wgrad_limits[key] = (max(images, self.wgrad_limits[key][0]), self.wgrad_limits[key][1])
+                if sums is not None:
+                    sums.written = bool(rs) and self.sums is True
             if o is not None:
                 np.copyto(o, total, casting="unsafe")
                 return o
