@@ -5,9 +5,10 @@
 No simulation here: it combines three benchmarks' JSON files.
 
 * the board-budget benchmark with the engine (``bench/bench_board_step.py --conv-engine``,
-  board_step-resnet74-conv.json, and with ``--recompute-bn 1`` board_step-resnet74-conv-recompute1.json): the
+  board_step-resnet74-conv-nosums.json, and with ``--recompute-bn 1`` board_step-resnet74-conv-recompute1.json): the
   design's model seconds per iteration and per GEMM class (forward, input gradient, weight gradient), CPT 3-8/8
-  and static 8/8;
+  and static 8/8, as measured before the driver asked for the code sums (commit b416036): the twin refuses SUMS,
+  so the driver's calls on it write no sums, like those runs' calls, and the host sums the codes;
 * ``bench/bench_conv_twin.py`` (conv_twin.json): the twin's cycles over the model's on every ResNet-74 layer, per
   class (CPT: CPT-weighted over fw; static: fw 8);
 * ``bench/bench_conv_twin.py --ops wgrad --wgrad-batch max`` (conv_twin_wgrad.json): the weight gradients summed
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"{res / 'conv_twin_wgrad.json'} has no weight-gradient sum of calls (run bench_conv_twin.py "
               "--ops wgrad --wgrad-batch max with fw 3..8)")
     rows = []
-    for label, source in (("weight gradients as it runs them", "board_step-resnet74-conv"),
+    for label, source in (("weight gradients as it runs them", "board_step-resnet74-conv-nosums"),
                           ("`--recompute-bn 1`", "board_step-resnet74-conv-recompute1")):
         rows.append((label, source, twin_seconds(_load(res / f"{source}.json"), twin, wgrad_classes["wgrad"])))
     command = "python bench/twin_iteration.py " + " ".join(argv if argv is not None else sys.argv[1:])

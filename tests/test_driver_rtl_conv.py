@@ -7,7 +7,10 @@ inside the simulator :func:`compare` drives ``Accelerator(RtlBackend)`` through 
 weight-gradient chunks chained by the prefetch hint -- and the same on the emulated device with the twin's limits
 (``twin_limits=True``), and writes what it saw to a JSON file, which the pytest side checks:
 
-* every result equal to ``cpt_hw.hw.golden``'s (the twin is bit-exact through the driver, not only call by call);
+* every result equal to ``cpt_hw.hw.golden``'s (the twin is bit-exact through the driver, not only call by call),
+  and the code sums the forward and weight-gradient calls are asked for (``x_sums``, ``e_sums``) equal to their
+  definitions: the twin refuses SUMS, so the driver's first SUMS call is refused with ERR_CONV (no bus request)
+  and made again without, no later call asks, and the host sums the codes;
 * the same device calls on both (op, result rows and columns, reduction, precisions, flags, hint), refused ones
   included: a weight gradient of rows wider than D, which the twin's formers never take, is refused with
   ERR_CONV before any bus request at three images and at one, and the driver lowers it to GEMM calls, on the
@@ -46,24 +49,35 @@ def codes(rng: np.random.Generator, shape: tuple[int, ...], bits: int, signed: b
 
 
 def run_case(acc, case: tuple, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One driver call of ``case`` on ``acc`` and golden's result for the same codes."""
+    """One driver call of ``case`` on ``acc`` and golden's result for the same codes (forward and weight
+    gradient: with their code sums, by their definitions, after the result)."""
     from cpt_hw.hw import golden
 
     op, n, c, k, h, w, kern, s, p, ab, bb, sa, sb = case
     geo = dict(stride=s, padding=p)
+    ho, wo = ((size + 2 * p - kern) // s + 1 for size in (h, w))
     if op == "fwd":
         x, wt = codes(rng, (n, c, h, w), ab, sa), codes(rng, (k, c, kern, kern), bb, sb)
         args = dict(x_bits=ab, w_bits=bb, x_signed=sa, w_signed=sb, **geo)
-        return acc.conv2d(x, wt, **args), golden.conv2d(x, wt, **args)
-    ho, wo = ((size + 2 * p - kern) // s + 1 for size in (h, w))
+        sums = np.empty((n, ho, wo), np.int64)
+        window = golden.conv2d(x, np.ones((1, c, kern, kern), np.int64), x_bits=ab, w_bits=1, x_signed=sa, **geo)
+        return (np.concatenate([acc.conv2d(x, wt, **args, x_sums=sums).ravel(), sums.ravel()]),
+                np.concatenate([golden.conv2d(x, wt, **args).ravel(), window.ravel()]))
     if op == "dgrad":
         wt, e = codes(rng, (k, c, kern, kern), bb, sb), codes(rng, (n, k, ho, wo), ab, sa)
         args = dict(w_bits=bb, e_bits=ab, w_signed=sb, e_signed=sa, **geo)
         return acc.conv2d_input((n, c, h, w), wt, e, **args), golden.conv2d_input((n, c, h, w), wt, e, **args)
     x, e = codes(rng, (n, c, h, w), ab, sa), codes(rng, (n, k, ho, wo), bb, sb)
     args = dict(x_bits=ab, e_bits=bb, x_signed=sa, e_signed=sb, **geo)
-    return (acc.conv2d_weight(x, (k, c, kern, kern), e, **args),
-            golden.conv2d_weight(x, (k, c, kern, kern), e, **args))
+    sums = np.empty((c, kern, kern), np.int64), np.empty((k, kern, kern), np.int64)
+    x_taps = golden.conv2d_weight(x, (1, c, kern, kern), np.ones((n, 1, ho, wo), np.int64), x_bits=ab, e_bits=1,
+                                  x_signed=sa, **geo)[0]
+    e_taps = golden.conv2d_weight(np.ones((n, 1, h, w), np.int64), (k, 1, kern, kern), e, x_bits=1, e_bits=bb,
+                                  e_signed=sb, **geo)[:, 0]
+    dw = acc.conv2d_weight(x, (k, c, kern, kern), e, **args, x_sums=sums[0], e_sums=sums[1])
+    return (np.concatenate([dw.ravel(), sums[0].ravel(), sums[1].ravel()]),
+            np.concatenate([golden.conv2d_weight(x, (k, c, kern, kern), e, **args).ravel(), x_taps.ravel(),
+                            e_taps.ravel()]))
 
 
 def compare(tb, clock_period_ns: float) -> dict:
@@ -118,6 +132,10 @@ def test_driver_conv_on_the_twin(simulator, driver_on_rtl):
     rtl, emu = res["calls"]["rtl"], res["calls"]["emu"]
     assert rtl == emu, "the driver made other calls on the twin than on the emulated device with its limits"
     assert {c["op"] for c in rtl} == {"fwd", "dgrad", "wgrad", "gemm"}
+    sums = 1 << 3   # the first call asks for code sums, is refused, made again without them; none asks since
+    assert [(c["op"], bool(c["flags"] & sums), c["ran"]) for c in rtl[:2]] == [("fwd", True, False),
+                                                                                ("fwd", False, True)]
+    assert not any(c["flags"] & sums for c in rtl[2:])
     c16 = 1 << 4
     assert any(c["flags"] & c16 for c in rtl) and any(not c["flags"] & c16 for c in rtl)
     # a weight gradient over several calls; one the twin refuses at 3 images and at 1, then lowered (op 0 calls)

@@ -28,7 +28,7 @@ def board(total: dict, by_class: dict) -> dict:
 
 def write_inputs(folder: Path) -> None:
     by_class = {"cpt": {"fwd": 0.25, "dgrad": 0.5, "wgrad": 0.125}, "static": {"fwd": 0.5, "dgrad": 0.5, "wgrad": 0.5}}
-    (folder / "board_step-resnet74-conv.json").write_text(json.dumps(board({"cpt": 1.0, "static": 2.0}, by_class)))
+    (folder / "board_step-resnet74-conv-nosums.json").write_text(json.dumps(board({"cpt": 1.0, "static": 2.0}, by_class)))
     (folder / "board_step-resnet74-conv-recompute1.json").write_text(
         json.dumps(board({"cpt": 1.25, "static": 2.0}, {**by_class, "cpt": {**by_class["cpt"], "fwd": 0.5}})))
     classes = {op: {"cpt_ratio": r, "per_fw": {"8": {"model_s": 1.0, "twin_scaled_s": r8}}}
@@ -42,7 +42,7 @@ def test_twin_iteration_replaces_each_class(ti, tmp_path):
     write_inputs(tmp_path)
     assert ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     runs = json.loads((tmp_path / "out.json").read_text())["runs"]
-    plain, recompute = runs["board_step-resnet74-conv"], runs["board_step-resnet74-conv-recompute1"]
+    plain, recompute = runs["board_step-resnet74-conv-nosums"], runs["board_step-resnet74-conv-recompute1"]
     # CPT: rest 1 - 0.875 = 0.125; fwd 0.25 x 2, dgrad 0.5 x 0.5, wgrad 0.375
     assert plain["cpt"] == {"model": 1.0, "twin": 0.125 + 0.5 + 0.25 + 0.375, "fwd": 0.5, "dgrad": 0.25,
                             "wgrad": 0.375}
