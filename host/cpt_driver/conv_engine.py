@@ -306,13 +306,13 @@ class Engine:
                 re_.flush()
                 images = nb
                 while True:
-                    taken = self.taken
+                    taken_before = self.taken
                     try:
                         calls(rx, re_, rc, rs[0] if rs else None, images, total)
                         break
                     except DeviceStatusError as err:
-                        # a tighter implementation refused the layer's first call (nothing ran): fewer images
-                        if err.status != refused or self.taken != taken:
+                        # a tighter implementation refused the layer's first call (none taken): fewer images
+                        if err.status != refused or self.taken != taken_before:
                             raise
                         taken = self.wgrad_limits.get(key, (0, 0))[0]
                         taken = taken if taken < images else 0
