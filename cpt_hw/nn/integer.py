@@ -30,9 +30,10 @@ layer (:class:`_Workspace`).  Everything else is O(M N + M K + N K + P K N) host
 sums of A, column sums of B and border products are exact integer sums (int64, or float32/float64 BLAS
 below 2^24/2^53; on the accelerator a convolution's forward and weight-gradient calls return the sums of x
 and e they need, ``x_sums`` / ``e_sums``: the device's code sums where it computes them); the forward and
-input-gradient outputs (M x N, activation-sized) are scaled in place in float32 with the rank-one terms (u z_w^T, rows 1^T) and the border terms broadcast over the batch; the
-weight gradient's result is weight-sized and combined in float64 (its sums over B P reach 2^33 and the
-z_e terms cancel most of s_e s_x acc).  The input gradient's rank-one term T o comes from the error
+input-gradient outputs (M x N, activation-sized) are scaled in place in float32 with the rank-one terms
+(u z_w^T, rows 1^T) and the border terms broadcast over the batch; the weight gradient's result is
+weight-sized and combined in float64 (its sums over B P reach 2^33 and the z_e terms cancel most of
+s_e s_x acc).  The input gradient's rank-one term T o comes from the error
 itself (:meth:`ConvOps.weighted_tap_sums`), not from a pass over T; it leaves the engine as B H W x C_in,
 not k^2 times that for a col2im.
 Q_t are the codes of E_t = E diag(s_w / r) quantized per tensor at bw bits (stochastic, its own noise
