@@ -41,6 +41,17 @@ def test_packer_is_bit_exact_with_the_reference(dot_width):
             assert out.size == conv_model.tensor_bytes(ZC4 if dot_width == 64 else SIM4, *q.shape, bits)
 
 
+def draw_geometry(data) -> tuple[int, ...]:
+    """A random convolution the engine's tests share: (N, C, K, H, W, kh, kw, stride, padding), the kernel inside
+    the padded input."""
+    n, c, k = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 20)), data.draw(st.integers(1, 10))
+    h, w = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
+    kh, kw = data.draw(st.sampled_from([1, 3])), data.draw(st.sampled_from([1, 2, 3]))
+    s, p = data.draw(st.sampled_from([1, 2])), data.draw(st.sampled_from([0, 1]))
+    assume(h + 2 * p >= kh and w + 2 * p >= kw)
+    return n, c, k, h, w, kh, kw, s, p
+
+
 @pytest.fixture(scope="module")
 def accs():
     with Accelerator("emu", config=SIM4) as engine, Accelerator("emu", config=SIM) as lowering, \
@@ -52,11 +63,7 @@ def accs():
 @given(st.data())
 def test_engine_equals_lowering_and_golden(accs, data):
     engine, lowering, zc = accs
-    n, c, k = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 20)), data.draw(st.integers(1, 10))
-    h, w = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
-    kh, kw = data.draw(st.sampled_from([1, 3])), data.draw(st.sampled_from([1, 2, 3]))
-    s, p = data.draw(st.sampled_from([1, 2])), data.draw(st.sampled_from([0, 1]))
-    assume(h + 2 * p >= kh and w + 2 * p >= kw)
+    n, c, k, h, w, kh, kw, s, p = draw_geometry(data)
     xb, wb, eb = (data.draw(st.integers(1, 8)) for _ in range(3))
     xs, ws, es = (data.draw(st.booleans()) for _ in range(3))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
@@ -161,11 +168,7 @@ def test_code_sums_are_exact_from_the_device_the_twin_and_the_lowering(accs, dat
     sim: every conv call of the engine sets the flag), the host where the device refuses SUMS (the twin's
     rule) or the call is lowered (no engine); with x as codes and packed once; and the results do not change."""
     engine, lowering, zc = accs
-    n, c, k = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 20)), data.draw(st.integers(1, 10))
-    h, w = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
-    kh, kw = data.draw(st.sampled_from([1, 3])), data.draw(st.sampled_from([1, 2, 3]))
-    s, p = data.draw(st.sampled_from([1, 2])), data.draw(st.sampled_from([0, 1]))
-    assume(h + 2 * p >= kh and w + 2 * p >= kw)
+    n, c, k, h, w, kh, kw, s, p = draw_geometry(data)
     xb, wb, eb = (data.draw(st.integers(1, 8)) for _ in range(3))
     xs, es = data.draw(st.booleans()), data.draw(st.booleans())
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))

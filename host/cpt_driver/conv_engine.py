@@ -256,8 +256,8 @@ class Engine:
         c16 = _c16(nb * g.ho * g.wo, x_bits, e_bits)
         c_bytes = m * layout.result_stride(g.k, s.cols) * (2 if c16 else 4)
         sums_count = m + g.kh * g.kw * g.k   # (tap, c) rows of x, then (tap, k) columns of e
-        sizes = (x_bytes, e_bytes, c_bytes) + ((4 * sums_count,) if sums is not None and self.sums is not False
-                                               else ())
+        want_sums = sums is not None and self.sums is not False
+        sizes = (x_bytes, e_bytes, c_bytes) + ((4 * sums_count,) if want_sums else ())
         if not self._fits(sizes):
             return None
         x_image = g.h * row_bytes(g.w, g.c, x_bits, d)
