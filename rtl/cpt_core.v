@@ -30,6 +30,12 @@
 // "wg hit"), and then computes with the chunks as they were read during the previous call.  The prefetching call
 // also forms the next call's first B block into the other B half (cv_b_half), which a hit starts with, as a B
 // prefetch hit does (b_hit).
+//
+// Code sums (flags SUMS, forward calls; docs/rtl.md, "Code sums"): cpt_sums_rows counts each result row's sum
+// from the A words the walker writes, cpt_sums_taps each weight column's per-tap sums from the B words the reader
+// writes, and cpt_sums_writer writes both at `sums`, sharing the write channel with cpt_writer; each producer
+// holds back the next tile or block (rows_hold: the walker sees both A halves busy; taps_hold: the reader sees
+// the B buffer busy) while its sums wait.  The call ends only when they are written (sums_busy).
 
 `include "cpt_gemm_widths.vh"
 
@@ -176,6 +182,8 @@ module cpt_core #(
     reg               cv_valid, wg_hit, cv_b_half;
     reg  [CV_KEY_W-1:0] cv_key;
     wire              conv_pf, conv_pf_win_err, wg_wr_busy;
+    // code sums (flags SUMS, forward calls): cpt_sums_rows, cpt_sums_taps and cpt_sums_writer
+    wire              sums_en, sums_win_err, sums_busy, sums_err, rows_hold, taps_hold;
     wire              cv_hit = cv_valid && cv_call_key == cv_key;
     wire              conv_c16;                 // the conv call's flags C16 (cpt_conv_setup; legal calls)
     wire              c16 = is_conv && conv_c16; // int16 results: C's sizes (cpt_setup), addresses, the writer
@@ -188,7 +196,8 @@ module cpt_core #(
     // a conv call's status: cpt_conv_setup's, with cpt_setup's ERR_WINDOW (tensor, weights, C) when due
     wire [31:0] final_status = !is_conv ? setup_status
                                : conv_status | (conv_win_eval ? (setup_status & (32'd1 << STATUS_ERR_WINDOW))
-                                                                | ({31'd0, conv_pf_win_err} << STATUS_ERR_WINDOW)
+                                                                | ({31'd0, conv_pf_win_err || sums_win_err}
+                                                                   << STATUS_ERR_WINDOW)
                                                               : 32'd0);
     wire        hit = pf_valid && call_key == pf_key && !is_conv;
 
@@ -272,18 +281,19 @@ module cpt_core #(
                         if (reader_err || writer_err) call_status[STATUS_ERR_AXI_RESP] <= 1'b1;
                         ph_next <= 1'b1;
                         kstate <= K_PHASE;
-                    end else if ((writer_done || written) && !pf_busy && !wg_wr_busy) begin
-                        status_out <= call_status | ((reader_err || writer_err) ? 32'd1 << STATUS_ERR_AXI_RESP : 32'd0);
+                    end else if ((writer_done || written) && !pf_busy && !wg_wr_busy && !sums_busy) begin
+                        status_out <= call_status | ((reader_err || writer_err || sums_err)
+                                                     ? 32'd1 << STATUS_ERR_AXI_RESP : 32'd0);
                         cycles_out <= cycle_count + 1'b1;
                         kstate <= K_DONE;
                         // the prefetched block is complete; a call with a bus error (status
                         // ERR_AXI_RESP) leaves it unused, as cpt_hw.hw.calls.PrefetchState says
-                        if (pf_en && !reader_err && !writer_err) begin
+                        if (pf_en && !reader_err && !writer_err && !sums_err) begin
                             pf_valid <= 1'b1;
                             pf_buf <= !b_cur;
                             pf_key <= next_key;
                         end
-                        cv_valid <= is_conv && conv_wg && conv_pf && !reader_err && !writer_err;
+                        cv_valid <= is_conv && conv_wg && conv_pf && !reader_err && !writer_err && !sums_err;
                         cv_b_half <= !b_cur;                // where the walker formed the next call's block 0
                     end
                 end
@@ -443,7 +453,8 @@ module cpt_core #(
         .m_axi_arlen(m_axi_arlen), .m_axi_arsize(m_axi_arsize), .m_axi_arburst(m_axi_arburst),
         .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata),
         .m_axi_rlast(m_axi_rlast), .m_axi_rresp(m_axi_rresp),
-        .a_busy(a_busy), .b_busy(b_busy), .a_issue(rd_a_issue), .a_issue_half(rd_a_issue_half), .b_issue(rd_b_issue),
+        .a_busy(a_busy), .b_busy(b_busy || taps_hold), .a_issue(rd_a_issue), .a_issue_half(rd_a_issue_half),
+        .b_issue(rd_b_issue),
         .a_loaded(rd_a_loaded), .a_loaded_half(rd_a_loaded_half), .b_loaded(rd_b_loaded), .a_we(rd_a_we),
         .a_waddr(rd_a_waddr), .b_we(rd_b_we), .b_waddr(rd_b_waddr),
         .wdata(wdata), .resp_err(reader_err), .pf_busy(pf_busy)
@@ -482,6 +493,7 @@ module cpt_core #(
     wire signed [2:0] cv_pad_h, cv_pad_w;
     wire [15:0] cv_dx_w, cv_dx_rows;
     wire        cv_dh, cv_rx;
+    wire [AXI_AW-1:0] sums_base;
 
     cpt_conv_setup #(.D(D), .OP_BITS(OP_BITS), .K_WORDS(K_WORDS), .MAX_DIM(MAX_DIM), .AW(AXI_AW)) conv_setup (
         .clk(clk), .rst(rst), .start(conv_start),
@@ -498,7 +510,7 @@ module cpt_core #(
         .row0(cv_row0), .row1(cv_row1), .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .batch(conv_batch),
         .wg(conv_wg), .wg_m(conv_wg_m), .wg_k(conv_wg_k), .c_ch(cv_c), .e_cp(cv_e_cp), .e_size(conv_e_size),
         .e_bytes(conv_e_bytes), .pf(conv_pf), .pf_x_base(conv_pf_x_base), .pf_e_base(conv_pf_e_base),
-        .pf_win_err(conv_pf_win_err),
+        .pf_win_err(conv_pf_win_err), .sums_en(sums_en), .sums_base(sums_base), .sums_win_err(sums_win_err),
         .phased(conv_phased), .b_first(conv_b_first), .b_size_sel(conv_b_size_sel), .b_size(conv_b_size),
         .ph_next(ph_next), .ph_done(ph_done), .ph_none(ph_none), .dx_w(cv_dx_w), .dx_rows(cv_dx_rows),
         .ph_dh(cv_dh), .ph_rx(cv_rx), .ph_zero(conv_ph_zero), .narrow(conv_c16)
@@ -551,7 +563,8 @@ module cpt_core #(
         .height(cv_height),
         .kh(cv_kh), .kw(cv_kw), .stride(cv_stride), .pad_h(cv_pad_h), .pad_w(cv_pad_w), .row0(cv_row0), .row1(cv_row1),
         .band0(cv_band0), .rows(cv_rows), .wo(cv_wo), .a_bits(a_bits), .m(m), .n(n), .k_words(kw),
-        .s_valid(x_valid && !conv_wg), .s_ready(fw_x_ready), .s_data(x_data), .a_busy(a_busy), .a_issue(fw_a_issue),
+        .s_valid(x_valid && !conv_wg), .s_ready(fw_x_ready), .s_data(x_data), .a_busy(a_busy | {2{rows_hold}}),
+        .a_issue(fw_a_issue),
         .a_issue_half(fw_a_issue_half), .a_loaded(fw_a_loaded), .a_loaded_half(fw_a_loaded_half),
         .a_we(fw_a_we_l), .a_waddr(fw_a_waddr_l), .a_wdata(fw_a_wdata_l), .geom_err()
     );
@@ -570,6 +583,25 @@ module cpt_core #(
         .b_wdata(wg_b_wdata), .geom_err()
     );
     /* verilator lint_on PINCONNECTEMPTY */
+
+    // code sums (SUMS, forward calls): the result rows' from the A words the walker writes, the weight
+    // columns' per tap from the B words the reader writes; each holds its producer back while its sums wait
+    wire        sums_run = is_conv && sums_en;
+    wire        sr_valid, sr_ready, sr_last, st_valid, st_ready, st_last;
+    wire [31:0] sr_idx, st_idx;
+    wire [`CPT_SUM_W-1:0] sr_value, st_value;
+    cpt_sums_rows #(.ROWS(ROWS), .D(D), .OP_BITS(OP_BITS)) sums_rows (
+        .clk(clk), .rst(rst), .start(run_start), .enable(sums_run), .a_bits(a_bits), .a_signed(a_signed),
+        .kw(kw), .m(m), .bank_we(bank_we), .bank_waddr(bank_waddr), .bank_wdata(bank_wdata),
+        .a_loaded(wk_a_loaded), .hold(rows_hold), .s_valid(sr_valid), .s_ready(sr_ready), .s_idx(sr_idx),
+        .s_value(sr_value), .s_last(sr_last)
+    );
+    cpt_sums_taps #(.D(D), .B_BLOCK_COLS(B_BLOCK_COLS)) sums_taps (
+        .clk(clk), .rst(rst), .start(run_start), .enable(sums_run), .b_bits(b_bits), .b_signed(b_signed),
+        .kw(kw), .cp(cv_cp), .taps({2'd0, cv_kh} * {2'd0, cv_kw}), .m(m), .n(n), .b_write(|rd_b_we),
+        .b_wdata(wdata), .hold(taps_hold), .s_valid(st_valid), .s_ready(st_ready), .s_idx(st_idx),
+        .s_value(st_value), .s_last(st_last)
+    );
 `else
     // interface 3 only: no conv call exists
     assign conv_arg = 1'b0;
@@ -595,6 +627,10 @@ module cpt_core #(
     assign conv_pf_win_err = 1'b0;
     assign conv_c16 = 1'b0;
     assign wg_wr_busy = 1'b0;
+    assign sums_en = 1'b0;
+    assign sums_win_err = 1'b0;
+    assign rows_hold = 1'b0;
+    assign taps_hold = 1'b0;
     assign cv_call_key = {CV_KEY_W{1'b0}};
     assign cv_next_key = {CV_KEY_W{1'b0}};
     assign wg_run = 1'b0;
@@ -620,7 +656,7 @@ module cpt_core #(
     assign wk_a_we_l = {LANES*ROWS{1'b0}};
     assign wk_a_waddr_l = {LANES*`CPT_A_AW{1'b0}};
     assign wk_a_wdata_l = {LANES*D{1'b0}};
-    wire unused_conv = &{1'b0, x_valid, x_data, x_is_e, conv_start, ph_next, row_next};
+    wire unused_conv = &{1'b0, x_valid, x_data, x_is_e, conv_start, ph_next, row_next, sums_en, rows_hold};
 `endif
 
     // ------------------------------------------------------------------ feeder and array
@@ -675,17 +711,52 @@ module cpt_core #(
     );
     /* verilator lint_on PINCONNECTEMPTY */
 
+    // the C writer's write channel: straight to m_axi_gmem, or through the sums writer (engine)
+    wire              c_awvalid, c_awready, c_wvalid, c_wready, c_wlast, c_bvalid, c_bready;
+    wire [AXI_AW-1:0] c_awaddr;
+    wire [7:0]        c_awlen;
+    wire [AXI_DW-1:0] c_wdata;
+    wire [AXI_DW/8-1:0] c_wstrb;                // all ones
+    wire unused_c_wstrb = &{1'b0, c_wstrb};
     cpt_writer #(.ROWS(ROWS), .COLS(COLS), .AXI_DW(AXI_DW), .AW(AXI_AW), .BURST_BEATS(BURST_BEATS)) writer (
         .clk(clk), .rst(rst), .start(run_start), .c_stride(c_stride), .c_tile_span(c_tile_span), .c16(c16),
         .tile_empty(w_tile_empty), .tile_info(tile_out), .tile_pop(tile_pop), .row_delta(row_delta),
         .row_next(row_next),
         .row_pushed(fifo_push), .fifo_empty(fifo_empty), .fifo_dout(fifo_dout), .fifo_pop(fifo_pop),
-        .m_axi_awvalid(m_axi_awvalid), .m_axi_awready(m_axi_awready), .m_axi_awaddr(m_axi_awaddr),
-        .m_axi_awlen(m_axi_awlen), .m_axi_awsize(m_axi_awsize), .m_axi_awburst(m_axi_awburst),
-        .m_axi_wvalid(m_axi_wvalid), .m_axi_wready(m_axi_wready), .m_axi_wdata(m_axi_wdata),
-        .m_axi_wstrb(m_axi_wstrb), .m_axi_wlast(m_axi_wlast), .m_axi_bvalid(m_axi_bvalid),
-        .m_axi_bready(m_axi_bready), .m_axi_bresp(m_axi_bresp), .done(writer_done), .resp_err(writer_err)
+        .m_axi_awvalid(c_awvalid), .m_axi_awready(c_awready), .m_axi_awaddr(c_awaddr),
+        .m_axi_awlen(c_awlen), .m_axi_awsize(m_axi_awsize), .m_axi_awburst(m_axi_awburst),
+        .m_axi_wvalid(c_wvalid), .m_axi_wready(c_wready), .m_axi_wdata(c_wdata),
+        .m_axi_wstrb(c_wstrb), .m_axi_wlast(c_wlast), .m_axi_bvalid(c_bvalid),
+        .m_axi_bready(c_bready), .m_axi_bresp(m_axi_bresp), .done(writer_done), .resp_err(writer_err)
     );
+`ifdef CPT_CONV
+    cpt_sums_writer #(.AXI_DW(AXI_DW), .AW(AXI_AW), .BURST_BEATS(BURST_BEATS)) sums_writer (
+        .clk(clk), .rst(rst), .start(run_start), .enable(sums_run), .base(sums_base),
+        .s_valid({st_valid, sr_valid}), .s_ready({st_ready, sr_ready}), .s_idx({st_idx, sr_idx}),
+        .s_value({st_value, sr_value}), .s_last({st_last, sr_last}),
+        .c_awvalid(c_awvalid), .c_awready(c_awready), .c_awaddr(c_awaddr), .c_awlen(c_awlen), .c_wvalid(c_wvalid),
+        .c_wready(c_wready), .c_wdata(c_wdata), .c_wlast(c_wlast), .c_bvalid(c_bvalid), .c_bready(c_bready),
+        .m_axi_awvalid(m_axi_awvalid), .m_axi_awready(m_axi_awready), .m_axi_awaddr(m_axi_awaddr),
+        .m_axi_awlen(m_axi_awlen), .m_axi_wvalid(m_axi_wvalid), .m_axi_wready(m_axi_wready),
+        .m_axi_wdata(m_axi_wdata), .m_axi_wstrb(m_axi_wstrb), .m_axi_wlast(m_axi_wlast),
+        .m_axi_bvalid(m_axi_bvalid), .m_axi_bready(m_axi_bready), .m_axi_bresp(m_axi_bresp),
+        .busy(sums_busy), .resp_err(sums_err)
+    );
+`else
+    assign m_axi_awvalid = c_awvalid;
+    assign c_awready = m_axi_awready;
+    assign m_axi_awaddr = c_awaddr;
+    assign m_axi_awlen = c_awlen;
+    assign m_axi_wvalid = c_wvalid;
+    assign c_wready = m_axi_wready;
+    assign m_axi_wdata = c_wdata;
+    assign m_axi_wstrb = c_wstrb;
+    assign m_axi_wlast = c_wlast;
+    assign c_bvalid = m_axi_bvalid;
+    assign m_axi_bready = c_bready;
+    assign sums_busy = 1'b0;
+    assign sums_err = 1'b0;
+`endif
 endmodule
 
 `default_nettype wire

@@ -1,7 +1,7 @@
 """The Verilog twin's conv-call rule (conv_calls.conv_status with twin=True) and the arithmetic its setup uses.
 
 The twin runs forward calls, input gradients (at stride 2 phase by phase) and weight gradients of whole images;
-its status must equal the emulator's on every such call without SUMS whose rows fit its former, which
+its status must equal the emulator's on every such call (SUMS only in forward calls) whose rows fit its former, which
 holds because the generator renders the twin only when no such call can overflow the tensor buffer
 (cpt_hw.gen.rtl.twin_line_buffer_bound; for weight gradients the twin's X-chunk limit is the design's check with
 every row of the image counted, twin_wgrad_buf_words words of D bits in half of it).  rtl/cpt_conv_setup.v finds
@@ -34,6 +34,7 @@ from cpt_hw.hw.regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, FLAG_BITS, STATUS
 
 ERR = {name: 1 << bit for name, bit in {**STATUS_BITS, **CONV_STATUS_BITS}.items()}
 C16 = 1 << CONV_FLAG_BITS["C16"]
+SUMS = 1 << CONV_FLAG_BITS["SUMS"]
 CONFIGS = [HardwareConfig.from_preset(p, {"conv_engine": True}) for p in ("sim", "zc706")]
 
 
@@ -80,8 +81,11 @@ def test_twin_limits(cfg):
     legal = fwd_call()
     assert conv_status(cfg, legal, twin=True) == 0 == conv_status(cfg, legal)
     sums = 1 << CONV_FLAG_BITS["SUMS"]
-    assert conv_status(cfg, fwd_call(flags=sums), twin=True) == ERR["ERR_CONV"]
-    assert conv_status(cfg, fwd_call(flags=sums), twin=False) == 0
+    # forward calls take SUMS (their sums checked as the design checks them); weight gradients refuse them (below)
+    assert conv_status(cfg, fwd_call(flags=sums), twin=True) == 0 == conv_status(cfg, fwd_call(flags=sums))
+    for addr, err in ((2, "ERR_ALIGN"), (1 << 40, "ERR_WINDOW")):
+        call = replace(fwd_call(flags=sums), sums=addr)
+        assert conv_status(cfg, call, twin=True) == ERR[err] == conv_status(cfg, call)
     # C16 as the design: run within int16, ERR_CONV beyond (fwd_call: kh kw C = 72 products)
     for bits, want in ((1, 0), (8, ERR["ERR_CONV"])):
         call = fwd_call(flags=C16, a_bits=bits, b_bits=bits)
@@ -96,7 +100,7 @@ def test_twin_limits(cfg):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
 def test_twin_equals_emulator_on_forward_calls_that_fit(cfg):
-    """Random forward geometries (legal or not): without SUMS and with rows that fit the former, the
+    """Random forward geometries (legal or not; SUMS now and then) with rows that fit the former: the
     twin's status is the emulator's (so the line-buffer check is never needed in the RTL)."""
     assert twin_line_buffer_bound(cfg) <= cfg.tensor_buffer_bits
     rng = np.random.default_rng(17)
@@ -107,7 +111,8 @@ def test_twin_equals_emulator_on_forward_calls_that_fit(cfg):
         call = fwd_call(batch=int(rng.integers(0, 4)), c=c, k=int(rng.integers(0, 70)), h=int(rng.integers(0, 300)),
                         w=w, kh=int(rng.integers(0, 5)), kw=int(rng.integers(0, 5)), stride=int(rng.integers(0, 4)),
                         padding=int(rng.integers(0, 3)), a_bits=int(rng.integers(0, 10)),
-                        b_bits=int(rng.integers(1, 9)), flags=int(rng.integers(0, 4)) | C16 * (rng.random() < 0.3),
+                        b_bits=int(rng.integers(1, 9)),
+                        flags=int(rng.integers(0, 4)) | C16 * (rng.random() < 0.3) | SUMS * (rng.random() < 0.3),
                         band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.3 else (0, 0))
         if w * channel_pitch(c, cfg.dot_width) > twin_row_bits(cfg):
             continue

@@ -165,8 +165,9 @@ def _sums_want(x, xb, xs, e, eb, es, wshape, s, p):
 @given(st.data())
 def test_code_sums_are_exact_from_the_device_the_twin_and_the_lowering(accs, data):
     """x_sums / e_sums equal their definitions whoever makes them: the engine's SUMS (emulated design, zc706 and
-    sim: every conv call of the engine sets the flag), the host where the device refuses SUMS (the twin's
-    rule) or the call is lowered (no engine); with x as codes and packed once; and the results do not change."""
+    sim: every conv call of the engine sets the flag), the host where the device refuses SUMS (the twin's rule:
+    in weight gradients) or the call is lowered (no engine); with x as codes and packed once; and the results do
+    not change."""
     engine, lowering, zc = accs
     n, c, k, h, w, kh, kw, s, p = draw_geometry(data)
     xb, wb, eb = (data.draw(st.integers(1, 8)) for _ in range(3))
@@ -195,17 +196,19 @@ def test_code_sums_are_exact_from_the_device_the_twin_and_the_lowering(accs, dat
                 summed = [r for r in calls if acc.engine and r.flags & acc.spec.flag("SUMS")]
                 if acc is zc:   # the engine takes every call here, each with SUMS
                     assert {r.op for r in calls} == {"fwd", "wgrad"} and summed == calls
-                    assert acc.engine.sums is True
-                if acc is twin:  # it refused the first SUMS call it was asked; none since
-                    assert twin.engine.sums is not True and all(r.status for r in summed)
+                    assert acc.engine.sums == {"fwd": True, "wgrad": True}
+                if acc is twin:  # its forward calls take SUMS; it refused the first weight gradient's, none since
+                    assert twin.engine.sums["fwd"] is not False and twin.engine.sums["wgrad"] is not True
+                    assert all(r.status == 0 for r in summed if r.op == "fwd")
+                    assert all(r.status for r in summed if r.op == "wgrad")
                 if acc is lowering:
                     assert not summed
 
 
 def test_a_device_refusing_sums_is_asked_once_then_the_host_sums():
-    """On the twin's rule a SUMS call is ERR_CONV: the driver makes that first call again without SUMS, asks no
-    later call for sums, and the sums and results are the same as on the design, which writes them (and its
-    bytes count them: 4 per sum)."""
+    """On the twin's rule a weight gradient with SUMS is ERR_CONV (a forward call takes them): the driver makes
+    that first call again without SUMS, asks no later weight gradient for sums, and the sums and results are the
+    same as on the design, which writes them all (and its bytes count them: 4 per sum)."""
     rng = np.random.default_rng(9)
     x, wt = codes(rng, (2, 16, 8, 8), 4, False), codes(rng, (16, 16, 3, 3), 4, False)
     e = codes(rng, (2, 16, 8, 8), 8, True)
@@ -219,15 +222,16 @@ def test_a_device_refusing_sums_is_asked_once_then_the_host_sums():
             records = [(r.op, bool(r.flags & acc.spec.flag("SUMS")), r.status) for r in acc.history]
             out[twin_limits] = (y, dw, sums, records, acc.stats()["write_bytes"], acc.engine.sums)
     y, dw, sums, records, written, taken = out[False]
-    assert taken is True and records == [("fwd", True, 0), ("wgrad", True, 0)]
+    assert taken == {"fwd": True, "wgrad": True} and records == [("fwd", True, 0), ("wgrad", True, 0)]
     err_conv = 1 << DeviceSpec.from_hardware_config(ZC4).status_bits["ERR_CONV"]
     ty, tdw, tsums, trecords, twritten, ttaken = out[True]
-    assert ttaken is False and trecords == [("fwd", True, err_conv), ("fwd", False, 0), ("wgrad", False, 0)]
+    assert ttaken == {"fwd": True, "wgrad": False}
+    assert trecords == [("fwd", True, 0), ("wgrad", True, err_conv), ("wgrad", False, 0)]
     np.testing.assert_array_equal(ty, y)
     np.testing.assert_array_equal(tdw, dw)
     for a, b in zip(tsums, sums):
         np.testing.assert_array_equal(a, b)
-    assert written - twritten == 4 * ((2 * 8 * 8 + 16 * 9) + (9 * 16 + 9 * 16))
+    assert written - twritten == 4 * (9 * 16 + 9 * 16)       # the weight gradient's sums
 
 
 def test_code_sums_arguments_are_checked_before_any_call(accs):

@@ -17,7 +17,7 @@ import jinja2
 
 from ..errors import ConfigError
 from ..hw.config import RESULT_BITS, HardwareConfig
-from ..hw.conv_calls import TWIN_WGRAD_BANK_WORDS, twin_row_bits, twin_wgrad_buf_words
+from ..hw.conv_calls import SUM_BYTES, TWIN_WGRAD_BANK_WORDS, twin_row_bits, twin_wgrad_buf_words
 from ..hw.regmap import CONV_FLAG_BITS, CONV_STATUS_BITS, CTRL_BITS, FLAG_BITS, IRQ_BITS, STATUS_BITS, arguments, \
     register_map
 
@@ -117,6 +117,8 @@ def conv_widths(cfg: HardwareConfig) -> list[tuple[str, int, str]]:
          "D-bit words a weight-gradient X chunk may have: cpt_hw.hw.conv_calls.twin_wgrad_buf_words"),
         ("WGRAD_BANK_WORDS", TWIN_WGRAD_BANK_WORDS,
          "words of each bank of a weight-gradient former: cpt_hw.hw.conv_calls.TWIN_WGRAD_BANK_WORDS"),
+        ("SUM_W", 8 * SUM_BYTES, "bits of one code sum (flags SUMS) in memory: cpt_hw.hw.conv_calls.SUM_BYTES"),
+        ("LOG_SUM_BYTES", clog2(SUM_BYTES), "code sums to bytes (a shift): clog2(SUM_W / 8)"),
     ]
 
 

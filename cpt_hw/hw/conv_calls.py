@@ -42,6 +42,8 @@ CONV_FIELDS_MASK = 0x3 | 0xF << 4 | 0xF << 8 | 0x3 << 12 | 0x3 << 14
 _ALL_FLAGS = {**FLAG_BITS, **CONV_FLAG_BITS}
 _FLAGS_MASK = sum(1 << b for b in _ALL_FLAGS.values())
 _BIT = {name: 1 << pos for name, pos in {**STATUS_BITS, **CONV_STATUS_BITS}.items()}
+#: Bytes of one code sum written with SUMS (int32, little-endian).
+SUM_BYTES = 4
 
 
 def model_kernel(h: int, w: int, kh: int, kw: int, padding: int) -> int:
@@ -250,7 +252,7 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
     """The status a conv call (op 1..3) returns on ``cfg`` (0: it runs); see docs/registers.md, Interface 4.
 
     ``twin=True``: the Verilog twin's status, which adds its limits (docs/registers.md, "The Verilog twin"):
-    SUMS is ERR_CONV like SUMS in an input-gradient call; a streamed row-plane (X; E of an input gradient) wider
+    SUMS in a weight gradient is ERR_CONV like SUMS in an input-gradient call; a streamed row-plane (X; E of an input gradient) wider
     than :func:`twin_row_bits` and a weight gradient its formers do not take (:func:`_twin_wgrad_err`) are ERR_CONV
     where the tensor-buffer check is made, as is C16 beyond int16 (the design's rule).  The prefetch hint is
     checked as the design checks it.  The line-buffer and X-chunk checks themselves can then never refuse
@@ -272,7 +274,7 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
             dim_err = g.n_cols > cfg.max_dim or g.m > cfg.max_dim or g.reduction(d) > cfg.k_max
             if not dim_err and not bits_err:
                 geometry_err = _twin_limits_err(cfg, g) if twin else _buffer_or_width_err(cfg, g)
-    if (g.op == "dgrad" or twin) and g.flag("SUMS"):
+    if (g.op == "dgrad" or (twin and g.op == "wgrad")) and g.flag("SUMS"):
         geometry_err = True           # the input gradient's rank-one term is the host's (no sums)
     if geometry_err:
         status |= _BIT["ERR_CONV"]
@@ -350,7 +352,7 @@ def operand_ranges(cfg: HardwareConfig, call: Any, g: ConvArgs | None = None) ->
     d = cfg.dot_width
     out = [g.a_range(call.a, d), g.b_range(call.b, d), (call.c, g.c_bytes(cfg.cols))]
     if g.flag("SUMS"):
-        out.append((call.sums, 4 * g.sums_count()))
+        out.append((call.sums, SUM_BYTES * g.sums_count()))
     if g.flag("PREFETCH_B") and g.op == "wgrad":
         out += [g.a_range(call.next_a, d), g.b_range(call.next_b, d)]
     return out

@@ -19,8 +19,9 @@ in the engine's B layout, and makes one call per chunk of whole images:
 
 Code sums (flags SUMS, docs/registers.md): a forward call asked for its x window sums and a weight gradient
 for its x and e tap sums (:class:`Sums`) set SUMS and read them after the call; an implementation that refuses
-SUMS (the Verilog twin: ERR_CONV before any bus request) has its first such call made again without them, and
-no later call asks (``Engine.sums`` False): :mod:`cpt_driver.conv` then sums the codes on the host.
+SUMS in an op (the Verilog twin in a weight gradient: ERR_CONV before any bus request) has its first such call
+made again without them, and no later call of that op asks (``Engine.sums[op]`` False): :mod:`cpt_driver.conv`
+then sums the codes on the host.
 
 Results are int16 (flags C16) when the call's worst case fits, else int32: exact either way.  A geometry the
 engine cannot take in whole images (an image larger than one call, a line buffer beyond the tensor buffer)
@@ -105,8 +106,9 @@ class Engine:
         #: by weight-gradient geometry and precisions, where the device refused a call: (the most images a call it
         #: took, the fewest it refused); (0, 1): it refused one image, the layer is lowered
         self.wgrad_limits: dict[tuple[int, ...], tuple[int, int]] = {}
-        #: whether the device computes the code sums (flags SUMS): None until a call asked for them
-        self.sums: bool | None = None
+        #: by op ("fwd", "wgrad"): whether the device computes its code sums (flags SUMS); None until a call of
+        #: that op asked for them
+        self.sums: dict[str, bool | None] = {"fwd": None, "wgrad": None}
         #: conv calls the device took (not refused)
         self.taken = 0
 
@@ -166,7 +168,7 @@ class Engine:
         w_bytes = rowplanes.weight_bytes(wrows, b_bits, d)
         esize = 2 if c16 else 4
         c_row = layout.result_stride(n_cols, s.cols) * esize
-        want_sums = sums is not None and self.sums is not False
+        want_sums = sums is not None and self.sums.get(op) is not False
         # a forward call's sums: its result rows' window sums, then the weights' K kh kw tap sums (int32)
         sums_row, sums_fixed = (4, 4 * n_cols * g.kh * g.kw) if want_sums else (0, 0)
         fixed = (t_bytes, w_bytes) + ((sums_fixed,) if want_sums else ())
@@ -210,17 +212,17 @@ class Engine:
                         rs[0].invalidate()
                         sums.rows[n0 * rows_per_image:n0 * rows_per_image + m] = rs[0].array[:4 * m].view("<i4")
                 if sums is not None:
-                    sums.written = bool(rs) and self.sums is True
+                    sums.written = bool(rs) and self.sums.get(op) is True
             return result
         return run
 
     def _call(self, op: str, regs: dict[str, int], m: int, n: int, k: int, traffic: tuple[int, int],
               hint: bool = False, sums_at: Any = None, sums_bytes: int = 0) -> bool:
         """One conv call; with ``sums_at`` (a pool region) and a device not known to refuse them, with SUMS
-        there.  Returns whether it wrote the sums.  The first SUMS call a device refuses (ERR_CONV) is made
-        again without them; taken then, the device does not compute sums (``self.sums`` False from now on);
-        refused again, that refusal is the call's own and is raised."""
-        summed = sums_at is not None and self.sums is not False
+        there.  Returns whether it wrote the sums.  The first SUMS call of an op a device refuses (ERR_CONV) is
+        made again without them; taken then, the device does not compute that op's sums (``self.sums[op]`` False
+        from now on); refused again, that refusal is the call's own and is raised."""
+        summed = sums_at is not None and self.sums.get(op) is not False
         if not summed:
             self.acc._conv_call(op, regs, m, n, k, traffic, hint=hint)
         else:
@@ -228,12 +230,12 @@ class Engine:
                 self.acc._conv_call(op, {**regs, "flags": regs["flags"] | self.spec.flag("SUMS"),
                                          "sums": sums_at.phys}, m, n, k, (traffic[0], traffic[1] + sums_bytes),
                                     hint=hint)
-                self.sums = True
+                self.sums[op] = True
             except DeviceStatusError as err:
-                if self.sums or err.status != 1 << self.spec.status_bits["ERR_CONV"]:
+                if self.sums.get(op) or err.status != 1 << self.spec.status_bits["ERR_CONV"]:
                     raise
                 self.acc._conv_call(op, regs, m, n, k, traffic, hint=hint)
-                self.sums = summed = False
+                self.sums[op] = summed = False
         self.taken += 1
         return summed
 
@@ -256,7 +258,7 @@ class Engine:
         c16 = _c16(nb * g.ho * g.wo, x_bits, e_bits)
         c_bytes = m * layout.result_stride(g.k, s.cols) * (2 if c16 else 4)
         sums_count = m + g.kh * g.kw * g.k   # (tap, c) rows of x, then (tap, k) columns of e
-        want_sums = sums is not None and self.sums is not False
+        want_sums = sums is not None and self.sums["wgrad"] is not False
         sizes = (x_bytes, e_bytes, c_bytes) + ((4 * sums_count,) if want_sums else ())
         if not self._fits(sizes):
             return None
@@ -323,7 +325,7 @@ class Engine:
                 if key in self.wgrad_limits:
                     self.wgrad_limits[key] = (max(images, self.wgrad_limits[key][0]), self.wgrad_limits[key][1])
                 if sums is not None:
-                    sums.written = bool(rs) and self.sums is True
+                    sums.written = bool(rs) and self.sums["wgrad"] is True
             if o is not None:
                 np.copyto(o, total, casting="unsafe")
                 return o

@@ -44,6 +44,9 @@ from sim.tbutil import record, seeded_rng
 CONFIGS = {
     "sim_conv": ("sim", {"conv_engine": True, "name": "sim_conv"}),
     "simwide_conv": ("sim", {**rtl_sim.WIDE, "conv_engine": True, "name": "simwide_conv"}),
+    # the wide array on a 64-bit bus (zc706's): two code sums a beat, so a run of sums may start or end mid-beat
+    "simwide64_conv": ("sim", {**rtl_sim.WIDE, "axi_data_width": 64, "burst_beats": 4, "conv_engine": True,
+                               "name": "simwide64_conv"}),
 }
 P_STALL = 0.3
 BACKPRESSURE = (False, True)
@@ -52,6 +55,7 @@ ERR_CONV = 1 << 6
 #: this plus cycle_model.setup_cycles).
 CONV_SETUP_CYCLES = 9
 C16 = 1 << CONV_FLAG_BITS["C16"]          # flags: int16 results
+SUMS = 1 << CONV_FLAG_BITS["SUMS"]        # flags: the code sums (forward calls on the twin)
 
 
 def config(name: str) -> HardwareConfig:
@@ -101,9 +105,10 @@ def place(tb: CptGemmTB, rng: np.random.Generator, *, batch: int, c: int, k: int
     call = replace(call, flags=flags)
     a_addr, b_addr = tb.alloc(x.size), tb.alloc(wt.size)
     c_addr = tb.alloc(max(g.c_bytes(tb.cfg.cols), 1) if g.ho >= 1 and g.wo >= 1 else 64)
+    sums_addr = tb.alloc(4 * g.sums_count()) if flags & SUMS and g.ho >= 1 and g.wo >= 1 else 0
     tb.ram.write(a_addr, x.tobytes())
     tb.ram.write(b_addr, wt.tobytes())
-    call = replace(call, a=a_addr, b=b_addr, c=c_addr)
+    call = replace(call, a=a_addr, b=b_addr, c=c_addr, sums=sums_addr)
     if g.ho >= 1 and g.wo >= 1 and g.band0 < g.rows_per_image and g.band0 + g.rows <= g.rows_per_image:
         ranges = [(p, n) for p, n in operand_ranges(tb.cfg, call, g) if n]
     else:
@@ -145,16 +150,18 @@ def useful_ops(g: ConvArgs) -> int:
 
 async def run_conv(tb: CptGemmTB, call: ConvCall, name: str, keep: bool = False,
                    stale: dict[int, bytes] | None = None) -> int:
-    """Run a legal conv call; C (padding columns included) byte for byte as the emulator writes it, nothing outside
-    C touched.  Returns the cycles and records them with the models'.  ``keep``: the RAM's allocations stay (the
-    next call reuses the tensors); ``stale``: bytes (by address) the emulator is given in place of the RAM's, as
-    the twin read them before (a prefetch hit)."""
+    """Run a legal conv call; C (padding columns included) and with SUMS the code sums byte for byte as the emulator
+    writes them, nothing outside them touched.  Returns the cycles and records them with the models'.  ``keep``:
+    the RAM's allocations stay (the next call reuses the tensors); ``stale``: bytes (by address) the emulator is
+    given in place of the RAM's, as the twin read them before (a prefetch hit)."""
     cfg = tb.cfg
     g = ConvArgs.decode(call)
     assert conv_status(cfg, call, twin=True) == 0 == conv_status(cfg, call), f"{name}: not a legal call"
     ranges = operand_ranges(cfg, call, g)
     c_addr, c_bytes = ranges[2]
-    tb.ram.write(c_addr, bytes([0xA5]) * c_bytes)        # poison: every byte of C must be written
+    sums_addr, sums_bytes = ranges[3] if g.flag("SUMS") else (0, 0)
+    tb.ram.write(c_addr, bytes([0xA5]) * c_bytes)        # poison: every byte of C (and the sums) must be written
+    tb.ram.write(sums_addr, bytes([0x5A]) * sums_bytes)
     before = np.frombuffer(tb.snapshot(), np.uint8).copy()
     model = emu_conv.call_cycles(cfg, g)
     # the interrupt's deadline: the default, or four times the design's model for the larger calls (ResNet-74's)
@@ -167,7 +174,13 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str, keep: bool = False,
         source[addr:addr + len(data)] = np.frombuffer(data, np.uint8)
     views = [source[p:p + n].copy() for p, n in ranges]
     want = np.zeros(c_bytes, np.uint8)
-    emu_conv.execute(cfg, g, views[0], views[1], want, None)
+    want_sums = np.zeros(sums_bytes, np.uint8)
+    emu_conv.execute(cfg, g, views[0], views[1], want, want_sums if g.flag("SUMS") else None)
+    got_sums = after[sums_addr:sums_addr + sums_bytes].view("<i4")
+    if not np.array_equal(got_sums, want_sums.view("<i4")):
+        bad = np.flatnonzero(got_sums != want_sums.view("<i4"))
+        raise AssertionError(f"{name}: {bad.size} of {g.sums_count()} code sums differ (the first {g.m} are the rows'),"
+                             f" first at {bad[0]}: twin {got_sums[bad[0]]}, emulator {want_sums.view('<i4')[bad[0]]}")
     got = after[c_addr:c_addr + c_bytes]
     if not np.array_equal(got, want):
         dtype = "<i2" if g.flag("C16") else "<i4"
@@ -175,11 +188,12 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str, keep: bool = False,
         raise AssertionError(f"{name}: {bad.size} of {c_bytes // g.result_bytes_per()} results differ, first at "
                              f"{bad[0]}: twin {got.view(dtype)[bad[0]]}, emulator {want.view(dtype)[bad[0]]}")
     changed = np.flatnonzero(before != after)
-    stray = changed[(changed < c_addr) | (changed >= c_addr + c_bytes)]
-    assert stray.size == 0, f"{name}: {stray.size} bytes outside C changed"
+    stray = changed[((changed < c_addr) | (changed >= c_addr + c_bytes))
+                    & ((changed < sums_addr) | (changed >= sums_addr + sums_bytes))]
+    assert stray.size == 0, f"{name}: {stray.size} bytes outside C and the sums changed"
     record(name=name + tb.variant, op=g.op, batch=g.batch, c=g.c, k=g.k, h=g.h, w=g.w, kh=g.kh, kw=g.kw,
            stride=g.stride, padding=g.padding, band=[g.band0, g.band_rows], a_bits=g.a_bits, b_bits=g.b_bits,
-           c16=g.flag("C16"), m=g.m, status=0, cycles=cycles, model_cycles=model,
+           c16=g.flag("C16"), sums=g.flag("SUMS"), m=g.m, status=0, cycles=cycles, model_cycles=model,
            useful_ops=useful_ops(g),
            hls_cycles=hls_cycles.conv_cycles(cfg, g), backpressure=tb.backpressure)
     if not keep:
@@ -238,8 +252,12 @@ def c16_if_fits(g: dict) -> int:
 
 
 def random_forward(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
-    """A small legal forward call (random_call; any kh x kw one time in five)."""
-    return random_call(rng, cfg, "fwd", p_any_kernel=0.2)
+    """A small legal forward call (random_call; any kh x kw one time in five), with the code sums (SUMS) half
+    the time."""
+    g = random_call(rng, cfg, "fwd", p_any_kernel=0.2)
+    if rng.random() < 0.5:
+        g["flags"] = g.get("flags", 0) | SUMS
+    return g
 
 
 @cocotb.test(timeout_time=400, timeout_unit="ms")
@@ -247,7 +265,8 @@ def random_forward(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
 async def test_conv_fixed(dut, backpressure: bool):
     """Fixed edge shapes: the stem (C = 3, Cp = 4), 1x1 stride 2, Cp = D and 2D (a row of several words), a tile
     crossing output rows and images, several B blocks, a band, a band that reaches no stored row (zeros from
-    padding only), W = 1; int16 results (C16) over several B blocks and in a band at stride 2."""
+    padding only), W = 1; int16 results (C16) over several B blocks and in a band at stride 2.  Every other shape
+    with the code sums (SUMS), the last one besides with a burst of sums that crosses a 4 KiB page."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
     rng = seeded_rng("conv_fixed")
@@ -267,8 +286,15 @@ async def test_conv_fixed(dut, backpressure: bool):
         dict(batch=1, c=5, k=3, h=6, w=5, kh=3, kw=3, stride=2, padding=1, a_bits=2, b_bits=4, band=(1, 2), flags=C16),
     ]
     for i, s in enumerate(shapes):
-        call = place(tb, rng, a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), **s)
+        flags = s.pop("flags", 0) | (SUMS if i % 2 == 0 else 0)
+        call = place(tb, rng, a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), flags=flags, **s)
         await run_conv(tb, call, "test_conv_fixed")
+    # the sums two rows below a 4 KiB page: their run crosses it
+    call = place(tb, rng, a_signed=True, b_signed=False, flags=SUMS, **shapes[0])
+    sums_bytes = 4 * ConvArgs.decode(call).sums_count()
+    sums = tb.alloc(4096 + sums_bytes, align=4096) + 4096 - 8
+    call = replace(call, sums=sums, win_limit=max(call.win_limit, sums + sums_bytes))
+    await run_conv(tb, call, "test_conv_fixed")
 
 
 @cocotb.test(timeout_time=2000, timeout_unit="ms")
@@ -454,9 +480,9 @@ async def test_dgrad_sizes(dut):
 @cocotb.parametrize(backpressure=BACKPRESSURE)
 async def test_conv_refused(dut, backpressure: bool):
     """Every case of hls_conv_vectors.REFUSED_CONV (C16 beyond int16 among them, here also of the other ops) and
-    the twin's own limits (SUMS, a row wider than the former's, also an input gradient's E row; weight gradients
-    its formers do not take) returns conv_status(twin=True) without a bus request; a GEMM call (op 0) and a
-    forward call still run after them."""
+    the twin's own limits (SUMS outside forward calls, a row wider than the former's, also an input gradient's E
+    row; weight gradients its formers do not take) returns conv_status(twin=True) without a bus request; a GEMM
+    call (op 0) and a forward call still run after them."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
     rng = seeded_rng("conv_refused")
@@ -493,7 +519,10 @@ async def test_conv_refused(dut, backpressure: bool):
                                      "b_bits": 8}),
         ("dgrad E row wider than the former's", {"conv": dgrad, "size": 3 | wide_e << 16, "batch": 1,
                                                  "a_bits": 1, "channels": 5 | 8 << 16}),
-        ("SUMS", {"flags": base.flags | 1 << flag["SUMS"], "sums": base.c}),
+        ("SUMS misaligned", {"flags": base.flags | 1 << flag["SUMS"], "sums": base.c + 2}),
+        ("SUMS outside the window", {"flags": base.flags | 1 << flag["SUMS"], "sums": base.win_limit}),
+        ("SUMS reaching past the window", {"flags": base.flags | 1 << flag["SUMS"], "sums": base.win_limit - 8}),
+        ("SUMS in an input gradient", {"conv": dgrad, "flags": base.flags | 1 << flag["SUMS"], "sums": base.c}),
         ("row wider than the former's", {"size": 3 | wide << 16, "batch": 1, "a_bits": 1}),
     ]
     if cfg.k_max >= 65 * d:     # a former's bank overflows only where a call may have that many positions (zc706)
@@ -573,12 +602,25 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
                                                                      for k in (1, 3)} - {(2, 1, 1)}
     # int16 results: the fixed calls' and random ones' (both back-pressure variants)
     assert sum(r["c16"] for r in ran) >= 2 * (2 + 2) and sum(r["c16"] for r in wgrad) >= 2, "too few C16 calls"
+    assert sum(r["sums"] for r in ran) >= 2 * (6 + 2), "too few forward calls with the code sums (SUMS)"
     # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
     gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
     assert gemm and not compare_with_model(config(geometry), gemm)
     # a refused conv call: cpt_conv_setup, then cpt_setup, whatever was wrong
     refused = {r["cycles"] for r in result.records if r.get("op") == "refused" and not r["backpressure"]}
     assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused
+
+
+@pytest.mark.sim
+def test_cpt_gemm_conv_sums_on_a_64_bit_bus() -> None:
+    """Forward calls with their code sums (SUMS) where a beat holds two sums (zc706's 64-bit bus; the other
+    geometries' is 32 bits): runs of sums that start and end inside a beat, bit-exact; both back-pressure variants,
+    Verilator."""
+    tests = variants(("test_conv_fixed", "test_conv_random"), False, True)
+    result = runner.run(config("simwide64_conv"), "verilator", __file__, testcase=tests)
+    assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
+    summed = [r for r in result.records if r.get("op") == "fwd" and r["sums"]]
+    assert len(summed) >= 2 * (6 + 2), "too few forward calls with the code sums"
 
 
 @pytest.mark.sim
