@@ -63,13 +63,13 @@ module cpt_sums_rows #(
             for (p = 1; p <= OP_BITS; p = p + 1) thr[p] <= p[`CPT_A_AW-1:0] * {{(`CPT_A_AW-`CPT_KW_W){1'b0}}, kw};
     end
 
-    function [PC_W-1:0] popcount(input [D-1:0] w);
-        integer i;
-        begin
-            popcount = {PC_W{1'b0}};
-            for (i = 0; i < D; i = i + 1) popcount = popcount + {{(PC_W-1){1'b0}}, w[i]};
+    wire [ROWS*PC_W-1:0] pc;                            // each bank write's popcount
+    genvar gb;
+    generate
+        for (gb = 0; gb < ROWS; gb = gb + 1) begin : bank
+            and_popcount #(.D(D)) popcount (.a(bank_wdata[gb*D +: D]), .b({D{1'b1}}), .count(pc[gb*PC_W +: PC_W]));
         end
-    endfunction
+    endgenerate
 
     // ---------------------------------------------------------------- stage 1: popcount and plane per bank
     reg  [ROWS-1:0]      s1_we;
@@ -93,7 +93,7 @@ module cpt_sums_rows #(
         s1_plane <= plane;
         for (g = 0; g < ROWS; g = g + 1) begin
             s1_we[g] <= en && bank_we[g] && !rst && !start;
-            s1_pc[g*PC_W +: PC_W] <= popcount(bank_wdata[g*D +: D]);
+            s1_pc[g*PC_W +: PC_W] <= pc[g*PC_W +: PC_W];
         end
     end
 

@@ -77,8 +77,24 @@ module cpt_sums_taps #(
     wire col_end = last_word && q == b_bits - 1'b1;
     reg                  s1_we, s1_end;
     reg [D-1:0]          s1_word;
-    reg [15:0]           s1_t0;                     // the tap of the word's bit 0
     reg [`CPT_BITS_W-1:0] s1_q;
+    // where each tap lies in the written word: s1_in[t], it has bits there; s1_rel[t], its segment of Cp bits
+    // (bits b with b div Cp = s1_rel[t]) when a word holds several taps, else the whole word
+    reg [MAX_TAPS-1:0]   s1_in;
+    reg [MAX_TAPS*LOG_D-1:0] s1_rel;
+    wire [15:0]          t0 = multi ? {{(16-`CPT_KW_W){1'b0}}, w} << (LOG_D[4:0] - lcp) : tw;   // the tap of bit 0
+    wire [15:0]          segs = D[15:0] >> lcp;   // taps a word holds (Cp < D)
+    reg  [15:0]          rel;
+    reg  [MAX_TAPS-1:0]  in_word;
+    reg  [MAX_TAPS*LOG_D-1:0] rel_word;
+    integer t;
+    always @* begin
+        for (t = 0; t < MAX_TAPS; t = t + 1) begin
+            rel = t[15:0] - t0;
+            in_word[t] = multi ? t[15:0] >= t0 && rel < segs : t[15:0] == t0;
+            rel_word[t*LOG_D +: LOG_D] = rel[LOG_D-1:0];
+        end
+    end
     always @(posedge clk) begin
         s1_we <= 1'b0;
         s1_end <= 1'b0;
@@ -93,7 +109,8 @@ module cpt_sums_taps #(
             s1_end <= col_end && col < n;
             s1_word <= b_wdata;
             s1_q <= q;
-            s1_t0 <= multi ? {{(16-`CPT_KW_W){1'b0}}, w} << (LOG_D[4:0] - lcp) : tw;
+            s1_in <= in_word;
+            s1_rel <= rel_word;
             w <= last_word ? {`CPT_KW_W{1'b0}} : w + 1'b1;
             if (last_word) begin                    // a plane row starts with tap 0
                 tw <= 16'd0;
@@ -115,9 +132,16 @@ module cpt_sums_taps #(
     reg  [SW-1:0] acc [0:MAX_TAPS-1];
     reg  [MAX_TAPS*SW-1:0] entry;
     reg  [SW-1:0] add;
-    reg  [PC_W-1:0] cnt;
-    reg  [15:0] tb;
-    integer t, b;
+    reg  [LOG_D-1:0] seg;
+    reg  [MAX_TAPS*D-1:0] mask;                     // the bits of the word each tap owns
+    wire [MAX_TAPS*PC_W-1:0] cnt;                   // and how many of them are set
+    integer b;
+    genvar gt;
+    generate
+        for (gt = 0; gt < MAX_TAPS; gt = gt + 1) begin : tap
+            and_popcount #(.D(D)) popcount (.a(s1_word), .b(mask[gt*D +: D]), .count(cnt[gt*PC_W +: PC_W]));
+        end
+    endgenerate
     wire fifo_full, fifo_empty;
     wire [MAX_TAPS*SW-1:0] head;
     reg  [3:0]  ot;                                 // the FIFO head's next tap out
@@ -125,12 +149,11 @@ module cpt_sums_taps #(
     wire        ot_last = ot == taps - 4'd1;
     always @* begin
         for (t = 0; t < MAX_TAPS; t = t + 1) begin
-            cnt = {PC_W{1'b0}};
             for (b = 0; b < D; b = b + 1) begin
-                tb = multi ? s1_t0 + (b[15:0] >> lcp) : s1_t0;
-                if (tb == t[15:0]) cnt = cnt + {{(PC_W-1){1'b0}}, s1_word[b]};
+                seg = b[LOG_D-1:0] >> lcp;
+                mask[t*D + b] = s1_in[t] && (!multi || seg == s1_rel[t*LOG_D +: LOG_D]);
             end
-            add = {{(SW-PC_W){1'b0}}, cnt} << s1_q;
+            add = {{(SW-PC_W){1'b0}}, cnt[t*PC_W +: PC_W]} << s1_q;
             if (b_signed && s1_q == b_bits - 1'b1) add = -add;
             entry[t*SW +: SW] = acc[t] + add;
         end

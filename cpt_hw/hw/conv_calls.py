@@ -252,11 +252,12 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
     """The status a conv call (op 1..3) returns on ``cfg`` (0: it runs); see docs/registers.md, Interface 4.
 
     ``twin=True``: the Verilog twin's status, which adds its limits (docs/registers.md, "The Verilog twin"):
-    SUMS in a weight gradient is ERR_CONV like SUMS in an input-gradient call; a streamed row-plane (X; E of an input gradient) wider
-    than :func:`twin_row_bits` and a weight gradient its formers do not take (:func:`_twin_wgrad_err`) are ERR_CONV
-    where the tensor-buffer check is made, as is C16 beyond int16 (the design's rule).  The prefetch hint is
-    checked as the design checks it.  The line-buffer and X-chunk checks themselves can then never refuse
-    (``cpt_hw.gen.rtl.check`` makes sure of that for every config it renders).
+    SUMS in a weight gradient is ERR_CONV like SUMS in an input-gradient call (a forward call takes them); a
+    streamed row-plane (X; E of an input gradient) wider than :func:`twin_row_bits` and a weight gradient its formers
+    do not take (:func:`_twin_wgrad_err`) are ERR_CONV where the tensor-buffer check is made, as is C16 beyond
+    int16 (the design's rule).  The prefetch hint is checked as the design checks it.  The line-buffer and X-chunk
+    checks themselves can then never refuse (``cpt_hw.gen.rtl.check`` makes sure of that for every config it
+    renders).
     """
     g = ConvArgs.decode(call)
     d = cfg.dot_width
