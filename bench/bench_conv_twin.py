@@ -59,6 +59,7 @@ from cpt_hw.hw.conv_model import ConvDesign, ConvShape, estimate  # noqa: E402
 
 OPS = ("fwd", "dgrad", "wgrad")
 C16 = 1 << CONV_FLAG_BITS["C16"]
+SUMS = 1 << CONV_FLAG_BITS["SUMS"]
 ITER_BATCH = 128
 
 
@@ -82,11 +83,12 @@ def layer_calls(batch: int, fws: list[int]) -> list[dict]:
 
 def spec_call(spec: dict) -> ConvCall:
     """The call's registers (addresses 0, a wide window: the geometry is what matters here), with flags C16 where
-    its worst case fits int16, as the driver sets it."""
+    its worst case fits int16, as the driver sets it, and SUMS in a forward call of a spec with ``sums``."""
     call = ConvCall(0, 0, 0, 0, 0, 0, spec["a_bits"], spec["b_bits"], 0, 0, 1 << 30,
                     conv=encode_conv(spec["op"], spec["kh"], spec["kw"], spec["stride"], spec["padding"]),
                     batch=spec["batch"], channels=spec["c"] | spec["k"] << 16, size=spec["h"] | spec["w"] << 16)
-    return replace(call, flags=C16 if c16_fits(ConvArgs.decode(call)) else 0)
+    sums = SUMS if spec.get("sums") and spec["op"] == "fwd" else 0
+    return replace(call, flags=(C16 if c16_fits(ConvArgs.decode(call)) else 0) | sums)
 
 
 def twin_runs(cfg: HardwareConfig, spec: dict) -> bool:
@@ -219,7 +221,8 @@ def markdown(cfg: HardwareConfig, args: argparse.Namespace, summary: dict, wall:
          f"Reproduce: `{command}` (method in the script's docstring).  Batch {args.batch} per call"
          + (" (weight gradients: as many images as the twin takes)" if getattr(args, "wgrad_batch", "same") == "max"
             else "") + ", "
-         f"random unsigned codes, no back-pressure, every result byte-identical to the emulated device.  "
+         + ("forward calls with their code sums (SUMS), " if getattr(args, "sums", False) else "")
+         + "random unsigned codes, no back-pressure, every result byte-identical to the emulated device.  "
          f"Simulation: {wall:.0f} s of wall time"
          + (f" (this run; {resumed} calls' records taken from --resume's earlier run of the same RTL)" if resumed
             else "") + ".", "",
@@ -281,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wgrad-batch", choices=("same", "max"), default="same",
                    help="weight-gradient calls of --batch images (same) or of as many as the twin takes (max: the "
                         "calls it would run in a batch-128 iteration)")
+    p.add_argument("--sums", action="store_true",
+                   help="forward calls with their code sums (flags SUMS), as the driver asks for them")
     p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))
     p.add_argument("--out", default=str(ROOT / "docs/results/conv_twin"), help="output stem (.json, .md)")
     p.add_argument("--dry-run", action="store_true", help="list the calls and the model's cycles, simulate nothing")
@@ -291,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch < 1 or any(not 1 <= q <= 8 for q in args.fw):
         p.error("--batch must be >= 1 and every --fw in 1..8")
     cfg = HardwareConfig.from_preset("zc706", {"conv_engine": True, "name": "zc706_conv"})
-    specs = [s for s in layer_calls(args.batch, sorted(set(args.fw))) if s["op"] in args.ops]
+    specs = [{**s, "sums": args.sums} for s in layer_calls(args.batch, sorted(set(args.fw))) if s["op"] in args.ops]
     if args.wgrad_batch == "max":
         specs = [{**s, "batch": b, "chain": -(-ITER_BATCH // b) >= 3} if s["op"] == "wgrad"
                  and (b := twin_images_max(cfg, s)) else s for s in specs]
@@ -314,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/bench_conv_twin.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     payload = {"config": cfg.name, "simulator": args.simulator, "batch": args.batch, "fw": sorted(set(args.fw)),
+               "sums": args.sums,
                "wall_s": round(wall, 1), "resumed_calls": len(resumed), "command": command.strip(), **summary}
     text = markdown(cfg, args, summary, wall, command.strip(), len(resumed))
     write_atomic(out.with_suffix(".json"), json.dumps(payload, indent=2) + "\n")
