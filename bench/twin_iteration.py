@@ -4,13 +4,15 @@
 
 No simulation here: it combines three benchmarks' JSON files.
 
-* the board-budget benchmark with the engine (``bench/bench_board_step.py --conv-engine``,
-  board_step-resnet74-conv-nosums.json, and with ``--recompute-bn 1`` board_step-resnet74-conv-recompute1.json): the
-  design's model seconds per iteration and per GEMM class (forward, input gradient, weight gradient), CPT 3-8/8
-  and static 8/8, as measured before the driver asked for the code sums (commit b416036): the twin refuses SUMS,
-  so the driver's calls on it write no sums, like those runs' calls, and the host sums the codes;
-* ``bench/bench_conv_twin.py`` (conv_twin.json): the twin's cycles over the model's on every ResNet-74 layer, per
-  class (CPT: CPT-weighted over fw; static: fw 8);
+* the board-budget benchmark with the engine on the twin's limits (``bench/bench_board_step.py --conv-engine
+  --twin-limits``, board_step-resnet74-conv-twin.json): the design's model seconds per iteration and per GEMM class
+  (forward, input gradient, weight gradient), CPT 3-8/8 and static 8/8, of the calls the driver makes on the twin:
+  forward calls with their code sums (SUMS), weight gradients without (the twin refuses them there); and with
+  ``--recompute-bn 1`` board_step-resnet74-conv-recompute1.json, measured before the driver asked for code sums
+  (commit b416036), whose calls write none;
+* ``bench/bench_conv_twin.py`` (conv_twin.json; with ``--ops fwd --sums``, conv_twin_fwd_sums.json): the twin's
+  cycles over the model's on every ResNet-74 layer, per class (CPT: CPT-weighted over fw; static: fw 8) -- the
+  forward's with the code sums where the board run's forward calls write them;
 * ``bench/bench_conv_twin.py --ops wgrad --wgrad-batch max`` (conv_twin_wgrad.json): the weight gradients summed
   as the twin runs them (calls of as many images as it takes, each hinting the next).
 
@@ -49,9 +51,10 @@ def _load(path: Path) -> dict:
         _fail(f"cannot read {path}: {e}")
 
 
-def twin_seconds(board: dict, twin: dict, wgrad: dict) -> dict[str, dict[str, float]]:
-    """{'cpt'|'static': {'model': s, 'twin': s, 'fwd' | 'dgrad' | 'wgrad': the twin's s}} for one board-step run."""
-    classes = twin["classes"]
+def twin_seconds(board: dict, twin: dict, wgrad: dict, fwd: dict | None = None) -> dict[str, dict[str, float]]:
+    """{'cpt'|'static': {'model': s, 'twin': s, 'fwd' | 'dgrad' | 'wgrad': the twin's s}} for one board-step run;
+    ``fwd``: another bench_conv_twin run whose forward ratios replace ``twin``'s (forward calls with SUMS)."""
+    classes = {**twin["classes"], **({"fwd": fwd["classes"]["fwd"]} if fwd else {})}
     out = {}
     for mode in ("cpt", "static"):
         model = board["accel_s_per_iter"][mode]
@@ -69,8 +72,9 @@ def twin_seconds(board: dict, twin: dict, wgrad: dict) -> dict[str, dict[str, fl
 def markdown(rows: list[tuple[str, str, dict]], command: str) -> str:
     L = ["# The Verilog twin's accelerator time per ResNet-74 iteration", "",
          f"Reproduce: `{command}` (method in the script's docstring; inputs: the board-budget benchmark's model "
-         "figures, conv_twin.json's forward and input-gradient ratios, conv_twin_wgrad.json's weight gradients "
-         "as the twin runs them).  Batch 128; seconds of accelerator time at the config's clock; not a board "
+         "figures, conv_twin.json's forward and input-gradient ratios (conv_twin_fwd_sums.json's forward ratios "
+         "where the forward calls write their code sums), conv_twin_wgrad.json's weight gradients as the twin runs "
+         "them).  Batch 128; seconds of accelerator time at the config's clock; not a board "
          "measurement.", "",
          "| accelerator s per iteration | static 8/8 | CPT 3-8/8 | CPT / static | 64k iterations, CPT | "
          "fwd / dgrad / wgrad, CPT |", "|---|---:|---:|---:|---:|---:|"]
@@ -95,10 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     if "cpt_twin_calls_s" not in wgrad_classes.get("wgrad", {}):
         _fail(f"{res / 'conv_twin_wgrad.json'} has no weight-gradient sum of calls (run bench_conv_twin.py "
               "--ops wgrad --wgrad-batch max with fw 3..8)")
+    fwd_sums = _load(res / "conv_twin_fwd_sums.json")
+    if not fwd_sums.get("sums") or "cpt_ratio" not in fwd_sums["classes"].get("fwd", {}):
+        _fail(f"{res / 'conv_twin_fwd_sums.json'} is not a forward run with SUMS over fw 3..8 (run bench_conv_twin.py "
+              "--ops fwd --sums)")
     rows = []
-    for label, source in (("weight gradients as it runs them", "board_step-resnet74-conv-nosums"),
-                          ("`--recompute-bn 1`", "board_step-resnet74-conv-recompute1")):
-        rows.append((label, source, twin_seconds(_load(res / f"{source}.json"), twin, wgrad_classes["wgrad"])))
+    for label, source, fwd in (("its calls: forward with code sums, weight gradients as it runs them",
+                                "board_step-resnet74-conv-twin", fwd_sums),
+                               ("`--recompute-bn 1` (calls without code sums)",
+                                "board_step-resnet74-conv-recompute1", None)):
+        rows.append((label, source, twin_seconds(_load(res / f"{source}.json"), twin, wgrad_classes["wgrad"], fwd)))
     command = "python bench/twin_iteration.py " + " ".join(argv if argv is not None else sys.argv[1:])
     payload = {"command": command.strip(), "iterations": ITERATIONS,
                "runs": {source: s for _, source, s in rows}}

@@ -11,8 +11,9 @@
 // forms block 0's tiles first, in row order, and forms them again for every further B block.
 //
 // Pipeline: the bank writes' popcounts and planes are registered (stage 1), then added (stage 2); a tile's sums
-// go to a shadow register that streams them out, one a cycle, as (idx, value) at idx = the row.  `hold` asks the
-// walker not to start a tile (cpt_core shows it both A halves busy) until the shadow is free again.
+// go to a shadow register that moves them, one a cycle, into a queue of four tiles' sums, which sends them out
+// as (idx, value) at idx = the row.  `hold` asks the walker not to start a tile (cpt_core shows it both A halves
+// busy) until the shadow is free again.
 
 `include "cpt_gemm_widths.vh"
 
@@ -51,6 +52,7 @@ module cpt_sums_rows #(
     localparam integer SW = `CPT_SUM_W;                 // a code sum (int32)
     localparam integer PL_W = `CPT_BITS_W;
     localparam integer IX_W = ROWS < 2 ? 1 : $clog2(ROWS);          // a row of the shadow
+    localparam integer Q_AW = $clog2(4 * ROWS);                      // the queue: four tiles' sums
     localparam [`CPT_A_AW-1:0] HALF_A = HALF[`CPT_A_AW-1:0];
 
     reg en;
@@ -101,6 +103,8 @@ module cpt_sums_rows #(
     reg  [SW-1:0] acc [0:ROWS-1];
     reg  [SW-1:0] shadow [0:ROWS-1];
     reg  [`CPT_RV_W-1:0] left, at;                           // sums in the shadow, the next one out
+    wire sh_valid = left != {`CPT_RV_W{1'b0}};
+    wire q_full, q_empty;
     reg  [31:0] idx0, rows_done;                        // the shadow's first row; rows taken so far
     wire [31:0] m32 = {{(32-`CPT_DIM_W){1'b0}}, m};
     wire [31:0] rest = m32 - rows_done;
@@ -130,21 +134,31 @@ module cpt_sums_rows #(
                     idx0 <= rows_done;
                     rows_done <= rows_done + ROWS;
                 end
-            end else if (s_valid && s_ready) begin
+            end else if (sh_valid && !q_full) begin
                 at <= at + 1'b1;
                 left <= left - 1'b1;
             end
         end
     end
 
-    assign s_valid = left != {`CPT_RV_W{1'b0}};
-    assign s_idx = idx0 + {{(32-`CPT_RV_W){1'b0}}, at};
+    // the shadow drains into a queue of four tiles' sums, so that the walker goes on while the sums wait for
+    // the write channel (their bursts follow the C bursts accepted before them)
     wire [`CPT_RV_W+IX_W-1:0] at_x = {{IX_W{1'b0}}, at};     // (a width that holds both)
-    assign s_value = shadow[at_x[IX_W-1:0]];
     wire unused_at = &{1'b0, at_x};
+    wire [31+SW:0] q_out;
+    /* verilator lint_off PINCONNECTEMPTY */
+    sync_fifo #(.WIDTH(32 + SW), .DEPTH(1 << Q_AW), .AW(Q_AW)) queue (
+        .clk(clk), .rst(rst || start), .push(sh_valid && !q_full),
+        .din({idx0 + {{(32-`CPT_RV_W){1'b0}}, at}, shadow[at_x[IX_W-1:0]]}), .pop(s_valid && s_ready),
+        .dout(q_out), .empty(q_empty), .full(q_full), .count()
+    );
+    /* verilator lint_on PINCONNECTEMPTY */
+    assign s_valid = !q_empty;
+    assign s_idx = q_out[SW +: 32];
+    assign s_value = q_out[SW-1:0];
     assign s_last = s_idx == m32 - 32'd1;
     // the walker starts no tile while a tile's sums are on their way to the shadow or still in it
-    assign hold = en && (a_loaded || s1_loaded || s_valid);
+    assign hold = en && (a_loaded || s1_loaded || sh_valid);
 endmodule
 
 `default_nettype wire

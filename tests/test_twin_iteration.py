@@ -1,5 +1,6 @@
 """bench/twin_iteration.py: the twin's iteration is the model's with forward and input gradients scaled by the twin's
-ratios and the weight gradients replaced by the twin's sum of calls (exact arithmetic on made-up inputs)."""
+ratios (the forward's from the run with code sums where the board run's forward calls write them) and the weight
+gradients replaced by the twin's sum of calls (exact arithmetic on made-up inputs)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,14 @@ def board(total: dict, by_class: dict) -> dict:
 
 def write_inputs(folder: Path) -> None:
     by_class = {"cpt": {"fwd": 0.25, "dgrad": 0.5, "wgrad": 0.125}, "static": {"fwd": 0.5, "dgrad": 0.5, "wgrad": 0.5}}
-    (folder / "board_step-resnet74-conv-nosums.json").write_text(json.dumps(board({"cpt": 1.0, "static": 2.0}, by_class)))
+    (folder / "board_step-resnet74-conv-twin.json").write_text(json.dumps(board({"cpt": 1.0, "static": 2.0}, by_class)))
     (folder / "board_step-resnet74-conv-recompute1.json").write_text(
         json.dumps(board({"cpt": 1.25, "static": 2.0}, {**by_class, "cpt": {**by_class["cpt"], "fwd": 0.5}})))
     classes = {op: {"cpt_ratio": r, "per_fw": {"8": {"model_s": 1.0, "twin_scaled_s": r8}}}
                for op, r, r8 in (("fwd", 2.0, 1.5), ("dgrad", 0.5, 1.0))}
     (folder / "conv_twin.json").write_text(json.dumps({"classes": classes}))
+    fwd_sums = {"fwd": {"cpt_ratio": 4.0, "per_fw": {"8": {"model_s": 1.0, "twin_scaled_s": 2.0}}}}
+    (folder / "conv_twin_fwd_sums.json").write_text(json.dumps({"sums": True, "classes": fwd_sums}))
     (folder / "conv_twin_wgrad.json").write_text(
         json.dumps({"classes": {"wgrad": {"cpt_twin_calls_s": 0.375, "static_twin_calls_s": 0.75}}}))
 
@@ -42,15 +45,26 @@ def test_twin_iteration_replaces_each_class(ti, tmp_path):
     write_inputs(tmp_path)
     assert ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     runs = json.loads((tmp_path / "out.json").read_text())["runs"]
-    plain, recompute = runs["board_step-resnet74-conv-nosums"], runs["board_step-resnet74-conv-recompute1"]
-    # CPT: rest 1 - 0.875 = 0.125; fwd 0.25 x 2, dgrad 0.5 x 0.5, wgrad 0.375
-    assert plain["cpt"] == {"model": 1.0, "twin": 0.125 + 0.5 + 0.25 + 0.375, "fwd": 0.5, "dgrad": 0.25,
+    plain, recompute = runs["board_step-resnet74-conv-twin"], runs["board_step-resnet74-conv-recompute1"]
+    # CPT: rest 1 - 0.875 = 0.125; fwd 0.25 x 4 (the forward with sums), dgrad 0.5 x 0.5, wgrad 0.375
+    assert plain["cpt"] == {"model": 1.0, "twin": 0.125 + 1.0 + 0.25 + 0.375, "fwd": 1.0, "dgrad": 0.25,
                             "wgrad": 0.375}
-    # static: fw 8's ratios (1.5, 1.0), wgrad the static sum of calls; rest 0.5
-    assert plain["static"]["twin"] == 0.5 + 0.75 + 0.5 + 0.75
+    # static: fw 8's ratios (2.0 with sums, 1.0), wgrad the static sum of calls; rest 0.5
+    assert plain["static"]["twin"] == 0.5 + 1.0 + 0.5 + 0.75
+    # --recompute-bn 1 (no sums): conv_twin.json's forward ratio 2
     assert recompute["cpt"]["twin"] == 1.25 - 1.125 + 1.0 + 0.25 + 0.375
     md = (tmp_path / "out.md").read_text()
-    assert "| the twin, `--recompute-bn 1` | 2.500 | 1.750 | 0.700 | 31.1 h | 1.000 / 0.250 / 0.375 |" in md
+    assert ("| the twin, `--recompute-bn 1` (calls without code sums) | 2.500 | 1.750 | 0.700 | 31.1 h | "
+            "1.000 / 0.250 / 0.375 |") in md
+
+
+def test_a_forward_run_without_sums_is_refused(ti, tmp_path, capsys):
+    write_inputs(tmp_path)
+    (tmp_path / "conv_twin_fwd_sums.json").write_text(json.dumps({"sums": False, "classes": {}}))
+    with pytest.raises(SystemExit) as e:
+        ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert e.value.code == 2 and "not a forward run with SUMS" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
 
 
 def test_missing_input_is_one_line(ti, tmp_path, capsys):
