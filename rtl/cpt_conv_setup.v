@@ -599,6 +599,8 @@ module cpt_conv_setup #(
                        || erow_bits > {16'd0, MRB17} || xbuf > BUF80 || xbank > BANK72
                        || ebank > BANK72;
     // conv_calls._inside: an empty range, or one inside [win_base, win_limit)
+    // the forward's code sums: M result rows', then K kh kw weight taps' (conv_calls.ConvArgs.sums_count)
+    wire [67:0] sums_bytes = {20'd0, m48 + {32'd0, n_out} * {44'd0, kh4} * {44'd0, kw4}} << `CPT_LOG_SUM_BYTES;
     function in_win(input [AW-1:0] base, input [67:0] bytes);
         in_win = bytes == 68'd0
                  || (base >= win_lo && {{(68-AW){1'b0}}, base} + bytes <= {{(68-AW){1'b0}}, win_hi});
@@ -652,9 +654,7 @@ module cpt_conv_setup #(
                 sums_en <= flags[FLAG_SUMS] && op == 2'd1;
                 sums_base <= sums_addr;
                 // the forward's sums: M result rows', then K kh kw weight taps' (conv_calls.ConvArgs.sums_count)
-                sums_win_err <= flags[FLAG_SUMS] && op == 2'd1
-                                && !in_win(sums_addr, {18'd0, m48 + {32'd0, n_out} * {44'd0, kh4} * {44'd0, kw4},
-                                                       2'd0});
+                sums_win_err <= flags[FLAG_SUMS] && op == 2'd1 && !in_win(sums_addr, sums_bytes);
                 wg <= wgo;
                 wg_m <= {12'd0, taps_c};
                 wg_k <= m48[31:0];
