@@ -83,11 +83,12 @@ def layer_calls(batch: int, fws: list[int]) -> list[dict]:
 
 def spec_call(spec: dict) -> ConvCall:
     """The call's registers (addresses 0, a wide window: the geometry is what matters here), with flags C16 where
-    its worst case fits int16, as the driver sets it, and SUMS in a forward call of a spec with ``sums``."""
+    its worst case fits int16, as the driver sets it, and SUMS in a forward call or weight gradient of a spec with
+    ``sums`` (the input gradient has none)."""
     call = ConvCall(0, 0, 0, 0, 0, 0, spec["a_bits"], spec["b_bits"], 0, 0, 1 << 30,
                     conv=encode_conv(spec["op"], spec["kh"], spec["kw"], spec["stride"], spec["padding"]),
                     batch=spec["batch"], channels=spec["c"] | spec["k"] << 16, size=spec["h"] | spec["w"] << 16)
-    sums = SUMS if spec.get("sums") and spec["op"] == "fwd" else 0
+    sums = SUMS if spec.get("sums") and spec["op"] != "dgrad" else 0
     return replace(call, flags=(C16 if c16_fits(ConvArgs.decode(call)) else 0) | sums)
 
 
@@ -221,7 +222,8 @@ def markdown(cfg: HardwareConfig, args: argparse.Namespace, summary: dict, wall:
          f"Reproduce: `{command}` (method in the script's docstring).  Batch {args.batch} per call"
          + (" (weight gradients: as many images as the twin takes)" if getattr(args, "wgrad_batch", "same") == "max"
             else "") + ", "
-         + ("forward calls with their code sums (SUMS), " if getattr(args, "sums", False) else "")
+         + ("forward calls and weight gradients with their code sums (SUMS), " if getattr(args, "sums", False)
+            else "")
          + "random unsigned codes, no back-pressure, every result byte-identical to the emulated device.  "
          f"Simulation: {wall:.0f} s of wall time"
          + (f" (this run; {resumed} calls' records taken from --resume's earlier run of the same RTL)" if resumed
@@ -285,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="weight-gradient calls of --batch images (same) or of as many as the twin takes (max: the "
                         "calls it would run in a batch-128 iteration)")
     p.add_argument("--sums", action="store_true",
-                   help="forward calls with their code sums (flags SUMS), as the driver asks for them")
+                   help="forward calls and weight gradients with their code sums (flags SUMS), as the driver asks "
+                        "for them")
     p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))
     p.add_argument("--out", default=str(ROOT / "docs/results/conv_twin"), help="output stem (.json, .md)")
     p.add_argument("--dry-run", action="store_true", help="list the calls and the model's cycles, simulate nothing")

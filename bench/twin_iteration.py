@@ -7,14 +7,15 @@ No simulation here: it combines three benchmarks' JSON files.
 * the board-budget benchmark with the engine on the twin's limits (``bench/bench_board_step.py --conv-engine
   --twin-limits``, board_step-resnet74-conv-twin.json): the design's model seconds per iteration and per GEMM class
   (forward, input gradient, weight gradient), CPT 3-8/8 and static 8/8, of the calls the driver makes on the twin:
-  forward calls with their code sums (SUMS), weight gradients without (the twin refuses them there); and with
+  forward calls and weight gradients with their code sums (SUMS); and with
   ``--recompute-bn 1`` board_step-resnet74-conv-recompute1.json, measured before the driver asked for code sums
   (commit b416036), whose calls write none;
 * ``bench/bench_conv_twin.py`` (conv_twin.json; with ``--ops fwd --sums``, conv_twin_fwd_sums.json): the twin's
   cycles over the model's on every ResNet-74 layer, per class (CPT: CPT-weighted over fw; static: fw 8) -- the
   forward's with the code sums where the board run's forward calls write them;
-* ``bench/bench_conv_twin.py --ops wgrad --wgrad-batch max`` (conv_twin_wgrad.json): the weight gradients summed
-  as the twin runs them (calls of as many images as it takes, each hinting the next).
+* ``bench/bench_conv_twin.py --ops wgrad --wgrad-batch max`` (conv_twin_wgrad.json; with ``--sums``,
+  conv_twin_wgrad_sums.json, where the board run's weight gradients write their code sums): the weight gradients
+  summed as the twin runs them (calls of as many images as it takes, each hinting the next).
 
 Per iteration and schedule, the twin's seconds are the model's with the forward and input-gradient classes scaled
 by the twin's ratios and the weight-gradient class replaced by the twin's own sum of calls; what the model counts
@@ -74,8 +75,8 @@ def markdown(rows: list[tuple[str, str, dict]], command: str) -> str:
          f"Reproduce: `{command}` (method in the script's docstring; inputs: the board-budget benchmark's model "
          "figures, conv_twin.json's forward and input-gradient ratios (conv_twin_fwd_sums.json's forward ratios "
          "where the forward calls write their code sums), conv_twin_wgrad.json's weight gradients as the twin runs "
-         "them).  Batch 128; seconds of accelerator time at the config's clock; not a board "
-         "measurement.", "",
+         "them (conv_twin_wgrad_sums.json's where they write their code sums)).  Batch 128; seconds of accelerator "
+         "time at the config's clock; not a board measurement.", "",
          "| accelerator s per iteration | static 8/8 | CPT 3-8/8 | CPT / static | 64k iterations, CPT | "
          "fwd / dgrad / wgrad, CPT |", "|---|---:|---:|---:|---:|---:|"]
     for label, source, s in rows:
@@ -95,20 +96,23 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     res = Path(args.results)
     twin = _load(res / "conv_twin.json")
-    wgrad_classes = _load(res / "conv_twin_wgrad.json")["classes"]
-    if "cpt_twin_calls_s" not in wgrad_classes.get("wgrad", {}):
-        _fail(f"{res / 'conv_twin_wgrad.json'} has no weight-gradient sum of calls (run bench_conv_twin.py "
-              "--ops wgrad --wgrad-batch max with fw 3..8)")
+    wgrad = {}
+    for name, sums in (("conv_twin_wgrad", False), ("conv_twin_wgrad_sums", True)):
+        run = _load(res / f"{name}.json")
+        if "cpt_twin_calls_s" not in run.get("classes", {}).get("wgrad", {}) or bool(run.get("sums")) != sums:
+            _fail(f"{res / name}.json is not a weight-gradient sum of calls {'with' if sums else 'without'} SUMS "
+                  f"(run bench_conv_twin.py --ops wgrad --wgrad-batch max{' --sums' if sums else ''} with fw 3..8)")
+        wgrad[sums] = run["classes"]["wgrad"]
     fwd_sums = _load(res / "conv_twin_fwd_sums.json")
     if not fwd_sums.get("sums") or "cpt_ratio" not in fwd_sums["classes"].get("fwd", {}):
         _fail(f"{res / 'conv_twin_fwd_sums.json'} is not a forward run with SUMS over fw 3..8 (run bench_conv_twin.py "
               "--ops fwd --sums)")
     rows = []
-    for label, source, fwd in (("its calls: forward with code sums, weight gradients as it runs them",
-                                "board_step-resnet74-conv-twin", fwd_sums),
-                               ("`--recompute-bn 1` (calls without code sums)",
-                                "board_step-resnet74-conv-recompute1", None)):
-        rows.append((label, source, twin_seconds(_load(res / f"{source}.json"), twin, wgrad_classes["wgrad"], fwd)))
+    for label, source, fwd, wg in (("its calls, with code sums; weight gradients as it runs them",
+                                    "board_step-resnet74-conv-twin", fwd_sums, wgrad[True]),
+                                   ("`--recompute-bn 1` (calls without code sums)",
+                                    "board_step-resnet74-conv-recompute1", None, wgrad[False])):
+        rows.append((label, source, twin_seconds(_load(res / f"{source}.json"), twin, wg, fwd)))
     command = "python bench/twin_iteration.py " + " ".join(argv if argv is not None else sys.argv[1:])
     payload = {"command": command.strip(), "iterations": ITERATIONS,
                "runs": {source: s for _, source, s in rows}}

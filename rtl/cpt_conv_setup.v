@@ -3,12 +3,13 @@
 //
 // On `start` the conv arguments are sampled; 8 cycles later `done` pulses with `status`
 // (every bit of docs/registers.md, "Interface 4", except ERR_WINDOW) and the call's geometry.  The rule is
-// cpt_hw.hw.conv_calls.conv_status with twin=True: SUMS outside a forward call is ERR_CONV (a forward call's
-// sums' range is checked here too: `sums_win_err`, which cpt_core adds as ERR_WINDOW); a row-plane wider than
-// MAX_ROW_BITS (the former's ring slot) and the weight gradient's formers' limits are ERR_CONV where the
-// tensor-buffer check is made (the generator refuses a config in which that check could refuse anything else,
-// so it is not repeated here), as is C16 when the call's worst case K (2^a_bits - 1)(2^b_bits - 1) does not fit int16
-// (`narrow`: a legal C16 call, whose results cpt_setup and cpt_writer then size and write as int16).
+// cpt_hw.hw.conv_calls.conv_status with twin=True: SUMS in an input gradient is ERR_CONV (the sums' range of a
+// forward or weight-gradient call is checked here too: `sums_win_err`, which cpt_core adds as ERR_WINDOW); a
+// row-plane wider than MAX_ROW_BITS (the former's ring slot) and the weight gradient's formers' limits are
+// ERR_CONV where the tensor-buffer check is made (the generator refuses a config in which that check could refuse
+// anything else, so it is not repeated here), as is C16 when the call's worst case K (2^a_bits - 1)(2^b_bits - 1)
+// does not fit int16 (`narrow`: a legal C16 call, whose results cpt_setup and cpt_writer then size and write as
+// int16).
 //
 // The call is then the GEMM of docs/architecture.md: M = batch x rows x Wo result rows, N = K output
 // channels, reduction kh kw Cp (`gm`, `gn`, `gk`), which cpt_core hands to cpt_setup as if they had been
@@ -129,7 +130,7 @@ module cpt_conv_setup #(
     output reg  [AW-1:0]   pf_x_base,           // next_a + r_lo R: the hint's X chunk, as a_first
     output reg  [AW-1:0]   pf_e_base,           // next_b: its E chunk
     output reg             pf_win_err,          // a hint chunk outside [win_base, win_limit)
-    // code sums (flags SUMS, forward calls only): where they go, and their range outside the window
+    // code sums (flags SUMS, forward and weight-gradient calls): where they go, their range outside the window
     output reg             sums_en,
     output reg  [AW-1:0]   sums_base,
     output reg             sums_win_err,
@@ -267,7 +268,7 @@ module cpt_conv_setup #(
     reg         c16_err;                    // C16 with a worst case beyond int16 (below)
     wire limits = c16_err || row_bits > MAX_ROW_BITS || (wgo && wg_limits);
     wire geom = geom0 || (!geom0 && !dim0 && !fits) || (!geom0 && !dim0 && fits && band_err)
-                || (shape_ok && !dim_late && !bits_err && limits) || (flags[FLAG_SUMS] && op != 2'd1);
+                || (shape_ok && !dim_late && !bits_err && limits) || (flags[FLAG_SUMS] && op == 2'd2);
     wire dim = dim0 || (shape_ok && dim_late);
     wire wg_pf = wgo && flags[FLAG_PREFETCH_B];     // the weight gradient's prefetch hint
     wire align = a[LOG_WB-1:0] != 0 || b != 0 || c != 0 || (flags[FLAG_SUMS] && sums != 0)
@@ -599,8 +600,11 @@ module cpt_conv_setup #(
                        || erow_bits > {16'd0, MRB17} || xbuf > BUF80 || xbank > BANK72
                        || ebank > BANK72;
     // conv_calls._inside: an empty range, or one inside [win_base, win_limit)
-    // the forward's code sums: M result rows', then K kh kw weight taps' (conv_calls.ConvArgs.sums_count)
-    wire [67:0] sums_bytes = {20'd0, m48 + {32'd0, n_out} * {44'd0, kh4} * {44'd0, kw4}} << `CPT_LOG_SUM_BYTES;
+    // the code sums (conv_calls.ConvArgs.sums_count): forward, M result rows' then K kh kw weight taps';
+    // weight gradient, kh kw C rows' then kh kw K error taps'
+    wire [47:0] sums_rows = wgo ? {28'd0, taps_c} : m48;
+    wire [67:0] sums_bytes = {20'd0, sums_rows + {32'd0, n_out} * {44'd0, kh4} * {44'd0, kw4}}
+                             << `CPT_LOG_SUM_BYTES;
     function in_win(input [AW-1:0] base, input [67:0] bytes);
         in_win = bytes == 68'd0
                  || (base >= win_lo && {{(68-AW){1'b0}}, base} + bytes <= {{(68-AW){1'b0}}, win_hi});
@@ -651,10 +655,9 @@ module cpt_conv_setup #(
                 pf <= wg_pf;
                 pf_e_base <= next_b;
                 pf_win_err <= wg_pf && !(in_win(pf_x_base, a_size) && in_win(next_b, e_size));
-                sums_en <= flags[FLAG_SUMS] && op == 2'd1;
+                sums_en <= flags[FLAG_SUMS] && op != 2'd2;
                 sums_base <= sums_addr;
-                // the forward's sums: M result rows', then K kh kw weight taps' (conv_calls.ConvArgs.sums_count)
-                sums_win_err <= flags[FLAG_SUMS] && op == 2'd1 && !in_win(sums_addr, sums_bytes);
+                sums_win_err <= flags[FLAG_SUMS] && op != 2'd2 && !in_win(sums_addr, sums_bytes);
                 wg <= wgo;
                 wg_m <= {12'd0, taps_c};
                 wg_k <= m48[31:0];

@@ -25,17 +25,20 @@
 // cpt_wgrad_formers): it writes the B banks in place of the reader and owns the B buffer as the reader would
 // (b_issue, b_loaded).  Its prefetch hint (PREFETCH_B with next_a/next_b) streams the next call's X and E
 // chunks into the formers' other bank set while the call computes; the call ends only when they are stored.
-// The hint (cv_valid, cv_key: next_a, next_b and the call's geometry registers) persists like the B prefetch's;
-// the next call -- and only the next one -- skips its chunk loads iff its (a, b, geometry) equal cv_key (a
+// The hint (cv_valid, cv_key: next_a, next_b, the call's geometry registers and flags SUMS, B_SIGNED) persists
+// like the B prefetch's; the next call -- and only the next one -- skips its chunk loads iff its (a, b, geometry,
+// those flags) equal cv_key (a
 // "wg hit"), and then computes with the chunks as they were read during the previous call.  The prefetching call
 // also forms the next call's first B block into the other B half (cv_b_half), which a hit starts with, as a B
 // prefetch hit does (b_hit).
 //
-// Code sums (flags SUMS, forward calls; docs/rtl.md, "Code sums"): cpt_sums_rows counts each result row's sum
-// from the A words the walker writes, cpt_sums_taps each weight column's per-tap sums from the B words the reader
-// writes, and cpt_sums_writer writes both at `sums`, sharing the write channel with cpt_writer; each producer
-// holds back the next tile or block (rows_hold: the walker sees both A halves busy; taps_hold: the reader sees
-// the B buffer busy) while its sums wait.  The call ends only when they are written (sums_busy).
+// Code sums (flags SUMS, forward calls and weight gradients; docs/rtl.md, "Code sums"): cpt_sums_rows counts each
+// result row's sum from the A words either walker writes, cpt_sums_taps a forward call's per-tap weight sums from
+// the B words the reader writes, cpt_sums_etaps a weight gradient's per-tap error sums from the B words its walker
+// writes (and the next call's block 0's, kept for a hit), and cpt_sums_writer writes them at `sums`, sharing the
+// write channel with cpt_writer; each producer holds back the next tile or block (rows_hold: the walker sees both
+// A halves busy; taps_hold: the reader sees the B buffer busy; etaps_hold: the weight gradient's B walk waits)
+// while its sums wait.  The call ends only when they are written and counted (sums_busy).
 
 `include "cpt_gemm_widths.vh"
 
@@ -176,14 +179,16 @@ module cpt_core #(
     reg               pf_valid, pf_buf, b_cur, b_hit;
     reg  [`CPT_KEY_W-1:0]  pf_key;
     // the weight gradient's prefetch (tied off without the engine): hint kept across calls, as the B prefetch's
-    localparam integer CV_GEOM_W = 224;             // the seven 32-bit geometry registers of the key
+    localparam integer CV_GEOM_W = 226;             // the seven 32-bit geometry registers of the key and flags
+                                                    // SUMS and B_SIGNED (the next call's kept error sums)
     localparam integer CV_KEY_W = 2 * AXI_AW + CV_GEOM_W;
     wire [CV_KEY_W-1:0] cv_call_key, cv_next_key;   // (a, b | next_a, next_b) and the geometry registers
     reg               cv_valid, wg_hit, cv_b_half;
     reg  [CV_KEY_W-1:0] cv_key;
     wire              conv_pf, conv_pf_win_err, wg_wr_busy;
-    // code sums (flags SUMS, forward calls): cpt_sums_rows, cpt_sums_taps and cpt_sums_writer
-    wire              sums_en, sums_win_err, sums_busy, sums_err, rows_hold, taps_hold;
+    // code sums (flags SUMS): cpt_sums_rows, cpt_sums_taps, cpt_sums_etaps and cpt_sums_writer
+    wire              sums_en, sums_win_err, sums_busy, sums_err, rows_hold, taps_hold, etaps_hold, etaps_busy;
+    wire              sums_wr_busy;
     wire              cv_hit = cv_valid && cv_call_key == cv_key;
     wire              conv_c16;                 // the conv call's flags C16 (cpt_conv_setup; legal calls)
     wire              c16 = is_conv && conv_c16; // int16 results: C's sizes (cpt_setup), addresses, the writer
@@ -517,9 +522,12 @@ module cpt_core #(
     );
     assign wg_run = conv_run && conv_wg;
     // the prefetch hint's key: the call's tensors (or the next call's) and every register of its geometry
+    // and the flags that decide the error sums cpt_sums_etaps keeps for the next call's block 0 (a hit needs
+    // them counted, and counted with the same signedness)
     wire [CV_GEOM_W-1:0] cv_geometry = {args[ARG_CONV +: 32], args[ARG_BATCH +: 32], args[ARG_CHANNELS +: 32],
                                    args[ARG_SIZE +: 32], args[ARG_BAND +: 32], args[ARG_A_BITS +: 32],
-                                   args[ARG_B_BITS +: 32]};
+                                   args[ARG_B_BITS +: 32], args[ARG_FLAGS + FLAG_SUMS],
+                                   args[ARG_FLAGS + FLAG_B_SIGNED]};
     assign cv_call_key = {args[ARG_A +: AXI_AW], args[ARG_B +: AXI_AW], cv_geometry};
     assign cv_next_key = {args[ARG_NEXT_A +: AXI_AW], args[ARG_NEXT_B +: AXI_AW], cv_geometry};
 
@@ -577,15 +585,16 @@ module cpt_core #(
         .e_cp(cv_e_cp), .ho(cv_rows), .wo(cv_wo), .a_bits(a_bits), .b_bits(b_bits), .m(m), .n(n), .k_words(kw),
         .b_col_words(b_col_words), .b_cur(b_cur),
         .s_valid(x_valid && conv_wg), .s_ready(wg_x_ready), .s_data(x_data), .s_is_e(x_is_e),
-        .a_busy(a_busy), .a_issue(wg_a_issue), .a_issue_half(wg_a_issue_half), .a_loaded(wg_a_loaded),
-        .a_loaded_half(wg_a_loaded_half), .a_we(wg_a_we), .a_waddr(wg_a_waddr), .a_wdata(wg_a_wdata),
-        .b_busy(b_busy), .b_issue(wg_b_issue), .b_loaded(wg_b_loaded), .b_we(wg_b_we), .b_waddr(wg_b_waddr),
-        .b_wdata(wg_b_wdata), .geom_err()
+        .a_busy(a_busy | {2{rows_hold}}), .a_issue(wg_a_issue), .a_issue_half(wg_a_issue_half),
+        .a_loaded(wg_a_loaded), .a_loaded_half(wg_a_loaded_half), .a_we(wg_a_we), .a_waddr(wg_a_waddr),
+        .a_wdata(wg_a_wdata), .b_busy(b_busy), .b_hold(etaps_hold), .b_issue(wg_b_issue), .b_loaded(wg_b_loaded),
+        .b_we(wg_b_we), .b_waddr(wg_b_waddr), .b_wdata(wg_b_wdata), .geom_err()
     );
     /* verilator lint_on PINCONNECTEMPTY */
 
-    // code sums (SUMS, forward calls): the result rows' from the A words the walker writes, the weight
-    // columns' per tap from the B words the reader writes; each holds its producer back while its sums wait
+    // code sums (SUMS, forward calls and weight gradients): the result rows' from the A words the walkers write,
+    // the weight (error) columns' per tap from the B words the reader (the weight gradient's walker) writes; each
+    // holds its producer back while its sums wait
     wire        sums_run = is_conv && sums_en;
     wire        sr_valid, sr_ready, sr_last, st_valid, st_ready, st_last;
     wire [31:0] sr_idx, st_idx;
@@ -596,12 +605,28 @@ module cpt_core #(
         .a_loaded(wk_a_loaded), .hold(rows_hold), .s_valid(sr_valid), .s_ready(sr_ready), .s_idx(sr_idx),
         .s_value(sr_value), .s_last(sr_last)
     );
+    // the second stream: a forward call's weight taps (cpt_sums_taps), a weight gradient's error taps
+    // (cpt_sums_etaps); each is idle in the other's calls
+    wire        ft_valid, ft_last, et_valid, et_last;
+    wire [31:0] ft_idx, et_idx;
+    wire [`CPT_SUM_W-1:0] ft_value, et_value;
     cpt_sums_taps #(.D(D), .B_BLOCK_COLS(B_BLOCK_COLS)) sums_taps (
-        .clk(clk), .rst(rst), .start(run_start), .enable(sums_run), .b_bits(b_bits), .b_signed(b_signed),
-        .kw(kw), .cp(cv_cp), .taps({2'd0, cv_kh} * {2'd0, cv_kw}), .m(m), .n(n), .b_write(|rd_b_we),
-        .b_wdata(wdata), .hold(taps_hold), .s_valid(st_valid), .s_ready(st_ready), .s_idx(st_idx),
-        .s_value(st_value), .s_last(st_last)
+        .clk(clk), .rst(rst), .start(run_start), .enable(sums_run && !conv_wg), .b_bits(b_bits),
+        .b_signed(b_signed), .kw(kw), .cp(cv_cp), .taps({2'd0, cv_kh} * {2'd0, cv_kw}), .m(m), .n(n),
+        .b_write(|rd_b_we), .b_wdata(wdata), .hold(taps_hold), .s_valid(ft_valid), .s_ready(st_ready && !conv_wg),
+        .s_idx(ft_idx), .s_value(ft_value), .s_last(ft_last)
     );
+    cpt_sums_etaps #(.D(D), .B_BLOCK_COLS(B_BLOCK_COLS)) sums_etaps (
+        .clk(clk), .rst(rst), .start(run_start), .enable(sums_run && conv_wg), .own(!wg_hit), .b_bits(b_bits),
+        .b_signed(b_signed), .k_words(kw), .batch(conv_batch), .height(cv_height), .width(cv_width),
+        .ho(cv_rows), .wo(cv_wo), .ker_h(cv_kh), .ker_w(cv_kw), .stride(cv_stride), .pad(cv_pad_h[0]), .m(m),
+        .n(n), .b_write(|wg_b_we), .b_wdata(wg_b_wdata), .hold(etaps_hold), .busy(etaps_busy),
+        .s_valid(et_valid), .s_ready(st_ready && conv_wg), .s_idx(et_idx), .s_value(et_value), .s_last(et_last)
+    );
+    assign st_valid = conv_wg ? et_valid : ft_valid;
+    assign st_idx = conv_wg ? et_idx : ft_idx;
+    assign st_value = conv_wg ? et_value : ft_value;
+    assign st_last = conv_wg ? et_last : ft_last;
 `else
     // interface 3 only: no conv call exists
     assign conv_arg = 1'b0;
@@ -631,6 +656,8 @@ module cpt_core #(
     assign sums_win_err = 1'b0;
     assign rows_hold = 1'b0;
     assign taps_hold = 1'b0;
+    assign etaps_hold = 1'b0;
+    assign etaps_busy = 1'b0;
     assign cv_call_key = {CV_KEY_W{1'b0}};
     assign cv_next_key = {CV_KEY_W{1'b0}};
     assign wg_run = 1'b0;
@@ -656,7 +683,8 @@ module cpt_core #(
     assign wk_a_we_l = {LANES*ROWS{1'b0}};
     assign wk_a_waddr_l = {LANES*`CPT_A_AW{1'b0}};
     assign wk_a_wdata_l = {LANES*D{1'b0}};
-    wire unused_conv = &{1'b0, x_valid, x_data, x_is_e, conv_start, ph_next, row_next, sums_en, rows_hold};
+    wire unused_conv = &{1'b0, x_valid, x_data, x_is_e, conv_start, ph_next, row_next, sums_en, rows_hold,
+                        etaps_hold};
 `endif
 
     // ------------------------------------------------------------------ feeder and array
@@ -740,7 +768,7 @@ module cpt_core #(
         .m_axi_awlen(m_axi_awlen), .m_axi_wvalid(m_axi_wvalid), .m_axi_wready(m_axi_wready),
         .m_axi_wdata(m_axi_wdata), .m_axi_wstrb(m_axi_wstrb), .m_axi_wlast(m_axi_wlast),
         .m_axi_bvalid(m_axi_bvalid), .m_axi_bready(m_axi_bready), .m_axi_bresp(m_axi_bresp),
-        .busy(sums_busy), .resp_err(sums_err)
+        .busy(sums_wr_busy), .resp_err(sums_err)
     );
 `else
     assign m_axi_awvalid = c_awvalid;
@@ -754,9 +782,11 @@ module cpt_core #(
     assign m_axi_wlast = c_wlast;
     assign c_bvalid = m_axi_bvalid;
     assign m_axi_bready = c_bready;
-    assign sums_busy = 1'b0;
+    assign sums_wr_busy = 1'b0;
     assign sums_err = 1'b0;
 `endif
+    // a prefetching call ends once the next call's block 0 is counted too (cpt_sums_etaps keeps its sums)
+    assign sums_busy = sums_wr_busy || etaps_busy;
 endmodule
 
 `default_nettype wire

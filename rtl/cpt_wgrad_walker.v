@@ -99,6 +99,7 @@ module cpt_wgrad_walker #(
     output wire [XL*D-1:0]        a_wdata,
     // B buffer ownership and bank writes
     input  wire                   b_busy,
+    input  wire                   b_hold,             // start no block (the error sums are not ready for it)
     output wire                   b_issue,            // pulse: the walker takes the B buffer
     output reg                    b_loaded,           // pulse: the B buffer holds its block
     output reg  [COLS-1:0]        b_we,
@@ -222,7 +223,7 @@ module cpt_wgrad_walker #(
     );
     /* verilator lint_on PINCONNECTEMPTY */
 
-    assign b_issue = bstate == B_WAIT && !b_busy && !pre;
+    assign b_issue = bstate == B_WAIT && !b_busy && !b_hold && !pre;
 
     wire [`CPT_POS_W-1:0] first_cols = n_w < BBC_X ? n_w : BBC_X;
     always @(posedge clk) begin
@@ -263,7 +264,7 @@ module cpt_wgrad_walker #(
                 end
             end
             case (bstate)
-                B_WAIT: if (!b_busy || pre) begin
+                B_WAIT: if ((!b_busy || pre) && !b_hold) begin
                     bcol <= 0;
                     bank <= 0;
                     slot_base <= 0;

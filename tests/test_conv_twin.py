@@ -1,8 +1,8 @@
 """The Verilog twin's conv-call rule (conv_calls.conv_status with twin=True) and the arithmetic its setup uses.
 
-The twin runs forward calls, input gradients (at stride 2 phase by phase) and weight gradients of whole images;
-its status must equal the emulator's on every such call (SUMS only in forward calls) whose rows fit its former, which
-holds because the generator renders the twin only when no such call can overflow the tensor buffer
+The twin runs forward calls, input gradients (at stride 2 phase by phase) and weight gradients of whole images
+(SUMS in forward and weight-gradient calls); its status must equal the emulator's on every such call whose rows fit
+its former, which holds because the generator renders the twin only when no such call can overflow the tensor buffer
 (cpt_hw.gen.rtl.twin_line_buffer_bound; for weight gradients the twin's X-chunk limit is the design's check with
 every row of the image counted, twin_wgrad_buf_words words of D bits in half of it).  rtl/cpt_conv_setup.v finds
 the input rows a band reaches from two candidate output rows at each end; the transliteration here checks that one
@@ -81,11 +81,17 @@ def test_twin_limits(cfg):
     legal = fwd_call()
     assert conv_status(cfg, legal, twin=True) == 0 == conv_status(cfg, legal)
     sums = 1 << CONV_FLAG_BITS["SUMS"]
-    # forward calls take SUMS (their sums checked as the design checks them); weight gradients refuse them (below)
-    assert conv_status(cfg, fwd_call(flags=sums), twin=True) == 0 == conv_status(cfg, fwd_call(flags=sums))
-    for addr, err in ((2, "ERR_ALIGN"), (1 << 40, "ERR_WINDOW")):
-        call = replace(fwd_call(flags=sums), sums=addr)
-        assert conv_status(cfg, call, twin=True) == ERR[err] == conv_status(cfg, call)
+    # forward calls and weight gradients take SUMS, their sums checked as the design checks them
+    for make in (fwd_call, wgrad_call):
+        assert conv_status(cfg, make(flags=sums), twin=True) == 0 == conv_status(cfg, make(flags=sums))
+        for addr, err in ((2, "ERR_ALIGN"), (1 << 40, "ERR_WINDOW")):
+            call = replace(make(flags=sums), sums=addr)
+            assert conv_status(cfg, call, twin=True) == ERR[err] == conv_status(cfg, call)
+        # the last aligned place for the sums inside the window: taken; one bus word further: ERR_WINDOW
+        call, word = make(flags=sums), cfg.axi_data_width // 8
+        end = (call.win_limit - 4 * ConvArgs.decode(call).sums_count()) // word * word
+        assert conv_status(cfg, replace(call, sums=end), twin=True) == 0 == conv_status(cfg, replace(call, sums=end))
+        assert conv_status(cfg, replace(call, sums=end + word), twin=True) == ERR["ERR_WINDOW"]
     # C16 as the design: run within int16, ERR_CONV beyond (fwd_call: kh kw C = 72 products)
     for bits, want in ((1, 0), (8, ERR["ERR_CONV"])):
         call = fwd_call(flags=C16, a_bits=bits, b_bits=bits)
@@ -226,7 +232,6 @@ def test_twin_wgrad_limits(cfg):
         "Wo > D": dict(w=d, h=2, batch=1, kh=1, kw=1, padding=1),                # W = D, Wo = D + 2
         "Cp(C) = 3D": dict(c=2 * d + 1, h=4, w=2, batch=1),
         "Cp(K) = 3D": dict(k=2 * d + 1, h=4, w=2, batch=1, b_bits=1),
-        "SUMS": dict(flags=1 << flag["SUMS"]),
     }
     if cfg.k_max >= 65 * d:     # the banks bind only where a call may have that many positions (not on sim)
         one = dict(h=65, w=d, batch=1, kh=1, kw=1, padding=0)
@@ -236,7 +241,7 @@ def test_twin_wgrad_limits(cfg):
         call = wgrad_call(**fields)
         assert conv_status(cfg, call) == 0, name
         assert conv_status(cfg, call, twin=True) == ERR["ERR_CONV"], name
-        assert not formers_take(cfg, call) or name == "SUMS", name
+        assert not formers_take(cfg, call), name
     # The X chunk, batch a_bits C ceil(H W / D) words, refused beyond half the tensor buffer where the banks
     # still take it: the design refuses it too (the twin counts every row of the image, the design the rows read:
     # the same here, 1 x 1 pixels).  On sim the banks overflow first.
@@ -302,7 +307,7 @@ def test_wgrad_bank_words_count_the_formers_addresses(d):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
 def test_twin_equals_emulator_on_wgrad_calls_the_formers_take(cfg):
-    """Random weight-gradient geometries (legal or not): without SUMS and PREFETCH_B and within the formers'
+    """Random weight-gradient geometries (legal or not; SUMS now and then), without PREFETCH_B and within the formers'
     limits the twin's status is the emulator's (the RTL's X-chunk check counts every row of the image, so it is
     never looser than the emulator's); and the twin never runs a call the emulator refuses."""
     d = cfg.dot_width
@@ -314,7 +319,7 @@ def test_twin_equals_emulator_on_wgrad_calls_the_formers_take(cfg):
                           w=int(rng.integers(0, d + 3)), kh=int(rng.integers(0, 4)), kw=int(rng.integers(0, 4)),
                           stride=int(rng.integers(0, 3)), padding=int(rng.integers(0, 3)),
                           a_bits=int(rng.integers(0, 10)), b_bits=int(rng.integers(1, 9)),
-                          flags=int(rng.integers(0, 4)) | C16 * (rng.random() < 0.3),
+                          flags=int(rng.integers(0, 4)) | C16 * (rng.random() < 0.3) | SUMS * (rng.random() < 0.3),
                           band=(int(rng.integers(0, 4)), int(rng.integers(0, 4))) if rng.random() < 0.2 else (0, 0))
         twin = conv_status(cfg, call, twin=True)
         if twin == 0:

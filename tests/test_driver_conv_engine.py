@@ -4,6 +4,10 @@ the DMA window with halos, C16, SUMS, cycles from conv_model)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -13,9 +17,9 @@ from cpt_driver import Accelerator, ArgumentError
 from cpt_driver import rowplanes
 from cpt_driver.backends.emu import EmuBackend
 from cpt_driver.spec import DeviceSpec
-from cpt_hw.hw import conv_model, golden
+from cpt_hw.hw import conv_model, emu_device, golden
 from cpt_hw.hw.config import HardwareConfig
-from cpt_hw.hw.conv_calls import encode_conv
+from cpt_hw.hw.conv_calls import ConvArgs, encode_conv
 from cpt_hw.hw.regmap import register_map
 
 SIM = HardwareConfig.from_preset("sim")
@@ -161,13 +165,33 @@ def _sums_want(x, xb, xs, e, eb, es, wshape, s, p):
                                  e_signed=es, **geo)[:, 0])
 
 
+#: zc706 with the engine, under a name :func:`refusing_wgrad_sums` knows
+ZC4_NO_WGRAD_SUMS = HardwareConfig.from_preset("zc706", {"conv_engine": True, "name": "zc706_no_wgrad_sums"})
+
+
+@contextlib.contextmanager
+def refusing_wgrad_sums() -> Iterator[None]:
+    """Meanwhile the emulated devices of ZC4_NO_WGRAD_SUMS refuse SUMS in weight gradients (ERR_CONV), as an
+    implementation without those sums does (the Verilog twin did until it wrote them; docs/driver.md): the
+    driver's host fallback."""
+    real = emu_device.conv_status
+    err_conv = 1 << DeviceSpec.from_hardware_config(ZC4).status_bits["ERR_CONV"]
+
+    def status(cfg: HardwareConfig, call, twin: bool = False) -> int:
+        g = ConvArgs.decode(call)
+        refused = cfg.name == ZC4_NO_WGRAD_SUMS.name and g.op == "wgrad" and g.flag("SUMS")
+        return real(cfg, call, twin=twin) | (err_conv if refused else 0)
+    with mock.patch.object(emu_device, "conv_status", status):
+        yield
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.data())
 def test_code_sums_are_exact_from_the_device_the_twin_and_the_lowering(accs, data):
     """x_sums / e_sums equal their definitions whoever makes them: the engine's SUMS (emulated design, zc706 and
-    sim: every conv call of the engine sets the flag), the host where the device refuses SUMS (the twin's rule:
-    in weight gradients) or the call is lowered (no engine); with x as codes and packed once; and the results do
-    not change."""
+    sim, and the twin's rule: every conv call of the engine sets the flag), the host where the device refuses SUMS
+    (a device refusing them in weight gradients) or the call is lowered (no engine); with x as codes and packed
+    once; and the results do not change."""
     engine, lowering, zc = accs
     n, c, k, h, w, kh, kw, s, p = draw_geometry(data)
     xb, wb, eb = (data.draw(st.integers(1, 8)) for _ in range(3))
@@ -179,8 +203,9 @@ def test_code_sums_are_exact_from_the_device_the_twin_and_the_lowering(accs, dat
     e = codes(rng, y_ref.shape, eb, es)
     dw_ref = golden.conv2d_weight(x, wt.shape, e, x_bits=xb, e_bits=eb, x_signed=xs, e_signed=es, **geo)
     want = _sums_want(x, xb, xs, e, eb, es, wt.shape, s, p)
-    with Accelerator("emu", config=ZC4, twin_limits=True) as twin:
-        for acc in (engine, zc, lowering, twin):
+    with Accelerator("emu", config=ZC4, twin_limits=True) as twin, refusing_wgrad_sums(), \
+            Accelerator("emu", config=ZC4_NO_WGRAD_SUMS) as refusing:
+        for acc in (engine, zc, lowering, twin, refusing):
             for x_arg in (x, acc.pack_tensor(x, xb, signed=xs)):
                 got = [np.full(want[0].shape, -7, np.int64), np.full(want[1].shape, -7.0), np.full(want[2].shape, 99,
                                                                                                       np.int32)]
@@ -197,8 +222,11 @@ def test_code_sums_are_exact_from_the_device_the_twin_and_the_lowering(accs, dat
                 if acc is zc:   # the engine takes every call here, each with SUMS
                     assert {r.op for r in calls} == {"fwd", "wgrad"} and summed == calls
                     assert acc.engine.sums == {"fwd": True, "wgrad": True}
-                if acc is twin:  # its forward calls take SUMS; it refused the first weight gradient's, none since
-                    assert twin.engine.sums["fwd"] is not False and twin.engine.sums["wgrad"] is not True
+                if acc is twin:  # it takes SUMS in both ops (where it takes the call)
+                    assert False not in twin.engine.sums.values()
+                    assert all(r.status == 0 for r in summed if r.op == "fwd")
+                if acc is refusing:  # its forward calls take SUMS; it refused the first weight gradient's, none since
+                    assert refusing.engine.sums["fwd"] is not False and refusing.engine.sums["wgrad"] is not True
                     assert all(r.status == 0 for r in summed if r.op == "fwd")
                     assert all(r.status for r in summed if r.op == "wgrad")
                 if acc is lowering:
@@ -206,21 +234,21 @@ def test_code_sums_are_exact_from_the_device_the_twin_and_the_lowering(accs, dat
 
 
 def test_a_device_refusing_sums_is_asked_once_then_the_host_sums():
-    """On the twin's rule a weight gradient with SUMS is ERR_CONV (a forward call takes them): the driver makes
-    that first call again without SUMS, asks no later weight gradient for sums, and the sums and results are the
-    same as on the design, which writes them all (and its bytes count them: 4 per sum)."""
+    """On a device refusing SUMS in weight gradients (ERR_CONV; a forward call takes them) the driver makes that
+    first call again without SUMS, asks no later weight gradient for sums, and the sums and results are the same as
+    on the design, which writes them all (and its bytes count them: 4 per sum)."""
     rng = np.random.default_rng(9)
     x, wt = codes(rng, (2, 16, 8, 8), 4, False), codes(rng, (16, 16, 3, 3), 4, False)
     e = codes(rng, (2, 16, 8, 8), 8, True)
     out = {}
-    for twin_limits in (False, True):
-        with Accelerator("emu", config=ZC4, twin_limits=twin_limits) as acc:
+    for refuses in (False, True):
+        with refusing_wgrad_sums(), Accelerator("emu", config=ZC4_NO_WGRAD_SUMS if refuses else ZC4) as acc:
             sums = [np.empty((2, 8, 8), np.int64), np.empty((16, 3, 3), np.int64), np.empty((16, 3, 3), np.int64)]
             y = acc.conv2d(x, wt, x_bits=4, w_bits=4, padding=1, x_sums=sums[0])
             dw = acc.conv2d_weight(x, wt.shape, e, x_bits=4, e_bits=8, padding=1, e_signed=True, x_sums=sums[1],
                                    e_sums=sums[2])
             records = [(r.op, bool(r.flags & acc.spec.flag("SUMS")), r.status) for r in acc.history]
-            out[twin_limits] = (y, dw, sums, records, acc.stats()["write_bytes"], acc.engine.sums)
+            out[refuses] = (y, dw, sums, records, acc.stats()["write_bytes"], acc.engine.sums)
     y, dw, sums, records, written, taken = out[False]
     assert taken == {"fwd": True, "wgrad": True} and records == [("fwd", True, 0), ("wgrad", True, 0)]
     err_conv = 1 << DeviceSpec.from_hardware_config(ZC4).status_bits["ERR_CONV"]

@@ -1,6 +1,6 @@
 """bench/twin_iteration.py: the twin's iteration is the model's with forward and input gradients scaled by the twin's
 ratios (the forward's from the run with code sums where the board run's forward calls write them) and the weight
-gradients replaced by the twin's sum of calls (exact arithmetic on made-up inputs)."""
+gradients replaced by the twin's sum of calls (with code sums likewise; exact arithmetic on made-up inputs)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ def write_inputs(folder: Path) -> None:
     (folder / "conv_twin_fwd_sums.json").write_text(json.dumps({"sums": True, "classes": fwd_sums}))
     (folder / "conv_twin_wgrad.json").write_text(
         json.dumps({"classes": {"wgrad": {"cpt_twin_calls_s": 0.375, "static_twin_calls_s": 0.75}}}))
+    (folder / "conv_twin_wgrad_sums.json").write_text(
+        json.dumps({"sums": True, "classes": {"wgrad": {"cpt_twin_calls_s": 0.5, "static_twin_calls_s": 1.0}}}))
 
 
 def test_twin_iteration_replaces_each_class(ti, tmp_path):
@@ -46,12 +48,12 @@ def test_twin_iteration_replaces_each_class(ti, tmp_path):
     assert ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     runs = json.loads((tmp_path / "out.json").read_text())["runs"]
     plain, recompute = runs["board_step-resnet74-conv-twin"], runs["board_step-resnet74-conv-recompute1"]
-    # CPT: rest 1 - 0.875 = 0.125; fwd 0.25 x 4 (the forward with sums), dgrad 0.5 x 0.5, wgrad 0.375
-    assert plain["cpt"] == {"model": 1.0, "twin": 0.125 + 1.0 + 0.25 + 0.375, "fwd": 1.0, "dgrad": 0.25,
-                            "wgrad": 0.375}
-    # static: fw 8's ratios (2.0 with sums, 1.0), wgrad the static sum of calls; rest 0.5
-    assert plain["static"]["twin"] == 0.5 + 1.0 + 0.5 + 0.75
-    # --recompute-bn 1 (no sums): conv_twin.json's forward ratio 2
+    # CPT: rest 1 - 0.875 = 0.125; fwd 0.25 x 4 (the forward with sums), dgrad 0.5 x 0.5, wgrad 0.5 (with sums)
+    assert plain["cpt"] == {"model": 1.0, "twin": 0.125 + 1.0 + 0.25 + 0.5, "fwd": 1.0, "dgrad": 0.25,
+                            "wgrad": 0.5}
+    # static: fw 8's ratios (2.0 with sums, 1.0), wgrad the static sum of calls with sums; rest 0.5
+    assert plain["static"]["twin"] == 0.5 + 1.0 + 0.5 + 1.0
+    # --recompute-bn 1 (no sums): conv_twin.json's forward ratio 2, the weight gradients without sums
     assert recompute["cpt"]["twin"] == 1.25 - 1.125 + 1.0 + 0.25 + 0.375
     md = (tmp_path / "out.md").read_text()
     assert ("| the twin, `--recompute-bn 1` (calls without code sums) | 2.500 | 1.750 | 0.700 | 31.1 h | "
@@ -64,6 +66,16 @@ def test_a_forward_run_without_sums_is_refused(ti, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")])
     assert e.value.code == 2 and "not a forward run with SUMS" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_wgrad_run_without_sums_is_refused_for_the_calls_with_them(ti, tmp_path, capsys):
+    write_inputs(tmp_path)
+    (tmp_path / "conv_twin_wgrad_sums.json").write_text(
+        json.dumps({"sums": False, "classes": {"wgrad": {"cpt_twin_calls_s": 0.5, "static_twin_calls_s": 1.0}}}))
+    with pytest.raises(SystemExit) as e:
+        ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert e.value.code == 2 and "with SUMS" in capsys.readouterr().err
     assert not (tmp_path / "out.json").exists()
 
 

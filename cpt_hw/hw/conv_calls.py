@@ -252,8 +252,7 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
     """The status a conv call (op 1..3) returns on ``cfg`` (0: it runs); see docs/registers.md, Interface 4.
 
     ``twin=True``: the Verilog twin's status, which adds its limits (docs/registers.md, "The Verilog twin"):
-    SUMS in a weight gradient is ERR_CONV like SUMS in an input-gradient call (a forward call takes them); a
-    streamed row-plane (X; E of an input gradient) wider than :func:`twin_row_bits` and a weight gradient its formers
+    a streamed row-plane (X; E of an input gradient) wider than :func:`twin_row_bits` and a weight gradient its formers
     do not take (:func:`_twin_wgrad_err`) are ERR_CONV where the tensor-buffer check is made, as is C16 beyond
     int16 (the design's rule).  The prefetch hint is checked as the design checks it.  The line-buffer and X-chunk
     checks themselves can then never refuse (``cpt_hw.gen.rtl.check`` makes sure of that for every config it
@@ -275,7 +274,7 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
             dim_err = g.n_cols > cfg.max_dim or g.m > cfg.max_dim or g.reduction(d) > cfg.k_max
             if not dim_err and not bits_err:
                 geometry_err = _twin_limits_err(cfg, g) if twin else _buffer_or_width_err(cfg, g)
-    if (g.op == "dgrad" or (twin and g.op == "wgrad")) and g.flag("SUMS"):
+    if g.op == "dgrad" and g.flag("SUMS"):
         geometry_err = True           # the input gradient's rank-one term is the host's (no sums)
     if geometry_err:
         status |= _BIT["ERR_CONV"]

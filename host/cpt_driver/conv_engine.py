@@ -19,7 +19,7 @@ in the engine's B layout, and makes one call per chunk of whole images:
 
 Code sums (flags SUMS, docs/registers.md): a forward call asked for its x window sums and a weight gradient
 for its x and e tap sums (:class:`Sums`) set SUMS and read them after the call; an implementation that refuses
-SUMS in an op (the Verilog twin in a weight gradient: ERR_CONV before any bus request) has its first such call
+SUMS in an op (ERR_CONV before any bus request; the Verilog twin did in weight gradients) has its first such call
 made again without them, and no later call of that op asks (``Engine.sums[op]`` False): :mod:`cpt_driver.conv`
 then sums the codes on the host.
 

@@ -1,6 +1,6 @@
 """A convolution's code sums on the host: what the interface-4 engine writes with flags bit SUMS
 (docs/registers.md), for the calls it does not write them in (a convolution lowered to GEMMs, a device that
-refuses SUMS: the Verilog twin).  The zero-point corrections of a quantized convolution need exactly these:
+refuses SUMS in an op).  The zero-point corrections of a quantized convolution need exactly these:
 
 * :func:`window_sums`: forward, each output position's sum of x's codes over its window (padding counts 0),
   (N, Ho, Wo) = ``conv2d(x, ones(1, C, kh, kw))``: the SUMS rows of a forward call;

@@ -55,7 +55,7 @@ ERR_CONV = 1 << 6
 #: this plus cycle_model.setup_cycles).
 CONV_SETUP_CYCLES = 9
 C16 = 1 << CONV_FLAG_BITS["C16"]          # flags: int16 results
-SUMS = 1 << CONV_FLAG_BITS["SUMS"]        # flags: the code sums (forward calls on the twin)
+SUMS = 1 << CONV_FLAG_BITS["SUMS"]        # flags: the code sums (forward and weight-gradient calls)
 
 
 def config(name: str) -> HardwareConfig:
@@ -377,8 +377,12 @@ async def test_dgrad_random(dut, backpressure: bool):
 
 
 def random_wgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
-    """A small legal weight-gradient call the twin takes (random_call): 1..3 whole images."""
-    return random_call(rng, cfg, "wgrad", max_batch=3)
+    """A small legal weight-gradient call the twin takes (random_call): 1..3 whole images, with the code sums
+    (SUMS) half the time."""
+    g = random_call(rng, cfg, "wgrad", max_batch=3)
+    if rng.random() < 0.5:
+        g["flags"] = g.get("flags", 0) | SUMS
+    return g
 
 
 @cocotb.test(timeout_time=1000, timeout_unit="ms")
@@ -386,7 +390,8 @@ def random_wgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
 async def test_wgrad_fixed(dut, backpressure: bool):
     """Fixed weight gradients: the stem (C = 3, Cp = 4), 1x1 stride 2 on an even H (the last row is never read),
     3x3 stride 2 pad 1, a 2x3 kernel at stride 2, W = Wo = D (one word per output row), several images, K over
-    three B blocks, Cp = D and 2D, M over several A tiles, 1-bit and 8-bit planes."""
+    three B blocks, Cp = D and 2D, M over several A tiles, 1-bit and 8-bit planes; every other one with the code
+    sums (SUMS: each (tap, c) row's x sum, each tap's error sums over the positions where it is real)."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
     rng = seeded_rng("wgrad_fixed")
@@ -406,7 +411,8 @@ async def test_wgrad_fixed(dut, backpressure: bool):
         dict(batch=1, c=2, k=1, h=5, w=4, kh=3, kw=3, stride=1, padding=1, a_bits=8, b_bits=8),
     ]
     for i, s in enumerate(shapes):
-        call = place(tb, rng, op="wgrad", a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), **s)
+        flags = s.pop("flags", 0) | (SUMS if i % 2 == 0 else 0)
+        call = place(tb, rng, op="wgrad", a_signed=bool(i % 2), b_signed=bool(i % 3 == 0), flags=flags, **s)
         await run_conv(tb, call, "test_wgrad_fixed")
 
 
@@ -432,11 +438,14 @@ async def test_wgrad_prefetch(dut, backpressure: bool):
     back-pressure a call that hits its predecessor's hint takes fewer cycles than the same call cold (its chunks
     came in during the previous call), and one whose predecessor hinted other chunks, or that follows a refused
     call, takes exactly the cold cycles.  A hit computes with the chunks as the previous call read them
-    (docs/registers.md, "The Verilog twin"): chunk 1 rewritten after call 0 still gives the old chunk's result."""
+    (docs/registers.md, "The Verilog twin"): chunk 1 rewritten after call 0 still gives the old chunk's result.
+    The second chain writes the code sums (SUMS; on sim_conv its K = 5 spans two B blocks): a hit's block-0 error
+    sums are the ones its predecessor counted, and a hint made without SUMS is no hit for a call with them."""
     tb = await start(dut, backpressure)
     rng = seeded_rng("wgrad_prefetch")
     shapes = [dict(c=4, k=3, h=8, w=8, kh=3, kw=3, stride=1, padding=1, a_bits=3, b_bits=4),      # whole words
-              dict(c=3, k=5, h=6, w=6, kh=3, kw=3, stride=2, padding=1, a_bits=5, b_bits=2)]      # segments
+              dict(c=3, k=5, h=6, w=6, kh=3, kw=3, stride=2, padding=1, a_bits=5, b_bits=2,       # segments
+                   flags=SUMS)]
     for i, s in enumerate(shapes):
         chunk = wgrad_chunks(tb, rng, 3, batch=2, a_signed=bool(i), b_signed=True, **s)
         name = "test_wgrad_prefetch"
@@ -458,6 +467,12 @@ async def test_wgrad_prefetch(dut, backpressure: bool):
         old = bytes(tb.ram.read(x1, x_bytes))
         tb.ram.write(x1, bytes(rng.integers(0, 256, x_bytes, dtype=np.uint8)))
         await run_conv(tb, chunk(1), name, keep=True, stale={x1: old})
+        if s.get("flags", 0) & SUMS:
+            # the hint's key includes SUMS: a call without them hints, the call with them runs cold
+            await run_conv(tb, replace(chunk(0, 1), flags=chunk(0, 1).flags & ~SUMS), name, keep=True)
+            unsummed_hint = await run_conv(tb, chunk(1), name, keep=True)
+            if not backpressure:
+                assert unsummed_hint == cold[1], (unsummed_hint, cold[1])
         tb.free_all()
 
 
@@ -510,7 +525,8 @@ async def test_conv_refused(dut, backpressure: bool):
                             "b_bits": 1}),
         ("C16 beyond int16, wgrad", {"conv": wgrad, "flags": base.flags | 1 << flag["C16"], "a_bits": 8,
                                      "b_bits": 8}),
-        ("wgrad SUMS", {"conv": wgrad, "flags": base.flags | 1 << flag["SUMS"], "sums": base.c}),
+        ("wgrad SUMS reaching past the window", {"conv": wgrad, "flags": base.flags | 1 << flag["SUMS"],
+                                                 "sums": base.win_limit - 8}),
         ("prefetch hint: next_a misaligned", {"conv": wgrad, "flags": base.flags | 1 << flag["PREFETCH_B"],
                                                  "next_a": base.a + 1, "next_b": base.b}),
         ("prefetch hint: next_b outside the window", {"conv": wgrad, "flags": base.flags | 1 << flag["PREFETCH_B"],
@@ -597,12 +613,13 @@ def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                    for k in (1, 3)}
     wgrad = [r for r in result.records if r.get("op") == "wgrad"]
-    assert len(wgrad) == 2 * (11 + 16 + 2 * 12) and all(r["cycles"] > 0 for r in wgrad)
+    assert len(wgrad) == 2 * (11 + 16 + 2 * 12 + 2) and all(r["cycles"] > 0 for r in wgrad)
     assert {(r["stride"], r["padding"], r["kh"]) for r in wgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                      for k in (1, 3)} - {(2, 1, 1)}
     # int16 results: the fixed calls' and random ones' (both back-pressure variants)
     assert sum(r["c16"] for r in ran) >= 2 * (2 + 2) and sum(r["c16"] for r in wgrad) >= 2, "too few C16 calls"
     assert sum(r["sums"] for r in ran) >= 2 * (6 + 2), "too few forward calls with the code sums (SUMS)"
+    assert sum(r["sums"] for r in wgrad) >= 2 * (6 + 13) + 4, "too few weight gradients with the code sums"
     # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
     gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
     assert gemm and not compare_with_model(config(geometry), gemm)
