@@ -344,7 +344,8 @@ def test_stats_are_the_models_traffic_and_cycles(sums):
             call()
             got = {k: acc.stats()[k] - before[k] for k in before}
             est = conv_model.estimate(ZC4, op, shape, *bits, design=design)
-            assert (got["calls"], got["read_bytes"], got["write_bytes"]) == (est.calls, est.read_bytes, est.write_bytes), op
+            assert (got["calls"], got["read_bytes"], got["write_bytes"]) \
+                == (est.calls, est.read_bytes, est.write_bytes), op
             assert got["cycles"] == est.cycles, op
 
 
@@ -466,3 +467,47 @@ def test_c16_results_and_forward_sums():
     window = golden.conv2d(x, np.ones((1, 3, 3, 3), np.int64), x_bits=2, w_bits=1, stride=2, padding=1, x_signed=True)
     np.testing.assert_array_equal(sarr.view("<i4")[:m], window.reshape(-1))
     np.testing.assert_array_equal(sarr.view("<i4")[m:], wt.sum(axis=1).reshape(-1))
+
+
+def test_weight_gradient_hint_hits_only_a_call_with_the_same_sums_and_signedness():
+    """registers.md, "The weight gradient's prefetch": the next call loads nothing of its own iff its a, b,
+    geometry and flags SUMS and B_SIGNED equal the hint's.  Two chunks of two images; the second call's cycles are
+    the model's hit (fewer) only when it matches, the cold call's otherwise; every result is golden's."""
+    dev = Dev()
+    rng = np.random.default_rng(9)
+    d, (n, c, h, w), k = dev.cfg.dot_width, (4, 3, 6, 6), 5
+    x, e = codes(rng, (n, c, h, w), 4, False), codes(rng, (n, k, h, w), 6, True)
+    xt, et = conv_model.pack_tensor(x, 4, d), conv_model.pack_tensor(e, 6, d)
+    xa, xarr = dev.be.memory.allocate(xt.size)
+    ea, earr = dev.be.memory.allocate(et.size)
+    xarr[:], earr[:] = xt, et
+    m = 9 * c
+    cbytes = m * -(-k // dev.cfg.cols) * dev.cfg.cols * 4
+    ca, carr = dev.be.memory.allocate(cbytes)
+    sa, sarr = dev.be.memory.allocate(4 * (m + 9 * k))
+    x_img, e_img = xt.size // n, et.size // n
+    base = dict(c=ca, sums=sa, a_bits=4, b_bits=6, conv=encode_conv("wgrad", 3, 3, 1, 1), batch=2,
+                channels=c | k << 16, size=h | w << 16, band=0, win_base=xa, win_limit=sa + sarr.size)
+    f = dev.spec.flag
+
+    def chunk(i: int, flags: int, hint: bool = False) -> tuple[int, int]:
+        args = dict(base, a=xa + 2 * i * x_img, b=ea + 2 * i * e_img, flags=flags)
+        if hint:
+            args.update(flags=flags | f("PREFETCH_B"), next_a=xa + 2 * x_img, next_b=ea + 2 * e_img)
+        assert dev.call(**args) == 0
+        dw = carr.view("<i4").reshape(m, -1)[:, :k]
+        e_signed = bool(flags & f("B_SIGNED"))   # without it the device reads E's 6-bit codes as unsigned
+        ei = e[2 * i:2 * i + 2] if e_signed else e[2 * i:2 * i + 2] & 63
+        want = golden.conv2d_weight(x[2 * i:2 * i + 2], (k, c, 3, 3), ei, x_bits=4, e_bits=6, padding=1,
+                                    e_signed=e_signed)
+        np.testing.assert_array_equal(dw, want.transpose(2, 3, 1, 0).reshape(m, k))
+        return dev.be.read_reg(dev.spec.registers["cycles_lo"]), dev.be.read_reg(dev.spec.registers["cycles_hi"])
+
+    signed, sums = f("B_SIGNED"), f("SUMS")
+    flag_sets = (0, signed, sums, signed | sums)
+    cold = {flags: chunk(1, flags) for flags in flag_sets}   # no hint before them: loads of their own
+    for first in flag_sets:
+        for second in flag_sets:
+            chunk(0, first, hint=True)
+            got = chunk(1, second)
+            assert (got < cold[second]) if first == second else (got == cold[second]), (first, second)

@@ -25,7 +25,9 @@ A call completes as soon as it starts (the emulator has no notion of wall time);
 ``cpt_hw.hw.cycle_model`` and C from ``cpt_hw.hw.golden``.  The B prefetch (flags bit PREFETCH_B) behaves as in
 the hardware: the prefetching call copies the next call's first B block as it is then, the next call
 uses that copy iff its (b, n, k, b_bits) match the hint (cpt_hw.hw.calls.PrefetchState) and its cycles
-are those of a hit.  ``hang = True`` injects a kernel that never
+are those of a hit; a weight-gradient call hits the previous conv call's hint (its cycles model's
+``prefetched``) iff its a, b, geometry and flags SUMS and B_SIGNED match it (registers.md, "The weight
+gradient's prefetch").  ``hang = True`` injects a kernel that never
 finishes, for the driver's timeout path.  This module is a development/CI component and imports cpt_hw.
 """
 
@@ -317,7 +319,11 @@ class EmuDevice:
         if any(v is None for v in views):
             status = 1 << self.spec.status_bits["ERR_AXI_RESP"]
         self.prefetch.reset()  # "the next call, whatever it is" consumes a GEMM call's B hint
-        geometry = (call.conv, call.batch, call.channels, call.size, call.band, call.a_bits, call.b_bits)
+        # the hint's key as registers.md states it: the geometry and flags SUMS and B_SIGNED (the prefetching call
+        # also counts the sums of the next call's first B block it forms, so only a call like it may use them)
+        keyed = self.spec.flag("SUMS") | self.spec.flag("B_SIGNED")
+        geometry = (call.conv, call.batch, call.channels, call.size, call.band, call.a_bits, call.b_bits,
+                    call.flags & keyed)
         hit = not status and self._conv_hint == (call.a, call.b, *geometry)
         self._conv_hint = (call.next_a, call.next_b, *geometry) if not status and g.flag("PREFETCH_B") else None
         if status:
