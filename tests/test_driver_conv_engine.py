@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from cpt_driver import Accelerator, ArgumentError
 from cpt_driver import rowplanes
+from cpt_driver import sums as driver_sums
 from cpt_driver.backends.emu import EmuBackend
 from cpt_driver.spec import DeviceSpec
-from cpt_hw.hw import conv_model, emu_device, golden
+from cpt_hw.hw import conv_calls, conv_model, emu_device, golden
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.conv_calls import ConvArgs, encode_conv
 from cpt_hw.hw.regmap import register_map
@@ -260,6 +261,11 @@ def test_a_device_refusing_sums_is_asked_once_then_the_host_sums():
     for a, b in zip(tsums, sums):
         np.testing.assert_array_equal(a, b)
     assert written - twritten == 4 * (9 * 16 + 9 * 16)       # the weight gradient's sums
+
+
+def test_the_drivers_sum_width_is_the_configs():
+    """The driver (no cpt_hw on the board) keeps its own copy of the code sums' width: it must be cpt_hw's."""
+    assert driver_sums.SUM_BYTES == conv_calls.SUM_BYTES == driver_sums.SUM_DTYPE.itemsize
 
 
 def test_code_sums_arguments_are_checked_before_any_call(accs):

@@ -38,6 +38,7 @@ import numpy as np
 from . import layout, rowplanes
 from .errors import DeviceStatusError
 from .rowplanes import RowPlaneTensor, channel_pitch, input_rows_read, row_bytes, row_words, tensor_bytes
+from .sums import SUM_BYTES, SUM_DTYPE
 
 if TYPE_CHECKING:
     from .accelerator import Accelerator
@@ -170,7 +171,7 @@ class Engine:
         c_row = layout.result_stride(n_cols, s.cols) * esize
         want_sums = sums is not None and self.sums.get(op) is not False
         # a forward call's sums: its result rows' window sums, then the weights' K kh kw tap sums (int32)
-        sums_row, sums_fixed = (4, 4 * n_cols * g.kh * g.kw) if want_sums else (0, 0)
+        sums_row, sums_fixed = (SUM_BYTES, SUM_BYTES * n_cols * g.kh * g.kw) if want_sums else (0, 0)
         fixed = (t_bytes, w_bytes) + ((sums_fixed,) if want_sums else ())
         nb = self._images(op, g, a_bits, rows_per_image * (c_row + sums_row),
                           self.acc.pool.need(fixed) + 2 * s.word_bytes + (self.acc.pool.align if want_sums else 0))
@@ -204,13 +205,14 @@ class Engine:
                                 band=0)
                     summed = self._call(op, regs, m, n_cols, reduction, (read, m * c_row),
                                         sums_at=rs[0] if rs else None,
-                                        sums_bytes=4 * m + sums_fixed)
+                                        sums_bytes=SUM_BYTES * m + sums_fixed)
                     rc.invalidate()
                     c = rc.array[:m * c_row].view("<i2" if c16 else "<i4").reshape(m, -1)[:, :n_cols]
                     np.copyto(result[n0 * rows_per_image:n0 * rows_per_image + m], c, casting="unsafe")
                     if summed:
                         rs[0].invalidate()
-                        sums.rows[n0 * rows_per_image:n0 * rows_per_image + m] = rs[0].array[:4 * m].view("<i4")
+                        r0 = n0 * rows_per_image
+                        sums.rows[r0:r0 + m] = rs[0].array[:SUM_BYTES * m].view(SUM_DTYPE)
                 if sums is not None:
                     sums.written = bool(rs) and self.sums.get(op) is True
             return result
@@ -259,7 +261,7 @@ class Engine:
         c_bytes = m * layout.result_stride(g.k, s.cols) * (2 if c16 else 4)
         sums_count = m + g.kh * g.kw * g.k   # (tap, c) rows of x, then (tap, k) columns of e
         want_sums = sums is not None and self.sums["wgrad"] is not False
-        sizes = (x_bytes, e_bytes, c_bytes) + ((4 * sums_count,) if want_sums else ())
+        sizes = (x_bytes, e_bytes, c_bytes) + ((SUM_BYTES * sums_count,) if want_sums else ())
         if not self._fits(sizes):
             return None
         x_image = g.h * row_bytes(g.w, g.c, x_bits, d)
@@ -288,13 +290,13 @@ class Engine:
                 read = blocks * b * rows_read * (x_image // g.h) + b * e_image
                 call_c = m * layout.result_stride(g.k, s.cols) * (2 if c16_call else 4)
                 summed = self._call("wgrad", {**regs, "flags": flags}, m, g.k, b * g.ho * g.wo, (read, call_c),
-                                    hint=hint, sums_at=rs, sums_bytes=4 * sums_count)
+                                    hint=hint, sums_at=rs, sums_bytes=SUM_BYTES * sums_count)
                 rc.invalidate()
                 c = rc.array[:call_c].view("<i2" if c16_call else "<i4").reshape(m, -1)[:, :g.k]
                 np.add(total, c, out=total)
                 if summed:
                     rs.invalidate()
-                    both = rs.array[:4 * sums_count].view("<i4")
+                    both = rs.array[:SUM_BYTES * sums_count].view(SUM_DTYPE)
                     np.add(sums.rows, both[:m], out=sums.rows)
                     np.add(sums.columns, both[m:], out=sums.columns)
 

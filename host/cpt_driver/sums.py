@@ -21,6 +21,12 @@ import numpy as np
 if TYPE_CHECKING:
     from .conv import ConvShape
 
+#: One code sum as the engine writes it with SUMS (registers.md: int32, little-endian).  cpt_hw's
+#: ``conv_calls.SUM_BYTES`` is the source of truth; the driver runs on the board without cpt_hw, so the test suite
+#: checks the two agree.
+SUM_DTYPE = np.dtype("<i4")
+SUM_BYTES = SUM_DTYPE.itemsize
+
 
 def _taps(size: int, out: int, stride: int, padding: int, tap: int) -> slice:
     """The outputs o (of ``out``) whose tap ``tap`` reads a real input o s - p + tap in [0, size)."""
