@@ -81,9 +81,14 @@ def train_command(model: str, label: str, args: argparse.Namespace) -> list[str]
             "--seed", str(args.seed), "--out", str(out), *report, *RECIPES[label]]
 
 
-#: Seconds a training gets to stop after SIGINT before it is killed.  An interrupt that lands inside torch's
-#: start-up can leave the process hanging (once seen in CI); its checkpoint is written atomically, so a kill
-#: loses at most the epoch in progress.
+#: The deadline's stop signal.  The trainer treats SIGTERM as it treats Ctrl-C (the iteration in progress, a checkpoint,
+#: exit), and before its loop SIGTERM's default ends it at once.  Not SIGINT: a shell without job control (nohup,
+#: `&` in a script, CI) starts background commands with SIGINT ignored, the trainings inherit that, and one still
+#: starting when the deadline came ignored it and ran on until killed (two minutes per CI run of the tests).
+STOP_SIGNAL = signal.SIGTERM
+
+#: Seconds a training gets to stop after STOP_SIGNAL before it is killed; its checkpoint is written atomically, so a
+#: kill loses at most the epoch in progress.
 STOP_GRACE_S = 60.0
 
 
@@ -92,7 +97,8 @@ def stop(proc: subprocess.Popen) -> None:
     try:
         proc.wait(timeout=STOP_GRACE_S)
     except subprocess.TimeoutExpired:
-        print(f"bench_accuracy: pid {proc.pid} did not stop {STOP_GRACE_S:.0f} s after SIGINT; killed", flush=True)
+        print(f"bench_accuracy: pid {proc.pid} did not stop {STOP_GRACE_S:.0f} s after {STOP_SIGNAL.name}; killed",
+              flush=True)
         proc.kill()
         proc.wait()
 
@@ -119,7 +125,7 @@ def run_all(jobs: list[tuple[str, str]], args: argparse.Namespace) -> bool:
                     failed.append(cmd)
         if args.deadline and (pending or running) and time.monotonic() - start > args.deadline:
             for _, proc in running:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(STOP_SIGNAL)
             for _, proc in running:
                 stop(proc)
             print(f"bench_accuracy: deadline of {args.deadline} s reached; rerun the same command to continue",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -45,20 +46,41 @@ def test_runs_that_end_before_the_deadline_check_count_as_finished(monkeypatch):
 
 
 def test_a_training_that_ignores_the_interrupt_is_killed(monkeypatch):
-    """The deadline stops every run even if one does not react to SIGINT (it is killed after the grace)."""
+    """The deadline stops every run even if one does not react to its signal (it is killed after the grace)."""
     bench_accuracy = load_bench_accuracy()
-    deaf = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"]
+    deaf = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"]
     monkeypatch.setattr(bench_accuracy, "train_command", lambda model, label, args: deaf)
     monkeypatch.setattr(bench_accuracy, "STOP_GRACE_S", 1.0)
     start = time.monotonic()
-    assert bench_accuracy.run_all([("m", label) for label in RUNS], argparse.Namespace(parallel=2, deadline=0.5)) is False
+    assert bench_accuracy.run_all([("m", label) for label in RUNS], argparse.Namespace(parallel=2, deadline=0.5)) \
+        is False
     assert time.monotonic() - start < 30
+
+
+def test_a_training_still_starting_with_sigint_ignored_is_stopped_at_once(monkeypatch):
+    """A shell without job control (nohup, `cmd &` in a script, CI) starts background commands with SIGINT ignored
+    and the trainings inherit that: the deadline's signal must still stop one that has not reached its loop.
+    Stopped at the first poll (2 s) here; with SIGINT it waited out the whole grace (30 s) and was killed."""
+    bench_accuracy = load_bench_accuracy()
+    starting = [sys.executable, "-c", "import time; time.sleep(60)"]   # a training importing torch, say
+    monkeypatch.setattr(bench_accuracy, "train_command", lambda model, label, args: starting)
+    monkeypatch.setattr(bench_accuracy, "STOP_GRACE_S", 30.0)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)            # what the children inherit
+    try:
+        start = time.monotonic()
+        assert bench_accuracy.run_all([("m", label) for label in RUNS], argparse.Namespace(parallel=2, deadline=0.5)) \
+            is False
+        elapsed = time.monotonic() - start
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert elapsed < 20, elapsed   # ~2-3 s; the grace would make it >= 32 s
 
 
 def test_stopped_run_is_continued_then_reused(tmp_path):
     # A run stopped at a checkpoint (as --deadline leaves one after its first epoch) is continued, not restarted.
     static_dir = tmp_path / "runs" / "digits_cnn_static_8_8"
-    recipe = argparse.Namespace(runs=str(tmp_path / "runs"), iters=32, data=None, dataset="digits", device="cpu", seed=0)
+    recipe = argparse.Namespace(runs=str(tmp_path / "runs"), iters=32, data=None, dataset="digits", device="cpu",
+                                seed=0)
     start = load_bench_accuracy().train_command("digits_cnn", "static 8/8", recipe)  # the bench's own command
     assert str(static_dir) in start
     subprocess.run([*start, "--stop-at", "11"], cwd=ROOT, check=True, capture_output=True, timeout=600)
@@ -90,7 +112,8 @@ def test_a_run_of_another_length_or_seed_is_refused(tmp_path):
     assert other.returncode != 0
     assert "holds a run of another seed (0, not 1)" in other.stderr
     # interrupted: its checkpoint says seed 0
-    recipe = argparse.Namespace(runs=str(tmp_path / "runs"), iters=32, data=None, dataset="digits", device="cpu", seed=0)
+    recipe = argparse.Namespace(runs=str(tmp_path / "runs"), iters=32, data=None, dataset="digits", device="cpu",
+                                seed=0)
     start = load_bench_accuracy().train_command("digits_cnn", "CPT 3-8/8", recipe)
     subprocess.run([*start, "--stop-at", "11"], cwd=ROOT, check=True, capture_output=True, timeout=600)
     other = bench(tmp_path, "--seed", "1", runs=["CPT 3-8/8"])
