@@ -265,7 +265,8 @@ def random_forward(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
 async def test_conv_fixed(dut, backpressure: bool):
     """Fixed edge shapes: the stem (C = 3, Cp = 4), 1x1 stride 2, Cp = D and 2D (a row of several words), a tile
     crossing output rows and images, several B blocks, a band, a band that reaches no stored row (zeros from
-    padding only), W = 1; int16 results (C16) over several B blocks and in a band at stride 2.  Every other shape
+    padding only), W = 1; int16 results (C16) over several B blocks and in a band at stride 2; 3x3 unpadded at
+    stride 1 and 2.  Every other shape
     with the code sums (SUMS), the last one besides with a burst of sums that crosses a 4 KiB page."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
@@ -284,6 +285,10 @@ async def test_conv_fixed(dut, backpressure: bool):
         dict(batch=2, c=3, k=2 * cfg.b_block_cols + 1, h=4, w=5, kh=3, kw=3, stride=1, padding=1, a_bits=3,
              b_bits=3, flags=C16),
         dict(batch=1, c=5, k=3, h=6, w=5, kh=3, kw=3, stride=2, padding=1, a_bits=2, b_bits=4, band=(1, 2), flags=C16),
+        # 3x3 without padding at stride 1 and 2 (every (stride, padding, kernel) pair in each run, whatever the
+        # random calls draw)
+        dict(batch=1, c=5, k=4, h=5, w=6, kh=3, kw=3, stride=1, padding=0, a_bits=6, b_bits=5),
+        dict(batch=2, c=3, k=3, h=7, w=6, kh=3, kw=3, stride=2, padding=0, a_bits=3, b_bits=7),
     ]
     for i, s in enumerate(shapes):
         flags = s.pop("flags", 0) | (SUMS if i % 2 == 0 else 0)
@@ -389,7 +394,7 @@ def random_wgrad(rng: np.random.Generator, cfg: HardwareConfig) -> dict:
 @cocotb.parametrize(backpressure=BACKPRESSURE)
 async def test_wgrad_fixed(dut, backpressure: bool):
     """Fixed weight gradients: the stem (C = 3, Cp = 4), 1x1 stride 2 on an even H (the last row is never read),
-    3x3 stride 2 pad 1, a 2x3 kernel at stride 2, W = Wo = D (one word per output row), several images, K over
+    3x3 stride 2 pad 1 and pad 0, a 2x3 kernel at stride 2, W = Wo = D (one word per output row), several images, K over
     three B blocks, Cp = D and 2D, M over several A tiles, 1-bit and 8-bit planes; every other one with the code
     sums (SUMS: each (tap, c) row's x sum, each tap's error sums over the positions where it is real)."""
     tb = await start(dut, backpressure)
@@ -409,6 +414,7 @@ async def test_wgrad_fixed(dut, backpressure: bool):
         dict(batch=1, c=d + 3, k=2, h=3, w=2, kh=1, kw=1, stride=2, padding=0, a_bits=1, b_bits=7),
         dict(batch=3, c=1, k=1, h=2, w=3, kh=1, kw=1, stride=1, padding=1, a_bits=1, b_bits=1, flags=C16),
         dict(batch=1, c=2, k=1, h=5, w=4, kh=3, kw=3, stride=1, padding=1, a_bits=8, b_bits=8),
+        dict(batch=2, c=3, k=3, h=7, w=7, kh=3, kw=3, stride=2, padding=0, a_bits=4, b_bits=5),  # 3x3/2 unpadded
     ]
     for i, s in enumerate(shapes):
         flags = s.pop("flags", 0) | (SUMS if i % 2 == 0 else 0)
@@ -595,37 +601,46 @@ def variants(tests: tuple[str, ...], *backpressure: bool) -> list[str]:
 TESTS = ("test_conv_fixed", "test_conv_random", "test_wgrad_fixed", "test_wgrad_random", "test_wgrad_prefetch",
          "test_conv_refused")
 DGRAD_TESTS = ("test_dgrad_fixed", "test_dgrad_random")
-RUNS = [("sim_conv", "icarus"), ("sim_conv", "verilator"), ("simwide_conv", "verilator"),
-        pytest.param("simwide_conv", "icarus", marks=pytest.mark.slow)]     # about 200 s on the shared 2-core box
+#: (geometry, simulator, back-pressure variants).  Both simulators run every cocotb test with random back-pressure;
+#: Icarus, 4-5x slower here, runs the variants without it (the same calls, no stalls: the cycle checks, which
+#: Verilator makes too) only when slow tests are asked for, as the GEMM runners do (test_cpt_gemm.py).
+SLOW = pytest.mark.slow
+RUNS = [pytest.param("sim_conv", "icarus", (True,), id="sim_conv-icarus-bp"),
+        pytest.param("sim_conv", "verilator", (False, True), id="sim_conv-verilator"),
+        pytest.param("simwide_conv", "verilator", (False, True), id="simwide_conv-verilator"),
+        pytest.param("sim_conv", "icarus", (False,), id="sim_conv-icarus-nobp", marks=SLOW),
+        pytest.param("simwide_conv", "icarus", (False, True), id="simwide_conv-icarus", marks=SLOW)]
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("geometry, simulator", RUNS)
-def test_cpt_gemm_conv(simulator: str, geometry: str) -> None:
-    """Forward conv calls on the twin, both back-pressure variants, bit-exact against the emulator; refused
-    calls; a GEMM call of a config with the engine."""
+@pytest.mark.parametrize("geometry, simulator, backpressure", RUNS)
+def test_cpt_gemm_conv(simulator: str, geometry: str, backpressure: tuple[bool, ...]) -> None:
+    """Forward and weight-gradient conv calls on the twin, bit-exact against the emulator; refused calls; a GEMM
+    call of a config with the engine.  ``backpressure``: the cocotb tests' variants run."""
     from sim.cpt_gemm.test_cpt_gemm import compare_with_model  # here: its cocotb tests stay out of this module
-    tests = variants(TESTS, False, True)
+    tests = variants(TESTS, *backpressure)
+    v = len(backpressure)
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
     assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
     ran = [r for r in result.records if r.get("op") == "fwd"]
-    assert len(ran) >= 2 * (9 + 16 + 1 + 2) and all(r["cycles"] > 0 for r in ran)
+    assert len(ran) >= v * (9 + 16 + 1 + 2) and all(r["cycles"] > 0 for r in ran)
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                    for k in (1, 3)}
     wgrad = [r for r in result.records if r.get("op") == "wgrad"]
-    assert len(wgrad) == 2 * (11 + 16 + 2 * 12 + 2) and all(r["cycles"] > 0 for r in wgrad)
+    assert len(wgrad) == v * (12 + 16 + 2 * 12 + 2) and all(r["cycles"] > 0 for r in wgrad)
     assert {(r["stride"], r["padding"], r["kh"]) for r in wgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                      for k in (1, 3)} - {(2, 1, 1)}
-    # int16 results: the fixed calls' and random ones' (both back-pressure variants)
-    assert sum(r["c16"] for r in ran) >= 2 * (2 + 2) and sum(r["c16"] for r in wgrad) >= 2, "too few C16 calls"
-    assert sum(r["sums"] for r in ran) >= 2 * (6 + 2), "too few forward calls with the code sums (SUMS)"
-    assert sum(r["sums"] for r in wgrad) >= 2 * (6 + 13) + 4, "too few weight gradients with the code sums"
-    # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
-    gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
-    assert gemm and not compare_with_model(config(geometry), gemm)
-    # a refused conv call: cpt_conv_setup, then cpt_setup, whatever was wrong
-    refused = {r["cycles"] for r in result.records if r.get("op") == "refused" and not r["backpressure"]}
-    assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused
+    # int16 results: the fixed calls' and random ones' (each back-pressure variant)
+    assert sum(r["c16"] for r in ran) >= v * (2 + 2) and sum(r["c16"] for r in wgrad) >= v, "too few C16 calls"
+    assert sum(r["sums"] for r in ran) >= v * (6 + 2), "too few forward calls with the code sums (SUMS)"
+    assert sum(r["sums"] for r in wgrad) >= v * (6 + 13) + 2 * v, "too few weight gradients with the code sums"
+    if False in backpressure:  # the cycle checks need calls without stalls
+        # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
+        gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
+        assert gemm and not compare_with_model(config(geometry), gemm)
+        # a refused conv call: cpt_conv_setup, then cpt_setup, whatever was wrong
+        refused = {r["cycles"] for r in result.records if r.get("op") == "refused" and not r["backpressure"]}
+        assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused
 
 
 @pytest.mark.sim
@@ -641,19 +656,20 @@ def test_cpt_gemm_conv_sums_on_a_64_bit_bus() -> None:
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("geometry, simulator", RUNS)
-def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str) -> None:
-    """Input-gradient conv calls at stride 1 and 2 on the twin, both back-pressure variants, bit-exact against
-    the emulator."""
-    tests = variants(DGRAD_TESTS, False, True) + (["test_dgrad_sizes"] if simulator == "verilator" else [])
+@pytest.mark.parametrize("geometry, simulator, backpressure", RUNS)
+def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str, backpressure: tuple[bool, ...]) -> None:
+    """Input-gradient conv calls at stride 1 and 2 on the twin, bit-exact against the emulator.
+    ``backpressure``: the cocotb tests' variants run."""
+    tests = variants(DGRAD_TESTS, *backpressure) + (["test_dgrad_sizes"] if simulator == "verilator" else [])
+    v = len(backpressure)
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
     assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
     dgrad = [r for r in result.records if r.get("op") == "dgrad" and not r["name"].startswith("test_dgrad_sizes")]
-    assert len(dgrad) == 2 * (9 + len(stride2_dgrad(config(geometry))) + 16) and all(r["cycles"] > 0 for r in dgrad)
+    assert len(dgrad) == v * (9 + len(stride2_dgrad(config(geometry))) + 16) and all(r["cycles"] > 0 for r in dgrad)
     assert {(r["stride"], r["padding"], r["kh"]) for r in dgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
                                                                      for k in (1, 3)}
-    assert sum(r["stride"] == 2 for r in dgrad if r["name"].startswith("test_dgrad_random")) >= 2
-    assert sum(r["c16"] for r in dgrad) >= 2 * 2, "too few C16 calls"
+    assert sum(r["stride"] == 2 for r in dgrad if r["name"].startswith("test_dgrad_random")) >= v
+    assert sum(r["c16"] for r in dgrad) >= v * 2, "too few C16 calls"
 
 
 #: The cocotb tests whose calls the cycles table lists, by op (without back-pressure; test_dgrad_sizes has none).
