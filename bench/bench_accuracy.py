@@ -107,8 +107,9 @@ def run_all(jobs: list[tuple[str, str]], args: argparse.Namespace) -> bool:
     """Run the unfinished jobs, ``--parallel`` at a time; True when all have finished.
 
     Small-batch trainings can share one large GPU (each alone leaves much of it idle; use MPS).  At
-    ``--deadline`` seconds the running ones are stopped; their last checkpoint (one per epoch) is where the
-    next invocation continues.
+    ``--deadline`` seconds the running ones get STOP_SIGNAL: one in its training loop finishes the iteration in
+    progress and writes a checkpoint there, where the next invocation continues (one still starting ends at once
+    and starts again).
     """
     pending = [cmd for cmd in (train_command(m, label, args) for m, label in jobs) if cmd is not None]
     start, running, failed = time.monotonic(), [], []
