@@ -266,8 +266,8 @@ async def test_conv_fixed(dut, backpressure: bool):
     """Fixed edge shapes: the stem (C = 3, Cp = 4), 1x1 stride 2, Cp = D and 2D (a row of several words), a tile
     crossing output rows and images, several B blocks, a band, a band that reaches no stored row (zeros from
     padding only), W = 1; int16 results (C16) over several B blocks and in a band at stride 2; 3x3 unpadded at
-    stride 1 and 2.  Every other shape
-    with the code sums (SUMS), the last one besides with a burst of sums that crosses a 4 KiB page."""
+    stride 1 and 2.  Every other shape with the code sums (SUMS), the last one besides with a burst of sums that
+    crosses a 4 KiB page."""
     tb = await start(dut, backpressure)
     cfg = tb.cfg
     rng = seeded_rng("conv_fixed")
