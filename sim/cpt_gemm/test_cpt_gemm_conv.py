@@ -33,6 +33,7 @@ from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import setup_cycles
 from cpt_hw.hw.conv_calls import ConvArgs, c16_fits, conv_status, encode_conv, operand_ranges, twin_row_bits
+from cpt_hw.hw.conv_cycle_model import forward_cycles
 from cpt_hw.hw.conv_model import pack_tensor
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
 from sim import runner
@@ -195,7 +196,8 @@ async def run_conv(tb: CptGemmTB, call: ConvCall, name: str, keep: bool = False,
            stride=g.stride, padding=g.padding, band=[g.band0, g.band_rows], a_bits=g.a_bits, b_bits=g.b_bits,
            c16=g.flag("C16"), sums=g.flag("SUMS"), m=g.m, status=0, cycles=cycles, model_cycles=model,
            useful_ops=useful_ops(g),
-           hls_cycles=hls_cycles.conv_cycles(cfg, g), backpressure=tb.backpressure)
+           hls_cycles=hls_cycles.conv_cycles(cfg, g), backpressure=tb.backpressure,
+           call={f: getattr(call, f) for f in call.__dataclass_fields__})
     if not keep:
         tb.free_all()
     return cycles
@@ -638,6 +640,13 @@ def test_cpt_gemm_conv(simulator: str, geometry: str, backpressure: tuple[bool, 
         # a GEMM call (op 0) of a config with the engine takes the cycles of interface 3's model
         gemm = [r for r in result.records if "op" not in r and not r["backpressure"]]
         assert gemm and not compare_with_model(config(geometry), gemm)
+        # a forward call without SUMS takes the cycles of the conv cycle model, exactly
+        plain = [r for r in ran if not r["backpressure"] and not r["sums"]]
+        assert len(plain) >= 5 + 6, "too few forward calls without SUMS"
+        off = [(r["name"], r["cycles"], forward_cycles(config(geometry), ConvCall(**r["call"]))) for r in plain]
+        off = [o for o in off if o[1] != o[2]]
+        assert not off, f"{len(off)} of {len(plain)} forward calls off the conv cycle model (name, twin, model): " \
+                        f"{off[:5]}"
         # a refused conv call: cpt_conv_setup, then cpt_setup, whatever was wrong
         refused = {r["cycles"] for r in result.records if r.get("op") == "refused" and not r["backpressure"]}
         assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused

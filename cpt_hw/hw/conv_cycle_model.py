@@ -1,0 +1,495 @@
+"""Cycle model of the Verilog twin's forward convolution calls (interface 4, conv op 1): how many cycles one
+call takes, cycle for cycle as ``rtl/`` runs it against cocotbext-axi's AxiRam.
+
+The front end -- the reader's commands (the B block, then one X command per image), the memory's read side,
+which the formers back-pressure, and the walker with its four im2col formers (lanes) -- changes state every
+cycle in ways no closed form follows (a former's ring frees rows as requests move on, the stream stalls and
+resumes), so it is stepped cycle by cycle, each register as its always block updates it
+(rtl/cpt_reader.v, cpt_conv_walker.v, cpt_im2col_former.v).  The back end -- feeder, PE array, drain and writer
+-- is the GEMM schedule's (:mod:`cpt_hw.hw.cycle_model`), exact against the twin already: each A tile enters it
+when the walker reports it loaded, and the halves and the B buffer it releases gate the walker and the reader.
+
+Memory: AxiRam with its defaults (:class:`cycle_model.MemoryTiming`): an AR queue of two requests, one burst
+served at a time, R beats queued two ahead of the bus (cocotbext-axi's R source holds two beats); with random
+back-pressure the twin takes longer.  Forward calls without SUMS and without a prefetch hint only; anything
+else raises ValueError.  Checked equal to the twin by sim/cpt_gemm/test_cpt_gemm_conv.py (docs/rtl.md, "Cycle
+model of forward calls").  It steps ~6 us a cycle and skips nothing yet: fine for tests and single layers of a
+few images, not for the emulated device's batch-128 calls.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .config import RESULT_BITS, HardwareConfig
+from .conv_calls import ConvArgs
+from .conv_model import channel_pitch, row_words
+from .cycle_model import MemoryTiming, _Array, _burst_lengths, _Writer, setup_cycles
+
+#: Cycles rtl/cpt_conv_setup.v adds before cpt_setup runs (a refused conv call takes this + setup_cycles).
+CONV_SETUP_CYCLES = 9
+#: Im2col formers of cpt_conv_walker as cpt_core builds it.
+LANES = 4
+#: Rows a former's ring holds (cpt_im2col_former RING).
+RING = 4
+#: Requests AxiRam queues on AR, beats on R (cocotbext-axi's queue_occupancy_limit).
+_AR_QUEUE = 2
+_R_QUEUE = 2
+
+_NEVER = float("inf")
+
+_IDLE, _TILE, _PIECE, _START, _REQ, _DATA, _NEXT = range(7)      # cpt_conv_walker states
+_R_IDLE, _R_WAIT, _R_RUN = range(3)                                 # cpt_im2col_former states
+
+
+class _Memory:
+    """The read side of AxiRam: AR sink (two requests), the read loop (one burst at a time) and the R source
+    (two beats queued behind the one on the bus), as cocotb schedules them on each rising edge: the R source
+    first, then the AR sink, then the read loop (woken by their queue events)."""
+
+    def __init__(self) -> None:
+        self.ar: deque[int] = deque()        # accepted bursts not yet taken: beats
+        self.ar_ready = True
+        self.ar_asleep = False               # full: ready stays low until an edge after a take
+        self.ar_woken = -1                   # edge of the latest take while asleep
+        self.q: deque[int] = deque()         # queued R beats: the edge each was put at
+        self.left = 0                        # beats of the current burst not yet queued
+        self.r_valid = False
+
+    def edge(self, c: int, ar_hs_beats: int, r_hs: bool) -> None:
+        """The rising edge at the end of cycle c: ar_hs_beats, the beats of a burst whose AR handshake was in
+        cycle c (0: none); r_hs, an R handshake in cycle c."""
+        # R source: the beat on the bus went (or none was there): the next beat queued at an earlier edge
+        if r_hs or not self.r_valid:
+            if self.q and self.q[0] < c:
+                self.q.popleft()
+                self.r_valid = True
+            else:
+                self.r_valid = False
+        # AR sink
+        if self.ar_asleep:
+            if self.ar_woken >= 0 and c > self.ar_woken:
+                self.ar_ready = len(self.ar) < _AR_QUEUE
+                self.ar_asleep = not self.ar_ready
+                self.ar_woken = -1
+        else:
+            if ar_hs_beats:
+                self.ar.append(ar_hs_beats)
+            self.ar_ready = len(self.ar) < _AR_QUEUE
+            self.ar_asleep = not self.ar_ready
+        # read loop: fill the R queue, taking the next burst once the current one is all queued
+        while True:
+            if self.left and len(self.q) < _R_QUEUE:
+                self.q.append(c)
+                self.left -= 1
+            elif not self.left and self.ar:
+                self.left = self.ar.popleft()
+                if self.ar_asleep:
+                    self.ar_woken = c
+            else:
+                break
+
+
+@dataclass
+class _Command:
+    beats: int
+    bursts: list[int]                        # beats of each AR burst
+    is_b: bool
+
+
+class _Former:
+    """One cpt_im2col_former, timing only (its words' values are the emulator's business)."""
+
+    def __init__(self, g: ConvArgs, cfg: HardwareConfig, row0: int, row1: int) -> None:
+        d = cfg.dot_width
+        cp = channel_pitch(g.c, d)
+        self.narrow = cp < d
+        unit = cp if self.narrow else cp // d
+        self.seg = g.kw * unit
+        self.kh, self.stride, self.pad = g.kh, g.stride, g.padding
+        self.row_words = row_words(g.w, g.c, d)
+        self.k_words = -(-g.kh * g.kw * cp // d)
+        self.bits = g.a_bits
+        self.row0, self.row1 = row0, row1
+        self.reset()
+
+    def reset(self) -> None:
+        self.wr_row, self.wr_plane, self.wr_word = self.row0, 0, 0
+        self.state = _R_IDLE
+        self.low_row = 0
+        self.pend = False
+        self.left = 0
+        self.last_q = False
+        self.h0 = self.t = self.t_last = self.i = self.jw = 0
+        self.d_n, self.d_last = 1, False
+
+    def s_ready(self, start: bool) -> bool:
+        return not start and self.wr_row < self.row1 and self.wr_row < self.low_row + RING
+
+    def rq_ready(self, start: bool) -> bool:
+        return not start and self.state == _R_IDLE
+
+    @property
+    def m_valid(self) -> bool:
+        return self.left != 0
+
+    @property
+    def m_last(self) -> bool:
+        return self.last_q and self.left == 1
+
+    def edge(self, start: bool, wr: bool, rq: tuple[int, int] | None) -> None:
+        """rq: (ho, count) of a request taken in this cycle."""
+        if start:
+            self.reset()
+            return
+        # combinational values of the cycle, before any register moves
+        take = self.pend and (self.left == 0 or self.left == 1)     # m_ready is 1: a valid word pops
+        issue = self.state == _R_RUN and (not self.pend or take)
+        last_in_px = self.narrow or (self.jw == self.seg - 1 and self.i == self.kh - 1)
+        last_step = last_in_px and self.t == self.t_last
+        need = min(self.h0 + self.kh, self.row1)
+        rows_in = self.wr_row >= need
+        if wr:
+            if self.wr_word != self.row_words - 1:
+                self.wr_word += 1
+            else:
+                self.wr_word = 0
+                if self.wr_plane != self.bits - 1:
+                    self.wr_plane += 1
+                else:
+                    self.wr_plane = 0
+                    self.wr_row += 1
+        if self.state == _R_IDLE:
+            if rq is not None:
+                ho, count = rq
+                self.h0 = ho * self.stride - self.pad
+                self.t, self.t_last, self.i, self.jw = 0, count - 1, 0, 0
+                self.low_row = max(self.h0, 0)
+                self.state = _R_WAIT
+        elif self.state == _R_WAIT:
+            if rows_in:
+                self.state = _R_RUN
+        elif issue:
+            if last_step:
+                self.state = _R_IDLE
+            if last_in_px:
+                self.t += 1
+                self.i = self.jw = 0
+            elif self.jw != self.seg - 1:
+                self.jw += 1
+            else:
+                self.jw = 0
+                self.i += 1
+        # output pipeline: the RAM read (pend), then the A row register (left words)
+        if take:
+            self.left, self.last_q = self.d_n, self.d_last
+        elif self.left:
+            self.left -= 1
+        if issue:
+            self.pend = True
+            self.d_n = self.k_words if self.narrow else 1
+            self.d_last = last_step
+        elif take:
+            self.pend = False
+
+
+class _FrontEnd:
+    """Reader (commands, R side), memory, walker and formers of one forward call, stepped cycle by cycle."""
+
+    def __init__(self, cfg: HardwareConfig, g: ConvArgs, t0: int, a_addr: int, b_addr: int, sched: "_ConvSchedule"):
+        self.cfg, self.g, self.sched = cfg, g, sched
+        d = cfg.dot_width
+        self.beat_bytes = cfg.axi_data_width // 8
+        self.bpw = d // cfg.axi_data_width
+        lo, hi = g.a_rows()
+        self.row0, self.row1 = lo, hi
+        row_bytes = g.a_bits * row_words(g.w, g.c, d) * d // 8
+        self.x_bytes = (hi - lo) * row_bytes
+        self.x_first = a_addr + lo * row_bytes
+        self.x_stride = g.h * row_bytes
+        self.b_addr = b_addr
+        self.b_col_bytes = g.b_bits * g.weight_words(d) * d // 8
+        self.m, self.n = g.m, g.n_cols
+        self.bbc = cfg.b_block_cols
+        self.mem = _Memory()
+        self.c = t0 - 1                      # the cycle being computed (run_start's)
+        # reader, AR side
+        self.cstate_next = True              # C_NEXT (False: C_BURST)
+        self.ar_next_ok = t0                 # first cycle C_NEXT may decide (run_start + 1)
+        self.bursts: deque[int] = deque()    # the current command's bursts still to request
+        self.desc: deque[_Command] = deque()  # the descriptor FIFO (depth 4), with its push latency
+        self.desc_push: _Command | None = None
+        self.block = 0
+        self.b_pending = True
+        self.x_sent = 0                      # X commands of the block issued (m0 of cpt_reader)
+        self.reader_idle = False
+        # reader, R side
+        self.active: _Command | None = None
+        self.r_left = 0
+        self.beat_in_word = 0
+        # walker
+        self.formers = [_Former(g, cfg, lo, hi) for _ in range(LANES)]
+        self.wstate = _IDLE
+        self.f_start = False
+        self.a_loaded = False
+        self.rq_valid = [False] * LANES
+        self.sent = [False] * LANES
+        self.fin = [False] * LANES
+        self.rq = (0, [1] * LANES)
+        self.tile = 0                        # A tiles formed so far (the call's, over all blocks)
+        self.n0 = 0
+        self.m0 = 0
+        self.r = 0
+        self.tile_rows = min(cfg.rows, self.m)
+        self.half = 0
+        self.img, self.ho, self.col = 0, g.band0, 0
+        self.f_valid, self.f_img = False, -1
+        self.plane = 0
+        self.count = 0
+        self.wstate = _TILE
+
+    # ------------------------------------------------------------------ one cycle
+    def step(self) -> None:
+        """Advance one cycle c: its combinational values, then the rising edge at its end."""
+        c = self.c = self.c + 1
+        # ---- the combinational values of cycle c
+        start = self.f_start
+        f_s_ready = [f.s_ready(start) for f in self.formers]
+        x_ready = all(f_s_ready)
+        act = self.active
+        x_cmd = act is not None and not act.is_b
+        r_ready = act is not None and (not x_cmd or self.beat_in_word != self.bpw - 1 or x_ready)
+        r_hs = self.mem.r_valid and r_ready
+        x_hs = r_hs and x_cmd and self.beat_in_word == self.bpw - 1
+        ar_valid = not self.cstate_next
+        ar_hs = ar_valid and self.mem.ar_ready
+        ar_beats = self.bursts[0] if ar_hs else 0
+        # walker
+        rq_ready = [f.rq_ready(start) for f in self.formers]
+        rq_hs = [v and r for v, r in zip(self.rq_valid, rq_ready)]
+        fin_now = [f_ or (f.m_valid and f.m_last) for f_, f in zip(self.fin, self.formers)]
+        plane_done = all(fin_now)
+        a_free = self.sched.a_free(self.tile)
+
+        # ---- the edge at the end of cycle c
+        self.mem.edge(c, ar_beats, r_hs)
+        # formers
+        ho, counts = self.rq
+        for li, f in enumerate(self.formers):
+            f.edge(start, x_hs, (ho, counts[li]) if rq_hs[li] else None)
+        # R side
+        desc_pop = act is None and bool(self.desc)
+        if desc_pop:
+            cmd = self.desc.popleft()
+            self.active, self.r_left, self.beat_in_word = cmd, cmd.beats, 0
+        elif r_hs:
+            self.beat_in_word = 0 if self.beat_in_word == self.bpw - 1 else self.beat_in_word + 1
+            self.r_left -= 1
+            if self.r_left == 0:
+                self.active = None
+                if act.is_b:
+                    self.sched.b_loaded(c + 2)
+        if self.desc_push is not None:
+            self.desc.append(self.desc_push)
+            self.desc_push = None
+        # AR side
+        if ar_hs:
+            self.bursts.popleft()
+            if not self.bursts:
+                self.cstate_next = True
+        elif self.cstate_next and c >= self.ar_next_ok and len(self.desc) < 4 and not self.reader_idle:
+            self._decide(c)
+        # walker
+        self._walker_edge(c, a_free, rq_hs, fin_now, plane_done)
+
+    def _decide(self, c: int) -> None:
+        """cpt_reader C_NEXT at cycle c (the descriptor FIFO has room and nothing is being pushed)."""
+        g = self.g
+        if self.b_pending:
+            if c >= self.sched.b_free(self.block):
+                n0 = self.block * self.bbc
+                nb = min(self.bbc, self.n - n0)
+                self._issue(self.b_addr + n0 * self.b_col_bytes, nb * self.b_col_bytes, True)
+                self.b_pending = False
+        elif self.x_sent < g.batch:
+            if self.x_bytes == 0:
+                self.x_sent = g.batch
+            else:
+                self._issue(self.x_first + self.x_sent * self.x_stride, self.x_bytes, False)
+                self.x_sent += 1
+        elif (self.block + 1) * self.bbc < self.n:
+            self.block += 1
+            self.x_sent = 0
+            self.b_pending = True
+        else:
+            self.reader_idle = True
+
+    def _issue(self, addr: int, nbytes: int, is_b: bool) -> None:
+        beats = nbytes // self.beat_bytes
+        bursts = _burst_lengths(addr & 4095, beats, self.beat_bytes, self.cfg.burst_beats)
+        self.bursts = deque(bursts)
+        self.desc_push = _Command(beats, list(bursts), is_b)
+        self.cstate_next = False
+
+    def _walker_edge(self, c: int, a_free: int, rq_hs: list[bool], fin_now: list[bool], plane_done: bool) -> None:
+        g, rows = self.g, self.cfg.rows
+        if self.a_loaded:
+            self.a_loaded = False
+        self.f_start = False
+        self.fin = [False] * LANES if self.wstate == _DATA and plane_done else fin_now
+        st = self.wstate
+        if st == _TILE:
+            if c >= a_free:
+                self.wstate = _PIECE
+        elif st == _PIECE:
+            left_in_tile = self.tile_rows - self.r
+            self.count = min(16, left_in_tile, g.wo - self.col)
+            self.plane = 0
+            if not self.f_valid or self.f_img != self.img:
+                self.f_start = True
+                self.f_valid, self.f_img = True, self.img
+                self.wstate = _START
+            else:
+                self.wstate = _REQ
+        elif st == _START:
+            self.wstate = _REQ
+        elif st == _REQ:
+            q = -(-self.count // LANES)
+            counts = [1 if q * li >= self.count else min(q, self.count - q * li) for li in range(LANES)]
+            self.rq = (self.ho, counts)
+            self.rq_valid = [not s and not (v and h) for s, v, h in zip(self.sent, self.rq_valid, rq_hs)]
+            self.sent = [s or h for s, h in zip(self.sent, rq_hs)]
+            if all(self.sent):
+                self.wstate = _DATA
+        elif st == _DATA:
+            if plane_done:
+                self.sent = [False] * LANES
+                if self.plane != g.a_bits - 1:
+                    self.plane += 1
+                    self.wstate = _REQ
+                else:
+                    self.wstate = _NEXT
+                    r_next = self.r + self.count
+                    self.r = r_next
+                    if self.count == g.wo - self.col:
+                        self.col = 0
+                        if self.ho == g.band0 + g.rows - 1:
+                            self.ho = g.band0
+                            self.img += 1
+                        else:
+                            self.ho += 1
+                    else:
+                        self.col += self.count
+                    if r_next == self.tile_rows:
+                        self.a_loaded = True
+                        self.sched.a_loaded(c + 2, self.n0, self.m0, self.tile_rows)
+                        self.tile += 1
+        elif st == _NEXT:
+            if self.r != self.tile_rows:
+                self.wstate = _PIECE
+            else:
+                self.r = 0
+                self.half ^= 1
+                if self.m0 + rows < self.m:
+                    self.m0 += rows
+                    self.tile_rows = min(rows, self.m - self.m0)
+                    self.wstate = _TILE
+                elif self.n0 + self.bbc < self.n:
+                    self.n0 += self.bbc
+                    self.m0 = 0
+                    self.tile_rows = min(rows, self.m)
+                    self.img, self.ho, self.col = 0, g.band0, 0
+                    self.f_valid = False
+                    self.wstate = _TILE
+                else:
+                    self.wstate = _IDLE
+
+    @property
+    def done(self) -> bool:
+        return self.wstate == _IDLE
+
+
+class _ConvSchedule:
+    """The front end stepped cycle by cycle; the GEMM schedule's back end fed tile by tile."""
+
+    def __init__(self, cfg: HardwareConfig, g: ConvArgs, a_addr: int, b_addr: int, c_addr: int) -> None:
+        self.cfg, self.g = cfg, g
+        t0 = CONV_SETUP_CYCLES + setup_cycles(cfg) + 1
+        result_bits = 16 if g.flag("C16") else RESULT_BITS
+        stride = -(-g.n_cols // cfg.cols) * cfg.cols * result_bits // 8
+        self.writer = _Writer(cfg, MemoryTiming(), stride)
+        if result_bits != RESULT_BITS:
+            self.writer.row_beats = cfg.cols * result_bits // cfg.axi_data_width
+            self.writer.col_bytes = cfg.cols * result_bits // 8
+        kw = g.weight_words(cfg.dot_width)
+        self.array = _Array(cfg, t0, g.a_bits * g.b_bits * kw, self.writer)
+        self.c_addr, self.stride = c_addr, stride
+        self.blocks = -(-g.n_cols // cfg.b_block_cols)
+        self.a_tiles = -(-g.m // cfg.rows)
+        self.b_ready: list[int] = []         # cycle each block's B is visible to the feeder
+        self.pending: deque[tuple[int, int, int, int]] = deque()   # formed A tiles not yet fed (B not in)
+        self.releases: list[int] = []        # cycle each fed A tile's half is free again
+        self.block_end: list[int] = []       # cycle each block's B buffer is free again
+        self.front = _FrontEnd(cfg, g, t0, a_addr, b_addr, self)
+
+    # callbacks of the front end
+    def a_free(self, tile: int) -> float:
+        """First cycle the walker sees the half of A tile `tile` free: the tile two before released it (not yet
+        known: later than any cycle simulated so far)."""
+        if tile < 2:
+            return 0
+        return self.releases[tile - 2] if tile - 2 < len(self.releases) else _NEVER
+
+    def b_free(self, block: int) -> float:
+        """First cycle the reader sees the B buffer free for block `block`."""
+        if block == 0:
+            return 0
+        return self.block_end[block - 1] if block - 1 < len(self.block_end) else _NEVER
+
+    def b_loaded(self, ready: int) -> None:
+        self.b_ready.append(ready)
+        self._feed()
+
+    def a_loaded(self, ready: int, n0: int, m0: int, rows_valid: int) -> None:
+        """An A tile is formed; the feeder sees it from cycle `ready` (it waits for its block's B too: a tile
+        of padding rows only is formed before B is in)."""
+        self.pending.append((ready, n0, m0, rows_valid))
+        self._feed()
+
+    def _feed(self) -> None:
+        while self.pending:
+            tile = len(self.releases)
+            block = tile // self.a_tiles
+            if block >= len(self.b_ready):
+                return
+            ready, n0, m0, rows_valid = self.pending.popleft()
+            if tile % self.a_tiles == 0:
+                self.array.start_block(self.b_ready[block])
+            col_tiles = -(-min(self.cfg.b_block_cols, self.g.n_cols - n0) // self.cfg.cols)
+            c_addr = self.c_addr + n0 * self.g.result_bytes_per() + m0 * self.stride
+            self.array.a_tile(ready, col_tiles, rows_valid, c_addr)
+            self.releases.append(self.array.a_release[tile % 2])
+            if tile % self.a_tiles == self.a_tiles - 1:
+                self.array.end_block()
+                self.block_end.append(self.array.b_release)
+
+    def run(self) -> int:
+        front = self.front
+        # the walker may form every tile before B is in (bands of padding rows only): the reader goes on until
+        # the feeder has them all
+        while not front.done or self.pending:
+            front.step()
+        return self.writer.finish()
+
+
+def forward_cycles(cfg: HardwareConfig, call: Any) -> int:
+    """Cycles of one legal forward call (a ConvCall: its arguments and addresses) on the twin, its ``cycles``
+    register, against AxiRam's timing (cocotb, no back-pressure).  Addresses matter through 4 KiB pages only
+    (where bursts split).  ValueError for anything but a forward call without SUMS or a prefetch hint."""
+    g = ConvArgs.decode(call)
+    if g.op != "fwd" or g.flag("SUMS") or g.flag("PREFETCH_B"):
+        raise ValueError(f"the conv cycle model covers forward calls without SUMS or PREFETCH_B, not {g.op} with "
+                         f"flags {g.flags:#x}")
+    return _ConvSchedule(cfg, g, call.a, call.b, call.c).run()

@@ -1,0 +1,73 @@
+"""The conv cycle model (cpt_hw.hw.conv_cycle_model) against cycle counts measured on the Verilog twin.
+
+The model's real check is the RTL runner (sim/cpt_gemm/test_cpt_gemm_conv.py asserts every forward call without
+SUMS equal to it, on sim_conv and simwide_conv, Verilator); these pinned calls keep it there without a simulator.
+Each row: the call's arguments and the ``cycles`` register the twin returned, Icarus, sim_conv, no back-pressure,
+2026-12-04 (``sim/cpt_gemm/trace_conv.py``).  Integer cycles: exact on any CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from cpt_hw.flows import rtl_sim
+from cpt_hw.hw.calls import ConvCall
+from cpt_hw.hw.config import HardwareConfig
+from cpt_hw.hw.conv_calls import OP_CODES
+from cpt_hw.hw.conv_cycle_model import forward_cycles
+from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
+
+SIM_CONV = HardwareConfig.from_preset("sim", {"conv_engine": True, "name": "sim_conv"})
+
+#: (a, b, c, a_bits, b_bits, flags, conv, batch, channels, size, band, twin cycles)
+MEASURED = [
+    (4096, 4240, 4400, 2, 2, 0, 4913, 1, 262149, 393221, 0, 231),            # 1x5x5x6 -> 4, 3x3/1 p0
+    (4096, 4320, 4504, 4, 3, 2, 21297, 2, 327683, 393221, 0, 1761),          # the stem's C = 3, 3x3/1 p1
+    (4096, 4448, 4728, 3, 2, 0, 21265, 2, 589856, 262147, 0, 1848),          # Cp = D, K over three B blocks
+    (4096, 4880, 5784, 5, 6, 1, 25393, 2, 458768, 327686, 131073, 2866),     # 3x3/2, a band
+    (4096, 4256, 4536, 3, 3, 17, 21297, 2, 589827, 327684, 0, 1790),         # int16 results (C16), 3 blocks
+    (4096, 5312, 7936, 3, 8, 1, 21297, 3, 1048592, 524296, 0, 62616),        # 3x16x8x8 -> 16, 3x3/1: 171 tiles
+    (4096, 6208, 8032, 8, 8, 2, 25393, 2, 720912, 524296, 0, 22085),         # 3x3/2 over three B blocks
+    (4096, 4328, 4672, 7, 7, 2, 20753, 1, 327715, 65539, 0, 1612),           # 1x1 p1: tiles of padding before B
+    (4096, 4192, 4312, 2, 1, 16, 4385, 1, 458784, 131074, 0, 146),           # 2x1 kernel, C16
+]
+
+
+def call(row: tuple[int, ...]) -> ConvCall:
+    a, b, c, a_bits, b_bits, flags, conv, batch, channels, size, band, _ = row
+    return ConvCall(a, b, c, 0, 0, 0, a_bits, b_bits, flags, 0, 1 << 40, conv=conv, batch=batch, channels=channels,
+                    size=size, band=band)
+
+
+@pytest.mark.parametrize("row", MEASURED, ids=lambda r: f"{r[-1]}")
+def test_measured_calls(row: tuple[int, ...]) -> None:
+    assert forward_cycles(SIM_CONV, call(row)) == row[-1]
+
+
+def test_tiles_formed_before_b() -> None:
+    """A band that reaches no stored row (1x1/2 p1, output row 0 of a 5-row image: padding only) over two B blocks
+    on simwide_conv (10 x 4, two beats a word): the walker forms both blocks' tiles before B(0) is in; the call
+    ends once the feeder has had them (Verilator, 535 cycles; the model first stopped with the walker: 5)."""
+    simwide = HardwareConfig.from_preset("sim", {**rtl_sim.WIDE, "conv_engine": True, "name": "simwide_conv"})
+    row = (4096, 4552, 5512, 7, 8, 1, 24849, 1, 917506, 327687, 65536, 535)
+    assert forward_cycles(simwide, call(row)) == row[-1]
+
+
+def test_addresses_matter_through_pages_only() -> None:
+    """Moving every operand by whole 4 KiB pages leaves the cycles alone (bursts split at the same places)."""
+    row = MEASURED[5]
+    moved = replace(call(row), a=row[0] + 8192, b=row[1] + 4096, c=row[2] + 3 * 4096)
+    assert forward_cycles(SIM_CONV, moved) == row[-1]
+
+
+@pytest.mark.parametrize("what", ["dgrad", "wgrad", "SUMS", "PREFETCH_B"])
+def test_refuses_what_it_does_not_model(what: str) -> None:
+    c = call(MEASURED[0])
+    if what in OP_CODES:
+        c = replace(c, conv=(c.conv & ~3) | OP_CODES[what])
+    else:
+        c = replace(c, flags=c.flags | 1 << {**FLAG_BITS, **CONV_FLAG_BITS}[what])
+    with pytest.raises(ValueError, match="forward calls without SUMS"):
+        forward_cycles(SIM_CONV, c)
