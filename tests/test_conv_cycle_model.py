@@ -1,7 +1,8 @@
 """The conv cycle model (cpt_hw.hw.conv_cycle_model) against cycle counts measured on the Verilog twin.
 
 The model's real check is the RTL runner (sim/cpt_gemm/test_cpt_gemm_conv.py asserts every forward call without
-SUMS equal to it, on sim_conv and simwide_conv, Verilator); these pinned calls keep it there without a simulator.
+SUMS and every stride-1 input gradient equal to it, on sim_conv and simwide_conv, Verilator); these pinned calls
+keep it there without a simulator.
 Each row: the call's arguments and the ``cycles`` register the twin returned, Icarus, sim_conv, no back-pressure,
 2026-12-04 (``sim/cpt_gemm/trace_conv.py``).  Integer cycles: exact on any CPU.
 """
@@ -15,8 +16,8 @@ import pytest
 from cpt_hw.flows import rtl_sim
 from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
-from cpt_hw.hw.conv_calls import OP_CODES
-from cpt_hw.hw.conv_cycle_model import forward_cycles
+from cpt_hw.hw.conv_calls import OP_CODES, encode_conv
+from cpt_hw.hw.conv_cycle_model import twin_cycles
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
 
 SIM_CONV = HardwareConfig.from_preset("sim", {"conv_engine": True, "name": "sim_conv"})
@@ -32,6 +33,10 @@ MEASURED = [
     (4096, 6208, 8032, 8, 8, 2, 25393, 2, 720912, 524296, 0, 22085),         # 3x3/2 over three B blocks
     (4096, 4328, 4672, 7, 7, 2, 20753, 1, 327715, 65539, 0, 1612),           # 1x1 p1: tiles of padding before B
     (4096, 4192, 4312, 2, 1, 16, 4385, 1, 458784, 131074, 0, 146),           # 2x1 kernel, C16
+    # stride-1 input gradients: the same walk over E
+    (4096, 6208, 7552, 8, 4, 3, 21298, 2, 1048592, 524296, 0, 56171),        # dX 2x16x8x8 <- E of 16, 3x3 p1
+    (4096, 4200, 4408, 5, 4, 0, 4370, 2, 524297, 65537, 0, 412),             # 1x2 kernel, p0
+    (4096, 4256, 4368, 6, 2, 2, 21298, 1, 196611, 393220, 0, 513),           # 3x3 p1, C = 3
 ]
 
 
@@ -43,7 +48,7 @@ def call(row: tuple[int, ...]) -> ConvCall:
 
 @pytest.mark.parametrize("row", MEASURED, ids=lambda r: f"{r[-1]}")
 def test_measured_calls(row: tuple[int, ...]) -> None:
-    assert forward_cycles(SIM_CONV, call(row)) == row[-1]
+    assert twin_cycles(SIM_CONV, call(row)) == row[-1]
 
 
 def test_tiles_formed_before_b() -> None:
@@ -52,22 +57,24 @@ def test_tiles_formed_before_b() -> None:
     ends once the feeder has had them (Verilator, 535 cycles; the model first stopped with the walker: 5)."""
     simwide = HardwareConfig.from_preset("sim", {**rtl_sim.WIDE, "conv_engine": True, "name": "simwide_conv"})
     row = (4096, 4552, 5512, 7, 8, 1, 24849, 1, 917506, 327687, 65536, 535)
-    assert forward_cycles(simwide, call(row)) == row[-1]
+    assert twin_cycles(simwide, call(row)) == row[-1]
 
 
 def test_addresses_matter_through_pages_only() -> None:
     """Moving every operand by whole 4 KiB pages leaves the cycles alone (bursts split at the same places)."""
     row = MEASURED[5]
     moved = replace(call(row), a=row[0] + 8192, b=row[1] + 4096, c=row[2] + 3 * 4096)
-    assert forward_cycles(SIM_CONV, moved) == row[-1]
+    assert twin_cycles(SIM_CONV, moved) == row[-1]
 
 
-@pytest.mark.parametrize("what", ["dgrad", "wgrad", "SUMS", "PREFETCH_B"])
+@pytest.mark.parametrize("what", ["dgrad at stride 2", "wgrad", "SUMS", "PREFETCH_B"])
 def test_refuses_what_it_does_not_model(what: str) -> None:
     c = call(MEASURED[0])
-    if what in OP_CODES:
+    if what == "dgrad at stride 2":
+        c = replace(c, conv=encode_conv("dgrad", 3, 3, 2, 1))
+    elif what in OP_CODES:
         c = replace(c, conv=(c.conv & ~3) | OP_CODES[what])
     else:
         c = replace(c, flags=c.flags | 1 << {**FLAG_BITS, **CONV_FLAG_BITS}[what])
-    with pytest.raises(ValueError, match="forward calls without SUMS"):
-        forward_cycles(SIM_CONV, c)
+    with pytest.raises(ValueError, match="forward calls and stride-1 input gradients without SUMS"):
+        twin_cycles(SIM_CONV, c)

@@ -1,20 +1,21 @@
-"""Cycle model of the Verilog twin's forward convolution calls (interface 4, conv op 1): how many cycles one
-call takes, cycle for cycle as ``rtl/`` runs it against cocotbext-axi's AxiRam.
+"""Cycle model of the Verilog twin's walker calls (interface 4: forward calls and stride-1 input gradients): how
+many cycles one call takes, cycle for cycle as ``rtl/`` runs it against cocotbext-axi's AxiRam.
 
-The front end -- the reader's commands (the B block, then one X command per image), the memory's read side,
-which the formers back-pressure, and the walker with its four im2col formers (lanes) -- changes state every
-cycle in ways no closed form follows (a former's ring frees rows as requests move on, the stream stalls and
-resumes), so it is stepped cycle by cycle, each register as its always block updates it
+The front end -- the reader's commands (the B block, then one command per image for the streamed tensor, X or
+E), the memory's read side, which the formers back-pressure, and the walker with its four im2col formers (lanes)
+-- changes state every cycle in ways no closed form follows (a former's ring frees rows as requests move on, the
+stream stalls and resumes), so it is stepped cycle by cycle, each register as its always block updates it
 (rtl/cpt_reader.v, cpt_conv_walker.v, cpt_im2col_former.v).  The back end -- feeder, PE array, drain and writer
 -- is the GEMM schedule's (:mod:`cpt_hw.hw.cycle_model`), exact against the twin already: each A tile enters it
 when the walker reports it loaded, and the halves and the B buffer it releases gate the walker and the reader.
 
 Memory: AxiRam with its defaults (:class:`cycle_model.MemoryTiming`): an AR queue of two requests, one burst
 served at a time, R beats queued two ahead of the bus (cocotbext-axi's R source holds two beats); with random
-back-pressure the twin takes longer.  Forward calls without SUMS and without a prefetch hint only; anything
-else raises ValueError.  Checked equal to the twin by sim/cpt_gemm/test_cpt_gemm_conv.py (docs/rtl.md, "Cycle
-model of forward calls").  It steps ~6 us a cycle and skips nothing yet: fine for tests and single layers of a
-few images, not for the emulated device's batch-128 calls.
+back-pressure the twin takes longer.  Forward calls and stride-1 input gradients without SUMS and without a
+prefetch hint only; anything else raises ValueError.  Checked equal to the twin by
+sim/cpt_gemm/test_cpt_gemm_conv.py (docs/rtl.md, "Cycle model of the walker's calls").  It steps ~6 us a cycle
+and skips nothing yet: fine for tests and single layers of a few images, not for the emulated device's batch-128
+calls.
 """
 
 from __future__ import annotations
@@ -99,17 +100,36 @@ class _Command:
     is_b: bool
 
 
+@dataclass(frozen=True)
+class _Walk:
+    """What cpt_conv_setup hands the walker and its formers: the streamed tensor (X of a forward call, E of a
+    stride-1 input gradient), the formers' row offset (their column offset moves no cycle) and the result rows'
+    width."""
+
+    channels: int
+    width: int
+    height: int
+    pad_h: int          # the row offset: output row ho's first kernel row reads row ho s - pad_h
+    wo: int
+
+    @classmethod
+    def of(cls, g: ConvArgs) -> "_Walk":
+        if g.op == "dgrad":     # the transposed convolution as a forward walk over E (offsets kh - 1 - p)
+            return cls(g.k, g.wo, g.ho, g.kh - 1 - g.padding, g.w)
+        return cls(g.c, g.w, g.h, g.padding, g.wo)
+
+
 class _Former:
     """One cpt_im2col_former, timing only (its words' values are the emulator's business)."""
 
-    def __init__(self, g: ConvArgs, cfg: HardwareConfig, row0: int, row1: int) -> None:
+    def __init__(self, g: ConvArgs, walk: _Walk, cfg: HardwareConfig, row0: int, row1: int) -> None:
         d = cfg.dot_width
-        cp = channel_pitch(g.c, d)
+        cp = channel_pitch(walk.channels, d)
         self.narrow = cp < d
         unit = cp if self.narrow else cp // d
         self.seg = g.kw * unit
-        self.kh, self.stride, self.pad = g.kh, g.stride, g.padding
-        self.row_words = row_words(g.w, g.c, d)
+        self.kh, self.stride, self.pad = g.kh, g.stride, walk.pad_h
+        self.row_words = row_words(walk.width, walk.channels, d)
         self.k_words = -(-g.kh * g.kw * cp // d)
         self.bits = g.a_bits
         self.row0, self.row1 = row0, row1
@@ -196,19 +216,20 @@ class _Former:
 
 
 class _FrontEnd:
-    """Reader (commands, R side), memory, walker and formers of one forward call, stepped cycle by cycle."""
+    """Reader (commands, R side), memory, walker and formers of one call, stepped cycle by cycle."""
 
     def __init__(self, cfg: HardwareConfig, g: ConvArgs, t0: int, a_addr: int, b_addr: int, sched: "_ConvSchedule"):
         self.cfg, self.g, self.sched = cfg, g, sched
         d = cfg.dot_width
         self.beat_bytes = cfg.axi_data_width // 8
         self.bpw = d // cfg.axi_data_width
+        walk = self.walk = _Walk.of(g)
         lo, hi = g.a_rows()
         self.row0, self.row1 = lo, hi
-        row_bytes = g.a_bits * row_words(g.w, g.c, d) * d // 8
+        row_bytes = g.a_bits * row_words(walk.width, walk.channels, d) * d // 8
         self.x_bytes = (hi - lo) * row_bytes
         self.x_first = a_addr + lo * row_bytes
-        self.x_stride = g.h * row_bytes
+        self.x_stride = walk.height * row_bytes
         self.b_addr = b_addr
         self.b_col_bytes = g.b_bits * g.weight_words(d) * d // 8
         self.m, self.n = g.m, g.n_cols
@@ -230,7 +251,7 @@ class _FrontEnd:
         self.r_left = 0
         self.beat_in_word = 0
         # walker
-        self.formers = [_Former(g, cfg, lo, hi) for _ in range(LANES)]
+        self.formers = [_Former(g, walk, cfg, lo, hi) for _ in range(LANES)]
         self.wstate = _IDLE
         self.f_start = False
         self.a_loaded = False
@@ -345,7 +366,7 @@ class _FrontEnd:
                 self.wstate = _PIECE
         elif st == _PIECE:
             left_in_tile = self.tile_rows - self.r
-            self.count = min(16, left_in_tile, g.wo - self.col)
+            self.count = min(16, left_in_tile, self.walk.wo - self.col)
             self.plane = 0
             if not self.f_valid or self.f_img != self.img:
                 self.f_start = True
@@ -373,7 +394,7 @@ class _FrontEnd:
                     self.wstate = _NEXT
                     r_next = self.r + self.count
                     self.r = r_next
-                    if self.count == g.wo - self.col:
+                    if self.count == self.walk.wo - self.col:
                         self.col = 0
                         if self.ho == g.band0 + g.rows - 1:
                             self.ho = g.band0
@@ -484,12 +505,13 @@ class _ConvSchedule:
         return self.writer.finish()
 
 
-def forward_cycles(cfg: HardwareConfig, call: Any) -> int:
-    """Cycles of one legal forward call (a ConvCall: its arguments and addresses) on the twin, its ``cycles``
-    register, against AxiRam's timing (cocotb, no back-pressure).  Addresses matter through 4 KiB pages only
-    (where bursts split).  ValueError for anything but a forward call without SUMS or a prefetch hint."""
+def twin_cycles(cfg: HardwareConfig, call: Any) -> int:
+    """Cycles of one legal conv call (a ConvCall: its arguments and addresses) on the twin, its ``cycles``
+    register, against AxiRam's timing (cocotb, no back-pressure): forward calls and stride-1 input gradients
+    without SUMS or a prefetch hint.  Addresses matter through 4 KiB pages only (where bursts split).
+    ValueError for any other call."""
     g = ConvArgs.decode(call)
-    if g.op != "fwd" or g.flag("SUMS") or g.flag("PREFETCH_B"):
-        raise ValueError(f"the conv cycle model covers forward calls without SUMS or PREFETCH_B, not {g.op} with "
-                         f"flags {g.flags:#x}")
+    if g.op not in ("fwd", "dgrad") or (g.op == "dgrad" and g.stride != 1) or g.flag("SUMS") or g.flag("PREFETCH_B"):
+        raise ValueError(f"the conv cycle model covers forward calls and stride-1 input gradients without SUMS or "
+                         f"PREFETCH_B, not {g.op} at stride {g.stride} with flags {g.flags:#x}")
     return _ConvSchedule(cfg, g, call.a, call.b, call.c).run()

@@ -33,7 +33,7 @@ from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import setup_cycles
 from cpt_hw.hw.conv_calls import ConvArgs, c16_fits, conv_status, encode_conv, operand_ranges, twin_row_bits
-from cpt_hw.hw.conv_cycle_model import forward_cycles
+from cpt_hw.hw.conv_cycle_model import twin_cycles
 from cpt_hw.hw.conv_model import pack_tensor
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
 from sim import runner
@@ -614,6 +614,12 @@ RUNS = [pytest.param("sim_conv", "icarus", (True,), id="sim_conv-icarus-bp"),
         pytest.param("simwide_conv", "icarus", (False, True), id="simwide_conv-icarus", marks=SLOW)]
 
 
+def off_the_model(cfg: HardwareConfig, records: list[dict]) -> list[tuple[str, int, int]]:
+    """(name, twin's cycles, the conv cycle model's) of each recorded call where the two differ."""
+    both = [(r["name"], r["cycles"], twin_cycles(cfg, ConvCall(**r["call"]))) for r in records]
+    return [b for b in both if b[1] != b[2]]
+
+
 @pytest.mark.sim
 @pytest.mark.parametrize("geometry, simulator, backpressure", RUNS)
 def test_cpt_gemm_conv(simulator: str, geometry: str, backpressure: tuple[bool, ...]) -> None:
@@ -643,10 +649,8 @@ def test_cpt_gemm_conv(simulator: str, geometry: str, backpressure: tuple[bool, 
         # a forward call without SUMS takes the cycles of the conv cycle model, exactly
         plain = [r for r in ran if not r["backpressure"] and not r["sums"]]
         assert len(plain) >= 5 + 6, "too few forward calls without SUMS"
-        off = [(r["name"], r["cycles"], forward_cycles(config(geometry), ConvCall(**r["call"]))) for r in plain]
-        off = [o for o in off if o[1] != o[2]]
-        assert not off, f"{len(off)} of {len(plain)} forward calls off the conv cycle model (name, twin, model): " \
-                        f"{off[:5]}"
+        off = off_the_model(config(geometry), plain)
+        assert not off, f"{len(off)} of {len(plain)} forward calls off the conv cycle model: {off[:5]}"
         # a refused conv call: cpt_conv_setup, then cpt_setup, whatever was wrong
         refused = {r["cycles"] for r in result.records if r.get("op") == "refused" and not r["backpressure"]}
         assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused
@@ -679,6 +683,11 @@ def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str, backpressure: tuple[
                                                                      for k in (1, 3)}
     assert sum(r["stride"] == 2 for r in dgrad if r["name"].startswith("test_dgrad_random")) >= v
     assert sum(r["c16"] for r in dgrad) >= v * 2, "too few C16 calls"
+    if False in backpressure:  # a stride-1 input gradient takes the cycles of the conv cycle model, exactly
+        plain = [r for r in result.records if r.get("op") == "dgrad" and r["stride"] == 1 and not r["backpressure"]]
+        assert len(plain) >= 9, "too few stride-1 input gradients"
+        off = off_the_model(config(geometry), plain)
+        assert not off, f"{len(off)} of {len(plain)} stride-1 input gradients off the conv cycle model: {off[:5]}"
 
 
 #: The cocotb tests whose calls the cycles table lists, by op (without back-pressure; test_dgrad_sizes has none).
