@@ -270,6 +270,7 @@ class _FrontEnd:
         self.plane = 0
         self.count = 0
         self.wstate = _TILE
+        self.tile_event = False              # the walker reported a tile loaded in the latest step
 
     # ------------------------------------------------------------------ one cycle
     def step(self) -> None:
@@ -405,6 +406,7 @@ class _FrontEnd:
                         self.col += self.count
                     if r_next == self.tile_rows:
                         self.a_loaded = True
+                        self.tile_event = True
                         self.sched.a_loaded(c + 2, self.n0, self.m0, self.tile_rows)
                         self.tile += 1
         elif st == _NEXT:
@@ -431,11 +433,44 @@ class _FrontEnd:
     def done(self) -> bool:
         return self.wstate == _IDLE
 
+    def state(self) -> tuple:
+        """Everything that decides the front end's next cycles, relative to the current cycle, the walker's
+        image and the 4 KiB page offset of the next tensor command (absolute counters left out)."""
+        c, mem = self.c, self.mem
+        formers = tuple((f.wr_row, f.wr_plane, f.wr_word, f.state, f.low_row, f.pend, f.left, f.last_q, f.h0, f.t,
+                         f.t_last, f.i, f.jw, f.d_n, f.d_last) for f in self.formers)
+        act = self.active
+        return (tuple(mem.ar), mem.ar_ready, mem.ar_asleep, mem.ar_woken - c if mem.ar_woken >= 0 else -1,
+                tuple(q - c for q in mem.q), mem.left, mem.r_valid,
+                self.cstate_next, tuple(self.bursts), tuple((d.beats, d.is_b) for d in self.desc),
+                None if self.desc_push is None else (self.desc_push.beats, self.desc_push.is_b),
+                self.b_pending, self.x_sent - self.img, (self.x_first + self.x_sent * self.x_stride) % 4096,
+                self.reader_idle, max(self.ar_next_ok - c, 0),
+                None if act is None else (act.beats, act.is_b), self.r_left, self.beat_in_word, formers,
+                self.wstate, self.f_start, self.a_loaded, tuple(self.rq_valid), tuple(self.sent), tuple(self.fin),
+                self.rq[0], tuple(self.rq[1]), self.r, self.tile_rows, self.half, self.ho, self.col, self.f_valid,
+                self.f_img - self.img, self.plane, self.count, self.n0)
+
+    def skip(self, tiles: int, images: int, dt: int) -> None:
+        """Fast-forward: `tiles` A tiles and `images` images went by, every time stamp dt later."""
+        mem = self.mem
+        self.c += dt
+        mem.q = deque(q + dt for q in mem.q)
+        if mem.ar_woken >= 0:
+            mem.ar_woken += dt
+        self.ar_next_ok += dt
+        self.x_sent += images
+        self.img += images
+        self.f_img += images
+        self.tile += tiles
+        self.m0 += tiles * self.cfg.rows
+
 
 class _ConvSchedule:
     """The front end stepped cycle by cycle; the GEMM schedule's back end fed tile by tile."""
 
-    def __init__(self, cfg: HardwareConfig, g: ConvArgs, a_addr: int, b_addr: int, c_addr: int) -> None:
+    def __init__(self, cfg: HardwareConfig, g: ConvArgs, a_addr: int, b_addr: int, c_addr: int,
+                 fast_forward: bool = True) -> None:
         self.cfg, self.g = cfg, g
         t0 = CONV_SETUP_CYCLES + setup_cycles(cfg) + 1
         result_bits = 16 if g.flag("C16") else RESULT_BITS
@@ -454,6 +489,10 @@ class _ConvSchedule:
         self.releases: list[int] = []        # cycle each fed A tile's half is free again
         self.block_end: list[int] = []       # cycle each block's B buffer is free again
         self.front = _FrontEnd(cfg, g, t0, a_addr, b_addr, self)
+        self.fast_forward = fast_forward
+        self.snapshots: dict[tuple, tuple[int, int, int]] = {}   # schedule state -> (tile, cycle, image)
+        self.snap_block = 0
+        self.skipped_tiles = 0
 
     # callbacks of the front end
     def a_free(self, tile: int) -> float:
@@ -502,16 +541,59 @@ class _ConvSchedule:
         # the feeder has them all
         while not front.done or self.pending:
             front.step()
+            if front.tile_event:
+                front.tile_event = False
+                if self.fast_forward:
+                    self._skip_periodic()
         return self.writer.finish()
 
+    def _skip_periodic(self) -> None:
+        """After a tile was fed: once the whole schedule state, taken relative to the cycle, the walker's image and
+        the page offsets of the next commands, equals the state at an earlier tile of the block, every later
+        period repeats that one: skip whole periods by shifting every time stamp, as cycle_model skips GEMM
+        tiles.  At least one period is left before the block's last tile and before the reader's last image, so
+        the ends stay exact."""
+        front, cfg = self.front, self.cfg
+        if self.pending:
+            return
+        tile = len(self.releases)                    # tiles fed so far
+        block, in_block = divmod(tile, self.a_tiles)
+        if block != self.snap_block:
+            self.snapshots.clear()
+            self.snap_block = block
+        c = front.c
+        c_page = (self.c_addr + front.n0 * self.g.result_bytes_per() + in_block * cfg.rows * self.stride) % 4096
+        key = (front.state(), self.array.state(c), self.writer.state(c), c_page,
+               tuple(r - c for r in self.releases[-2:]))
+        before = self.snapshots.get(key)
+        self.snapshots[key] = (tile, c, front.img)
+        if before is None:
+            return
+        period, dt, images = tile - before[0], c - before[1], front.img - before[2]
+        k = min((self.a_tiles - 1 - in_block) // period - 1,
+                (self.g.batch - front.x_sent) // images - 1 if images else 1 << 62)
+        if k < 1:
+            return
+        col_tiles = -(-min(cfg.b_block_cols, self.g.n_cols - front.n0) // cfg.cols)
+        shift = k * dt
+        # the skipped tiles' releases: the period's, later by whole periods
+        for t in range(tile, tile + k * period):
+            self.releases.append(self.releases[t - period] + dt)
+        self.array.skip(k * period, col_tiles, shift)
+        self.writer.skip(k * period * col_tiles * cfg.rows, shift)
+        front.skip(k * period, k * images, shift)
+        self.skipped_tiles += k * period
+        self.snapshots.clear()
 
-def twin_cycles(cfg: HardwareConfig, call: Any) -> int:
+
+def twin_cycles(cfg: HardwareConfig, call: Any, *, fast_forward: bool = True) -> int:
     """Cycles of one legal conv call (a ConvCall: its arguments and addresses) on the twin, its ``cycles``
     register, against AxiRam's timing (cocotb, no back-pressure): forward calls and stride-1 input gradients
     without SUMS or a prefetch hint.  Addresses matter through 4 KiB pages only (where bursts split).
-    ValueError for any other call."""
+    ValueError for any other call.  fast_forward=False steps every cycle instead of skipping periodic stretches
+    (the same result, slower: for testing the skip)."""
     g = ConvArgs.decode(call)
     if g.op not in ("fwd", "dgrad") or (g.op == "dgrad" and g.stride != 1) or g.flag("SUMS") or g.flag("PREFETCH_B"):
         raise ValueError(f"the conv cycle model covers forward calls and stride-1 input gradients without SUMS or "
                          f"PREFETCH_B, not {g.op} at stride {g.stride} with flags {g.flags:#x}")
-    return _ConvSchedule(cfg, g, call.a, call.b, call.c).run()
+    return _ConvSchedule(cfg, g, call.a, call.b, call.c, fast_forward).run()
