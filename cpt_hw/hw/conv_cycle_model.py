@@ -1,27 +1,28 @@
-"""Cycle model of the Verilog twin's walker calls (interface 4: forward calls and stride-1 input gradients): how
-many cycles one call takes, cycle for cycle as ``rtl/`` runs it against cocotbext-axi's AxiRam.
+"""Cycle model of the Verilog twin's walker calls (interface 4: forward calls and input gradients): how many
+cycles one call takes, cycle for cycle as ``rtl/`` runs it against cocotbext-axi's AxiRam.
 
-The front end -- the reader's commands (the B block, then one command per image for the streamed tensor, X or
-E), the memory's read side, which the formers back-pressure, and the walker with its four im2col formers (lanes)
--- changes state every cycle in ways no closed form follows (a former's ring frees rows as requests move on, the
-stream stalls and resumes), so it is stepped cycle by cycle, each register as its always block updates it
-(rtl/cpt_reader.v, cpt_conv_walker.v, cpt_im2col_former.v).  The back end -- feeder, PE array, drain and writer
--- is the GEMM schedule's (:mod:`cpt_hw.hw.cycle_model`), exact against the twin already: each A tile enters it
-when the walker reports it loaded, and the halves and the B buffer it releases gate the walker and the reader.
+A call is one run of the engines, or one per phase of a stride-2 input gradient.  A run's front end -- the
+reader's commands (the B block, then one command per image for the streamed tensor, X or E), the memory's read
+side, which the formers back-pressure, and the walker with its four im2col formers (lanes) -- changes state every
+cycle in ways no closed form follows (a former's ring frees rows as requests move on, the stream stalls and
+resumes), so it is stepped cycle by cycle, each register as its always block updates it (rtl/cpt_reader.v,
+cpt_conv_walker.v, cpt_im2col_former.v).  The back end -- feeder, PE array, drain and writer -- is the GEMM
+schedule's (:mod:`cpt_hw.hw.cycle_model`), exact against the twin already: each A tile enters it when the walker
+reports it loaded, and the halves and the B buffer it releases gate the walker and the reader.  Periodic stretches
+of a large run are skipped (:meth:`_ConvSchedule._skip_periodic`).
 
 Memory: AxiRam with its defaults (:class:`cycle_model.MemoryTiming`): an AR queue of two requests, one burst
 served at a time, R beats queued two ahead of the bus (cocotbext-axi's R source holds two beats); with random
-back-pressure the twin takes longer.  Forward calls and stride-1 input gradients without SUMS and without a
-prefetch hint only; anything else raises ValueError.  Checked equal to the twin by
-sim/cpt_gemm/test_cpt_gemm_conv.py (docs/rtl.md, "Cycle model of the walker's calls").  It steps ~6 us a cycle
-and skips nothing yet: fine for tests and single layers of a few images, not for the emulated device's batch-128
-calls.
+back-pressure the twin takes longer.  Forward calls and input gradients without SUMS and without a prefetch hint
+only; anything else raises ValueError.  Checked equal to the twin by sim/cpt_gemm/test_cpt_gemm_conv.py
+(docs/rtl.md, "Cycle model of the walker's calls").
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from .config import RESULT_BITS, HardwareConfig
@@ -101,38 +102,55 @@ class _Command:
 
 
 @dataclass(frozen=True)
-class _Walk:
-    """What cpt_conv_setup hands the walker and its formers: the streamed tensor (X of a forward call, E of a
-    stride-1 input gradient), the formers' row offset (their column offset moves no cycle) and the result rows'
-    width."""
+class _Run:
+    """One run of the engines as cpt_conv_setup sets it up: a whole forward call or stride-1 input gradient, or
+    one phase of a stride-2 input gradient (a stride-1 walk over E with the phase's taps)."""
 
-    channels: int
-    width: int
+    channels: int       # of the streamed tensor (X, or E): its channel pitch
+    width: int          # the streamed tensor's row width and rows per image
     height: int
-    pad_h: int          # the row offset: output row ho's first kernel row reads row ho s - pad_h
+    kh: int             # the walk's kernel (a phase's taps)
+    kw: int
+    stride: int
+    pad_h: int          # the formers' row offset: output row ho's first kernel row reads row ho s - pad_h
+    row0: int           # rows of each image streamed, [row0, row1)
+    row1: int
+    band0: int          # the walk's first result row of an image, result rows an image, pixels a row
+    rows: int
     wo: int
+    batch: int
+    a_bits: int
+    b_bits: int
+    n: int              # result columns
+    k_words: int        # A words per pixel and plane (the reduction's)
+    x_first: int        # the tensor's first streamed byte, bytes an image, bytes streamed an image
+    x_stride: int
+    x_bytes: int
+    b_addr: int         # weights: first byte, bytes a column
+    b_col_bytes: int
+    c_row: Callable[[int], int]     # C address of result row j (its first column)
+    c_image_bytes: int  # C bytes from one image's rows to the next's
+    phase: bool = False  # a stride-2 phase: C row offsets from cpt_conv_rows
 
-    @classmethod
-    def of(cls, g: ConvArgs) -> "_Walk":
-        if g.op == "dgrad":     # the transposed convolution as a forward walk over E (offsets kh - 1 - p)
-            return cls(g.k, g.wo, g.ho, g.kh - 1 - g.padding, g.w)
-        return cls(g.c, g.w, g.h, g.padding, g.wo)
+    @property
+    def m(self) -> int:
+        return self.batch * self.rows * self.wo
 
 
 class _Former:
     """One cpt_im2col_former, timing only (its words' values are the emulator's business)."""
 
-    def __init__(self, g: ConvArgs, walk: _Walk, cfg: HardwareConfig, row0: int, row1: int) -> None:
+    def __init__(self, run: _Run, cfg: HardwareConfig) -> None:
         d = cfg.dot_width
-        cp = channel_pitch(walk.channels, d)
+        cp = channel_pitch(run.channels, d)
         self.narrow = cp < d
         unit = cp if self.narrow else cp // d
-        self.seg = g.kw * unit
-        self.kh, self.stride, self.pad = g.kh, g.stride, walk.pad_h
-        self.row_words = row_words(walk.width, walk.channels, d)
-        self.k_words = -(-g.kh * g.kw * cp // d)
-        self.bits = g.a_bits
-        self.row0, self.row1 = row0, row1
+        self.seg = run.kw * unit
+        self.kh, self.stride, self.pad = run.kh, run.stride, run.pad_h
+        self.row_words = row_words(run.width, run.channels, d)
+        self.k_words = -(-run.kh * run.kw * cp // d)
+        self.bits = run.a_bits
+        self.row0, self.row1 = run.row0, run.row1
         self.reset()
 
     def reset(self) -> None:
@@ -218,21 +236,13 @@ class _Former:
 class _FrontEnd:
     """Reader (commands, R side), memory, walker and formers of one call, stepped cycle by cycle."""
 
-    def __init__(self, cfg: HardwareConfig, g: ConvArgs, t0: int, a_addr: int, b_addr: int, sched: "_ConvSchedule"):
-        self.cfg, self.g, self.sched = cfg, g, sched
-        d = cfg.dot_width
+    def __init__(self, cfg: HardwareConfig, run: _Run, t0: int, sched: "_ConvSchedule"):
+        self.cfg, self.run, self.sched = cfg, run, sched
         self.beat_bytes = cfg.axi_data_width // 8
-        self.bpw = d // cfg.axi_data_width
-        walk = self.walk = _Walk.of(g)
-        lo, hi = g.a_rows()
-        self.row0, self.row1 = lo, hi
-        row_bytes = g.a_bits * row_words(walk.width, walk.channels, d) * d // 8
-        self.x_bytes = (hi - lo) * row_bytes
-        self.x_first = a_addr + lo * row_bytes
-        self.x_stride = walk.height * row_bytes
-        self.b_addr = b_addr
-        self.b_col_bytes = g.b_bits * g.weight_words(d) * d // 8
-        self.m, self.n = g.m, g.n_cols
+        self.bpw = cfg.dot_width // cfg.axi_data_width
+        self.x_bytes, self.x_first, self.x_stride = run.x_bytes, run.x_first, run.x_stride
+        self.b_addr, self.b_col_bytes = run.b_addr, run.b_col_bytes
+        self.m, self.n = run.m, run.n
         self.bbc = cfg.b_block_cols
         self.mem = _Memory()
         self.c = t0 - 1                      # the cycle being computed (run_start's)
@@ -251,7 +261,7 @@ class _FrontEnd:
         self.r_left = 0
         self.beat_in_word = 0
         # walker
-        self.formers = [_Former(g, walk, cfg, lo, hi) for _ in range(LANES)]
+        self.formers = [_Former(run, cfg) for _ in range(LANES)]
         self.wstate = _IDLE
         self.f_start = False
         self.a_loaded = False
@@ -265,7 +275,7 @@ class _FrontEnd:
         self.r = 0
         self.tile_rows = min(cfg.rows, self.m)
         self.half = 0
-        self.img, self.ho, self.col = 0, g.band0, 0
+        self.img, self.ho, self.col = 0, run.band0, 0
         self.f_valid, self.f_img = False, -1
         self.plane = 0
         self.count = 0
@@ -328,7 +338,7 @@ class _FrontEnd:
 
     def _decide(self, c: int) -> None:
         """cpt_reader C_NEXT at cycle c (the descriptor FIFO has room and nothing is being pushed)."""
-        g = self.g
+        g = self.run
         if self.b_pending:
             if c >= self.sched.b_free(self.block):
                 n0 = self.block * self.bbc
@@ -356,7 +366,7 @@ class _FrontEnd:
         self.cstate_next = False
 
     def _walker_edge(self, c: int, a_free: int, rq_hs: list[bool], fin_now: list[bool], plane_done: bool) -> None:
-        g, rows = self.g, self.cfg.rows
+        g, rows = self.run, self.cfg.rows
         if self.a_loaded:
             self.a_loaded = False
         self.f_start = False
@@ -367,7 +377,7 @@ class _FrontEnd:
                 self.wstate = _PIECE
         elif st == _PIECE:
             left_in_tile = self.tile_rows - self.r
-            self.count = min(16, left_in_tile, self.walk.wo - self.col)
+            self.count = min(16, left_in_tile, g.wo - self.col)
             self.plane = 0
             if not self.f_valid or self.f_img != self.img:
                 self.f_start = True
@@ -395,7 +405,7 @@ class _FrontEnd:
                     self.wstate = _NEXT
                     r_next = self.r + self.count
                     self.r = r_next
-                    if self.count == self.walk.wo - self.col:
+                    if self.count == g.wo - self.col:
                         self.col = 0
                         if self.ho == g.band0 + g.rows - 1:
                             self.ho = g.band0
@@ -467,28 +477,26 @@ class _FrontEnd:
 
 
 class _ConvSchedule:
-    """The front end stepped cycle by cycle; the GEMM schedule's back end fed tile by tile."""
+    """One run: the front end stepped cycle by cycle; the GEMM schedule's back end fed tile by tile."""
 
-    def __init__(self, cfg: HardwareConfig, g: ConvArgs, a_addr: int, b_addr: int, c_addr: int,
-                 fast_forward: bool = True) -> None:
-        self.cfg, self.g = cfg, g
-        t0 = CONV_SETUP_CYCLES + setup_cycles(cfg) + 1
-        result_bits = 16 if g.flag("C16") else RESULT_BITS
-        stride = -(-g.n_cols // cfg.cols) * cfg.cols * result_bits // 8
+    def __init__(self, cfg: HardwareConfig, run: _Run, t0: int, result_bits: int, fast_forward: bool = True) -> None:
+        self.cfg, self.run_ = cfg, run
+        self.result_bytes = result_bits // 8
+        stride = -(-run.n // cfg.cols) * cfg.cols * self.result_bytes
         self.writer = _Writer(cfg, MemoryTiming(), stride)
+        if run.phase:
+            self.writer.tile_gap = 3
         if result_bits != RESULT_BITS:
             self.writer.row_beats = cfg.cols * result_bits // cfg.axi_data_width
             self.writer.col_bytes = cfg.cols * result_bits // 8
-        kw = g.weight_words(cfg.dot_width)
-        self.array = _Array(cfg, t0, g.a_bits * g.b_bits * kw, self.writer)
-        self.c_addr, self.stride = c_addr, stride
-        self.blocks = -(-g.n_cols // cfg.b_block_cols)
-        self.a_tiles = -(-g.m // cfg.rows)
+        self.array = _Array(cfg, t0, run.a_bits * run.b_bits * run.k_words, self.writer)
+        self.stride = stride
+        self.a_tiles = -(-run.m // cfg.rows)
         self.b_ready: list[int] = []         # cycle each block's B is visible to the feeder
         self.pending: deque[tuple[int, int, int, int]] = deque()   # formed A tiles not yet fed (B not in)
         self.releases: list[int] = []        # cycle each fed A tile's half is free again
         self.block_end: list[int] = []       # cycle each block's B buffer is free again
-        self.front = _FrontEnd(cfg, g, t0, a_addr, b_addr, self)
+        self.front = _FrontEnd(cfg, run, t0, self)
         self.fast_forward = fast_forward
         self.snapshots: dict[tuple, tuple[int, int, int]] = {}   # schedule state -> (tile, cycle, image)
         self.snap_block = 0
@@ -527,9 +535,11 @@ class _ConvSchedule:
             ready, n0, m0, rows_valid = self.pending.popleft()
             if tile % self.a_tiles == 0:
                 self.array.start_block(self.b_ready[block])
-            col_tiles = -(-min(self.cfg.b_block_cols, self.g.n_cols - n0) // self.cfg.cols)
-            c_addr = self.c_addr + n0 * self.g.result_bytes_per() + m0 * self.stride
-            self.array.a_tile(ready, col_tiles, rows_valid, c_addr)
+            col_tiles = -(-min(self.cfg.b_block_cols, self.run_.n - n0) // self.cfg.cols)
+            linear = self.run_.c_row(0) + m0 * self.stride
+            deltas = [self.run_.c_row(m0 + r) - linear - r * self.stride for r in range(rows_valid)]
+            self.array.a_tile(ready, col_tiles, rows_valid, linear + n0 * self.result_bytes,
+                              deltas if any(deltas) else ())
             self.releases.append(self.array.a_release[tile % 2])
             if tile % self.a_tiles == self.a_tiles - 1:
                 self.array.end_block()
@@ -562,7 +572,9 @@ class _ConvSchedule:
             self.snapshots.clear()
             self.snap_block = block
         c = front.c
-        c_page = (self.c_addr + front.n0 * self.g.result_bytes_per() + in_block * cfg.rows * self.stride) % 4096
+        # the pages C and the tensor's next command start in: with the walker's place in its image, they give
+        # every later address's page
+        c_page = (self.run_.c_row(0) + front.img * self.run_.c_image_bytes) % 4096
         key = (front.state(), self.array.state(c), self.writer.state(c), c_page,
                tuple(r - c for r in self.releases[-2:]))
         before = self.snapshots.get(key)
@@ -571,10 +583,10 @@ class _ConvSchedule:
             return
         period, dt, images = tile - before[0], c - before[1], front.img - before[2]
         k = min((self.a_tiles - 1 - in_block) // period - 1,
-                (self.g.batch - front.x_sent) // images - 1 if images else 1 << 62)
+                (self.run_.batch - front.x_sent) // images - 1 if images else 1 << 62)
         if k < 1:
             return
-        col_tiles = -(-min(cfg.b_block_cols, self.g.n_cols - front.n0) // cfg.cols)
+        col_tiles = -(-min(cfg.b_block_cols, self.run_.n - front.n0) // cfg.cols)
         shift = k * dt
         # the skipped tiles' releases: the period's, later by whole periods
         for t in range(tile, tile + k * period):
@@ -586,14 +598,102 @@ class _ConvSchedule:
         self.snapshots.clear()
 
 
-def twin_cycles(cfg: HardwareConfig, call: Any, *, fast_forward: bool = True) -> int:
+def _whole_run(cfg: HardwareConfig, g: ConvArgs, call: Any) -> _Run:
+    """A forward call's or stride-1 input gradient's one run (cpt_conv_setup's outputs)."""
+    d = cfg.dot_width
+    if g.op == "dgrad":     # the transposed convolution as a forward walk over E (offsets kh - 1 - p)
+        channels, width, height, pad_h, wo = g.k, g.wo, g.ho, g.kh - 1 - g.padding, g.w
+    else:
+        channels, width, height, pad_h, wo = g.c, g.w, g.h, g.padding, g.wo
+    lo, hi = g.a_rows()
+    row_bytes = g.a_bits * row_words(width, channels, d) * d // 8
+    stride = -(-g.n_cols // cfg.cols) * cfg.cols * g.result_bytes_per()
+    return _Run(channels, width, height, g.kh, g.kw, g.stride, pad_h, lo, hi, g.band0, g.rows, wo, g.batch, g.a_bits,
+                g.b_bits, g.n_cols, g.weight_words(d), call.a + lo * row_bytes, height * row_bytes,
+                (hi - lo) * row_bytes, call.b, g.b_bits * g.weight_words(d) * d // 8,
+                lambda j: call.c + j * stride, g.rows * wo * stride)
+
+
+#: Cycles from cpt_core's ph_next (the check pass's setup done, or a phase's writer done) to the next phase's
+#: run_start, besides cpt_setup on the phase's GEMM (setup_cycles) and one cycle per phase without pixels passed
+#: over (cpt_conv_setup's P_FIND, P_FORM, P_GEMM, cpt_core's K_PSETUP); and from the last ph_next to the cycles
+#: register (ph_none).
+PHASE_START_CYCLES = 4
+PHASE_END_CYCLES = 3
+
+
+def _phase_runs(cfg: HardwareConfig, g: ConvArgs, call: Any) -> list[tuple[int, _Run | None]]:
+    """A stride-2 input gradient's phases (ry, rx) in cpt_conv_setup's order, each as (phases without pixels
+    passed over before it, its run); the last entry's run is None: the phases passed over after the last run."""
+    d, s, p = cfg.dot_width, g.stride, g.padding
+    cp = channel_pitch(g.k, d)
+    row_bytes = g.a_bits * row_words(g.wo, g.k, d) * d // 8
+    c_stride = -(-g.c // cfg.cols) * cfg.cols * g.result_bytes_per()
+    b0, band_end = g.band0, g.band0 + g.rows
+    out: list[tuple[int, _Run | None]] = []
+    passed = woff = 0
+    for ph, (ti, tj) in enumerate(g.phases()):
+        ry, rx = ph >> 1, ph & 1
+        h0 = b0 + (ry ^ (b0 & 1))                      # the phase's first dX row of the band
+        gh = (band_end - h0 + 1) >> 1 if h0 < band_end else 0
+        gw = (g.w + 1 - rx) >> 1
+        kwords = -(-len(ti) * len(tj) * cp // d)
+        if gh == 0 or gw == 0:
+            passed, woff = passed + 1, woff + kwords
+            continue
+        empty = not ti or not tj                       # no taps: zero rows, at 1 x 1 bits
+        off = (ti[0] - ry - p) // s if ti else 0
+        lo_raw = (h0 >> 1) - off
+        lo, hi = max(lo_raw, 0), min(lo_raw + gh - 1 + len(ti), g.ho)
+        streamed = bool(ti) and lo < hi and not empty
+        dh, per_image = ry ^ (b0 & 1), gh * gw
+
+        def c_row(j: int, gw: int = gw, dh: int = dh, rx: int = rx, per_image: int = per_image) -> int:
+            img, rem = divmod(j, per_image)
+            gy, gx = divmod(rem, gw)
+            return call.c + ((img * g.rows + dh + 2 * gy) * g.w + rx + 2 * gx) * c_stride
+
+        bits = (1, 1) if empty else (g.a_bits, g.b_bits)
+        run = _Run(1 if empty else g.k, g.wo, 1 if empty else g.ho, 1 if empty else len(ti),
+                   1 if empty else len(tj), 1, -1 if empty else off, lo if streamed else 0, hi if streamed else 0,
+                   h0 >> 1, gh, gw, g.batch, *bits, g.c, 1 if empty else kwords,
+                   call.a + (lo * row_bytes if streamed else 0), g.ho * row_bytes,
+                   (hi - lo) * row_bytes if streamed else 0,
+                   call.b + (0 if empty else g.c * g.b_bits * woff * d // 8),
+                   bits[1] * (1 if empty else kwords) * d // 8, c_row, g.rows * g.w * c_stride, phase=True)
+        out.append((passed, run))
+        passed, woff = 0, woff + kwords
+    out.append((passed, None))
+    return out
+
+
+def twin_cycles(cfg: HardwareConfig, call: Any, *, fast_forward: bool = True, skipped: list[int] | None = None) -> int:
     """Cycles of one legal conv call (a ConvCall: its arguments and addresses) on the twin, its ``cycles``
-    register, against AxiRam's timing (cocotb, no back-pressure): forward calls and stride-1 input gradients
+    register, against AxiRam's timing (cocotb, no back-pressure): forward calls and input gradients
     without SUMS or a prefetch hint.  Addresses matter through 4 KiB pages only (where bursts split).
     ValueError for any other call.  fast_forward=False steps every cycle instead of skipping periodic stretches
-    (the same result, slower: for testing the skip)."""
+    (the same result, slower: for testing the skip); `skipped` receives the A tiles each run skipped."""
     g = ConvArgs.decode(call)
-    if g.op not in ("fwd", "dgrad") or (g.op == "dgrad" and g.stride != 1) or g.flag("SUMS") or g.flag("PREFETCH_B"):
-        raise ValueError(f"the conv cycle model covers forward calls and stride-1 input gradients without SUMS or "
-                         f"PREFETCH_B, not {g.op} at stride {g.stride} with flags {g.flags:#x}")
-    return _ConvSchedule(cfg, g, call.a, call.b, call.c, fast_forward).run()
+    if g.op not in ("fwd", "dgrad") or g.flag("SUMS") or g.flag("PREFETCH_B"):
+        raise ValueError(f"the conv cycle model covers forward calls and input gradients without SUMS or "
+                         f"PREFETCH_B, not {g.op} with flags {g.flags:#x}")
+    t0 = CONV_SETUP_CYCLES + setup_cycles(cfg) + 1
+    result_bits = 8 * g.result_bytes_per()
+
+    def run(r: _Run, t0: int) -> int:
+        schedule = _ConvSchedule(cfg, r, t0, result_bits, fast_forward)
+        end = schedule.run()
+        if skipped is not None:
+            skipped.append(schedule.skipped_tiles)
+        return end
+
+    if g.op == "fwd" or g.stride == 1:
+        return run(_whole_run(cfg, g, call), t0)
+    # a stride-2 input gradient, phase by phase: each phase's engines start afresh once the previous one's
+    # results are written (cpt_core K_PHASE)
+    ph_next = t0 - 1
+    for passed, phase in _phase_runs(cfg, g, call):
+        if phase is None:
+            return ph_next + PHASE_END_CYCLES + passed
+        ph_next = run(phase, ph_next + PHASE_START_CYCLES + setup_cycles(cfg) + passed + 1)
+    raise AssertionError("unreachable")

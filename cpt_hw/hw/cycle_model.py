@@ -33,6 +33,7 @@ device's training runs).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -249,6 +250,9 @@ class _Writer:
         self.pops: deque[int] = deque()   # FIFO pop cycles still of interest, oldest first
         self.popped_before = 0            # pops forgotten (trim) or skipped (fast-forward) before those
         self.beats = 0
+        #: cycles from a tile's last row to the next tile's first on the address side: 2; 3 when the rows'
+        #: offsets come from rtl/cpt_conv_rows.v, whose `ready` for the next tile rises a cycle after the pop
+        self.tile_gap = 2
 
     def shift(self, dt: int) -> None:
         self.aw_free += dt
@@ -267,8 +271,9 @@ class _Writer:
         return (self.aw_free - e, self.w_end - e, self.w_chain, self.last_wlast - e, self.aw_queue.state(e),
                 tuple(p - e for p in self.pops))
 
-    def tile(self, pushes: list[int], rows_valid: int, row0_addr: int) -> None:
-        """Write one drained tile: pushes[k] is the cycle row ROWS-1-k entered the FIFO."""
+    def tile(self, pushes: list[int], rows_valid: int, row0_addr: int, deltas: Sequence[int] = ()) -> None:
+        """Write one drained tile: pushes[k] is the cycle row ROWS-1-k entered the FIFO.  deltas[r]: row r's
+        offset from its linear address (a stride-2 input-gradient phase's rows, rtl/cpt_conv_rows.v)."""
         rows = self.cfg.rows
         for k, p in enumerate(pushes):
             r = rows - 1 - k
@@ -284,9 +289,9 @@ class _Writer:
                 self.w_end = max(self.w_end, take)   # the data side is busy for the skip cycle
                 self.w_chain = False
                 # after a tile's last row the next tile opens a cycle later
-                self.aw_free = y + (2 if last_row else 1)
+                self.aw_free = y + (self.tile_gap if last_row else 1)
                 continue
-            addr = row0_addr + r * self.stride
+            addr = row0_addr + r * self.stride + (deltas[r] if deltas else 0)
             aw = y
             for length in _burst_lengths(addr & 4095, self.row_beats, self.beat_bytes, self.cfg.burst_beats):
                 aw = self.aw_queue.accept(aw + 1)
@@ -299,7 +304,7 @@ class _Writer:
                 self.beats += length
             self.pops.append(self.w_end)
             self.last_wlast = self.w_end
-            self.aw_free = aw + (2 if last_row else 1)
+            self.aw_free = aw + (self.tile_gap if last_row else 1)
 
     def room_cycle(self, pushed: int, depth: int) -> int:
         """First cycle at which at most depth - ROWS of `pushed` rows are still in the FIFO."""
@@ -424,18 +429,18 @@ class _Array:
         """The feeder releases B with the block's last step + 1."""
         self.b_release = self.t
 
-    def a_tile(self, a_ready: int, col_tiles: int, rows_valid: int, c_addr: int) -> int:
+    def a_tile(self, a_ready: int, col_tiles: int, rows_valid: int, c_addr: int, deltas: Sequence[int] = ()) -> int:
         """One A tile against every column tile of the block (C at c_addr); returns its last step."""
         s = max(self.t, a_ready) + 1         # wait for the A tile, then an idle cycle
         for ct in range(col_tiles):
-            e = self._column_tile(s, rows_valid, c_addr + ct * self.writer.col_bytes)
+            e = self._column_tile(s, rows_valid, c_addr + ct * self.writer.col_bytes, deltas)
             s = e + 1
         self.a_release[self.tiles % 2] = e + 1
         self.tiles += 1
         self.t = e + 1
         return e
 
-    def _column_tile(self, s: int, rows_valid: int, c_addr: int) -> int:
+    def _column_tile(self, s: int, rows_valid: int, c_addr: int, deltas: Sequence[int] = ()) -> int:
         """A column tile whose first step may go at cycle s; returns its last step."""
         e = max(s + self.steps - 1, self.drain_free)     # the shadows must be empty for the last step
         self.compute += self.steps
@@ -444,7 +449,7 @@ class _Array:
         rows = self.rows
         self.drain_free = d + rows
         self.pushed += rows
-        self.writer.tile(list(range(d, d + rows)), rows_valid, c_addr)
+        self.writer.tile(list(range(d, d + rows)), rows_valid, c_addr, deltas)
         self.writer.trim(self.pushed, self.fifo_depth)
         return e
 

@@ -683,11 +683,11 @@ def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str, backpressure: tuple[
                                                                      for k in (1, 3)}
     assert sum(r["stride"] == 2 for r in dgrad if r["name"].startswith("test_dgrad_random")) >= v
     assert sum(r["c16"] for r in dgrad) >= v * 2, "too few C16 calls"
-    if False in backpressure:  # a stride-1 input gradient takes the cycles of the conv cycle model, exactly
-        plain = [r for r in result.records if r.get("op") == "dgrad" and r["stride"] == 1 and not r["backpressure"]]
-        assert len(plain) >= 9, "too few stride-1 input gradients"
+    if False in backpressure:  # an input gradient takes the cycles of the conv cycle model, exactly
+        plain = [r for r in result.records if r.get("op") == "dgrad" and not r["backpressure"]]
+        assert sum(r["stride"] == 2 for r in plain) >= 5, "too few stride-2 input gradients"
         off = off_the_model(config(geometry), plain)
-        assert not off, f"{len(off)} of {len(plain)} stride-1 input gradients off the conv cycle model: {off[:5]}"
+        assert not off, f"{len(off)} of {len(plain)} input gradients off the conv cycle model: {off[:5]}"
 
 
 #: The cocotb tests whose calls the cycles table lists, by op (without back-pressure; test_dgrad_sizes has none).
