@@ -15,11 +15,14 @@ No simulation here: it combines three benchmarks' JSON files.
   forward's with the code sums where the board run's forward calls write them;
 * ``bench/bench_conv_twin.py --ops wgrad --wgrad-batch max`` (conv_twin_wgrad.json; with ``--sums``,
   conv_twin_wgrad_sums.json, where the board run's weight gradients write their code sums): the weight gradients
-  summed as the twin runs them (calls of as many images as it takes, each hinting the next).
+  summed as the twin runs them (calls of as many images as it takes, each hinting the next);
+* ``bench/bench_twin_cycles.py`` (twin_cycles.json): the input gradients of a batch-128 iteration counted call by
+  call with the twin's exact cycle model (cpt_hw.hw.conv_cycle_model), the driver's own calls.
 
-Per iteration and schedule, the twin's seconds are the model's with the forward and input-gradient classes scaled
-by the twin's ratios and the weight-gradient class replaced by the twin's own sum of calls; what the model counts
-outside the three classes stays as it is.
+Per iteration and schedule, the twin's seconds are the model's with the forward class scaled by the twin's ratio,
+the input-gradient class replaced by the twin's exact count and the weight-gradient class by the twin's own sum of
+calls; what the model counts outside the three classes stays as it is.  The exact count is taken only where its
+calls are the board run's: its design-model seconds must equal the board run's input-gradient class (0.5 %).
 """
 
 from __future__ import annotations
@@ -52,9 +55,11 @@ def _load(path: Path) -> dict:
         _fail(f"cannot read {path}: {e}")
 
 
-def twin_seconds(board: dict, twin: dict, wgrad: dict, fwd: dict | None = None) -> dict[str, dict[str, float]]:
+def twin_seconds(board: dict, twin: dict, wgrad: dict, fwd: dict | None = None,
+                 dgrad: dict | None = None) -> dict[str, dict[str, float]]:
     """{'cpt'|'static': {'model': s, 'twin': s, 'fwd' | 'dgrad' | 'wgrad': the twin's s}} for one board-step run;
-    ``fwd``: another bench_conv_twin run whose forward ratios replace ``twin``'s (forward calls with SUMS)."""
+    ``fwd``: another bench_conv_twin run whose forward ratios replace ``twin``'s (forward calls with SUMS);
+    ``dgrad``: bench_twin_cycles' input-gradient summary, whose exact count replaces the scaled class."""
     classes = {**twin["classes"], **({"fwd": fwd["classes"]["fwd"]} if fwd else {})}
     out = {}
     for mode in ("cpt", "static"):
@@ -64,6 +69,12 @@ def twin_seconds(board: dict, twin: dict, wgrad: dict, fwd: dict | None = None) 
                       else classes[op]["per_fw"]["8"]["twin_scaled_s"] / classes[op]["per_fw"]["8"]["model_s"])
                  for op in ("fwd", "dgrad")}
         twin_class = {op: by_class[op] * ratio[op] for op in ratio}
+        if dgrad is not None:
+            exact = dgrad["cpt_s" if mode == "cpt" else "static_s"]
+            if abs(exact["model_cycles"] - by_class["dgrad"]) > 0.005 * by_class["dgrad"]:
+                _fail(f"twin_cycles.json's input gradients ({exact['model_cycles']:.4f} s of design model, {mode}) "
+                      f"are not the board run's ({by_class['dgrad']:.4f} s): rerun bench_twin_cycles.py")
+            twin_class["dgrad"] = exact["twin_cycles"]
         twin_class["wgrad"] = wgrad["cpt_twin_calls_s" if mode == "cpt" else "static_twin_calls_s"]
         rest = model - sum(by_class[op] for op in ("fwd", "dgrad", "wgrad"))
         out[mode] = {"model": model, "twin": rest + sum(twin_class.values()), **twin_class}
@@ -73,9 +84,10 @@ def twin_seconds(board: dict, twin: dict, wgrad: dict, fwd: dict | None = None) 
 def markdown(rows: list[tuple[str, str, dict]], command: str) -> str:
     L = ["# The Verilog twin's accelerator time per ResNet-74 iteration", "",
          f"Reproduce: `{command}` (method in the script's docstring; inputs: the board-budget benchmark's model "
-         "figures, conv_twin.json's forward and input-gradient ratios (conv_twin_fwd_sums.json's forward ratios "
-         "where the forward calls write their code sums), conv_twin_wgrad.json's weight gradients as the twin runs "
-         "them (conv_twin_wgrad_sums.json's where they write their code sums)).  Batch 128; seconds of accelerator "
+         "figures, conv_twin.json's forward ratios (conv_twin_fwd_sums.json's where the forward calls write their "
+         "code sums), twin_cycles.json's input gradients counted call by call with the twin's exact cycle model, "
+         "conv_twin_wgrad.json's weight gradients as the twin runs them (conv_twin_wgrad_sums.json's where they "
+         "write their code sums)).  Batch 128; seconds of accelerator "
          "time at the config's clock; not a board measurement.", "",
          "| accelerator s per iteration | static 8/8 | CPT 3-8/8 | CPT / static | 64k iterations, CPT | "
          "fwd / dgrad / wgrad, CPT |", "|---|---:|---:|---:|---:|---:|"]
@@ -103,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             _fail(f"{res / name}.json is not a weight-gradient sum of calls {'with' if sums else 'without'} SUMS "
                   f"(run bench_conv_twin.py --ops wgrad --wgrad-batch max{' --sums' if sums else ''} with fw 3..8)")
         wgrad[sums] = run["classes"]["wgrad"]
+    exact = _load(res / "twin_cycles.json")
+    if exact.get("batch") != 128 or not exact.get("summary", {}).get("dgrad", {}).get("cpt_complete"):
+        _fail(f"{res / 'twin_cycles.json'} is not a batch-128 run over fw 3..8 (run bench_twin_cycles.py)")
     fwd_sums = _load(res / "conv_twin_fwd_sums.json")
     if not fwd_sums.get("sums") or "cpt_ratio" not in fwd_sums["classes"].get("fwd", {}):
         _fail(f"{res / 'conv_twin_fwd_sums.json'} is not a forward run with SUMS over fw 3..8 (run bench_conv_twin.py "
@@ -112,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                                     "board_step-resnet74-conv-twin", fwd_sums, wgrad[True]),
                                    ("`--recompute-bn 1` (calls without code sums)",
                                     "board_step-resnet74-conv-recompute1", None, wgrad[False])):
-        rows.append((label, source, twin_seconds(_load(res / f"{source}.json"), twin, wg, fwd)))
+        rows.append((label, source, twin_seconds(_load(res / f"{source}.json"), twin, wg, fwd,
+                                                 exact["summary"]["dgrad"])))
     command = "python bench/twin_iteration.py " + " ".join(argv if argv is not None else sys.argv[1:])
     payload = {"command": command.strip(), "iterations": ITERATIONS,
                "runs": {source: s for _, source, s in rows}}

@@ -1,6 +1,7 @@
-"""bench/twin_iteration.py: the twin's iteration is the model's with forward and input gradients scaled by the twin's
-ratios (the forward's from the run with code sums where the board run's forward calls write them) and the weight
-gradients replaced by the twin's sum of calls (with code sums likewise; exact arithmetic on made-up inputs)."""
+"""bench/twin_iteration.py: the twin's iteration is the model's with the forward class scaled by the twin's ratio (from
+the run with code sums where the board run's forward calls write them), the input gradients replaced by the exact
+count of bench_twin_cycles and the weight gradients by the twin's sum of calls (with code sums likewise; exact
+arithmetic on made-up inputs)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def write_inputs(folder: Path) -> None:
         json.dumps({"classes": {"wgrad": {"cpt_twin_calls_s": 0.375, "static_twin_calls_s": 0.75}}}))
     (folder / "conv_twin_wgrad_sums.json").write_text(
         json.dumps({"sums": True, "classes": {"wgrad": {"cpt_twin_calls_s": 0.5, "static_twin_calls_s": 1.0}}}))
+    exact = {"cpt_s": {"twin_cycles": 0.625, "model_cycles": 0.5},
+             "static_s": {"twin_cycles": 0.75, "model_cycles": 0.5}, "cpt_complete": True}
+    (folder / "twin_cycles.json").write_text(json.dumps({"batch": 128, "summary": {"dgrad": exact}}))
 
 
 def test_twin_iteration_replaces_each_class(ti, tmp_path):
@@ -48,16 +52,30 @@ def test_twin_iteration_replaces_each_class(ti, tmp_path):
     assert ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     runs = json.loads((tmp_path / "out.json").read_text())["runs"]
     plain, recompute = runs["board_step-resnet74-conv-twin"], runs["board_step-resnet74-conv-recompute1"]
-    # CPT: rest 1 - 0.875 = 0.125; fwd 0.25 x 4 (the forward with sums), dgrad 0.5 x 0.5, wgrad 0.5 (with sums)
-    assert plain["cpt"] == {"model": 1.0, "twin": 0.125 + 1.0 + 0.25 + 0.5, "fwd": 1.0, "dgrad": 0.25,
+    # CPT: rest 1 - 0.875 = 0.125; fwd 0.25 x 4 (the forward with sums), dgrad the exact count 0.625 (not the
+    # ratio's 0.5 x 0.5), wgrad 0.5 (with sums)
+    assert plain["cpt"] == {"model": 1.0, "twin": 0.125 + 1.0 + 0.625 + 0.5, "fwd": 1.0, "dgrad": 0.625,
                             "wgrad": 0.5}
-    # static: fw 8's ratios (2.0 with sums, 1.0), wgrad the static sum of calls with sums; rest 0.5
-    assert plain["static"]["twin"] == 0.5 + 1.0 + 0.5 + 1.0
+    # static: fw 8's forward ratio 2.0 with sums, the exact dgrad 0.75, wgrad the static sum of calls with sums;
+    # rest 0.5
+    assert plain["static"]["twin"] == 0.5 + 1.0 + 0.75 + 1.0
     # --recompute-bn 1 (no sums): conv_twin.json's forward ratio 2, the weight gradients without sums
-    assert recompute["cpt"]["twin"] == 1.25 - 1.125 + 1.0 + 0.25 + 0.375
+    assert recompute["cpt"]["twin"] == 1.25 - 1.125 + 1.0 + 0.625 + 0.375
     md = (tmp_path / "out.md").read_text()
-    assert ("| the twin, `--recompute-bn 1` (calls without code sums) | 2.500 | 1.750 | 0.700 | 31.1 h | "
-            "1.000 / 0.250 / 0.375 |") in md
+    assert ("| the twin, `--recompute-bn 1` (calls without code sums) | 2.750 | 2.125 | 0.773 | 37.8 h | "
+            "1.000 / 0.625 / 0.375 |") in md
+
+
+def test_an_exact_count_of_other_calls_is_refused(ti, tmp_path, capsys):
+    """The exact input-gradient count replaces the class only where its design-model seconds are the board run's."""
+    write_inputs(tmp_path)
+    run = json.loads((tmp_path / "twin_cycles.json").read_text())
+    run["summary"]["dgrad"]["cpt_s"]["model_cycles"] = 0.51
+    (tmp_path / "twin_cycles.json").write_text(json.dumps(run))
+    with pytest.raises(SystemExit) as e:
+        ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert e.value.code == 2 and "are not the board run's" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
 
 
 def test_a_forward_run_without_sums_is_refused(ti, tmp_path, capsys):

@@ -1,0 +1,182 @@
+"""The Verilog twin's forward and input-gradient time per ResNet-74 iteration, from its exact cycle model.
+
+    .venv/bin/python bench/bench_twin_cycles.py                     # batch 128, fw 3..8: ~10 min on one core
+    .venv/bin/python bench/bench_twin_cycles.py --batch 8 --fw 3 8 --out /tmp/twin_cycles-b8
+
+bench/twin_iteration.py gets the twin's forward and input-gradient seconds by scaling the design's model with the
+twin/model ratios that bench/bench_conv_twin.py measured on one image per layer.  This benchmark counts them call
+by call instead, for the calls the driver makes at the iteration's batch:
+
+1. For each distinct convolution of ResNet-74 (bench/resnet74_gemms.conv_layers) and each forward precision fw,
+   the driver (``cpt_driver.Accelerator`` on the emulated device, zc706 with ``conv_engine = true``, the twin's
+   limits) runs the layer's forward convolution (fw x fw bits, without code sums) and its input gradient (8-bit
+   errors x fw-bit weights) over ``--batch`` images of random codes; every conv call it makes is recorded with
+   its arguments and addresses (images per call, int16 results where the worst case fits, stride-2 phases: the
+   driver's choices).
+2. Each call's cycles: the twin's, from ``cpt_hw.hw.conv_cycle_model.twin_cycles`` (exact against the twin
+   without back-pressure, AxiRam's timing: sim/cpt_gemm/test_cpt_gemm_conv.py asserts it on every such call),
+   and the design's model (``emu_conv.call_cycles``, what the emulated device reports).
+3. Per GEMM class, seconds at the config's clock for a batch-``--batch`` iteration: each layer's sum over its
+   calls times its count, CPT 3-8/8 (cpt_hw.schedules' weights over fw) and static 8/8 (fw 8).
+
+Not counted here: forward calls with code sums (SUMS, as the board flow asks for them: the cycle model does not
+cover them yet), weight gradients (bench_conv_twin.py --ops wgrad measures the twin's own calls).  Memory timing is
+AxiRam's (two-cycle read latency), as in the twin's simulations, not a board's DDR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "host"), str(ROOT)]
+
+import numpy as np  # noqa: E402
+from bench_rtl import cpt_weights, gemm_bits  # noqa: E402
+from resnet74_gemms import conv_layers  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from cpt_driver import Accelerator  # noqa: E402
+from cpt_hw.fileio import write_atomic  # noqa: E402
+from cpt_hw.hw import emu_conv, emu_device  # noqa: E402
+from cpt_hw.hw.config import HardwareConfig  # noqa: E402
+from cpt_hw.hw.conv_calls import ConvArgs  # noqa: E402
+from cpt_hw.hw.conv_cycle_model import twin_cycles  # noqa: E402
+
+OPS = ("fwd", "dgrad")
+FWS = (3, 4, 5, 6, 7, 8)
+
+
+def _fail(message: str) -> None:
+    print(f"bench_twin_cycles: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class CallLog:
+    """Records every conv call the emulated device runs (status 0), as the ConvCall it decoded."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def __enter__(self) -> "CallLog":
+        self._orig = original = emu_device.EmuDevice._execute_conv
+        log = self.calls
+
+        def execute(dev: emu_device.EmuDevice, call):
+            status, cycles = original(dev, call)
+            if status == 0:
+                log.append((call, cycles))
+            return status, cycles
+        emu_device.EmuDevice._execute_conv = execute
+        return self
+
+    def __exit__(self, *exc) -> None:
+        emu_device.EmuDevice._execute_conv = self._orig
+
+
+def layer_cycles(acc: Accelerator, cfg: HardwareConfig, rng: np.random.Generator, op: str, layer: tuple,
+                 fw: int, batch: int) -> dict:
+    """Run one layer's op through the driver; the twin's and the model's cycles summed over its calls."""
+    name, cin, cout, kernel, hw_out, _ = layer
+    stride = 2 if name.endswith((".first", ".down")) else 1
+    size, padding = hw_out * stride, 1 if kernel == 3 else 0
+    a_bits, b_bits = gemm_bits(op, fw)
+    w = rng.integers(-(1 << (b_bits - 1)), 1 << (b_bits - 1), size=(cout, cin, kernel, kernel))
+    with CallLog() as log:
+        if op == "fwd":
+            x = rng.integers(0, 1 << a_bits, size=(batch, cin, size, size))
+            acc.conv2d(x, w, x_bits=a_bits, w_bits=b_bits, stride=stride, padding=padding, w_signed=True)
+        else:
+            e = rng.integers(-(1 << (a_bits - 1)), 1 << (a_bits - 1), size=(batch, cout, hw_out, hw_out))
+            acc.conv2d_input((batch, cin, size, size), w, e, w_bits=b_bits, e_bits=a_bits, stride=stride,
+                             padding=padding, w_signed=True, e_signed=True)
+    twin = model = 0
+    for call, cycles in log.calls:
+        g = ConvArgs.decode(call)
+        if g.op != op:
+            raise AssertionError(f"{name}/{op}: the driver made a {g.op} call")
+        twin += twin_cycles(cfg, call)
+        model += emu_conv.call_cycles(cfg, g)
+        if cycles != emu_conv.call_cycles(cfg, g):
+            raise AssertionError(f"{name}/{op}: the device reported {cycles}, the model says otherwise")
+    return {"layer": name, "op": op, "fw": fw, "calls": len(log.calls), "twin_cycles": twin, "model_cycles": model,
+            "images_per_call": sorted({ConvArgs.decode(c).batch for c, _ in log.calls})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=128, help="images of the iteration (default 128)")
+    p.add_argument("--fw", type=int, nargs="+", default=list(FWS), help="forward precisions (default 3..8)")
+    p.add_argument("--out", default=str(ROOT / "docs" / "results" / "twin_cycles"),
+                   help="output path without suffix (.json and .md are written)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.batch < 1:
+        _fail(f"--batch {args.batch}: must be >= 1")
+    bad = [f for f in args.fw if f not in FWS]
+    if bad:
+        _fail(f"--fw {bad[0]}: precisions are 3..8")
+    cfg = HardwareConfig.from_preset("zc706", {"conv_engine": True, "name": "zc706_conv"})
+    rng = np.random.default_rng(20261204)
+    jobs = [(op, layer, fw) for layer in conv_layers(74) for op in OPS for fw in args.fw
+            if not (op == "dgrad" and layer[0] == "stem")]
+    rows = []
+    t0 = time.process_time()
+    with Accelerator("emu", config=cfg, twin_limits=True) as acc:
+        for op, layer, fw in tqdm(jobs, disable=args.no_progress, desc="layers"):
+            row = layer_cycles(acc, cfg, rng, op, layer, fw, args.batch)
+            row["count"] = layer[5]
+            rows.append(row)
+    cpu_s = time.process_time() - t0
+    weights = cpt_weights()
+    hz = cfg.clock_mhz * 1e6
+    summary = {}
+    for op in OPS:
+        per_fw = {fw: {k: sum(r[k] * r["count"] for r in rows if r["op"] == op and r["fw"] == fw) / hz
+                       for k in ("twin_cycles", "model_cycles")} for fw in args.fw}
+        full = set(args.fw) == set(FWS)
+        cpt = {k: sum(weights[fw] * per_fw[fw][k] for fw in args.fw) / sum(weights[fw] for fw in args.fw)
+               for k in ("twin_cycles", "model_cycles")}
+        summary[op] = {"per_fw_s": per_fw, "cpt_s": cpt, "cpt_complete": full,
+                       "static_s": per_fw.get(8)}
+    command = "python bench/bench_twin_cycles.py" + (f" {' '.join(argv)}" if argv else
+                                                   (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""))
+    result = {"batch": args.batch, "fws": args.fw, "config": cfg.name, "clock_mhz": cfg.clock_mhz,
+              "command": command.strip(), "cpu_s": round(cpu_s, 1), "rows": rows, "summary": summary}
+    out = Path(args.out)
+    write_atomic(out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
+    write_atomic(out.with_suffix(".md"), report(result))
+    print(report(result))
+    return 0
+
+
+def report(res: dict) -> str:
+    L = [f"# The twin's forward and input-gradient seconds per ResNet-74 iteration (batch {res['batch']}), exact",
+         "", f"Reproduce: `{res['command']}` ({res['cpu_s']} CPU-s; method in the script's docstring).  Every call "
+         "the driver makes on the emulated device with the twin's limits, timed by cpt_hw.hw.conv_cycle_model "
+         "(exact against the twin, AxiRam's timing) and by the design's model the emulated device reports.  "
+         "Forward calls without code sums; weight gradients not counted.", "",
+         "| class | twin s, CPT 3-8/8 | model s, CPT | twin / model | twin s, static 8/8 | model s, static |",
+         "|---|---:|---:|---:|---:|---:|"]
+    for op, s in res["summary"].items():
+        cpt, st = s["cpt_s"], s["static_s"]
+        label = {"fwd": "forward (no SUMS)", "dgrad": "input gradient"}[op]
+        cpt_note = "" if s["cpt_complete"] else " (fw measured only)"
+        st_cells = f"{st['twin_cycles']:.3f} | {st['model_cycles']:.3f}" if st else "- | -"
+        L.append(f"| {label}{cpt_note} | {cpt['twin_cycles']:.3f} | {cpt['model_cycles']:.3f} | "
+                 f"{cpt['twin_cycles'] / cpt['model_cycles']:.3f} | {st_cells} |")
+    L += ["", "## Per layer (cycles summed over the layer's calls, one layer)", "",
+          "| layer | op | fw | calls | images a call | twin cycles | model cycles | twin / model |",
+          "|---|---|---:|---:|---|---:|---:|---:|"]
+    for r in res["rows"]:
+        L.append(f"| {r['layer']} | {r['op']} | {r['fw']} | {r['calls']} | {r['images_per_call']} | "
+                 f"{r['twin_cycles']:,} | {r['model_cycles']:,} | {r['twin_cycles'] / r['model_cycles']:.3f} |")
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""bench/bench_twin_cycles.py: the driver's conv calls of each layer, timed by the twin's cycle model and the design's
+model; a small run (two images, fw 3) end to end, and its usage errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def btc():
+    spec = importlib.util.spec_from_file_location("bench_twin_cycles", ROOT / "bench" / "bench_twin_cycles.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_twin_cycles"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_small_run(btc, tmp_path: Path) -> None:
+    out = tmp_path / "twc"
+    assert btc.main(["--batch", "2", "--fw", "3", "--out", str(out), "--no-progress"]) == 0
+    res = json.loads(out.with_suffix(".json").read_text())
+    # every layer's forward, every layer but the stem's input gradient, one precision
+    assert len(res["rows"]) == 8 + 7
+    for r in res["rows"]:
+        assert r["calls"] >= 1 and r["twin_cycles"] > 0 and r["model_cycles"] > 0
+        assert r["images_per_call"] == [2]
+    # the classes' seconds are the rows' cycles times the layers' counts over the clock (integer sums: exact)
+    hz = res["clock_mhz"] * 1e6
+    for op in ("fwd", "dgrad"):
+        cycles = sum(r["twin_cycles"] * r["count"] for r in res["rows"] if r["op"] == op)
+        assert res["summary"][op]["per_fw_s"]["3"]["twin_cycles"] == pytest.approx(cycles / hz, rel=1e-12)
+        assert not res["summary"][op]["cpt_complete"]
+    md = out.with_suffix(".md").read_text()
+    assert "| s1.conv | dgrad | 3 |" in md and "(fw measured only)" in md
+
+
+@pytest.mark.parametrize("args, message", [(["--batch", "0"], "--batch 0"), (["--fw", "9"], "--fw 9")])
+def test_usage_errors(btc, tmp_path: Path, capsys, args: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as e:
+        btc.main([*args, "--out", str(tmp_path / "x")])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "nothing written"
