@@ -21,8 +21,8 @@ only; anything else raises ValueError.  Checked equal to the twin by sim/cpt_gem
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .config import RESULT_BITS, HardwareConfig
@@ -94,10 +94,11 @@ class _Memory:
                 break
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Command:
+    """A reader descriptor: the command's R beats, and whether it loads B (else the streamed tensor)."""
+
     beats: int
-    bursts: list[int]                        # beats of each AR burst
     is_b: bool
 
 
@@ -262,7 +263,7 @@ class _FrontEnd:
         self.beat_in_word = 0
         # walker
         self.formers = [_Former(run, cfg) for _ in range(LANES)]
-        self.wstate = _IDLE
+        self.wstate = _TILE                  # the run's start pulse puts the walker at its first tile
         self.f_start = False
         self.a_loaded = False
         self.rq_valid = [False] * LANES
@@ -279,7 +280,6 @@ class _FrontEnd:
         self.f_valid, self.f_img = False, -1
         self.plane = 0
         self.count = 0
-        self.wstate = _TILE
         self.tile_event = False              # the walker reported a tile loaded in the latest step
 
     # ------------------------------------------------------------------ one cycle
@@ -362,10 +362,10 @@ class _FrontEnd:
         beats = nbytes // self.beat_bytes
         bursts = _burst_lengths(addr & 4095, beats, self.beat_bytes, self.cfg.burst_beats)
         self.bursts = deque(bursts)
-        self.desc_push = _Command(beats, list(bursts), is_b)
+        self.desc_push = _Command(beats, is_b)
         self.cstate_next = False
 
-    def _walker_edge(self, c: int, a_free: int, rq_hs: list[bool], fin_now: list[bool], plane_done: bool) -> None:
+    def _walker_edge(self, c: int, a_free: float, rq_hs: list[bool], fin_now: list[bool], plane_done: bool) -> None:
         g, rows = self.run, self.cfg.rows
         if self.a_loaded:
             self.a_loaded = False
