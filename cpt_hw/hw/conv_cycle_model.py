@@ -30,7 +30,8 @@ from .conv_calls import ConvArgs
 from .conv_model import channel_pitch, row_words
 from .cycle_model import MemoryTiming, _Array, _burst_lengths, _Writer, setup_cycles
 
-#: Cycles rtl/cpt_conv_setup.v adds before cpt_setup runs (a refused conv call takes this + setup_cycles).
+#: Cycles rtl/cpt_conv_setup.v adds before cpt_setup runs: every refused conv call takes this + setup_cycles
+#: (sim/cpt_gemm/test_cpt_gemm_conv.py asserts it).
 CONV_SETUP_CYCLES = 9
 #: Im2col formers of cpt_conv_walker as cpt_core builds it.
 LANES = 4

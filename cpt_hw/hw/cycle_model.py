@@ -2,7 +2,8 @@
 
 The emulated device reports these cycles in its ``cycles`` register; the RTL tests check the model
 against the Verilog twin cycle for cycle (``test_cpt_gemm_cycle_model`` in sim/cpt_gemm/test_cpt_gemm.py).
-It follows the schedule of ``rtl/`` engine by engine (docs/rtl.md), in one pass over the tiles in the order the hardware runs them:
+It follows the schedule of ``rtl/`` engine by engine (docs/rtl.md), in one pass over the tiles in the order the
+hardware runs them:
 
 * setup: argument checks and sizes, ``setup_cycles(cfg)`` before the engines start;
 * reader: in-order load commands (B block, A tiles; the first A tile of a later block before its B

@@ -33,7 +33,7 @@ from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import setup_cycles
 from cpt_hw.hw.conv_calls import ConvArgs, c16_fits, conv_status, encode_conv, operand_ranges, twin_row_bits
-from cpt_hw.hw.conv_cycle_model import twin_cycles
+from cpt_hw.hw.conv_cycle_model import CONV_SETUP_CYCLES, twin_cycles
 from cpt_hw.hw.conv_model import pack_tensor
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
 from sim import runner
@@ -52,9 +52,6 @@ CONFIGS = {
 P_STALL = 0.3
 BACKPRESSURE = (False, True)
 ERR_CONV = 1 << 6
-#: Cycles rtl/cpt_conv_setup.v adds to a conv call before cpt_setup (measured: every refused conv call takes
-#: this plus cycle_model.setup_cycles).
-CONV_SETUP_CYCLES = 9
 C16 = 1 << CONV_FLAG_BITS["C16"]          # flags: int16 results
 SUMS = 1 << CONV_FLAG_BITS["SUMS"]        # flags: the code sums (forward and weight-gradient calls)
 
