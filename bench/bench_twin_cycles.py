@@ -143,10 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                for k in ("twin_cycles", "model_cycles")}
         summary[op] = {"per_fw_s": per_fw, "cpt_s": cpt, "cpt_complete": full,
                        "static_s": per_fw.get(8)}
-    command = "python bench/bench_twin_cycles.py" + (f" {' '.join(argv)}" if argv else
-                                                   (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""))
+    command = " ".join(["python bench/bench_twin_cycles.py", *(argv if argv is not None else sys.argv[1:])])
     result = {"batch": args.batch, "fws": args.fw, "config": cfg.name, "clock_mhz": cfg.clock_mhz,
-              "command": command.strip(), "cpu_s": round(cpu_s, 1), "rows": rows, "summary": summary}
+              "command": command, "cpu_s": round(cpu_s, 1), "rows": rows, "summary": summary}
     out = Path(args.out)
     write_atomic(out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
     write_atomic(out.with_suffix(".md"), report(result))
