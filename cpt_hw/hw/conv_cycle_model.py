@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .config import RESULT_BITS, HardwareConfig
+from .config import HardwareConfig
 from .conv_calls import ConvArgs
 from .conv_model import channel_pitch, row_words
 from .cycle_model import MemoryTiming, _Array, _burst_lengths, _Writer, setup_cycles
@@ -130,6 +130,7 @@ class _Run:
     x_bytes: int
     b_addr: int         # weights: first byte, bytes a column
     b_col_bytes: int
+    c_stride: int       # C bytes a result row
     c_row: Callable[[int], int]     # C address of result row j (its first column)
     c_image_bytes: int  # C bytes from one image's rows to the next's
     phase: bool = False  # a stride-2 phase: C row offsets from cpt_conv_rows
@@ -242,9 +243,6 @@ class _FrontEnd:
         self.cfg, self.run, self.sched = cfg, run, sched
         self.beat_bytes = cfg.axi_data_width // 8
         self.bpw = cfg.dot_width // cfg.axi_data_width
-        self.x_bytes, self.x_first, self.x_stride = run.x_bytes, run.x_first, run.x_stride
-        self.b_addr, self.b_col_bytes = run.b_addr, run.b_col_bytes
-        self.m, self.n = run.m, run.n
         self.bbc = cfg.b_block_cols
         self.mem = _Memory()
         self.c = t0 - 1                      # the cycle being computed (run_start's)
@@ -275,7 +273,7 @@ class _FrontEnd:
         self.n0 = 0
         self.m0 = 0
         self.r = 0
-        self.tile_rows = min(cfg.rows, self.m)
+        self.tile_rows = min(cfg.rows, run.m)
         self.half = 0
         self.img, self.ho, self.col = 0, run.band0, 0
         self.f_valid, self.f_img = False, -1
@@ -343,16 +341,16 @@ class _FrontEnd:
         if self.b_pending:
             if c >= self.sched.b_free(self.block):
                 n0 = self.block * self.bbc
-                nb = min(self.bbc, self.n - n0)
-                self._issue(self.b_addr + n0 * self.b_col_bytes, nb * self.b_col_bytes, True)
+                nb = min(self.bbc, g.n - n0)
+                self._issue(g.b_addr + n0 * g.b_col_bytes, nb * g.b_col_bytes, True)
                 self.b_pending = False
         elif self.x_sent < g.batch:
-            if self.x_bytes == 0:
+            if g.x_bytes == 0:
                 self.x_sent = g.batch
             else:
-                self._issue(self.x_first + self.x_sent * self.x_stride, self.x_bytes, False)
+                self._issue(g.x_first + self.x_sent * g.x_stride, g.x_bytes, False)
                 self.x_sent += 1
-        elif (self.block + 1) * self.bbc < self.n:
+        elif (self.block + 1) * self.bbc < g.n:
             self.block += 1
             self.x_sent = 0
             self.b_pending = True
@@ -426,14 +424,14 @@ class _FrontEnd:
             else:
                 self.r = 0
                 self.half ^= 1
-                if self.m0 + rows < self.m:
+                if self.m0 + rows < g.m:
                     self.m0 += rows
-                    self.tile_rows = min(rows, self.m - self.m0)
+                    self.tile_rows = min(rows, g.m - self.m0)
                     self.wstate = _TILE
-                elif self.n0 + self.bbc < self.n:
+                elif self.n0 + self.bbc < g.n:
                     self.n0 += self.bbc
                     self.m0 = 0
-                    self.tile_rows = min(rows, self.m)
+                    self.tile_rows = min(rows, g.m)
                     self.img, self.ho, self.col = 0, g.band0, 0
                     self.f_valid = False
                     self.wstate = _TILE
@@ -455,7 +453,7 @@ class _FrontEnd:
                 tuple(q - c for q in mem.q), mem.left, mem.r_valid,
                 self.cstate_next, tuple(self.bursts), tuple((d.beats, d.is_b) for d in self.desc),
                 None if self.desc_push is None else (self.desc_push.beats, self.desc_push.is_b),
-                self.b_pending, self.x_sent - self.img, (self.x_first + self.x_sent * self.x_stride) % 4096,
+                self.b_pending, self.x_sent - self.img, (self.run.x_first + self.x_sent * self.run.x_stride) % 4096,
                 self.reader_idle, max(self.ar_next_ok - c, 0),
                 None if act is None else (act.beats, act.is_b), self.r_left, self.beat_in_word, formers,
                 self.wstate, self.f_start, self.a_loaded, tuple(self.rq_valid), tuple(self.sent), tuple(self.fin),
@@ -483,15 +481,9 @@ class _ConvSchedule:
     def __init__(self, cfg: HardwareConfig, run: _Run, t0: int, result_bits: int, fast_forward: bool = True) -> None:
         self.cfg, self.run_ = cfg, run
         self.result_bytes = result_bits // 8
-        stride = -(-run.n // cfg.cols) * cfg.cols * self.result_bytes
-        self.writer = _Writer(cfg, MemoryTiming(), stride)
-        if run.phase:
-            self.writer.tile_gap = 3
-        if result_bits != RESULT_BITS:
-            self.writer.row_beats = cfg.cols * result_bits // cfg.axi_data_width
-            self.writer.col_bytes = cfg.cols * result_bits // 8
+        # a stride-2 phase's rows are placed by cpt_conv_rows, whose `ready` opens each later tile a cycle later
+        self.writer = _Writer(cfg, MemoryTiming(), run.c_stride, result_bits, tile_gap=3 if run.phase else 2)
         self.array = _Array(cfg, t0, run.a_bits * run.b_bits * run.k_words, self.writer)
-        self.stride = stride
         self.a_tiles = -(-run.m // cfg.rows)
         self.b_ready: list[int] = []         # cycle each block's B is visible to the feeder
         self.pending: deque[tuple[int, int, int, int]] = deque()   # formed A tiles not yet fed (B not in)
@@ -537,8 +529,9 @@ class _ConvSchedule:
             if tile % self.a_tiles == 0:
                 self.array.start_block(self.b_ready[block])
             col_tiles = -(-min(self.cfg.b_block_cols, self.run_.n - n0) // self.cfg.cols)
-            linear = self.run_.c_row(0) + m0 * self.stride
-            deltas = [self.run_.c_row(m0 + r) - linear - r * self.stride for r in range(rows_valid)]
+            run, stride = self.run_, self.run_.c_stride
+            linear = run.c_row(0) + m0 * stride
+            deltas = [run.c_row(m0 + r) - linear - r * stride for r in range(rows_valid)]
             self.array.a_tile(ready, col_tiles, rows_valid, linear + n0 * self.result_bytes,
                               deltas if any(deltas) else ())
             self.releases.append(self.array.a_release[tile % 2])
@@ -608,11 +601,16 @@ def _whole_run(cfg: HardwareConfig, g: ConvArgs, call: Any) -> _Run:
         channels, width, height, pad_h, wo = g.c, g.w, g.h, g.padding, g.wo
     lo, hi = g.a_rows()
     row_bytes = g.a_bits * row_words(width, channels, d) * d // 8
-    stride = -(-g.n_cols // cfg.cols) * cfg.cols * g.result_bytes_per()
+    stride = _c_stride(cfg, g)
     return _Run(channels, width, height, g.kh, g.kw, g.stride, pad_h, lo, hi, g.band0, g.rows, wo, g.batch, g.a_bits,
                 g.b_bits, g.n_cols, g.weight_words(d), call.a + lo * row_bytes, height * row_bytes,
-                (hi - lo) * row_bytes, call.b, g.b_bits * g.weight_words(d) * d // 8,
+                (hi - lo) * row_bytes, call.b, g.b_bits * g.weight_words(d) * d // 8, stride,
                 lambda j: call.c + j * stride, g.rows * wo * stride)
+
+
+def _c_stride(cfg: HardwareConfig, g: ConvArgs) -> int:
+    """C bytes a result row: the result's columns up to whole column tiles (cpt_setup's c_stride)."""
+    return -(-g.n_cols // cfg.cols) * cfg.cols * g.result_bytes_per()
 
 
 #: Cycles from cpt_core's ph_next (the check pass's setup done, or a phase's writer done) to the next phase's
@@ -629,7 +627,7 @@ def _phase_runs(cfg: HardwareConfig, g: ConvArgs, call: Any) -> list[tuple[int, 
     d, s, p = cfg.dot_width, g.stride, g.padding
     cp = channel_pitch(g.k, d)
     row_bytes = g.a_bits * row_words(g.wo, g.k, d) * d // 8
-    c_stride = -(-g.c // cfg.cols) * cfg.cols * g.result_bytes_per()
+    c_stride = _c_stride(cfg, g)
     b0, band_end = g.band0, g.band0 + g.rows
     out: list[tuple[int, _Run | None]] = []
     passed = woff = 0
@@ -661,7 +659,8 @@ def _phase_runs(cfg: HardwareConfig, g: ConvArgs, call: Any) -> list[tuple[int, 
                    call.a + (lo * row_bytes if streamed else 0), g.ho * row_bytes,
                    (hi - lo) * row_bytes if streamed else 0,
                    call.b + (0 if empty else g.c * g.b_bits * woff * d // 8),
-                   bits[1] * (1 if empty else kwords) * d // 8, c_row, g.rows * g.w * c_stride, phase=True)
+                   bits[1] * (1 if empty else kwords) * d // 8, c_stride, c_row, g.rows * g.w * c_stride,
+                   phase=True)
         out.append((passed, run))
         passed, woff = 0, woff + kwords
     out.append((passed, None))

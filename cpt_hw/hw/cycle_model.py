@@ -237,12 +237,14 @@ class _Writer:
     the drain's room check (:meth:`room_cycle`) waits for.
     """
 
-    def __init__(self, cfg: HardwareConfig, mem: MemoryTiming, stride: int):
+    def __init__(self, cfg: HardwareConfig, mem: MemoryTiming, stride: int, result_bits: int = RESULT_BITS,
+                 tile_gap: int = 2):
         self.cfg, self.mem = cfg, mem
         self.stride = stride
         self.beat_bytes = cfg.axi_data_width // 8
-        self.row_beats = cfg.cols * RESULT_BITS // cfg.axi_data_width
-        self.col_bytes = cfg.cols * RESULT_BITS // 8     # C bytes of one column tile's row
+        # int32 results, or a conv call's int16 ones (C16): a row of a column tile packed into fewer beats
+        self.row_beats = cfg.cols * result_bits // cfg.axi_data_width
+        self.col_bytes = cfg.cols * result_bits // 8     # C bytes of one column tile's row
         self.aw_free = 0          # earliest row_ready of the next row
         self.w_end = 0            # last beat of the previous burst (0: none yet)
         self.w_chain = False      # previous W entry was a burst (the next one may chain)
@@ -253,7 +255,7 @@ class _Writer:
         self.beats = 0
         #: cycles from a tile's last row to the next tile's first on the address side: 2; 3 when the rows'
         #: offsets come from rtl/cpt_conv_rows.v, whose `ready` for the next tile rises a cycle after the pop
-        self.tile_gap = 2
+        self.tile_gap = tile_gap
 
     def shift(self, dt: int) -> None:
         self.aw_free += dt
