@@ -21,6 +21,23 @@ def cli():
     return run_cli
 
 
+def load_bench(name: str):
+    """bench/<name>.py as module ``name`` (registered in sys.modules: its dataclasses and pickles need it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def bench_module():
+    """load_bench: a bench script as a module, for the tests of bench/."""
+    return load_bench
+
+
 @pytest.fixture
 def driver_on_rtl(tmp_path):
     """run(cfg, simulator, test_file) -> dict: build ``cfg``'s RTL, run the cocotb module ``test_file`` (whose test

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="module")
-def bbs():
-    spec = importlib.util.spec_from_file_location("bench_board_step", ROOT / "bench" / "bench_board_step.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_board_step"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def bbs(bench_module):
+    return bench_module("bench_board_step")
 
 
 @pytest.fixture(scope="module")

@@ -3,23 +3,15 @@ model; a small run (two images, fw 3) end to end, and its usage errors."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="module")
-def btc():
-    spec = importlib.util.spec_from_file_location("bench_twin_cycles", ROOT / "bench" / "bench_twin_cycles.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_twin_cycles"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def btc(bench_module):
+    return bench_module("bench_twin_cycles")
 
 
 def test_small_run(btc, tmp_path: Path) -> None:

@@ -5,23 +5,15 @@ arithmetic on made-up inputs)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="module")
-def ti():
-    spec = importlib.util.spec_from_file_location("twin_iteration", ROOT / "bench" / "twin_iteration.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["twin_iteration"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def ti(bench_module):
+    return bench_module("twin_iteration")
 
 
 def board(total: dict, by_class: dict) -> dict:
