@@ -19,6 +19,7 @@ from pathlib import Path
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from cpt_hw.fileio import write_atomic
 from sim.cpt_gemm.tb import CptGemmTB
 from sim.cpt_gemm.test_cpt_gemm_conv import place, run_conv
 from sim.tbutil import seeded_rng
@@ -83,7 +84,7 @@ async def trace_conv(dut):
         cycles = await run_conv(tb, call, name)
         mon.cancel()
         fields = {f: getattr(call, f) for f in call.__dataclass_fields__}
-        (out / f"{name}.json").write_text(json.dumps({"cycles": cycles, "call": fields, "events": events}))
+        write_atomic(out / f"{name}.json", json.dumps({"cycles": cycles, "call": fields, "events": events}))
 
 
 if __name__ == "__main__":
@@ -92,11 +93,27 @@ if __name__ == "__main__":
     from cpt_hw.flows import rtl_sim
     from sim.cpt_gemm.test_cpt_gemm_conv import config
 
+    def usage(problem: str) -> None:
+        print(f"trace_conv: {problem} (usage: python -m sim.cpt_gemm.trace_conv OUT_DIR CALLS_JSON [CONFIG])",
+              file=sys.stderr)
+        raise SystemExit(2)
+
     if len(sys.argv) not in (3, 4):
-        sys.exit(__doc__)
+        usage(f"{len(sys.argv) - 1} arguments, want 2 or 3")
+    try:
+        specs = json.loads(sys.argv[2])
+    except json.JSONDecodeError as e:
+        usage(f"CALLS_JSON is not JSON: {e}")
+    if not isinstance(specs, list) or not all(isinstance(s, dict) and "name" in s for s in specs):
+        usage("CALLS_JSON must be a list of objects, each with a name")
+    geometry = sys.argv[3] if len(sys.argv) == 4 else "sim_conv"
+    try:
+        cfg = config(geometry)
+    except KeyError:
+        usage(f"config {geometry!r} is not one of the conv test geometries")
     target = Path(sys.argv[1]).resolve()
     target.mkdir(parents=True, exist_ok=True)
-    result = rtl_sim.run(config(sys.argv[3] if len(sys.argv) == 4 else "sim_conv"), "icarus",
+    result = rtl_sim.run(cfg, "icarus",
                          "sim.cpt_gemm.trace_conv", toplevel="cpt_gemm",
                          extra_env={"CPT_HW_TRACE_CONV": sys.argv[2], "CPT_HW_TRACE_OUT": str(target)})
     print(result.summary())
