@@ -1,10 +1,11 @@
 """The conv cycle model (cpt_hw.hw.conv_cycle_model) against cycle counts measured on the Verilog twin.
 
-The model's real check is the RTL runner (sim/cpt_gemm/test_cpt_gemm_conv.py asserts every forward call without
-SUMS and every input gradient equal to it, on sim_conv and simwide_conv, Verilator); these pinned calls
-keep it there without a simulator.
-Each row: the call's arguments and the ``cycles`` register the twin returned, Icarus, sim_conv, no back-pressure,
-2026-12-04 (``sim/cpt_gemm/trace_conv.py``).  Integer cycles: exact on any CPU.
+The model's real check is the RTL runner (sim/cpt_gemm/test_cpt_gemm_conv.py asserts every forward call, with its
+code sums or without, and every input gradient equal to it, on sim_conv, simwide_conv and simwide64_conv,
+Verilator); these pinned calls keep it there without a simulator.
+Each row: the call's arguments and the ``cycles`` register the twin returned, sim_conv, no back-pressure,
+2026-12-04 (MEASURED: Icarus, ``sim/cpt_gemm/trace_conv.py``; MEASURED_SUMS: Verilator, the runner's records).
+Integer cycles: exact on any CPU.
 """
 
 from __future__ import annotations
@@ -45,6 +46,20 @@ MEASURED = [
 ]
 
 
+#: Forward calls with their code sums (SUMS): (a, b, c, sums, a_bits, b_bits, flags, conv, batch, channels, size,
+#: band, twin cycles); the same geometries without SUMS take 1 to 22 cycles fewer.
+MEASURED_SUMS = [
+    (4096, 4320, 4504, 6008, 4, 3, 10, 21297, 2, 327683, 393221, 0, 1783),      # C = 3, 3x3/1 p1, K over 2 blocks
+    (4096, 4320, 4504, 12280, 4, 3, 9, 21297, 2, 327683, 393221, 0, 1783),     # the sums across a 4 KiB page
+    (4096, 4448, 4728, 6392, 3, 2, 8, 21265, 2, 589856, 262147, 0, 1879),      # Cp = D, K over three B blocks
+    (4096, 4172, 4244, 4332, 1, 1, 10, 24849, 1, 131076, 262147, 65536, 67),   # 1x1/2 p1, a band, 1 x 1 bits
+    (4096, 4256, 4464, 4576, 2, 4, 24, 25393, 1, 196613, 327686, 131073, 219),  # 3x3/2, C16, a band
+    (4096, 4288, 4568, 6872, 8, 6, 8, 20753, 2, 589825, 327682, 0, 5105),      # C = 1, K = 9 over 3 blocks
+    (4096, 4260, 4420, 4580, 5, 1, 26, 25393, 1, 524296, 262149, 0, 505),      # signed X, C16
+    (4096, 4960, 5104, 5528, 4, 1, 11, 8465, 1, 655395, 327685, 196608, 817),  # C = 35, 1x1/2 p0
+]
+
+
 def call(row: tuple[int, ...]) -> ConvCall:
     a, b, c, a_bits, b_bits, flags, conv, batch, channels, size, band, _ = row
     return ConvCall(a, b, c, 0, 0, 0, a_bits, b_bits, flags, 0, 1 << 40, conv=conv, batch=batch, channels=channels,
@@ -54,6 +69,14 @@ def call(row: tuple[int, ...]) -> ConvCall:
 @pytest.mark.parametrize("row", MEASURED, ids=lambda r: f"{r[-1]}")
 def test_measured_calls(row: tuple[int, ...]) -> None:
     assert twin_cycles(SIM_CONV, call(row)) == row[-1]
+
+
+@pytest.mark.parametrize("row", MEASURED_SUMS, ids=lambda r: f"{r[-1]}")
+def test_measured_calls_with_sums(row: tuple[int, ...]) -> None:
+    a, b, c, sums, a_bits, b_bits, flags, conv, batch, channels, size, band, cycles = row
+    summed = ConvCall(a, b, c, 0, 0, 0, a_bits, b_bits, flags, 0, 1 << 40, conv=conv, batch=batch,
+                      channels=channels, size=size, band=band, sums=sums)
+    assert twin_cycles(SIM_CONV, summed) == cycles
 
 
 def test_tiles_formed_before_b() -> None:
@@ -72,14 +95,16 @@ def test_addresses_matter_through_pages_only() -> None:
     assert twin_cycles(SIM_CONV, moved) == row[-1]
 
 
-@pytest.mark.parametrize("what", ["wgrad", "SUMS", "PREFETCH_B"])
+@pytest.mark.parametrize("what", ["wgrad", "PREFETCH_B", "dgrad with SUMS"])
 def test_refuses_what_it_does_not_model(what: str) -> None:
     c = call(MEASURED[0])
     if what in OP_CODES:
         c = replace(c, conv=(c.conv & ~3) | OP_CODES[what])
+    elif what == "dgrad with SUMS":         # the twin refuses it too (ERR_CONV)
+        c = replace(c, conv=(c.conv & ~3) | OP_CODES["dgrad"], flags=c.flags | 1 << CONV_FLAG_BITS["SUMS"])
     else:
         c = replace(c, flags=c.flags | 1 << {**FLAG_BITS, **CONV_FLAG_BITS}[what])
-    with pytest.raises(ValueError, match="forward calls and input gradients without SUMS"):
+    with pytest.raises(ValueError, match="forward calls .with or without SUMS. and input gradients"):
         twin_cycles(SIM_CONV, c)
 
 
@@ -108,3 +133,21 @@ def test_fast_forward_is_exact(op: str, c: int, k: int, hw: int, kernel: int, st
         skipped = []
         assert twin_cycles(ZC706_CONV, call, skipped=skipped) == twin_cycles(ZC706_CONV, call, fast_forward=False)
         assert sum(skipped) > 0, "nothing was skipped: the test would not see a wrong skip"
+
+
+@pytest.mark.parametrize("c, k, hw, kernel, stride, bits, batch", [
+    (16, 16, 32, 3, 1, (8, 8), 4),               # stage 1
+    (3, 16, 32, 3, 1, (8, 8), 4),                # the stem (C = 3: the sums make it 6 % slower)
+    (16, 32, 32, 3, 2, (3, 8), 8),               # stage 2's first convolution
+])
+def test_fast_forward_is_exact_with_sums(c: int, k: int, hw: int, kernel: int, stride: int, bits: tuple[int, int],
+                                         batch: int) -> None:
+    """With the code sums (SUMS), whose write side is stepped: skipping equals stepping, and does skip; the sums
+    on a full burst's boundary (their page offset then does not matter) and off it (the bursts split at a page)."""
+    for sums in (1 << 30, (1 << 30) + 4096 - 12):
+        summed = replace(_zc706_call("fwd", c, k, hw, kernel, stride, bits, batch=batch),
+                         flags=1 << CONV_FLAG_BITS["SUMS"], sums=sums)
+        skipped = []
+        assert twin_cycles(ZC706_CONV, summed, skipped=skipped) == twin_cycles(ZC706_CONV, summed, fast_forward=False)
+        if sums == 1 << 30:
+            assert sum(skipped) > 0, "nothing was skipped: the test would not see a wrong skip"

@@ -11,10 +11,14 @@ schedule's (:mod:`cpt_hw.hw.cycle_model`), exact against the twin already: each 
 reports it loaded, and the halves and the B buffer it releases gate the walker and the reader.  Periodic stretches
 of a large run are skipped (:meth:`_ConvSchedule._skip_periodic`).
 
+A forward call with its code sums (SUMS) shares the write channel with the sums' bursts and is held back by their
+producers, so its write side is stepped with the front end too (:class:`sums_cycle_model.SumsWriteSide`), and the
+back end's column tiles are worked out as the C FIFO pops they wait for happen (:meth:`_ConvSchedule._advance_array`).
+
 Memory: AxiRam with its defaults (:class:`cycle_model.MemoryTiming`): an AR queue of two requests, one burst
 served at a time, R beats queued two ahead of the bus (cocotbext-axi's R source holds two beats); with random
-back-pressure the twin takes longer.  Forward calls and input gradients without SUMS and without a prefetch hint
-only; anything else raises ValueError.  Checked equal to the twin by sim/cpt_gemm/test_cpt_gemm_conv.py
+back-pressure the twin takes longer.  Forward calls (with SUMS or without) and input gradients, without a prefetch
+hint, only; anything else raises ValueError.  Checked equal to the twin by sim/cpt_gemm/test_cpt_gemm_conv.py
 (docs/rtl.md, "Cycle model of the walker's calls").
 """
 
@@ -29,6 +33,7 @@ from .config import HardwareConfig
 from .conv_calls import ConvArgs
 from .conv_model import channel_pitch, row_words
 from .cycle_model import MemoryTiming, _Array, _burst_lengths, _Writer, setup_cycles
+from .sums_cycle_model import SumsWriteSide
 
 #: Cycles rtl/cpt_conv_setup.v adds before cpt_setup runs: every refused conv call takes this + setup_cycles
 #: (sim/cpt_gemm/test_cpt_gemm_conv.py asserts it).
@@ -280,6 +285,10 @@ class _FrontEnd:
         self.plane = 0
         self.count = 0
         self.tile_event = False              # the walker reported a tile loaded in the latest step
+        # a call with SUMS: the sums producers' hold lines in the cycle being computed (the walker's next tile,
+        # the reader's next B block), and the reader's B write register (a B word's last beat the cycle before)
+        self.rows_hold = self.taps_hold = False
+        self.b_we = False
 
     # ------------------------------------------------------------------ one cycle
     def step(self) -> None:
@@ -311,6 +320,7 @@ class _FrontEnd:
         for li, f in enumerate(self.formers):
             f.edge(start, x_hs, (ho, counts[li]) if rq_hs[li] else None)
         # R side
+        self.b_we = r_hs and act.is_b and self.beat_in_word == self.bpw - 1
         desc_pop = act is None and bool(self.desc)
         if desc_pop:
             cmd = self.desc.popleft()
@@ -339,7 +349,7 @@ class _FrontEnd:
         """cpt_reader C_NEXT at cycle c (the descriptor FIFO has room and nothing is being pushed)."""
         g = self.run
         if self.b_pending:
-            if c >= self.sched.b_free(self.block):
+            if c >= self.sched.b_free(self.block) and not self.taps_hold:
                 n0 = self.block * self.bbc
                 nb = min(self.bbc, g.n - n0)
                 self._issue(g.b_addr + n0 * g.b_col_bytes, nb * g.b_col_bytes, True)
@@ -372,7 +382,7 @@ class _FrontEnd:
         self.fin = [False] * LANES if self.wstate == _DATA and plane_done else fin_now
         st = self.wstate
         if st == _TILE:
-            if c >= a_free:
+            if c >= a_free and not self.rows_hold:
                 self.wstate = _PIECE
         elif st == _PIECE:
             left_in_tile = self.tile_rows - self.r
@@ -478,9 +488,20 @@ class _FrontEnd:
 class _ConvSchedule:
     """One run: the front end stepped cycle by cycle; the GEMM schedule's back end fed tile by tile."""
 
-    def __init__(self, cfg: HardwareConfig, run: _Run, t0: int, result_bits: int, fast_forward: bool = True) -> None:
+    def __init__(self, cfg: HardwareConfig, run: _Run, t0: int, result_bits: int, fast_forward: bool = True,
+                 sums: int | None = None) -> None:
         self.cfg, self.run_ = cfg, run
         self.result_bytes = result_bits // 8
+        # a forward call with SUMS (`sums`: their address): the write side is stepped with the front end, and the
+        # array's column tiles are worked out as the C FIFO's pops they wait for happen (_array_ops)
+        self.wside: SumsWriteSide | None = None
+        if sums is not None:
+            self.wside = SumsWriteSide(cfg, run.c_stride, result_bits, run.m, run.n, run.kh * run.kw,
+                                       run.b_col_bytes * 8 // cfg.dot_width, sums)
+            self.ops: deque[tuple] = deque()     # tiles for the array: (B ready or None, A ready, column tiles,
+            self.op: tuple | None = None         # rows valid, C address, last of its block)
+            self.op_s = self.op_ct = 0
+            self.op_e: int | None = None
         # a stride-2 phase's rows are placed by cpt_conv_rows, whose `ready` opens each later tile a cycle later
         self.writer = _Writer(cfg, MemoryTiming(), run.c_stride, result_bits, tile_gap=3 if run.phase else 2)
         self.array = _Array(cfg, t0, run.a_bits * run.b_bits * run.k_words, self.writer)
@@ -494,6 +515,7 @@ class _ConvSchedule:
         self.snapshots: dict[tuple, tuple[int, int, int]] = {}   # schedule state -> (tile, cycle, image)
         self.snap_block = 0
         self.skipped_tiles = 0
+        self.fed = 0                         # A tiles handed to the array
 
     # callbacks of the front end
     def a_free(self, tile: int) -> float:
@@ -521,16 +543,21 @@ class _ConvSchedule:
 
     def _feed(self) -> None:
         while self.pending:
-            tile = len(self.releases)
+            tile = self.fed
             block = tile // self.a_tiles
             if block >= len(self.b_ready):
                 return
             ready, n0, m0, rows_valid = self.pending.popleft()
-            if tile % self.a_tiles == 0:
-                self.array.start_block(self.b_ready[block])
+            self.fed += 1
             col_tiles = -(-min(self.cfg.b_block_cols, self.run_.n - n0) // self.cfg.cols)
             run, stride = self.run_, self.run_.c_stride
             linear = run.c_row(0) + m0 * stride
+            if self.wside is not None:
+                self.ops.append((self.b_ready[block] if tile % self.a_tiles == 0 else None, ready, col_tiles,
+                                 rows_valid, linear + n0 * self.result_bytes, tile % self.a_tiles == self.a_tiles - 1))
+                continue
+            if tile % self.a_tiles == 0:
+                self.array.start_block(self.b_ready[block])
             deltas = [run.c_row(m0 + r) - linear - r * stride for r in range(rows_valid)]
             self.array.a_tile(ready, col_tiles, rows_valid, linear + n0 * self.result_bytes,
                               deltas if any(deltas) else ())
@@ -539,7 +566,47 @@ class _ConvSchedule:
                 self.array.end_block()
                 self.block_end.append(self.array.b_release)
 
+    def _advance_array(self) -> None:
+        """The feeder, array and drain of a call with SUMS, as _Array works them out, except that a column tile's
+        drain is worked out only once the C FIFO pop that makes room for it has happened on the stepped write side
+        (called every cycle; the op in progress stays in self.op).  A tile's release and its block's end are known
+        before its drain, as the walker and the reader need them."""
+        arr, wside = self.array, self.wside
+        while True:
+            if self.op is None:
+                if not self.ops:
+                    return
+                self.op = self.ops.popleft()
+                if self.op[0] is not None:
+                    arr.start_block(self.op[0])
+                self.op_s, self.op_ct, self.op_e = max(arr.t, self.op[1]) + 1, 0, None   # A in, an idle cycle
+            _, _, col_tiles, rows_valid, c_addr, block_end = self.op
+            if self.op_e is None:
+                e = self.op_e = max(self.op_s + arr.steps - 1, arr.drain_free)   # the shadows empty for the last step
+                arr.compute += arr.steps
+                if self.op_ct == col_tiles - 1:
+                    arr.a_release[arr.tiles % 2] = e + 1
+                    arr.tiles += 1
+                    arr.t = e + 1
+                    self.releases.append(e + 1)
+                    if block_end:
+                        arr.end_block()
+                        self.block_end.append(arr.b_release)
+            room = wside.room_cycle(arr.pushed, arr.fifo_depth)
+            if room is None:
+                return
+            d = max(self.op_e + arr.ready_latency + 1, room + 1 if room else 0)    # first row into the C FIFO
+            arr.drain_free = d + self.cfg.rows
+            arr.pushed += self.cfg.rows
+            wside.tile(d, rows_valid, c_addr + self.op_ct * wside.col_bytes)
+            self.op_s, self.op_e = self.op_e + 1, None
+            self.op_ct += 1
+            if self.op_ct == col_tiles:
+                self.op = None
+
     def run(self) -> int:
+        if self.wside is not None:
+            return self._run_stepped()
         front = self.front
         # the walker may form every tile before B is in (bands of padding rows only): the reader goes on until
         # the feeder has them all
@@ -551,16 +618,32 @@ class _ConvSchedule:
                     self._skip_periodic()
         return self.writer.finish()
 
+    def _run_stepped(self) -> int:
+        """A call with SUMS: the front end and the write side stepped together, cycle by cycle."""
+        front, wside = self.front, self.wside
+        total = self.a_tiles * -(-self.run_.n // self.cfg.b_block_cols)
+        while not (front.done and self.fed == total and self.op is None and not self.ops and wside.done):
+            a_loaded, b_we = front.a_loaded, front.b_we       # the registers' values in the cycle to come
+            front.rows_hold, front.taps_hold = wside.holds(a_loaded)
+            front.step()
+            wside.edge(front.c, a_loaded, b_we)
+            self._advance_array()
+            if front.tile_event:
+                front.tile_event = False
+                if self.fast_forward:
+                    self._skip_periodic()
+        return wside.finish()
+
     def _skip_periodic(self) -> None:
         """After a tile was fed: once the whole schedule state, taken relative to the cycle, the walker's image and
         the page offsets of the next commands, equals the state at an earlier tile of the block, every later
         period repeats that one: skip whole periods by shifting every time stamp, as cycle_model skips GEMM
         tiles.  At least one period is left before the block's last tile and before the reader's last image, so
         the ends stay exact."""
-        front, cfg = self.front, self.cfg
+        front, cfg, run = self.front, self.cfg, self.run_
         if self.pending:
             return
-        tile = len(self.releases)                    # tiles fed so far
+        tile = self.fed
         block, in_block = divmod(tile, self.a_tiles)
         if block != self.snap_block:
             self.snapshots.clear()
@@ -568,28 +651,62 @@ class _ConvSchedule:
         c = front.c
         # the pages C and the tensor's next command start in: with the walker's place in its image, they give
         # every later address's page
-        c_page = (self.run_.c_row(0) + front.img * self.run_.c_image_bytes) % 4096
-        key = (front.state(), self.array.state(c), self.writer.state(c), c_page,
+        image_c = run.c_row(0) + front.img * run.c_image_bytes
+        key = (front.state(), self._back_state(c, image_c), image_c % 4096,
                tuple(r - c for r in self.releases[-2:]))
         before = self.snapshots.get(key)
-        self.snapshots[key] = (tile, c, front.img)
+        pops = len(self.wside.pops) if self.wside is not None else 0
+        self.snapshots[key] = (tile, c, front.img, pops)
         if before is None:
             return
         period, dt, images = tile - before[0], c - before[1], front.img - before[2]
         k = min((self.a_tiles - 1 - in_block) // period - 1,
-                (self.run_.batch - front.x_sent) // images - 1 if images else 1 << 62)
+                (run.batch - front.x_sent) // images - 1 if images else 1 << 62)
         if k < 1:
             return
-        col_tiles = -(-min(cfg.b_block_cols, self.run_.n - front.n0) // cfg.cols)
+        col_tiles = -(-min(cfg.b_block_cols, run.n - front.n0) // cfg.cols)
         shift = k * dt
         # the skipped tiles' releases: the period's, later by whole periods
-        for t in range(tile, tile + k * period):
+        done = len(self.releases)
+        for t in range(done, done + k * period):
             self.releases.append(self.releases[t - period] + dt)
+        self.fed += k * period
         self.array.skip(k * period, col_tiles, shift)
-        self.writer.skip(k * period * col_tiles * cfg.rows, shift)
+        if self.wside is None:
+            self.writer.skip(k * period * col_tiles * cfg.rows, shift)
+        else:
+            addr = k * period * cfg.rows * run.c_stride
+            self.ops = deque((None if b is None else b + shift, a + shift, ct, rv, ca + addr, end)
+                             for b, a, ct, rv, ca, end in self.ops)
+            if self.op is not None:
+                b, a, ct, rv, ca, end = self.op
+                self.op = (None if b is None else b + shift, a + shift, ct, rv, ca + addr, end)
+                self.op_s += shift
+                if self.op_e is not None:
+                    self.op_e += shift
+            self.wside.skip(k, period * cfg.rows, self.wside.pops[before[3]:], period * cfg.rows * run.c_stride, dt)
         front.skip(k * period, k * images, shift)
         self.skipped_tiles += k * period
         self.snapshots.clear()
+
+    def _back_state(self, c: int, image_c: int) -> tuple:
+        """The feeder's, array's and writer's state, relative to cycle c and the C address of the walker's image;
+        with SUMS, the tiles waiting for the array, the sums' rows relative to the walker's tile, and the page of
+        the sums there."""
+        if self.wside is None:
+            return self.array.state(c), self.writer.state(c)
+        arr, wside = self.array, self.wside
+
+        def op(o: tuple) -> tuple:
+            b, a, ct, rv, ca, end = o
+            return None if b is None else b - c, a - c, ct, rv, ca - image_c, end
+
+        row0 = self.front.m0
+        return ((arr.t - c, arr.drain_free - c, arr.a_release[0] - c, arr.a_release[1] - c,
+                 arr.pushed - len(wside.pops)), tuple(op(o) for o in self.ops),
+                None if self.op is None else (op(self.op), self.op_s - c, self.op_ct,
+                                              None if self.op_e is None else self.op_e - c),
+                wside.state(c, row0, image_c), wside.row_sums_page(row0))
 
 
 def _whole_run(cfg: HardwareConfig, g: ConvArgs, call: Any) -> _Run:
@@ -669,19 +786,21 @@ def _phase_runs(cfg: HardwareConfig, g: ConvArgs, call: Any) -> list[tuple[int, 
 
 def twin_cycles(cfg: HardwareConfig, call: Any, *, fast_forward: bool = True, skipped: list[int] | None = None) -> int:
     """Cycles of one legal conv call (a ConvCall: its arguments and addresses) on the twin, its ``cycles``
-    register, against AxiRam's timing (cocotb, no back-pressure): forward calls and input gradients
-    without SUMS or a prefetch hint.  Addresses matter through 4 KiB pages only (where bursts split).
-    ValueError for any other call.  fast_forward=False steps every cycle instead of skipping periodic stretches
+    register, against AxiRam's timing (cocotb, no back-pressure): forward calls, with their code sums (SUMS) or
+    without, and input gradients, without a prefetch hint.  Addresses matter through 4 KiB pages only (where
+    bursts split).  ValueError for any other call.  fast_forward=False steps every cycle instead of skipping periodic stretches
     (the same result, slower: for testing the skip); `skipped` receives the A tiles each run skipped."""
     g = ConvArgs.decode(call)
-    if g.op not in ("fwd", "dgrad") or g.flag("SUMS") or g.flag("PREFETCH_B"):
-        raise ValueError(f"the conv cycle model covers forward calls and input gradients without SUMS or "
-                         f"PREFETCH_B, not {g.op} with flags {g.flags:#x}")
+    if g.op not in ("fwd", "dgrad") or g.flag("PREFETCH_B") or (g.op == "dgrad" and g.flag("SUMS")):
+        raise ValueError(f"the conv cycle model covers forward calls (with or without SUMS) and input gradients "
+                         f"without a PREFETCH_B hint, not {g.op} with flags {g.flags:#x}")
     t0 = CONV_SETUP_CYCLES + setup_cycles(cfg) + 1
     result_bits = 8 * g.result_bytes_per()
 
+    sums = call.sums if g.flag("SUMS") else None
+
     def run(r: _Run, t0: int) -> int:
-        schedule = _ConvSchedule(cfg, r, t0, result_bits, fast_forward)
+        schedule = _ConvSchedule(cfg, r, t0, result_bits, fast_forward, sums)
         end = schedule.run()
         if skipped is not None:
             skipped.append(schedule.skipped_tiles)
