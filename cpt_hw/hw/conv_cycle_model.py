@@ -567,10 +567,10 @@ class _ConvSchedule:
                 self.block_end.append(self.array.b_release)
 
     def _advance_array(self) -> None:
-        """The feeder, array and drain of a call with SUMS, as _Array works them out, except that a column tile's
-        drain is worked out only once the C FIFO pop that makes room for it has happened on the stepped write side
-        (called every cycle; the op in progress stays in self.op).  A tile's release and its block's end are known
-        before its drain, as the walker and the reader need them."""
+        """The feeder, array and drain of a call with SUMS, as _Array.a_tile works them out, except that a column
+        tile's drain is worked out only once the C FIFO pop that makes room for it has happened on the stepped write
+        side (called every cycle; the op in progress stays in self.op).  A tile's release and its block's end are
+        known before its drain, as the walker and the reader need them."""
         arr, wside = self.array, self.wside
         while True:
             if self.op is None:
@@ -579,26 +579,20 @@ class _ConvSchedule:
                 self.op = self.ops.popleft()
                 if self.op[0] is not None:
                     arr.start_block(self.op[0])
-                self.op_s, self.op_ct, self.op_e = max(arr.t, self.op[1]) + 1, 0, None   # A in, an idle cycle
+                self.op_s, self.op_ct, self.op_e = arr.first_step(self.op[1]), 0, None
             _, _, col_tiles, rows_valid, c_addr, block_end = self.op
             if self.op_e is None:
-                e = self.op_e = max(self.op_s + arr.steps - 1, arr.drain_free)   # the shadows empty for the last step
-                arr.compute += arr.steps
+                self.op_e = arr.last_step(self.op_s)
                 if self.op_ct == col_tiles - 1:
-                    arr.a_release[arr.tiles % 2] = e + 1
-                    arr.tiles += 1
-                    arr.t = e + 1
-                    self.releases.append(e + 1)
+                    arr.tile_done(self.op_e)
+                    self.releases.append(self.op_e + 1)
                     if block_end:
                         arr.end_block()
                         self.block_end.append(arr.b_release)
             room = wside.room_cycle(arr.pushed, arr.fifo_depth)
             if room is None:
                 return
-            d = max(self.op_e + arr.ready_latency + 1, room + 1 if room else 0)    # first row into the C FIFO
-            arr.drain_free = d + self.cfg.rows
-            arr.pushed += self.cfg.rows
-            wside.tile(d, rows_valid, c_addr + self.op_ct * wside.col_bytes)
+            wside.tile(arr.drain(self.op_e, room), rows_valid, c_addr + self.op_ct * wside.col_bytes)
             self.op_s, self.op_e = self.op_e + 1, None
             self.op_ct += 1
             if self.op_ct == col_tiles:

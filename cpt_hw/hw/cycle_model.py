@@ -434,27 +434,40 @@ class _Array:
 
     def a_tile(self, a_ready: int, col_tiles: int, rows_valid: int, c_addr: int, deltas: Sequence[int] = ()) -> int:
         """One A tile against every column tile of the block (C at c_addr); returns its last step."""
-        s = max(self.t, a_ready) + 1         # wait for the A tile, then an idle cycle
+        s = self.first_step(a_ready)
         for ct in range(col_tiles):
-            e = self._column_tile(s, rows_valid, c_addr + ct * self.writer.col_bytes, deltas)
+            e = self.last_step(s)
+            room = self.writer.room_cycle(self.pushed, self.fifo_depth)
+            d = self.drain(e, room)
+            self.writer.tile(list(range(d, d + self.rows)), rows_valid, c_addr + ct * self.writer.col_bytes, deltas)
+            self.writer.trim(self.pushed, self.fifo_depth)
             s = e + 1
+        self.tile_done(e)
+        return e
+
+    # the steps of a_tile, for a schedule that works out a column tile's drain later (conv_cycle_model, SUMS)
+    def first_step(self, a_ready: int) -> int:
+        """The first step of an A tile ready at a_ready: it waits for it, then idles a cycle."""
+        return max(self.t, a_ready) + 1
+
+    def last_step(self, s: int) -> int:
+        """The last step of a column tile whose first may go at cycle s: the shadows must be empty for it."""
+        self.compute += self.steps
+        return max(s + self.steps - 1, self.drain_free)
+
+    def drain(self, e: int, room: int) -> int:
+        """The cycle the column tile of last step e pushes its first row into the C FIFO, which has room for a
+        whole tile from cycle `room` (0: at once); its ROWS rows follow one a cycle."""
+        d = max(e + self.ready_latency + 1, room + 1 if room else 0)
+        self.drain_free = d + self.rows
+        self.pushed += self.rows
+        return d
+
+    def tile_done(self, e: int) -> None:
+        """The A tile's last step was e: its half is free again after it."""
         self.a_release[self.tiles % 2] = e + 1
         self.tiles += 1
         self.t = e + 1
-        return e
-
-    def _column_tile(self, s: int, rows_valid: int, c_addr: int, deltas: Sequence[int] = ()) -> int:
-        """A column tile whose first step may go at cycle s; returns its last step."""
-        e = max(s + self.steps - 1, self.drain_free)     # the shadows must be empty for the last step
-        self.compute += self.steps
-        room = self.writer.room_cycle(self.pushed, self.fifo_depth)
-        d = max(e + self.ready_latency + 1, room + 1 if room else 0)   # first row into the C FIFO
-        rows = self.rows
-        self.drain_free = d + rows
-        self.pushed += rows
-        self.writer.tile(list(range(d, d + rows)), rows_valid, c_addr, deltas)
-        self.writer.trim(self.pushed, self.fifo_depth)
-        return e
 
     def skip(self, tiles: int, col_tiles: int, dt: int) -> None:
         """Fast-forward: `tiles` full A tiles happened, and every time stamp moves dt later."""
