@@ -9,9 +9,10 @@ by call instead, for the calls the driver makes at the iteration's batch:
 
 1. For each distinct convolution of ResNet-74 (bench/resnet74_gemms.conv_layers) and each forward precision fw,
    the driver (``cpt_driver.Accelerator`` on the emulated device, zc706 with ``conv_engine = true``, the twin's
-   limits) runs the layer's forward convolution (fw x fw bits, without code sums) and its input gradient (8-bit
-   errors x fw-bit weights) over ``--batch`` images of random codes; every conv call it makes is recorded with
-   its arguments and addresses (images per call, int16 results where the worst case fits, stride-2 phases: the
+   limits) runs the layer's forward convolution (fw x fw bits) with the window sums of x (``x_sums``: the
+   device's code sums, SUMS, as the board flow asks for them) and without, and its input gradient (8-bit errors
+   x fw-bit weights), over ``--batch`` images of random codes; every conv call it makes is recorded with its
+   arguments and addresses (images per call, int16 results where the worst case fits, stride-2 phases, SUMS: the
    driver's choices).
 2. Each call's cycles: the twin's, from ``cpt_hw.hw.conv_cycle_model.twin_cycles`` (exact against the twin
    without back-pressure, AxiRam's timing: sim/cpt_gemm/test_cpt_gemm_conv.py asserts it on every such call),
@@ -19,9 +20,8 @@ by call instead, for the calls the driver makes at the iteration's batch:
 3. Per GEMM class, seconds at the config's clock for a batch-``--batch`` iteration: each layer's sum over its
    calls times its count, CPT 3-8/8 (cpt_hw.schedules' weights over fw) and static 8/8 (fw 8).
 
-Not counted here: forward calls with code sums (SUMS, as the board flow asks for them: the cycle model does not
-cover them yet), weight gradients (bench_conv_twin.py --ops wgrad measures the twin's own calls).  Memory timing is
-AxiRam's (two-cycle read latency), as in the twin's simulations, not a board's DDR.
+Not counted here: weight gradients (bench_conv_twin.py --ops wgrad measures the twin's own calls).  Memory timing
+is AxiRam's (two-cycle read latency), as in the twin's simulations, not a board's DDR.
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ from cpt_hw.hw.config import HardwareConfig  # noqa: E402
 from cpt_hw.hw.conv_calls import ConvArgs  # noqa: E402
 from cpt_hw.hw.conv_cycle_model import twin_cycles  # noqa: E402
 
-OPS = ("fwd", "dgrad")
+#: The classes counted: forward calls with the code sums (the board flow's), without (``--recompute-bn``'s
+#: recomputed forward calls write none), input gradients.
+OPS = ("fwd_sums", "fwd", "dgrad")
+LABELS = {"fwd_sums": "forward, with code sums (SUMS)", "fwd": "forward, without code sums",
+          "dgrad": "input gradient"}
 FWS = (3, 4, 5, 6, 7, 8)
 
 
@@ -84,12 +88,15 @@ def layer_cycles(acc: Accelerator, cfg: HardwareConfig, rng: np.random.Generator
     name, cin, cout, kernel, hw_out, _ = layer
     stride = 2 if name.endswith((".first", ".down")) else 1
     size, padding = hw_out * stride, 1 if kernel == 3 else 0
-    a_bits, b_bits = gemm_bits(op, fw)
+    gemm_op = "dgrad" if op == "dgrad" else "fwd"
+    a_bits, b_bits = gemm_bits(gemm_op, fw)
     w = rng.integers(-(1 << (b_bits - 1)), 1 << (b_bits - 1), size=(cout, cin, kernel, kernel))
     with CallLog() as log:
-        if op == "fwd":
+        if gemm_op == "fwd":
             x = rng.integers(0, 1 << a_bits, size=(batch, cin, size, size))
-            acc.conv2d(x, w, x_bits=a_bits, w_bits=b_bits, stride=stride, padding=padding, w_signed=True)
+            sums = np.empty((batch, hw_out, hw_out)) if op == "fwd_sums" else None
+            acc.conv2d(x, w, x_bits=a_bits, w_bits=b_bits, stride=stride, padding=padding, w_signed=True,
+                       x_sums=sums)
         else:
             e = rng.integers(-(1 << (a_bits - 1)), 1 << (a_bits - 1), size=(batch, cout, hw_out, hw_out))
             acc.conv2d_input((batch, cin, size, size), w, e, w_bits=b_bits, e_bits=a_bits, stride=stride,
@@ -97,8 +104,8 @@ def layer_cycles(acc: Accelerator, cfg: HardwareConfig, rng: np.random.Generator
     twin = model = 0
     for call, cycles in log.calls:
         g = ConvArgs.decode(call)
-        if g.op != op:
-            raise AssertionError(f"{name}/{op}: the driver made a {g.op} call")
+        if g.op != gemm_op or g.flag("SUMS") != (op == "fwd_sums"):
+            raise AssertionError(f"{name}/{op}: the driver made a {g.op} call with flags {g.flags:#x}")
         twin += twin_cycles(cfg, call)
         model += emu_conv.call_cycles(cfg, g)
         if cycles != emu_conv.call_cycles(cfg, g):
@@ -158,12 +165,12 @@ def report(res: dict) -> str:
          "", f"Reproduce: `{res['command']}` ({res['cpu_s']} CPU-s; method in the script's docstring).  Every call "
          "the driver makes on the emulated device with the twin's limits, timed by cpt_hw.hw.conv_cycle_model "
          "(exact against the twin, AxiRam's timing) and by the design's model the emulated device reports.  "
-         "Forward calls without code sums; weight gradients not counted.", "",
+         "Weight gradients not counted.", "",
          "| class | twin s, CPT 3-8/8 | model s, CPT | twin / model | twin s, static 8/8 | model s, static |",
          "|---|---:|---:|---:|---:|---:|"]
     for op, s in res["summary"].items():
         cpt, st = s["cpt_s"], s["static_s"]
-        label = {"fwd": "forward (no SUMS)", "dgrad": "input gradient"}[op]
+        label = LABELS[op]
         cpt_note = "" if s["cpt_complete"] else " (fw measured only)"
         st_cells = f"{st['twin_cycles']:.3f} | {st['model_cycles']:.3f}" if st else "- | -"
         L.append(f"| {label}{cpt_note} | {cpt['twin_cycles']:.3f} | {cpt['model_cycles']:.3f} | "

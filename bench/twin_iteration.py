@@ -9,20 +9,20 @@ No simulation here: it combines three benchmarks' JSON files.
   (forward, input gradient, weight gradient), CPT 3-8/8 and static 8/8, of the calls the driver makes on the twin:
   forward calls and weight gradients with their code sums (SUMS); and with
   ``--recompute-bn 1`` board_step-resnet74-conv-recompute1.json, measured before the driver asked for code sums
-  (commit b416036), whose calls write none;
-* ``bench/bench_conv_twin.py`` (conv_twin.json; with ``--ops fwd --sums``, conv_twin_fwd_sums.json): the twin's
-  cycles over the model's on every ResNet-74 layer, per class (CPT: CPT-weighted over fw; static: fw 8) -- the
-  forward's with the code sums where the board run's forward calls write them;
+  (commit b416036), whose calls write none and whose forward class holds the recomputed convolutions besides;
+* ``bench/bench_twin_cycles.py`` (twin_cycles.json): the forward calls (with code sums and without) and the input
+  gradients of a batch-128 iteration, the driver's own calls, counted call by call with the twin's exact cycle
+  model (cpt_hw.hw.conv_cycle_model);
 * ``bench/bench_conv_twin.py --ops wgrad --wgrad-batch max`` (conv_twin_wgrad.json; with ``--sums``,
   conv_twin_wgrad_sums.json, where the board run's weight gradients write their code sums): the weight gradients
-  summed as the twin runs them (calls of as many images as it takes, each hinting the next);
-* ``bench/bench_twin_cycles.py`` (twin_cycles.json): the input gradients of a batch-128 iteration counted call by
-  call with the twin's exact cycle model (cpt_hw.hw.conv_cycle_model), the driver's own calls.
+  summed as the twin runs them (calls of as many images as it takes, each hinting the next).
 
-Per iteration and schedule, the twin's seconds are the model's with the forward class scaled by the twin's ratio,
-the input-gradient class replaced by the twin's exact count and the weight-gradient class by the twin's own sum of
-calls; what the model counts outside the three classes stays as it is.  The exact count is taken only where its
-calls are the board run's: its design-model seconds must equal the board run's input-gradient class (0.5 %).
+Per iteration and schedule, the twin's seconds are the model's with the forward and input-gradient classes
+replaced by the twin's exact counts and the weight-gradient class by the twin's own sum of calls; what the model
+counts outside the three classes stays as it is.  An exact count is taken only where its calls are the board
+run's: its design-model seconds must equal the board run's class (0.5 %).  The ``--recompute-bn 1`` run's forward
+class holds more calls than one forward pass (the recomputed ones): it is scaled by the exact count's twin/model
+ratio of the forward calls without code sums instead.
 """
 
 from __future__ import annotations
@@ -55,27 +55,32 @@ def _load(path: Path) -> dict:
         _fail(f"cannot read {path}: {e}")
 
 
-def twin_seconds(board: dict, twin: dict, wgrad: dict, fwd: dict | None = None,
-                 dgrad: dict | None = None) -> dict[str, dict[str, float]]:
-    """{'cpt'|'static': {'model': s, 'twin': s, 'fwd' | 'dgrad' | 'wgrad': the twin's s}} for one board-step run;
-    ``fwd``: another bench_conv_twin run whose forward ratios replace ``twin``'s (forward calls with SUMS);
-    ``dgrad``: bench_twin_cycles' input-gradient summary, whose exact count replaces the scaled class."""
-    classes = {**twin["classes"], **({"fwd": fwd["classes"]["fwd"]} if fwd else {})}
+def _exact(summary: dict, op: str, mode: str, model_s: float, what: str) -> float:
+    """The twin's exact seconds of a class (bench_twin_cycles' summary), refused unless its design-model seconds are
+    the board run's (the same calls)."""
+    exact = summary[op]["cpt_s" if mode == "cpt" else "static_s"]
+    if abs(exact["model_cycles"] - model_s) > 0.005 * model_s:
+        _fail(f"twin_cycles.json's {what} ({exact['model_cycles']:.4f} s of design model, {mode}) are not the board "
+              f"run's ({model_s:.4f} s): rerun bench_twin_cycles.py")
+    return exact["twin_cycles"]
+
+
+def twin_seconds(board: dict, exact: dict, wgrad: dict, sums: bool) -> dict[str, dict[str, float]]:
+    """{'cpt'|'static': {'model': s, 'twin': s, 'fwd' | 'dgrad' | 'wgrad': the twin's s}} for one board-step run.
+    ``exact``: bench_twin_cycles' summary; ``sums``: the run's forward calls write their code sums (the exact
+    count replaces the class), else its forward class is scaled by the exact count's ratio without sums (it
+    holds recomputed calls besides); ``wgrad``: bench_conv_twin's sum of weight-gradient calls."""
     out = {}
     for mode in ("cpt", "static"):
         model = board["accel_s_per_iter"][mode]
         by_class = board["accel_s_per_iter_by_class"][mode]
-        ratio = {op: (classes[op]["cpt_ratio"] if mode == "cpt"
-                      else classes[op]["per_fw"]["8"]["twin_scaled_s"] / classes[op]["per_fw"]["8"]["model_s"])
-                 for op in ("fwd", "dgrad")}
-        twin_class = {op: by_class[op] * ratio[op] for op in ratio}
-        if dgrad is not None:
-            exact = dgrad["cpt_s" if mode == "cpt" else "static_s"]
-            if abs(exact["model_cycles"] - by_class["dgrad"]) > 0.005 * by_class["dgrad"]:
-                _fail(f"twin_cycles.json's input gradients ({exact['model_cycles']:.4f} s of design model, {mode}) "
-                      f"are not the board run's ({by_class['dgrad']:.4f} s): rerun bench_twin_cycles.py")
-            twin_class["dgrad"] = exact["twin_cycles"]
-        twin_class["wgrad"] = wgrad["cpt_twin_calls_s" if mode == "cpt" else "static_twin_calls_s"]
+        if sums:
+            fwd = _exact(exact, "fwd_sums", mode, by_class["fwd"], "forward calls with code sums")
+        else:
+            plain = exact["fwd"]["cpt_s" if mode == "cpt" else "static_s"]
+            fwd = by_class["fwd"] * plain["twin_cycles"] / plain["model_cycles"]
+        twin_class = {"fwd": fwd, "dgrad": _exact(exact, "dgrad", mode, by_class["dgrad"], "input gradients"),
+                      "wgrad": wgrad["cpt_twin_calls_s" if mode == "cpt" else "static_twin_calls_s"]}
         rest = model - sum(by_class[op] for op in ("fwd", "dgrad", "wgrad"))
         out[mode] = {"model": model, "twin": rest + sum(twin_class.values()), **twin_class}
     return out
@@ -84,10 +89,10 @@ def twin_seconds(board: dict, twin: dict, wgrad: dict, fwd: dict | None = None,
 def markdown(rows: list[tuple[str, str, dict]], command: str) -> str:
     L = ["# The Verilog twin's accelerator time per ResNet-74 iteration", "",
          f"Reproduce: `{command}` (method in the script's docstring; inputs: the board-budget benchmark's model "
-         "figures, conv_twin.json's forward ratios (conv_twin_fwd_sums.json's where the forward calls write their "
-         "code sums), twin_cycles.json's input gradients counted call by call with the twin's exact cycle model, "
-         "conv_twin_wgrad.json's weight gradients as the twin runs them (conv_twin_wgrad_sums.json's where they "
-         "write their code sums)).  Batch 128; seconds of accelerator "
+         "figures, twin_cycles.json's forward calls and input gradients counted call by call with the twin's exact "
+         "cycle model (the `--recompute-bn 1` run's forward class, which holds recomputed calls besides, scaled by "
+         "their twin/model ratio), conv_twin_wgrad.json's weight gradients as the twin runs them "
+         "(conv_twin_wgrad_sums.json's where they write their code sums)).  Batch 128; seconds of accelerator "
          "time at the config's clock; not a board measurement.", "",
          "| accelerator s per iteration | static 8/8 | CPT 3-8/8 | CPT / static | 64k iterations, CPT | "
          "fwd / dgrad / wgrad, CPT |", "|---|---:|---:|---:|---:|---:|"]
@@ -107,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(RESULTS / "twin_iteration"), help="output stem (.json, .md)")
     args = p.parse_args(argv)
     res = Path(args.results)
-    twin = _load(res / "conv_twin.json")
     wgrad = {}
     for name, sums in (("conv_twin_wgrad", False), ("conv_twin_wgrad_sums", True)):
         run = _load(res / f"{name}.json")
@@ -116,19 +120,17 @@ def main(argv: list[str] | None = None) -> int:
                   f"(run bench_conv_twin.py --ops wgrad --wgrad-batch max{' --sums' if sums else ''} with fw 3..8)")
         wgrad[sums] = run["classes"]["wgrad"]
     exact = _load(res / "twin_cycles.json")
-    if exact.get("batch") != 128 or not exact.get("summary", {}).get("dgrad", {}).get("cpt_complete"):
-        _fail(f"{res / 'twin_cycles.json'} is not a batch-128 run over fw 3..8 (run bench_twin_cycles.py)")
-    fwd_sums = _load(res / "conv_twin_fwd_sums.json")
-    if not fwd_sums.get("sums") or "cpt_ratio" not in fwd_sums["classes"].get("fwd", {}):
-        _fail(f"{res / 'conv_twin_fwd_sums.json'} is not a forward run with SUMS over fw 3..8 (run bench_conv_twin.py "
-              "--ops fwd --sums)")
+    summary = exact.get("summary", {})
+    classes = ("fwd_sums", "fwd", "dgrad")
+    if exact.get("batch") != 128 or not all(summary.get(op, {}).get("cpt_complete") for op in classes):
+        _fail(f"{res / 'twin_cycles.json'} is not a batch-128 run over fw 3..8 with forward calls with and without "
+              "code sums (run bench_twin_cycles.py)")
     rows = []
-    for label, source, fwd, wg in (("its calls, with code sums; weight gradients as it runs them",
-                                    "board_step-resnet74-conv-twin", fwd_sums, wgrad[True]),
-                                   ("`--recompute-bn 1` (calls without code sums)",
-                                    "board_step-resnet74-conv-recompute1", None, wgrad[False])):
-        rows.append((label, source, twin_seconds(_load(res / f"{source}.json"), twin, wg, fwd,
-                                                 exact["summary"]["dgrad"])))
+    for label, source, sums in (("its calls, with code sums; weight gradients as it runs them",
+                                 "board_step-resnet74-conv-twin", True),
+                                ("`--recompute-bn 1` (calls without code sums)",
+                                 "board_step-resnet74-conv-recompute1", False)):
+        rows.append((label, source, twin_seconds(_load(res / f"{source}.json"), summary, wgrad[sums], sums)))
     command = "python bench/twin_iteration.py " + " ".join(argv if argv is not None else sys.argv[1:])
     payload = {"command": command.strip(), "iterations": ITERATIONS,
                "runs": {source: s for _, source, s in rows}}

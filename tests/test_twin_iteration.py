@@ -1,7 +1,8 @@
-"""bench/twin_iteration.py: the twin's iteration is the model's with the forward class scaled by the twin's ratio (from
-the run with code sums where the board run's forward calls write them), the input gradients replaced by the exact
-count of bench_twin_cycles and the weight gradients by the twin's sum of calls (with code sums likewise; exact
-arithmetic on made-up inputs)."""
+"""bench/twin_iteration.py: the twin's iteration is the model's with the forward calls and input gradients replaced by
+bench_twin_cycles' exact counts (the forward calls with code sums where the board run's write them; the
+--recompute-bn run's forward class, which holds recomputed calls besides, scaled by the exact count's ratio without
+sums) and the weight gradients by the twin's sum of calls (with code sums likewise); exact arithmetic on made-up
+inputs."""
 
 from __future__ import annotations
 
@@ -25,18 +26,17 @@ def write_inputs(folder: Path) -> None:
     (folder / "board_step-resnet74-conv-twin.json").write_text(json.dumps(board({"cpt": 1.0, "static": 2.0}, by_class)))
     (folder / "board_step-resnet74-conv-recompute1.json").write_text(
         json.dumps(board({"cpt": 1.25, "static": 2.0}, {**by_class, "cpt": {**by_class["cpt"], "fwd": 0.5}})))
-    classes = {op: {"cpt_ratio": r, "per_fw": {"8": {"model_s": 1.0, "twin_scaled_s": r8}}}
-               for op, r, r8 in (("fwd", 2.0, 1.5), ("dgrad", 0.5, 1.0))}
-    (folder / "conv_twin.json").write_text(json.dumps({"classes": classes}))
-    fwd_sums = {"fwd": {"cpt_ratio": 4.0, "per_fw": {"8": {"model_s": 1.0, "twin_scaled_s": 2.0}}}}
-    (folder / "conv_twin_fwd_sums.json").write_text(json.dumps({"sums": True, "classes": fwd_sums}))
     (folder / "conv_twin_wgrad.json").write_text(
         json.dumps({"classes": {"wgrad": {"cpt_twin_calls_s": 0.375, "static_twin_calls_s": 0.75}}}))
     (folder / "conv_twin_wgrad_sums.json").write_text(
         json.dumps({"sums": True, "classes": {"wgrad": {"cpt_twin_calls_s": 0.5, "static_twin_calls_s": 1.0}}}))
-    exact = {"cpt_s": {"twin_cycles": 0.625, "model_cycles": 0.5},
-             "static_s": {"twin_cycles": 0.75, "model_cycles": 0.5}, "cpt_complete": True}
-    (folder / "twin_cycles.json").write_text(json.dumps({"batch": 128, "summary": {"dgrad": exact}}))
+
+    def exact(cpt: tuple[float, float], static: tuple[float, float]) -> dict:
+        return {"cpt_s": {"twin_cycles": cpt[0], "model_cycles": cpt[1]},
+                "static_s": {"twin_cycles": static[0], "model_cycles": static[1]}, "cpt_complete": True}
+    summary = {"fwd_sums": exact((1.0, 0.25), (1.0, 0.5)), "fwd": exact((0.5, 0.25), (0.75, 0.5)),
+               "dgrad": exact((0.625, 0.5), (0.75, 0.5))}
+    (folder / "twin_cycles.json").write_text(json.dumps({"batch": 128, "summary": summary}))
 
 
 def test_twin_iteration_replaces_each_class(ti, tmp_path):
@@ -44,38 +44,41 @@ def test_twin_iteration_replaces_each_class(ti, tmp_path):
     assert ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     runs = json.loads((tmp_path / "out.json").read_text())["runs"]
     plain, recompute = runs["board_step-resnet74-conv-twin"], runs["board_step-resnet74-conv-recompute1"]
-    # CPT: rest 1 - 0.875 = 0.125; fwd 0.25 x 4 (the forward with sums), dgrad the exact count 0.625 (not the
-    # ratio's 0.5 x 0.5), wgrad 0.5 (with sums)
+    # CPT: rest 1 - 0.875 = 0.125; fwd the exact count with sums 1.0, dgrad the exact count 0.625, wgrad 0.5 (with
+    # sums)
     assert plain["cpt"] == {"model": 1.0, "twin": 0.125 + 1.0 + 0.625 + 0.5, "fwd": 1.0, "dgrad": 0.625,
                             "wgrad": 0.5}
-    # static: fw 8's forward ratio 2.0 with sums, the exact dgrad 0.75, wgrad the static sum of calls with sums;
-    # rest 0.5
+    # static: the exact counts 1.0 and 0.75, wgrad the static sum of calls with sums; rest 0.5
     assert plain["static"]["twin"] == 0.5 + 1.0 + 0.75 + 1.0
-    # --recompute-bn 1 (no sums): conv_twin.json's forward ratio 2, the weight gradients without sums
+    # --recompute-bn 1 (no sums): its forward class 0.5 x the ratio without sums 2, the weight gradients without sums
     assert recompute["cpt"]["twin"] == 1.25 - 1.125 + 1.0 + 0.625 + 0.375
     md = (tmp_path / "out.md").read_text()
     assert ("| the twin, `--recompute-bn 1` (calls without code sums) | 2.750 | 2.125 | 0.773 | 37.8 h | "
             "1.000 / 0.625 / 0.375 |") in md
 
 
-def test_an_exact_count_of_other_calls_is_refused(ti, tmp_path, capsys):
-    """The exact input-gradient count replaces the class only where its design-model seconds are the board run's."""
+@pytest.mark.parametrize("op, what", [("dgrad", "input gradients"), ("fwd_sums", "forward calls with code sums")])
+def test_an_exact_count_of_other_calls_is_refused(ti, tmp_path, capsys, op: str, what: str):
+    """An exact count replaces a class only where its design-model seconds are the board run's."""
     write_inputs(tmp_path)
     run = json.loads((tmp_path / "twin_cycles.json").read_text())
-    run["summary"]["dgrad"]["cpt_s"]["model_cycles"] = 0.51
+    run["summary"][op]["cpt_s"]["model_cycles"] *= 1.02
     (tmp_path / "twin_cycles.json").write_text(json.dumps(run))
     with pytest.raises(SystemExit) as e:
         ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")])
-    assert e.value.code == 2 and "are not the board run's" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"{what} (" in err and "are not the board run's" in err
     assert not (tmp_path / "out.json").exists()
 
 
-def test_a_forward_run_without_sums_is_refused(ti, tmp_path, capsys):
+def test_an_exact_count_without_the_forward_sums_is_refused(ti, tmp_path, capsys):
     write_inputs(tmp_path)
-    (tmp_path / "conv_twin_fwd_sums.json").write_text(json.dumps({"sums": False, "classes": {}}))
+    run = json.loads((tmp_path / "twin_cycles.json").read_text())
+    del run["summary"]["fwd_sums"]
+    (tmp_path / "twin_cycles.json").write_text(json.dumps(run))
     with pytest.raises(SystemExit) as e:
         ti.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")])
-    assert e.value.code == 2 and "not a forward run with SUMS" in capsys.readouterr().err
+    assert e.value.code == 2 and "with and without code sums" in capsys.readouterr().err
     assert not (tmp_path / "out.json").exists()
 
 
