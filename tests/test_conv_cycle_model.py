@@ -19,6 +19,7 @@ from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.conv_calls import OP_CODES, encode_conv
 from cpt_hw.hw.conv_cycle_model import twin_cycles
+from cpt_hw.hw.wgrad_cycle_model import wgrad_hit
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
 
 SIM_CONV = HardwareConfig.from_preset("sim", {"conv_engine": True, "name": "sim_conv"})
@@ -60,6 +61,32 @@ MEASURED_SUMS = [
 ]
 
 
+#: Weight gradients: (a, b, c, next_a, next_b, a_bits, b_bits, flags, conv, batch, channels, size, band, sums, hit,
+#: twin cycles), cold or a hit (the previous call, hinting this one, loaded its chunks and its first B block, and
+#: with SUMS counted that block's error sums).
+MEASURED_WGRAD = [
+    (4096, 4288, 4480, 0, 0, 2, 8, 1, 8467, 1, 196616, 524296, 0, 0, False, 413),        # 1x1/2 on an even H
+    (4096, 4220, 4320, 0, 0, 3, 3, 3, 25379, 1, 131075, 458757, 0, 0, False, 381),       # 2x3/2 p1
+    (4096, 4288, 4416, 0, 0, 2, 2, 1, 4915, 4, 131076, 327684, 0, 0, False, 765),        # 4 images, 3x3/1 p0
+    (4096, 4268, 4392, 0, 0, 3, 5, 1, 4371, 1, 196640, 196611, 0, 0, False, 751),        # C = 32 = D
+    (4096, 4184, 4296, 0, 0, 1, 1, 19, 20755, 3, 65537, 196610, 0, 0, False, 96),        # C16, 1 x 1 bits
+    (4096, 5280, 5536, 0, 0, 2, 8, 2, 25395, 2, 262179, 458757, 0, 0, False, 5179),      # C = 35, 3x3/2 p1
+    (4096, 4664, 5232, 0, 0, 7, 7, 2, 21299, 3, 524289, 65542, 0, 0, False, 3577),       # W = 1, K = 8 (3 blocks)
+    (4096, 4736, 5568, 4288, 4992, 3, 4, 6, 21299, 2, 196612, 524296, 0, 0, False, 1477),  # cold, hinting the next
+    (4288, 4992, 5568, 4480, 5248, 3, 4, 6, 21299, 2, 196612, 524296, 0, 0, True, 1251),   # a hit, hinting the next
+    (4480, 5248, 5568, 0, 0, 3, 4, 2, 21299, 2, 196612, 524296, 0, 0, True, 1251),         # a hit, the chain's last
+    # with the code sums (SUMS): the error sums' mask table, their two block slots, the write channel shared
+    (4096, 4352, 4704, 0, 0, 4, 3, 10, 21299, 2, 327683, 393222, 0, 5416, False, 2718),  # C = 3, 3x3/1 p1
+    (4096, 4256, 4576, 0, 0, 3, 4, 10, 21299, 2, 589826, 262148, 0, 5360, False, 1668),  # K = 9 over three blocks
+    (4096, 4208, 4368, 0, 0, 2, 2, 8, 21299, 1, 196610, 2097155, 0, 4720, False, 330),   # W = D: whole words
+    (4096, 4196, 4308, 0, 0, 3, 6, 24, 25395, 1, 655365, 262147, 0, 5272, False, 2313),  # C16, K = 10, 3x3/2
+    (4096, 4496, 4644, 0, 0, 6, 7, 9, 8739, 1, 393221, 393223, 0, 5188, False, 1535),    # 2x2/2 p0
+    (4096, 4880, 5088, 4336, 4928, 5, 2, 15, 25395, 2, 327683, 393222, 0, 5800, False, 2138),  # cold, hinting
+    (4336, 4928, 5088, 4576, 4976, 5, 2, 15, 25395, 2, 327683, 393222, 0, 5800, True, 1982),   # a hit, hinting
+    (4576, 4976, 5088, 0, 0, 5, 2, 11, 25395, 2, 327683, 393222, 0, 5800, True, 1982),         # a hit, the last
+]
+
+
 def call(row: tuple[int, ...]) -> ConvCall:
     a, b, c, a_bits, b_bits, flags, conv, batch, channels, size, band, _ = row
     return ConvCall(a, b, c, 0, 0, 0, a_bits, b_bits, flags, 0, 1 << 40, conv=conv, batch=batch, channels=channels,
@@ -69,6 +96,30 @@ def call(row: tuple[int, ...]) -> ConvCall:
 @pytest.mark.parametrize("row", MEASURED, ids=lambda r: f"{r[-1]}")
 def test_measured_calls(row: tuple[int, ...]) -> None:
     assert twin_cycles(SIM_CONV, call(row)) == row[-1]
+
+
+@pytest.mark.parametrize("row", MEASURED_WGRAD, ids=lambda r: f"{r[-1]}")
+def test_measured_weight_gradients(row: tuple) -> None:
+    *_, hit, cycles = row
+    assert twin_cycles(SIM_CONV, _wgrad(row), hit=hit) == cycles
+
+
+def _wgrad(row: tuple) -> ConvCall:
+    a, b, c, next_a, next_b, a_bits, b_bits, flags, conv, batch, channels, size, band, sums, _, _ = row
+    return ConvCall(a, b, c, 0, 0, 0, a_bits, b_bits, flags, 0, 1 << 40, next_a=next_a, next_b=next_b, conv=conv,
+                    batch=batch, channels=channels, size=size, band=band, sums=sums)
+
+
+def test_a_hit_is_the_hint_of_the_call_before() -> None:
+    """wgrad_hit follows cpt_core's key: the previous call hinted (PREFETCH_B) exactly this call's tensors,
+    geometry and flags SUMS and B_SIGNED."""
+    first, second = _wgrad(MEASURED_WGRAD[7]), _wgrad(MEASURED_WGRAD[8])
+    assert wgrad_hit(first, second) and not wgrad_hit(None, second)
+    assert not wgrad_hit(replace(first, next_b=first.next_b + 64), second)
+    assert not wgrad_hit(replace(first, flags=first.flags & ~(1 << FLAG_BITS["PREFETCH_B"])), second)
+    assert not wgrad_hit(first, replace(second, flags=second.flags | 1 << CONV_FLAG_BITS["SUMS"]))
+    assert not wgrad_hit(first, replace(second, a_bits=second.a_bits + 1))
+    assert wgrad_hit(first, replace(second, c=second.c + 4096))      # C's place is not in the key
 
 
 @pytest.mark.parametrize("row", MEASURED_SUMS, ids=lambda r: f"{r[-1]}")
@@ -95,17 +146,16 @@ def test_addresses_matter_through_pages_only() -> None:
     assert twin_cycles(SIM_CONV, moved) == row[-1]
 
 
-@pytest.mark.parametrize("what", ["wgrad", "PREFETCH_B", "dgrad with SUMS"])
-def test_refuses_what_it_does_not_model(what: str) -> None:
+@pytest.mark.parametrize("what", ["PREFETCH_B", "dgrad with SUMS", "a forward hit"])
+def test_refuses_what_the_twin_does_not_run(what: str) -> None:
     c = call(MEASURED[0])
-    if what in OP_CODES:
-        c = replace(c, conv=(c.conv & ~3) | OP_CODES[what])
-    elif what == "dgrad with SUMS":         # the twin refuses it too (ERR_CONV)
+    if what == "dgrad with SUMS":           # the twin refuses it (ERR_CONV)
         c = replace(c, conv=(c.conv & ~3) | OP_CODES["dgrad"], flags=c.flags | 1 << CONV_FLAG_BITS["SUMS"])
-    else:
-        c = replace(c, flags=c.flags | 1 << {**FLAG_BITS, **CONV_FLAG_BITS}[what])
-    with pytest.raises(ValueError, match="forward calls .with or without SUMS. and input gradients"):
-        twin_cycles(SIM_CONV, c)
+    elif what == "PREFETCH_B":              # a forward call's hint: no such thing
+        c = replace(c, flags=c.flags | 1 << FLAG_BITS["PREFETCH_B"])
+    with pytest.raises(ValueError, match="forward calls .with or without SUMS., input gradients and weight"
+                                         if what != "a forward hit" else "only a weight gradient"):
+        twin_cycles(SIM_CONV, c, hit=what == "a forward hit")
 
 
 def _zc706_call(op: str, c: int, k: int, hw: int, kernel: int, stride: int, bits: tuple[int, int], batch: int,

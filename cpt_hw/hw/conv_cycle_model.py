@@ -1,5 +1,6 @@
-"""Cycle model of the Verilog twin's walker calls (interface 4: forward calls and input gradients): how many
-cycles one call takes, cycle for cycle as ``rtl/`` runs it against cocotbext-axi's AxiRam.
+"""Cycle model of the Verilog twin's conv calls (interface 4): how many cycles one call takes, cycle for cycle as
+``rtl/`` runs it against cocotbext-axi's AxiRam.  Forward calls and input gradients here; weight gradients in
+:mod:`cpt_hw.hw.wgrad_cycle_model`, which drives this module's schedule with its own walker.
 
 A call is one run of the engines, or one per phase of a stride-2 input gradient.  A run's front end -- the
 reader's commands (the B block, then one command per image for the streamed tensor, X or E), the memory's read
@@ -17,9 +18,9 @@ back end's column tiles are worked out as the C FIFO pops they wait for happen (
 
 Memory: AxiRam with its defaults (:class:`cycle_model.MemoryTiming`): an AR queue of two requests, one burst
 served at a time, R beats queued two ahead of the bus (cocotbext-axi's R source holds two beats); with random
-back-pressure the twin takes longer.  Forward calls (with SUMS or without) and input gradients, without a prefetch
-hint, only; anything else raises ValueError.  Checked equal to the twin by sim/cpt_gemm/test_cpt_gemm_conv.py
-(docs/rtl.md, "Cycle model of the walker's calls").
+back-pressure the twin takes longer.  A call the twin refuses (an input gradient with SUMS, a forward call's hint)
+raises ValueError.  Checked equal to the twin by sim/cpt_gemm/test_cpt_gemm_conv.py (docs/rtl.md, "Cycle model of
+the walker's calls").
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .conv_calls import ConvArgs
 from .conv_model import channel_pitch, row_words
 from .cycle_model import MemoryTiming, _Array, _burst_lengths, _Writer, setup_cycles
 from .sums_cycle_model import SumsWriteSide
+from .wgrad_cycle_model import wgrad_cycles
 
 #: Cycles rtl/cpt_conv_setup.v adds before cpt_setup runs: every refused conv call takes this + setup_cycles
 #: (sim/cpt_gemm/test_cpt_gemm_conv.py asserts it).
@@ -139,10 +141,11 @@ class _Run:
     c_row: Callable[[int], int]     # C address of result row j (its first column)
     c_image_bytes: int  # C bytes from one image's rows to the next's
     phase: bool = False  # a stride-2 phase: C row offsets from cpt_conv_rows
+    gemm_rows: int = 0  # a weight gradient's result rows (kh kw C; else the pixels' count)
 
     @property
     def m(self) -> int:
-        return self.batch * self.rows * self.wo
+        return self.gemm_rows or self.batch * self.rows * self.wo
 
 
 class _Former:
@@ -452,6 +455,10 @@ class _FrontEnd:
     def done(self) -> bool:
         return self.wstate == _IDLE
 
+    def end_floor(self) -> int:
+        """The least cycles register the front end allows (a weight gradient's: its chunks stored): none."""
+        return 0
+
     def state(self) -> tuple:
         """Everything that decides the front end's next cycles, relative to the current cycle, the walker's
         image and the 4 KiB page offset of the next tensor command (absolute counters left out)."""
@@ -489,7 +496,7 @@ class _ConvSchedule:
     """One run: the front end stepped cycle by cycle; the GEMM schedule's back end fed tile by tile."""
 
     def __init__(self, cfg: HardwareConfig, run: _Run, t0: int, result_bits: int, fast_forward: bool = True,
-                 sums: int | None = None) -> None:
+                 sums: int | None = None, front: Callable[..., Any] | None = None, tap_sums: Any = None) -> None:
         self.cfg, self.run_ = cfg, run
         self.result_bytes = result_bits // 8
         # a forward call with SUMS (`sums`: their address): the write side is stepped with the front end, and the
@@ -497,7 +504,7 @@ class _ConvSchedule:
         self.wside: SumsWriteSide | None = None
         if sums is not None:
             self.wside = SumsWriteSide(cfg, run.c_stride, result_bits, run.m, run.n, run.kh * run.kw,
-                                       run.b_col_bytes * 8 // cfg.dot_width, sums)
+                                       run.b_col_bytes * 8 // cfg.dot_width, sums, tap_sums)
             self.ops: deque[tuple] = deque()     # tiles for the array: (B ready or None, A ready, column tiles,
             self.op: tuple | None = None         # rows valid, C address, last of its block)
             self.op_s = self.op_ct = 0
@@ -510,7 +517,8 @@ class _ConvSchedule:
         self.pending: deque[tuple[int, int, int, int]] = deque()   # formed A tiles not yet fed (B not in)
         self.releases: list[int] = []        # cycle each fed A tile's half is free again
         self.block_end: list[int] = []       # cycle each block's B buffer is free again
-        self.front = _FrontEnd(cfg, run, t0, self)
+        # the walker's side: cpt_conv_walker's, or (given) a weight gradient's (wgrad_cycle_model._WgradFront)
+        self.front = (front or _FrontEnd)(cfg, run, t0, self)
         self.fast_forward = fast_forward
         self.snapshots: dict[tuple, tuple[int, int, int]] = {}   # schedule state -> (tile, cycle, image)
         self.snap_block = 0
@@ -610,13 +618,20 @@ class _ConvSchedule:
                 front.tile_event = False
                 if self.fast_forward:
                     self._skip_periodic()
-        return self.writer.finish()
+        return max(self.writer.finish(), front.end_floor())
 
     def _run_stepped(self) -> int:
         """A call with SUMS: the front end and the write side stepped together, cycle by cycle."""
         front, wside = self.front, self.wside
         total = self.a_tiles * -(-self.run_.n // self.cfg.b_block_cols)
+        jumps = hasattr(front, "next_event")     # a weight gradient's walker tells its next event
         while not (front.done and self.fed == total and self.op is None and not self.ops and wside.done):
+            # (an op still waiting here waits for a pop, which only the write side's next event can bring)
+            if jumps and wside.quiet():
+                due = min(front.next_event(), wside.next_event(front.c))
+                if front.c + 1 < due < float("inf"):         # idle until then: skip to the cycle before it
+                    front.jump(int(due) - 1)
+                    wside.jump(int(due) - 1)
             a_loaded, b_we = front.a_loaded, front.b_we       # the registers' values in the cycle to come
             front.rows_hold, front.taps_hold = wside.holds(a_loaded)
             front.step()
@@ -626,7 +641,7 @@ class _ConvSchedule:
                 front.tile_event = False
                 if self.fast_forward:
                     self._skip_periodic()
-        return wside.finish()
+        return max(wside.finish(), front.end_floor())
 
     def _skip_periodic(self) -> None:
         """After a tile was fed: once the whole schedule state, taken relative to the cycle, the walker's image and
@@ -778,16 +793,23 @@ def _phase_runs(cfg: HardwareConfig, g: ConvArgs, call: Any) -> list[tuple[int, 
     return out
 
 
-def twin_cycles(cfg: HardwareConfig, call: Any, *, fast_forward: bool = True, skipped: list[int] | None = None) -> int:
+def twin_cycles(cfg: HardwareConfig, call: Any, *, fast_forward: bool = True, skipped: list[int] | None = None,
+                hit: bool = False) -> int:
     """Cycles of one legal conv call (a ConvCall: its arguments and addresses) on the twin, its ``cycles``
     register, against AxiRam's timing (cocotb, no back-pressure): forward calls, with their code sums (SUMS) or
-    without, and input gradients, without a prefetch hint.  Addresses matter through 4 KiB pages only (where
-    bursts split).  ValueError for any other call.  fast_forward=False steps every cycle instead of skipping periodic stretches
-    (the same result, slower: for testing the skip); `skipped` receives the A tiles each run skipped."""
+    without, input gradients, and weight gradients (with SUMS or without, a prefetch hint or none; ``hit``: the
+    previous call's hint loaded this one's chunks, :func:`wgrad_cycle_model.wgrad_hit`).  Addresses matter through
+    4 KiB pages only (where bursts split).  ValueError for a call the twin refuses.  fast_forward=False steps every
+    cycle instead of skipping periodic stretches (the same result, slower: for testing the skip; weight gradients
+    are never skipped); `skipped` receives the A tiles each run skipped."""
     g = ConvArgs.decode(call)
+    if g.op == "wgrad":
+        return wgrad_cycles(cfg, g, call, CONV_SETUP_CYCLES + setup_cycles(cfg) + 1, hit)
     if g.op not in ("fwd", "dgrad") or g.flag("PREFETCH_B") or (g.op == "dgrad" and g.flag("SUMS")):
-        raise ValueError(f"the conv cycle model covers forward calls (with or without SUMS) and input gradients "
-                         f"without a PREFETCH_B hint, not {g.op} with flags {g.flags:#x}")
+        raise ValueError(f"the conv cycle model covers forward calls (with or without SUMS), input gradients and "
+                         f"weight gradients, not {g.op} with flags {g.flags:#x}")
+    if hit:
+        raise ValueError("only a weight gradient finds its chunks loaded (hit)")
     t0 = CONV_SETUP_CYCLES + setup_cycles(cfg) + 1
     result_bits = 8 * g.result_bytes_per()
 

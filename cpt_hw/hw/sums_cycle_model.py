@@ -103,6 +103,94 @@ class _TapSums:
         return self.idx, self.idx == self.last_idx
 
 
+class _ErrTapSums:
+    """cpt_sums_etaps (weight gradients): each B block's error sums per tap, counted from the words the walker
+    writes (two cycles after its write register), into one of two block slots; a full slot leaves tap-major, one
+    sum a cycle through a queue of four.  The next call's block 0 (a prefetching call's last block) is parked,
+    not sent; a hit starts with it full.  `hold` keeps the B walk from a block until the mask table is made (Kw D
+    cycles from the start of a call that makes it) and while both slots are taken."""
+
+    def __init__(self, m: int, n: int, taps: int, bbc: int, b_bits: int, k_words: int, t0: int, hit: bool):
+        self.m, self.n, self.taps, self.bbc, self.b_bits, self.k_words = m, n, taps, bbc, b_bits, k_words
+        self.ready_at = t0                           # (the caller sets the mask table's: dot width needed)
+        self.c = t0 - 1                              # the cycle of the next edge, less one
+        self.w = self.q = self.col = 0
+        self.c_n0 = bbc if hit and n > bbc else 0
+        self.c_pre = hit and n <= bbc
+        self.s1 = None                               # (column end, block end, parked, n0, columns) of the word
+        self.full, self.park = [False, False], [False, False]
+        self.sn0, self.scols = [0, 0], [0, 0]
+        self.wslot = self.rslot = 0
+        self.occ = 0
+        if hit:                                      # the previous call counted this call's block 0
+            self.full[1], self.sn0[1], self.scols[1] = True, 0, min(n, bbc)
+            self.occ, self.rslot = 1, 1
+        self.d_col = self.d_t = 0
+        self.p: tuple[int, bool] | None = None       # the sum issued in the latest cycle: (idx, last)
+        self.out: deque[tuple[int, bool]] = deque()
+        self.last_take = 0
+
+    def hold(self) -> bool:
+        return self.c + 1 < self.ready_at or self.occ == 2
+
+    @property
+    def busy(self) -> bool:
+        return self.s1 is not None
+
+    def edge(self, b_write: bool, popped: bool) -> None:
+        c = self.c = self.c + 1
+        # out: the head of the queue leaves; a full slot issues its next sum (tap-major, column by column)
+        cols = self.scols[self.rslot]
+        issue = self.full[self.rslot] and not self.park[self.rslot] and len(self.out) + (self.p is not None) < 3
+        col_last, tap_last = self.d_col == cols - 1, self.d_t == self.taps - 1
+        drain_done = issue and col_last and tap_last
+        if popped:
+            self.out.popleft()
+        if self.p is not None:
+            self.out.append(self.p)
+        self.p = None
+        if issue:
+            n0 = self.sn0[self.rslot]
+            self.p = (self.m + self.d_t * self.n + n0 + self.d_col,
+                      col_last and tap_last and n0 + cols == self.n)
+            self.d_col = 0 if col_last else self.d_col + 1
+            if col_last:
+                self.d_t = 0 if tap_last else self.d_t + 1
+        # slots
+        alloc = b_write and self.w == 0 and self.q == 0 and self.col == 0
+        self.occ += alloc - drain_done
+        if self.s1 is not None and self.s1[1]:
+            _, _, parked, n0, cols_in = self.s1
+            w = self.wslot
+            self.full[w], self.park[w], self.sn0[w], self.scols[w] = True, parked, n0, cols_in
+            self.wslot ^= 1
+        if drain_done:
+            self.full[self.rslot] = False
+            self.rslot ^= 1
+        # stage 0: where the written word lies
+        self.s1 = None
+        if b_write:
+            self.last_take = c
+            c_cols = min(self.n - self.c_n0, self.bbc)
+            last_word = self.w == self.k_words - 1
+            col_end = last_word and self.q == self.b_bits - 1
+            blk_end = col_end and self.col == c_cols - 1
+            self.s1 = (col_end, blk_end, self.c_pre, self.c_n0, c_cols)
+            self.w = 0 if last_word else self.w + 1
+            if last_word:
+                self.q = 0 if col_end else self.q + 1
+            if col_end:
+                self.col = 0 if blk_end else self.col + 1
+            if blk_end and not self.c_pre:
+                if self.c_n0 + self.bbc < self.n:
+                    self.c_n0 += self.bbc
+                else:
+                    self.c_n0, self.c_pre = 0, True
+
+    def head(self) -> tuple[int, bool] | None:
+        return self.out[0] if self.out else None
+
+
 class _Port:
     """One of cpt_sums_writer's burst buffers: a run of consecutive sums, closed when the next one does not
     follow (or would start a beat past BURST_BEATS or on a 4 KiB page), or with the port's last sum."""
@@ -159,14 +247,15 @@ class SumsWriteSide:
     :meth:`tile` queues a drained column tile's rows (their push cycles are in the future)."""
 
     def __init__(self, cfg: HardwareConfig, stride: int, result_bits: int, m: int, n: int, taps: int,
-                 b_col_words: int, sums_base: int):
+                 b_col_words: int, sums_base: int, tap_sums: _ErrTapSums | None = None):
         self.cfg, self.stride = cfg, stride
         self.beat_bytes = cfg.axi_data_width // 8
         self.row_beats = cfg.cols * result_bits // cfg.axi_data_width
         self.col_bytes = cfg.cols * result_bits // 8
         self.rows = cfg.rows
         self.row_sums = _RowSums(cfg, m)
-        self.tap_sums = _TapSums(cfg, m, n, taps, b_col_words)
+        # the second producer: a forward call's weight sums, or (given) a weight gradient's error sums
+        self.tap_sums = tap_sums if tap_sums is not None else _TapSums(cfg, m, n, taps, b_col_words)
         self.ports = [_Port(sums_base, self.beat_bytes, cfg.burst_beats) for _ in range(2)]
         # C writer, AW side
         self.tiles: deque[tuple[int, int]] = deque()     # (rows valid, address of row 0) of tiles not yet open
@@ -344,6 +433,33 @@ class SumsWriteSide:
             if self.k == rows:
                 self.tile_open = False
                 self.tiles.popleft()
+
+    # ------------------------------------------------------------------ idle stretches (weight gradients)
+    def quiet(self) -> bool:
+        """Nothing moves at the next edges but what a future event starts: no row in the C FIFO or on its way
+        through the writer, no sum queued or being sent, no AW wanted (an open burst waits for its next sum)."""
+        rs, ts = self.row_sums, self.tap_sums
+        ports_idle = all(not p.closed for p in self.ports)
+        taps_idle = (ts.p is None and not ts.out and ts.s1 is None
+                     and not (ts.full[ts.rslot] and not ts.park[ts.rslot])) if isinstance(ts, _ErrTapSums) else (
+                    ts.columns == 0 and not ts.s1_we)
+        return (ports_idle and taps_idle and not rs.s1_loaded and rs.left == 0 and not rs.queue
+                and self.tile_open == bool(self.tiles) and not self.in_row and self.avail == 0 and self.fifo == 0
+                and self.q_push is None and not self.wq and not self.w_busy and not self.w_order
+                and not self.granted)
+
+    def next_event(self, c: int) -> float:
+        """The first cycle after c at which something is due: a row pushed, the error sums' mask table made."""
+        due = [self.pushes[0]] if self.pushes else []
+        ts = self.tap_sums
+        if isinstance(ts, _ErrTapSums) and ts.ready_at > c + 1:
+            due.append(ts.ready_at - 1)              # (hold is judged a cycle ahead of its edge)
+        return min(due, default=float("inf"))
+
+    def jump(self, c: int) -> None:
+        """Skip to the end of cycle c: the cycles before were idle (quiet, no event due)."""
+        if isinstance(self.tap_sums, _ErrTapSums):
+            self.tap_sums.c = c
 
     # ------------------------------------------------------------------ fast-forward (conv_cycle_model's skip)
     def state(self, c: int, row0: int, addr0: int) -> tuple:

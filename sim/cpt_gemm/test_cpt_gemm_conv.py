@@ -34,6 +34,7 @@ from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import setup_cycles
 from cpt_hw.hw.conv_calls import ConvArgs, c16_fits, conv_status, encode_conv, operand_ranges, twin_row_bits
 from cpt_hw.hw.conv_cycle_model import CONV_SETUP_CYCLES, twin_cycles
+from cpt_hw.hw.wgrad_cycle_model import wgrad_hit
 from cpt_hw.hw.conv_model import pack_tensor
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
 from sim import runner
@@ -460,8 +461,11 @@ async def test_wgrad_prefetch(dut, backpressure: bool):
         await run_conv(tb, chunk(0, 2), name, keep=True)           # hints chunk 2: chunk 1 runs cold
         other = await run_conv(tb, chunk(1), name, keep=True)
         await run_conv(tb, chunk(0, 1), name, keep=True)           # a refused call in between loses the hint
-        status, _ = await tb.call(**{f: getattr(chunk(1), f) for f in ConvCall.__dataclass_fields__} | {"batch": 0})
+        status, cycles = await tb.call(**{f: getattr(chunk(1), f) for f in ConvCall.__dataclass_fields__}
+                                       | {"batch": 0})
         assert status, "a call of batch 0 ran"
+        # (recorded: the cycle checks follow the hint from call to call, and a refused call ends it)
+        record(name=name + tb.variant, op="refused", status=status, cycles=cycles, backpressure=tb.backpressure)
         after_refused = await run_conv(tb, chunk(1), name, keep=True)
         if not backpressure:
             assert chain[1] < cold[1] and chain[2] < cold[2], (cold, chain)
@@ -611,9 +615,26 @@ RUNS = [pytest.param("sim_conv", "icarus", (True,), id="sim_conv-icarus-bp"),
         pytest.param("simwide_conv", "icarus", (False, True), id="simwide_conv-icarus", marks=SLOW)]
 
 
+def mark_hits(records: list[dict]) -> list[dict]:
+    """Each record of a call that ran gets "hit": whether it found its chunks loaded by the previous call's hint
+    (wgrad_hit of the call recorded before it in the same cocotb test; a refused call in between ends the hint)."""
+    previous, test = None, None
+    for r in records:
+        if r["name"] != test:
+            previous, test = None, r["name"]
+        if r.get("op") == "refused" or "call" not in r:
+            previous = None
+            continue
+        call = ConvCall(**r["call"])
+        r["hit"] = wgrad_hit(previous, call)
+        previous = call
+    return records
+
+
 def off_the_model(cfg: HardwareConfig, records: list[dict]) -> list[tuple[str, int, int]]:
-    """(name, twin's cycles, the conv cycle model's) of each recorded call where the two differ."""
-    both = [(r["name"], r["cycles"], twin_cycles(cfg, ConvCall(**r["call"]))) for r in records]
+    """(name, twin's cycles, the conv cycle model's) of each recorded call where the two differ (records that went
+    through mark_hits)."""
+    both = [(r["name"], r["cycles"], twin_cycles(cfg, ConvCall(**r["call"]), hit=r["hit"])) for r in records]
     return [b for b in both if b[1] != b[2]]
 
 
@@ -627,6 +648,7 @@ def test_cpt_gemm_conv(simulator: str, geometry: str, backpressure: tuple[bool, 
     v = len(backpressure)
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
     assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
+    mark_hits(result.records)
     ran = [r for r in result.records if r.get("op") == "fwd"]
     assert len(ran) >= v * (9 + 16 + 1 + 2) and all(r["cycles"] > 0 for r in ran)
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
@@ -648,6 +670,11 @@ def test_cpt_gemm_conv(simulator: str, geometry: str, backpressure: tuple[bool, 
         assert sum(not r["sums"] for r in plain) >= 5 + 6 and sum(r["sums"] for r in plain) >= 6 + 2
         off = off_the_model(config(geometry), plain)
         assert not off, f"{len(off)} of {len(plain)} forward calls off the conv cycle model: {off[:5]}"
+        # a weight gradient, with SUMS or without, cold or a hit, with a hint or without, likewise
+        plain = [r for r in wgrad if not r["backpressure"]]
+        assert sum(r["hit"] and not r["sums"] for r in plain) >= 2 and sum(r["hit"] and r["sums"] for r in plain) >= 2
+        off = off_the_model(config(geometry), plain)
+        assert not off, f"{len(off)} of {len(plain)} weight gradients off the conv cycle model: {off[:5]}"
         # a refused conv call: cpt_conv_setup, then cpt_setup, whatever was wrong
         refused = {r["cycles"] for r in result.records if r.get("op") == "refused" and not r["backpressure"]}
         assert refused == {CONV_SETUP_CYCLES + setup_cycles(config(geometry))}, refused
@@ -663,7 +690,7 @@ def test_cpt_gemm_conv_sums_on_a_64_bit_bus() -> None:
     assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
     summed = [r for r in result.records if r.get("op") == "fwd" and r["sums"]]
     assert len(summed) >= 2 * (6 + 2), "too few forward calls with the code sums"
-    plain = [r for r in result.records if r.get("op") == "fwd" and not r["backpressure"]]
+    plain = [r for r in mark_hits(result.records) if r.get("op") == "fwd" and not r["backpressure"]]
     off = off_the_model(config("simwide64_conv"), plain)
     assert not off, f"{len(off)} of {len(plain)} forward calls off the conv cycle model: {off[:5]}"
 
@@ -684,7 +711,7 @@ def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str, backpressure: tuple[
     assert sum(r["stride"] == 2 for r in dgrad if r["name"].startswith("test_dgrad_random")) >= v
     assert sum(r["c16"] for r in dgrad) >= v * 2, "too few C16 calls"
     if False in backpressure:  # an input gradient takes the cycles of the conv cycle model, exactly
-        plain = [r for r in result.records if r.get("op") == "dgrad" and not r["backpressure"]]
+        plain = [r for r in mark_hits(result.records) if r.get("op") == "dgrad" and not r["backpressure"]]
         assert sum(r["stride"] == 2 for r in plain) >= 5, "too few stride-2 input gradients"
         off = off_the_model(config(geometry), plain)
         assert not off, f"{len(off)} of {len(plain)} input gradients off the conv cycle model: {off[:5]}"
