@@ -104,10 +104,80 @@ class _Memory:
 
 @dataclass(frozen=True)
 class _Command:
-    """A reader descriptor: the command's R beats, and whether it loads B (else the streamed tensor)."""
+    """A reader descriptor: the command's R beats, and whether it loads B (else the streamed tensor; a weight
+    gradient's: to its E former, else to its X former)."""
 
     beats: int
     is_b: bool
+    to_e: bool = False
+
+
+class _ReadChannel:
+    """cpt_reader's AR side (a command's bursts, one AR at a time; a descriptor FIFO of four, pushed a cycle after
+    the decision) and R side (the active command's beats, a word every bpw of them), against AxiRam's read side
+    (:class:`_Memory`).  The owner decides the commands (:meth:`issue`) and says whether a word's last beat may go."""
+
+    def __init__(self, cfg: HardwareConfig) -> None:
+        self.cfg = cfg
+        self.beat_bytes = cfg.axi_data_width // 8
+        self.bpw = cfg.dot_width // cfg.axi_data_width
+        self.mem = _Memory()
+        self.cstate_next = True              # C_NEXT (False: C_BURST)
+        self.bursts: deque[int] = deque()    # the current command's bursts still to request
+        self.desc: deque[_Command] = deque()
+        self.desc_push: _Command | None = None
+        self.active: _Command | None = None
+        self.r_left = 0
+        self.beat_in_word = 0
+
+    @property
+    def last_beat(self) -> bool:
+        return self.beat_in_word == self.bpw - 1
+
+    def handshakes(self, word_ready: bool) -> tuple[bool, bool]:
+        """(R, AR) handshakes of the cycle: a word's last beat goes only when `word_ready`."""
+        r_ready = self.active is not None and (not self.last_beat or word_ready)
+        return self.mem.r_valid and r_ready, not self.cstate_next and self.mem.ar_ready
+
+    def edge(self, c: int, r_hs: bool, ar_hs: bool) -> tuple[_Command | None, bool]:
+        """The registers at the end of cycle c: (the command whose last beat went, whether C_NEXT may decide)."""
+        self.mem.edge(c, self.bursts[0] if ar_hs else 0, r_hs)
+        act, finished = self.active, None
+        if act is None and self.desc:
+            cmd = self.desc.popleft()
+            self.active, self.r_left, self.beat_in_word = cmd, cmd.beats, 0
+        elif r_hs:
+            self.beat_in_word = 0 if self.last_beat else self.beat_in_word + 1
+            self.r_left -= 1
+            if self.r_left == 0:
+                self.active, finished = None, act
+        if self.desc_push is not None:
+            self.desc.append(self.desc_push)
+            self.desc_push = None
+        if ar_hs:
+            self.bursts.popleft()
+            if not self.bursts:
+                self.cstate_next = True
+            return finished, False
+        return finished, self.cstate_next and len(self.desc) < 4
+
+    def issue(self, addr: int, nbytes: int, cmd: _Command) -> None:
+        """A command decided: its bursts (never across 4 KiB), its descriptor pushed at the next edge."""
+        self.bursts = deque(_burst_lengths(addr & 4095, cmd.beats, self.beat_bytes, self.cfg.burst_beats))
+        self.desc_push = cmd
+        self.cstate_next = False
+
+    def state(self, c: int) -> tuple:
+        mem, act = self.mem, self.active
+        return (tuple(mem.ar), mem.ar_ready, mem.ar_asleep, mem.ar_woken - c if mem.ar_woken >= 0 else -1,
+                tuple(q - c for q in mem.q), mem.left, mem.r_valid, self.cstate_next, tuple(self.bursts),
+                tuple(self.desc), self.desc_push, act, self.r_left, self.beat_in_word)
+
+    def shift(self, dt: int) -> None:
+        mem = self.mem
+        mem.q = deque(q + dt for q in mem.q)
+        if mem.ar_woken >= 0:
+            mem.ar_woken += dt
 
 
 @dataclass(frozen=True)
@@ -249,25 +319,15 @@ class _FrontEnd:
 
     def __init__(self, cfg: HardwareConfig, run: _Run, t0: int, sched: "_ConvSchedule"):
         self.cfg, self.run, self.sched = cfg, run, sched
-        self.beat_bytes = cfg.axi_data_width // 8
-        self.bpw = cfg.dot_width // cfg.axi_data_width
         self.bbc = cfg.b_block_cols
-        self.mem = _Memory()
         self.c = t0 - 1                      # the cycle being computed (run_start's)
-        # reader, AR side
-        self.cstate_next = True              # C_NEXT (False: C_BURST)
+        # reader: its channel, and the commands it decides
+        self.reader = _ReadChannel(cfg)
         self.ar_next_ok = t0                 # first cycle C_NEXT may decide (run_start + 1)
-        self.bursts: deque[int] = deque()    # the current command's bursts still to request
-        self.desc: deque[_Command] = deque()  # the descriptor FIFO (depth 4), with its push latency
-        self.desc_push: _Command | None = None
         self.block = 0
         self.b_pending = True
         self.x_sent = 0                      # X commands of the block issued (m0 of cpt_reader)
         self.reader_idle = False
-        # reader, R side
-        self.active: _Command | None = None
-        self.r_left = 0
-        self.beat_in_word = 0
         # walker
         self.formers = [_Former(run, cfg) for _ in range(LANES)]
         self.wstate = _TILE                  # the run's start pulse puts the walker at its first tile
@@ -300,15 +360,12 @@ class _FrontEnd:
         # ---- the combinational values of cycle c
         start = self.f_start
         f_s_ready = [f.s_ready(start) for f in self.formers]
-        x_ready = all(f_s_ready)
-        act = self.active
+        reader = self.reader
+        act = reader.active
         x_cmd = act is not None and not act.is_b
-        r_ready = act is not None and (not x_cmd or self.beat_in_word != self.bpw - 1 or x_ready)
-        r_hs = self.mem.r_valid and r_ready
-        x_hs = r_hs and x_cmd and self.beat_in_word == self.bpw - 1
-        ar_valid = not self.cstate_next
-        ar_hs = ar_valid and self.mem.ar_ready
-        ar_beats = self.bursts[0] if ar_hs else 0
+        r_hs, ar_hs = reader.handshakes(not x_cmd or all(f_s_ready))
+        word = r_hs and reader.last_beat
+        x_hs = word and x_cmd
         # walker
         rq_ready = [f.rq_ready(start) for f in self.formers]
         rq_hs = [v and r for v, r in zip(self.rq_valid, rq_ready)]
@@ -317,33 +374,16 @@ class _FrontEnd:
         a_free = self.sched.a_free(self.tile)
 
         # ---- the edge at the end of cycle c
-        self.mem.edge(c, ar_beats, r_hs)
         # formers
         ho, counts = self.rq
         for li, f in enumerate(self.formers):
             f.edge(start, x_hs, (ho, counts[li]) if rq_hs[li] else None)
-        # R side
-        self.b_we = r_hs and act.is_b and self.beat_in_word == self.bpw - 1
-        desc_pop = act is None and bool(self.desc)
-        if desc_pop:
-            cmd = self.desc.popleft()
-            self.active, self.r_left, self.beat_in_word = cmd, cmd.beats, 0
-        elif r_hs:
-            self.beat_in_word = 0 if self.beat_in_word == self.bpw - 1 else self.beat_in_word + 1
-            self.r_left -= 1
-            if self.r_left == 0:
-                self.active = None
-                if act.is_b:
-                    self.sched.b_loaded(c + 2)
-        if self.desc_push is not None:
-            self.desc.append(self.desc_push)
-            self.desc_push = None
-        # AR side
-        if ar_hs:
-            self.bursts.popleft()
-            if not self.bursts:
-                self.cstate_next = True
-        elif self.cstate_next and c >= self.ar_next_ok and len(self.desc) < 4 and not self.reader_idle:
+        # reader
+        self.b_we = word and act.is_b
+        finished, decide = reader.edge(c, r_hs, ar_hs)
+        if finished is not None and finished.is_b:
+            self.sched.b_loaded(c + 2)
+        if decide and c >= self.ar_next_ok and not self.reader_idle:
             self._decide(c)
         # walker
         self._walker_edge(c, a_free, rq_hs, fin_now, plane_done)
@@ -371,11 +411,7 @@ class _FrontEnd:
             self.reader_idle = True
 
     def _issue(self, addr: int, nbytes: int, is_b: bool) -> None:
-        beats = nbytes // self.beat_bytes
-        bursts = _burst_lengths(addr & 4095, beats, self.beat_bytes, self.cfg.burst_beats)
-        self.bursts = deque(bursts)
-        self.desc_push = _Command(beats, is_b)
-        self.cstate_next = False
+        self.reader.issue(addr, nbytes, _Command(nbytes // self.reader.beat_bytes, is_b))
 
     def _walker_edge(self, c: int, a_free: float, rq_hs: list[bool], fin_now: list[bool], plane_done: bool) -> None:
         g, rows = self.run, self.cfg.rows
@@ -462,28 +498,20 @@ class _FrontEnd:
     def state(self) -> tuple:
         """Everything that decides the front end's next cycles, relative to the current cycle, the walker's
         image and the 4 KiB page offset of the next tensor command (absolute counters left out)."""
-        c, mem = self.c, self.mem
+        c = self.c
         formers = tuple((f.wr_row, f.wr_plane, f.wr_word, f.state, f.low_row, f.pend, f.left, f.last_q, f.h0, f.t,
                          f.t_last, f.i, f.jw, f.d_n, f.d_last) for f in self.formers)
-        act = self.active
-        return (tuple(mem.ar), mem.ar_ready, mem.ar_asleep, mem.ar_woken - c if mem.ar_woken >= 0 else -1,
-                tuple(q - c for q in mem.q), mem.left, mem.r_valid,
-                self.cstate_next, tuple(self.bursts), tuple((d.beats, d.is_b) for d in self.desc),
-                None if self.desc_push is None else (self.desc_push.beats, self.desc_push.is_b),
+        return (self.reader.state(c),
                 self.b_pending, self.x_sent - self.img, (self.run.x_first + self.x_sent * self.run.x_stride) % 4096,
-                self.reader_idle, max(self.ar_next_ok - c, 0),
-                None if act is None else (act.beats, act.is_b), self.r_left, self.beat_in_word, formers,
+                self.reader_idle, max(self.ar_next_ok - c, 0), formers,
                 self.wstate, self.f_start, self.a_loaded, tuple(self.rq_valid), tuple(self.sent), tuple(self.fin),
                 self.rq[0], tuple(self.rq[1]), self.r, self.tile_rows, self.half, self.ho, self.col, self.f_valid,
                 self.f_img - self.img, self.plane, self.count, self.n0)
 
     def skip(self, tiles: int, images: int, dt: int) -> None:
         """Fast-forward: `tiles` A tiles and `images` images went by, every time stamp dt later."""
-        mem = self.mem
         self.c += dt
-        mem.q = deque(q + dt for q in mem.q)
-        if mem.ar_woken >= 0:
-            mem.ar_woken += dt
+        self.reader.shift(dt)
         self.ar_next_ok += dt
         self.x_sent += images
         self.img += images

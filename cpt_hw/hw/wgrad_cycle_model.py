@@ -26,7 +26,6 @@ from typing import Any
 from .config import HardwareConfig
 from .conv_calls import ConvArgs
 from .conv_model import row_words
-from .cycle_model import _burst_lengths
 from .sums_cycle_model import _ErrTapSums
 
 _CB = 2                       # channel rows a former turns a cycle (cpt_wgrad_former CB)
@@ -113,34 +112,28 @@ class _Stream:
     """The reader (E's command, then X's, one an image), AxiRam's read side and the two formers, stepped."""
 
     def __init__(self, cfg: HardwareConfig, g: ConvArgs, call: Any, t0: int, own: bool, pf: bool):
-        from .conv_cycle_model import _Memory        # (no cycle at import: conv_cycle_model imports this module)
+        from .conv_cycle_model import _Command, _ReadChannel   # (conv_cycle_model imports this module)
         d = cfg.dot_width
-        self.cfg, self.beat_bytes = cfg, cfg.axi_data_width // 8
-        self.bpw = d // cfg.axi_data_width
         lo, hi = g.a_rows()
         x_words, e_words = row_words(g.w, g.c, d), row_words(g.wo, g.k, d)
         self.x = _Former(x_words, g.c, g.a_bits, g.batch * hi, own, pf, t0)
         self.e = _Former(e_words, g.k, g.b_bits, g.batch * g.rows, own, pf, t0)
+        self.reader = _ReadChannel(cfg)
+        beat_bytes = self.reader.beat_bytes
         x_row = g.a_bits * x_words * d // 8
         e_bytes = g.batch * g.rows * g.b_bits * e_words * d // 8
 
-        def chunk(e: int, x: int) -> list[tuple[int, int, bool]]:
+        def chunk(e: int, x: int) -> list:
             """The reader's commands of one call's chunks: E whole, then X an image at a time."""
-            return [(e, e_bytes, True)] + [(x + lo * x_row + i * g.h * x_row, (hi - lo) * x_row, False)
-                                           for i in range(g.batch)]
+            x_bytes = (hi - lo) * x_row
+            return [(e, _Command(e_bytes // beat_bytes, False, True))] + [
+                (x + lo * x_row + i * g.h * x_row, _Command(x_bytes // beat_bytes, False)) for i in range(g.batch)]
         # (None: cpt_reader's decision cycle between the own chunks and the next call's, which issues nothing)
         commands: list = chunk(call.b, call.a) if own else []
         if pf:
             commands += ([None] if own else []) + chunk(call.next_b, call.next_a)
         self.commands = deque(commands)
-        self.mem = _Memory()
         self.c = t0 - 1
-        self.cstate_next = True
-        self.bursts: deque[int] = deque()
-        self.desc: deque[tuple[int, bool]] = deque()      # (beats, to the E former)
-        self.desc_push: tuple[int, bool] | None = None
-        self.active: tuple[int, bool] | None = None
-        self.r_left = self.beat_in_word = 0
 
     def run(self) -> None:
         """Step until both formers have stored everything the call streams."""
@@ -149,42 +142,18 @@ class _Stream:
 
     def step(self) -> None:
         c = self.c = self.c + 1
-        act = self.active
-        target = None if act is None else (self.e if act[1] else self.x)
-        last_beat = self.beat_in_word == self.bpw - 1
-        r_ready = act is not None and (not last_beat or target.s_ready)
-        r_hs = self.mem.r_valid and r_ready
-        ar_hs = not self.cstate_next and self.mem.ar_ready
-        self.mem.edge(c, self.bursts[0] if ar_hs else 0, r_hs)
-        word = r_hs and last_beat
+        reader = self.reader
+        act = reader.active
+        target = None if act is None else (self.e if act.to_e else self.x)
+        r_hs, ar_hs = reader.handshakes(target is not None and target.s_ready)
+        word = r_hs and reader.last_beat
         self.e.edge(c, word and target is self.e)
         self.x.edge(c, word and target is self.x)
-        # R side
-        if act is None and self.desc:
-            self.active = self.desc.popleft()
-            self.r_left, self.beat_in_word = self.active[0], 0
-        elif r_hs:
-            self.beat_in_word = 0 if last_beat else self.beat_in_word + 1
-            self.r_left -= 1
-            if self.r_left == 0:
-                self.active = None
-        if self.desc_push is not None:
-            self.desc.append(self.desc_push)
-            self.desc_push = None
-        # AR side: one command decided a cycle while the descriptor FIFO has room
-        if ar_hs:
-            self.bursts.popleft()
-            if not self.bursts:
-                self.cstate_next = True
-        elif self.cstate_next and len(self.desc) < 4 and self.commands:
+        _, decide = reader.edge(c, r_hs, ar_hs)
+        if decide and self.commands:                 # one command decided a cycle
             command = self.commands.popleft()
-            if command is None:
-                return
-            addr, nbytes, to_e = command
-            beats = nbytes // self.beat_bytes
-            self.bursts = deque(_burst_lengths(addr & 4095, beats, self.beat_bytes, self.cfg.burst_beats))
-            self.desc_push = (beats, to_e)
-            self.cstate_next = False
+            if command is not None:
+                reader.issue(command[0], command[1].beats * reader.beat_bytes, command[1])
 
 
 def wgrad_hit(previous: Any | None, call: Any) -> bool:
