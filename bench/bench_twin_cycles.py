@@ -1,27 +1,30 @@
-"""The Verilog twin's forward and input-gradient time per ResNet-74 iteration, from its exact cycle model.
+"""The Verilog twin's convolution time per ResNet-74 iteration (forward calls, input and weight gradients), from its
+exact cycle model.
 
-    .venv/bin/python bench/bench_twin_cycles.py                     # batch 128, fw 3..8: ~10 min on one core
+    .venv/bin/python bench/bench_twin_cycles.py                     # batch 128, fw 3..8: ~8 CPU-min
     .venv/bin/python bench/bench_twin_cycles.py --batch 8 --fw 3 8 --out /tmp/twin_cycles-b8
 
-bench/twin_iteration.py gets the twin's forward and input-gradient seconds by scaling the design's model with the
-twin/model ratios that bench/bench_conv_twin.py measured on one image per layer.  This benchmark counts them call
-by call instead, for the calls the driver makes at the iteration's batch:
+bench/bench_conv_twin.py measures the twin in simulation on one image per layer (the weight gradients in chains of
+three calls), which bench/twin_iteration.py used to scale to a batch-128 iteration.  This benchmark counts every call
+the driver makes at the iteration's batch instead:
 
 1. For each distinct convolution of ResNet-74 (bench/resnet74_gemms.conv_layers) and each forward precision fw,
    the driver (``cpt_driver.Accelerator`` on the emulated device, zc706 with ``conv_engine = true``, the twin's
    limits) runs the layer's forward convolution (fw x fw bits) with the window sums of x (``x_sums``: the
-   device's code sums, SUMS, as the board flow asks for them) and without, and its input gradient (8-bit errors
-   x fw-bit weights), over ``--batch`` images of random codes; every conv call it makes is recorded with its
-   arguments and addresses (images per call, int16 results where the worst case fits, stride-2 phases, SUMS: the
-   driver's choices).
+   device's code sums, SUMS, as the board flow asks for them) and without, its input gradient (8-bit errors x
+   fw-bit weights) and its weight gradient (fw-bit x, 8-bit errors) with the code sums of x and e (``x_sums``,
+   ``e_sums``), over ``--batch`` images of random codes; every conv call it makes is recorded with its arguments
+   and addresses (images per call, int16 results where the worst case fits, stride-2 phases, SUMS, a weight
+   gradient's hint of the next call: the driver's choices), and whether it hit its predecessor's hint
+   (``wgrad_hit``; a refused call in between ends the hint).
 2. Each call's cycles: the twin's, from ``cpt_hw.hw.conv_cycle_model.twin_cycles`` (exact against the twin
    without back-pressure, AxiRam's timing: sim/cpt_gemm/test_cpt_gemm_conv.py asserts it on every such call),
    and the design's model (``emu_conv.call_cycles``, what the emulated device reports).
 3. Per GEMM class, seconds at the config's clock for a batch-``--batch`` iteration: each layer's sum over its
    calls times its count, CPT 3-8/8 (cpt_hw.schedules' weights over fw) and static 8/8 (fw 8).
 
-Not counted here: weight gradients (bench_conv_twin.py --ops wgrad measures the twin's own calls).  Memory timing
-is AxiRam's (two-cycle read latency), as in the twin's simulations, not a board's DDR.
+Not counted here: weight gradients without code sums (the ``--recompute-bn`` runs' calls: bench_conv_twin.py
+measured them).  Memory timing is AxiRam's (two-cycle read latency), as in the twin's simulations, not a board's DDR.
 """
 
 from __future__ import annotations
@@ -46,12 +49,13 @@ from cpt_hw.hw import emu_conv, emu_device  # noqa: E402
 from cpt_hw.hw.config import HardwareConfig  # noqa: E402
 from cpt_hw.hw.conv_calls import ConvArgs  # noqa: E402
 from cpt_hw.hw.conv_cycle_model import twin_cycles  # noqa: E402
+from cpt_hw.hw.wgrad_cycle_model import wgrad_hit  # noqa: E402
 
 #: The classes counted: forward calls with the code sums (the board flow's), without (``--recompute-bn``'s
 #: recomputed forward calls write none), input gradients.
-OPS = ("fwd_sums", "fwd", "dgrad")
+OPS = ("fwd_sums", "fwd", "dgrad", "wgrad_sums")
 LABELS = {"fwd_sums": "forward, with code sums (SUMS)", "fwd": "forward, without code sums",
-          "dgrad": "input gradient"}
+          "dgrad": "input gradient", "wgrad_sums": "weight gradient, with code sums (SUMS)"}
 FWS = (3, 4, 5, 6, 7, 8)
 
 
@@ -61,19 +65,22 @@ def _fail(message: str) -> None:
 
 
 class CallLog:
-    """Records every conv call the emulated device runs (status 0), as the ConvCall it decoded."""
+    """Records every conv call the emulated device runs (status 0), as the ConvCall it decoded, with its cycles and
+    whether it hit the previous call's hint (wgrad_hit of the call before it, refused calls included: a refused call
+    ends the hint)."""
 
     def __init__(self) -> None:
         self.calls: list = []
 
     def __enter__(self) -> "CallLog":
         self._orig = original = emu_device.EmuDevice._execute_conv
-        log = self.calls
+        log, previous = self.calls, [None]
 
         def execute(dev: emu_device.EmuDevice, call):
             status, cycles = original(dev, call)
             if status == 0:
-                log.append((call, cycles))
+                log.append((call, cycles, wgrad_hit(previous[0], call)))
+            previous[0] = None if status else call
             return status, cycles
         emu_device.EmuDevice._execute_conv = execute
         return self
@@ -88,11 +95,17 @@ def layer_cycles(acc: Accelerator, cfg: HardwareConfig, rng: np.random.Generator
     name, cin, cout, kernel, hw_out, _ = layer
     stride = 2 if name.endswith((".first", ".down")) else 1
     size, padding = hw_out * stride, 1 if kernel == 3 else 0
-    gemm_op = "dgrad" if op == "dgrad" else "fwd"
+    gemm_op = op.removesuffix("_sums")
     a_bits, b_bits = gemm_bits(gemm_op, fw)
     w = rng.integers(-(1 << (b_bits - 1)), 1 << (b_bits - 1), size=(cout, cin, kernel, kernel))
     with CallLog() as log:
-        if gemm_op == "fwd":
+        if gemm_op == "wgrad":
+            x = rng.integers(0, 1 << a_bits, size=(batch, cin, size, size))
+            e = rng.integers(-(1 << (b_bits - 1)), 1 << (b_bits - 1), size=(batch, cout, hw_out, hw_out))
+            acc.conv2d_weight(x, (cout, cin, kernel, kernel), e, x_bits=a_bits, e_bits=b_bits, stride=stride,
+                              padding=padding, e_signed=True, x_sums=np.empty((cin, kernel, kernel)),
+                              e_sums=np.empty((cout, kernel, kernel)))
+        elif gemm_op == "fwd":
             x = rng.integers(0, 1 << a_bits, size=(batch, cin, size, size))
             sums = np.empty((batch, hw_out, hw_out)) if op == "fwd_sums" else None
             acc.conv2d(x, w, x_bits=a_bits, w_bits=b_bits, stride=stride, padding=padding, w_signed=True,
@@ -102,16 +115,17 @@ def layer_cycles(acc: Accelerator, cfg: HardwareConfig, rng: np.random.Generator
             acc.conv2d_input((batch, cin, size, size), w, e, w_bits=b_bits, e_bits=a_bits, stride=stride,
                              padding=padding, w_signed=True, e_signed=True)
     twin = model = 0
-    for call, cycles in log.calls:
+    for call, cycles, hit in log.calls:
         g = ConvArgs.decode(call)
-        if g.op != gemm_op or g.flag("SUMS") != (op == "fwd_sums"):
+        if g.op != gemm_op or g.flag("SUMS") != op.endswith("_sums"):
             raise AssertionError(f"{name}/{op}: the driver made a {g.op} call with flags {g.flags:#x}")
-        twin += twin_cycles(cfg, call)
-        model += emu_conv.call_cycles(cfg, g)
-        if cycles != emu_conv.call_cycles(cfg, g):
+        twin += twin_cycles(cfg, call, hit=hit)
+        model += cycles
+        if cycles != emu_conv.call_cycles(cfg, g, prefetched=hit):
             raise AssertionError(f"{name}/{op}: the device reported {cycles}, the model says otherwise")
     return {"layer": name, "op": op, "fw": fw, "calls": len(log.calls), "twin_cycles": twin, "model_cycles": model,
-            "images_per_call": sorted({ConvArgs.decode(c).batch for c, _ in log.calls})}
+            "hits": sum(hit for *_, hit in log.calls),
+            "images_per_call": sorted({ConvArgs.decode(c).batch for c, *_ in log.calls})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(res: dict) -> str:
-    L = [f"# The twin's forward and input-gradient seconds per ResNet-74 iteration (batch {res['batch']}), exact",
+    L = [f"# The twin's convolution seconds per ResNet-74 iteration (batch {res['batch']}), exact",
          "", f"Reproduce: `{res['command']}` ({res['cpu_s']} CPU-s; method in the script's docstring).  Every call "
          "the driver makes on the emulated device with the twin's limits, timed by cpt_hw.hw.conv_cycle_model "
          "(exact against the twin, AxiRam's timing) and by the design's model the emulated device reports.  "
-         "Weight gradients not counted.", "",
+         "Weight gradients: in the driver's calls, each hinting the next (hits counted as hits).", "",
          "| class | twin s, CPT 3-8/8 | model s, CPT | twin / model | twin s, static 8/8 | model s, static |",
          "|---|---:|---:|---:|---:|---:|"]
     for op, s in res["summary"].items():

@@ -10,19 +10,19 @@ No simulation here: it combines three benchmarks' JSON files.
   forward calls and weight gradients with their code sums (SUMS); and with
   ``--recompute-bn 1`` board_step-resnet74-conv-recompute1.json, measured before the driver asked for code sums
   (commit b416036), whose calls write none and whose forward class holds the recomputed convolutions besides;
-* ``bench/bench_twin_cycles.py`` (twin_cycles.json): the forward calls (with code sums and without) and the input
-  gradients of a batch-128 iteration, the driver's own calls, counted call by call with the twin's exact cycle
-  model (cpt_hw.hw.conv_cycle_model);
-* ``bench/bench_conv_twin.py --ops wgrad --wgrad-batch max`` (conv_twin_wgrad.json; with ``--sums``,
-  conv_twin_wgrad_sums.json, where the board run's weight gradients write their code sums): the weight gradients
-  summed as the twin runs them (calls of as many images as it takes, each hinting the next).
+* ``bench/bench_twin_cycles.py`` (twin_cycles.json): the forward calls (with code sums and without), the input
+  gradients and the weight gradients with code sums of a batch-128 iteration, the driver's own calls (each weight
+  gradient hinting the next), counted call by call with the twin's exact cycle model (cpt_hw.hw.conv_cycle_model);
+* ``bench/bench_conv_twin.py --ops wgrad --wgrad-batch max`` (conv_twin_wgrad.json): the weight gradients without
+  code sums, for the ``--recompute-bn 1`` run, summed as the twin ran them in simulation (calls of as many images as
+  it takes, each hinting the next, measured as chains of three calls).
 
-Per iteration and schedule, the twin's seconds are the model's with the forward and input-gradient classes
-replaced by the twin's exact counts and the weight-gradient class by the twin's own sum of calls; what the model
-counts outside the three classes stays as it is.  An exact count is taken only where its calls are the board
-run's: its design-model seconds must equal the board run's class (0.5 %).  The ``--recompute-bn 1`` run's forward
-class holds more calls than one forward pass (the recomputed ones): it is scaled by the exact count's twin/model
-ratio of the forward calls without code sums instead.
+Per iteration and schedule, the twin's seconds are the model's with the three classes replaced by the twin's exact
+counts (the ``--recompute-bn 1`` run: its weight gradients by the simulated sum of calls); what the model counts
+outside the three classes stays as it is.  An exact count is taken only where its calls are the board run's: its
+design-model seconds must equal the board run's class (0.5 %).  The ``--recompute-bn 1`` run's forward class holds
+more calls than one forward pass (the recomputed ones): it is scaled by the exact count's twin/model ratio of the
+forward calls without code sums instead.
 """
 
 from __future__ import annotations
@@ -65,11 +65,12 @@ def _exact(summary: dict, op: str, mode: str, model_s: float, what: str) -> floa
     return exact["twin_cycles"]
 
 
-def twin_seconds(board: dict, exact: dict, wgrad: dict, sums: bool) -> dict[str, dict[str, float]]:
+def twin_seconds(board: dict, exact: dict, wgrad: dict | None, sums: bool) -> dict[str, dict[str, float]]:
     """{'cpt'|'static': {'model': s, 'twin': s, 'fwd' | 'dgrad' | 'wgrad': the twin's s}} for one board-step run.
-    ``exact``: bench_twin_cycles' summary; ``sums``: the run's forward calls write their code sums (the exact
-    count replaces the class), else its forward class is scaled by the exact count's ratio without sums (it
-    holds recomputed calls besides); ``wgrad``: bench_conv_twin's sum of weight-gradient calls."""
+    ``exact``: bench_twin_cycles' summary; ``sums``: the run's forward calls and weight gradients write their code
+    sums (the exact counts replace the classes), else its forward class is scaled by the exact count's ratio
+    without sums (it holds recomputed calls besides) and its weight gradients are ``wgrad``, bench_conv_twin's sum
+    of calls without sums."""
     out = {}
     for mode in ("cpt", "static"):
         model = board["accel_s_per_iter"][mode]
@@ -80,7 +81,8 @@ def twin_seconds(board: dict, exact: dict, wgrad: dict, sums: bool) -> dict[str,
             plain = exact["fwd"]["cpt_s" if mode == "cpt" else "static_s"]
             fwd = by_class["fwd"] * plain["twin_cycles"] / plain["model_cycles"]
         twin_class = {"fwd": fwd, "dgrad": _exact(exact, "dgrad", mode, by_class["dgrad"], "input gradients"),
-                      "wgrad": wgrad["cpt_twin_calls_s" if mode == "cpt" else "static_twin_calls_s"]}
+                      "wgrad": (_exact(exact, "wgrad_sums", mode, by_class["wgrad"], "weight gradients with code sums")
+                                if sums else wgrad["cpt_twin_calls_s" if mode == "cpt" else "static_twin_calls_s"])}
         rest = model - sum(by_class[op] for op in ("fwd", "dgrad", "wgrad"))
         out[mode] = {"model": model, "twin": rest + sum(twin_class.values()), **twin_class}
     return out
@@ -89,10 +91,10 @@ def twin_seconds(board: dict, exact: dict, wgrad: dict, sums: bool) -> dict[str,
 def markdown(rows: list[tuple[str, str, dict]], command: str) -> str:
     L = ["# The Verilog twin's accelerator time per ResNet-74 iteration", "",
          f"Reproduce: `{command}` (method in the script's docstring; inputs: the board-budget benchmark's model "
-         "figures, twin_cycles.json's forward calls and input gradients counted call by call with the twin's exact "
-         "cycle model (the `--recompute-bn 1` run's forward class, which holds recomputed calls besides, scaled by "
-         "their twin/model ratio), conv_twin_wgrad.json's weight gradients as the twin runs them "
-         "(conv_twin_wgrad_sums.json's where they write their code sums)).  Batch 128; seconds of accelerator "
+         "figures, twin_cycles.json's forward calls, input gradients and weight gradients counted call by call "
+         "with the twin's exact cycle model (the `--recompute-bn 1` run's forward class, which holds recomputed "
+         "calls besides, scaled by their twin/model ratio; its weight gradients, without code sums, "
+         "conv_twin_wgrad.json's as the twin ran them in simulation)).  Batch 128; seconds of accelerator "
          "time at the config's clock; not a board measurement.", "",
          "| accelerator s per iteration | static 8/8 | CPT 3-8/8 | CPT / static | 64k iterations, CPT | "
          "fwd / dgrad / wgrad, CPT |", "|---|---:|---:|---:|---:|---:|"]
@@ -112,21 +114,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(RESULTS / "twin_iteration"), help="output stem (.json, .md)")
     args = p.parse_args(argv)
     res = Path(args.results)
-    wgrad = {}
-    for name, sums in (("conv_twin_wgrad", False), ("conv_twin_wgrad_sums", True)):
-        run = _load(res / f"{name}.json")
-        if "cpt_twin_calls_s" not in run.get("classes", {}).get("wgrad", {}) or bool(run.get("sums")) != sums:
-            _fail(f"{res / name}.json is not a weight-gradient sum of calls {'with' if sums else 'without'} SUMS "
-                  f"(run bench_conv_twin.py --ops wgrad --wgrad-batch max{' --sums' if sums else ''} with fw 3..8)")
-        wgrad[sums] = run["classes"]["wgrad"]
+    run = _load(res / "conv_twin_wgrad.json")
+    if "cpt_twin_calls_s" not in run.get("classes", {}).get("wgrad", {}) or run.get("sums"):
+        _fail(f"{res / 'conv_twin_wgrad.json'} is not a weight-gradient sum of calls without SUMS (run "
+              "bench_conv_twin.py --ops wgrad --wgrad-batch max with fw 3..8)")
+    wgrad = {False: run["classes"]["wgrad"], True: None}
     exact = _load(res / "twin_cycles.json")
     summary = exact.get("summary", {})
-    classes = ("fwd_sums", "fwd", "dgrad")
+    classes = ("fwd_sums", "fwd", "dgrad", "wgrad_sums")
     if exact.get("batch") != 128 or not all(summary.get(op, {}).get("cpt_complete") for op in classes):
-        _fail(f"{res / 'twin_cycles.json'} is not a batch-128 run over fw 3..8 with forward calls with and without "
-              "code sums (run bench_twin_cycles.py)")
+        _fail(f"{res / 'twin_cycles.json'} is not a batch-128 run over fw 3..8 of {', '.join(classes)} (run "
+              "bench_twin_cycles.py)")
     rows = []
-    for label, source, sums in (("its calls, with code sums; weight gradients as it runs them",
+    for label, source, sums in (("its calls, with code sums, each counted exactly",
                                  "board_step-resnet74-conv-twin", True),
                                 ("`--recompute-bn 1` (calls without code sums)",
                                  "board_step-resnet74-conv-recompute1", False)):

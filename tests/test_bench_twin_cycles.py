@@ -18,8 +18,9 @@ def test_small_run(btc, tmp_path: Path) -> None:
     out = tmp_path / "twc"
     assert btc.main(["--batch", "2", "--fw", "3", "--out", str(out), "--no-progress"]) == 0
     res = json.loads(out.with_suffix(".json").read_text())
-    # every layer's forward with and without the code sums, every layer but the stem's input gradient, one precision
-    assert len(res["rows"]) == 8 + 8 + 7
+    # every layer's forward with and without the code sums, every layer but the stem's input gradient, every
+    # layer's weight gradient with the code sums, one precision
+    assert len(res["rows"]) == 8 + 8 + 7 + 8
     for r in res["rows"]:
         assert r["calls"] >= 1 and r["twin_cycles"] > 0 and r["model_cycles"] > 0
         assert r["images_per_call"] == [2]
@@ -28,7 +29,7 @@ def test_small_run(btc, tmp_path: Path) -> None:
     assert by["stem", "fwd_sums"]["twin_cycles"] > by["stem", "fwd"]["twin_cycles"]
     # the classes' seconds are the rows' cycles times the layers' counts over the clock (integer sums: exact)
     hz = res["clock_mhz"] * 1e6
-    for op in ("fwd_sums", "fwd", "dgrad"):
+    for op in ("fwd_sums", "fwd", "dgrad", "wgrad_sums"):
         cycles = sum(r["twin_cycles"] * r["count"] for r in res["rows"] if r["op"] == op)
         assert res["summary"][op]["per_fw_s"]["3"]["twin_cycles"] == pytest.approx(cycles / hz, rel=1e-12)
         assert not res["summary"][op]["cpt_complete"]
