@@ -105,14 +105,15 @@ class _TapSums:
 
 class _ErrTapSums:
     """cpt_sums_etaps (weight gradients): each B block's error sums per tap, counted from the words the walker
-    writes (two cycles after its write register), into one of two block slots; a full slot leaves tap-major, one
-    sum a cycle through a queue of four.  The next call's block 0 (a prefetching call's last block) is parked,
-    not sent; a hit starts with it full.  `hold` keeps the B walk from a block until the mask table is made (Kw D
-    cycles from the start of a call that makes it) and while both slots are taken."""
+    writes (taken in the cycle of its B write register, counted the next) into one of two block slots; a full slot
+    leaves tap-major, one sum a cycle through a queue of four.  The next call's block 0 (a prefetching call's last
+    block) is parked, not sent; a hit starts with it full.  `hold` keeps the B walk from a block until the mask
+    table is made (Kw D cycles from the start of a call that makes it) and while both slots are taken."""
 
-    def __init__(self, m: int, n: int, taps: int, bbc: int, b_bits: int, k_words: int, t0: int, hit: bool):
+    def __init__(self, m: int, n: int, taps: int, bbc: int, b_bits: int, k_words: int, t0: int, hit: bool,
+                 ready_at: int):
         self.m, self.n, self.taps, self.bbc, self.b_bits, self.k_words = m, n, taps, bbc, b_bits, k_words
-        self.ready_at = t0                           # (the caller sets the mask table's: dot width needed)
+        self.ready_at = ready_at                     # the first cycle the mask table is made
         self.c = t0 - 1                              # the cycle of the next edge, less one
         self.w = self.q = self.col = 0
         self.c_n0 = bbc if hit and n > bbc else 0
@@ -128,17 +129,12 @@ class _ErrTapSums:
         self.d_col = self.d_t = 0
         self.p: tuple[int, bool] | None = None       # the sum issued in the latest cycle: (idx, last)
         self.out: deque[tuple[int, bool]] = deque()
-        self.last_take = 0
 
     def hold(self) -> bool:
         return self.c + 1 < self.ready_at or self.occ == 2
 
-    @property
-    def busy(self) -> bool:
-        return self.s1 is not None
-
     def edge(self, b_write: bool, popped: bool) -> None:
-        c = self.c = self.c + 1
+        self.c += 1
         # out: the head of the queue leaves; a full slot issues its next sum (tap-major, column by column)
         cols = self.scols[self.rslot]
         issue = self.full[self.rslot] and not self.park[self.rslot] and len(self.out) + (self.p is not None) < 3
@@ -170,7 +166,6 @@ class _ErrTapSums:
         # stage 0: where the written word lies
         self.s1 = None
         if b_write:
-            self.last_take = c
             c_cols = min(self.n - self.c_n0, self.bbc)
             last_word = self.w == self.k_words - 1
             col_end = last_word and self.q == self.b_bits - 1

@@ -16,7 +16,6 @@ the tiles and blocks through the GEMM back end, with SUMS its write side stepped
 "Cycle model of the walker's calls").
 """
 
-
 from __future__ import annotations
 
 from collections import deque
@@ -319,14 +318,15 @@ def wgrad_cycles(cfg: HardwareConfig, g: ConvArgs, call: Any, t0: int, hit: bool
     d, sums = cfg.dot_width, g.flag("SUMS")
     k_words = -(-g.batch * g.rows * g.wo // d)
     c_stride = _c_stride(cfg, g)
-    # the GEMM's shape for the back end (the walker's geometry fields are the front end's business)
-    run = _Run(g.c, g.w, g.h, g.kh, g.kw, g.stride, g.padding, 0, 0, 0, 1, 1, 1, g.a_bits, g.b_bits, g.n_cols,
-               k_words, 0, 0, 0, call.b, g.b_bits * k_words * d // 8, c_stride, lambda j: call.c + j * c_stride, 0,
-               gemm_rows=g.m)
+    # the GEMM the back end runs (M = kh kw C rows, N = K, Kw words a plane); the stream's fields are _Stream's
+    run = _Run(channels=g.c, width=g.w, height=g.h, kh=g.kh, kw=g.kw, stride=g.stride, pad_h=g.padding, row0=0,
+               row1=0, band0=0, rows=1, wo=1, batch=1, a_bits=g.a_bits, b_bits=g.b_bits, n=g.n_cols, k_words=k_words,
+               x_first=0, x_stride=0, x_bytes=0, b_addr=call.b, b_col_bytes=g.b_bits * k_words * d // 8,
+               c_stride=c_stride, c_row=lambda j: call.c + j * c_stride, c_image_bytes=0, gemm_rows=g.m)
     tap_sums = None
-    if sums:
-        tap_sums = _ErrTapSums(g.m, g.n_cols, g.kh * g.kw, cfg.b_block_cols, g.b_bits, k_words, t0, hit)
-        tap_sums.ready_at = t0 if hit else t0 + k_words * d       # the mask table, a position a cycle
+    if sums:   # the mask table: made a position a cycle from a cold start, kept by a hit
+        tap_sums = _ErrTapSums(g.m, g.n_cols, g.kh * g.kw, cfg.b_block_cols, g.b_bits, k_words, t0, hit,
+                               ready_at=t0 if hit else t0 + k_words * d)
 
     def front(cfg: HardwareConfig, run: Any, t0: int, sched: Any) -> _WgradFront:
         return _WgradFront(cfg, run, t0, sched, g=g, stream=stream, hit=hit, sums=sums)
