@@ -17,7 +17,7 @@ the driver makes at the iteration's batch instead:
    and addresses (images per call, int16 results where the worst case fits, stride-2 phases, SUMS, a weight
    gradient's hint of the next call: the driver's choices), and whether it hit its predecessor's hint
    (``wgrad_hit``; a refused call in between ends the hint).
-2. Each call's cycles: the twin's, from ``cpt_hw.hw.conv_cycle_model.twin_cycles`` (exact against the twin
+2. Each call's cycles: the twin's, from ``cpt_hw.hw.twin_cycle_model.twin_cycles`` (exact against the twin
    without back-pressure, AxiRam's timing: sim/cpt_gemm/test_cpt_gemm_conv.py asserts it on every such call),
    and the design's model (``emu_conv.call_cycles``, what the emulated device reports).
 3. Per GEMM class, seconds at the config's clock for a batch-``--batch`` iteration: each layer's sum over its
@@ -48,7 +48,7 @@ from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.hw import emu_conv, emu_device  # noqa: E402
 from cpt_hw.hw.config import HardwareConfig  # noqa: E402
 from cpt_hw.hw.conv_calls import ConvArgs  # noqa: E402
-from cpt_hw.hw.conv_cycle_model import twin_cycles  # noqa: E402
+from cpt_hw.hw.twin_cycle_model import twin_cycles  # noqa: E402
 from cpt_hw.hw.wgrad_cycle_model import wgrad_hit  # noqa: E402
 
 #: The classes counted: forward calls with the code sums (the board flow's), without (``--recompute-bn``'s
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 def report(res: dict) -> str:
     L = [f"# The twin's convolution seconds per ResNet-74 iteration (batch {res['batch']}), exact",
          "", f"Reproduce: `{res['command']}` ({res['cpu_s']} CPU-s; method in the script's docstring).  Every call "
-         "the driver makes on the emulated device with the twin's limits, timed by cpt_hw.hw.conv_cycle_model "
+         "the driver makes on the emulated device with the twin's limits, timed by cpt_hw.hw.twin_cycle_model "
          "(exact against the twin, AxiRam's timing) and by the design's model the emulated device reports.  "
          "Weight gradients: in the driver's calls, each hinting the next (hits counted as hits).", "",
          "| class | twin s, CPT 3-8/8 | model s, CPT | twin / model | twin s, static 8/8 | model s, static |",

@@ -12,7 +12,7 @@ No simulation here: it combines three benchmarks' JSON files.
   (commit b416036), whose calls write none and whose forward class holds the recomputed convolutions besides;
 * ``bench/bench_twin_cycles.py`` (twin_cycles.json): the forward calls (with code sums and without), the input
   gradients and the weight gradients with code sums of a batch-128 iteration, the driver's own calls (each weight
-  gradient hinting the next), counted call by call with the twin's exact cycle model (cpt_hw.hw.conv_cycle_model);
+  gradient hinting the next), counted call by call with the twin's exact cycle model (cpt_hw.hw.twin_cycle_model);
 * ``bench/bench_conv_twin.py --ops wgrad --wgrad-batch max`` (conv_twin_wgrad.json): the weight gradients without
   code sums, for the ``--recompute-bn 1`` run, summed as the twin ran them in simulation (calls of as many images as
   it takes, each hinting the next, measured as chains of three calls).

@@ -1,4 +1,4 @@
-"""The conv cycle model (cpt_hw.hw.conv_cycle_model) against cycle counts measured on the Verilog twin.
+"""The conv cycle model (cpt_hw.hw.twin_cycle_model) against cycle counts measured on the Verilog twin.
 
 The model's real check is the RTL runner (sim/cpt_gemm/test_cpt_gemm_conv.py asserts every forward call, with its
 code sums or without, and every input gradient equal to it, on sim_conv, simwide_conv and simwide64_conv,
@@ -18,9 +18,9 @@ from cpt_hw.flows import rtl_sim
 from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.conv_calls import OP_CODES, encode_conv
-from cpt_hw.hw.conv_cycle_model import twin_cycles
-from cpt_hw.hw.wgrad_cycle_model import wgrad_hit
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
+from cpt_hw.hw.twin_cycle_model import twin_cycles
+from cpt_hw.hw.wgrad_cycle_model import wgrad_hit
 
 SIM_CONV = HardwareConfig.from_preset("sim", {"conv_engine": True, "name": "sim_conv"})
 

@@ -1,6 +1,7 @@
-"""Cycle model of the Verilog twin's conv calls (interface 4): how many cycles one call takes, cycle for cycle as
-``rtl/`` runs it against cocotbext-axi's AxiRam.  Forward calls and input gradients here; weight gradients in
-:mod:`cpt_hw.hw.wgrad_cycle_model`, which drives this module's schedule with its own walker.
+"""Cycle model of the Verilog twin's forward calls and input gradients (interface 4): how many cycles one call
+takes, cycle for cycle as ``rtl/`` runs it against cocotbext-axi's AxiRam (:func:`conv_cycles`; the entry point for
+every conv call is :func:`cpt_hw.hw.twin_cycle_model.twin_cycles`).  Weight gradients are
+:mod:`cpt_hw.hw.wgrad_cycle_model`'s, which drives this module's schedule with its own walker.
 
 A call is one run of the engines, or one per phase of a stride-2 input gradient.  A run's front end -- the
 reader's commands (the B block, then one command per image for the streamed tensor, X or E), the memory's read
@@ -35,7 +36,6 @@ from .conv_calls import ConvArgs
 from .conv_model import channel_pitch, row_words
 from .cycle_model import MemoryTiming, _Array, _burst_lengths, _Writer, setup_cycles
 from .sums_cycle_model import SumsWriteSide
-from .wgrad_cycle_model import wgrad_cycles
 
 #: Cycles rtl/cpt_conv_setup.v adds before cpt_setup runs: every refused conv call takes this + setup_cycles
 #: (sim/cpt_gemm/test_cpt_gemm_conv.py asserts it).
@@ -821,23 +821,12 @@ def _phase_runs(cfg: HardwareConfig, g: ConvArgs, call: Any) -> list[tuple[int, 
     return out
 
 
-def twin_cycles(cfg: HardwareConfig, call: Any, *, fast_forward: bool = True, skipped: list[int] | None = None,
-                hit: bool = False) -> int:
-    """Cycles of one legal conv call (a ConvCall: its arguments and addresses) on the twin, its ``cycles``
-    register, against AxiRam's timing (cocotb, no back-pressure): forward calls, with their code sums (SUMS) or
-    without, input gradients, and weight gradients (with SUMS or without, a prefetch hint or none; ``hit``: the
-    previous call's hint loaded this one's chunks, :func:`wgrad_cycle_model.wgrad_hit`).  Addresses matter through
-    4 KiB pages only (where bursts split).  ValueError for a call the twin refuses.  fast_forward=False steps every
-    cycle instead of skipping periodic stretches (the same result, slower: for testing the skip; weight gradients
-    are never skipped); `skipped` receives the A tiles each run skipped."""
-    g = ConvArgs.decode(call)
-    if g.op == "wgrad":
-        return wgrad_cycles(cfg, g, call, CONV_SETUP_CYCLES + setup_cycles(cfg) + 1, hit)
+def conv_cycles(cfg: HardwareConfig, call: Any, g: ConvArgs, *, fast_forward: bool = True,
+                skipped: list[int] | None = None) -> int:
+    """The twin's cycles of a forward call or an input gradient (:func:`twin_cycle_model.twin_cycles` says how)."""
     if g.op not in ("fwd", "dgrad") or g.flag("PREFETCH_B") or (g.op == "dgrad" and g.flag("SUMS")):
         raise ValueError(f"the conv cycle model covers forward calls (with or without SUMS), input gradients and "
                          f"weight gradients, not {g.op} with flags {g.flags:#x}")
-    if hit:
-        raise ValueError("only a weight gradient finds its chunks loaded (hit)")
     t0 = CONV_SETUP_CYCLES + setup_cycles(cfg) + 1
     result_bits = 8 * g.result_bytes_per()
 

@@ -12,8 +12,8 @@ the cycles each former's chunk is `loaded` and is all stored.  A read lane (rtl/
 walker's requests -- always a whole row of Kw words -- in a fixed time (:class:`_LaneTiming`), so each pass of a walk
 is worked out at once (:class:`_WgradFront`), and the conv schedule (:class:`conv_cycle_model._ConvSchedule`) runs
 the tiles and blocks through the GEMM back end, with SUMS its write side stepped with the walks (the error sums:
-:class:`sums_cycle_model._ErrTapSums`).  Checked equal to the twin by sim/cpt_gemm/test_cpt_gemm_conv.py (docs/rtl.md,
-"Cycle model of the walker's calls").
+:class:`sums_cycle_model._ErrTapSums`).  :func:`cpt_hw.hw.twin_cycle_model.twin_cycles` is the entry point.  Checked
+equal to the twin by sim/cpt_gemm/test_cpt_gemm_conv.py (docs/rtl.md, "Cycle model of the walker's calls").
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 from .config import HardwareConfig
 from .conv_calls import ConvArgs
+from .conv_cycle_model import _Command, _ConvSchedule, _ReadChannel, _Run, _c_stride
 from .conv_model import row_words
 from .sums_cycle_model import _ErrTapSums
 
@@ -111,7 +112,6 @@ class _Stream:
     """The reader (E's command, then X's, one an image), AxiRam's read side and the two formers, stepped."""
 
     def __init__(self, cfg: HardwareConfig, g: ConvArgs, call: Any, t0: int, own: bool, pf: bool):
-        from .conv_cycle_model import _Command, _ReadChannel   # (conv_cycle_model imports this module)
         d = cfg.dot_width
         lo, hi = g.a_rows()
         x_words, e_words = row_words(g.w, g.c, d), row_words(g.wo, g.k, d)
@@ -312,7 +312,6 @@ class _WgradFront:
 def wgrad_cycles(cfg: HardwareConfig, g: ConvArgs, call: Any, t0: int, hit: bool = False) -> int:
     """The twin's cycles of a weight gradient (t0: its run's first cycle; hit: :func:`wgrad_hit`): the stream first,
     then the walks and the GEMM schedule's back end (with SUMS, its write side stepped with them)."""
-    from .conv_cycle_model import _ConvSchedule, _Run, _c_stride
     stream = _Stream(cfg, g, call, t0, not hit, g.flag("PREFETCH_B"))
     stream.run()
     d, sums = cfg.dot_width, g.flag("SUMS")

@@ -33,10 +33,11 @@ from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import setup_cycles
 from cpt_hw.hw.conv_calls import ConvArgs, c16_fits, conv_status, encode_conv, operand_ranges, twin_row_bits
-from cpt_hw.hw.conv_cycle_model import CONV_SETUP_CYCLES, twin_cycles
-from cpt_hw.hw.wgrad_cycle_model import wgrad_hit
+from cpt_hw.hw.conv_cycle_model import CONV_SETUP_CYCLES
 from cpt_hw.hw.conv_model import pack_tensor
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
+from cpt_hw.hw.twin_cycle_model import twin_cycles
+from cpt_hw.hw.wgrad_cycle_model import wgrad_hit
 from sim import runner
 from sim.cpt_gemm.tb import CptGemmTB
 from sim.tbutil import record, seeded_rng

@@ -1,4 +1,4 @@
-"""Event trace of conv calls on the twin: a debugging aid for the conv cycle model (cpt_hw.hw.conv_cycle_model),
+"""Event trace of conv calls on the twin: a debugging aid for the conv cycle model (cpt_hw.hw.twin_cycle_model),
 not a test.  Icarus only (the probes read cpt_core's and cpt_conv_walker's internal signals).
 
     python -m sim.cpt_gemm.trace_conv OUT_DIR '[{"name": "t1", "batch": 1, "c": 5, "k": 4, "h": 5, "w": 6, "kh": 3,
