@@ -1,14 +1,15 @@
-"""The write side of a forward call with its code sums (flags SUMS), stepped cycle by cycle: the C writer
-(rtl/cpt_writer.v), the two producers of sums (cpt_sums_rows: each result row's; cpt_sums_taps: each weight
-column's per tap), the sums writer that shares the one write channel with C (cpt_sums_writer.v: a registered
-round-robin AW grant, W and B in the order of the AWs) and AxiRam's write side.
+"""The write side of a conv call with its code sums (flags SUMS: a forward call or a weight gradient), stepped cycle
+by cycle: the C writer (rtl/cpt_writer.v), the two producers of sums (cpt_sums_rows: each result row's; and
+cpt_sums_taps: a forward call's weight sums per tap, or cpt_sums_etaps: a weight gradient's error sums per tap), the
+sums writer that shares the one write channel with C (cpt_sums_writer.v: a registered round-robin AW grant, W and B
+in the order of the AWs) and AxiRam's write side.
 
 Why stepped: the sums' bursts take turns with C's on AW and W, and when they go depends on the front end (a
-tile's row sums follow the walker's `a_loaded`, the weight sums the reader's B words) while C's depend on the
-back end; and each producer holds its own producer back (the walker, the reader's next B block) while its
-sums wait.  No tile-by-tile closed form follows both, so :class:`SumsWriteSide` is stepped with the front end
-(:mod:`cpt_hw.hw.conv_cycle_model`), one :meth:`SumsWriteSide.edge` a cycle, and the drained rows it writes are
-given to it as future pushes.
+tile's row sums follow the walker's `a_loaded`, the tap sums the B words written) while C's depend on the back
+end; and each producer holds its own producer back (the walker's next tile, the next B block) while its sums wait.
+No tile-by-tile closed form follows both, so :class:`SumsWriteSide` is stepped with the front end
+(:mod:`cpt_hw.hw.conv_cycle_model`'s schedule), one :meth:`SumsWriteSide.edge` a cycle, and the drained rows it
+writes are given to it as future pushes.
 """
 
 from __future__ import annotations
@@ -237,7 +238,7 @@ class _Port:
 
 
 class SumsWriteSide:
-    """The C writer, the sums producers and writer, and AxiRam's write side of one forward call with SUMS,
+    """The C writer, the sums producers and writer, and AxiRam's write side of one call with SUMS,
     stepped: :meth:`holds` gives the cycle's hold lines (before its edge), :meth:`edge` moves every register;
     :meth:`tile` queues a drained column tile's rows (their push cycles are in the future)."""
 
