@@ -659,9 +659,8 @@ class _ConvSchedule:
                 due = min(front.next_event(), wside.next_event(front.c))
                 if front.c + 1 < due < float("inf"):         # idle until then: skip to the cycle before it
                     front.jump(int(due) - 1)
-                    wside.jump(int(due) - 1)
             a_loaded, b_we = front.a_loaded, front.b_we       # the registers' values in the cycle to come
-            front.rows_hold, front.taps_hold = wside.holds(a_loaded)
+            front.rows_hold, front.taps_hold = wside.holds(front.c + 1, a_loaded)
             front.step()
             wside.edge(front.c, a_loaded, b_we)
             self._advance_array()

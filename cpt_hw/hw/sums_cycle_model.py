@@ -79,8 +79,15 @@ class _TapSums:
         self.ot = 0
         self.idx = m
 
-    def hold(self) -> bool:
+    def hold(self, c: int) -> bool:
         return self.columns != 0 or self.s1_we
+
+    def idle(self) -> bool:
+        return not self.hold(0)
+
+    def due(self, c: int) -> float:
+        """The first cycle after c at which its hold changes by itself: never (only words written change it)."""
+        return float("inf")
 
     def edge(self, b_write: bool, popped: bool) -> None:
         if self.s1_we and self.s1_end:
@@ -111,11 +118,9 @@ class _ErrTapSums:
     block) is parked, not sent; a hit starts with it full.  `hold` keeps the B walk from a block until the mask
     table is made (Kw D cycles from the start of a call that makes it) and while both slots are taken."""
 
-    def __init__(self, m: int, n: int, taps: int, bbc: int, b_bits: int, k_words: int, t0: int, hit: bool,
-                 ready_at: int):
+    def __init__(self, m: int, n: int, taps: int, bbc: int, b_bits: int, k_words: int, hit: bool, ready_at: int):
         self.m, self.n, self.taps, self.bbc, self.b_bits, self.k_words = m, n, taps, bbc, b_bits, k_words
         self.ready_at = ready_at                     # the first cycle the mask table is made
-        self.c = t0 - 1                              # the cycle of the next edge, less one
         self.w = self.q = self.col = 0
         self.c_n0 = bbc if hit and n > bbc else 0
         self.c_pre = hit and n <= bbc
@@ -131,11 +136,20 @@ class _ErrTapSums:
         self.p: tuple[int, bool] | None = None       # the sum issued in the latest cycle: (idx, last)
         self.out: deque[tuple[int, bool]] = deque()
 
-    def hold(self) -> bool:
-        return self.c + 1 < self.ready_at or self.occ == 2
+    def hold(self, c: int) -> bool:
+        """In cycle c."""
+        return c < self.ready_at or self.occ == 2
+
+    def idle(self) -> bool:
+        """Nothing counted, queued or due to leave (a parked block waits for the next call)."""
+        return (self.p is None and not self.out and self.s1 is None
+                and not (self.full[self.rslot] and not self.park[self.rslot]))
+
+    def due(self, c: int) -> float:
+        """The first cycle after c at which its hold changes by itself: the mask table made."""
+        return self.ready_at if self.ready_at > c + 1 else float("inf")
 
     def edge(self, b_write: bool, popped: bool) -> None:
-        self.c += 1
         # out: the head of the queue leaves; a full slot issues its next sum (tap-major, column by column)
         cols = self.scols[self.rslot]
         issue = self.full[self.rslot] and not self.park[self.rslot] and len(self.out) + (self.p is not None) < 3
@@ -276,7 +290,6 @@ class SumsWriteSide:
         self.granted = False
         self.gsel = self.last_sel = _C
         self.w_order: deque[int] = deque()
-        self.b_order_len = 0
         # the memory: [AW handshake, cycle it is free again (None: its last W beat has not gone)] of the latest
         # three bursts, and the bursts whose last W beat has not gone
         self.aw_hist: deque[list] = deque(maxlen=3)
@@ -284,7 +297,6 @@ class SumsWriteSide:
         self.w_open: deque[list] = deque()
         self.c_last_w = 0
         self.s_last_w = 0
-        self.c_bursts_out = 0                # C bursts whose last W beat has not gone
 
     # ------------------------------------------------------------------ the array's side
     def tile(self, d: int, rows_valid: int, row0_addr: int) -> None:
@@ -300,9 +312,9 @@ class SumsWriteSide:
         return self.pops[need - 1] + 1 if len(self.pops) >= need else None
 
     # ------------------------------------------------------------------ one cycle
-    def holds(self, a_loaded: bool) -> tuple[bool, bool]:
+    def holds(self, c: int, a_loaded: bool) -> tuple[bool, bool]:
         """(rows_hold, taps_hold) in a cycle whose walker a_loaded register is `a_loaded`."""
-        return self.row_sums.hold(a_loaded), self.tap_sums.hold()
+        return self.row_sums.hold(a_loaded), self.tap_sums.hold(c)
 
     def _aw_ready(self, c: int) -> bool:
         """AxiRam's AW sink: two requests queued, one burst served at a time (cycle_model._RequestQueue)."""
@@ -434,28 +446,16 @@ class SumsWriteSide:
     def quiet(self) -> bool:
         """Nothing moves at the next edges but what a future event starts: no row in the C FIFO or on its way
         through the writer, no sum queued or being sent, no AW wanted (an open burst waits for its next sum)."""
-        rs, ts = self.row_sums, self.tap_sums
-        ports_idle = all(not p.closed for p in self.ports)
-        taps_idle = (ts.p is None and not ts.out and ts.s1 is None
-                     and not (ts.full[ts.rslot] and not ts.park[ts.rslot])) if isinstance(ts, _ErrTapSums) else (
-                    ts.columns == 0 and not ts.s1_we)
-        return (ports_idle and taps_idle and not rs.s1_loaded and rs.left == 0 and not rs.queue
+        rs = self.row_sums
+        return (all(not p.closed for p in self.ports) and self.tap_sums.idle()
+                and not rs.s1_loaded and rs.left == 0 and not rs.queue
                 and self.tile_open == bool(self.tiles) and not self.in_row and self.avail == 0 and self.fifo == 0
                 and self.q_push is None and not self.wq and not self.w_busy and not self.w_order
                 and not self.granted)
 
     def next_event(self, c: int) -> float:
         """The first cycle after c at which something is due: a row pushed, the error sums' mask table made."""
-        due = [self.pushes[0]] if self.pushes else []
-        ts = self.tap_sums
-        if isinstance(ts, _ErrTapSums) and ts.ready_at > c + 1:
-            due.append(ts.ready_at - 1)              # (hold is judged a cycle ahead of its edge)
-        return min(due, default=float("inf"))
-
-    def jump(self, c: int) -> None:
-        """Skip to the end of cycle c: the cycles before were idle (quiet, no event due)."""
-        if isinstance(self.tap_sums, _ErrTapSums):
-            self.tap_sums.c = c
+        return min(self.pushes[0] if self.pushes else float("inf"), self.tap_sums.due(c))
 
     # ------------------------------------------------------------------ fast-forward (conv_cycle_model's skip)
     def state(self, c: int, row0: int, addr0: int) -> tuple:

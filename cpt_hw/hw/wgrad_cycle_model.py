@@ -305,9 +305,6 @@ class _WgradFront:
         stored = max(self.stream.e.idle_at, self.stream.x.idle_at, self.pre_end) + 1
         return max(stored, self.last_b_we + 3 if self.last_b_we else 0)
 
-    def state(self) -> tuple:
-        raise NotImplementedError("weight gradients are not fast-forwarded")
-
 
 def wgrad_cycles(cfg: HardwareConfig, g: ConvArgs, call: Any, t0: int, hit: bool = False) -> int:
     """The twin's cycles of a weight gradient (t0: its run's first cycle; hit: :func:`wgrad_hit`): the stream first,
@@ -324,7 +321,7 @@ def wgrad_cycles(cfg: HardwareConfig, g: ConvArgs, call: Any, t0: int, hit: bool
                c_stride=c_stride, c_row=lambda j: call.c + j * c_stride, c_image_bytes=0, gemm_rows=g.m)
     tap_sums = None
     if sums:   # the mask table: made a position a cycle from a cold start, kept by a hit
-        tap_sums = _ErrTapSums(g.m, g.n_cols, g.kh * g.kw, cfg.b_block_cols, g.b_bits, k_words, t0, hit,
+        tap_sums = _ErrTapSums(g.m, g.n_cols, g.kh * g.kw, cfg.b_block_cols, g.b_bits, k_words, hit,
                                ready_at=t0 if hit else t0 + k_words * d)
 
     def front(cfg: HardwareConfig, run: Any, t0: int, sched: Any) -> _WgradFront:
