@@ -82,7 +82,7 @@ import cpt_driver.sources as driver_sources  # noqa: E402
 from cpt_hw import nn as cnn  # noqa: E402
 from cpt_hw.fileio import save_figure, write_atomic  # noqa: E402
 from cpt_hw.hw import emu_conv  # noqa: E402
-from cpt_hw.hw.conv_calls import ConvArgs  # noqa: E402
+from cpt_hw.hw.conv_calls import ConvArgs, hint_key, hint_left  # noqa: E402
 from cpt_hw.hw.conv_model import ConvDesign, estimate  # noqa: E402
 from cpt_hw.hw.cycle_model import Prefetch, gemm_cycles  # noqa: E402
 from cpt_hw.hw.emu_device import EmuDevice  # noqa: E402
@@ -284,9 +284,8 @@ class DeviceProbe:
         of the call's shape; emu_conv.call_cycles for the hinted load it hides), not from a measurement."""
         call = dev._call_type(**{a: dev._arg(a) for a in dev.spec.inputs})
         g = ConvArgs.decode(call)
-        geometry = (call.conv, call.batch, call.channels, call.size, call.band, call.a_bits, call.b_bits)
-        hit = not status and self._conv_hint == (call.a, call.b, *geometry)
-        self._conv_hint = (call.next_a, call.next_b, *geometry) if not status and g.flag("PREFETCH_B") else None
+        hit = not status and self._conv_hint == hint_key(call)
+        self._conv_hint = hint_left(call, status)
         if status:
             return
         if g.rows != g.rows_per_image:

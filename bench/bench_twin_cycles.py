@@ -16,7 +16,7 @@ the driver makes at the iteration's batch instead:
    ``e_sums``), over ``--batch`` images of random codes; every conv call it makes is recorded with its arguments
    and addresses (images per call, int16 results where the worst case fits, stride-2 phases, SUMS, a weight
    gradient's hint of the next call: the driver's choices), and whether it hit its predecessor's hint
-   (``wgrad_hit``; a refused call in between ends the hint).
+   (``prefetch_hit``; a refused call in between ends the hint).
 2. Each call's cycles: the twin's, from ``cpt_hw.hw.twin_cycle_model.twin_cycles`` (exact against the twin
    without back-pressure, AxiRam's timing: sim/cpt_gemm/test_cpt_gemm_conv.py asserts it on every such call),
    and the design's model (``emu_conv.call_cycles``, what the emulated device reports).
@@ -47,9 +47,8 @@ from cpt_driver import Accelerator  # noqa: E402
 from cpt_hw.fileio import write_atomic  # noqa: E402
 from cpt_hw.hw import emu_conv, emu_device  # noqa: E402
 from cpt_hw.hw.config import HardwareConfig  # noqa: E402
-from cpt_hw.hw.conv_calls import ConvArgs  # noqa: E402
+from cpt_hw.hw.conv_calls import ConvArgs, prefetch_hit  # noqa: E402
 from cpt_hw.hw.twin_cycle_model import twin_cycles  # noqa: E402
-from cpt_hw.hw.wgrad_cycle_model import wgrad_hit  # noqa: E402
 
 #: The classes counted: forward calls with the code sums (the board flow's), without (``--recompute-bn``'s
 #: recomputed forward calls write none), input gradients.
@@ -66,7 +65,7 @@ def _fail(message: str) -> None:
 
 class CallLog:
     """Records every conv call the emulated device runs (status 0), as the ConvCall it decoded, with its cycles and
-    whether it hit the previous call's hint (wgrad_hit of the call before it, refused calls included: a refused call
+    whether it hit the previous call's hint (prefetch_hit of the call before it, refused calls included: a refused call
     ends the hint)."""
 
     def __init__(self) -> None:
@@ -79,7 +78,7 @@ class CallLog:
         def execute(dev: emu_device.EmuDevice, call):
             status, cycles = original(dev, call)
             if status == 0:
-                log.append((call, cycles, wgrad_hit(previous[0], call)))
+                log.append((call, cycles, prefetch_hit(previous[0], call)))
             previous[0] = None if status else call
             return status, cycles
         emu_device.EmuDevice._execute_conv = execute

@@ -17,10 +17,9 @@ import pytest
 from cpt_hw.flows import rtl_sim
 from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
-from cpt_hw.hw.conv_calls import OP_CODES, encode_conv
+from cpt_hw.hw.conv_calls import OP_CODES, encode_conv, prefetch_hit
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
 from cpt_hw.hw.twin_cycle_model import twin_cycles
-from cpt_hw.hw.wgrad_cycle_model import wgrad_hit
 
 SIM_CONV = HardwareConfig.from_preset("sim", {"conv_engine": True, "name": "sim_conv"})
 
@@ -111,15 +110,15 @@ def _wgrad(row: tuple) -> ConvCall:
 
 
 def test_a_hit_is_the_hint_of_the_call_before() -> None:
-    """wgrad_hit follows cpt_core's key: the previous call hinted (PREFETCH_B) exactly this call's tensors,
+    """prefetch_hit follows cpt_core's key: the previous call hinted (PREFETCH_B) exactly this call's tensors,
     geometry and flags SUMS and B_SIGNED."""
     first, second = _wgrad(MEASURED_WGRAD[7]), _wgrad(MEASURED_WGRAD[8])
-    assert wgrad_hit(first, second) and not wgrad_hit(None, second)
-    assert not wgrad_hit(replace(first, next_b=first.next_b + 64), second)
-    assert not wgrad_hit(replace(first, flags=first.flags & ~(1 << FLAG_BITS["PREFETCH_B"])), second)
-    assert not wgrad_hit(first, replace(second, flags=second.flags | 1 << CONV_FLAG_BITS["SUMS"]))
-    assert not wgrad_hit(first, replace(second, a_bits=second.a_bits + 1))
-    assert wgrad_hit(first, replace(second, c=second.c + 4096))      # C's place is not in the key
+    assert prefetch_hit(first, second) and not prefetch_hit(None, second)
+    assert not prefetch_hit(replace(first, next_b=first.next_b + 64), second)
+    assert not prefetch_hit(replace(first, flags=first.flags & ~(1 << FLAG_BITS["PREFETCH_B"])), second)
+    assert not prefetch_hit(first, replace(second, flags=second.flags | 1 << CONV_FLAG_BITS["SUMS"]))
+    assert not prefetch_hit(first, replace(second, a_bits=second.a_bits + 1))
+    assert prefetch_hit(first, replace(second, c=second.c + 4096))      # C's place is not in the key
 
 
 @pytest.mark.parametrize("row", MEASURED_SUMS, ids=lambda r: f"{r[-1]}")

@@ -295,6 +295,39 @@ def conv_status(cfg: HardwareConfig, call: Any, twin: bool = False) -> int:
     return status
 
 
+#: The flags in the prefetch hint's key besides the geometry (docs/registers.md, "Interface 4"): the hinting call
+#: forms the next call's first B block with its sums and signedness, so only a call like it may use that block.
+_HINT_FLAGS_MASK = sum(1 << _ALL_FLAGS[f] for f in ("SUMS", "B_SIGNED"))
+
+
+def _hint_geometry(call: Any) -> tuple[int, ...]:
+    return (call.conv, call.batch, call.channels, call.size, call.band, call.a_bits, call.b_bits,
+            call.flags & _HINT_FLAGS_MASK)
+
+
+def hint_key(call: Any) -> tuple[int, ...]:
+    """The prefetch hint's key a conv call looks for (cpt_core's cv_key): its X and E chunks' addresses, its
+    geometry and precisions, and the flags SUMS and B_SIGNED.  C's place is not in it."""
+    return (call.a, call.b, *_hint_geometry(call))
+
+
+def hint_left(call: Any, status: int) -> tuple[int, ...] | None:
+    """The key a conv call leaves for the next one: the chunks it prefetched (next_a, next_b) with its own
+    geometry, when it ran (status 0) as a weight gradient with PREFETCH_B (the only calls that hint); None otherwise
+    (a refused call, a call without a hint: "the next call, whatever it is" consumes a hint)."""
+    g = ConvArgs.decode(call)
+    if status or g.op != "wgrad" or not g.flag("PREFETCH_B"):
+        return None
+    return (call.next_a, call.next_b, *_hint_geometry(call))
+
+
+def prefetch_hit(previous: Any | None, call: Any) -> bool:
+    """Whether ``call`` finds its chunks (and its first B block) loaded by ``previous``, the conv call that ran
+    just before it (None: none, or one that was refused): :func:`hint_left` of it equals :func:`hint_key` of
+    ``call``.  The one rule the emulated device, the cycle model and the benchmarks' probes follow."""
+    return previous is not None and hint_left(previous, 0) == hint_key(call)
+
+
 def _buffer_or_width_err(cfg: HardwareConfig, g: ConvArgs) -> bool:
     """The tensor buffer's and the result width's limits (ERR_CONV), for an otherwise legal geometry."""
     shape = g.model_shape()

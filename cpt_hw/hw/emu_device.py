@@ -46,7 +46,7 @@ from cpt_driver.spec import DeviceSpec
 
 from . import emu_conv, golden
 from .calls import PrefetchState, call_status, call_type, prefetch_bytes
-from .conv_calls import ConvArgs, conv_status, operand_ranges
+from .conv_calls import ConvArgs, conv_status, hint_key, hint_left, operand_ranges
 from .config import HardwareConfig
 from .cycle_model import Prefetch, gemm_cycles, setup_cycles
 
@@ -319,13 +319,8 @@ class EmuDevice:
         if any(v is None for v in views):
             status = 1 << self.spec.status_bits["ERR_AXI_RESP"]
         self.prefetch.reset()  # "the next call, whatever it is" consumes a GEMM call's B hint
-        # the hint's key as registers.md states it: the geometry and flags SUMS and B_SIGNED (the prefetching call
-        # also counts the sums of the next call's first B block it forms, so only a call like it may use them)
-        keyed = self.spec.flag("SUMS") | self.spec.flag("B_SIGNED")
-        geometry = (call.conv, call.batch, call.channels, call.size, call.band, call.a_bits, call.b_bits,
-                    call.flags & keyed)
-        hit = not status and self._conv_hint == (call.a, call.b, *geometry)
-        self._conv_hint = (call.next_a, call.next_b, *geometry) if not status and g.flag("PREFETCH_B") else None
+        hit = not status and self._conv_hint == hint_key(call)   # the hint's key as registers.md states it
+        self._conv_hint = hint_left(call, status)
         if status:
             return status, setup_cycles(self.cfg)
         emu_conv.execute(self.cfg, g, views[0], views[1], views[2], views[3] if g.flag("SUMS") else None)

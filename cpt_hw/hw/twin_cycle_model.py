@@ -21,7 +21,7 @@ def twin_cycles(cfg: HardwareConfig, call: Any, *, fast_forward: bool = True, sk
     """Cycles of one legal conv call (a ConvCall: its arguments and addresses) on the twin, its ``cycles``
     register, against AxiRam's timing (cocotb, no back-pressure): forward calls, with their code sums (SUMS) or
     without, input gradients, and weight gradients (with SUMS or without, a prefetch hint or none; ``hit``: the
-    previous call's hint loaded this one's chunks, :func:`wgrad_cycle_model.wgrad_hit`).  Addresses matter through
+    previous call's hint loaded this one's chunks, :func:`conv_calls.prefetch_hit`).  Addresses matter through
     4 KiB pages only (where bursts split).  ValueError for a call the twin refuses.  fast_forward=False steps every
     cycle instead of skipping periodic stretches (the same result, slower: for testing the skip; weight gradients
     are never skipped); `skipped` receives the A tiles each run skipped."""

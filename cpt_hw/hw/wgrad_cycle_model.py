@@ -1,7 +1,7 @@
 """Cycle model of the Verilog twin's weight-gradient calls (conv op 3), cycle for cycle as ``rtl/`` runs them against
 cocotbext-axi's AxiRam: cold (the call loads its own chunks) or a hit (the previous call's hint loaded them:
-:func:`wgrad_hit`), with a prefetch hint (PREFETCH_B: the call also loads the next call's chunks and forms its first B
-block) or without, with code sums (SUMS) or without.
+:func:`cpt_hw.hw.conv_calls.prefetch_hit`), with a prefetch hint (PREFETCH_B: the call also loads the next call's
+chunks and forms its first B block) or without, with code sums (SUMS) or without.
 
 A weight gradient's stream -- the reader's E command, then one X command per image (and the next call's, with a
 hint), the memory's read side, and the two formers' write sides (rtl/cpt_wgrad_former.v: each row-plane staged, then
@@ -155,20 +155,6 @@ class _Stream:
                 reader.issue(command[0], command[1].beats * reader.beat_bytes, command[1])
 
 
-def wgrad_hit(previous: Any | None, call: Any) -> bool:
-    """Whether `call` finds its chunks (and its first B block) already loaded: the call before it (None: none, or
-    a refused one) was a weight gradient with a prefetch hint (PREFETCH_B) that ran without error, and hinted
-    exactly this call's tensors, geometry and flags SUMS and B_SIGNED (cpt_core's cv_key)."""
-    if previous is None:
-        return False
-    g, p = ConvArgs.decode(call), ConvArgs.decode(previous)
-    key = ("conv", "batch", "channels", "size", "band", "a_bits", "b_bits")
-    same = all(getattr(call, f) == getattr(previous, f) for f in key) and all(
-        g.flag(f) == p.flag(f) for f in ("SUMS", "B_SIGNED"))
-    return p.op == "wgrad" and p.flag("PREFETCH_B") and same and (call.a, call.b) == (previous.next_a,
-                                                                                       previous.next_b)
-
-
 class _WgradFront:
     """The weight-gradient walker (rtl/cpt_wgrad_walker.v) as the conv schedule steps it: its A walk forms each tile
     of every B block (two X lanes, each the rows of its channels' parity, a_bits requests a row) once the tile's half
@@ -307,8 +293,8 @@ class _WgradFront:
 
 
 def wgrad_cycles(cfg: HardwareConfig, g: ConvArgs, call: Any, t0: int, hit: bool = False) -> int:
-    """The twin's cycles of a weight gradient (t0: its run's first cycle; hit: :func:`wgrad_hit`): the stream first,
-    then the walks and the GEMM schedule's back end (with SUMS, its write side stepped with them)."""
+    """The twin's cycles of a weight gradient (t0: its run's first cycle; hit: :func:`conv_calls.prefetch_hit`): the
+    stream first, then the walks and the GEMM schedule's back end (with SUMS, its write side stepped with them)."""
     stream = _Stream(cfg, g, call, t0, not hit, g.flag("PREFETCH_B"))
     stream.run()
     d, sums = cfg.dot_width, g.flag("SUMS")

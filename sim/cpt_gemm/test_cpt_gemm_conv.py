@@ -32,12 +32,12 @@ from cpt_hw.hw import emu_conv, golden, hls_cycles
 from cpt_hw.hw.calls import ConvCall
 from cpt_hw.hw.config import HardwareConfig
 from cpt_hw.hw.cycle_model import setup_cycles
-from cpt_hw.hw.conv_calls import ConvArgs, c16_fits, conv_status, encode_conv, operand_ranges, twin_row_bits
+from cpt_hw.hw.conv_calls import (ConvArgs, c16_fits, conv_status, encode_conv, operand_ranges, prefetch_hit,
+                                  twin_row_bits)
 from cpt_hw.hw.conv_cycle_model import CONV_SETUP_CYCLES
 from cpt_hw.hw.conv_model import pack_tensor
 from cpt_hw.hw.regmap import CONV_FLAG_BITS, FLAG_BITS
 from cpt_hw.hw.twin_cycle_model import twin_cycles
-from cpt_hw.hw.wgrad_cycle_model import wgrad_hit
 from sim import runner
 from sim.cpt_gemm.tb import CptGemmTB
 from sim.tbutil import record, seeded_rng
@@ -618,7 +618,7 @@ RUNS = [pytest.param("sim_conv", "icarus", (True,), id="sim_conv-icarus-bp"),
 
 def mark_hits(records: list[dict]) -> list[dict]:
     """Each record of a call that ran gets "hit": whether it found its chunks loaded by the previous call's hint
-    (wgrad_hit of the call recorded before it in the same cocotb test; a refused call in between ends the hint)."""
+    (prefetch_hit of the call recorded before it in the same cocotb test; a refused call in between ends the hint)."""
     previous, test = None, None
     for r in records:
         if r["name"] != test:
@@ -627,7 +627,7 @@ def mark_hits(records: list[dict]) -> list[dict]:
             previous = None
             continue
         call = ConvCall(**r["call"])
-        r["hit"] = wgrad_hit(previous, call)
+        r["hit"] = prefetch_hit(previous, call)
         previous = call
     return records
 
