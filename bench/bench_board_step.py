@@ -90,6 +90,8 @@ from cpt_hw.models import build_model  # noqa: E402
 from cpt_hw.models.resnet import DEPTHS  # noqa: E402
 from cpt_hw.nn.profiling import GEMM_CLASSES, set_region_hook  # noqa: E402
 from cpt_hw.nn.recompute import recompute_batchnorm_inputs, stage_selector  # noqa: E402
+from cpt_hw.nn.saved import keep_batchnorm_inputs_half  # noqa: E402
+from cpt_hw.train.config import BN_SAVED  # noqa: E402
 from cpt_hw.schedules import DEFAULT_CYCLES, PrecisionSchedule  # noqa: E402
 from cpt_hw.train.sgd import SGD  # noqa: E402
 
@@ -349,7 +351,7 @@ class Bench:
     host clock; :func:`measure` runs its iterations."""
 
     def __init__(self, model: str, batch: int, seed: int = 0, recompute_bn: str = "none",
-                 conv_engine: bool = False, twin_limits: bool = False) -> None:
+                 conv_engine: bool = False, twin_limits: bool = False, bn_saved: str = "float32") -> None:
         torch.manual_seed(seed)
         self.model_name, self.batch, self.conv_engine = model, batch, conv_engine
         self.model = build_model(model)
@@ -365,6 +367,8 @@ class Bench:
         cnn.set_backend(self.model, self.spec)
         if recompute_bn != "none":  # BatchNorm inputs recomputed in backward (cpt_hw.nn.recompute)
             recompute_batchnorm_inputs(self.model, select_bn)
+        if bn_saved == "float16":  # the other BatchNorm inputs kept as float16 for backward (cpt_hw.nn.saved)
+            keep_batchnorm_inputs_half(self.model)
         self.engine = cnn.get_impl(self.spec).engine     # opened now: its attach call is not an iteration's
         # The trainer's CPU optimizer: torch.optim.SGD's arithmetic without importing torch._dynamo (68 MB).
         self.optimizer = SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -469,7 +473,7 @@ def machine_info() -> dict:
 
 def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], command: str,
               machine: dict | None = None, memory_scope: str = "largest over the run", recompute_bn: str = "none",
-              conv_engine: bool = False, twin_limits: bool = False) -> dict:
+              conv_engine: bool = False, twin_limits: bool = False, bn_saved: str = "float32") -> dict:
     """The report: per-precision rows, their CPT average (schedule weights) and static 8/8, board hours."""
     by_bits = {r["fw"]: r for r in rows}
     full = cpt_weights()
@@ -486,7 +490,7 @@ def summarise(model: str, batch: int, rows: list[dict], memory: dict[str, int], 
     return {
         "model": model, "batch_size": batch, "command": command, "backend": "accel:emu", "config": "zc706",
         "conv_engine": conv_engine, "twin_limits": twin_limits, "machine": machine or machine_info(),
-        "recompute_bn": recompute_bn,
+        "recompute_bn": recompute_bn, "bn_saved": bn_saved,
         "schedule": {"kind": "cpt", "bits": list(CPT_BITS), "grad_bits": GRAD_BITS, "iters": ITERS,
                      "cycles": DEFAULT_CYCLES, "weights": {str(b): w for b, w in full.items()},
                      "measured_bits": sorted(by_bits), "partial": len(measured) != len(full)},
@@ -566,6 +570,11 @@ def markdown(res: dict) -> str:
         L += [f"**BatchNorm inputs recomputed in backward** (`--recompute-bn {res['recompute_bn']}`, "
               "cpt_hw.nn.recompute): those layers' forward GEMMs run twice per iteration (the accelerator's fwd "
               "column counts both), and their outputs are not kept for backward.", ""]
+    if res.get("bn_saved", "float32") != "float32":
+        L += [f"**BatchNorm inputs kept as {res['bn_saved']} for backward** (`--bn-saved {res['bn_saved']}`, "
+              "cpt_hw.nn.saved.keep_batchnorm_inputs_half): half the bytes of float32; the forward pass is "
+              "unchanged, backward normalises the rounded copy (bench/bench_bn_half.py measures the rounding "
+              "against the 8-bit errors' noise).", ""]
     if sched["partial"]:
         L += [f"**Partial run**: only fw = {sched['measured_bits']} measured; the CPT column averages those "
               "with renormalised schedule weights, so it is not CPT's figure.", ""]
@@ -668,6 +677,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--recompute-bn", default="none", metavar="STAGES",
                    help="BatchNorm inputs recomputed in backward instead of kept (cpt_hw.nn.recompute): none "
                         "(default), all, or stages of the ResNet, e.g. 1 or 2,3")
+    p.add_argument("--bn-saved", default="float32", choices=BN_SAVED,
+                   help="how the BatchNorm layers keep their inputs for backward (the trainer's --bn-saved): "
+                        "float32 (default) or float16 (cpt_hw.nn.saved.keep_batchnorm_inputs_half)")
     p.add_argument("--conv-engine", action="store_true",
                    help="the zc706 preset with conv_engine = true (interface 4, emulated): convolutions as the "
                         "device's conv calls, their cycles and bytes the design's model (cpt_hw.hw.conv_model)")
@@ -689,7 +701,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.twin_limits and not args.conv_engine:
         raise UsageError("--twin-limits: needs --conv-engine (the twin's limits are its convolution engine's)")
     suffix = ("" if args.batch_size == 128 else f"-b{args.batch_size}") + ("-conv" if args.conv_engine else "") \
-        + ("-twin" if args.twin_limits else "")
+        + ("-twin" if args.twin_limits else "") + ("-bn16" if args.bn_saved == "float16" else "")
     args.out = Path(args.out or ROOT / "docs" / "results" / f"board_step-{args.model}{suffix}")
     if not args.out.parent.is_dir():
         raise UsageError(f"--out {args.out}: directory {args.out.parent} does not exist")
@@ -703,7 +715,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
 
     with threadpool_limits(limits=1):
         bench = Bench(args.model, args.batch_size, recompute_bn=args.recompute_bn, conv_engine=args.conv_engine,
-                      twin_limits=args.twin_limits)
+                      twin_limits=args.twin_limits, bn_saved=args.bn_saved)
         with RssSampler() as sampler, DeviceProbe(bench.clock, sampler) as probe, set_hook(bench.clock):
             rows = measure(bench, sorted(args.bits), probe, not args.no_progress)
     memory = {"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host_peak": sampler.host_peak,
@@ -714,11 +726,12 @@ def run(args: argparse.Namespace, command: str) -> dict:
     if args.rows_only:
         return {"model": args.model, "batch_size": args.batch_size, "command": command, "machine": machine_info(),
                 "recompute_bn": args.recompute_bn, "conv_engine": args.conv_engine,
-                "twin_limits": args.twin_limits, "memory": memory,
+                "twin_limits": args.twin_limits, "bn_saved": args.bn_saved, "memory": memory,
                 "per_precision": rows}
     scope = f"over the {len(rows)} iterations of one process" if len(rows) > 1 else "one iteration"
     return summarise(args.model, args.batch_size, rows, memory, command, memory_scope=scope,
-                     recompute_bn=args.recompute_bn, conv_engine=args.conv_engine, twin_limits=args.twin_limits)
+                     recompute_bn=args.recompute_bn, conv_engine=args.conv_engine, twin_limits=args.twin_limits,
+                     bn_saved=args.bn_saved)
 
 
 def combine(paths: list[Path], command: str) -> dict:
@@ -733,11 +746,12 @@ def combine(paths: list[Path], command: str) -> dict:
         if not {"model", "batch_size", "memory", "per_precision"} <= set(parts[-1]):
             raise UsageError(f"--combine {path}: not a --rows-only report")
     keys = {(p["model"], p["batch_size"], p.get("recompute_bn", "none"), p.get("conv_engine", False),
-             p.get("twin_limits", False)) for p in parts}
+             p.get("twin_limits", False), p.get("bn_saved", "float32")) for p in parts}
     rows = sorted((r for p in parts for r in p["per_precision"]), key=lambda r: r["fw"])
     bits = [r["fw"] for r in rows]
     if len(keys) != 1 or len(set(bits)) != len(bits) or 8 not in bits:
-        raise UsageError(f"--combine: the files must share one model, batch, --recompute-bn and --conv-engine "
+        raise UsageError(f"--combine: the files must share one model, batch, --recompute-bn, --conv-engine, "
+                         f"--twin-limits and --bn-saved "
                          f"({sorted(keys)}) and hold "
                          f"distinct precisions including 8 (got {bits})")
     memory = {k: max(p["memory"][k] for p in parts) for k in ("peak", "host_peak", "scratch", "baseline")}
@@ -747,11 +761,12 @@ def combine(paths: list[Path], command: str) -> dict:
         top = max(parts, key=lambda p: p["memory"]["host_peak"])["memory"]
         memory.update(host_peak_kinds=top["host_peak_kinds"], baseline_kinds=top["baseline_kinds"],
                       host_anon_peak=max(p["memory"]["host_anon_peak"] for p in parts))
-    (model, batch, recompute_bn, conv_engine, twin_limits), = keys
+    (model, batch, recompute_bn, conv_engine, twin_limits, bn_saved), = keys
     full = command + "  (parts: " + "; ".join(f"`{p['command']}`" for p in parts) + ")"
     return summarise(model, batch, rows, memory, full, machine=parts[0]["machine"],
                      memory_scope=f"the largest of {len(parts)} processes, one iteration each",
-                     recompute_bn=recompute_bn, conv_engine=conv_engine, twin_limits=twin_limits)
+                     recompute_bn=recompute_bn, conv_engine=conv_engine, twin_limits=twin_limits,
+                     bn_saved=bn_saved)
 
 
 @contextlib.contextmanager

@@ -174,6 +174,22 @@ def test_recomputed_batchnorm_inputs_cost_forward_gemms_only(bbs, run):
     assert res["recompute_bn"] == "all" and "recomputed in backward" in bbs.markdown(res)
 
 
+def test_half_batchnorm_inputs_change_no_device_call(bbs, run):
+    """--bn-saved float16: the same device calls and cycles as float32 (only what backward keeps changes), and
+    the report says so."""
+    bench = bbs.Bench("resnet20", 1, bn_saved="float16")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1), bbs.RssSampler() as sampler, \
+            bbs.DeviceProbe(bench.clock, sampler) as probe, bbs.set_hook(bench.clock):
+        rows = bbs.measure(bench, [3, 8], probe, progress=False)
+    for half, kept in zip(rows, run[1]):
+        assert half["device_calls"] == kept["device_calls"] and half["accel_s_by_class"] == kept["accel_s_by_class"]
+    memory = {"peak": 1 << 30, "host_peak": 1 << 29, "scratch": probe.scratch_bytes, "baseline": bench.baseline_rss}
+    res = bbs.summarise("resnet20", 1, rows, memory, "test", bn_saved="float16")
+    assert res["bn_saved"] == "float16" and "kept as float16" in bbs.markdown(res)
+
+
 def _iterations(bbs, conv_engine: bool, batch: int = 1, fws: tuple[int, ...] = (3, 8),
                 twin_limits: bool = False) -> tuple[list[dict], list[dict[str, torch.Tensor]]]:
     """resnet20 at ``batch`` (1), fw 3 then fw 8 (one SGD step each): the rows and each iteration's parameter

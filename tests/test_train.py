@@ -93,6 +93,24 @@ def test_recomputed_batchnorm_inputs_train_identically(tmp_path):
     assert runs["all"]["cycles"] > runs["none"]["cycles"]
 
 
+def test_half_batchnorm_inputs_are_part_of_the_run(tmp_path, capsys):
+    """--bn-saved float16: a run of its own (the summary says so; exact and accel:emu still agree bit for bit),
+    fixed on --resume."""
+    runs = {}
+    for backend in ("exact", "accel:emu"):
+        out = tmp_path / backend.replace(":", "-")
+        assert main(BASE + ["--iters", "2", "--cycles", "1", "--backend", backend, "--bn-saved", "float16",
+                            "--out", str(out), "--checkpoint-every", "1", "--stop-at", "1"]) == 0
+        assert main(["train", "--resume", str(out / "checkpoint.pt"), "--no-progress", "--threads", "1"]) == 0
+        runs[backend] = checkpoint.load(out / "checkpoint.pt")
+        assert json.loads((out / "summary.json").read_text())["bn_saved"] == "float16"
+    assert _same_state(runs["exact"]["model"], runs["accel:emu"]["model"])
+    out = tmp_path / "exact"
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out / "checkpoint.pt"), "--bn-saved", "float32", "--no-progress"]) == 2
+    assert "--bn-saved" in capsys.readouterr().err
+
+
 def test_recompute_bn_stages_need_a_cifar_resnet(tmp_path, capsys):
     assert main(BASE + ["--iters", "1", "--recompute-bn", "1", "--backend", "exact", "--out", str(tmp_path / "r")]) == 2
     assert "stages apply to the CIFAR ResNets" in capsys.readouterr().err

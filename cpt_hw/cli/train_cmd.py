@@ -11,13 +11,14 @@ from typing import Any
 
 from ..errors import CptHwError
 from ..schedules import DEFAULT_CYCLES, SCHEDULE_KINDS
+from ..train.config import BN_SAVED
 from ..train.data import DATASETS
 
 #: argparse destination -> TrainConfig field, for the options a user can give (all default to None so a
 #: resumed run can tell what was given on the command line).
 _FIELDS = ("model", "dataset", "data", "data_cache", "schedule", "bits", "grad_bits", "cycles", "shape",
            "epochs", "iters", "batch_size", "lr", "momentum", "weight_decay", "lr_steps", "backend", "preset",
-           "device", "fast", "recompute_bn", "threads", "seed", "out", "stop_at", "log_every", "eval_every",
+           "device", "fast", "recompute_bn", "bn_saved", "threads", "seed", "out", "stop_at", "log_every", "eval_every",
            "checkpoint_every", "eval_batch", "range_threshold", "range_steps", "progress")
 
 
@@ -80,6 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="BatchNorm inputs recomputed in backward instead of kept, on the integer CPU backends "
                         "(exact, accel:*): none (default), all, or ResNet stages such as 1 or 2,3.  Bit-exact; "
                         "less memory for a second forward GEMM per layer (docs/zc706-pynq.md, Memory)")
+    p.add_argument("--bn-saved", choices=BN_SAVED,
+                   help="how BatchNorm layers keep their input for backward: float32 (default) or float16: half "
+                        "the bytes of the largest saved tensors, the forward pass unchanged, a rounding in backward "
+                        "(docs/training.md, Memory; not on the CUDA fast path)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt, bit for bit")
     p.add_argument("--stop-at", type=int, metavar="ITER", help="stop (with a checkpoint) after this iteration")
     p.add_argument("--log-every", type=int, help="iterations per metrics line (default: 10)")

@@ -9,14 +9,22 @@ bytes per element, the largest saved tensors of a CIFAR ResNet next to the Batch
 (``torch.autograd.graph``'s per-tensor saved-tensor hooks): 1/32 of the memory, and bit-exact, since
 ``threshold_backward`` with the mask (1.0 where the original passes, 0.0 where it blocks) selects the same
 elements, NaN outputs included (``NaN <= 0`` is false, so they pass either way).
+
+:func:`keep_batchnorm_inputs_half` is the one lossy member: a BatchNorm's saved input (the convolution's
+output, float32, the largest saved tensors) kept as float16 -- half the bytes, what mixed-precision training keeps
+for BatchNorm -- for the backward pass only (the forward pass, its statistics and running averages are
+untouched).  The relative rounding (2^-11) is far below the noise of the 8-bit error quantization that follows in
+backward (bench/bench_bn_half.py measures both).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from .quant import is_channels_last
 
@@ -69,3 +77,57 @@ def keep_sign_only(x: torch.Tensor) -> bool:
         return False
     node.metadata[_MARK] = True
     return True
+
+
+#: Node metadata key marking a BatchNorm whose saved input is already kept as float16.
+_HALF_MARK = "cpt_hw.half_input"
+#: The largest finite float16: a tensor with a value beyond it is kept as it is (the cast would make it infinite).
+_HALF_MAX = torch.finfo(torch.float16).max
+
+
+class _Half(NamedTuple):
+    half: torch.Tensor
+    dtype: torch.dtype
+
+
+def _pack_half(t: torch.Tensor) -> _Half | torch.Tensor:
+    if t.dtype != torch.float32 or t.numel() == 0:
+        return t
+    d = t.detach()
+    # in memory order (a view): aminmax over a channels-last tensor's strides takes ~9x as long
+    lo, hi = torch.aminmax((d.permute(0, 2, 3, 1) if is_channels_last(d) else d).reshape(-1))
+    if max(-lo.item(), hi.item()) > _HALF_MAX:  # NaN compares false: kept in float16 as NaN, as it was
+        return t
+    return _Half(t.detach().to(torch.float16), t.dtype)   # laid out as t (preserve_format)
+
+
+def _unpack_half(s: _Half | torch.Tensor) -> torch.Tensor:
+    return s.half.to(s.dtype) if isinstance(s, _Half) else s
+
+
+def _half_hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    node = getattr(output, "grad_fn", None)
+    if node is None or type(node).__name__ != "NativeBatchNormBackward0" or node.metadata.get(_HALF_MARK):
+        return  # not training, or a BatchNorm kernel whose saved state differs
+    saved = getattr(node, "_raw_saved_input", None)
+    if saved is None:
+        return
+    try:
+        saved.register_hooks(_pack_half, _unpack_half)
+    except RuntimeError:  # hooks already: recomputed (cpt_hw.nn.recompute) or a saved_tensors_hooks context
+        return
+    node.metadata[_HALF_MARK] = True
+
+
+def keep_batchnorm_inputs_half(model: nn.Module, select: Callable[[str], bool] | None = None
+                               ) -> list[RemovableHandle]:
+    """Make the BatchNorm layers of ``model`` (those whose name ``select`` accepts; all by default) keep their
+    input for backward as float16 instead of float32 (``--bn-saved float16``).
+
+    Lossy, unlike the rest of this module: backward normalises the float16 copy with the forward's own mean and
+    inverse deviation, a relative rounding of at most 2^-11 per element.  A tensor with a value beyond float16's
+    range is kept as float32.  A BatchNorm that recomputes its input (:func:`cpt_hw.nn.recompute
+    .recompute_batchnorm_inputs`, whose hooks must then be registered first) keeps doing so.  Returns the forward
+    hooks' handles (``handle.remove()`` undoes it for later iterations)."""
+    return [m.register_forward_hook(_half_hook) for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and (select is None or select(name))]

@@ -28,6 +28,10 @@ RESUME_OVERRIDABLE = ("device", "threads", "backend", "preset", "out", "stop_at"
                       "checkpoint_every", "eval_batch", "data", "data_cache", "progress", "recompute_bn")
 
 
+#: How BatchNorm layers keep their input for backward (``--bn-saved``; cpt_hw.nn.saved).
+BN_SAVED = ("float32", "float16")
+
+
 class TrainConfigError(CptHwError, ValueError):
     """A training option breaks a rule; the message names the option."""
 
@@ -58,6 +62,7 @@ class TrainConfig:
     device: str = "cpu"
     fast: str = "auto"
     recompute_bn: str = "none"
+    bn_saved: str = "float32"
     threads: int | None = None
     seed: int = 0
     out: str = "runs/latest"
@@ -79,6 +84,11 @@ class TrainConfig:
         if self.recompute_bn != "none" and not self.backend.startswith(("exact", "accel")):
             raise TrainConfigError(f"--recompute-bn {self.recompute_bn}: only the integer backends (exact, accel:*) "
                                    f"recompute BatchNorm inputs; --backend {self.backend} keeps them")
+        if self.bn_saved not in BN_SAVED:
+            raise TrainConfigError(f"--bn-saved {self.bn_saved!r}: must be {' or '.join(BN_SAVED)}")
+        if self.bn_saved != "float32" and self.fast == "on":
+            raise TrainConfigError(f"--bn-saved {self.bn_saved}: not with --fast on (the CUDA fast path's graph "
+                                   "keeps BatchNorm's saved tensors itself); use --fast off")
         if self.schedule not in SCHEDULE_KINDS:
             raise TrainConfigError(f"--schedule {self.schedule!r}: unknown (known: {', '.join(SCHEDULE_KINDS)})")
         self._check_bits()

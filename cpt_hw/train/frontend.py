@@ -1,8 +1,8 @@
-"""The trainer's five touch points with the quantized front end (:mod:`cpt_hw.nn`, :mod:`cpt_hw.models`).
+"""The trainer's touch points with the quantized front end (:mod:`cpt_hw.nn`, :mod:`cpt_hw.models`).
 
-Kept in one place so the training loop reads as plain PyTorch: build a model, choose where its GEMMs run,
-set the precision once per iteration, read the accelerator's cycle counters, check the precision range a
-backend can run.
+Kept in one place so the training loop reads as plain PyTorch: build a model (and choose how its BatchNorms keep
+their inputs), choose where its GEMMs run, set the precision once per iteration, read the accelerator's cycle
+counters, check the precision range a backend can run.
 """
 
 from __future__ import annotations
@@ -33,6 +33,16 @@ def recompute_batchnorm_inputs(model: torch.nn.Module, stages: str) -> None:
     except ValueError as e:
         raise TrainConfigError(str(e)) from None
     _recompute(model, select)
+
+
+def keep_batchnorm_inputs(model: torch.nn.Module, dtype: str) -> None:
+    """``--bn-saved``: float32 (as torch keeps them) or float16 (:func:`cpt_hw.nn.saved.keep_batchnorm_inputs_half`;
+    half the bytes, lossy in backward only).  Call after :func:`recompute_batchnorm_inputs`: a recomputed input
+    stays recomputed."""
+    if dtype == "float32":
+        return
+    from ..nn.saved import keep_batchnorm_inputs_half
+    keep_batchnorm_inputs_half(model)
 
 
 def configure_backend(spec: str, preset: str) -> Any:

@@ -104,8 +104,12 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = frontend.build_model(cfg.model, self.data.num_classes).to(self.device)
         frontend.recompute_batchnorm_inputs(self.model, cfg.recompute_bn)
+        frontend.keep_batchnorm_inputs(self.model, cfg.bn_saved)
         bits = (2, self.top_bits()) if cfg.bits == "auto" else parse_bits_range(cfg.bits, "--bits")
         self.fast = fast_mode(cfg.fast, self.device, cfg.backend, bits, parse_bits_range(cfg.grad_bits, "--grad-bits"))
+        if self.fast and cfg.bn_saved != "float32":  # --fast auto chose it: the same rule as --fast on
+            raise TrainConfigError(f"--bn-saved {cfg.bn_saved}: not on the CUDA fast path (its graph keeps "
+                                   "BatchNorm's saved tensors itself); use --fast off")
         if self.fast and self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)  # NHWC convolutions: faster cuDNN kernels
         self.batches = Batches(self.data, cfg.batch_size, cfg.seed, rank=self.dist.rank, world=self.dist.world,
@@ -404,6 +408,7 @@ class Trainer:
             "bits": f"{self.bits[0]}-{self.bits[1]}", "grad_bits": cfg.grad_bits, "cycles": cfg.cycles,
             "iters": self.total, "epochs": self.total / self.batches.steps_per_epoch,
             "batch_size": cfg.batch_size, "seed": cfg.seed, "processes": self.dist.world,
+            **({"bn_saved": cfg.bn_saved} if cfg.bn_saved != "float32" else {}),
             "test_acc": self.state.last_eval["test_acc"], "test_loss": self.state.last_eval["test_loss"],
             "macs_per_sample": self.meter.macs_per_sample, "gbitops": self.meter.gbitops,
             "static_gbitops": static.static_gbitops, "static_bits": list(static.static_bits),

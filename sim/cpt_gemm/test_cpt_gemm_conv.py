@@ -605,15 +605,32 @@ def variants(tests: tuple[str, ...], *backpressure: bool) -> list[str]:
 TESTS = ("test_conv_fixed", "test_conv_random", "test_wgrad_fixed", "test_wgrad_random", "test_wgrad_prefetch",
          "test_conv_refused")
 DGRAD_TESTS = ("test_dgrad_fixed", "test_dgrad_random")
-#: (geometry, simulator, back-pressure variants).  Both simulators run every cocotb test with random back-pressure;
-#: Icarus, 4-5x slower here, runs the variants without it (the same calls, no stalls: the cycle checks, which
-#: Verilator makes too) only when slow tests are asked for, as the GEMM runners do (test_cpt_gemm.py).
+#: The cocotb tests `make test` runs on Icarus (4-5x slower here than Verilator), with random back-pressure: every
+#: op and kind of call -- forward calls, weight gradients cold and in prefetch chains, refusals, input gradients
+#: at both strides -- but not the longest random sets (test_wgrad_random, 250 s there; test_dgrad_fixed, 240 s),
+#: which Verilator runs on both geometries and the slow set on Icarus too.
+ICARUS_QUICK = {"fwd": ("test_conv_fixed", "test_conv_random", "test_wgrad_fixed", "test_wgrad_prefetch",
+                        "test_conv_refused"),
+                "dgrad": ("test_dgrad_random",)}
+#: (geometry, simulator, back-pressure variants, the cocotb tests: None for all).  Both simulators run cocotb tests
+#: with random back-pressure; Icarus runs the rest, and the variants without back-pressure (the same calls, no
+#: stalls: the cycle checks, which Verilator makes too), only when slow tests are asked for, as the GEMM runners do
+#: (test_cpt_gemm.py).
 SLOW = pytest.mark.slow
-RUNS = [pytest.param("sim_conv", "icarus", (True,), id="sim_conv-icarus-bp"),
-        pytest.param("sim_conv", "verilator", (False, True), id="sim_conv-verilator"),
-        pytest.param("simwide_conv", "verilator", (False, True), id="simwide_conv-verilator"),
-        pytest.param("sim_conv", "icarus", (False,), id="sim_conv-icarus-nobp", marks=SLOW),
-        pytest.param("simwide_conv", "icarus", (False, True), id="simwide_conv-icarus", marks=SLOW)]
+RUNS = [pytest.param("sim_conv", "icarus", (True,), "quick", id="sim_conv-icarus-bp"),
+        pytest.param("sim_conv", "verilator", (False, True), None, id="sim_conv-verilator"),
+        pytest.param("simwide_conv", "verilator", (False, True), None, id="simwide_conv-verilator"),
+        pytest.param("sim_conv", "icarus", (True,), "rest", id="sim_conv-icarus-bp-rest", marks=SLOW),
+        pytest.param("sim_conv", "icarus", (False,), None, id="sim_conv-icarus-nobp", marks=SLOW),
+        pytest.param("simwide_conv", "icarus", (False, True), None, id="simwide_conv-icarus", marks=SLOW)]
+
+
+def chosen(every: tuple[str, ...], op: str, subset: str | None) -> tuple[str, ...]:
+    """The cocotb tests of a runner: all of ``every``, Icarus' quick ones (ICARUS_QUICK[op]) or the rest."""
+    if subset is None:
+        return every
+    quick = ICARUS_QUICK[op]
+    return tuple(t for t in every if (t in quick) == (subset == "quick"))
 
 
 def mark_hits(records: list[dict]) -> list[dict]:
@@ -640,16 +657,20 @@ def off_the_model(cfg: HardwareConfig, records: list[dict]) -> list[tuple[str, i
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("geometry, simulator, backpressure", RUNS)
-def test_cpt_gemm_conv(simulator: str, geometry: str, backpressure: tuple[bool, ...]) -> None:
+@pytest.mark.parametrize("geometry, simulator, backpressure, subset", RUNS)
+def test_cpt_gemm_conv(simulator: str, geometry: str, backpressure: tuple[bool, ...], subset: str | None) -> None:
     """Forward and weight-gradient conv calls on the twin, bit-exact against the emulator; refused calls; a GEMM
-    call of a config with the engine.  ``backpressure``: the cocotb tests' variants run."""
+    call of a config with the engine.  ``backpressure``: the cocotb tests' variants run; ``subset``: see RUNS."""
     from sim.cpt_gemm.test_cpt_gemm import compare_with_model  # here: its cocotb tests stay out of this module
-    tests = variants(TESTS, *backpressure)
+    tests = variants(chosen(TESTS, "fwd", subset), *backpressure)
     v = len(backpressure)
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
     assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
     mark_hits(result.records)
+    if subset is not None:  # every call was checked bit-exact in its cocotb test; the counts below are of all tests
+        names = {r["name"].split("/")[0] for r in result.records if r.get("op") in ("fwd", "wgrad")}
+        assert names >= {t for t in chosen(TESTS, "fwd", subset) if t != "test_conv_refused"}, names
+        return
     ran = [r for r in result.records if r.get("op") == "fwd"]
     assert len(ran) >= v * (9 + 16 + 1 + 2) and all(r["cycles"] > 0 for r in ran)
     assert {(r["stride"], r["padding"], r["kh"]) for r in ran} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
@@ -697,14 +718,19 @@ def test_cpt_gemm_conv_sums_on_a_64_bit_bus() -> None:
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("geometry, simulator, backpressure", RUNS)
-def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str, backpressure: tuple[bool, ...]) -> None:
+@pytest.mark.parametrize("geometry, simulator, backpressure, subset", RUNS)
+def test_cpt_gemm_conv_dgrad(simulator: str, geometry: str, backpressure: tuple[bool, ...], subset: str | None) -> None:
     """Input-gradient conv calls at stride 1 and 2 on the twin, bit-exact against the emulator.
-    ``backpressure``: the cocotb tests' variants run."""
-    tests = variants(DGRAD_TESTS, *backpressure) + (["test_dgrad_sizes"] if simulator == "verilator" else [])
+    ``backpressure``: the cocotb tests' variants run; ``subset``: see RUNS."""
+    tests = variants(chosen(DGRAD_TESTS, "dgrad", subset), *backpressure) \
+        + (["test_dgrad_sizes"] if simulator == "verilator" else [])
     v = len(backpressure)
     result = runner.run(config(geometry), simulator, __file__, testcase=tests)
     assert len(result.tests) == len(tests), f"{len(result.tests)} of {len(tests)} cocotb tests ran"
+    if subset is not None:  # bit-exact in its cocotb tests; the counts below are of all tests
+        strides = {r["stride"] for r in result.records if r.get("op") == "dgrad"}
+        assert strides == {1, 2} or subset == "rest", f"input gradients at strides {strides} only"
+        return
     dgrad = [r for r in result.records if r.get("op") == "dgrad" and not r["name"].startswith("test_dgrad_sizes")]
     assert len(dgrad) == v * (9 + len(stride2_dgrad(config(geometry))) + 16) and all(r["cycles"] > 0 for r in dgrad)
     assert {(r["stride"], r["padding"], r["kh"]) for r in dgrad} >= {(s, p, k) for s in (1, 2) for p in (0, 1)
