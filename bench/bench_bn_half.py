@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -104,6 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--subset", type=int, default=10000, help="train on a fixed random N images (default 10000)")
     p.add_argument("--fw", type=int, nargs="+", default=[3, 8], help="forward precisions (default 3 8)")
     p.add_argument("--draws", type=int, default=3, help="other noise draws averaged (default 3)")
+    p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "bn_half",
                    help="output path without suffix (default docs/results/bn_half)")
     args = p.parse_args(argv)
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     batches = Batches(data, 128, seed=0)
     with cnn.precision(fw=0, bw=0):   # float pre-training: the gradients of a network that has learnt something
-        for step in range(args.pretrain):
+        for step in tqdm(range(args.pretrain), desc="float pre-training", disable=args.no_progress):
             xb, yb = batches.get(step)
             opt.zero_grad()
             F.cross_entropy(model(xb), yb).backward()
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     cnn.set_backend(model, "exact")
     x, y = Batches(data, args.batch, seed=1).get(0)
     rows = []
-    for fw in args.fw:
+    for fw in tqdm(args.fw, desc="precisions (4 + draws gradients each)", disable=args.no_progress):
         rows.append(measure(model, x, y, fw, args.draws))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "layers"}), flush=True)
     command = "python bench/bench_bn_half.py " + " ".join(argv if argv is not None else sys.argv[1:])

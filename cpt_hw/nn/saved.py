@@ -98,7 +98,7 @@ def _pack_half(t: torch.Tensor) -> _Half | torch.Tensor:
     lo, hi = torch.aminmax((d.permute(0, 2, 3, 1) if is_channels_last(d) else d).reshape(-1))
     if max(-lo.item(), hi.item()) > _HALF_MAX:  # NaN compares false: kept in float16 as NaN, as it was
         return t
-    return _Half(t.detach().to(torch.float16), t.dtype)   # laid out as t (preserve_format)
+    return _Half(d.to(torch.float16), t.dtype)   # laid out as t (preserve_format)
 
 
 def _unpack_half(s: _Half | torch.Tensor) -> torch.Tensor:
