@@ -24,6 +24,7 @@ from torch.utils.hooks import RemovableHandle
 
 from .integer import _forward_output, _IntegerGemm, saved_codes
 from .quant import QParams
+from .saved import hook_saved, on_batchnorms
 
 #: Node metadata key marking a BatchNorm node whose saved input is already a recompute token.
 _MARK = "cpt_hw.recompute"
@@ -53,17 +54,10 @@ def _hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Ten
     node, source = output.grad_fn, inputs[0].grad_fn
     if node is None or not isinstance(source, _BACKWARD) or type(node).__name__ != "NativeBatchNormBackward0":
         return  # not training, not after an integer layer, or a BatchNorm kernel whose saved state differs
-    if node.metadata.get(_MARK) or inputs[0].device.type != "cpu":
-        return
-    saved = getattr(node, "_raw_saved_input", None)
-    if saved is None:
+    if inputs[0].device.type != "cpu":
         return
     shape = inputs[0].shape
-    try:
-        saved.register_hooks(lambda t: _Token(source, shape), _recompute)
-    except RuntimeError:  # hooks of its own already (a torch.autograd.graph.saved_tensors_hooks context)
-        return
-    node.metadata[_MARK] = True
+    hook_saved(node, "_raw_saved_input", _MARK, lambda t: _Token(source, shape), _recompute)
 
 
 def recompute_batchnorm_inputs(model: nn.Module, select: Callable[[str], bool] | None = None
@@ -74,11 +68,7 @@ def recompute_batchnorm_inputs(model: nn.Module, select: Callable[[str], bool] |
     Returns the forward hooks' handles (``handle.remove()`` undoes it for later iterations).  Bit-exact:
     gradients, BatchNorm statistics and parameters are identical with and without (tests/test_nn_recompute.py);
     each recomputed layer runs its forward GEMM twice per iteration."""
-    handles = []
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (select is None or select(name)):
-            handles.append(m.register_forward_hook(_hook))
-    return handles
+    return on_batchnorms(model, _hook, select)
 
 
 def stage_selector(model: nn.Module, spec: str) -> Callable[[str], bool] | None:

@@ -19,7 +19,7 @@ backward (bench/bench_bn_half.py measures both).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -62,21 +62,39 @@ def _unpack(s: _Signs) -> torch.Tensor:
     return bits.reshape(s.shape).to(s.dtype)
 
 
+def hook_saved(node: torch.autograd.graph.Node, attr: str, mark: str, pack: Callable[[torch.Tensor], Any],
+               unpack: Callable[[Any], torch.Tensor]) -> bool:
+    """Give an autograd node's saved tensor ``attr`` (``_raw_saved_result``, ``_raw_saved_input``) the hooks
+    ``pack``/``unpack``, once: the node is marked ``mark`` in its metadata.  Returns whether it did (False: marked
+    already, a torch whose node saves something else, or hooks of its own already -- a
+    torch.autograd.graph.saved_tensors_hooks context or another of this package's)."""
+    if node.metadata.get(mark):
+        return False
+    saved = getattr(node, attr, None)
+    if saved is None:
+        return False
+    try:
+        saved.register_hooks(pack, unpack)
+    except RuntimeError:
+        return False
+    node.metadata[mark] = True
+    return True
+
+
+def on_batchnorms(model: nn.Module, hook: Callable[..., None], select: Callable[[str], bool] | None
+                  ) -> list[RemovableHandle]:
+    """``hook`` as a forward hook of every BatchNorm of ``model`` whose name ``select`` accepts (all: None)."""
+    return [m.register_forward_hook(hook) for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and (select is None or select(name))]
+
+
 def keep_sign_only(x: torch.Tensor) -> bool:
     """If ``x`` came out of a ReLU, make that ReLU's backward keep one bit per element instead of ``x``.
     Returns whether it did (False: not a ReLU output, or already done)."""
     node = x.grad_fn
-    if node is None or type(node).__name__ != "ReluBackward0" or node.metadata.get(_MARK):
+    if node is None or type(node).__name__ != "ReluBackward0":
         return False
-    saved = getattr(node, "_raw_saved_result", None)
-    if saved is None:  # a torch whose ReLU node saves something else: leave it alone
-        return False
-    try:
-        saved.register_hooks(_pack, _unpack)
-    except RuntimeError:  # hooks of its own already (a torch.autograd.graph.saved_tensors_hooks context)
-        return False
-    node.metadata[_MARK] = True
-    return True
+    return hook_saved(node, "_raw_saved_result", _MARK, _pack, _unpack)
 
 
 #: Node metadata key marking a BatchNorm whose saved input is already kept as float16.
@@ -107,16 +125,9 @@ def _unpack_half(s: _Half | torch.Tensor) -> torch.Tensor:
 
 def _half_hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
     node = getattr(output, "grad_fn", None)
-    if node is None or type(node).__name__ != "NativeBatchNormBackward0" or node.metadata.get(_HALF_MARK):
+    if node is None or type(node).__name__ != "NativeBatchNormBackward0":
         return  # not training, or a BatchNorm kernel whose saved state differs
-    saved = getattr(node, "_raw_saved_input", None)
-    if saved is None:
-        return
-    try:
-        saved.register_hooks(_pack_half, _unpack_half)
-    except RuntimeError:  # hooks already: recomputed (cpt_hw.nn.recompute) or a saved_tensors_hooks context
-        return
-    node.metadata[_HALF_MARK] = True
+    hook_saved(node, "_raw_saved_input", _HALF_MARK, _pack_half, _unpack_half)  # not when recomputed already
 
 
 def keep_batchnorm_inputs_half(model: nn.Module, select: Callable[[str], bool] | None = None
@@ -129,5 +140,4 @@ def keep_batchnorm_inputs_half(model: nn.Module, select: Callable[[str], bool] |
     range is kept as float32.  A BatchNorm that recomputes its input (:func:`cpt_hw.nn.recompute
     .recompute_batchnorm_inputs`, whose hooks must then be registered first) keeps doing so.  Returns the forward
     hooks' handles (``handle.remove()`` undoes it for later iterations)."""
-    return [m.register_forward_hook(_half_hook) for name, m in model.named_modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and (select is None or select(name))]
+    return on_batchnorms(model, _half_hook, select)
